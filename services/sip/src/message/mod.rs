@@ -1,0 +1,134 @@
+//! The SIP message model shared by every Holdfast service.
+//!
+//! rsip 0.4 is the message model the design asks for, but it cannot represent what real phones send
+//! (extension methods, tel: URIs, IPv6 hosts, comma-joined header values) and it writes wrong
+//! reason phrases. So the model here is ours; it reuses rsip's `Method` for the methods rsip knows
+//! (see `method.rs`) and keeps header values as text, parsed on demand by the typed headers in
+//! `via.rs`, `name_addr.rs` and `cseq.rs`.
+mod cseq;
+mod header;
+mod method;
+mod name_addr;
+mod params;
+mod reason;
+mod uri;
+mod via;
+
+pub use cseq::CSeq;
+pub use header::{Header, HeaderName, Headers};
+pub use method::Method;
+pub use name_addr::NameAddr;
+pub use params::Params;
+pub use reason::reason_phrase;
+pub use uri::{Host, SipUri, TelUri, Uri};
+pub use via::Via;
+
+/// A header value that could not be parsed into its typed form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    #[error("missing {0} header")]
+    Missing(&'static str),
+    #[error("malformed {header} header: {why}")]
+    Malformed { header: &'static str, why: String },
+}
+
+impl HeaderError {
+    pub fn malformed(header: &'static str, why: impl Into<String>) -> Self {
+        HeaderError::Malformed { header, why: why.into() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub method: Method,
+    pub uri: Uri,
+    pub headers: Headers,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub reason: String,
+    pub headers: Headers,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    Request(Request),
+    Response(Response),
+}
+
+impl Message {
+    pub fn headers(&self) -> &Headers {
+        match self {
+            Message::Request(r) => &r.headers,
+            Message::Response(r) => &r.headers,
+        }
+    }
+
+    pub fn headers_mut(&mut self) -> &mut Headers {
+        match self {
+            Message::Request(r) => &mut r.headers,
+            Message::Response(r) => &mut r.headers,
+        }
+    }
+
+    pub fn body(&self) -> &[u8] {
+        match self {
+            Message::Request(r) => &r.body,
+            Message::Response(r) => &r.body,
+        }
+    }
+}
+
+impl Request {
+    pub fn new(method: Method, uri: Uri) -> Self {
+        Request { method, uri, headers: Headers::default(), body: Vec::new() }
+    }
+
+    /// A response to this request with the headers RFC 3261 §8.2.6.2 copies (Via, From, To,
+    /// Call-ID, CSeq; Record-Route for 18x/2xx is the caller's business).
+    pub fn response(&self, status: u16) -> Response {
+        let mut headers = Headers::default();
+        for name in [HeaderName::Via, HeaderName::From, HeaderName::To, HeaderName::CallId, HeaderName::CSeq] {
+            for h in self.headers.iter().filter(|h| h.name == name) {
+                headers.push(h.clone());
+            }
+        }
+        Response { status, reason: reason_phrase(status).to_string(), headers, body: Vec::new() }
+    }
+}
+
+impl Response {
+    pub fn new(status: u16) -> Self {
+        Response { status, reason: reason_phrase(status).to_string(), headers: Headers::default(), body: Vec::new() }
+    }
+}
+
+/// Typed access to the headers every transaction and dialog needs.
+macro_rules! common_accessors {
+    ($t:ty) => {
+        impl $t {
+            pub fn call_id(&self) -> Result<&str, HeaderError> {
+                self.headers.get(&HeaderName::CallId).ok_or(HeaderError::Missing("Call-ID"))
+            }
+            pub fn cseq(&self) -> Result<CSeq, HeaderError> {
+                CSeq::parse(self.headers.get(&HeaderName::CSeq).ok_or(HeaderError::Missing("CSeq"))?)
+            }
+            /// The topmost Via (the first value of the first Via header).
+            pub fn top_via(&self) -> Result<Via, HeaderError> {
+                Via::parse(self.headers.get(&HeaderName::Via).ok_or(HeaderError::Missing("Via"))?)
+            }
+            pub fn from_header(&self) -> Result<NameAddr, HeaderError> {
+                NameAddr::parse(self.headers.get(&HeaderName::From).ok_or(HeaderError::Missing("From"))?)
+            }
+            pub fn to_header(&self) -> Result<NameAddr, HeaderError> {
+                NameAddr::parse(self.headers.get(&HeaderName::To).ok_or(HeaderError::Missing("To"))?)
+            }
+        }
+    };
+}
+common_accessors!(Request);
+common_accessors!(Response);
