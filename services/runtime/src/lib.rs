@@ -1,0 +1,6 @@
+//! Service plumbing shared by sba-registrar, sba-mediation and sba-gateway.
+mod logging;
+mod notify;
+
+pub use logging::init_logging;
+pub use notify::{Notifier, NotifyError};
