@@ -1,0 +1,101 @@
+//! One registered contact of an address of record, and how contacts are compared.
+use holdfast_sip::message::{Host, SipUri, Uri};
+use std::net::SocketAddr;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Binding {
+    /// `sip:user@domain`.
+    pub aor: String,
+    /// The Contact URI as the phone sent it.
+    pub contact: String,
+    /// RFC 5626 `+sip.instance` (with its quotes and angle brackets removed).
+    pub instance: Option<String>,
+    pub reg_id: Option<u32>,
+    pub call_id: String,
+    pub cseq: u32,
+    /// The q-value as written (`0.5`), echoed verbatim.
+    pub q: Option<String>,
+    /// Unix seconds.
+    pub expires_at: u64,
+    /// RFC 3327 Path values, in order.
+    pub path: Vec<String>,
+    pub source: SocketAddr,
+    /// `udp` or `tcp`: how the phone reached us, which is how we reach it.
+    pub transport: String,
+    pub user_agent: Option<String>,
+}
+
+impl Binding {
+    /// The Contact value listed in a 200 OK: the URI with its remaining expiry and the parameters
+    /// the phone registered with.
+    pub fn contact_value(&self, now: u64) -> String {
+        let mut v = format!("<{}>;expires={}", self.contact, self.expires_at.saturating_sub(now));
+        if let Some(q) = &self.q {
+            v.push_str(";q=");
+            v.push_str(q);
+        }
+        if let Some(i) = &self.instance {
+            v.push_str(";+sip.instance=\"<");
+            v.push_str(i);
+            v.push_str(">\"");
+        }
+        if let Some(r) = self.reg_id {
+            v.push_str(&format!(";reg-id={r}"));
+        }
+        v
+    }
+}
+
+/// RFC 3261 §19.1.4 equality, reduced to a key: scheme, user (case-sensitive), host
+/// (case-insensitive), port as written, and the parameters that must match when present.
+pub fn contact_key(uri: &Uri) -> String {
+    match uri {
+        Uri::Sip(SipUri { secure, user, host, port, params, .. }) => {
+            let mut key = String::with_capacity(64);
+            key.push_str(if *secure { "sips:" } else { "sip:" });
+            if let Some(u) = user {
+                key.push_str(u);
+                key.push('@');
+            }
+            match host {
+                Host::Domain(d) => key.push_str(&d.to_ascii_lowercase()),
+                Host::V4(a) => key.push_str(&a.to_string()),
+                Host::V6(a) => key.push_str(&format!("[{a}]")),
+            }
+            if let Some(p) = port {
+                key.push_str(&format!(":{p}"));
+            }
+            for name in ["transport", "user", "method", "ttl", "maddr"] {
+                if let Some(v) = params.get(name) {
+                    key.push(';');
+                    key.push_str(name);
+                    if let Some(v) = v {
+                        key.push('=');
+                        key.push_str(&v.to_ascii_lowercase());
+                    }
+                }
+            }
+            key
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The address of record a To URI names: `sip:user@domain`, without port or parameters.
+pub fn aor_of(uri: &Uri) -> Option<String> {
+    match uri {
+        Uri::Sip(SipUri { user: Some(user), host: Host::Domain(d), .. }) => {
+            Some(format!("sip:{user}@{}", d.to_ascii_lowercase()))
+        }
+        Uri::Sip(SipUri { user: Some(user), host, .. }) => Some(format!("sip:{user}@{}", host_text(host))),
+        _ => None,
+    }
+}
+
+fn host_text(host: &Host) -> String {
+    match host {
+        Host::Domain(d) => d.to_ascii_lowercase(),
+        Host::V4(a) => a.to_string(),
+        Host::V6(a) => format!("[{a}]"),
+    }
+}

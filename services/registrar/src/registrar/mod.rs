@@ -1,0 +1,292 @@
+//! The registrar of RFC 3261 §10.3 as a sans-IO core: it holds the bindings, decides what a
+//! REGISTER (already authenticated) does to them, and says which changes must reach the disk
+//! before the answer may go out. Time comes in as unix seconds.
+mod binding;
+
+pub use binding::{aor_of, contact_key, Binding};
+
+use holdfast_sip::message::{HeaderName, NameAddr, Request, Response};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+/// Option tags this registrar implements (RFC 3327 path, RFC 5626 outbound).
+const SUPPORTED: &[&str] = &["path", "outbound"];
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub min_expires: u32,
+    pub max_expires: u32,
+    pub default_expires: u32,
+}
+
+/// A change the store must commit before the REGISTER is answered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    Upsert(Binding),
+    Remove { aor: String, contact: String },
+}
+
+/// What to do with a REGISTER.
+#[derive(Debug)]
+pub enum Decision {
+    /// Answer now: nothing changed (a query, or a refusal).
+    Reply(Response),
+    /// Commit `changes`, then send `response`; if the commit fails, `undo` restores the AOR.
+    Commit { changes: Vec<Change>, response: Response, undo: Undo },
+}
+
+/// The bindings an AOR had before a change, to put back when its commit fails.
+#[derive(Debug)]
+pub struct Undo {
+    aor: String,
+    before: Vec<Binding>,
+}
+
+/// Where a REGISTER came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Source {
+    pub addr: SocketAddr,
+    pub tcp: bool,
+}
+
+pub struct Registrar {
+    limits: Limits,
+    bindings: HashMap<String, Vec<Binding>>,
+}
+
+impl Registrar {
+    pub fn new(limits: Limits, loaded: Vec<Binding>) -> Registrar {
+        let mut bindings: HashMap<String, Vec<Binding>> = HashMap::new();
+        for b in loaded {
+            bindings.entry(b.aor.clone()).or_default().push(b);
+        }
+        Registrar { limits, bindings }
+    }
+
+    pub fn lookup(&self, aor: &str, now: u64) -> Vec<&Binding> {
+        let mut v: Vec<&Binding> =
+            self.bindings.get(aor).map(|v| v.iter().filter(|b| b.expires_at > now).collect()).unwrap_or_default();
+        // Highest q first (RFC 3261 §16.6: q orders the targets).
+        v.sort_by(|a, b| q_of(b).total_cmp(&q_of(a)));
+        v
+    }
+
+    pub fn binding_count(&self) -> usize {
+        self.bindings.values().map(Vec::len).sum()
+    }
+
+    /// Decides a REGISTER for `aor` (the caller has authenticated it for that AOR).
+    pub fn register(&mut self, req: &Request, aor: &str, source: Source, now: u64) -> Decision {
+        match self.plan(req, aor, source, now) {
+            Ok(None) => Decision::Reply(self.ok(req, aor, now)),
+            Ok(Some((changes, after))) => {
+                let before = self.bindings.insert(aor.to_string(), after).unwrap_or_default();
+                if self.bindings.get(aor).is_some_and(Vec::is_empty) {
+                    self.bindings.remove(aor);
+                }
+                let response = self.ok(req, aor, now);
+                Decision::Commit { changes, response, undo: Undo { aor: aor.to_string(), before } }
+            }
+            Err(response) => Decision::Reply(response),
+        }
+    }
+
+    pub fn undo(&mut self, undo: Undo) {
+        if undo.before.is_empty() {
+            self.bindings.remove(&undo.aor);
+        } else {
+            self.bindings.insert(undo.aor, undo.before);
+        }
+    }
+
+    /// Drops bindings whose time is up; the returned changes clear them from the store.
+    pub fn expire(&mut self, now: u64) -> Vec<Change> {
+        let mut gone = Vec::new();
+        self.bindings.retain(|_, list| {
+            list.retain(|b| {
+                let alive = b.expires_at > now;
+                if !alive {
+                    gone.push(Change::Remove { aor: b.aor.clone(), contact: b.contact.clone() });
+                }
+                alive
+            });
+            !list.is_empty()
+        });
+        gone
+    }
+
+    /// The new binding list of `aor` and the changes that lead to it, or None for a query, or the
+    /// refusal to send.
+    #[allow(clippy::type_complexity)]
+    fn plan(
+        &self,
+        req: &Request,
+        aor: &str,
+        source: Source,
+        now: u64,
+    ) -> Result<Option<(Vec<Change>, Vec<Binding>)>, Response> {
+        let unsupported: Vec<&str> = req
+            .headers
+            .get_all(&HeaderName::Require)
+            .filter(|tag| !SUPPORTED.iter().any(|s| s.eq_ignore_ascii_case(tag.trim())))
+            .collect();
+        if !unsupported.is_empty() {
+            let mut r = req.response(420);
+            r.headers.add(HeaderName::Unsupported, unsupported.join(", "));
+            return Err(r);
+        }
+        let call_id = req.call_id().map_err(|e| bad(req, &e.to_string()))?.to_string();
+        let cseq = req.cseq().map_err(|e| bad(req, &e.to_string()))?.seq;
+        let header_expires = match req.headers.get(&HeaderName::Expires) {
+            Some(v) => Some(v.trim().parse::<u32>().map_err(|_| bad(req, "malformed Expires"))?),
+            None => None,
+        };
+        let contacts: Vec<&str> = req.headers.get_all(&HeaderName::Contact).collect();
+        if contacts.is_empty() {
+            return Ok(None);
+        }
+        let current = self.bindings.get(aor).cloned().unwrap_or_default();
+
+        if contacts.iter().any(|c| c.trim() == "*") {
+            if contacts.len() != 1 || header_expires != Some(0) {
+                return Err(bad(req, "Contact: * needs Expires: 0 and no other contact"));
+            }
+            if current.iter().any(|b| b.call_id == call_id && cseq <= b.cseq) {
+                return Err(out_of_order(req));
+            }
+            let changes = current
+                .iter()
+                .map(|b| Change::Remove { aor: aor.to_string(), contact: b.contact.clone() })
+                .collect();
+            return Ok(Some((changes, Vec::new())));
+        }
+
+        let path: Vec<String> = req.headers.get_all(&HeaderName::Path).map(str::to_string).collect();
+        let user_agent = req.headers.get(&HeaderName::UserAgent).map(str::to_string);
+        let mut after = current.clone();
+        let mut changes = Vec::new();
+        for value in contacts {
+            let contact = NameAddr::parse(value).map_err(|e| bad(req, &e.to_string()))?;
+            let expires = match contact.params.get("expires") {
+                Some(Some(v)) => v.trim().parse::<u32>().map_err(|_| bad(req, "malformed Contact expires"))?,
+                Some(None) => return Err(bad(req, "malformed Contact expires")),
+                None => header_expires.unwrap_or(self.limits.default_expires),
+            };
+            if expires != 0 && expires < self.limits.min_expires {
+                let mut r = req.response(423);
+                r.headers.add(HeaderName::MinExpires, self.limits.min_expires.to_string());
+                return Err(r);
+            }
+            let expires = expires.min(self.limits.max_expires);
+            let q = match contact.params.value("q") {
+                Some(q) if valid_q(q) => Some(q.to_string()),
+                Some(_) => return Err(bad(req, "malformed q-value")),
+                None => None,
+            };
+            let instance = contact.params.value("+sip.instance").map(unquote_instance);
+            let reg_id = match contact.params.value("reg-id") {
+                Some(v) => Some(v.parse::<u32>().map_err(|_| bad(req, "malformed reg-id"))?),
+                None => None,
+            };
+            let key = contact_key(&contact.uri);
+            let uri_text = contact.uri.to_string();
+            // RFC 5626 §6: an instance (with its reg-id) names the flow, whatever its URI now is.
+            let existing = after.iter().position(|b| match (&instance, &b.instance) {
+                (Some(i), Some(bi)) => i == bi && reg_id == b.reg_id,
+                _ => b.instance.is_none() && binding_key(b) == key,
+            });
+            if let Some(at) = existing {
+                let old = &after[at];
+                if old.call_id == call_id && cseq <= old.cseq {
+                    return Err(out_of_order(req));
+                }
+                let old = after.remove(at);
+                changes.push(Change::Remove { aor: aor.to_string(), contact: old.contact });
+            }
+            if expires == 0 {
+                continue;
+            }
+            let binding = Binding {
+                aor: aor.to_string(),
+                contact: uri_text,
+                instance,
+                reg_id,
+                call_id: call_id.clone(),
+                cseq,
+                q,
+                expires_at: now + u64::from(expires),
+                path: path.clone(),
+                source: source.addr,
+                transport: if source.tcp { "tcp" } else { "udp" }.to_string(),
+                user_agent: user_agent.clone(),
+            };
+            // An upsert of the same contact supersedes its removal.
+            changes.retain(|c| !matches!(c, Change::Remove { contact, .. } if *contact == binding.contact));
+            changes.push(Change::Upsert(binding.clone()));
+            after.push(binding);
+        }
+        Ok(Some((changes, after)))
+    }
+
+    /// 200 OK listing every current binding of the AOR with its remaining expiry (§10.3 step 8).
+    fn ok(&self, req: &Request, aor: &str, now: u64) -> Response {
+        let mut r = req.response(200);
+        let bindings = self.lookup(aor, now);
+        for b in &bindings {
+            r.headers.add(HeaderName::Contact, b.contact_value(now));
+        }
+        for p in req.headers.get_all(&HeaderName::Path) {
+            r.headers.add(HeaderName::Path, p);
+        }
+        let outbound = bindings.iter().any(|b| b.reg_id.is_some())
+            && req.headers.get_all(&HeaderName::Supported).any(|s| s.trim().eq_ignore_ascii_case("outbound"));
+        if outbound {
+            r.headers.add(HeaderName::Require, "outbound");
+        }
+        r.headers.add(HeaderName::Supported, SUPPORTED.join(", "));
+        r
+    }
+}
+
+fn binding_key(b: &Binding) -> String {
+    match holdfast_sip::message::Uri::parse(&b.contact) {
+        Ok(uri) => contact_key(&uri),
+        Err(_) => b.contact.clone(),
+    }
+}
+
+fn q_of(b: &Binding) -> f32 {
+    b.q.as_deref().and_then(|q| q.parse().ok()).unwrap_or(1.0)
+}
+
+/// RFC 3261 §20.10: qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ).
+fn valid_q(q: &str) -> bool {
+    let (int, frac) = q.split_once('.').unwrap_or((q, ""));
+    frac.len() <= 3
+        && frac.bytes().all(|b| b.is_ascii_digit())
+        && match int {
+            "0" => true,
+            "1" => frac.bytes().all(|b| b == b'0'),
+            _ => false,
+        }
+}
+
+fn unquote_instance(v: &str) -> String {
+    v.trim_matches('"').trim_start_matches('<').trim_end_matches('>').to_string()
+}
+
+fn bad(req: &Request, why: &str) -> Response {
+    let mut r = req.response(400);
+    r.reason = format!("Bad Request ({why})");
+    r
+}
+
+/// §10.3 step 7: a request whose CSeq is not above the binding's, in the same Call-ID, is stale.
+fn out_of_order(req: &Request) -> Response {
+    let mut r = req.response(400);
+    r.reason = "Bad Request (CSeq out of order)".to_string();
+    r
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,170 @@
+use super::*;
+use holdfast_sip::message::{Method, Uri};
+
+const NOW: u64 = 1_000_000;
+
+fn registrar() -> Registrar {
+    Registrar::new(Limits { min_expires: 60, max_expires: 3600, default_expires: 1800 }, Vec::new())
+}
+
+fn register(call_id: &str, cseq: u32, contacts: &[&str], expires: Option<&str>) -> Request {
+    let mut r = Request::new(Method::REGISTER, Uri::parse("sip:branch.local").unwrap());
+    r.headers.add(HeaderName::Via, "SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-1");
+    r.headers.add(HeaderName::From, "<sip:alice@branch.local>;tag=a");
+    r.headers.add(HeaderName::To, "<sip:alice@branch.local>");
+    r.headers.add(HeaderName::CallId, call_id);
+    r.headers.add(HeaderName::CSeq, format!("{cseq} REGISTER"));
+    for c in contacts {
+        r.headers.add(HeaderName::Contact, *c);
+    }
+    if let Some(e) = expires {
+        r.headers.add(HeaderName::Expires, e);
+    }
+    r
+}
+
+fn src() -> Source {
+    Source { addr: "192.0.2.10:5060".parse().unwrap(), tcp: false }
+}
+
+const AOR: &str = "sip:alice@branch.local";
+
+fn commit(reg: &mut Registrar, req: &Request) -> (Vec<Change>, Response) {
+    match reg.register(req, AOR, src(), NOW) {
+        Decision::Commit { changes, response, .. } => (changes, response),
+        Decision::Reply(r) => panic!("expected a commit, got {} {}", r.status, r.reason),
+    }
+}
+
+fn reply(reg: &mut Registrar, req: &Request) -> Response {
+    match reg.register(req, AOR, src(), NOW) {
+        Decision::Reply(r) => r,
+        Decision::Commit { response, .. } => panic!("expected a reply, got commit {}", response.status),
+    }
+}
+
+#[test]
+fn two_contacts_listed_with_remaining_expiry() {
+    let mut reg = registrar();
+    let req = register("c1", 1, &["<sip:alice@192.0.2.10>;q=0.5", "<sip:alice@192.0.2.11>;expires=120"], Some("600"));
+    let (changes, resp) = commit(&mut reg, &req);
+    assert_eq!(resp.status, 200);
+    assert_eq!(changes.len(), 2);
+    let contacts: Vec<&str> = resp.headers.get_all(&HeaderName::Contact).collect();
+    assert_eq!(contacts.len(), 2);
+    assert!(contacts.contains(&"<sip:alice@192.0.2.10>;expires=600;q=0.5"), "{contacts:?}");
+    assert!(contacts.contains(&"<sip:alice@192.0.2.11>;expires=120"), "{contacts:?}");
+    // Highest q first in lookups.
+    assert_eq!(reg.lookup(AOR, NOW)[0].contact, "sip:alice@192.0.2.11");
+}
+
+#[test]
+fn too_brief_gets_423_with_min_expires() {
+    let mut reg = registrar();
+    let r = reply(&mut reg, &register("c1", 1, &["<sip:alice@192.0.2.10>"], Some("30")));
+    assert_eq!(r.status, 423);
+    assert_eq!(r.headers.get(&HeaderName::MinExpires), Some("60"));
+    assert_eq!(reg.binding_count(), 0);
+}
+
+#[test]
+fn long_expiry_is_capped() {
+    let mut reg = registrar();
+    let (_, r) = commit(&mut reg, &register("c1", 1, &["<sip:alice@192.0.2.10>"], Some("99999")));
+    assert_eq!(r.headers.get(&HeaderName::Contact), Some("<sip:alice@192.0.2.10>;expires=3600"));
+}
+
+#[test]
+fn refresh_then_out_of_order_refused() {
+    let mut reg = registrar();
+    commit(&mut reg, &register("c1", 5, &["<sip:alice@192.0.2.10>"], Some("600")));
+    let (changes, _) = commit(&mut reg, &register("c1", 6, &["<sip:alice@192.0.2.10>"], Some("900")));
+    assert_eq!(changes.len(), 1, "a refresh is one upsert: {changes:?}");
+    assert_eq!(reg.lookup(AOR, NOW)[0].expires_at, NOW + 900);
+    let r = reply(&mut reg, &register("c1", 6, &["<sip:alice@192.0.2.10>"], Some("60")));
+    assert_eq!(r.status, 400);
+    assert!(r.reason.contains("out of order"));
+    assert_eq!(reg.lookup(AOR, NOW)[0].expires_at, NOW + 900, "stale request changed nothing");
+    // A new Call-ID (phone rebooted) may use any CSeq.
+    commit(&mut reg, &register("c2", 1, &["<sip:alice@192.0.2.10>"], Some("120")));
+    assert_eq!(reg.lookup(AOR, NOW)[0].expires_at, NOW + 120);
+}
+
+#[test]
+fn unregister_one_and_wildcard() {
+    let mut reg = registrar();
+    commit(&mut reg, &register("c1", 1, &["<sip:alice@192.0.2.10>", "<sip:alice@192.0.2.11>"], None));
+    let (_, r) = commit(&mut reg, &register("c1", 2, &["<sip:alice@192.0.2.10>;expires=0"], None));
+    assert_eq!(r.headers.count(&HeaderName::Contact), 1);
+    let bad = reply(&mut reg, &register("c1", 3, &["*"], Some("10")));
+    assert_eq!(bad.status, 400);
+    let (changes, r) = commit(&mut reg, &register("c1", 4, &["*"], Some("0")));
+    assert_eq!(changes, vec![Change::Remove { aor: AOR.into(), contact: "sip:alice@192.0.2.11".into() }]);
+    assert_eq!(r.headers.count(&HeaderName::Contact), 0);
+    assert_eq!(reg.binding_count(), 0);
+}
+
+#[test]
+fn query_changes_nothing() {
+    let mut reg = registrar();
+    commit(&mut reg, &register("c1", 1, &["<sip:alice@192.0.2.10>"], None));
+    let r = reply(&mut reg, &register("c9", 1, &[], None));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.headers.get(&HeaderName::Contact), Some("<sip:alice@192.0.2.10>;expires=1800"));
+}
+
+#[test]
+fn instance_and_reg_id_replace_the_flow() {
+    let mut reg = registrar();
+    let inst = "<sip:alice@192.0.2.10;transport=tcp>;+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-000A95A0E128>\";reg-id=1";
+    commit(&mut reg, &register("c1", 1, &[inst], None));
+    let moved = "<sip:alice@198.51.100.7:5072>;+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-000A95A0E128>\";reg-id=1";
+    let (_, r) = commit(&mut reg, &register("c1", 2, &[moved], None));
+    assert_eq!(reg.binding_count(), 1);
+    let b = &reg.lookup(AOR, NOW)[0];
+    assert_eq!(b.instance.as_deref(), Some("urn:uuid:00000000-0000-1000-8000-000A95A0E128"));
+    assert_eq!(b.reg_id, Some(1));
+    assert!(r.headers.get(&HeaderName::Contact).unwrap().contains("+sip.instance"));
+}
+
+#[test]
+fn path_is_kept_and_echoed() {
+    let mut reg = registrar();
+    let mut req = register("c1", 1, &["<sip:alice@192.0.2.10>"], None);
+    req.headers.add(HeaderName::Path, "<sip:edge.example;lr>");
+    let (_, r) = commit(&mut reg, &req);
+    assert_eq!(r.headers.get(&HeaderName::Path), Some("<sip:edge.example;lr>"));
+    assert_eq!(reg.lookup(AOR, NOW)[0].path, vec!["<sip:edge.example;lr>".to_string()]);
+}
+
+#[test]
+fn unsupported_require_gets_420() {
+    let mut reg = registrar();
+    let mut req = register("c1", 1, &["<sip:alice@192.0.2.10>"], None);
+    req.headers.add(HeaderName::Require, "foo");
+    let r = reply(&mut reg, &req);
+    assert_eq!(r.status, 420);
+    assert_eq!(r.headers.get(&HeaderName::Unsupported), Some("foo"));
+}
+
+#[test]
+fn expiry_and_undo() {
+    let mut reg = registrar();
+    commit(&mut reg, &register("c1", 1, &["<sip:alice@192.0.2.10>;expires=60"], None));
+    let Decision::Commit { undo, .. } = reg.register(&register("c1", 2, &["<sip:alice@192.0.2.11>"], None), AOR, src(), NOW)
+    else {
+        panic!("expected a commit")
+    };
+    assert_eq!(reg.binding_count(), 2);
+    reg.undo(undo);
+    assert_eq!(reg.binding_count(), 1);
+    assert_eq!(reg.expire(NOW + 59), vec![]);
+    assert_eq!(reg.expire(NOW + 60).len(), 1);
+    assert_eq!(reg.binding_count(), 0);
+}
+
+#[test]
+fn bad_q_is_refused() {
+    let mut reg = registrar();
+    assert_eq!(reply(&mut reg, &register("c1", 1, &["<sip:alice@192.0.2.10>;q=1.5"], None)).status, 400);
+}

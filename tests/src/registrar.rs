@@ -1,0 +1,90 @@
+//! sba-registrar started by a test on a loopback port with its own config and database.
+use crate::bins::bin;
+use crate::scratch::{free_port, Scratch};
+use crate::sip_probe::wait_ready;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+pub struct Registrar {
+    pub addr: SocketAddr,
+    pub db: PathBuf,
+    pub config: PathBuf,
+    child: Option<Child>,
+}
+
+/// The test domain every registrar test uses.
+pub const DOMAIN: &str = "branch.test";
+
+impl Registrar {
+    /// Writes a config with `extra` lines appended to its [registrar] section and starts the
+    /// registrar on it, waiting until it answers OPTIONS.
+    pub fn start(scratch: &Scratch, extra: &str) -> Registrar {
+        let port = free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let db = scratch.file("sba.db");
+        let config = scratch.file("sba.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[registrar]\nlisten = \"{addr}\"\ndb = \"{}\"\ndomain = \"{DOMAIN}\"\n{extra}\n",
+                db.display()
+            ),
+        )
+        .expect("write config");
+        let mut r = Registrar { addr, db, config, child: None };
+        r.restart();
+        r
+    }
+
+    /// Starts the registrar again on the same config and database.
+    pub fn restart(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.config.with_extension("log"))
+            .expect("log file");
+        let child = Command::new(bin("sba-registrar"))
+            .arg("--config")
+            .arg(&self.config)
+            .env("HOLDFAST_LOG_STDERR", "1")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start sba-registrar");
+        self.child = Some(child);
+        assert!(wait_ready(self.addr, Duration::from_secs(20)), "sba-registrar did not answer OPTIONS on {}", self.addr);
+    }
+
+    /// SIGKILL, as a power cut would.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Runs sbactl against this registrar's database.
+    pub fn sbactl(&self, args: &[&str]) -> Output {
+        Command::new(bin("sbactl")).arg("--db").arg(&self.db).args(args).output().expect("run sbactl")
+    }
+
+    pub fn add_user(&self, name: &str, password: &str) {
+        let out = self.sbactl(&["user", "add", name, "--domain", DOMAIN, "--password", password]);
+        assert!(out.status.success(), "sbactl user add: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// `sbactl registrations --json`, parsed.
+    pub fn registrations(&self) -> Vec<serde_json::Value> {
+        let out = self.sbactl(&["registrations", "--json"]);
+        assert!(out.status.success(), "sbactl registrations: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("registrations --json is a JSON array")
+    }
+}
+
+impl Drop for Registrar {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}

@@ -1,0 +1,48 @@
+//! sipp (Debian's sip-tester) run by a test against a server, bounded in calls and time.
+use crate::bins::scenario;
+use crate::scratch::free_port;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Output};
+
+pub struct Sipp<'a> {
+    pub scenario: &'a str,
+    pub target: SocketAddr,
+    pub keys: Vec<(&'a str, String)>,
+    pub calls: u32,
+    pub rate: u32,
+    pub extra: Vec<String>,
+}
+
+impl<'a> Sipp<'a> {
+    pub fn new(scenario: &'a str, target: SocketAddr) -> Sipp<'a> {
+        Sipp { scenario, target, keys: Vec::new(), calls: 1, rate: 10, extra: Vec::new() }
+    }
+
+    pub fn key(mut self, name: &'a str, value: impl Into<String>) -> Self {
+        self.keys.push((name, value.into()));
+        self
+    }
+
+    pub fn arg(mut self, a: impl Into<String>) -> Self {
+        self.extra.push(a.into());
+        self
+    }
+
+    /// Runs in `dir` (sipp writes its logs there); at most `timeout_s` seconds.
+    pub fn run(&self, dir: &Path, timeout_s: u32) -> Output {
+        let mut cmd = Command::new("sipp");
+        cmd.current_dir(dir)
+            .arg(self.target.to_string())
+            .args(["-sf"])
+            .arg(scenario(self.scenario))
+            .args(["-i", "127.0.0.1", "-p", &free_port().to_string(), "-t", "u1", "-nostdin"])
+            .args(["-m", &self.calls.to_string(), "-r", &self.rate.to_string()])
+            .args(["-timeout", &format!("{timeout_s}s"), "-timeout_error"]);
+        for (k, v) in &self.keys {
+            cmd.args(["-key", k, v]);
+        }
+        cmd.args(&self.extra);
+        cmd.output().expect("run sipp (apt-get install sip-tester)")
+    }
+}
