@@ -1,5 +1,7 @@
 //! `name-addr / addr-spec` with header parameters: From, To, Contact, Route, Record-Route, Path.
-use super::{Params, Uri};
+use super::syntax::{is_token_byte, is_ws, take_until, trim_start_ws, trim_ws, unquote, write_quoted};
+use super::{HeaderError, Params, Uri};
+use std::fmt::{self, Write};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NameAddr {
@@ -17,7 +19,106 @@ impl NameAddr {
 }
 
 impl NameAddr {
-    pub fn parse(_value: &str) -> Result<Self, super::HeaderError> {
-        todo!("wire helper: parse NameAddr")
+    /// Parses `[display-name] <URI> *(;param)` or a bare `URI *(;param)`. The header name in
+    /// errors is "address": the caller knows which header it parsed.
+    pub fn parse(value: &str) -> Result<Self, HeaderError> {
+        let bad = |why: &str| HeaderError::malformed("address", why);
+        let s = trim_ws(value);
+        let (display, s) = if s.starts_with('"') {
+            let (display, rest) = unquote(s).ok_or_else(|| bad("unbalanced quote in display name"))?;
+            let rest = trim_start_ws(rest);
+            if !rest.starts_with('<') {
+                return Err(bad("quoted display name without <URI>"));
+            }
+            (Some(display), rest)
+        } else if let Some(lt) = s.find('<') {
+            let words = trim_ws(&s[..lt]);
+            // An unquoted display name is `*(token LWS)`: a comma or quote in it (RFC 4475 baddn)
+            // needs quoting.
+            if !words.bytes().all(|b| is_token_byte(b) || is_ws(b)) {
+                return Err(bad("display name must be quoted"));
+            }
+            let display = (!words.is_empty()).then(|| words.split([' ', '\t']).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" "));
+            (display, &s[lt..])
+        } else {
+            // addr-spec: RFC 3261 §20.10 says a URI holding `,` `;` or `?` must be in <>, so the
+            // first `;` starts the header parameters.
+            let (uri, rest) = take_until(s, |b| b == b';' || is_ws(b));
+            if uri.contains([',', '?']) {
+                return Err(bad("URI with ',' or '?' must be enclosed in <>"));
+            }
+            let uri = Uri::parse(uri)?;
+            let params = Params::parse_header_params(rest).map_err(bad)?;
+            return Ok(NameAddr { display: None, uri, params });
+        };
+        let inner = s.strip_prefix('<').ok_or_else(|| bad("expected <"))?;
+        let (uri, rest) = inner.split_once('>').ok_or_else(|| bad("unclosed <"))?;
+        if uri.starts_with([' ', '\t']) || uri.ends_with([' ', '\t']) {
+            return Err(bad("whitespace inside <>"));
+        }
+        let uri = Uri::parse(uri)?;
+        let params = Params::parse_header_params(rest).map_err(bad)?;
+        Ok(NameAddr { display, uri, params })
+    }
+}
+
+/// Writes `"display" <uri>;params`; the URI is always enclosed in `<>`, which is never wrong.
+impl fmt::Display for NameAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(display) = &self.display {
+            write_quoted(f, display)?;
+            f.write_char(' ')?;
+        }
+        write!(f, "<{}>{}", self.uri, self.params)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Host;
+
+    #[test]
+    fn quoted_display_and_spread_params() {
+        let n = NameAddr::parse("\"Quoted string \\\"\\\"\" <sip:jdrosen@example.com> ; newparam =      newvalue ;  secondparam ; q = 0.33").unwrap();
+        assert_eq!(n.display.as_deref(), Some("Quoted string \"\""));
+        assert_eq!(n.params.value("newparam"), Some("newvalue"));
+        assert!(n.params.contains("secondparam"));
+        assert_eq!(n.params.value("q"), Some("0.33"));
+        assert_eq!(NameAddr::parse(&n.to_string()).unwrap(), n);
+    }
+
+    #[test]
+    fn addr_spec_params_belong_to_the_header() {
+        let n = NameAddr::parse("sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n").unwrap();
+        assert_eq!(n.display, None);
+        assert_eq!(n.tag(), Some("1918181833n"));
+        let Uri::Sip(u) = &n.uri else { panic!() };
+        assert_eq!(u.host, Host::Domain("chair-dnrc.example.com".into()));
+        assert!(u.params.0.is_empty());
+        assert_eq!(n.to_string(), "<sip:vivekg@chair-dnrc.example.com>;tag=1918181833n");
+    }
+
+    #[test]
+    fn token_display_names() {
+        let n = NameAddr::parse("caller<sip:caller@example.com>;tag=323").unwrap();
+        assert_eq!(n.display.as_deref(), Some("caller"));
+        let n = NameAddr::parse("token1~` token2'+_ token3*%!.- <sip:mundane@example.com>").unwrap();
+        assert_eq!(n.display.as_deref(), Some("token1~` token2'+_ token3*%!.-"));
+    }
+
+    #[test]
+    fn rejects_rfc4475_invalid_addresses() {
+        for bad in [
+            "\"Watson, Thomas\" < sip:t.watson@example.org >",
+            "Bell, Alexander <sip:a.g.bell@example.com>;tag=43",
+            "\"Mr. J. User <sip:j.user@example.com>",
+            "sip:user@example.com?Route=%3Csip:sip.example.com%3E",
+            "\"Joe\" <sip:joe@example.org>;;;;",
+            "<sip:joe@example.org",
+            "",
+        ] {
+            assert!(NameAddr::parse(bad).is_err(), "{bad}");
+        }
     }
 }

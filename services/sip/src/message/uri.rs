@@ -1,5 +1,7 @@
 //! SIP, SIPS and tel URIs (RFC 3261 §19.1, RFC 3966), IPv6 references included.
-use super::Params;
+use super::syntax::{is_escaped_text, is_unreserved, take_until, unescape, write_escaped};
+use super::{HeaderError, Params};
+use std::fmt::{self, Write};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -37,8 +39,286 @@ pub enum Uri {
     Other(String),
 }
 
+
+/// `user-unreserved` and `unreserved`: what a user part may carry unescaped (`;` included).
+fn is_user_byte(b: u8) -> bool {
+    is_unreserved(b) || matches!(b, b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/')
+}
+
+fn is_password_byte(b: u8) -> bool {
+    is_unreserved(b) || matches!(b, b'&' | b'=' | b'+' | b'$' | b',')
+}
+
+fn is_param_byte(b: u8) -> bool {
+    is_unreserved(b) || matches!(b, b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$')
+}
+
+fn is_header_byte(b: u8) -> bool {
+    is_unreserved(b) || matches!(b, b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$')
+}
+
+/// What an absolute URI of an unknown scheme may hold: visible ASCII except the delimiters that
+/// would end it in a header.
+fn is_opaque_byte(b: u8) -> bool {
+    b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b'"')
+}
+
+fn is_tel_byte(b: u8) -> bool {
+    b.is_ascii_hexdigit() || matches!(b, b'+' | b'*' | b'#' | b'-' | b'.' | b'(' | b')' | b'p' | b'P' | b'w' | b'W')
+}
+
+fn bad(why: &str) -> HeaderError {
+    HeaderError::malformed("URI", why)
+}
+
 impl Uri {
-    pub fn parse(_value: &str) -> Result<Self, super::HeaderError> {
-        todo!("wire helper: parse Uri")
+    /// Parses an absolute URI as it appears in a Request-URI or between `<` and `>`.
+    pub fn parse(value: &str) -> Result<Self, HeaderError> {
+        let (scheme, rest) = value.split_once(':').ok_or_else(|| bad("no scheme"))?;
+        let scheme_ok = scheme.as_bytes().first().is_some_and(u8::is_ascii_alphabetic)
+            && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+        if !scheme_ok {
+            return Err(bad("malformed scheme"));
+        }
+        if scheme.eq_ignore_ascii_case("sip") {
+            SipUri::parse_rest(rest, false).map(Uri::Sip)
+        } else if scheme.eq_ignore_ascii_case("sips") {
+            SipUri::parse_rest(rest, true).map(Uri::Sip)
+        } else if scheme.eq_ignore_ascii_case("tel") {
+            TelUri::parse_rest(rest).map(Uri::Tel)
+        } else if !rest.is_empty() && rest.bytes().all(is_opaque_byte) {
+            Ok(Uri::Other(value.to_string()))
+        } else {
+            Err(bad("malformed URI"))
+        }
+    }
+
+    pub fn as_sip(&self) -> Option<&SipUri> {
+        match self {
+            Uri::Sip(u) => Some(u),
+            _ => None,
+        }
+    }
+}
+
+impl SipUri {
+    /// Parses what follows `sip:` / `sips:`.
+    fn parse_rest(rest: &str, secure: bool) -> Result<Self, HeaderError> {
+        // userinfo cannot hold an unescaped `@` and nothing after the host may either, so the
+        // first `@` ends the user part even when the user part holds `;` or `?` (RFC 4475 semiuri).
+        let (user, password, hostpart) = match rest.split_once('@') {
+            None => (None, None, rest),
+            Some((userinfo, hostpart)) => {
+                let (user, password) = match userinfo.split_once(':') {
+                    Some((u, p)) => (u, Some(p)),
+                    None => (userinfo, None),
+                };
+                if user.is_empty() {
+                    return Err(bad("empty user part"));
+                }
+                let user = unescape(user, is_user_byte).ok_or_else(|| bad("bad character in user part"))?;
+                let password = match password {
+                    Some(p) => Some(unescape(p, is_password_byte).ok_or_else(|| bad("bad character in password"))?),
+                    None => None,
+                };
+                (Some(user), password, hostpart)
+            }
+        };
+        let (host, port, mut rest) = parse_hostport(hostpart).ok_or_else(|| bad("malformed host"))?;
+        let mut params = Vec::new();
+        while let Some(after) = rest.strip_prefix(';') {
+            let (param, tail) = take_until(after, |b| b == b';' || b == b'?');
+            let (name, value) = match param.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (param, None),
+            };
+            if name.is_empty() {
+                return Err(bad("empty URI parameter"));
+            }
+            let name = unescape(name, is_param_byte).ok_or_else(|| bad("bad character in URI parameter"))?;
+            let value = match value {
+                Some(v) => Some(unescape(v, is_param_byte).ok_or_else(|| bad("bad character in URI parameter"))?),
+                None => None,
+            };
+            params.push((name, value));
+            rest = tail;
+        }
+        let mut headers = Vec::new();
+        if let Some(after) = rest.strip_prefix('?') {
+            for pair in after.split('&') {
+                let (name, value) = pair.split_once('=').ok_or_else(|| bad("URI header without '='"))?;
+                if name.is_empty() || !is_escaped_text(name, is_header_byte) || !is_escaped_text(value, is_header_byte) {
+                    return Err(bad("malformed URI header"));
+                }
+                headers.push((name.to_string(), value.to_string()));
+            }
+        } else if !rest.is_empty() {
+            return Err(bad("unexpected text after host"));
+        }
+        Ok(SipUri { secure, user, password, host, port, params: Params(params), headers })
+    }
+}
+
+/// Parses `host [":" port]` at the start of `s`; returns what follows it.
+pub(crate) fn parse_hostport(s: &str) -> Option<(Host, Option<u16>, &str)> {
+    let (host, rest) = parse_host(s)?;
+    match rest.strip_prefix(':') {
+        Some(after) => {
+            let (digits, rest) = take_until(after, |b| !b.is_ascii_digit());
+            Some((host, Some(digits.parse().ok()?), rest))
+        }
+        None => Some((host, None, rest)),
+    }
+}
+
+/// Parses the host at the start of `s`: `[v6]`, dotted IPv4, or a hostname.
+pub(crate) fn parse_host(s: &str) -> Option<(Host, &str)> {
+    if let Some(after) = s.strip_prefix('[') {
+        let (addr, rest) = after.split_once(']')?;
+        return Some((Host::V6(addr.parse().ok()?), rest));
+    }
+    let (name, rest) = take_until(s, |b| !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')));
+    if name.is_empty() || name.starts_with(['.', '-']) || name.contains("..") {
+        return None;
+    }
+    if name.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Some((Host::V4(name.parse().ok()?), rest));
+    }
+    Some((Host::Domain(name.to_string()), rest))
+}
+
+impl TelUri {
+    fn parse_rest(rest: &str) -> Result<Self, HeaderError> {
+        let (number, mut rest) = take_until(rest, |b| b == b';');
+        if number.is_empty() || !number.bytes().all(is_tel_byte) {
+            return Err(bad("malformed telephone number"));
+        }
+        let mut params = Vec::new();
+        while let Some(after) = rest.strip_prefix(';') {
+            let (param, tail) = take_until(after, |b| b == b';');
+            let (name, value) = match param.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (param, None),
+            };
+            if name.is_empty() || !is_escaped_text(param, |b| is_param_byte(b) || b == b'=') {
+                return Err(bad("malformed tel URI parameter"));
+            }
+            params.push((name.to_string(), value));
+            rest = tail;
+        }
+        Ok(TelUri { number: number.to_string(), params: Params(params) })
+    }
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Domain(d) => f.write_str(d),
+            Host::V4(a) => write!(f, "{a}"),
+            Host::V6(a) => write!(f, "[{a}]"),
+        }
+    }
+}
+
+impl fmt::Display for SipUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.secure { "sips:" } else { "sip:" })?;
+        if let Some(user) = &self.user {
+            write_escaped(f, user, is_user_byte)?;
+            if let Some(password) = &self.password {
+                f.write_char(':')?;
+                write_escaped(f, password, is_password_byte)?;
+            }
+            f.write_char('@')?;
+        }
+        write!(f, "{}", self.host)?;
+        if let Some(port) = self.port {
+            write!(f, ":{port}")?;
+        }
+        for (name, value) in &self.params.0 {
+            f.write_char(';')?;
+            write_escaped(f, name, is_param_byte)?;
+            if let Some(v) = value {
+                f.write_char('=')?;
+                write_escaped(f, v, is_param_byte)?;
+            }
+        }
+        for (i, (name, value)) in self.headers.iter().enumerate() {
+            f.write_char(if i == 0 { '?' } else { '&' })?;
+            write!(f, "{name}={value}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for TelUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "tel:{}{}", self.number, self.params)
+    }
+}
+
+impl fmt::Display for Uri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Uri::Sip(u) => u.fmt(f),
+            Uri::Tel(u) => u.fmt(f),
+            Uri::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sip(s: &str) -> SipUri {
+        match Uri::parse(s).unwrap() {
+            Uri::Sip(u) => u,
+            other => panic!("not a SIP URI: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn escaped_user_and_params_are_decoded() {
+        let u = sip("sip:cal%6Cer@host5.example.net;%6C%72;n%61me=v%61lue%25%34%31");
+        assert_eq!(u.user.as_deref(), Some("caller"));
+        assert!(u.params.contains("lr"));
+        assert_eq!(u.params.value("name"), Some("value%41"));
+        assert_eq!(u.to_string(), "sip:caller@host5.example.net;lr;name=value%2541");
+    }
+
+    #[test]
+    fn semicolon_in_user_part() {
+        let u = sip("sip:user;par=u%40example.net@example.com");
+        assert_eq!(u.user.as_deref(), Some("user;par=u@example.net"));
+        assert_eq!(u.host, Host::Domain("example.com".into()));
+        assert!(u.params.0.is_empty());
+        assert_eq!(Uri::parse(&u.to_string()).unwrap(), Uri::Sip(u));
+    }
+
+    #[test]
+    fn hosts_ports_and_headers() {
+        let u = sip("sips:alice:secret@[2001:db8::1]:5061;transport=tcp?Route=%3Csip:x%3E&Subject=hi");
+        assert!(u.secure);
+        assert_eq!(u.password.as_deref(), Some("secret"));
+        assert_eq!(u.host, Host::V6("2001:db8::1".parse().unwrap()));
+        assert_eq!(u.port, Some(5061));
+        assert_eq!(u.headers, vec![("Route".into(), "%3Csip:x%3E".into()), ("Subject".into(), "hi".into())]);
+        assert_eq!(u.to_string(), "sips:alice:secret@[2001:db8::1]:5061;transport=tcp?Route=%3Csip:x%3E&Subject=hi");
+        assert_eq!(sip("sip:192.0.2.1:5060").host, Host::V4("192.0.2.1".parse().unwrap()));
+        for bad in ["sip:", "sip:@host", "sip:host:99999", "sip:host;;x", "sip:[::1", "sip:a b", "sip:999.1.1.1", "<sip:x>"] {
+            assert!(Uri::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tel_and_other_schemes() {
+        let t = Uri::parse("tel:+1-201-555-0123;phone-context=example.com").unwrap();
+        let Uri::Tel(tel) = &t else { panic!("{t:?}") };
+        assert_eq!(tel.number, "+1-201-555-0123");
+        assert_eq!(tel.params.value("phone-context"), Some("example.com"));
+        assert_eq!(t.to_string(), "tel:+1-201-555-0123;phone-context=example.com");
+        assert_eq!(Uri::parse("soap.beep://192.0.2.103:3002").unwrap(), Uri::Other("soap.beep://192.0.2.103:3002".into()));
+        assert!(Uri::parse("1abc:x").is_err());
     }
 }

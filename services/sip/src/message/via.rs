@@ -1,5 +1,8 @@
 //! One Via value: `SIP/2.0/UDP host:port;branch=...;rport;received=...`.
-use super::{Host, Params};
+use super::syntax::{is_token_byte, take_until, trim_start_ws, trim_ws};
+use super::uri::parse_host;
+use super::{HeaderError, Host, Params};
+use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Via {
@@ -17,7 +20,77 @@ impl Via {
 }
 
 impl Via {
-    pub fn parse(_value: &str) -> Result<Self, super::HeaderError> {
-        todo!("wire helper: parse Via")
+    /// Parses one via-parm; RFC 3261 allows whitespace around the `/` of the sent-protocol, around
+    /// the `:` before the port and around `;` and `=` (RFC 4475 wsinv).
+    pub fn parse(value: &str) -> Result<Self, HeaderError> {
+        let bad = |why: &str| HeaderError::malformed("Via", why);
+        let s = trim_ws(value);
+        let (name, s) = take_until(s, |b| !is_token_byte(b));
+        if !name.eq_ignore_ascii_case("SIP") {
+            return Err(bad("protocol is not SIP"));
+        }
+        let s = trim_start_ws(s).strip_prefix('/').ok_or_else(|| bad("malformed sent-protocol"))?;
+        let (version, s) = take_until(trim_start_ws(s), |b| !is_token_byte(b));
+        let s = trim_start_ws(s).strip_prefix('/').ok_or_else(|| bad("malformed sent-protocol"))?;
+        let (transport, s) = take_until(trim_start_ws(s), |b| !is_token_byte(b));
+        if version.is_empty() || transport.is_empty() {
+            return Err(bad("malformed sent-protocol"));
+        }
+        let rest = trim_start_ws(s);
+        if rest.len() == s.len() {
+            return Err(bad("no space before sent-by"));
+        }
+        let (host, rest) = parse_host(rest).ok_or_else(|| bad("malformed sent-by host"))?;
+        let rest = trim_start_ws(rest);
+        let (port, rest) = match rest.strip_prefix(':') {
+            Some(after) => {
+                let (digits, rest) = take_until(trim_start_ws(after), |b| !b.is_ascii_digit());
+                (Some(digits.parse().map_err(|_| bad("malformed sent-by port"))?), rest)
+            }
+            None => (None, rest),
+        };
+        let params = Params::parse_header_params(rest).map_err(bad)?;
+        Ok(Via { transport: transport.to_ascii_uppercase(), host, port, params })
+    }
+}
+
+impl fmt::Display for Via {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SIP/2.0/{} {}", self.transport, self.host)?;
+        if let Some(port) = self.port {
+            write!(f, ":{port}")?;
+        }
+        write!(f, "{}", self.params)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whitespace_everywhere_rfc4475_wsinv() {
+        let v = Via::parse("SIP  / 2.0  / TCP     spindle.example.com   ;  branch  =   z9hG4bK9ikj8").unwrap();
+        assert_eq!(v.transport, "TCP");
+        assert_eq!(v.host, Host::Domain("spindle.example.com".into()));
+        assert_eq!(v.branch(), Some("z9hG4bK9ikj8"));
+        assert_eq!(v.to_string(), "SIP/2.0/TCP spindle.example.com;branch=z9hG4bK9ikj8");
+    }
+
+    #[test]
+    fn ipv6_port_rport() {
+        let v = Via::parse("SIP/2.0/udp [2001:db8::9]:5070;branch=z9hG4bK1;rport;received=2001:db8::1").unwrap();
+        assert_eq!(v.transport, "UDP");
+        assert_eq!(v.host, Host::V6("2001:db8::9".parse().unwrap()));
+        assert_eq!(v.port, Some(5070));
+        assert_eq!(v.params.get("rport"), Some(None));
+        assert_eq!(Via::parse(&v.to_string()).unwrap(), v);
+    }
+
+    #[test]
+    fn rejects_broken_vias() {
+        for bad in ["", "SIP/2.0/UDP", "SIP/2.0/UDP 192.0.2.15;;", "SIP/2.0UDP host", "HTTP/1.1/TCP host", "SIP/2.0/UDP host:x"] {
+            assert!(Via::parse(bad).is_err(), "{bad}");
+        }
     }
 }
