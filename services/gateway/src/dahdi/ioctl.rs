@@ -1,0 +1,70 @@
+//! DAHDI ioctl declarations (include/dahdi/user.h, type 0xDA).
+//!
+//! Integer ioctls take a pointer to `int`: the kernel uses get_user/put_user on the argument.
+
+use std::os::raw::c_int;
+
+use super::structs::{BufferInfo, Params, SpanInfo};
+
+const DAHDI_CODE: u8 = 0xDA;
+
+/// Declares the nix ioctl function and a constant with its request code, from the same numbers.
+macro_rules! dahdi_ioctl {
+    (read $name:ident, $code:ident, $nr:expr, $ty:ty) => {
+        nix::ioctl_read!($name, DAHDI_CODE, $nr, $ty);
+        pub const $code: nix::sys::ioctl::ioctl_num_type =
+            nix::request_code_read!(DAHDI_CODE, $nr, std::mem::size_of::<$ty>());
+    };
+    (write $name:ident, $code:ident, $nr:expr, $ty:ty) => {
+        nix::ioctl_write_ptr!($name, DAHDI_CODE, $nr, $ty);
+        pub const $code: nix::sys::ioctl::ioctl_num_type =
+            nix::request_code_write!(DAHDI_CODE, $nr, std::mem::size_of::<$ty>());
+    };
+    (readwrite $name:ident, $code:ident, $nr:expr, $ty:ty) => {
+        nix::ioctl_readwrite!($name, DAHDI_CODE, $nr, $ty);
+        pub const $code: nix::sys::ioctl::ioctl_num_type =
+            nix::request_code_readwrite!(DAHDI_CODE, $nr, std::mem::size_of::<$ty>());
+    };
+}
+
+dahdi_ioctl!(read get_blocksize, GET_BLOCKSIZE, 1, c_int);
+dahdi_ioctl!(write set_blocksize, SET_BLOCKSIZE, 1, c_int);
+dahdi_ioctl!(write flush, FLUSH, 3, c_int);
+dahdi_ioctl!(readwrite get_params, GET_PARAMS, 5, Params);
+dahdi_ioctl!(read get_event, GETEVENT, 8, c_int);
+dahdi_ioctl!(readwrite span_stat, SPANSTAT, 10, SpanInfo);
+dahdi_ioctl!(read get_bufinfo, GET_BUFINFO, 27, BufferInfo);
+dahdi_ioctl!(write set_bufinfo, SET_BUFINFO, 27, BufferInfo);
+dahdi_ioctl!(read channo, CHANNO, 34, c_int);
+dahdi_ioctl!(write specify, SPECIFY, 38, c_int);
+dahdi_ioctl!(write set_law, SETLAW, 39, c_int);
+
+/// DAHDI_FLUSH argument: read and write buffers and the event queue.
+pub const FLUSH_ALL: c_int = 7;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Values from shared/conformance/dahdi-ioctls.md (generic _IOC encoding).
+    #[test]
+    #[cfg(any(target_arch = "x86_64", target_arch = "x86", target_arch = "aarch64", target_arch = "arm", target_arch = "riscv64"))]
+    fn request_codes_match_the_table() {
+        let table: [(&str, u64, u64); 11] = [
+            ("DAHDI_GET_BLOCKSIZE", GET_BLOCKSIZE as u64, 0x8004DA01),
+            ("DAHDI_SET_BLOCKSIZE", SET_BLOCKSIZE as u64, 0x4004DA01),
+            ("DAHDI_FLUSH", FLUSH as u64, 0x4004DA03),
+            ("DAHDI_GET_PARAMS", GET_PARAMS as u64, 0xC088DA05),
+            ("DAHDI_GETEVENT", GETEVENT as u64, 0x8004DA08),
+            ("DAHDI_SPANSTAT", SPANSTAT as u64, 0xC13ADA0A),
+            ("DAHDI_GET_BUFINFO", GET_BUFINFO as u64, 0x8018DA1B),
+            ("DAHDI_SET_BUFINFO", SET_BUFINFO as u64, 0x4018DA1B),
+            ("DAHDI_CHANNO", CHANNO as u64, 0x8004DA22),
+            ("DAHDI_SPECIFY", SPECIFY as u64, 0x4004DA26),
+            ("DAHDI_SETLAW", SETLAW as u64, 0x4004DA27),
+        ];
+        for (name, ours, theirs) in table {
+            assert_eq!(ours, theirs, "{name}: {ours:#x} != {theirs:#x}");
+        }
+    }
+}

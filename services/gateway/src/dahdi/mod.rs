@@ -1,0 +1,30 @@
+//! Binding to the kernel's DAHDI interface (include/dahdi/user.h) through nix.
+
+mod channel;
+mod event;
+pub mod ioctl;
+mod structs;
+
+pub use channel::{Channel, Io, Law, AUDIO_BLOCK};
+pub use event::Event;
+pub use structs::{BufferInfo, Params, SpanInfo};
+
+use std::os::raw::c_int;
+
+use nix::errno::Errno;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DahdiError {
+    #[error("open {0}: {1}")]
+    Open(&'static str, Errno),
+    #[error("{name} on channel {channo}: {errno}")]
+    Ioctl { name: &'static str, channo: c_int, errno: Errno },
+    #[error("{op} on channel {channo}: {errno}")]
+    Io { op: &'static str, channo: c_int, errno: Errno },
+    #[error("registering the channel with the reactor: {0}")]
+    Register(std::io::Error),
+    #[error("polling the channel: {0}")]
+    Poll(std::io::Error),
+    #[error("reading {path}: {source}")]
+    Sysfs { path: String, source: std::io::Error },
+}

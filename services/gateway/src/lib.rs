@@ -1,0 +1,5 @@
+//! Holdfast PSTN gateway: DAHDI spans, ISDN PRI signalling (Q.921/Q.931), TDM towards SIP/RTP.
+
+pub mod alarms;
+pub mod dahdi;
+pub mod q921;
