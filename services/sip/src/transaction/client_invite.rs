@@ -1,0 +1,148 @@
+//! The INVITE client transaction (RFC 3261 §17.1.1, Figure 5).
+use super::derived_request::ack_template;
+use super::timer::{Timer, TimerConfig, TimerTable};
+use super::TxEvent;
+use crate::message::{HeaderError, HeaderName, Request, Response};
+use crate::transport::Protocol;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientInviteState {
+    Calling,
+    Proceeding,
+    Completed,
+    Terminated,
+}
+
+#[derive(Debug)]
+pub struct ClientInvite {
+    request: Request,
+    /// The ACK for a non-2xx final response, To header filled in when that response arrives.
+    ack: Request,
+    state: ClientInviteState,
+    reliable: bool,
+    config: TimerConfig,
+    timers: TimerTable,
+    /// The interval Timer A was last armed with.
+    retransmit_interval: Duration,
+    transmits: VecDeque<Request>,
+    events: VecDeque<TxEvent>,
+}
+
+impl ClientInvite {
+    /// Starts the transaction: the INVITE is queued for sending at once. Fails when the INVITE
+    /// lacks what its ACK must copy (Via, From, To, Call-ID, CSeq).
+    pub fn new(request: Request, transport: Protocol, config: TimerConfig, now: Instant) -> Result<Self, HeaderError> {
+        let ack = ack_template(&request)?;
+        let reliable = transport.is_reliable();
+        let mut timers = TimerTable::default();
+        timers.set(Timer::B, now + config.transaction_timeout());
+        if !reliable {
+            timers.set(Timer::A, now + config.t1());
+        }
+        let mut transmits = VecDeque::with_capacity(1);
+        transmits.push_back(request.clone());
+        Ok(ClientInvite {
+            request,
+            ack,
+            state: ClientInviteState::Calling,
+            reliable,
+            config,
+            timers,
+            retransmit_interval: config.t1(),
+            transmits,
+            events: VecDeque::new(),
+        })
+    }
+
+    pub fn state(&self) -> ClientInviteState {
+        self.state
+    }
+
+    pub fn request(&self) -> &Request {
+        &self.request
+    }
+
+    /// A response matched to this transaction (RFC 3261 §17.1.3).
+    pub fn on_response(&mut self, response: Response, now: Instant) {
+        match self.state {
+            ClientInviteState::Calling | ClientInviteState::Proceeding => match response.status {
+                ..=199 => {
+                    // Provisional: retransmissions stop, and Timer B only guards Calling.
+                    self.state = ClientInviteState::Proceeding;
+                    self.timers.stop(Timer::A);
+                    self.timers.stop(Timer::B);
+                    self.events.push_back(TxEvent::Response(response));
+                }
+                200..=299 => {
+                    // The TU acknowledges a 2xx itself, end to end (§13.2.2.4).
+                    self.events.push_back(TxEvent::Response(response));
+                    self.terminate();
+                }
+                _ => {
+                    if let Some(to) = response.headers.get(&HeaderName::To) {
+                        self.ack.headers.set(HeaderName::To, to);
+                    }
+                    self.transmits.push_back(self.ack.clone());
+                    self.events.push_back(TxEvent::Response(response));
+                    self.timers.stop(Timer::A);
+                    self.timers.stop(Timer::B);
+                    let wait = self.config.timer_d(self.reliable);
+                    if wait.is_zero() {
+                        self.terminate();
+                    } else {
+                        self.state = ClientInviteState::Completed;
+                        self.timers.set(Timer::D, now + wait);
+                    }
+                }
+            },
+            // A retransmitted final response means our ACK was lost.
+            ClientInviteState::Completed if response.status >= 300 => self.transmits.push_back(self.ack.clone()),
+            ClientInviteState::Completed | ClientInviteState::Terminated => {}
+        }
+    }
+
+    pub fn on_transport_error(&mut self) {
+        if self.state != ClientInviteState::Terminated {
+            self.events.push_back(TxEvent::TransportError);
+            self.terminate();
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(timer) = self.timers.pop_expired(now) {
+            match timer {
+                Timer::A => {
+                    self.transmits.push_back(self.request.clone());
+                    self.retransmit_interval *= 2;
+                    self.timers.set(Timer::A, now + self.retransmit_interval);
+                }
+                Timer::B => {
+                    self.events.push_back(TxEvent::TimedOut(self.request.response(408)));
+                    self.terminate();
+                }
+                Timer::D => self.terminate(),
+                _ => {}
+            }
+        }
+    }
+
+    pub fn next_timeout(&self) -> Option<Instant> {
+        self.timers.next_timeout()
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Request> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<TxEvent> {
+        self.events.pop_front()
+    }
+
+    fn terminate(&mut self) {
+        self.state = ClientInviteState::Terminated;
+        self.timers.stop_all();
+        self.events.push_back(TxEvent::Terminated);
+    }
+}

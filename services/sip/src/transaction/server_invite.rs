@@ -1,0 +1,162 @@
+//! The INVITE server transaction (RFC 3261 §17.2.1, Figure 7).
+use super::timer::{Timer, TimerConfig, TimerTable};
+use super::{TxError, TxEvent};
+use crate::message::{HeaderName, Method, Request, Response};
+use crate::transport::Protocol;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerInviteState {
+    Proceeding,
+    Completed,
+    Confirmed,
+    Terminated,
+}
+
+impl ServerInviteState {
+    fn name(self) -> &'static str {
+        match self {
+            ServerInviteState::Proceeding => "Proceeding",
+            ServerInviteState::Completed => "Completed",
+            ServerInviteState::Confirmed => "Confirmed",
+            ServerInviteState::Terminated => "Terminated",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct ServerInvite {
+    state: ServerInviteState,
+    reliable: bool,
+    config: TimerConfig,
+    timers: TimerTable,
+    /// What a retransmitted INVITE gets: the latest provisional, then the final response.
+    last_response: Response,
+    /// The interval Timer G was last armed with.
+    retransmit_interval: Duration,
+    transmits: VecDeque<Response>,
+    events: VecDeque<TxEvent>,
+}
+
+impl ServerInvite {
+    /// Starts the transaction for `invite` and queues a 100 Trying at once, which stops the
+    /// client's retransmissions (§17.2.1).
+    pub fn new(invite: &Request, transport: Protocol, config: TimerConfig) -> Self {
+        let mut trying = invite.response(100);
+        // §8.2.6.1: a 100 echoes the Timestamp.
+        if let Some(ts) = invite.headers.get(&HeaderName::Timestamp) {
+            trying.headers.add(HeaderName::Timestamp, ts);
+        }
+        let mut transmits = VecDeque::with_capacity(2);
+        transmits.push_back(trying.clone());
+        ServerInvite {
+            state: ServerInviteState::Proceeding,
+            reliable: transport.is_reliable(),
+            config,
+            timers: TimerTable::default(),
+            last_response: trying,
+            retransmit_interval: config.t1(),
+            transmits,
+            events: VecDeque::new(),
+        }
+    }
+
+    pub fn state(&self) -> ServerInviteState {
+        self.state
+    }
+
+    /// A request matched to this transaction (§17.2.3): a retransmitted INVITE or the ACK for a
+    /// non-2xx final response.
+    pub fn on_request(&mut self, request: &Request, now: Instant) {
+        if request.method == Method::ACK {
+            if self.state == ServerInviteState::Completed {
+                self.timers.stop(Timer::G);
+                self.timers.stop(Timer::H);
+                let wait = self.config.wait_t4(self.reliable);
+                if wait.is_zero() {
+                    self.terminate();
+                } else {
+                    self.state = ServerInviteState::Confirmed;
+                    self.timers.set(Timer::I, now + wait);
+                }
+            }
+            return;
+        }
+        if matches!(self.state, ServerInviteState::Proceeding | ServerInviteState::Completed) {
+            self.transmits.push_back(self.last_response.clone());
+        }
+    }
+
+    /// The TU's response. A 2xx ends the transaction (the TU retransmits it until the ACK comes,
+    /// §13.3.1.4); 300-699 waits for the ACK.
+    pub fn send_response(&mut self, response: Response, now: Instant) -> Result<(), TxError> {
+        if self.state != ServerInviteState::Proceeding {
+            return Err(TxError::ResponseInState(self.state.name()));
+        }
+        match response.status {
+            100..=199 => {
+                self.transmits.push_back(response.clone());
+                self.last_response = response;
+            }
+            200..=299 => {
+                self.transmits.push_back(response);
+                self.terminate();
+            }
+            300..=699 => {
+                self.transmits.push_back(response.clone());
+                self.last_response = response;
+                self.state = ServerInviteState::Completed;
+                if !self.reliable {
+                    self.timers.set(Timer::G, now + self.retransmit_interval);
+                }
+                self.timers.set(Timer::H, now + self.config.transaction_timeout());
+            }
+            status => return Err(TxError::BadStatus(status)),
+        }
+        Ok(())
+    }
+
+    pub fn on_transport_error(&mut self) {
+        if self.state != ServerInviteState::Terminated {
+            self.events.push_back(TxEvent::TransportError);
+            self.terminate();
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(timer) = self.timers.pop_expired(now) {
+            match timer {
+                Timer::G => {
+                    self.transmits.push_back(self.last_response.clone());
+                    self.retransmit_interval = (self.retransmit_interval * 2).min(self.config.t2());
+                    self.timers.set(Timer::G, now + self.retransmit_interval);
+                }
+                Timer::H => {
+                    self.events.push_back(TxEvent::AckTimedOut);
+                    self.terminate();
+                }
+                Timer::I => self.terminate(),
+                _ => {}
+            }
+        }
+    }
+
+    pub fn next_timeout(&self) -> Option<Instant> {
+        self.timers.next_timeout()
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Response> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<TxEvent> {
+        self.events.pop_front()
+    }
+
+    fn terminate(&mut self) {
+        self.state = ServerInviteState::Terminated;
+        self.timers.stop_all();
+        self.events.push_back(TxEvent::Terminated);
+    }
+}

@@ -1,0 +1,332 @@
+//! The transaction layer: routes messages to their transaction (RFC 3261 §17.1.3, §17.2.3),
+//! starts new ones, and keeps every timer in one heap so `next_timeout` stays O(1) with hundreds
+//! of thousands of live transactions (a REGISTER's server transaction lives 64*T1 on UDP).
+use super::key::{ClientKey, ServerKey};
+use super::{
+    cancel_for, ClientInvite, ClientNonInvite, ServerInvite, ServerNonInvite, TimerConfig, TxError, TxEvent,
+};
+use crate::message::{Method, Request, Response};
+use crate::transport::Protocol;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// Names one transaction for the life of a `Transactions` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TxId(u64);
+
+/// A message the transport must send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transmit {
+    /// A request of a client transaction (first send, retransmission, ACK or CANCEL).
+    Request { id: TxId, request: Request, dest: SocketAddr, transport: Protocol },
+    /// A response of a server transaction, routed by its Via (RFC 3261 §18.2.2).
+    Response { id: TxId, response: Response },
+}
+
+/// What a transaction tells its TU, with the transaction it comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub id: TxId,
+    pub event: TxEvent,
+}
+
+/// What became of an incoming request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inbound {
+    /// A new server transaction; the TU answers through `Transactions::send_response(id, ..)`.
+    Request { id: TxId, request: Request },
+    /// A CANCEL, in a server transaction of its own, with the INVITE transaction it matches
+    /// (§9.2); None means the TU answers 481.
+    Cancel { id: TxId, request: Request, invite: Option<TxId> },
+    /// An ACK that matched no transaction: the ACK for a 2xx, which belongs to the dialog.
+    Ack(Request),
+    /// A retransmission or the ACK for a non-2xx, handled by its transaction.
+    Absorbed,
+}
+
+/// Where a client transaction sends its requests.
+#[derive(Debug, Clone, Copy)]
+struct Target {
+    dest: SocketAddr,
+    transport: Protocol,
+}
+
+#[derive(Debug)]
+enum Machine {
+    ClientInvite(ClientInvite, Target),
+    ClientNonInvite(ClientNonInvite, Target),
+    ServerInvite(ServerInvite),
+    ServerNonInvite(ServerNonInvite),
+}
+
+impl Machine {
+    fn handle_timeout(&mut self, now: Instant) {
+        match self {
+            Machine::ClientInvite(m, _) => m.handle_timeout(now),
+            Machine::ClientNonInvite(m, _) => m.handle_timeout(now),
+            Machine::ServerInvite(m) => m.handle_timeout(now),
+            Machine::ServerNonInvite(m) => m.handle_timeout(now),
+        }
+    }
+
+    fn next_timeout(&self) -> Option<Instant> {
+        match self {
+            Machine::ClientInvite(m, _) => m.next_timeout(),
+            Machine::ClientNonInvite(m, _) => m.next_timeout(),
+            Machine::ServerInvite(m) => m.next_timeout(),
+            Machine::ServerNonInvite(m) => m.next_timeout(),
+        }
+    }
+
+    fn on_transport_error(&mut self) {
+        match self {
+            Machine::ClientInvite(m, _) => m.on_transport_error(),
+            Machine::ClientNonInvite(m, _) => m.on_transport_error(),
+            Machine::ServerInvite(m) => m.on_transport_error(),
+            Machine::ServerNonInvite(m) => m.on_transport_error(),
+        }
+    }
+
+    fn poll_event(&mut self) -> Option<TxEvent> {
+        match self {
+            Machine::ClientInvite(m, _) => m.poll_event(),
+            Machine::ClientNonInvite(m, _) => m.poll_event(),
+            Machine::ServerInvite(m) => m.poll_event(),
+            Machine::ServerNonInvite(m) => m.poll_event(),
+        }
+    }
+
+    fn poll_transmit(&mut self, id: TxId) -> Option<Transmit> {
+        let request = |request, t: &Target| Transmit::Request { id, request, dest: t.dest, transport: t.transport };
+        let response = |response| Transmit::Response { id, response };
+        match self {
+            Machine::ClientInvite(m, t) => m.poll_transmit().map(|r| request(r, t)),
+            Machine::ClientNonInvite(m, t) => m.poll_transmit().map(|r| request(r, t)),
+            Machine::ServerInvite(m) => m.poll_transmit().map(response),
+            Machine::ServerNonInvite(m) => m.poll_transmit().map(response),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Key {
+    Client(ClientKey),
+    Server(ServerKey),
+}
+
+#[derive(Debug)]
+struct Entry {
+    machine: Machine,
+    key: Key,
+    /// The deadline this entry has in the heap; heap items that disagree are stale.
+    deadline: Option<Instant>,
+    /// Set once the machine has reported Terminated.
+    terminated: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Transactions {
+    config: TimerConfig,
+    next_id: u64,
+    entries: HashMap<TxId, Entry>,
+    clients: HashMap<ClientKey, TxId>,
+    servers: HashMap<ServerKey, TxId>,
+    deadlines: BinaryHeap<Reverse<(Instant, TxId)>>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+}
+
+impl Transactions {
+    pub fn new(config: TimerConfig) -> Self {
+        Transactions { config, ..Default::default() }
+    }
+
+    /// Live transactions.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// A request from the transport, over `transport`.
+    pub fn on_request(&mut self, request: Request, transport: Protocol, now: Instant) -> Result<Inbound, TxError> {
+        let key = ServerKey::for_request(&request)?;
+        if let Some(&id) = self.servers.get(&key) {
+            if let Some(entry) = self.entries.get_mut(&id) {
+                match &mut entry.machine {
+                    Machine::ServerInvite(m) => m.on_request(&request, now),
+                    Machine::ServerNonInvite(m) => m.on_request(),
+                    Machine::ClientInvite(..) | Machine::ClientNonInvite(..) => {}
+                }
+                self.sync(id);
+            }
+            return Ok(Inbound::Absorbed);
+        }
+        if request.method == Method::ACK {
+            return Ok(Inbound::Ack(request));
+        }
+        let machine = if request.method == Method::INVITE {
+            Machine::ServerInvite(ServerInvite::new(&request, transport, self.config))
+        } else {
+            Machine::ServerNonInvite(ServerNonInvite::new(transport, self.config))
+        };
+        let invite = match request.method == Method::CANCEL {
+            true => Some(self.servers.get(&key.cancelled_invite()).copied()),
+            false => None,
+        };
+        let id = self.insert(machine, Key::Server(key.clone()));
+        self.servers.insert(key, id);
+        self.sync(id);
+        Ok(match invite {
+            Some(invite) => Inbound::Cancel { id, request, invite },
+            None => Inbound::Request { id, request },
+        })
+    }
+
+    /// A response from the transport. Returns it when no client transaction matches (a 2xx
+    /// retransmitted after its INVITE transaction ended goes to the dialog layer that way).
+    pub fn on_response(&mut self, response: Response, now: Instant) -> Option<Response> {
+        let Some(id) = ClientKey::for_response(&response).and_then(|key| self.clients.get(&key).copied()) else {
+            return Some(response);
+        };
+        match self.entries.get_mut(&id).map(|e| &mut e.machine) {
+            Some(Machine::ClientInvite(m, _)) => m.on_response(response, now),
+            Some(Machine::ClientNonInvite(m, _)) => m.on_response(response, now),
+            _ => return Some(response),
+        }
+        self.sync(id);
+        None
+    }
+
+    /// Starts a client transaction for `request`, whose top Via must carry a fresh RFC 3261
+    /// branch (`new_branch`). ACKs for 2xx are sent by the TU without a transaction.
+    pub fn send_request(
+        &mut self,
+        request: Request,
+        dest: SocketAddr,
+        transport: Protocol,
+        now: Instant,
+    ) -> Result<TxId, TxError> {
+        if request.method == Method::ACK {
+            return Err(TxError::AckStartsNoTransaction);
+        }
+        let key = ClientKey::for_request(&request)?;
+        if self.clients.contains_key(&key) {
+            return Err(TxError::Duplicate);
+        }
+        let target = Target { dest, transport };
+        let machine = if request.method == Method::INVITE {
+            Machine::ClientInvite(ClientInvite::new(request, transport, self.config, now)?, target)
+        } else {
+            Machine::ClientNonInvite(ClientNonInvite::new(request, transport, self.config, now), target)
+        };
+        let id = self.insert(machine, Key::Client(key.clone()));
+        self.clients.insert(key, id);
+        self.sync(id);
+        Ok(id)
+    }
+
+    /// Cancels the client INVITE transaction `invite` (§9.1): starts the CANCEL's own client
+    /// transaction towards the INVITE's destination.
+    pub fn cancel(&mut self, invite: TxId, now: Instant) -> Result<TxId, TxError> {
+        let entry = self.entries.get(&invite).ok_or(TxError::Unknown(invite))?;
+        let Machine::ClientInvite(m, target) = &entry.machine else {
+            return Err(TxError::NotClientInvite(invite));
+        };
+        let (request, target) = (cancel_for(m.request())?, *target);
+        self.send_request(request, target.dest, target.transport, now)
+    }
+
+    /// The TU's response for server transaction `id`.
+    pub fn send_response(&mut self, id: TxId, response: Response, now: Instant) -> Result<(), TxError> {
+        match self.entries.get_mut(&id).map(|e| &mut e.machine) {
+            Some(Machine::ServerInvite(m)) => m.send_response(response, now)?,
+            Some(Machine::ServerNonInvite(m)) => m.send_response(response, now)?,
+            Some(_) => return Err(TxError::NotServer(id)),
+            None => return Err(TxError::Unknown(id)),
+        }
+        self.sync(id);
+        Ok(())
+    }
+
+    /// The transport failed to send a message of `id` (ignored once `id` has ended).
+    pub fn on_transport_error(&mut self, id: TxId) {
+        if let Some(entry) = self.entries.get_mut(&id) {
+            entry.machine.on_transport_error();
+            self.sync(id);
+        }
+    }
+
+    /// The earliest deadline of any transaction. It may lie before the true one (stale heap
+    /// items are discarded lazily); `handle_timeout` then simply finds nothing due.
+    pub fn next_timeout(&self) -> Option<Instant> {
+        self.deadlines.peek().map(|Reverse((at, _))| *at)
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&Reverse((at, id))) = self.deadlines.peek() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop();
+            let Some(entry) = self.entries.get_mut(&id) else { continue };
+            if entry.deadline != Some(at) {
+                continue;
+            }
+            entry.deadline = None;
+            entry.machine.handle_timeout(now);
+            self.sync(id);
+        }
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn insert(&mut self, machine: Machine, key: Key) -> TxId {
+        let id = TxId(self.next_id);
+        self.next_id += 1;
+        self.entries.insert(id, Entry { machine, key, deadline: None, terminated: false });
+        id
+    }
+
+    /// Moves what machine `id` produced into the table's queues, reschedules its timer and
+    /// forgets it once terminated.
+    fn sync(&mut self, id: TxId) {
+        let Some(entry) = self.entries.get_mut(&id) else { return };
+        while let Some(transmit) = entry.machine.poll_transmit(id) {
+            self.transmits.push_back(transmit);
+        }
+        while let Some(event) = entry.machine.poll_event() {
+            entry.terminated |= event == TxEvent::Terminated;
+            self.events.push_back(Event { id, event });
+        }
+        if entry.terminated {
+            match &entry.key {
+                Key::Client(key) => {
+                    self.clients.remove(key);
+                }
+                Key::Server(key) => {
+                    self.servers.remove(key);
+                }
+            }
+            self.entries.remove(&id);
+            return;
+        }
+        let next = entry.machine.next_timeout();
+        if next != entry.deadline {
+            entry.deadline = next;
+            if let Some(at) = next {
+                self.deadlines.push(Reverse((at, id)));
+            }
+        }
+    }
+}
