@@ -1,0 +1,89 @@
+//! The pool of RTP/RTCP port pairs: an even RTP port and the odd port above
+//! it for RTCP (RFC 3550 §11). Released pairs go to the back of the queue so
+//! a port is not reused while late packets of the old call may still arrive.
+
+use std::collections::VecDeque;
+use std::ops::RangeInclusive;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PortPoolError {
+    #[error("port range {start}-{end} holds no even/odd pair")]
+    EmptyRange { start: u16, end: u16 },
+}
+
+#[derive(Debug)]
+pub struct PortPool {
+    range: RangeInclusive<u16>,
+    free: VecDeque<u16>,
+}
+
+impl PortPool {
+    /// A pool of every pair (even, even + 1) inside `range`.
+    pub fn new(range: RangeInclusive<u16>) -> Result<Self, PortPoolError> {
+        let first_even = range.start().saturating_add(range.start() % 2);
+        let free: VecDeque<u16> = (u32::from(first_even)..u32::from(*range.end()))
+            .step_by(2)
+            .filter_map(|p| u16::try_from(p).ok())
+            .collect();
+        if free.is_empty() || first_even == 0 {
+            return Err(PortPoolError::EmptyRange {
+                start: *range.start(),
+                end: *range.end(),
+            });
+        }
+        Ok(PortPool { range, free })
+    }
+
+    /// Takes a free pair; returns its (even) RTP port.
+    pub fn take(&mut self) -> Option<u16> {
+        self.free.pop_front()
+    }
+
+    /// Returns a pair taken with [`PortPool::take`].
+    pub fn give_back(&mut self, rtp_port: u16) {
+        debug_assert!(self.range.contains(&rtp_port) && rtp_port.is_multiple_of(2));
+        self.free.push_back(rtp_port);
+    }
+
+    pub fn available(&self) -> usize {
+        self.free.len()
+    }
+
+    pub fn range(&self) -> RangeInclusive<u16> {
+        self.range.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_are_even_and_inside_the_range() {
+        let mut pool = PortPool::new(30001..=30010).unwrap();
+        assert_eq!(pool.available(), 4); // 30002, 30004, 30006, 30008 (30010 has no odd mate)
+        let ports: Vec<u16> = std::iter::from_fn(|| pool.take()).collect();
+        assert_eq!(ports, [30002, 30004, 30006, 30008]);
+        assert_eq!(pool.take(), None);
+        pool.give_back(30004);
+        assert_eq!(pool.take(), Some(30004));
+    }
+
+    #[test]
+    fn released_ports_go_last() {
+        let mut pool = PortPool::new(40000..=40005).unwrap();
+        let first = pool.take().unwrap();
+        pool.give_back(first);
+        assert_eq!(pool.take(), Some(40002));
+        assert_eq!(pool.take(), Some(40004));
+        assert_eq!(pool.take(), Some(first));
+    }
+
+    #[test]
+    fn empty_ranges_are_refused() {
+        assert!(PortPool::new(40001..=40001).is_err());
+        assert!(PortPool::new(40002..=40002).is_err());
+        assert!(PortPool::new(0..=1).is_err());
+        assert!(PortPool::new(65534..=65535).is_ok());
+    }
+}

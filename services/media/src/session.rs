@@ -1,0 +1,415 @@
+//! One call's media state, sans-IO: latching, where each packet goes, how it
+//! is rewritten, and the counters. The relay engine feeds it datagrams.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::g711::{PT_PCMA, PT_PCMU};
+use crate::packet::{classify, PacketKind, Rewrite};
+
+/// One of the two legs of a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    A,
+    B,
+}
+
+impl Side {
+    pub fn other(self) -> Side {
+        match self {
+            Side::A => Side::B,
+            Side::B => Side::A,
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Side::A => 0,
+            Side::B => 1,
+        }
+    }
+}
+
+/// The RTP port or the RTCP port of a leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    Rtp,
+    Rtcp,
+}
+
+impl Channel {
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Channel::Rtp => 0,
+            Channel::Rtcp => 1,
+        }
+    }
+}
+
+/// What one leg's far end announced in its SDP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoteMedia {
+    /// c= address and m= port.
+    pub rtp: SocketAddr,
+    /// a=rtcp (RFC 3605); `None` means the RTP port + 1.
+    pub rtcp: Option<SocketAddr>,
+    /// a=rtcp-mux accepted: RTCP shares the RTP port both ways.
+    pub rtcp_mux: bool,
+    /// The audio payload type in use (0 = PCMU, 8 = PCMA, anything else is
+    /// relayed untouched).
+    pub audio_pt: Option<u8>,
+    /// The RFC 4733 telephone-event payload type, if negotiated.
+    pub telephone_event_pt: Option<u8>,
+}
+
+impl RemoteMedia {
+    /// A far end at `rtp` with no codec information: packets pass unchanged.
+    pub fn at(rtp: SocketAddr) -> Self {
+        RemoteMedia {
+            rtp,
+            rtcp: None,
+            rtcp_mux: false,
+            audio_pt: None,
+            telephone_event_pt: None,
+        }
+    }
+
+    fn rtcp_addr(&self) -> SocketAddr {
+        self.rtcp.unwrap_or_else(|| {
+            let mut a = self.rtp;
+            a.set_port(a.port().wrapping_add(1));
+            a
+        })
+    }
+}
+
+/// Counters of what one leg's far end sent to the relay.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LegStats {
+    /// Datagrams received on this leg's ports (RTP and RTCP).
+    pub packets: u64,
+    /// Bytes of those datagrams.
+    pub bytes: u64,
+    /// RTCP datagrams among them.
+    pub rtcp_packets: u64,
+    /// Datagrams sent on to the other leg.
+    pub forwarded: u64,
+    /// Datagrams dropped: wrong source, malformed, no destination yet, send error.
+    pub dropped: u64,
+    /// The source RTP is latched to, once the first packet came.
+    pub latched_rtp: Option<SocketAddr>,
+}
+
+/// A snapshot of a session's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionStats {
+    pub a: LegStats,
+    pub b: LegStats,
+    /// Time since the last packet from either leg (or since allocation).
+    pub idle: Duration,
+}
+
+/// Where a received datagram goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Forward {
+        /// Send out of this leg's socket...
+        side: Side,
+        /// ...on this port of it...
+        channel: Channel,
+        /// ...to this address...
+        to: SocketAddr,
+        /// ...after this rewrite.
+        rewrite: Rewrite,
+    },
+    Drop(DropReason),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// Came from another address than the one the leg latched to.
+    WrongSource,
+    /// Neither RTP nor RTCP.
+    Malformed,
+    /// The other leg has neither SDP nor a latched address yet.
+    NoDestination,
+}
+
+#[derive(Debug, Default)]
+struct Leg {
+    remote: Option<RemoteMedia>,
+    latched_rtp: Option<SocketAddr>,
+    latched_rtcp: Option<SocketAddr>,
+    stats: LegStats,
+}
+
+impl Leg {
+    fn rtp_destination(&self) -> Option<SocketAddr> {
+        self.latched_rtp.or(self.remote.map(|r| r.rtp))
+    }
+
+    fn rtcp_mux(&self) -> bool {
+        self.remote.is_some_and(|r| r.rtcp_mux)
+    }
+
+    /// The port RTCP goes out on towards this leg, and where to.
+    fn rtcp_destination(&self) -> Option<(Channel, SocketAddr)> {
+        if self.rtcp_mux() {
+            return self.rtp_destination().map(|a| (Channel::Rtp, a));
+        }
+        self.latched_rtcp
+            .or(self.remote.map(|r| r.rtcp_addr()))
+            .or(self.latched_rtp.map(|mut a| {
+                a.set_port(a.port().wrapping_add(1));
+                a
+            }))
+            .map(|a| (Channel::Rtcp, a))
+    }
+}
+
+/// Media state of one call: two legs, each with an RTP and an RTCP port.
+#[derive(Debug)]
+pub struct Session {
+    legs: [Leg; 2],
+    last_activity: Instant,
+}
+
+impl Session {
+    pub fn new(now: Instant) -> Self {
+        Session {
+            legs: [Leg::default(), Leg::default()],
+            last_activity: now,
+        }
+    }
+
+    /// Sets (or changes, on re-INVITE) what a leg's SDP says. The leg latches
+    /// again on its next packet, since the far end may have moved.
+    pub fn set_remote(&mut self, side: Side, remote: RemoteMedia) {
+        let leg = &mut self.legs[side.index()];
+        leg.remote = Some(remote);
+        leg.latched_rtp = None;
+        leg.latched_rtcp = None;
+        leg.stats.latched_rtp = None;
+    }
+
+    /// Decides what happens to `datagram`, received on `side`/`channel`
+    /// from `source`, and counts it.
+    pub fn route(
+        &mut self,
+        side: Side,
+        channel: Channel,
+        datagram: &[u8],
+        source: SocketAddr,
+        now: Instant,
+    ) -> Route {
+        let route = self.decide(side, channel, datagram, source, now);
+        let stats = &mut self.legs[side.index()].stats;
+        stats.packets += 1;
+        stats.bytes += datagram.len() as u64;
+        match route {
+            Route::Forward { .. } => stats.forwarded += 1,
+            Route::Drop(_) => stats.dropped += 1,
+        }
+        route
+    }
+
+    /// Turns a forwarded packet into a dropped one when sending failed.
+    pub fn send_failed(&mut self, side: Side) {
+        let stats = &mut self.legs[side.index()].stats;
+        stats.forwarded = stats.forwarded.saturating_sub(1);
+        stats.dropped += 1;
+    }
+
+    fn decide(
+        &mut self,
+        side: Side,
+        channel: Channel,
+        datagram: &[u8],
+        source: SocketAddr,
+        now: Instant,
+    ) -> Route {
+        let Ok(kind) = classify(datagram) else {
+            return Route::Drop(DropReason::Malformed);
+        };
+        let leg = &mut self.legs[side.index()];
+        // Symmetric RTP: the first packet on a port fixes the far end's real
+        // address (its NAT mapping); later packets must come from there.
+        let latch = match channel {
+            Channel::Rtp => &mut leg.latched_rtp,
+            Channel::Rtcp => &mut leg.latched_rtcp,
+        };
+        match *latch {
+            Some(addr) if addr != source => return Route::Drop(DropReason::WrongSource),
+            Some(_) => {}
+            None => {
+                log::debug!("{side:?} {channel:?} latched to {source}");
+                *latch = Some(source);
+                if channel == Channel::Rtp {
+                    leg.stats.latched_rtp = Some(source);
+                }
+            }
+        }
+        self.last_activity = now;
+        let from = self.legs[side.index()].remote;
+        let to_leg = &self.legs[side.other().index()];
+        match kind {
+            PacketKind::Rtcp => {
+                self.legs[side.index()].stats.rtcp_packets += 1;
+                match self.legs[side.other().index()].rtcp_destination() {
+                    Some((channel, to)) => Route::Forward {
+                        side: side.other(),
+                        channel,
+                        to,
+                        rewrite: Rewrite::Unchanged,
+                    },
+                    None => Route::Drop(DropReason::NoDestination),
+                }
+            }
+            PacketKind::Rtp { payload_type } => match to_leg.rtp_destination() {
+                Some(to) => Route::Forward {
+                    side: side.other(),
+                    channel: Channel::Rtp,
+                    to,
+                    rewrite: rewrite_for(payload_type, from, to_leg.remote),
+                },
+                None => Route::Drop(DropReason::NoDestination),
+            },
+        }
+    }
+
+    pub fn stats(&self, now: Instant) -> SessionStats {
+        SessionStats {
+            a: self.legs[0].stats,
+            b: self.legs[1].stats,
+            idle: now.saturating_duration_since(self.last_activity),
+        }
+    }
+}
+
+/// The rewrite an RTP packet with `payload_type` needs between two legs'
+/// negotiated media: G.711 transcoding when they chose different laws,
+/// renumbering of telephone-events when they chose different numbers.
+fn rewrite_for(payload_type: u8, from: Option<RemoteMedia>, to: Option<RemoteMedia>) -> Rewrite {
+    let (Some(from), Some(to)) = (from, to) else {
+        return Rewrite::Unchanged;
+    };
+    if Some(payload_type) == from.audio_pt {
+        return match (from.audio_pt, to.audio_pt) {
+            (Some(PT_PCMU), Some(PT_PCMA)) => Rewrite::UlawToAlaw { payload_type: PT_PCMA },
+            (Some(PT_PCMA), Some(PT_PCMU)) => Rewrite::AlawToUlaw { payload_type: PT_PCMU },
+            _ => Rewrite::Unchanged,
+        };
+    }
+    match (from.telephone_event_pt, to.telephone_event_pt) {
+        (Some(f), Some(t)) if f == payload_type && f != t => Rewrite::PayloadType(t),
+        _ => Rewrite::Unchanged,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtp_rs::{RtpPacketBuilder, Seq};
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn rtp(pt: u8) -> Vec<u8> {
+        RtpPacketBuilder::new()
+            .payload_type(pt)
+            .sequence(Seq::from(1))
+            .payload(&[0xFF; 160])
+            .build()
+            .unwrap()
+    }
+
+    fn media(port: u16, audio: u8, event: Option<u8>) -> RemoteMedia {
+        RemoteMedia {
+            audio_pt: Some(audio),
+            telephone_event_pt: event,
+            ..RemoteMedia::at(addr(port))
+        }
+    }
+
+    #[test]
+    fn latches_to_first_source_and_drops_others() {
+        let now = Instant::now();
+        let mut s = Session::new(now);
+        s.set_remote(Side::A, RemoteMedia::at(addr(4000)));
+        s.set_remote(Side::B, RemoteMedia::at(addr(5000)));
+        // B is behind NAT: its packets come from 6000, not the SDP's 5000.
+        let r = s.route(Side::B, Channel::Rtp, &rtp(0), addr(6000), now);
+        assert_eq!(r, Route::Forward { side: Side::A, channel: Channel::Rtp, to: addr(4000), rewrite: Rewrite::Unchanged });
+        let r = s.route(Side::A, Channel::Rtp, &rtp(0), addr(4000), now);
+        assert_eq!(r, Route::Forward { side: Side::B, channel: Channel::Rtp, to: addr(6000), rewrite: Rewrite::Unchanged });
+        let r = s.route(Side::B, Channel::Rtp, &rtp(0), addr(6666), now);
+        assert_eq!(r, Route::Drop(DropReason::WrongSource));
+        let st = s.stats(now);
+        assert_eq!((st.b.packets, st.b.forwarded, st.b.dropped), (2, 1, 1));
+        assert_eq!(st.b.latched_rtp, Some(addr(6000)));
+        // A re-INVITE moves B: it latches afresh.
+        s.set_remote(Side::B, RemoteMedia::at(addr(7000)));
+        assert!(matches!(s.route(Side::B, Channel::Rtp, &rtp(0), addr(7002), now), Route::Forward { .. }));
+    }
+
+    #[test]
+    fn no_destination_until_sdp_or_latch() {
+        let now = Instant::now();
+        let mut s = Session::new(now);
+        assert_eq!(s.route(Side::A, Channel::Rtp, &rtp(0), addr(4000), now), Route::Drop(DropReason::NoDestination));
+        // B sends first: it latches, so A's next packet has somewhere to go.
+        assert!(matches!(s.route(Side::B, Channel::Rtp, &rtp(0), addr(5000), now), Route::Forward { to, .. } if to == addr(4000)));
+        assert!(matches!(s.route(Side::A, Channel::Rtp, &rtp(0), addr(4000), now), Route::Forward { to, .. } if to == addr(5000)));
+    }
+
+    #[test]
+    fn rtcp_goes_to_rtcp_port_or_muxed() {
+        let now = Instant::now();
+        let rr = [0x80, 201, 0, 1, 0, 0, 0, 1];
+        let mut s = Session::new(now);
+        s.set_remote(Side::A, RemoteMedia::at(addr(4000)));
+        s.set_remote(Side::B, RemoteMedia { rtcp_mux: true, ..RemoteMedia::at(addr(5000)) });
+        let r = s.route(Side::A, Channel::Rtcp, &rr, addr(4001), now);
+        assert_eq!(r, Route::Forward { side: Side::B, channel: Channel::Rtp, to: addr(5000), rewrite: Rewrite::Unchanged });
+        // Muxed RTCP from B, on its RTP port, goes to A's RTCP port.
+        let r = s.route(Side::B, Channel::Rtp, &rr, addr(5000), now);
+        assert_eq!(r, Route::Forward { side: Side::A, channel: Channel::Rtcp, to: addr(4001), rewrite: Rewrite::Unchanged });
+        assert_eq!(s.stats(now).b.rtcp_packets, 1);
+    }
+
+    #[test]
+    fn plans_transcoding_and_event_renumbering() {
+        let now = Instant::now();
+        let mut s = Session::new(now);
+        s.set_remote(Side::A, media(4000, PT_PCMU, Some(101)));
+        s.set_remote(Side::B, media(5000, PT_PCMA, Some(96)));
+        let rewrite = |s: &mut Session, side, pt, src| match s.route(side, Channel::Rtp, &rtp(pt), addr(src), now) {
+            Route::Forward { rewrite, .. } => rewrite,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(rewrite(&mut s, Side::A, 0, 4000), Rewrite::UlawToAlaw { payload_type: 8 });
+        assert_eq!(rewrite(&mut s, Side::B, 8, 5000), Rewrite::AlawToUlaw { payload_type: 0 });
+        assert_eq!(rewrite(&mut s, Side::A, 101, 4000), Rewrite::PayloadType(96));
+        assert_eq!(rewrite(&mut s, Side::B, 96, 5000), Rewrite::PayloadType(101));
+        // Comfort noise (PT 13) is neither: it passes as it is.
+        assert_eq!(rewrite(&mut s, Side::A, 13, 4000), Rewrite::Unchanged);
+        s.set_remote(Side::B, media(5000, PT_PCMU, Some(101)));
+        assert_eq!(rewrite(&mut s, Side::A, 0, 4000), Rewrite::Unchanged);
+        assert_eq!(rewrite(&mut s, Side::A, 101, 4000), Rewrite::Unchanged);
+    }
+
+    #[test]
+    fn counts_idle_time() {
+        let t0 = Instant::now();
+        let mut s = Session::new(t0);
+        s.set_remote(Side::B, RemoteMedia::at(addr(5000)));
+        let t1 = t0 + Duration::from_secs(5);
+        assert_eq!(s.stats(t1).idle, Duration::from_secs(5));
+        s.route(Side::A, Channel::Rtp, &rtp(0), addr(4000), t1);
+        assert_eq!(s.stats(t1 + Duration::from_secs(2)).idle, Duration::from_secs(2));
+        // Malformed packets do not count as activity.
+        s.route(Side::A, Channel::Rtp, &[1, 2, 3], addr(4000), t1 + Duration::from_secs(3));
+        assert_eq!(s.stats(t1 + Duration::from_secs(3)).idle, Duration::from_secs(3));
+    }
+}
