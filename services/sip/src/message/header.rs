@@ -129,6 +129,10 @@ impl Header {
 pub struct Headers(Vec<Header>);
 
 impl Headers {
+    pub fn with_capacity(n: usize) -> Self {
+        Headers(Vec::with_capacity(n))
+    }
+
     pub fn push(&mut self, header: Header) {
         self.0.push(header);
     }

@@ -11,7 +11,7 @@ mod method;
 mod name_addr;
 mod params;
 mod reason;
-mod syntax;
+pub(crate) mod syntax;
 mod uri;
 mod via;
 
