@@ -1,5 +1,5 @@
 //! What can be wrong with bytes offered as a SIP message, worded so that the answer can say it.
-use crate::message::{reason_phrase, HeaderError};
+use crate::message::HeaderError;
 
 /// A message the wire layer refused. `Display` gives the status's phrase and the fault, e.g.
 /// "Bad Request: malformed Content-Length", which is also the reason phrase of the answer.
@@ -77,7 +77,7 @@ mod tests {
         assert_eq!(WireError::ContentLength.reason(), "Bad Request: malformed Content-Length");
         let v = WireError::Version("SIP/7.0".into());
         assert_eq!(v.status(), 505);
-        assert!(v.reason().starts_with(reason_phrase(505)));
+        assert!(v.reason().starts_with(crate::message::reason_phrase(505)));
         assert_eq!(WireError::TooLarge(65536).status(), 513);
         assert_eq!(
             WireError::malformed("To", "whitespace inside <>").reason(),
