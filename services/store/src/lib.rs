@@ -1,1 +1,18 @@
-//! (in progress)
+//! Holdfast's SQLite store: users (HA1 digests only) and registrar bindings.
+//!
+//! `store` opens the database (WAL, synchronous=FULL, migrations), `users` and `bindings` read
+//! and write their tables, `writer` is the group-commit task through which the registrar makes
+//! bindings durable before it answers 200 OK.
+mod bindings;
+mod error;
+mod ha1;
+mod store;
+mod users;
+mod writer;
+
+pub use bindings::{Binding, Origin};
+pub use error::StoreError;
+pub use ha1::HashAlgorithm;
+pub use store::Store;
+pub use users::{UserName, UserRecord};
+pub use writer::{BindingOp, BindingWriter, WriterStats};

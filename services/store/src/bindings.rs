@@ -1,0 +1,156 @@
+//! Registrar bindings: one row per AOR and contact.
+use sqlx::query::Query;
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::{Row, Sqlite};
+
+use crate::error::StoreError;
+use crate::store::Store;
+
+/// Where a binding was learnt: from a REGISTER handled here, or copied from the central
+/// registrar while the WAN was up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Local,
+    Central,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Local => "local",
+            Origin::Central => "central",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Origin, StoreError> {
+        match s {
+            "local" => Ok(Origin::Local),
+            "central" => Ok(Origin::Central),
+            other => Err(StoreError::Corrupt {
+                column: "origin",
+                value: other.to_owned(),
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Binding {
+    /// `sip:user@domain`
+    pub aor: String,
+    /// The Contact URI.
+    pub contact: String,
+    /// `+sip.instance` (RFC 5626).
+    pub instance: Option<String>,
+    pub reg_id: Option<u32>,
+    pub call_id: String,
+    pub cseq: u32,
+    pub q: Option<f32>,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// Path header URIs (RFC 3327), in order.
+    pub path: Vec<String>,
+    /// Source address of the REGISTER, `ip:port`.
+    pub source: String,
+    pub transport: String,
+    pub user_agent: Option<String>,
+    /// Unix seconds.
+    pub updated_at: i64,
+    pub origin: Origin,
+}
+
+macro_rules! columns {
+    () => {
+        "aor, contact, instance, reg_id, call_id, cseq, q, expires_at, path, source, transport, \
+         user_agent, updated_at, origin"
+    };
+}
+
+pub(crate) const UPSERT_SQL: &str = "INSERT INTO bindings (aor, contact, instance, reg_id, \
+    call_id, cseq, q, expires_at, path, source, transport, user_agent, updated_at, origin) \
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+    ON CONFLICT (aor, contact) DO UPDATE SET instance = excluded.instance, \
+    reg_id = excluded.reg_id, call_id = excluded.call_id, cseq = excluded.cseq, q = excluded.q, \
+    expires_at = excluded.expires_at, path = excluded.path, source = excluded.source, \
+    transport = excluded.transport, user_agent = excluded.user_agent, \
+    updated_at = excluded.updated_at, origin = excluded.origin";
+pub(crate) const DELETE_SQL: &str = "DELETE FROM bindings WHERE aor = ? AND contact = ?";
+pub(crate) const DELETE_AOR_SQL: &str = "DELETE FROM bindings WHERE aor = ?";
+
+// Path entries are URIs, which cannot hold a raw line break.
+const PATH_SEPARATOR: &str = "\n";
+
+pub(crate) fn bind_upsert<'q>(b: &'q Binding) -> Query<'q, Sqlite, SqliteArguments<'q>> {
+    sqlx::query(UPSERT_SQL)
+        .bind(&b.aor)
+        .bind(&b.contact)
+        .bind(&b.instance)
+        .bind(b.reg_id)
+        .bind(&b.call_id)
+        .bind(b.cseq)
+        .bind(b.q)
+        .bind(b.expires_at)
+        .bind(b.path.join(PATH_SEPARATOR))
+        .bind(&b.source)
+        .bind(&b.transport)
+        .bind(&b.user_agent)
+        .bind(b.updated_at)
+        .bind(b.origin.as_str())
+}
+
+fn from_row(row: &SqliteRow) -> Result<Binding, StoreError> {
+    let path: String = row.try_get("path")?;
+    let origin: String = row.try_get("origin")?;
+    Ok(Binding {
+        aor: row.try_get("aor")?,
+        contact: row.try_get("contact")?,
+        instance: row.try_get("instance")?,
+        reg_id: row.try_get("reg_id")?,
+        call_id: row.try_get("call_id")?,
+        cseq: row.try_get("cseq")?,
+        q: row.try_get("q")?,
+        expires_at: row.try_get("expires_at")?,
+        path: path
+            .split(PATH_SEPARATOR)
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        source: row.try_get("source")?,
+        transport: row.try_get("transport")?,
+        user_agent: row.try_get("user_agent")?,
+        updated_at: row.try_get("updated_at")?,
+        origin: Origin::parse(&origin)?,
+    })
+}
+
+impl Store {
+    /// The bindings still valid at `now` (unix seconds); expired ones are deleted on the way.
+    pub async fn load_bindings(&self, now: i64) -> Result<Vec<Binding>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let dropped = sqlx::query("DELETE FROM bindings WHERE expires_at <= ?")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let rows = sqlx::query(concat!("SELECT ", columns!(), " FROM bindings"))
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        if dropped > 0 {
+            log::info!("dropped {dropped} expired bindings at load");
+        }
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Every stored binding, expired or not, ordered by AOR and contact.
+    pub async fn list_bindings(&self) -> Result<Vec<Binding>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM bindings ORDER BY aor, contact"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+}

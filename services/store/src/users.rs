@@ -1,0 +1,125 @@
+//! SIP users, stored as their HA1 digests for MD5 and SHA-256 with realm = domain.
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sqlx::Row;
+
+use crate::error::StoreError;
+use crate::ha1::{ha1, HashAlgorithm};
+use crate::store::Store;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserName {
+    pub name: String,
+    pub domain: String,
+}
+
+/// What the registrar needs to verify a user's digest: never the password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub name: String,
+    pub domain: String,
+    pub ha1_md5: String,
+    pub ha1_sha256: String,
+}
+
+impl UserRecord {
+    pub fn ha1(&self, alg: HashAlgorithm) -> &str {
+        match alg {
+            HashAlgorithm::Md5 => &self.ha1_md5,
+            HashAlgorithm::Sha256 => &self.ha1_sha256,
+        }
+    }
+}
+
+impl Store {
+    /// Adds a user; the password only passes through to compute the HA1s.
+    pub async fn add_user(
+        &self,
+        name: &str,
+        domain: &str,
+        password: &str,
+    ) -> Result<(), StoreError> {
+        let created_at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let result = sqlx::query(
+            "INSERT INTO users (name, domain, ha1_md5, ha1_sha256, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(name)
+        .bind(domain)
+        .bind(ha1(HashAlgorithm::Md5, name, domain, password))
+        .bind(ha1(HashAlgorithm::Sha256, name, domain, password))
+        .bind(created_at)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                Err(StoreError::UserExists {
+                    name: name.to_owned(),
+                    domain: domain.to_owned(),
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes a user; `false` if there was none.
+    pub async fn remove_user(&self, name: &str, domain: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM users WHERE name = ? AND domain = ?")
+            .bind(name)
+            .bind(domain)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<UserName>, StoreError> {
+        let rows = sqlx::query("SELECT name, domain FROM users ORDER BY domain, name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(UserName {
+                    name: row.try_get("name")?,
+                    domain: row.try_get("domain")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn user_ha1(
+        &self,
+        name: &str,
+        domain: &str,
+        alg: HashAlgorithm,
+    ) -> Result<Option<String>, StoreError> {
+        let sql = match alg {
+            HashAlgorithm::Md5 => "SELECT ha1_md5 FROM users WHERE name = ? AND domain = ?",
+            HashAlgorithm::Sha256 => "SELECT ha1_sha256 FROM users WHERE name = ? AND domain = ?",
+        };
+        let row = sqlx::query(sql)
+            .bind(name)
+            .bind(domain)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    /// Every user with both HA1s, for the registrar to hold in memory.
+    pub async fn load_users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        let rows = sqlx::query("SELECT name, domain, ha1_md5, ha1_sha256 FROM users")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(UserRecord {
+                    name: row.try_get("name")?,
+                    domain: row.try_get("domain")?,
+                    ha1_md5: row.try_get("ha1_md5")?,
+                    ha1_sha256: row.try_get("ha1_sha256")?,
+                })
+            })
+            .collect()
+    }
+}

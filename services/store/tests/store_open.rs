@@ -1,0 +1,84 @@
+//! Opening the database: migrations, durability pragmas, clear errors for bad locations.
+mod common;
+
+use common::TempDir;
+use holdfast_store::{Store, StoreError};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions, Connection, Row};
+
+#[tokio::test]
+async fn creates_parent_dirs_and_applies_migrations() {
+    let dir = TempDir::new("open");
+    let path = dir.path().join("var/lib/holdfast/registrar.db");
+    let store = Store::open(&path).await.unwrap();
+    assert!(path.exists());
+    assert!(store.list_users().await.unwrap().is_empty());
+    assert!(store.list_bindings().await.unwrap().is_empty());
+    store.close().await;
+    // Opening again does not re-run or fail on the applied migrations.
+    let store = Store::open(&path).await.unwrap();
+    store.close().await;
+
+    let mut conn = SqliteConnectOptions::new()
+        .filename(&path)
+        .connect()
+        .await
+        .unwrap();
+    let tables: Vec<String> = sqlx::query(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect();
+    assert_eq!(tables, ["_sqlx_migrations", "bindings", "users"]);
+    let mode: String = sqlx::query("PRAGMA journal_mode")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(mode, "wal");
+    conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn directory_under_a_file_is_a_clear_error() {
+    let dir = TempDir::new("notdir");
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, b"x").unwrap();
+    let err = Store::open(&file.join("sub/registrar.db"))
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(err, StoreError::CreateDir { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("cannot create database directory") && msg.contains("plain-file"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn read_only_location_is_a_clear_error() {
+    // /proc refuses new files even to root, unlike a chmod'ed directory.
+    let err = Store::open(std::path::Path::new("/proc/holdfast/registrar.db"))
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(err, StoreError::CreateDir { .. }), "{err:?}");
+    let err = Store::open(std::path::Path::new("/proc/registrar.db"))
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+    assert!(err.to_string().contains("/proc/registrar.db"), "{err}");
+}
+
+#[tokio::test]
+async fn a_directory_in_place_of_the_database_is_a_clear_error() {
+    let dir = TempDir::new("dirdb");
+    let err = Store::open(dir.path()).await.err().unwrap();
+    assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+}
