@@ -1,0 +1,88 @@
+//! A minimal client of rtpengine's ng control protocol: "<cookie> <bencode>"
+//! over UDP, offer/answer to allocate a call's ports, delete to free them.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+
+use crate::bencode::{decode, Value};
+
+pub struct NgClient {
+    socket: UdpSocket,
+    cookie: u64,
+}
+
+impl NgClient {
+    pub fn connect(server: SocketAddr) -> anyhow::Result<Self> {
+        let socket = UdpSocket::bind(("127.0.0.1", 0))?;
+        socket.connect(server)?;
+        socket.set_read_timeout(Some(Duration::from_secs(2)))?;
+        Ok(NgClient { socket, cookie: 0 })
+    }
+
+    fn request(&mut self, entries: Vec<(&str, Value)>) -> anyhow::Result<Value> {
+        self.cookie += 1;
+        let cookie = format!("hf{}", self.cookie);
+        let mut msg = format!("{cookie} ").into_bytes();
+        Value::Dict(entries.into_iter().map(|(k, v)| (k.as_bytes().to_vec(), v)).collect()).encode(&mut msg);
+        self.socket.send(&msg)?;
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let n = self.socket.recv(&mut buf).context("no reply from rtpengine")?;
+            let reply = &buf[..n];
+            let Some(rest) = reply.strip_prefix(format!("{cookie} ").as_bytes()) else { continue };
+            let value = decode(rest)?;
+            match value.get("result").and_then(Value::as_text) {
+                Some("ok") => return Ok(value),
+                other => bail!("rtpengine answered {other:?}: {:?}", value.get("error-reason").and_then(Value::as_text)),
+            }
+        }
+    }
+
+    /// Offer (caller's SDP) then answer (callee's SDP). Returns the relay
+    /// ports facing the caller and the callee.
+    pub fn allocate(&mut self, call_id: &str, caller: SocketAddr, callee: SocketAddr) -> anyhow::Result<(u16, u16)> {
+        let offer = self.request(vec![
+            ("command", Value::str("offer")),
+            ("call-id", Value::str(call_id)),
+            ("from-tag", Value::str("caller")),
+            ("sdp", Value::str(&sdp(caller))),
+        ])?;
+        let to_callee = media_port(&offer)?;
+        let answer = self.request(vec![
+            ("command", Value::str("answer")),
+            ("call-id", Value::str(call_id)),
+            ("from-tag", Value::str("caller")),
+            ("to-tag", Value::str("callee")),
+            ("sdp", Value::str(&sdp(callee))),
+        ])?;
+        Ok((media_port(&answer)?, to_callee))
+    }
+
+    pub fn delete(&mut self, call_id: &str) -> anyhow::Result<()> {
+        self.request(vec![
+            ("command", Value::str("delete")),
+            ("call-id", Value::str(call_id)),
+            ("from-tag", Value::str("caller")),
+        ])
+        .map(drop)
+    }
+}
+
+fn sdp(at: SocketAddr) -> String {
+    format!(
+        "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=bench\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n",
+        ip = at.ip(),
+        port = at.port()
+    )
+}
+
+fn media_port(reply: &Value) -> anyhow::Result<u16> {
+    let sdp = reply.get("sdp").and_then(Value::as_text).ok_or(anyhow!("reply without SDP"))?;
+    sdp.lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .ok_or(anyhow!("no m=audio port in {sdp:?}"))
+}

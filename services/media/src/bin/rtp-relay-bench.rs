@@ -1,0 +1,58 @@
+//! Benchmark side of Holdfast's relay: allocates `--calls` sessions whose A
+//! legs face the load generator's A socket and B legs its B socket, writes
+//! the ports ("A-port B-port" per call) to `--ports-out`, then relays until
+//! killed. tests/bench/media pins it to one core.
+
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use holdfast_media::{Relay, RelayConfig, RemoteMedia, Side};
+
+#[derive(Parser)]
+struct Args {
+    /// Sessions (calls) to allocate.
+    #[arg(long)]
+    calls: usize,
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: IpAddr,
+    #[arg(long, default_value_t = 20_000)]
+    port_min: u16,
+    #[arg(long, default_value_t = 29_999)]
+    port_max: u16,
+    /// The generator's A-side socket (SDP of every A leg).
+    #[arg(long)]
+    remote_a: SocketAddr,
+    /// The generator's B-side socket (SDP of every B leg).
+    #[arg(long)]
+    remote_b: SocketAddr,
+    /// Where to write the allocated ports.
+    #[arg(long)]
+    ports_out: PathBuf,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let relay = Relay::start(RelayConfig {
+        bind_ip: args.bind,
+        ports: args.port_min..=args.port_max,
+    })?;
+    let mut lines = String::new();
+    for _ in 0..args.calls {
+        let alloc = relay.allocate()?;
+        relay.set_remote(alloc.id, Side::A, RemoteMedia::at(args.remote_a))?;
+        relay.set_remote(alloc.id, Side::B, RemoteMedia::at(args.remote_b))?;
+        lines.push_str(&format!("{} {}\n", alloc.a.rtp.port(), alloc.b.rtp.port()));
+    }
+    // Written then renamed, so the script never reads half a file.
+    let tmp = args.ports_out.with_extension("tmp");
+    std::fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(lines.as_bytes()))
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &args.ports_out)?;
+    loop {
+        std::thread::park();
+    }
+}
