@@ -1,5 +1,22 @@
-//! The tokio edge: UDP and TCP on one address.
+//! The tokio edge: UDP and TCP on one address, IPv4 or IPv6. Received requests are stamped
+//! (RFC 3261 §18.2.1, RFC 3581) and handed over with their source; responses are routed by
+//! their Via (§18.2.2); requests go to a given address, over a connection opened on demand.
+mod connections;
+mod handle;
+mod route;
+mod shared;
+mod stamp;
+mod tcp;
+mod udp;
+
+pub use handle::{Transport, TransportHandle};
+pub use route::{response_route, Destination, ResponseRoute};
+pub use stamp::stamp_via;
+
+use crate::message::{HeaderError, Message};
 use std::fmt;
+use std::io;
+use std::net::SocketAddr;
 
 /// The transport a message travels over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -27,4 +44,36 @@ impl fmt::Display for Protocol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// Names one TCP connection for as long as the transport lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnId(u64);
+
+/// Where a message came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Source {
+    pub addr: SocketAddr,
+    pub transport: Protocol,
+    /// The TCP connection it arrived on.
+    pub conn: Option<ConnId>,
+}
+
+/// A received message; a request's top Via is already stamped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incoming {
+    pub msg: Message,
+    pub source: Source,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("I/O: {0}")]
+    Io(#[from] io::Error),
+    #[error(transparent)]
+    Header(#[from] HeaderError),
+    #[error("transport {0} is not served")]
+    Unsupported(String),
+    #[error("cannot resolve {0}")]
+    Unresolvable(String),
 }

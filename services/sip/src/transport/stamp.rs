@@ -1,0 +1,82 @@
+//! What a server writes into the top Via of a request it receives (RFC 3261 §18.2.1, RFC 3581
+//! §4), so that the response finds its way back through NATs.
+use crate::message::{Header, HeaderError, HeaderName, Host, Request};
+use std::net::{IpAddr, SocketAddr};
+
+/// Adds `received=` when the packet's source IP differs from the sent-by host (or the host is a
+/// name), and fills `rport` with the source port when the client asked for it; RFC 3581 then
+/// wants `received=` even when the address is the same.
+pub fn stamp_via(request: &mut Request, source: SocketAddr) -> Result<(), HeaderError> {
+    let mut via = request.top_via()?;
+    let ip = source.ip().to_canonical();
+    let wants_rport = via.params.contains("rport");
+    let same_host = match (&via.host, ip) {
+        (Host::V4(host), IpAddr::V4(ip)) => *host == ip,
+        (Host::V6(host), IpAddr::V6(ip)) => *host == ip,
+        _ => false,
+    };
+    if same_host && !wants_rport {
+        return Ok(());
+    }
+    via.params.set("received", Some(ip.to_string()));
+    if wants_rport {
+        via.params.set("rport", Some(source.port().to_string()));
+    }
+    // Only the first Via value changes; the rest keep their order behind it.
+    request.headers.remove_first(&HeaderName::Via);
+    request.headers.push_front(Header::new(HeaderName::Via, via.to_string()));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{Method, Uri};
+
+    fn request(vias: &[&str]) -> Request {
+        let mut r = Request::new(Method::OPTIONS, Uri::parse("sip:a@example.com").unwrap());
+        for via in vias {
+            r.headers.add(HeaderName::Via, *via);
+        }
+        r
+    }
+
+    fn vias(r: &Request) -> Vec<&str> {
+        r.headers.get_all(&HeaderName::Via).collect()
+    }
+
+    #[test]
+    fn same_address_without_rport_is_left_alone() {
+        let mut r = request(&["SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1"]);
+        stamp_via(&mut r, "192.0.2.1:40000".parse().unwrap()).unwrap();
+        assert_eq!(vias(&r), ["SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1"]);
+    }
+
+    #[test]
+    fn other_address_or_a_name_gets_received() {
+        let mut r = request(&["SIP/2.0/UDP phone.example.com;branch=z9hG4bK1", "SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK0"]);
+        stamp_via(&mut r, "192.0.2.7:5060".parse().unwrap()).unwrap();
+        assert_eq!(vias(&r), [
+            "SIP/2.0/UDP phone.example.com;branch=z9hG4bK1;received=192.0.2.7",
+            "SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK0"
+        ]);
+    }
+
+    #[test]
+    fn rport_is_filled_and_received_always_added() {
+        let mut r = request(&["SIP/2.0/UDP 192.0.2.1:5060;rport;branch=z9hG4bK1"]);
+        stamp_via(&mut r, "192.0.2.1:41234".parse().unwrap()).unwrap();
+        assert_eq!(vias(&r), ["SIP/2.0/UDP 192.0.2.1:5060;rport=41234;branch=z9hG4bK1;received=192.0.2.1"]);
+    }
+
+    #[test]
+    fn ipv6_and_v4_mapped_sources() {
+        let mut r = request(&["SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bK1;rport"]);
+        stamp_via(&mut r, "[2001:db8::2]:5062".parse().unwrap()).unwrap();
+        assert_eq!(vias(&r), ["SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bK1;rport=5062;received=2001:db8::2"]);
+        // A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d.
+        let mut r = request(&["SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1"]);
+        stamp_via(&mut r, "[::ffff:192.0.2.1]:5060".parse().unwrap()).unwrap();
+        assert_eq!(vias(&r), ["SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1"]);
+    }
+}
