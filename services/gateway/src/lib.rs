@@ -3,3 +3,4 @@
 pub mod alarms;
 pub mod dahdi;
 pub mod q921;
+pub mod q931;

@@ -53,8 +53,10 @@ impl Channel {
         // SAFETY: fd is open and the argument is a valid int the kernel only reads.
         unsafe { ioctl::specify(fd.as_raw_fd(), &channo) }
             .map_err(|e| DahdiError::Ioctl { name: "DAHDI_SPECIFY", channo, errno: e })?;
-        let fd = AsyncFd::with_interest(fd, Interest::READABLE | Interest::WRITABLE | Interest::PRIORITY)
-            .map_err(DahdiError::Register)?;
+        let interest = Interest::READABLE | Interest::WRITABLE | Interest::PRIORITY;
+        // SAFETY: the AsyncFd owns the OwnedFd, so the descriptor stays open and the same for its lifetime.
+        let fd = unsafe { AsyncFd::register_with_interest(fd, interest) }
+            .map_err(|e| DahdiError::Register(e.into()))?;
         Ok(Channel { fd, channo })
     }
 

@@ -1,0 +1,20 @@
+//! Q.931 basic call control for ISDN PRI: messages and IEs, per-call state machines, B-channels,
+//! and the Q.850 <-> SIP cause mapping.
+
+mod call;
+pub mod cause;
+pub mod cause_sip;
+mod channels;
+pub mod ie;
+mod message;
+mod stack;
+mod timer;
+
+pub use call::{CallId, CallState};
+pub use channels::{ChannelError, ChannelPool, Hunt, Layout};
+pub use message::{CallRef, DecodeError, Message, MessageType};
+pub use stack::{CallError, CallEvent, Outgoing, Stack};
+pub use timer::CallTimer;
+
+#[cfg(test)]
+mod tests;
