@@ -4,3 +4,5 @@ pub mod alarms;
 pub mod dahdi;
 pub mod q921;
 pub mod q931;
+pub mod pri;
+pub mod span;
