@@ -50,8 +50,8 @@ macro_rules! run_until {
     }};
 }
 
-fn events<T>(mut poll: impl FnMut() -> Option<T>) -> Vec<T> {
-    std::iter::from_fn(|| poll()).take(100).collect()
+fn events<T>(poll: impl FnMut() -> Option<T>) -> Vec<T> {
+    std::iter::from_fn(poll).take(100).collect()
 }
 
 #[test]

@@ -55,46 +55,46 @@ struct Target {
 
 #[derive(Debug)]
 enum Machine {
-    ClientInvite(ClientInvite, Target),
-    ClientNonInvite(ClientNonInvite, Target),
-    ServerInvite(ServerInvite),
-    ServerNonInvite(ServerNonInvite),
+    InviteClient(ClientInvite, Target),
+    NonInviteClient(ClientNonInvite, Target),
+    InviteServer(ServerInvite),
+    NonInviteServer(ServerNonInvite),
 }
 
 impl Machine {
     fn handle_timeout(&mut self, now: Instant) {
         match self {
-            Machine::ClientInvite(m, _) => m.handle_timeout(now),
-            Machine::ClientNonInvite(m, _) => m.handle_timeout(now),
-            Machine::ServerInvite(m) => m.handle_timeout(now),
-            Machine::ServerNonInvite(m) => m.handle_timeout(now),
+            Machine::InviteClient(m, _) => m.handle_timeout(now),
+            Machine::NonInviteClient(m, _) => m.handle_timeout(now),
+            Machine::InviteServer(m) => m.handle_timeout(now),
+            Machine::NonInviteServer(m) => m.handle_timeout(now),
         }
     }
 
     fn next_timeout(&self) -> Option<Instant> {
         match self {
-            Machine::ClientInvite(m, _) => m.next_timeout(),
-            Machine::ClientNonInvite(m, _) => m.next_timeout(),
-            Machine::ServerInvite(m) => m.next_timeout(),
-            Machine::ServerNonInvite(m) => m.next_timeout(),
+            Machine::InviteClient(m, _) => m.next_timeout(),
+            Machine::NonInviteClient(m, _) => m.next_timeout(),
+            Machine::InviteServer(m) => m.next_timeout(),
+            Machine::NonInviteServer(m) => m.next_timeout(),
         }
     }
 
     fn on_transport_error(&mut self) {
         match self {
-            Machine::ClientInvite(m, _) => m.on_transport_error(),
-            Machine::ClientNonInvite(m, _) => m.on_transport_error(),
-            Machine::ServerInvite(m) => m.on_transport_error(),
-            Machine::ServerNonInvite(m) => m.on_transport_error(),
+            Machine::InviteClient(m, _) => m.on_transport_error(),
+            Machine::NonInviteClient(m, _) => m.on_transport_error(),
+            Machine::InviteServer(m) => m.on_transport_error(),
+            Machine::NonInviteServer(m) => m.on_transport_error(),
         }
     }
 
     fn poll_event(&mut self) -> Option<TxEvent> {
         match self {
-            Machine::ClientInvite(m, _) => m.poll_event(),
-            Machine::ClientNonInvite(m, _) => m.poll_event(),
-            Machine::ServerInvite(m) => m.poll_event(),
-            Machine::ServerNonInvite(m) => m.poll_event(),
+            Machine::InviteClient(m, _) => m.poll_event(),
+            Machine::NonInviteClient(m, _) => m.poll_event(),
+            Machine::InviteServer(m) => m.poll_event(),
+            Machine::NonInviteServer(m) => m.poll_event(),
         }
     }
 
@@ -102,10 +102,10 @@ impl Machine {
         let request = |request, t: &Target| Transmit::Request { id, request, dest: t.dest, transport: t.transport };
         let response = |response| Transmit::Response { id, response };
         match self {
-            Machine::ClientInvite(m, t) => m.poll_transmit().map(|r| request(r, t)),
-            Machine::ClientNonInvite(m, t) => m.poll_transmit().map(|r| request(r, t)),
-            Machine::ServerInvite(m) => m.poll_transmit().map(response),
-            Machine::ServerNonInvite(m) => m.poll_transmit().map(response),
+            Machine::InviteClient(m, t) => m.poll_transmit().map(|r| request(r, t)),
+            Machine::NonInviteClient(m, t) => m.poll_transmit().map(|r| request(r, t)),
+            Machine::InviteServer(m) => m.poll_transmit().map(response),
+            Machine::NonInviteServer(m) => m.poll_transmit().map(response),
         }
     }
 }
@@ -158,9 +158,9 @@ impl Transactions {
         if let Some(&id) = self.servers.get(&key) {
             if let Some(entry) = self.entries.get_mut(&id) {
                 match &mut entry.machine {
-                    Machine::ServerInvite(m) => m.on_request(&request, now),
-                    Machine::ServerNonInvite(m) => m.on_request(),
-                    Machine::ClientInvite(..) | Machine::ClientNonInvite(..) => {}
+                    Machine::InviteServer(m) => m.on_request(&request, now),
+                    Machine::NonInviteServer(m) => m.on_request(),
+                    Machine::InviteClient(..) | Machine::NonInviteClient(..) => {}
                 }
                 self.sync(id);
             }
@@ -170,9 +170,9 @@ impl Transactions {
             return Ok(Inbound::Ack(request));
         }
         let machine = if request.method == Method::INVITE {
-            Machine::ServerInvite(ServerInvite::new(&request, transport, self.config))
+            Machine::InviteServer(ServerInvite::new(&request, transport, self.config))
         } else {
-            Machine::ServerNonInvite(ServerNonInvite::new(transport, self.config))
+            Machine::NonInviteServer(ServerNonInvite::new(transport, self.config))
         };
         let invite = match request.method == Method::CANCEL {
             true => Some(self.servers.get(&key.cancelled_invite()).copied()),
@@ -194,8 +194,8 @@ impl Transactions {
             return Some(response);
         };
         match self.entries.get_mut(&id).map(|e| &mut e.machine) {
-            Some(Machine::ClientInvite(m, _)) => m.on_response(response, now),
-            Some(Machine::ClientNonInvite(m, _)) => m.on_response(response, now),
+            Some(Machine::InviteClient(m, _)) => m.on_response(response, now),
+            Some(Machine::NonInviteClient(m, _)) => m.on_response(response, now),
             _ => return Some(response),
         }
         self.sync(id);
@@ -220,9 +220,9 @@ impl Transactions {
         }
         let target = Target { dest, transport };
         let machine = if request.method == Method::INVITE {
-            Machine::ClientInvite(ClientInvite::new(request, transport, self.config, now)?, target)
+            Machine::InviteClient(ClientInvite::new(request, transport, self.config, now)?, target)
         } else {
-            Machine::ClientNonInvite(ClientNonInvite::new(request, transport, self.config, now), target)
+            Machine::NonInviteClient(ClientNonInvite::new(request, transport, self.config, now), target)
         };
         let id = self.insert(machine, Key::Client(key.clone()));
         self.clients.insert(key, id);
@@ -234,7 +234,7 @@ impl Transactions {
     /// transaction towards the INVITE's destination.
     pub fn cancel(&mut self, invite: TxId, now: Instant) -> Result<TxId, TxError> {
         let entry = self.entries.get(&invite).ok_or(TxError::Unknown(invite))?;
-        let Machine::ClientInvite(m, target) = &entry.machine else {
+        let Machine::InviteClient(m, target) = &entry.machine else {
             return Err(TxError::NotClientInvite(invite));
         };
         let (request, target) = (cancel_for(m.request())?, *target);
@@ -244,8 +244,8 @@ impl Transactions {
     /// The TU's response for server transaction `id`.
     pub fn send_response(&mut self, id: TxId, response: Response, now: Instant) -> Result<(), TxError> {
         match self.entries.get_mut(&id).map(|e| &mut e.machine) {
-            Some(Machine::ServerInvite(m)) => m.send_response(response, now)?,
-            Some(Machine::ServerNonInvite(m)) => m.send_response(response, now)?,
+            Some(Machine::InviteServer(m)) => m.send_response(response, now)?,
+            Some(Machine::NonInviteServer(m)) => m.send_response(response, now)?,
             Some(_) => return Err(TxError::NotServer(id)),
             None => return Err(TxError::Unknown(id)),
         }
