@@ -6,3 +6,4 @@ pub mod q921;
 pub mod q931;
 pub mod pri;
 pub mod span;
+pub mod trunk;

@@ -1,0 +1,197 @@
+//! The async edge: runs a `Pri` over a `Span`, with tokio time, and talks to the rest of the
+//! gateway through a command queue and an event queue.
+
+use std::collections::HashMap;
+
+use log::{info, warn};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::{sleep_until, Instant};
+
+use crate::pri::{Pri, PriEvent};
+use crate::q931::{CallError, CallEvent, CallId, Outgoing};
+use crate::span::{Span, SpanError, SpanEvent};
+
+#[derive(Debug)]
+enum Command {
+    Place { request: Outgoing, reply: oneshot::Sender<Result<CallId, u8>> },
+    Alert { call: CallId, reply: oneshot::Sender<Result<(), CallError>> },
+    Answer { call: CallId, reply: oneshot::Sender<Result<(), CallError>> },
+    Hangup { call: CallId, cause: u8, reply: oneshot::Sender<Result<(), CallError>> },
+    Audio { channel: u8, samples: Vec<u8> },
+    Status { reply: oneshot::Sender<TrunkStatus> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrunkEvent {
+    Pri(PriEvent),
+    Audio { channel: u8, samples: Vec<u8> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrunkStatus {
+    pub in_service: bool,
+    pub free_channels: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrunkError {
+    #[error("the trunk task has stopped")]
+    Stopped,
+    #[error(transparent)]
+    Call(#[from] CallError),
+}
+
+/// The application's side of a running trunk.
+pub struct TrunkHandle {
+    commands: mpsc::Sender<Command>,
+    pub events: mpsc::Receiver<TrunkEvent>,
+}
+
+impl TrunkHandle {
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, TrunkError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(make(tx)).await.map_err(|_| TrunkError::Stopped)?;
+        rx.await.map_err(|_| TrunkError::Stopped)
+    }
+
+    /// Places a call; `Ok(Err(cause))` when refused at once (no channel, out of service).
+    pub async fn place_call(&self, request: Outgoing) -> Result<Result<CallId, u8>, TrunkError> {
+        self.ask(|reply| Command::Place { request, reply }).await
+    }
+
+    pub async fn alert(&self, call: CallId) -> Result<(), TrunkError> {
+        Ok(self.ask(|reply| Command::Alert { call, reply }).await??)
+    }
+
+    pub async fn answer(&self, call: CallId) -> Result<(), TrunkError> {
+        Ok(self.ask(|reply| Command::Answer { call, reply }).await??)
+    }
+
+    pub async fn hangup(&self, call: CallId, cause: u8) -> Result<(), TrunkError> {
+        Ok(self.ask(|reply| Command::Hangup { call, cause, reply }).await??)
+    }
+
+    pub async fn send_audio(&self, channel: u8, samples: Vec<u8>) -> Result<(), TrunkError> {
+        self.commands.send(Command::Audio { channel, samples }).await.map_err(|_| TrunkError::Stopped)
+    }
+
+    pub async fn status(&self) -> Result<TrunkStatus, TrunkError> {
+        self.ask(|reply| Command::Status { reply }).await
+    }
+}
+
+/// Starts the trunk task. It ends when the handle is dropped or the span fails.
+pub fn spawn<S: Span + 'static>(span: S, pri: Pri) -> (TrunkHandle, JoinHandle<Result<(), SpanError>>) {
+    let (commands_tx, commands_rx) = mpsc::channel(64);
+    let (events_tx, events_rx) = mpsc::channel(1024);
+    let task = tokio::spawn(run(span, pri, commands_rx, events_tx));
+    (TrunkHandle { commands: commands_tx, events: events_rx }, task)
+}
+
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+async fn run<S: Span>(
+    mut span: S,
+    mut pri: Pri,
+    mut commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<TrunkEvent>,
+) -> Result<(), SpanError> {
+    info!("trunk on {} ({:?} side, {:?})", span.name(), pri.side(), span.layout());
+    pri.handle_alarms(span.alarms(), now());
+    pri.start(now());
+    // B-channels carrying audio, by call: the stack may have freed the channel by the time the
+    // call's end is reported.
+    let mut audio: HashMap<CallId, u8> = HashMap::new();
+    loop {
+        while let Some(frame) = pri.poll_transmit() {
+            span.send_dframe(&frame).await?;
+        }
+        while let Some(event) = pri.poll_event() {
+            match &event {
+                PriEvent::Call(CallEvent::Connected { call }) => {
+                    if let Some(channel) = pri.channel(*call) {
+                        span.open_bchannel(channel)?;
+                        audio.insert(*call, channel);
+                    }
+                }
+                PriEvent::Call(CallEvent::Cleared { call, .. }) => {
+                    if let Some(channel) = audio.remove(call) {
+                        span.close_bchannel(channel);
+                    }
+                }
+                _ => {}
+            }
+            // The application may have stopped listening; the trunk keeps the line up regardless.
+            let _ = events.try_send(TrunkEvent::Pri(event));
+        }
+        let deadline = pri.next_timeout().map(Instant::from_std);
+        tokio::select! {
+            // Requests first: they are few, and a request made before a frame arrived is handled
+            // before it, so crossing SETUPs really cross (glare) instead of racing.
+            biased;
+            command = commands.recv() => match command {
+                None => return Ok(()),
+                Some(command) => apply(&mut span, &mut pri, &mut audio, command).await?,
+            },
+            event = span.recv() => match event? {
+                SpanEvent::DFrame(frame) => pri.handle_dframe(&frame, now()),
+                SpanEvent::Alarms(alarms) => {
+                    info!("{}: alarms {alarms}", span.name());
+                    pri.handle_alarms(alarms, now());
+                }
+                SpanEvent::Audio { channel, samples } => {
+                    let _ = events.try_send(TrunkEvent::Audio { channel, samples });
+                }
+            },
+            _ = async { if let Some(d) = deadline { sleep_until(d).await } }, if deadline.is_some() => {
+                pri.handle_timeout(now());
+            }
+        }
+    }
+}
+
+async fn apply<S: Span>(
+    span: &mut S,
+    pri: &mut Pri,
+    audio: &mut HashMap<CallId, u8>,
+    command: Command,
+) -> Result<(), SpanError> {
+    // A dropped reply receiver only means the caller gave up waiting.
+    match command {
+        Command::Place { request, reply } => {
+            let _ = reply.send(pri.place_call(request, now()));
+        }
+        Command::Alert { call, reply } => {
+            let _ = reply.send(pri.alert(call, now()));
+        }
+        Command::Answer { call, reply } => {
+            let result = pri.answer(call, now());
+            if result.is_ok() {
+                if let Some(channel) = pri.channel(call) {
+                    span.open_bchannel(channel)?;
+                    audio.insert(call, channel);
+                }
+            }
+            let _ = reply.send(result);
+        }
+        Command::Hangup { call, cause, reply } => {
+            let result = pri.hangup(call, cause, now());
+            if let Some(channel) = audio.remove(&call) {
+                span.close_bchannel(channel);
+            }
+            let _ = reply.send(result);
+        }
+        Command::Audio { channel, samples } => {
+            if let Err(e) = span.send_audio(channel, &samples).await {
+                warn!("{}: audio on B-channel {channel}: {e}", span.name());
+            }
+        }
+        Command::Status { reply } => {
+            let _ = reply.send(TrunkStatus { in_service: pri.in_service(), free_channels: pri.free_channels() });
+        }
+    }
+    Ok(())
+}
