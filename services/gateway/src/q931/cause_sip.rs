@@ -149,9 +149,10 @@ mod tests {
 
     #[test]
     fn busy_and_no_circuit_survive_a_round_trip() {
-        for cause in [1, 17, 18, 28] {
+        for cause in [1, 17, 28, 102] {
             assert_eq!(q850_cause(sip_status(cause, 2)), cause);
         }
+        assert_eq!(q850_cause(sip_status(18, 2)), 102, "408 comes back as a timeout");
         assert_eq!(q850_cause(sip_status(34, 2)), 41, "503 carries no finer cause back");
     }
 }

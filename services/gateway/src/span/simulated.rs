@@ -140,6 +140,8 @@ mod tests {
         assert_eq!(b.recv().await.unwrap(), SpanEvent::DFrame(vec![1, 2, 3]));
         // Audio for a channel b has not opened is not delivered.
         a.send_audio(5, &[0xD5; 160]).await.unwrap();
+        a.send_dframe(&[4]).await.unwrap();
+        assert_eq!(b.recv().await.unwrap(), SpanEvent::DFrame(vec![4]));
         b.open_bchannel(5).unwrap();
         a.send_audio(5, &[0x55; 160]).await.unwrap();
         assert_eq!(b.recv().await.unwrap(), SpanEvent::Audio { channel: 5, samples: vec![0x55; 160] });
