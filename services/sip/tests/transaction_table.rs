@@ -206,6 +206,29 @@ fn client_transactions_get_their_responses_and_cancel_shares_the_branch() {
 }
 
 #[test]
+fn a_cancelled_invite_without_final_response_ends_after_64_t1() {
+    let t0 = Instant::now();
+    let mut txs = Transactions::new(TimerConfig::default());
+    let invite = request(Method::INVITE, &via(&new_branch()), 1);
+    let id = txs.send_request(invite.clone(), DEST.parse().unwrap(), Protocol::Udp, t0).unwrap();
+    txs.on_response(invite.response(180), t0);
+    let cancel_at = t0 + Duration::from_secs(60);
+    let cancel_id = txs.cancel(id, cancel_at).unwrap();
+    assert!(txs.cancel(cancel_id, cancel_at).is_err(), "only an INVITE can be cancelled");
+    run_until(&mut txs, cancel_at + Duration::from_secs(31));
+    assert_eq!(txs.len(), 2, "both wait for their answers: {:?}", events(&mut txs));
+    run_until(&mut txs, cancel_at + Duration::from_secs(33));
+    let ended: Vec<TxId> = events(&mut txs)
+        .into_iter()
+        .filter(|e| matches!(e.event, TxEvent::TimedOut(_)))
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(ended.len(), 2);
+    assert!(ended.contains(&id) && ended.contains(&cancel_id));
+    assert!(txs.is_empty());
+}
+
+#[test]
 fn client_timeout_reaches_the_tu_as_408() {
     let t0 = Instant::now();
     let mut txs = Transactions::new(TimerConfig::default());

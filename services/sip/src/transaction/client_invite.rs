@@ -103,6 +103,15 @@ impl ClientInvite {
         }
     }
 
+    /// The TU sent a CANCEL for this INVITE. Without a final response 64*T1 later the
+    /// transaction gives up (§9.1), so a peer that never answers cannot keep it forever. (In
+    /// Calling, Timer B is still running anyway.)
+    pub fn on_cancel_sent(&mut self, now: Instant) {
+        if self.state == ClientInviteState::Proceeding {
+            self.timers.set(Timer::B, now + self.config.transaction_timeout());
+        }
+    }
+
     pub fn on_transport_error(&mut self) {
         if self.state != ClientInviteState::Terminated {
             self.events.push_back(TxEvent::TransportError);

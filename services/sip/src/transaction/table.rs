@@ -25,6 +25,15 @@ pub enum Transmit {
     Response { id: TxId, response: Response },
 }
 
+impl Transmit {
+    /// The transaction to tell when sending fails.
+    pub fn id(&self) -> TxId {
+        match self {
+            Transmit::Request { id, .. } | Transmit::Response { id, .. } => *id,
+        }
+    }
+}
+
 /// What a transaction tells its TU, with the transaction it comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
@@ -53,10 +62,12 @@ struct Target {
     transport: Protocol,
 }
 
+/// Client machines hold their request and are boxed, so that the many server transactions of
+/// a registrar do not each take a client's room in the map.
 #[derive(Debug)]
 enum Machine {
-    InviteClient(ClientInvite, Target),
-    NonInviteClient(ClientNonInvite, Target),
+    InviteClient(Box<ClientInvite>, Target),
+    NonInviteClient(Box<ClientNonInvite>, Target),
     InviteServer(ServerInvite),
     NonInviteServer(ServerNonInvite),
 }
@@ -220,9 +231,9 @@ impl Transactions {
         }
         let target = Target { dest, transport };
         let machine = if request.method == Method::INVITE {
-            Machine::InviteClient(ClientInvite::new(request, transport, self.config, now)?, target)
+            Machine::InviteClient(Box::new(ClientInvite::new(request, transport, self.config, now)?), target)
         } else {
-            Machine::NonInviteClient(ClientNonInvite::new(request, transport, self.config, now), target)
+            Machine::NonInviteClient(Box::new(ClientNonInvite::new(request, transport, self.config, now)), target)
         };
         let id = self.insert(machine, Key::Client(key.clone()));
         self.clients.insert(key, id);
@@ -231,13 +242,16 @@ impl Transactions {
     }
 
     /// Cancels the client INVITE transaction `invite` (§9.1): starts the CANCEL's own client
-    /// transaction towards the INVITE's destination.
+    /// transaction towards the INVITE's destination, and gives the INVITE 64*T1 more for its
+    /// final response.
     pub fn cancel(&mut self, invite: TxId, now: Instant) -> Result<TxId, TxError> {
-        let entry = self.entries.get(&invite).ok_or(TxError::Unknown(invite))?;
-        let Machine::InviteClient(m, target) = &entry.machine else {
+        let entry = self.entries.get_mut(&invite).ok_or(TxError::Unknown(invite))?;
+        let Machine::InviteClient(m, target) = &mut entry.machine else {
             return Err(TxError::NotClientInvite(invite));
         };
         let (request, target) = (cancel_for(m.request())?, *target);
+        m.on_cancel_sent(now);
+        self.sync(invite);
         self.send_request(request, target.dest, target.transport, now)
     }
 

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 pub enum Timer {
     /// INVITE request retransmission (client, unreliable transports).
     A,
-    /// INVITE transaction timeout (client).
+    /// INVITE transaction timeout (client); after a CANCEL it also bounds the wait for the
+    /// final response (§9.1).
     B,
     /// Wait time for response retransmissions after a non-2xx final response (client INVITE).
     D,

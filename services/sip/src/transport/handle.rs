@@ -4,6 +4,7 @@ use super::route::{response_route, Destination};
 use super::shared::Shared;
 use super::{tcp, udp, Incoming, Protocol, TransportError};
 use crate::message::{Message, Response};
+use crate::transaction::Transmit;
 use log::debug;
 use std::io;
 use std::net::SocketAddr;
@@ -93,12 +94,26 @@ impl TransportHandle {
 
     /// Sends a message to `dest`, over TCP on an open connection to it or a new one.
     pub async fn send_to(&self, msg: &Message, dest: SocketAddr, transport: Protocol) -> Result<(), TransportError> {
-        let bytes = msg.to_bytes();
+        self.send_bytes(&msg.to_bytes(), dest, transport).await
+    }
+
+    /// Sends what the transaction layer produced (`Transactions::poll_transmit`); on an error
+    /// the caller reports `Transactions::on_transport_error(transmit.id())`.
+    pub async fn transmit(&self, transmit: &Transmit) -> Result<(), TransportError> {
+        match transmit {
+            Transmit::Request { request, dest, transport, .. } => {
+                self.send_bytes(&request.to_bytes(), *dest, *transport).await
+            }
+            Transmit::Response { response, .. } => self.send_response(response).await,
+        }
+    }
+
+    async fn send_bytes(&self, bytes: &[u8], dest: SocketAddr, transport: Protocol) -> Result<(), TransportError> {
         match transport {
             Protocol::Udp => {
-                self.shared.udp.send_to(&bytes, dest).await?;
+                self.shared.udp.send_to(bytes, dest).await?;
             }
-            Protocol::Tcp => self.connection_to(dest).await?.write(&bytes).await?,
+            Protocol::Tcp => self.connection_to(dest).await?.write(bytes).await?,
         }
         Ok(())
     }
