@@ -35,6 +35,10 @@ pub struct Registrar {
     pub default_expires: u32,
     #[serde(default = "nonce_lifetime")]
     pub nonce_lifetime: u32,
+    /// Digest algorithms offered, most preferred first (RFC 8760). Some phones (and sipp 3.6)
+    /// read only the first challenge: list MD5 first for them.
+    #[serde(default = "digest_algorithms")]
+    pub digest_algorithms: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -51,6 +55,9 @@ fn default_expires() -> u32 {
 }
 fn nonce_lifetime() -> u32 {
     300
+}
+fn digest_algorithms() -> Vec<String> {
+    vec!["SHA-256".to_string(), "MD5".to_string()]
 }
 
 #[derive(Debug, Clone)]
@@ -106,6 +113,11 @@ impl Config {
         }
         if r.domain.is_empty() || r.domain.contains(|c: char| c.is_whitespace() || c == '@') {
             return Err(key_err("domain", format!("{:?} is not a SIP domain", r.domain)));
+        }
+        if r.digest_algorithms.is_empty()
+            || r.digest_algorithms.iter().any(|a| !matches!(a.to_ascii_uppercase().as_str(), "MD5" | "SHA-256"))
+        {
+            return Err(key_err("digest_algorithms", "list one or both of \"SHA-256\", \"MD5\"".into()));
         }
         if r.nonce_lifetime < 10 {
             return Err(key_err("nonce_lifetime", "must be at least 10 seconds".into()));

@@ -1,1 +1,98 @@
-fn main() {}
+//! sba-registrar: the branch registrar. Loads its bindings from SQLite, answers at once, and
+//! acknowledges a REGISTER only once its binding is on disk.
+mod auth;
+mod config;
+mod registrar;
+mod server;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use config::Config;
+use holdfast_runtime::{init_logging, Notifier};
+use holdfast_sip::auth::Algorithm;
+use holdfast_sip::transaction::{TimerConfig, Transactions};
+use holdfast_sip::transport::Transport;
+use holdfast_store::Store;
+use registrar::{Limits, Registrar};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "sba-registrar", about = "Holdfast branch registrar")]
+struct Cli {
+    /// The appliance configuration (TOML); without it the embedded laptop default is used.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Listen on this address (UDP and TCP), overriding the config.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// The SQLite database, overriding the config.
+    #[arg(long)]
+    db: Option<PathBuf>,
+}
+
+fn main() -> Result<()> {
+    init_logging("sba-registrar");
+    let cli = Cli::parse();
+    let mut config = match &cli.config {
+        Some(path) => Config::load(path)?,
+        None => Config::embedded(),
+    };
+    if let Some(listen) = cli.listen {
+        config.registrar.listen = listen;
+    }
+    if let Some(db) = cli.db {
+        config.registrar.db = db;
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the runtime")?
+        .block_on(run(config))
+}
+
+async fn run(config: Config) -> Result<()> {
+    let c = config.registrar;
+    let store = Store::open(&c.db).await.with_context(|| format!("opening {}", c.db.display()))?;
+    let now = server::unix_now();
+    let loaded = store.load_bindings(i64::try_from(now).unwrap_or(i64::MAX)).await.context("loading bindings")?;
+    let writer = store.binding_writer().await.context("starting the binding writer")?;
+    let registrar = Registrar::new(
+        Limits { min_expires: c.min_expires, max_expires: c.max_expires, default_expires: c.default_expires },
+        loaded,
+    );
+    let auth = if c.auth {
+        let algorithms = c.digest_algorithms.iter().filter_map(|a| Algorithm::parse(a).map(|(alg, _)| alg)).collect();
+        let mut auth = auth::Authenticator::new(algorithms, Duration::from_secs(c.nonce_lifetime.into()));
+        auth.set_users(store.load_users().await.context("loading users")?);
+        Some(auth)
+    } else {
+        None
+    };
+    let (transport, incoming) =
+        Transport::bind(c.listen).await.with_context(|| format!("listening on {} (UDP and TCP)", c.listen))?;
+    let notifier = Notifier::from_env()?;
+    let status = format!(
+        "serving {} bindings on {} (auth {})",
+        registrar.binding_count(),
+        transport.local_addr(),
+        match &auth {
+            Some(a) => format!("on, {} users", a.user_count()),
+            None => "off".to_string(),
+        }
+    );
+    log::info!("{status}; database {}", c.db.display());
+    notifier.ready(&status);
+    let server = server::Server {
+        registrar,
+        auth,
+        txns: Transactions::new(TimerConfig::default()),
+        transport,
+        store,
+        writer,
+        notifier,
+    };
+    server.run(incoming).await
+}

@@ -34,14 +34,22 @@ struct StderrLog {
 }
 
 impl Log for StderrLog {
-    fn enabled(&self, _: &Metadata) -> bool {
-        true
+    fn enabled(&self, meta: &Metadata) -> bool {
+        quiet_enough(meta)
     }
 
     fn log(&self, record: &Record) {
+        if !quiet_enough(record.metadata()) {
+            return;
+        }
         let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "{} {} {}: {}", self.service, record.level(), record.target(), record.args());
     }
 
     fn flush(&self) {}
+}
+
+/// sqlx logs every statement at debug; only its warnings matter to an operator.
+fn quiet_enough(meta: &Metadata) -> bool {
+    !meta.target().starts_with("sqlx") || meta.level() <= log::Level::Warn
 }

@@ -1,1 +1,138 @@
-fn main() {}
+//! sbactl: administers the Holdfast services through their SQLite store.
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use holdfast_store::Store;
+use std::path::{Path, PathBuf};
+
+#[derive(Parser)]
+#[command(name = "sbactl", about = "Administers the Holdfast branch appliance")]
+struct Cli {
+    /// The appliance database (default: [registrar].db of /etc/sba/sba.toml, else ./var/sba.db).
+    #[arg(long, global = true)]
+    db: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Local users: who may register at the branch (only their HA1 digests are stored).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Current bindings, one per registered contact.
+    Registrations {
+        /// A JSON array, one object per binding.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    Add {
+        name: String,
+        #[arg(long)]
+        domain: String,
+        #[arg(long)]
+        password: String,
+    },
+    List,
+    Remove {
+        name: String,
+        #[arg(long)]
+        domain: String,
+    },
+}
+
+const APPLIANCE_CONFIG: &str = "/etc/sba/sba.toml";
+
+fn default_db() -> PathBuf {
+    std::fs::read_to_string(APPLIANCE_CONFIG)
+        .ok()
+        .and_then(|t| t.parse::<toml::Table>().ok())
+        .and_then(|t| t.get("registrar")?.get("db")?.as_str().map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("./var/sba.db"))
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let db = cli.db.unwrap_or_else(default_db);
+    let store = open(&db).await?;
+    match cli.command {
+        Command::User { command } => user(&store, command).await,
+        Command::Registrations { json } => registrations(&store, json).await,
+    }
+}
+
+async fn open(db: &Path) -> Result<Store> {
+    Store::open(db).await.with_context(|| format!("opening the database {}", db.display()))
+}
+
+async fn user(store: &Store, command: UserCommand) -> Result<()> {
+    match command {
+        UserCommand::Add { name, domain, password } => {
+            anyhow::ensure!(valid_user(&name), "user name {name:?}: use letters, digits and -_.!~*'()&=+$,;?/");
+            anyhow::ensure!(!domain.is_empty() && !domain.contains(['@', ' ']), "domain {domain:?} is not a SIP domain");
+            anyhow::ensure!(!password.is_empty(), "the password must not be empty");
+            store.add_user(&name, &domain, &password).await.context("adding the user")?;
+            println!("added sip:{name}@{domain}");
+        }
+        UserCommand::List => {
+            for u in store.list_users().await.context("listing users")? {
+                println!("sip:{}@{}", u.name, u.domain);
+            }
+        }
+        UserCommand::Remove { name, domain } => {
+            let removed = store.remove_user(&name, &domain).await.context("removing the user")?;
+            anyhow::ensure!(removed, "no user sip:{name}@{domain}");
+            println!("removed sip:{name}@{domain}");
+        }
+    }
+    Ok(())
+}
+
+/// RFC 3261 user part characters (unreserved and user-unreserved), no escapes.
+fn valid_user(name: &str) -> bool {
+    !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.!~*'()&=+$,;?/".contains(c))
+}
+
+async fn registrations(store: &Store, json: bool) -> Result<()> {
+    let now = i64::try_from(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).context("clock before 1970")?.as_secs(),
+    )?;
+    let mut bindings = store.list_bindings().await.context("listing bindings")?;
+    bindings.retain(|b| b.expires_at > now);
+    if json {
+        let rows: Vec<serde_json::Value> = bindings
+            .iter()
+            .map(|b| {
+                serde_json::json!({
+                    "aor": b.aor,
+                    "contact": b.contact,
+                    "expires": b.expires_at.saturating_sub(now),
+                    "expires_at": b.expires_at,
+                    "instance": b.instance,
+                    "reg_id": b.reg_id,
+                    "q": b.q.map(|q| (f64::from(q) * 1000.0).round() / 1000.0),
+                    "call_id": b.call_id,
+                    "cseq": b.cseq,
+                    "path": b.path,
+                    "source": b.source,
+                    "transport": b.transport,
+                    "user_agent": b.user_agent,
+                    "origin": b.origin.as_str(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        for b in &bindings {
+            println!("{}  {}  expires in {}s  ({} {})", b.aor, b.contact, b.expires_at.saturating_sub(now), b.transport, b.source);
+        }
+    }
+    Ok(())
+}

@@ -1,49 +1,25 @@
-//! One registered contact of an address of record, and how contacts are compared.
+//! How a binding (holdfast_store::Binding, one registered contact of an address of record) is
+//! listed in a 200 OK, and how contacts and AORs are compared.
 use holdfast_sip::message::{Host, SipUri, Uri};
-use std::net::SocketAddr;
+use holdfast_store::Binding;
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct Binding {
-    /// `sip:user@domain`.
-    pub aor: String,
-    /// The Contact URI as the phone sent it.
-    pub contact: String,
-    /// RFC 5626 `+sip.instance` (with its quotes and angle brackets removed).
-    pub instance: Option<String>,
-    pub reg_id: Option<u32>,
-    pub call_id: String,
-    pub cseq: u32,
-    /// The q-value as written (`0.5`), echoed verbatim.
-    pub q: Option<String>,
-    /// Unix seconds.
-    pub expires_at: u64,
-    /// RFC 3327 Path values, in order.
-    pub path: Vec<String>,
-    pub source: SocketAddr,
-    /// `udp` or `tcp`: how the phone reached us, which is how we reach it.
-    pub transport: String,
-    pub user_agent: Option<String>,
-}
-
-impl Binding {
-    /// The Contact value listed in a 200 OK: the URI with its remaining expiry and the parameters
-    /// the phone registered with.
-    pub fn contact_value(&self, now: u64) -> String {
-        let mut v = format!("<{}>;expires={}", self.contact, self.expires_at.saturating_sub(now));
-        if let Some(q) = &self.q {
-            v.push_str(";q=");
-            v.push_str(q);
-        }
-        if let Some(i) = &self.instance {
-            v.push_str(";+sip.instance=\"<");
-            v.push_str(i);
-            v.push_str(">\"");
-        }
-        if let Some(r) = self.reg_id {
-            v.push_str(&format!(";reg-id={r}"));
-        }
-        v
+/// The Contact value listed in a 200 OK: the URI with its remaining expiry and the parameters
+/// the phone registered with.
+pub fn contact_value(b: &Binding, now: u64) -> String {
+    let remaining = u64::try_from(b.expires_at).unwrap_or(0).saturating_sub(now);
+    let mut v = format!("<{}>;expires={remaining}", b.contact);
+    if let Some(q) = b.q {
+        v.push_str(&format!(";q={q}"));
     }
+    if let Some(i) = &b.instance {
+        v.push_str(";+sip.instance=\"<");
+        v.push_str(i);
+        v.push_str(">\"");
+    }
+    if let Some(r) = b.reg_id {
+        v.push_str(&format!(";reg-id={r}"));
+    }
+    v
 }
 
 /// RFC 3261 §19.1.4 equality, reduced to a key: scheme, user (case-sensitive), host

@@ -3,11 +3,13 @@
 //! before the answer may go out. Time comes in as unix seconds.
 mod binding;
 
-pub use binding::{aor_of, contact_key, Binding};
+pub use binding::{aor_of, contact_key, contact_value};
+
+use holdfast_store::{Binding, Origin};
 
 use holdfast_sip::message::{HeaderName, NameAddr, Request, Response};
+use holdfast_sip::transport::{Protocol, Source};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
 /// Option tags this registrar implements (RFC 3327 path, RFC 5626 outbound).
 const SUPPORTED: &[&str] = &["path", "outbound"];
@@ -42,13 +44,6 @@ pub struct Undo {
     before: Vec<Binding>,
 }
 
-/// Where a REGISTER came from.
-#[derive(Debug, Clone, Copy)]
-pub struct Source {
-    pub addr: SocketAddr,
-    pub tcp: bool,
-}
-
 pub struct Registrar {
     limits: Limits,
     bindings: HashMap<String, Vec<Binding>>,
@@ -65,9 +60,9 @@ impl Registrar {
 
     pub fn lookup(&self, aor: &str, now: u64) -> Vec<&Binding> {
         let mut v: Vec<&Binding> =
-            self.bindings.get(aor).map(|v| v.iter().filter(|b| b.expires_at > now).collect()).unwrap_or_default();
+            self.bindings.get(aor).map(|v| v.iter().filter(|b| alive(b, now)).collect()).unwrap_or_default();
         // Highest q first (RFC 3261 §16.6: q orders the targets).
-        v.sort_by(|a, b| q_of(b).total_cmp(&q_of(a)));
+        v.sort_by(|a, b| b.q.unwrap_or(1.0).total_cmp(&a.q.unwrap_or(1.0)));
         v
     }
 
@@ -104,11 +99,11 @@ impl Registrar {
         let mut gone = Vec::new();
         self.bindings.retain(|_, list| {
             list.retain(|b| {
-                let alive = b.expires_at > now;
-                if !alive {
+                let keep = alive(b, now);
+                if !keep {
                     gone.push(Change::Remove { aor: b.aor.clone(), contact: b.contact.clone() });
                 }
-                alive
+                keep
             });
             !list.is_empty()
         });
@@ -179,7 +174,7 @@ impl Registrar {
             }
             let expires = expires.min(self.limits.max_expires);
             let q = match contact.params.value("q") {
-                Some(q) if valid_q(q) => Some(q.to_string()),
+                Some(q) if valid_q(q) => q.parse::<f32>().ok(),
                 Some(_) => return Err(bad(req, "malformed q-value")),
                 None => None,
             };
@@ -214,11 +209,17 @@ impl Registrar {
                 call_id: call_id.clone(),
                 cseq,
                 q,
-                expires_at: now + u64::from(expires),
+                expires_at: unix(now + u64::from(expires)),
                 path: path.clone(),
-                source: source.addr,
-                transport: if source.tcp { "tcp" } else { "udp" }.to_string(),
+                source: source.addr.to_string(),
+                transport: match source.transport {
+                    Protocol::Udp => "udp",
+                    Protocol::Tcp => "tcp",
+                }
+                .to_string(),
                 user_agent: user_agent.clone(),
+                updated_at: unix(now),
+                origin: Origin::Local,
             };
             // An upsert of the same contact supersedes its removal.
             changes.retain(|c| !matches!(c, Change::Remove { contact, .. } if *contact == binding.contact));
@@ -233,7 +234,7 @@ impl Registrar {
         let mut r = req.response(200);
         let bindings = self.lookup(aor, now);
         for b in &bindings {
-            r.headers.add(HeaderName::Contact, b.contact_value(now));
+            r.headers.add(HeaderName::Contact, contact_value(b, now));
         }
         for p in req.headers.get_all(&HeaderName::Path) {
             r.headers.add(HeaderName::Path, p);
@@ -255,8 +256,12 @@ fn binding_key(b: &Binding) -> String {
     }
 }
 
-fn q_of(b: &Binding) -> f32 {
-    b.q.as_deref().and_then(|q| q.parse().ok()).unwrap_or(1.0)
+fn alive(b: &Binding, now: u64) -> bool {
+    u64::try_from(b.expires_at).is_ok_and(|at| at > now)
+}
+
+fn unix(secs: u64) -> i64 {
+    i64::try_from(secs).unwrap_or(i64::MAX)
 }
 
 /// RFC 3261 §20.10: qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ).

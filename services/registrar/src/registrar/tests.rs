@@ -24,7 +24,7 @@ fn register(call_id: &str, cseq: u32, contacts: &[&str], expires: Option<&str>) 
 }
 
 fn src() -> Source {
-    Source { addr: "192.0.2.10:5060".parse().unwrap(), tcp: false }
+    Source { addr: "192.0.2.10:5060".parse().unwrap(), transport: holdfast_sip::transport::Protocol::Udp, conn: None }
 }
 
 const AOR: &str = "sip:alice@branch.local";
@@ -80,14 +80,14 @@ fn refresh_then_out_of_order_refused() {
     commit(&mut reg, &register("c1", 5, &["<sip:alice@192.0.2.10>"], Some("600")));
     let (changes, _) = commit(&mut reg, &register("c1", 6, &["<sip:alice@192.0.2.10>"], Some("900")));
     assert_eq!(changes.len(), 1, "a refresh is one upsert: {changes:?}");
-    assert_eq!(reg.lookup(AOR, NOW)[0].expires_at, NOW + 900);
+    assert_eq!(reg.lookup(AOR, NOW)[0].expires_at as u64, NOW + 900);
     let r = reply(&mut reg, &register("c1", 6, &["<sip:alice@192.0.2.10>"], Some("60")));
     assert_eq!(r.status, 400);
     assert!(r.reason.contains("out of order"));
-    assert_eq!(reg.lookup(AOR, NOW)[0].expires_at, NOW + 900, "stale request changed nothing");
+    assert_eq!(reg.lookup(AOR, NOW)[0].expires_at as u64, NOW + 900, "stale request changed nothing");
     // A new Call-ID (phone rebooted) may use any CSeq.
     commit(&mut reg, &register("c2", 1, &["<sip:alice@192.0.2.10>"], Some("120")));
-    assert_eq!(reg.lookup(AOR, NOW)[0].expires_at, NOW + 120);
+    assert_eq!(reg.lookup(AOR, NOW)[0].expires_at as u64, NOW + 120);
 }
 
 #[test]

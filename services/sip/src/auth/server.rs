@@ -17,6 +17,9 @@ pub struct DigestConfig {
     pub secret: [u8; 32],
     /// Upper bound of nonces whose nonce-count is remembered.
     pub max_tracked_nonces: usize,
+    /// Challenges offered, most preferred first (RFC 8760 §2.4). Clients that read only the
+    /// first challenge (sipp 3.6, older phones) need MD5 first.
+    pub algorithms: Vec<Algorithm>,
 }
 
 impl DigestConfig {
@@ -27,6 +30,7 @@ impl DigestConfig {
             nonce_lifetime: Duration::from_secs(300),
             secret: rand::random(),
             max_tracked_nonces: 1 << 20,
+            algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
         }
     }
 }
@@ -48,6 +52,7 @@ pub struct DigestServer {
     opaque: String,
     serial: AtomicU64,
     counts: Mutex<NonceCounts>,
+    algorithms: Vec<Algorithm>,
 }
 
 impl DigestServer {
@@ -61,6 +66,7 @@ impl DigestServer {
             lifetime,
             serial: AtomicU64::new(0),
             counts: Mutex::new(NonceCounts::new(lifetime, config.max_tracked_nonces)),
+            algorithms: config.algorithms,
         }
     }
 
@@ -68,16 +74,16 @@ impl DigestServer {
         &self.realm
     }
 
-    /// One `WWW-Authenticate` value per algorithm, SHA-256 first, all sharing one fresh nonce.
+    /// One `WWW-Authenticate` value per configured algorithm, in order, sharing one fresh nonce.
     pub fn challenge(&self, now: SystemTime, stale: bool) -> Vec<String> {
         let id = NonceId {
             issued: unix_secs(now),
             serial: self.serial.fetch_add(1, Ordering::Relaxed),
         };
         let nonce = self.minter.mint(id);
-        [Algorithm::Sha256, Algorithm::Md5]
-            .into_iter()
-            .map(|algorithm| {
+        self.algorithms
+            .iter()
+            .map(|&algorithm| {
                 Challenge {
                     realm: self.realm.clone(),
                     nonce: nonce.clone(),

@@ -1,0 +1,148 @@
+//! Digest authentication of REGISTERs against the users in the store: one DigestServer per
+//! domain (the realm is the domain, as the stored HA1s are computed), the users' HA1s held in
+//! memory and reloaded from the store, and a throttle on sources that keep failing.
+use holdfast_sip::auth::{Algorithm, AuthError, DigestConfig, DigestServer, FailureThrottle, ThrottleConfig, Verdict};
+use holdfast_sip::message::{HeaderName, Request, Response};
+use holdfast_store::{HashAlgorithm, UserRecord};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+/// What to do with a REGISTER after looking at its credentials.
+pub enum Check {
+    /// Proven for this AOR: go on.
+    Pass,
+    /// Answer with this (a challenge or a refusal) now.
+    Refuse(Response),
+    /// Answer with this after a delay (the source keeps failing).
+    RefuseLater(Response, Duration),
+}
+
+pub struct Authenticator {
+    servers: HashMap<String, DigestServer>,
+    /// domain -> user name -> HA1s.
+    users: HashMap<String, HashMap<String, UserRecord>>,
+    algorithms: Vec<Algorithm>,
+    nonce_lifetime: Duration,
+    throttle: FailureThrottle,
+}
+
+impl Authenticator {
+    pub fn new(algorithms: Vec<Algorithm>, nonce_lifetime: Duration) -> Authenticator {
+        Authenticator {
+            servers: HashMap::new(),
+            users: HashMap::new(),
+            algorithms,
+            nonce_lifetime,
+            throttle: FailureThrottle::new(ThrottleConfig::default()),
+        }
+    }
+
+    /// Replaces the users with a fresh load from the store.
+    pub fn set_users(&mut self, users: Vec<UserRecord>) {
+        let mut by_domain: HashMap<String, HashMap<String, UserRecord>> = HashMap::new();
+        for u in users {
+            by_domain.entry(u.domain.to_ascii_lowercase()).or_default().insert(u.name.clone(), u);
+        }
+        for domain in by_domain.keys() {
+            if !self.servers.contains_key(domain) {
+                let mut config = DigestConfig::new(domain);
+                config.nonce_lifetime = self.nonce_lifetime;
+                config.algorithms = self.algorithms.clone();
+                self.servers.insert(domain.clone(), DigestServer::new(config));
+            }
+        }
+        self.users = by_domain;
+    }
+
+    pub fn user_count(&self) -> usize {
+        self.users.values().map(HashMap::len).sum()
+    }
+
+    /// Checks that `req` proves the password of `user@domain`, the AOR it registers.
+    pub fn check(&mut self, req: &Request, user: &str, domain: &str, source: IpAddr, now: Instant) -> Check {
+        match self.throttle.check(source, now) {
+            Verdict::Blocked(_) => return Check::Refuse(refuse(req, 403, "Forbidden (too many failed attempts)")),
+            Verdict::Delay(d) => {
+                let challenge = self.challenge(req, domain, false);
+                return Check::RefuseLater(challenge, d);
+            }
+            Verdict::Allowed => {}
+        }
+        let wall = SystemTime::now();
+        let Some(server) = self.server(domain) else {
+            // No user of this domain exists: nobody can register in it.
+            self.throttle.record_failure(source, now);
+            return Check::Refuse(refuse(req, 403, "Forbidden (unknown domain)"));
+        };
+        let Some(credentials) = req.headers.get_all(&HeaderName::Authorization).find(|v| realm_is(v, server.realm()))
+        else {
+            return Check::Refuse(self.challenge(req, domain, false));
+        };
+        let users = self.users.get(domain);
+        let verdict = server.verify(
+            &req.method.to_string(),
+            credentials,
+            |name, _realm, alg| users.and_then(|u| u.get(name)).map(|u| u.ha1(store_alg(alg)).to_string()),
+            wall,
+        );
+        match verdict {
+            Ok(ok) if ok.username == user => {
+                self.throttle.record_success(source);
+                Check::Pass
+            }
+            Ok(ok) => {
+                log::info!("{} authenticated as {} but registers {user}@{domain}: refused", source, ok.username);
+                self.throttle.record_failure(source, now);
+                Check::Refuse(refuse(req, 403, "Forbidden (credentials of another user)"))
+            }
+            Err(AuthError::Stale) => Check::Refuse(self.challenge(req, domain, true)),
+            Err(e @ (AuthError::UnknownUser | AuthError::BadCredentials)) => {
+                log::info!("REGISTER for {user}@{domain} from {source}: {e}");
+                self.throttle.record_failure(source, now);
+                Check::Refuse(self.challenge(req, domain, false))
+            }
+            Err(e) => {
+                log::debug!("REGISTER for {user}@{domain} from {source}: {e}; challenging again");
+                Check::Refuse(self.challenge(req, domain, false))
+            }
+        }
+    }
+
+    /// The digest server of a domain that has users (a removed domain's server is kept, so its
+    /// nonces stay valid should users return).
+    fn server(&self, domain: &str) -> Option<&DigestServer> {
+        self.users.get(domain).and(self.servers.get(domain))
+    }
+
+    fn challenge(&self, req: &Request, domain: &str, stale: bool) -> Response {
+        let mut r = req.response(401);
+        if let Some(server) = self.server(domain) {
+            for value in server.challenge(SystemTime::now(), stale) {
+                r.headers.add(HeaderName::WwwAuthenticate, value);
+            }
+        }
+        r
+    }
+}
+
+fn refuse(req: &Request, status: u16, reason: &str) -> Response {
+    let mut r = req.response(status);
+    r.reason = reason.to_string();
+    r
+}
+
+fn store_alg(alg: Algorithm) -> HashAlgorithm {
+    match alg {
+        Algorithm::Md5 => HashAlgorithm::Md5,
+        Algorithm::Sha256 => HashAlgorithm::Sha256,
+    }
+}
+
+/// Whether an Authorization value is for `realm` (a phone may hold credentials for several).
+fn realm_is(value: &str, realm: &str) -> bool {
+    holdfast_sip::auth::parse_digest(value)
+        .ok()
+        .and_then(|p| p.get("realm").map(|r| r.eq_ignore_ascii_case(realm)))
+        .unwrap_or(false)
+}
