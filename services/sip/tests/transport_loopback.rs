@@ -258,3 +258,26 @@ async fn two_transports_talk_tcp_and_the_response_returns_on_the_connection() {
     assert_eq!(answer.source.addr, bob.local_addr());
     assert!(matches!(answer.msg, Message::Response(ref r) if r.status == 180));
 }
+
+#[tokio::test]
+async fn dual_stack_any_address_serves_ipv4_clients_as_ipv4() {
+    let (handle, mut rx) = bind("[::]:0").await;
+    let server: SocketAddr = format!("127.0.0.1:{}", handle.local_addr().port()).parse().unwrap();
+
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let client_addr = client.local_addr().unwrap();
+    let via = format!("SIP/2.0/UDP 127.0.0.1:{};branch=z9hG4bKds;rport", client_addr.port());
+    client.send_to(&request_bytes("OPTIONS", &via), server).await.unwrap();
+    let incoming = next(&mut rx).await;
+    assert_eq!(incoming.source.addr, client_addr, "not ::ffff:127.0.0.1");
+    assert_eq!(request(&incoming).top_via().unwrap().params.value("received"), Some("127.0.0.1"));
+    handle.send_response(&request(&incoming).response(200)).await.unwrap();
+    assert_eq!(recv_response(&client).await.status, 200);
+
+    let mut stream = TcpStream::connect(server).await.unwrap();
+    stream.write_all(&request_bytes("OPTIONS", "SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKds2")).await.unwrap();
+    let incoming = next(&mut rx).await;
+    assert_eq!(incoming.source.addr, stream.local_addr().unwrap());
+    handle.send_response(&request(&incoming).response(200)).await.unwrap();
+    assert_eq!(read_stream(&mut stream).await.status, 200);
+}

@@ -1,5 +1,6 @@
 //! Open TCP connections, found by id (the connection a request came in on) or by address (the
 //! peer, or the address a response to that peer is routed to).
+use super::shared::canonical;
 use super::ConnId;
 use std::collections::HashMap;
 use std::io;
@@ -45,6 +46,7 @@ pub(crate) struct Connections {
 }
 
 impl Connections {
+    /// `peer` is canonical (see `shared::canonical`).
     pub(crate) fn insert(&mut self, peer: SocketAddr, writer: OwnedWriteHalf) -> Arc<Connection> {
         let id = ConnId(self.next_id);
         self.next_id += 1;
@@ -55,7 +57,7 @@ impl Connections {
     }
 
     pub(crate) fn find(&self, addr: SocketAddr) -> Option<Arc<Connection>> {
-        let id = self.by_addr.get(&addr)?;
+        let id = self.by_addr.get(&canonical(addr))?;
         self.by_id.get(id).map(|e| e.connection.clone())
     }
 
@@ -63,6 +65,7 @@ impl Connections {
     /// port must find the connection whose peer port differs).
     pub(crate) fn alias(&mut self, addr: SocketAddr, id: ConnId) {
         let Some(entry) = self.by_id.get_mut(&id) else { return };
+        let addr = canonical(addr);
         if self.by_addr.insert(addr, id) != Some(id) {
             entry.aliases.push(addr);
         }

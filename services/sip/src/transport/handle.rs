@@ -70,7 +70,7 @@ impl TransportHandle {
         match route.transport {
             Protocol::Udp => {
                 let dest = resolve(&route.dest).await?;
-                self.shared.udp.send_to(&bytes, dest).await?;
+                self.shared.udp.send_to(&bytes, self.shared.udp_dest(dest)).await?;
             }
             Protocol::Tcp => {
                 if let Destination::Addr(addr) = route.dest {
@@ -111,7 +111,7 @@ impl TransportHandle {
     async fn send_bytes(&self, bytes: &[u8], dest: SocketAddr, transport: Protocol) -> Result<(), TransportError> {
         match transport {
             Protocol::Udp => {
-                self.shared.udp.send_to(bytes, dest).await?;
+                self.shared.udp.send_to(bytes, self.shared.udp_dest(dest)).await?;
             }
             Protocol::Tcp => self.connection_to(dest).await?.write(bytes).await?,
         }

@@ -5,7 +5,7 @@ use super::stamp::stamp_via;
 use super::{Incoming, Source};
 use crate::message::Message;
 use log::debug;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Mutex, MutexGuard};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -21,6 +21,15 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(local: SocketAddr, udp: UdpSocket, incoming: mpsc::Sender<Incoming>) -> Self {
         Shared { local, udp, connections: Mutex::new(Connections::default()), incoming }
+    }
+
+    /// A destination in the family of our socket: an IPv6 socket reaches IPv4 peers through
+    /// IPv4-mapped addresses.
+    pub(crate) fn udp_dest(&self, dest: SocketAddr) -> SocketAddr {
+        match (self.local.ip(), dest.ip()) {
+            (IpAddr::V6(_), IpAddr::V4(v4)) => SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), dest.port()),
+            _ => dest,
+        }
     }
 
     /// Never held across an await.
@@ -46,4 +55,10 @@ impl Shared {
         }
         self.incoming.send(Incoming { msg, source }).await.is_ok()
     }
+}
+
+/// Peers of a dual-stack socket show up as ::ffff:a.b.c.d; everything above the sockets sees
+/// them, and keys them, as plain IPv4.
+pub(crate) fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }

@@ -1,7 +1,7 @@
 //! TCP: the listener, outgoing connections, and one reading task per connection that frames
 //! messages with `wire::StreamDecoder` and answers RFC 5626 pings.
 use super::connections::Connection;
-use super::shared::Shared;
+use super::shared::{canonical, Shared};
 use super::{Protocol, Source};
 use crate::wire::{self, StreamDecoder, StreamItem};
 use log::{debug, warn};
@@ -48,7 +48,7 @@ fn adopt(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) -> Arc<Conne
         debug!("TCP_NODELAY for {peer}: {e}");
     }
     let (reader, writer) = stream.into_split();
-    let connection = shared.connections().insert(peer, writer);
+    let connection = shared.connections().insert(canonical(peer), writer);
     tokio::spawn(serve(shared.clone(), connection.clone(), reader));
     connection
 }

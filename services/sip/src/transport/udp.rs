@@ -1,6 +1,6 @@
 //! The UDP socket: large kernel buffers (a REGISTER burst must queue, not drop) and one task
 //! reading datagrams into one reused buffer.
-use super::shared::Shared;
+use super::shared::{canonical, Shared};
 use super::{Protocol, Source};
 use crate::wire;
 use log::{debug, warn};
@@ -52,7 +52,7 @@ pub(crate) async fn serve(shared: Arc<Shared>) {
         }
         match wire::parse(bytes) {
             Ok(msg) => {
-                let source = Source { addr: from, transport: Protocol::Udp, conn: None };
+                let source = Source { addr: canonical(from), transport: Protocol::Udp, conn: None };
                 if !shared.deliver(msg, source).await {
                     return;
                 }
@@ -68,5 +68,19 @@ pub(crate) async fn serve(shared: Arc<Shared>) {
                 None => debug!("dropping a faulty datagram from {from}: {e}"),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::socket::getsockopt;
+
+    #[tokio::test]
+    async fn socket_buffers_hold_a_register_burst() {
+        let socket = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        // Linux reports twice the size asked for (the other half is its bookkeeping).
+        assert!(getsockopt(&socket, sockopt::RcvBuf).unwrap() >= SOCKET_BUFFER);
+        assert!(getsockopt(&socket, sockopt::SndBuf).unwrap() >= SOCKET_BUFFER);
     }
 }
