@@ -1,0 +1,170 @@
+#!/bin/bash
+# Builds the appliance VM image from Debian bookworm packages, the release binaries and image/overlay.
+#
+#   image/build.sh [--variant base|dahdi] [--force]
+#
+# Outputs in image/build/<variant>/: vmlinuz, initrd.img, rootfs.ext4 (raw), rootfs.qcow2, inputs.sha256.
+# A build whose inputs (package list, binaries, overlay, this script, the VM test hook) did not change is
+# reused. The first build downloads the .debs and keeps them as a local repository in image/build/debs/;
+# later builds use only that repository and need no network. SBA_DEB_MIRROR overrides the Debian mirror
+# of a first build (e.g. http://apt-cache.local/debian).
+set -euo pipefail
+
+die() { echo "build.sh: $*" >&2; exit 1; }
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(dirname "$here")
+variant=base
+force=no
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --variant) variant=${2:?--variant needs base or dahdi}; shift 2 ;;
+        --force) force=yes; shift ;;
+        *) die "unknown argument '$1' (usage: build.sh [--variant base|dahdi] [--force])" ;;
+    esac
+done
+
+packages=(systemd systemd-sysv udev linux-image-amd64 initramfs-tools kmod iproute2 nftables procps)
+case "$variant" in
+    base) ;;
+    # The gateway test: DAHDI modules built by dkms for the image's own kernel, tools, libpri.
+    dahdi) packages+=(dkms dahdi-dkms dahdi linux-headers-amd64 libpri1.4) ;;
+    *) die "unknown variant '$variant' (base or dahdi)" ;;
+esac
+
+[ "$(id -u)" = 0 ] || die "must run as root (mmdebstrap builds the rootfs as a plain directory)"
+
+need=()
+command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
+command -v qemu-img >/dev/null || need+=(qemu-utils)
+command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
+command -v dpkg-scanpackages >/dev/null || need+=(dpkg-dev)
+command -v apt-ftparchive >/dev/null || need+=(apt-utils)
+command -v flock >/dev/null || need+=(util-linux)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "build.sh: installing ${need[*]}" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2 \
+        || die "could not install ${need[*]}"
+fi
+
+build="$here/build"
+out="$build/$variant"
+debs="$build/debs/$variant"
+mkdir -p "$build"
+# One build per variant at a time, across test processes.
+exec 9>"$build/.lock-$variant"
+flock 9
+
+binaries=()
+for b in sba-registrar sba-mediation sba-gateway sbactl; do
+    [ -x "$repo/target/release/$b" ] && binaries+=("$repo/target/release/$b")
+done
+
+pkglist=$(printf '%s\n' "${packages[@]}")
+inputs=$(
+    {
+        echo "$variant"
+        echo "$pkglist"
+        sha256sum "${BASH_SOURCE[0]}"
+        for b in "${binaries[@]}"; do sha256sum "$b"; done
+        for tree in "$here/overlay" "$here/vm"; do
+            (cd "$tree" && find . \( -type f -o -type l \) -printf '%p %m %l\n' | LC_ALL=C sort)
+            (cd "$tree" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum)
+        done
+    } | sha256sum | cut -d' ' -f1
+)
+if [ "$force" = no ] && [ -f "$out/inputs.sha256" ] && [ "$(cat "$out/inputs.sha256")" = "$inputs" ] \
+    && [ -f "$out/rootfs.qcow2" ] && [ -f "$out/vmlinuz" ] && [ -f "$out/initrd.img" ]; then
+    echo "build.sh: reusing $out (inputs unchanged)" >&2
+    exit 0
+fi
+
+# A failed mmdebstrap can leave mounts (proc, the local repository) inside the rootfs directory:
+# remove them before anything deletes that directory, or rm would empty the repository through them.
+unmount_under() {
+    findmnt -rn -o TARGET | { grep -F "$1/" || true; } | sort -r | while read -r m; do umount -l "$m"; done
+}
+trap 'unmount_under "$out"' EXIT
+
+start=$(date +%s)
+unmount_under "$out"
+rm -rf "$out"
+mkdir -p "$out"
+root="$out/rootfs"
+
+# The initramfs only has to find an ext4 root on virtio-blk: a short module list keeps it small.
+setup_hook='mkdir -p "$1/etc/initramfs-tools/conf.d" "$1/usr/share/initramfs-tools/modules.d"
+printf "MODULES=list\nCOMPRESS=gzip\n" > "$1/etc/initramfs-tools/conf.d/sba"
+printf "virtio_pci\nvirtio_blk\next4\n" > "$1/usr/share/initramfs-tools/modules.d/sba"'
+
+pkgstamp=$(echo "$pkglist" | sha256sum | cut -d' ' -f1)
+include=$(IFS=,; echo "${packages[*]}")
+if [ -f "$debs/Release" ] && [ "$(cat "$debs/packages.sha256" 2>/dev/null)" = "$pkgstamp" ]; then
+    echo "build.sh: building $variant offline from $debs" >&2
+    mmdebstrap --variant=minbase --include="$include" --setup-hook="$setup_hook" \
+        --hook-dir=/usr/share/mmdebstrap/hooks/file-mirror-automount \
+        bookworm "$root" "deb [trusted=yes] file://$debs ./" >&2 \
+        || die "mmdebstrap failed (offline, from $debs)"
+else
+    mirror=${SBA_DEB_MIRROR:-http://deb.debian.org/debian}
+    security=${SBA_DEB_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
+    echo "build.sh: building $variant from $mirror (the .debs are kept for offline rebuilds)" >&2
+    mmdebstrap --variant=minbase --include="$include" --setup-hook="$setup_hook" \
+        --skip=essential/unlink,cleanup/apt/cache \
+        bookworm "$root" \
+        "deb $mirror bookworm main" "deb $mirror bookworm-updates main" \
+        "deb $security bookworm-security main" >&2 \
+        || die "mmdebstrap failed (online, from $mirror)"
+    rm -rf "$debs"
+    mkdir -p "$debs"
+    mv "$root"/var/cache/apt/archives/*.deb "$debs/"
+    (cd "$debs" && dpkg-scanpackages --multiversion . /dev/null > Packages 2>/dev/null \
+        && apt-ftparchive -o APT::FTPArchive::Release::Suite=bookworm \
+            -o APT::FTPArchive::Release::Codename=bookworm release . > ../Release.$variant \
+        && mv ../Release.$variant Release) \
+        || die "could not index the local repository $debs"
+    echo "$pkgstamp" > "$debs/packages.sha256"
+fi
+
+# Kernel and initramfs boot directly from the host side.
+kver=$(ls "$root/lib/modules" | sort -V | tail -n1)
+[ -n "$kver" ] || die "no kernel in the rootfs"
+cp "$root/boot/vmlinuz-$kver" "$out/vmlinuz"
+cp "$root/boot/initrd.img-$kver" "$out/initrd.img"
+if [ "$variant" = dahdi ]; then
+    find "$root/lib/modules/$kver" -name 'dahdi.ko*' | grep -q . \
+        || die "dkms did not build the DAHDI modules for $kver"
+fi
+
+# Debian's kernel carries every driver; the test VMs need none of these (about 250 MiB).
+moddir="$root/lib/modules/$kver/kernel"
+rm -rf "$moddir/drivers/gpu" "$moddir/drivers/media" "$moddir/drivers/net/wireless" \
+    "$moddir/drivers/infiniband" "$moddir/drivers/staging" "$moddir/drivers/iio" "$moddir/drivers/bluetooth" \
+    "$moddir/drivers/input/touchscreen" "$moddir/drivers/hid" "$moddir/drivers/mtd" "$moddir/drivers/isdn" \
+    "$moddir/drivers/net/ethernet" "$moddir/drivers/usb" "$moddir/drivers/scsi" "$moddir/drivers/comedi" \
+    "$moddir/sound" "$moddir/net/wireless" "$moddir/net/mac80211" "$moddir/net/bluetooth" "$moddir/fs/ocfs2" \
+    "$moddir/fs/btrfs" "$moddir/fs/xfs" "$moddir/fs/nfs" "$moddir/fs/nfsd" "$moddir/fs/ceph" "$moddir/fs/smb"
+chroot "$root" depmod "$kver"
+
+cp -a --no-preserve=ownership "$here/overlay/." "$root/"
+cp -a --no-preserve=ownership "$here/vm/." "$root/"
+for b in "${binaries[@]}"; do install -m 0755 "$b" "$root/usr/bin/"; done
+echo sba > "$root/etc/hostname"
+printf '/dev/vda / ext4 rw,errors=remount-ro 0 1\n' > "$root/etc/fstab"
+# A test VM: root logs in on the serial console without a password.
+chroot "$root" passwd -d root >/dev/null
+rm -rf "$root/var/lib/apt/lists/"* "$root/var/cache/apt/"*.bin "$root/usr/share/doc" "$root/usr/share/man" \
+    "$root/usr/share/locale" "$root/boot/"*
+
+# Room for the journal (48 MiB cap), the SQLite database and ext4's own metadata.
+used_mib=$(du -sm "$root" | cut -f1)
+size_mib=$(( used_mib + used_mib / 4 + 128 ))
+mkfs.ext4 -q -F -L sba-root -d "$root" "$out/rootfs.ext4" "${size_mib}M" >&2 || die "mkfs.ext4 failed"
+qemu-img convert -f raw -O qcow2 "$out/rootfs.ext4" "$out/rootfs.qcow2" || die "qemu-img convert failed"
+rm -rf "$root"
+echo "$inputs" > "$out/inputs.sha256"
+
+echo "build.sh: $variant built in $(( $(date +%s) - start )) s: kernel $kver," \
+    "rootfs $(du -m --apparent-size "$out/rootfs.ext4" | cut -f1) MiB raw" \
+    "($(du -m "$out/rootfs.ext4" | cut -f1) MiB used), qcow2 $(du -m "$out/rootfs.qcow2" | cut -f1) MiB," \
+    "binaries: ${binaries[*]:-none}" >&2
