@@ -22,9 +22,14 @@ pub fn stamp_via(request: &mut Request, source: SocketAddr) -> Result<(), Header
     if wants_rport {
         via.params.set("rport", Some(source.port().to_string()));
     }
-    // Only the first Via value changes; the rest keep their order behind it.
-    request.headers.remove_first(&HeaderName::Via);
-    request.headers.push_front(Header::new(HeaderName::Via, via.to_string()));
+    // The top Via keeps its place: `set` rewrites a lone Via where it stands, and `push_front`
+    // puts it back before the Vias that follow it.
+    if request.headers.count(&HeaderName::Via) == 1 {
+        request.headers.set(HeaderName::Via, via.to_string());
+    } else {
+        request.headers.remove_first(&HeaderName::Via);
+        request.headers.push_front(Header::new(HeaderName::Via, via.to_string()));
+    }
     Ok(())
 }
 
@@ -43,6 +48,25 @@ mod tests {
 
     fn vias(r: &Request) -> Vec<&str> {
         r.headers.get_all(&HeaderName::Via).collect()
+    }
+
+    #[test]
+    fn the_top_via_keeps_its_place() {
+        for count in [1, 2] {
+            let mut r = request(&[]);
+            r.headers.add(HeaderName::CallId, "c");
+            for n in 0..count {
+                r.headers.add(HeaderName::Via, format!("SIP/2.0/UDP 10.0.0.{n};branch=z9hG4bK{n}"));
+            }
+            r.headers.add(HeaderName::CSeq, "1 OPTIONS");
+            stamp_via(&mut r, "192.0.2.7:5060".parse().unwrap()).unwrap();
+            let names: Vec<_> = r.headers.iter().map(|h| h.name.as_str()).collect();
+            let mut expected = vec!["Call-ID"];
+            expected.extend(std::iter::repeat_n("Via", count));
+            expected.push("CSeq");
+            assert_eq!(names, expected);
+            assert!(vias(&r)[0].ends_with(";received=192.0.2.7"));
+        }
     }
 
     #[test]
