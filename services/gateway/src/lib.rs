@@ -7,3 +7,4 @@ pub mod q931;
 pub mod pri;
 pub mod span;
 pub mod trunk;
+pub mod config;

@@ -25,6 +25,6 @@ pub enum DahdiError {
     Register(std::io::Error),
     #[error("polling the channel: {0}")]
     Poll(std::io::Error),
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}")]
     Sysfs { path: String, source: std::io::Error },
 }

@@ -1,0 +1,189 @@
+//! The [gateway] section of the appliance's TOML file. Errors name the key and the line.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::dahdi::Law;
+use crate::q921::Side;
+use crate::q931::ie::Layer1;
+use crate::q931::Layout;
+
+pub const DEFAULT: &str = include_str!("default.toml");
+
+#[derive(Debug, Deserialize)]
+struct File {
+    gateway: Gateway,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SideName {
+    User,
+    Network,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SpanType {
+    E1,
+    T1,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LawName {
+    Alaw,
+    Mulaw,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gateway {
+    /// DAHDI span number.
+    pub span: i32,
+    pub side: SideName,
+    pub spantype: SpanType,
+    /// G.711 law on the B-channels; A-law on E1 and µ-law on T1 unless set.
+    pub law: Option<LawName>,
+    /// Global number of the span's first channel; read from sysfs when absent.
+    pub basechan: Option<i32>,
+    /// A simulated span instead of DAHDI, its far end in this process.
+    #[serde(default)]
+    pub simulated: bool,
+}
+
+impl Gateway {
+    pub fn side(&self) -> Side {
+        match self.side {
+            SideName::User => Side::User,
+            SideName::Network => Side::Network,
+        }
+    }
+
+    pub fn layout(&self) -> Layout {
+        match self.spantype {
+            SpanType::E1 => Layout::E1,
+            SpanType::T1 => Layout::T1,
+        }
+    }
+
+    fn law_name(&self) -> LawName {
+        self.law.unwrap_or(match self.spantype {
+            SpanType::E1 => LawName::Alaw,
+            SpanType::T1 => LawName::Mulaw,
+        })
+    }
+
+    pub fn law(&self) -> Law {
+        match self.law_name() {
+            LawName::Alaw => Law::Alaw,
+            LawName::Mulaw => Law::Mulaw,
+        }
+    }
+
+    pub fn layer1(&self) -> Layer1 {
+        match self.law_name() {
+            LawName::Alaw => Layer1::Alaw,
+            LawName::Mulaw => Layer1::Mulaw,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: {source}")]
+    Read { file: String, source: std::io::Error },
+    #[error("{file} line {line}: key `{key}`: {message}")]
+    Key { file: String, line: usize, key: String, message: String },
+    #[error("{file}: {message}")]
+    Other { file: String, message: String },
+}
+
+pub fn load(path: &Path) -> Result<Gateway, ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: file.clone(), source })?;
+    parse(&text, &file)
+}
+
+pub fn parse(text: &str, file: &str) -> Result<Gateway, ConfigError> {
+    let parsed: File = toml::from_str(text).map_err(|e| located(text, file, &e))?;
+    let g = parsed.gateway;
+    if g.span < 1 {
+        return Err(ConfigError::Key {
+            file: file.to_owned(),
+            line: line_of_key(text, "span").unwrap_or(0),
+            key: "gateway.span".to_owned(),
+            message: format!("{} is not a DAHDI span number (1 and up)", g.span),
+        });
+    }
+    Ok(g)
+}
+
+fn line_of_key(text: &str, key: &str) -> Option<usize> {
+    let mut in_gateway = false;
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            in_gateway = section.trim() == "gateway";
+        } else if in_gateway && line.split('=').next().map(str::trim) == Some(key) {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+fn located(text: &str, file: &str, err: &toml::de::Error) -> ConfigError {
+    let message = err.message().to_owned();
+    let Some(start) = err.span().map(|s| s.start.min(text.len())) else {
+        return ConfigError::Other { file: file.to_owned(), message };
+    };
+    let before = text.get(..start).unwrap_or_default();
+    let line = before.matches('\n').count() + 1;
+    let key = text
+        .lines()
+        .nth(line - 1)
+        .and_then(|l| l.split_once('='))
+        .map(|(k, _)| format!("gateway.{}", k.trim()));
+    match key {
+        Some(key) => ConfigError::Key { file: file.to_owned(), line, key, message },
+        None => ConfigError::Other { file: file.to_owned(), message: format!("line {line}: {message}") },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_a_simulated_t1_user_side() {
+        let g = parse(DEFAULT, "default").unwrap();
+        assert!(g.simulated);
+        assert_eq!(g.side(), Side::User);
+        assert_eq!(g.layout(), Layout::T1);
+        assert_eq!(g.law(), Law::Mulaw);
+    }
+
+    #[test]
+    fn other_sections_are_accepted_and_e1_defaults_to_alaw() {
+        let text = "[registrar]\nlisten = \"0.0.0.0:5060\"\n\n[gateway]\nspan = 2\nside = \"network\"\nspantype = \"e1\"\n";
+        let g = parse(text, "t").unwrap();
+        assert_eq!((g.span, g.side(), g.layout(), g.law(), g.simulated), (2, Side::Network, Layout::E1, Law::Alaw, false));
+    }
+
+    #[test]
+    fn errors_name_the_key_and_the_line() {
+        let text = "[gateway]\nspan = 1\nside = \"both\"\nspantype = \"t1\"\n";
+        match parse(text, "sba.toml") {
+            Err(ConfigError::Key { line, key, .. }) => assert_eq!((line, key.as_str()), (3, "gateway.side")),
+            other => panic!("{other:?}"),
+        }
+        let text = "[gateway]\nspan = 0\nside = \"user\"\nspantype = \"t1\"\n";
+        match parse(text, "sba.toml") {
+            Err(ConfigError::Key { line, key, .. }) => assert_eq!((line, key.as_str()), (2, "gateway.span")),
+            other => panic!("{other:?}"),
+        }
+        let err = parse("[gateway]\nspan = 1\nside = \"user\"\nspantype = \"t1\"\nbogus = 1\n", "sba.toml").unwrap_err();
+        assert!(err.to_string().contains("bogus"), "{err}");
+    }
+}
