@@ -18,9 +18,9 @@ pub struct Registrar {
 pub const DOMAIN: &str = "branch.test";
 
 impl Registrar {
-    /// Writes a config with `extra` lines appended to its [registrar] section and starts the
-    /// registrar on it, waiting until it answers OPTIONS.
-    pub fn start(scratch: &Scratch, extra: &str) -> Registrar {
+    /// Writes a config with `extra` lines appended to its [registrar] section, adds `users`
+    /// (name, password) with sbactl, and starts the registrar, waiting until it answers OPTIONS.
+    pub fn start(scratch: &Scratch, extra: &str, users: &[(&str, &str)]) -> Registrar {
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
         let db = scratch.file("sba.db");
@@ -34,6 +34,9 @@ impl Registrar {
         )
         .expect("write config");
         let mut r = Registrar { addr, db, config, child: None };
+        for (name, password) in users {
+            r.add_user(name, password);
+        }
         r.restart();
         r
     }

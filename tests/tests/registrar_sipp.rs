@@ -47,8 +47,7 @@ fn contacts_of(reg: &Registrar, aor: &str) -> Vec<String> {
 #[test]
 fn register_refresh_unregister_wildcard() {
     let scratch = Scratch::new("reg-flow");
-    let reg = Registrar::start(&scratch, SIPP_AUTH);
-    reg.add_user("alice", "s3cret");
+    let reg = Registrar::start(&scratch, SIPP_AUTH, &[("alice", "s3cret")]);
     run(&scratch, &reg, "register.xml", "alice", "s3cret");
     // The scenario ends with `Contact: *`: nothing is left.
     assert_eq!(contacts_of(&reg, "sip:alice@branch.test"), Vec::<String>::new());
@@ -57,8 +56,7 @@ fn register_refresh_unregister_wildcard() {
 #[test]
 fn interval_too_brief_gets_423() {
     let scratch = Scratch::new("reg-423");
-    let reg = Registrar::start(&scratch, SIPP_AUTH);
-    reg.add_user("bob", "pw-bob");
+    let reg = Registrar::start(&scratch, SIPP_AUTH, &[("bob", "pw-bob")]);
     run(&scratch, &reg, "register_423.xml", "bob", "pw-bob");
     assert!(contacts_of(&reg, "sip:bob@branch.test").is_empty());
 }
@@ -66,8 +64,7 @@ fn interval_too_brief_gets_423() {
 #[test]
 fn wrong_password_is_challenged_again_and_binds_nothing() {
     let scratch = Scratch::new("reg-wrong");
-    let reg = Registrar::start(&scratch, SIPP_AUTH);
-    reg.add_user("carol", "right");
+    let reg = Registrar::start(&scratch, SIPP_AUTH, &[("carol", "right")]);
     run(&scratch, &reg, "register_wrong_password.xml", "carol", "right");
     assert!(reg.registrations().is_empty());
 }
@@ -75,8 +72,7 @@ fn wrong_password_is_challenged_again_and_binds_nothing() {
 #[test]
 fn two_contacts_for_one_aor() {
     let scratch = Scratch::new("reg-two");
-    let reg = Registrar::start(&scratch, SIPP_AUTH);
-    reg.add_user("dave", "pw");
+    let reg = Registrar::start(&scratch, SIPP_AUTH, &[("dave", "pw")]);
     run(&scratch, &reg, "register_two_contacts.xml", "dave", "pw");
     let contacts = contacts_of(&reg, "sip:dave@branch.test");
     assert_eq!(contacts.len(), 2, "{contacts:?}");
@@ -88,8 +84,7 @@ fn two_contacts_for_one_aor() {
 #[test]
 fn unknown_user_is_refused() {
     let scratch = Scratch::new("reg-unknown");
-    let reg = Registrar::start(&scratch, SIPP_AUTH);
-    reg.add_user("erin", "pw");
+    let reg = Registrar::start(&scratch, SIPP_AUTH, &[("erin", "pw")]);
     // mallory has no account: the challenge can never be met.
     run(&scratch, &reg, "register_wrong_password.xml", "mallory", "whatever");
     assert!(reg.registrations().is_empty());

@@ -63,6 +63,7 @@ async fn run(config: Config) -> Result<()> {
         Limits { min_expires: c.min_expires, max_expires: c.max_expires, default_expires: c.default_expires },
         loaded,
     );
+    let users_version = store.users_version().await.context("reading users")?;
     let auth = if c.auth {
         let algorithms = c.digest_algorithms.iter().filter_map(|a| Algorithm::parse(a).map(|(alg, _)| alg)).collect();
         let mut auth = auth::Authenticator::new(algorithms, Duration::from_secs(c.nonce_lifetime.into()));
@@ -93,6 +94,7 @@ async fn run(config: Config) -> Result<()> {
         store,
         writer,
         notifier,
+        users_version,
     };
     server.run(incoming).await
 }

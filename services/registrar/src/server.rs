@@ -13,8 +13,10 @@ use tokio::sync::mpsc;
 
 /// Methods a registrar answers; anything else known gets 405 (RFC 3261 §8.2.1).
 const ALLOW: &str = "REGISTER, OPTIONS";
-/// How often expired bindings are swept and users reloaded.
-const HOUSEKEEPING: Duration = Duration::from_secs(2);
+/// How often expired bindings are swept.
+const EXPIRY_SWEEP: Duration = Duration::from_secs(2);
+/// How soon `sbactl user add/remove` takes effect.
+const USERS_POLL: Duration = Duration::from_millis(250);
 
 /// Work that finished beside the loop.
 enum Done {
@@ -30,12 +32,15 @@ pub struct Server {
     pub store: Store,
     pub writer: BindingWriter,
     pub notifier: Notifier,
+    /// The store's users_version the loaded users belong to.
+    pub users_version: i64,
 }
 
 impl Server {
     pub async fn run(mut self, mut incoming: mpsc::Receiver<Incoming>) -> anyhow::Result<()> {
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
-        let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
+        let mut sweep = tokio::time::interval(EXPIRY_SWEEP);
+        let mut users_poll = tokio::time::interval(USERS_POLL);
         let mut watchdog = tokio::time::interval(self.notifier.watchdog_interval().unwrap_or(Duration::from_secs(3600)));
         loop {
             let timer = self.txns.next_timeout();
@@ -46,7 +51,8 @@ impl Server {
                     None => anyhow::bail!("the transport stopped"),
                 },
                 _ = sleep_until(timer), if timer.is_some() => self.txns.handle_timeout(Instant::now()),
-                _ = housekeeping.tick() => self.housekeeping().await,
+                _ = sweep.tick() => self.sweep(),
+                _ = users_poll.tick() => self.reload_users().await,
                 _ = watchdog.tick() => self.notifier.notify("WATCHDOG=1"),
             }
             self.flush().await;
@@ -183,23 +189,35 @@ impl Server {
         while self.txns.poll_event().is_some() {}
     }
 
-    async fn housekeeping(&mut self) {
+    fn sweep(&mut self) {
         let gone = self.registrar.expire(unix_now());
-        if !gone.is_empty() {
-            log::debug!("{} bindings expired", gone.len());
-            let writer = self.writer.clone();
-            let ops: Vec<BindingOp> = gone.into_iter().map(op).collect();
-            tokio::spawn(async move {
-                if let Err(e) = writer.apply(ops).await {
-                    log::warn!("expired bindings not removed from the store: {e}");
-                }
-            });
+        if gone.is_empty() {
+            return;
         }
-        if let Some(auth) = &mut self.auth {
-            match self.store.load_users().await {
-                Ok(users) => auth.set_users(users),
-                Err(e) => log::warn!("reloading users: {e}"),
+        log::debug!("{} bindings expired", gone.len());
+        let writer = self.writer.clone();
+        let ops: Vec<BindingOp> = gone.into_iter().map(op).collect();
+        tokio::spawn(async move {
+            if let Err(e) = writer.apply(ops).await {
+                log::warn!("expired bindings not removed from the store: {e}");
             }
+        });
+    }
+
+    async fn reload_users(&mut self) {
+        let Some(auth) = &mut self.auth else { return };
+        let version = match self.store.users_version().await {
+            Ok(v) if v == self.users_version => return,
+            Ok(v) => v,
+            Err(e) => return log::warn!("checking users: {e}"),
+        };
+        match self.store.load_users().await {
+            Ok(users) => {
+                auth.set_users(users);
+                self.users_version = version;
+                log::info!("users reloaded: {}", auth.user_count());
+            }
+            Err(e) => log::warn!("reloading users: {e}"),
         }
     }
 }

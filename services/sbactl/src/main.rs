@@ -38,6 +38,12 @@ enum UserCommand {
         #[arg(long)]
         password: String,
     },
+    /// Adds every `name;password` line of FILE (sipp's CSV format; `#` comments) in one go.
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        domain: String,
+    },
     List,
     Remove {
         name: String,
@@ -79,6 +85,26 @@ async fn user(store: &Store, command: UserCommand) -> Result<()> {
             anyhow::ensure!(!password.is_empty(), "the password must not be empty");
             store.add_user(&name, &domain, &password).await.context("adding the user")?;
             println!("added sip:{name}@{domain}");
+        }
+        UserCommand::Import { file, domain } => {
+            anyhow::ensure!(!domain.is_empty() && !domain.contains(['@', ' ']), "domain {domain:?} is not a SIP domain");
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let mut users = Vec::new();
+            for (n, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') || line == "SEQUENTIAL" || line == "RANDOM" {
+                    continue;
+                }
+                let (name, password) = line
+                    .split_once(';')
+                    .with_context(|| format!("{} line {}: expected name;password", file.display(), n + 1))?;
+                let password = password.split(';').next().unwrap_or_default();
+                anyhow::ensure!(valid_user(name), "{} line {}: bad user name {name:?}", file.display(), n + 1);
+                anyhow::ensure!(!password.is_empty(), "{} line {}: empty password", file.display(), n + 1);
+                users.push((name.to_string(), password.to_string()));
+            }
+            store.add_users(&domain, &users).await.context("adding the users")?;
+            println!("added {} users to {domain}", users.len());
         }
         UserCommand::List => {
             for u in store.list_users().await.context("listing users")? {

@@ -33,7 +33,7 @@ async fn creates_parent_dirs_and_applies_migrations() {
     .iter()
     .map(|r| r.get(0))
     .collect();
-    assert_eq!(tables, ["_sqlx_migrations", "bindings", "users"]);
+    assert_eq!(tables, ["_sqlx_migrations", "bindings", "users", "users_version"]);
     let mode: String = sqlx::query("PRAGMA journal_mode")
         .fetch_one(&mut conn)
         .await
@@ -81,4 +81,21 @@ async fn a_directory_in_place_of_the_database_is_a_clear_error() {
     let dir = TempDir::new("dirdb");
     let err = Store::open(dir.path()).await.err().unwrap();
     assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn users_version_moves_with_every_change() {
+    let dir = TempDir::new("version");
+    let store = Store::open(&dir.path().join("v.db")).await.unwrap();
+    let v0 = store.users_version().await.unwrap();
+    store.add_user("a", "d", "pw").await.unwrap();
+    let v1 = store.users_version().await.unwrap();
+    assert!(v1 > v0);
+    store.add_users("d", &[("b".into(), "x".into()), ("c".into(), "y".into())]).await.unwrap();
+    let v2 = store.users_version().await.unwrap();
+    assert!(v2 > v1);
+    assert!(store.add_users("d", &[("e".into(), "x".into()), ("a".into(), "y".into())]).await.is_err());
+    assert_eq!(store.list_users().await.unwrap().len(), 3, "a failed batch adds nobody");
+    store.remove_user("b", "d").await.unwrap();
+    assert!(store.users_version().await.unwrap() > v2);
 }
