@@ -1,5 +1,5 @@
 //! The INVITE client transaction (RFC 3261 §17.1.1, Figure 5).
-use super::derived_request::ack_template;
+use super::derived_request::ack_for;
 use super::timer::{Timer, TimerConfig, TimerTable};
 use super::TxEvent;
 use crate::message::{HeaderError, HeaderName, Request, Response};
@@ -34,7 +34,7 @@ impl ClientInvite {
     /// Starts the transaction: the INVITE is queued for sending at once. Fails when the INVITE
     /// lacks what its ACK must copy (Via, From, To, Call-ID, CSeq).
     pub fn new(request: Request, transport: Protocol, config: TimerConfig, now: Instant) -> Result<Self, HeaderError> {
-        let ack = ack_template(&request)?;
+        let ack = ack_for(&request)?;
         let reliable = transport.is_reliable();
         let mut timers = TimerTable::default();
         timers.set(Timer::B, now + config.transaction_timeout());

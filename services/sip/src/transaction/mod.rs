@@ -15,7 +15,7 @@ mod timer;
 
 pub use client_invite::{ClientInvite, ClientInviteState};
 pub use client_non_invite::{ClientNonInvite, ClientNonInviteState};
-pub use derived_request::{ack_for_non_2xx, cancel_for};
+pub use derived_request::cancel_for;
 pub use error::TxError;
 pub use event::TxEvent;
 pub use key::{new_branch, MAGIC_COOKIE};

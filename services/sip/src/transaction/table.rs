@@ -137,6 +137,8 @@ struct Entry {
     terminated: bool,
 }
 
+/// Every live transaction. After each call the caller drains `poll_transmit` (to the
+/// transport) and `poll_event` (to the TU), and sleeps until `next_timeout`.
 #[derive(Debug, Default)]
 pub struct Transactions {
     config: TimerConfig,
