@@ -329,3 +329,18 @@ fn transport_errors_end_transactions() {
     assert_eq!(tx.state(), ServerInviteState::Terminated);
     assert_eq!(events(|| tx.poll_event()), vec![TxEvent::TransportError, TxEvent::Terminated]);
 }
+
+#[test]
+fn zero_timer_values_cannot_make_timers_spin() {
+    let t0 = Instant::now();
+    let config = TimerConfig::new(Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let mut tx = ClientNonInvite::new(request(Method::OPTIONS, "z9hG4bKzero"), Protocol::Udp, config, t0);
+    tx.poll_transmit();
+    let sent = run_until!(tx, t0, t0 + Duration::from_secs(1));
+    assert_eq!(sent.len(), 63, "every millisecond until Timer F at 64 ms");
+    assert!(matches!(tx.poll_event(), Some(TxEvent::TimedOut(_))));
+    let req = request(Method::REGISTER, "z9hG4bKzero2");
+    let mut tx = ClientNonInvite::new(req.clone(), Protocol::Udp, config, t0);
+    tx.on_response(response(&req, 200), t0);
+    assert_eq!(tx.state(), ClientNonInviteState::Terminated, "a zero T4 is a zero Timer K");
+}

@@ -30,8 +30,10 @@ pub enum Timer {
 
 impl Timer {
     const COUNT: usize = 10;
+    /// On a tie the timers that end a transaction come first: no retransmission at the
+    /// instant the transaction times out.
     const ALL: [Timer; Timer::COUNT] =
-        [Timer::A, Timer::B, Timer::D, Timer::E, Timer::F, Timer::G, Timer::H, Timer::I, Timer::J, Timer::K];
+        [Timer::B, Timer::D, Timer::F, Timer::H, Timer::I, Timer::J, Timer::K, Timer::A, Timer::E, Timer::G];
 
     fn index(self) -> usize {
         self as usize
