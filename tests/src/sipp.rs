@@ -29,8 +29,20 @@ impl<'a> Sipp<'a> {
         self
     }
 
+    /// `calls` calls at `rate` per second.
+    pub fn calls(mut self, calls: u32, rate: u32) -> Self {
+        self.calls = calls;
+        self.rate = rate;
+        self
+    }
+
     /// Runs in `dir` (sipp writes its logs there); at most `timeout_s` seconds.
     pub fn run(&self, dir: &Path, timeout_s: u32) -> Output {
+        self.command(dir, timeout_s).output().expect("run sipp (apt-get install sip-tester)")
+    }
+
+    /// The sipp command line, to spawn it beside the test.
+    pub fn command(&self, dir: &Path, timeout_s: u32) -> Command {
         let mut cmd = Command::new("sipp");
         cmd.current_dir(dir)
             .arg(self.target.to_string())
@@ -43,6 +55,6 @@ impl<'a> Sipp<'a> {
             cmd.args(["-key", k, v]);
         }
         cmd.args(&self.extra);
-        cmd.output().expect("run sipp (apt-get install sip-tester)")
+        cmd
     }
 }

@@ -1,0 +1,313 @@
+/*
+ * pri-peer: the independent far end of Holdfast's PRI tests, on libpri (Debian libpri-dev, the
+ * Q.931 stack Asterisk uses). It runs one D-channel and is driven line by line on stdin; it
+ * reports what happens on stdout, one line per event.
+ *
+ *   pri-peer (--dahdi CHANNO | --fd N) [--network | --cpe] [--t1 | --e1]
+ *
+ * --dahdi opens DAHDI channel CHANNO (an HDLC-FCS D-channel) through /dev/dahdi/channel;
+ * --fd uses an inherited datagram socket carrying frames plus two FCS octets, as DAHDI does.
+ *
+ * Commands:  call CHAN NUMBER | alert ID | answer ID | hangup ID CAUSE | quit
+ * Events:    up | down | placed ID | ring ID chan=N called=NUM calling=NUM | proceeding ID chan=N
+ *            | ringing ID | answer ID | connect_ack ID | hangup_req ID cause=N | hangup ID cause=N
+ *            | error TEXT
+ * A ring is answered with CALL PROCEEDING at once; a DISCONNECT (hangup_req) with RELEASE.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <libpri.h>
+
+/* From dahdi/user.h (see shared/conformance/dahdi-ioctls.md); Debian installs no DAHDI headers. */
+struct dahdi_bufferinfo {
+	int txbufpolicy, rxbufpolicy, numbufs, bufsize, readbufs, writebufs;
+};
+#define DAHDI_CODE 0xDA
+#define DAHDI_SPECIFY _IOW(DAHDI_CODE, 38, int)
+#define DAHDI_GET_BUFINFO _IOR(DAHDI_CODE, 27, struct dahdi_bufferinfo)
+#define DAHDI_SET_BUFINFO _IOW(DAHDI_CODE, 27, struct dahdi_bufferinfo)
+
+/* libpri channel values: B-channel in bits 0-7, logical span in 8-15, explicit flag above; -1 none. */
+#define CHANNEL_OF(c) ((c) < 0 ? -1 : ((c) & 0xFF))
+
+#define MAX_CALLS 64
+
+struct call {
+	q931_call *call;
+	int channel;
+};
+
+static struct call calls[MAX_CALLS];
+static struct pri *pri;
+static int law = PRI_LAYER_1_ULAW;
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	fflush(stdout);
+}
+
+static void pri_message_cb(struct pri *p, char *s)
+{
+	(void)p;
+	fputs(s, stderr);
+}
+
+static int slot_of(q931_call *c)
+{
+	for (int i = 0; i < MAX_CALLS; i++)
+		if (calls[i].call == c)
+			return i;
+	return -1;
+}
+
+static int new_slot(q931_call *c, int channel)
+{
+	for (int i = 0; i < MAX_CALLS; i++)
+		if (!calls[i].call) {
+			calls[i].call = c;
+			calls[i].channel = channel;
+			return i;
+		}
+	return -1;
+}
+
+static int open_dahdi(int channo)
+{
+	int fd = open("/dev/dahdi/channel", O_RDWR);
+	if (fd < 0) {
+		perror("/dev/dahdi/channel");
+		return -1;
+	}
+	if (ioctl(fd, DAHDI_SPECIFY, &channo)) {
+		perror("DAHDI_SPECIFY");
+		return -1;
+	}
+	struct dahdi_bufferinfo bi;
+	if (ioctl(fd, DAHDI_GET_BUFINFO, &bi)) {
+		perror("DAHDI_GET_BUFINFO");
+		return -1;
+	}
+	bi.txbufpolicy = 0;
+	bi.rxbufpolicy = 0;
+	bi.numbufs = 32;
+	bi.bufsize = 1024;
+	if (ioctl(fd, DAHDI_SET_BUFINFO, &bi)) {
+		perror("DAHDI_SET_BUFINFO");
+		return -1;
+	}
+	return fd;
+}
+
+static void handle_event(pri_event *e)
+{
+	int id;
+	switch (e->e) {
+	case PRI_EVENT_DCHAN_UP:
+		say("up");
+		break;
+	case PRI_EVENT_DCHAN_DOWN:
+		say("down");
+		break;
+	case PRI_EVENT_RING:
+		id = new_slot(e->ring.call, CHANNEL_OF(e->ring.channel));
+		if (id < 0) {
+			pri_hangup(pri, e->ring.call, PRI_CAUSE_SWITCH_CONGESTION);
+			say("error too many calls");
+			break;
+		}
+		pri_proceeding(pri, e->ring.call, e->ring.channel, 0);
+		say("ring %d chan=%d called=%s calling=%s", id, CHANNEL_OF(e->ring.channel), e->ring.callednum,
+		    e->ring.callingnum);
+		break;
+	case PRI_EVENT_PROCEEDING:
+		id = slot_of(e->proceeding.call);
+		if (id >= 0 && e->proceeding.channel > 0)
+			calls[id].channel = CHANNEL_OF(e->proceeding.channel);
+		say("proceeding %d chan=%d", id, CHANNEL_OF(e->proceeding.channel));
+		break;
+	case PRI_EVENT_RINGING:
+		say("ringing %d", slot_of(e->ringing.call));
+		break;
+	case PRI_EVENT_ANSWER:
+		say("answer %d", slot_of(e->answer.call));
+		break;
+	case PRI_EVENT_CONNECT_ACK:
+		say("connect_ack %d", slot_of(e->connect_ack.call));
+		break;
+	case PRI_EVENT_HANGUP_REQ:
+		say("hangup_req %d cause=%d", slot_of(e->hangup.call), e->hangup.cause);
+		pri_hangup(pri, e->hangup.call, e->hangup.cause);
+		break;
+	case PRI_EVENT_HANGUP:
+		id = slot_of(e->hangup.call);
+		say("hangup %d cause=%d", id, e->hangup.cause);
+		/* Frees libpri's record of the call, which is in the null state now. */
+		pri_hangup(pri, e->hangup.call, e->hangup.cause);
+		if (id >= 0)
+			calls[id].call = NULL;
+		break;
+	case PRI_EVENT_HANGUP_ACK:
+		id = slot_of(e->hangup.call);
+		say("hangup_ack %d", id);
+		if (id >= 0)
+			calls[id].call = NULL;
+		break;
+	default:
+		say("event %d", e->e);
+		break;
+	}
+}
+
+static struct call *lookup(int id)
+{
+	if (id < 0 || id >= MAX_CALLS || !calls[id].call) {
+		say("error no call %d", id);
+		return NULL;
+	}
+	return &calls[id];
+}
+
+/* Returns 0 to stop. */
+static int handle_command(char *line)
+{
+	int a, b;
+	char number[64];
+	struct call *c;
+
+	if (sscanf(line, "call %d %63s", &a, number) == 2) {
+		q931_call *call = pri_new_call(pri);
+		struct pri_sr *sr = pri_sr_new();
+		if (!call || !sr) {
+			say("error cannot make a call");
+			return 1;
+		}
+		pri_sr_set_channel(sr, a, 1, 0);
+		pri_sr_set_bearer(sr, PRI_TRANS_CAP_SPEECH, law);
+		pri_sr_set_called(sr, number, PRI_UNKNOWN, 1);
+		pri_sr_set_caller(sr, "5551000", NULL, PRI_UNKNOWN, PRES_ALLOWED_USER_NUMBER_NOT_SCREENED);
+		int id = new_slot(call, a);
+		if (id < 0 || pri_setup(pri, call, sr)) {
+			say("error setup failed");
+			if (id >= 0)
+				calls[id].call = NULL;
+		} else {
+			say("placed %d", id);
+		}
+		pri_sr_free(sr);
+	} else if (sscanf(line, "alert %d", &a) == 1) {
+		if ((c = lookup(a)))
+			pri_acknowledge(pri, c->call, c->channel, 0);
+	} else if (sscanf(line, "answer %d", &a) == 1) {
+		if ((c = lookup(a)))
+			pri_answer(pri, c->call, c->channel, 0);
+	} else if (sscanf(line, "hangup %d %d", &a, &b) == 2) {
+		if ((c = lookup(a)))
+			pri_hangup(pri, c->call, b);
+	} else if (strncmp(line, "quit", 4) == 0) {
+		return 0;
+	} else {
+		say("error unknown command: %s", line);
+	}
+	return 1;
+}
+
+int main(int argc, char **argv)
+{
+	int fd = -1, node = PRI_NETWORK, switchtype = PRI_SWITCH_NI2;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--dahdi") && i + 1 < argc)
+			fd = open_dahdi(atoi(argv[++i]));
+		else if (!strcmp(argv[i], "--fd") && i + 1 < argc)
+			fd = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--network"))
+			node = PRI_NETWORK;
+		else if (!strcmp(argv[i], "--cpe"))
+			node = PRI_CPE;
+		else if (!strcmp(argv[i], "--t1"))
+			switchtype = PRI_SWITCH_NI2, law = PRI_LAYER_1_ULAW;
+		else if (!strcmp(argv[i], "--e1"))
+			switchtype = PRI_SWITCH_EUROISDN_E1, law = PRI_LAYER_1_ALAW;
+		else {
+			fprintf(stderr, "usage: %s (--dahdi CHANNO | --fd N) [--network | --cpe] [--t1 | --e1]\n", argv[0]);
+			return 2;
+		}
+	}
+	if (fd < 0) {
+		fprintf(stderr, "pri-peer: no D-channel\n");
+		return 2;
+	}
+	pri_set_message(pri_message_cb);
+	pri_set_error(pri_message_cb);
+	pri = pri_new(fd, node, switchtype);
+	if (!pri) {
+		fprintf(stderr, "pri-peer: pri_new failed\n");
+		return 1;
+	}
+	if (getenv("PRI_PEER_DEBUG"))
+		pri_set_debug(pri, PRI_DEBUG_Q921_STATE | PRI_DEBUG_Q931_DUMP | PRI_DEBUG_Q931_STATE);
+
+	char line[256];
+	size_t used = 0;
+	for (;;) {
+		int timeout = -1;
+		struct timeval *next = pri_schedule_next(pri);
+		if (next) {
+			struct timeval now;
+			gettimeofday(&now, NULL);
+			long ms = (next->tv_sec - now.tv_sec) * 1000 + (next->tv_usec - now.tv_usec) / 1000;
+			timeout = ms < 0 ? 0 : (int)ms;
+		}
+		struct pollfd fds[2] = { { .fd = fd, .events = POLLIN | POLLPRI }, { .fd = 0, .events = POLLIN } };
+		int n = poll(fds, 2, timeout);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			perror("poll");
+			return 1;
+		}
+		if (n == 0) {
+			pri_event *e = pri_schedule_run(pri);
+			if (e)
+				handle_event(e);
+			continue;
+		}
+		if (fds[0].revents & (POLLIN | POLLPRI)) {
+			pri_event *e = pri_check_event(pri);
+			if (e)
+				handle_event(e);
+		}
+		if (fds[1].revents & (POLLIN | POLLHUP)) {
+			ssize_t r = read(0, line + used, sizeof(line) - 1 - used);
+			if (r <= 0)
+				return 0;
+			used += (size_t)r;
+			line[used] = '\0';
+			char *nl;
+			while ((nl = strchr(line, '\n'))) {
+				*nl = '\0';
+				if (!handle_command(line))
+					return 0;
+				used -= (size_t)(nl + 1 - line);
+				memmove(line, nl + 1, used + 1);
+			}
+			if (used == sizeof(line) - 1)
+				used = 0; /* an overlong line: dropped */
+		}
+	}
+}
