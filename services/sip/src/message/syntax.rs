@@ -1,9 +1,19 @@
 //! Character classes and small scanners of the RFC 3261 §25.1 grammar, shared by the typed
 //! header parsers and the wire layer.
 
-/// `token` characters: alphanum and `-.!%*_+`'~`.
+/// `token` characters: alphanum and `-.!%*_+`'~` (a table: this runs for every byte of a name).
 pub(crate) fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~')
+    const TABLE: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut i = 0;
+        while i < 256 {
+            let b = i as u8;
+            t[i] = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~');
+            i += 1;
+        }
+        t
+    };
+    TABLE[usize::from(b)]
 }
 
 pub(crate) fn is_token(s: &str) -> bool {
@@ -20,11 +30,13 @@ pub(crate) fn is_ws(b: u8) -> bool {
 }
 
 pub(crate) fn trim_ws(s: &str) -> &str {
-    s.trim_matches([' ', '\t'])
+    let end = s.bytes().rposition(|b| !is_ws(b)).map_or(0, |i| i + 1);
+    trim_start_ws(&s[..end])
 }
 
 pub(crate) fn trim_start_ws(s: &str) -> &str {
-    s.trim_start_matches([' ', '\t'])
+    let start = s.bytes().position(|b| !is_ws(b)).unwrap_or(s.len());
+    &s[start..]
 }
 
 /// Splits `s` at the first byte for which `stop` holds.

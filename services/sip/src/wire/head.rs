@@ -26,7 +26,10 @@ pub(crate) fn find_head_end(bytes: &[u8], from: usize) -> Option<(usize, usize)>
 
 /// Header text: SIP header values are UTF-8, but a stray Latin-1 byte should not cost the call.
 pub(crate) fn head_text(head: &[u8]) -> Cow<'_, str> {
-    String::from_utf8_lossy(head)
+    match std::str::from_utf8(head) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(head),
+    }
 }
 
 /// Splits the header block into its start line and the logical header lines.
@@ -78,7 +81,7 @@ impl<'a> Iterator for HeaderLines<'a> {
             return Some(Err(()));
         };
         // RFC 3261 allows whitespace between the name and the colon (RFC 4475 wsinv).
-        let name = name.trim_end_matches([' ', '\t']);
+        let name = &name[..name.bytes().rposition(|b| !is_ws(b)).map_or(0, |i| i + 1)];
         if !is_token(name) {
             return Some(Err(()));
         }
