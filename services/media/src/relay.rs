@@ -6,11 +6,13 @@
 //! finds exactly one datagram. Level-triggered epoll then costs one
 //! `recvfrom` and one `sendto` per packet, with `epoll_wait` shared by every
 //! socket ready at the time. tokio registers sockets edge-triggered and reads
-//! until `WouldBlock`, so each packet pays an extra failing `recvfrom`, plus
-//! a task wake-up and a scheduler pass; the forwarding state would also need
-//! sharing between the tasks of the two legs. Measured on loopback with
-//! 960 calls (96,000 packets/s), see `tokio_comparison` in the crate docs
-//! of `rtp-relay-bench`.
+//! until `WouldBlock`, so each packet pays a second, failing `recvfrom`
+//! (strace at 250 calls: 2.0 recvfrom per packet, half of them EAGAIN; this
+//! engine: 1.0), plus a task wake-up. Measured on loopback at 960 calls
+//! (96,000 packets/s, one core, SCHED_FIFO, rtp-load): a bare tokio
+//! current-thread relay with no session logic used 5.0-5.2 µs CPU per
+//! packet, p99 150-300 µs; this engine, with latching and counters,
+//! 4.2-4.7 µs, p99 100-140 µs.
 //!
 //! Control calls (allocate, update, release, stats) take the same mutex the
 //! engine holds while it works through one batch of ready sockets; the
