@@ -35,8 +35,10 @@ pub struct Registrar {
     pub default_expires: u32,
     #[serde(default = "nonce_lifetime")]
     pub nonce_lifetime: u32,
-    /// Digest algorithms offered, most preferred first (RFC 8760). Some phones (and sipp 3.6)
-    /// read only the first challenge: list MD5 first for them.
+    /// Digest algorithms offered, most preferred first (RFC 8760). MD5 alone by default: many
+    /// phones know nothing else and some (libre-based ones such as baresip 1.0) refuse a 401
+    /// that also offers SHA-256; sipp 3.6 reads only the first. ["SHA-256", "MD5"] where the
+    /// phones allow it.
     #[serde(default = "digest_algorithms")]
     pub digest_algorithms: Vec<String>,
 }
@@ -57,7 +59,7 @@ fn nonce_lifetime() -> u32 {
     300
 }
 fn digest_algorithms() -> Vec<String> {
-    vec!["SHA-256".to_string(), "MD5".to_string()]
+    vec!["MD5".to_string()]
 }
 
 #[derive(Debug, Clone)]

@@ -1,0 +1,172 @@
+//! The appliance image boots under qemu, the services whose binaries it holds reach READY under
+//! systemd (Type=notify) with their logs in journald, and a sipp phone on the test's own network
+//! registers to the registrar in the VM (digest challenge, then 200) and shows in `sbactl registrations`.
+use anyhow::{ensure, Context, Result};
+use holdfast_tests::vm::{TestNet, Variant, Vm, VmConfig};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+const HOST: &str = "10.231.0.1";
+const GUEST: &str = "10.231.0.2";
+const GUEST_MAC: &str = "52:54:00:5b:a0:02";
+const USER: &str = "alice";
+const PASSWORD: &str = "branch-secret";
+
+/// The appliance configuration the image ships: the test registers in its domain, with its database.
+fn appliance_registrar() -> Result<(String, String)> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../image/overlay/etc/sba/sba.toml");
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+    let config: toml::Table = text.parse().with_context(|| format!("parsing {path}"))?;
+    let registrar = config.get("registrar").and_then(|r| r.as_table()).context("no [registrar] in sba.toml")?;
+    let key = |k: &str| -> Result<String> {
+        registrar.get(k).and_then(|v| v.as_str()).map(str::to_string).with_context(|| format!("no registrar.{k}"))
+    };
+    Ok((key("domain")?, key("db")?))
+}
+
+/// Runs in the VM (sba-test-hook.service); every loop is bounded.
+fn guest_script(domain: &str, db: &str) -> String {
+    format!(
+        r#"#!/bin/sh
+set -u
+iface=""
+for d in /sys/class/net/*; do [ "$(cat "$d/address")" = "{GUEST_MAC}" ] && iface=$(basename "$d"); done
+ip addr add {GUEST}/24 dev "$iface" && ip link set "$iface" up && echo "NET-UP $iface"
+units="sba-registrar sba-mediation sba-gateway"
+present=""
+for u in $units; do [ -x "/usr/bin/$u" ] && present="$present $u"; done
+pending="$present"
+i=0
+while [ -n "$pending" ] && [ $i -lt 600 ]; do
+    pending=""
+    for u in $present; do [ "$(systemctl is-active "$u")" = active ] || pending="$pending $u"; done
+    [ -n "$pending" ] && sleep 0.2
+    i=$((i+1))
+done
+for u in $units; do
+    echo "UNIT $u present=$([ -x "/usr/bin/$u" ] && echo yes || echo no)" \
+        "$(systemctl show -p ActiveState -p SubState -p Type -p NRestarts -p StatusText "$u" | tr '\n' ' ')"
+done
+echo "READY-ALL uptime=$(cut -d' ' -f1 /proc/uptime) pending=[$pending]"
+free -m | awk '/^Mem:/ {{print "MEM used_mib=" $3 " total_mib=" $2}}'
+for u in $present; do journalctl -b -u "$u" --no-pager -o cat | sed "s/^/JOURNAL $u /"; done
+sbactl --db {db} user add {USER} --domain {domain} --password {PASSWORD} && echo USER-ADDED
+i=0
+while [ $i -lt 120 ]; do
+    out=$(sbactl --db {db} registrations --json)
+    case "$out" in *{USER}@*) echo "BINDING $out" | tr '\n' ' '; echo; break ;; esac
+    sleep 1
+    i=$((i+1))
+done
+echo HOOK-DONE
+"#
+    )
+}
+
+/// REGISTER, digest challenge, REGISTER with credentials, 200.
+const REGISTER: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="register with digest to the appliance">
+  <send retrans="500">
+    <![CDATA[
+      REGISTER sip:[$domain] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      From: <sip:[service]@[$domain]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[$domain]>
+      Call-ID: [call_id]
+      CSeq: 1 REGISTER
+      Contact: <sip:[service]@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Expires: 600
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="401" auth="true"/>
+  <send retrans="500">
+    <![CDATA[
+      REGISTER sip:[$domain] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      From: <sip:[service]@[$domain]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[$domain]>
+      Call-ID: [call_id]
+      CSeq: 2 REGISTER
+      Contact: <sip:[service]@[local_ip]:[local_port]>
+      [authentication]
+      Max-Forwards: 70
+      Expires: 600
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200"/>
+</scenario>
+"#;
+
+#[test]
+fn image_boots_services_ready_and_a_phone_registers() -> Result<()> {
+    let (domain, db) = appliance_registrar()?;
+    let net = TestNet::new("boot")?;
+    net.add_tap("tap0", &format!("{HOST}/24"))?;
+    let mut cfg = VmConfig::new("boot", Variant::Base);
+    cfg.netns = Some(net.ns.clone());
+    cfg.net_args = TestNet::nic_args("tap0", "n0", GUEST_MAC);
+    cfg.script = Some(guest_script(&domain, &db));
+    let mut vm = Vm::boot(&cfg)?;
+
+    let ready = vm.wait_for("READY-ALL", Duration::from_secs(240))?;
+    let boot_to_ready = vm.started().elapsed();
+    eprintln!("image_boot: qemu start to services READY {boot_to_ready:.1?} ({ready})");
+    ensure!(ready.contains("pending=[]"), "services not READY: {ready}\n{}", vm.diagnostics());
+    let out = vm.output();
+    let units: Vec<&str> = out.lines().filter(|l| l.starts_with("UNIT ")).collect();
+    ensure!(units.len() == 3, "no unit report\n{}", vm.diagnostics());
+    for line in &units {
+        if line.contains("present=yes") {
+            ensure!(
+                line.contains("ActiveState=active") && line.contains("SubState=running") && line.contains("Type=notify"),
+                "not READY under systemd: {line}"
+            );
+        }
+    }
+    ensure!(
+        units.iter().any(|l| l.starts_with("UNIT sba-registrar present=yes")),
+        "the image has no sba-registrar: {units:?}"
+    );
+    ensure!(out.lines().any(|l| l.starts_with("JOURNAL sba-registrar ")), "no sba-registrar lines in journald\n{out}");
+    vm.wait_for("USER-ADDED", Duration::from_secs(60))?;
+
+    // The phone: sipp on the host side of the tap, a few attempts while the registrar settles.
+    let dir = std::env::temp_dir().join(format!("hf-image-boot-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("register.xml"), REGISTER)?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut attempts = 0;
+    let sipp = loop {
+        attempts += 1;
+        let out = net
+            .command("sipp")
+            .current_dir(&dir)
+            .arg(format!("{GUEST}:5060"))
+            .args(["-sf", "register.xml", "-i", HOST, "-p", "5070", "-t", "u1", "-nostdin"])
+            .args(["-m", "1", "-s", USER, "-au", USER, "-ap", PASSWORD, "-set", "domain", &domain])
+            .args(["-timeout", "10s", "-timeout_error"])
+            .stdin(Stdio::null())
+            .output()
+            .context("running sipp (apt-get install sip-tester)")?;
+        if out.status.success() || Instant::now() >= deadline || attempts == 5 {
+            break out;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    ensure!(
+        sipp.status.success(),
+        "sipp REGISTER to {GUEST} failed after {attempts} attempts: {}\n{}",
+        String::from_utf8_lossy(&sipp.stderr),
+        vm.diagnostics()
+    );
+    let binding = vm.wait_for("BINDING", Duration::from_secs(60))?;
+    ensure!(binding.contains(&format!("sip:{USER}@{domain}")), "binding not stored: {binding}");
+    ensure!(binding.contains(HOST), "the binding's contact is not the phone's: {binding}");
+    let _ = std::fs::remove_dir_all(&dir);
+    vm.shutdown(Duration::from_secs(60))
+}
