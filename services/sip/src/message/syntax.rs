@@ -157,13 +157,15 @@ pub(crate) fn write_escaped(f: &mut impl std::fmt::Write, s: &str, allowed: fn(u
         if b != b'%' && allowed(b) {
             continue;
         }
-        f.write_str(&s[start..i])?;
+        // Escaped bytes of one multi-byte character sit back to back: the run between them is
+        // empty and must not be sliced at a non-boundary.
+        f.write_str(s.get(start..i).unwrap_or_default())?;
         f.write_char('%')?;
         f.write_char(HEX[usize::from(b >> 4)] as char)?;
         f.write_char(HEX[usize::from(b & 15)] as char)?;
         start = i + 1;
     }
-    f.write_str(&s[start..])
+    f.write_str(s.get(start..).unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -192,5 +194,8 @@ mod tests {
         assert_eq!(unescape("null-%00-null", is_unreserved).unwrap(), "null-\0-null");
         assert!(unescape("%Z1", is_unreserved).is_none());
         assert!(unescape("a b", is_unreserved).is_none());
+        let mut out = String::new();
+        write_escaped(&mut out, "é-ü", is_unreserved).unwrap();
+        assert_eq!(out, "%C3%A9-%C3%BC");
     }
 }

@@ -312,6 +312,15 @@ mod tests {
     }
 
     #[test]
+    fn escapes_that_are_not_utf8_survive_display() {
+        // Found by the fuzzer: %be alone is no UTF-8; it decodes to U+FFFD, written escaped.
+        let u = sip("sip:to-%be!sure@example.com");
+        assert_eq!(u.user.as_deref(), Some("to-\u{fffd}!sure"));
+        assert_eq!(u.to_string(), "sip:to-%EF%BF%BD!sure@example.com");
+        assert_eq!(Uri::parse(&u.to_string()).unwrap(), Uri::Sip(u));
+    }
+
+    #[test]
     fn tel_and_other_schemes() {
         let t = Uri::parse("tel:+1-201-555-0123;phone-context=example.com").unwrap();
         let Uri::Tel(tel) = &t else { panic!("{t:?}") };
