@@ -7,7 +7,8 @@
 # A build whose inputs (package list, binaries, overlay, this script, the VM test hook) did not change is
 # reused. The first build downloads the .debs and keeps them as a local repository in image/build/debs/;
 # later builds use only that repository and need no network. SBA_DEB_MIRROR overrides the Debian mirror
-# of a first build (e.g. http://apt-cache.local/debian).
+# of a first build (e.g. http://apt-cache.local/debian); SBA_BIN_DIR the binaries' directory (default
+# target/release: sba-registrar, sba-mediation, sba-gateway, sbactl, whichever exist).
 set -euo pipefail
 
 die() { echo "build.sh: $*" >&2; exit 1; }
@@ -55,9 +56,10 @@ mkdir -p "$build"
 exec 9>"$build/.lock-$variant"
 flock 9
 
+bindir=${SBA_BIN_DIR:-$repo/target/release}
 binaries=()
 for b in sba-registrar sba-mediation sba-gateway sbactl; do
-    [ -x "$repo/target/release/$b" ] && binaries+=("$repo/target/release/$b")
+    [ -x "$bindir/$b" ] && binaries+=("$bindir/$b")
 done
 
 pkglist=$(printf '%s\n' "${packages[@]}")
@@ -149,6 +151,11 @@ chroot "$root" depmod "$kver"
 cp -a --no-preserve=ownership "$here/overlay/." "$root/"
 cp -a --no-preserve=ownership "$here/vm/." "$root/"
 for b in "${binaries[@]}"; do install -m 0755 "$b" "$root/usr/bin/"; done
+# Debian services a VM without consoles or scrub-able LVM does not need: they only slow the boot.
+for unit in getty-static.service e2scrub_reap.service e2scrub_all.timer apt-daily.timer \
+    apt-daily-upgrade.timer fstrim.timer; do
+    ln -sf /dev/null "$root/etc/systemd/system/$unit"
+done
 echo sba > "$root/etc/hostname"
 printf '/dev/vda / ext4 rw,errors=remount-ro 0 1\n' > "$root/etc/fstab"
 # A test VM: root logs in on the serial console without a password.

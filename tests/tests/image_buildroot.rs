@@ -67,8 +67,25 @@ fn defconfig_survives_make_in_buildroot() -> Result<()> {
     let config = read(&out_dir.join(".config"))?;
     let have: BTreeSet<&str> = config.lines().map(str::trim).collect();
     let lost: Vec<String> = defconfig_lines()?.into_iter().filter(|l| !have.contains(l.as_str())).collect();
-    let _ = fs::remove_dir_all(&out_dir);
     ensure!(lost.is_empty(), "buildroot dropped or changed these defconfig lines: {lost:#?}");
+
+    // The package's makefile as buildroot evaluates it (no download, no build).
+    let vars = Command::new("make")
+        .arg("-C")
+        .arg(&out_dir)
+        .arg("printvars")
+        .arg("VARS=SBA_SERVICES_VERSION SBA_SERVICES_SITE_METHOD SBA_SERVICES_OVERRIDE_SRCDIR SBA_SERVICES_DEPENDENCIES")
+        .output()?;
+    let vars = String::from_utf8_lossy(&vars.stdout).into_owned();
+    let _ = fs::remove_dir_all(&out_dir);
+    for wanted in [
+        "SBA_SERVICES_VERSION=0.".to_string(),
+        "SBA_SERVICES_SITE_METHOD=local".to_string(),
+        format!("SBA_SERVICES_OVERRIDE_SRCDIR={}", repo().display()),
+    ] {
+        ensure!(vars.lines().any(|l| l.starts_with(&wanted)), "printvars lacks {wanted}:\n{vars}");
+    }
+    ensure!(vars.contains("host-rustc"), "sba-services does not depend on host-rustc:\n{vars}");
     Ok(())
 }
 
