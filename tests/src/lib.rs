@@ -3,6 +3,7 @@
 pub mod bins;
 pub mod registrar;
 pub mod scratch;
+pub mod sip_client;
 pub mod sip_probe;
 pub mod sipp;
 pub mod vm;

@@ -1,0 +1,131 @@
+//! Registrar behaviour that sipp cannot express: SHA-256 digest, nonce-count replay, the
+//! failure throttle, malformed and unknown requests, users added while it runs, config errors.
+use holdfast_sip::message::HeaderName;
+use holdfast_tests::bins::bin;
+use holdfast_tests::registrar::{Registrar, DOMAIN};
+use holdfast_tests::scratch::Scratch;
+use holdfast_tests::sip_client::Ua;
+use std::time::{Duration, Instant};
+
+#[test]
+fn sha256_digest_registers_and_a_replayed_nonce_count_is_refused() {
+    let scratch = Scratch::new("proto-sha256");
+    let reg = Registrar::start(&scratch, "digest_algorithms = [\"SHA-256\", \"MD5\"]", &[("gina", "pw-gina")]);
+    let mut ua = Ua::new(reg.addr, "gina", DOMAIN);
+    let challenge = ua.request(600, None);
+    assert_eq!(challenge.status, 401);
+    let offered: Vec<&str> = challenge.headers.get_all(&HeaderName::WwwAuthenticate).collect();
+    assert_eq!(offered.len(), 2);
+    assert!(offered[0].contains("algorithm=SHA-256") && offered[1].contains("algorithm=MD5"), "{offered:?}");
+
+    let auth = ua.answer(&challenge, "pw-gina", 1);
+    assert!(auth.contains("algorithm=SHA-256"), "{auth}");
+    let ok = ua.request(600, Some(&auth));
+    assert_eq!(ok.status, 200, "{}", ok.reason);
+    assert_eq!(reg.registrations().len(), 1);
+
+    // The same nonce-count again (a captured request replayed) gets no binding refresh.
+    let replay = ua.request(900, Some(&auth));
+    assert_eq!(replay.status, 401, "a replayed nonce-count must be challenged, got {} {}", replay.status, replay.reason);
+    assert_eq!(reg.registrations()[0]["expires"].as_u64().unwrap() <= 600, true);
+    // The next count is fine.
+    let next = ua.request(900, Some(&ua.answer(&challenge, "pw-gina", 2)));
+    assert_eq!(next.status, 200, "{}", next.reason);
+}
+
+#[test]
+fn repeated_failures_from_one_source_are_slowed_down() {
+    let scratch = Scratch::new("proto-throttle");
+    let reg = Registrar::start(&scratch, "", &[("hank", "right")]);
+    let mut ua = Ua::new(reg.addr, "hank", DOMAIN);
+    let mut first = Duration::ZERO;
+    let mut last = Duration::ZERO;
+    for attempt in 0..7 {
+        let challenge = ua.request(600, None);
+        let wrong = ua.answer(&challenge, "wrong", 1);
+        let started = Instant::now();
+        let r = ua.request(600, Some(&wrong));
+        let took = started.elapsed();
+        assert_ne!(r.status, 200);
+        if attempt == 0 {
+            first = took;
+        }
+        last = took;
+    }
+    assert!(first < Duration::from_millis(200), "the first failure is answered at once ({first:?})");
+    assert!(last >= Duration::from_millis(250), "the 7th failure in a row is answered late ({last:?})");
+    assert!(reg.registrations().is_empty());
+}
+
+#[test]
+fn malformed_and_unknown_requests_get_clear_answers() {
+    let scratch = Scratch::new("proto-bad");
+    let reg = Registrar::start(&scratch, "", &[]);
+    let ua = Ua::new(reg.addr, "x", DOMAIN);
+    let local = ua.local();
+    let head = |method: &str, extra: &str| {
+        format!(
+            "{method} sip:{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-{method}\r\n\
+             From: <sip:x@{DOMAIN}>;tag=1\r\nTo: <sip:x@{DOMAIN}>\r\nCall-ID: c-{method}\r\n\
+             CSeq: 1 {method}\r\nMax-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n"
+        )
+    };
+    ua.send(head("REGISTER", "Expires: soon\r\nContact: <sip:x@127.0.0.1>\r\n").as_bytes());
+    let r = ua.recv();
+    assert_eq!(r.status, 400);
+    ua.send(head("REGISTER", "Content-Length: 12\r\n").as_bytes());
+    let r = ua.recv();
+    assert_eq!(r.status, 400);
+    assert!(r.reason.to_ascii_lowercase().contains("content-length"), "{}", r.reason);
+    ua.send(head("FROBNICATE", "").as_bytes());
+    let r = ua.recv();
+    assert_eq!(r.status, 501);
+    ua.send(head("INVITE", "").as_bytes());
+    let r = ua.recv();
+    assert_eq!(r.status, 405);
+    assert_eq!(r.headers.get_all(&HeaderName::Allow).collect::<Vec<_>>(), ["REGISTER", "OPTIONS"]);
+    ua.send(head("OPTIONS", "").as_bytes().iter().map(|&b| if b == b'2' { b'3' } else { b }).collect::<Vec<u8>>().as_slice());
+    let r = ua.recv();
+    assert_eq!(r.status, 505);
+}
+
+#[test]
+fn users_added_and_removed_while_running_take_effect() {
+    let scratch = Scratch::new("proto-live-users");
+    let reg = Registrar::start(&scratch, "", &[("ivy", "pw-ivy")]);
+    reg.add_user("jack", "pw-jack");
+    let registered = |name: &str, pw: &str| {
+        let mut ua = Ua::new(reg.addr, name, DOMAIN);
+        let challenge = ua.request(600, None);
+        if challenge.status != 401 {
+            return challenge.status;
+        }
+        let auth = ua.answer(&challenge, pw, 1);
+        ua.request(600, Some(&auth)).status
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while registered("jack", "pw-jack") != 200 {
+        assert!(Instant::now() < deadline, "a user added with sbactl was never accepted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = reg.sbactl(&["user", "list"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("sip:ivy@{DOMAIN}\nsip:jack@{DOMAIN}\n"));
+    assert!(reg.sbactl(&["user", "remove", "jack", "--domain", DOMAIN]).status.success());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while registered("jack", "pw-jack") == 200 {
+        assert!(Instant::now() < deadline, "a removed user still registers");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!reg.sbactl(&["user", "remove", "jack", "--domain", DOMAIN]).status.success(), "removing twice is an error");
+}
+
+#[test]
+fn config_errors_name_the_key_and_the_line() {
+    let scratch = Scratch::new("proto-config");
+    let path = scratch.file("bad.toml");
+    std::fs::write(&path, "[registrar]\nlisten = \"127.0.0.1:5999\"\ndb = \"x.db\"\ndomain = \"b\"\nmin_expires = \"ten\"\n").unwrap();
+    let out = std::process::Command::new(bin("sba-registrar")).arg("--config").arg(&path).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 5") && err.contains("registrar.min_expires"), "{err}");
+}
