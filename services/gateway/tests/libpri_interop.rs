@@ -21,15 +21,18 @@ use sba_gateway::trunk::{self, TrunkEvent, TrunkHandle};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::UnixDatagram;
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::sync::watch;
 use tokio::time::timeout;
 
 const WAIT: Duration = Duration::from_secs(15);
 const FCS: [u8; 2] = [0, 0];
 
-/// The D-channel as a datagram socket; this span has no B-channels.
+/// The D-channel as a datagram socket; this span has no B-channels. While `gate` is false frames
+/// wait in the socket unread, so the test can make two SETUPs cross on the line.
 struct SocketSpan {
     sock: UnixDatagram,
     layout: Layout,
+    gate: watch::Receiver<bool>,
 }
 
 impl Span for SocketSpan {
@@ -65,6 +68,7 @@ impl Span for SocketSpan {
     async fn recv(&mut self) -> Result<SpanEvent, SpanError> {
         let mut buf = [0u8; 1024];
         loop {
+            self.gate.wait_for(|open| *open).await.map_err(|_| SpanError::Closed)?;
             let n = self.sock.recv(&mut buf).await.map_err(|_| SpanError::Closed)?;
             if let Some(frame) = n.checked_sub(FCS.len()).and_then(|len| buf.get(..len)) {
                 return Ok(SpanEvent::DFrame(frame.to_vec()));
@@ -136,10 +140,11 @@ fn build_peer() -> PathBuf {
 }
 
 async fn start() -> (TrunkHandle, Peer) {
-    start_with(Layout::T1).await
+    let (trunk, peer, _gate) = start_with(Layout::T1).await;
+    (trunk, peer)
 }
 
-async fn start_with(layout: Layout) -> (TrunkHandle, Peer) {
+async fn start_with(layout: Layout) -> (TrunkHandle, Peer, watch::Sender<bool>) {
     let peer_bin = peer_binary();
     let (ours, theirs) = std::os::unix::net::UnixDatagram::pair().unwrap();
     // The peer inherits its end under the same number.
@@ -154,7 +159,8 @@ async fn start_with(layout: Layout) -> (TrunkHandle, Peer) {
         .unwrap();
     drop(theirs);
     ours.set_nonblocking(true).unwrap();
-    let span = SocketSpan { sock: UnixDatagram::from_std(ours).unwrap(), layout };
+    let (gate, gate_rx) = watch::channel(true);
+    let span = SocketSpan { sock: UnixDatagram::from_std(ours).unwrap(), layout, gate: gate_rx };
     let law = if layout == Layout::E1 { Layer1::Alaw } else { Layer1::Mulaw };
     let (mut trunk, _task) = trunk::spawn(span, Pri::new(Side::User, layout, law));
     let stdin = child.stdin.take().unwrap();
@@ -162,7 +168,7 @@ async fn start_with(layout: Layout) -> (TrunkHandle, Peer) {
     let mut peer = Peer { _child: child, stdin, lines };
     peer.expect("up", &[]).await;
     assert_eq!(next_pri(&mut trunk).await, PriEvent::InService(true));
-    (trunk, peer)
+    (trunk, peer, gate)
 }
 
 async fn next_pri(trunk: &mut TrunkHandle) -> PriEvent {
@@ -272,7 +278,7 @@ async fn libpri_refuses_our_setup_before_answering() {
 #[tokio::test]
 #[ignore = "needs gcc and libpri-dev"]
 async fn euroisdn_e1_call_on_timeslot_17_both_ways() {
-    let (mut trunk, mut peer) = start_with(Layout::E1).await;
+    let (mut trunk, mut peer, _gate) = start_with(Layout::E1).await;
     peer.send("call 17 100").await;
     peer.expect("placed", &[]).await;
     let CallEvent::Incoming { call, channel: 17, .. } = next_call(&mut trunk).await else {
@@ -289,4 +295,47 @@ async fn euroisdn_e1_call_on_timeslot_17_both_ways() {
     assert_eq!(field(&ring, "chan"), "1");
     trunk.hangup(call, cause::NORMAL_CLEARING).await.unwrap();
     peer.expect("hangup_req", &["connect_ack", "proceeding"]).await;
+}
+
+#[tokio::test]
+#[ignore = "needs gcc and libpri-dev"]
+async fn glare_with_libpri_the_network_keeps_the_channel_and_our_call_moves() {
+    let (mut trunk, mut peer, gate) = start_with(Layout::T1).await;
+    // libpri's SETUP for channel 9 waits unread on our side while ours for 9 goes out.
+    gate.send_replace(false);
+    peer.send("call 9 2000").await;
+    let theirs = peer.expect("placed", &[]).await.split(' ').nth(1).unwrap().to_owned();
+    let number = PartyNumber::new(TypeOfNumber::Unknown, NumberingPlan::Isdn, "3000");
+    let ours = trunk.place_call(Outgoing { called: number, calling: None, channel: Some(9) }).await.unwrap().unwrap();
+    let ring = peer.expect("ring", &[]).await;
+    let moved_to: u8 = field(&ring, "chan").parse().unwrap();
+    assert_ne!(moved_to, 9, "libpri's side kept channel 9 for its own call");
+    gate.send_replace(true);
+
+    let mut events = Vec::new();
+    for _ in 0..2 {
+        events.push(next_call(&mut trunk).await);
+    }
+    let incoming = events
+        .iter()
+        .find_map(|e| match e {
+            CallEvent::Incoming { call, channel: 9, .. } => Some(*call),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("libpri's call should get channel 9: {events:?}"));
+    assert!(events.contains(&CallEvent::Proceeding { call: ours, channel: moved_to }), "{events:?}");
+
+    // Both calls are answered on their own channels.
+    trunk.answer(incoming).await.unwrap();
+    let ring_id = ring.split(' ').nth(1).unwrap().to_owned();
+    peer.send(&format!("answer {ring_id}")).await;
+    let mut answered = Vec::new();
+    for _ in 0..2 {
+        answered.push(next_call(&mut trunk).await);
+    }
+    assert!(answered.contains(&CallEvent::Connected { call: ours }), "{answered:?}");
+    assert!(answered.contains(&CallEvent::Connected { call: incoming }), "{answered:?}");
+    let line = peer.expect("answer", &["proceeding", "connect_ack"]).await;
+    assert_eq!(line, format!("answer {theirs}"));
+    assert_eq!(trunk.status().await.unwrap().free_channels, 21);
 }

@@ -9,10 +9,13 @@
  * --fd uses an inherited datagram socket carrying frames plus two FCS octets, as DAHDI does.
  *
  * Commands:  call CHAN NUMBER | alert ID | answer ID | hangup ID CAUSE | quit
- * Events:    up | down | placed ID | ring ID chan=N called=NUM calling=NUM | proceeding ID chan=N
+ * Events:    up | down | placed ID | ring ID chan=N called=NUM calling=NUM | refused chan=N cause=N
+ *            | proceeding ID chan=N
  *            | ringing ID | answer ID | connect_ack ID | hangup_req ID cause=N | hangup ID cause=N
  *            | error TEXT
  * A ring is answered with CALL PROCEEDING at once; a DISCONNECT (hangup_req) with RELEASE.
+ * B-channels are managed as Asterisk does on the network side: a SETUP for a channel in use gets
+ * another free one if the channel was only preferred, else RELEASE COMPLETE with cause 44.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -49,6 +52,7 @@ struct call {
 static struct call calls[MAX_CALLS];
 static struct pri *pri;
 static int law = PRI_LAYER_1_ULAW;
+static int bchannels = 23;
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void say(const char *fmt, ...)
@@ -83,6 +87,31 @@ static int new_slot(q931_call *c, int channel)
 			calls[i].channel = channel;
 			return i;
 		}
+	return -1;
+}
+
+static int channel_busy(int channel)
+{
+	for (int i = 0; i < MAX_CALLS; i++)
+		if (calls[i].call && calls[i].channel == channel)
+			return 1;
+	return 0;
+}
+
+static int is_bchannel(int channel)
+{
+	/* E1: timeslots 1-31 without 16; T1: 1-23. */
+	if (bchannels == 30)
+		return channel >= 1 && channel <= 31 && channel != 16;
+	return channel >= 1 && channel <= 23;
+}
+
+/* The network side hunts from the top. */
+static int free_channel(void)
+{
+	for (int c = bchannels == 30 ? 31 : 23; c >= 1; c--)
+		if (is_bchannel(c) && !channel_busy(c))
+			return c;
 	return -1;
 }
 
@@ -123,17 +152,31 @@ static void handle_event(pri_event *e)
 	case PRI_EVENT_DCHAN_DOWN:
 		say("down");
 		break;
-	case PRI_EVENT_RING:
-		id = new_slot(e->ring.call, CHANNEL_OF(e->ring.channel));
+	case PRI_EVENT_RING: {
+		int channel = CHANNEL_OF(e->ring.channel);
+		if (channel < 1 || channel_busy(channel)) {
+			if (channel >= 1 && !e->ring.flexible) {
+				say("refused chan=%d cause=%d", channel, PRI_CAUSE_REQUESTED_CHAN_UNAVAIL);
+				pri_hangup(pri, e->ring.call, PRI_CAUSE_REQUESTED_CHAN_UNAVAIL);
+				break;
+			}
+			channel = free_channel();
+		}
+		if (channel < 1) {
+			say("refused chan=none cause=%d", PRI_CAUSE_NORMAL_CIRCUIT_CONGESTION);
+			pri_hangup(pri, e->ring.call, PRI_CAUSE_NORMAL_CIRCUIT_CONGESTION);
+			break;
+		}
+		id = new_slot(e->ring.call, channel);
 		if (id < 0) {
 			pri_hangup(pri, e->ring.call, PRI_CAUSE_SWITCH_CONGESTION);
 			say("error too many calls");
 			break;
 		}
-		pri_proceeding(pri, e->ring.call, e->ring.channel, 0);
-		say("ring %d chan=%d called=%s calling=%s", id, CHANNEL_OF(e->ring.channel), e->ring.callednum,
-		    e->ring.callingnum);
+		pri_proceeding(pri, e->ring.call, channel, 0);
+		say("ring %d chan=%d called=%s calling=%s", id, channel, e->ring.callednum, e->ring.callingnum);
 		break;
+	}
 	case PRI_EVENT_PROCEEDING:
 		id = slot_of(e->proceeding.call);
 		if (id >= 0 && e->proceeding.channel > 0)
@@ -190,6 +233,10 @@ static int handle_command(char *line)
 	struct call *c;
 
 	if (sscanf(line, "call %d %63s", &a, number) == 2) {
+		if (!is_bchannel(a) || channel_busy(a)) {
+			say("error channel %d not free", a);
+			return 1;
+		}
 		q931_call *call = pri_new_call(pri);
 		struct pri_sr *sr = pri_sr_new();
 		if (!call || !sr) {
@@ -240,9 +287,9 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--cpe"))
 			node = PRI_CPE;
 		else if (!strcmp(argv[i], "--t1"))
-			switchtype = PRI_SWITCH_NI2, law = PRI_LAYER_1_ULAW;
+			switchtype = PRI_SWITCH_NI2, law = PRI_LAYER_1_ULAW, bchannels = 23;
 		else if (!strcmp(argv[i], "--e1"))
-			switchtype = PRI_SWITCH_EUROISDN_E1, law = PRI_LAYER_1_ALAW;
+			switchtype = PRI_SWITCH_EUROISDN_E1, law = PRI_LAYER_1_ALAW, bchannels = 30;
 		else {
 			fprintf(stderr, "usage: %s (--dahdi CHANNO | --fd N) [--network | --cpe] [--t1 | --e1]\n", argv[0]);
 			return 2;
