@@ -34,8 +34,8 @@ impl NameAddr {
         } else if let Some(lt) = s.find('<') {
             let words = trim_ws(&s[..lt]);
             // An unquoted display name is `*(token LWS)`: a comma or quote in it (RFC 4475 baddn)
-            // needs quoting.
-            if !words.bytes().all(|b| is_token_byte(b) || is_ws(b)) {
+            // needs quoting. UTF-8 is let through unquoted: phones send it and it is unambiguous.
+            if !words.bytes().all(|b| is_token_byte(b) || is_ws(b) || b >= 0x80) {
                 return Err(bad("display name must be quoted"));
             }
             let display = (!words.is_empty()).then(|| words.split([' ', '\t']).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" "));
@@ -105,6 +105,8 @@ mod tests {
         assert_eq!(n.display.as_deref(), Some("caller"));
         let n = NameAddr::parse("token1~` token2'+_ token3*%!.- <sip:mundane@example.com>").unwrap();
         assert_eq!(n.display.as_deref(), Some("token1~` token2'+_ token3*%!.-"));
+        let n = NameAddr::parse("Jürgen Groß <sip:j@example.com>").unwrap();
+        assert_eq!(n.display.as_deref(), Some("Jürgen Groß"));
     }
 
     #[test]
