@@ -90,16 +90,27 @@ impl Request {
     }
 
     /// A response to this request with the headers RFC 3261 §8.2.6.2 copies (Via, From, To,
-    /// Call-ID, CSeq; Record-Route for 18x/2xx is the caller's business).
+    /// Call-ID, CSeq; Record-Route for 18x/2xx is the caller's business), and a To tag of ours
+    /// when the request had none and the response is not a 100.
     pub fn response(&self, status: u16) -> Response {
         let mut headers = Headers::default();
         for name in [HeaderName::Via, HeaderName::From, HeaderName::To, HeaderName::CallId, HeaderName::CSeq] {
             for h in self.headers.iter().filter(|h| h.name == name) {
-                headers.push(h.clone());
+                if h.name == HeaderName::To && status > 100 && !has_tag(&h.value) {
+                    headers.push(Header::new(HeaderName::To, format!("{};tag={:016x}", h.value, rand::random::<u64>())));
+                } else {
+                    headers.push(h.clone());
+                }
             }
         }
         Response { status, reason: reason_phrase(status).to_string(), headers, body: Vec::new() }
     }
+}
+
+/// Whether a To/From value carries a tag parameter (outside its <URI>).
+fn has_tag(value: &str) -> bool {
+    let params = value.rsplit_once('>').map_or(value, |(_, after)| after);
+    params.split(';').skip(1).any(|p| p.trim().get(..4).is_some_and(|n| n.eq_ignore_ascii_case("tag=")))
 }
 
 impl Response {
