@@ -1,0 +1,69 @@
+//! Building the request a proxy sends on a branch (RFC 3261 §16.6) and spotting loops (§16.3).
+use super::target::Target;
+use holdfast_sip::message::{Header, HeaderName, Request, Via};
+use holdfast_sip::transaction::MAGIC_COOKIE;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+
+/// What identifies one request as it passes through (§16.6 item 8): if it comes back to us with
+/// the same values, it is looping rather than spiralling.
+pub fn loop_hash(req: &Request) -> u64 {
+    let mut h = DefaultHasher::new();
+    req.uri.to_string().hash(&mut h);
+    for name in [HeaderName::From, HeaderName::To, HeaderName::CallId, HeaderName::ProxyRequire, HeaderName::ProxyAuthorization]
+    {
+        for v in req.headers.get_all(&name) {
+            v.hash(&mut h);
+        }
+    }
+    req.cseq().map(|c| c.seq).unwrap_or(0).hash(&mut h);
+    h.finish()
+}
+
+/// The branch of our Via: the loop hash of the request as received, then a counter.
+pub fn branch(hash: u64, serial: u64) -> String {
+    format!("{MAGIC_COOKIE}-hf{hash:016x}-{serial:x}")
+}
+
+/// Whether a Via we added earlier, for this very request, is already in it.
+pub fn is_loop(req: &Request, sent_by: &str) -> bool {
+    let marker = format!("-hf{:016x}-", loop_hash(req));
+    req.headers.get_all(&HeaderName::Via).any(|v| {
+        Via::parse(v)
+            .ok()
+            .is_some_and(|via| via_sent_by(&via) == sent_by && via.branch().is_some_and(|b| b.contains(&marker)))
+    })
+}
+
+/// `host[:port]` of a Via, as we write our own.
+pub fn via_sent_by(via: &Via) -> String {
+    match via.port {
+        Some(p) => format!("{}:{p}", via.host),
+        None => via.host.to_string(),
+    }
+}
+
+/// Initial requests that make a dialog keep us on its route (§16.6 item 4).
+fn record_routes(req: &Request) -> bool {
+    let initial = req.to_header().map(|to| to.tag().is_none()).unwrap_or(false);
+    initial && matches!(req.method.as_str(), "INVITE" | "SUBSCRIBE" | "REFER")
+}
+
+/// The copy of `req` sent towards `target`: Request-URI, Route set, Max-Forwards, Record-Route
+/// and our Via with `branch`.
+pub fn branch_request(req: &Request, target: &Target, via: &str, record_route: &str, branch: &str) -> Request {
+    let mut out = req.clone();
+    out.uri = target.uri.clone();
+    let hops = req.headers.get(&HeaderName::MaxForwards).and_then(|v| v.trim().parse::<u32>().ok()).unwrap_or(70);
+    out.headers.set(HeaderName::MaxForwards, hops.saturating_sub(1).min(70).to_string());
+    if record_routes(req) {
+        out.headers.push_front(Header::new(HeaderName::RecordRoute, record_route));
+    }
+    // A Path (RFC 3327) becomes the Route the request follows to the phone, before any Route the
+    // request already had.
+    for r in target.route.iter().rev() {
+        out.headers.push_front(Header::new(HeaderName::Route, r.clone()));
+    }
+    out.headers.push_front(Header::new(HeaderName::Via, format!("SIP/2.0/{} {via};branch={branch}", target.transport)));
+    out
+}

@@ -1,0 +1,318 @@
+//! The branch's stateful proxy (RFC 3261 §16) as a sans-IO layer over the transaction table:
+//! the caller decides where a request goes (the targets), the proxy forks it to all of them in
+//! parallel, relays provisional responses, forwards the first 2xx and cancels the other
+//! branches, and otherwise answers with the best final response — or tries a fallback target
+//! (voicemail) when nobody answered. Time comes in as `now`; `next_timeout`/`handle_timeout`
+//! drive the no-answer timer.
+mod best;
+mod forward;
+mod target;
+
+pub use forward::{is_loop, via_sent_by};
+pub use target::Target;
+
+use best::{keep_best, upstream_status};
+use holdfast_sip::message::{HeaderName, Method, Request, Response};
+use holdfast_sip::transaction::{Event, Transactions, TxEvent, TxId};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// Our sent-by, `ip:port`, for the Via we add.
+    pub via: String,
+    /// Our Record-Route value, `<sip:ip:port;lr>`.
+    pub record_route: String,
+    /// How long an INVITE rings before the branches are cancelled (and the fallback tried).
+    pub no_answer: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Leg {
+    /// Sent; no provisional response yet, so a CANCEL must wait (§9.1).
+    Calling { cancel_when_provisional: bool },
+    Proceeding,
+    Done,
+}
+
+#[derive(Debug)]
+struct Branch {
+    client: TxId,
+    leg: Leg,
+}
+
+#[derive(Debug)]
+struct Context {
+    request: Request,
+    hash: u64,
+    branches: Vec<Branch>,
+    best: Option<Response>,
+    final_sent: bool,
+    /// The caller cancelled: no fallback, the answer is 487.
+    cancelled: bool,
+    /// Nobody answered in time: the fallback is tried, else 480.
+    unanswered: bool,
+    fallback: Option<Target>,
+    ring_until: Option<Instant>,
+}
+
+impl Context {
+    fn pending(&self) -> impl Iterator<Item = &Branch> {
+        self.branches.iter().filter(|b| b.leg != Leg::Done)
+    }
+}
+
+pub struct Proxy {
+    config: ProxyConfig,
+    /// By server transaction.
+    contexts: HashMap<TxId, Context>,
+    /// Client transaction -> server transaction.
+    clients: HashMap<TxId, TxId>,
+    serial: u64,
+}
+
+impl Proxy {
+    pub fn new(config: ProxyConfig) -> Proxy {
+        Proxy { config, contexts: HashMap::new(), clients: HashMap::new(), serial: 0 }
+    }
+
+    pub fn sent_by(&self) -> &str {
+        &self.config.via
+    }
+
+    /// Number of requests being proxied.
+    pub fn len(&self) -> usize {
+        self.contexts.len()
+    }
+
+    /// Forks `request` (received in server transaction `server`) to every target; `fallback` is
+    /// tried when none answers. With no target at all, the fallback or 480 answers.
+    pub fn forward(
+        &mut self,
+        txns: &mut Transactions,
+        server: TxId,
+        request: Request,
+        targets: Vec<Target>,
+        fallback: Option<Target>,
+        now: Instant,
+    ) {
+        let invite = request.method == Method::INVITE;
+        let context = Context {
+            hash: forward::loop_hash(&request),
+            request,
+            branches: Vec::new(),
+            best: None,
+            final_sent: false,
+            cancelled: false,
+            unanswered: false,
+            fallback,
+            ring_until: invite.then(|| now + self.config.no_answer),
+        };
+        self.contexts.insert(server, context);
+        for target in &targets {
+            self.start_branch(txns, server, target, now);
+        }
+        if targets.is_empty() {
+            if let Some(c) = self.contexts.get_mut(&server) {
+                c.unanswered = true;
+            }
+        }
+        self.settle(txns, server, now);
+    }
+
+    /// A stateless copy of an ACK for a 2xx (it has no transaction) towards `target`.
+    pub fn ack_request(&mut self, ack: &Request, target: &Target) -> Request {
+        self.serial += 1;
+        let branch = forward::branch(forward::loop_hash(ack), self.serial);
+        forward::branch_request(ack, target, &self.config.via, &self.config.record_route, &branch)
+    }
+
+    fn start_branch(&mut self, txns: &mut Transactions, server: TxId, target: &Target, now: Instant) {
+        let Some(ctx) = self.contexts.get_mut(&server) else { return };
+        self.serial += 1;
+        let branch = forward::branch(ctx.hash, self.serial);
+        let req = forward::branch_request(&ctx.request, target, &self.config.via, &self.config.record_route, &branch);
+        match txns.send_request(req, target.dest, target.transport, now) {
+            Ok(client) => {
+                ctx.branches.push(Branch { client, leg: Leg::Calling { cancel_when_provisional: false } });
+                self.clients.insert(client, server);
+            }
+            Err(e) => {
+                log::warn!("branch to {} not started: {e}", target.dest);
+                keep_best(&mut ctx.best, ctx.request.response(503));
+            }
+        }
+    }
+
+    /// Hands a transaction event to the proxy; false if it is not about one of its branches.
+    pub fn on_event(&mut self, txns: &mut Transactions, event: &Event, now: Instant) -> bool {
+        let Some(&server) = self.clients.get(&event.id) else { return false };
+        match &event.event {
+            TxEvent::Response(r) => self.on_response(txns, server, event.id, without_our_via(r), now),
+            TxEvent::TimedOut(r) => self.branch_done(txns, server, event.id, without_our_via(r), now),
+            TxEvent::TransportError => {
+                let r = self.contexts.get(&server).map(|c| c.request.response(503));
+                if let Some(r) = r {
+                    self.branch_done(txns, server, event.id, r, now);
+                }
+            }
+            TxEvent::Terminated => {
+                self.clients.remove(&event.id);
+                self.forget_if_finished(server);
+            }
+            TxEvent::AckTimedOut => {}
+        }
+        true
+    }
+
+    fn on_response(&mut self, txns: &mut Transactions, server: TxId, client: TxId, r: Response, now: Instant) {
+        match r.status {
+            100 => self.provisional(txns, server, client, None, now),
+            101..=199 => self.provisional(txns, server, client, Some(r), now),
+            200..=299 => {
+                let Some(ctx) = self.contexts.get_mut(&server) else { return };
+                if let Some(b) = ctx.branches.iter_mut().find(|b| b.client == client) {
+                    b.leg = Leg::Done;
+                }
+                let first = !ctx.final_sent;
+                ctx.final_sent = true;
+                ctx.ring_until = None;
+                send_upstream(txns, server, r, now);
+                if first && ctx.request.method == Method::INVITE {
+                    cancel_pending(txns, ctx, now);
+                }
+            }
+            _ => self.branch_done(txns, server, client, r, now),
+        }
+    }
+
+    fn provisional(&mut self, txns: &mut Transactions, server: TxId, client: TxId, r: Option<Response>, now: Instant) {
+        let Some(ctx) = self.contexts.get_mut(&server) else { return };
+        if let Some(b) = ctx.branches.iter_mut().find(|b| b.client == client) {
+            if let Leg::Calling { cancel_when_provisional } = b.leg {
+                b.leg = Leg::Proceeding;
+                if cancel_when_provisional {
+                    cancel(txns, b, now);
+                }
+            }
+        }
+        if let Some(r) = r {
+            if !ctx.final_sent {
+                send_upstream(txns, server, r, now);
+            }
+        }
+    }
+
+    fn branch_done(&mut self, txns: &mut Transactions, server: TxId, client: TxId, r: Response, now: Instant) {
+        let Some(ctx) = self.contexts.get_mut(&server) else { return };
+        if let Some(b) = ctx.branches.iter_mut().find(|b| b.client == client) {
+            b.leg = Leg::Done;
+        }
+        let six = r.status >= 600;
+        keep_best(&mut ctx.best, r);
+        if six && !ctx.final_sent {
+            // A 6xx ends the search (§16.7 step 5).
+            ctx.fallback = None;
+            cancel_pending(txns, ctx, now);
+        }
+        self.settle(txns, server, now);
+    }
+
+    /// Once every branch has ended: the fallback, or the best response.
+    fn settle(&mut self, txns: &mut Transactions, server: TxId, now: Instant) {
+        let Some(ctx) = self.contexts.get_mut(&server) else { return };
+        if ctx.final_sent || ctx.pending().next().is_some() {
+            return;
+        }
+        let nobody = ctx.unanswered
+            || ctx.best.as_ref().is_none_or(|b| matches!(b.status, 408 | 480 | 486 | 487 | 500..=599));
+        if !ctx.cancelled && nobody {
+            if let Some(fallback) = ctx.fallback.take() {
+                ctx.unanswered = false;
+                ctx.best = None;
+                ctx.ring_until = None;
+                self.start_branch(txns, server, &fallback, now);
+                return self.settle(txns, server, now);
+            }
+        }
+        let response = match (&ctx.best, ctx.cancelled, ctx.unanswered) {
+            (_, true, _) => ctx.request.response(487),
+            (_, false, true) => ctx.request.response(480),
+            (Some(best), _, _) => upstream_status(best.clone()),
+            (None, _, _) => ctx.request.response(408),
+        };
+        ctx.final_sent = true;
+        ctx.ring_until = None;
+        send_upstream(txns, server, response, now);
+        self.forget_if_finished(server);
+    }
+
+    /// The caller sent CANCEL for the INVITE of server transaction `server` (§16.10).
+    pub fn on_cancel(&mut self, txns: &mut Transactions, server: TxId, now: Instant) -> bool {
+        let Some(ctx) = self.contexts.get_mut(&server) else { return false };
+        ctx.cancelled = true;
+        ctx.fallback = None;
+        cancel_pending(txns, ctx, now);
+        true
+    }
+
+    pub fn next_timeout(&self) -> Option<Instant> {
+        self.contexts.values().filter_map(|c| c.ring_until).min()
+    }
+
+    /// Rang too long: cancel the branches; the fallback (or 480) follows when they end.
+    pub fn handle_timeout(&mut self, txns: &mut Transactions, now: Instant) {
+        let due: Vec<TxId> =
+            self.contexts.iter().filter(|(_, c)| c.ring_until.is_some_and(|t| t <= now)).map(|(id, _)| *id).collect();
+        for server in due {
+            if let Some(ctx) = self.contexts.get_mut(&server) {
+                ctx.ring_until = None;
+                ctx.unanswered = true;
+                cancel_pending(txns, ctx, now);
+            }
+            self.settle(txns, server, now);
+        }
+    }
+
+    fn forget_if_finished(&mut self, server: TxId) {
+        let finished = self
+            .contexts
+            .get(&server)
+            .is_some_and(|c| c.final_sent && c.branches.iter().all(|b| !self.clients.contains_key(&b.client)));
+        if finished {
+            self.contexts.remove(&server);
+        }
+    }
+}
+
+fn cancel_pending(txns: &mut Transactions, ctx: &mut Context, now: Instant) {
+    for b in ctx.branches.iter_mut() {
+        match b.leg {
+            Leg::Calling { .. } => b.leg = Leg::Calling { cancel_when_provisional: true },
+            Leg::Proceeding => cancel(txns, b, now),
+            Leg::Done => {}
+        }
+    }
+}
+
+fn cancel(txns: &mut Transactions, b: &mut Branch, now: Instant) {
+    if let Err(e) = txns.cancel(b.client, now) {
+        log::debug!("CANCEL not sent: {e}");
+    }
+}
+
+/// A branch's response as the upstream must see it: our Via off (§16.7 step 3).
+fn without_our_via(r: &Response) -> Response {
+    let mut r = r.clone();
+    r.headers.remove_first(&HeaderName::Via);
+    r
+}
+
+fn send_upstream(txns: &mut Transactions, server: TxId, r: Response, now: Instant) {
+    if let Err(e) = txns.send_response(server, r, now) {
+        log::debug!("response not relayed: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests;

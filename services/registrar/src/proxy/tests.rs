@@ -1,0 +1,197 @@
+use super::*;
+use holdfast_sip::message::Uri;
+use holdfast_sip::transaction::{TimerConfig, Transmit};
+use holdfast_sip::transport::Protocol;
+
+const VIA: &str = "10.0.0.1:5060";
+
+fn proxy() -> Proxy {
+    Proxy::new(ProxyConfig {
+        via: VIA.into(),
+        record_route: format!("<sip:{VIA};lr>"),
+        no_answer: Duration::from_secs(20),
+    })
+}
+
+fn invite() -> Request {
+    let mut r = Request::new(Method::INVITE, Uri::parse("sip:bob@branch.test").unwrap());
+    r.headers.add(HeaderName::Via, "SIP/2.0/UDP 10.0.0.7:5060;branch=z9hG4bK-caller-1");
+    r.headers.add(HeaderName::MaxForwards, "70");
+    r.headers.add(HeaderName::From, "<sip:alice@branch.test>;tag=a1");
+    r.headers.add(HeaderName::To, "<sip:bob@branch.test>");
+    r.headers.add(HeaderName::CallId, "call-1");
+    r.headers.add(HeaderName::CSeq, "1 INVITE");
+    r.headers.add(HeaderName::Contact, "<sip:alice@10.0.0.7>");
+    r
+}
+
+fn target(host: &str) -> Target {
+    Target::from_uri(Uri::parse(&format!("sip:bob@{host}:5060")).unwrap()).unwrap()
+}
+
+struct Bench {
+    txns: Transactions,
+    proxy: Proxy,
+    server: TxId,
+    now: Instant,
+}
+
+impl Bench {
+    fn start(targets: Vec<Target>, fallback: Option<Target>) -> Bench {
+        let now = Instant::now();
+        let mut txns = Transactions::new(TimerConfig::default());
+        let Ok(holdfast_sip::transaction::Inbound::Request { id, request }) = txns.on_request(invite(), Protocol::Udp, now)
+        else {
+            panic!("expected a new server transaction")
+        };
+        let mut proxy = proxy();
+        proxy.forward(&mut txns, id, request, targets, fallback, now);
+        Bench { txns, proxy, server: id, now }
+    }
+
+    /// Hands every transaction event to the proxy, returns what went on the wire (less the ACKs
+    /// the client transactions send for non-2xx responses by themselves).
+    fn pump(&mut self) -> (Vec<Request>, Vec<Response>) {
+        while let Some(ev) = self.txns.poll_event() {
+            self.proxy.on_event(&mut self.txns, &ev, self.now);
+        }
+        let (mut reqs, mut resps) = (Vec::new(), Vec::new());
+        while let Some(t) = self.txns.poll_transmit() {
+            match t {
+                Transmit::Request { request, .. } if request.method != Method::ACK => reqs.push(request),
+                Transmit::Request { .. } => {}
+                Transmit::Response { response, .. } => resps.push(response),
+            }
+        }
+        (reqs, resps)
+    }
+
+    fn answer(&mut self, branch_req: &Request, status: u16) {
+        let r = branch_req.response(status);
+        assert!(self.txns.on_response(r, self.now).is_none(), "the response matched no branch");
+    }
+}
+
+fn statuses(rs: &[Response]) -> Vec<u16> {
+    rs.iter().map(|r| r.status).collect()
+}
+
+#[test]
+fn forks_to_every_contact_with_our_via_and_record_route() {
+    let mut b = Bench::start(vec![target("10.0.0.21"), target("10.0.0.22")], None);
+    let (reqs, resps) = b.pump();
+    assert_eq!(statuses(&resps), [100], "the server transaction says Trying at once");
+    assert_eq!(reqs.len(), 2);
+    for r in &reqs {
+        let via = r.top_via().unwrap();
+        assert_eq!(via_sent_by(&via), VIA);
+        assert_eq!(r.headers.get(&HeaderName::RecordRoute), Some("<sip:10.0.0.1:5060;lr>"));
+        assert_eq!(r.headers.get(&HeaderName::MaxForwards), Some("69"));
+        assert_eq!(r.headers.count(&HeaderName::Via), 2);
+    }
+    assert_ne!(reqs[0].top_via().unwrap().branch(), reqs[1].top_via().unwrap().branch());
+}
+
+#[test]
+fn first_2xx_is_relayed_and_the_other_branch_cancelled() {
+    let mut b = Bench::start(vec![target("10.0.0.21"), target("10.0.0.22")], None);
+    let (reqs, _) = b.pump();
+    b.answer(&reqs[0], 180);
+    let (_, resps) = b.pump();
+    assert_eq!(statuses(&resps), [180]);
+    assert_eq!(resps[0].headers.count(&HeaderName::Via), 1, "our Via is removed");
+    b.answer(&reqs[1], 200);
+    let (out, resps) = b.pump();
+    assert_eq!(statuses(&resps), [200]);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].method, Method::CANCEL);
+    assert_eq!(out[0].top_via().unwrap().branch(), reqs[0].top_via().unwrap().branch());
+}
+
+#[test]
+fn every_branch_failing_gives_the_best_response() {
+    let mut b = Bench::start(vec![target("10.0.0.21"), target("10.0.0.22")], None);
+    let (reqs, _) = b.pump();
+    b.answer(&reqs[0], 503);
+    let (_, resps) = b.pump();
+    assert!(statuses(&resps).is_empty(), "nothing final while a branch is pending");
+    b.answer(&reqs[1], 486);
+    let (_, resps) = b.pump();
+    assert_eq!(statuses(&resps), [486]);
+}
+
+#[test]
+fn nobody_answering_in_time_goes_to_the_fallback() {
+    let mut b = Bench::start(vec![target("10.0.0.21")], Some(target("10.0.0.99")));
+    let (reqs, _) = b.pump();
+    b.answer(&reqs[0], 180);
+    b.pump();
+    b.now += Duration::from_secs(21);
+    let due = b.proxy.next_timeout().unwrap();
+    assert!(due <= b.now);
+    b.proxy.handle_timeout(&mut b.txns, b.now);
+    let (out, _) = b.pump();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].method, Method::CANCEL);
+    b.answer(&reqs[0], 487);
+    let (out, resps) = b.pump();
+    assert!(statuses(&resps).is_empty(), "the 487 of our own CANCEL is not relayed");
+    assert_eq!(out.len(), 1, "the voicemail branch starts");
+    assert_eq!(out[0].method, Method::INVITE);
+    assert_eq!(out[0].uri.to_string(), "sip:bob@10.0.0.99:5060");
+    b.answer(&out[0], 200);
+    let (_, resps) = b.pump();
+    assert_eq!(statuses(&resps), [200]);
+}
+
+#[test]
+fn unanswered_without_fallback_is_480_and_a_caller_cancel_is_487() {
+    let mut b = Bench::start(vec![target("10.0.0.21")], None);
+    let (reqs, _) = b.pump();
+    b.answer(&reqs[0], 180);
+    b.pump();
+    b.now += Duration::from_secs(21);
+    b.proxy.handle_timeout(&mut b.txns, b.now);
+    b.pump();
+    b.answer(&reqs[0], 487);
+    let (_, resps) = b.pump();
+    assert_eq!(statuses(&resps), [480]);
+
+    let mut b = Bench::start(vec![target("10.0.0.21")], Some(target("10.0.0.99")));
+    let (reqs, _) = b.pump();
+    b.answer(&reqs[0], 180);
+    b.pump();
+    assert!(b.proxy.on_cancel(&mut b.txns, b.server, b.now));
+    let (out, _) = b.pump();
+    assert_eq!(out.iter().map(|r| r.method.as_str()).collect::<Vec<_>>(), ["CANCEL"]);
+    b.answer(&reqs[0], 487);
+    let (out, resps) = b.pump();
+    assert!(out.is_empty(), "a cancelled call does not go to voicemail");
+    assert_eq!(statuses(&resps), [487]);
+}
+
+#[test]
+fn a_cancel_before_any_provisional_waits_for_one() {
+    let mut b = Bench::start(vec![target("10.0.0.21")], None);
+    let (reqs, _) = b.pump();
+    b.proxy.on_cancel(&mut b.txns, b.server, b.now);
+    let (out, _) = b.pump();
+    assert!(out.iter().all(|r| r.method != Method::CANCEL), "no CANCEL before a provisional (§9.1)");
+    b.answer(&reqs[0], 100);
+    let (out, _) = b.pump();
+    assert_eq!(out.iter().filter(|r| r.method == Method::CANCEL).count(), 1);
+}
+
+#[test]
+fn no_target_is_480_and_a_looping_request_is_spotted() {
+    let mut b = Bench::start(Vec::new(), None);
+    let (_, resps) = b.pump();
+    assert_eq!(statuses(&resps), [100, 480]);
+
+    let mut b = Bench::start(vec![target("10.0.0.21")], None);
+    let (reqs, _) = b.pump();
+    let mut back = reqs[0].clone();
+    back.uri = invite().uri;
+    assert!(is_loop(&back, VIA), "our own request coming back unchanged is a loop");
+    assert!(!is_loop(&invite(), VIA));
+}
