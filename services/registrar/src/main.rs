@@ -4,6 +4,7 @@ mod auth;
 mod config;
 mod registrar;
 mod server;
+mod wan;
 
 use anyhow::{Context, Result};
 use clap::Parser;
