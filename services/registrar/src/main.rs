@@ -2,6 +2,7 @@
 //! acknowledges a REGISTER only once its binding is on disk.
 mod auth;
 mod config;
+mod proxy;
 mod registrar;
 mod server;
 mod wan;

@@ -1,6 +1,7 @@
 //! Building the request a proxy sends on a branch (RFC 3261 §16.6) and spotting loops (§16.3).
 use super::target::Target;
-use holdfast_sip::message::{Header, HeaderName, Request, Via};
+use holdfast_sip::message::{Header, HeaderName, Host, Request, Via};
+use std::net::{IpAddr, SocketAddr};
 use holdfast_sip::transaction::MAGIC_COOKIE;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -25,22 +26,24 @@ pub fn branch(hash: u64, serial: u64) -> String {
     format!("{MAGIC_COOKIE}-hf{hash:016x}-{serial:x}")
 }
 
-/// Whether a Via we added earlier, for this very request, is already in it.
-pub fn is_loop(req: &Request, sent_by: &str) -> bool {
+/// Whether a Via we added earlier (sent-by one of `ours`), for this very request, is in it.
+pub fn is_loop(req: &Request, ours: &[SocketAddr]) -> bool {
     let marker = format!("-hf{:016x}-", loop_hash(req));
     req.headers.get_all(&HeaderName::Via).any(|v| {
-        Via::parse(v)
-            .ok()
-            .is_some_and(|via| via_sent_by(&via) == sent_by && via.branch().is_some_and(|b| b.contains(&marker)))
+        Via::parse(v).ok().is_some_and(|via| {
+            sent_by(&via).is_some_and(|a| ours.contains(&a)) && via.branch().is_some_and(|b| b.contains(&marker))
+        })
     })
 }
 
-/// `host[:port]` of a Via, as we write our own.
-pub fn via_sent_by(via: &Via) -> String {
-    match via.port {
-        Some(p) => format!("{}:{p}", via.host),
-        None => via.host.to_string(),
-    }
+/// The sent-by of a Via as an address, when it is one.
+pub fn sent_by(via: &Via) -> Option<SocketAddr> {
+    let ip: IpAddr = match &via.host {
+        Host::V4(a) => (*a).into(),
+        Host::V6(a) => (*a).into(),
+        Host::Domain(_) => return None,
+    };
+    Some(SocketAddr::new(ip, via.port.unwrap_or(5060)))
 }
 
 /// Initial requests that make a dialog keep us on its route (§16.6 item 4).
@@ -50,20 +53,31 @@ fn record_routes(req: &Request) -> bool {
 }
 
 /// The copy of `req` sent towards `target`: Request-URI, Route set, Max-Forwards, Record-Route
-/// and our Via with `branch`.
-pub fn branch_request(req: &Request, target: &Target, via: &str, record_route: &str, branch: &str) -> Request {
+/// and our Via with `branch`. `inbound` is our address the request came in on; when the target is
+/// reached from another of our addresses, both go into Record-Route (RFC 5658), so each side of
+/// the dialog reaches us on the address it can route to.
+pub fn branch_request(req: &Request, target: &Target, port: u16, inbound: IpAddr, branch: &str) -> Request {
     let mut out = req.clone();
     out.uri = target.uri.clone();
     let hops = req.headers.get(&HeaderName::MaxForwards).and_then(|v| v.trim().parse::<u32>().ok()).unwrap_or(70);
     out.headers.set(HeaderName::MaxForwards, hops.saturating_sub(1).min(70).to_string());
     if record_routes(req) {
-        out.headers.push_front(Header::new(HeaderName::RecordRoute, record_route));
+        out.headers.push_front(Header::new(HeaderName::RecordRoute, route_value(SocketAddr::new(inbound, port))));
+        if target.local != inbound {
+            out.headers.push_front(Header::new(HeaderName::RecordRoute, route_value(SocketAddr::new(target.local, port))));
+        }
     }
     // A Path (RFC 3327) becomes the Route the request follows to the phone, before any Route the
     // request already had.
     for r in target.route.iter().rev() {
         out.headers.push_front(Header::new(HeaderName::Route, r.clone()));
     }
+    let via = SocketAddr::new(target.local, port);
     out.headers.push_front(Header::new(HeaderName::Via, format!("SIP/2.0/{} {via};branch={branch}", target.transport)));
     out
+}
+
+/// `<sip:addr;lr>`: a loose-routing Record-Route or Route entry naming us.
+pub fn route_value(addr: SocketAddr) -> String {
+    format!("<sip:{addr};lr>")
 }

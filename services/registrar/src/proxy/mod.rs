@@ -8,21 +8,20 @@ mod best;
 mod forward;
 mod target;
 
-pub use forward::{is_loop, via_sent_by};
+pub use forward::{is_loop, route_value, sent_by};
 pub use target::Target;
 
 use best::{keep_best, upstream_status};
 use holdfast_sip::message::{HeaderName, Method, Request, Response};
 use holdfast_sip::transaction::{Event, Transactions, TxEvent, TxId};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
-    /// Our sent-by, `ip:port`, for the Via we add.
-    pub via: String,
-    /// Our Record-Route value, `<sip:ip:port;lr>`.
-    pub record_route: String,
+    /// Our SIP port, for the Via and Record-Route we add.
+    pub port: u16,
     /// How long an INVITE rings before the branches are cancelled (and the fallback tried).
     pub no_answer: Duration,
 }
@@ -44,6 +43,8 @@ struct Branch {
 #[derive(Debug)]
 struct Context {
     request: Request,
+    /// Our address the request came in on.
+    inbound: IpAddr,
     hash: u64,
     branches: Vec<Branch>,
     best: Option<Response>,
@@ -76,10 +77,6 @@ impl Proxy {
         Proxy { config, contexts: HashMap::new(), clients: HashMap::new(), serial: 0 }
     }
 
-    pub fn sent_by(&self) -> &str {
-        &self.config.via
-    }
-
     /// Number of requests being proxied.
     pub fn len(&self) -> usize {
         self.contexts.len()
@@ -92,6 +89,7 @@ impl Proxy {
         txns: &mut Transactions,
         server: TxId,
         request: Request,
+        inbound: IpAddr,
         targets: Vec<Target>,
         fallback: Option<Target>,
         now: Instant,
@@ -100,6 +98,7 @@ impl Proxy {
         let context = Context {
             hash: forward::loop_hash(&request),
             request,
+            inbound,
             branches: Vec::new(),
             best: None,
             final_sent: false,
@@ -121,17 +120,17 @@ impl Proxy {
     }
 
     /// A stateless copy of an ACK for a 2xx (it has no transaction) towards `target`.
-    pub fn ack_request(&mut self, ack: &Request, target: &Target) -> Request {
+    pub fn ack_request(&mut self, ack: &Request, inbound: IpAddr, target: &Target) -> Request {
         self.serial += 1;
         let branch = forward::branch(forward::loop_hash(ack), self.serial);
-        forward::branch_request(ack, target, &self.config.via, &self.config.record_route, &branch)
+        forward::branch_request(ack, target, self.config.port, inbound, &branch)
     }
 
     fn start_branch(&mut self, txns: &mut Transactions, server: TxId, target: &Target, now: Instant) {
         let Some(ctx) = self.contexts.get_mut(&server) else { return };
         self.serial += 1;
         let branch = forward::branch(ctx.hash, self.serial);
-        let req = forward::branch_request(&ctx.request, target, &self.config.via, &self.config.record_route, &branch);
+        let req = forward::branch_request(&ctx.request, target, self.config.port, ctx.inbound, &branch);
         match txns.send_request(req, target.dest, target.transport, now) {
             Ok(client) => {
                 ctx.branches.push(Branch { client, leg: Leg::Calling { cancel_when_provisional: false } });

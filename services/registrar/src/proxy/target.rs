@@ -2,7 +2,7 @@
 //! to, and the Route set (a binding's Path) it follows.
 use holdfast_sip::message::{Host, Uri};
 use holdfast_sip::transport::Protocol;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Target {
@@ -10,12 +10,14 @@ pub struct Target {
     pub dest: SocketAddr,
     pub transport: Protocol,
     pub route: Vec<String>,
+    /// Our address facing `dest` (our Via and Record-Route name it).
+    pub local: IpAddr,
 }
 
 impl Target {
     /// A target reached at the host and port its own URI names (an IP; names are not resolved
     /// here: the branch must keep working without DNS when the WAN is down).
-    pub fn from_uri(uri: Uri) -> Option<Target> {
+    pub fn from_uri(uri: Uri, local: IpAddr) -> Option<Target> {
         let Uri::Sip(sip) = &uri else { return None };
         let ip = match &sip.host {
             Host::V4(a) => (*a).into(),
@@ -27,6 +29,6 @@ impl Target {
             _ => Protocol::Udp,
         };
         let dest = SocketAddr::new(ip, sip.port.unwrap_or(5060));
-        Some(Target { uri, dest, transport, route: Vec::new() })
+        Some(Target { uri, dest, transport, route: Vec::new(), local })
     }
 }

@@ -5,12 +5,12 @@ use holdfast_sip::transport::Protocol;
 
 const VIA: &str = "10.0.0.1:5060";
 
+fn us() -> std::net::IpAddr {
+    "10.0.0.1".parse().unwrap()
+}
+
 fn proxy() -> Proxy {
-    Proxy::new(ProxyConfig {
-        via: VIA.into(),
-        record_route: format!("<sip:{VIA};lr>"),
-        no_answer: Duration::from_secs(20),
-    })
+    Proxy::new(ProxyConfig { port: 5060, no_answer: Duration::from_secs(20) })
 }
 
 fn invite() -> Request {
@@ -26,7 +26,7 @@ fn invite() -> Request {
 }
 
 fn target(host: &str) -> Target {
-    Target::from_uri(Uri::parse(&format!("sip:bob@{host}:5060")).unwrap()).unwrap()
+    Target::from_uri(Uri::parse(&format!("sip:bob@{host}:5060")).unwrap(), us()).unwrap()
 }
 
 struct Bench {
@@ -45,7 +45,7 @@ impl Bench {
             panic!("expected a new server transaction")
         };
         let mut proxy = proxy();
-        proxy.forward(&mut txns, id, request, targets, fallback, now);
+        proxy.forward(&mut txns, id, request, us(), targets, fallback, now);
         Bench { txns, proxy, server: id, now }
     }
 
@@ -84,7 +84,7 @@ fn forks_to_every_contact_with_our_via_and_record_route() {
     assert_eq!(reqs.len(), 2);
     for r in &reqs {
         let via = r.top_via().unwrap();
-        assert_eq!(via_sent_by(&via), VIA);
+        assert_eq!(sent_by(&via), VIA.parse().ok());
         assert_eq!(r.headers.get(&HeaderName::RecordRoute), Some("<sip:10.0.0.1:5060;lr>"));
         assert_eq!(r.headers.get(&HeaderName::MaxForwards), Some("69"));
         assert_eq!(r.headers.count(&HeaderName::Via), 2);
@@ -192,6 +192,28 @@ fn no_target_is_480_and_a_looping_request_is_spotted() {
     let (reqs, _) = b.pump();
     let mut back = reqs[0].clone();
     back.uri = invite().uri;
-    assert!(is_loop(&back, VIA), "our own request coming back unchanged is a loop");
-    assert!(!is_loop(&invite(), VIA));
+    let ours = [VIA.parse().unwrap()];
+    assert!(is_loop(&back, &ours), "our own request coming back unchanged is a loop");
+    assert!(!is_loop(&invite(), &ours));
+}
+
+#[test]
+fn two_record_routes_when_the_target_is_on_another_of_our_networks() {
+    let now = Instant::now();
+    let mut txns = Transactions::new(TimerConfig::default());
+    let Ok(holdfast_sip::transaction::Inbound::Request { id, request }) = txns.on_request(invite(), Protocol::Udp, now) else {
+        panic!("expected a new server transaction")
+    };
+    let mut p = proxy();
+    let wan: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+    let central = Target::from_uri(Uri::parse("sip:bob@192.0.2.9").unwrap(), wan).unwrap();
+    p.forward(&mut txns, id, request, us(), vec![central], None, now);
+    let sent = std::iter::from_fn(|| txns.poll_transmit())
+        .find_map(|t| match t {
+            Transmit::Request { request, .. } => Some(request),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(sent.headers.get_all(&HeaderName::RecordRoute).collect::<Vec<_>>(), ["<sip:192.0.2.1:5060;lr>", "<sip:10.0.0.1:5060;lr>"]);
+    assert_eq!(sent.top_via().unwrap().host.to_string(), "192.0.2.1");
 }
