@@ -35,9 +35,8 @@ use crate::packet::{rewrite_into, Rewrite};
 use crate::port_pool::{PortPool, PortPoolError};
 use crate::session::{Channel, RemoteMedia, Route, Session, SessionStats, Side};
 
-/// Largest datagram relayed; anything longer is truncated by the kernel and
-/// then dropped as malformed or relayed cut, as a 1500-byte MTU would.
-const MAX_DATAGRAM: usize = 2048;
+/// Largest UDP payload, so no datagram is ever cut short.
+const MAX_DATAGRAM: usize = 65_535;
 /// Ready sockets handled per `epoll_wait`.
 const BATCH: usize = 256;
 /// epoll token of the eventfd that wakes the engine for shutdown.
@@ -361,9 +360,9 @@ fn bind_nonblocking(ip: IpAddr, port: u16) -> io::Result<UdpSocket> {
 
 fn run_engine(shared: &Shared) {
     let mut events = vec![EpollEvent::empty(); BATCH];
-    let mut buf = [0u8; MAX_DATAGRAM];
-    let mut scratch = [0u8; MAX_DATAGRAM];
-    let mut out = [0u8; MAX_DATAGRAM];
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut scratch = vec![0u8; MAX_DATAGRAM];
+    let mut out = vec![0u8; MAX_DATAGRAM];
     loop {
         let ready = match shared.epoll.wait(&mut events, EpollTimeout::NONE) {
             Ok(n) => n,

@@ -30,10 +30,10 @@ struct Args {
     #[arg(long, default_value = "127.0.0.1")]
     relay_ip: IpAddr,
     /// The generator's A-side socket.
-    #[arg(long, default_value = "127.0.0.1:39000")]
+    #[arg(long, default_value = "127.0.0.1:19000")]
     side_a: SocketAddr,
     /// The generator's B-side socket.
-    #[arg(long, default_value = "127.0.0.1:39002")]
+    #[arg(long, default_value = "127.0.0.1:19002")]
     side_b: SocketAddr,
     /// The relay's process, whose CPU time is read from /proc.
     #[arg(long)]
