@@ -158,16 +158,17 @@ impl Relay {
 
     /// Allocates a call's two legs, each an RTP/RTCP socket pair.
     pub fn allocate(&self) -> Result<Allocation, RelayError> {
-        let mut state = self.shared.lock();
-        let now = Instant::now();
-        let (a_sockets, a_port) = self.bind_pair(&mut state)?;
-        let (b_sockets, b_port) = match self.bind_pair(&mut state) {
+        // Sockets are bound without the lock so the engine keeps relaying.
+        let (a_sockets, a_port) = self.bind_pair()?;
+        let (b_sockets, b_port) = match self.bind_pair() {
             Ok(pair) => pair,
             Err(e) => {
-                state.pool.give_back(a_port);
+                self.shared.lock().pool.give_back(a_port);
                 return Err(e);
             }
         };
+        let mut state = self.shared.lock();
+        let now = Instant::now();
         let index = state.free_sessions.pop().unwrap_or_else(|| {
             state.sessions.push(None);
             state.generations.push(0);
@@ -220,17 +221,20 @@ impl Relay {
 
     /// Binds the next free pair; pairs some other process holds are skipped
     /// (and go back to the pool for later).
-    fn bind_pair(&self, state: &mut State) -> Result<([UdpSocket; 2], u16), RelayError> {
-        let range = state.pool.range();
-        for _ in 0..state.pool.available() {
-            let Some(port) = state.pool.take() else { break };
+    fn bind_pair(&self) -> Result<([UdpSocket; 2], u16), RelayError> {
+        let (attempts, range) = {
+            let state = self.shared.lock();
+            (state.pool.available(), state.pool.range())
+        };
+        for _ in 0..attempts {
+            let Some(port) = self.shared.lock().pool.take() else { break };
             match bind_nonblocking(self.shared.bind_ip, port)
                 .and_then(|rtp| Ok([rtp, bind_nonblocking(self.shared.bind_ip, port + 1)?]))
             {
                 Ok(pair) => return Ok((pair, port)),
                 Err(e) => {
                     log::warn!("media port pair {port} unusable: {e}");
-                    state.pool.give_back(port);
+                    self.shared.lock().pool.give_back(port);
                 }
             }
         }
