@@ -3,6 +3,7 @@
 pub mod bins;
 pub mod kamailio;
 pub mod netns;
+pub mod phones;
 pub mod registrar;
 pub mod scratch;
 pub mod sip_client;
