@@ -1,7 +1,6 @@
 //! Registrar bindings: one row per AOR and contact.
-use sqlx::query::Query;
-use sqlx::sqlite::{SqliteArguments, SqliteRow};
-use sqlx::{Row, Sqlite};
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
 
 use crate::error::StoreError;
 use crate::store::Store;
@@ -66,37 +65,8 @@ macro_rules! columns {
     };
 }
 
-pub(crate) const UPSERT_SQL: &str = "INSERT INTO bindings (aor, contact, instance, reg_id, \
-    call_id, cseq, q, expires_at, path, source, transport, user_agent, updated_at, origin) \
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-    ON CONFLICT (aor, contact) DO UPDATE SET instance = excluded.instance, \
-    reg_id = excluded.reg_id, call_id = excluded.call_id, cseq = excluded.cseq, q = excluded.q, \
-    expires_at = excluded.expires_at, path = excluded.path, source = excluded.source, \
-    transport = excluded.transport, user_agent = excluded.user_agent, \
-    updated_at = excluded.updated_at, origin = excluded.origin";
-pub(crate) const DELETE_SQL: &str = "DELETE FROM bindings WHERE aor = ? AND contact = ?";
-pub(crate) const DELETE_AOR_SQL: &str = "DELETE FROM bindings WHERE aor = ?";
-
 // Path entries are URIs, which cannot hold a raw line break.
-const PATH_SEPARATOR: &str = "\n";
-
-pub(crate) fn bind_upsert<'q>(b: &'q Binding) -> Query<'q, Sqlite, SqliteArguments<'q>> {
-    sqlx::query(UPSERT_SQL)
-        .bind(&b.aor)
-        .bind(&b.contact)
-        .bind(&b.instance)
-        .bind(b.reg_id)
-        .bind(&b.call_id)
-        .bind(b.cseq)
-        .bind(b.q)
-        .bind(b.expires_at)
-        .bind(b.path.join(PATH_SEPARATOR))
-        .bind(&b.source)
-        .bind(&b.transport)
-        .bind(&b.user_agent)
-        .bind(b.updated_at)
-        .bind(b.origin.as_str())
-}
+pub(crate) const PATH_SEPARATOR: &str = "\n";
 
 fn from_row(row: &SqliteRow) -> Result<Binding, StoreError> {
     let path: String = row.try_get("path")?;

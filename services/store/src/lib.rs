@@ -3,6 +3,7 @@
 //! `store` opens the database (WAL, synchronous=FULL, migrations), `users` and `bindings` read
 //! and write their tables, `writer` is the group-commit task through which the registrar makes
 //! bindings durable before it answers 200 OK.
+mod batch;
 mod bindings;
 mod error;
 mod ha1;

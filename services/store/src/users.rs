@@ -33,8 +33,14 @@ impl UserRecord {
 
 impl Store {
     /// Adds a user; the password only passes through to compute the HA1s.
-    pub async fn add_user(&self, name: &str, domain: &str, password: &str) -> Result<(), StoreError> {
-        self.add_users(domain, &[(name.to_owned(), password.to_owned())]).await
+    pub async fn add_user(
+        &self,
+        name: &str,
+        domain: &str,
+        password: &str,
+    ) -> Result<(), StoreError> {
+        self.add_users(domain, &[(name.to_owned(), password.to_owned())])
+            .await
     }
 
     /// Removes a user; `false` if there was none.
@@ -98,13 +104,21 @@ impl Store {
 
     /// Changes whenever a user is added, removed or changed.
     pub async fn users_version(&self) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT version FROM users_version WHERE id = 1").fetch_one(&self.pool).await?;
+        let row = sqlx::query("SELECT version FROM users_version WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(row.try_get(0)?)
     }
 
     /// Adds many users of one domain in one transaction (provisioning a branch); all or none.
-    pub async fn add_users(&self, domain: &str, users: &[(String, String)]) -> Result<(), StoreError> {
-        let created_at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    pub async fn add_users(
+        &self,
+        domain: &str,
+        users: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        let created_at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
         let mut tx = self.pool.begin().await?;
         for (name, password) in users {
             let result = sqlx::query(
@@ -120,7 +134,10 @@ impl Store {
             match result {
                 Ok(_) => {}
                 Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                    return Err(StoreError::UserExists { name: name.clone(), domain: domain.to_owned() });
+                    return Err(StoreError::UserExists {
+                        name: name.clone(),
+                        domain: domain.to_owned(),
+                    });
                 }
                 Err(e) => return Err(e.into()),
             }

@@ -8,7 +8,8 @@ use sqlx::sqlite::SqliteConnection;
 use sqlx::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::bindings::{bind_upsert, Binding, DELETE_AOR_SQL, DELETE_SQL};
+use crate::batch;
+use crate::bindings::Binding;
 use crate::error::StoreError;
 use crate::store::Store;
 
@@ -149,24 +150,7 @@ async fn commit<'a>(
     // IMMEDIATE takes the write lock up front, so busy_timeout applies instead of a failed
     // lock upgrade halfway through.
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-    for op in ops {
-        match op {
-            BindingOp::Upsert(binding) => bind_upsert(binding).execute(&mut *tx).await?,
-            BindingOp::Delete { aor, contact } => {
-                sqlx::query(DELETE_SQL)
-                    .bind(aor)
-                    .bind(contact)
-                    .execute(&mut *tx)
-                    .await?
-            }
-            BindingOp::DeleteAor { aor } => {
-                sqlx::query(DELETE_AOR_SQL)
-                    .bind(aor)
-                    .execute(&mut *tx)
-                    .await?
-            }
-        };
-    }
+    batch::execute(&mut tx, ops).await?;
     tx.commit().await?;
     Ok(())
 }

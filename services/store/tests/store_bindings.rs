@@ -79,6 +79,38 @@ async fn upsert_update_delete_and_list() {
 }
 
 #[tokio::test]
+async fn operations_within_one_request_apply_in_order() {
+    let dir = TempDir::new("order");
+    let store = Store::open(&dir.path().join("db")).await.unwrap();
+    let writer = store.binding_writer().await.unwrap();
+    let first = binding("alice", 5060, NOW + 60);
+    let mut second = first.clone();
+    second.cseq = 2;
+    second.expires_at = NOW + 120;
+    let gone = binding("bob", 5060, NOW + 60);
+    let back = binding("carol", 5060, NOW + 60);
+    writer
+        .apply(vec![
+            BindingOp::Upsert(first),
+            BindingOp::Upsert(second.clone()),
+            BindingOp::Upsert(gone.clone()),
+            BindingOp::Delete {
+                aor: gone.aor.clone(),
+                contact: gone.contact.clone(),
+            },
+            BindingOp::Upsert(back.clone()),
+            BindingOp::DeleteAor {
+                aor: back.aor.clone(),
+            },
+            BindingOp::Upsert(back.clone()),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(store.list_bindings().await.unwrap(), [second, back]);
+    store.close().await;
+}
+
+#[tokio::test]
 async fn load_returns_live_bindings_and_drops_expired_ones() {
     let dir = TempDir::new("load");
     let path = dir.path().join("db");
@@ -99,7 +131,10 @@ async fn load_returns_live_bindings_and_drops_expired_ones() {
     store.close().await;
 
     let store = Store::open(&path).await.unwrap();
-    assert_eq!(store.load_bindings(NOW).await.unwrap(), std::slice::from_ref(&live));
+    assert_eq!(
+        store.load_bindings(NOW).await.unwrap(),
+        std::slice::from_ref(&live)
+    );
     // The expired rows are gone from the table, not just filtered.
     assert_eq!(store.list_bindings().await.unwrap(), [live]);
     store.close().await;

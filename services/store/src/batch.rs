@@ -1,0 +1,99 @@
+//! Runs of binding operations as single statements: each run of consecutive operations of one
+//! kind is sent as one JSON array parameter and expanded by SQLite's json_each, so a group
+//! commit of hundreds of REGISTERs costs a handful of statement executions, not hundreds.
+use serde_json::{json, Value};
+use sqlx::sqlite::SqliteConnection;
+
+use crate::bindings::PATH_SEPARATOR;
+use crate::error::StoreError;
+use crate::writer::BindingOp;
+
+// `WHERE true` resolves the parsing ambiguity of INSERT ... SELECT ... ON CONFLICT. Rows are
+// applied in array order, so of two upserts of one contact in a run the later one wins.
+const UPSERT_RUN_SQL: &str = "INSERT INTO bindings (aor, contact, instance, reg_id, call_id, \
+    cseq, q, expires_at, path, source, transport, user_agent, updated_at, origin) \
+    SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, \
+    value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, \
+    value ->> 12, value ->> 13 FROM json_each(?) WHERE true \
+    ON CONFLICT (aor, contact) DO UPDATE SET instance = excluded.instance, \
+    reg_id = excluded.reg_id, call_id = excluded.call_id, cseq = excluded.cseq, q = excluded.q, \
+    expires_at = excluded.expires_at, path = excluded.path, source = excluded.source, \
+    transport = excluded.transport, user_agent = excluded.user_agent, \
+    updated_at = excluded.updated_at, origin = excluded.origin";
+const DELETE_RUN_SQL: &str = "DELETE FROM bindings WHERE (aor, contact) IN \
+    (SELECT value ->> 0, value ->> 1 FROM json_each(?))";
+const DELETE_AOR_RUN_SQL: &str =
+    "DELETE FROM bindings WHERE aor IN (SELECT value FROM json_each(?))";
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Upsert,
+    Delete,
+    DeleteAor,
+}
+
+fn kind_and_row(op: &BindingOp) -> (Kind, Value) {
+    match op {
+        BindingOp::Upsert(b) => (
+            Kind::Upsert,
+            json!([
+                b.aor,
+                b.contact,
+                b.instance,
+                b.reg_id,
+                b.call_id,
+                b.cseq,
+                b.q,
+                b.expires_at,
+                b.path.join(PATH_SEPARATOR),
+                b.source,
+                b.transport,
+                b.user_agent,
+                b.updated_at,
+                b.origin.as_str()
+            ]),
+        ),
+        BindingOp::Delete { aor, contact } => (Kind::Delete, json!([aor, contact])),
+        BindingOp::DeleteAor { aor } => (Kind::DeleteAor, json!(aor)),
+    }
+}
+
+/// Executes `ops` in order on `conn` (inside the caller's transaction).
+pub(crate) async fn execute<'a>(
+    conn: &mut SqliteConnection,
+    ops: impl Iterator<Item = &'a BindingOp>,
+) -> Result<(), StoreError> {
+    let mut run: Option<(Kind, Vec<Value>)> = None;
+    for op in ops {
+        let (kind, row) = kind_and_row(op);
+        match &mut run {
+            Some((current, rows)) if *current == kind => rows.push(row),
+            _ => {
+                if let Some((done, rows)) = run.replace((kind, vec![row])) {
+                    execute_run(conn, done, rows).await?;
+                }
+            }
+        }
+    }
+    if let Some((kind, rows)) = run {
+        execute_run(conn, kind, rows).await?;
+    }
+    Ok(())
+}
+
+async fn execute_run(
+    conn: &mut SqliteConnection,
+    kind: Kind,
+    rows: Vec<Value>,
+) -> Result<(), StoreError> {
+    let sql = match kind {
+        Kind::Upsert => UPSERT_RUN_SQL,
+        Kind::Delete => DELETE_RUN_SQL,
+        Kind::DeleteAor => DELETE_AOR_RUN_SQL,
+    };
+    sqlx::query(sql)
+        .bind(Value::Array(rows).to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
