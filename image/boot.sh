@@ -9,7 +9,8 @@
 # -snapshot: it survives a QMP system_reset but not qemu's exit); --disk FILE keeps the overlay in FILE
 # instead, created on first use, so that a test can stop qemu and boot the same disk again.
 # ttyS0 (--console) gets the kernel and systemd console, ttyS1 (--serial2) the test's output.
-# Networks are the caller's: pass -netdev/-device pairs after `--`.
+# Networks are the caller's: pass -netdev/-device pairs after `--`. A virtio RNG feeds the guest's
+# entropy pool: without it the first getrandom() of a service blocks for many seconds under TCG.
 # Acceleration: KVM when it really boots a kernel here (probed once per host boot), TCG otherwise;
 # SBA_ACCEL=kvm|tcg forces one.
 set -euo pipefail
@@ -94,5 +95,6 @@ exec qemu-system-x86_64 "${accel[@]}" -m "$mem" -smp "$smp" -nodefaults -display
     -kernel "$image/vmlinuz" -initrd "$image/initrd.img" \
     -append "root=/dev/vda rw console=ttyS0 quiet $append" \
     -drive "$drive" \
+    -device virtio-rng-pci \
     -serial "file:$console" -serial "file:$serial2" \
     "${qmp_args[@]}" "${fw_cfg[@]}" "$@"

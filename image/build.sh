@@ -42,6 +42,7 @@ command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
 command -v dpkg-scanpackages >/dev/null || need+=(dpkg-dev)
 command -v apt-ftparchive >/dev/null || need+=(apt-utils)
 command -v flock >/dev/null || need+=(util-linux)
+command -v strip >/dev/null || need+=(binutils)
 if [ ${#need[@]} -gt 0 ]; then
     echo "build.sh: installing ${need[*]}" >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2 \
@@ -150,7 +151,8 @@ chroot "$root" depmod "$kver"
 
 cp -a --no-preserve=ownership "$here/overlay/." "$root/"
 cp -a --no-preserve=ownership "$here/vm/." "$root/"
-for b in "${binaries[@]}"; do install -m 0755 "$b" "$root/usr/bin/"; done
+# Release builds carry debug info (the workspace profile): the image gets them stripped.
+for b in "${binaries[@]}"; do install -m 0755 -s "$b" "$root/usr/bin/"; done
 # Debian services a VM without consoles or scrub-able LVM does not need: they only slow the boot.
 for unit in getty-static.service e2scrub_reap.service e2scrub_all.timer apt-daily.timer \
     apt-daily-upgrade.timer fstrim.timer; do

@@ -30,7 +30,12 @@ fn guest_script(domain: &str, db: &str) -> String {
         r#"#!/bin/sh
 set -u
 iface=""
-for d in /sys/class/net/*; do [ "$(cat "$d/address")" = "{GUEST_MAC}" ] && iface=$(basename "$d"); done
+i=0
+while [ -z "$iface" ] && [ $i -lt 300 ]; do
+    for d in /sys/class/net/*; do [ "$(cat "$d/address")" = "{GUEST_MAC}" ] && iface=$(basename "$d"); done
+    [ -z "$iface" ] && sleep 0.2
+    i=$((i+1))
+done
 ip addr add {GUEST}/24 dev "$iface" && ip link set "$iface" up && echo "NET-UP $iface"
 units="sba-registrar sba-mediation sba-gateway"
 present=""
@@ -68,10 +73,10 @@ const REGISTER: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="register with digest to the appliance">
   <send retrans="500">
     <![CDATA[
-      REGISTER sip:[$domain] SIP/2.0
+      REGISTER sip:[domain] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      From: <sip:[service]@[$domain]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[service]@[$domain]>
+      From: <sip:[service]@[domain]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[domain]>
       Call-ID: [call_id]
       CSeq: 1 REGISTER
       Contact: <sip:[service]@[local_ip]:[local_port]>
@@ -84,10 +89,10 @@ const REGISTER: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
   <recv response="401" auth="true"/>
   <send retrans="500">
     <![CDATA[
-      REGISTER sip:[$domain] SIP/2.0
+      REGISTER sip:[domain] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      From: <sip:[service]@[$domain]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[service]@[$domain]>
+      From: <sip:[service]@[domain]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[domain]>
       Call-ID: [call_id]
       CSeq: 2 REGISTER
       Contact: <sip:[service]@[local_ip]:[local_port]>
@@ -148,7 +153,7 @@ fn image_boots_services_ready_and_a_phone_registers() -> Result<()> {
             .current_dir(&dir)
             .arg(format!("{GUEST}:5060"))
             .args(["-sf", "register.xml", "-i", HOST, "-p", "5070", "-t", "u1", "-nostdin"])
-            .args(["-m", "1", "-s", USER, "-au", USER, "-ap", PASSWORD, "-set", "domain", &domain])
+            .args(["-m", "1", "-s", USER, "-au", USER, "-ap", PASSWORD, "-key", "domain", &domain])
             .args(["-timeout", "10s", "-timeout_error"])
             .stdin(Stdio::null())
             .output()

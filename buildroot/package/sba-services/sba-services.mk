@@ -14,7 +14,7 @@ SBA_SERVICES_LICENSE = Apache-2.0
 # Build outputs, VM images and test scratch of the checkout are not sources.
 SBA_SERVICES_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = \
 	--exclude /target --exclude /image/build --exclude /tests/.work --exclude /var \
-	--exclude /fuzz/target --exclude /fuzz/corpus --exclude /fuzz/artifacts
+	--exclude fuzz/target --exclude fuzz/corpus --exclude fuzz/artifacts
 
 # A local source skips buildroot's download-time vendoring: vendor-crates.sh (next to this file) puts
 # the crates in the download directory, and cargo --offline reads them from there.
