@@ -80,10 +80,15 @@ fn malformed_and_unknown_requests_get_clear_answers() {
     ua.send(head("FROBNICATE", "").as_bytes());
     let r = ua.recv();
     assert_eq!(r.status, 501);
+    assert!(r.headers.get_all(&HeaderName::Allow).any(|m| m == "REGISTER"));
+    // An INVITE for nobody in particular, and one for a user who is not registered.
     ua.send(head("INVITE", "").as_bytes());
-    let r = ua.recv();
-    assert_eq!(r.status, 405);
-    assert_eq!(r.headers.get_all(&HeaderName::Allow).collect::<Vec<_>>(), ["REGISTER", "OPTIONS"]);
+    assert_eq!(ua.recv().status, 404);
+    let to_nobody = head("INVITE", "")
+        .replace(&format!("INVITE sip:{DOMAIN}"), &format!("INVITE sip:nobody@{DOMAIN}"))
+        .replace("branch=z9hG4bK-INVITE", "branch=z9hG4bK-INVITE-2");
+    ua.send(to_nobody.as_bytes());
+    assert_eq!(ua.recv().status, 404);
     ua.send(head("OPTIONS", "").as_bytes().iter().map(|&b| if b == b'2' { b'3' } else { b }).collect::<Vec<u8>>().as_slice());
     let r = ua.recv();
     assert_eq!(r.status, 505);

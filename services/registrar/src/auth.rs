@@ -55,6 +55,10 @@ impl Authenticator {
         self.users = by_domain;
     }
 
+    pub fn has_user(&self, user: &str, domain: &str) -> bool {
+        self.users.get(&domain.to_ascii_lowercase()).is_some_and(|u| u.contains_key(user))
+    }
+
     pub fn user_count(&self) -> usize {
         self.users.values().map(HashMap::len).sum()
     }

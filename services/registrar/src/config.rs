@@ -10,6 +10,11 @@ pub const DEFAULT: &str = include_str!("default.toml");
 #[serde(deny_unknown_fields)]
 struct File {
     registrar: Registrar,
+    central: Option<Central>,
+    #[serde(default)]
+    survival: Survival,
+    #[serde(default)]
+    directory: Vec<DirectoryRange>,
     // The other services' sections: read by them, accepted here.
     #[serde(rename = "mediation")]
     _mediation: Option<toml::Table>,
@@ -24,6 +29,9 @@ pub struct Registrar {
     pub db: PathBuf,
     /// The branch's SIP domain; users added without a domain belong to it.
     pub domain: String,
+    /// This branch's name in `[[directory]]`.
+    #[serde(default = "site")]
+    pub site: String,
     /// Digest authentication of REGISTER (RFC 7616); off only for a closed lab.
     #[serde(default = "yes")]
     pub auth: bool,
@@ -43,6 +51,9 @@ pub struct Registrar {
     pub digest_algorithms: Vec<String>,
 }
 
+fn site() -> String {
+    "branch".to_string()
+}
 fn yes() -> bool {
     true
 }
@@ -62,9 +73,78 @@ fn digest_algorithms() -> Vec<String> {
     vec!["MD5".to_string()]
 }
 
+/// The central site. Without it the branch registrar is the primary registrar.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Central {
+    /// The central registrar/proxy addresses, most preferred first; REGISTERs and calls for users
+    /// not at the branch go to the first one that answers the WAN monitor's OPTIONS.
+    pub proxies: Vec<SocketAddr>,
+    /// Expiry granted to phones: shorter than the central site's, so the branch learns of moved
+    /// phones quickly; refreshes in between are answered here without loading the WAN.
+    #[serde(default = "branch_expires")]
+    pub branch_expires: u32,
+    /// WAN monitor: OPTIONS every interval to each proxy, each allowed `keepalive_timeout_ms`.
+    #[serde(default = "keepalive_interval_ms")]
+    pub keepalive_interval_ms: u64,
+    #[serde(default = "keepalive_timeout_ms")]
+    pub keepalive_timeout_ms: u64,
+    /// Consecutive failed probes before survival mode; consecutive answers before failback.
+    #[serde(default = "down_after")]
+    pub down_after: u32,
+    #[serde(default = "up_after")]
+    pub up_after: u32,
+}
+
+/// What the branch does on its own while the WAN is down.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Survival {
+    /// sba-mediation: where calls to the PSTN go.
+    pub mediation: Option<SocketAddr>,
+    /// A PSTN voicemail number for branch calls nobody answers.
+    pub voicemail: Option<String>,
+    /// How long a branch phone rings before the call goes to voicemail.
+    #[serde(default = "no_answer_secs")]
+    pub no_answer_secs: u32,
+}
+
+/// A block of extensions of one site and the E.164 numbers they have from the PSTN:
+/// extension `first + n` is `e164 + n`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryRange {
+    pub site: String,
+    pub first: String,
+    pub last: String,
+    pub e164: String,
+}
+
+fn branch_expires() -> u32 {
+    120
+}
+fn keepalive_interval_ms() -> u64 {
+    400
+}
+fn keepalive_timeout_ms() -> u64 {
+    800
+}
+fn down_after() -> u32 {
+    3
+}
+fn up_after() -> u32 {
+    5
+}
+fn no_answer_secs() -> u32 {
+    20
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub registrar: Registrar,
+    pub central: Option<Central>,
+    pub survival: Survival,
+    pub directory: Vec<DirectoryRange>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,7 +171,12 @@ impl Config {
 
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         let parsed: File = toml::from_str(text).map_err(|e| located(text, file, &e))?;
-        let config = Config { registrar: parsed.registrar };
+        let config = Config {
+            registrar: parsed.registrar,
+            central: parsed.central,
+            survival: parsed.survival,
+            directory: parsed.directory,
+        };
         config.validate(text, file)?;
         Ok(config)
     }
@@ -124,8 +209,55 @@ impl Config {
         if r.nonce_lifetime < 10 {
             return Err(key_err("nonce_lifetime", "must be at least 10 seconds".into()));
         }
+        let in_section = |section: &str, key: &str, message: String| ConfigError::Key {
+            file: file.to_string(),
+            line: line_of(text, section, key).unwrap_or(0),
+            key: format!("{section}.{key}"),
+            message,
+        };
+        if let Some(c) = &self.central {
+            if c.proxies.is_empty() {
+                return Err(in_section("central", "proxies", "list at least one central proxy".into()));
+            }
+            if c.branch_expires < r.min_expires {
+                return Err(in_section("central", "branch_expires", format!("below min_expires {}", r.min_expires)));
+            }
+            if c.keepalive_interval_ms == 0 || c.keepalive_timeout_ms == 0 {
+                return Err(in_section("central", "keepalive_interval_ms", "intervals must be above zero".into()));
+            }
+            if c.down_after == 0 || c.up_after == 0 {
+                return Err(in_section("central", "down_after", "down_after and up_after must be at least 1".into()));
+            }
+        }
+        if let Some(v) = &self.survival.voicemail {
+            if !is_number(v) {
+                return Err(in_section("survival", "voicemail", format!("{v:?} is not a phone number")));
+            }
+        }
+        for d in &self.directory {
+            let ok = is_number(&d.first)
+                && is_number(&d.last)
+                && is_number(&d.e164)
+                && d.first.len() == d.last.len()
+                && d.first <= d.last;
+            if !ok {
+                return Err(ConfigError::Other {
+                    file: file.to_string(),
+                    message: format!(
+                        "[[directory]] of site {:?}: first/last must be digit strings of one length, first <= last, e164 a number",
+                        d.site
+                    ),
+                });
+            }
+        }
         Ok(())
     }
+}
+
+/// Digits, optionally after a `+`.
+fn is_number(s: &str) -> bool {
+    let digits = s.strip_prefix('+').unwrap_or(s);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Turns a toml error into one that names the line and the key on it.

@@ -2,8 +2,10 @@
 //! acknowledges a REGISTER only once its binding is on disk.
 mod auth;
 mod config;
+mod directory;
 mod proxy;
 mod registrar;
+mod routing;
 mod server;
 mod wan;
 
@@ -12,10 +14,12 @@ use clap::Parser;
 use config::Config;
 use holdfast_runtime::{init_logging, Notifier};
 use holdfast_sip::auth::Algorithm;
-use holdfast_sip::transaction::{TimerConfig, Transactions};
 use holdfast_sip::transport::Transport;
 use holdfast_store::Store;
+use directory::Directory;
+use proxy::{Proxy, ProxyConfig};
 use registrar::{Limits, Registrar};
+use wan::{WanConfig, WanMonitor, WanState};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -56,7 +60,7 @@ fn main() -> Result<()> {
 }
 
 async fn run(config: Config) -> Result<()> {
-    let c = config.registrar;
+    let c = config.registrar.clone();
     let store = Store::open(&c.db).await.with_context(|| format!("opening {}", c.db.display()))?;
     let now = server::unix_now();
     let loaded = store.load_bindings(i64::try_from(now).unwrap_or(i64::MAX)).await.context("loading bindings")?;
@@ -77,8 +81,29 @@ async fn run(config: Config) -> Result<()> {
     let (transport, incoming) =
         Transport::bind(c.listen).await.with_context(|| format!("listening on {} (UDP and TCP)", c.listen))?;
     let notifier = Notifier::from_env()?;
-    let status = format!(
-        "serving {} bindings on {} (auth {})",
+    let status = server::StatusFile::beside(&c.db, now);
+    let wan = match &config.central {
+        Some(central) => {
+            let initial = if status.was_down() { WanState::Down } else { WanState::Up };
+            let wan_config = WanConfig {
+                targets: central.proxies.clone(),
+                interval: Duration::from_millis(central.keepalive_interval_ms),
+                timeout: Duration::from_millis(central.keepalive_timeout_ms),
+                down_after: central.down_after,
+                up_after: central.up_after,
+                initial,
+            };
+            Some(WanMonitor::new(wan_config, std::time::Instant::now()).context("[central] WAN monitor")?)
+        }
+        None => None,
+    };
+    let mode = match &wan {
+        None => "primary registrar".to_string(),
+        Some(w) if w.state() == WanState::Up => format!("pass-through to {:?}", config.central.as_ref().map(|c| &c.proxies)),
+        Some(_) => "survival (the WAN was down when we stopped)".to_string(),
+    };
+    let status_text = format!(
+        "{mode}; serving {} bindings on {} (auth {})",
         registrar.binding_count(),
         transport.local_addr(),
         match &auth {
@@ -86,17 +111,29 @@ async fn run(config: Config) -> Result<()> {
             None => "off".to_string(),
         }
     );
-    log::info!("{status}; database {}", c.db.display());
-    notifier.ready(&status);
-    let server = server::Server {
+    log::info!("{status_text}; database {}", c.db.display());
+    notifier.ready(&status_text);
+    let proxy = Proxy::new(ProxyConfig {
+        port: transport.local_addr().port(),
+        no_answer: Duration::from_secs(config.survival.no_answer_secs.into()),
+    });
+    let addresses = server::Addresses::new(transport.local_addr());
+    let server = server::Server::new(
         registrar,
         auth,
-        txns: Transactions::new(TimerConfig::default()),
         transport,
         store,
         writer,
         notifier,
         users_version,
-    };
+        proxy,
+        addresses,
+        (c.domain.clone(), c.site.clone()),
+        Directory::new(&config.directory),
+        config.central.clone(),
+        config.survival.clone(),
+        wan,
+        status,
+    );
     server.run(incoming).await
 }

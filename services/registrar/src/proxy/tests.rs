@@ -26,7 +26,13 @@ fn invite() -> Request {
 }
 
 fn target(host: &str) -> Target {
-    Target::from_uri(Uri::parse(&format!("sip:bob@{host}:5060")).unwrap(), us()).unwrap()
+    Target {
+        uri: Uri::parse(&format!("sip:bob@{host}:5060")).unwrap(),
+        dest: format!("{host}:5060").parse().unwrap(),
+        transport: Protocol::Udp,
+        route: Vec::new(),
+        local: us(),
+    }
 }
 
 struct Bench {
@@ -206,7 +212,7 @@ fn two_record_routes_when_the_target_is_on_another_of_our_networks() {
     };
     let mut p = proxy();
     let wan: std::net::IpAddr = "192.0.2.1".parse().unwrap();
-    let central = Target::from_uri(Uri::parse("sip:bob@192.0.2.9").unwrap(), wan).unwrap();
+    let central = Target { local: wan, ..target("192.0.2.9") };
     p.forward(&mut txns, id, request, us(), vec![central], None, now);
     let sent = std::iter::from_fn(|| txns.poll_transmit())
         .find_map(|t| match t {

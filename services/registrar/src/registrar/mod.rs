@@ -70,9 +70,11 @@ impl Registrar {
         self.bindings.values().map(Vec::len).sum()
     }
 
-    /// Decides a REGISTER for `aor` (the caller has authenticated it for that AOR).
-    pub fn register(&mut self, req: &Request, aor: &str, source: Source, now: u64) -> Decision {
-        match self.plan(req, aor, source, now) {
+    /// Decides a REGISTER for `aor` (the caller has authenticated it for that AOR). For a
+    /// binding granted by the central site (`Origin::Central`) the central expiry stands: the
+    /// local Min-Expires and cap do not apply.
+    pub fn register(&mut self, req: &Request, aor: &str, source: Source, now: u64, origin: Origin) -> Decision {
+        match self.plan(req, aor, source, now, origin) {
             Ok(None) => Decision::Reply(self.ok(req, aor, now)),
             Ok(Some((changes, after))) => {
                 let before = self.bindings.insert(aor.to_string(), after).unwrap_or_default();
@@ -84,6 +86,33 @@ impl Registrar {
             }
             Err(response) => Decision::Reply(response),
         }
+    }
+
+    /// Whether every contact of `req` is a device the cache knows for `aor`: a binding with the
+    /// same `+sip.instance` (or, without one, the same contact) registered from the same IP.
+    /// `Contact: *` is known if any binding of the AOR came from that IP. A query is not.
+    pub fn knows(&self, req: &Request, aor: &str, source: &Source, now: u64) -> bool {
+        let live: Vec<&Binding> = self.lookup(aor, now);
+        let from_ip = |b: &Binding| b.source.parse::<std::net::SocketAddr>().is_ok_and(|a| a.ip() == source.addr.ip());
+        let contacts: Vec<&str> = req.headers.get_all(&HeaderName::Contact).collect();
+        if contacts.is_empty() {
+            return false;
+        }
+        contacts.iter().all(|value| {
+            if value.trim() == "*" {
+                return live.iter().any(|b| from_ip(b));
+            }
+            let Ok(contact) = NameAddr::parse(value) else { return false };
+            let instance = contact.params.value("+sip.instance").map(unquote_instance);
+            let key = contact_key(&contact.uri);
+            live.iter().any(|b| {
+                from_ip(b)
+                    && match (&instance, &b.instance) {
+                        (Some(i), Some(bi)) => i == bi,
+                        _ => binding_key(b) == key,
+                    }
+            })
+        })
     }
 
     pub fn undo(&mut self, undo: Undo) {
@@ -119,7 +148,9 @@ impl Registrar {
         aor: &str,
         source: Source,
         now: u64,
+        origin: Origin,
     ) -> Result<Option<(Vec<Change>, Vec<Binding>)>, Response> {
+        let local = origin == Origin::Local;
         let unsupported: Vec<&str> = req
             .headers
             .get_all(&HeaderName::Require)
@@ -167,12 +198,12 @@ impl Registrar {
                 Some(None) => return Err(bad(req, "malformed Contact expires")),
                 None => header_expires.unwrap_or(self.limits.default_expires),
             };
-            if expires != 0 && expires < self.limits.min_expires {
+            if local && expires != 0 && expires < self.limits.min_expires {
                 let mut r = req.response(423);
                 r.headers.add(HeaderName::MinExpires, self.limits.min_expires.to_string());
                 return Err(r);
             }
-            let expires = expires.min(self.limits.max_expires);
+            let expires = if local { expires.min(self.limits.max_expires) } else { expires };
             let q = match contact.params.value("q") {
                 Some(q) if valid_q(q) => q.parse::<f32>().ok(),
                 Some(_) => return Err(bad(req, "malformed q-value")),
@@ -219,7 +250,7 @@ impl Registrar {
                 .to_string(),
                 user_agent: user_agent.clone(),
                 updated_at: unix(now),
-                origin: Origin::Local,
+                origin,
             };
             // An upsert of the same contact supersedes its removal.
             changes.retain(|c| !matches!(c, Change::Remove { contact, .. } if *contact == binding.contact));

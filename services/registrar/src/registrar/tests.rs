@@ -1,4 +1,5 @@
 use super::*;
+use holdfast_store::Origin;
 use holdfast_sip::message::{Method, Uri};
 
 const NOW: u64 = 1_000_000;
@@ -30,14 +31,14 @@ fn src() -> Source {
 const AOR: &str = "sip:alice@branch.local";
 
 fn commit(reg: &mut Registrar, req: &Request) -> (Vec<Change>, Response) {
-    match reg.register(req, AOR, src(), NOW) {
+    match reg.register(req, AOR, src(), NOW, Origin::Local) {
         Decision::Commit { changes, response, .. } => (changes, response),
         Decision::Reply(r) => panic!("expected a commit, got {} {}", r.status, r.reason),
     }
 }
 
 fn reply(reg: &mut Registrar, req: &Request) -> Response {
-    match reg.register(req, AOR, src(), NOW) {
+    match reg.register(req, AOR, src(), NOW, Origin::Local) {
         Decision::Reply(r) => r,
         Decision::Commit { response, .. } => panic!("expected a reply, got commit {}", response.status),
     }
@@ -151,7 +152,7 @@ fn unsupported_require_gets_420() {
 fn expiry_and_undo() {
     let mut reg = registrar();
     commit(&mut reg, &register("c1", 1, &["<sip:alice@192.0.2.10>;expires=60"], None));
-    let Decision::Commit { undo, .. } = reg.register(&register("c1", 2, &["<sip:alice@192.0.2.11>"], None), AOR, src(), NOW)
+    let Decision::Commit { undo, .. } = reg.register(&register("c1", 2, &["<sip:alice@192.0.2.11>"], None), AOR, src(), NOW, Origin::Local)
     else {
         panic!("expected a commit")
     };
@@ -167,4 +168,18 @@ fn expiry_and_undo() {
 fn bad_q_is_refused() {
     let mut reg = registrar();
     assert_eq!(reply(&mut reg, &register("c1", 1, &["<sip:alice@192.0.2.10>;q=1.5"], None)).status, 400);
+}
+
+#[test]
+fn central_grants_bypass_local_limits_and_known_devices_are_recognised() {
+    let mut reg = registrar();
+    let req = register("c1", 1, &["<sip:alice@192.0.2.10>;expires=30"], None);
+    let Decision::Commit { .. } = reg.register(&req, AOR, src(), NOW, Origin::Central) else { panic!("central grant refused") };
+    assert_eq!(reg.lookup(AOR, NOW)[0].origin, Origin::Central);
+    assert!(reg.knows(&register("c1", 2, &["<sip:alice@192.0.2.10>"], None), AOR, &src(), NOW));
+    let elsewhere = Source { addr: "192.0.2.99:5060".parse().unwrap(), ..src() };
+    assert!(!reg.knows(&register("c1", 2, &["<sip:alice@192.0.2.10>"], None), AOR, &elsewhere, NOW), "same contact, other IP");
+    assert!(!reg.knows(&register("c1", 2, &["<sip:alice@192.0.2.12>"], None), AOR, &src(), NOW), "new contact");
+    assert!(reg.knows(&register("c1", 2, &["*"], Some("0")), AOR, &src(), NOW));
+    assert!(!reg.knows(&register("c1", 2, &[], None), AOR, &src(), NOW));
 }

@@ -1,26 +1,43 @@
 //! The registrar's event loop: the one place where sockets, the store and time meet the sans-IO
-//! parts (transactions, authentication, the binding core). It runs on one task; the only
-//! awaits that take long (store commits, throttle delays) run beside it and report back.
-use crate::auth::{Authenticator, Check};
-use crate::registrar::{aor_of, Change, Decision, Registrar, Undo};
+//! parts (transactions, authentication, the binding core, the proxy, the WAN monitor). It runs
+//! on one task; the only awaits that take long (store commits, throttle delays) run beside it
+//! and report back.
+mod addresses;
+mod calls;
+mod register;
+mod status;
+mod wan;
+
+pub use addresses::Addresses;
+pub use status::StatusFile;
+
+use crate::auth::Authenticator;
+use crate::config::{Central, Survival};
+use crate::directory::Directory;
+use crate::proxy::Proxy;
+use crate::registrar::{Registrar, Undo};
+use crate::routing::Mode;
+use crate::wan::{WanMonitor, WanState};
 use holdfast_runtime::Notifier;
-use holdfast_sip::message::{HeaderName, Message, Method, Request, Response, Uri};
+use holdfast_sip::message::{HeaderName, Message, Request, Response};
 use holdfast_sip::transaction::{Inbound, Transactions, Transmit, TxId};
-use holdfast_sip::transport::{Incoming, Source, TransportHandle};
-use holdfast_store::{BindingOp, BindingWriter, Store};
+use holdfast_sip::transport::{Incoming, TransportHandle};
+use holdfast_store::{BindingOp, BindingWriter, Store, StoreError};
+use register::Relay;
+use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
-/// Methods a registrar answers; anything else known gets 405 (RFC 3261 §8.2.1).
-const ALLOW: &str = "REGISTER, OPTIONS";
 /// How often expired bindings are swept.
 const EXPIRY_SWEEP: Duration = Duration::from_secs(2);
 /// How soon `sbactl user add/remove` takes effect.
 const USERS_POLL: Duration = Duration::from_millis(250);
+/// How often the status file is rewritten when nothing changed.
+const STATUS_EVERY: Duration = Duration::from_secs(5);
 
 /// Work that finished beside the loop.
 enum Done {
-    Committed { id: TxId, response: Response, undo: Undo, result: Result<(), holdfast_store::StoreError> },
+    Committed { id: TxId, response: Response, undo: Undo, result: Result<(), StoreError> },
     Delayed { id: TxId, response: Response },
 }
 
@@ -34,115 +51,157 @@ pub struct Server {
     pub notifier: Notifier,
     /// The store's users_version the loaded users belong to.
     pub users_version: i64,
+    pub proxy: Proxy,
+    pub addresses: Addresses,
+    pub domain: String,
+    pub site: String,
+    pub directory: Directory,
+    pub central: Option<Central>,
+    pub survival: Survival,
+    pub wan: Option<WanMonitor>,
+    pub status: StatusFile,
+    /// REGISTERs passed to the central site, by their client transaction.
+    relays: HashMap<TxId, Relay>,
+    done: Option<mpsc::UnboundedSender<Done>>,
 }
 
 impl Server {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        registrar: Registrar,
+        auth: Option<Authenticator>,
+        transport: TransportHandle,
+        store: Store,
+        writer: BindingWriter,
+        notifier: Notifier,
+        users_version: i64,
+        proxy: Proxy,
+        addresses: Addresses,
+        identity: (String, String),
+        directory: Directory,
+        central: Option<Central>,
+        survival: Survival,
+        wan: Option<WanMonitor>,
+        status: StatusFile,
+    ) -> Server {
+        let (domain, site) = identity;
+        Server {
+            registrar,
+            auth,
+            txns: Transactions::new(holdfast_sip::transaction::TimerConfig::default()),
+            transport,
+            store,
+            writer,
+            notifier,
+            users_version,
+            proxy,
+            addresses,
+            domain,
+            site,
+            directory,
+            central,
+            survival,
+            wan,
+            status,
+            relays: HashMap::new(),
+            done: None,
+        }
+    }
+
+    pub fn mode(&self) -> Mode {
+        match &self.wan {
+            None => Mode::Standalone,
+            Some(w) if w.state() == WanState::Up => Mode::Normal,
+            Some(_) => Mode::Survival,
+        }
+    }
+
     pub async fn run(mut self, mut incoming: mpsc::Receiver<Incoming>) -> anyhow::Result<()> {
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
+        self.done = Some(done_tx);
         let mut sweep = tokio::time::interval(EXPIRY_SWEEP);
         let mut users_poll = tokio::time::interval(USERS_POLL);
-        let mut watchdog = tokio::time::interval(self.notifier.watchdog_interval().unwrap_or(Duration::from_secs(3600)));
+        let mut status_tick = tokio::time::interval(STATUS_EVERY);
+        let mut watchdog =
+            tokio::time::interval(self.notifier.watchdog_interval().unwrap_or(Duration::from_secs(3600)));
+        self.write_status();
         loop {
-            let timer = self.txns.next_timeout();
+            let timer = [self.txns.next_timeout(), self.proxy.next_timeout(), self.wan.as_ref().and_then(|w| w.next_timeout())]
+                .into_iter()
+                .flatten()
+                .min();
             tokio::select! {
                 Some(done) = done_rx.recv() => self.finish(done),
                 msg = incoming.recv() => match msg {
-                    Some(msg) => self.on_incoming(msg, &done_tx),
+                    Some(msg) => self.on_incoming(msg),
                     None => anyhow::bail!("the transport stopped"),
                 },
-                _ = sleep_until(timer), if timer.is_some() => self.txns.handle_timeout(Instant::now()),
+                _ = sleep_until(timer), if timer.is_some() => self.on_timer(Instant::now()),
                 _ = sweep.tick() => self.sweep(),
                 _ = users_poll.tick() => self.reload_users().await,
+                _ = status_tick.tick() => self.write_status(),
                 _ = watchdog.tick() => self.notifier.notify("WATCHDOG=1"),
             }
             self.flush().await;
         }
     }
 
-    fn on_incoming(&mut self, Incoming { msg, source }: Incoming, done: &mpsc::UnboundedSender<Done>) {
+    fn on_timer(&mut self, now: Instant) {
+        self.txns.handle_timeout(now);
+        self.proxy.handle_timeout(&mut self.txns, now);
+        self.wan_timeout(now);
+    }
+
+    fn on_incoming(&mut self, Incoming { msg, source }: Incoming) {
         let now = Instant::now();
         let request = match msg {
             Message::Request(r) => r,
-            Message::Response(r) => {
-                // No client transactions yet: a stray response is dropped (§18.1.2).
-                let _ = self.txns.on_response(r, now);
-                return;
-            }
+            Message::Response(r) => return self.on_response(r, now),
         };
-        let (id, request) = match self.txns.on_request(request, source.transport, now) {
-            Ok(Inbound::Request { id, request }) => (id, request),
-            Ok(Inbound::Cancel { id, request, .. }) => {
-                // Nothing here is cancellable: REGISTER and OPTIONS are answered at once.
-                self.respond(id, request.response(481));
-                return;
+        let inbound = self.addresses.local_for(source.addr.ip());
+        if request.method.as_str() != "ACK" && crate::proxy::is_loop(&request, &self.addresses.ours()) {
+            let id = self.txns.on_request(request.clone(), source.transport, now);
+            if let Ok(Inbound::Request { id, .. }) = id {
+                self.respond(id, request.response(482));
             }
-            Ok(Inbound::Ack(_)) | Ok(Inbound::Absorbed) => return,
-            Err(e) => {
-                log::debug!("request from {} refused by the transaction layer: {e}", source.addr);
-                return;
-            }
-        };
-        if !matches!(request.uri, Uri::Sip(_)) {
-            let r = request.response(416);
-            self.respond(id, r);
             return;
         }
-        match &request.method {
-            m if *m == Method::REGISTER => self.on_register(id, request, source, done),
-            m if *m == Method::OPTIONS => {
-                let mut r = request.response(200);
-                r.headers.add(HeaderName::Allow, ALLOW);
-                r.headers.add(HeaderName::Accept, "application/sdp");
-                r.headers.add(HeaderName::Supported, "path, outbound");
-                self.respond(id, r);
+        match self.txns.on_request(request, source.transport, now) {
+            Ok(Inbound::Request { id, request }) => self.on_request(id, request, source, inbound, now),
+            Ok(Inbound::Cancel { id, request, invite }) => {
+                let cancelled = invite.is_some_and(|inv| self.proxy.on_cancel(&mut self.txns, inv, now));
+                self.respond(id, request.response(if cancelled { 200 } else { 481 }));
             }
-            Method::Known(_) => {
-                let mut r = request.response(405);
-                r.headers.add(HeaderName::Allow, ALLOW);
-                self.respond(id, r);
-            }
-            Method::Extension(_) => {
-                let mut r = request.response(501);
-                r.headers.add(HeaderName::Allow, ALLOW);
-                self.respond(id, r);
-            }
+            Ok(Inbound::Ack(ack)) => self.forward_ack(ack, inbound),
+            Ok(Inbound::Absorbed) => {}
+            Err(e) => log::debug!("request from {} refused by the transaction layer: {e}", source.addr),
         }
     }
 
-    fn on_register(&mut self, id: TxId, req: Request, source: Source, done: &mpsc::UnboundedSender<Done>) {
-        let to = match req.to_header() {
-            Ok(to) => to,
-            Err(e) => return self.respond(id, bad(&req, &e.to_string())),
-        };
-        let Some(aor) = aor_of(&to.uri) else {
-            return self.respond(id, bad(&req, "To is not a sip: address of record"));
-        };
-        if let Some(auth) = &mut self.auth {
-            let (user, domain) = split_aor(&aor);
-            match auth.check(&req, user, domain, source.addr.ip(), Instant::now()) {
-                Check::Pass => {}
-                Check::Refuse(r) => return self.respond(id, r),
-                Check::RefuseLater(response, delay) => {
-                    let done = done.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(delay).await;
-                        let _ = done.send(Done::Delayed { id, response });
-                    });
-                    return;
-                }
+    /// Responses no transaction of ours claims: a WAN probe's answer, or a retransmitted 2xx of a
+    /// call we proxied (its INVITE transaction has ended), which goes on statelessly.
+    fn on_response(&mut self, r: Response, now: Instant) {
+        let Some(r) = self.txns.on_response(r, now) else { return };
+        if let Some(id) = crate::wan::probe_id(&r) {
+            if let Some(w) = &mut self.wan {
+                w.on_response(id, r.status, now);
             }
+            return;
         }
-        match self.registrar.register(&req, &aor, source, unix_now()) {
-            Decision::Reply(r) => self.respond(id, r),
-            Decision::Commit { changes, response, undo } => {
-                let ops = changes.into_iter().map(op).collect();
-                let writer = self.writer.clone();
-                let done = done.clone();
-                tokio::spawn(async move {
-                    let result = writer.apply(ops).await;
-                    let _ = done.send(Done::Committed { id, response, undo, result });
-                });
-            }
+        let ours = r
+            .top_via()
+            .ok()
+            .and_then(|v| crate::proxy::sent_by(&v))
+            .is_some_and(|a| self.addresses.is_ours(a));
+        if ours && (200..300).contains(&r.status) {
+            let mut r = r;
+            r.headers.remove_first(&HeaderName::Via);
+            let transport = self.transport.clone();
+            tokio::spawn(async move {
+                if let Err(e) = transport.send_response(&r).await {
+                    log::debug!("2xx retransmission not forwarded: {e}");
+                }
+            });
         }
     }
 
@@ -169,24 +228,52 @@ impl Server {
         }
     }
 
+    /// Sends what the transactions queued and hands their events to whoever owns them.
     async fn flush(&mut self) {
-        while let Some(t) = self.txns.poll_transmit() {
-            match t {
-                Transmit::Response { id, response } => {
-                    if let Err(e) = self.transport.send_response(&response).await {
-                        log::debug!("sending {} failed: {e}", response.status);
-                        self.txns.on_transport_error(id);
-                    }
-                }
-                Transmit::Request { id, request, dest, transport } => {
-                    if let Err(e) = self.transport.send_to(&Message::Request(request), dest, transport).await {
-                        log::debug!("sending to {dest} failed: {e}");
-                        self.txns.on_transport_error(id);
-                    }
+        let now = Instant::now();
+        loop {
+            let mut busy = false;
+            while let Some(event) = self.txns.poll_event() {
+                busy = true;
+                if self.relays.contains_key(&event.id) {
+                    self.on_relay_event(event, now);
+                } else {
+                    self.proxy.on_event(&mut self.txns, &event, now);
                 }
             }
+            while let Some(t) = self.txns.poll_transmit() {
+                busy = true;
+                let id = match &t {
+                    Transmit::Request { id, .. } | Transmit::Response { id, .. } => *id,
+                };
+                if let Err(e) = self.transport.transmit(&t).await {
+                    log::debug!("sending failed: {e}");
+                    self.txns.on_transport_error(id);
+                }
+            }
+            self.send_probes(now).await;
+            if !busy {
+                break;
+            }
         }
-        while self.txns.poll_event().is_some() {}
+    }
+
+    /// Commits `ops`, then answers `id` with `response`; `undo` if the disk says no.
+    fn commit_then_respond(&mut self, id: TxId, ops: Vec<BindingOp>, response: Response, undo: Undo) {
+        let Some(done) = self.done.clone() else { return };
+        let writer = self.writer.clone();
+        tokio::spawn(async move {
+            let result = writer.apply(ops).await;
+            let _ = done.send(Done::Committed { id, response, undo, result });
+        });
+    }
+
+    fn respond_later(&mut self, id: TxId, response: Response, delay: Duration) {
+        let Some(done) = self.done.clone() else { return };
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = done.send(Done::Delayed { id, response });
+        });
     }
 
     fn sweep(&mut self) {
@@ -196,7 +283,7 @@ impl Server {
         }
         log::debug!("{} bindings expired", gone.len());
         let writer = self.writer.clone();
-        let ops: Vec<BindingOp> = gone.into_iter().map(op).collect();
+        let ops: Vec<BindingOp> = gone.into_iter().map(register::op).collect();
         tokio::spawn(async move {
             if let Err(e) = writer.apply(ops).await {
                 log::warn!("expired bindings not removed from the store: {e}");
@@ -222,21 +309,15 @@ impl Server {
     }
 }
 
-fn op(change: Change) -> BindingOp {
-    match change {
-        Change::Upsert(b) => BindingOp::Upsert(b),
-        Change::Remove { aor, contact } => BindingOp::Delete { aor, contact },
-    }
-}
-
-fn split_aor(aor: &str) -> (&str, &str) {
-    let rest = aor.strip_prefix("sip:").unwrap_or(aor);
-    rest.rsplit_once('@').unwrap_or((rest, ""))
-}
-
 fn bad(req: &Request, why: &str) -> Response {
     let mut r = req.response(400);
     r.reason = format!("Bad Request ({why})");
+    r
+}
+
+fn refuse(req: &Request, status: u16, reason: &str) -> Response {
+    let mut r = req.response(status);
+    r.reason = reason.to_string();
     r
 }
 

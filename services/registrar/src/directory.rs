@@ -1,0 +1,104 @@
+//! The number directory: which site each extension block belongs to and its E.164 numbers, so a
+//! call to a central-site user can still go out over the PSTN while the WAN is down, and a DID
+//! call from the PSTN finds its branch extension.
+use crate::config::DirectoryRange;
+
+#[derive(Debug, Clone)]
+struct Block {
+    site: String,
+    first: u64,
+    last: u64,
+    width: usize,
+    e164: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Directory {
+    blocks: Vec<Block>,
+}
+
+impl Directory {
+    pub fn new(ranges: &[DirectoryRange]) -> Directory {
+        let blocks = ranges
+            .iter()
+            .filter_map(|r| {
+                Some(Block {
+                    site: r.site.clone(),
+                    first: r.first.parse().ok()?,
+                    last: r.last.parse().ok()?,
+                    width: r.first.len(),
+                    e164: r.e164.clone(),
+                })
+            })
+            .collect();
+        Directory { blocks }
+    }
+
+    /// The site and E.164 number of an extension.
+    pub fn e164_of(&self, extension: &str) -> Option<(&str, String)> {
+        let n: u64 = digits(extension)?.parse().ok()?;
+        self.blocks
+            .iter()
+            .find(|b| extension.len() == b.width && (b.first..=b.last).contains(&n))
+            .and_then(|b| Some((b.site.as_str(), offset(&b.e164, n - b.first)?)))
+    }
+
+    /// The site and extension an E.164 number (with or without `+`) belongs to.
+    pub fn extension_of(&self, number: &str) -> Option<(&str, String)> {
+        let wanted = digits(number)?;
+        self.blocks.iter().find_map(|b| {
+            let base = digits(&b.e164)?;
+            if wanted.len() != base.len() {
+                return None;
+            }
+            let delta = wanted.parse::<u128>().ok()?.checked_sub(base.parse::<u128>().ok()?)?;
+            let ext = b.first.checked_add(u64::try_from(delta).ok()?)?;
+            (ext <= b.last).then(|| (b.site.as_str(), format!("{ext:0width$}", width = b.width)))
+        })
+    }
+}
+
+/// The digits of a dialable number (`+` allowed in front), or None.
+fn digits(s: &str) -> Option<&str> {
+    let d = s.strip_prefix('+').unwrap_or(s);
+    (!d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())).then_some(d)
+}
+
+/// `e164 + n`, keeping its `+` and its length.
+fn offset(e164: &str, n: u64) -> Option<String> {
+    let (plus, d) = match e164.strip_prefix('+') {
+        Some(d) => ("+", d),
+        None => ("", e164),
+    };
+    let v = d.parse::<u128>().ok()?.checked_add(u128::from(n))?;
+    let s = format!("{v:0width$}", width = d.len());
+    (s.len() == d.len()).then(|| format!("{plus}{s}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir() -> Directory {
+        let r = |site: &str, first: &str, last: &str, e164: &str| DirectoryRange {
+            site: site.into(),
+            first: first.into(),
+            last: last.into(),
+            e164: e164.into(),
+        };
+        Directory::new(&[r("hq", "2000", "2999", "+15551232000"), r("branch", "3000", "3099", "+15559870100")])
+    }
+
+    #[test]
+    fn extensions_map_to_their_did_and_back() {
+        let d = dir();
+        assert_eq!(d.e164_of("2042"), Some(("hq", "+15551232042".to_string())));
+        assert_eq!(d.e164_of("3099"), Some(("branch", "+15559870199".to_string())));
+        assert_eq!(d.e164_of("3100"), None);
+        assert_eq!(d.e164_of("042"), None);
+        assert_eq!(d.extension_of("+15559870107"), Some(("branch", "3007".to_string())));
+        assert_eq!(d.extension_of("15551232999"), Some(("hq", "2999".to_string())));
+        assert_eq!(d.extension_of("+15559870200"), None);
+        assert_eq!(d.extension_of("+4930123"), None);
+    }
+}

@@ -1,0 +1,76 @@
+//! The WAN monitor on the wire: probes out, verdicts in, and what a change of state does —
+//! REGISTERs waiting on a dead WAN are answered from the cache at once.
+use super::Server;
+use crate::wan::{options_request, WanEvent};
+use holdfast_sip::message::Message;
+use holdfast_sip::transport::Protocol;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+impl Server {
+    pub(super) async fn send_probes(&mut self, now: Instant) {
+        let Some(wan) = &mut self.wan else { return };
+        let mut probes = Vec::new();
+        while let Some(p) = wan.poll_probe(now) {
+            probes.push(p);
+        }
+        for probe in probes {
+            let local = SocketAddr::new(self.addresses.local_for(probe.target.ip()), self.addresses.port());
+            let req = options_request(&probe, local, &self.domain);
+            if let Err(e) = self.transport.send_to(&Message::Request(req), probe.target, Protocol::Udp).await {
+                log::debug!("WAN probe to {} not sent: {e}", probe.target);
+                if let Some(wan) = &mut self.wan {
+                    wan.on_transport_error(probe.id, now);
+                }
+            }
+        }
+        self.wan_events();
+    }
+
+    pub(super) fn wan_timeout(&mut self, now: Instant) {
+        if let Some(wan) = &mut self.wan {
+            wan.handle_timeout(now);
+        }
+        self.wan_events();
+    }
+
+    fn wan_events(&mut self) {
+        let Some(wan) = &mut self.wan else { return };
+        let mut events = Vec::new();
+        while let Some(e) = wan.poll_event() {
+            events.push(e);
+        }
+        for e in events {
+            match e {
+                WanEvent::Down { .. } => {
+                    log::warn!("WAN down: central site unreachable; survival mode");
+                    self.status.changed(super::unix_now());
+                    self.answer_pending_relays_locally();
+                }
+                WanEvent::Up { .. } => {
+                    log::warn!("WAN up: central site reachable again; failing back to pass-through");
+                    self.status.changed(super::unix_now());
+                }
+            }
+            self.write_status();
+        }
+    }
+
+    /// REGISTERs still waiting for the central site will not hear from it: serve them as the
+    /// survival registrar would.
+    fn answer_pending_relays_locally(&mut self) {
+        let pending: Vec<_> = self.relays.drain().map(|(_, r)| r).collect();
+        let now = Instant::now();
+        for relay in pending {
+            let (id, request, aor, source) = relay.into_parts();
+            self.register_in_survival(id, request, &aor, source, now);
+        }
+    }
+
+    pub(super) fn write_status(&mut self) {
+        let mode = self.mode();
+        let counters = self.wan.as_ref().map(|w| w.counters());
+        let bindings = self.registrar.binding_count();
+        self.status.write(mode, counters, bindings, self.proxy.len());
+    }
+}
