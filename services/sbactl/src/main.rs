@@ -21,6 +21,11 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// The registrar's mode (primary, pass-through, survival), WAN state and counters.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
     /// Current bindings, one per registered contact.
     Registrations {
         /// A JSON array, one object per binding.
@@ -66,10 +71,10 @@ fn default_db() -> PathBuf {
 async fn main() -> Result<()> {
     let cli = Cli::parse();
     let db = cli.db.unwrap_or_else(default_db);
-    let store = open(&db).await?;
     match cli.command {
-        Command::User { command } => user(&store, command).await,
-        Command::Registrations { json } => registrations(&store, json).await,
+        Command::Status { json } => status(&db, json),
+        Command::User { command } => user(&open(&db).await?, command).await,
+        Command::Registrations { json } => registrations(&open(&db).await?, json).await,
     }
 }
 
@@ -116,6 +121,30 @@ async fn user(store: &Store, command: UserCommand) -> Result<()> {
             anyhow::ensure!(removed, "no user sip:{name}@{domain}");
             println!("removed sip:{name}@{domain}");
         }
+    }
+    Ok(())
+}
+
+/// sba-registrar rewrites `<db>.status.json` on every WAN change and every few seconds.
+fn status(db: &Path, json: bool) -> Result<()> {
+    let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".status.json");
+    let path = db.with_file_name(name);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {} (is sba-registrar running on this database?)", path.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("mode:      {}", v["mode"].as_str().unwrap_or("?"));
+    println!("wan:       {} since {}", v["wan"].as_str().unwrap_or("?"), v["since"]);
+    println!("bindings:  {}", v["bindings"]);
+    if let Some(c) = v["wan_counters"].as_object() {
+        println!(
+            "probes:    {} sent, {} answered, {} failed; {} WAN state changes",
+            c["probes_sent"], c["successes"], c["failures"], c["transitions"]
+        );
     }
     Ok(())
 }
