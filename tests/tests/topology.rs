@@ -6,7 +6,7 @@ use holdfast_sip::message::{HeaderName, Message, Method, Request, Response, Uri}
 use holdfast_sip::wire;
 use holdfast_tests::kamailio::{options_status, Kamailio};
 use holdfast_tests::netns::{Netns, Topology, CENTRAL, PHONES, PSTN, SBA_LAN, SBA_PSTN, SBA_WAN};
-use holdfast_tests::phones::NsSipp;
+use holdfast_tests::phones::{call, Answerer, NsSipp, PhoneConfig};
 use holdfast_tests::scratch::Scratch;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -172,4 +172,60 @@ fn topologies_are_independent_and_removed_on_drop() {
     for n in names {
         assert!(!listed.lines().any(|l| l.split_whitespace().next() == Some(n.as_str())), "{n} left behind");
     }
+}
+
+/// The call scenarios for the survivability tests, proven against Kamailio alone: phones keep
+/// themselves registered (riding out a WAN cut) and answer calls, a call holds and hangs up, the
+/// carrier answers.
+#[test]
+fn sipp_phones_register_answer_and_survive_a_cut() {
+    let scratch = Scratch::new("topology-phones");
+    let topo = Topology::new();
+    let kam = Kamailio::start(&topo, &scratch.path, DOMAIN, &[("alice", "alice-secret"), ("bob", "bob-secret")]);
+    let phone = |user: &'static str, password: &'static str, port: u16| PhoneConfig {
+        user,
+        password,
+        domain: DOMAIN,
+        addr: SocketAddr::from((SBA_WAN, port)),
+        registrar: kam.addr,
+        expires: 60,
+        refresh: Duration::from_millis(700),
+    };
+    let alice = Answerer::phone(&topo.sba, &scratch.path, &phone("alice", "alice-secret", 5081), 60);
+    let bob = Answerer::phone(&topo.sba, &scratch.path, &phone("bob", "bob-secret", 5082), 60);
+    let carrier = Answerer::carrier(&topo.pstn, &scratch.path, SocketAddr::from((PSTN, 5060)), 60);
+    for p in [&alice, &bob] {
+        assert!(p.wait_registrations(0, Duration::from_secs(5)), "not registered:\n{}\n{}", p.log(), kam.log_text());
+    }
+    let mut location = kam.location();
+    location.sort();
+    assert_eq!(
+        location,
+        [("alice".to_string(), format!("sip:alice@{SBA_WAN}:5081")), ("bob".to_string(), format!("sip:bob@{SBA_WAN}:5082"))]
+    );
+    // Refreshes keep succeeding (CSeq grows, the nonce is answered again).
+    let before = alice.registrations();
+    assert!(alice.wait_registrations(before + 1, Duration::from_secs(3)), "no refresh:\n{}", alice.log());
+
+    // bob calls alice through Kamailio, holds a second, hangs up; then the carrier is called.
+    let from_bob = SocketAddr::from((SBA_WAN, 5090));
+    let out = call(&topo.sba, from_bob, kam.addr, "bob", "alice", DOMAIN, Duration::from_secs(1)).run(&scratch.path, 15);
+    assert!(out.status.success(), "call bob -> alice: {}\n{}", String::from_utf8_lossy(&out.stdout), alice.log());
+    assert_eq!((alice.answered(), alice.hung_up(), bob.answered()), (1, 1, 0));
+    let out = call(&topo.sba, SocketAddr::from((SBA_PSTN, 5091)), carrier.addr, "bob", "+15551234567", DOMAIN, Duration::from_millis(300))
+        .run(&scratch.path, 15);
+    assert!(out.status.success(), "call to the carrier: {}\n{}", String::from_utf8_lossy(&out.stdout), carrier.log());
+    assert_eq!((carrier.answered(), carrier.hung_up()), (1, 1));
+
+    // Registrations fail while the WAN is cut, yet the phone lives on and registers again after.
+    topo.cut_wan();
+    std::thread::sleep(Duration::from_millis(1500));
+    let during = alice.registrations();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(alice.registrations(), during, "registered across a cut WAN");
+    topo.restore_wan();
+    assert!(alice.wait_registrations(during, Duration::from_secs(15)), "no registration after restore:\n{}", alice.log());
+    let out = call(&topo.sba, from_bob, kam.addr, "bob", "alice", DOMAIN, Duration::from_millis(300)).run(&scratch.path, 15);
+    assert!(out.status.success(), "call after restore: {}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(alice.answered(), 2);
 }
