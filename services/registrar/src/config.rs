@@ -308,6 +308,28 @@ mod tests {
     }
 
     #[test]
+    fn the_appliance_config_parses() {
+        let text = include_str!("../../../image/overlay/etc/sba/sba.toml");
+        let c = Config::parse(text, "sba.toml").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.registrar.db, PathBuf::from("/var/lib/sba/sba.db"));
+        assert!(c.central.is_none(), "the shipped default is a primary registrar");
+    }
+
+    #[test]
+    fn central_survival_and_directory_parse() {
+        let text = "[registrar]\nlisten = \"127.0.0.1:5060\"\ndb = \"x.db\"\ndomain = \"d\"\n\
+                    [central]\nproxies = [\"192.0.2.1:5060\"]\n[survival]\nmediation = \"127.0.0.1:5070\"\n\
+                    voicemail = \"+15550100\"\n[[directory]]\nsite = \"hq\"\nfirst = \"2000\"\nlast = \"2999\"\n\
+                    e164 = \"+15551232000\"\n";
+        let c = Config::parse(text, "t.toml").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.central.unwrap().branch_expires, 120);
+        assert_eq!(c.directory.len(), 1);
+        let bad = text.replace("proxies = [\"192.0.2.1:5060\"]", "proxies = []");
+        let e = Config::parse(&bad, "t.toml").unwrap_err().to_string();
+        assert!(e.contains("central.proxies") && e.contains("line 6"), "{e}");
+    }
+
+    #[test]
     fn unknown_key_is_named_with_its_line() {
         let text = "[registrar]\nlisten = \"127.0.0.1:5060\"\ndb = \"x.db\"\ndomain = \"d\"\nmin_expire = 5\n";
         let e = Config::parse(text, "t.toml").unwrap_err().to_string();
