@@ -10,6 +10,8 @@
 # of a first build (e.g. http://apt-cache.local/debian); SBA_BIN_DIR the binaries' directory (default
 # target/release: sba-registrar, sba-mediation, sba-gateway, sbactl, whichever exist).
 set -euo pipefail
+# Parsed whole before it runs: a build keeps going when this file is edited meanwhile.
+{
 
 die() { echo "build.sh: $*" >&2; exit 1; }
 
@@ -177,3 +179,5 @@ echo "build.sh: $variant built in $(( $(date +%s) - start )) s: kernel $kver," \
     "rootfs $(du -m --apparent-size "$out/rootfs.ext4" | cut -f1) MiB raw" \
     "($(du -m "$out/rootfs.ext4" | cut -f1) MiB used), qcow2 $(du -m "$out/rootfs.qcow2" | cut -f1) MiB," \
     "binaries: ${binaries[*]:-none}" >&2
+exit
+}

@@ -1,6 +1,7 @@
 //! The appliance image boots under qemu, the services whose binaries it holds reach READY under
 //! systemd (Type=notify) with their logs in journald, and a sipp phone on the test's own network
-//! registers to the registrar in the VM (digest challenge, then 200) and shows in `sbactl registrations`.
+//! registers to the registrar in the VM (digest challenge, then 200) and shows in `sbactl registrations`;
+//! with the VM's link cut through QMP the phone gets no answer, and a 200 again once it is restored.
 use anyhow::{ensure, Context, Result};
 use holdfast_tests::vm::{TestNet, Variant, Vm, VmConfig};
 use std::process::Stdio;
@@ -144,20 +145,22 @@ fn image_boots_services_ready_and_a_phone_registers() -> Result<()> {
     let dir = std::env::temp_dir().join(format!("hf-image-boot-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("register.xml"), REGISTER)?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut attempts = 0;
-    let sipp = loop {
-        attempts += 1;
-        let out = net
-            .command("sipp")
+    let register = |timeout_s: u32| -> Result<std::process::Output> {
+        net.command("sipp")
             .current_dir(&dir)
             .arg(format!("{GUEST}:5060"))
             .args(["-sf", "register.xml", "-i", HOST, "-p", "5070", "-t", "u1", "-nostdin"])
             .args(["-m", "1", "-s", USER, "-au", USER, "-ap", PASSWORD, "-key", "domain", &domain])
-            .args(["-timeout", "10s", "-timeout_error"])
+            .args(["-timeout", &format!("{timeout_s}s"), "-timeout_error"])
             .stdin(Stdio::null())
             .output()
-            .context("running sipp (apt-get install sip-tester)")?;
+            .context("running sipp (apt-get install sip-tester)")
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut attempts = 0;
+    let sipp = loop {
+        attempts += 1;
+        let out = register(10)?;
         if out.status.success() || Instant::now() >= deadline || attempts == 5 {
             break out;
         }
@@ -172,6 +175,14 @@ fn image_boots_services_ready_and_a_phone_registers() -> Result<()> {
     let binding = vm.wait_for("BINDING", Duration::from_secs(60))?;
     ensure!(binding.contains(&format!("sip:{USER}@{domain}")), "binding not stored: {binding}");
     ensure!(binding.contains(HOST), "the binding's contact is not the phone's: {binding}");
+
+    // The VM's cable, pulled and plugged back through QMP: no answer while it is out, 200 after.
+    vm.set_link("n0", false)?;
+    ensure!(!register(4)?.status.success(), "the registrar answered with its link down");
+    vm.set_link("n0", true)?;
+    let again = register(10)?;
+    ensure!(again.status.success(), "no 200 after the link came back: {}", String::from_utf8_lossy(&again.stderr));
+
     let _ = std::fs::remove_dir_all(&dir);
     vm.shutdown(Duration::from_secs(60))
 }
