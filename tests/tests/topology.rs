@@ -6,7 +6,7 @@ use holdfast_sip::message::{HeaderName, Message, Method, Request, Response, Uri}
 use holdfast_sip::wire;
 use holdfast_tests::kamailio::{options_status, Kamailio};
 use holdfast_tests::netns::{Netns, Topology, CENTRAL, PHONES, PSTN, SBA_LAN, SBA_PSTN, SBA_WAN};
-use holdfast_tests::phones::{call, Answerer, NsSipp, PhoneConfig};
+use holdfast_tests::phones::{call, Answerer, Baresip, NsSipp, PhoneConfig};
 use holdfast_tests::scratch::Scratch;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -228,4 +228,48 @@ fn sipp_phones_register_answer_and_survive_a_cut() {
     let out = call(&topo.sba, from_bob, kam.addr, "bob", "alice", DOMAIN, Duration::from_millis(300)).run(&scratch.path, 15);
     assert!(out.status.success(), "call after restore: {}", String::from_utf8_lossy(&out.stdout));
     assert_eq!(alice.answered(), 2);
+}
+
+/// The baresip phone helper against Kamailio: registers, answers a sipp call by itself, dials a
+/// sipp phone and hangs up.
+#[test]
+fn baresip_phone_registers_answers_and_dials() {
+    let scratch = Scratch::new("topology-baresip");
+    let topo = Topology::new();
+    let kam = Kamailio::start(&topo, &scratch.path, DOMAIN, &[("alice", "alice-secret"), ("carol", "carol-secret")]);
+    let config = |user, password, port| PhoneConfig {
+        user,
+        password,
+        domain: DOMAIN,
+        addr: SocketAddr::from((SBA_WAN, port)),
+        registrar: kam.addr,
+        expires: 60,
+        refresh: Duration::from_secs(60),
+    };
+    let mut carol = Baresip::start(&topo.sba, &scratch.path, &config("carol", "carol-secret", 5083), 60);
+    let alice = Answerer::phone(&topo.sba, &scratch.path, &config("alice", "alice-secret", 5081), 60);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && kam.location().len() < 2 {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let users: Vec<String> = kam.location().into_iter().map(|(aor, _)| aor).collect();
+    assert!(users.contains(&"carol".to_string()) && users.contains(&"alice".to_string()), "{users:?}\n{}", carol.console());
+
+    let out = call(&topo.sba, SocketAddr::from((SBA_WAN, 5090)), kam.addr, "bob", "carol", DOMAIN, Duration::from_secs(1))
+        .run(&scratch.path, 15);
+    assert!(out.status.success(), "call to baresip: {}\n{}", String::from_utf8_lossy(&out.stdout), carol.console());
+
+    carol.command(&format!("/dial sip:alice@{DOMAIN}"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && alice.answered() == 0 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(alice.answered(), 1, "{}\n{}", carol.console(), alice.log());
+    assert!(carol.wait_for("Call established", 1, Duration::from_secs(5)), "{}", carol.console());
+    carol.command("/hangup");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && alice.hung_up() == 0 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(alice.hung_up(), 1, "{}\n{}", carol.console(), alice.log());
 }
