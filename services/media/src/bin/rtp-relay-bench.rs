@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
+use holdfast_media::g711::{PT_PCMA, PT_PCMU};
 use holdfast_media::{Relay, RelayConfig, RemoteMedia, Side};
 
 #[derive(Parser)]
@@ -31,6 +32,9 @@ struct Args {
     /// Where to write the allocated ports.
     #[arg(long)]
     ports_out: PathBuf,
+    /// A legs negotiate PCMU and B legs PCMA, so every packet is transcoded.
+    #[arg(long)]
+    transcode: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,8 +46,12 @@ fn main() -> anyhow::Result<()> {
     let mut lines = String::new();
     for _ in 0..args.calls {
         let alloc = relay.allocate()?;
-        relay.set_remote(alloc.id, Side::A, RemoteMedia::at(args.remote_a))?;
-        relay.set_remote(alloc.id, Side::B, RemoteMedia::at(args.remote_b))?;
+        let leg = |at, law| RemoteMedia {
+            audio_pt: args.transcode.then_some(law),
+            ..RemoteMedia::at(at)
+        };
+        relay.set_remote(alloc.id, Side::A, leg(args.remote_a, PT_PCMU))?;
+        relay.set_remote(alloc.id, Side::B, leg(args.remote_b, PT_PCMA))?;
         lines.push_str(&format!("{} {}\n", alloc.a.rtp.port(), alloc.b.rtp.port()));
     }
     // Written then renamed, so the script never reads half a file.

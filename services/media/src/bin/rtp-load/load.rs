@@ -1,7 +1,8 @@
 //! The load itself: G.711 20 ms streams in both directions through a relay,
 //! each packet carrying its send time, received with kernel timestamps
 //! (SO_TIMESTAMPNS) so the generator's own scheduling does not count as
-//! relay delay.
+//! relay delay. The send time (µs since the run started) rides in the RTP
+//! timestamp field, which relays keep even when they transcode the payload.
 
 use std::io::IoSliceMut;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -20,6 +21,9 @@ const BATCH: usize = 64;
 pub struct Target {
     pub relay_ip: IpAddr,
     pub calls: Vec<(u16, u16)>,
+    /// Payload type the B side sends (0 PCMU, or 8 PCMA to make a
+    /// transcoding relay convert both ways).
+    pub b_payload_type: u8,
 }
 
 pub struct Outcome {
@@ -27,6 +31,8 @@ pub struct Outcome {
     pub sent: u64,
     /// Of those, packets that came back through the relay.
     pub received: u64,
+    /// Of those, packets whose payload type the relay changed (transcoded).
+    pub rewritten: u64,
     /// One-way delays of the received ones, sorted, in nanoseconds.
     pub delays_ns: Vec<u64>,
     /// CPU time the relay process used during the window.
@@ -49,13 +55,16 @@ pub fn process_cpu(pid: u32, tick: Duration) -> anyhow::Result<Duration> {
     Ok(tick * (ticks(11) + ticks(12)) as u32)
 }
 
+/// The measured part of the run, in µs since the run started.
 struct Window {
-    start_ns: u64,
-    end_ns: u64,
+    run_start_ns: u64,
+    start_us: u32,
+    end_us: u32,
 }
 
 struct Tally {
     received: u64,
+    rewritten: u64,
     delays_ns: Vec<u64>,
 }
 
@@ -80,14 +89,15 @@ pub fn run(
     // Streams are spread evenly over the 20 ms period.
     let spacing = PTIME / streams as u32;
     let start = Instant::now();
-    let start_ns = realtime_ns();
     let window = Window {
-        start_ns: start_ns + warmup.as_nanos() as u64,
-        end_ns: start_ns + (warmup + duration).as_nanos() as u64,
+        run_start_ns: realtime_ns(),
+        start_us: warmup.as_micros() as u32,
+        end_us: (warmup + duration).as_micros() as u32,
     };
     let stop_sending = warmup + duration;
     let mut tally = Tally {
         received: 0,
+        rewritten: 0,
         delays_ns: Vec::with_capacity((duration.as_secs_f64() / PTIME.as_secs_f64()) as usize * streams + 1),
     };
     let mut packet = [0xFFu8; HEADER + PAYLOAD];
@@ -114,17 +124,20 @@ pub fn run(
                     break;
                 }
                 let (socket, to) = destinations[stream];
-                let sent_ns = realtime_ns();
-                write_packet(&mut packet, stream as u32, round as u32, sent_ns);
-                let measured = (window.start_ns..window.end_ns).contains(&sent_ns);
+                let payload_type = if stream < target.calls.len() { 0 } else { target.b_payload_type };
+                let sent_us = realtime_ns().saturating_sub(window.run_start_ns) / 1000;
+                let sent_us = u32::try_from(sent_us).unwrap_or(u32::MAX);
+                write_packet(&mut packet, payload_type, stream as u32, round as u16, sent_us);
+                let measured = (window.start_us..window.end_us).contains(&sent_us);
                 if socket.send_to(&packet, to).is_ok() && measured {
                     sent += 1;
                 }
                 next += 1;
             }
         }
-        receive(side_a, &window, &mut tally)?;
-        receive(side_b, &window, &mut tally)?;
+        // Side A hears what B sent, and B what A sent (always PCMU).
+        receive(side_a, target.b_payload_type, &window, &mut tally)?;
+        receive(side_b, 0, &window, &mut tally)?;
         std::thread::sleep(Duration::from_micros(50));
     }
     tally.delays_ns.sort_unstable();
@@ -132,24 +145,24 @@ pub fn run(
     Ok(Outcome {
         sent,
         received: tally.received,
+        rewritten: tally.rewritten,
         delays_ns: tally.delays_ns,
         relay_cpu: cpu,
         window: duration,
     })
 }
 
-fn write_packet(packet: &mut [u8; HEADER + PAYLOAD], stream: u32, round: u32, sent_ns: u64) {
+fn write_packet(packet: &mut [u8; HEADER + PAYLOAD], payload_type: u8, stream: u32, round: u16, sent_us: u32) {
     packet[0] = 0x80;
-    packet[1] = 0; // PCMU
-    packet[2..4].copy_from_slice(&(round as u16).to_be_bytes());
-    packet[4..8].copy_from_slice(&(round.wrapping_mul(PAYLOAD as u32)).to_be_bytes());
+    packet[1] = payload_type;
+    packet[2..4].copy_from_slice(&round.to_be_bytes());
+    packet[4..8].copy_from_slice(&sent_us.to_be_bytes());
     packet[8..12].copy_from_slice(&stream.to_be_bytes());
-    packet[HEADER..HEADER + 8].copy_from_slice(&sent_ns.to_be_bytes());
 }
 
 /// Drains one socket without blocking, recording the delays of packets sent
 /// inside the window.
-fn receive(socket: &UdpSocket, window: &Window, tally: &mut Tally) -> anyhow::Result<()> {
+fn receive(socket: &UdpSocket, sent_payload_type: u8, window: &Window, tally: &mut Tally) -> anyhow::Result<()> {
     let mut bufs = [[0u8; 256]; BATCH];
     let mut headers = MultiHeaders::<SockaddrIn>::preallocate(BATCH, Some(nix::cmsg_space!(TimeSpec)));
     loop {
@@ -178,10 +191,14 @@ fn receive(socket: &UdpSocket, window: &Window, tally: &mut Tally) -> anyhow::Re
             count
         };
         for (buf, &(len, arrived_ns)) in bufs.iter().zip(&got).take(count) {
-            let Some(sent) = buf.get(HEADER..HEADER + 8).filter(|_| len >= HEADER + 8) else { continue };
-            let sent_ns = u64::from_be_bytes(sent.try_into().unwrap_or_default());
-            if (window.start_ns..window.end_ns).contains(&sent_ns) {
+            if len < HEADER {
+                continue;
+            }
+            let sent_us = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
+            if (window.start_us..window.end_us).contains(&sent_us) {
+                let sent_ns = window.run_start_ns + u64::from(sent_us) * 1000;
                 tally.received += 1;
+                tally.rewritten += u64::from(buf[1] & 0x7F != sent_payload_type);
                 tally.delays_ns.push(arrived_ns.saturating_sub(sent_ns));
             }
         }

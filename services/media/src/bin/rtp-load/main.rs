@@ -38,6 +38,10 @@ struct Args {
     /// The relay's process, whose CPU time is read from /proc.
     #[arg(long)]
     pid: u32,
+    /// Payload type of the B side's packets: 8 (PCMA) against a relay that
+    /// transcodes (rtp-relay-bench --transcode).
+    #[arg(long, default_value_t = 0)]
+    b_payload_type: u8,
     #[arg(long, default_value_t = 10)]
     seconds: u64,
     #[arg(long, default_value_t = 2)]
@@ -84,6 +88,7 @@ fn main() -> anyhow::Result<()> {
     let target = load::Target {
         relay_ip: args.relay_ip,
         calls,
+        b_payload_type: args.b_payload_type,
     };
     let outcome = load::run(
         &side_a,
@@ -107,10 +112,11 @@ fn main() -> anyhow::Result<()> {
     let loss = if o.sent == 0 { 1.0 } else { 1.0 - o.received as f64 / o.sent as f64 };
     let cpu_per_packet = o.relay_cpu.as_secs_f64() * 1e6 / o.received.max(1) as f64;
     println!(
-        "calls={} sent={} received={} loss={:.5} p50_us={:.0} p99_us={:.0} max_us={:.0} pps={:.0} relay_cpu_s={:.2} cpu_us_per_pkt={:.2}",
+        "calls={} sent={} received={} rewritten={} loss={:.5} p50_us={:.0} p99_us={:.0} max_us={:.0} pps={:.0} relay_cpu_s={:.2} cpu_us_per_pkt={:.2}",
         target.calls.len(),
         o.sent,
         o.received,
+        o.rewritten,
         loss.max(0.0),
         pct(0.50),
         pct(0.99),
