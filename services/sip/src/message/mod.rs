@@ -8,12 +8,12 @@
 mod cseq;
 mod header;
 mod method;
-mod name_addr;
+pub(crate) mod name_addr;
 mod params;
 mod reason;
 pub(crate) mod syntax;
 mod uri;
-mod via;
+pub(crate) mod via;
 
 pub use cseq::CSeq;
 pub use header::{Header, HeaderName, Headers};

@@ -1,5 +1,7 @@
 //! `name-addr / addr-spec` with header parameters: From, To, Contact, Route, Record-Route, Path.
-use super::syntax::{is_token_byte, is_ws, take_until, trim_start_ws, trim_ws, unquote, write_quoted};
+use super::params::scan_header_params;
+use super::syntax::{is_token_byte, is_ws, quoted_len, take_until, trim_start_ws, trim_ws, unquote, write_quoted};
+use super::uri::RawUri;
 use super::{HeaderError, Params, Uri};
 use std::fmt::{self, Write};
 
@@ -22,15 +24,47 @@ impl NameAddr {
     /// Parses `[display-name] <URI> *(;param)` or a bare `URI *(;param)`. The header name in
     /// errors is "address": the caller knows which header it parsed.
     pub fn parse(value: &str) -> Result<Self, HeaderError> {
-        let bad = |why: &str| HeaderError::malformed("address", why);
+        let raw = RawNameAddr::scan(value)?;
+        let display = match raw.display {
+            None => None,
+            Some(RawDisplay::Quoted(q)) => Some(unquote(q).ok_or_else(|| bad("unbalanced quote in display name"))?.0),
+            Some(RawDisplay::Words(w)) => Some(w.split([' ', '\t']).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ")),
+        };
+        let uri = raw.uri.to_uri()?;
+        let params = Params::parse_header_params(raw.params).map_err(bad)?;
+        Ok(NameAddr { display, uri, params })
+    }
+}
+
+fn bad(why: &str) -> HeaderError {
+    HeaderError::malformed("address", why)
+}
+
+/// A checked address still pointing into its text (see `RawUri`).
+pub(crate) struct RawNameAddr<'a> {
+    display: Option<RawDisplay<'a>>,
+    uri: RawUri<'a>,
+    /// The header parameters, checked.
+    params: &'a str,
+}
+
+enum RawDisplay<'a> {
+    /// With its quotes and escapes.
+    Quoted(&'a str),
+    /// `*(token LWS)`, trimmed.
+    Words(&'a str),
+}
+
+impl<'a> RawNameAddr<'a> {
+    pub(crate) fn scan(value: &'a str) -> Result<Self, HeaderError> {
         let s = trim_ws(value);
         let (display, s) = if s.starts_with('"') {
-            let (display, rest) = unquote(s).ok_or_else(|| bad("unbalanced quote in display name"))?;
-            let rest = trim_start_ws(rest);
+            let len = quoted_len(s.as_bytes()).ok_or_else(|| bad("unbalanced quote in display name"))?;
+            let rest = trim_start_ws(&s[len..]);
             if !rest.starts_with('<') {
                 return Err(bad("quoted display name without <URI>"));
             }
-            (Some(display), rest)
+            (Some(RawDisplay::Quoted(&s[..len])), rest)
         } else if let Some(lt) = s.find('<') {
             let words = trim_ws(&s[..lt]);
             // An unquoted display name is `*(token LWS)`: a comma or quote in it (RFC 4475 baddn)
@@ -38,27 +72,26 @@ impl NameAddr {
             if !words.bytes().all(|b| is_token_byte(b) || is_ws(b) || b >= 0x80) {
                 return Err(bad("display name must be quoted"));
             }
-            let display = (!words.is_empty()).then(|| words.split([' ', '\t']).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" "));
-            (display, &s[lt..])
+            ((!words.is_empty()).then_some(RawDisplay::Words(words)), &s[lt..])
         } else {
             // addr-spec: RFC 3261 §20.10 says a URI holding `,` `;` or `?` must be in <>, so the
             // first `;` starts the header parameters.
-            let (uri, rest) = take_until(s, |b| b == b';' || is_ws(b));
+            let (uri, params) = take_until(s, |b| b == b';' || is_ws(b));
             if uri.contains([',', '?']) {
                 return Err(bad("URI with ',' or '?' must be enclosed in <>"));
             }
-            let uri = Uri::parse(uri)?;
-            let params = Params::parse_header_params(rest).map_err(bad)?;
-            return Ok(NameAddr { display: None, uri, params });
+            let uri = RawUri::scan(uri)?;
+            scan_header_params(params, |_, _| {}).map_err(bad)?;
+            return Ok(RawNameAddr { display: None, uri, params });
         };
         let inner = s.strip_prefix('<').ok_or_else(|| bad("expected <"))?;
-        let (uri, rest) = inner.split_once('>').ok_or_else(|| bad("unclosed <"))?;
+        let (uri, params) = inner.split_once('>').ok_or_else(|| bad("unclosed <"))?;
         if uri.starts_with([' ', '\t']) || uri.ends_with([' ', '\t']) {
             return Err(bad("whitespace inside <>"));
         }
-        let uri = Uri::parse(uri)?;
-        let params = Params::parse_header_params(rest).map_err(bad)?;
-        Ok(NameAddr { display, uri, params })
+        let uri = RawUri::scan(uri)?;
+        scan_header_params(params, |_, _| {}).map_err(bad)?;
+        Ok(RawNameAddr { display, uri, params })
     }
 }
 

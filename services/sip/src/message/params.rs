@@ -35,39 +35,45 @@ impl Params {
     /// Parses header parameters, `*( SEMI generic-param )` with the optional whitespace RFC 3261
     /// allows around `;` and `=`. A quoted-string value keeps its quotes, so writing it back is
     /// lossless and `+sip.instance="<urn:...>"` compares as sent.
-    pub(crate) fn parse_header_params(mut s: &str) -> Result<Params, &'static str> {
+    pub(crate) fn parse_header_params(s: &str) -> Result<Params, &'static str> {
         let mut params = Vec::new();
-        loop {
-            s = trim_start_ws(s);
-            if s.is_empty() {
-                return Ok(Params(params));
-            }
-            s = s.strip_prefix(';').ok_or("unexpected text before a parameter")?;
-            s = trim_start_ws(s);
-            let (name, rest) = take_until(s, |b| !is_token_byte(b));
-            if name.is_empty() {
-                return Err("empty parameter");
-            }
-            s = trim_start_ws(rest);
-            let value = match s.strip_prefix('=') {
-                None => None,
-                Some(rest) => {
-                    let rest = trim_start_ws(rest);
-                    let len = if rest.starts_with('"') {
-                        quoted_len(rest.as_bytes()).ok_or("unbalanced quote in a parameter")?
-                    } else {
-                        let len = rest.bytes().position(|b| is_ws(b) || b == b';').unwrap_or(rest.len());
-                        if len == 0 || !rest.bytes().take(len).all(is_gen_value_byte) {
-                            return Err("malformed parameter value");
-                        }
-                        len
-                    };
-                    s = &rest[len..];
-                    Some(rest[..len].to_string())
-                }
-            };
-            params.push((name.to_string(), value));
+        scan_header_params(s, |name, value| params.push((name.to_string(), value.map(str::to_string))))?;
+        Ok(Params(params))
+    }
+}
+
+/// Checks header parameters without allocating, handing each name and raw value to `each`.
+pub(crate) fn scan_header_params<'a>(mut s: &'a str, mut each: impl FnMut(&'a str, Option<&'a str>)) -> Result<(), &'static str> {
+    loop {
+        s = trim_start_ws(s);
+        if s.is_empty() {
+            return Ok(());
         }
+        s = s.strip_prefix(';').ok_or("unexpected text before a parameter")?;
+        s = trim_start_ws(s);
+        let (name, rest) = take_until(s, |b| !is_token_byte(b));
+        if name.is_empty() {
+            return Err("empty parameter");
+        }
+        s = trim_start_ws(rest);
+        let value = match s.strip_prefix('=') {
+            None => None,
+            Some(rest) => {
+                let rest = trim_start_ws(rest);
+                let len = if rest.starts_with('"') {
+                    quoted_len(rest.as_bytes()).ok_or("unbalanced quote in a parameter")?
+                } else {
+                    let len = rest.bytes().position(|b| is_ws(b) || b == b';').unwrap_or(rest.len());
+                    if len == 0 || !rest.bytes().take(len).all(is_gen_value_byte) {
+                        return Err("malformed parameter value");
+                    }
+                    len
+                };
+                s = &rest[len..];
+                Some(&rest[..len])
+            }
+        };
+        each(name, value);
     }
 }
 

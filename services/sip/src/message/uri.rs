@@ -74,23 +74,7 @@ fn bad(why: &str) -> HeaderError {
 impl Uri {
     /// Parses an absolute URI as it appears in a Request-URI or between `<` and `>`.
     pub fn parse(value: &str) -> Result<Self, HeaderError> {
-        let (scheme, rest) = value.split_once(':').ok_or_else(|| bad("no scheme"))?;
-        let scheme_ok = scheme.as_bytes().first().is_some_and(u8::is_ascii_alphabetic)
-            && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
-        if !scheme_ok {
-            return Err(bad("malformed scheme"));
-        }
-        if scheme.eq_ignore_ascii_case("sip") {
-            SipUri::parse_rest(rest, false).map(Uri::Sip)
-        } else if scheme.eq_ignore_ascii_case("sips") {
-            SipUri::parse_rest(rest, true).map(Uri::Sip)
-        } else if scheme.eq_ignore_ascii_case("tel") {
-            TelUri::parse_rest(rest).map(Uri::Tel)
-        } else if !rest.is_empty() && rest.bytes().all(is_opaque_byte) {
-            Ok(Uri::Other(value.to_string()))
-        } else {
-            Err(bad("malformed URI"))
-        }
+        RawUri::scan(value)?.to_uri()
     }
 
     pub fn as_sip(&self) -> Option<&SipUri> {
@@ -101,9 +85,93 @@ impl Uri {
     }
 }
 
-impl SipUri {
-    /// Parses what follows `sip:` / `sips:`.
-    fn parse_rest(rest: &str, secure: bool) -> Result<Self, HeaderError> {
+/// A checked URI still pointing into the text it came from: the wire layer validates every
+/// address of a message with it and allocates nothing.
+pub(crate) enum RawUri<'a> {
+    Sip(RawSipUri<'a>),
+    /// The number and the raw `;params`.
+    Tel(&'a str, &'a str),
+    Other(&'a str),
+}
+
+pub(crate) struct RawSipUri<'a> {
+    secure: bool,
+    /// Still escaped.
+    user: Option<&'a str>,
+    password: Option<&'a str>,
+    host: RawHost<'a>,
+    port: Option<u16>,
+    /// `;name=value...`, checked, still escaped.
+    params: &'a str,
+    /// What follows `?`, checked.
+    headers: Option<&'a str>,
+}
+
+#[derive(Clone, Copy)]
+pub(crate) enum RawHost<'a> {
+    Domain(&'a str),
+    V4(Ipv4Addr),
+    V6(Ipv6Addr),
+}
+
+impl RawHost<'_> {
+    pub(crate) fn to_host(self) -> Host {
+        match self {
+            RawHost::Domain(d) => Host::Domain(d.to_string()),
+            RawHost::V4(a) => Host::V4(a),
+            RawHost::V6(a) => Host::V6(a),
+        }
+    }
+}
+
+impl<'a> RawUri<'a> {
+    pub(crate) fn scan(value: &'a str) -> Result<Self, HeaderError> {
+        let (scheme, rest) = value.split_once(':').ok_or_else(|| bad("no scheme"))?;
+        let scheme_ok = scheme.as_bytes().first().is_some_and(u8::is_ascii_alphabetic)
+            && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+        if !scheme_ok {
+            return Err(bad("malformed scheme"));
+        }
+        if scheme.eq_ignore_ascii_case("sip") {
+            RawSipUri::scan(rest, false).map(RawUri::Sip)
+        } else if scheme.eq_ignore_ascii_case("sips") {
+            RawSipUri::scan(rest, true).map(RawUri::Sip)
+        } else if scheme.eq_ignore_ascii_case("tel") {
+            scan_tel(rest)
+        } else if !rest.is_empty() && rest.bytes().all(is_opaque_byte) {
+            Ok(RawUri::Other(value))
+        } else {
+            Err(bad("malformed URI"))
+        }
+    }
+
+    pub(crate) fn to_uri(&self) -> Result<Uri, HeaderError> {
+        Ok(match self {
+            RawUri::Sip(u) => Uri::Sip(u.to_sip_uri()?),
+            RawUri::Tel(number, params) => Uri::Tel(TelUri {
+                number: number.to_string(),
+                params: Params(tel_params(params).map(|(n, v)| (n.to_string(), v.map(str::to_string))).collect()),
+            }),
+            RawUri::Other(s) => Uri::Other(s.to_string()),
+        })
+    }
+}
+
+/// The `name[=value]` pieces of a URI's raw `;params`.
+fn uri_params(raw: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
+    raw.split(';').skip(1).map(|param| match param.split_once('=') {
+        Some((n, v)) => (n, Some(v)),
+        None => (param, None),
+    })
+}
+
+fn tel_params(raw: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
+    uri_params(raw)
+}
+
+impl<'a> RawSipUri<'a> {
+    /// Checks what follows `sip:` / `sips:`.
+    fn scan(rest: &'a str, secure: bool) -> Result<Self, HeaderError> {
         // userinfo cannot hold an unescaped `@` and nothing after the host may either, so the
         // first `@` ends the user part even when the user part holds `;` or `?` (RFC 4475 semiuri).
         let (user, password, hostpart) = match rest.split_once('@') {
@@ -113,54 +181,74 @@ impl SipUri {
                     Some((u, p)) => (u, Some(p)),
                     None => (userinfo, None),
                 };
-                if user.is_empty() {
-                    return Err(bad("empty user part"));
+                if user.is_empty() || !is_escaped_text(user, is_user_byte) {
+                    return Err(bad("bad character in user part"));
                 }
-                let user = unescape(user, is_user_byte).ok_or_else(|| bad("bad character in user part"))?;
-                let password = match password {
-                    Some(p) => Some(unescape(p, is_password_byte).ok_or_else(|| bad("bad character in password"))?),
-                    None => None,
-                };
+                if password.is_some_and(|p| !is_escaped_text(p, is_password_byte)) {
+                    return Err(bad("bad character in password"));
+                }
                 (Some(user), password, hostpart)
             }
         };
-        let (host, port, mut rest) = parse_hostport(hostpart).ok_or_else(|| bad("malformed host"))?;
-        let mut params = Vec::new();
-        while let Some(after) = rest.strip_prefix(';') {
-            let (param, tail) = take_until(after, |b| b == b';' || b == b'?');
-            let (name, value) = match param.split_once('=') {
-                Some((n, v)) => (n, Some(v)),
-                None => (param, None),
-            };
-            if name.is_empty() {
-                return Err(bad("empty URI parameter"));
-            }
-            let name = unescape(name, is_param_byte).ok_or_else(|| bad("bad character in URI parameter"))?;
-            let value = match value {
-                Some(v) => Some(unescape(v, is_param_byte).ok_or_else(|| bad("bad character in URI parameter"))?),
-                None => None,
-            };
-            params.push((name, value));
-            rest = tail;
-        }
-        let mut headers = Vec::new();
-        if let Some(after) = rest.strip_prefix('?') {
-            for pair in after.split('&') {
-                let (name, value) = pair.split_once('=').ok_or_else(|| bad("URI header without '='"))?;
-                if name.is_empty() || !is_escaped_text(name, is_header_byte) || !is_escaped_text(value, is_header_byte) {
-                    return Err(bad("malformed URI header"));
-                }
-                headers.push((name.to_string(), value.to_string()));
-            }
-        } else if !rest.is_empty() {
+        let (host, port, rest) = parse_hostport(hostpart).ok_or_else(|| bad("malformed host"))?;
+        let (params, rest) = take_until(rest, |b| b == b'?');
+        if !params.is_empty() && !params.starts_with(';') {
             return Err(bad("unexpected text after host"));
         }
-        Ok(SipUri { secure, user, password, host, port, params: Params(params), headers })
+        for (name, value) in uri_params(params) {
+            if name.is_empty() || !is_escaped_text(name, is_param_byte) || !value.is_none_or(|v| is_escaped_text(v, is_param_byte)) {
+                return Err(bad("malformed URI parameter"));
+            }
+        }
+        let headers = rest.strip_prefix('?');
+        for pair in headers.into_iter().flat_map(|h| h.split('&')) {
+            let (name, value) = pair.split_once('=').ok_or_else(|| bad("URI header without '='"))?;
+            if name.is_empty() || !is_escaped_text(name, is_header_byte) || !is_escaped_text(value, is_header_byte) {
+                return Err(bad("malformed URI header"));
+            }
+        }
+        Ok(RawSipUri { secure, user, password, host, port, params, headers })
+    }
+
+    fn to_sip_uri(&self) -> Result<SipUri, HeaderError> {
+        let decode = |s: &str, allowed| unescape(s, allowed).ok_or_else(|| bad("bad escape"));
+        let mut params = Vec::new();
+        for (name, value) in uri_params(self.params) {
+            params.push((decode(name, is_param_byte)?, value.map(|v| decode(v, is_param_byte)).transpose()?));
+        }
+        Ok(SipUri {
+            secure: self.secure,
+            user: self.user.map(|u| decode(u, is_user_byte)).transpose()?,
+            password: self.password.map(|p| decode(p, is_password_byte)).transpose()?,
+            host: self.host.to_host(),
+            port: self.port,
+            params: Params(params),
+            headers: self
+                .headers
+                .into_iter()
+                .flat_map(|h| h.split('&'))
+                .filter_map(|pair| pair.split_once('='))
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+        })
     }
 }
 
+fn scan_tel(rest: &str) -> Result<RawUri<'_>, HeaderError> {
+    let (number, params) = take_until(rest, |b| b == b';');
+    if number.is_empty() || !number.bytes().all(is_tel_byte) {
+        return Err(bad("malformed telephone number"));
+    }
+    for (name, value) in tel_params(params) {
+        if name.is_empty() || !is_escaped_text(name, is_param_byte) || !value.is_none_or(|v| is_escaped_text(v, is_param_byte)) {
+            return Err(bad("malformed tel URI parameter"));
+        }
+    }
+    Ok(RawUri::Tel(number, params))
+}
+
 /// Parses `host [":" port]` at the start of `s`; returns what follows it.
-pub(crate) fn parse_hostport(s: &str) -> Option<(Host, Option<u16>, &str)> {
+fn parse_hostport(s: &str) -> Option<(RawHost<'_>, Option<u16>, &str)> {
     let (host, rest) = parse_host(s)?;
     match rest.strip_prefix(':') {
         Some(after) => {
@@ -172,42 +260,19 @@ pub(crate) fn parse_hostport(s: &str) -> Option<(Host, Option<u16>, &str)> {
 }
 
 /// Parses the host at the start of `s`: `[v6]`, dotted IPv4, or a hostname.
-pub(crate) fn parse_host(s: &str) -> Option<(Host, &str)> {
+pub(crate) fn parse_host(s: &str) -> Option<(RawHost<'_>, &str)> {
     if let Some(after) = s.strip_prefix('[') {
         let (addr, rest) = after.split_once(']')?;
-        return Some((Host::V6(addr.parse().ok()?), rest));
+        return Some((RawHost::V6(addr.parse().ok()?), rest));
     }
     let (name, rest) = take_until(s, |b| !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')));
     if name.is_empty() || name.starts_with(['.', '-']) || name.contains("..") {
         return None;
     }
     if name.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        return Some((Host::V4(name.parse().ok()?), rest));
+        return Some((RawHost::V4(name.parse().ok()?), rest));
     }
-    Some((Host::Domain(name.to_string()), rest))
-}
-
-impl TelUri {
-    fn parse_rest(rest: &str) -> Result<Self, HeaderError> {
-        let (number, mut rest) = take_until(rest, |b| b == b';');
-        if number.is_empty() || !number.bytes().all(is_tel_byte) {
-            return Err(bad("malformed telephone number"));
-        }
-        let mut params = Vec::new();
-        while let Some(after) = rest.strip_prefix(';') {
-            let (param, tail) = take_until(after, |b| b == b';');
-            let (name, value) = match param.split_once('=') {
-                Some((n, v)) => (n, Some(v.to_string())),
-                None => (param, None),
-            };
-            if name.is_empty() || !is_escaped_text(param, |b| is_param_byte(b) || b == b'=') {
-                return Err(bad("malformed tel URI parameter"));
-            }
-            params.push((name.to_string(), value));
-            rest = tail;
-        }
-        Ok(TelUri { number: number.to_string(), params: Params(params) })
-    }
+    Some((RawHost::Domain(name), rest))
 }
 
 impl fmt::Display for Host {

@@ -1,6 +1,7 @@
 //! One Via value: `SIP/2.0/UDP host:port;branch=...;rport;received=...`.
 use super::syntax::{is_token_byte, take_until, trim_start_ws, trim_ws};
-use super::uri::parse_host;
+use super::params::scan_header_params;
+use super::uri::{parse_host, RawHost};
 use super::{HeaderError, Host, Params};
 use std::fmt;
 
@@ -23,7 +24,30 @@ impl Via {
     /// Parses one via-parm; RFC 3261 allows whitespace around the `/` of the sent-protocol, around
     /// the `:` before the port and around `;` and `=` (RFC 4475 wsinv).
     pub fn parse(value: &str) -> Result<Self, HeaderError> {
-        let bad = |why: &str| HeaderError::malformed("Via", why);
+        let raw = RawVia::scan(value)?;
+        Ok(Via {
+            transport: raw.transport.to_ascii_uppercase(),
+            host: raw.host.to_host(),
+            port: raw.port,
+            params: Params::parse_header_params(raw.params).map_err(bad)?,
+        })
+    }
+}
+
+fn bad(why: &str) -> HeaderError {
+    HeaderError::malformed("Via", why)
+}
+
+/// A checked via-parm still pointing into its text (see `RawUri`).
+pub(crate) struct RawVia<'a> {
+    transport: &'a str,
+    host: RawHost<'a>,
+    port: Option<u16>,
+    params: &'a str,
+}
+
+impl<'a> RawVia<'a> {
+    pub(crate) fn scan(value: &'a str) -> Result<Self, HeaderError> {
         let s = trim_ws(value);
         let (name, s) = take_until(s, |b| !is_token_byte(b));
         if !name.eq_ignore_ascii_case("SIP") {
@@ -42,15 +66,15 @@ impl Via {
         }
         let (host, rest) = parse_host(rest).ok_or_else(|| bad("malformed sent-by host"))?;
         let rest = trim_start_ws(rest);
-        let (port, rest) = match rest.strip_prefix(':') {
+        let (port, params) = match rest.strip_prefix(':') {
             Some(after) => {
                 let (digits, rest) = take_until(trim_start_ws(after), |b| !b.is_ascii_digit());
                 (Some(digits.parse().map_err(|_| bad("malformed sent-by port"))?), rest)
             }
             None => (None, rest),
         };
-        let params = Params::parse_header_params(rest).map_err(bad)?;
-        Ok(Via { transport: transport.to_ascii_uppercase(), host, port, params })
+        scan_header_params(params, |_, _| {}).map_err(bad)?;
+        Ok(RawVia { transport, host, port, params })
     }
 }
 

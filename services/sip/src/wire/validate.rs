@@ -2,7 +2,9 @@
 //! `Message` out of `wire::parse` can be trusted and a faulty one answered with the fault.
 use super::error::WireError;
 use crate::message::syntax::is_ws;
-use crate::message::{CSeq, HeaderName, NameAddr, Via};
+use crate::message::name_addr::RawNameAddr;
+use crate::message::via::RawVia;
+use crate::message::{CSeq, HeaderName};
 
 /// What the checks remember across the headers of one message.
 #[derive(Default)]
@@ -22,7 +24,7 @@ impl Seen {
     pub(crate) fn check(&mut self, name: &HeaderName, value: &str) -> Result<(), WireError> {
         match name {
             HeaderName::Via => {
-                Via::parse(value)?;
+                RawVia::scan(value)?;
                 self.vias += 1;
             }
             HeaderName::From => single(&mut self.from, "From").and_then(|_| address("From", value))?,
@@ -96,7 +98,7 @@ fn single(seen: &mut bool, name: &'static str) -> Result<(), WireError> {
 }
 
 fn address(name: &'static str, value: &str) -> Result<(), WireError> {
-    NameAddr::parse(value).map(drop).map_err(|e| WireError::in_header(name, e))
+    RawNameAddr::scan(value).map(drop).map_err(|e| WireError::in_header(name, e))
 }
 
 fn number(value: &str) -> Option<u64> {
