@@ -15,7 +15,9 @@ fn corpus() -> Vec<Vec<u8>> {
     let dir = if beside.is_dir() {
         beside
     } else {
-        let env = PathBuf::from(std::env::var_os("HOLDFAST_CONFORMANCE").expect("corpus not found: set HOLDFAST_CONFORMANCE"));
+        let env = PathBuf::from(
+            std::env::var_os("HOLDFAST_CONFORMANCE").expect("corpus not found: set HOLDFAST_CONFORMANCE"),
+        );
         if env.join("rfc4475").is_dir() {
             env.join("rfc4475")
         } else {
@@ -34,7 +36,8 @@ fn corpus() -> Vec<Vec<u8>> {
 }
 
 /// Bytes that matter to the grammar, so that random input reaches past the start line.
-const INTERESTING: &[u8] = b"\r\n\r\n \t:;,<>\"\\%@[]=/?SIP/2.0 0123456789INVITE sip:tel:v:l:m:Via:Content-Length:\0\xff";
+const INTERESTING: &[u8] =
+    b"\r\n\r\n \t:;,<>\"\\%@[]=/?SIP/2.0 0123456789INVITE sip:tel:v:l:m:Via:Content-Length:\0\xff";
 
 fn random_input(rng: &mut StdRng) -> Vec<u8> {
     let len = rng.random_range(0..600);

@@ -10,7 +10,9 @@ fn corpus_dir() -> PathBuf {
     if beside.is_dir() {
         return beside;
     }
-    let from_env = std::env::var_os("HOLDFAST_CONFORMANCE").map(PathBuf::from).expect("corpus not found: set HOLDFAST_CONFORMANCE");
+    let from_env = std::env::var_os("HOLDFAST_CONFORMANCE")
+        .map(PathBuf::from)
+        .expect("corpus not found: set HOLDFAST_CONFORMANCE");
     // Accept either the conformance directory or the rfc4475 directory itself.
     if from_env.join("rfc4475").is_dir() {
         from_env.join("rfc4475")
@@ -99,7 +101,10 @@ fn wsinv_whitespace_and_folding() {
     assert_eq!((cseq.seq, cseq.method), (9, Method::INVITE));
     let vias: Vec<_> = r.headers.get_all(&HeaderName::Via).map(|v| Via::parse(v).unwrap()).collect();
     assert_eq!(vias.len(), 3);
-    assert_eq!((vias[0].transport.as_str(), vias[0].host.to_string(), vias[0].branch()), ("UDP", "192.0.2.2".into(), Some("390skdjuw")));
+    assert_eq!(
+        (vias[0].transport.as_str(), vias[0].host.to_string(), vias[0].branch()),
+        ("UDP", "192.0.2.2".into(), Some("390skdjuw"))
+    );
     assert_eq!((vias[1].transport.as_str(), vias[1].branch()), ("TCP", Some("z9hG4bK9ikj8")));
     assert_eq!(vias[1].host, Host::Domain("spindle.example.com".into()));
     assert_eq!((vias[2].host.to_string(), vias[2].branch()), ("192.168.255.111".into(), Some("z9hG4bK30239")));
@@ -157,7 +162,11 @@ fn esc01_escapes_decoded() {
 fn escnull_nul_in_user_part() {
     let r = request("escnull");
     assert_eq!(sip_user(&r.to_header().unwrap().uri), Some("null-\0-null"));
-    let users: Vec<_> = r.headers.get_all(&HeaderName::Contact).map(|c| sip_user(&NameAddr::parse(c).unwrap().uri).unwrap().to_string()).collect();
+    let users: Vec<_> = r
+        .headers
+        .get_all(&HeaderName::Contact)
+        .map(|c| sip_user(&NameAddr::parse(c).unwrap().uri).unwrap().to_string())
+        .collect();
     assert_eq!(users, ["\0", "\0\0"]);
     assert!(r.body.is_empty());
 }
@@ -198,7 +207,10 @@ fn longreq_long_values_and_many_vias() {
     assert!(from.tag().unwrap().starts_with("12982982"));
     assert_eq!(from.params.0.len(), 3);
     assert!(r.call_id().unwrap().ends_with("longcallid"));
-    assert!(r.headers.iter().any(|h| h.name.as_str().starts_with("Unknown-LongLong") && h.value.ends_with("-parameter-value")));
+    assert!(r
+        .headers
+        .iter()
+        .any(|h| h.name.as_str().starts_with("Unknown-LongLong") && h.value.ends_with("-parameter-value")));
     assert_eq!(r.body.len(), 150);
 }
 
@@ -218,7 +230,17 @@ fn semiuri_semicolon_in_user_part() {
     assert_eq!(uri.host, Host::Domain("example.com".into()));
     assert!(uri.params.0.is_empty());
     let accept: Vec<_> = r.headers.get_all(&HeaderName::Accept).collect();
-    assert_eq!(accept, ["application/sdp", "application/pkcs7-mime", "multipart/mixed", "multipart/signed", "message/sip", "message/sipfrag"]);
+    assert_eq!(
+        accept,
+        [
+            "application/sdp",
+            "application/pkcs7-mime",
+            "multipart/mixed",
+            "multipart/signed",
+            "message/sip",
+            "message/sipfrag"
+        ]
+    );
 }
 
 #[test]
@@ -278,7 +300,8 @@ fn every_invalid_message_is_refused_with_the_fault_named() {
     let invalid = files("invalid");
     assert_eq!(invalid.len(), INVALID.len());
     for (name, bytes) in &invalid {
-        let (_, status, words) = INVALID.iter().find(|(n, _, _)| n == name).unwrap_or_else(|| panic!("unexpected file {name}"));
+        let (_, status, words) =
+            INVALID.iter().find(|(n, _, _)| n == name).unwrap_or_else(|| panic!("unexpected file {name}"));
         let error = match wire::parse(bytes) {
             Ok(m) => panic!("{name} accepted: {m:?}"),
             Err(e) => e,
@@ -295,7 +318,9 @@ fn every_invalid_message_is_refused_with_the_fault_named() {
                 // The answer carries what the request had for the transaction to match on
                 // (copied as sent, so a faulty To stays faulty) and a status line as given.
                 assert!(answer.top_via().is_ok(), "{name}");
-                let request_call_id = String::from_utf8_lossy(bytes).lines().find_map(|l| l.strip_prefix("Call-ID: ").map(str::to_string));
+                let request_call_id = String::from_utf8_lossy(bytes)
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Call-ID: ").map(str::to_string));
                 assert_eq!(answer.call_id().ok().map(str::to_string), request_call_id, "{name}");
                 assert!(answer.to_header().map(|t| t.tag().is_some()).unwrap_or(true), "{name}: To tag");
                 let status_line = format!("SIP/2.0 {status} {}\r\n", error.reason());
@@ -330,7 +355,10 @@ fn semantic_and_extra_files_parse_or_fail_without_panic() {
     assert_eq!(seen, 18);
     // RFC 4475 §3.3: these carry duplicate singleton headers or lack mandatory ones.
     for name in ["insuf", "multi01", "mcl01"] {
-        assert!(matches!(wire::parse(&read("semantic", name)), Err(WireError::Header(_) | WireError::Duplicate(_))), "{name}");
+        assert!(
+            matches!(wire::parse(&read("semantic", name)), Err(WireError::Header(_) | WireError::Duplicate(_))),
+            "{name}"
+        );
     }
 }
 
@@ -346,10 +374,13 @@ fn valid_messages_framed_on_a_stream() {
             got.extend(decoder.by_ref());
         }
         let want = wire::parse(&bytes).unwrap();
-        let messages: Vec<_> = got.iter().filter_map(|i| match i {
-            Ok(StreamItem::Message(m)) => Some(m),
-            _ => None,
-        }).collect();
+        let messages: Vec<_> = got
+            .iter()
+            .filter_map(|i| match i {
+                Ok(StreamItem::Message(m)) => Some(m),
+                _ => None,
+            })
+            .collect();
         assert_eq!(messages, [&want, &want], "{name}: {got:?}");
     }
 }

@@ -84,10 +84,17 @@ fn rate(what: &str, mut op: impl FnMut()) -> f64 {
 fn parse_and_serialize_throughput() {
     let Ok(Message::Request(request)) = wire::parse(REGISTER) else { panic!("REGISTER does not parse") };
     let mut ok = request.response(200);
-    ok.headers.add(holdfast_sip::message::HeaderName::Contact, "<sip:1001@192.0.2.17:5060;rinstance=6a1f2c3d4e5f6071;transport=UDP>;expires=3600");
+    ok.headers.add(
+        holdfast_sip::message::HeaderName::Contact,
+        "<sip:1001@192.0.2.17:5060;rinstance=6a1f2c3d4e5f6071;transport=UDP>;expires=3600",
+    );
     let ok_bytes = ok.to_bytes();
     let parse_allocations = allocations(|| drop(black_box(wire::parse(REGISTER))));
-    println!("allocations: parse REGISTER {parse_allocations}, parse 200 OK {}, serialize 200 OK {}", allocations(|| drop(black_box(wire::parse(&ok_bytes)))), allocations(|| drop(black_box(ok.to_bytes()))));
+    println!(
+        "allocations: parse REGISTER {parse_allocations}, parse 200 OK {}, serialize 200 OK {}",
+        allocations(|| drop(black_box(wire::parse(&ok_bytes)))),
+        allocations(|| drop(black_box(ok.to_bytes())))
+    );
     let parse = rate("parse REGISTER", || drop(black_box(wire::parse(black_box(REGISTER)))));
     rate("parse 200 OK", || drop(black_box(wire::parse(black_box(&ok_bytes)))));
     rate("serialize 200 OK", || drop(black_box(black_box(&ok).to_bytes())));

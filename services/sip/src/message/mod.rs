@@ -97,7 +97,8 @@ impl Request {
         for name in [HeaderName::Via, HeaderName::From, HeaderName::To, HeaderName::CallId, HeaderName::CSeq] {
             for h in self.headers.iter().filter(|h| h.name == name) {
                 if h.name == HeaderName::To && status > 100 && !has_tag(&h.value) {
-                    headers.push(Header::new(HeaderName::To, format!("{};tag={:016x}", h.value, rand::random::<u64>())));
+                    headers
+                        .push(Header::new(HeaderName::To, format!("{};tag={:016x}", h.value, rand::random::<u64>())));
                 } else {
                     headers.push(h.clone());
                 }

@@ -28,7 +28,9 @@ impl NameAddr {
         let display = match raw.display {
             None => None,
             Some(RawDisplay::Quoted(q)) => Some(unquote(q).ok_or_else(|| bad("unbalanced quote in display name"))?.0),
-            Some(RawDisplay::Words(w)) => Some(w.split([' ', '\t']).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ")),
+            Some(RawDisplay::Words(w)) => {
+                Some(w.split([' ', '\t']).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" "))
+            }
         };
         let uri = raw.uri.to_uri()?;
         let params = Params::parse_header_params(raw.params).map_err(bad)?;
@@ -113,7 +115,10 @@ mod tests {
 
     #[test]
     fn quoted_display_and_spread_params() {
-        let n = NameAddr::parse("\"Quoted string \\\"\\\"\" <sip:jdrosen@example.com> ; newparam =      newvalue ;  secondparam ; q = 0.33").unwrap();
+        let n = NameAddr::parse(
+            "\"Quoted string \\\"\\\"\" <sip:jdrosen@example.com> ; newparam =      newvalue ;  secondparam ; q = 0.33",
+        )
+        .unwrap();
         assert_eq!(n.display.as_deref(), Some("Quoted string \"\""));
         assert_eq!(n.params.value("newparam"), Some("newvalue"));
         assert!(n.params.contains("secondparam"));

@@ -43,7 +43,10 @@ impl Params {
 }
 
 /// Checks header parameters without allocating, handing each name and raw value to `each`.
-pub(crate) fn scan_header_params<'a>(mut s: &'a str, mut each: impl FnMut(&'a str, Option<&'a str>)) -> Result<(), &'static str> {
+pub(crate) fn scan_header_params<'a>(
+    mut s: &'a str,
+    mut each: impl FnMut(&'a str, Option<&'a str>),
+) -> Result<(), &'static str> {
     loop {
         s = trim_start_ws(s);
         if s.is_empty() {
@@ -112,6 +115,9 @@ mod tests {
         assert!(Params::parse_header_params(";;").is_err());
         assert!(Params::parse_header_params(";a=").is_err());
         assert!(Params::parse_header_params(" junk").is_err());
-        assert_eq!(Params::parse_header_params(";received=2001:db8::1").unwrap().value("received"), Some("2001:db8::1"));
+        assert_eq!(
+            Params::parse_header_params(";received=2001:db8::1").unwrap().value("received"),
+            Some("2001:db8::1")
+        );
     }
 }

@@ -8,7 +8,8 @@ pub(crate) fn is_token_byte(b: u8) -> bool {
         let mut i = 0;
         while i < 256 {
             let b = i as u8;
-            t[i] = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~');
+            t[i] = b.is_ascii_alphanumeric()
+                || matches!(b, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~');
             i += 1;
         }
         t

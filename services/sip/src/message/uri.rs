@@ -39,7 +39,6 @@ pub enum Uri {
     Other(String),
 }
 
-
 /// `user-unreserved` and `unreserved`: what a user part may carry unescaped (`;` included).
 fn is_user_byte(b: u8) -> bool {
     is_unreserved(b) || matches!(b, b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/')
@@ -196,7 +195,10 @@ impl<'a> RawSipUri<'a> {
             return Err(bad("unexpected text after host"));
         }
         for (name, value) in uri_params(params) {
-            if name.is_empty() || !is_escaped_text(name, is_param_byte) || !value.is_none_or(|v| is_escaped_text(v, is_param_byte)) {
+            if name.is_empty()
+                || !is_escaped_text(name, is_param_byte)
+                || !value.is_none_or(|v| is_escaped_text(v, is_param_byte))
+            {
                 return Err(bad("malformed URI parameter"));
             }
         }
@@ -240,7 +242,10 @@ fn scan_tel(rest: &str) -> Result<RawUri<'_>, HeaderError> {
         return Err(bad("malformed telephone number"));
     }
     for (name, value) in tel_params(params) {
-        if name.is_empty() || !is_escaped_text(name, is_param_byte) || !value.is_none_or(|v| is_escaped_text(v, is_param_byte)) {
+        if name.is_empty()
+            || !is_escaped_text(name, is_param_byte)
+            || !value.is_none_or(|v| is_escaped_text(v, is_param_byte))
+        {
             return Err(bad("malformed tel URI parameter"));
         }
     }
@@ -371,7 +376,9 @@ mod tests {
         assert_eq!(u.headers, vec![("Route".into(), "%3Csip:x%3E".into()), ("Subject".into(), "hi".into())]);
         assert_eq!(u.to_string(), "sips:alice:secret@[2001:db8::1]:5061;transport=tcp?Route=%3Csip:x%3E&Subject=hi");
         assert_eq!(sip("sip:192.0.2.1:5060").host, Host::V4("192.0.2.1".parse().unwrap()));
-        for bad in ["sip:", "sip:@host", "sip:host:99999", "sip:host;;x", "sip:[::1", "sip:a b", "sip:999.1.1.1", "<sip:x>"] {
+        for bad in
+            ["sip:", "sip:@host", "sip:host:99999", "sip:host;;x", "sip:[::1", "sip:a b", "sip:999.1.1.1", "<sip:x>"]
+        {
             assert!(Uri::parse(bad).is_err(), "{bad}");
         }
     }
@@ -392,7 +399,10 @@ mod tests {
         assert_eq!(tel.number, "+1-201-555-0123");
         assert_eq!(tel.params.value("phone-context"), Some("example.com"));
         assert_eq!(t.to_string(), "tel:+1-201-555-0123;phone-context=example.com");
-        assert_eq!(Uri::parse("soap.beep://192.0.2.103:3002").unwrap(), Uri::Other("soap.beep://192.0.2.103:3002".into()));
+        assert_eq!(
+            Uri::parse("soap.beep://192.0.2.103:3002").unwrap(),
+            Uri::Other("soap.beep://192.0.2.103:3002".into())
+        );
         assert!(Uri::parse("1abc:x").is_err());
     }
 }

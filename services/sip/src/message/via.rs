@@ -1,6 +1,6 @@
 //! One Via value: `SIP/2.0/UDP host:port;branch=...;rport;received=...`.
-use super::syntax::{is_token_byte, take_until, trim_start_ws, trim_ws};
 use super::params::scan_header_params;
+use super::syntax::{is_token_byte, take_until, trim_start_ws, trim_ws};
 use super::uri::{parse_host, RawHost};
 use super::{HeaderError, Host, Params};
 use std::fmt;
@@ -113,7 +113,14 @@ mod tests {
 
     #[test]
     fn rejects_broken_vias() {
-        for bad in ["", "SIP/2.0/UDP", "SIP/2.0/UDP 192.0.2.15;;", "SIP/2.0UDP host", "HTTP/1.1/TCP host", "SIP/2.0/UDP host:x"] {
+        for bad in [
+            "",
+            "SIP/2.0/UDP",
+            "SIP/2.0/UDP 192.0.2.15;;",
+            "SIP/2.0UDP host",
+            "HTTP/1.1/TCP host",
+            "SIP/2.0/UDP host:x",
+        ] {
             assert!(Via::parse(bad).is_err(), "{bad}");
         }
     }

@@ -79,7 +79,8 @@ fn parse_start_line(line: &str) -> Result<StartLine, WireError> {
     // Request-Line = Method SP Request-URI SP SIP-Version: exactly one space each, no more
     // (RFC 4475 lwsstart, trws, lwsruri).
     let mut parts = line.split(' ');
-    let (Some(method), Some(uri), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(method), Some(uri), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(WireError::StartLine("request line"));
     };
     if !is_token(method) {
@@ -120,7 +121,10 @@ fn check_version(version: &str, line: &'static str) -> Result<(), WireError> {
 /// List headers whose elements are addresses or hops, where an empty element is a fault
 /// (RFC 4475 badinv01); elsewhere `Allow: INVITE,,ACK` is merely untidy.
 fn must_not_be_empty(name: &HeaderName) -> bool {
-    matches!(name, HeaderName::Via | HeaderName::Contact | HeaderName::Route | HeaderName::RecordRoute | HeaderName::Path)
+    matches!(
+        name,
+        HeaderName::Via | HeaderName::Contact | HeaderName::Route | HeaderName::RecordRoute | HeaderName::Path
+    )
 }
 
 fn static_name(name: &HeaderName) -> &'static str {
@@ -164,10 +168,10 @@ mod tests {
         assert_eq!(r.method, Method::REGISTER);
         assert_eq!(r.headers.count(&HeaderName::Via), 2);
         assert_eq!(r.top_via().unwrap().branch(), Some("z9hG4bK1"));
-        assert_eq!(r.headers.get_all(&HeaderName::Contact).collect::<Vec<_>>(), [
-            "\"A, B\" <sip:alice@192.0.2.1;transport=udp>;expires=60",
-            "<tel:+15551234>"
-        ]);
+        assert_eq!(
+            r.headers.get_all(&HeaderName::Contact).collect::<Vec<_>>(),
+            ["\"A, B\" <sip:alice@192.0.2.1;transport=udp>;expires=60", "<tel:+15551234>"]
+        );
         assert_eq!(r.headers.count(&HeaderName::Supported), 2);
         assert_eq!(r.call_id().unwrap(), "abc@192.0.2.1");
         assert_eq!(r.body, b"body");
@@ -185,7 +189,11 @@ mod tests {
     #[test]
     fn faults_are_named() {
         let cases: &[(&str, &str, WireError)] = &[
-            ("REGISTER sip:example.com SIP/2.0", "REGISTER  sip:example.com SIP/2.0", WireError::StartLine("request line")),
+            (
+                "REGISTER sip:example.com SIP/2.0",
+                "REGISTER  sip:example.com SIP/2.0",
+                WireError::StartLine("request line"),
+            ),
             ("SIP/2.0\r\n", "SIP/3.0\r\n", WireError::Version("SIP/3.0".into())),
             ("CSeq: 2 REGISTER", "CSeq: 2 INVITE", WireError::CSeqMethod),
             ("i: abc@192.0.2.1\r\n", "", WireError::Header(crate::message::HeaderError::Missing("Call-ID"))),

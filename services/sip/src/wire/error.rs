@@ -50,7 +50,10 @@ impl WireError {
     pub fn breaks_framing(&self) -> bool {
         matches!(
             self,
-            WireError::ContentLength | WireError::Duplicate("Content-Length") | WireError::NoContentLength | WireError::TooLarge(_)
+            WireError::ContentLength
+                | WireError::Duplicate("Content-Length")
+                | WireError::NoContentLength
+                | WireError::TooLarge(_)
         )
     }
 

@@ -1,8 +1,8 @@
 //! Checks of the headers every transaction and dialog relies on, made while parsing so that a
 //! `Message` out of `wire::parse` can be trusted and a faulty one answered with the fault.
 use super::error::WireError;
-use crate::message::syntax::is_ws;
 use crate::message::name_addr::RawNameAddr;
+use crate::message::syntax::is_ws;
 use crate::message::via::RawVia;
 use crate::message::{CSeq, HeaderName};
 
