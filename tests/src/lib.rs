@@ -1,6 +1,7 @@
 //! Support for the integration tests: locating the built binaries, scratch directories, and driving
 //! the real peers (sipp, baresip, Kamailio, qemu) that the tests start themselves.
 pub mod bins;
+pub mod branch;
 pub mod kamailio;
 pub mod netns;
 pub mod phones;

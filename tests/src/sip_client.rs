@@ -18,7 +18,11 @@ pub struct Ua {
 
 impl Ua {
     pub fn new(server: SocketAddr, user: &str, domain: &str) -> Ua {
-        let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        Ua::with_socket(UdpSocket::bind("127.0.0.1:0").expect("bind"), server, user, domain)
+    }
+
+    /// A UA on a socket of the caller's (one bound inside a test namespace).
+    pub fn with_socket(sock: UdpSocket, server: SocketAddr, user: &str, domain: &str) -> Ua {
         sock.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
         let call_id = format!("{user}-{}@test", sock.local_addr().expect("addr").port());
         Ua { sock, server, user: user.into(), domain: domain.into(), call_id, cseq: 0, branch: 0 }

@@ -1,0 +1,114 @@
+//! The SBA under test inside the survivability topology: sba-registrar started in the `sba`
+//! namespace with a config naming Kamailio as the central site and the PSTN namespace's carrier
+//! as the way out, plus what the tests read back (mode, bindings).
+use crate::bins::bin;
+use crate::netns::{KillOnDrop, Topology, CENTRAL, PSTN, SBA_LAN};
+use crate::scratch::Scratch;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Sba<'a> {
+    topo: &'a Topology,
+    pub config: PathBuf,
+    pub db: PathBuf,
+    /// Where the phones send everything.
+    pub addr: SocketAddr,
+    child: Option<KillOnDrop>,
+}
+
+impl<'a> Sba<'a> {
+    /// `extra` is appended to the config (more sections, e.g. [[directory]]).
+    pub fn start(topo: &'a Topology, scratch: &Scratch, domain: &str, central_port: u16, extra: &str) -> Sba<'a> {
+        let db = scratch.file("sba.db");
+        let config = scratch.file("sba.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[registrar]\nlisten = \"0.0.0.0:5060\"\ndb = \"{}\"\ndomain = \"{domain}\"\n\n\
+                 [central]\nproxies = [\"{CENTRAL}:{central_port}\"]\nbranch_expires = 60\n\n\
+                 [survival]\nmediation = \"{PSTN}:5060\"\n\n{extra}\n",
+                db.display()
+            ),
+        )
+        .expect("write config");
+        let mut sba = Sba { topo, config, db, addr: SocketAddr::from((SBA_LAN, 5060)), child: None };
+        sba.restart();
+        sba
+    }
+
+    pub fn restart(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.config.with_extension("log"))
+            .expect("log file");
+        let child = self
+            .topo
+            .sba
+            .command(bin("sba-registrar").to_str().expect("utf-8 path"))
+            .arg("--config")
+            .arg(&self.config)
+            .env("HOLDFAST_LOG_STDERR", "1")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start sba-registrar");
+        let pid = u64::from(child.id());
+        self.child = Some(KillOnDrop(child));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        // `ip netns exec` execs the registrar, so the pid it writes is the child's.
+        while self.status().and_then(|s| s["pid"].as_u64()) != Some(pid) {
+            assert!(Instant::now() < deadline, "sba-registrar did not start:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL, as a power cut would.
+    pub fn kill9(&mut self) {
+        self.child = None;
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.0.try_wait(), Ok(None)))
+    }
+
+    /// `sbactl status --json`, once the registrar has written it.
+    pub fn status(&self) -> Option<serde_json::Value> {
+        let out = Command::new(bin("sbactl")).arg("--db").arg(&self.db).args(["status", "--json"]).output().ok()?;
+        out.status.success().then(|| serde_json::from_slice(&out.stdout).ok()).flatten()
+    }
+
+    pub fn mode(&self) -> String {
+        self.status().and_then(|s| s["mode"].as_str().map(str::to_string)).unwrap_or_default()
+    }
+
+    /// Polls until the mode is `want`; how long it took, or None after `within`.
+    pub fn wait_mode(&self, want: &str, within: Duration) -> Option<Duration> {
+        let started = Instant::now();
+        while started.elapsed() < within {
+            if self.mode() == want {
+                return Some(started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// `sbactl registrations --json`.
+    pub fn registrations(&self) -> Vec<serde_json::Value> {
+        let out = Command::new(bin("sbactl"))
+            .arg("--db")
+            .arg(&self.db)
+            .args(["registrations", "--json"])
+            .output()
+            .expect("run sbactl");
+        assert!(out.status.success(), "sbactl registrations: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("JSON")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.config.with_extension("log")).unwrap_or_default()
+    }
+}
