@@ -27,8 +27,8 @@ pub struct StreamDecoder {
     max_message: usize,
     /// Where the search for the end of the header block resumes.
     scanned: usize,
-    /// The header block's end and the body's start, once found.
-    head: Option<(usize, usize)>,
+    /// The length of the message in front, once its header block is complete.
+    framed: Option<usize>,
     closed: bool,
     rejected: Vec<u8>,
 }
@@ -47,7 +47,14 @@ impl StreamDecoder {
     }
 
     pub fn with_max_message(max_message: usize) -> Self {
-        StreamDecoder { buf: BytesMut::new(), max_message, scanned: 0, head: None, closed: false, rejected: Vec::new() }
+        StreamDecoder {
+            buf: BytesMut::new(),
+            max_message,
+            scanned: 0,
+            framed: None,
+            closed: false,
+            rejected: Vec::new(),
+        }
     }
 
     pub fn push(&mut self, data: &[u8]) {
@@ -102,13 +109,13 @@ impl Iterator for StreamDecoder {
         if self.closed {
             return None;
         }
-        if self.head.is_none() {
-            if let Some(item) = self.keepalive() {
-                return item.map(Ok);
-            }
-            match find_head_end(&self.buf, self.scanned) {
-                Some(found) => self.head = Some(found),
-                None => {
+        let total = match self.framed {
+            Some(total) => total,
+            None => {
+                if let Some(item) = self.keepalive() {
+                    return item.map(Ok);
+                }
+                let Some((head_end, body_start)) = find_head_end(&self.buf, self.scanned) else {
                     if self.buf.len() > self.max_message {
                         let upto = self.max_message;
                         return self.fail(WireError::TooLarge(self.max_message), upto);
@@ -116,24 +123,24 @@ impl Iterator for StreamDecoder {
                     // Resume a little before the end: the empty line may straddle two pushes.
                     self.scanned = self.buf.len().saturating_sub(3);
                     return None;
+                };
+                let total = match framed_length(&self.buf[..head_end]) {
+                    Ok(length) => body_start.saturating_add(length),
+                    Err(e) => return self.fail(e, head_end),
+                };
+                if total > self.max_message {
+                    return self.fail(WireError::TooLarge(self.max_message), head_end);
                 }
+                self.framed = Some(total);
+                total
             }
-        }
-        let (head_end, body_start) = self.head?;
-        let length = match framed_length(&self.buf[..head_end]) {
-            Ok(n) => n,
-            Err(e) => return self.fail(e, head_end),
         };
-        let total = body_start.saturating_add(length);
-        if total > self.max_message {
-            return self.fail(WireError::TooLarge(self.max_message), head_end);
-        }
         if self.buf.len() < total {
             return None;
         }
         let bytes = self.buf.split_to(total);
         self.scanned = 0;
-        self.head = None;
+        self.framed = None;
         Some(match parse(&bytes) {
             Ok(message) => Ok(StreamItem::Message(message)),
             Err(e) => {
