@@ -44,6 +44,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let now = 1_800_000_000;
 
     let started = Instant::now();
+    let cpu_before = process_cpu();
     let mut tasks = Vec::with_capacity(CALLERS);
     for caller in 0..CALLERS {
         let writer = writer.clone();
@@ -64,13 +65,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         latencies.extend(task.await??);
     }
     let elapsed = started.elapsed();
+    let cpu = process_cpu().saturating_sub(cpu_before);
     let stats = writer.stats();
     latencies.sort();
     let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
     let secs = elapsed.as_secs_f64();
     println!(
         "{} upserts from {CALLERS} callers in {elapsed:.2?}: {} commits, {:.0} ops/s, {:.0} commits/s, \
-         {:.1} ops/commit, latency p50 {:.2?} p99 {:.2?} max {:.2?}",
+         {:.1} ops/commit, latency p50 {:.2?} p99 {:.2?} max {:.2?}, process CPU {:.1} µs/op",
         stats.ops,
         stats.commits,
         stats.ops as f64 / secs,
@@ -79,6 +81,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         pct(0.50),
         pct(0.99),
         pct(1.0),
+        cpu.as_secs_f64() * 1e6 / stats.ops.max(1) as f64,
     );
     assert_eq!(
         store.load_bindings(now).await?.len(),
@@ -87,4 +90,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     store.close().await;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// User + system time of the whole process (all threads, SQLite's worker included), from
+/// /proc/self/stat in USER_HZ ticks (100 on Linux).
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after_name = stat.rsplit(')').next().unwrap_or_default();
+    let fields: Vec<u64> = after_name
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    Duration::from_millis(fields.iter().sum::<u64>() * 10)
 }

@@ -24,12 +24,15 @@ const DELETE_RUN_SQL: &str = "DELETE FROM bindings WHERE (aor, contact) IN \
     (SELECT value ->> 0, value ->> 1 FROM json_each(?))";
 const DELETE_AOR_RUN_SQL: &str =
     "DELETE FROM bindings WHERE aor IN (SELECT value FROM json_each(?))";
+const EXPIRE_RUN_SQL: &str =
+    "DELETE FROM bindings WHERE expires_at <= (SELECT max(value) FROM json_each(?))";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Upsert,
     Delete,
     DeleteAor,
+    Expire,
 }
 
 fn kind_and_row(op: &BindingOp) -> (Kind, Value) {
@@ -55,6 +58,7 @@ fn kind_and_row(op: &BindingOp) -> (Kind, Value) {
         ),
         BindingOp::Delete { aor, contact } => (Kind::Delete, json!([aor, contact])),
         BindingOp::DeleteAor { aor } => (Kind::DeleteAor, json!(aor)),
+        BindingOp::Expire { now } => (Kind::Expire, json!(now)),
     }
 }
 
@@ -90,6 +94,7 @@ async fn execute_run(
         Kind::Upsert => UPSERT_RUN_SQL,
         Kind::Delete => DELETE_RUN_SQL,
         Kind::DeleteAor => DELETE_AOR_RUN_SQL,
+        Kind::Expire => EXPIRE_RUN_SQL,
     };
     sqlx::query(sql)
         .bind(Value::Array(rows).to_string())

@@ -17,14 +17,23 @@ use crate::store::Store;
 #[derive(Debug, Clone, PartialEq)]
 pub enum BindingOp {
     Upsert(Binding),
-    Delete { aor: String, contact: String },
-    DeleteAor { aor: String },
+    Delete {
+        aor: String,
+        contact: String,
+    },
+    DeleteAor {
+        aor: String,
+    },
+    /// Deletes every binding with `expires_at <= now` (unix seconds).
+    Expire {
+        now: i64,
+    },
 }
 
 /// Requests waiting for the writer; beyond this, callers wait to enqueue.
 const QUEUE_DEPTH: usize = 4096;
 /// Operations per transaction: bounds the latency one commit adds to its callers.
-const MAX_BATCH_OPS: usize = 4096;
+const MAX_BATCH_OPS: usize = 1024;
 
 struct Request {
     ops: Vec<BindingOp>,

@@ -141,6 +141,31 @@ async fn load_returns_live_bindings_and_drops_expired_ones() {
 }
 
 #[tokio::test]
+async fn expire_deletes_what_is_due_through_the_writer() {
+    let dir = TempDir::new("expire");
+    let store = Store::open(&dir.path().join("db")).await.unwrap();
+    let writer = store.binding_writer().await.unwrap();
+    let due = binding("alice", 5060, NOW);
+    let later = binding("bob", 5060, NOW + 1);
+    writer
+        .apply(vec![
+            BindingOp::Upsert(due),
+            BindingOp::Upsert(later.clone()),
+        ])
+        .await
+        .unwrap();
+    writer
+        .apply(vec![BindingOp::Expire { now: NOW }])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.list_bindings().await.unwrap(),
+        std::slice::from_ref(&later)
+    );
+    store.close().await;
+}
+
+#[tokio::test]
 async fn concurrent_callers_share_commits() {
     let dir = TempDir::new("group");
     let store = Store::open(&dir.path().join("db")).await.unwrap();

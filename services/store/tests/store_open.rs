@@ -33,7 +33,10 @@ async fn creates_parent_dirs_and_applies_migrations() {
     .iter()
     .map(|r| r.get(0))
     .collect();
-    assert_eq!(tables, ["_sqlx_migrations", "bindings", "users", "users_version"]);
+    assert_eq!(
+        tables,
+        ["_sqlx_migrations", "bindings", "users", "users_version"]
+    );
     let mode: String = sqlx::query("PRAGMA journal_mode")
         .fetch_one(&mut conn)
         .await
@@ -91,11 +94,21 @@ async fn users_version_moves_with_every_change() {
     store.add_user("a", "d", "pw").await.unwrap();
     let v1 = store.users_version().await.unwrap();
     assert!(v1 > v0);
-    store.add_users("d", &[("b".into(), "x".into()), ("c".into(), "y".into())]).await.unwrap();
+    store
+        .add_users("d", &[("b".into(), "x".into()), ("c".into(), "y".into())])
+        .await
+        .unwrap();
     let v2 = store.users_version().await.unwrap();
     assert!(v2 > v1);
-    assert!(store.add_users("d", &[("e".into(), "x".into()), ("a".into(), "y".into())]).await.is_err());
-    assert_eq!(store.list_users().await.unwrap().len(), 3, "a failed batch adds nobody");
+    assert!(store
+        .add_users("d", &[("e".into(), "x".into()), ("a".into(), "y".into())])
+        .await
+        .is_err());
+    assert_eq!(
+        store.list_users().await.unwrap().len(),
+        3,
+        "a failed batch adds nobody"
+    );
     store.remove_user("b", "d").await.unwrap();
     assert!(store.users_version().await.unwrap() > v2);
 }
