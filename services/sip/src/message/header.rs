@@ -4,8 +4,8 @@ use std::fmt;
 macro_rules! header_names {
     ($( $variant:ident => $canon:literal $(, $compact:literal)? ; )*) => {
         /// A header name. Known names compare case-insensitively and by compact form; anything else
-        /// is kept as `Other` with its spelling.
-        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        /// is kept as `Other` with its spelling, and compares case-insensitively too (RFC 3261 §7.3.1).
+        #[derive(Debug, Clone)]
         pub enum HeaderName {
             $( $variant, )*
             Other(String),
@@ -75,6 +75,28 @@ header_names! {
     Via => "Via", "v";
     Warning => "Warning";
     WwwAuthenticate => "WWW-Authenticate";
+}
+
+impl PartialEq for HeaderName {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (HeaderName::Other(a), HeaderName::Other(b)) => a.eq_ignore_ascii_case(b),
+            _ => std::mem::discriminant(self) == std::mem::discriminant(other),
+        }
+    }
+}
+
+impl Eq for HeaderName {}
+
+impl std::hash::Hash for HeaderName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(self).hash(state);
+        if let HeaderName::Other(name) = self {
+            for b in name.bytes() {
+                state.write_u8(b.to_ascii_lowercase());
+            }
+        }
+    }
 }
 
 impl fmt::Display for HeaderName {
@@ -204,5 +226,23 @@ impl<'a> IntoIterator for &'a Headers {
     type IntoIter = std::slice::Iter<'a, Header>;
     fn into_iter(self) -> Self::IntoIter {
         self.0.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_compare_case_insensitively_and_by_compact_form() {
+        assert_eq!(HeaderName::parse("v"), HeaderName::Via);
+        assert_eq!(HeaderName::parse("cALL-iD"), HeaderName::CallId);
+        assert_eq!(HeaderName::parse("X-Custom"), HeaderName::parse("x-custom"));
+        assert_ne!(HeaderName::parse("X-Custom"), HeaderName::parse("X-Other"));
+        let mut headers = Headers::default();
+        headers.add(HeaderName::parse("Identity"), "abc");
+        assert_eq!(headers.get(&HeaderName::Other("identity".into())), Some("abc"));
+        let set: std::collections::HashSet<_> = [HeaderName::parse("X-A"), HeaderName::parse("x-a")].into();
+        assert_eq!(set.len(), 1);
     }
 }
