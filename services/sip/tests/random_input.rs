@@ -121,7 +121,7 @@ fn hundred_thousand_random_and_mutated_inputs_without_panic() {
     let mut parsed = 0usize;
     let mut done = 0usize;
     while done < INPUTS && started.elapsed() < TIME_LIMIT {
-        let input = if done % 4 == 0 {
+        let input = if done.is_multiple_of(4) {
             random_input(&mut rng)
         } else {
             let seed = &corpus[rng.random_range(0..corpus.len())];
