@@ -44,8 +44,9 @@ fn realtime_ns() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
-/// utime + stime of `pid` from /proc/PID/stat.
-pub fn process_cpu(pid: u32, tick: Duration) -> anyhow::Result<Duration> {
+/// utime + stime of `pid` from /proc/PID/stat; zero without a relay process.
+pub fn process_cpu(pid: Option<u32>, tick: Duration) -> anyhow::Result<Duration> {
+    let Some(pid) = pid else { return Ok(Duration::ZERO) };
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // The command name may hold spaces; fields are counted after its ')'.
     let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
@@ -75,7 +76,7 @@ pub fn run(
     target: &Target,
     warmup: Duration,
     duration: Duration,
-    relay_pid: u32,
+    relay_pid: Option<u32>,
     tick: Duration,
 ) -> anyhow::Result<Outcome> {
     let streams = target.calls.len() * 2;

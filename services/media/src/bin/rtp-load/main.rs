@@ -36,8 +36,12 @@ struct Args {
     #[arg(long, default_value = "127.0.0.1:19002")]
     side_b: SocketAddr,
     /// The relay's process, whose CPU time is read from /proc.
-    #[arg(long)]
-    pid: u32,
+    #[arg(long, required_unless_present = "direct")]
+    pid: Option<u32>,
+    /// No relay: each side sends straight to the other, the baseline that
+    /// relay delays are compared with.
+    #[arg(long, conflicts_with_all = ["ports", "rtpengine"])]
+    direct: bool,
     /// Payload type of the B side's packets: 8 (PCMA) against a relay that
     /// transcodes (rtp-relay-bench --transcode).
     #[arg(long, default_value_t = 0)]
@@ -79,14 +83,18 @@ fn main() -> anyhow::Result<()> {
             rtpengine = Some((ng, n));
             calls
         }
-        (None, None) => anyhow::bail!("give --ports or --rtpengine"),
+        (None, None) if args.direct => {
+            let n = args.calls.context("--calls is needed with --direct")?;
+            vec![(args.side_b.port(), args.side_a.port()); n]
+        }
+        (None, None) => anyhow::bail!("give --ports, --rtpengine or --direct"),
     };
     let tick = Duration::from_secs(1)
         / nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)?
             .and_then(|t| u32::try_from(t).ok())
             .unwrap_or(100);
     let target = load::Target {
-        relay_ip: args.relay_ip,
+        relay_ip: if args.direct { args.side_b.ip() } else { args.relay_ip },
         calls,
         b_payload_type: args.b_payload_type,
     };
