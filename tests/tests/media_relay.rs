@@ -1,6 +1,6 @@
 //! The media relay on loopback: two UDP "phones" talk through one session.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use holdfast_media::g711::{ALAW_TO_ULAW, PT_PCMA, PT_PCMU, ULAW_TO_ALAW};
@@ -200,8 +200,34 @@ fn port_pool_exhaustion_is_a_clear_error_and_release_refills() {
     relay.release(first.id).unwrap();
     assert_eq!(relay.available_pairs(), 3);
     assert!(matches!(relay.stats(first.id), Err(RelayError::UnknownSession(_))));
+    // Release closed the sockets: another process can take the port now,
+    // and the relay then skips that pair.
+    let squatter = UdpSocket::bind(first.a.rtp).expect("released port is free");
     let again = relay.allocate().unwrap();
     assert_ne!(again.id, first.id);
+    let used = [again.a.rtp, again.b.rtp];
+    assert!(!used.contains(&squatter.local_addr().unwrap()), "{used:?}");
+    assert!(matches!(relay.allocate(), Err(RelayError::PortsExhausted { .. })));
+}
+
+#[test]
+fn relays_over_ipv6() {
+    let relay = Relay::start(RelayConfig {
+        bind_ip: IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ports: 42_700..=42_715,
+    })
+    .unwrap();
+    let phone6 = || {
+        let s = UdpSocket::bind((Ipv6Addr::LOCALHOST, 0)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        s
+    };
+    let (a, b) = (phone6(), phone6());
+    let alloc = call(&relay, &a, &b, RemoteMedia::at);
+    assert!(alloc.a.rtp.is_ipv6());
+    let sent = rtp(PT_PCMA, 1, &[0xD5; 160]);
+    a.send_to(&sent, alloc.a.rtp).unwrap();
+    assert_eq!(recv(&b), (sent, alloc.b.rtp));
 }
 
 #[test]
