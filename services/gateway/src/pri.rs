@@ -175,3 +175,113 @@ impl Pri {
         warn!("pri: layer 2/3 exchange did not settle");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::q931::ie::{NumberingPlan, PartyNumber, TypeOfNumber};
+
+    fn wire(a: &mut Pri, b: &mut Pri, now: Instant) {
+        for _ in 0..1000 {
+            let mut idle = true;
+            while let Some(f) = a.poll_transmit() {
+                b.handle_dframe(&f, now);
+                idle = false;
+            }
+            while let Some(f) = b.poll_transmit() {
+                a.handle_dframe(&f, now);
+                idle = false;
+            }
+            if idle {
+                return;
+            }
+        }
+        panic!("never settled");
+    }
+
+    fn events(p: &mut Pri) -> Vec<PriEvent> {
+        std::iter::from_fn(|| p.poll_event()).collect()
+    }
+
+    fn up(now: Instant) -> (Pri, Pri) {
+        let mut user = Pri::new(Side::User, Layout::E1, Layer1::Alaw);
+        let mut net = Pri::new(Side::Network, Layout::E1, Layer1::Alaw);
+        user.start(now);
+        net.start(now);
+        wire(&mut user, &mut net, now);
+        assert_eq!(events(&mut user), [PriEvent::InService(true)]);
+        assert_eq!(events(&mut net), [PriEvent::InService(true)]);
+        (user, net)
+    }
+
+    fn call() -> Outgoing {
+        Outgoing {
+            called: PartyNumber::new(TypeOfNumber::Unknown, NumberingPlan::Isdn, "1"),
+            calling: None,
+            channel: None,
+        }
+    }
+
+    #[test]
+    fn red_alarm_clears_calls_and_recovery_brings_the_link_back() {
+        let now = Instant::now();
+        let (mut user, mut net) = up(now);
+        let id = user.place_call(call(), now).unwrap();
+        wire(&mut user, &mut net, now);
+        events(&mut net);
+        user.handle_alarms(Alarms::RED, now);
+        let got = events(&mut user);
+        assert!(got.contains(&PriEvent::InService(false)), "{got:?}");
+        assert!(got.iter().any(|e| matches!(e, PriEvent::Call(CallEvent::Cleared { call, cause: c })
+            if *call == id && c.value == cause::NETWORK_OUT_OF_ORDER)));
+        assert_eq!(user.place_call(call(), now), Err(cause::NETWORK_OUT_OF_ORDER));
+        assert_eq!(user.next_timeout(), None, "nothing runs on a dead line");
+        user.handle_alarms(Alarms::NONE, now);
+        wire(&mut user, &mut net, now);
+        assert!(events(&mut user).contains(&PriEvent::InService(true)));
+    }
+
+    #[test]
+    fn a_silent_peer_takes_the_trunk_out_of_service_and_it_keeps_trying() {
+        let mut now = Instant::now();
+        let (mut user, _net) = up(now);
+        let mut out_at = None;
+        for _ in 0..100 {
+            let Some(at) = user.next_timeout() else { break };
+            now = at;
+            user.handle_timeout(now);
+            while user.poll_transmit().is_some() {}
+            if events(&mut user).contains(&PriEvent::InService(false)) {
+                out_at = Some(now);
+                break;
+            }
+        }
+        assert!(out_at.is_some(), "T203 + N200 x T200 must end in out of service");
+        assert!(user.next_timeout().is_some(), "re-establishment is attempted");
+    }
+
+    #[test]
+    fn random_d_channel_frames_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x0921_0931);
+        let now = Instant::now();
+        let (mut user, mut net) = up(now);
+        let mut ns = 0u8;
+        for _ in 0..20_000 {
+            // Well-formed I-frames in sequence, carrying random layer-3 bytes.
+            let len = rng.random_range(0..30);
+            let mut l3: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+            if len > 4 && rng.random_bool(0.8) {
+                l3[0] = 0x08;
+                l3[1] = 0x02;
+            }
+            let mut frame = vec![0x02, 0x01, ns << 1, 0];
+            frame.extend_from_slice(&l3);
+            ns = (ns + 1) % 128;
+            user.handle_dframe(&frame, now);
+            while user.poll_transmit().is_some() {}
+            while net.poll_transmit().is_some() {}
+            events(&mut user);
+        }
+    }
+}
