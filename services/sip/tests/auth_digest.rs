@@ -157,6 +157,34 @@ fn challenge_offers_sha256_then_md5_with_one_nonce() {
 }
 
 #[test]
+fn offered_algorithms_are_configurable_and_others_refused() {
+    let mut config = DigestConfig::new(REALM);
+    config.algorithms = vec![Algorithm::Md5];
+    let s = DigestServer::new(config);
+    let users = users();
+    let values = s.challenge(at(1000), false);
+    assert_eq!(values.len(), 1);
+    let md5 = Challenge::parse(&values[0]).unwrap();
+    assert_eq!(md5.algorithm, Algorithm::Md5);
+    assert!(s
+        .verify(
+            "REGISTER",
+            &answer(&values[0], "alice", "wonderland", 1),
+            lookup(&users),
+            at(1000)
+        )
+        .is_ok());
+    // A client may not pick a stronger or weaker algorithm than offered.
+    let mut sha = md5;
+    sha.algorithm = Algorithm::Sha256;
+    let sha = answer(&sha.to_header_value(), "alice", "wonderland", 2);
+    assert!(matches!(
+        s.verify("REGISTER", &sha, lookup(&users), at(1000)),
+        Err(AuthError::UnsupportedAlgorithm(_))
+    ));
+}
+
+#[test]
 fn both_algorithms_authenticate() {
     let s = server();
     let users = users();

@@ -25,9 +25,7 @@ impl DigestParams {
 /// Parses `Digest` followed by a comma-separated list of auth-params (RFC 7235 §2.1).
 pub fn parse_digest(value: &str) -> Result<DigestParams, AuthError> {
     let value = value.trim_start();
-    let scheme_end = value
-        .find([' ', '\t'])
-        .unwrap_or(value.len());
+    let scheme_end = value.find([' ', '\t']).unwrap_or(value.len());
     if !value[..scheme_end].eq_ignore_ascii_case("Digest") {
         return Err(AuthError::Malformed("scheme is not Digest"));
     }

@@ -23,7 +23,8 @@ pub struct DigestConfig {
 }
 
 impl DigestConfig {
-    /// 300 s nonces, a random secret, a million tracked nonces (some 50 MB at most).
+    /// 300 s nonces, a random secret, a million tracked nonces (some 50 MB at most), SHA-256
+    /// offered before MD5 (RFC 8760 §2.4).
     pub fn new(realm: &str) -> Self {
         DigestConfig {
             realm: realm.to_owned(),
@@ -117,6 +118,11 @@ impl DigestServer {
         let creds = Credentials::parse(authorization)?;
         if creds.realm != self.realm {
             return Err(AuthError::RealmMismatch(creds.realm));
+        }
+        if !self.algorithms.contains(&creds.algorithm) {
+            return Err(AuthError::UnsupportedAlgorithm(
+                creds.algorithm.name().to_owned(),
+            ));
         }
         // qop is what carries nc and cnonce; without it a replay cannot be detected.
         let (Some(Qop::Auth), Some(nc), Some(cnonce)) = (creds.qop, creds.nc, &creds.cnonce) else {
