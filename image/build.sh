@@ -71,7 +71,8 @@ inputs=$(
         echo "$variant"
         echo "$pkglist"
         sha256sum "${BASH_SOURCE[0]}"
-        for b in "${binaries[@]}"; do sha256sum "$b"; done
+        # By content and name: the same binaries reached through another path are the same input.
+        for b in "${binaries[@]}"; do echo "$(basename "$b") $(sha256sum < "$b")"; done
         for tree in "$here/overlay" "$here/vm"; do
             (cd "$tree" && find . \( -type f -o -type l \) -printf '%p %m %l\n' | LC_ALL=C sort)
             (cd "$tree" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum)

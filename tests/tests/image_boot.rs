@@ -30,24 +30,20 @@ fn guest_script(domain: &str, db: &str) -> String {
     format!(
         r#"#!/bin/sh
 set -u
+# The NIC by its MAC, once udev has renamed it (eth0 becomes ens3 meanwhile).
+udevadm settle -t 120
 iface=""
-i=0
-while [ -z "$iface" ] && [ $i -lt 300 ]; do
-    for d in /sys/class/net/*; do [ "$(cat "$d/address")" = "{GUEST_MAC}" ] && iface=$(basename "$d"); done
-    [ -z "$iface" ] && sleep 0.2
-    i=$((i+1))
-done
+for d in /sys/class/net/*; do [ "$(cat "$d/address")" = "{GUEST_MAC}" ] && iface=$(basename "$d"); done
 ip addr add {GUEST}/24 dev "$iface" && ip link set "$iface" up && echo "NET-UP $iface"
 units="sba-registrar sba-mediation sba-gateway"
 present=""
 for u in $units; do [ -x "/usr/bin/$u" ] && present="$present $u"; done
 pending="$present"
-i=0
-while [ -n "$pending" ] && [ $i -lt 600 ]; do
+deadline=$(( $(date +%s) + 150 ))
+while [ -n "$pending" ] && [ "$(date +%s)" -lt "$deadline" ]; do
     pending=""
     for u in $present; do [ "$(systemctl is-active "$u")" = active ] || pending="$pending $u"; done
     [ -n "$pending" ] && sleep 0.2
-    i=$((i+1))
 done
 for u in $units; do
     echo "UNIT $u present=$([ -x "/usr/bin/$u" ] && echo yes || echo no)" \
