@@ -1,7 +1,6 @@
 //! Runs of binding operations as single statements: each run of consecutive operations of one
 //! kind is sent as one JSON array parameter and expanded by SQLite's json_each, so a group
 //! commit of hundreds of REGISTERs costs a handful of statement executions, not hundreds.
-use serde_json::{json, Value};
 use sqlx::sqlite::SqliteConnection;
 
 use crate::bindings::PATH_SEPARATOR;
@@ -35,30 +34,48 @@ enum Kind {
     Expire,
 }
 
-fn kind_and_row(op: &BindingOp) -> (Kind, Value) {
+impl Kind {
+    fn of(op: &BindingOp) -> Kind {
+        match op {
+            BindingOp::Upsert(_) => Kind::Upsert,
+            BindingOp::Delete { .. } => Kind::Delete,
+            BindingOp::DeleteAor { .. } => Kind::DeleteAor,
+            BindingOp::Expire { .. } => Kind::Expire,
+        }
+    }
+
+    fn sql(self) -> &'static str {
+        match self {
+            Kind::Upsert => UPSERT_RUN_SQL,
+            Kind::Delete => DELETE_RUN_SQL,
+            Kind::DeleteAor => DELETE_AOR_RUN_SQL,
+            Kind::Expire => EXPIRE_RUN_SQL,
+        }
+    }
+}
+
+/// The JSON array element of one operation, serialized straight from borrowed fields.
+fn row(op: &BindingOp) -> Result<String, serde_json::Error> {
     match op {
-        BindingOp::Upsert(b) => (
-            Kind::Upsert,
-            json!([
-                b.aor,
-                b.contact,
-                b.instance,
-                b.reg_id,
-                b.call_id,
-                b.cseq,
-                b.q,
-                b.expires_at,
-                b.path.join(PATH_SEPARATOR),
-                b.source,
-                b.transport,
-                b.user_agent,
-                b.updated_at,
-                b.origin.as_str()
-            ]),
-        ),
-        BindingOp::Delete { aor, contact } => (Kind::Delete, json!([aor, contact])),
-        BindingOp::DeleteAor { aor } => (Kind::DeleteAor, json!(aor)),
-        BindingOp::Expire { now } => (Kind::Expire, json!(now)),
+        BindingOp::Upsert(b) => serde_json::to_string(&(
+            &b.aor,
+            &b.contact,
+            &b.instance,
+            b.reg_id,
+            &b.call_id,
+            b.cseq,
+            b.q,
+            b.expires_at,
+            b.path.join(PATH_SEPARATOR),
+            &b.source,
+            &b.transport,
+            &b.user_agent,
+            b.updated_at,
+            b.origin.as_str(),
+        )),
+        BindingOp::Delete { aor, contact } => serde_json::to_string(&(aor, contact)),
+        BindingOp::DeleteAor { aor } => serde_json::to_string(aor),
+        BindingOp::Expire { now } => serde_json::to_string(now),
     }
 }
 
@@ -67,20 +84,25 @@ pub(crate) async fn execute<'a>(
     conn: &mut SqliteConnection,
     ops: impl Iterator<Item = &'a BindingOp>,
 ) -> Result<(), StoreError> {
-    let mut run: Option<(Kind, Vec<Value>)> = None;
+    let mut run: Option<(Kind, String)> = None;
     for op in ops {
-        let (kind, row) = kind_and_row(op);
+        let kind = Kind::of(op);
+        let row = row(op)?;
         match &mut run {
-            Some((current, rows)) if *current == kind => rows.push(row),
+            Some((current, array)) if *current == kind => {
+                array.push(',');
+                array.push_str(&row);
+            }
             _ => {
-                if let Some((done, rows)) = run.replace((kind, vec![row])) {
-                    execute_run(conn, done, rows).await?;
+                let array = format!("[{row}");
+                if let Some((done, array)) = run.replace((kind, array)) {
+                    execute_run(conn, done, array).await?;
                 }
             }
         }
     }
-    if let Some((kind, rows)) = run {
-        execute_run(conn, kind, rows).await?;
+    if let Some((kind, array)) = run {
+        execute_run(conn, kind, array).await?;
     }
     Ok(())
 }
@@ -88,17 +110,9 @@ pub(crate) async fn execute<'a>(
 async fn execute_run(
     conn: &mut SqliteConnection,
     kind: Kind,
-    rows: Vec<Value>,
+    mut array: String,
 ) -> Result<(), StoreError> {
-    let sql = match kind {
-        Kind::Upsert => UPSERT_RUN_SQL,
-        Kind::Delete => DELETE_RUN_SQL,
-        Kind::DeleteAor => DELETE_AOR_RUN_SQL,
-        Kind::Expire => EXPIRE_RUN_SQL,
-    };
-    sqlx::query(sql)
-        .bind(Value::Array(rows).to_string())
-        .execute(conn)
-        .await?;
+    array.push(']');
+    sqlx::query(kind.sql()).bind(array).execute(conn).await?;
     Ok(())
 }

@@ -23,6 +23,8 @@ pub enum StoreError {
     UserExists { name: String, domain: String },
     #[error("stored {column} holds an invalid value {value:?}")]
     Corrupt { column: &'static str, value: String },
+    #[error("cannot encode binding operations: {0}")]
+    Encode(#[from] serde_json::Error),
     #[error("the binding writer has stopped")]
     WriterStopped,
 }
