@@ -2,7 +2,7 @@
 # Boots the gateway test VM on the real DAHDI modules and prints its report.
 #   tests/gateway/run-vm-test.sh [IMAGE_DIR]
 # IMAGE_DIR holds build-image.sh's output (built there if missing). sba-gateway is taken from
-# $HOLDFAST_BIN_DIR or target/debug; pri-peer is compiled here (gcc, libpri-dev).
+# $HOLDFAST_BIN_DIR or target/debug; pri-peer and span-down are compiled here (gcc, libpri-dev).
 # Exit status 0 when every step reported ok.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -18,6 +18,7 @@ bin="${HOLDFAST_BIN_DIR:-$repo/target/debug}/sba-gateway"
 [ -x "$bin" ] || { echo "no $bin: cargo build -p sba-gateway first" >&2; exit 2; }
 cp "$bin" "$payload/sba-gateway"
 cc -Wall -O1 -o "$payload/pri-peer" "$here/pri-peer/pri_peer.c" -lpri
+cc -Wall -O1 -o "$payload/span-down" "$here/span-down/span_down.c"
 cp "$here/sba.toml" "$here/scenario.sh" "$payload/"
 mkfs.ext4 -q -d "$payload" "$run/payload.ext4" 256M
 qemu-img create -q -f qcow2 -b "$image/rootfs.ext4" -F raw "$run/overlay.qcow2"

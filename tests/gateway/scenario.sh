@@ -3,10 +3,8 @@
 # on the serial port.
 #
 # sba-gateway has no SIP side yet: it refuses PSTN calls with cause 41 (temporary failure), which
-# is what is checked here. Audio, branch-to-PSTN calls and glare need the SIP side (or a control
-# interface) and are not in this scenario yet. Nor is the span alarm: `dahdi_cfg -s` with a file
-# naming only span 2 failed on these dynamic spans; the next thing to try is DAHDI_SHUTDOWN on
-# /dev/dahdi/ctl for span 2 (dahdi_dynamic marks span 1 red after a second without frames).
+# is what is checked here, and last a span taken down. Audio, branch-to-PSTN calls and glare need
+# the SIP side (or a control interface) and are not in this scenario yet.
 
 since=0
 mark() { since=$(wc -l < /tmp/peer.out); }
@@ -44,3 +42,18 @@ for c in $(seq 1 23); do echo "call $c 3$c" >&3; done
 if await_count '^proceeding [0-9]+ chan=' 23 30; then report "ok 23-setups-proceeding"; else report "fail 23-setups-proceeding ($(tail -n "+$((since + 1))" /tmp/peer.out | grep -c proceeding) of 23)"; fi
 if await_count '^hangup_req [0-9]+ cause=41$' 23 30; then report "ok 23-calls-refused-cause-41"; else report "fail 23-calls-refused-cause-41"; fi
 
+
+# Span 2 destroyed (after pri-peer lets go of it): span 1 receives nothing, dahdi_dynamic puts it
+# in red alarm after a second, and sba-gateway must report the trunk unavailable.
+kill "$peer" 2>/dev/null
+wait "$peer" 2>/dev/null
+if ! /payload/span-down loc 1:1 24 2>/tmp/span-down.err; then report "info span-down: $(cat /tmp/span-down.err)"; fi
+for _ in $(seq 1 150); do
+    grep -q 'sba_gateway: trunk unavailable' /tmp/gateway.log && break
+    sleep 0.1
+done
+if grep -q 'sba_gateway: trunk unavailable' /tmp/gateway.log; then
+    report "ok span-down-trunk-unavailable ($(grep -o 'alarms [a-z+-]*' /tmp/gateway.log | tail -1))"
+else
+    report "fail span-down-trunk-unavailable ($(grep -E 'alarm' /tmp/gateway.log | tail -2 | tr '\n' '|'))"
+fi
