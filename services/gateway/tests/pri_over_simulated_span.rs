@@ -295,3 +295,26 @@ async fn an_idle_link_stays_up_across_t203_keepalives() {
     assert!(net.status().await.unwrap().in_service);
     assert!(user.events.try_recv().is_err(), "no event while idle");
 }
+
+/// The goal for the loopback PRI: a full span seized in under a second. Real time here.
+#[tokio::test]
+async fn a_full_e1_span_is_seized_and_released_in_under_a_second() {
+    let (mut user, mut net, _line) = trunks(Layout::E1).await;
+    let start = std::time::Instant::now();
+    let mut calls = Vec::new();
+    for i in 0..30 {
+        calls.push(connected_call(&mut net, &mut user, &format!("{i}")).await);
+    }
+    let seized = start.elapsed();
+    assert_eq!(net.place_call(to("31")).await.unwrap(), Err(cause::NO_CIRCUIT_AVAILABLE));
+    for (out, _, _) in &calls {
+        net.hangup(*out, cause::NORMAL_CLEARING).await.unwrap();
+    }
+    for _ in &calls {
+        assert!(matches!(call_event(&mut user).await, CallEvent::Cleared { .. }));
+    }
+    settle(&user, 30).await;
+    let total = start.elapsed();
+    eprintln!("30 E1 calls seized in {seized:?}, all set up and torn down in {total:?}");
+    assert!(seized < Duration::from_secs(1), "seizing took {seized:?}");
+}
