@@ -530,7 +530,7 @@ impl Stack {
         if let Some(old) = old_channel {
             self.pool.release(old, id);
         }
-        let channel = self.layout_bchannels_free_except(old_channel).and_then(|n| self.pool.reserve(n, id).ok().map(|_| n));
+        let channel = self.free_channel_except(old_channel).and_then(|n| self.pool.reserve(n, id).ok().map(|_| n));
         let Some(channel) = channel else {
             if let Some(old) = old_channel {
                 let _ = self.pool.reserve(old, id);
@@ -559,7 +559,7 @@ impl Stack {
         true
     }
 
-    fn layout_bchannels_free_except(&self, except: Option<u8>) -> Option<u8> {
+    fn free_channel_except(&self, except: Option<u8>) -> Option<u8> {
         let free = |n: &u8| self.pool.is_free(*n) && Some(*n) != except;
         match self.hunt() {
             Hunt::Ascending => self.pool.layout().bchannels().find(free),
