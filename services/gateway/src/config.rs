@@ -165,6 +165,13 @@ mod tests {
     }
 
     #[test]
+    fn the_appliance_sba_toml_parses() {
+        let text = include_str!("../../../image/overlay/etc/sba/sba.toml");
+        let g = parse(text, "image/overlay/etc/sba/sba.toml").unwrap();
+        assert!(!g.simulated, "the appliance drives DAHDI");
+    }
+
+    #[test]
     fn other_sections_are_accepted_and_e1_defaults_to_alaw() {
         let text = "[registrar]\nlisten = \"0.0.0.0:5060\"\n\n[gateway]\nspan = 2\nside = \"network\"\nspantype = \"e1\"\n";
         let g = parse(text, "t").unwrap();
