@@ -245,3 +245,20 @@ fn idle_sessions_are_reported_for_reaping() {
     assert_eq!(idle, vec![quiet.id]);
     assert!(relay.stats(quiet.id).unwrap().idle >= Duration::from_millis(300));
 }
+
+#[test]
+fn garbage_is_dropped_and_counted() {
+    let relay = relay(42_800, 8);
+    let (a, b) = (phone(), phone());
+    let alloc = call(&relay, &a, &b, RemoteMedia::at);
+    let junk: [&[u8]; 5] = [b"", b"\x80", b"hello world, not RTP", &[0x80, 0x00, 0x00], &[0xBF; 40]];
+    for datagram in junk {
+        a.send_to(datagram, alloc.a.rtp).unwrap();
+        a.send_to(datagram, alloc.a.rtcp).unwrap();
+    }
+    let real = rtp(PT_PCMU, 1, &[0x7F; 160]);
+    a.send_to(&real, alloc.a.rtp).unwrap();
+    assert_eq!(recv(&b).0, real, "the relay survives and still forwards");
+    let stats = relay.stats(alloc.id).unwrap();
+    assert_eq!((stats.a.packets, stats.a.dropped, stats.a.forwarded), (11, 10, 1));
+}

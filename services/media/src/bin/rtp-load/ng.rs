@@ -1,4 +1,4 @@
-//! A minimal client of rtpengine's ng control protocol: "<cookie> <bencode>"
+//! A minimal client of rtpengine's ng control protocol: `<cookie> <bencode>`
 //! over UDP, offer/answer to allocate a call's ports, delete to free them.
 
 use std::net::{SocketAddr, UdpSocket};
