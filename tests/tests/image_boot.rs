@@ -119,6 +119,8 @@ fn image_boots_services_ready_and_a_phone_registers() -> Result<()> {
     let boot_to_ready = vm.started().elapsed();
     eprintln!("image_boot: qemu start to services READY {boot_to_ready:.1?} ({ready})");
     ensure!(ready.contains("pending=[]"), "services not READY: {ready}\n{}", vm.diagnostics());
+    // The unit report and the journal come before the phone's account.
+    vm.wait_for("USER-ADDED", Duration::from_secs(60))?;
     let out = vm.output();
     let units: Vec<&str> = out.lines().filter(|l| l.starts_with("UNIT ")).collect();
     ensure!(units.len() == 3, "no unit report\n{}", vm.diagnostics());
@@ -135,7 +137,6 @@ fn image_boots_services_ready_and_a_phone_registers() -> Result<()> {
         "the image has no sba-registrar: {units:?}"
     );
     ensure!(out.lines().any(|l| l.starts_with("JOURNAL sba-registrar ")), "no sba-registrar lines in journald\n{out}");
-    vm.wait_for("USER-ADDED", Duration::from_secs(60))?;
 
     // The phone: sipp on the host side of the tap, a few attempts while the registrar settles.
     let dir = std::env::temp_dir().join(format!("hf-image-boot-{}", std::process::id()));
