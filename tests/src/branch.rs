@@ -5,7 +5,7 @@ use crate::bins::bin;
 use crate::netns::{KillOnDrop, Topology, CENTRAL, PSTN, SBA_LAN};
 use crate::scratch::Scratch;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -76,12 +76,11 @@ impl<'a> Sba<'a> {
 
     /// `sbactl status --json`, once the registrar has written it.
     pub fn status(&self) -> Option<serde_json::Value> {
-        let out = Command::new(bin("sbactl")).arg("--db").arg(&self.db).args(["status", "--json"]).output().ok()?;
-        out.status.success().then(|| serde_json::from_slice(&out.stdout).ok()).flatten()
+        status_of(&self.db)
     }
 
     pub fn mode(&self) -> String {
-        self.status().and_then(|s| s["mode"].as_str().map(str::to_string)).unwrap_or_default()
+        mode_of(&self.db)
     }
 
     /// Polls until the mode is `want`; how long it took, or None after `within`.
@@ -111,4 +110,15 @@ impl<'a> Sba<'a> {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.config.with_extension("log")).unwrap_or_default()
     }
+}
+
+/// `sbactl status --json` for the registrar using database `db`.
+pub fn status_of(db: &Path) -> Option<serde_json::Value> {
+    let out = Command::new(bin("sbactl")).arg("--db").arg(db).args(["status", "--json"]).output().ok()?;
+    out.status.success().then(|| serde_json::from_slice(&out.stdout).ok()).flatten()
+}
+
+/// The registrar's mode (primary, pass-through, survival), or "" before it has said.
+pub fn mode_of(db: &Path) -> String {
+    status_of(db).and_then(|s| s["mode"].as_str().map(str::to_string)).unwrap_or_default()
 }

@@ -15,7 +15,7 @@ use best::{keep_best, upstream_status};
 use holdfast_sip::message::{HeaderName, Method, Request, Response};
 use holdfast_sip::transaction::{Event, Transactions, TxEvent, TxId};
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
@@ -38,6 +38,7 @@ enum Leg {
 struct Branch {
     client: TxId,
     leg: Leg,
+    dest: SocketAddr,
 }
 
 #[derive(Debug)]
@@ -133,7 +134,8 @@ impl Proxy {
         let req = forward::branch_request(&ctx.request, target, self.config.port, ctx.inbound, &branch);
         match txns.send_request(req, target.dest, target.transport, now) {
             Ok(client) => {
-                ctx.branches.push(Branch { client, leg: Leg::Calling { cancel_when_provisional: false } });
+                let leg = Leg::Calling { cancel_when_provisional: false };
+                ctx.branches.push(Branch { client, leg, dest: target.dest });
                 self.clients.insert(client, server);
             }
             Err(e) => {
@@ -244,6 +246,59 @@ impl Proxy {
         ctx.ring_until = None;
         send_upstream(txns, server, response, now);
         self.forget_if_finished(server);
+    }
+
+    /// Requests not yet answered at all (no final response sent) whose every pending branch goes
+    /// to one of `dests`, with the request as received: what a dead WAN strands.
+    pub fn stranded(&self, dests: &[SocketAddr]) -> Vec<(TxId, Request)> {
+        self.contexts
+            .iter()
+            .filter(|(_, c)| !c.final_sent && c.pending().next().is_some() && c.pending().all(|b| dests.contains(&b.dest)))
+            .map(|(id, c)| (*id, c.request.clone()))
+            .collect()
+    }
+
+    /// Abandons the pending branches of `server` (their answers are no longer awaited) and forks
+    /// anew to `targets`, with `fallback` as before.
+    pub fn reroute(
+        &mut self,
+        txns: &mut Transactions,
+        server: TxId,
+        targets: Vec<Target>,
+        fallback: Option<Target>,
+        now: Instant,
+    ) {
+        self.abandon_branches(txns, server, now);
+        let Some(ctx) = self.contexts.get_mut(&server) else { return };
+        ctx.best = None;
+        ctx.fallback = fallback;
+        ctx.unanswered = targets.is_empty();
+        for target in &targets {
+            self.start_branch(txns, server, target, now);
+        }
+        self.settle(txns, server, now);
+    }
+
+    /// Abandons the pending branches of `server` and answers it with `response`.
+    pub fn give_up(&mut self, txns: &mut Transactions, server: TxId, response: Response, now: Instant) {
+        self.abandon_branches(txns, server, now);
+        if let Some(ctx) = self.contexts.get_mut(&server) {
+            ctx.final_sent = true;
+            ctx.ring_until = None;
+        }
+        send_upstream(txns, server, response, now);
+        self.forget_if_finished(server);
+    }
+
+    fn abandon_branches(&mut self, txns: &mut Transactions, server: TxId, now: Instant) {
+        let Some(ctx) = self.contexts.get_mut(&server) else { return };
+        for b in ctx.branches.iter_mut().filter(|b| b.leg != Leg::Done) {
+            if b.leg == Leg::Proceeding {
+                cancel(txns, b, now);
+            }
+            b.leg = Leg::Done;
+            self.clients.remove(&b.client);
+        }
     }
 
     /// The caller sent CANCEL for the INVITE of server transaction `server` (§16.10).

@@ -223,3 +223,26 @@ fn two_record_routes_when_the_target_is_on_another_of_our_networks() {
     assert_eq!(sent.headers.get_all(&HeaderName::RecordRoute).collect::<Vec<_>>(), ["<sip:192.0.2.1:5060;lr>", "<sip:10.0.0.1:5060;lr>"]);
     assert_eq!(sent.top_via().unwrap().host.to_string(), "192.0.2.1");
 }
+
+#[test]
+fn requests_stranded_on_a_dead_next_hop_are_rerouted() {
+    let mut b = Bench::start(vec![target("192.0.2.9")], None);
+    let (reqs, _) = b.pump();
+    assert_eq!(reqs.len(), 1);
+    let dead: std::net::SocketAddr = "192.0.2.9:5060".parse().unwrap();
+    let stranded = b.proxy.stranded(&[dead]);
+    assert_eq!(stranded.len(), 1);
+    assert_eq!(stranded[0].0, b.server);
+    b.proxy.reroute(&mut b.txns, b.server, vec![target("10.0.0.50")], None, b.now);
+    let (out, _) = b.pump();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].uri.to_string(), "sip:bob@10.0.0.50:5060");
+    assert!(b.proxy.stranded(&[dead]).is_empty());
+    // A late answer from the abandoned branch changes nothing.
+    b.answer(&reqs[0], 486);
+    let (_, resps) = b.pump();
+    assert!(resps.is_empty(), "{:?}", statuses(&resps));
+    b.answer(&out[0], 200);
+    let (_, resps) = b.pump();
+    assert_eq!(statuses(&resps), [200]);
+}

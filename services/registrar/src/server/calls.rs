@@ -62,6 +62,28 @@ impl Server {
     }
 
     fn route_initial(&mut self, id: TxId, request: Request, inbound: IpAddr, now: Instant) {
+        match self.plan_initial(&request) {
+            Ok((targets, fallback)) => self.proxy.forward(&mut self.txns, id, request, inbound, targets, fallback, now),
+            Err(r) => self.respond(id, r),
+        }
+    }
+
+    /// Requests sent to the central site just before the WAN died: routed again as survival
+    /// routes them, so a call dialled during detection still connects.
+    pub(super) fn reroute_stranded(&mut self, now: Instant) {
+        let Some(central) = &self.central else { return };
+        let dead = central.proxies.clone();
+        for (id, request) in self.proxy.stranded(&dead) {
+            log::info!("rerouting {} {} stranded on the dead WAN", request.method, request.uri);
+            match self.plan_initial(&request) {
+                Ok((targets, fallback)) => self.proxy.reroute(&mut self.txns, id, targets, fallback, now),
+                Err(r) => self.proxy.give_up(&mut self.txns, id, r, now),
+            }
+        }
+    }
+
+    /// The targets (and voicemail fallback) of an initial request, or the refusal.
+    fn plan_initial(&mut self, request: &Request) -> Result<(Vec<Target>, Option<Target>), holdfast_sip::message::Response> {
         let ours = self.addressed_to_us(&request.uri);
         let user = user_of(&request.uri).map(str::to_string);
         let mode = self.mode();
@@ -82,20 +104,20 @@ impl Server {
                     (crate::routing::Mode::Survival, Some(vm), true) => self.pstn_target(&vm.clone()),
                     _ => None,
                 };
-                self.proxy.forward(&mut self.txns, id, request, inbound, targets, fallback, now);
+                Ok((targets, fallback))
             }
             Destination::Central => match self.central_target(request.uri.clone()) {
-                Some(t) => self.proxy.forward(&mut self.txns, id, request, inbound, vec![t], None, now),
-                None => self.respond(id, refuse(&request, 503, "Service Unavailable (no central site)")),
+                Some(t) => Ok((vec![t], None)),
+                None => Err(refuse(request, 503, "Service Unavailable (no central site)")),
             },
             Destination::Pstn(number) => match self.pstn_target(&number) {
                 Some(t) => {
                     log::info!("call {} to the PSTN as {number}", request.call_id().unwrap_or("?"));
-                    self.proxy.forward(&mut self.txns, id, request, inbound, vec![t], None, now)
+                    Ok((vec![t], None))
                 }
-                None => self.respond(id, refuse(&request, 503, "Service Unavailable (no PSTN route)")),
+                None => Err(refuse(request, 503, "Service Unavailable (no PSTN route)")),
             },
-            Destination::Refuse(status, reason) => self.respond(id, refuse(&request, status, reason)),
+            Destination::Refuse(status, reason) => Err(refuse(request, status, reason)),
         }
     }
 

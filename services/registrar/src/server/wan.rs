@@ -46,6 +46,7 @@ impl Server {
                     log::warn!("WAN down: central site unreachable; survival mode");
                     self.status.changed(super::unix_now());
                     self.answer_pending_relays_locally();
+                    self.reroute_stranded(Instant::now());
                 }
                 WanEvent::Up { .. } => {
                     log::warn!("WAN up: central site reachable again; failing back to pass-through");

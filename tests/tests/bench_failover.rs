@@ -1,0 +1,89 @@
+//! The failover benchmark behind tests/bench/failover (ignored in the test run: it measures, it
+//! does not judge). On the survivability topology it cuts the WAN and measures the time to
+//! survival mode, to the first successful branch call and PSTN call, and from the restore to
+//! pass-through, and prints them beside the industry's anchors.
+use holdfast_tests::branch::{mode_of, Sba};
+use holdfast_tests::kamailio::Kamailio;
+use holdfast_tests::netns::{Topology, PSTN};
+use holdfast_tests::phones::{call, Answerer, PhoneConfig};
+use holdfast_tests::scratch::Scratch;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+const DOMAIN: &str = "central.example";
+const ROUNDS: usize = 3;
+
+#[test]
+#[ignore = "a benchmark: run tests/bench/failover"]
+fn failover() {
+    let scratch = Scratch::new("bench-failover");
+    let topo = Topology::new();
+    let kam = Kamailio::start(&topo, &scratch.path, DOMAIN, &[("alice", "a-pw"), ("bob", "b-pw")]);
+    let sba = Sba::start(&topo, &scratch, DOMAIN, kam.addr.port(), "");
+    let _carrier = Answerer::carrier(&topo.pstn, &scratch.path, SocketAddr::from((PSTN, 5060)), 600);
+    let phone = |user: &'static str, password: &'static str, i: u8| PhoneConfig {
+        user,
+        password,
+        domain: DOMAIN,
+        addr: SocketAddr::from((Topology::phone_ip(i), 5060)),
+        registrar: sba.addr,
+        expires: 60,
+        refresh: Duration::from_secs(2),
+    };
+    let alice = Answerer::phone(&topo.phones, &scratch.path, &phone("alice", "a-pw", 1), 600);
+    let bob = Answerer::phone(&topo.phones, &scratch.path, &phone("bob", "b-pw", 2), 600);
+    assert!(alice.wait_registrations(0, Duration::from_secs(10)) && bob.wait_registrations(0, Duration::from_secs(10)));
+
+    // One attempt: a short call that must connect and hang up cleanly within 3 s.
+    let attempt = |from: u8, port: u16, callee: &str| {
+        call(&topo.phones, SocketAddr::from((Topology::phone_ip(from), port)), sba.addr, "alice", callee, DOMAIN, Duration::from_millis(100))
+            .run(&scratch.path, 3)
+            .status
+            .success()
+    };
+    let first_success = |from: u8, port: u16, callee: &str, start: Instant| -> Duration {
+        while start.elapsed() < Duration::from_secs(60) {
+            if attempt(from, port, callee) {
+                return start.elapsed();
+            }
+        }
+        panic!("no successful call to {callee} within 60 s of the cut");
+    };
+
+    let mut rows = Vec::new();
+    for round in 0..ROUNDS {
+        let cut = Instant::now();
+        topo.cut_wan();
+        let db = sba.db.clone();
+        let watcher = std::thread::spawn(move || {
+            while cut.elapsed() < Duration::from_secs(30) {
+                if mode_of(&db) == "survival" {
+                    return Some(cut.elapsed());
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            None
+        });
+        let branch_call = first_success(1, 5100 + round as u16, "bob", cut);
+        let pstn_call = first_success(1, 5200 + round as u16, "+4930123456", cut);
+        let to_survival = watcher.join().ok().flatten().expect("survival mode within 30 s");
+        let restored = Instant::now();
+        topo.restore_wan();
+        let back = sba.wait_mode("pass-through", Duration::from_secs(30)).expect("failback");
+        rows.push((to_survival, branch_call, pstn_call, restored.elapsed().min(back)));
+        // Let the phones re-register through the central site before the next round.
+        std::thread::sleep(Duration::from_secs(3));
+    }
+
+    println!("failover benchmark ({ROUNDS} rounds, WAN cut by nftables drop inside the test's namespaces)");
+    println!("round  cut->survival  cut->1st branch call  cut->1st PSTN call  restore->pass-through");
+    for (i, (s, b, p, f)) in rows.iter().enumerate() {
+        println!("{:>5}  {:>13.2?}  {:>20.2?}  {:>18.2?}  {:>21.2?}", i + 1, s, b, p, f);
+    }
+    let worst_call = rows.iter().map(|r| r.1.max(r.2)).max().unwrap_or_default();
+    println!("worst first successful call after the cut: {worst_call:.2?}");
+    for (peer, secs) in [("Cisco SRST", 90.0), ("Microsoft SBA", 120.0), ("AudioCodes SAS", 60.0)] {
+        println!("  vs {peer} (~{secs} s): {:.0}x faster", secs / worst_call.as_secs_f64());
+    }
+    println!("Microsoft SBA failback anchor 240 s; Holdfast failback worst {:.2?}", rows.iter().map(|r| r.3).max().unwrap_or_default());
+}
