@@ -2,7 +2,7 @@
 //! independent Q.921/Q.931 implementation Asterisk uses, over a datagram socket that carries
 //! D-channel frames with two FCS octets as a DAHDI HDLC-FCS channel does.
 //!
-//! Needs gcc and libpri-dev: `cargo test -p sba-gateway --test libpri_interop -- --ignored`.
+//! Needs gcc and libpri-dev (tests/run installs them).
 
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
@@ -188,7 +188,6 @@ async fn next_call(trunk: &mut TrunkHandle) -> CallEvent {
 }
 
 #[tokio::test]
-#[ignore = "needs gcc and libpri-dev"]
 async fn libpri_calls_us_we_answer_and_clear() {
     let (mut trunk, mut peer) = start().await;
     peer.send("call 5 2000").await;
@@ -224,7 +223,6 @@ async fn libpri_calls_us_we_answer_and_clear() {
 }
 
 #[tokio::test]
-#[ignore = "needs gcc and libpri-dev"]
 async fn we_call_libpri_it_answers_and_clears_with_its_cause() {
     let (mut trunk, mut peer) = start().await;
     let number = PartyNumber::new(TypeOfNumber::National, NumberingPlan::Isdn, "0612345678");
@@ -254,7 +252,6 @@ async fn we_call_libpri_it_answers_and_clears_with_its_cause() {
 }
 
 #[tokio::test]
-#[ignore = "needs gcc and libpri-dev"]
 async fn libpri_refuses_our_setup_before_answering() {
     let (mut trunk, mut peer) = start().await;
     let number = PartyNumber::new(TypeOfNumber::Unknown, NumberingPlan::Isdn, "404");
@@ -276,7 +273,6 @@ async fn libpri_refuses_our_setup_before_answering() {
 }
 
 #[tokio::test]
-#[ignore = "needs gcc and libpri-dev"]
 async fn euroisdn_e1_call_on_timeslot_17_both_ways() {
     let (mut trunk, mut peer, _gate) = start_with(Layout::E1).await;
     peer.send("call 17 100").await;
@@ -298,7 +294,6 @@ async fn euroisdn_e1_call_on_timeslot_17_both_ways() {
 }
 
 #[tokio::test]
-#[ignore = "needs gcc and libpri-dev"]
 async fn glare_with_libpri_the_network_keeps_the_channel_and_our_call_moves() {
     let (mut trunk, mut peer, gate) = start_with(Layout::T1).await;
     // libpri's SETUP for channel 9 waits unread on our side while ours for 9 goes out.
