@@ -1,0 +1,6 @@
+//! sba-mediation: the branch's Mediation Server. It stands between the registrar and the PSTN
+//! side (the local gateway, carrier SIP trunks, an IP-PBX over direct SIP).
+//!
+//! `numbers` normalizes dialled numbers to E.164 per the dial plan, `routing` decides which
+//! PSTN usage, route and trunks a user's call takes (pure, no I/O), `config` reads the
+//! `[mediation]` section of /etc/sba/sba.toml.
