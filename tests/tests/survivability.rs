@@ -6,7 +6,7 @@ use holdfast_sip::message::HeaderName;
 use holdfast_tests::branch::Sba;
 use holdfast_tests::kamailio::Kamailio;
 use holdfast_tests::netns::{Topology, PSTN};
-use holdfast_tests::phones::{call, Answerer, PhoneConfig};
+use holdfast_tests::phones::{call, Answerer, Baresip, PhoneConfig};
 use holdfast_tests::scratch::Scratch;
 use holdfast_tests::sip_client::Ua;
 use std::net::SocketAddr;
@@ -50,13 +50,21 @@ fn branch_survives_the_wan() {
     for p in [&alice, &bob] {
         assert!(p.wait_registrations(0, Duration::from_secs(10)), "not registered:\n{}\n{}", p.log(), sba.log());
     }
+    // baresip, a real phone, registers through the SBA too.
+    let carol_config = PhoneConfig { refresh: Duration::from_secs(30), ..phone("carol", "carol-pw", 3) };
+    let mut carol = Baresip::start(&topo.phones, &scratch.path, &carol_config, 300);
+    wait_until(
+        || kam.location().iter().any(|(u, _)| u == "carol"),
+        Duration::from_secs(10),
+        &format!("baresip never reached Kamailio through the SBA:\n{}", carol.console()),
+    );
     let location = kam.location();
     for (user, i) in [("alice", 1), ("bob", 2)] {
         assert!(location.iter().any(|(u, c)| u == user && c.contains(&Topology::phone_ip(i).to_string())), "{location:?}");
     }
     let cached = sba.registrations();
     assert!(cached.iter().all(|b| b["origin"] == "central"), "{cached:?}");
-    assert_eq!(cached.len(), 2, "{cached:?}");
+    assert_eq!(cached.len(), 3, "{cached:?}");
     // The phones see the branch expiry, the cache keeps the central one.
     assert!(cached.iter().all(|b| b["expires"].as_u64().unwrap_or(0) > 50), "{cached:?}");
 
@@ -85,6 +93,13 @@ fn branch_survives_the_wan() {
     // A central-site extension goes out over the PSTN as its DID.
     branch_call(2, "bob", "2042", "central extension in survival");
     assert!(carrier.log().contains("INVITE sip:+15551232042@"), "the DID rewrite did not happen");
+    // baresip takes a call and places one while the WAN is down.
+    branch_call(1, "alice", "carol", "to baresip in survival");
+    let answered = bob.answered();
+    carol.command(&format!("/dial sip:bob@{DOMAIN}"));
+    wait_until(|| bob.answered() > answered, Duration::from_secs(10), &format!("baresip's call in survival:\n{}", carol.console()));
+    assert!(carol.wait_for("Call established", 1, Duration::from_secs(5)), "{}", carol.console());
+    carol.command("/hangup");
     let long = long_call.0.wait().expect("sipp ran");
     assert!(long.success(), "the call up before the cut was dropped\n{}", sba.log());
 
