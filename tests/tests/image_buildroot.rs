@@ -268,3 +268,28 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn post_build_accepts_a_complete_target_and_refuses_an_incomplete_one() -> Result<()> {
+    let target = std::env::temp_dir().join(format!("hf-br-target-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&target);
+    copy_tree(&repo().join("image/overlay"), &target)?;
+    for file in ["usr/bin/sba-registrar", "usr/sbin/dahdi_cfg", "lib/modules/6.6.152/dahdi/dahdi.ko"] {
+        let path = target.join(file);
+        fs::create_dir_all(path.parent().unwrap())?;
+        fs::write(&path, "#!/bin/sh\n")?;
+        fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    }
+    let post_build = tree().join("board/sba/post-build.sh");
+    let out = Command::new(&post_build).arg(&target).output()?;
+    ensure!(out.status.success(), "post-build.sh refused a complete target: {}", String::from_utf8_lossy(&out.stderr));
+    let info = read(&target.join("etc/sba/build-info"))?;
+    ensure!(info.contains("source="), "no build-info written: {info}");
+
+    fs::remove_file(target.join("lib/modules/6.6.152/dahdi/dahdi.ko"))?;
+    let out = Command::new(&post_build).arg(&target).output()?;
+    let _ = fs::remove_dir_all(&target);
+    ensure!(!out.status.success(), "post-build.sh accepted a target without the DAHDI modules");
+    ensure!(String::from_utf8_lossy(&out.stderr).contains("DAHDI"), "the refusal does not say what is missing");
+    Ok(())
+}
