@@ -25,3 +25,20 @@ pub fn repo() -> PathBuf {
 pub fn scenario(name: &str) -> PathBuf {
     repo().join("tests/scenarios").join(name)
 }
+
+/// Starts `sba-registrar --config CONFIG` through `cmd` (a plain command or one that enters a
+/// namespace), its log appended to CONFIG with the extension `log`.
+pub fn spawn_registrar(mut cmd: std::process::Command, config: &std::path::Path) -> std::process::Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(config.with_extension("log"))
+        .expect("log file");
+    cmd.arg("--config")
+        .arg(config)
+        .env("HOLDFAST_LOG_STDERR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start sba-registrar")
+}

@@ -1,12 +1,12 @@
 //! The SBA under test inside the survivability topology: sba-registrar started in the `sba`
 //! namespace with a config naming Kamailio as the central site and the PSTN namespace's carrier
 //! as the way out, plus what the tests read back (mode, bindings).
-use crate::bins::bin;
+use crate::bins::{bin, spawn_registrar};
 use crate::netns::{KillOnDrop, Topology, CENTRAL, PSTN, SBA_LAN};
 use crate::scratch::Scratch;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 pub struct Sba<'a> {
@@ -39,22 +39,8 @@ impl<'a> Sba<'a> {
     }
 
     pub fn restart(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.config.with_extension("log"))
-            .expect("log file");
-        let child = self
-            .topo
-            .sba
-            .command(bin("sba-registrar").to_str().expect("utf-8 path"))
-            .arg("--config")
-            .arg(&self.config)
-            .env("HOLDFAST_LOG_STDERR", "1")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start sba-registrar");
+        let in_sba = self.topo.sba.command(bin("sba-registrar").to_str().expect("utf-8 path"));
+        let child = spawn_registrar(in_sba, &self.config);
         let pid = u64::from(child.id());
         self.child = Some(KillOnDrop(child));
         let deadline = Instant::now() + Duration::from_secs(20);

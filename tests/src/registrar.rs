@@ -1,10 +1,10 @@
 //! sba-registrar started by a test on a loopback port with its own config and database.
-use crate::bins::bin;
+use crate::bins::{bin, spawn_registrar};
 use crate::scratch::{free_port, Scratch};
 use crate::sip_probe::wait_ready;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::Duration;
 
 pub struct Registrar {
@@ -43,20 +43,7 @@ impl Registrar {
 
     /// Starts the registrar again on the same config and database.
     pub fn restart(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.config.with_extension("log"))
-            .expect("log file");
-        let child = Command::new(bin("sba-registrar"))
-            .arg("--config")
-            .arg(&self.config)
-            .env("HOLDFAST_LOG_STDERR", "1")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start sba-registrar");
-        self.child = Some(child);
+        self.child = Some(spawn_registrar(Command::new(bin("sba-registrar")), &self.config));
         assert!(wait_ready(self.addr, Duration::from_secs(20)), "sba-registrar did not answer OPTIONS on {}", self.addr);
     }
 

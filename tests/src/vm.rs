@@ -222,12 +222,14 @@ impl Vm {
         self.qmp("system_reset", None).map(|_| ())
     }
 
-    /// ACPI power-off; after `within` qemu is told to quit, and then killed.
+    /// ACPI power-off; after `within` qemu is told to quit, and then killed. The VM's logs are
+    /// removed after a clean power-off and kept otherwise.
     pub fn shutdown(mut self, within: Duration) -> Result<()> {
         let _ = self.qmp("system_powerdown", None);
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
             if self.child.try_wait()?.is_some() {
+                let _ = std::fs::remove_dir_all(&self.dir);
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(200));

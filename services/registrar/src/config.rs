@@ -1,5 +1,6 @@
 //! The appliance's TOML configuration, as far as the registrar reads it. Errors name the key and
 //! the line, so whoever edits /etc/sba/sba.toml on a branch box can find the mistake.
+use crate::directory::is_dialable;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -230,14 +231,14 @@ impl Config {
             }
         }
         if let Some(v) = &self.survival.voicemail {
-            if !is_number(v) {
+            if !is_dialable(v) {
                 return Err(in_section("survival", "voicemail", format!("{v:?} is not a phone number")));
             }
         }
         for d in &self.directory {
-            let ok = is_number(&d.first)
-                && is_number(&d.last)
-                && is_number(&d.e164)
+            let ok = is_dialable(&d.first)
+                && is_dialable(&d.last)
+                && is_dialable(&d.e164)
                 && d.first.len() == d.last.len()
                 && d.first <= d.last;
             if !ok {
@@ -252,12 +253,6 @@ impl Config {
         }
         Ok(())
     }
-}
-
-/// Digits, optionally after a `+`.
-fn is_number(s: &str) -> bool {
-    let digits = s.strip_prefix('+').unwrap_or(s);
-    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Turns a toml error into one that names the line and the key on it.

@@ -58,6 +58,11 @@ impl Directory {
     }
 }
 
+/// Digits with an optional leading `+`: something the PSTN side can take.
+pub fn is_dialable(s: &str) -> bool {
+    digits(s).is_some()
+}
+
 /// The digits of a dialable number (`+` allowed in front), or None.
 fn digits(s: &str) -> Option<&str> {
     let d = s.strip_prefix('+').unwrap_or(s);

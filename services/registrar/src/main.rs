@@ -14,6 +14,8 @@ use clap::Parser;
 use config::Config;
 use holdfast_runtime::{init_logging, Notifier};
 use holdfast_sip::auth::Algorithm;
+use holdfast_sip::transaction::{TimerConfig, Transactions};
+use std::collections::HashMap;
 use holdfast_sip::transport::Transport;
 use holdfast_store::Store;
 use directory::Directory;
@@ -118,9 +120,10 @@ async fn run(config: Config) -> Result<()> {
         no_answer: Duration::from_secs(config.survival.no_answer_secs.into()),
     });
     let addresses = server::Addresses::new(transport.local_addr());
-    let server = server::Server::new(
+    let server = server::Server {
         registrar,
         auth,
+        txns: Transactions::new(TimerConfig::default()),
         transport,
         store,
         writer,
@@ -128,12 +131,15 @@ async fn run(config: Config) -> Result<()> {
         users_version,
         proxy,
         addresses,
-        (c.domain.clone(), c.site.clone()),
-        Directory::new(&config.directory),
-        config.central.clone(),
-        config.survival.clone(),
+        domain: c.domain.clone(),
+        site: c.site.clone(),
+        directory: Directory::new(&config.directory),
+        central: config.central.clone(),
+        survival: config.survival.clone(),
         wan,
         status,
-    );
+        relays: HashMap::new(),
+        done: None,
+    };
     server.run(incoming).await
 }

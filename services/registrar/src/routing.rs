@@ -1,6 +1,6 @@
 //! Where an initial request from or to the branch goes: a pure decision over the bindings, the
 //! number directory and the WAN state, so it is tested without sockets.
-use crate::directory::Directory;
+use crate::directory::{is_dialable, Directory};
 use holdfast_store::Binding;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,12 +82,6 @@ impl Router<'_> {
         let number = self.directory.e164_of(user).map(|(_, e164)| e164).unwrap_or_else(|| user.to_string());
         Destination::Pstn(number)
     }
-}
-
-/// Digits with an optional leading `+`: something the PSTN side can take.
-fn is_dialable(user: &str) -> bool {
-    let d = user.strip_prefix('+').unwrap_or(user);
-    !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())
 }
 
 #[cfg(test)]

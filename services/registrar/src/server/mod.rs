@@ -36,7 +36,7 @@ const USERS_POLL: Duration = Duration::from_millis(250);
 const STATUS_EVERY: Duration = Duration::from_secs(5);
 
 /// Work that finished beside the loop.
-enum Done {
+pub enum Done {
     Committed { id: TxId, response: Response, undo: Undo, result: Result<(), StoreError> },
     Delayed { id: TxId, response: Response },
 }
@@ -61,53 +61,12 @@ pub struct Server {
     pub wan: Option<WanMonitor>,
     pub status: StatusFile,
     /// REGISTERs passed to the central site, by their client transaction.
-    relays: HashMap<TxId, Relay>,
-    done: Option<mpsc::UnboundedSender<Done>>,
+    pub relays: HashMap<TxId, Relay>,
+    /// Where work finished beside the loop reports; set by `run`.
+    pub done: Option<mpsc::UnboundedSender<Done>>,
 }
 
 impl Server {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        registrar: Registrar,
-        auth: Option<Authenticator>,
-        transport: TransportHandle,
-        store: Store,
-        writer: BindingWriter,
-        notifier: Notifier,
-        users_version: i64,
-        proxy: Proxy,
-        addresses: Addresses,
-        identity: (String, String),
-        directory: Directory,
-        central: Option<Central>,
-        survival: Survival,
-        wan: Option<WanMonitor>,
-        status: StatusFile,
-    ) -> Server {
-        let (domain, site) = identity;
-        Server {
-            registrar,
-            auth,
-            txns: Transactions::new(holdfast_sip::transaction::TimerConfig::default()),
-            transport,
-            store,
-            writer,
-            notifier,
-            users_version,
-            proxy,
-            addresses,
-            domain,
-            site,
-            directory,
-            central,
-            survival,
-            wan,
-            status,
-            relays: HashMap::new(),
-            done: None,
-        }
-    }
-
     pub fn mode(&self) -> Mode {
         match &self.wan {
             None => Mode::Standalone,
