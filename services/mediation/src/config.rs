@@ -1,0 +1,375 @@
+//! The `[mediation]` section of /etc/sba/sba.toml (the other sections belong to the other
+//! services and are skipped). Errors name the key and the line, as the registrar's do.
+use crate::numbers::{DialPlan, Rule};
+use crate::routing::{route_pattern, InboundRule, InboundTarget, Plan, Policy, Registration, Route, Trunk, TrunkKind};
+use holdfast_sip::transport::Protocol;
+use serde::Deserialize;
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+pub const DEFAULT: &str = include_str!("default.toml");
+
+#[derive(Debug, Deserialize)]
+struct File {
+    mediation: Option<Mediation>,
+    registrar: Option<RegistrarDb>,
+}
+
+/// Only `[registrar].db` is read from the registrar's section: CDRs go to the same database.
+#[derive(Debug, Deserialize)]
+struct RegistrarDb {
+    db: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Mediation {
+    #[serde(default = "listen")]
+    listen: SocketAddr,
+    /// sba-registrar: inbound calls for branch users go there.
+    #[serde(default = "registrar")]
+    registrar: SocketAddr,
+    db: Option<PathBuf>,
+    #[serde(default = "media_ip")]
+    media_ip: IpAddr,
+    #[serde(default = "media_ports")]
+    media_ports: Spanned<[u16; 2]>,
+    #[serde(default = "options_interval_ms")]
+    options_interval_ms: u64,
+    #[serde(default = "dead_after")]
+    dead_after: u32,
+    /// Ringing longer than this without an answer moves the call to the next trunk.
+    #[serde(default = "no_answer_secs")]
+    no_answer_secs: u64,
+    default_policy: Option<Spanned<String>>,
+    #[serde(default)]
+    rules: Vec<RuleEntry>,
+    #[serde(default)]
+    policies: Vec<PolicyEntry>,
+    #[serde(default)]
+    routes: Vec<RouteEntry>,
+    #[serde(default)]
+    trunks: Vec<TrunkEntry>,
+    #[serde(default)]
+    inbound: Vec<InboundEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleEntry {
+    #[serde(default)]
+    name: String,
+    pattern: Spanned<String>,
+    replace: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyEntry {
+    name: String,
+    usages: Vec<String>,
+    #[serde(default)]
+    users: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteEntry {
+    name: String,
+    pattern: Spanned<String>,
+    usage: String,
+    trunks: Spanned<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum KindEntry {
+    Carrier,
+    Gateway,
+    Pbx,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum TransportEntry {
+    Udp,
+    Tcp,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrunkEntry {
+    name: Spanned<String>,
+    kind: KindEntry,
+    address: SocketAddr,
+    #[serde(default = "udp")]
+    transport: TransportEntry,
+    #[serde(default)]
+    called: Vec<RuleEntry>,
+    #[serde(default)]
+    calling: Vec<RuleEntry>,
+    #[serde(default)]
+    media_bypass: bool,
+    #[serde(default)]
+    inbound_from: Vec<IpAddr>,
+    registration: Option<RegistrationEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegistrationEntry {
+    user: String,
+    password: String,
+    domain: Option<String>,
+    #[serde(default = "register_expires")]
+    expires: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InboundEntry {
+    pattern: Spanned<String>,
+    user: Option<String>,
+    trunk: Option<Spanned<String>>,
+}
+
+fn listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 5070))
+}
+fn registrar() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 5060))
+}
+fn media_ip() -> IpAddr {
+    IpAddr::from([127, 0, 0, 1])
+}
+fn media_ports() -> Spanned<[u16; 2]> {
+    Spanned::new(0..0, [30000, 30999])
+}
+fn options_interval_ms() -> u64 {
+    5000
+}
+fn dead_after() -> u32 {
+    2
+}
+fn no_answer_secs() -> u64 {
+    60
+}
+fn udp() -> TransportEntry {
+    TransportEntry::Udp
+}
+fn register_expires() -> u32 {
+    600
+}
+
+/// What sba-mediation runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub registrar: SocketAddr,
+    /// The SQLite database for CDRs: `[mediation].db`, else `[registrar].db`, else ./var/sba.db.
+    pub db: PathBuf,
+    pub media_ip: IpAddr,
+    pub media_ports: std::ops::RangeInclusive<u16>,
+    /// OPTIONS to each trunk this often; `dead_after` unanswered in a row mark it dead.
+    pub options_interval: Duration,
+    pub dead_after: u32,
+    pub no_answer: Duration,
+    pub plan: Plan,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: {source}")]
+    Read { file: String, source: std::io::Error },
+    #[error("{file} line {line}: key `{key}`: {message}")]
+    Key { file: String, line: usize, key: String, message: String },
+    #[error("{file}: {message}")]
+    Other { file: String, message: String },
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: file.clone(), source })?;
+        Config::parse(&text, &file)
+    }
+
+    pub fn embedded() -> Config {
+        // The embedded default is tested to parse (see tests).
+        Config::parse(DEFAULT, "embedded default").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let parsed: File = toml::from_str(text).map_err(|e| located(text, file, &e))?;
+        let m = parsed.mediation.ok_or_else(|| ConfigError::Other {
+            file: file.to_string(),
+            message: "no [mediation] section".to_string(),
+        })?;
+        let at = |span: Range<usize>, key: String, message: String| ConfigError::Key {
+            file: file.to_string(),
+            line: line_at(text, span.start),
+            key,
+            message,
+        };
+        let rules = |entries: &[RuleEntry], key: &str| -> Result<Vec<Rule>, ConfigError> {
+            entries
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    let name = if r.name.is_empty() { format!("{key}[{i}]") } else { r.name.clone() };
+                    Rule::new(&name, r.pattern.get_ref(), &r.replace)
+                        .map_err(|e| at(r.pattern.span(), format!("{key}[{i}].pattern"), e.to_string()))
+                })
+                .collect()
+        };
+        let [first, last] = *m.media_ports.get_ref();
+        if first == 0 || first > last || first % 2 == 1 {
+            let why = "[first, last] with an even first port above 0, first <= last".to_string();
+            return Err(at(m.media_ports.span(), "mediation.media_ports".into(), why));
+        }
+
+        let mut trunks = Vec::new();
+        let mut names = HashSet::new();
+        for (i, t) in m.trunks.iter().enumerate() {
+            if !names.insert(t.name.get_ref().clone()) {
+                return Err(at(t.name.span(), format!("mediation.trunks[{i}].name"), "duplicate trunk name".into()));
+            }
+            let registration = t.registration.as_ref().map(|r| Registration {
+                user: r.user.clone(),
+                password: r.password.clone(),
+                domain: r.domain.clone().unwrap_or_else(|| t.address.ip().to_string()),
+                expires: r.expires,
+            });
+            trunks.push(Trunk {
+                name: t.name.get_ref().clone(),
+                kind: match t.kind {
+                    KindEntry::Carrier => TrunkKind::Carrier,
+                    KindEntry::Gateway => TrunkKind::Gateway,
+                    KindEntry::Pbx => TrunkKind::Pbx,
+                },
+                address: t.address,
+                transport: match t.transport {
+                    TransportEntry::Udp => Protocol::Udp,
+                    TransportEntry::Tcp => Protocol::Tcp,
+                },
+                called: rules(&t.called, &format!("mediation.trunks[{i}].called"))?,
+                calling: rules(&t.calling, &format!("mediation.trunks[{i}].calling"))?,
+                media_bypass: t.media_bypass,
+                registration,
+                inbound_from: t.inbound_from.clone(),
+            });
+        }
+
+        let mut routes = Vec::new();
+        for (i, r) in m.routes.iter().enumerate() {
+            let pattern = route_pattern(r.pattern.get_ref())
+                .map_err(|e| at(r.pattern.span(), format!("mediation.routes[{i}].pattern"), e.to_string()))?;
+            if let Some(unknown) = r.trunks.get_ref().iter().find(|n| !names.contains(*n)) {
+                return Err(at(r.trunks.span(), format!("mediation.routes[{i}].trunks"), format!("no trunk {unknown:?}")));
+            }
+            if r.trunks.get_ref().is_empty() {
+                return Err(at(r.trunks.span(), format!("mediation.routes[{i}].trunks"), "list at least one trunk".into()));
+            }
+            routes.push(Route {
+                name: r.name.clone(),
+                pattern,
+                usage: r.usage.clone(),
+                trunks: r.trunks.get_ref().clone(),
+            });
+        }
+
+        // Without policies: one that grants local and national calls. International and premium
+        // calls need a policy that names them (the toll-fraud guard).
+        let mut policies: Vec<Policy> =
+            m.policies.iter().map(|p| Policy { name: p.name.clone(), usages: p.usages.clone() }).collect();
+        if policies.is_empty() {
+            policies.push(Policy { name: "default".into(), usages: vec!["local".into(), "national".into()] });
+        }
+        let user_policies: HashMap<String, String> =
+            m.policies.iter().flat_map(|p| p.users.iter().map(|u| (u.clone(), p.name.clone()))).collect();
+        let default_policy = match &m.default_policy {
+            Some(name) if !policies.iter().any(|p| &p.name == name.get_ref()) => {
+                return Err(at(name.span(), "mediation.default_policy".into(), format!("no policy {:?}", name.get_ref())));
+            }
+            Some(name) => name.get_ref().clone(),
+            None => policies[0].name.clone(),
+        };
+
+        let mut inbound = Vec::new();
+        for (i, r) in m.inbound.iter().enumerate() {
+            let key = format!("mediation.inbound[{i}]");
+            let pattern = route_pattern(r.pattern.get_ref())
+                .map_err(|e| at(r.pattern.span(), format!("{key}.pattern"), e.to_string()))?;
+            let target = match (&r.user, &r.trunk) {
+                (Some(user), None) => InboundTarget::User(user.clone()),
+                (None, Some(trunk)) if names.contains(trunk.get_ref()) => InboundTarget::Trunk(trunk.get_ref().clone()),
+                (None, Some(trunk)) => {
+                    return Err(at(trunk.span(), format!("{key}.trunk"), format!("no trunk {:?}", trunk.get_ref())))
+                }
+                _ => return Err(at(r.pattern.span(), key, "set exactly one of user and trunk".into())),
+            };
+            inbound.push(InboundRule { pattern, target });
+        }
+
+        let db = m
+            .db
+            .or(parsed.registrar.and_then(|r| r.db))
+            .unwrap_or_else(|| PathBuf::from("./var/sba.db"));
+        Ok(Config {
+            listen: m.listen,
+            registrar: m.registrar,
+            db,
+            media_ip: m.media_ip,
+            media_ports: first..=last,
+            options_interval: Duration::from_millis(m.options_interval_ms.max(100)),
+            dead_after: m.dead_after.max(1),
+            no_answer: Duration::from_secs(m.no_answer_secs.max(1)),
+            plan: Plan {
+                dial_plan: DialPlan { rules: rules(&m.rules, "mediation.rules")? },
+                policies,
+                user_policies,
+                default_policy,
+                routes,
+                trunks,
+                inbound,
+            },
+        })
+    }
+}
+
+fn line_at(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Turns a toml error into one that names the line and the key on it.
+fn located(text: &str, file: &str, err: &toml::de::Error) -> ConfigError {
+    let message = err.message().to_string();
+    let Some(span) = err.span() else {
+        return ConfigError::Other { file: file.to_string(), message };
+    };
+    let before = &text[..span.start.min(text.len())];
+    let line = line_at(text, span.start);
+    let section = before
+        .lines()
+        .filter_map(|l| {
+            let t = l.trim();
+            t.strip_prefix("[[").and_then(|t| t.strip_suffix("]]")).or_else(|| t.strip_prefix('[').and_then(|t| t.strip_suffix(']')))
+        })
+        .last()
+        .map(|s| s.trim().to_string());
+    let key_on_line = text.lines().nth(line - 1).and_then(|l| l.split_once('=')).map(|(k, _)| k.trim().to_string());
+    let key = match (section, key_on_line) {
+        (Some(s), Some(k)) => format!("{s}.{k}"),
+        (None, Some(k)) => k,
+        (Some(s), None) => s,
+        (None, None) => "(top level)".to_string(),
+    };
+    ConfigError::Key { file: file.to_string(), line, key, message }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,72 @@
+use super::*;
+
+const MIN: &str = "[registrar]\ndb = \"/var/lib/sba/sba.db\"\n\n[mediation]\n";
+
+#[test]
+fn embedded_default_parses() {
+    let c = Config::embedded();
+    assert_eq!(c.listen, "127.0.0.1:5070".parse().unwrap());
+    assert_eq!(c.plan.trunks.len(), 2);
+    assert_eq!(c.plan.default_policy, "national");
+    assert_eq!(c.plan.policy_of("3001").unwrap().name, "international");
+    assert_eq!(c.media_ports, 30000..=30999);
+}
+
+#[test]
+fn the_appliance_config_parses_beside_the_other_sections() {
+    let text = include_str!("../../../../image/overlay/etc/sba/sba.toml");
+    let with = format!("{text}\n[mediation]\n");
+    let c = Config::parse(&with, "sba.toml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.db, PathBuf::from("/var/lib/sba/sba.db"));
+    // Only local and national calls without a policy of its own.
+    assert_eq!(c.plan.policy_of("anyone").unwrap().usages, ["local", "national"]);
+}
+
+#[test]
+fn db_falls_back_to_the_registrars() {
+    assert_eq!(Config::parse(MIN, "t").unwrap().db, PathBuf::from("/var/lib/sba/sba.db"));
+}
+
+fn err(text: &str) -> String {
+    Config::parse(text, "t.toml").unwrap_err().to_string()
+}
+
+#[test]
+fn errors_name_key_and_line() {
+    let e = err(&format!("{MIN}listen = \"nowhere\"\n"));
+    assert!(e.contains("line 5") && e.contains("mediation.listen"), "{e}");
+    let e = err(&format!("{MIN}lisen = \"127.0.0.1:1\"\n"));
+    assert!(e.contains("line 5") && e.contains("lisen"), "{e}");
+    let e = err(&format!("{MIN}[[mediation.rules]]\npattern = '(\\d'\nreplace = 'x'\n"));
+    assert!(e.contains("line 6") && e.contains("mediation.rules[0].pattern"), "{e}");
+    let e = err(&format!("{MIN}[[mediation.routes]]\nname = \"r\"\npattern = 'x'\nusage = \"local\"\ntrunks = [\"nope\"]\n"));
+    assert!(e.contains("line 9") && e.contains("mediation.routes[0].trunks") && e.contains("nope"), "{e}");
+    let e = err(&format!("{MIN}default_policy = \"gold\"\n"));
+    assert!(e.contains("line 5") && e.contains("default_policy"), "{e}");
+    let e = err(&format!("{MIN}media_ports = [30001, 30100]\n"));
+    assert!(e.contains("line 5") && e.contains("media_ports"), "{e}");
+    let e = err(&format!(
+        "{MIN}[[mediation.trunks]]\nname = \"a\"\nkind = \"carrier\"\naddress = \"127.0.0.1:1\"\n\
+         [[mediation.trunks]]\nname = \"a\"\nkind = \"pbx\"\naddress = \"127.0.0.1:2\"\n"
+    ));
+    assert!(e.contains("line 10") && e.contains("duplicate"), "{e}");
+    let e = err(&format!("{MIN}[[mediation.trunks]]\nname = \"a\"\nkind = \"sbc\"\naddress = \"127.0.0.1:1\"\n"));
+    assert!(e.contains("line 7") && e.contains("kind"), "{e}");
+    let e = err(&format!("{MIN}[[mediation.inbound]]\npattern = 'x'\nuser = 'a'\ntrunk = 'b'\n"));
+    assert!(e.contains("mediation.inbound[0]"), "{e}");
+    assert!(err("[registrar]\n").contains("no [mediation] section"));
+}
+
+#[test]
+fn registration_defaults_to_the_trunk_address() {
+    let c = Config::parse(
+        &format!(
+            "{MIN}[[mediation.trunks]]\nname = \"itsp\"\nkind = \"carrier\"\naddress = \"127.0.0.1:5080\"\n\
+             registration = {{ user = \"branch\", password = \"pw\" }}\n"
+        ),
+        "t",
+    )
+    .unwrap();
+    let r = c.plan.trunks[0].registration.clone().unwrap();
+    assert_eq!((r.domain.as_str(), r.expires), ("127.0.0.1", 600));
+}
