@@ -355,11 +355,11 @@ fn located(text: &str, file: &str, err: &toml::de::Error) -> ConfigError {
     let line = line_at(text, span.start);
     let section = before
         .lines()
-        .filter_map(|l| {
+        .rev()
+        .find_map(|l| {
             let t = l.trim();
             t.strip_prefix("[[").and_then(|t| t.strip_suffix("]]")).or_else(|| t.strip_prefix('[').and_then(|t| t.strip_suffix(']')))
         })
-        .last()
         .map(|s| s.trim().to_string());
     let key_on_line = text.lines().nth(line - 1).and_then(|l| l.split_once('=')).map(|(k, _)| k.trim().to_string());
     let key = match (section, key_on_line) {

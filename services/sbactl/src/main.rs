@@ -1,4 +1,6 @@
 //! sbactl: administers the Holdfast services through their SQLite store.
+mod number;
+
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use holdfast_store::Store;
@@ -31,6 +33,27 @@ enum Command {
         /// A JSON array, one object per binding.
         #[arg(long)]
         json: bool,
+    },
+    /// Numbers as sba-mediation sees them (normalization, usage, route, trunks).
+    Number {
+        #[command(subcommand)]
+        command: NumberCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum NumberCommand {
+    /// Which rule normalizes NUMBER, and the usage, route and trunks a call by --user takes.
+    Test {
+        number: String,
+        #[arg(long)]
+        user: String,
+        /// The caller's number (default: the user name, an extension).
+        #[arg(long)]
+        caller: Option<String>,
+        /// The configuration (default: /etc/sba/sba.toml, else sba-mediation's embedded default).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -75,6 +98,14 @@ async fn main() -> Result<()> {
         Command::Status { json } => status(&db, json),
         Command::User { command } => user(&open(&db).await?, command).await,
         Command::Registrations { json } => registrations(&open(&db).await?, json).await,
+        Command::Number { command: NumberCommand::Test { number, user, caller, config } } => {
+            let config = number::load(config.as_deref())?;
+            // Refused: the reason is printed; the exit status says so to scripts.
+            if !number::test(&config.plan, &number, &user, caller.as_deref()) {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
 }
 
