@@ -1,10 +1,11 @@
-//! Holdfast's SQLite store: users (HA1 digests only) and registrar bindings.
+//! Holdfast's SQLite store: users (HA1 digests only), registrar bindings, call records.
 //!
 //! `store` opens the database (WAL, synchronous=FULL, migrations), `users` and `bindings` read
 //! and write their tables, `writer` is the group-commit task through which the registrar makes
 //! bindings durable before it answers 200 OK.
 mod batch;
 mod bindings;
+mod cdr;
 mod error;
 mod ha1;
 mod store;
@@ -12,6 +13,7 @@ mod users;
 mod writer;
 
 pub use bindings::{Binding, Origin};
+pub use cdr::Cdr;
 pub use error::StoreError;
 pub use ha1::HashAlgorithm;
 pub use store::Store;

@@ -1,0 +1,135 @@
+//! Call detail records: sba-mediation writes one per call, `sbactl cdr` reads them.
+use sqlx::Row;
+
+use crate::error::StoreError;
+use crate::store::Store;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cdr {
+    pub call_id: String,
+    /// "outbound" (branch to PSTN) or "inbound".
+    pub direction: String,
+    /// Unix milliseconds.
+    pub setup_at: i64,
+    pub answered_at: Option<i64>,
+    pub ended_at: i64,
+    pub caller: String,
+    pub callee_dialled: String,
+    pub callee: String,
+    pub callee_sent: String,
+    pub caller_sent: String,
+    pub route: String,
+    pub trunk: String,
+    pub failovers: u32,
+    pub status: u16,
+    pub q850: Option<u8>,
+    pub end_cause: String,
+}
+
+impl Store {
+    pub async fn insert_cdr(&self, cdr: &Cdr) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO cdrs (call_id, direction, setup_at, answered_at, ended_at, caller, callee_dialled, \
+             callee, callee_sent, caller_sent, route, trunk, failovers, status, q850, end_cause) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&cdr.call_id)
+        .bind(&cdr.direction)
+        .bind(cdr.setup_at)
+        .bind(cdr.answered_at)
+        .bind(cdr.ended_at)
+        .bind(&cdr.caller)
+        .bind(&cdr.callee_dialled)
+        .bind(&cdr.callee)
+        .bind(&cdr.callee_sent)
+        .bind(&cdr.caller_sent)
+        .bind(&cdr.route)
+        .bind(&cdr.trunk)
+        .bind(i64::from(cdr.failovers))
+        .bind(i64::from(cdr.status))
+        .bind(cdr.q850.map(i64::from))
+        .bind(&cdr.end_cause)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records of calls set up at or after `since` (Unix milliseconds), oldest first.
+    pub async fn list_cdrs(&self, since: i64) -> Result<Vec<Cdr>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM cdrs WHERE setup_at >= ? ORDER BY setup_at, id")
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let failovers: i64 = row.try_get("failovers")?;
+                let status: i64 = row.try_get("status")?;
+                let q850: Option<i64> = row.try_get("q850")?;
+                Ok(Cdr {
+                    call_id: row.try_get("call_id")?,
+                    direction: row.try_get("direction")?,
+                    setup_at: row.try_get("setup_at")?,
+                    answered_at: row.try_get("answered_at")?,
+                    ended_at: row.try_get("ended_at")?,
+                    caller: row.try_get("caller")?,
+                    callee_dialled: row.try_get("callee_dialled")?,
+                    callee: row.try_get("callee")?,
+                    callee_sent: row.try_get("callee_sent")?,
+                    caller_sent: row.try_get("caller_sent")?,
+                    route: row.try_get("route")?,
+                    trunk: row.try_get("trunk")?,
+                    failovers: u32::try_from(failovers).map_err(|_| corrupt("failovers", failovers))?,
+                    status: u16::try_from(status).map_err(|_| corrupt("status", status))?,
+                    q850: q850.map(|q| u8::try_from(q).map_err(|_| corrupt("q850", q))).transpose()?,
+                    end_cause: row.try_get("end_cause")?,
+                })
+            })
+            .collect()
+    }
+}
+
+fn corrupt(column: &'static str, value: i64) -> StoreError {
+    StoreError::Corrupt { column, value: value.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cdr(call_id: &str, setup_at: i64) -> Cdr {
+        Cdr {
+            call_id: call_id.into(),
+            direction: "outbound".into(),
+            setup_at,
+            answered_at: Some(setup_at + 900),
+            ended_at: setup_at + 5000,
+            caller: "+15559873012".into(),
+            callee_dialled: "2125550100".into(),
+            callee: "+12125550100".into(),
+            callee_sent: "12125550100".into(),
+            caller_sent: "5559873012".into(),
+            route: "national".into(),
+            trunk: "carrier-b".into(),
+            failovers: 1,
+            status: 200,
+            q850: Some(16),
+            end_cause: "BYE from caller".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn records_round_trip_and_filter_by_setup_time() {
+        let dir = std::env::temp_dir().join(format!("holdfast-store-cdr-{}", std::process::id()));
+        let store = Store::open(&dir.join("db")).await.unwrap();
+        let mut unanswered = cdr("b", 2_000);
+        unanswered.answered_at = None;
+        unanswered.q850 = None;
+        unanswered.status = 403;
+        store.insert_cdr(&cdr("a", 1_000)).await.unwrap();
+        store.insert_cdr(&unanswered).await.unwrap();
+        assert_eq!(store.list_cdrs(0).await.unwrap(), vec![cdr("a", 1_000), unanswered.clone()]);
+        assert_eq!(store.list_cdrs(1_500).await.unwrap(), vec![unanswered]);
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
