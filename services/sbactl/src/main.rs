@@ -1,4 +1,5 @@
 //! sbactl: administers the Holdfast services through their SQLite store.
+mod cdr;
 mod number;
 
 use anyhow::{Context, Result};
@@ -33,6 +34,14 @@ enum Command {
         /// A JSON array, one object per binding.
         #[arg(long)]
         json: bool,
+    },
+    /// sba-mediation's call records, oldest first.
+    Cdr {
+        /// Calls set up since: Unix seconds, a UTC date/time (2026-11-21T12:30Z) or 15m/2h/7d ago.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        csv: bool,
     },
     /// Numbers as sba-mediation sees them (normalization, usage, route, trunks).
     Number {
@@ -98,6 +107,7 @@ async fn main() -> Result<()> {
         Command::Status { json } => status(&db, json),
         Command::User { command } => user(&open(&db).await?, command).await,
         Command::Registrations { json } => registrations(&open(&db).await?, json).await,
+        Command::Cdr { since, csv } => cdr::list(&open(&db).await?, since.as_deref(), csv).await,
         Command::Number { command: NumberCommand::Test { number, user, caller, config } } => {
             let config = number::load(config.as_deref())?;
             // Refused: the reason is printed; the exit status says so to scripts.

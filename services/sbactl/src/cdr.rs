@@ -1,0 +1,170 @@
+//! `sbactl cdr [--since T] [--csv]`: sba-mediation's call records.
+use anyhow::{bail, Context, Result};
+use holdfast_store::{Cdr, Store};
+
+pub async fn list(store: &Store, since: Option<&str>, csv: bool) -> Result<()> {
+    let now = now_ms()?;
+    let since = since.map(|t| parse_since(t, now)).transpose()?.unwrap_or(0);
+    let cdrs = store.list_cdrs(since).await.context("reading call records")?;
+    if csv {
+        println!("call_id,direction,setup,answer,end,caller,callee_dialled,callee,callee_sent,caller_sent,route,trunk,failovers,status,q850,end_cause");
+        for c in &cdrs {
+            let fields = [
+                c.call_id.clone(),
+                c.direction.clone(),
+                iso(c.setup_at),
+                c.answered_at.map(iso).unwrap_or_default(),
+                iso(c.ended_at),
+                c.caller.clone(),
+                c.callee_dialled.clone(),
+                c.callee.clone(),
+                c.callee_sent.clone(),
+                c.caller_sent.clone(),
+                c.route.clone(),
+                c.trunk.clone(),
+                c.failovers.to_string(),
+                c.status.to_string(),
+                c.q850.map(|q| q.to_string()).unwrap_or_default(),
+                c.end_cause.clone(),
+            ];
+            println!("{}", fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
+        }
+        return Ok(());
+    }
+    for c in &cdrs {
+        println!("{}", line(c));
+    }
+    Ok(())
+}
+
+fn line(c: &Cdr) -> String {
+    let answered = match c.answered_at {
+        Some(a) => format!("answered +{:.1}s, {:.1}s talk", (a - c.setup_at) as f64 / 1000.0, (c.ended_at - a) as f64 / 1000.0),
+        None => "not answered".to_string(),
+    };
+    format!(
+        "{}  {} {} -> {} = {} (sent {} from {})  route {} trunk {} failovers {}  {}  {}{}  {}",
+        iso(c.setup_at),
+        c.direction,
+        c.caller,
+        c.callee_dialled,
+        c.callee,
+        c.callee_sent,
+        c.caller_sent,
+        c.route,
+        c.trunk,
+        c.failovers,
+        answered,
+        c.status,
+        c.q850.map(|q| format!(" (Q.850 {q})")).unwrap_or_default(),
+        c.end_cause,
+    )
+}
+
+/// Quotes a CSV field when it holds a comma, quote or line break (RFC 4180).
+fn csv_field(f: &str) -> String {
+    if f.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", f.replace('"', "\"\""))
+    } else {
+        f.to_string()
+    }
+}
+
+fn now_ms() -> Result<i64> {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).context("clock before 1970")?;
+    Ok(i64::try_from(d.as_millis())?)
+}
+
+/// `--since`: Unix seconds, a UTC date or time (`2026-11-21`, `2026-11-21T12:30:00Z`), or a
+/// span back from now (`90s`, `15m`, `2h`, `7d`). In Unix milliseconds.
+pub fn parse_since(t: &str, now_ms: i64) -> Result<i64> {
+    let t = t.trim();
+    if let Ok(secs) = t.parse::<i64>() {
+        return Ok(secs * 1000);
+    }
+    if let Some(unit) = t.chars().last().filter(|c| "smhd".contains(*c)) {
+        if let Ok(n) = t[..t.len() - 1].parse::<i64>() {
+            let secs = match unit {
+                's' => 1,
+                'm' => 60,
+                'h' => 3600,
+                _ => 86_400,
+            };
+            return Ok(now_ms - n * secs * 1000);
+        }
+    }
+    let t = t.strip_suffix('Z').unwrap_or(t);
+    let (date, time) = t.split_once(['T', ' ']).unwrap_or((t, "00:00:00"));
+    let num = |s: Option<&str>| -> Result<i64> { s.context("incomplete")?.parse::<i64>().context("not a number") };
+    let parsed = (|| -> Result<i64> {
+        let mut d = date.split('-');
+        let (y, mo, da) = (num(d.next())?, num(d.next())?, num(d.next())?);
+        let mut h = time.split(':');
+        let (hh, mm, ss) = (num(h.next())?, num(h.next()).unwrap_or(0), num(h.next()).unwrap_or(0));
+        if !(1..=12).contains(&mo) || !(1..=31).contains(&da) || hh > 23 || mm > 59 || ss > 60 {
+            bail!("out of range");
+        }
+        Ok(((days_from_civil(y, mo, da) * 24 + hh) * 60 + mm) * 60 + ss)
+    })();
+    match parsed {
+        Ok(secs) => Ok(secs * 1000),
+        Err(e) => bail!("--since {t:?}: {e}; use Unix seconds, 2026-11-21[T12:30[:00]Z] (UTC) or 15m/2h/7d"),
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Unix milliseconds as `2026-11-21T12:30:00.250Z`.
+pub fn iso(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let s = secs.rem_euclid(86_400);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z", s / 3600, s / 60 % 60, s % 60, ms.rem_euclid(1000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_forms() {
+        let now = 1_763_728_200_000; // 2025-11-21T12:30:00Z
+        assert_eq!(iso(now), "2025-11-21T12:30:00.000Z");
+        assert_eq!(parse_since("1763728200", now).unwrap(), now);
+        assert_eq!(parse_since("2025-11-21T12:30:00Z", now).unwrap(), now);
+        assert_eq!(parse_since("2025-11-21T12:30", now).unwrap(), now);
+        assert_eq!(parse_since("2025-11-21", now).unwrap(), now - (12 * 3600 + 1800) * 1000);
+        assert_eq!(parse_since("15m", now).unwrap(), now - 900_000);
+        assert_eq!(parse_since("2d", now).unwrap(), now - 2 * 86_400_000);
+        assert!(parse_since("yesterday", now).is_err());
+        assert!(parse_since("2025-13-01", now).is_err());
+        assert_eq!(iso(951_825_600_250), "2000-02-29T12:00:00.250Z");
+    }
+
+    #[test]
+    fn csv_quoting() {
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("plain"), "plain");
+    }
+}
