@@ -1,5 +1,6 @@
 //! The [gateway] section of the appliance's TOML file. Errors name the key and the line.
 
+use std::net::SocketAddr;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -51,6 +52,20 @@ pub struct Gateway {
     /// A simulated span instead of DAHDI, its far end in this process.
     #[serde(default)]
     pub simulated: bool,
+    /// Our SIP address (UDP and TCP); the RTP sockets bind on its IP.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// sba-mediation's SIP address, where PSTN calls are sent.
+    #[serde(default = "default_mediation")]
+    pub mediation: SocketAddr,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 5080))
+}
+
+fn default_mediation() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 5070))
 }
 
 impl Gateway {
@@ -192,5 +207,19 @@ mod tests {
         }
         let err = parse("[gateway]\nspan = 1\nside = \"user\"\nspantype = \"t1\"\nbogus = 1\n", "sba.toml").unwrap_err();
         assert!(err.to_string().contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn sip_addresses_default_to_loopback_and_bad_ones_name_key_and_line() {
+        let g = parse(DEFAULT, "default").unwrap();
+        assert_eq!((g.listen.to_string().as_str(), g.mediation.to_string().as_str()), ("127.0.0.1:5080", "127.0.0.1:5070"));
+        let text = "[gateway]\nspan = 1\nside = \"user\"\nspantype = \"t1\"\nlisten = \"[::1]:5090\"\nmediation = \"10.0.0.5:5060\"\n";
+        let g = parse(text, "sba.toml").unwrap();
+        assert_eq!((g.listen, g.mediation), ("[::1]:5090".parse().unwrap(), "10.0.0.5:5060".parse().unwrap()));
+        let text = "[gateway]\nspan = 1\nside = \"user\"\nspantype = \"t1\"\nmediation = \"mediation.local\"\n";
+        match parse(text, "sba.toml") {
+            Err(ConfigError::Key { line, key, .. }) => assert_eq!((line, key.as_str()), (5, "gateway.mediation")),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -1,10 +1,14 @@
 //! Holdfast PSTN gateway: DAHDI spans, ISDN PRI signalling (Q.921/Q.931), TDM towards SIP/RTP.
 
 pub mod alarms;
+pub mod config;
 pub mod dahdi;
+pub mod edge;
+pub mod pri;
 pub mod q921;
 pub mod q931;
-pub mod pri;
+pub mod rtp;
+pub mod sdp;
+pub mod sip;
 pub mod span;
 pub mod trunk;
-pub mod config;

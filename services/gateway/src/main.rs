@@ -1,20 +1,20 @@
 //! sba-gateway: brings up the PSTN span (DAHDI, or simulated on a laptop) and its PRI D-channel,
-//! and reports the trunk's state.
+//! and carries its calls to and from sba-mediation as SIP with RTP.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use log::{info, warn};
+use log::info;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::task::JoinHandle;
 
 use sba_gateway::config::{self, Gateway};
-use sba_gateway::pri::{Pri, PriEvent};
+use sba_gateway::edge::{Edge, EdgeConfig};
+use sba_gateway::pri::Pri;
 use sba_gateway::q921::Side;
-use sba_gateway::q931::{cause, CallEvent};
 use sba_gateway::span::{DahdiSpan, DahdiSpanConfig, SimulatedSpan, SpanError};
-use sba_gateway::trunk::{self, TrunkEvent, TrunkHandle};
+use sba_gateway::trunk::{self, TrunkHandle};
 
 #[derive(Parser)]
 #[command(name = "sba-gateway", about = "Holdfast PSTN gateway: DAHDI spans with ISDN PRI")]
@@ -41,6 +41,9 @@ fn main() -> Result<()> {
 async fn run(gateway: Gateway) -> Result<()> {
     let (side, layout, layer1) = (gateway.side(), gateway.layout(), gateway.layer1());
     let pri = Pri::new(side, layout, layer1);
+    let edge = Edge::bind(EdgeConfig { listen: gateway.listen, mediation: gateway.mediation, layout, law: gateway.law() })
+        .await
+        .context("binding the SIP and RTP sockets")?;
     if gateway.simulated {
         let far_side = match side {
             Side::User => Side::Network,
@@ -51,7 +54,7 @@ async fn run(gateway: Gateway) -> Result<()> {
         // The far end only keeps the link up; its events are not read.
         let (_far, far_task) = trunk::spawn(theirs, Pri::new(far_side, layout, layer1));
         let (handle, task) = trunk::spawn(ours, pri);
-        let result = serve(handle, task).await;
+        let result = serve(edge, handle, task).await;
         far_task.abort();
         result
     } else {
@@ -63,39 +66,21 @@ async fn run(gateway: Gateway) -> Result<()> {
         })
         .with_context(|| format!("opening DAHDI span {}", gateway.span))?;
         let (handle, task) = trunk::spawn(span, pri);
-        serve(handle, task).await
+        serve(edge, handle, task).await
     }
 }
 
-async fn serve(mut trunk: TrunkHandle, task: JoinHandle<Result<(), SpanError>>) -> Result<()> {
+async fn serve(edge: Edge, trunk: TrunkHandle, task: JoinHandle<Result<(), SpanError>>) -> Result<()> {
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    loop {
+    let stop = async {
         tokio::select! {
-            event = trunk.events.recv() => match event {
-                None => break,
-                Some(TrunkEvent::Pri(PriEvent::InService(up))) => {
-                    info!("trunk {}", if up { "in service" } else { "unavailable" });
-                }
-                Some(TrunkEvent::Pri(PriEvent::Call(CallEvent::Incoming { call, channel, called, .. }))) => {
-                    // Calls reach sba-mediation once the SIP side of the gateway exists.
-                    warn!(
-                        "{call} for {:?} on B-channel {channel}: no SIP side to deliver it to, refusing (cause 41)",
-                        called.map(|c| c.digits)
-                    );
-                    trunk.hangup(call, cause::TEMPORARY_FAILURE).await?;
-                }
-                Some(TrunkEvent::Pri(PriEvent::Call(event))) => info!("{event:?}"),
-                Some(TrunkEvent::Audio { .. }) => {}
-            },
-            _ = tokio::signal::ctrl_c() => {
-                info!("interrupted, stopping");
-                return Ok(());
-            }
-            _ = sigterm.recv() => {
-                info!("SIGTERM, stopping");
-                return Ok(());
-            }
+            _ = tokio::signal::ctrl_c() => info!("interrupted, stopping"),
+            _ = sigterm.recv() => info!("SIGTERM, stopping"),
         }
+    };
+    let stopped = edge.run(trunk, stop).await;
+    if task.is_finished() {
+        task.await.context("trunk task")?.context("trunk stopped")?;
     }
-    task.await.context("trunk task")?.context("trunk stopped")
+    Ok(stopped?)
 }

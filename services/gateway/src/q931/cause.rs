@@ -8,6 +8,7 @@ pub const NO_USER_RESPONDING: u8 = 18;
 pub const NO_ANSWER: u8 = 19;
 pub const CALL_REJECTED: u8 = 21;
 pub const NORMAL_UNSPECIFIED: u8 = 31;
+pub const INVALID_NUMBER_FORMAT: u8 = 28;
 pub const NO_CIRCUIT_AVAILABLE: u8 = 34;
 pub const NETWORK_OUT_OF_ORDER: u8 = 38;
 pub const TEMPORARY_FAILURE: u8 = 41;

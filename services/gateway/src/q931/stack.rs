@@ -15,7 +15,7 @@ use super::timer::CallTimer;
 use crate::q921::Side;
 
 /// A call to place on the span.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing {
     pub called: PartyNumber,
     pub calling: Option<PartyNumber>,

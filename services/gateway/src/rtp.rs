@@ -1,0 +1,133 @@
+//! One B-channel's RTP stream, sans-IO: 20 ms blocks of span samples become RTP packets and RTP
+//! payloads become span samples, converted between A-law and µ-law when the span's law and the
+//! negotiated codec differ. Each block is sent as it comes: nothing is held beyond one frame.
+
+use std::net::SocketAddr;
+
+use holdfast_media::g711::{ALAW_TO_ULAW, ULAW_TO_ALAW};
+use rtp_rs::{RtpPacketBuilder, RtpReader, Seq};
+
+use crate::dahdi::Law;
+use crate::sdp::law_of;
+
+/// Samples per 20 ms at 8 kHz: the RTP timestamp step.
+pub const SAMPLES_PER_FRAME: u32 = 160;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RtpError {
+    #[error("not an RTP packet: {0}")]
+    Malformed(String),
+    #[error("payload type {got} where {expected} was negotiated")]
+    PayloadType { got: u8, expected: u8 },
+    #[error("payload of {0} bytes is larger than one frame")]
+    TooLong(usize),
+}
+
+#[derive(Debug)]
+pub struct RtpStream {
+    remote: SocketAddr,
+    payload_type: u8,
+    /// The table converting span samples to the codec's law and back, when they differ.
+    convert: Option<(&'static [u8; 256], &'static [u8; 256])>,
+    ssrc: u32,
+    seq: u16,
+    timestamp: u32,
+}
+
+impl RtpStream {
+    /// `payload_type` must be G.711 (0 or 8): the SDP layer only negotiates those.
+    pub fn new(remote: SocketAddr, payload_type: u8, span_law: Law, ssrc: u32) -> RtpStream {
+        let convert = match (span_law, law_of(payload_type)) {
+            (Law::Alaw, Some(Law::Mulaw)) => Some((&ALAW_TO_ULAW, &ULAW_TO_ALAW)),
+            (Law::Mulaw, Some(Law::Alaw)) => Some((&ULAW_TO_ALAW, &ALAW_TO_ULAW)),
+            _ => None,
+        };
+        // Random initial sequence number and timestamp (RFC 3550 §5.1), derived from the SSRC.
+        RtpStream { remote, payload_type, convert, ssrc, seq: (ssrc >> 16) as u16, timestamp: ssrc.rotate_left(7) }
+    }
+
+    pub fn remote(&self) -> SocketAddr {
+        self.remote
+    }
+
+    /// One block of B-channel samples as an RTP packet.
+    pub fn packetize(&mut self, samples: &[u8]) -> Vec<u8> {
+        let payload: Vec<u8> = match self.convert {
+            Some((to_codec, _)) => samples.iter().map(|s| to_codec[usize::from(*s)]).collect(),
+            None => samples.to_vec(),
+        };
+        let packet = RtpPacketBuilder::new()
+            .payload_type(self.payload_type)
+            .ssrc(self.ssrc)
+            .sequence(Seq::from(self.seq))
+            .timestamp(self.timestamp)
+            .payload(&payload)
+            .build()
+            // Only an oversized payload fails, and a B-channel block is 160 bytes.
+            .unwrap_or_default();
+        self.seq = self.seq.wrapping_add(1);
+        self.timestamp = self.timestamp.wrapping_add(samples.len() as u32);
+        packet
+    }
+
+    /// The B-channel samples an RTP packet carries.
+    pub fn depacketize(&self, datagram: &[u8]) -> Result<Vec<u8>, RtpError> {
+        let reader = RtpReader::new(datagram).map_err(|e| RtpError::Malformed(format!("{e:?}")))?;
+        if reader.payload_type() != self.payload_type {
+            return Err(RtpError::PayloadType { got: reader.payload_type(), expected: self.payload_type });
+        }
+        let payload = reader.payload();
+        // More than one frame would have to be split and queued; G.711 peers send 20 ms.
+        if payload.len() > SAMPLES_PER_FRAME as usize {
+            return Err(RtpError::TooLong(payload.len()));
+        }
+        Ok(match self.convert {
+            Some((_, to_span)) => payload.iter().map(|s| to_span[usize::from(*s)]).collect(),
+            None => payload.to_vec(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn remote() -> SocketAddr {
+        "127.0.0.1:4000".parse().unwrap()
+    }
+
+    #[test]
+    fn same_law_passes_bytes_unchanged_with_advancing_headers() {
+        let mut s = RtpStream::new(remote(), 0, Law::Mulaw, 0x1234_5678);
+        let block: Vec<u8> = (0..160u16).map(|i| i as u8).collect();
+        let a = s.packetize(&block);
+        let b = s.packetize(&block);
+        let (ra, rb) = (RtpReader::new(&a).unwrap(), RtpReader::new(&b).unwrap());
+        assert_eq!((ra.payload_type(), ra.ssrc(), ra.payload()), (0, 0x1234_5678, &block[..]));
+        assert_eq!(u16::from(rb.sequence_number()), u16::from(ra.sequence_number()).wrapping_add(1));
+        assert_eq!(rb.timestamp(), ra.timestamp().wrapping_add(160));
+        assert_eq!(s.depacketize(&a).unwrap(), block);
+    }
+
+    #[test]
+    fn differing_laws_are_converted_by_the_g711_tables_both_ways() {
+        let mut s = RtpStream::new(remote(), 8, Law::Mulaw, 1);
+        let ulaw = vec![0xFF, 0x80, 0x00, 0x7F];
+        let packet = s.packetize(&ulaw);
+        let sent = RtpReader::new(&packet).unwrap().payload().to_vec();
+        assert_eq!(sent, ulaw.iter().map(|u| ULAW_TO_ALAW[usize::from(*u)]).collect::<Vec<_>>());
+        let mut peer = RtpStream::new(remote(), 8, Law::Alaw, 2);
+        let back = s.depacketize(&peer.packetize(&sent)).unwrap();
+        assert_eq!(back, sent.iter().map(|a| ALAW_TO_ULAW[usize::from(*a)]).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn foreign_payload_types_and_junk_are_refused() {
+        let s = RtpStream::new(remote(), 0, Law::Mulaw, 1);
+        let mut other = RtpStream::new(remote(), 8, Law::Alaw, 2);
+        assert_eq!(s.depacketize(&other.packetize(&[0; 160])), Err(RtpError::PayloadType { got: 8, expected: 0 }));
+        assert!(matches!(s.depacketize(&[0x80, 0]), Err(RtpError::Malformed(_))));
+        let mut big = RtpStream::new(remote(), 0, Law::Mulaw, 3);
+        assert_eq!(s.depacketize(&big.packetize(&[0; 400])), Err(RtpError::TooLong(400)));
+    }
+}

@@ -1,0 +1,646 @@
+//! The call layer: SIP messages, PRI events and time go in; SIP messages to send (`poll_outbound`)
+//! and requests for the trunk and the RTP streams (`poll_action`) come out.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use log::{debug, info, warn};
+
+use holdfast_sip::message::{HeaderName, Message, Method, Request, Response, Uri};
+use holdfast_sip::transaction::{Event, Inbound, TimerConfig, Transactions, Transmit, TxEvent, TxId};
+use holdfast_sip::transport::{Protocol, Source};
+
+use super::dialog::{self, Dialog};
+use super::{reason, ALLOW};
+use crate::dahdi::Law;
+use crate::pri::PriEvent;
+use crate::q931::cause_sip::{q850_cause, sip_status};
+use crate::q931::ie::{Cause, NumberingPlan, PartyNumber, TypeOfNumber};
+use crate::q931::{cause, CallEvent, CallId, Outgoing};
+use crate::sdp;
+
+/// Location "private network serving the local user": the cause the gateway itself gives.
+const LOCATION_PRIVATE_LOCAL: u8 = 1;
+/// RFC 3261 timers for the 2xx the UAS retransmits until the ACK (§13.3.1.4).
+const T1: Duration = Duration::from_millis(500);
+const T2: Duration = Duration::from_secs(4);
+
+#[derive(Debug, Clone)]
+pub struct SipConfig {
+    /// Our SIP address: Via, Contact and From host.
+    pub local: SocketAddr,
+    /// sba-mediation, where PSTN calls are sent.
+    pub mediation: SocketAddr,
+    /// The span's G.711 law.
+    pub law: Law,
+    /// Our RTP address for each B-channel.
+    pub rtp: HashMap<u8, SocketAddr>,
+}
+
+/// Names one call (SIP dialog plus PRI call) for the layer's lifetime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LegId(u64);
+
+/// What the trunk and the RTP streams must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send a SETUP; report the outcome with `Calls::on_placed`.
+    Place { leg: LegId, request: Outgoing },
+    Alert(CallId),
+    Answer(CallId),
+    Hangup { call: CallId, cause: u8 },
+    /// Join B-channel `channel` to RTP at `remote` with G.711 `payload_type`.
+    MediaStart { channel: u8, remote: SocketAddr, payload_type: u8 },
+    MediaStop { channel: u8 },
+}
+
+/// A SIP message to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outbound {
+    /// From the transaction layer; report failures with `Calls::on_transport_error`.
+    Transaction(Transmit),
+    /// An ACK for a 2xx, sent outside any transaction.
+    Request { request: Request, dest: SocketAddr },
+    /// A 2xx retransmitted by the UAS core until its ACK arrives, routed by its Via.
+    Response(Response),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// A PSTN call we offered to mediation (we are the UAC).
+    Pstn,
+    /// An INVITE from mediation we placed on the span (we are the UAS).
+    Sip,
+}
+
+#[derive(Debug)]
+struct Leg {
+    origin: Origin,
+    dialog: Dialog,
+    pri: Option<CallId>,
+    channel: Option<u8>,
+    /// The INVITE transaction, client or server, while it runs.
+    invite_tx: Option<TxId>,
+    /// UAS: the INVITE, to build responses from.
+    invite: Option<Request>,
+    /// UAS: the peer's audio and the codec chosen for it. UAC: the codec offered first.
+    remote_audio: Option<(SocketAddr, u8)>,
+    session: u64,
+    alerted: bool,
+    media: bool,
+    /// The 2xx sent or received: the dialog is up.
+    confirmed: bool,
+    /// UAS: the 2xx being retransmitted, when next, at what interval, and when to give up.
+    retransmit: Option<(Response, Instant, Duration, Instant)>,
+    /// The PSTN side is gone (with this cause) while the INVITE is still pending.
+    abandoned: Option<u8>,
+}
+
+pub struct Calls {
+    config: SipConfig,
+    txns: Transactions,
+    in_service: bool,
+    next_leg: u64,
+    legs: HashMap<LegId, Leg>,
+    by_call_id: HashMap<String, LegId>,
+    by_pri: HashMap<CallId, LegId>,
+    by_tx: HashMap<TxId, LegId>,
+    outbound: VecDeque<Outbound>,
+    actions: VecDeque<Action>,
+}
+
+fn digits_of(uri: &Uri) -> Option<String> {
+    let raw = match uri {
+        Uri::Sip(s) => s.user.clone()?,
+        Uri::Tel(t) => t.number.clone(),
+        Uri::Other(_) => return None,
+    };
+    // Visual separators of tel URIs go; user parameters after ';' are not part of the number.
+    let number: String = raw.split(';').next()?.chars().filter(|c| !matches!(c, '-' | '.' | '(' | ')')).collect();
+    (!number.is_empty() && number.chars().enumerate().all(|(i, c)| c.is_ascii_digit() || "*#".contains(c) || (i == 0 && c == '+')))
+        .then_some(number)
+}
+
+fn party(number: &str) -> PartyNumber {
+    match number.strip_prefix('+') {
+        Some(rest) => PartyNumber::new(TypeOfNumber::International, NumberingPlan::Isdn, rest),
+        None => PartyNumber::new(TypeOfNumber::Unknown, NumberingPlan::Isdn, number),
+    }
+}
+
+fn sip_number(number: &PartyNumber) -> String {
+    match number.ton {
+        TypeOfNumber::International => format!("+{}", number.digits),
+        _ => number.digits.clone(),
+    }
+}
+
+impl Calls {
+    pub fn new(config: SipConfig) -> Calls {
+        Calls {
+            config,
+            txns: Transactions::new(TimerConfig::default()),
+            in_service: false,
+            next_leg: 1,
+            legs: HashMap::new(),
+            by_call_id: HashMap::new(),
+            by_pri: HashMap::new(),
+            by_tx: HashMap::new(),
+            outbound: VecDeque::new(),
+            actions: VecDeque::new(),
+        }
+    }
+
+    pub fn active_calls(&self) -> usize {
+        self.legs.len()
+    }
+
+    pub fn poll_outbound(&mut self) -> Option<Outbound> {
+        self.outbound.pop_front()
+    }
+
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    pub fn next_timeout(&self) -> Option<Instant> {
+        let retransmits = self.legs.values().filter_map(|l| l.retransmit.as_ref().map(|r| r.1));
+        retransmits.chain(self.txns.next_timeout()).min()
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.txns.handle_timeout(now);
+        let due: Vec<LegId> =
+            self.legs.iter().filter(|(_, l)| l.retransmit.as_ref().is_some_and(|r| r.1 <= now)).map(|(id, _)| *id).collect();
+        for id in due {
+            let Some(leg) = self.legs.get_mut(&id) else { continue };
+            let Some((ok, _, interval, give_up)) = leg.retransmit.take() else { continue };
+            if now >= give_up {
+                warn!("{}: no ACK for our 200 OK in 64*T1, ending the call", leg.dialog.call_id);
+                self.end(id, cause::RECOVERY_ON_TIMER_EXPIRY, true, true, now);
+                continue;
+            }
+            let interval = (interval * 2).min(T2);
+            leg.retransmit = Some((ok.clone(), now + interval, interval, give_up));
+            self.outbound.push_back(Outbound::Response(ok));
+        }
+        self.drain_transactions(now);
+    }
+
+    pub fn on_transport_error(&mut self, tx: TxId, now: Instant) {
+        self.txns.on_transport_error(tx);
+        self.drain_transactions(now);
+    }
+
+    pub fn on_message(&mut self, msg: Message, source: Source, now: Instant) {
+        match msg {
+            Message::Request(request) => match self.txns.on_request(request, source.transport, now) {
+                Ok(Inbound::Request { id, request }) => self.on_request(id, request, source, now),
+                Ok(Inbound::Cancel { id, request, invite }) => self.on_cancel(id, request, invite, now),
+                Ok(Inbound::Ack(ack)) => self.on_ack(&ack),
+                Ok(Inbound::Absorbed) => {}
+                Err(e) => debug!("request from {} refused by the transaction layer: {e}", source.addr),
+            },
+            Message::Response(response) => {
+                if let Some(stray) = self.txns.on_response(response, now) {
+                    self.on_stray_response(stray);
+                }
+            }
+        }
+        self.drain_transactions(now);
+    }
+
+    /// The outcome of an `Action::Place`.
+    pub fn on_placed(&mut self, id: LegId, result: Result<CallId, u8>, now: Instant) {
+        let Some(leg) = self.legs.get_mut(&id) else { return };
+        match result {
+            Ok(call) => {
+                leg.pri = Some(call);
+                self.by_pri.insert(call, id);
+                if let Some(c) = leg.abandoned {
+                    self.end(id, c, false, true, now);
+                }
+            }
+            Err(c) => {
+                info!("{}: the span refused the call with cause {c}", leg.dialog.call_id);
+                self.end(id, c, false, false, now);
+            }
+        }
+        self.drain_transactions(now);
+    }
+
+    pub fn on_pri(&mut self, event: PriEvent, now: Instant) {
+        match event {
+            PriEvent::InService(up) => self.in_service = up,
+            PriEvent::Call(CallEvent::Incoming { call, channel, called, calling }) => {
+                self.offer_to_mediation(call, channel, called, calling, now)
+            }
+            PriEvent::Call(CallEvent::Proceeding { call, channel }) => {
+                if let Some(leg) = self.by_pri.get(&call).and_then(|id| self.legs.get_mut(id)) {
+                    leg.channel = Some(channel);
+                }
+            }
+            PriEvent::Call(CallEvent::Alerting { call }) => self.alerting(call, now),
+            PriEvent::Call(CallEvent::Connected { call }) => self.connected(call, now),
+            PriEvent::Call(CallEvent::Cleared { call, cause: c }) => {
+                if let Some(id) = self.by_pri.remove(&call) {
+                    if let Some(leg) = self.legs.get_mut(&id) {
+                        leg.pri = None;
+                    }
+                    self.pstn_cleared(id, &c, now);
+                }
+            }
+        }
+        self.drain_transactions(now);
+    }
+
+    fn new_leg(&mut self, leg: Leg) -> LegId {
+        let id = LegId(self.next_leg);
+        self.next_leg += 1;
+        self.by_call_id.insert(leg.dialog.call_id.clone(), id);
+        if let Some(tx) = leg.invite_tx {
+            self.by_tx.insert(tx, id);
+        }
+        self.legs.insert(id, leg);
+        id
+    }
+
+    fn respond(&mut self, tx: TxId, response: Response, now: Instant) {
+        if let Err(e) = self.txns.send_response(tx, response, now) {
+            debug!("response not sent: {e}");
+        }
+    }
+
+    /// A response of the leg's INVITE with our To tag.
+    fn leg_response(leg: &Leg, status: u16) -> Option<Response> {
+        let mut r = leg.invite.as_ref()?.response(status);
+        r.headers.set(HeaderName::To, leg.dialog.local.clone());
+        Some(r)
+    }
+
+    fn on_request(&mut self, tx: TxId, request: Request, source: Source, now: Instant) {
+        let method = request.method.clone();
+        if method == Method::INVITE {
+            let in_dialog = request.to_header().ok().and_then(|t| t.tag().map(str::to_owned)).is_some();
+            if in_dialog {
+                // Re-INVITEs (hold, session refresh) are not supported; the call goes on as it was.
+                return self.respond(tx, request.response(488), now);
+            }
+            return self.on_invite(tx, request, source, now);
+        }
+        if method == Method::BYE {
+            let id = request.call_id().ok().and_then(|c| self.by_call_id.get(c).copied());
+            let Some(id) = id else { return self.respond(tx, request.response(481), now) };
+            self.respond(tx, request.response(200), now);
+            let c = reason::q850_cause(&request.headers).unwrap_or(cause::NORMAL_CLEARING);
+            info!("{}: BYE from mediation (cause {c})", request.call_id().unwrap_or_default());
+            return self.end(id, c, false, true, now);
+        }
+        if method == Method::OPTIONS {
+            let mut r = request.response(if self.in_service { 200 } else { 503 });
+            r.headers.add(HeaderName::Allow, ALLOW);
+            return self.respond(tx, r, now);
+        }
+        let mut r = request.response(405);
+        r.headers.add(HeaderName::Allow, ALLOW);
+        self.respond(tx, r, now);
+    }
+
+    fn refuse(&mut self, tx: TxId, request: &Request, status: u16, c: u8, now: Instant) {
+        let mut r = request.response(status);
+        r.headers.add(HeaderName::Reason, reason::q850(c));
+        self.respond(tx, r, now);
+    }
+
+    /// An INVITE from mediation: checked, then offered to the span.
+    fn on_invite(&mut self, tx: TxId, request: Request, source: Source, now: Instant) {
+        let Ok(call_id) = request.call_id().map(str::to_owned) else { return };
+        if self.by_call_id.contains_key(&call_id) {
+            return self.respond(tx, request.response(482), now);
+        }
+        if !self.in_service {
+            info!("{call_id}: trunk unavailable (span alarm or D-channel down), 503");
+            return self.refuse(tx, &request, 503, cause::NETWORK_OUT_OF_ORDER, now);
+        }
+        let audio = match sdp::parse(&request.body) {
+            Ok(a) => a,
+            Err(e) => {
+                info!("{call_id}: unusable offer ({e}), 488");
+                return self.refuse(tx, &request, 488, cause::INTERWORKING, now);
+            }
+        };
+        let (Some(remote), Some(pt)) = (audio.addr, sdp::choose(&audio.payload_types, self.config.law)) else {
+            info!("{call_id}: no G.711 audio with an address in the offer, 488");
+            return self.refuse(tx, &request, 488, cause::INTERWORKING, now);
+        };
+        let Some(called) = digits_of(&request.uri) else {
+            info!("{call_id}: {} carries no dialable number, 484", request.uri);
+            return self.refuse(tx, &request, 484, cause::INVALID_NUMBER_FORMAT, now);
+        };
+        let from = request.from_header();
+        let calling = from.as_ref().ok().and_then(|f| digits_of(&f.uri));
+        let (Some(from_value), Some(to_value)) =
+            (request.headers.get(&HeaderName::From), request.headers.get(&HeaderName::To))
+        else {
+            return;
+        };
+        let target = dialog::contact_uri(&request.headers).or_else(|| from.ok().map(|f| f.uri));
+        let Some(target) = target else { return self.respond(tx, request.response(400), now) };
+        info!("{call_id}: INVITE from mediation for {called}, codec PT {pt}");
+        let dialog = Dialog {
+            call_id,
+            local: format!("{to_value};tag={}", dialog::tag()),
+            remote: from_value.to_owned(),
+            target,
+            dest: source.addr,
+            cseq: 0,
+            invite_cseq: 0,
+        };
+        let outgoing = Outgoing { called: party(&called), calling: calling.as_deref().map(party), channel: None };
+        let id = self.new_leg(Leg {
+            origin: Origin::Sip,
+            dialog,
+            pri: None,
+            channel: None,
+            invite_tx: Some(tx),
+            invite: Some(request),
+            remote_audio: Some((remote, pt)),
+            session: rand::random::<u32>().into(),
+            alerted: false,
+            media: false,
+            confirmed: false,
+            retransmit: None,
+            abandoned: None,
+        });
+        self.actions.push_back(Action::Place { leg: id, request: outgoing });
+    }
+
+    fn on_cancel(&mut self, tx: TxId, request: Request, invite: Option<TxId>, now: Instant) {
+        let id = invite.and_then(|i| self.by_tx.get(&i).copied());
+        let pending = id.and_then(|id| self.legs.get(&id)).is_some_and(|l| l.origin == Origin::Sip && !l.confirmed);
+        let (Some(id), true) = (id, pending) else { return self.respond(tx, request.response(481), now) };
+        self.respond(tx, request.response(200), now);
+        let c = reason::q850_cause(&request.headers).unwrap_or(cause::NORMAL_CLEARING);
+        info!("{}: CANCEL from mediation", request.call_id().unwrap_or_default());
+        let Some(leg) = self.legs.get_mut(&id) else { return };
+        // The INVITE's final response is the 487; `end` owes none after it.
+        let (invite_tx, terminated) = (leg.invite_tx.take(), Self::leg_response(leg, 487));
+        if leg.pri.is_none() {
+            // The SETUP is on its way: hang up once the trunk says which call it is.
+            leg.abandoned = Some(c);
+        } else {
+            self.end(id, c, false, true, now);
+        }
+        if let (Some(tx), Some(r)) = (invite_tx, terminated) {
+            self.respond(tx, r, now);
+        }
+    }
+
+    fn on_ack(&mut self, ack: &Request) {
+        let id = ack.call_id().ok().and_then(|c| self.by_call_id.get(c).copied());
+        if let Some(leg) = id.and_then(|id| self.legs.get_mut(&id)) {
+            leg.retransmit = None;
+        }
+    }
+
+    /// A 2xx retransmitted after our INVITE transaction ended: the ACK was lost, send it again.
+    fn on_stray_response(&mut self, response: Response) {
+        let is_invite_2xx =
+            (200..300).contains(&response.status) && response.cseq().is_ok_and(|c| c.method == Method::INVITE);
+        let id = response.call_id().ok().and_then(|c| self.by_call_id.get(c).copied());
+        if let (true, Some(leg)) = (is_invite_2xx, id.and_then(|id| self.legs.get(&id))) {
+            if leg.origin == Origin::Pstn && leg.confirmed {
+                let request = leg.dialog.ack(self.config.local);
+                self.outbound.push_back(Outbound::Request { request, dest: leg.dialog.dest });
+            }
+        }
+    }
+
+    /// A SETUP from the PSTN: an INVITE to mediation with the called number.
+    fn offer_to_mediation(
+        &mut self,
+        call: CallId,
+        channel: u8,
+        called: Option<PartyNumber>,
+        calling: Option<PartyNumber>,
+        now: Instant,
+    ) {
+        let (Some(called), Some(local_rtp)) = (called.filter(|c| !c.digits.is_empty()), self.config.rtp.get(&channel))
+        else {
+            info!("{call}: no called number, refusing");
+            self.actions.push_back(Action::Hangup { call, cause: cause::INVALID_NUMBER_FORMAT });
+            return;
+        };
+        let session: u64 = rand::random::<u32>().into();
+        let offer = sdp::offer(session, *local_rtp, self.config.law);
+        let calling = calling.as_ref().map(sip_number);
+        let called = sip_number(&called);
+        let (dialog, invite) =
+            dialog::invite(self.config.local, self.config.mediation, &called, calling.as_deref(), offer);
+        info!("{call} on B-channel {channel}: INVITE {called} to mediation ({})", dialog.call_id);
+        let tx = match self.txns.send_request(invite, self.config.mediation, Protocol::Udp, now) {
+            Ok(tx) => tx,
+            Err(e) => {
+                warn!("{call}: INVITE not started: {e}");
+                self.actions.push_back(Action::Hangup { call, cause: cause::TEMPORARY_FAILURE });
+                return;
+            }
+        };
+        let id = self.new_leg(Leg {
+            origin: Origin::Pstn,
+            dialog,
+            pri: Some(call),
+            channel: Some(channel),
+            invite_tx: Some(tx),
+            invite: None,
+            remote_audio: None,
+            session,
+            alerted: false,
+            media: false,
+            confirmed: false,
+            retransmit: None,
+            abandoned: None,
+        });
+        self.by_pri.insert(call, id);
+    }
+
+    fn alerting(&mut self, call: CallId, now: Instant) {
+        let Some(&id) = self.by_pri.get(&call) else { return };
+        let Some(leg) = self.legs.get_mut(&id) else { return };
+        if leg.origin != Origin::Sip || leg.alerted {
+            return;
+        }
+        leg.alerted = true;
+        let (tx, ringing) = (leg.invite_tx, Self::leg_response(leg, 180));
+        if let (Some(tx), Some(ringing)) = (tx, ringing) {
+            self.respond(tx, ringing, now);
+        }
+    }
+
+    /// The PSTN answered a call from mediation: 200 OK with our SDP answer, audio flows.
+    fn connected(&mut self, call: CallId, now: Instant) {
+        let Some(&id) = self.by_pri.get(&call) else { return };
+        let Some(leg) = self.legs.get_mut(&id) else { return };
+        if leg.origin != Origin::Sip || leg.confirmed {
+            return;
+        }
+        let (Some(channel), Some((remote, pt))) = (leg.channel, leg.remote_audio) else { return };
+        let Some(local_rtp) = self.config.rtp.get(&channel) else { return };
+        let Some(mut ok) = Self::leg_response(leg, 200) else { return };
+        ok.headers.add(HeaderName::Contact, dialog::contact(self.config.local));
+        ok.headers.add(HeaderName::ContentType, "application/sdp");
+        ok.body = sdp::answer(leg.session, *local_rtp, pt).into_bytes();
+        leg.confirmed = true;
+        leg.media = true;
+        // Unreliable transports need the 2xx retransmitted until the ACK (§13.3.1.4).
+        leg.retransmit = Some((ok.clone(), now + T1, T1, now + 64 * T1));
+        info!("{}: answered on B-channel {channel}, 200 OK", leg.dialog.call_id);
+        if let Some(tx) = leg.invite_tx {
+            self.respond(tx, ok, now);
+        }
+        self.actions.push_back(Action::MediaStart { channel, remote, payload_type: pt });
+    }
+
+    /// The PSTN side ended (the far end cleared, or the line failed).
+    fn pstn_cleared(&mut self, id: LegId, c: &Cause, now: Instant) {
+        let Some(leg) = self.legs.get_mut(&id) else { return };
+        info!("{}: PSTN cleared with cause {}", leg.dialog.call_id, c.value);
+        match (leg.origin, leg.confirmed) {
+            (Origin::Sip, false) => {
+                // The final response goes here, with the cause's own location; `end` owes none.
+                let status = sip_status(c.value, c.location);
+                if let (Some(tx), Some(mut r)) = (leg.invite_tx.take(), Self::leg_response(leg, status)) {
+                    r.headers.add(HeaderName::Reason, reason::q850(c.value));
+                    self.respond(tx, r, now);
+                }
+                self.end(id, c.value, false, false, now);
+            }
+            (Origin::Pstn, false) => {
+                // The INVITE is pending: CANCEL it; a 2xx that crosses the CANCEL gets ACK + BYE.
+                leg.abandoned = Some(c.value);
+                if let Some(tx) = leg.invite_tx {
+                    if let Err(e) = self.txns.cancel(tx, now) {
+                        debug!("CANCEL not sent: {e}");
+                    }
+                }
+            }
+            (_, true) => self.end(id, c.value, true, false, now),
+        }
+    }
+
+    /// The response to our INVITE to mediation.
+    fn on_invite_response(&mut self, id: LegId, response: Response, now: Instant) {
+        let Some(leg) = self.legs.get_mut(&id) else { return };
+        let status = response.status;
+        if status < 200 {
+            if (180..=183).contains(&status) && !leg.alerted && leg.abandoned.is_none() {
+                leg.alerted = true;
+                if let Some(call) = leg.pri {
+                    self.actions.push_back(Action::Alert(call));
+                }
+            }
+            return;
+        }
+        if status >= 300 {
+            leg.invite_tx = None;
+            let c = reason::q850_cause(&response.headers).unwrap_or_else(|| q850_cause(status));
+            info!("{}: mediation answered {status}, clearing with cause {c}", leg.dialog.call_id);
+            return self.end(id, c, false, true, now);
+        }
+        if leg.confirmed {
+            return;
+        }
+        leg.dialog.confirm(&response);
+        leg.confirmed = true;
+        let ack = leg.dialog.ack(self.config.local);
+        self.outbound.push_back(Outbound::Request { request: ack, dest: leg.dialog.dest });
+        if let Some(c) = leg.abandoned {
+            return self.end(id, c, true, false, now);
+        }
+        let chosen = sdp::parse(&response.body)
+            .ok()
+            .and_then(|a| Some((a.addr?, a.payload_types.into_iter().find(|pt| sdp::law_of(*pt).is_some())?)));
+        let (Some(call), Some(channel)) = (leg.pri, leg.channel) else { return };
+        match chosen {
+            Some((remote, pt)) => {
+                info!("{}: answered by mediation, CONNECT on B-channel {channel}, codec PT {pt}", leg.dialog.call_id);
+                leg.media = true;
+                leg.remote_audio = Some((remote, pt));
+                self.actions.push_back(Action::Answer(call));
+                self.actions.push_back(Action::MediaStart { channel, remote, payload_type: pt });
+            }
+            None => {
+                warn!("{}: the answer has no usable G.711 audio, ending the call", leg.dialog.call_id);
+                self.end(id, cause::INTERWORKING, true, true, now);
+            }
+        }
+    }
+
+    /// Ends a leg: BYE to mediation when `bye` (the dialog is up), hangup on the span when
+    /// `hangup` (the PSTN call is still there), media stopped, the leg forgotten.
+    fn end(&mut self, id: LegId, c: u8, bye: bool, hangup: bool, now: Instant) {
+        let Some(mut leg) = self.legs.remove(&id) else { return };
+        self.by_call_id.remove(&leg.dialog.call_id);
+        if let Some(tx) = leg.invite_tx {
+            self.by_tx.remove(&tx);
+        }
+        if leg.origin == Origin::Sip && !leg.confirmed {
+            // The INVITE from mediation is still unanswered: a final response is owed.
+            let status = sip_status(c, LOCATION_PRIVATE_LOCAL);
+            if let (Some(tx), Some(mut r)) = (leg.invite_tx, Self::leg_response(&leg, status)) {
+                r.headers.add(HeaderName::Reason, reason::q850(c));
+                self.respond(tx, r, now);
+            }
+        }
+        if bye && leg.confirmed {
+            let request = leg.dialog.bye(c, self.config.local);
+            if let Err(e) = self.txns.send_request(request, leg.dialog.dest, Protocol::Udp, now) {
+                warn!("{}: BYE not sent: {e}", leg.dialog.call_id);
+            }
+        }
+        if let Some(call) = leg.pri {
+            self.by_pri.remove(&call);
+            if hangup {
+                self.actions.push_back(Action::Hangup { call, cause: c });
+            }
+        }
+        if let (true, Some(channel)) = (leg.media, leg.channel) {
+            self.actions.push_back(Action::MediaStop { channel });
+        }
+    }
+
+    fn drain_transactions(&mut self, now: Instant) {
+        // Each pass consumes queued items; the bound only guards against a logic loop.
+        for _ in 0..10_000 {
+            let mut busy = false;
+            while let Some(Event { id, event }) = self.txns.poll_event() {
+                busy = true;
+                let leg = self.by_tx.get(&id).copied();
+                match (event, leg) {
+                    (TxEvent::Response(r) | TxEvent::TimedOut(r), Some(leg)) => self.on_invite_response(leg, r, now),
+                    (TxEvent::TransportError, Some(leg)) => {
+                        let mut r = Response::new(503);
+                        r.headers.add(HeaderName::Reason, reason::q850(cause::NETWORK_OUT_OF_ORDER));
+                        self.on_invite_response(leg, r, now);
+                    }
+                    (TxEvent::Terminated, _) => {
+                        self.by_tx.remove(&id);
+                        if let Some(leg) = leg.and_then(|l| self.legs.get_mut(&l)) {
+                            leg.invite_tx = None;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            while let Some(t) = self.txns.poll_transmit() {
+                busy = true;
+                self.outbound.push_back(Outbound::Transaction(t));
+            }
+            if !busy {
+                return;
+            }
+        }
+        warn!("sip: transaction events did not settle");
+    }
+}

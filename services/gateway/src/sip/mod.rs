@@ -1,0 +1,13 @@
+//! The gateway's SIP side, sans-IO: each PRI call is one SIP dialog with sba-mediation. PSTN
+//! calls become INVITEs to mediation (we are the UAC), INVITEs from mediation become SETUPs (we
+//! are the UAS); the SDP offer/answer picks G.711 and the Q.850 cause crosses in both
+//! directions, as a SIP status and a Reason header.
+
+mod calls;
+mod dialog;
+pub mod reason;
+
+pub use calls::{Action, Calls, LegId, Outbound, SipConfig};
+
+/// Methods the gateway serves.
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS";
