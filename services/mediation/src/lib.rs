@@ -7,3 +7,5 @@
 pub mod config;
 pub mod numbers;
 pub mod routing;
+pub mod q850;
+pub mod sdp;
