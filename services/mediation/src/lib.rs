@@ -9,3 +9,5 @@ pub mod numbers;
 pub mod routing;
 pub mod q850;
 pub mod sdp;
+pub mod b2bua;
+pub mod dialog;

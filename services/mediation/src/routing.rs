@@ -177,9 +177,13 @@ impl Plan {
         self.trunks.iter().find(|t| t.name == name)
     }
 
-    /// The trunk a request from `ip` comes from, if any.
-    pub fn trunk_from(&self, ip: IpAddr) -> Option<&Trunk> {
-        self.trunks.iter().find(|t| t.accepts_from(ip))
+    /// The trunk a request from `source` comes from, if any: the trunk at that very address
+    /// first (several trunks may share a host), else one that accepts its IP.
+    pub fn trunk_from(&self, source: SocketAddr) -> Option<&Trunk> {
+        self.trunks
+            .iter()
+            .find(|t| t.address == source)
+            .or_else(|| self.trunks.iter().find(|t| t.accepts_from(source.ip())))
     }
 
     pub fn policy_of(&self, user: &str) -> Option<&Policy> {

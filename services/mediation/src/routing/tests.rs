@@ -168,7 +168,9 @@ fn inbound_dids_reach_users_and_pbx_ranges_the_pbx() {
 #[test]
 fn calls_are_accepted_only_from_a_trunks_addresses() {
     let p = plan();
-    assert_eq!(p.trunk_from("192.0.2.11".parse().unwrap()).map(|t| t.name.as_str()), Some("itsp"));
-    assert_eq!(p.trunk_from("192.0.2.10".parse().unwrap()).map(|t| t.name.as_str()), Some("itsp"));
-    assert!(p.trunk_from("198.51.100.1".parse().unwrap()).is_none());
+    let from = |a: &str| p.trunk_from(a.parse().unwrap()).map(|t| t.name.clone());
+    assert_eq!(from("192.0.2.11:5060").as_deref(), Some("itsp"));
+    assert_eq!(from("192.0.2.10:5999").as_deref(), Some("itsp"));
+    assert_eq!(from("127.0.0.1:5090").as_deref(), Some("gw"));
+    assert_eq!(from("198.51.100.1:5060"), None);
 }

@@ -1,0 +1,109 @@
+//! The messages the B2BUA builds: the B side's INVITE (a new dialog: own Call-ID, tag, CSeq)
+//! and the responses the A side gets.
+use super::Target;
+use crate::sdp;
+use holdfast_sip::message::{HeaderName, Request, Response, Uri};
+use holdfast_sip::transaction::new_branch;
+use std::net::SocketAddr;
+
+pub fn new_tag() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// The user part of a SIP URI or the number of a tel: URI.
+pub fn user_of(uri: &Uri) -> Option<String> {
+    match uri {
+        Uri::Sip(sip) => sip.user.clone(),
+        Uri::Tel(tel) => Some(tel.number.clone()),
+        Uri::Other(_) => None,
+    }
+}
+
+/// A fresh INVITE for `target` carrying A's offer, its audio pointed at `relay` (the relay's
+/// B-side port) unless the trunk bypasses media. Only the session description and what a
+/// callee needs to see cross; A's Via, Route, Record-Route and Call-ID stay on A's side.
+pub fn invite_to_b(a: &Request, target: &Target, local: SocketAddr, relay: Option<SocketAddr>) -> Request {
+    let host = target.dest;
+    let uri = Uri::parse(&format!("sip:{}@{host};user=phone", target.called))
+        .or_else(|_| Uri::parse(&format!("sip:{host}")))
+        .unwrap_or_else(|_| a.uri.clone());
+    let mut r = Request::new(holdfast_sip::message::Method::INVITE, uri);
+    let h = &mut r.headers;
+    h.add(HeaderName::Via, format!("SIP/2.0/{} {local};branch={};rport", target.transport, new_branch()));
+    let hops = a.headers.get(&HeaderName::MaxForwards).and_then(|v| v.trim().parse::<u32>().ok()).unwrap_or(70);
+    h.add(HeaderName::MaxForwards, hops.saturating_sub(1).min(70).to_string());
+    h.add(HeaderName::From, format!("<sip:{}@{};user=phone>;tag={}", target.calling, local, new_tag()));
+    h.add(HeaderName::To, format!("<sip:{}@{host};user=phone>", target.called));
+    h.add(HeaderName::CallId, format!("{:016x}{:016x}@{}", rand::random::<u64>(), rand::random::<u64>(), local.ip()));
+    h.add(HeaderName::CSeq, "1 INVITE");
+    h.add(HeaderName::Contact, format!("<sip:mediation@{local}>"));
+    h.add(HeaderName::Allow, "INVITE, ACK, BYE, CANCEL, OPTIONS");
+    if !a.body.is_empty() {
+        let body = match relay {
+            Some(port) => sdp::rewrite(&a.body, port).unwrap_or_else(|_| a.body.clone()),
+            None => a.body.clone(),
+        };
+        h.add(HeaderName::ContentType, "application/sdp");
+        r.body = body;
+    }
+    r
+}
+
+/// A response to A's INVITE with our To tag (the same on every response: one dialog on A's
+/// side whichever trunk answers) and, for 18x/2xx, our Contact.
+pub fn answer_to_a(invite: &Request, a_tag: &str, status: u16, local: SocketAddr) -> Response {
+    let mut r = invite.response(status);
+    if status > 100 {
+        if let Some(to) = invite.headers.get(&HeaderName::To) {
+            r.headers.set(HeaderName::To, format!("{to};tag={a_tag}"));
+        }
+    }
+    if (101..300).contains(&status) {
+        r.headers.add(HeaderName::Contact, format!("<sip:mediation@{local}>"));
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use holdfast_sip::message::Method;
+    use holdfast_sip::transport::Protocol;
+
+    #[test]
+    fn the_b_invite_is_a_new_dialog_with_the_trunk_numbers() {
+        let mut a = Request::new(Method::INVITE, Uri::parse("sip:2125550100@127.0.0.1:5070").unwrap());
+        a.headers.add(HeaderName::Via, "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-x");
+        a.headers.add(HeaderName::From, "<sip:3012@branch.local>;tag=a");
+        a.headers.add(HeaderName::To, "<sip:2125550100@branch.local>");
+        a.headers.add(HeaderName::CallId, "a-call");
+        a.headers.add(HeaderName::CSeq, "5 INVITE");
+        a.headers.add(HeaderName::MaxForwards, "69");
+        a.body = b"v=0\r\no=- 1 1 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n".to_vec();
+        let target = Target {
+            trunk: "carrier-a".into(),
+            dest: "127.0.0.1:5080".parse().unwrap(),
+            transport: Protocol::Udp,
+            called: "12125550100".into(),
+            calling: "+15559873012".into(),
+            bypass: false,
+        };
+        let local = "127.0.0.1:5070".parse().unwrap();
+        let b = invite_to_b(&a, &target, local, Some("127.0.0.1:30002".parse().unwrap()));
+        assert_eq!(b.uri.to_string(), "sip:12125550100@127.0.0.1:5080;user=phone");
+        assert_ne!(b.call_id().unwrap(), "a-call");
+        assert_eq!(b.cseq().unwrap().seq, 1);
+        assert_eq!(b.headers.count(&HeaderName::Via), 1);
+        assert_eq!(b.headers.get(&HeaderName::MaxForwards), Some("68"));
+        assert!(b.from_header().unwrap().tag().is_some());
+        assert!(b.to_header().unwrap().tag().is_none());
+        assert!(b.headers.get(&HeaderName::From).unwrap().starts_with("<sip:+15559873012@"));
+        let sdp = String::from_utf8(b.body.clone()).unwrap();
+        assert!(sdp.contains("m=audio 30002 ") && sdp.contains("c=IN IP4 127.0.0.1"), "{sdp}");
+
+        let ringing = answer_to_a(&a, "t1", 180, local);
+        assert_eq!(ringing.to_header().unwrap().tag(), Some("t1"));
+        assert_eq!(answer_to_a(&a, "t1", 503, local).to_header().unwrap().tag(), Some("t1"));
+        assert!(answer_to_a(&a, "t1", 503, local).headers.get(&HeaderName::Contact).is_none());
+    }
+}

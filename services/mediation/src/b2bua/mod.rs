@@ -1,0 +1,636 @@
+//! The B2BUA core, sans-IO over the transaction table (as the registrar's proxy is): a call is
+//! two independent dialogs — the A side that called us, the B side we call — each with its own
+//! Call-ID, tags and CSeq. B is tried trunk after trunk: 408, 5xx, a timeout, a transport error
+//! or no answer moves the call on at once. SDP is rewritten so media flows through the relay
+//! (unless the trunk bypasses media). Time comes in as `now`; ACKs for 2xx and call records come
+//! out of `poll_output`.
+mod messages;
+
+use crate::dialog::Dialog;
+use crate::q850;
+use crate::routing::{Inbound, Plan, Refusal};
+use crate::sdp;
+use holdfast_media::{RemoteMedia, Side};
+use holdfast_sip::message::{HeaderName, Method, Request, Response};
+use holdfast_sip::transaction::{Event, Transactions, TxEvent, TxId};
+use holdfast_sip::transport::Protocol;
+use holdfast_store::Cdr;
+use messages::{answer_to_a, invite_to_b, new_tag, user_of};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// The relay as the B2BUA sees it, so the core is tested without sockets.
+pub trait Media {
+    type Id: Copy + std::fmt::Debug;
+    /// A session: its id, the port the A side sends to, the port the B side sends to.
+    fn allocate(&mut self) -> Result<(Self::Id, SocketAddr, SocketAddr), String>;
+    fn set_remote(&mut self, id: Self::Id, side: Side, remote: RemoteMedia);
+    fn release(&mut self, id: Self::Id);
+}
+
+#[derive(Debug, Clone)]
+pub struct B2buaConfig {
+    /// Our SIP address (Via, Contact).
+    pub local: SocketAddr,
+    /// Where calls for branch users go.
+    pub registrar: SocketAddr,
+    /// Ringing this long on one trunk moves the call to the next.
+    pub no_answer: Duration,
+}
+
+/// What the event loop must do besides draining the transaction table.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// A request outside any transaction (the ACK for a 2xx).
+    Send { request: Request, dest: SocketAddr, transport: Protocol },
+    /// A call ended: store its record.
+    Cdr(Cdr),
+}
+
+/// One place the B side may be called.
+#[derive(Debug, Clone)]
+struct Target {
+    /// Trunk name, or "registrar".
+    trunk: String,
+    dest: SocketAddr,
+    transport: Protocol,
+    called: String,
+    calling: String,
+    bypass: bool,
+}
+
+#[derive(Debug)]
+struct Attempt {
+    client: TxId,
+    invite: Request,
+    target: Target,
+    provisional: bool,
+    /// A CANCEL waits for the first provisional response (§9.1).
+    cancel_when_provisional: bool,
+    ring_until: Option<Instant>,
+    /// Cancelled for ringing too long: the 487 moves the call on rather than ending it.
+    no_answer: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Setup,
+    Answered,
+}
+
+struct Call<Id> {
+    server: TxId,
+    invite: Request,
+    source: SocketAddr,
+    source_transport: Protocol,
+    a_tag: String,
+    a_dialog: Option<Dialog>,
+    b_dialog: Option<Dialog>,
+    targets: VecDeque<Target>,
+    attempt: Option<Attempt>,
+    media: Option<(Id, SocketAddr, SocketAddr)>,
+    state: State,
+    cancelled: bool,
+    /// The last failure seen on a trunk, answered to A when no trunk is left.
+    last_failure: Option<(u16, String, String)>,
+    cdr: Cdr,
+}
+
+pub struct B2bua<M: Media> {
+    config: B2buaConfig,
+    plan: Plan,
+    media: M,
+    calls: HashMap<u64, Call<M::Id>>,
+    by_server: HashMap<TxId, u64>,
+    by_client: HashMap<TxId, u64>,
+    /// (Call-ID, our tag) -> call and the side it names.
+    by_dialog: HashMap<(String, String), (u64, Side)>,
+    dead: HashSet<String>,
+    next_call: u64,
+    outputs: VecDeque<Output>,
+    /// Wall clock (Unix ms) at `epoch`, for call records.
+    epoch: (Instant, i64),
+}
+
+impl<M: Media> B2bua<M> {
+    pub fn new(config: B2buaConfig, plan: Plan, media: M, epoch: (Instant, i64)) -> Self {
+        B2bua {
+            config,
+            plan,
+            media,
+            calls: HashMap::new(),
+            by_server: HashMap::new(),
+            by_client: HashMap::new(),
+            by_dialog: HashMap::new(),
+            dead: HashSet::new(),
+            next_call: 0,
+            outputs: VecDeque::new(),
+            epoch,
+        }
+    }
+
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Calls in progress.
+    pub fn len(&self) -> usize {
+        self.calls.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
+
+    /// The health checker's verdict: a dead trunk is skipped until it answers again.
+    pub fn set_trunk_alive(&mut self, trunk: &str, alive: bool) {
+        if alive {
+            self.dead.remove(trunk);
+        } else {
+            self.dead.insert(trunk.to_string());
+        }
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    fn wall(&self, now: Instant) -> i64 {
+        let (at, ms) = self.epoch;
+        ms + i64::try_from(now.saturating_duration_since(at).as_millis()).unwrap_or(0)
+    }
+
+    /// A new request from the transport, in server transaction `id`.
+    pub fn on_request(&mut self, txns: &mut Transactions, id: TxId, request: Request, source: SocketAddr, transport: Protocol, now: Instant) {
+        let in_dialog = request.to_header().is_ok_and(|to| to.tag().is_some());
+        if in_dialog {
+            return self.in_dialog(txns, id, request, now);
+        }
+        match request.method {
+            Method::INVITE => self.on_invite(txns, id, request, source, transport, now),
+            Method::OPTIONS => {
+                let mut r = request.response(200);
+                r.headers.add(HeaderName::Allow, "INVITE, ACK, BYE, CANCEL, OPTIONS");
+                respond(txns, id, r, now);
+            }
+            _ => respond(txns, id, request.response(405), now),
+        }
+    }
+
+    fn on_invite(&mut self, txns: &mut Transactions, id: TxId, invite: Request, source: SocketAddr, transport: Protocol, now: Instant) {
+        let dialled = user_of(&invite.uri).unwrap_or_default();
+        let caller = invite.from_header().ok().and_then(|f| user_of(&f.uri)).unwrap_or_default();
+        let mut cdr = Cdr {
+            call_id: invite.call_id().unwrap_or_default().to_string(),
+            direction: String::new(),
+            setup_at: self.wall(now),
+            answered_at: None,
+            ended_at: 0,
+            caller: caller.clone(),
+            callee_dialled: dialled.clone(),
+            callee: String::new(),
+            callee_sent: String::new(),
+            caller_sent: String::new(),
+            route: String::new(),
+            trunk: String::new(),
+            failovers: 0,
+            status: 0,
+            q850: None,
+            end_cause: String::new(),
+        };
+        // The branch's calls come from the registrar's socket; anything else must be a trunk.
+        let from_trunk = self.plan.trunk_from(source).map(|t| t.name.clone());
+        let targets = match from_trunk {
+            _ if source == self.config.registrar => {
+                cdr.direction = "outbound".into();
+                self.outbound_targets(&caller, &dialled, &mut cdr)
+            }
+            Some(from) => {
+                cdr.direction = "inbound".into();
+                cdr.trunk = from.clone();
+                self.inbound_targets(&from, &dialled, &caller, &mut cdr)
+            }
+            None => Err(Refusal { status: 403, reason: "Forbidden (not a trunk or the branch)".into() }),
+        };
+        let targets = match targets {
+            Ok(t) => t,
+            Err(refusal) => {
+                let mut r = invite.response(refusal.status);
+                r.reason = refusal.reason.clone();
+                let cause = q850::cause_for_status(refusal.status);
+                r.headers.add(HeaderName::Reason, q850::reason_value(cause, &refusal.reason));
+                respond(txns, id, r, now);
+                cdr.status = refusal.status;
+                cdr.q850 = Some(cause);
+                cdr.end_cause = format!("refused: {}", refusal.reason);
+                cdr.ended_at = cdr.setup_at;
+                self.outputs.push_back(Output::Cdr(cdr));
+                return;
+            }
+        };
+        let a_media = sdp::remote_media(&invite.body).ok();
+        let media = if a_media.is_some() && targets.iter().any(|t| !t.bypass) {
+            match self.media.allocate() {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    log::warn!("no media ports for call {}: {e}", cdr.call_id);
+                    let mut r = invite.response(503);
+                    r.headers.add(HeaderName::Reason, q850::reason_value(47, "no media ports"));
+                    respond(txns, id, r, now);
+                    return;
+                }
+            }
+        } else {
+            None
+        };
+        if let (Some((mid, ..)), Some(remote)) = (media, a_media) {
+            self.media.set_remote(mid, Side::A, remote);
+        }
+        let key = self.next_call;
+        self.next_call += 1;
+        let a_tag = new_tag();
+        let call_id = cdr.call_id.clone();
+        self.by_dialog.insert((call_id, a_tag.clone()), (key, Side::A));
+        self.by_server.insert(id, key);
+        self.calls.insert(
+            key,
+            Call {
+                server: id,
+                invite,
+                source,
+                source_transport: transport,
+                a_tag,
+                a_dialog: None,
+                b_dialog: None,
+                targets: targets.into(),
+                attempt: None,
+                media,
+                state: State::Setup,
+                cancelled: false,
+                last_failure: None,
+                cdr,
+            },
+        );
+        self.next_target(txns, key, now);
+    }
+
+    fn outbound_targets(&self, user: &str, dialled: &str, cdr: &mut Cdr) -> Result<Vec<Target>, Refusal> {
+        let out = self.plan.outbound(user, user, dialled)?;
+        cdr.caller = out.caller.clone();
+        cdr.callee = out.normalized.to_string();
+        cdr.route = out.route.clone();
+        Ok(out
+            .legs
+            .iter()
+            .filter_map(|leg| {
+                let t = self.plan.trunk(&leg.trunk)?;
+                Some(Target {
+                    trunk: t.name.clone(),
+                    dest: t.address,
+                    transport: t.transport,
+                    called: leg.called.clone(),
+                    calling: leg.calling.clone(),
+                    bypass: t.media_bypass,
+                })
+            })
+            .collect())
+    }
+
+    fn inbound_targets(&self, from: &str, dialled: &str, caller: &str, cdr: &mut Cdr) -> Result<Vec<Target>, Refusal> {
+        match self.plan.inbound(from, dialled, caller)? {
+            Inbound::User { number, user } => {
+                cdr.callee = number;
+                cdr.route = "did".into();
+                Ok(vec![Target {
+                    trunk: "registrar".into(),
+                    dest: self.config.registrar,
+                    transport: Protocol::Udp,
+                    called: user,
+                    calling: caller.to_string(),
+                    bypass: false,
+                }])
+            }
+            Inbound::Pbx { number, leg } => {
+                let t = self.plan.trunk(&leg.trunk).ok_or_else(|| Refusal { status: 500, reason: "no trunk".into() })?;
+                cdr.callee = number;
+                cdr.route = "pbx".into();
+                Ok(vec![Target {
+                    trunk: t.name.clone(),
+                    dest: t.address,
+                    transport: t.transport,
+                    called: leg.called,
+                    calling: leg.calling,
+                    bypass: t.media_bypass,
+                }])
+            }
+        }
+    }
+
+    /// Calls the next live target, or answers A with the last failure when none is left.
+    fn next_target(&mut self, txns: &mut Transactions, key: u64, now: Instant) {
+        let Some(call) = self.calls.get_mut(&key) else { return };
+        while let Some(target) = call.targets.pop_front() {
+            if self.dead.contains(&target.trunk) {
+                log::info!("call {}: trunk {} is dead, skipped", call.cdr.call_id, target.trunk);
+                call.cdr.failovers += 1;
+                call.last_failure.get_or_insert((503, "Service Unavailable".into(), format!("trunk {} dead", target.trunk)));
+                continue;
+            }
+            let relay_b = call.media.filter(|_| !target.bypass).map(|(_, _, b)| b);
+            let invite = invite_to_b(&call.invite, &target, self.config.local, relay_b);
+            match txns.send_request(invite.clone(), target.dest, target.transport, now) {
+                Ok(client) => {
+                    call.cdr.trunk = target.trunk.clone();
+                    call.cdr.callee_sent = target.called.clone();
+                    call.cdr.caller_sent = target.calling.clone();
+                    self.by_client.insert(client, key);
+                    call.attempt = Some(Attempt {
+                        client,
+                        invite,
+                        target,
+                        provisional: false,
+                        cancel_when_provisional: false,
+                        ring_until: Some(now + self.config.no_answer),
+                        no_answer: false,
+                    });
+                    return;
+                }
+                Err(e) => {
+                    log::warn!("call {}: INVITE to {} not sent: {e}", call.cdr.call_id, target.trunk);
+                    call.cdr.failovers += 1;
+                }
+            }
+        }
+        call.attempt = None;
+        let (status, reason, cause) =
+            call.last_failure.clone().unwrap_or((503, "Service Unavailable".into(), "no trunk available".into()));
+        self.fail_a(txns, key, status, &reason, &cause, now);
+    }
+
+    /// Answers A's INVITE with a failure and ends the call.
+    fn fail_a(&mut self, txns: &mut Transactions, key: u64, status: u16, reason: &str, why: &str, now: Instant) {
+        let Some(call) = self.calls.get_mut(&key) else { return };
+        let status = if call.cancelled { 487 } else { status };
+        let mut r = answer_to_a(&call.invite, &call.a_tag, status, self.config.local);
+        r.reason = if call.cancelled { "Request Terminated".into() } else { reason.to_string() };
+        let cause = q850::cause_for_status(status);
+        r.headers.add(HeaderName::Reason, q850::reason_value(cause, &r.reason));
+        respond(txns, call.server, r, now);
+        call.cdr.status = status;
+        call.cdr.q850 = Some(cause);
+        call.cdr.end_cause = if call.cancelled { "cancelled by caller".into() } else { why.to_string() };
+        self.end(key, now);
+    }
+
+    /// Forgets a call and writes its record.
+    fn end(&mut self, key: u64, now: Instant) {
+        let ended_at = self.wall(now);
+        let Some(mut call) = self.calls.remove(&key) else { return };
+        self.by_server.remove(&call.server);
+        self.by_dialog.retain(|_, (k, _)| *k != key);
+        if let Some(a) = &call.attempt {
+            self.by_client.remove(&a.client);
+        }
+        if let Some((id, ..)) = call.media {
+            self.media.release(id);
+        }
+        call.cdr.ended_at = ended_at;
+        self.outputs.push_back(Output::Cdr(call.cdr));
+    }
+
+    /// A client transaction's event; false when it is not ours.
+    pub fn on_event(&mut self, txns: &mut Transactions, event: &Event, now: Instant) -> bool {
+        let Some(&key) = self.by_client.get(&event.id) else { return false };
+        let is_invite = self.calls.get(&key).and_then(|c| c.attempt.as_ref()).is_some_and(|a| a.client == event.id);
+        match &event.event {
+            TxEvent::Terminated => {
+                self.by_client.remove(&event.id);
+            }
+            _ if !is_invite => {}
+            TxEvent::Response(r) => self.b_response(txns, key, r.clone(), now),
+            TxEvent::TimedOut(r) => self.b_failed(txns, key, r.status, "Request Timeout", "timeout", now),
+            TxEvent::TransportError => self.b_failed(txns, key, 503, "Service Unavailable", "transport error", now),
+            TxEvent::AckTimedOut => {}
+        }
+        true
+    }
+
+    fn b_response(&mut self, txns: &mut Transactions, key: u64, r: Response, now: Instant) {
+        let Some(call) = self.calls.get_mut(&key) else { return };
+        let Some(attempt) = call.attempt.as_mut() else { return };
+        match r.status {
+            100 => {
+                attempt.provisional = true;
+                if attempt.cancel_when_provisional {
+                    cancel(txns, attempt.client, now);
+                }
+            }
+            101..=199 => {
+                attempt.provisional = true;
+                if attempt.cancel_when_provisional {
+                    cancel(txns, attempt.client, now);
+                    return;
+                }
+                let body = self.b_sdp(key, &r);
+                let Some(call) = self.calls.get_mut(&key) else { return };
+                let mut out = answer_to_a(&call.invite, &call.a_tag, r.status, self.config.local);
+                out.reason = r.reason.clone();
+                set_body(&mut out, body);
+                respond(txns, call.server, out, now);
+            }
+            200..=299 => self.b_answered(txns, key, r, now),
+            408 | 500..=599 => {
+                let reason = r.reason.clone();
+                self.b_failed(txns, key, r.status, &reason, "failed", now)
+            }
+            _ if attempt.no_answer && r.status == 487 => {
+                self.b_failed(txns, key, 480, "Temporarily Unavailable", "no answer", now)
+            }
+            _ => {
+                // 3xx, 4xx, 6xx: the callee's answer, for the caller.
+                let cause = q850::cause_in(&r.headers).unwrap_or_else(|| q850::cause_for_status(r.status));
+                let trunk = attempt.target.trunk.clone();
+                let status = if call.cancelled { 487 } else { r.status };
+                let mut out = answer_to_a(&call.invite, &call.a_tag, status, self.config.local);
+                out.reason = if call.cancelled { "Request Terminated".into() } else { r.reason.clone() };
+                out.headers.add(HeaderName::Reason, q850::reason_value(cause, &out.reason));
+                respond(txns, call.server, out, now);
+                call.cdr.status = status;
+                call.cdr.q850 = Some(cause);
+                call.cdr.end_cause =
+                    if call.cancelled { "cancelled by caller".into() } else { format!("trunk {trunk}: {} {}", r.status, r.reason) };
+                self.end(key, now);
+            }
+        }
+    }
+
+    /// The SDP of a B response for A: remembered for the relay and pointed at its A port.
+    fn b_sdp(&mut self, key: u64, r: &Response) -> Option<Vec<u8>> {
+        let call = self.calls.get(&key)?;
+        if r.body.is_empty() {
+            return None;
+        }
+        let bypass = call.attempt.as_ref().is_some_and(|a| a.target.bypass);
+        match (call.media, bypass) {
+            (Some((id, a_port, _)), false) => {
+                let remote = sdp::remote_media(&r.body).ok()?;
+                self.media.set_remote(id, Side::B, remote);
+                sdp::rewrite(&r.body, a_port).ok()
+            }
+            _ => Some(r.body.clone()),
+        }
+    }
+
+    fn b_answered(&mut self, txns: &mut Transactions, key: u64, r: Response, now: Instant) {
+        let body = self.b_sdp(key, &r);
+        let wall = self.wall(now);
+        let local = self.config.local;
+        let Some(call) = self.calls.get_mut(&key) else { return };
+        let Some(attempt) = call.attempt.take() else { return };
+        let Some(b) = Dialog::as_uac(&attempt.invite, &r, attempt.target.dest, attempt.target.transport) else {
+            log::warn!("call {}: 2xx without a usable To/Contact", call.cdr.call_id);
+            return;
+        };
+        let seq = attempt.invite.cseq().map(|c| c.seq).unwrap_or(1);
+        self.outputs.push_back(Output::Send { request: b.ack(seq, local), dest: b.dest, transport: b.transport });
+        if call.cancelled {
+            // The callee answered as the caller hung up: end the B dialog at once.
+            let mut b = b;
+            let bye = b.request(Method::BYE, local);
+            send_in_dialog(txns, &mut self.by_client, key, bye, &b, now);
+            call.cdr.status = 487;
+            call.cdr.end_cause = "cancelled by caller".into();
+            return self.end(key, now);
+        }
+        self.by_dialog.insert((b.call_id.clone(), b.local_tag.clone()), (key, Side::B));
+        call.b_dialog = Some(b);
+        call.a_dialog = Dialog::as_uas(&call.invite, &call.a_tag, call.source, call.source_transport);
+        call.state = State::Answered;
+        call.cdr.answered_at = Some(wall);
+        call.cdr.status = r.status;
+        let mut out = answer_to_a(&call.invite, &call.a_tag, r.status, local);
+        set_body(&mut out, body);
+        respond(txns, call.server, out, now);
+    }
+
+    /// The current trunk failed (408, 5xx, timeout, transport error, no answer): next trunk.
+    fn b_failed(&mut self, txns: &mut Transactions, key: u64, status: u16, reason: &str, what: &str, now: Instant) {
+        let Some(call) = self.calls.get_mut(&key) else { return };
+        let Some(attempt) = call.attempt.take() else { return };
+        log::info!("call {}: trunk {} {what} ({status}), trying the next", call.cdr.call_id, attempt.target.trunk);
+        self.by_client.remove(&attempt.client);
+        call.last_failure = Some((status, reason.to_string(), format!("trunk {}: {status} {reason}", attempt.target.trunk)));
+        if call.cancelled {
+            return self.fail_a(txns, key, 487, "Request Terminated", "cancelled by caller", now);
+        }
+        if !call.targets.is_empty() {
+            call.cdr.failovers += 1;
+        }
+        self.next_target(txns, key, now);
+    }
+
+    /// A CANCEL from A for server transaction `invite`; false when no call has it.
+    pub fn on_cancel(&mut self, txns: &mut Transactions, invite: TxId, now: Instant) -> bool {
+        let Some(&key) = self.by_server.get(&invite) else { return false };
+        let Some(call) = self.calls.get_mut(&key) else { return false };
+        if call.state != State::Setup {
+            return false;
+        }
+        call.cancelled = true;
+        match call.attempt.as_mut() {
+            Some(a) if a.provisional => cancel(txns, a.client, now),
+            Some(a) => a.cancel_when_provisional = true,
+            None => {}
+        }
+        true
+    }
+
+    /// BYE and other requests inside a dialog of ours.
+    fn in_dialog(&mut self, txns: &mut Transactions, id: TxId, request: Request, now: Instant) {
+        let tag = request.to_header().ok().and_then(|t| t.tag().map(str::to_string)).unwrap_or_default();
+        let call_id = request.call_id().unwrap_or_default().to_string();
+        let Some(&(key, side)) = self.by_dialog.get(&(call_id, tag)) else {
+            return respond(txns, id, request.response(481), now);
+        };
+        match request.method {
+            Method::BYE => {
+                respond(txns, id, request.response(200), now);
+                let local = self.config.local;
+                let Some(call) = self.calls.get_mut(&key) else { return };
+                let other = match side {
+                    Side::A => call.b_dialog.as_mut(),
+                    Side::B => call.a_dialog.as_mut(),
+                };
+                if let Some(d) = other {
+                    let mut bye = d.request(Method::BYE, local);
+                    let cause = q850::cause_in(&request.headers).unwrap_or(16);
+                    bye.headers.add(HeaderName::Reason, q850::reason_value(cause, "Normal call clearing"));
+                    let d = d.clone();
+                    send_in_dialog(txns, &mut self.by_client, key, bye, &d, now);
+                }
+                call.cdr.q850 = Some(q850::cause_in(&request.headers).unwrap_or(16));
+                call.cdr.end_cause = match side {
+                    Side::A => "BYE from caller".into(),
+                    Side::B => "BYE from callee".into(),
+                };
+                self.end(key, now);
+            }
+            _ if matches!(request.method.as_str(), "INFO" | "OPTIONS") => respond(txns, id, request.response(200), now),
+            // Re-INVITE and UPDATE (hold, resume) are not relayed yet: the session stays as it is.
+            _ => respond(txns, id, request.response(488), now),
+        }
+    }
+
+    /// The earliest no-answer deadline.
+    pub fn next_timeout(&self) -> Option<Instant> {
+        self.calls.values().filter_map(|c| c.attempt.as_ref()?.ring_until).min()
+    }
+
+    /// Rang too long on a trunk: cancel it; its 487 moves the call to the next trunk.
+    pub fn handle_timeout(&mut self, txns: &mut Transactions, now: Instant) {
+        for call in self.calls.values_mut() {
+            let Some(a) = call.attempt.as_mut() else { continue };
+            if a.ring_until.is_some_and(|t| t <= now) {
+                a.ring_until = None;
+                a.no_answer = true;
+                if a.provisional {
+                    cancel(txns, a.client, now);
+                } else {
+                    a.cancel_when_provisional = true;
+                }
+            }
+        }
+    }
+}
+
+fn set_body(r: &mut Response, body: Option<Vec<u8>>) {
+    if let Some(body) = body {
+        r.headers.set(HeaderName::ContentType, "application/sdp");
+        r.body = body;
+    }
+}
+
+fn respond(txns: &mut Transactions, id: TxId, r: Response, now: Instant) {
+    if let Err(e) = txns.send_response(id, r, now) {
+        log::debug!("response not sent: {e}");
+    }
+}
+
+fn cancel(txns: &mut Transactions, client: TxId, now: Instant) {
+    if let Err(e) = txns.cancel(client, now) {
+        log::debug!("CANCEL not sent: {e}");
+    }
+}
+
+fn send_in_dialog(txns: &mut Transactions, by_client: &mut HashMap<TxId, u64>, key: u64, req: Request, d: &Dialog, now: Instant) {
+    match txns.send_request(req, d.dest, d.transport, now) {
+        Ok(id) => {
+            by_client.insert(id, key);
+        }
+        Err(e) => log::debug!("in-dialog request not sent: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

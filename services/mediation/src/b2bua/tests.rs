@@ -1,0 +1,257 @@
+//! The B2BUA driven through a real transaction table, with a fake relay: what goes out on each
+//! side, and the call records.
+use super::{B2bua, B2buaConfig, Cdr, Duration, HeaderName, Instant, Media, Method, Output, Protocol, RemoteMedia, Request, Response, Side, SocketAddr, Transactions};
+use crate::config::Config;
+use holdfast_sip::message::Uri;
+use holdfast_sip::transaction::{Inbound, TimerConfig, Transmit};
+
+struct FakeMedia {
+    remotes: Vec<(Side, SocketAddr)>,
+    released: usize,
+}
+
+impl Media for &mut FakeMedia {
+    type Id = u32;
+    fn allocate(&mut self) -> Result<(u32, SocketAddr, SocketAddr), String> {
+        Ok((1, "127.0.0.1:30000".parse().unwrap(), "127.0.0.1:30002".parse().unwrap()))
+    }
+    fn set_remote(&mut self, _: u32, side: Side, remote: RemoteMedia) {
+        self.remotes.push((side, remote.rtp));
+    }
+    fn release(&mut self, _: u32) {
+        self.released += 1;
+    }
+}
+
+const REGISTRAR: &str = "127.0.0.1:5060";
+const SDP_A: &str = "v=0\r\no=- 1 1 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+const SDP_B: &str = "v=0\r\no=- 7 7 IN IP4 198.51.100.7\r\ns=-\r\nc=IN IP4 198.51.100.7\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n";
+
+struct Rig<'m> {
+    b2bua: B2bua<&'m mut FakeMedia>,
+    txns: Transactions,
+    now: Instant,
+    /// Requests and responses sent, oldest first.
+    sent: Vec<Transmit>,
+    cdrs: Vec<Cdr>,
+    acks: Vec<(Request, SocketAddr)>,
+}
+
+impl<'m> Rig<'m> {
+    fn new(media: &'m mut FakeMedia, dead: &[&str]) -> Self {
+        let config = Config::embedded();
+        let now = Instant::now();
+        let b2b = B2buaConfig {
+            local: config.listen,
+            registrar: REGISTRAR.parse().unwrap(),
+            no_answer: Duration::from_secs(30),
+        };
+        let mut b2bua = B2bua::new(b2b, config.plan, media, (now, 1_000_000));
+        for d in dead {
+            b2bua.set_trunk_alive(d, false);
+        }
+        Rig { b2bua, txns: Transactions::new(TimerConfig::default()), now, sent: vec![], cdrs: vec![], acks: vec![] }
+    }
+
+    fn pump(&mut self) {
+        for _ in 0..100 {
+            let mut busy = false;
+            while let Some(e) = self.txns.poll_event() {
+                busy = true;
+                self.b2bua.on_event(&mut self.txns, &e, self.now);
+            }
+            while let Some(t) = self.txns.poll_transmit() {
+                busy = true;
+                self.sent.push(t);
+            }
+            while let Some(o) = self.b2bua.poll_output() {
+                busy = true;
+                match o {
+                    Output::Cdr(c) => self.cdrs.push(c),
+                    Output::Send { request, dest, .. } => self.acks.push((request, dest)),
+                }
+            }
+            if !busy {
+                return;
+            }
+        }
+        panic!("no quiescence");
+    }
+
+    fn invite_from_branch(&mut self, from_user: &str, number: &str) -> Request {
+        let mut r = Request::new(Method::INVITE, Uri::parse(&format!("sip:{number}@127.0.0.1:5070;user=phone")).unwrap());
+        r.headers.add(HeaderName::Via, format!("SIP/2.0/UDP {REGISTRAR};branch=z9hG4bK-{number}"));
+        r.headers.add(HeaderName::RecordRoute, format!("<sip:{REGISTRAR};lr>"));
+        r.headers.add(HeaderName::From, format!("<sip:{from_user}@branch.local>;tag=caller"));
+        r.headers.add(HeaderName::To, format!("<sip:{number}@branch.local>"));
+        r.headers.add(HeaderName::CallId, format!("a-{number}"));
+        r.headers.add(HeaderName::CSeq, "1 INVITE");
+        r.headers.add(HeaderName::Contact, format!("<sip:{from_user}@192.0.2.9:5062>"));
+        r.headers.add(HeaderName::ContentType, "application/sdp");
+        r.body = SDP_A.as_bytes().to_vec();
+        let Ok(Inbound::Request { id, request }) = self.txns.on_request(r.clone(), Protocol::Udp, self.now) else { panic!() };
+        self.b2bua.on_request(&mut self.txns, id, request, REGISTRAR.parse().unwrap(), Protocol::Udp, self.now);
+        self.pump();
+        r
+    }
+
+    /// The requests sent to `dest` with `method`.
+    fn requests_to(&self, dest: &str, method: &Method) -> Vec<Request> {
+        let dest: SocketAddr = dest.parse().unwrap();
+        self.sent
+            .iter()
+            .filter_map(|t| match t {
+                Transmit::Request { request, dest: d, .. } if *d == dest && &request.method == method => Some(request.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Responses sent back to A (our server transactions), by status.
+    fn responses(&self) -> Vec<Response> {
+        self.sent.iter().filter_map(|t| if let Transmit::Response { response, .. } = t { Some(response.clone()) } else { None }).collect()
+    }
+
+    fn answer(&mut self, req: &Request, status: u16, sdp: Option<&str>) {
+        let mut r = req.response(status);
+        if status > 100 {
+            r.headers.add(HeaderName::Contact, "<sip:carrier@127.0.0.1:5082>");
+        }
+        if let Some(sdp) = sdp {
+            r.headers.add(HeaderName::ContentType, "application/sdp");
+            r.body = sdp.as_bytes().to_vec();
+        }
+        assert!(self.txns.on_response(r, self.now).is_none());
+        self.pump();
+    }
+}
+
+#[test]
+fn call_fails_over_to_the_second_carrier_and_ends_with_a_record() {
+    let mut media = FakeMedia { remotes: vec![], released: 0 };
+    let mut rig = Rig::new(&mut media, &[]);
+    rig.invite_from_branch("3012", "2125550100");
+    let first = rig.requests_to("127.0.0.1:5080", &Method::INVITE);
+    assert_eq!(first.len(), 1);
+    // carrier-a's translation: national form.
+    assert_eq!(first[0].uri.to_string(), "sip:12125550100@127.0.0.1:5080;user=phone");
+    let offer = String::from_utf8(first[0].body.clone()).unwrap();
+    assert!(offer.contains("m=audio 30002 ") && offer.contains("c=IN IP4 127.0.0.1"), "{offer}");
+    assert_ne!(first[0].call_id().unwrap(), "a-2125550100");
+
+    rig.answer(&first[0], 503, None);
+    let second = rig.requests_to("127.0.0.1:5082", &Method::INVITE);
+    assert_eq!(second.len(), 1, "503 moves the call to carrier-b at once");
+    assert_eq!(second[0].uri.to_string(), "sip:+12125550100@127.0.0.1:5082;user=phone");
+    assert!(rig.responses().iter().all(|r| r.status < 200), "the caller sees no failure");
+
+    rig.answer(&second[0], 183, Some(SDP_B));
+    let early = rig.responses().into_iter().find(|r| r.status == 183).expect("183 relayed");
+    let early_sdp = String::from_utf8(early.body.clone()).unwrap();
+    assert!(early_sdp.contains("m=audio 30000 ") && !early_sdp.contains("198.51.100.7"), "{early_sdp}");
+    rig.answer(&second[0], 200, Some(SDP_B));
+    let ok = rig.responses().into_iter().find(|r| r.status == 200).expect("200 relayed");
+    assert_eq!(ok.to_header().unwrap().tag(), early.to_header().unwrap().tag());
+    assert_eq!(rig.acks.len(), 1, "2xx acknowledged towards the carrier");
+    assert_eq!(rig.acks[0].1, "127.0.0.1:5082".parse().unwrap());
+    assert_eq!(rig.acks[0].0.cseq().unwrap().to_string(), "1 ACK");
+
+    // BYE from the caller, in the A dialog: 200 to A, BYE to the carrier in the B dialog.
+    let mut bye = Request::new(Method::BYE, Uri::parse("sip:mediation@127.0.0.1:5070").unwrap());
+    bye.headers.add(HeaderName::Via, format!("SIP/2.0/UDP {REGISTRAR};branch=z9hG4bK-bye"));
+    bye.headers.add(HeaderName::From, "<sip:3012@branch.local>;tag=caller");
+    bye.headers.add(HeaderName::To, ok.headers.get(&HeaderName::To).unwrap());
+    bye.headers.add(HeaderName::CallId, "a-2125550100");
+    bye.headers.add(HeaderName::CSeq, "2 BYE");
+    let Ok(Inbound::Request { id, request }) = rig.txns.on_request(bye, Protocol::Udp, rig.now) else { panic!() };
+    rig.now += Duration::from_secs(5);
+    rig.b2bua.on_request(&mut rig.txns, id, request, REGISTRAR.parse().unwrap(), Protocol::Udp, rig.now);
+    rig.pump();
+    let bye_b = rig.requests_to("127.0.0.1:5082", &Method::BYE);
+    assert_eq!(bye_b.len(), 1);
+    assert_eq!(bye_b[0].call_id().unwrap(), second[0].call_id().unwrap());
+    assert_eq!(bye_b[0].cseq().unwrap().seq, 2);
+    assert!(rig.responses().iter().any(|r| r.status == 200 && r.cseq().unwrap().method == Method::BYE));
+
+    assert_eq!(rig.cdrs.len(), 1);
+    let c = &rig.cdrs[0];
+    assert_eq!((c.caller.as_str(), c.callee_dialled.as_str(), c.callee.as_str()), ("3012", "2125550100", "+12125550100"));
+    assert_eq!((c.trunk.as_str(), c.route.as_str(), c.failovers), ("carrier-b", "national", 1));
+    assert_eq!((c.callee_sent.as_str(), c.status, c.end_cause.as_str()), ("+12125550100", 200, "BYE from caller"));
+    assert_eq!((c.setup_at, c.answered_at, c.ended_at), (1_000_000, Some(1_000_000), 1_005_000));
+    assert!(rig.b2bua.is_empty());
+    drop(rig);
+    assert_eq!(media.released, 1);
+    assert!(media.remotes.contains(&(Side::A, "192.0.2.9:4000".parse().unwrap())));
+    assert!(media.remotes.contains(&(Side::B, "198.51.100.7:6000".parse().unwrap())));
+}
+
+#[test]
+fn international_without_the_usage_is_refused_403_and_recorded() {
+    let mut media = FakeMedia { remotes: vec![], released: 0 };
+    let mut rig = Rig::new(&mut media, &[]);
+    rig.invite_from_branch("3012", "011442079460000");
+    let r = rig.responses().into_iter().find(|r| r.status >= 200).unwrap();
+    assert_eq!(r.status, 403);
+    assert!(r.headers.get(&HeaderName::Reason).unwrap().starts_with("Q.850;cause=21"));
+    assert!(rig.requests_to("127.0.0.1:5080", &Method::INVITE).is_empty());
+    assert_eq!(rig.cdrs.len(), 1);
+    assert_eq!((rig.cdrs[0].status, rig.cdrs[0].trunk.as_str()), (403, ""));
+}
+
+#[test]
+fn a_dead_trunk_is_skipped_and_busy_ends_the_search() {
+    let mut media = FakeMedia { remotes: vec![], released: 0 };
+    let mut rig = Rig::new(&mut media, &["carrier-a"]);
+    rig.invite_from_branch("3001", "2125550100");
+    assert!(rig.requests_to("127.0.0.1:5080", &Method::INVITE).is_empty());
+    let b = rig.requests_to("127.0.0.1:5082", &Method::INVITE);
+    assert_eq!(b.len(), 1);
+    rig.answer(&b[0], 486, None);
+    let r = rig.responses().into_iter().find(|r| r.status >= 200).unwrap();
+    assert_eq!(r.status, 486);
+    assert!(r.headers.get(&HeaderName::Reason).unwrap().starts_with("Q.850;cause=17"));
+    assert_eq!((rig.cdrs[0].failovers, rig.cdrs[0].q850), (1, Some(17)));
+}
+
+#[test]
+fn cancel_from_the_caller_cancels_the_trunk() {
+    let mut media = FakeMedia { remotes: vec![], released: 0 };
+    let mut rig = Rig::new(&mut media, &[]);
+    let invite = rig.invite_from_branch("3012", "2125550100");
+    let b = rig.requests_to("127.0.0.1:5080", &Method::INVITE);
+    rig.answer(&b[0], 180, None);
+    let mut cancel = holdfast_sip::transaction::cancel_for(&invite).unwrap();
+    cancel.headers.set(HeaderName::Via, invite.headers.get(&HeaderName::Via).unwrap());
+    let Ok(Inbound::Cancel { id, invite: Some(server), .. }) = rig.txns.on_request(cancel, Protocol::Udp, rig.now) else { panic!() };
+    assert!(rig.b2bua.on_cancel(&mut rig.txns, server, rig.now));
+    rig.txns.send_response(id, Response::new(200), rig.now).ok();
+    rig.pump();
+    let cancels = rig.requests_to("127.0.0.1:5080", &Method::CANCEL);
+    assert_eq!(cancels.len(), 1);
+    rig.answer(&b[0], 487, None);
+    assert!(rig.requests_to("127.0.0.1:5082", &Method::INVITE).is_empty(), "a cancelled call does not fail over");
+    assert!(rig.responses().iter().any(|r| r.status == 487));
+    assert_eq!(rig.cdrs[0].end_cause, "cancelled by caller");
+}
+
+#[test]
+fn timeout_and_transport_error_fail_over() {
+    let mut media = FakeMedia { remotes: vec![], released: 0 };
+    let mut rig = Rig::new(&mut media, &[]);
+    rig.invite_from_branch("3012", "2125550100");
+    let a = rig.requests_to("127.0.0.1:5080", &Method::INVITE);
+    let Transmit::Request { id, .. } = rig.sent.iter().find(|t| matches!(t, Transmit::Request { .. })).unwrap().clone() else { panic!() };
+    rig.txns.on_transport_error(id);
+    rig.pump();
+    assert_eq!(a.len(), 1);
+    let b = rig.requests_to("127.0.0.1:5082", &Method::INVITE);
+    assert_eq!(b.len(), 1);
+    // carrier-b never answers: Timer B, then no trunk is left: 408 to the caller.
+    rig.now += Duration::from_secs(40);
+    rig.txns.handle_timeout(rig.now);
+    rig.pump();
+    let r = rig.responses().into_iter().find(|r| r.status >= 200).unwrap();
+    assert_eq!(r.status, 408);
+    assert_eq!(rig.cdrs[0].failovers, 1);
+}

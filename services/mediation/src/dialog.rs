@@ -1,0 +1,165 @@
+//! One side's dialog (RFC 3261 §12): what in-dialog requests on it carry and where they go.
+//! The B2BUA keeps two per call, each with its own Call-ID, tags and CSeq.
+use holdfast_sip::message::{HeaderName, Host, Method, NameAddr, Request, Response, Uri};
+use holdfast_sip::transaction::new_branch;
+use holdfast_sip::transport::Protocol;
+use std::net::{IpAddr, SocketAddr};
+
+#[derive(Debug, Clone)]
+pub struct Dialog {
+    pub call_id: String,
+    /// Our From (UAC) or To (UAS) value, with our tag.
+    pub local: String,
+    pub local_tag: String,
+    /// Theirs, with their tag.
+    pub remote: String,
+    pub remote_target: Uri,
+    /// Route headers for requests we send, in order.
+    pub route: Vec<String>,
+    pub local_cseq: u32,
+    /// Where requests go: the first route hop, else the remote target, else `fallback`.
+    pub dest: SocketAddr,
+    pub transport: Protocol,
+}
+
+impl Dialog {
+    /// The dialog a UAS forms by answering `invite` (§12.1.1): the route set is the
+    /// Record-Route as received. `source` is where the INVITE came from.
+    pub fn as_uas(invite: &Request, local_tag: &str, source: SocketAddr, transport: Protocol) -> Option<Dialog> {
+        let to = invite.headers.get(&HeaderName::To)?;
+        let remote = invite.headers.get(&HeaderName::From)?.to_string();
+        let target = contact_uri(invite.headers.get(&HeaderName::Contact))?;
+        let route: Vec<String> = invite.headers.get_all(&HeaderName::RecordRoute).map(str::to_string).collect();
+        let dest = next_hop(&route, &target).unwrap_or(source);
+        Some(Dialog {
+            call_id: invite.call_id().ok()?.to_string(),
+            local: format!("{to};tag={local_tag}"),
+            local_tag: local_tag.to_string(),
+            remote,
+            remote_target: target,
+            route,
+            local_cseq: 0,
+            dest,
+            transport,
+        })
+    }
+
+    /// The dialog a UAC forms from a 2xx (or 1xx with a tag) to its `invite` (§12.1.2): the
+    /// route set is the Record-Route reversed. `fallback` is where the INVITE went.
+    pub fn as_uac(invite: &Request, answer: &Response, fallback: SocketAddr, transport: Protocol) -> Option<Dialog> {
+        let local = invite.headers.get(&HeaderName::From)?.to_string();
+        let local_tag = NameAddr::parse(&local).ok()?.tag()?.to_string();
+        let remote = answer.headers.get(&HeaderName::To)?.to_string();
+        let target = contact_uri(answer.headers.get(&HeaderName::Contact)).unwrap_or_else(|| invite.uri.clone());
+        let mut route: Vec<String> = answer.headers.get_all(&HeaderName::RecordRoute).map(str::to_string).collect();
+        route.reverse();
+        let dest = next_hop(&route, &target).unwrap_or(fallback);
+        Some(Dialog {
+            call_id: invite.call_id().ok()?.to_string(),
+            local,
+            local_tag,
+            remote,
+            remote_target: target,
+            route,
+            local_cseq: invite.cseq().ok()?.seq,
+            dest,
+            transport,
+        })
+    }
+
+    /// A new request in this dialog with the next CSeq, sent by `via` (our address).
+    pub fn request(&mut self, method: Method, via: SocketAddr) -> Request {
+        self.local_cseq += 1;
+        self.build(method, self.local_cseq, via)
+    }
+
+    /// The ACK for a 2xx to the INVITE with CSeq `seq` (§13.2.2.4): same CSeq number.
+    pub fn ack(&self, seq: u32, via: SocketAddr) -> Request {
+        self.build(Method::ACK, seq, via)
+    }
+
+    fn build(&self, method: Method, seq: u32, via: SocketAddr) -> Request {
+        let mut r = Request::new(method.clone(), self.remote_target.clone());
+        let h = &mut r.headers;
+        h.add(HeaderName::Via, format!("SIP/2.0/{} {via};branch={};rport", self.transport, new_branch()));
+        for route in &self.route {
+            h.add(HeaderName::Route, route.clone());
+        }
+        h.add(HeaderName::MaxForwards, "70");
+        h.add(HeaderName::From, self.local.clone());
+        h.add(HeaderName::To, self.remote.clone());
+        h.add(HeaderName::CallId, self.call_id.clone());
+        h.add(HeaderName::CSeq, format!("{seq} {method}"));
+        r
+    }
+}
+
+fn contact_uri(value: Option<&str>) -> Option<Uri> {
+    NameAddr::parse(value?).ok().map(|n| n.uri)
+}
+
+/// The address of the first route entry, else of the target, when they are IP addresses.
+fn next_hop(route: &[String], target: &Uri) -> Option<SocketAddr> {
+    match route.first() {
+        Some(r) => NameAddr::parse(r).ok().and_then(|n| address_of(&n.uri)),
+        None => address_of(target),
+    }
+}
+
+/// The socket address a SIP URI names, when its host is an IP (no DNS at the branch).
+pub fn address_of(uri: &Uri) -> Option<SocketAddr> {
+    let Uri::Sip(sip) = uri else { return None };
+    let ip: IpAddr = match &sip.host {
+        Host::V4(a) => (*a).into(),
+        Host::V6(a) => (*a).into(),
+        Host::Domain(_) => return None,
+    };
+    Some(SocketAddr::new(ip, sip.port.unwrap_or(5060)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use holdfast_sip::message::Header;
+
+    fn invite() -> Request {
+        let mut r = Request::new(Method::INVITE, Uri::parse("sip:+12125550100@127.0.0.1:5070;user=phone").unwrap());
+        r.headers.add(HeaderName::Via, "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-1");
+        r.headers.add(HeaderName::RecordRoute, "<sip:127.0.0.1:5060;lr>");
+        r.headers.add(HeaderName::From, "<sip:3012@branch.local>;tag=a1");
+        r.headers.add(HeaderName::To, "<sip:+12125550100@branch.local>");
+        r.headers.add(HeaderName::CallId, "call-a");
+        r.headers.add(HeaderName::CSeq, "7 INVITE");
+        r.headers.add(HeaderName::Contact, "<sip:3012@192.0.2.50:5062>");
+        r
+    }
+
+    #[test]
+    fn uas_dialog_routes_through_the_record_route() {
+        let src = "127.0.0.1:5060".parse().unwrap();
+        let mut d = Dialog::as_uas(&invite(), "ours", src, Protocol::Udp).unwrap();
+        assert_eq!(d.dest, src);
+        let bye = d.request(Method::BYE, "127.0.0.1:5070".parse().unwrap());
+        assert_eq!(bye.uri.to_string(), "sip:3012@192.0.2.50:5062");
+        assert_eq!(bye.headers.get(&HeaderName::Route), Some("<sip:127.0.0.1:5060;lr>"));
+        assert_eq!(bye.headers.get(&HeaderName::From), Some("<sip:+12125550100@branch.local>;tag=ours"));
+        assert_eq!(bye.headers.get(&HeaderName::To), Some("<sip:3012@branch.local>;tag=a1"));
+        assert_eq!(bye.cseq().unwrap().seq, 1);
+        assert_eq!(bye.call_id().unwrap(), "call-a");
+    }
+
+    #[test]
+    fn uac_dialog_takes_the_answer_s_contact_and_tag() {
+        let mut req = invite();
+        req.headers.remove_all(&HeaderName::RecordRoute);
+        let mut ok = req.response(200);
+        ok.headers.push(Header::new(HeaderName::Contact, "<sip:carrier@127.0.0.1:5080>"));
+        let fallback = "127.0.0.1:9".parse().unwrap();
+        let d = Dialog::as_uac(&req, &ok, fallback, Protocol::Udp).unwrap();
+        assert_eq!(d.dest, "127.0.0.1:5080".parse().unwrap());
+        assert_eq!(d.local_tag, "a1");
+        let ack = d.ack(7, "127.0.0.1:5070".parse().unwrap());
+        assert_eq!(ack.cseq().unwrap().to_string(), "7 ACK");
+        assert!(ack.to_header().unwrap().tag().is_some());
+    }
+}
