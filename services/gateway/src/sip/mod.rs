@@ -11,3 +11,6 @@ pub use calls::{Action, Calls, LegId, Outbound, SipConfig};
 
 /// Methods the gateway serves.
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS";
+
+#[cfg(test)]
+mod tests;
