@@ -1,7 +1,8 @@
 //! The appliance image boots under qemu, the services whose binaries it holds reach READY under
 //! systemd (Type=notify) with their logs in journald, and a sipp phone on the test's own network
 //! registers to the registrar in the VM (digest challenge, then 200) and shows in `sbactl registrations`;
-//! with the VM's link cut through QMP the phone gets no answer, and a 200 again once it is restored.
+//! with the VM's link cut through QMP the phone gets no answer, and a 200 again once it is restored;
+//! after a hard reset of the VM the registrar is READY again with the binding from SQLite.
 use anyhow::{ensure, Context, Result};
 use holdfast_tests::vm::{TestNet, Variant, Vm, VmConfig};
 use std::process::Stdio;
@@ -25,11 +26,16 @@ fn appliance_registrar() -> Result<(String, String)> {
     Ok((key("domain")?, key("db")?))
 }
 
-/// Runs in the VM (sba-test-hook.service); every loop is bounded.
+/// Runs in the VM (sba-test-hook.service) at every boot; its report lines carry the boot's number
+/// (the disk survives a reset). Every loop is bounded.
 fn guest_script(domain: &str, db: &str) -> String {
     format!(
         r#"#!/bin/sh
 set -u
+mkdir -p /var/lib/sba-test
+boot=$(( $(cat /var/lib/sba-test/boots 2>/dev/null || echo 0) + 1 ))
+echo $boot > /var/lib/sba-test/boots
+sync
 # The NIC by its MAC, once udev has renamed it (eth0 becomes ens3 meanwhile).
 udevadm settle -t 120
 iface=""
@@ -49,14 +55,14 @@ for u in $units; do
     echo "UNIT $u present=$([ -x "/usr/bin/$u" ] && echo yes || echo no)" \
         "$(systemctl show -p ActiveState -p SubState -p Type -p NRestarts -p StatusText "$u" | tr '\n' ' ')"
 done
-echo "READY-ALL uptime=$(cut -d' ' -f1 /proc/uptime) pending=[$pending]"
+echo "READY-ALL boot=$boot uptime=$(cut -d' ' -f1 /proc/uptime) pending=[$pending]"
 free -m | awk '/^Mem:/ {{print "MEM used_mib=" $3 " total_mib=" $2}}'
 for u in $present; do journalctl -b -u "$u" --no-pager -o cat | sed "s/^/JOURNAL $u /"; done
-sbactl --db {db} user add {USER} --domain {domain} --password {PASSWORD} && echo USER-ADDED
+[ $boot = 1 ] && sbactl --db {db} user add {USER} --domain {domain} --password {PASSWORD} && echo USER-ADDED
 i=0
 while [ $i -lt 120 ]; do
     out=$(sbactl --db {db} registrations --json)
-    case "$out" in *{USER}@*) echo "BINDING $out" | tr '\n' ' '; echo; break ;; esac
+    case "$out" in *{USER}@*) echo "BINDING boot=$boot $out" | tr '\n' ' '; echo; break ;; esac
     sleep 1
     i=$((i+1))
 done
@@ -169,7 +175,7 @@ fn image_boots_services_ready_and_a_phone_registers() -> Result<()> {
         String::from_utf8_lossy(&sipp.stderr),
         vm.diagnostics()
     );
-    let binding = vm.wait_for("BINDING", Duration::from_secs(60))?;
+    let binding = vm.wait_for("BINDING boot=1", Duration::from_secs(60))?;
     ensure!(binding.contains(&format!("sip:{USER}@{domain}")), "binding not stored: {binding}");
     ensure!(binding.contains(HOST), "the binding's contact is not the phone's: {binding}");
 
@@ -179,6 +185,13 @@ fn image_boots_services_ready_and_a_phone_registers() -> Result<()> {
     vm.set_link("n0", true)?;
     let again = register(10)?;
     ensure!(again.status.success(), "no 200 after the link came back: {}", String::from_utf8_lossy(&again.stderr));
+
+    // A power cycle without shutdown: the registrar comes back READY with the binding from SQLite.
+    vm.reset()?;
+    let ready = vm.wait_for("READY-ALL boot=2", Duration::from_secs(240))?;
+    ensure!(ready.contains("pending=[]"), "services not READY after the power cycle: {ready}\n{}", vm.diagnostics());
+    let binding = vm.wait_for("BINDING boot=2", Duration::from_secs(60))?;
+    ensure!(binding.contains(&format!("sip:{USER}@{domain}")), "binding lost in the power cycle: {binding}");
 
     let _ = std::fs::remove_dir_all(&dir);
     vm.shutdown(Duration::from_secs(60))
