@@ -70,7 +70,7 @@ inputs=$(
     {
         echo "$variant"
         echo "$pkglist"
-        sha256sum "${BASH_SOURCE[0]}"
+        sha256sum < "${BASH_SOURCE[0]}"
         # By content and name: the same binaries reached through another path are the same input.
         for b in "${binaries[@]}"; do echo "$(basename "$b") $(sha256sum < "$b")"; done
         for tree in "$here/overlay" "$here/vm"; do
