@@ -11,3 +11,6 @@ pub mod q850;
 pub mod sdp;
 pub mod b2bua;
 pub mod dialog;
+pub mod health;
+pub mod relay_media;
+pub mod server;

@@ -59,6 +59,10 @@ pub fn answer_to_a(invite: &Request, a_tag: &str, status: u16, local: SocketAddr
         }
     }
     if (101..300).contains(&status) {
+        // §12.1.1: the route set A's side keeps comes from our copy of its Record-Route.
+        for rr in invite.headers.get_all(&HeaderName::RecordRoute) {
+            r.headers.add(HeaderName::RecordRoute, rr);
+        }
         r.headers.add(HeaderName::Contact, format!("<sip:mediation@{local}>"));
     }
     r

@@ -276,6 +276,10 @@ impl<M: Media> B2bua<M> {
     }
 
     fn outbound_targets(&self, user: &str, dialled: &str, cdr: &mut Cdr) -> Result<Vec<Target>, Refusal> {
+        // Recorded even when the call is refused: the record shows what the number became.
+        if let Ok(n) = self.plan.dial_plan.normalize(dialled) {
+            cdr.callee = n.to_string();
+        }
         let out = self.plan.outbound(user, user, dialled)?;
         cdr.caller = out.caller.clone();
         cdr.callee = out.normalized.to_string();

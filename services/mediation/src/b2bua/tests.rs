@@ -197,6 +197,7 @@ fn international_without_the_usage_is_refused_403_and_recorded() {
     assert!(rig.requests_to("127.0.0.1:5080", &Method::INVITE).is_empty());
     assert_eq!(rig.cdrs.len(), 1);
     assert_eq!((rig.cdrs[0].status, rig.cdrs[0].trunk.as_str()), (403, ""));
+    assert_eq!(rig.cdrs[0].callee, "+442079460000");
 }
 
 #[test]

@@ -1,0 +1,166 @@
+//! The event loop: the one place where sockets, the store and time meet the sans-IO parts
+//! (transactions, the B2BUA, the health checks). One task; CDR writes run beside it.
+use crate::b2bua::{B2bua, B2buaConfig, Output};
+use crate::config::Config;
+use crate::health::Health;
+use crate::relay_media::RelayMedia;
+use holdfast_media::{Relay, RelayConfig};
+use holdfast_runtime::Notifier;
+use holdfast_sip::message::{Message, Request};
+use holdfast_sip::transaction::{Inbound, TimerConfig, Transactions};
+use holdfast_sip::transport::{Incoming, Transport, TransportHandle};
+use holdfast_store::Store;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("SIP transport on {addr}: {source}")]
+    Transport { addr: std::net::SocketAddr, source: holdfast_sip::transport::TransportError },
+    #[error("media relay: {0}")]
+    Relay(#[from] holdfast_media::RelayError),
+    #[error("store: {0}")]
+    Store(#[from] holdfast_store::StoreError),
+    #[error("the SIP transport stopped")]
+    TransportStopped,
+}
+
+pub struct Server {
+    txns: Transactions,
+    transport: TransportHandle,
+    b2bua: B2bua<RelayMedia>,
+    health: Health,
+    store: Store,
+    notifier: Notifier,
+}
+
+impl Server {
+    /// Binds SIP, starts the relay, opens the store.
+    pub async fn start(config: Config, notifier: Notifier) -> Result<(Server, mpsc::Receiver<Incoming>), ServerError> {
+        let (transport, incoming) = Transport::bind(config.listen)
+            .await
+            .map_err(|source| ServerError::Transport { addr: config.listen, source })?;
+        let local = transport.local_addr();
+        let relay = Relay::start(RelayConfig { bind_ip: config.media_ip, ports: config.media_ports.clone() })?;
+        let store = Store::open(&config.db).await?;
+        let now = Instant::now();
+        let trunks = config.plan.trunks.iter().map(|t| (t.name.clone(), t.address, t.transport));
+        let health = Health::new(trunks, config.options_interval, config.dead_after, local, now);
+        let b2b = B2buaConfig { local, registrar: config.registrar, no_answer: config.no_answer };
+        let b2bua = B2bua::new(b2b, config.plan, RelayMedia(relay), (now, unix_ms()));
+        let txns = Transactions::new(TimerConfig::default());
+        Ok((Server { txns, transport, b2bua, health, store, notifier }, incoming))
+    }
+
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.transport.local_addr()
+    }
+
+    pub async fn run(mut self, mut incoming: mpsc::Receiver<Incoming>) -> Result<(), ServerError> {
+        let mut watchdog =
+            tokio::time::interval(self.notifier.watchdog_interval().unwrap_or(Duration::from_secs(3600)));
+        self.notifier.ready(&format!("listening on {}", self.transport.local_addr()));
+        loop {
+            let timer = [self.txns.next_timeout(), self.b2bua.next_timeout(), self.health.next_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
+            tokio::select! {
+                msg = incoming.recv() => match msg {
+                    Some(msg) => self.on_incoming(msg),
+                    None => return Err(ServerError::TransportStopped),
+                },
+                _ = sleep_until(timer), if timer.is_some() => {
+                    let now = Instant::now();
+                    self.txns.handle_timeout(now);
+                    self.b2bua.handle_timeout(&mut self.txns, now);
+                    self.health.handle_timeout(&mut self.txns, now);
+                }
+                _ = watchdog.tick() => self.notifier.notify("WATCHDOG=1"),
+            }
+            self.flush().await;
+        }
+    }
+
+    fn on_incoming(&mut self, Incoming { msg, source }: Incoming) {
+        let now = Instant::now();
+        let request: Request = match msg {
+            Message::Request(r) => r,
+            Message::Response(r) => {
+                // Unmatched: a retransmitted 2xx whose ACK went out already, or a late probe answer.
+                let _ = self.txns.on_response(r, now);
+                return;
+            }
+        };
+        match self.txns.on_request(request, source.transport, now) {
+            Ok(Inbound::Request { id, request }) => {
+                self.b2bua.on_request(&mut self.txns, id, request, source.addr, source.transport, now)
+            }
+            Ok(Inbound::Cancel { id, request, invite }) => {
+                let known = invite.is_some_and(|inv| self.b2bua.on_cancel(&mut self.txns, inv, now));
+                if let Err(e) = self.txns.send_response(id, request.response(if known { 200 } else { 481 }), now) {
+                    log::debug!("CANCEL answer not sent: {e}");
+                }
+            }
+            // The ACK for our 2xx ends A's part of the handshake; nothing to relay (B was
+            // acknowledged when it answered).
+            Ok(Inbound::Ack(_)) | Ok(Inbound::Absorbed) => {}
+            Err(e) => log::debug!("request from {} refused by the transaction layer: {e}", source.addr),
+        }
+    }
+
+    /// Sends what the transactions queued, hands their events on, stores call records.
+    async fn flush(&mut self) {
+        let now = Instant::now();
+        for _ in 0..1000 {
+            let mut busy = false;
+            while let Some(event) = self.txns.poll_event() {
+                busy = true;
+                if !self.health.on_event(&event) {
+                    self.b2bua.on_event(&mut self.txns, &event, now);
+                }
+            }
+            while let Some((trunk, alive)) = self.health.poll_change() {
+                self.b2bua.set_trunk_alive(&trunk, alive);
+            }
+            while let Some(t) = self.txns.poll_transmit() {
+                busy = true;
+                if let Err(e) = self.transport.transmit(&t).await {
+                    log::debug!("sending failed: {e}");
+                    self.txns.on_transport_error(t.id());
+                }
+            }
+            while let Some(out) = self.b2bua.poll_output() {
+                busy = true;
+                match out {
+                    Output::Send { request, dest, transport } => {
+                        if let Err(e) = self.transport.send_to(&Message::Request(request), dest, transport).await {
+                            log::debug!("ACK not sent: {e}");
+                        }
+                    }
+                    Output::Cdr(cdr) => {
+                        let store = self.store.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = store.insert_cdr(&cdr).await {
+                                log::error!("call record of {} not stored: {e}", cdr.call_id);
+                            }
+                        });
+                    }
+                }
+            }
+            if !busy {
+                return;
+            }
+        }
+    }
+}
+
+fn unix_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(0)).unwrap_or(0)
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    if let Some(at) = at {
+        tokio::time::sleep_until(at.into()).await;
+    }
+}

@@ -1,0 +1,231 @@
+//! sba-mediation against sipp on loopback: sipp plays the branch (from the registrar's address)
+//! and the carriers behind two trunks.
+use holdfast_tests::bins::bin;
+use holdfast_tests::scratch::{free_port, Scratch};
+use holdfast_tests::sipp::Sipp;
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Mediation {
+    child: Child,
+    addr: SocketAddr,
+    db: std::path::PathBuf,
+    /// Where the branch's calls must come from.
+    branch_port: u16,
+    carrier_a: SocketAddr,
+    carrier_b: SocketAddr,
+}
+
+impl Mediation {
+    fn start(scratch: &Scratch) -> Mediation {
+        let port = free_port();
+        let branch_port = free_port();
+        let (pa, pb) = (free_port(), free_port());
+        // An even RTP port range of its own per test process.
+        let media = 40000 + (std::process::id() % 500) as u16 * 40;
+        let db = scratch.file("sba.db");
+        let config = format!(
+            r#"
+[mediation]
+listen = "127.0.0.1:{port}"
+registrar = "127.0.0.1:{branch_port}"
+db = "{db}"
+media_ports = [{media}, {media_end}]
+options_interval_ms = 600000
+default_policy = "national"
+
+[[mediation.rules]]
+name = "international"
+pattern = '011(\d{{7,15}})'
+replace = '+$1'
+
+[[mediation.rules]]
+name = "national"
+pattern = '1?([2-9]\d{{9}})'
+replace = '+1$1'
+
+[[mediation.policies]]
+name = "national"
+usages = ["local", "national"]
+
+[[mediation.routes]]
+name = "national"
+pattern = '\+1\d{{10}}'
+usage = "national"
+trunks = ["carrier-a", "carrier-b"]
+
+[[mediation.routes]]
+name = "international"
+pattern = '\+[2-9]\d{{6,14}}'
+usage = "international"
+trunks = ["carrier-a", "carrier-b"]
+
+[[mediation.trunks]]
+name = "carrier-a"
+kind = "carrier"
+address = "127.0.0.1:{pa}"
+
+[[mediation.trunks]]
+name = "carrier-b"
+kind = "carrier"
+address = "127.0.0.1:{pb}"
+called = [{{ pattern = '\+1(\d{{10}})', replace = '1$1' }}]
+"#,
+            db = db.display(),
+            media_end = media + 39,
+        );
+        let path = scratch.file("sba.toml");
+        std::fs::write(&path, config).expect("write config");
+        let log = std::fs::File::create(scratch.file("mediation.log")).expect("log");
+        let child = Command::new(bin("sba-mediation"))
+            .arg("--config")
+            .arg(&path)
+            .env("HOLDFAST_LOG_STDERR", "1")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start sba-mediation");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        wait_for_udp(addr);
+        Mediation {
+            child,
+            addr,
+            db,
+            branch_port,
+            carrier_a: format!("127.0.0.1:{pa}").parse().unwrap(),
+            carrier_b: format!("127.0.0.1:{pb}").parse().unwrap(),
+        }
+    }
+
+    /// `sbactl cdr --csv` rows as field vectors (header skipped).
+    fn cdrs(&self) -> Vec<Vec<String>> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let out = Command::new(bin("sbactl"))
+                .arg("--db")
+                .arg(&self.db)
+                .args(["cdr", "--csv"])
+                .output()
+                .expect("run sbactl");
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            let rows: Vec<Vec<String>> =
+                text.lines().skip(1).map(|l| l.split(',').map(str::to_string).collect()).collect();
+            if !rows.is_empty() || Instant::now() > deadline {
+                return rows;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Mediation {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until something answers OPTIONS on `addr` (at most 10 s).
+fn wait_for_udp(addr: SocketAddr) {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let local = sock.local_addr().unwrap();
+    for i in 0..50 {
+        let msg = format!(
+            "OPTIONS sip:{addr} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-wait{i}\r\nFrom: <sip:t@{local}>;tag=w\r\n\
+             To: <sip:{addr}>\r\nCall-ID: wait{i}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        );
+        let _ = sock.send_to(msg.as_bytes(), addr);
+        let mut buf = [0u8; 2048];
+        if sock.recv_from(&mut buf).is_ok() {
+            return;
+        }
+    }
+    panic!("sba-mediation does not answer on {addr}");
+}
+
+/// A sipp carrier answering with `scenario` on `addr`, for one call, in the background.
+fn carrier(scratch: &Scratch, scenario: &str, addr: SocketAddr) -> Child {
+    let mut cmd = Command::new("sipp");
+    cmd.current_dir(&scratch.path)
+        .args(["-sf"])
+        .arg(holdfast_tests::bins::scenario(scenario))
+        .args(["-i", "127.0.0.1", "-p", &addr.port().to_string(), "-t", "u1", "-nostdin", "-m", "1"])
+        .args(["-timeout", "20s", "-timeout_error", "-bg"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // -bg returns at once; the background sipp ends after its one call or the timeout.
+    let mut child = cmd.spawn().expect("run sipp (apt-get install sip-tester)");
+    let _ = child.wait();
+    std::thread::sleep(Duration::from_millis(300));
+    child
+}
+
+/// The branch's call: sipp from the registrar's port, 1 s of talk, then BYE.
+fn branch_call(scratch: &Scratch, m: &Mediation, scenario: &str, caller: &str, number: &str) -> std::process::Output {
+    Sipp::new(scenario, m.addr)
+        .key("caller", caller)
+        .key("domain", m.addr.to_string())
+        .arg("-s")
+        .arg(number)
+        .arg("-d")
+        .arg("1000")
+        // The last -p wins: the call must come from the address configured as the registrar's.
+        .arg("-p")
+        .arg(m.branch_port.to_string())
+        .arg("-trace_err")
+        .run(&scratch.path, 20)
+}
+
+fn assert_ok(out: &std::process::Output, what: &str, scratch: &Scratch) {
+    let log = std::fs::read_to_string(scratch.file("mediation.log")).unwrap_or_default();
+    let errors: String = std::fs::read_dir(&scratch.path)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with("_errors.log"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect();
+    assert!(
+        out.status.success(),
+        "{what}: sipp failed ({})\n{}\n{errors}\n--- sba-mediation log ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout).lines().rev().take(20).collect::<Vec<_>>().join("\n"),
+        log.lines().rev().take(60).collect::<Vec<_>>().join("\n")
+    );
+}
+
+#[test]
+fn first_carrier_503_the_call_completes_on_the_second_and_is_recorded() {
+    let scratch = Scratch::new("mediation-failover");
+    let m = Mediation::start(&scratch);
+    let _a = carrier(&scratch, "mediation_503.xml", m.carrier_a);
+    let _b = carrier(&scratch, "call_answer.xml", m.carrier_b);
+    let out = branch_call(&scratch, &m, "call_uac.xml", "3012", "2125550100");
+    assert_ok(&out, "call through the mediation", &scratch);
+    let rows = m.cdrs();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let r = &rows[0];
+    // call_id,direction,setup,answer,end,caller,callee_dialled,callee,callee_sent,caller_sent,
+    // route,trunk,failovers,status,q850,end_cause
+    assert_eq!(r[1], "outbound");
+    assert!(!r[3].is_empty(), "answered: {r:?}");
+    assert!(r[2] <= r[3] && r[3] < r[4], "setup <= answer < end: {r:?}");
+    assert_eq!((r[5].as_str(), r[6].as_str(), r[7].as_str()), ("3012", "2125550100", "+12125550100"));
+    assert_eq!(r[8], "12125550100", "carrier-b's translation");
+    assert_eq!((r[10].as_str(), r[11].as_str(), r[12].as_str()), ("national", "carrier-b", "1"));
+    assert_eq!((r[13].as_str(), r[15].as_str()), ("200", "BYE from caller"));
+}
+
+#[test]
+fn international_without_the_usage_is_refused_403() {
+    let scratch = Scratch::new("mediation-403");
+    let m = Mediation::start(&scratch);
+    let out = branch_call(&scratch, &m, "mediation_403.xml", "3012", "011442079460000");
+    assert_ok(&out, "403 for an international number", &scratch);
+    let rows = m.cdrs();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!((rows[0][7].as_str(), rows[0][13].as_str(), rows[0][14].as_str()), ("+442079460000", "403", "21"));
+    assert_eq!(rows[0][11], "", "no trunk was tried");
+}
