@@ -3,7 +3,9 @@
 use holdfast_tests::bins::bin;
 use holdfast_tests::scratch::{free_port, Scratch};
 use holdfast_tests::sipp::Sipp;
-use std::net::SocketAddr;
+use holdfast_sip::message::{HeaderName, Message, Method, Request, Response, Uri};
+use holdfast_sip::wire;
+use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -145,13 +147,16 @@ fn wait_for_udp(addr: SocketAddr) {
     panic!("sba-mediation does not answer on {addr}");
 }
 
-/// A sipp carrier answering with `scenario` on `addr`, for one call, in the background.
+/// A sipp carrier answering with `scenario` on `addr`, for one call, in the background, echoing
+/// the RTP it receives.
 fn carrier(scratch: &Scratch, scenario: &str, addr: SocketAddr) -> Child {
     let mut cmd = Command::new("sipp");
     cmd.current_dir(&scratch.path)
         .args(["-sf"])
         .arg(holdfast_tests::bins::scenario(scenario))
         .args(["-i", "127.0.0.1", "-p", &addr.port().to_string(), "-t", "u1", "-nostdin", "-m", "1"])
+        // A media port of its own (sipp's default 6000 is shared by every sipp), echoing RTP.
+        .args(["-mp", &free_port().to_string(), "-rtp_echo"])
         .args(["-timeout", "20s", "-timeout_error", "-bg"])
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -175,6 +180,8 @@ fn branch_call(scratch: &Scratch, m: &Mediation, scenario: &str, caller: &str, n
         .arg("-p")
         .arg(m.branch_port.to_string())
         .arg("-trace_err")
+        .arg("-mp")
+        .arg(free_port().to_string())
         .run(&scratch.path, 20)
 }
 
@@ -228,4 +235,115 @@ fn international_without_the_usage_is_refused_403() {
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!((rows[0][7].as_str(), rows[0][13].as_str(), rows[0][14].as_str()), ("+442079460000", "403", "21"));
     assert_eq!(rows[0][11], "", "no trunk was tried");
+}
+
+/// The branch side played by the test itself, so that it can send RTP and compare what comes
+/// back: an INVITE from the registrar's address, the answer's SDP, RTP through the relay to the
+/// carrier (sipp echoing it), BYE.
+struct Branch {
+    sip: UdpSocket,
+    rtp: UdpSocket,
+    mediation: SocketAddr,
+}
+
+impl Branch {
+    fn new(m: &Mediation) -> Branch {
+        let sip = UdpSocket::bind(("127.0.0.1", m.branch_port)).expect("bind the registrar's port");
+        sip.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rtp.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        Branch { sip, rtp, mediation: m.addr }
+    }
+
+    fn request(&self, method: Method, uri: &str, seq: u32, to: &str, branch: &str) -> Request {
+        let local = self.sip.local_addr().unwrap();
+        let mut r = Request::new(method.clone(), Uri::parse(uri).unwrap());
+        r.headers.add(HeaderName::Via, format!("SIP/2.0/UDP {local};branch=z9hG4bK-{branch}"));
+        r.headers.add(HeaderName::From, "<sip:3012@branch.test>;tag=branch");
+        r.headers.add(HeaderName::To, to.to_string());
+        r.headers.add(HeaderName::CallId, "audio-call@test");
+        r.headers.add(HeaderName::CSeq, format!("{seq} {method}"));
+        r.headers.add(HeaderName::Contact, format!("<sip:3012@{local}>"));
+        r.headers.add(HeaderName::MaxForwards, "70");
+        r
+    }
+
+    fn send(&self, r: &Request) {
+        self.sip.send_to(&Message::Request(r.clone()).to_bytes(), self.mediation).unwrap();
+    }
+
+    /// The next response whose status is at least `min`.
+    fn response(&self, min: u16) -> Response {
+        let mut buf = vec![0u8; 65536];
+        for _ in 0..20 {
+            let (n, _) = self.sip.recv_from(&mut buf).expect("an answer from sba-mediation");
+            if let Ok(Message::Response(r)) = wire::parse(&buf[..n]) {
+                if r.status >= min {
+                    return r;
+                }
+            }
+        }
+        panic!("no response >= {min}");
+    }
+}
+
+/// The audio port in an SDP body.
+fn sdp_audio(body: &[u8]) -> SocketAddr {
+    let text = String::from_utf8_lossy(body);
+    let ip = text.lines().find_map(|l| l.strip_prefix("c=IN IP4 ")).expect("c=").trim();
+    let port = text.lines().find_map(|l| l.strip_prefix("m=audio ")).and_then(|l| l.split(' ').next()).expect("m=");
+    format!("{ip}:{port}").parse().unwrap()
+}
+
+fn rtp_packet(seq: u16, pt: u8, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x80, pt, (seq >> 8) as u8, seq as u8, 0, 0, 0, (seq as u8).wrapping_mul(160), 0x12, 0x34, 0x56, 0x78];
+    p.extend_from_slice(payload);
+    p
+}
+
+#[test]
+fn audio_bytes_cross_the_relay_unchanged_both_ways() {
+    let scratch = Scratch::new("mediation-audio");
+    let m = Mediation::start(&scratch);
+    let _b = carrier(&scratch, "call_answer.xml", m.carrier_a);
+    let branch = Branch::new(&m);
+    let rtp_local = branch.rtp.local_addr().unwrap();
+    let uri = format!("sip:2125550100@{};user=phone", m.addr);
+    let mut invite = branch.request(Method::INVITE, &uri, 1, "<sip:2125550100@branch.test>", "inv");
+    invite.headers.add(HeaderName::ContentType, "application/sdp");
+    invite.body = format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+        rtp_local.port()
+    )
+    .into_bytes();
+    branch.send(&invite);
+    let ok = branch.response(200);
+    assert_eq!(ok.status, 200, "{ok:?}");
+    let relay = sdp_audio(&ok.body);
+    assert_ne!(relay.port(), rtp_local.port());
+    let to = ok.headers.get(&HeaderName::To).unwrap().to_string();
+    let contact = ok.headers.get(&HeaderName::Contact).unwrap().trim_matches(['<', '>']).to_string();
+    branch.send(&branch.request(Method::ACK, &contact, 1, &to, "ack"));
+
+    // 50 packets of 160 distinct-looking bytes: each must come back (sipp echoes at the
+    // carrier) with its payload intact, having crossed the relay twice.
+    let mut received = 0;
+    let mut buf = [0u8; 2048];
+    for seq in 0..50u16 {
+        let payload: Vec<u8> = (0..160u16).map(|i| (i.wrapping_mul(7).wrapping_add(seq * 13) % 256) as u8).collect();
+        branch.rtp.send_to(&rtp_packet(seq, 0, &payload), relay).unwrap();
+        let (n, from) = branch.rtp.recv_from(&mut buf).expect("echoed RTP back through the relay");
+        assert_eq!(from, relay, "media comes from the relay, not the carrier");
+        assert_eq!(&buf[12..n], &payload[..], "packet {seq}");
+        assert_eq!(buf[1] & 0x7f, 0);
+        received += 1;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(received, 50);
+
+    branch.send(&branch.request(Method::BYE, &contact, 2, &to, "bye"));
+    assert_eq!(branch.response(200).status, 200);
+    let rows = m.cdrs();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!((rows[0][11].as_str(), rows[0][12].as_str(), rows[0][15].as_str()), ("carrier-a", "0", "BYE from caller"));
 }
