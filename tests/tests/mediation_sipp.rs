@@ -301,9 +301,10 @@ fn rtp_packet(seq: u16, pt: u8, payload: &[u8]) -> Vec<u8> {
     p
 }
 
-#[test]
-fn audio_bytes_cross_the_relay_unchanged_both_ways() {
-    let scratch = Scratch::new("mediation-audio");
+/// A call from the test's branch offering `pt` alone to a sipp carrier that answers µ-law
+/// first and echoes RTP; returns each packet sent with what came back.
+fn echo_call(name: &str, pt: u8) -> Vec<(Vec<u8>, Vec<u8>, u8)> {
+    let scratch = Scratch::new(name);
     let m = Mediation::start(&scratch);
     let _b = carrier(&scratch, "call_answer.xml", m.carrier_a);
     let branch = Branch::new(&m);
@@ -311,39 +312,69 @@ fn audio_bytes_cross_the_relay_unchanged_both_ways() {
     let uri = format!("sip:2125550100@{};user=phone", m.addr);
     let mut invite = branch.request(Method::INVITE, &uri, 1, "<sip:2125550100@branch.test>", "inv");
     invite.headers.add(HeaderName::ContentType, "application/sdp");
+    let law = if pt == 0 { "PCMU" } else { "PCMA" };
     invite.body = format!(
-        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP {pt}\r\na=rtpmap:{pt} {law}/8000\r\n",
         rtp_local.port()
     )
     .into_bytes();
     branch.send(&invite);
     let ok = branch.response(200);
     assert_eq!(ok.status, 200, "{ok:?}");
+    let answer = String::from_utf8_lossy(&ok.body).to_string();
+    assert!(answer.contains(&format!("RTP/AVP {pt}\r\n")), "the answer names the law offered: {answer}");
     let relay = sdp_audio(&ok.body);
     assert_ne!(relay.port(), rtp_local.port());
     let to = ok.headers.get(&HeaderName::To).unwrap().to_string();
     let contact = ok.headers.get(&HeaderName::Contact).unwrap().trim_matches(['<', '>']).to_string();
     branch.send(&branch.request(Method::ACK, &contact, 1, &to, "ack"));
 
-    // 50 packets of 160 distinct-looking bytes: each must come back (sipp echoes at the
-    // carrier) with its payload intact, having crossed the relay twice.
-    let mut received = 0;
+    // 50 packets of 160 bytes covering all 256 codes: each comes back (sipp echoes at the
+    // carrier) having crossed the relay twice.
+    let mut echoes = Vec::new();
     let mut buf = [0u8; 2048];
     for seq in 0..50u16 {
         let payload: Vec<u8> = (0..160u16).map(|i| (i.wrapping_mul(7).wrapping_add(seq * 13) % 256) as u8).collect();
-        branch.rtp.send_to(&rtp_packet(seq, 0, &payload), relay).unwrap();
+        branch.rtp.send_to(&rtp_packet(seq, pt, &payload), relay).unwrap();
         let (n, from) = branch.rtp.recv_from(&mut buf).expect("echoed RTP back through the relay");
         assert_eq!(from, relay, "media comes from the relay, not the carrier");
-        assert_eq!(&buf[12..n], &payload[..], "packet {seq}");
-        assert_eq!(buf[1] & 0x7f, 0);
-        received += 1;
+        echoes.push((payload, buf[12..n].to_vec(), buf[1] & 0x7f));
         std::thread::sleep(Duration::from_millis(5));
     }
-    assert_eq!(received, 50);
 
     branch.send(&branch.request(Method::BYE, &contact, 2, &to, "bye"));
     assert_eq!(branch.response(200).status, 200);
     let rows = m.cdrs();
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!((rows[0][11].as_str(), rows[0][12].as_str(), rows[0][15].as_str()), ("carrier-a", "0", "BYE from caller"));
+    echoes
+}
+
+#[test]
+fn audio_bytes_cross_the_relay_unchanged_both_ways() {
+    let echoes = echo_call("mediation-audio", 0);
+    assert_eq!(echoes.len(), 50);
+    for (i, (sent, back, pt)) in echoes.iter().enumerate() {
+        assert_eq!(back, sent, "packet {i}");
+        assert_eq!(*pt, 0);
+    }
+}
+
+#[test]
+fn a_law_caller_and_mu_law_carrier_are_transcoded_per_the_g711_tables() {
+    use holdfast_media::g711::{alaw_to_ulaw_into, ulaw_to_alaw_into};
+    let echoes = echo_call("mediation-transcode", 8);
+    let mut changed = 0;
+    for (i, (sent, back, pt)) in echoes.iter().enumerate() {
+        // A-law -> µ-law towards the carrier, echoed, µ-law -> A-law back.
+        let mut ulaw = vec![0u8; sent.len()];
+        alaw_to_ulaw_into(sent, &mut ulaw);
+        let mut expected = vec![0u8; sent.len()];
+        ulaw_to_alaw_into(&ulaw, &mut expected);
+        assert_eq!(back, &expected, "packet {i}");
+        assert_eq!(*pt, 8, "the caller gets A-law back");
+        changed += sent.iter().zip(back).filter(|(a, b)| a != b).count();
+    }
+    // The round trip through µ-law is lossy for some codes: proof that the bytes were transcoded.
+    assert!(changed > 0);
 }

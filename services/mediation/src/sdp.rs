@@ -70,6 +70,104 @@ pub fn remote_media(body: &[u8]) -> Result<RemoteMedia, SdpError> {
     })
 }
 
+/// The payload formats of the first audio stream, most preferred first.
+pub fn audio_formats(body: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(body);
+    let line = text.lines().find_map(|l| l.trim_end().strip_prefix("m=audio "));
+    line.map(|l| l.split(' ').skip(2).filter_map(|f| f.parse().ok()).collect()).unwrap_or_default()
+}
+
+const PCMU: u8 = 0;
+const PCMA: u8 = 8;
+
+fn rtpmap(pt: u8) -> &'static str {
+    if pt == PCMU {
+        "a=rtpmap:0 PCMU/8000"
+    } else {
+        "a=rtpmap:8 PCMA/8000"
+    }
+}
+
+/// An offer that also lists the other G.711 law when it has only one (least preferred), so the
+/// far side may pick either: the relay transcodes µ-law <-> A-law between the two.
+pub fn offer_both_g711(body: &[u8]) -> Vec<u8> {
+    let formats = audio_formats(body);
+    let extra = match (formats.contains(&PCMU), formats.contains(&PCMA)) {
+        (true, false) => PCMA,
+        (false, true) => PCMU,
+        _ => return body.to_vec(),
+    };
+    let text = String::from_utf8_lossy(body);
+    let mut out = String::with_capacity(text.len() + 32);
+    let mut done = false;
+    for line in text.lines() {
+        let line = line.trim_end();
+        out.push_str(line);
+        if !done && line.starts_with("m=audio ") {
+            out.push_str(&format!(" {extra}\r\n{}", rtpmap(extra)));
+            done = true;
+        }
+        out.push_str("\r\n");
+    }
+    out.into_bytes()
+}
+
+/// An answer as the side that offered `offered` must see it (RFC 3264 §6.1: only formats it
+/// offered): formats it did not offer are left out, and when the answerer chose the G.711 law
+/// that side did not offer, the other law (which it did) stands in its place; the relay
+/// transcodes. Returns the body and the payload type that side will send.
+pub fn answer_for(body: &[u8], offered: &[u8]) -> (Vec<u8>, Option<u8>) {
+    let formats = audio_formats(body);
+    let swap = match formats.first().copied() {
+        Some(c @ (PCMU | PCMA)) if !offered.contains(&c) => {
+            let other = if c == PCMU { PCMA } else { PCMU };
+            offered.contains(&other).then_some((c, other))
+        }
+        _ => None,
+    };
+    let kept: Vec<u8> = formats
+        .iter()
+        .filter_map(|&f| match swap {
+            Some((from, to)) if f == from => Some(to),
+            Some((_, to)) if f == to => None,
+            _ => offered.contains(&f).then_some(f),
+        })
+        .collect();
+    if kept.is_empty() || kept == formats {
+        return (body.to_vec(), formats.first().copied());
+    }
+    let attr_pt = |line: &str| -> Option<u8> {
+        let rest = line.strip_prefix("a=rtpmap:").or_else(|| line.strip_prefix("a=fmtp:"))?;
+        rest.split(' ').next()?.parse().ok()
+    };
+    let text = String::from_utf8_lossy(body);
+    let mut out = String::with_capacity(text.len());
+    let mut in_audio = false;
+    for line in text.lines() {
+        let line = line.trim_end();
+        if let Some(m) = line.strip_prefix("m=") {
+            in_audio = m.starts_with("audio ");
+        }
+        let rewritten = if let Some(m) = line.strip_prefix("m=audio ") {
+            let mut f = m.split(' ');
+            let (port, proto) = (f.next().unwrap_or_default(), f.next().unwrap_or_default());
+            let list: Vec<String> = kept.iter().map(u8::to_string).collect();
+            format!("m=audio {port} {proto} {}", list.join(" "))
+        } else if let Some(pt) = attr_pt(line).filter(|_| in_audio) {
+            match swap {
+                Some((from, to)) if pt == from && line.starts_with("a=rtpmap:") => rtpmap(to).to_string(),
+                _ if kept.contains(&pt) && swap.is_none_or(|(from, _)| pt != from) => line.to_string(),
+                _ => continue,
+            }
+        } else {
+            line.to_string()
+        };
+        out.push_str(&rewritten);
+        out.push_str("\r\n");
+    }
+    (out.into_bytes(), kept.first().copied())
+}
+
 /// The body with every connection address (and the origin's) set to `relay.ip()` and the audio
 /// port to `relay.port()`; RTCP goes to the next port (a=rtcp lines are dropped). Other streams
 /// are declined.
@@ -133,6 +231,28 @@ mod tests {
         assert!(m.rtcp_mux);
         assert_eq!(remote_media(b"v=0\nc=IN IP4 1.2.3.4\n"), Err(SdpError::NoAudio));
         assert_eq!(remote_media(b"v=0\nm=audio 1 RTP/AVP 0\n"), Err(SdpError::NoAddress));
+    }
+
+    #[test]
+    fn g711_laws_are_offered_both_and_answered_in_the_offerer_s() {
+        let alaw_only = "v=0\r\nc=IN IP4 192.0.2.1\r\nm=audio 4000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\n";
+        let offer = String::from_utf8(offer_both_g711(alaw_only.as_bytes())).unwrap();
+        assert!(offer.contains("m=audio 4000 RTP/AVP 8 101 0\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n"), "{offer}");
+        assert_eq!(offer_both_g711(OFFER.as_bytes()), OFFER.as_bytes(), "both laws offered already");
+        // The far side picks µ-law: the A-law side is told A-law.
+        let answer = "v=0\r\nc=IN IP4 192.0.2.2\r\nm=audio 5000 RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n";
+        let (for_a, pt) = answer_for(answer.as_bytes(), &[8, 101]);
+        let for_a = String::from_utf8(for_a).unwrap();
+        assert_eq!(pt, Some(8));
+        assert!(for_a.contains("m=audio 5000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n"), "{for_a}");
+        assert!(!for_a.contains("PCMU"), "{for_a}");
+        let (same, pt) = answer_for(answer.as_bytes(), &[0, 8]);
+        assert_eq!((same, pt), (answer.as_bytes().to_vec(), Some(0)));
+        // Formats the offerer never offered are left out of its answer.
+        let (only_mu, pt) = answer_for(answer.as_bytes(), &[0]);
+        let only_mu = String::from_utf8(only_mu).unwrap();
+        assert_eq!(pt, Some(0));
+        assert!(only_mu.contains("m=audio 5000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n") && !only_mu.contains("PCMA"), "{only_mu}");
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub fn invite_to_b(a: &Request, target: &Target, local: SocketAddr, relay: Optio
     h.add(HeaderName::Allow, "INVITE, ACK, BYE, CANCEL, OPTIONS");
     if !a.body.is_empty() {
         let body = match relay {
-            Some(port) => sdp::rewrite(&a.body, port).unwrap_or_else(|_| a.body.clone()),
+            Some(port) => sdp::rewrite(&sdp::offer_both_g711(&a.body), port).unwrap_or_else(|_| a.body.clone()),
             None => a.body.clone(),
         };
         h.add(HeaderName::ContentType, "application/sdp");

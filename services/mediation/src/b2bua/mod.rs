@@ -90,6 +90,9 @@ struct Call<Id> {
     targets: VecDeque<Target>,
     attempt: Option<Attempt>,
     media: Option<(Id, SocketAddr, SocketAddr)>,
+    /// What A's offer said, for the relay, and its audio formats.
+    a_media: Option<RemoteMedia>,
+    a_formats: Vec<u8>,
     state: State,
     cancelled: bool,
     /// The last failure seen on a trunk, answered to A when no trunk is left.
@@ -230,6 +233,7 @@ impl<M: Media> B2bua<M> {
             }
         };
         let a_media = sdp::remote_media(&invite.body).ok();
+        let a_formats = sdp::audio_formats(&invite.body);
         let media = if a_media.is_some() && targets.iter().any(|t| !t.bypass) {
             match self.media.allocate() {
                 Ok(m) => Some(m),
@@ -266,6 +270,8 @@ impl<M: Media> B2bua<M> {
                 targets: targets.into(),
                 attempt: None,
                 media,
+                a_media,
+                a_formats,
                 state: State::Setup,
                 cancelled: false,
                 last_failure: None,
@@ -469,9 +475,10 @@ impl<M: Media> B2bua<M> {
         }
     }
 
-    /// The SDP of a B response for A: remembered for the relay and pointed at its A port.
+    /// The SDP of a B response for A: remembered for the relay, in a G.711 law A offered, and
+    /// pointed at the relay's A port. A's side of the relay learns the codec A will send.
     fn b_sdp(&mut self, key: u64, r: &Response) -> Option<Vec<u8>> {
-        let call = self.calls.get(&key)?;
+        let call = self.calls.get_mut(&key)?;
         if r.body.is_empty() {
             return None;
         }
@@ -480,7 +487,12 @@ impl<M: Media> B2bua<M> {
             (Some((id, a_port, _)), false) => {
                 let remote = sdp::remote_media(&r.body).ok()?;
                 self.media.set_remote(id, Side::B, remote);
-                sdp::rewrite(&r.body, a_port).ok()
+                let (for_a, a_pt) = sdp::answer_for(&r.body, &call.a_formats);
+                if let Some(a) = call.a_media.as_mut() {
+                    a.audio_pt = a_pt;
+                    self.media.set_remote(id, Side::A, *a);
+                }
+                sdp::rewrite(&for_a, a_port).ok()
             }
             _ => Some(r.body.clone()),
         }
