@@ -21,6 +21,11 @@ struct Mediation {
 
 impl Mediation {
     fn start(scratch: &Scratch) -> Mediation {
+        Mediation::with_probes(scratch, 600_000)
+    }
+
+    /// With OPTIONS health checks every `options_ms`.
+    fn with_probes(scratch: &Scratch, options_ms: u64) -> Mediation {
         let port = free_port();
         let branch_port = free_port();
         let (pa, pb) = (free_port(), free_port());
@@ -34,7 +39,7 @@ listen = "127.0.0.1:{port}"
 registrar = "127.0.0.1:{branch_port}"
 db = "{db}"
 media_ports = [{media}, {media_end}]
-options_interval_ms = 600000
+options_interval_ms = {options_ms}
 default_policy = "national"
 
 [[mediation.rules]]
@@ -72,7 +77,13 @@ address = "127.0.0.1:{pa}"
 name = "carrier-b"
 kind = "carrier"
 address = "127.0.0.1:{pb}"
+# sipp would take an OPTIONS for a new call.
+options = false
 called = [{{ pattern = '\+1(\d{{10}})', replace = '1$1' }}]
+
+[[mediation.inbound]]
+pattern = '\+1555987(3\d{{3}})'
+user = '$1'
 "#,
             db = db.display(),
             media_end = media + 39,
@@ -377,4 +388,51 @@ fn a_law_caller_and_mu_law_carrier_are_transcoded_per_the_g711_tables() {
     }
     // The round trip through µ-law is lossy for some codes: proof that the bytes were transcoded.
     assert!(changed > 0);
+}
+
+#[test]
+fn a_dead_trunk_is_skipped_at_once() {
+    let scratch = Scratch::new("mediation-dead");
+    // Nobody at carrier-a: two unanswered probes 200 ms apart and it is dead.
+    let m = Mediation::with_probes(&scratch, 200);
+    let _b = carrier(&scratch, "call_answer.xml", m.carrier_b);
+    std::thread::sleep(Duration::from_millis(1200));
+    let started = Instant::now();
+    let out = branch_call(&scratch, &m, "call_uac.xml", "3012", "2125550100");
+    assert_ok(&out, "call with carrier-a dead", &scratch);
+    // 1 s of talk; a try at carrier-a would have cost a 32 s INVITE timeout.
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    let rows = m.cdrs();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!((rows[0][11].as_str(), rows[0][12].as_str(), rows[0][13].as_str()), ("carrier-b", "1", "200"));
+    let log = std::fs::read_to_string(scratch.file("mediation.log")).unwrap_or_default();
+    assert!(log.contains("trunk carrier-a is dead"), "{log}");
+}
+
+#[test]
+fn an_inbound_did_call_goes_to_the_branch_user() {
+    let scratch = Scratch::new("mediation-did");
+    let m = Mediation::start(&scratch);
+    // The registrar's place is taken by a sipp that answers as the branch phone would.
+    let _phone = carrier(&scratch, "call_answer.xml", format!("127.0.0.1:{}", m.branch_port).parse().unwrap());
+    let out = Sipp::new("call_uac.xml", m.addr)
+        .key("caller", "+12125550100")
+        .key("domain", m.addr.to_string())
+        .arg("-s")
+        .arg("+15559873012")
+        .arg("-d")
+        .arg("500")
+        // From carrier-a's address: only a trunk's addresses may call in.
+        .arg("-p")
+        .arg(m.carrier_a.port().to_string())
+        .arg("-mp")
+        .arg(free_port().to_string())
+        .arg("-trace_err")
+        .run(&scratch.path, 20);
+    assert_ok(&out, "DID call from carrier-a", &scratch);
+    let rows = m.cdrs();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let r = &rows[0];
+    assert_eq!((r[1].as_str(), r[5].as_str(), r[7].as_str(), r[8].as_str()), ("inbound", "+12125550100", "+15559873012", "3012"));
+    assert_eq!((r[10].as_str(), r[11].as_str(), r[13].as_str()), ("did", "registrar", "200"));
 }

@@ -114,6 +114,9 @@ struct TrunkEntry {
     calling: Vec<RuleEntry>,
     #[serde(default)]
     media_bypass: bool,
+    /// OPTIONS health checks; off for a peer that does not answer OPTIONS.
+    #[serde(default = "yes")]
+    options: bool,
     #[serde(default)]
     inbound_from: Vec<IpAddr>,
     registration: Option<RegistrationEntry>,
@@ -157,6 +160,9 @@ fn dead_after() -> u32 {
 }
 fn no_answer_secs() -> u64 {
     60
+}
+fn yes() -> bool {
+    true
 }
 fn udp() -> TransportEntry {
     TransportEntry::Udp
@@ -259,6 +265,7 @@ impl Config {
                 called: rules(&t.called, &format!("mediation.trunks[{i}].called"))?,
                 calling: rules(&t.calling, &format!("mediation.trunks[{i}].calling"))?,
                 media_bypass: t.media_bypass,
+                options: t.options,
                 registration,
                 inbound_from: t.inbound_from.clone(),
             });

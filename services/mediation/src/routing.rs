@@ -55,6 +55,8 @@ pub struct Trunk {
     pub calling: Vec<Rule>,
     /// The SDP goes end to end and the relay stays out of the media path.
     pub media_bypass: bool,
+    /// Kept under OPTIONS health checks.
+    pub options: bool,
     pub registration: Option<Registration>,
     /// Addresses calls from this trunk may come from (the trunk's address always may).
     pub inbound_from: Vec<IpAddr>,

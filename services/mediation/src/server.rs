@@ -44,7 +44,7 @@ impl Server {
         let relay = Relay::start(RelayConfig { bind_ip: config.media_ip, ports: config.media_ports.clone() })?;
         let store = Store::open(&config.db).await?;
         let now = Instant::now();
-        let trunks = config.plan.trunks.iter().map(|t| (t.name.clone(), t.address, t.transport));
+        let trunks = config.plan.trunks.iter().filter(|t| t.options).map(|t| (t.name.clone(), t.address, t.transport));
         let health = Health::new(trunks, config.options_interval, config.dead_after, local, now);
         let b2b = B2buaConfig { local, registrar: config.registrar, no_answer: config.no_answer };
         let b2bua = B2bua::new(b2b, config.plan, RelayMedia(relay), (now, unix_ms()));
