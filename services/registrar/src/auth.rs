@@ -1,7 +1,9 @@
 //! Digest authentication of REGISTERs against the users in the store: one DigestServer per
 //! domain (the realm is the domain, as the stored HA1s are computed), the users' HA1s held in
 //! memory and reloaded from the store, and a throttle on sources that keep failing.
-use holdfast_sip::auth::{Algorithm, AuthError, DigestConfig, DigestServer, FailureThrottle, ThrottleConfig, Verdict};
+use holdfast_sip::auth::{
+    Algorithm, AuthError, Credentials, DigestConfig, DigestServer, FailureThrottle, ThrottleConfig, Verdict,
+};
 use holdfast_sip::message::{HeaderName, Request, Response};
 use holdfast_store::{HashAlgorithm, UserRecord};
 use std::collections::HashMap;
@@ -79,13 +81,17 @@ impl Authenticator {
             self.throttle.record_failure(source, now);
             return Check::Refuse(refuse(req, 403, "Forbidden (unknown domain)"));
         };
-        let Some(credentials) = req.headers.get_all(&HeaderName::Authorization).find(|v| realm_is(v, server.realm()))
-        else {
+        let credentials = req
+            .headers
+            .get_all(&HeaderName::Authorization)
+            .filter_map(|v| Credentials::parse(v).ok())
+            .find(|c| c.realm.eq_ignore_ascii_case(server.realm()));
+        let Some(credentials) = credentials else {
             return Check::Refuse(self.challenge(req, domain, false));
         };
         let users = self.users.get(domain);
-        let verdict = server.verify(
-            &req.method.to_string(),
+        let verdict = server.verify_credentials(
+            req.method.as_str(),
             credentials,
             |name, _realm, alg| users.and_then(|u| u.get(name)).map(|u| u.ha1(store_alg(alg)).to_string()),
             wall,
@@ -141,12 +147,4 @@ fn store_alg(alg: Algorithm) -> HashAlgorithm {
         Algorithm::Md5 => HashAlgorithm::Md5,
         Algorithm::Sha256 => HashAlgorithm::Sha256,
     }
-}
-
-/// Whether an Authorization value is for `realm` (a phone may hold credentials for several).
-fn realm_is(value: &str, realm: &str) -> bool {
-    holdfast_sip::auth::parse_digest(value)
-        .ok()
-        .and_then(|p| p.get("realm").map(|r| r.eq_ignore_ascii_case(realm)))
-        .unwrap_or(false)
 }

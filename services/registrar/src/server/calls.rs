@@ -38,6 +38,9 @@ impl Server {
             // A REGISTER for another domain: this is not its registrar.
             return self.respond(id, refuse(&request, 403, "Forbidden (not a registrar for this domain)"));
         }
+        if crate::proxy::is_loop(&request, &self.addresses.ours()) {
+            return self.respond(id, request.response(482));
+        }
         let hops = request.headers.get(&HeaderName::MaxForwards).map(|v| v.trim().parse::<u32>());
         match hops {
             Some(Ok(0)) => return self.respond(id, request.response(483)),

@@ -118,13 +118,6 @@ impl Server {
             Message::Response(r) => return self.on_response(r, now),
         };
         let inbound = self.addresses.local_for(source.addr.ip());
-        if request.method.as_str() != "ACK" && crate::proxy::is_loop(&request, &self.addresses.ours()) {
-            let id = self.txns.on_request(request.clone(), source.transport, now);
-            if let Ok(Inbound::Request { id, .. }) = id {
-                self.respond(id, request.response(482));
-            }
-            return;
-        }
         match self.txns.on_request(request, source.transport, now) {
             Ok(Inbound::Request { id, request }) => self.on_request(id, request, source, inbound, now),
             Ok(Inbound::Cancel { id, request, invite }) => {

@@ -115,7 +115,22 @@ impl DigestServer {
         F: FnOnce(&str, &str, Algorithm) -> Option<S>,
         S: AsRef<str>,
     {
-        let creds = Credentials::parse(authorization)?;
+        self.verify_credentials(method, Credentials::parse(authorization)?, ha1_lookup, now)
+    }
+
+    /// `verify` for credentials the caller has already parsed (to pick, among several
+    /// Authorization headers, the one for this realm without parsing twice).
+    pub fn verify_credentials<F, S>(
+        &self,
+        method: &str,
+        creds: Credentials,
+        ha1_lookup: F,
+        now: SystemTime,
+    ) -> Result<AuthOk, AuthError>
+    where
+        F: FnOnce(&str, &str, Algorithm) -> Option<S>,
+        S: AsRef<str>,
+    {
         if creds.realm != self.realm {
             return Err(AuthError::RealmMismatch(creds.realm));
         }
