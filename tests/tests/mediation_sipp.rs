@@ -21,11 +21,16 @@ struct Mediation {
 
 impl Mediation {
     fn start(scratch: &Scratch) -> Mediation {
-        Mediation::with_probes(scratch, 600_000)
+        Mediation::configured(scratch, 600_000, "")
     }
 
     /// With OPTIONS health checks every `options_ms`.
     fn with_probes(scratch: &Scratch, options_ms: u64) -> Mediation {
+        Mediation::configured(scratch, options_ms, "")
+    }
+
+    /// `carrier_a` is added to carrier-a's trunk table.
+    fn configured(scratch: &Scratch, options_ms: u64, carrier_a: &str) -> Mediation {
         let port = free_port();
         let branch_port = free_port();
         let (pa, pb) = (free_port(), free_port());
@@ -72,6 +77,7 @@ trunks = ["carrier-a", "carrier-b"]
 name = "carrier-a"
 kind = "carrier"
 address = "127.0.0.1:{pa}"
+{carrier_a}
 
 [[mediation.trunks]]
 name = "carrier-b"
@@ -435,4 +441,33 @@ fn an_inbound_did_call_goes_to_the_branch_user() {
     let r = &rows[0];
     assert_eq!((r[1].as_str(), r[5].as_str(), r[7].as_str(), r[8].as_str()), ("inbound", "+12125550100", "+15559873012", "3012"));
     assert_eq!((r[10].as_str(), r[11].as_str(), r[13].as_str()), ("did", "registrar", "200"));
+}
+
+#[test]
+fn a_sip_trunk_registers_with_digest() {
+    let scratch = Scratch::new("mediation-register");
+    let m = Mediation::configured(
+        &scratch,
+        600_000,
+        "registration = { user = \"branch7\", password = \"s3cret\", domain = \"carrier.test\" }",
+    );
+    let out = Command::new("sipp")
+        .current_dir(&scratch.path)
+        .args(["-sf"])
+        .arg(holdfast_tests::bins::scenario("mediation_registrar.xml"))
+        .args(["-i", "127.0.0.1", "-p", &m.carrier_a.port().to_string(), "-t", "u1", "-nostdin", "-m", "1"])
+        .args(["-mp", &free_port().to_string(), "-trace_err"])
+        .args(["-timeout", "15s", "-timeout_error"])
+        .output()
+        .expect("run sipp");
+    assert_ok(&out, "registration of carrier-a", &scratch);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = std::fs::read_to_string(scratch.file("mediation.log")).unwrap_or_default();
+        if log.contains("trunk carrier-a registered for 300s") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{log}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -14,3 +14,4 @@ pub mod dialog;
 pub mod health;
 pub mod relay_media;
 pub mod server;
+pub mod registration;

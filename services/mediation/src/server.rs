@@ -1,8 +1,9 @@
 //! The event loop: the one place where sockets, the store and time meet the sans-IO parts
-//! (transactions, the B2BUA, the health checks). One task; CDR writes run beside it.
+//! (transactions, the B2BUA, the health checks, the trunk registrations). One task; CDR writes run beside it.
 use crate::b2bua::{B2bua, B2buaConfig, Output};
 use crate::config::Config;
 use crate::health::Health;
+use crate::registration::Registrations;
 use crate::relay_media::RelayMedia;
 use holdfast_media::{Relay, RelayConfig};
 use holdfast_runtime::Notifier;
@@ -30,6 +31,7 @@ pub struct Server {
     transport: TransportHandle,
     b2bua: B2bua<RelayMedia>,
     health: Health,
+    registrations: Registrations,
     store: Store,
     notifier: Notifier,
 }
@@ -46,10 +48,16 @@ impl Server {
         let now = Instant::now();
         let trunks = config.plan.trunks.iter().filter(|t| t.options).map(|t| (t.name.clone(), t.address, t.transport));
         let health = Health::new(trunks, config.options_interval, config.dead_after, local, now);
+        let registering = config
+            .plan
+            .trunks
+            .iter()
+            .filter_map(|t| Some((t.name.clone(), t.address, t.transport, t.registration.clone()?)));
+        let registrations = Registrations::new(registering, local, now);
         let b2b = B2buaConfig { local, registrar: config.registrar, no_answer: config.no_answer };
         let b2bua = B2bua::new(b2b, config.plan, RelayMedia(relay), (now, unix_ms()));
         let txns = Transactions::new(TimerConfig::default());
-        Ok((Server { txns, transport, b2bua, health, store, notifier }, incoming))
+        Ok((Server { txns, transport, b2bua, health, registrations, store, notifier }, incoming))
     }
 
     pub fn local_addr(&self) -> std::net::SocketAddr {
@@ -61,7 +69,12 @@ impl Server {
             tokio::time::interval(self.notifier.watchdog_interval().unwrap_or(Duration::from_secs(3600)));
         self.notifier.ready(&format!("listening on {}", self.transport.local_addr()));
         loop {
-            let timer = [self.txns.next_timeout(), self.b2bua.next_timeout(), self.health.next_timeout()]
+            let timer = [
+                self.txns.next_timeout(),
+                self.b2bua.next_timeout(),
+                self.health.next_timeout(),
+                self.registrations.next_timeout(),
+            ]
                 .into_iter()
                 .flatten()
                 .min();
@@ -75,6 +88,7 @@ impl Server {
                     self.txns.handle_timeout(now);
                     self.b2bua.handle_timeout(&mut self.txns, now);
                     self.health.handle_timeout(&mut self.txns, now);
+                    self.registrations.handle_timeout(&mut self.txns, now);
                 }
                 _ = watchdog.tick() => self.notifier.notify("WATCHDOG=1"),
             }
@@ -116,7 +130,7 @@ impl Server {
             let mut busy = false;
             while let Some(event) = self.txns.poll_event() {
                 busy = true;
-                if !self.health.on_event(&event) {
+                if !self.health.on_event(&event) && !self.registrations.on_event(&mut self.txns, &event, now) {
                     self.b2bua.on_event(&mut self.txns, &event, now);
                 }
             }

@@ -210,6 +210,13 @@ impl<M: Media> B2bua<M> {
                 self.outbound_targets(&caller, &dialled, &mut cdr)
             }
             Some(from) => {
+                // A registered trunk's carrier may address our Contact and name the DID in To.
+                if self.plan.dial_plan.normalize(&dialled).is_err() {
+                    if let Some(to) = invite.to_header().ok().and_then(|t| user_of(&t.uri)) {
+                        cdr.callee_dialled = to;
+                    }
+                }
+                let dialled = cdr.callee_dialled.clone();
                 cdr.direction = "inbound".into();
                 cdr.trunk = from.clone();
                 self.inbound_targets(&from, &dialled, &caller, &mut cdr)
