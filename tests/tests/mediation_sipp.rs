@@ -164,24 +164,34 @@ fn wait_for_udp(addr: SocketAddr) {
     panic!("sba-mediation does not answer on {addr}");
 }
 
-/// A sipp carrier answering with `scenario` on `addr`, for one call, in the background, echoing
-/// the RTP it receives.
-fn carrier(scratch: &Scratch, scenario: &str, addr: SocketAddr) -> Child {
-    let mut cmd = Command::new("sipp");
-    cmd.current_dir(&scratch.path)
+/// A sipp carrier answering with `scenario` on `addr` (one call, 20 s at most), echoing the RTP
+/// it receives; stopped when dropped.
+fn carrier(scratch: &Scratch, scenario: &str, addr: SocketAddr) -> Peer {
+    let child = Command::new("sipp")
+        .current_dir(&scratch.path)
         .args(["-sf"])
         .arg(holdfast_tests::bins::scenario(scenario))
         .args(["-i", "127.0.0.1", "-p", &addr.port().to_string(), "-t", "u1", "-nostdin", "-m", "1"])
         // A media port of its own (sipp's default 6000 is shared by every sipp), echoing RTP.
         .args(["-mp", &free_port().to_string(), "-rtp_echo"])
-        .args(["-timeout", "20s", "-timeout_error", "-bg"])
+        .args(["-timeout", "20s", "-timeout_error"])
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    // -bg returns at once; the background sipp ends after its one call or the timeout.
-    let mut child = cmd.spawn().expect("run sipp (apt-get install sip-tester)");
-    let _ = child.wait();
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run sipp (apt-get install sip-tester)");
+    // Time to bind its port.
     std::thread::sleep(Duration::from_millis(300));
-    child
+    Peer(child)
+}
+
+/// A process this test started, killed and reaped when dropped.
+struct Peer(Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// The branch's call: sipp from the registrar's port, 1 s of talk, then BYE.
