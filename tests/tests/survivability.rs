@@ -29,8 +29,10 @@ fn branch_survives_the_wan() {
     let topo = Topology::new();
     let users = [("alice", "alice-pw"), ("bob", "bob-pw"), ("carol", "carol-pw"), ("erin", "erin-pw")];
     let kam = Kamailio::start(&topo, &scratch.path, DOMAIN, &users);
-    let directory = "[[directory]]\nsite = \"hq\"\nfirst = \"2000\"\nlast = \"2999\"\ne164 = \"+15551232000\"\n";
-    let mut sba = Sba::start(&topo, &scratch, DOMAIN, kam.addr.port(), directory);
+    // These lines land in the config's [survival] section, then a [[directory]] block.
+    let extra = "voicemail = \"+15550100\"\nno_answer_secs = 3\n\n\
+                 [[directory]]\nsite = \"hq\"\nfirst = \"2000\"\nlast = \"2999\"\ne164 = \"+15551232000\"\n";
+    let mut sba = Sba::start(&topo, &scratch, DOMAIN, kam.addr.port(), extra);
     assert_eq!(sba.mode(), "pass-through");
     let carrier = Answerer::carrier(&topo.pstn, &scratch.path, SocketAddr::from((PSTN, 5060)), 300);
 
@@ -129,6 +131,9 @@ fn branch_survives_the_wan() {
     let ok = frank.request(60, Some(&auth));
     assert_eq!(ok.status, 200, "local credentials in survival: {} {}", ok.status, ok.reason);
     assert!(ok.headers.get(&HeaderName::Contact).is_some());
+    // frank's device never answers: after no_answer_secs the call goes to the PSTN voicemail.
+    branch_call(1, "alice", "frank", "unanswered call to voicemail");
+    assert!(carrier.log().contains("INVITE sip:+15550100@"), "the unanswered call did not reach voicemail");
 
     // 5. Failback: a call up across the restore stays up; new registrations reach Kamailio.
     let mut across = call(&topo.phones, SocketAddr::from((Topology::phone_ip(2), 5072)), sba.addr, "bob", "alice", DOMAIN, Duration::from_secs(6))

@@ -314,7 +314,8 @@ impl Proxy {
         self.contexts.values().filter_map(|c| c.ring_until).min()
     }
 
-    /// Rang too long: cancel the branches; the fallback (or 480) follows when they end.
+    /// Rang too long: cancel the ringing branches; the fallback (or 480) follows when they end.
+    /// A branch that never even answered 100 cannot be cancelled (§9.1) and is not waited for.
     pub fn handle_timeout(&mut self, txns: &mut Transactions, now: Instant) {
         let due: Vec<TxId> =
             self.contexts.iter().filter(|(_, c)| c.ring_until.is_some_and(|t| t <= now)).map(|(id, _)| *id).collect();
@@ -322,6 +323,10 @@ impl Proxy {
             if let Some(ctx) = self.contexts.get_mut(&server) {
                 ctx.ring_until = None;
                 ctx.unanswered = true;
+                for b in ctx.branches.iter_mut().filter(|b| matches!(b.leg, Leg::Calling { .. })) {
+                    b.leg = Leg::Done;
+                    self.clients.remove(&b.client);
+                }
                 cancel_pending(txns, ctx, now);
             }
             self.settle(txns, server, now);

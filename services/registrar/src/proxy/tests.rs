@@ -246,3 +246,14 @@ fn requests_stranded_on_a_dead_next_hop_are_rerouted() {
     let (_, resps) = b.pump();
     assert_eq!(statuses(&resps), [200]);
 }
+
+#[test]
+fn a_contact_that_never_answers_does_not_hold_up_the_fallback() {
+    let mut b = Bench::start(vec![target("10.0.0.21")], Some(target("10.0.0.99")));
+    b.pump();
+    b.now += Duration::from_secs(21);
+    b.proxy.handle_timeout(&mut b.txns, b.now);
+    let (out, _) = b.pump();
+    assert_eq!(out.iter().map(|r| r.method.as_str()).collect::<Vec<_>>(), ["INVITE"], "straight to voicemail, no CANCEL");
+    assert_eq!(out[0].uri.to_string(), "sip:bob@10.0.0.99:5060");
+}
