@@ -86,11 +86,33 @@ impl Store {
     /// Starts the writer task on its own connection. Run one per database: SQLite has a single
     /// writer anyway, and one task is what lets commits be grouped.
     pub async fn binding_writer(&self) -> Result<BindingWriter, StoreError> {
-        let conn = self.dedicated_connection().await?;
+        let mut conn = self.dedicated_connection().await?;
+        // A checkpoint inside a commit would hold up every REGISTER waiting on that commit (and
+        // fsync the database file as well): the writer never checkpoints, a task beside it does.
+        sqlx::query("PRAGMA wal_autocheckpoint = 0").execute(&mut conn).await?;
         let (queue, requests) = mpsc::channel(QUEUE_DEPTH);
         let counters = Arc::new(Counters::default());
         tokio::spawn(run(conn, requests, counters.clone()));
+        tokio::spawn(checkpoints(self.pool.clone(), queue.downgrade()));
         Ok(BindingWriter { queue, counters })
+    }
+}
+
+/// How often the WAL is copied back into the database, off the commit path.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// PASSIVE checkpoints never wait for the writer, so commits go on while they run; they stop
+/// when the last `BindingWriter` is dropped.
+async fn checkpoints(pool: sqlx::SqlitePool, writer: mpsc::WeakSender<Request>) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    loop {
+        tick.tick().await;
+        if writer.upgrade().is_none() {
+            return;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+            log::warn!("WAL checkpoint: {e}");
+        }
     }
 }
 
