@@ -45,6 +45,9 @@ struct Mediation {
     /// Ringing longer than this without an answer moves the call to the next trunk.
     #[serde(default = "no_answer_secs")]
     no_answer_secs: u64,
+    /// An answered call whose media stopped this long is ended (its ends are gone).
+    #[serde(default = "media_timeout_secs")]
+    media_timeout_secs: u64,
     default_policy: Option<Spanned<String>>,
     #[serde(default)]
     rules: Vec<RuleEntry>,
@@ -164,6 +167,9 @@ fn no_answer_secs() -> u64 {
 fn yes() -> bool {
     true
 }
+fn media_timeout_secs() -> u64 {
+    60
+}
 fn udp() -> TransportEntry {
     TransportEntry::Udp
 }
@@ -184,6 +190,7 @@ pub struct Config {
     pub options_interval: Duration,
     pub dead_after: u32,
     pub no_answer: Duration,
+    pub media_timeout: Duration,
     pub plan: Plan,
 }
 
@@ -335,6 +342,7 @@ impl Config {
             options_interval: Duration::from_millis(m.options_interval_ms.max(100)),
             dead_after: m.dead_after.max(1),
             no_answer: Duration::from_secs(m.no_answer_secs.max(1)),
+            media_timeout: Duration::from_secs(m.media_timeout_secs.max(5)),
             plan: Plan {
                 dial_plan: DialPlan { rules: rules(&m.rules, "mediation.rules")? },
                 policies,

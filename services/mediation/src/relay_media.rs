@@ -2,6 +2,7 @@
 use crate::b2bua::Media;
 use holdfast_media::{Relay, RemoteMedia, SessionId, Side};
 use std::net::SocketAddr;
+use std::time::Duration;
 
 pub struct RelayMedia(pub Relay);
 
@@ -24,5 +25,9 @@ impl Media for RelayMedia {
             Ok(stats) => log::debug!("media session {id:?} released: {stats:?}"),
             Err(e) => log::warn!("media session {id:?}: {e}"),
         }
+    }
+
+    fn idle(&self, idle_for: Duration) -> Vec<SessionId> {
+        self.0.idle_sessions(idle_for)
     }
 }

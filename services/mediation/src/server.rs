@@ -26,7 +26,11 @@ pub enum ServerError {
     TransportStopped,
 }
 
+/// How often answered calls are checked for media.
+const REAP_EVERY: Duration = Duration::from_secs(5);
+
 pub struct Server {
+    media_timeout: Duration,
     txns: Transactions,
     transport: TransportHandle,
     b2bua: B2bua<RelayMedia>,
@@ -54,10 +58,11 @@ impl Server {
             .iter()
             .filter_map(|t| Some((t.name.clone(), t.address, t.transport, t.registration.clone()?)));
         let registrations = Registrations::new(registering, local, now);
+        let media_timeout = config.media_timeout;
         let b2b = B2buaConfig { local, registrar: config.registrar, no_answer: config.no_answer };
         let b2bua = B2bua::new(b2b, config.plan, RelayMedia(relay), (now, unix_ms()));
         let txns = Transactions::new(TimerConfig::default());
-        Ok((Server { txns, transport, b2bua, health, registrations, store, notifier }, incoming))
+        Ok((Server { media_timeout, txns, transport, b2bua, health, registrations, store, notifier }, incoming))
     }
 
     pub fn local_addr(&self) -> std::net::SocketAddr {
@@ -67,6 +72,7 @@ impl Server {
     pub async fn run(mut self, mut incoming: mpsc::Receiver<Incoming>) -> Result<(), ServerError> {
         let mut watchdog =
             tokio::time::interval(self.notifier.watchdog_interval().unwrap_or(Duration::from_secs(3600)));
+        let mut reap = tokio::time::interval(REAP_EVERY);
         self.notifier.ready(&format!("listening on {}", self.transport.local_addr()));
         loop {
             let timer = [
@@ -90,6 +96,7 @@ impl Server {
                     self.health.handle_timeout(&mut self.txns, now);
                     self.registrations.handle_timeout(&mut self.txns, now);
                 }
+                _ = reap.tick() => self.b2bua.reap_idle(&mut self.txns, self.media_timeout, Instant::now()),
                 _ = watchdog.tick() => self.notifier.notify("WATCHDOG=1"),
             }
             self.flush().await;

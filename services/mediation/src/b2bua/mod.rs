@@ -22,11 +22,13 @@ use std::time::{Duration, Instant};
 
 /// The relay as the B2BUA sees it, so the core is tested without sockets.
 pub trait Media {
-    type Id: Copy + std::fmt::Debug;
+    type Id: Copy + std::fmt::Debug + PartialEq;
     /// A session: its id, the port the A side sends to, the port the B side sends to.
     fn allocate(&mut self) -> Result<(Self::Id, SocketAddr, SocketAddr), String>;
     fn set_remote(&mut self, id: Self::Id, side: Side, remote: RemoteMedia);
     fn release(&mut self, id: Self::Id);
+    /// Sessions that received no packet for `idle_for`: calls whose ends are gone.
+    fn idle(&self, idle_for: Duration) -> Vec<Self::Id>;
 }
 
 #[derive(Debug, Clone)]
@@ -602,6 +604,32 @@ impl<M: Media> B2bua<M> {
             _ if matches!(request.method.as_str(), "INFO" | "OPTIONS") => respond(txns, id, request.response(200), now),
             // Re-INVITE and UPDATE (hold, resume) are not relayed yet: the session stays as it is.
             _ => respond(txns, id, request.response(488), now),
+        }
+    }
+
+    /// Ends answered calls whose media stopped for `idle_for` (a phone or carrier that vanished
+    /// without BYE): BYE to both sides with Q.850 cause 102 (recovery on timer expiry).
+    pub fn reap_idle(&mut self, txns: &mut Transactions, idle_for: Duration, now: Instant) {
+        let idle = self.media.idle(idle_for);
+        let dead: Vec<u64> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.state == State::Answered && c.media.is_some_and(|(id, ..)| idle.contains(&id)))
+            .map(|(k, _)| *k)
+            .collect();
+        let local = self.config.local;
+        for key in dead {
+            let Some(call) = self.calls.get_mut(&key) else { continue };
+            log::warn!("call {}: no media for {}s, ended", call.cdr.call_id, idle_for.as_secs());
+            for d in [call.a_dialog.as_mut(), call.b_dialog.as_mut()].into_iter().flatten() {
+                let mut bye = d.request(Method::BYE, local);
+                bye.headers.add(HeaderName::Reason, q850::reason_value(102, "media timeout"));
+                let d = d.clone();
+                send_in_dialog(txns, &mut self.by_client, key, bye, &d, now);
+            }
+            call.cdr.q850 = Some(102);
+            call.cdr.end_cause = "media timeout".into();
+            self.end(key, now);
         }
     }
 

@@ -8,6 +8,7 @@ use holdfast_sip::transaction::{Inbound, TimerConfig, Transmit};
 struct FakeMedia {
     remotes: Vec<(Side, SocketAddr)>,
     released: usize,
+    idle: Vec<u32>,
 }
 
 impl Media for &mut FakeMedia {
@@ -20,6 +21,9 @@ impl Media for &mut FakeMedia {
     }
     fn release(&mut self, _: u32) {
         self.released += 1;
+    }
+    fn idle(&self, _: Duration) -> Vec<u32> {
+        self.idle.clone()
     }
 }
 
@@ -128,7 +132,7 @@ impl<'m> Rig<'m> {
 
 #[test]
 fn call_fails_over_to_the_second_carrier_and_ends_with_a_record() {
-    let mut media = FakeMedia { remotes: vec![], released: 0 };
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
     let mut rig = Rig::new(&mut media, &[]);
     rig.invite_from_branch("3012", "2125550100");
     let first = rig.requests_to("127.0.0.1:5080", &Method::INVITE);
@@ -188,7 +192,7 @@ fn call_fails_over_to_the_second_carrier_and_ends_with_a_record() {
 
 #[test]
 fn international_without_the_usage_is_refused_403_and_recorded() {
-    let mut media = FakeMedia { remotes: vec![], released: 0 };
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
     let mut rig = Rig::new(&mut media, &[]);
     rig.invite_from_branch("3012", "011442079460000");
     let r = rig.responses().into_iter().find(|r| r.status >= 200).unwrap();
@@ -202,7 +206,7 @@ fn international_without_the_usage_is_refused_403_and_recorded() {
 
 #[test]
 fn a_dead_trunk_is_skipped_and_busy_ends_the_search() {
-    let mut media = FakeMedia { remotes: vec![], released: 0 };
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
     let mut rig = Rig::new(&mut media, &["carrier-a"]);
     rig.invite_from_branch("3001", "2125550100");
     assert!(rig.requests_to("127.0.0.1:5080", &Method::INVITE).is_empty());
@@ -217,7 +221,7 @@ fn a_dead_trunk_is_skipped_and_busy_ends_the_search() {
 
 #[test]
 fn cancel_from_the_caller_cancels_the_trunk() {
-    let mut media = FakeMedia { remotes: vec![], released: 0 };
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
     let mut rig = Rig::new(&mut media, &[]);
     let invite = rig.invite_from_branch("3012", "2125550100");
     let b = rig.requests_to("127.0.0.1:5080", &Method::INVITE);
@@ -238,7 +242,7 @@ fn cancel_from_the_caller_cancels_the_trunk() {
 
 #[test]
 fn timeout_and_transport_error_fail_over() {
-    let mut media = FakeMedia { remotes: vec![], released: 0 };
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
     let mut rig = Rig::new(&mut media, &[]);
     rig.invite_from_branch("3012", "2125550100");
     let a = rig.requests_to("127.0.0.1:5080", &Method::INVITE);
@@ -255,4 +259,27 @@ fn timeout_and_transport_error_fail_over() {
     let r = rig.responses().into_iter().find(|r| r.status >= 200).unwrap();
     assert_eq!(r.status, 408);
     assert_eq!(rig.cdrs[0].failovers, 1);
+}
+
+#[test]
+fn answered_calls_without_media_are_reaped_with_bye_both_ways() {
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![1] };
+    let mut rig = Rig::new(&mut media, &[]);
+    rig.invite_from_branch("3012", "2125550100");
+    let b = rig.requests_to("127.0.0.1:5080", &Method::INVITE);
+    // Ringing calls are never reaped: there may be no media before the answer.
+    rig.b2bua.reap_idle(&mut rig.txns, Duration::from_secs(60), rig.now);
+    assert_eq!(rig.b2bua.len(), 1);
+    rig.answer(&b[0], 200, Some(SDP_B));
+    rig.b2bua.reap_idle(&mut rig.txns, Duration::from_secs(60), rig.now);
+    rig.pump();
+    assert!(rig.b2bua.is_empty());
+    let byes: Vec<Request> = rig.sent.iter().filter_map(|t| match t {
+        Transmit::Request { request, .. } if request.method == Method::BYE => Some(request.clone()),
+        _ => None,
+    }).collect();
+    assert_eq!(byes.len(), 2, "one BYE per side");
+    assert!(byes.iter().any(|r| r.call_id().unwrap() == "a-2125550100"));
+    assert!(byes.iter().all(|r| r.headers.get(&HeaderName::Reason).unwrap().starts_with("Q.850;cause=102")));
+    assert_eq!((rig.cdrs[0].end_cause.as_str(), rig.cdrs[0].q850), ("media timeout", Some(102)));
 }
