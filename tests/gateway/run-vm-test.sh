@@ -2,7 +2,8 @@
 # Boots the gateway test VM on the real DAHDI modules and prints its report.
 #   tests/gateway/run-vm-test.sh [IMAGE_DIR]
 # IMAGE_DIR holds build-image.sh's output (built there if missing). sba-gateway is taken from
-# $HOLDFAST_BIN_DIR or target/debug; pri-peer and span-down are compiled here (gcc, libpri-dev).
+# $HOLDFAST_BIN_DIR or target/debug; pri-peer and span-down are compiled here (gcc, libpri-dev);
+# sipp (in the image) stands in for sba-mediation with the scenarios of tests/gateway/sipp.
 # Exit status 0 when every step reported ok.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -20,6 +21,7 @@ cp "$bin" "$payload/sba-gateway"
 cc -Wall -O1 -o "$payload/pri-peer" "$here/pri-peer/pri_peer.c" -lpri
 cc -Wall -O1 -o "$payload/span-down" "$here/span-down/span_down.c"
 cp "$here/sba.toml" "$here/scenario.sh" "$payload/"
+cp -r "$here/sipp" "$payload/sipp"
 mkfs.ext4 -q -d "$payload" "$run/payload.ext4" 256M
 qemu-img create -q -f qcow2 -b "$image/rootfs.ext4" -F raw "$run/overlay.qcow2"
 

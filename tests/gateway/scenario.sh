@@ -1,10 +1,8 @@
 # Sourced by the VM's holdfast-gateway-test: fd 3 feeds pri-peer (libpri, network side, span 2);
 # `step NAME REGEX SECONDS` waits for a pri-peer event (since the last `mark`) and reports ok/fail
-# on the serial port.
-#
-# sba-gateway has no SIP side yet: it refuses PSTN calls with cause 41 (temporary failure), which
-# is what is checked here, and last a span taken down. Audio, branch-to-PSTN calls and glare need
-# the SIP side (or a control interface) and are not in this scenario yet.
+# on the serial port. sipp stands in for sba-mediation on loopback (the gateway's default
+# `mediation`, 127.0.0.1:5070), with the scenarios of tests/gateway/sipp (in /payload/sipp).
+# Audio is not compared here (pri-peer does not play any); the simulated-span tests compare it.
 
 since=0
 mark() { since=$(wc -l < /tmp/peer.out); }
@@ -23,37 +21,73 @@ await_count() {
     done
     return 1
 }
+# sipp, bounded by its own -timeout; logs in /tmp. Mediation's address with -p 5070.
+sipp_run() {
+    (cd /tmp && exec sipp -i 127.0.0.1 -nostdin -timeout 120s -timeout_error -trace_err -rtp_echo "$@" >/dev/null 2>&1)
+}
+# Reports ok NAME when sipp (pid $2) exited 0.
+sipp_step() {
+    if wait "$2"; then report "ok $1"; else report "fail $1 (sipp: $(tail -c 300 /tmp/*_errors.log 2>/dev/null | tr '\n' '|'))"; fi
+}
+for c in 34 38; do sed "s/@CAUSE@/$c/" /payload/sipp/mediation_refused.xml > "/tmp/refused_$c.xml"; done
 
+# PSTN -> branch: the SETUP becomes an INVITE for 2000 to mediation, which rings and answers;
+# the PSTN hangs up and mediation's BYE carries cause 16.
+sipp_run -sf /payload/sipp/mediation_answers.xml -p 5070 -mp 6000 -m 1 &
+uas=$!
+sleep 1
 mark
 echo "call 1 2000" >&3
 step pstn-setup-placed '^placed 0$' 5
 step pstn-call-proceeding-on-1 '^proceeding 0 chan=1$' 10
-step pstn-call-refused-cause-41 '^hangup_req 0 cause=41$' 10
+step pstn-call-ringing-from-sip-180 '^ringing 0$' 15
+step pstn-call-answered-from-sip-200 '^answer 0$' 15
+sleep 1
+echo "hangup 0 16" >&3
 step pstn-call-released '^hangup(_ack)? 0' 10
+sipp_step mediation-answered-and-got-bye-cause-16 "$uas"
 
-# The top channel, then all 23 B-channels seized at once: every SETUP is answered.
+# Branch -> PSTN: mediation's INVITE for 3000 (PCMA offered on a mu-law span) becomes a SETUP;
+# the PSTN answers, then hangs up: mediation gets the 200 and a BYE with cause 16.
 mark
-echo "call 23 2001" >&3
-step call-on-23-proceeding '^proceeding 0 chan=23$' 10
-step call-on-23-refused-cause-41 '^hangup_req 0 cause=41$' 10
+sipp_run 127.0.0.1:5080 -sf /payload/sipp/mediation_calls.xml -s 3000 -p 5071 -mp 6010 -m 1 &
+uac=$!
+step branch-call-setup-for-3000 '^ring 0 chan=[0-9]+ called=3000 calling=5551000$' 15
+echo "answer 0" >&3
+sleep 2
+echo "hangup 0 16" >&3
+step branch-call-released '^hangup(_ack)? 0' 10
+sipp_step mediation-call-answered-and-got-bye-cause-16 "$uac"
+
+# All 23 B-channels seized at once from the PSTN, every call answered through SIP; then an
+# INVITE from mediation finds the span full: 503 with Q.850 cause 34.
+sipp_run -sf /payload/sipp/mediation_answers.xml -p 5070 -mp 6000 -m 23 &
+uas=$!
 sleep 1
 mark
-for c in $(seq 1 23); do echo "call $c 3$c" >&3; done
-if await_count '^proceeding [0-9]+ chan=' 23 30; then report "ok 23-setups-proceeding"; else report "fail 23-setups-proceeding ($(tail -n "+$((since + 1))" /tmp/peer.out | grep -c proceeding) of 23)"; fi
-if await_count '^hangup_req [0-9]+ cause=41$' 23 30; then report "ok 23-calls-refused-cause-41"; else report "fail 23-calls-refused-cause-41"; fi
-
+for c in $(seq 1 23); do echo "call $c 2000" >&3; done
+if await_count '^answer [0-9]+$' 23 60; then report "ok 23-calls-answered-through-sip"; else report "fail 23-calls-answered-through-sip ($(tail -n "+$((since + 1))" /tmp/peer.out | grep -c '^answer') of 23)"; fi
+sipp_run 127.0.0.1:5080 -sf /tmp/refused_34.xml -s 3001 -p 5071 -mp 6010 -m 1 &
+sipp_step full-span-invite-503-cause-34 $!
+mark
+for id in $(seq 0 22); do echo "hangup $id 16" >&3; done
+if await_count '^hangup(_ack)? [0-9]+' 23 30; then report "ok 23-calls-released"; else report "fail 23-calls-released"; fi
+sipp_step mediation-got-23-byes "$uas"
 
 # Span 2 destroyed (after pri-peer lets go of it): span 1 receives nothing, dahdi_dynamic puts it
-# in red alarm after a second, and sba-gateway must report the trunk unavailable.
+# in red alarm after a second, and sba-gateway must report the trunk unavailable, to mediation too.
 kill "$peer" 2>/dev/null
 wait "$peer" 2>/dev/null
 if ! /payload/span-down loc 1:1 24 2>/tmp/span-down.err; then report "info span-down: $(cat /tmp/span-down.err)"; fi
 for _ in $(seq 1 150); do
-    grep -q 'sba_gateway: trunk unavailable' /tmp/gateway.log && break
+    grep -q 'sba_gateway::edge: trunk unavailable' /tmp/gateway.log && break
     sleep 0.1
 done
-if grep -q 'sba_gateway: trunk unavailable' /tmp/gateway.log; then
+if grep -q 'sba_gateway::edge: trunk unavailable' /tmp/gateway.log; then
     report "ok span-down-trunk-unavailable ($(grep -o 'alarms [a-z+-]*' /tmp/gateway.log | tail -1))"
 else
     report "fail span-down-trunk-unavailable ($(grep -E 'alarm' /tmp/gateway.log | tail -2 | tr '\n' '|'))"
+    tail -15 /tmp/gateway.log | while read -r l; do report "log $l"; done
 fi
+sipp_run 127.0.0.1:5080 -sf /tmp/refused_38.xml -s 3002 -p 5071 -mp 6010 -m 1 &
+sipp_step span-down-invite-503-cause-38 $!

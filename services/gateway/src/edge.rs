@@ -34,6 +34,8 @@ pub enum EdgeError {
     Rtp(std::io::Error),
     #[error("trunk: {0}")]
     Trunk(#[from] TrunkError),
+    #[error("the SIP transport stopped")]
+    TransportStopped,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -90,7 +92,7 @@ impl Edge {
             let deadline = calls.next_timeout().map(tokio::time::Instant::from_std);
             tokio::select! {
                 _ = &mut shutdown => return Ok(()),
-                event = trunk.events.recv() => match event {
+                event = trunk.recv() => match event {
                     None => return Ok(()),
                     Some(TrunkEvent::Audio { channel, samples }) => {
                         if let (Some(stream), Some(socket)) = (streams.get_mut(&channel), self.rtp.get(&channel)) {
@@ -109,7 +111,7 @@ impl Edge {
                 },
                 msg = self.incoming.recv() => match msg {
                     Some(Incoming { msg, source }) => calls.on_message(msg, source, Instant::now()),
-                    None => return Err(EdgeError::Transport(TransportError::Unsupported("stopped".into()))),
+                    None => return Err(EdgeError::TransportStopped),
                 },
                 Some((channel, datagram, from)) = self.rtp_rx.recv() => {
                     // Only the peer the SDP named feeds the B-channel.
@@ -118,7 +120,12 @@ impl Edge {
                         _ => continue,
                     };
                     match samples {
-                        Ok(samples) => trunk.send_audio(channel, samples).await?,
+                        // Never waits: a stalled B-channel must not hold up signalling.
+                        Ok(samples) => {
+                            if !trunk.offer_audio(channel, samples)? {
+                                debug!("B-channel {channel}: trunk busy, RTP frame dropped");
+                            }
+                        }
                         Err(e) => debug!("RTP from {from} on B-channel {channel} dropped: {e}"),
                     }
                 }

@@ -2,11 +2,12 @@
 //! gateway through a command queue and an event queue.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
-use log::{info, warn};
+use log::{debug, info, warn};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tokio::time::{sleep_until, Instant};
+use tokio::time::{sleep_until, timeout, Instant};
 
 use crate::pri::{Pri, PriEvent};
 use crate::q931::{CallError, CallEvent, CallId, Outgoing};
@@ -42,10 +43,18 @@ pub enum TrunkError {
     Call(#[from] CallError),
 }
 
-/// The application's side of a running trunk.
+/// B-channel blocks waiting for the application; beyond it new blocks are dropped.
+const AUDIO_QUEUE: usize = 1024;
+/// One block's time: a B-channel write that cannot start within it is dropped, so that a full
+/// channel buffer never holds up the D-channel.
+const FRAME: Duration = Duration::from_millis(20);
+
+/// The application's side of a running trunk. Signalling and audio travel apart: audio may be
+/// dropped when the application falls behind, PRI events never are (there are a few per call).
 pub struct TrunkHandle {
     commands: mpsc::Sender<Command>,
-    pub events: mpsc::Receiver<TrunkEvent>,
+    pri: mpsc::UnboundedReceiver<PriEvent>,
+    audio: mpsc::Receiver<(u8, Vec<u8>)>,
 }
 
 impl TrunkHandle {
@@ -76,6 +85,34 @@ impl TrunkHandle {
         self.commands.send(Command::Audio { channel, samples }).await.map_err(|_| TrunkError::Stopped)
     }
 
+    /// Queues a block without waiting: `Ok(false)` when the command queue is full and the block
+    /// was dropped (real-time audio that cannot go now is worth nothing later).
+    pub fn offer_audio(&self, channel: u8, samples: Vec<u8>) -> Result<bool, TrunkError> {
+        match self.commands.try_send(Command::Audio { channel, samples }) {
+            Ok(()) => Ok(true),
+            Err(mpsc::error::TrySendError::Full(_)) => Ok(false),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(TrunkError::Stopped),
+        }
+    }
+
+    /// The next event, PRI events before audio. Cancel-safe; None once the trunk has stopped.
+    pub async fn recv(&mut self) -> Option<TrunkEvent> {
+        tokio::select! {
+            biased;
+            Some(event) = self.pri.recv() => Some(TrunkEvent::Pri(event)),
+            Some((channel, samples)) = self.audio.recv() => Some(TrunkEvent::Audio { channel, samples }),
+            else => None,
+        }
+    }
+
+    /// An event if one is waiting.
+    pub fn try_recv(&mut self) -> Option<TrunkEvent> {
+        if let Ok(event) = self.pri.try_recv() {
+            return Some(TrunkEvent::Pri(event));
+        }
+        self.audio.try_recv().ok().map(|(channel, samples)| TrunkEvent::Audio { channel, samples })
+    }
+
     pub async fn status(&self) -> Result<TrunkStatus, TrunkError> {
         self.ask(|reply| Command::Status { reply }).await
     }
@@ -84,9 +121,15 @@ impl TrunkHandle {
 /// Starts the trunk task. It ends when the handle is dropped or the span fails.
 pub fn spawn<S: Span + 'static>(span: S, pri: Pri) -> (TrunkHandle, JoinHandle<Result<(), SpanError>>) {
     let (commands_tx, commands_rx) = mpsc::channel(64);
-    let (events_tx, events_rx) = mpsc::channel(1024);
-    let task = tokio::spawn(run(span, pri, commands_rx, events_tx));
-    (TrunkHandle { commands: commands_tx, events: events_rx }, task)
+    let (pri_tx, pri_rx) = mpsc::unbounded_channel();
+    let (audio_tx, audio_rx) = mpsc::channel(AUDIO_QUEUE);
+    let task = tokio::spawn(run(span, pri, commands_rx, Events { pri: pri_tx, audio: audio_tx }));
+    (TrunkHandle { commands: commands_tx, pri: pri_rx, audio: audio_rx }, task)
+}
+
+struct Events {
+    pri: mpsc::UnboundedSender<PriEvent>,
+    audio: mpsc::Sender<(u8, Vec<u8>)>,
 }
 
 fn now() -> std::time::Instant {
@@ -97,7 +140,7 @@ async fn run<S: Span>(
     mut span: S,
     mut pri: Pri,
     mut commands: mpsc::Receiver<Command>,
-    events: mpsc::Sender<TrunkEvent>,
+    events: Events,
 ) -> Result<(), SpanError> {
     info!("trunk on {} ({:?} side, {:?})", span.name(), pri.side(), span.layout());
     pri.handle_alarms(span.alarms(), now());
@@ -125,7 +168,7 @@ async fn run<S: Span>(
                 _ => {}
             }
             // The application may have stopped listening; the trunk keeps the line up regardless.
-            let _ = events.try_send(TrunkEvent::Pri(event));
+            let _ = events.pri.send(event);
         }
         let deadline = pri.next_timeout().map(Instant::from_std);
         tokio::select! {
@@ -143,7 +186,7 @@ async fn run<S: Span>(
                     pri.handle_alarms(alarms, now());
                 }
                 SpanEvent::Audio { channel, samples } => {
-                    let _ = events.try_send(TrunkEvent::Audio { channel, samples });
+                    let _ = events.audio.try_send((channel, samples));
                 }
             },
             _ = async { if let Some(d) = deadline { sleep_until(d).await } }, if deadline.is_some() => {
@@ -184,11 +227,11 @@ async fn apply<S: Span>(
             }
             let _ = reply.send(result);
         }
-        Command::Audio { channel, samples } => {
-            if let Err(e) = span.send_audio(channel, &samples).await {
-                warn!("{}: audio on B-channel {channel}: {e}", span.name());
-            }
-        }
+        Command::Audio { channel, samples } => match timeout(FRAME, span.send_audio(channel, &samples)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!("{}: audio on B-channel {channel}: {e}", span.name()),
+            Err(_) => debug!("{}: B-channel {channel} buffer full, block dropped", span.name()),
+        },
         Command::Status { reply } => {
             let _ = reply.send(TrunkStatus { in_service: pri.in_service(), free_channels: pri.free_channels() });
         }

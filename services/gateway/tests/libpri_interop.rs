@@ -173,7 +173,7 @@ async fn start_with(layout: Layout) -> (TrunkHandle, Peer, watch::Sender<bool>) 
 
 async fn next_pri(trunk: &mut TrunkHandle) -> PriEvent {
     loop {
-        match timeout(WAIT, trunk.events.recv()).await.expect("an event in time").expect("trunk running") {
+        match timeout(WAIT, trunk.recv()).await.expect("an event in time").expect("trunk running") {
             TrunkEvent::Pri(e) => return e,
             TrunkEvent::Audio { .. } => {}
         }

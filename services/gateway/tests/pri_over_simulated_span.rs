@@ -25,7 +25,7 @@ async fn trunks(layout: Layout) -> (TrunkHandle, TrunkHandle, SimulatedLine) {
 }
 
 async fn next(trunk: &mut TrunkHandle) -> TrunkEvent {
-    timeout(WAIT, trunk.events.recv()).await.expect("an event in time").expect("trunk running")
+    timeout(WAIT, trunk.recv()).await.expect("an event in time").expect("trunk running")
 }
 
 /// The next call event, skipping audio.
@@ -293,7 +293,7 @@ async fn an_idle_link_stays_up_across_t203_keepalives() {
     tokio::time::sleep(Duration::from_secs(120)).await;
     assert!(user.status().await.unwrap().in_service);
     assert!(net.status().await.unwrap().in_service);
-    assert!(user.events.try_recv().is_err(), "no event while idle");
+    assert!(user.try_recv().is_none(), "no event while idle");
 }
 
 /// The goal for the loopback PRI: a full span seized in under a second. Real time here.

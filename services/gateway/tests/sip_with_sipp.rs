@@ -76,7 +76,7 @@ async fn rig(name: &str) -> Rig {
 }
 
 async fn next(trunk: &mut TrunkHandle) -> TrunkEvent {
-    timeout(WAIT, trunk.events.recv()).await.expect("a trunk event in time").expect("trunk running")
+    timeout(WAIT, trunk.recv()).await.expect("a trunk event in time").expect("trunk running")
 }
 
 /// The next call event, skipping audio.
@@ -189,7 +189,7 @@ async fn audio_round_trip(far: &mut TrunkHandle, channel: u8, expect: impl Fn(u8
         far.send_audio(channel, block.clone()).await.unwrap();
         // Paced like a B-channel: 20 ms a block.
         let until = tokio::time::Instant::now() + Duration::from_millis(20);
-        while let Ok(event) = tokio::time::timeout_at(until, far.events.recv()).await {
+        while let Ok(event) = tokio::time::timeout_at(until, far.recv()).await {
             match event {
                 Some(TrunkEvent::Audio { channel: c, samples }) if c == channel => back.push(samples),
                 other => panic!("unexpected during audio: {other:?}"),

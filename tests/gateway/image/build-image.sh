@@ -1,7 +1,8 @@
 #!/bin/bash
 # Builds the gateway test VM image: Debian bookworm, its kernel, DAHDI built by DKMS for it,
-# libpri's runtime, and the test unit. Output in $1 (default ./out): vmlinuz, initrd.img,
-# rootfs.ext4. About 3 minutes; rebuild only when this directory changes.
+# libpri's runtime, sipp (sip-tester, mediation's stand-in) and the test unit. Output in $1
+# (default ./out): vmlinuz, initrd.img, rootfs.ext4. About 3 minutes; rebuild only when this
+# directory changes.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out="$(mkdir -p "${1:-$here/out}" && cd "${1:-$here/out}" && pwd)"
@@ -9,7 +10,7 @@ root="$out/rootfs"
 rm -rf "$root"
 
 mmdebstrap --variant=minbase --mode=root \
-    --include=systemd-sysv,udev,kmod,linux-image-amd64,linux-headers-amd64,dkms,dahdi-dkms,dahdi,libpri1.4,procps \
+    --include=systemd-sysv,udev,kmod,linux-image-amd64,linux-headers-amd64,dkms,dahdi-dkms,dahdi,libpri1.4,procps,sip-tester \
     --customize-hook="cp -r '$here/files/.' \"\$1/\"" \
     --customize-hook='chroot "$1" systemctl enable holdfast-gateway-test.service' \
     --customize-hook='echo holdfast-gw > "$1/etc/hostname"' \

@@ -95,6 +95,8 @@ struct Leg {
     retransmit: Option<(Response, Instant, Duration, Instant)>,
     /// The PSTN side is gone (with this cause) while the INVITE is still pending.
     abandoned: Option<u8>,
+    /// UAC: the ACK for the 2xx, sent again as it was when the 2xx comes again.
+    ack: Option<Request>,
 }
 
 pub struct Calls {
@@ -315,7 +317,7 @@ impl Calls {
 
     /// An INVITE from mediation: checked, then offered to the span.
     fn on_invite(&mut self, tx: TxId, request: Request, source: Source, now: Instant) {
-        let Ok(call_id) = request.call_id().map(str::to_owned) else { return };
+        let Ok(call_id) = request.call_id().map(str::to_owned) else { return self.respond(tx, request.response(400), now) };
         if self.by_call_id.contains_key(&call_id) {
             return self.respond(tx, request.response(482), now);
         }
@@ -343,7 +345,7 @@ impl Calls {
         let (Some(from_value), Some(to_value)) =
             (request.headers.get(&HeaderName::From), request.headers.get(&HeaderName::To))
         else {
-            return;
+            return self.respond(tx, request.response(400), now);
         };
         let target = dialog::contact_uri(&request.headers).or_else(|| from.ok().map(|f| f.uri));
         let Some(target) = target else { return self.respond(tx, request.response(400), now) };
@@ -372,6 +374,7 @@ impl Calls {
             confirmed: false,
             retransmit: None,
             abandoned: None,
+            ack: None,
         });
         self.actions.push_back(Action::Place { leg: id, request: outgoing });
     }
@@ -410,8 +413,7 @@ impl Calls {
             (200..300).contains(&response.status) && response.cseq().is_ok_and(|c| c.method == Method::INVITE);
         let id = response.call_id().ok().and_then(|c| self.by_call_id.get(c).copied());
         if let (true, Some(leg)) = (is_invite_2xx, id.and_then(|id| self.legs.get(&id))) {
-            if leg.origin == Origin::Pstn && leg.confirmed {
-                let request = leg.dialog.ack(self.config.local);
+            if let Some(request) = leg.ack.clone() {
                 self.outbound.push_back(Outbound::Request { request, dest: leg.dialog.dest });
             }
         }
@@ -461,6 +463,7 @@ impl Calls {
             confirmed: false,
             retransmit: None,
             abandoned: None,
+            ack: None,
         });
         self.by_pri.insert(call, id);
     }
@@ -554,6 +557,7 @@ impl Calls {
         leg.dialog.confirm(&response);
         leg.confirmed = true;
         let ack = leg.dialog.ack(self.config.local);
+        leg.ack = Some(ack.clone());
         self.outbound.push_back(Outbound::Request { request: ack, dest: leg.dialog.dest });
         if let Some(c) = leg.abandoned {
             return self.end(id, c, true, false, now);
