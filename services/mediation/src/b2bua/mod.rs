@@ -5,6 +5,7 @@
 //! (unless the trunk bypasses media). Time comes in as `now`; ACKs for 2xx and call records come
 //! out of `poll_output`.
 mod messages;
+mod session;
 
 use crate::dialog::Dialog;
 use crate::q850;
@@ -92,6 +93,8 @@ struct Call<Id> {
     targets: VecDeque<Target>,
     attempt: Option<Attempt>,
     media: Option<(Id, SocketAddr, SocketAddr)>,
+    /// A re-INVITE or UPDATE waiting for the other side.
+    relayed: Option<session::Relayed>,
     /// What A's offer said, for the relay, and its audio formats.
     a_media: Option<RemoteMedia>,
     a_formats: Vec<u8>,
@@ -279,6 +282,7 @@ impl<M: Media> B2bua<M> {
                 targets: targets.into(),
                 attempt: None,
                 media,
+                relayed: None,
                 a_media,
                 a_formats,
                 state: State::Setup,
@@ -421,11 +425,14 @@ impl<M: Media> B2bua<M> {
     /// A client transaction's event; false when it is not ours.
     pub fn on_event(&mut self, txns: &mut Transactions, event: &Event, now: Instant) -> bool {
         let Some(&key) = self.by_client.get(&event.id) else { return false };
-        let is_invite = self.calls.get(&key).and_then(|c| c.attempt.as_ref()).is_some_and(|a| a.client == event.id);
+        let call = self.calls.get(&key);
+        let is_invite = call.and_then(|c| c.attempt.as_ref()).is_some_and(|a| a.client == event.id);
+        let is_relayed = call.and_then(|c| c.relayed.as_ref()).is_some_and(|r| r.client() == event.id);
         match &event.event {
             TxEvent::Terminated => {
                 self.by_client.remove(&event.id);
             }
+            e if is_relayed => self.relayed_event(txns, key, e, now),
             _ if !is_invite => {}
             TxEvent::Response(r) => self.b_response(txns, key, r.clone(), now),
             TxEvent::TimedOut(r) => self.b_failed(txns, key, r.status, "Request Timeout", "timeout", now),
@@ -602,8 +609,15 @@ impl<M: Media> B2bua<M> {
                 self.end(key, now);
             }
             _ if matches!(request.method.as_str(), "INFO" | "OPTIONS") => respond(txns, id, request.response(200), now),
-            // Re-INVITE and UPDATE (hold, resume) are not relayed yet: the session stays as it is.
-            _ => respond(txns, id, request.response(488), now),
+            _ if request.method == Method::INVITE || request.method.as_str() == "UPDATE" => {
+                let answered = self.calls.get(&key).is_some_and(|c| c.state == State::Answered);
+                if answered {
+                    self.relay_offer(txns, key, side, id, request, now);
+                } else {
+                    respond(txns, id, request.response(491), now);
+                }
+            }
+            _ => respond(txns, id, request.response(501), now),
         }
     }
 

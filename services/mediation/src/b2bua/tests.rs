@@ -283,3 +283,41 @@ fn answered_calls_without_media_are_reaped_with_bye_both_ways() {
     assert!(byes.iter().all(|r| r.headers.get(&HeaderName::Reason).unwrap().starts_with("Q.850;cause=102")));
     assert_eq!((rig.cdrs[0].end_cause.as_str(), rig.cdrs[0].q850), ("media timeout", Some(102)));
 }
+
+#[test]
+fn hold_by_re_invite_is_relayed_to_the_other_dialog() {
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut rig = Rig::new(&mut media, &[]);
+    rig.invite_from_branch("3012", "2125550100");
+    let b = rig.requests_to("127.0.0.1:5080", &Method::INVITE);
+    rig.answer(&b[0], 200, Some(SDP_B));
+    let ok = rig.responses().into_iter().find(|r| r.status == 200).unwrap();
+
+    let mut reinvite = Request::new(Method::INVITE, Uri::parse("sip:mediation@127.0.0.1:5070").unwrap());
+    reinvite.headers.add(HeaderName::Via, format!("SIP/2.0/UDP {REGISTRAR};branch=z9hG4bK-hold"));
+    reinvite.headers.add(HeaderName::From, "<sip:3012@branch.local>;tag=caller");
+    reinvite.headers.add(HeaderName::To, ok.headers.get(&HeaderName::To).unwrap());
+    reinvite.headers.add(HeaderName::CallId, "a-2125550100");
+    reinvite.headers.add(HeaderName::CSeq, "2 INVITE");
+    reinvite.headers.add(HeaderName::Contact, "<sip:3012@192.0.2.9:5062>");
+    reinvite.body = format!("{SDP_A}a=sendonly\r\n").into_bytes();
+    let Ok(Inbound::Request { id, request }) = rig.txns.on_request(reinvite, Protocol::Udp, rig.now) else { panic!() };
+    rig.b2bua.on_request(&mut rig.txns, id, request, REGISTRAR.parse().unwrap(), Protocol::Udp, rig.now);
+    rig.pump();
+
+    let to_b = rig.requests_to("127.0.0.1:5082", &Method::INVITE);
+    assert_eq!(to_b.len(), 1, "the re-INVITE goes to the carrier's Contact, in the B dialog");
+    assert_eq!(to_b[0].call_id().unwrap(), b[0].call_id().unwrap());
+    assert_eq!(to_b[0].cseq().unwrap().seq, 2);
+    assert!(to_b[0].to_header().unwrap().tag().is_some());
+    let offer = String::from_utf8(to_b[0].body.clone()).unwrap();
+    assert!(offer.contains("a=sendonly") && offer.contains("m=audio 30002 "), "{offer}");
+
+    rig.answer(&to_b[0], 200, Some(&format!("{SDP_B}a=recvonly\r\n")));
+    assert_eq!(rig.acks.len(), 2, "the carrier's 2xx to the re-INVITE is acknowledged");
+    assert_eq!(rig.acks[1].0.cseq().unwrap().to_string(), "2 ACK");
+    let held = rig.responses().into_iter().filter(|r| r.status == 200 && r.cseq().unwrap().seq == 2).last().unwrap();
+    let answer = String::from_utf8(held.body.clone()).unwrap();
+    assert!(answer.contains("a=recvonly") && answer.contains("m=audio 30000 "), "{answer}");
+    assert_eq!(rig.b2bua.len(), 1, "the call goes on");
+}
