@@ -316,7 +316,7 @@ fn hold_by_re_invite_is_relayed_to_the_other_dialog() {
     rig.answer(&to_b[0], 200, Some(&format!("{SDP_B}a=recvonly\r\n")));
     assert_eq!(rig.acks.len(), 2, "the carrier's 2xx to the re-INVITE is acknowledged");
     assert_eq!(rig.acks[1].0.cseq().unwrap().to_string(), "2 ACK");
-    let held = rig.responses().into_iter().filter(|r| r.status == 200 && r.cseq().unwrap().seq == 2).last().unwrap();
+    let held = rig.responses().into_iter().rfind(|r| r.status == 200 && r.cseq().unwrap().seq == 2).unwrap();
     let answer = String::from_utf8(held.body.clone()).unwrap();
     assert!(answer.contains("a=recvonly") && answer.contains("m=audio 30000 "), "{answer}");
     assert_eq!(rig.b2bua.len(), 1, "the call goes on");
