@@ -125,7 +125,8 @@ impl Server {
             }
             // The ACK for our 2xx ends A's part of the handshake; nothing to relay (B was
             // acknowledged when it answered).
-            Ok(Inbound::Ack(_)) | Ok(Inbound::Absorbed) => {}
+            Ok(Inbound::Ack(ack)) => self.b2bua.on_ack(&ack),
+            Ok(Inbound::Absorbed) => {}
             Err(e) => log::debug!("request from {} refused by the transaction layer: {e}", source.addr),
         }
     }
@@ -157,6 +158,11 @@ impl Server {
                     Output::Send { request, dest, transport } => {
                         if let Err(e) = self.transport.send_to(&Message::Request(request), dest, transport).await {
                             log::debug!("ACK not sent: {e}");
+                        }
+                    }
+                    Output::Respond(response) => {
+                        if let Err(e) = self.transport.send_response(&response).await {
+                            log::debug!("2xx retransmission not sent: {e}");
                         }
                     }
                     Output::Cdr(cdr) => {

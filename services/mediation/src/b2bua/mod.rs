@@ -4,6 +4,7 @@
 //! or no answer moves the call on at once. SDP is rewritten so media flows through the relay
 //! (unless the trunk bypasses media). Time comes in as `now`; ACKs for 2xx and call records come
 //! out of `poll_output`.
+mod ack_wait;
 mod messages;
 mod session;
 
@@ -47,6 +48,8 @@ pub struct B2buaConfig {
 pub enum Output {
     /// A request outside any transaction (the ACK for a 2xx).
     Send { request: Request, dest: SocketAddr, transport: Protocol },
+    /// A response outside any transaction (a 2xx retransmitted until the ACK), routed by Via.
+    Respond(Response),
     /// A call ended: store its record.
     Cdr(Cdr),
 }
@@ -95,6 +98,8 @@ struct Call<Id> {
     media: Option<(Id, SocketAddr, SocketAddr)>,
     /// A re-INVITE or UPDATE waiting for the other side.
     relayed: Option<session::Relayed>,
+    /// Our 2xx to A until its ACK comes.
+    unacked: Option<ack_wait::Unacked>,
     /// What A's offer said, for the relay, and its audio formats.
     a_media: Option<RemoteMedia>,
     a_formats: Vec<u8>,
@@ -283,6 +288,7 @@ impl<M: Media> B2bua<M> {
                 attempt: None,
                 media,
                 relayed: None,
+                unacked: None,
                 a_media,
                 a_formats,
                 state: State::Setup,
@@ -543,6 +549,7 @@ impl<M: Media> B2bua<M> {
         call.cdr.status = r.status;
         let mut out = answer_to_a(&call.invite, &call.a_tag, r.status, local);
         set_body(&mut out, body);
+        call.unacked = Some(ack_wait::Unacked::new(out.clone(), now));
         respond(txns, call.server, out, now);
     }
 
@@ -649,11 +656,14 @@ impl<M: Media> B2bua<M> {
 
     /// The earliest no-answer deadline.
     pub fn next_timeout(&self) -> Option<Instant> {
-        self.calls.values().filter_map(|c| c.attempt.as_ref()?.ring_until).min()
+        let ringing = self.calls.values().filter_map(|c| c.attempt.as_ref()?.ring_until);
+        ringing.chain(self.calls.values().filter_map(|c| Some(c.unacked.as_ref()?.deadline()))).min()
     }
 
-    /// Rang too long on a trunk: cancel it; its 487 moves the call to the next trunk.
+    /// Rang too long on a trunk: cancel it; its 487 moves the call to the next trunk. Our 2xx
+    /// to A goes again while its ACK is missing.
     pub fn handle_timeout(&mut self, txns: &mut Transactions, now: Instant) {
+        self.retransmit_due(txns, now);
         for call in self.calls.values_mut() {
             let Some(a) = call.attempt.as_mut() else { continue };
             if a.ring_until.is_some_and(|t| t <= now) {

@@ -118,7 +118,7 @@ impl<M: Media> B2bua<M> {
     }
 
     /// Ends an answered call from our side: BYE to side `to`.
-    fn hang_up(&mut self, txns: &mut Transactions, key: u64, to: Side, now: Instant) {
+    pub(super) fn hang_up(&mut self, txns: &mut Transactions, key: u64, to: Side, now: Instant) {
         let local = self.config.local;
         let Some(call) = self.calls.get_mut(&key) else { return };
         let dialog = if to == Side::A { call.a_dialog.as_mut() } else { call.b_dialog.as_mut() };
@@ -127,7 +127,9 @@ impl<M: Media> B2bua<M> {
             let d = d.clone();
             send_in_dialog(txns, &mut self.by_client, key, bye, &d, now);
         }
-        call.cdr.end_cause = "dialog lost on a mid-call request".into();
+        if call.cdr.end_cause.is_empty() {
+            call.cdr.end_cause = "dialog lost on a mid-call request".into();
+        }
         self.end(key, now);
     }
 }

@@ -39,6 +39,7 @@ struct Rig<'m> {
     sent: Vec<Transmit>,
     cdrs: Vec<Cdr>,
     acks: Vec<(Request, SocketAddr)>,
+    retransmitted: Vec<Response>,
 }
 
 impl<'m> Rig<'m> {
@@ -54,7 +55,7 @@ impl<'m> Rig<'m> {
         for d in dead {
             b2bua.set_trunk_alive(d, false);
         }
-        Rig { b2bua, txns: Transactions::new(TimerConfig::default()), now, sent: vec![], cdrs: vec![], acks: vec![] }
+        Rig { b2bua, txns: Transactions::new(TimerConfig::default()), now, sent: vec![], cdrs: vec![], acks: vec![], retransmitted: vec![] }
     }
 
     fn pump(&mut self) {
@@ -73,6 +74,7 @@ impl<'m> Rig<'m> {
                 match o {
                     Output::Cdr(c) => self.cdrs.push(c),
                     Output::Send { request, dest, .. } => self.acks.push((request, dest)),
+                    Output::Respond(r) => self.retransmitted.push(r),
                 }
             }
             if !busy {
@@ -320,4 +322,48 @@ fn hold_by_re_invite_is_relayed_to_the_other_dialog() {
     let answer = String::from_utf8(held.body.clone()).unwrap();
     assert!(answer.contains("a=recvonly") && answer.contains("m=audio 30000 "), "{answer}");
     assert_eq!(rig.b2bua.len(), 1, "the call goes on");
+}
+
+#[test]
+fn our_2xx_is_retransmitted_until_the_ack_and_a_call_never_acked_ends() {
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut rig = Rig::new(&mut media, &[]);
+    rig.invite_from_branch("3012", "2125550100");
+    let b = rig.requests_to("127.0.0.1:5080", &Method::INVITE);
+    rig.answer(&b[0], 200, Some(SDP_B));
+    let ok = rig.responses().into_iter().find(|r| r.status == 200).unwrap();
+    // T1, then 2*T1: two retransmissions by 1.5 s.
+    for ms in [500, 1500] {
+        let t = rig.now + Duration::from_millis(ms);
+        rig.b2bua.handle_timeout(&mut rig.txns, t);
+        rig.pump();
+    }
+    assert_eq!(rig.retransmitted.len(), 2);
+    assert_eq!(rig.retransmitted[0], ok);
+    // No ACK by 64*T1: BYE to the carrier, and the call is over.
+    let late = rig.now + Duration::from_secs(33);
+    rig.b2bua.handle_timeout(&mut rig.txns, late);
+    rig.pump();
+    assert!(rig.b2bua.is_empty());
+    assert_eq!(rig.requests_to("127.0.0.1:5082", &Method::BYE).len(), 1);
+    assert_eq!(rig.cdrs[0].end_cause, "no ACK from caller");
+
+    // With the ACK, the retransmissions stop.
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut rig = Rig::new(&mut media, &[]);
+    rig.invite_from_branch("3012", "2125550100");
+    let b = rig.requests_to("127.0.0.1:5080", &Method::INVITE);
+    rig.answer(&b[0], 200, Some(SDP_B));
+    let ok = rig.responses().into_iter().find(|r| r.status == 200).unwrap();
+    let mut ack = Request::new(Method::ACK, Uri::parse("sip:mediation@127.0.0.1:5070").unwrap());
+    ack.headers.add(HeaderName::Via, format!("SIP/2.0/UDP {REGISTRAR};branch=z9hG4bK-ack"));
+    ack.headers.add(HeaderName::From, "<sip:3012@branch.local>;tag=caller");
+    ack.headers.add(HeaderName::To, ok.headers.get(&HeaderName::To).unwrap());
+    ack.headers.add(HeaderName::CallId, "a-2125550100");
+    ack.headers.add(HeaderName::CSeq, "1 ACK");
+    rig.b2bua.on_ack(&ack);
+    rig.b2bua.handle_timeout(&mut rig.txns, rig.now + Duration::from_secs(40));
+    rig.pump();
+    assert!(rig.retransmitted.is_empty());
+    assert_eq!(rig.b2bua.len(), 1);
 }

@@ -1,0 +1,64 @@
+//! The 2xx we send A is ours to retransmit until A's ACK comes (RFC 3261 §13.3.1.4): the INVITE
+//! server transaction ended with it. Without an ACK within 64*T1 the call is ended.
+use super::{B2bua, Media, Output};
+use holdfast_media::Side;
+use holdfast_sip::message::{Request, Response};
+use holdfast_sip::transaction::{TimerConfig, Transactions};
+use std::time::{Duration, Instant};
+
+#[derive(Debug)]
+pub(super) struct Unacked {
+    response: Response,
+    next_at: Instant,
+    interval: Duration,
+    give_up_at: Instant,
+}
+
+impl Unacked {
+    pub(super) fn new(response: Response, now: Instant) -> Unacked {
+        let t = TimerConfig::default();
+        Unacked { response, next_at: now + t.t1(), interval: t.t1(), give_up_at: now + t.transaction_timeout() }
+    }
+
+    pub(super) fn deadline(&self) -> Instant {
+        self.next_at.min(self.give_up_at)
+    }
+}
+
+impl<M: Media> B2bua<M> {
+    /// An ACK outside any transaction: for the 2xx of one of our A dialogs, it stops the
+    /// retransmissions.
+    pub fn on_ack(&mut self, ack: &Request) {
+        let tag = ack.to_header().ok().and_then(|t| t.tag().map(str::to_string)).unwrap_or_default();
+        let call_id = ack.call_id().unwrap_or_default().to_string();
+        if let Some(&(key, Side::A)) = self.by_dialog.get(&(call_id, tag)) {
+            if let Some(call) = self.calls.get_mut(&key) {
+                call.unacked = None;
+            }
+        }
+    }
+
+    /// Retransmits due 2xx responses (T1 doubling up to T2); ends calls never acknowledged.
+    pub(super) fn retransmit_due(&mut self, txns: &mut Transactions, now: Instant) {
+        let t2 = TimerConfig::default().t2();
+        let mut lost = Vec::new();
+        for (key, call) in self.calls.iter_mut() {
+            let Some(u) = call.unacked.as_mut() else { continue };
+            if u.give_up_at <= now {
+                lost.push(*key);
+            } else if u.next_at <= now {
+                self.outputs.push_back(Output::Respond(u.response.clone()));
+                u.interval = (u.interval * 2).min(t2);
+                u.next_at = now + u.interval;
+            }
+        }
+        for key in lost {
+            log::warn!("call {key}: no ACK for our 2xx, ended");
+            if let Some(call) = self.calls.get_mut(&key) {
+                call.unacked = None;
+                call.cdr.end_cause = "no ACK from caller".into();
+            }
+            self.hang_up(txns, key, Side::B, now);
+        }
+    }
+}
