@@ -296,21 +296,24 @@ impl Config {
             });
         }
 
-        // Without policies: one that grants local and national calls. International and premium
-        // calls need a policy that names them (the toll-fraud guard).
         let mut policies: Vec<Policy> =
             m.policies.iter().map(|p| Policy { name: p.name.clone(), usages: p.usages.clone() }).collect();
-        if policies.is_empty() {
-            policies.push(Policy { name: "default".into(), usages: vec!["local".into(), "national".into()] });
-        }
         let user_policies: HashMap<String, String> =
             m.policies.iter().flat_map(|p| p.users.iter().map(|u| (u.clone(), p.name.clone()))).collect();
+        // Users no policy lists get `default_policy`; without one, the policy named "default",
+        // else a built-in one that grants local and national calls only: international and
+        // premium need a policy that names them (the toll-fraud guard).
         let default_policy = match &m.default_policy {
             Some(name) if !policies.iter().any(|p| &p.name == name.get_ref()) => {
                 return Err(at(name.span(), "mediation.default_policy".into(), format!("no policy {:?}", name.get_ref())));
             }
             Some(name) => name.get_ref().clone(),
-            None => policies[0].name.clone(),
+            None => {
+                if !policies.iter().any(|p| p.name == "default") {
+                    policies.push(Policy { name: "default".into(), usages: vec!["local".into(), "national".into()] });
+                }
+                "default".to_string()
+            }
         };
 
         let mut inbound = Vec::new();

@@ -70,3 +70,14 @@ fn registration_defaults_to_the_trunk_address() {
     let r = c.plan.trunks[0].registration.clone().unwrap();
     assert_eq!((r.domain.as_str(), r.expires), ("127.0.0.1", 600));
 }
+
+#[test]
+fn unlisted_users_get_local_and_national_only_unless_a_default_is_named() {
+    let text = format!("{MIN}[[mediation.policies]]\nname = \"world\"\nusages = [\"international\"]\nusers = [\"alice\"]\n");
+    let c = Config::parse(&text, "t").unwrap();
+    assert_eq!(c.plan.policy_of("alice").unwrap().name, "world");
+    let bob = c.plan.policy_of("bob").unwrap();
+    assert_eq!((bob.name.as_str(), bob.usages.clone()), ("default", vec!["local".to_string(), "national".to_string()]));
+    let named = text.replace("[mediation]\n", "[mediation]\ndefault_policy = \"world\"\n");
+    assert_eq!(Config::parse(&named, "t").unwrap().plan.policy_of("bob").unwrap().name, "world");
+}
