@@ -3,7 +3,7 @@
 //! registers to the registrar in the VM (digest challenge, then 200) and shows in `sbactl registrations`;
 //! with the VM's link cut through QMP the phone gets no answer, and a 200 again once it is restored;
 //! after a hard reset of the VM the registrar is READY again with the binding from SQLite.
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use holdfast_tests::vm::{TestNet, Variant, Vm, VmConfig};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -58,6 +58,7 @@ done
 echo "READY-ALL boot=$boot uptime=$(cut -d' ' -f1 /proc/uptime) pending=[$pending]"
 free -m | awk '/^Mem:/ {{print "MEM used_mib=" $3 " total_mib=" $2}}'
 for u in $present; do journalctl -b -u "$u" --no-pager -o cat | sed "s/^/JOURNAL $u /"; done
+echo "JOURNAL-END boot=$boot"
 [ $boot = 1 ] && sbactl --db {db} user add {USER} --domain {domain} --password {PASSWORD} && echo USER-ADDED
 i=0
 while [ $i -lt 120 ]; do
@@ -124,10 +125,18 @@ fn image_boots_services_ready_and_a_phone_registers() -> Result<()> {
     let ready = vm.wait_for("READY-ALL", Duration::from_secs(240))?;
     let boot_to_ready = vm.started().elapsed();
     eprintln!("image_boot: qemu start to services READY {boot_to_ready:.1?} ({ready})");
-    ensure!(ready.contains("pending=[]"), "services not READY: {ready}\n{}", vm.diagnostics());
-    // The unit report and the journal come before the phone's account.
-    vm.wait_for("USER-ADDED", Duration::from_secs(60))?;
+    vm.wait_for("JOURNAL-END boot=1", Duration::from_secs(60))?;
     let out = vm.output();
+    if !ready.contains("pending=[]") {
+        let mut report: Vec<&str> = out.lines().filter(|l| l.starts_with("UNIT ")).collect();
+        // The last journal lines of each unit that is not READY: why it failed.
+        for unit in ["sba-registrar", "sba-mediation", "sba-gateway"].iter().filter(|u| ready.contains(&format!(" {u}"))) {
+            let lines: Vec<&str> = out.lines().filter(|l| l.starts_with(&format!("JOURNAL {unit} "))).collect();
+            report.extend_from_slice(&lines[lines.len().saturating_sub(8)..]);
+        }
+        bail!("services not READY: {ready}\n{}", report.join("\n"));
+    }
+    vm.wait_for("USER-ADDED", Duration::from_secs(60))?;
     let units: Vec<&str> = out.lines().filter(|l| l.starts_with("UNIT ")).collect();
     ensure!(units.len() == 3, "no unit report\n{}", vm.diagnostics());
     for line in &units {
