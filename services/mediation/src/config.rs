@@ -29,13 +29,15 @@ struct RegistrarDb {
 #[serde(deny_unknown_fields)]
 struct Mediation {
     #[serde(default = "listen")]
-    listen: SocketAddr,
+    listen: Spanned<SocketAddr>,
+    /// Our address in Via and Contact when `listen` is a wildcard.
+    advertise: Option<IpAddr>,
     /// sba-registrar: inbound calls for branch users go there.
     #[serde(default = "registrar")]
     registrar: SocketAddr,
     db: Option<PathBuf>,
     #[serde(default = "media_ip")]
-    media_ip: IpAddr,
+    media_ip: Spanned<IpAddr>,
     #[serde(default = "media_ports")]
     media_ports: Spanned<[u16; 2]>,
     #[serde(default = "options_interval_ms")]
@@ -143,14 +145,14 @@ struct InboundEntry {
     trunk: Option<Spanned<String>>,
 }
 
-fn listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 5070))
+fn listen() -> Spanned<SocketAddr> {
+    Spanned::new(0..0, SocketAddr::from(([127, 0, 0, 1], 5070)))
 }
 fn registrar() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 5060))
 }
-fn media_ip() -> IpAddr {
-    IpAddr::from([127, 0, 0, 1])
+fn media_ip() -> Spanned<IpAddr> {
+    Spanned::new(0..0, IpAddr::from([127, 0, 0, 1]))
 }
 fn media_ports() -> Spanned<[u16; 2]> {
     Spanned::new(0..0, [30000, 30999])
@@ -181,6 +183,8 @@ fn register_expires() -> u32 {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// The address peers reach us at (Via, Contact): `advertise`, else the listen address.
+    pub advertise: IpAddr,
     pub registrar: SocketAddr,
     /// The SQLite database for CDRs: `[mediation].db`, else `[registrar].db`, else ./var/sba.db.
     pub db: PathBuf,
@@ -239,6 +243,16 @@ impl Config {
                 })
                 .collect()
         };
+        let listen = *m.listen.get_ref();
+        let advertise = m.advertise.unwrap_or(listen.ip());
+        if advertise.is_unspecified() {
+            let why = "a wildcard address needs `advertise` (the address peers reach us at)".to_string();
+            return Err(at(m.listen.span(), "mediation.listen".into(), why));
+        }
+        if m.media_ip.get_ref().is_unspecified() {
+            let why = "the relay's address goes into SDP: name a concrete address".to_string();
+            return Err(at(m.media_ip.span(), "mediation.media_ip".into(), why));
+        }
         let [first, last] = *m.media_ports.get_ref();
         if first == 0 || first > last || first % 2 == 1 {
             let why = "[first, last] with an even first port above 0, first <= last".to_string();
@@ -337,10 +351,11 @@ impl Config {
             .or(parsed.registrar.and_then(|r| r.db))
             .unwrap_or_else(|| PathBuf::from("./var/sba.db"));
         Ok(Config {
-            listen: m.listen,
+            listen,
+            advertise,
             registrar: m.registrar,
             db,
-            media_ip: m.media_ip,
+            media_ip: *m.media_ip.get_ref(),
             media_ports: first..=last,
             options_interval: Duration::from_millis(m.options_interval_ms.max(100)),
             dead_after: m.dead_after.max(1),

@@ -46,7 +46,8 @@ impl Server {
         let (transport, incoming) = Transport::bind(config.listen)
             .await
             .map_err(|source| ServerError::Transport { addr: config.listen, source })?;
-        let local = transport.local_addr();
+        // Via and Contact carry the address peers reach us at, with the port bound.
+        let local = std::net::SocketAddr::new(config.advertise, transport.local_addr().port());
         let relay = Relay::start(RelayConfig { bind_ip: config.media_ip, ports: config.media_ports.clone() })?;
         let store = Store::open(&config.db).await?;
         let now = Instant::now();

@@ -43,6 +43,11 @@ fn errors_name_key_and_line() {
     assert!(e.contains("line 9") && e.contains("mediation.routes[0].trunks") && e.contains("nope"), "{e}");
     let e = err(&format!("{MIN}default_policy = \"gold\"\n"));
     assert!(e.contains("line 5") && e.contains("default_policy"), "{e}");
+    let e = err(&format!("{MIN}listen = \"0.0.0.0:5070\"\n"));
+    assert!(e.contains("line 5") && e.contains("advertise"), "{e}");
+    assert!(Config::parse(&format!("{MIN}listen = \"0.0.0.0:5070\"\nadvertise = \"192.0.2.1\"\n"), "t").is_ok());
+    let e = err(&format!("{MIN}media_ip = \"0.0.0.0\"\n"));
+    assert!(e.contains("line 5") && e.contains("media_ip"), "{e}");
     let e = err(&format!("{MIN}media_ports = [30001, 30100]\n"));
     assert!(e.contains("line 5") && e.contains("media_ports"), "{e}");
     let e = err(&format!(
