@@ -2,7 +2,7 @@
 //! server transaction ended with it. Without an ACK within 64*T1 the call is ended.
 use super::{B2bua, Media, Output};
 use holdfast_media::Side;
-use holdfast_sip::message::{Request, Response};
+use holdfast_sip::message::{HeaderName, Request, Response};
 use holdfast_sip::transaction::{TimerConfig, Transactions};
 use std::time::{Duration, Instant};
 
@@ -27,14 +27,19 @@ impl Unacked {
 
 impl<M: Media> B2bua<M> {
     /// An ACK outside any transaction: for the 2xx of one of our A dialogs, it stops the
-    /// retransmissions.
+    /// retransmissions; after a late offer it carries A's answer, which B's ACK takes on.
     pub fn on_ack(&mut self, ack: &Request) {
         let tag = ack.to_header().ok().and_then(|t| t.tag().map(str::to_string)).unwrap_or_default();
         let call_id = ack.call_id().unwrap_or_default().to_string();
-        if let Some(&(key, Side::A)) = self.by_dialog.get(&(call_id, tag)) {
-            if let Some(call) = self.calls.get_mut(&key) {
-                call.unacked = None;
+        let Some(&(key, Side::A)) = self.by_dialog.get(&(call_id, tag)) else { return };
+        let Some(call) = self.calls.get_mut(&key) else { return };
+        call.unacked = None;
+        if let Some(Output::Send { mut request, dest, transport }) = call.late_ack.take() {
+            if !ack.body.is_empty() {
+                request.headers.add(HeaderName::ContentType, "application/sdp");
+                request.body = ack.body.clone();
             }
+            self.outputs.push_back(Output::Send { request, dest, transport });
         }
     }
 

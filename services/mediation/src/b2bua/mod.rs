@@ -100,6 +100,8 @@ struct Call<Id> {
     relayed: Option<session::Relayed>,
     /// Our 2xx to A until its ACK comes.
     unacked: Option<ack_wait::Unacked>,
+    /// Late offer (no SDP in A's INVITE): B's ACK waits for the answer in A's ACK.
+    late_ack: Option<Output>,
     /// What A's offer said, for the relay, and its audio formats.
     a_media: Option<RemoteMedia>,
     a_formats: Vec<u8>,
@@ -289,6 +291,7 @@ impl<M: Media> B2bua<M> {
                 media,
                 relayed: None,
                 unacked: None,
+                late_ack: None,
                 a_media,
                 a_formats,
                 state: State::Setup,
@@ -531,7 +534,12 @@ impl<M: Media> B2bua<M> {
             return;
         };
         let seq = attempt.invite.cseq().map(|c| c.seq).unwrap_or(1);
-        self.outputs.push_back(Output::Send { request: b.ack(seq, local), dest: b.dest, transport: b.transport });
+        let ack = Output::Send { request: b.ack(seq, local), dest: b.dest, transport: b.transport };
+        if call.invite.body.is_empty() && !r.body.is_empty() && !call.cancelled {
+            call.late_ack = Some(ack);
+        } else {
+            self.outputs.push_back(ack);
+        }
         if call.cancelled {
             // The callee answered as the caller hung up: end the B dialog at once.
             let mut b = b;

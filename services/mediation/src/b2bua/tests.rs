@@ -367,3 +367,36 @@ fn our_2xx_is_retransmitted_until_the_ack_and_a_call_never_acked_ends() {
     assert!(rig.retransmitted.is_empty());
     assert_eq!(rig.b2bua.len(), 1);
 }
+
+#[test]
+fn late_offer_the_answer_in_the_caller_s_ack_reaches_the_carrier() {
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut rig = Rig::new(&mut media, &[]);
+    let mut invite = Request::new(Method::INVITE, Uri::parse("sip:2125550100@127.0.0.1:5070;user=phone").unwrap());
+    invite.headers.add(HeaderName::Via, format!("SIP/2.0/UDP {REGISTRAR};branch=z9hG4bK-late"));
+    invite.headers.add(HeaderName::From, "<sip:3012@branch.local>;tag=caller");
+    invite.headers.add(HeaderName::To, "<sip:2125550100@branch.local>");
+    invite.headers.add(HeaderName::CallId, "late");
+    invite.headers.add(HeaderName::CSeq, "1 INVITE");
+    invite.headers.add(HeaderName::Contact, "<sip:3012@192.0.2.9:5062>");
+    let Ok(Inbound::Request { id, request }) = rig.txns.on_request(invite, Protocol::Udp, rig.now) else { panic!() };
+    rig.b2bua.on_request(&mut rig.txns, id, request, REGISTRAR.parse().unwrap(), Protocol::Udp, rig.now);
+    rig.pump();
+    let b = rig.requests_to("127.0.0.1:5080", &Method::INVITE);
+    assert!(b[0].body.is_empty());
+    rig.answer(&b[0], 200, Some(SDP_B));
+    let ok = rig.responses().into_iter().find(|r| r.status == 200).unwrap();
+    assert_eq!(ok.body, SDP_B.as_bytes(), "the offer reaches the caller");
+    assert!(rig.acks.is_empty(), "the carrier's ACK waits for the caller's answer");
+    let mut ack = Request::new(Method::ACK, Uri::parse("sip:mediation@127.0.0.1:5070").unwrap());
+    ack.headers.add(HeaderName::Via, format!("SIP/2.0/UDP {REGISTRAR};branch=z9hG4bK-lateack"));
+    ack.headers.add(HeaderName::From, "<sip:3012@branch.local>;tag=caller");
+    ack.headers.add(HeaderName::To, ok.headers.get(&HeaderName::To).unwrap());
+    ack.headers.add(HeaderName::CallId, "late");
+    ack.headers.add(HeaderName::CSeq, "1 ACK");
+    ack.body = SDP_A.as_bytes().to_vec();
+    rig.b2bua.on_ack(&ack);
+    rig.pump();
+    assert_eq!(rig.acks.len(), 1);
+    assert_eq!(rig.acks[0].0.body, SDP_A.as_bytes());
+}
