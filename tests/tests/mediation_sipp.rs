@@ -1,6 +1,7 @@
 //! sba-mediation against sipp on loopback: sipp plays the branch (from the registrar's address)
 //! and the carriers behind two trunks.
 use holdfast_tests::bins::bin;
+use holdfast_tests::registrar::{Registrar, DOMAIN};
 use holdfast_tests::scratch::{free_port, Scratch};
 use holdfast_tests::sipp::Sipp;
 use holdfast_sip::message::{HeaderName, Message, Method, Request, Response, Uri};
@@ -21,18 +22,18 @@ struct Mediation {
 
 impl Mediation {
     fn start(scratch: &Scratch) -> Mediation {
-        Mediation::configured(scratch, 600_000, "")
+        Mediation::configured(scratch, 600_000, "", None)
     }
 
     /// With OPTIONS health checks every `options_ms`.
     fn with_probes(scratch: &Scratch, options_ms: u64) -> Mediation {
-        Mediation::configured(scratch, options_ms, "")
+        Mediation::configured(scratch, options_ms, "", None)
     }
 
-    /// `carrier_a` is added to carrier-a's trunk table.
-    fn configured(scratch: &Scratch, options_ms: u64, carrier_a: &str) -> Mediation {
-        let port = free_port();
-        let branch_port = free_port();
+    /// `carrier_a` is added to carrier-a's trunk table; `ports` are this mediation's port and
+    /// the registrar's, when the test chose them.
+    fn configured(scratch: &Scratch, options_ms: u64, carrier_a: &str, ports: Option<(u16, u16)>) -> Mediation {
+        let (port, branch_port) = ports.unwrap_or_else(|| (free_port(), free_port()));
         let (pa, pb) = (free_port(), free_port());
         // An even RTP port range of its own per test process.
         let media = 40000 + (std::process::id() % 500) as u16 * 40;
@@ -460,6 +461,7 @@ fn a_sip_trunk_registers_with_digest() {
         &scratch,
         600_000,
         "registration = { user = \"branch7\", password = \"s3cret\", domain = \"carrier.test\" }",
+        None,
     );
     let out = Command::new("sipp")
         .current_dir(&scratch.path)
@@ -480,4 +482,31 @@ fn a_sip_trunk_registers_with_digest() {
         assert!(Instant::now() < deadline, "{log}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn a_branch_phone_calls_the_pstn_through_registrar_and_mediation() {
+    let scratch = Scratch::new("mediation-e2e");
+    let mediation_port = free_port();
+    let reg = Registrar::start(&scratch, &format!("auth = false\n[survival]\nmediation = \"127.0.0.1:{mediation_port}\""), &[]);
+    let m = Mediation::configured(&scratch, 600_000, "", Some((mediation_port, reg.addr.port())));
+    let _a = carrier(&scratch, "mediation_503.xml", m.carrier_a);
+    let _b = carrier(&scratch, "call_answer.xml", m.carrier_b);
+    let out = Sipp::new("call_uac.xml", reg.addr)
+        .key("caller", "3012")
+        .key("domain", DOMAIN)
+        .arg("-s")
+        .arg("2125550100")
+        .arg("-d")
+        .arg("1000")
+        .arg("-mp")
+        .arg(free_port().to_string())
+        .arg("-trace_err")
+        .run(&scratch.path, 20);
+    assert_ok(&out, "phone -> registrar -> mediation -> carrier-b", &scratch);
+    let rows = m.cdrs();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let r = &rows[0];
+    assert_eq!((r[1].as_str(), r[5].as_str(), r[7].as_str()), ("outbound", "3012", "+12125550100"));
+    assert_eq!((r[11].as_str(), r[12].as_str(), r[13].as_str(), r[15].as_str()), ("carrier-b", "1", "200", "BYE from caller"));
 }
