@@ -451,7 +451,16 @@ impl<M: Media> B2bua<M> {
         true
     }
 
-    fn b_response(&mut self, txns: &mut Transactions, key: u64, r: Response, now: Instant) {
+    fn b_response(&mut self, txns: &mut Transactions, key: u64, mut r: Response, now: Instant) {
+        // A gateway's 5xx that carries the callee's own cause (busy, no such number...) is the
+        // callee's answer, not the trunk's failure: the status the cause maps to (RFC 3398)
+        // goes to the caller and no other trunk is tried.
+        if (500..600).contains(&r.status) {
+            if let Some(mapped) = q850::cause_in(&r.headers).map(q850::status_for_cause).filter(|s| *s < 500) {
+                r.status = mapped;
+                r.reason = holdfast_sip::message::reason_phrase(mapped).to_string();
+            }
+        }
         let Some(call) = self.calls.get_mut(&key) else { return };
         let Some(attempt) = call.attempt.as_mut() else { return };
         match r.status {

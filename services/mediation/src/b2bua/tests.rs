@@ -119,7 +119,14 @@ impl<'m> Rig<'m> {
     }
 
     fn answer(&mut self, req: &Request, status: u16, sdp: Option<&str>) {
+        self.answer_with(req, status, sdp, None);
+    }
+
+    fn answer_with(&mut self, req: &Request, status: u16, sdp: Option<&str>, reason: Option<&str>) {
         let mut r = req.response(status);
+        if let Some(reason) = reason {
+            r.headers.add(HeaderName::Reason, reason);
+        }
         if status > 100 {
             r.headers.add(HeaderName::Contact, "<sip:carrier@127.0.0.1:5082>");
         }
@@ -399,4 +406,25 @@ fn late_offer_the_answer_in_the_caller_s_ack_reaches_the_carrier() {
     rig.pump();
     assert_eq!(rig.acks.len(), 1);
     assert_eq!(rig.acks[0].0.body, SDP_A.as_bytes());
+}
+
+#[test]
+fn a_5xx_carrying_the_callee_s_cause_ends_the_search_with_the_mapped_status() {
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut rig = Rig::new(&mut media, &[]);
+    rig.invite_from_branch("3012", "2125550100");
+    let a = rig.requests_to("127.0.0.1:5080", &Method::INVITE);
+    rig.answer_with(&a[0], 500, None, Some("Q.850;cause=17;text=\"User busy\""));
+    assert!(rig.requests_to("127.0.0.1:5082", &Method::INVITE).is_empty(), "busy is no trunk failure");
+    let r = rig.responses().into_iter().find(|r| r.status >= 200).unwrap();
+    assert_eq!(r.status, 486);
+    assert_eq!((rig.cdrs[0].status, rig.cdrs[0].q850, rig.cdrs[0].failovers), (486, Some(17), 0));
+
+    // Cause 34 (no circuit) maps to 503: that is the trunk's failure, the next one is tried.
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut rig = Rig::new(&mut media, &[]);
+    rig.invite_from_branch("3012", "2125550100");
+    let a = rig.requests_to("127.0.0.1:5080", &Method::INVITE);
+    rig.answer_with(&a[0], 503, None, Some("Q.850;cause=34"));
+    assert_eq!(rig.requests_to("127.0.0.1:5082", &Method::INVITE).len(), 1);
 }
