@@ -625,6 +625,17 @@ impl<M: Media> B2bua<M> {
                     let d = d.clone();
                     send_in_dialog(txns, &mut self.by_client, key, bye, &d, now);
                 }
+                // A BYE in the early dialog (the caller gave up while B rang): B is cancelled,
+                // A's INVITE answered 487.
+                if call.state == State::Setup {
+                    if let Some(a) = call.attempt.as_ref() {
+                        cancel(txns, a.client, now);
+                    }
+                    let mut r = answer_to_a(&call.invite, &call.a_tag, 487, local);
+                    r.headers.add(HeaderName::Reason, q850::reason_value(31, "Request Terminated"));
+                    respond(txns, call.server, r, now);
+                    call.cdr.status = 487;
+                }
                 call.cdr.q850 = Some(q850::cause_in(&request.headers).unwrap_or(16));
                 call.cdr.end_cause = match side {
                     Side::A => "BYE from caller".into(),

@@ -428,3 +428,26 @@ fn a_5xx_carrying_the_callee_s_cause_ends_the_search_with_the_mapped_status() {
     rig.answer_with(&a[0], 503, None, Some("Q.850;cause=34"));
     assert_eq!(rig.requests_to("127.0.0.1:5082", &Method::INVITE).len(), 1);
 }
+
+#[test]
+fn bye_in_the_early_dialog_cancels_the_trunk() {
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut rig = Rig::new(&mut media, &[]);
+    rig.invite_from_branch("3012", "2125550100");
+    let b = rig.requests_to("127.0.0.1:5080", &Method::INVITE);
+    rig.answer(&b[0], 180, None);
+    let ringing = rig.responses().into_iter().find(|r| r.status == 180).unwrap();
+    let mut bye = Request::new(Method::BYE, Uri::parse("sip:mediation@127.0.0.1:5070").unwrap());
+    bye.headers.add(HeaderName::Via, format!("SIP/2.0/UDP {REGISTRAR};branch=z9hG4bK-earlybye"));
+    bye.headers.add(HeaderName::From, "<sip:3012@branch.local>;tag=caller");
+    bye.headers.add(HeaderName::To, ringing.headers.get(&HeaderName::To).unwrap());
+    bye.headers.add(HeaderName::CallId, "a-2125550100");
+    bye.headers.add(HeaderName::CSeq, "2 BYE");
+    let Ok(Inbound::Request { id, request }) = rig.txns.on_request(bye, Protocol::Udp, rig.now) else { panic!() };
+    rig.b2bua.on_request(&mut rig.txns, id, request, REGISTRAR.parse().unwrap(), Protocol::Udp, rig.now);
+    rig.pump();
+    assert_eq!(rig.requests_to("127.0.0.1:5080", &Method::CANCEL).len(), 1);
+    assert!(rig.responses().iter().any(|r| r.status == 487));
+    assert!(rig.b2bua.is_empty());
+    assert_eq!((rig.cdrs[0].status, rig.cdrs[0].end_cause.as_str()), (487, "BYE from caller"));
+}
