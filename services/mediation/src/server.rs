@@ -109,8 +109,10 @@ impl Server {
         let request: Request = match msg {
             Message::Request(r) => r,
             Message::Response(r) => {
-                // Unmatched: a retransmitted 2xx whose ACK went out already, or a late probe answer.
-                let _ = self.txns.on_response(r, now);
+                // Unmatched: a retransmitted 2xx (our ACK was lost), or a late probe answer.
+                if let Some(stray) = self.txns.on_response(r, now) {
+                    self.b2bua.on_stray_response(&stray);
+                }
                 return;
             }
         };

@@ -2,7 +2,7 @@
 //! server transaction ended with it. Without an ACK within 64*T1 the call is ended.
 use super::{B2bua, Media, Output};
 use holdfast_media::Side;
-use holdfast_sip::message::{HeaderName, Request, Response};
+use holdfast_sip::message::{HeaderName, Method, Request, Response};
 use holdfast_sip::transaction::{TimerConfig, Transactions};
 use std::time::{Duration, Instant};
 
@@ -41,6 +41,22 @@ impl<M: Media> B2bua<M> {
             }
             self.outputs.push_back(Output::Send { request, dest, transport });
         }
+    }
+
+    /// A response no transaction claims: a 2xx to a B-side INVITE retransmitted because our ACK
+    /// was lost is acknowledged again (§13.2.2.4).
+    pub fn on_stray_response(&mut self, r: &Response) {
+        let is_invite_2xx = (200..300).contains(&r.status) && r.cseq().is_ok_and(|c| c.method == Method::INVITE);
+        if !is_invite_2xx {
+            return;
+        }
+        let tag = r.from_header().ok().and_then(|f| f.tag().map(str::to_string)).unwrap_or_default();
+        let call_id = r.call_id().unwrap_or_default().to_string();
+        let Some(&(key, Side::B)) = self.by_dialog.get(&(call_id, tag)) else { return };
+        let Some(d) = self.calls.get(&key).and_then(|c| c.b_dialog.as_ref()) else { return };
+        let seq = r.cseq().map(|c| c.seq).unwrap_or(1);
+        let ack = Output::Send { request: d.ack(seq, self.config.local), dest: d.dest, transport: d.transport };
+        self.outputs.push_back(ack);
     }
 
     /// Retransmits due 2xx responses (T1 doubling up to T2); ends calls never acknowledged.

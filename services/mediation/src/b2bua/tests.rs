@@ -451,3 +451,22 @@ fn bye_in_the_early_dialog_cancels_the_trunk() {
     assert!(rig.b2bua.is_empty());
     assert_eq!((rig.cdrs[0].status, rig.cdrs[0].end_cause.as_str()), (487, "BYE from caller"));
 }
+
+#[test]
+fn a_retransmitted_2xx_from_the_carrier_is_acked_again() {
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut rig = Rig::new(&mut media, &[]);
+    rig.invite_from_branch("3012", "2125550100");
+    let b = rig.requests_to("127.0.0.1:5080", &Method::INVITE);
+    let mut ok = b[0].response(200);
+    ok.headers.add(HeaderName::Contact, "<sip:carrier@127.0.0.1:5080>");
+    assert!(rig.txns.on_response(ok.clone(), rig.now).is_none());
+    rig.pump();
+    assert_eq!(rig.acks.len(), 1);
+    // The INVITE transaction is over: the copy is a stray for the B2BUA.
+    let stray = rig.txns.on_response(ok, rig.now).expect("no transaction claims it");
+    rig.b2bua.on_stray_response(&stray);
+    rig.pump();
+    assert_eq!(rig.acks.len(), 2);
+    assert_eq!(rig.acks[1].0.cseq().unwrap().to_string(), "1 ACK");
+}
