@@ -37,7 +37,9 @@ pub fn invite_to_b(a: &Request, target: &Target, local: SocketAddr, relay: Optio
     h.add(HeaderName::CallId, format!("{:016x}{:016x}@{}", rand::random::<u64>(), rand::random::<u64>(), local.ip()));
     h.add(HeaderName::CSeq, "1 INVITE");
     h.add(HeaderName::Contact, format!("<sip:mediation@{local}>"));
-    h.add(HeaderName::Allow, "INVITE, ACK, BYE, CANCEL, OPTIONS");
+    h.add(HeaderName::Allow, "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE");
+    h.add(HeaderName::Supported, "timer");
+    h.add(HeaderName::SessionExpires, super::timers::SESSION_EXPIRES.to_string());
     if !a.body.is_empty() {
         let body = match relay {
             Some(port) => sdp::rewrite(&sdp::offer_both_g711(&a.body), port).unwrap_or_else(|_| a.body.clone()),

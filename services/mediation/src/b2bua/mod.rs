@@ -7,6 +7,7 @@
 mod ack_wait;
 mod messages;
 mod session;
+mod timers;
 
 use crate::dialog::Dialog;
 use crate::q850;
@@ -102,6 +103,9 @@ struct Call<Id> {
     unacked: Option<ack_wait::Unacked>,
     /// Late offer (no SDP in A's INVITE): B's ACK waits for the answer in A's ACK.
     late_ack: Option<Output>,
+    /// RFC 4028 session timers of each dialog, when negotiated.
+    a_timer: Option<timers::SessionTimer>,
+    b_timer: Option<timers::SessionTimer>,
     /// What A's offer said, for the relay, and its audio formats.
     a_media: Option<RemoteMedia>,
     a_formats: Vec<u8>,
@@ -292,6 +296,8 @@ impl<M: Media> B2bua<M> {
                 relayed: None,
                 unacked: None,
                 late_ack: None,
+                a_timer: None,
+                b_timer: None,
                 a_media,
                 a_formats,
                 state: State::Setup,
@@ -442,6 +448,10 @@ impl<M: Media> B2bua<M> {
                 self.by_client.remove(&event.id);
             }
             e if is_relayed => self.relayed_event(txns, key, e, now),
+            // Our own in-dialog request towards B (a session refresh) found the dialog gone
+            // (RFC 5057): the call is over.
+            TxEvent::TimedOut(_) if !is_invite => self.lost_b(txns, key, now),
+            TxEvent::Response(r) if !is_invite && matches!(r.status, 408 | 481) => self.lost_b(txns, key, now),
             _ if !is_invite => {}
             TxEvent::Response(r) => self.b_response(txns, key, r.clone(), now),
             TxEvent::TimedOut(r) => self.b_failed(txns, key, r.status, "Request Timeout", "timeout", now),
@@ -566,6 +576,13 @@ impl<M: Media> B2bua<M> {
         call.cdr.status = r.status;
         let mut out = answer_to_a(&call.invite, &call.a_tag, r.status, local);
         set_body(&mut out, body);
+        call.b_timer = timers::b_timer(&r.headers, now);
+        call.a_timer = timers::a_timer(&call.invite.headers, now);
+        if let Some((secs, _)) = timers::session_expires(&call.invite.headers) {
+            // The caller asked for a session timer: it refreshes (RFC 4028 §9).
+            out.headers.add(HeaderName::SessionExpires, format!("{};refresher=uac", secs.max(90)));
+            out.headers.add(HeaderName::Require, "timer");
+        }
         call.unacked = Some(ack_wait::Unacked::new(out.clone(), now));
         respond(txns, call.server, out, now);
     }
@@ -584,6 +601,12 @@ impl<M: Media> B2bua<M> {
             call.cdr.failovers += 1;
         }
         self.next_target(txns, key, now);
+    }
+
+    fn lost_b(&mut self, txns: &mut Transactions, key: u64, now: Instant) {
+        if self.calls.get(&key).is_some_and(|c| c.state == State::Answered) {
+            self.hang_up(txns, key, Side::A, now);
+        }
     }
 
     /// A CANCEL from A for server transaction `invite`; false when no call has it.
@@ -647,6 +670,7 @@ impl<M: Media> B2bua<M> {
             _ if request.method == Method::INVITE || request.method.as_str() == "UPDATE" => {
                 let answered = self.calls.get(&key).is_some_and(|c| c.state == State::Answered);
                 if answered {
+                    self.session_refreshed(key, side, now);
                     self.relay_offer(txns, key, side, id, request, now);
                 } else {
                     respond(txns, id, request.response(491), now);
@@ -685,13 +709,16 @@ impl<M: Media> B2bua<M> {
     /// The earliest no-answer deadline.
     pub fn next_timeout(&self) -> Option<Instant> {
         let ringing = self.calls.values().filter_map(|c| c.attempt.as_ref()?.ring_until);
-        ringing.chain(self.calls.values().filter_map(|c| Some(c.unacked.as_ref()?.deadline()))).min()
+        let unacked = self.calls.values().filter_map(|c| Some(c.unacked.as_ref()?.deadline()));
+        let sessions = self.calls.values().flat_map(|c| [c.a_timer, c.b_timer]).flatten().map(|t| t.at());
+        ringing.chain(unacked).chain(sessions).min()
     }
 
     /// Rang too long on a trunk: cancel it; its 487 moves the call to the next trunk. Our 2xx
     /// to A goes again while its ACK is missing.
     pub fn handle_timeout(&mut self, txns: &mut Transactions, now: Instant) {
         self.retransmit_due(txns, now);
+        self.session_timers_due(txns, now);
         for call in self.calls.values_mut() {
             let Some(a) = call.attempt.as_mut() else { continue };
             if a.ring_until.is_some_and(|t| t <= now) {

@@ -125,7 +125,8 @@ impl<'m> Rig<'m> {
     fn answer_with(&mut self, req: &Request, status: u16, sdp: Option<&str>, reason: Option<&str>) {
         let mut r = req.response(status);
         if let Some(reason) = reason {
-            r.headers.add(HeaderName::Reason, reason);
+            let name = if reason.starts_with("Q.850") { HeaderName::Reason } else { HeaderName::SessionExpires };
+            r.headers.add(name, reason);
         }
         if status > 100 {
             r.headers.add(HeaderName::Contact, "<sip:carrier@127.0.0.1:5082>");
@@ -469,4 +470,54 @@ fn a_retransmitted_2xx_from_the_carrier_is_acked_again() {
     rig.pump();
     assert_eq!(rig.acks.len(), 2);
     assert_eq!(rig.acks[1].0.cseq().unwrap().to_string(), "1 ACK");
+}
+
+#[test]
+fn session_timers_refresh_b_and_reap_a_caller_that_stopped_refreshing() {
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut rig = Rig::new(&mut media, &[]);
+    // The caller asks for a 90 s session; the carrier answers 100 s, refresher us.
+    let mut invite = Request::new(Method::INVITE, Uri::parse("sip:2125550100@127.0.0.1:5070;user=phone").unwrap());
+    invite.headers.add(HeaderName::Via, format!("SIP/2.0/UDP {REGISTRAR};branch=z9hG4bK-st"));
+    invite.headers.add(HeaderName::From, "<sip:3012@branch.local>;tag=caller");
+    invite.headers.add(HeaderName::To, "<sip:2125550100@branch.local>");
+    invite.headers.add(HeaderName::CallId, "st");
+    invite.headers.add(HeaderName::CSeq, "1 INVITE");
+    invite.headers.add(HeaderName::Contact, "<sip:3012@192.0.2.9:5062>");
+    invite.headers.add(HeaderName::SessionExpires, "90");
+    invite.body = SDP_A.as_bytes().to_vec();
+    let Ok(Inbound::Request { id, request }) = rig.txns.on_request(invite, Protocol::Udp, rig.now) else { panic!() };
+    rig.b2bua.on_request(&mut rig.txns, id, request, REGISTRAR.parse().unwrap(), Protocol::Udp, rig.now);
+    rig.pump();
+    let b = rig.requests_to("127.0.0.1:5080", &Method::INVITE);
+    assert_eq!(b[0].headers.get(&HeaderName::SessionExpires), Some("1800"));
+    rig.answer_with(&b[0], 200, Some(SDP_B), Some("100;refresher=uac"));
+    let ok = rig.responses().into_iter().find(|r| r.status == 200).unwrap();
+    assert_eq!(ok.headers.get(&HeaderName::SessionExpires), Some("90;refresher=uac"));
+    assert_eq!(ok.headers.get(&HeaderName::Require), Some("timer"));
+    let mut ack = Request::new(Method::ACK, Uri::parse("sip:mediation@127.0.0.1:5070").unwrap());
+    ack.headers.add(HeaderName::Via, format!("SIP/2.0/UDP {REGISTRAR};branch=z9hG4bK-stack"));
+    ack.headers.add(HeaderName::From, "<sip:3012@branch.local>;tag=caller");
+    ack.headers.add(HeaderName::To, ok.headers.get(&HeaderName::To).unwrap());
+    ack.headers.add(HeaderName::CallId, "st");
+    ack.headers.add(HeaderName::CSeq, "1 ACK");
+    rig.b2bua.on_ack(&ack);
+
+    // At 50 s (half of 100) we refresh B with an UPDATE.
+    let t = rig.now + Duration::from_secs(50);
+    rig.b2bua.handle_timeout(&mut rig.txns, t);
+    rig.pump();
+    let updates: Vec<Request> = rig.sent.iter().filter_map(|x| match x {
+        Transmit::Request { request, .. } if request.method.as_str() == "UPDATE" => Some(request.clone()),
+        _ => None,
+    }).collect();
+    assert_eq!(updates.len(), 1);
+    assert_eq!(updates[0].headers.get(&HeaderName::SessionExpires), Some("100;refresher=uac"));
+    assert_eq!(rig.b2bua.len(), 1);
+    // The caller never refreshed its 90 s session: at 90 - 30 s it is over, BYE both ways.
+    let t = rig.now + Duration::from_secs(61);
+    rig.b2bua.handle_timeout(&mut rig.txns, t);
+    rig.pump();
+    assert!(rig.b2bua.is_empty());
+    assert_eq!(rig.cdrs[0].end_cause, "session timer expired");
 }

@@ -1,0 +1,146 @@
+//! Session timers (RFC 4028) on both dialogs, so a call whose far end vanished is reaped even
+//! when media is bypassed. On B we offer `SESSION_EXPIRES` and refresh with UPDATE when the
+//! answer makes us the refresher; on A the caller refreshes when it asked for a timer. A side
+//! that does not refresh in time loses the call: BYE both ways.
+use super::{send_in_dialog, B2bua, Media};
+use crate::q850;
+use holdfast_media::Side;
+use holdfast_sip::message::{HeaderName, Headers, Method};
+use holdfast_sip::transaction::Transactions;
+use std::time::{Duration, Instant};
+
+/// What we offer the B side, in seconds (RFC 4028's recommended 1800).
+pub(super) const SESSION_EXPIRES: u32 = 1800;
+/// The smallest interval we accept (RFC 4028 Min-SE floor).
+const MIN_SE: u32 = 90;
+
+#[derive(Debug, Clone, Copy)]
+pub(super) struct SessionTimer {
+    interval: Duration,
+    /// We refresh (UPDATE at half the interval); else the peer must, before `at`.
+    we_refresh: bool,
+    at: Instant,
+}
+
+impl SessionTimer {
+    /// For a dialog where `refresher_is_us` says who refreshes, starting `now`.
+    fn new(secs: u32, we_refresh: bool, now: Instant) -> SessionTimer {
+        let interval = Duration::from_secs(secs.max(MIN_SE).into());
+        SessionTimer { interval, we_refresh, at: now + deadline(interval, we_refresh) }
+    }
+
+    pub(super) fn at(&self) -> Instant {
+        self.at
+    }
+
+    /// A refresh was seen (either way): the clock starts again.
+    pub(super) fn refreshed(&mut self, now: Instant) {
+        self.at = now + deadline(self.interval, self.we_refresh);
+    }
+}
+
+/// When to act: half the interval for our refresh; for the peer's, the interval less
+/// min(32 s, a third) (RFC 4028 §10).
+fn deadline(interval: Duration, we_refresh: bool) -> Duration {
+    if we_refresh {
+        interval / 2
+    } else {
+        interval - (interval / 3).min(Duration::from_secs(32))
+    }
+}
+
+/// `Session-Expires: 1800;refresher=uac`: the interval and the refresher, if named.
+pub(super) fn session_expires(headers: &Headers) -> Option<(u32, Option<String>)> {
+    let v = headers.get(&HeaderName::SessionExpires)?;
+    let mut parts = v.split(';');
+    let secs = parts.next()?.trim().parse().ok()?;
+    let refresher = parts
+        .filter_map(|p| p.split_once('='))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("refresher"))
+        .map(|(_, v)| v.trim().to_ascii_lowercase());
+    Some((secs, refresher))
+}
+
+/// The timer of the A dialog: A asked for one in its INVITE; A (the UAC) refreshes.
+pub(super) fn a_timer(invite: &Headers, now: Instant) -> Option<SessionTimer> {
+    session_expires(invite).map(|(secs, _)| SessionTimer::new(secs, false, now))
+}
+
+/// The timer of the B dialog from its 2xx: we are the UAC, so `refresher=uac` is us.
+pub(super) fn b_timer(answer: &Headers, now: Instant) -> Option<SessionTimer> {
+    session_expires(answer).map(|(secs, refresher)| SessionTimer::new(secs, refresher.as_deref() != Some("uas"), now))
+}
+
+impl<M: Media> B2bua<M> {
+    /// Refreshes due on B, and calls whose peer let its session expire.
+    pub(super) fn session_timers_due(&mut self, txns: &mut Transactions, now: Instant) {
+        let local = self.config.local;
+        let mut expired = Vec::new();
+        for (key, call) in self.calls.iter_mut() {
+            if call.a_timer.is_some_and(|t| t.at <= now) {
+                expired.push(*key);
+                continue;
+            }
+            let Some(t) = call.b_timer.as_mut().filter(|t| t.at <= now) else { continue };
+            if !t.we_refresh {
+                expired.push(*key);
+                continue;
+            }
+            t.refreshed(now);
+            let secs = t.interval.as_secs();
+            if let Some(d) = call.b_dialog.as_mut() {
+                let mut update = d.request(Method::parse("UPDATE"), local);
+                update.headers.add(HeaderName::Supported, "timer");
+                update.headers.add(HeaderName::SessionExpires, format!("{secs};refresher=uac"));
+                let d = d.clone();
+                send_in_dialog(txns, &mut self.by_client, *key, update, &d, now);
+            }
+        }
+        for key in expired {
+            let Some(call) = self.calls.get_mut(&key) else { continue };
+            log::warn!("call {}: session timer expired, ended", call.cdr.call_id);
+            for d in [call.a_dialog.as_mut(), call.b_dialog.as_mut()].into_iter().flatten() {
+                let mut bye = d.request(Method::BYE, local);
+                bye.headers.add(HeaderName::Reason, q850::reason_value(102, "session timer expired"));
+                let d = d.clone();
+                send_in_dialog(txns, &mut self.by_client, key, bye, &d, now);
+            }
+            call.cdr.q850 = Some(102);
+            call.cdr.end_cause = "session timer expired".into();
+            self.end(key, now);
+        }
+    }
+
+    /// A mid-call request from `side` refreshes that side's session.
+    pub(super) fn session_refreshed(&mut self, key: u64, side: Side, now: Instant) {
+        if let Some(call) = self.calls.get_mut(&key) {
+            let timer = if side == Side::A { call.a_timer.as_mut() } else { call.b_timer.as_mut() };
+            if let Some(t) = timer {
+                t.refreshed(now);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_and_refreshers() {
+        let now = Instant::now();
+        let mut h = Headers::default();
+        h.add(HeaderName::SessionExpires, "600 ; refresher=UAS");
+        assert_eq!(session_expires(&h), Some((600, Some("uas".into()))));
+        let b = b_timer(&h, now).unwrap();
+        assert!(!b.we_refresh);
+        assert_eq!(b.at(), now + Duration::from_secs(600 - 32));
+        let mut h = Headers::default();
+        h.add(HeaderName::SessionExpires, "60");
+        // Below Min-SE: 90 s; nobody named, so we (the UAC) refresh, at half.
+        let b = b_timer(&h, now).unwrap();
+        assert!(b.we_refresh);
+        assert_eq!(b.at(), now + Duration::from_secs(45));
+        assert!(a_timer(&Headers::default(), now).is_none());
+    }
+}
