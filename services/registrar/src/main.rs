@@ -56,8 +56,9 @@ fn main() -> Result<()> {
     if let Some(db) = cli.db {
         config.registrar.db = db;
     }
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: the loop, the socket readers and the commit waits hand work to each other
+    // without crossing threads (the store's SQLite connections have threads of their own).
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?
