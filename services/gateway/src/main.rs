@@ -2,6 +2,8 @@
 //! and carries its calls to and from sba-mediation as SIP with RTP.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -9,9 +11,11 @@ use log::info;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::task::JoinHandle;
 
+use holdfast_runtime::Notifier;
 use sba_gateway::config::{self, Gateway};
 use sba_gateway::edge::{Edge, EdgeConfig};
 use sba_gateway::pri::Pri;
+use sba_gateway::q931::Layout;
 use sba_gateway::q921::Side;
 use sba_gateway::span::{DahdiSpan, DahdiSpanConfig, SimulatedSpan, SpanError};
 use sba_gateway::trunk::{self, TrunkHandle};
@@ -38,7 +42,22 @@ fn main() -> Result<()> {
     runtime.block_on(run(gateway))
 }
 
+/// How often a missing DAHDI span is looked for again.
+const SPAN_RETRY: Duration = Duration::from_secs(5);
+
 async fn run(gateway: Gateway) -> Result<()> {
+    let notifier = Arc::new(Notifier::from_env()?);
+    if let Some(every) = notifier.watchdog_interval() {
+        let n = notifier.clone();
+        // One thread runs everything, so these pings stop when the gateway's loop hangs.
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                n.notify("WATCHDOG=1");
+            }
+        });
+    }
     let (side, layout, layer1) = (gateway.side(), gateway.layout(), gateway.layer1());
     let pri = Pri::new(side, layout, layer1);
     let edge = Edge::bind(EdgeConfig { listen: gateway.listen, mediation: gateway.mediation, layout, law: gateway.law() })
@@ -54,19 +73,44 @@ async fn run(gateway: Gateway) -> Result<()> {
         // The far end only keeps the link up; its events are not read.
         let (_far, far_task) = trunk::spawn(theirs, Pri::new(far_side, layout, layer1));
         let (handle, task) = trunk::spawn(ours, pri);
+        notifier.ready(&format!("simulated {layout:?} span {}", gateway.span));
         let result = serve(edge, handle, task).await;
         far_task.abort();
         result
     } else {
-        let span = DahdiSpan::open(DahdiSpanConfig {
-            spanno: gateway.span,
-            layout,
-            law: gateway.law(),
-            basechan: gateway.basechan,
-        })
-        .with_context(|| format!("opening DAHDI span {}", gateway.span))?;
+        let span = open_span(&gateway, layout, &notifier).await;
         let (handle, task) = trunk::spawn(span, pri);
+        notifier.notify(&format!("STATUS=DAHDI {layout:?} span {}", gateway.span));
         serve(edge, handle, task).await
+    }
+}
+
+/// Opens the DAHDI span, waiting for it while it is missing (no card, modules not loaded yet):
+/// the service is up meanwhile, and mediation finds the trunk unavailable, since its OPTIONS go
+/// unanswered until the span is there.
+async fn open_span(gateway: &Gateway, layout: Layout, notifier: &Notifier) -> DahdiSpan {
+    let config = DahdiSpanConfig { spanno: gateway.span, layout, law: gateway.law(), basechan: gateway.basechan };
+    let mut ready = false;
+    loop {
+        match DahdiSpan::open(config.clone()) {
+            Ok(span) => {
+                if !ready {
+                    notifier.ready(&format!("DAHDI span {}", gateway.span));
+                }
+                return span;
+            }
+            Err(e) => {
+                let status = format!("DAHDI span {} unavailable ({e}); trying again every {}s", gateway.span, SPAN_RETRY.as_secs());
+                if ready {
+                    notifier.notify(&format!("STATUS={status}"));
+                } else {
+                    log::error!("{status}");
+                    notifier.ready(&status);
+                    ready = true;
+                }
+                tokio::time::sleep(SPAN_RETRY).await;
+            }
+        }
     }
 }
 
