@@ -28,11 +28,13 @@ const WAIT: Duration = Duration::from_secs(15);
 const FCS: [u8; 2] = [0, 0];
 
 /// The D-channel as a datagram socket; this span has no B-channels. While `gate` is false frames
-/// wait in the socket unread, so the test can make two SETUPs cross on the line.
+/// are held back (the one already read waits in `held`), so the test can make two SETUPs cross
+/// on the line.
 struct SocketSpan {
     sock: UnixDatagram,
     layout: Layout,
     gate: watch::Receiver<bool>,
+    held: Option<Vec<u8>>,
 }
 
 impl Span for SocketSpan {
@@ -65,13 +67,17 @@ impl Span for SocketSpan {
 
     fn close_bchannel(&mut self, _channel: u8) {}
 
+    // Cancel-safe like the real spans: a frame read while the gate is shut stays in `held`.
     async fn recv(&mut self) -> Result<SpanEvent, SpanError> {
         let mut buf = [0u8; 1024];
         loop {
+            if self.held.is_none() {
+                let n = self.sock.recv(&mut buf).await.map_err(|_| SpanError::Closed)?;
+                self.held = n.checked_sub(FCS.len()).and_then(|len| buf.get(..len)).map(<[u8]>::to_vec);
+            }
             self.gate.wait_for(|open| *open).await.map_err(|_| SpanError::Closed)?;
-            let n = self.sock.recv(&mut buf).await.map_err(|_| SpanError::Closed)?;
-            if let Some(frame) = n.checked_sub(FCS.len()).and_then(|len| buf.get(..len)) {
-                return Ok(SpanEvent::DFrame(frame.to_vec()));
+            if let Some(frame) = self.held.take() {
+                return Ok(SpanEvent::DFrame(frame));
             }
         }
     }
@@ -160,7 +166,7 @@ async fn start_with(layout: Layout) -> (TrunkHandle, Peer, watch::Sender<bool>) 
     drop(theirs);
     ours.set_nonblocking(true).unwrap();
     let (gate, gate_rx) = watch::channel(true);
-    let span = SocketSpan { sock: UnixDatagram::from_std(ours).unwrap(), layout, gate: gate_rx };
+    let span = SocketSpan { sock: UnixDatagram::from_std(ours).unwrap(), layout, gate: gate_rx, held: None };
     let law = if layout == Layout::E1 { Layer1::Alaw } else { Layer1::Mulaw };
     let (mut trunk, _task) = trunk::spawn(span, Pri::new(Side::User, layout, law));
     let stdin = child.stdin.take().unwrap();
