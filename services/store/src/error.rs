@@ -9,6 +9,8 @@ pub enum StoreError {
     },
     #[error("cannot open database {}: {source}", path.display())]
     Open { path: PathBuf, source: sqlx::Error },
+    #[error("cannot lock {} for the migrations: {source}", path.display())]
+    Lock { path: PathBuf, source: std::io::Error },
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database disk is full: {0}")]

@@ -54,7 +54,22 @@ impl Store {
             .connect_with(options.clone())
             .await
             .map_err(open_error)?;
-        MIGRATOR.run(&pool).await?;
+        // The appliance's services start together and share this database; sqlx takes no lock
+        // around SQLite migrations, so two of them would apply the same one twice.
+        let mut lock_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        lock_name.push(".migrate-lock");
+        let lock_path = path.with_file_name(lock_name);
+        let lock_error = |source| StoreError::Lock { path: lock_path.clone(), source };
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(lock_error)?;
+        lock.lock().map_err(lock_error)?;
+        let migrated = MIGRATOR.run(&pool).await;
+        drop(lock);
+        migrated?;
         log::info!("opened database {}", path.display());
         Ok(Store {
             pool,

@@ -112,3 +112,23 @@ async fn users_version_moves_with_every_change() {
     store.remove_user("b", "d").await.unwrap();
     assert!(store.users_version().await.unwrap() > v2);
 }
+
+/// Four "services" (threads with runtimes of their own, as separate processes would be) open a
+/// new database at once: each must find it migrated exactly once.
+#[test]
+fn services_opening_a_new_database_together_migrate_it_once() {
+    let dir = TempDir::new("together");
+    let path = dir.path().join("shared.db");
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                rt.block_on(async { Store::open(&path).await.map(|_| ()).map_err(|e| e.to_string()) })
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap().unwrap_or_else(|e| panic!("{e}"));
+    }
+}
