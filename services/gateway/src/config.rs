@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
+use holdfast_runtime::config::{self, ConfigError};
 use serde::Deserialize;
 
 use crate::dahdi::Law;
@@ -105,65 +106,23 @@ impl Gateway {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{file}: {source}")]
-    Read { file: String, source: std::io::Error },
-    #[error("{file} line {line}: key `{key}`: {message}")]
-    Key { file: String, line: usize, key: String, message: String },
-    #[error("{file}: {message}")]
-    Other { file: String, message: String },
-}
-
 pub fn load(path: &Path) -> Result<Gateway, ConfigError> {
-    let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: file.clone(), source })?;
+    let (text, file) = config::read(path)?;
     parse(&text, &file)
 }
 
 pub fn parse(text: &str, file: &str) -> Result<Gateway, ConfigError> {
-    let parsed: File = toml::from_str(text).map_err(|e| located(text, file, &e))?;
+    let parsed: File = toml::from_str(text).map_err(|e| config::located(text, file, &e))?;
     let g = parsed.gateway;
     if g.span < 1 {
         return Err(ConfigError::Key {
             file: file.to_owned(),
-            line: line_of_key(text, "span").unwrap_or(0),
+            line: config::line_of(text, "gateway", "span").unwrap_or(0),
             key: "gateway.span".to_owned(),
             message: format!("{} is not a DAHDI span number (1 and up)", g.span),
         });
     }
     Ok(g)
-}
-
-fn line_of_key(text: &str, key: &str) -> Option<usize> {
-    let mut in_gateway = false;
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            in_gateway = section.trim() == "gateway";
-        } else if in_gateway && line.split('=').next().map(str::trim) == Some(key) {
-            return Some(i + 1);
-        }
-    }
-    None
-}
-
-fn located(text: &str, file: &str, err: &toml::de::Error) -> ConfigError {
-    let message = err.message().to_owned();
-    let Some(start) = err.span().map(|s| s.start.min(text.len())) else {
-        return ConfigError::Other { file: file.to_owned(), message };
-    };
-    let before = text.get(..start).unwrap_or_default();
-    let line = before.matches('\n').count() + 1;
-    let key = text
-        .lines()
-        .nth(line - 1)
-        .and_then(|l| l.split_once('='))
-        .map(|(k, _)| format!("gateway.{}", k.trim()));
-    match key {
-        Some(key) => ConfigError::Key { file: file.to_owned(), line, key, message },
-        None => ConfigError::Other { file: file.to_owned(), message: format!("line {line}: {message}") },
-    }
 }
 
 #[cfg(test)]

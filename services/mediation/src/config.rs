@@ -3,6 +3,7 @@
 use crate::numbers::{DialPlan, Rule};
 use crate::routing::{route_pattern, InboundRule, InboundTarget, Plan, Policy, Registration, Route, Trunk, TrunkKind};
 use holdfast_sip::transport::Protocol;
+use holdfast_runtime::config::{self, ConfigError};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -198,20 +199,9 @@ pub struct Config {
     pub plan: Plan,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{file}: {source}")]
-    Read { file: String, source: std::io::Error },
-    #[error("{file} line {line}: key `{key}`: {message}")]
-    Key { file: String, line: usize, key: String, message: String },
-    #[error("{file}: {message}")]
-    Other { file: String, message: String },
-}
-
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: file.clone(), source })?;
+        let (text, file) = config::read(path)?;
         Config::parse(&text, &file)
     }
 
@@ -221,14 +211,14 @@ impl Config {
     }
 
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
-        let parsed: File = toml::from_str(text).map_err(|e| located(text, file, &e))?;
+        let parsed: File = toml::from_str(text).map_err(|e| config::located(text, file, &e))?;
         let m = parsed.mediation.ok_or_else(|| ConfigError::Other {
             file: file.to_string(),
             message: "no [mediation] section".to_string(),
         })?;
         let at = |span: Range<usize>, key: String, message: String| ConfigError::Key {
             file: file.to_string(),
-            line: line_at(text, span.start),
+            line: config::line_at(text, span.start),
             key,
             message,
         };
@@ -372,36 +362,6 @@ impl Config {
             },
         })
     }
-}
-
-fn line_at(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].matches('\n').count() + 1
-}
-
-/// Turns a toml error into one that names the line and the key on it.
-fn located(text: &str, file: &str, err: &toml::de::Error) -> ConfigError {
-    let message = err.message().to_string();
-    let Some(span) = err.span() else {
-        return ConfigError::Other { file: file.to_string(), message };
-    };
-    let before = &text[..span.start.min(text.len())];
-    let line = line_at(text, span.start);
-    let section = before
-        .lines()
-        .rev()
-        .find_map(|l| {
-            let t = l.trim();
-            t.strip_prefix("[[").and_then(|t| t.strip_suffix("]]")).or_else(|| t.strip_prefix('[').and_then(|t| t.strip_suffix(']')))
-        })
-        .map(|s| s.trim().to_string());
-    let key_on_line = text.lines().nth(line - 1).and_then(|l| l.split_once('=')).map(|(k, _)| k.trim().to_string());
-    let key = match (section, key_on_line) {
-        (Some(s), Some(k)) => format!("{s}.{k}"),
-        (None, Some(k)) => k,
-        (Some(s), None) => s,
-        (None, None) => "(top level)".to_string(),
-    };
-    ConfigError::Key { file: file.to_string(), line, key, message }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The appliance's TOML configuration, as far as the registrar reads it. Errors name the key and
 //! the line, so whoever edits /etc/sba/sba.toml on a branch box can find the mistake.
 use crate::directory::is_dialable;
+use holdfast_runtime::config::{self, ConfigError};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -148,20 +149,9 @@ pub struct Config {
     pub directory: Vec<DirectoryRange>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{file}: {source}")]
-    Read { file: String, source: std::io::Error },
-    #[error("{file} line {line}: key `{key}`: {message}")]
-    Key { file: String, line: usize, key: String, message: String },
-    #[error("{file}: {message}")]
-    Other { file: String, message: String },
-}
-
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: file.clone(), source })?;
+        let (text, file) = config::read(path)?;
         Config::parse(&text, &file)
     }
 
@@ -171,7 +161,7 @@ impl Config {
     }
 
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
-        let parsed: File = toml::from_str(text).map_err(|e| located(text, file, &e))?;
+        let parsed: File = toml::from_str(text).map_err(|e| config::located(text, file, &e))?;
         let config = Config {
             registrar: parsed.registrar,
             central: parsed.central,
@@ -186,7 +176,7 @@ impl Config {
         let r = &self.registrar;
         let key_err = |key: &str, message: String| ConfigError::Key {
             file: file.to_string(),
-            line: line_of(text, "registrar", key).unwrap_or(0),
+            line: config::line_of(text, "registrar", key).unwrap_or(0),
             key: format!("registrar.{key}"),
             message,
         };
@@ -212,7 +202,7 @@ impl Config {
         }
         let in_section = |section: &str, key: &str, message: String| ConfigError::Key {
             file: file.to_string(),
-            line: line_of(text, section, key).unwrap_or(0),
+            line: config::line_of(text, section, key).unwrap_or(0),
             key: format!("{section}.{key}"),
             message,
         };
@@ -253,42 +243,6 @@ impl Config {
         }
         Ok(())
     }
-}
-
-/// Turns a toml error into one that names the line and the key on it.
-fn located(text: &str, file: &str, err: &toml::de::Error) -> ConfigError {
-    let message = err.message().to_string();
-    let Some(span) = err.span() else {
-        return ConfigError::Other { file: file.to_string(), message };
-    };
-    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-    let section = text[..span.start.min(text.len())]
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix('[').and_then(|l| l.strip_suffix(']')))
-        .last()
-        .map(|s| s.trim().to_string());
-    let key_on_line = text.lines().nth(line - 1).and_then(|l| l.split_once('=')).map(|(k, _)| k.trim().to_string());
-    let key = match (section, key_on_line) {
-        (Some(s), Some(k)) => format!("{s}.{k}"),
-        (None, Some(k)) => k,
-        (Some(s), None) => s,
-        (None, None) => "(top level)".to_string(),
-    };
-    ConfigError::Key { file: file.to_string(), line, key, message }
-}
-
-/// The line where `key` is set inside `[section]`.
-fn line_of(text: &str, section: &str, key: &str) -> Option<usize> {
-    let mut current = String::new();
-    for (i, l) in text.lines().enumerate() {
-        let t = l.trim();
-        if let Some(s) = t.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
-            current = s.trim().to_string();
-        } else if current == section && t.split_once('=').is_some_and(|(k, _)| k.trim() == key) {
-            return Some(i + 1);
-        }
-    }
-    None
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
 //! Service plumbing shared by sba-registrar, sba-mediation and sba-gateway.
+pub mod config;
 mod logging;
 mod notify;
 
