@@ -81,10 +81,11 @@ fn offset(e164: &str, n: u64) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn dir() -> Directory {
+    /// hq's extensions 2000-2999 and the branch's 3000-3099 with their DIDs.
+    pub(crate) fn dir() -> Directory {
         let r = |site: &str, first: &str, last: &str, e164: &str| DirectoryRange {
             site: site.into(),
             first: first.into(),

@@ -87,18 +87,8 @@ impl Router<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::DirectoryRange;
+    use crate::directory::tests::dir;
     use holdfast_store::Origin;
-
-    fn dir() -> Directory {
-        let r = |site: &str, first: &str, last: &str, e164: &str| DirectoryRange {
-            site: site.into(),
-            first: first.into(),
-            last: last.into(),
-            e164: e164.into(),
-        };
-        Directory::new(&[r("hq", "2000", "2999", "+15551232000"), r("branch", "3000", "3099", "+15559870100")])
-    }
 
     fn binding(aor: &str) -> Binding {
         Binding {
