@@ -97,6 +97,13 @@ impl Kamailio {
             .collect()
     }
 
+    /// The CSeq of the last REGISTER Kamailio stored for `user` (how many refreshes reached it).
+    pub fn cseq_of(&self, user: &str) -> Option<u64> {
+        self.rows(&format!("SELECT cseq FROM location WHERE username = '{user}'"))
+            .first()
+            .and_then(|row| row.get("cseq").and_then(serde_json::Value::as_u64))
+    }
+
     /// Everything Kamailio logged so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

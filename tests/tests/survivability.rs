@@ -27,7 +27,7 @@ fn phone_at(i: u8) -> SocketAddr {
 fn branch_survives_the_wan() {
     let scratch = Scratch::new("survival");
     let topo = Topology::new();
-    let users = [("alice", "alice-pw"), ("bob", "bob-pw"), ("carol", "carol-pw"), ("erin", "erin-pw")];
+    let users = [("alice", "alice-pw"), ("bob", "bob-pw"), ("carol", "carol-pw"), ("erin", "erin-pw"), ("gina", "gina-pw")];
     let kam = Kamailio::start(&topo, &scratch.path, DOMAIN, &users);
     // These lines land in the config's [survival] section, then a [[directory]] block.
     let extra = "voicemail = \"+15550100\"\nno_answer_secs = 3\n\n\
@@ -64,9 +64,21 @@ fn branch_survives_the_wan() {
     for (user, i) in [("alice", 1), ("bob", 2)] {
         assert!(location.iter().any(|(u, c)| u == user && c.contains(&Topology::phone_ip(i).to_string())), "{location:?}");
     }
+    // A phone asking for an hour gets the central hour cached and branch_expires (60 s) itself;
+    // its frequent refreshes are answered at the branch: the WAN sees the first REGISTER only.
+    let gina_config = PhoneConfig { expires: 3600, refresh: Duration::from_millis(500), ..phone("gina", "gina-pw", 4) };
+    let gina = Answerer::phone(&topo.phones, &scratch.path, &gina_config, 300);
+    assert!(gina.wait_registrations(0, Duration::from_secs(10)), "gina not registered:\n{}", gina.log());
+    let central_cseq = kam.cseq_of("gina").expect("gina at the central site");
+    assert!(gina.wait_registrations(4, Duration::from_secs(10)), "gina's refreshes:\n{}", gina.log());
+    assert_eq!(kam.cseq_of("gina"), Some(central_cseq), "refreshes reached the central site");
+    let cached_gina = sba.registrations().into_iter().find(|b| b["aor"] == format!("sip:gina@{DOMAIN}")).expect("gina cached");
+    assert!(cached_gina["cseq"].as_u64().unwrap_or(0) > central_cseq, "{cached_gina}");
+    assert!(cached_gina["expires"].as_u64().unwrap_or(0) > 3000, "the central grant is cached: {cached_gina}");
+
     let cached = sba.registrations();
     assert!(cached.iter().all(|b| b["origin"] == "central"), "{cached:?}");
-    assert_eq!(cached.len(), 3, "{cached:?}");
+    assert_eq!(cached.len(), 4, "{cached:?}");
     // The phones see the branch expiry, the cache keeps the central one.
     assert!(cached.iter().all(|b| b["expires"].as_u64().unwrap_or(0) > 50), "{cached:?}");
 

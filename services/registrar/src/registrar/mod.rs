@@ -115,6 +115,44 @@ impl Registrar {
         })
     }
 
+    /// In pass-through, a refresh the branch answers itself instead of loading the WAN: every
+    /// contact of `req` is already bound from the central site for this device (same source IP,
+    /// same Call-ID, a higher CSeq) with more than `keep` seconds of the central grant left. The
+    /// bindings keep the central expiry; only their CSeq moves. None: relay it.
+    pub fn refresh_locally(&mut self, req: &Request, aor: &str, source: &Source, now: u64, keep: u64) -> Option<Decision> {
+        let call_id = req.call_id().ok()?;
+        let cseq = req.cseq().ok()?.seq;
+        if req.headers.get(&HeaderName::Expires).is_some_and(|e| e.trim() == "0") {
+            return None;
+        }
+        let contacts: Vec<NameAddr> =
+            req.headers.get_all(&HeaderName::Contact).map(NameAddr::parse).collect::<Result<_, _>>().ok()?;
+        if contacts.is_empty() || contacts.iter().any(|c| c.params.value("expires") == Some("0")) {
+            return None;
+        }
+        let mut after = self.bindings.get(aor)?.clone();
+        let mut changes = Vec::new();
+        for contact in &contacts {
+            let instance = contact.params.value("+sip.instance").map(unquote_instance);
+            let key = contact_key(&contact.uri);
+            let b = after.iter_mut().find(|b| match (&instance, &b.instance) {
+                (Some(i), Some(bi)) => i == bi,
+                _ => b.instance.is_none() && binding_key(b) == key,
+            })?;
+            let same_device = b.source.parse::<std::net::SocketAddr>().is_ok_and(|a| a.ip() == source.addr.ip());
+            let left = u64::try_from(b.expires_at).unwrap_or(0).saturating_sub(now);
+            if b.origin != Origin::Central || !same_device || b.call_id != call_id || cseq <= b.cseq || left <= keep {
+                return None;
+            }
+            b.cseq = cseq;
+            b.updated_at = unix(now);
+            changes.push(Change::Upsert(b.clone()));
+        }
+        let before = self.bindings.insert(aor.to_string(), after).unwrap_or_default();
+        let response = self.ok(req, aor, now);
+        Some(Decision::Commit { changes, response, undo: Undo { aor: aor.to_string(), before } })
+    }
+
     pub fn undo(&mut self, undo: Undo) {
         if undo.before.is_empty() {
             self.bindings.remove(&undo.aor);

@@ -183,3 +183,29 @@ fn central_grants_bypass_local_limits_and_known_devices_are_recognised() {
     assert!(reg.knows(&register("c1", 2, &["*"], Some("0")), AOR, &src(), NOW));
     assert!(!reg.knows(&register("c1", 2, &[], None), AOR, &src(), NOW));
 }
+
+#[test]
+fn refreshes_with_plenty_of_central_grant_left_are_answered_at_the_branch() {
+    let mut reg = registrar();
+    let granted = register("c1", 2, &["<sip:alice@192.0.2.10>;expires=3600"], None);
+    let Decision::Commit { .. } = reg.register(&granted, AOR, src(), NOW, Origin::Central) else { panic!("grant refused") };
+    let refresh = register("c1", 3, &["<sip:alice@192.0.2.10>"], Some("3600"));
+    let Some(Decision::Commit { changes, response, .. }) = reg.refresh_locally(&refresh, AOR, &src(), NOW + 100, 240) else {
+        panic!("a refresh with 3500 s of grant left is answered locally")
+    };
+    assert_eq!(response.status, 200);
+    let [Change::Upsert(b)] = changes.as_slice() else { panic!("{changes:?}") };
+    assert_eq!((b.cseq, b.expires_at as u64), (3, NOW + 3600), "the central expiry stands");
+    // Not for: the same CSeq again, another IP, a removal, too little grant left, a new contact.
+    assert!(reg.refresh_locally(&refresh, AOR, &src(), NOW + 101, 240).is_none());
+    let next = register("c1", 4, &["<sip:alice@192.0.2.10>"], Some("3600"));
+    let elsewhere = Source { addr: "192.0.2.99:5060".parse().unwrap(), ..src() };
+    assert!(reg.refresh_locally(&next, AOR, &elsewhere, NOW + 102, 240).is_none());
+    assert!(reg.refresh_locally(&register("c1", 4, &["<sip:alice@192.0.2.10>"], Some("0")), AOR, &src(), NOW + 102, 240).is_none());
+    assert!(reg.refresh_locally(&next, AOR, &src(), NOW + 3400, 240).is_none());
+    assert!(reg.refresh_locally(&register("c1", 4, &["<sip:alice@192.0.2.77>"], None), AOR, &src(), NOW + 102, 240).is_none());
+    // A binding the branch made itself is never refreshed this way.
+    let mut local = registrar();
+    commit(&mut local, &register("c1", 1, &["<sip:alice@192.0.2.10>"], None));
+    assert!(local.refresh_locally(&register("c1", 2, &["<sip:alice@192.0.2.10>"], None), AOR, &src(), NOW, 0).is_none());
+}

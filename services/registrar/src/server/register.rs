@@ -104,6 +104,17 @@ impl Server {
     /// Sends the phone's REGISTER on to the central registrar, with a Path through us so the
     /// central site's calls for the phone come back this way (RFC 3327).
     fn relay_register(&mut self, id: TxId, req: Request, aor: String, source: Source, now: Instant) {
+        // The phone comes back every branch_expires; while the central grant outlives two of
+        // those, its refreshes are the branch's to answer and the WAN is left alone.
+        let branch_expires = self.central.as_ref().map_or(u32::MAX, |c| c.branch_expires);
+        let keep = 2 * u64::from(branch_expires);
+        if let Some(Decision::Commit { changes, mut response, undo }) =
+            self.registrar.refresh_locally(&req, &aor, &source, super::unix_now(), keep)
+        {
+            shorten(&mut response, branch_expires);
+            let ops = changes.into_iter().map(op).collect();
+            return self.commit_then_respond(id, ops, response, undo);
+        }
         let Some(central) = self.central_proxy() else {
             return self.respond(id, refuse(&req, 503, "Service Unavailable (no central site)"));
         };
