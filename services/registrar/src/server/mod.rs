@@ -22,7 +22,7 @@ use holdfast_runtime::Notifier;
 use holdfast_sip::message::{HeaderName, Message, Request, Response};
 use holdfast_sip::transaction::{Inbound, Transactions, Transmit, TxId};
 use holdfast_sip::transport::{Incoming, TransportHandle};
-use holdfast_store::{BindingOp, BindingWriter, Store, StoreError};
+use holdfast_store::{BindingOp, BindingWriter, Store, StoreError, UserRecord};
 use register::Relay;
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -79,7 +79,10 @@ impl Server {
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
         self.done = Some(done_tx);
         let mut sweep = tokio::time::interval(EXPIRY_SWEEP);
-        let mut users_poll = tokio::time::interval(USERS_POLL);
+        let (users_tx, mut users_rx) = mpsc::channel(1);
+        if self.auth.is_some() {
+            tokio::spawn(watch_users(self.store.clone(), self.users_version, users_tx));
+        }
         let mut status_tick = tokio::time::interval(STATUS_EVERY);
         let mut watchdog =
             tokio::time::interval(self.notifier.watchdog_interval().unwrap_or(Duration::from_secs(3600)));
@@ -97,7 +100,12 @@ impl Server {
                 },
                 _ = sleep_until(timer), if timer.is_some() => self.on_timer(Instant::now()),
                 _ = sweep.tick() => self.sweep(),
-                _ = users_poll.tick() => self.reload_users().await,
+                Some(users) = users_rx.recv() => {
+                    if let Some(auth) = &mut self.auth {
+                        auth.set_users(users);
+                        log::info!("users reloaded: {}", auth.user_count());
+                    }
+                }
                 _ = status_tick.tick() => self.write_status(),
                 _ = watchdog.tick() => self.notifier.notify("WATCHDOG=1"),
             }
@@ -242,19 +250,28 @@ impl Server {
             }
         });
     }
+}
 
-    async fn reload_users(&mut self) {
-        let Some(auth) = &mut self.auth else { return };
-        let version = match self.store.users_version().await {
-            Ok(v) if v == self.users_version => return,
+/// Watches the store for user changes beside the loop (a query awaited in the loop would hold up
+/// every REGISTER behind it) and sends each new set of users.
+async fn watch_users(store: Store, mut version: i64, users: mpsc::Sender<Vec<UserRecord>>) {
+    let mut poll = tokio::time::interval(USERS_POLL);
+    loop {
+        poll.tick().await;
+        let now = match store.users_version().await {
+            Ok(v) if v == version => continue,
             Ok(v) => v,
-            Err(e) => return log::warn!("checking users: {e}"),
+            Err(e) => {
+                log::warn!("checking users: {e}");
+                continue;
+            }
         };
-        match self.store.load_users().await {
-            Ok(users) => {
-                auth.set_users(users);
-                self.users_version = version;
-                log::info!("users reloaded: {}", auth.user_count());
+        match store.load_users().await {
+            Ok(loaded) => {
+                version = now;
+                if users.send(loaded).await.is_err() {
+                    return;
+                }
             }
             Err(e) => log::warn!("reloading users: {e}"),
         }
