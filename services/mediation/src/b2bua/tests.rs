@@ -171,12 +171,7 @@ fn call_fails_over_to_the_second_carrier_and_ends_with_a_record() {
     assert_eq!(rig.acks[0].0.cseq().unwrap().to_string(), "1 ACK");
 
     // BYE from the caller, in the A dialog: 200 to A, BYE to the carrier in the B dialog.
-    let mut bye = Request::new(Method::BYE, Uri::parse("sip:mediation@127.0.0.1:5070").unwrap());
-    bye.headers.add(HeaderName::Via, format!("SIP/2.0/UDP {REGISTRAR};branch=z9hG4bK-bye"));
-    bye.headers.add(HeaderName::From, "<sip:3012@branch.local>;tag=caller");
-    bye.headers.add(HeaderName::To, ok.headers.get(&HeaderName::To).unwrap());
-    bye.headers.add(HeaderName::CallId, "a-2125550100");
-    bye.headers.add(HeaderName::CSeq, "2 BYE");
+    let bye = from_caller(Method::BYE, 2, "a-2125550100", &ok, "z9hG4bK-bye");
     let Ok(Inbound::Request { id, request }) = rig.txns.on_request(bye, Protocol::Udp, rig.now) else { panic!() };
     rig.now += Duration::from_secs(5);
     rig.b2bua.on_request(&mut rig.txns, id, request, REGISTRAR.parse().unwrap(), Protocol::Udp, rig.now);
@@ -303,12 +298,7 @@ fn hold_by_re_invite_is_relayed_to_the_other_dialog() {
     rig.answer(&b[0], 200, Some(SDP_B));
     let ok = rig.responses().into_iter().find(|r| r.status == 200).unwrap();
 
-    let mut reinvite = Request::new(Method::INVITE, Uri::parse("sip:mediation@127.0.0.1:5070").unwrap());
-    reinvite.headers.add(HeaderName::Via, format!("SIP/2.0/UDP {REGISTRAR};branch=z9hG4bK-hold"));
-    reinvite.headers.add(HeaderName::From, "<sip:3012@branch.local>;tag=caller");
-    reinvite.headers.add(HeaderName::To, ok.headers.get(&HeaderName::To).unwrap());
-    reinvite.headers.add(HeaderName::CallId, "a-2125550100");
-    reinvite.headers.add(HeaderName::CSeq, "2 INVITE");
+    let mut reinvite = from_caller(Method::INVITE, 2, "a-2125550100", &ok, "z9hG4bK-hold");
     reinvite.headers.add(HeaderName::Contact, "<sip:3012@192.0.2.9:5062>");
     reinvite.body = format!("{SDP_A}a=sendonly\r\n").into_bytes();
     let Ok(Inbound::Request { id, request }) = rig.txns.on_request(reinvite, Protocol::Udp, rig.now) else { panic!() };
@@ -363,12 +353,7 @@ fn our_2xx_is_retransmitted_until_the_ack_and_a_call_never_acked_ends() {
     let b = rig.requests_to("127.0.0.1:5080", &Method::INVITE);
     rig.answer(&b[0], 200, Some(SDP_B));
     let ok = rig.responses().into_iter().find(|r| r.status == 200).unwrap();
-    let mut ack = Request::new(Method::ACK, Uri::parse("sip:mediation@127.0.0.1:5070").unwrap());
-    ack.headers.add(HeaderName::Via, format!("SIP/2.0/UDP {REGISTRAR};branch=z9hG4bK-ack"));
-    ack.headers.add(HeaderName::From, "<sip:3012@branch.local>;tag=caller");
-    ack.headers.add(HeaderName::To, ok.headers.get(&HeaderName::To).unwrap());
-    ack.headers.add(HeaderName::CallId, "a-2125550100");
-    ack.headers.add(HeaderName::CSeq, "1 ACK");
+    let ack = from_caller(Method::ACK, 1, "a-2125550100", &ok, "z9hG4bK-ack");
     rig.b2bua.on_ack(&ack);
     rig.b2bua.handle_timeout(&mut rig.txns, rig.now + Duration::from_secs(40));
     rig.pump();
@@ -396,12 +381,7 @@ fn late_offer_the_answer_in_the_caller_s_ack_reaches_the_carrier() {
     let ok = rig.responses().into_iter().find(|r| r.status == 200).unwrap();
     assert_eq!(ok.body, SDP_B.as_bytes(), "the offer reaches the caller");
     assert!(rig.acks.is_empty(), "the carrier's ACK waits for the caller's answer");
-    let mut ack = Request::new(Method::ACK, Uri::parse("sip:mediation@127.0.0.1:5070").unwrap());
-    ack.headers.add(HeaderName::Via, format!("SIP/2.0/UDP {REGISTRAR};branch=z9hG4bK-lateack"));
-    ack.headers.add(HeaderName::From, "<sip:3012@branch.local>;tag=caller");
-    ack.headers.add(HeaderName::To, ok.headers.get(&HeaderName::To).unwrap());
-    ack.headers.add(HeaderName::CallId, "late");
-    ack.headers.add(HeaderName::CSeq, "1 ACK");
+    let mut ack = from_caller(Method::ACK, 1, "late", &ok, "z9hG4bK-lateack");
     ack.body = SDP_A.as_bytes().to_vec();
     rig.b2bua.on_ack(&ack);
     rig.pump();
@@ -438,12 +418,7 @@ fn bye_in_the_early_dialog_cancels_the_trunk() {
     let b = rig.requests_to("127.0.0.1:5080", &Method::INVITE);
     rig.answer(&b[0], 180, None);
     let ringing = rig.responses().into_iter().find(|r| r.status == 180).unwrap();
-    let mut bye = Request::new(Method::BYE, Uri::parse("sip:mediation@127.0.0.1:5070").unwrap());
-    bye.headers.add(HeaderName::Via, format!("SIP/2.0/UDP {REGISTRAR};branch=z9hG4bK-earlybye"));
-    bye.headers.add(HeaderName::From, "<sip:3012@branch.local>;tag=caller");
-    bye.headers.add(HeaderName::To, ringing.headers.get(&HeaderName::To).unwrap());
-    bye.headers.add(HeaderName::CallId, "a-2125550100");
-    bye.headers.add(HeaderName::CSeq, "2 BYE");
+    let bye = from_caller(Method::BYE, 2, "a-2125550100", &ringing, "z9hG4bK-earlybye");
     let Ok(Inbound::Request { id, request }) = rig.txns.on_request(bye, Protocol::Udp, rig.now) else { panic!() };
     rig.b2bua.on_request(&mut rig.txns, id, request, REGISTRAR.parse().unwrap(), Protocol::Udp, rig.now);
     rig.pump();
@@ -495,12 +470,7 @@ fn session_timers_refresh_b_and_reap_a_caller_that_stopped_refreshing() {
     let ok = rig.responses().into_iter().find(|r| r.status == 200).unwrap();
     assert_eq!(ok.headers.get(&HeaderName::SessionExpires), Some("90;refresher=uac"));
     assert_eq!(ok.headers.get(&HeaderName::Require), Some("timer"));
-    let mut ack = Request::new(Method::ACK, Uri::parse("sip:mediation@127.0.0.1:5070").unwrap());
-    ack.headers.add(HeaderName::Via, format!("SIP/2.0/UDP {REGISTRAR};branch=z9hG4bK-stack"));
-    ack.headers.add(HeaderName::From, "<sip:3012@branch.local>;tag=caller");
-    ack.headers.add(HeaderName::To, ok.headers.get(&HeaderName::To).unwrap());
-    ack.headers.add(HeaderName::CallId, "st");
-    ack.headers.add(HeaderName::CSeq, "1 ACK");
+    let ack = from_caller(Method::ACK, 1, "st", &ok, "z9hG4bK-stack");
     rig.b2bua.on_ack(&ack);
 
     // At 50 s (half of 100) we refresh B with an UPDATE.
@@ -520,4 +490,15 @@ fn session_timers_refresh_b_and_reap_a_caller_that_stopped_refreshing() {
     rig.pump();
     assert!(rig.b2bua.is_empty());
     assert_eq!(rig.cdrs[0].end_cause, "session timer expired");
+}
+
+/// A request from the caller (sba-registrar's side) in the dialog `answer` (a response of ours) made.
+fn from_caller(method: Method, seq: u32, call_id: &str, answer: &Response, branch: &str) -> Request {
+    let mut r = Request::new(method.clone(), Uri::parse("sip:mediation@127.0.0.1:5070").unwrap());
+    r.headers.add(HeaderName::Via, format!("SIP/2.0/UDP {REGISTRAR};branch={branch}"));
+    r.headers.add(HeaderName::From, "<sip:3012@branch.local>;tag=caller");
+    r.headers.add(HeaderName::To, answer.headers.get(&HeaderName::To).unwrap());
+    r.headers.add(HeaderName::CallId, call_id);
+    r.headers.add(HeaderName::CSeq, format!("{seq} {method}"));
+    r
 }
