@@ -168,6 +168,20 @@ pub fn answer_for(body: &[u8], offered: &[u8]) -> (Vec<u8>, Option<u8>) {
     (out.into_bytes(), kept.first().copied())
 }
 
+/// The body without direction attributes: sendrecv, the default (RFC 3264 §5.1). A held
+/// party's last SDP offered to a new peer must not keep the hold.
+pub fn sendrecv(body: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(body);
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines().map(str::trim_end) {
+        if !matches!(line, "a=sendonly" | "a=recvonly" | "a=inactive" | "a=sendrecv") {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    }
+    out.into_bytes()
+}
+
 /// The body with every connection address (and the origin's) set to `relay.ip()` and the audio
 /// port to `relay.port()`; RTCP goes to the next port (a=rtcp lines are dropped). Other streams
 /// are declined.
@@ -253,6 +267,14 @@ mod tests {
         let only_mu = String::from_utf8(only_mu).unwrap();
         assert_eq!(pt, Some(0));
         assert!(only_mu.contains("m=audio 5000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n") && !only_mu.contains("PCMA"), "{only_mu}");
+    }
+
+    #[test]
+    fn a_held_sdp_is_offered_sendrecv() {
+        let held = format!("{OFFER}a=sendonly\r\n");
+        let out = String::from_utf8(sendrecv(held.as_bytes())).unwrap();
+        assert!(!out.contains("a=sendonly") && !out.contains("a=sendrecv"), "{out}");
+        assert!(out.starts_with("v=0\r\no=- 1 2 IN IP4 192.0.2.5\r\n") && out.contains("a=rtpmap:101 telephone-event/8000\r\n"), "{out}");
     }
 
     #[test]

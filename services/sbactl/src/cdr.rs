@@ -7,7 +7,7 @@ pub async fn list(store: &Store, since: Option<&str>, csv: bool) -> Result<()> {
     let since = since.map(|t| parse_since(t, now)).transpose()?.unwrap_or(0);
     let cdrs = store.list_cdrs(since).await.context("reading call records")?;
     if csv {
-        println!("call_id,direction,setup,answer,end,caller,callee_dialled,callee,callee_sent,caller_sent,route,trunk,failovers,status,q850,end_cause");
+        println!("call_id,direction,setup,answer,end,caller,callee_dialled,callee,callee_sent,caller_sent,route,trunk,failovers,status,q850,end_cause,referred_by,transfer_of");
         for c in &cdrs {
             let fields = [
                 c.call_id.clone(),
@@ -26,6 +26,8 @@ pub async fn list(store: &Store, since: Option<&str>, csv: bool) -> Result<()> {
                 c.status.to_string(),
                 c.q850.map(|q| q.to_string()).unwrap_or_default(),
                 c.end_cause.clone(),
+                c.referred_by.clone().unwrap_or_default(),
+                c.transfer_of.clone().unwrap_or_default(),
             ];
             println!("{}", fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
         }
@@ -43,7 +45,7 @@ fn line(c: &Cdr) -> String {
         None => "not answered".to_string(),
     };
     format!(
-        "{}  {} {} -> {} = {} (sent {} from {})  route {} trunk {} failovers {}  {}  {}{}  {}",
+        "{}  {} {} -> {} = {} (sent {} from {})  route {} trunk {} failovers {}  {}  {}{}  {}{}",
         iso(c.setup_at),
         c.direction,
         c.caller,
@@ -58,6 +60,10 @@ fn line(c: &Cdr) -> String {
         c.status,
         c.q850.map(|q| format!(" (Q.850 {q})")).unwrap_or_default(),
         c.end_cause,
+        match (&c.referred_by, &c.transfer_of) {
+            (Some(by), Some(of)) => format!("  transferred by {by} from call {of}"),
+            _ => String::new(),
+        },
     )
 }
 

@@ -24,14 +24,18 @@ pub struct Cdr {
     pub status: u16,
     pub q850: Option<u8>,
     pub end_cause: String,
+    /// For a call placed by a blind transfer: who sent the REFER.
+    pub referred_by: Option<String>,
+    /// For a call placed by a blind transfer: the Call-ID of the record it was transferred from.
+    pub transfer_of: Option<String>,
 }
 
 impl Store {
     pub async fn insert_cdr(&self, cdr: &Cdr) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO cdrs (call_id, direction, setup_at, answered_at, ended_at, caller, callee_dialled, \
-             callee, callee_sent, caller_sent, route, trunk, failovers, status, q850, end_cause) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             callee, callee_sent, caller_sent, route, trunk, failovers, status, q850, end_cause, referred_by, \
+             transfer_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&cdr.call_id)
         .bind(&cdr.direction)
@@ -49,6 +53,8 @@ impl Store {
         .bind(i64::from(cdr.status))
         .bind(cdr.q850.map(i64::from))
         .bind(&cdr.end_cause)
+        .bind(&cdr.referred_by)
+        .bind(&cdr.transfer_of)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -82,6 +88,8 @@ impl Store {
                     status: u16::try_from(status).map_err(|_| corrupt("status", status))?,
                     q850: q850.map(|q| u8::try_from(q).map_err(|_| corrupt("q850", q))).transpose()?,
                     end_cause: row.try_get("end_cause")?,
+                    referred_by: row.try_get("referred_by")?,
+                    transfer_of: row.try_get("transfer_of")?,
                 })
             })
             .collect()
@@ -114,6 +122,8 @@ mod tests {
             status: 200,
             q850: Some(16),
             end_cause: "BYE from caller".into(),
+            referred_by: None,
+            transfer_of: None,
         }
     }
 
@@ -125,6 +135,8 @@ mod tests {
         unanswered.answered_at = None;
         unanswered.q850 = None;
         unanswered.status = 403;
+        unanswered.referred_by = Some("3012".into());
+        unanswered.transfer_of = Some("a".into());
         store.insert_cdr(&cdr("a", 1_000)).await.unwrap();
         store.insert_cdr(&unanswered).await.unwrap();
         assert_eq!(store.list_cdrs(0).await.unwrap(), vec![cdr("a", 1_000), unanswered.clone()]);

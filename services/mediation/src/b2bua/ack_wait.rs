@@ -34,6 +34,7 @@ impl<M: Media> B2bua<M> {
         let Some(&(key, Side::A)) = self.by_dialog.get(&(call_id, tag)) else { return };
         let Some(call) = self.calls.get_mut(&key) else { return };
         call.unacked = None;
+        call.set_sdp(Side::A, &ack.body);
         if let Some(Output::Send { mut request, dest, transport }) = call.late_ack.take() {
             if !ack.body.is_empty() {
                 request.headers.add(HeaderName::ContentType, "application/sdp");
@@ -43,8 +44,8 @@ impl<M: Media> B2bua<M> {
         }
     }
 
-    /// A response no transaction claims: a 2xx to a B-side INVITE retransmitted because our ACK
-    /// was lost is acknowledged again (§13.2.2.4).
+    /// A response no transaction claims: a 2xx to an INVITE of ours retransmitted because our
+    /// ACK was lost is acknowledged again (§13.2.2.4).
     pub fn on_stray_response(&mut self, r: &Response) {
         let is_invite_2xx = (200..300).contains(&r.status) && r.cseq().is_ok_and(|c| c.method == Method::INVITE);
         if !is_invite_2xx {
@@ -52,8 +53,9 @@ impl<M: Media> B2bua<M> {
         }
         let tag = r.from_header().ok().and_then(|f| f.tag().map(str::to_string)).unwrap_or_default();
         let call_id = r.call_id().unwrap_or_default().to_string();
-        let Some(&(key, Side::B)) = self.by_dialog.get(&(call_id, tag)) else { return };
-        let Some(d) = self.calls.get(&key).and_then(|c| c.b_dialog.as_ref()) else { return };
+        let Some(&(key, side)) = self.by_dialog.get(&(call_id, tag)) else { return };
+        let Some(call) = self.calls.get(&key) else { return };
+        let Some(d) = (if side == Side::A { call.a_dialog.as_ref() } else { call.b_dialog.as_ref() }) else { return };
         let seq = r.cseq().map(|c| c.seq).unwrap_or(1);
         let ack = Output::Send { request: d.ack(seq, self.config.local), dest: d.dest, transport: d.transport };
         self.outputs.push_back(ack);

@@ -23,33 +23,42 @@ pub fn user_of(uri: &Uri) -> Option<String> {
 /// B-side port) unless the trunk bypasses media. Only the session description and what a
 /// callee needs to see cross; A's Via, Route, Record-Route and Call-ID stay on A's side.
 pub fn invite_to_b(a: &Request, target: &Target, local: SocketAddr, relay: Option<SocketAddr>) -> Request {
+    let hops = a.headers.get(&HeaderName::MaxForwards).and_then(|v| v.trim().parse::<u32>().ok()).unwrap_or(70);
+    let body = match relay {
+        Some(port) if !a.body.is_empty() => sdp::rewrite(&sdp::offer_both_g711(&a.body), port).unwrap_or_else(|_| a.body.clone()),
+        _ => a.body.clone(),
+    };
+    new_invite(target, local, hops.saturating_sub(1).min(70), body)
+}
+
+/// An INVITE opening a new dialog towards `target` (its own Call-ID, tag and CSeq), offering
+/// `body` (none: a late offer) and a session timer.
+pub fn new_invite(target: &Target, local: SocketAddr, max_forwards: u32, body: Vec<u8>) -> Request {
     let host = target.dest;
     let uri = Uri::parse(&format!("sip:{}@{host};user=phone", target.called))
         .or_else(|_| Uri::parse(&format!("sip:{host}")))
-        .unwrap_or_else(|_| a.uri.clone());
+        .unwrap_or_else(|_| Uri::Other(format!("sip:{host}")));
     let mut r = Request::new(holdfast_sip::message::Method::INVITE, uri);
     let h = &mut r.headers;
     h.add(HeaderName::Via, format!("SIP/2.0/{} {local};branch={};rport", target.transport, new_branch()));
-    let hops = a.headers.get(&HeaderName::MaxForwards).and_then(|v| v.trim().parse::<u32>().ok()).unwrap_or(70);
-    h.add(HeaderName::MaxForwards, hops.saturating_sub(1).min(70).to_string());
+    h.add(HeaderName::MaxForwards, max_forwards.to_string());
     h.add(HeaderName::From, format!("<sip:{}@{};user=phone>;tag={}", target.calling, local, new_tag()));
     h.add(HeaderName::To, format!("<sip:{}@{host};user=phone>", target.called));
     h.add(HeaderName::CallId, format!("{:016x}{:016x}@{}", rand::random::<u64>(), rand::random::<u64>(), local.ip()));
     h.add(HeaderName::CSeq, "1 INVITE");
     h.add(HeaderName::Contact, format!("<sip:mediation@{local}>"));
-    h.add(HeaderName::Allow, "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE");
+    h.add(HeaderName::Allow, ALLOW);
     h.add(HeaderName::Supported, "timer");
     h.add(HeaderName::SessionExpires, super::timers::SESSION_EXPIRES.to_string());
-    if !a.body.is_empty() {
-        let body = match relay {
-            Some(port) => sdp::rewrite(&sdp::offer_both_g711(&a.body), port).unwrap_or_else(|_| a.body.clone()),
-            None => a.body.clone(),
-        };
+    if !body.is_empty() {
         h.add(HeaderName::ContentType, "application/sdp");
         r.body = body;
     }
     r
 }
+
+/// The methods we take, for Allow.
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, REFER";
 
 /// A response to A's INVITE with our To tag (the same on every response: one dialog on A's
 /// side whichever trunk answers) and, for 18x/2xx, our Contact.

@@ -8,6 +8,7 @@ mod ack_wait;
 mod messages;
 mod session;
 mod timers;
+mod transfer;
 
 use crate::dialog::Dialog;
 use crate::q850;
@@ -78,6 +79,31 @@ struct Attempt {
     ring_until: Option<Instant>,
     /// Cancelled for ringing too long: the 487 moves the call on rather than ending it.
     no_answer: bool,
+    /// INVITEs sent again after a 422 (RFC 4028), bounded.
+    session_retries: u8,
+}
+
+impl Attempt {
+    fn new(client: TxId, invite: Request, target: Target, ring_until: Instant) -> Attempt {
+        Attempt {
+            client,
+            invite,
+            target,
+            provisional: false,
+            cancel_when_provisional: false,
+            ring_until: Some(ring_until),
+            no_answer: false,
+            session_retries: 0,
+        }
+    }
+
+    /// A provisional response came: a CANCEL that waited for one goes now.
+    fn provisional(&mut self, txns: &mut Transactions, now: Instant) {
+        self.provisional = true;
+        if self.cancel_when_provisional {
+            cancel(txns, self.client, now);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +132,16 @@ struct Call<Id> {
     /// RFC 4028 session timers of each dialog, when negotiated.
     a_timer: Option<timers::SessionTimer>,
     b_timer: Option<timers::SessionTimer>,
+    /// Our session refresh (UPDATE) in flight, and the side it went to.
+    refresh: Option<(TxId, Side)>,
+    /// The last SDP each side sent us, as it sent it (a transfer offers the transferee's).
+    sdp: [Vec<u8>; 2],
+    /// The branch user on either end, whose voice policy a transfer to a number falls under.
+    branch_user: Option<String>,
+    /// The side that was called (B, until a transfer puts its target on the referrer's side).
+    callee_side: Side,
+    /// A blind transfer (REFER) in progress.
+    transfer: Option<transfer::Transfer>,
     /// What A's offer said, for the relay, and its audio formats.
     a_media: Option<RemoteMedia>,
     a_formats: Vec<u8>,
@@ -114,6 +150,35 @@ struct Call<Id> {
     /// The last failure seen on a trunk, answered to A when no trunk is left.
     last_failure: Option<(u16, String, String)>,
     cdr: Cdr,
+}
+
+impl<Id> Call<Id> {
+    fn dialog(&mut self, side: Side) -> &mut Option<Dialog> {
+        match side {
+            Side::A => &mut self.a_dialog,
+            Side::B => &mut self.b_dialog,
+        }
+    }
+
+    fn timer(&mut self, side: Side) -> &mut Option<timers::SessionTimer> {
+        match side {
+            Side::A => &mut self.a_timer,
+            Side::B => &mut self.b_timer,
+        }
+    }
+
+    fn set_sdp(&mut self, side: Side, body: &[u8]) {
+        if !body.is_empty() {
+            self.sdp[ix(side)] = body.to_vec();
+        }
+    }
+}
+
+fn ix(side: Side) -> usize {
+    match side {
+        Side::A => 0,
+        Side::B => 1,
+    }
 }
 
 pub struct B2bua<M: Media> {
@@ -190,7 +255,7 @@ impl<M: Media> B2bua<M> {
             Method::INVITE => self.on_invite(txns, id, request, source, transport, now),
             Method::OPTIONS => {
                 let mut r = request.response(200);
-                r.headers.add(HeaderName::Allow, "INVITE, ACK, BYE, CANCEL, OPTIONS");
+                r.headers.add(HeaderName::Allow, messages::ALLOW);
                 respond(txns, id, r, now);
             }
             _ => respond(txns, id, request.response(405), now),
@@ -198,6 +263,9 @@ impl<M: Media> B2bua<M> {
     }
 
     fn on_invite(&mut self, txns: &mut Transactions, id: TxId, invite: Request, source: SocketAddr, transport: Protocol, now: Instant) {
+        if let Some(r) = timers::too_small(&invite) {
+            return respond(txns, id, r, now);
+        }
         let dialled = user_of(&invite.uri).unwrap_or_default();
         let caller = invite.from_header().ok().and_then(|f| user_of(&f.uri)).unwrap_or_default();
         let mut cdr = Cdr {
@@ -217,6 +285,8 @@ impl<M: Media> B2bua<M> {
             status: 0,
             q850: None,
             end_cause: String::new(),
+            referred_by: None,
+            transfer_of: None,
         };
         // The branch's calls come from the registrar's socket; anything else must be a trunk.
         let from_trunk = self.plan.trunk_from(source).map(|t| t.name.clone());
@@ -255,6 +325,12 @@ impl<M: Media> B2bua<M> {
                 return;
             }
         };
+        // A call from the branch is its caller's; a DID call is the called user's.
+        let branch_user = match targets.first() {
+            _ if cdr.direction == "outbound" => Some(caller.clone()),
+            Some(t) if t.trunk == "registrar" => Some(t.called.clone()),
+            _ => None,
+        };
         let a_media = sdp::remote_media(&invite.body).ok();
         let a_formats = sdp::audio_formats(&invite.body);
         let media = if a_media.is_some() && targets.iter().any(|t| !t.bypass) {
@@ -278,6 +354,7 @@ impl<M: Media> B2bua<M> {
         self.next_call += 1;
         let a_tag = new_tag();
         let call_id = cdr.call_id.clone();
+        let sdp = [invite.body.clone(), Vec::new()];
         self.by_dialog.insert((call_id, a_tag.clone()), (key, Side::A));
         self.by_server.insert(id, key);
         self.calls.insert(
@@ -298,6 +375,11 @@ impl<M: Media> B2bua<M> {
                 late_ack: None,
                 a_timer: None,
                 b_timer: None,
+                refresh: None,
+                sdp,
+                branch_user,
+                callee_side: Side::B,
+                transfer: None,
                 a_media,
                 a_formats,
                 state: State::Setup,
@@ -383,15 +465,7 @@ impl<M: Media> B2bua<M> {
                     call.cdr.callee_sent = target.called.clone();
                     call.cdr.caller_sent = target.calling.clone();
                     self.by_client.insert(client, key);
-                    call.attempt = Some(Attempt {
-                        client,
-                        invite,
-                        target,
-                        provisional: false,
-                        cancel_when_provisional: false,
-                        ring_until: Some(now + self.config.no_answer),
-                        no_answer: false,
-                    });
+                    call.attempt = Some(Attempt::new(client, invite, target, now + self.config.no_answer));
                     return;
                 }
                 Err(e) => {
@@ -418,13 +492,16 @@ impl<M: Media> B2bua<M> {
         call.cdr.status = status;
         call.cdr.q850 = Some(cause);
         call.cdr.end_cause = if call.cancelled { "cancelled by caller".into() } else { why.to_string() };
-        self.end(key, now);
+        self.end(txns, key, now);
     }
 
-    /// Forgets a call and writes its record.
-    fn end(&mut self, key: u64, now: Instant) {
+    /// Forgets a call and writes its record (and that of a transfer it was making).
+    fn end(&mut self, txns: &mut Transactions, key: u64, now: Instant) {
         let ended_at = self.wall(now);
         let Some(mut call) = self.calls.remove(&key) else { return };
+        if let Some(t) = call.transfer.take() {
+            self.abandon_transfer(txns, t, ended_at, now);
+        }
         self.by_server.remove(&call.server);
         self.by_dialog.retain(|_, (k, _)| *k != key);
         if let Some(a) = &call.attempt {
@@ -443,15 +520,21 @@ impl<M: Media> B2bua<M> {
         let call = self.calls.get(&key);
         let is_invite = call.and_then(|c| c.attempt.as_ref()).is_some_and(|a| a.client == event.id);
         let is_relayed = call.and_then(|c| c.relayed.as_ref()).is_some_and(|r| r.client() == event.id);
+        let is_transfer = call.and_then(|c| c.transfer.as_ref()?.attempt()).is_some_and(|a| a.client == event.id);
+        let refreshed = call.and_then(|c| c.refresh).filter(|(id, _)| *id == event.id).map(|(_, side)| side);
         match &event.event {
             TxEvent::Terminated => {
                 self.by_client.remove(&event.id);
             }
             e if is_relayed => self.relayed_event(txns, key, e, now),
-            // Our own in-dialog request towards B (a session refresh) found the dialog gone
-            // (RFC 5057): the call is over.
-            TxEvent::TimedOut(_) if !is_invite => self.lost_b(txns, key, now),
-            TxEvent::Response(r) if !is_invite && matches!(r.status, 408 | 481) => self.lost_b(txns, key, now),
+            e if is_transfer => self.transfer_event(txns, key, e, now),
+            // Our session refresh found the dialog gone (RFC 5057): the call is over. (NOTIFYs
+            // and BYEs may fail without harm.)
+            TxEvent::TimedOut(_) | TxEvent::Response(Response { status: 408 | 481, .. }) if refreshed.is_some() => {
+                if let Some(side) = refreshed {
+                    self.lost(txns, key, side, now);
+                }
+            }
             _ if !is_invite => {}
             TxEvent::Response(r) => self.b_response(txns, key, r.clone(), now),
             TxEvent::TimedOut(r) => self.b_failed(txns, key, r.status, "Request Timeout", "timeout", now),
@@ -462,13 +545,14 @@ impl<M: Media> B2bua<M> {
     }
 
     fn b_response(&mut self, txns: &mut Transactions, key: u64, mut r: Response, now: Instant) {
-        // A gateway's 5xx that carries the callee's own cause (busy, no such number...) is the
-        // callee's answer, not the trunk's failure: the status the cause maps to (RFC 3398)
-        // goes to the caller and no other trunk is tried.
-        if (500..600).contains(&r.status) {
-            if let Some(mapped) = q850::cause_in(&r.headers).map(q850::status_for_cause).filter(|s| *s < 500) {
-                r.status = mapped;
-                r.reason = holdfast_sip::message::reason_phrase(mapped).to_string();
+        callee_cause(&mut r);
+        if r.status == 422 {
+            let call = self.calls.get_mut(&key).filter(|c| !c.cancelled);
+            let retried = call.and_then(|c| c.attempt.as_mut()).and_then(|a| a.retry_422(txns, &r, now));
+            if let Some((old, new)) = retried {
+                self.by_client.remove(&old);
+                self.by_client.insert(new, key);
+                return;
             }
         }
         let Some(call) = self.calls.get_mut(&key) else { return };
@@ -514,7 +598,7 @@ impl<M: Media> B2bua<M> {
                 call.cdr.q850 = Some(cause);
                 call.cdr.end_cause =
                     if call.cancelled { "cancelled by caller".into() } else { format!("trunk {trunk}: {} {}", r.status, r.reason) };
-                self.end(key, now);
+                self.end(txns, key, now);
             }
         }
     }
@@ -526,6 +610,7 @@ impl<M: Media> B2bua<M> {
         if r.body.is_empty() {
             return None;
         }
+        call.set_sdp(Side::B, &r.body);
         let bypass = call.attempt.as_ref().is_some_and(|a| a.target.bypass);
         match (call.media, bypass) {
             (Some((id, a_port, _)), false) => {
@@ -566,7 +651,7 @@ impl<M: Media> B2bua<M> {
             send_in_dialog(txns, &mut self.by_client, key, bye, &b, now);
             call.cdr.status = 487;
             call.cdr.end_cause = "cancelled by caller".into();
-            return self.end(key, now);
+            return self.end(txns, key, now);
         }
         self.by_dialog.insert((b.call_id.clone(), b.local_tag.clone()), (key, Side::B));
         call.b_dialog = Some(b);
@@ -603,9 +688,10 @@ impl<M: Media> B2bua<M> {
         self.next_target(txns, key, now);
     }
 
-    fn lost_b(&mut self, txns: &mut Transactions, key: u64, now: Instant) {
+    /// Side `gone`'s dialog is gone: BYE to the other side.
+    fn lost(&mut self, txns: &mut Transactions, key: u64, gone: Side, now: Instant) {
         if self.calls.get(&key).is_some_and(|c| c.state == State::Answered) {
-            self.hang_up(txns, key, Side::A, now);
+            self.hang_up(txns, key, gone.other(), now);
         }
     }
 
@@ -633,6 +719,7 @@ impl<M: Media> B2bua<M> {
             return respond(txns, id, request.response(481), now);
         };
         match request.method {
+            Method::BYE if self.referrer_leaves(key, side) => respond(txns, id, request.response(200), now),
             Method::BYE => {
                 respond(txns, id, request.response(200), now);
                 let local = self.config.local;
@@ -660,16 +747,17 @@ impl<M: Media> B2bua<M> {
                     call.cdr.status = 487;
                 }
                 call.cdr.q850 = Some(q850::cause_in(&request.headers).unwrap_or(16));
-                call.cdr.end_cause = match side {
-                    Side::A => "BYE from caller".into(),
-                    Side::B => "BYE from callee".into(),
-                };
-                self.end(key, now);
+                call.cdr.end_cause =
+                    if side == call.callee_side { "BYE from callee".into() } else { "BYE from caller".into() };
+                self.end(txns, key, now);
             }
             _ if matches!(request.method.as_str(), "INFO" | "OPTIONS") => respond(txns, id, request.response(200), now),
+            _ if request.method.as_str() == "REFER" => self.on_refer(txns, key, side, id, request, now),
             _ if request.method == Method::INVITE || request.method.as_str() == "UPDATE" => {
                 let answered = self.calls.get(&key).is_some_and(|c| c.state == State::Answered);
-                if answered {
+                if let Some(r) = timers::too_small(&request) {
+                    respond(txns, id, r, now);
+                } else if answered {
                     self.session_refreshed(key, side, now);
                     self.relay_offer(txns, key, side, id, request, now);
                 } else {
@@ -702,13 +790,14 @@ impl<M: Media> B2bua<M> {
             }
             call.cdr.q850 = Some(102);
             call.cdr.end_cause = "media timeout".into();
-            self.end(key, now);
+            self.end(txns, key, now);
         }
     }
 
     /// The earliest no-answer deadline.
     pub fn next_timeout(&self) -> Option<Instant> {
-        let ringing = self.calls.values().filter_map(|c| c.attempt.as_ref()?.ring_until);
+        let ringing = self.calls.values().flat_map(|c| [c.attempt.as_ref(), c.transfer.as_ref().and_then(|t| t.attempt())]);
+        let ringing = ringing.flatten().filter_map(|a| a.ring_until);
         let unacked = self.calls.values().filter_map(|c| Some(c.unacked.as_ref()?.deadline()));
         let sessions = self.calls.values().flat_map(|c| [c.a_timer, c.b_timer]).flatten().map(|t| t.at());
         ringing.chain(unacked).chain(sessions).min()
@@ -720,8 +809,11 @@ impl<M: Media> B2bua<M> {
         self.retransmit_due(txns, now);
         self.session_timers_due(txns, now);
         for call in self.calls.values_mut() {
-            let Some(a) = call.attempt.as_mut() else { continue };
-            if a.ring_until.is_some_and(|t| t <= now) {
+            let transfer = call.transfer.as_mut().and_then(|t| t.attempt_mut());
+            for a in [call.attempt.as_mut(), transfer].into_iter().flatten() {
+                if !a.ring_until.is_some_and(|t| t <= now) {
+                    continue;
+                }
                 a.ring_until = None;
                 a.no_answer = true;
                 if a.provisional {
@@ -730,6 +822,18 @@ impl<M: Media> B2bua<M> {
                     a.cancel_when_provisional = true;
                 }
             }
+        }
+    }
+}
+
+/// A gateway's 5xx that carries the callee's own cause (busy, no such number...) is the
+/// callee's answer, not the trunk's failure: it becomes the status the cause maps to (RFC 3398),
+/// which goes to the caller, and no other trunk is tried.
+fn callee_cause(r: &mut Response) {
+    if (500..600).contains(&r.status) {
+        if let Some(mapped) = q850::cause_in(&r.headers).map(q850::status_for_cause).filter(|s| *s < 500) {
+            r.status = mapped;
+            r.reason = holdfast_sip::message::reason_phrase(mapped).to_string();
         }
     }
 }

@@ -10,13 +10,14 @@ use std::time::Instant;
 /// A mid-call request waiting for the other side's answer.
 #[derive(Debug)]
 pub(super) struct Relayed {
-    /// Its server transaction on the side that sent it.
-    server: TxId,
-    from: Side,
-    request: Request,
+    /// Its server transaction on the side that sent it; none for our own offer (the
+    /// transferee re-INVITEd towards a transfer's target), whose answer stays here.
+    pub(super) server: Option<TxId>,
+    pub(super) from: Side,
+    pub(super) request: Request,
     /// Our client transaction on the other side, and its CSeq.
-    client: TxId,
-    seq: u32,
+    pub(super) client: TxId,
+    pub(super) seq: u32,
 }
 
 impl Relayed {
@@ -29,7 +30,8 @@ impl<M: Media> B2bua<M> {
     /// The SDP for side `to` of a body side `from` sent: `from`'s media noted for the relay, the
     /// audio pointed at the relay port `to` sends to.
     fn mid_call_sdp(&mut self, key: u64, from: Side, body: &[u8]) -> Vec<u8> {
-        let Some(call) = self.calls.get(&key) else { return body.to_vec() };
+        let Some(call) = self.calls.get_mut(&key) else { return body.to_vec() };
+        call.set_sdp(from, body);
         let Some((id, a_port, b_port)) = call.media else { return body.to_vec() };
         if body.is_empty() {
             return Vec::new();
@@ -70,7 +72,7 @@ impl<M: Media> B2bua<M> {
         match txns.send_request(out, dest, transport, now) {
             Ok(client) => {
                 self.by_client.insert(client, key);
-                call.relayed = Some(Relayed { server: id, from, request, client, seq });
+                call.relayed = Some(Relayed { server: Some(id), from, request, client, seq });
             }
             Err(e) => {
                 log::debug!("mid-call {} not relayed: {e}", request.method);
@@ -110,7 +112,9 @@ impl<M: Media> B2bua<M> {
             out.headers.add(HeaderName::ContentType, "application/sdp");
             out.body = body;
         }
-        respond(txns, relayed.server, out, now);
+        if let Some(server) = relayed.server {
+            respond(txns, server, out, now);
+        }
         // A 481 or 408 to a mid-call request ends the dialog (RFC 5057): end the call.
         if matches!(response.status, 408 | 481) {
             self.hang_up(txns, key, relayed.from, now);
@@ -130,6 +134,6 @@ impl<M: Media> B2bua<M> {
         if call.cdr.end_cause.is_empty() {
             call.cdr.end_cause = "dialog lost on a mid-call request".into();
         }
-        self.end(key, now);
+        self.end(txns, key, now);
     }
 }

@@ -118,11 +118,18 @@ impl<'m> Rig<'m> {
         self.sent.iter().filter_map(|t| if let Transmit::Response { response, .. } = t { Some(response.clone()) } else { None }).collect()
     }
 
-    fn answer(&mut self, req: &Request, status: u16, sdp: Option<&str>) {
-        self.answer_with(req, status, sdp, None);
+    fn answer(&mut self, req: &Request, status: u16, sdp: Option<&str>) -> Response {
+        self.answer_with(req, status, sdp, None)
     }
 
-    fn answer_with(&mut self, req: &Request, status: u16, sdp: Option<&str>, reason: Option<&str>) {
+    /// A request from the outside (in a dialog), handed to the B2BUA.
+    fn request(&mut self, r: Request, source: &str) {
+        let Ok(Inbound::Request { id, request }) = self.txns.on_request(r, Protocol::Udp, self.now) else { panic!() };
+        self.b2bua.on_request(&mut self.txns, id, request, source.parse().unwrap(), Protocol::Udp, self.now);
+        self.pump();
+    }
+
+    fn answer_with(&mut self, req: &Request, status: u16, sdp: Option<&str>, reason: Option<&str>) -> Response {
         let mut r = req.response(status);
         if let Some(reason) = reason {
             let name = if reason.starts_with("Q.850") { HeaderName::Reason } else { HeaderName::SessionExpires };
@@ -135,8 +142,9 @@ impl<'m> Rig<'m> {
             r.headers.add(HeaderName::ContentType, "application/sdp");
             r.body = sdp.as_bytes().to_vec();
         }
-        assert!(self.txns.on_response(r, self.now).is_none());
+        assert!(self.txns.on_response(r.clone(), self.now).is_none());
         self.pump();
+        r
     }
 }
 
@@ -501,4 +509,223 @@ fn from_caller(method: Method, seq: u32, call_id: &str, answer: &Response, branc
     r.headers.add(HeaderName::CallId, call_id);
     r.headers.add(HeaderName::CSeq, format!("{seq} {method}"));
     r
+}
+
+/// A request from the far end of a dialog we opened with `invite`, answered by `answer`.
+fn from_callee(method: Method, seq: u32, invite: &Request, answer: &Response, branch: &str) -> Request {
+    let mut r = Request::new(method.clone(), Uri::parse("sip:mediation@127.0.0.1:5070").unwrap());
+    r.headers.add(HeaderName::Via, format!("SIP/2.0/UDP 127.0.0.1:5082;branch={branch}"));
+    r.headers.add(HeaderName::From, answer.headers.get(&HeaderName::To).unwrap());
+    r.headers.add(HeaderName::To, invite.headers.get(&HeaderName::From).unwrap());
+    r.headers.add(HeaderName::CallId, invite.call_id().unwrap());
+    r.headers.add(HeaderName::CSeq, format!("{seq} {method}"));
+    r
+}
+
+const SDP_C: &str = "v=0\r\no=- 9 9 IN IP4 203.0.113.5\r\ns=-\r\nc=IN IP4 203.0.113.5\r\nt=0 0\r\nm=audio 7000 RTP/AVP 8\r\n";
+
+/// A call from 3012 to 2125550100 answered by carrier-a and acknowledged: our 200 to the caller
+/// and carrier-a's INVITE and 200.
+fn answered_call(rig: &mut Rig) -> (Response, Request, Response) {
+    rig.invite_from_branch("3012", "2125550100");
+    let b = rig.requests_to("127.0.0.1:5080", &Method::INVITE).remove(0);
+    let b_ok = rig.answer(&b, 200, Some(SDP_B));
+    let ok = rig.responses().into_iter().find(|r| r.status == 200).unwrap();
+    rig.b2bua.on_ack(&from_caller(Method::ACK, 1, "a-2125550100", &ok, "z9hG4bK-ack"));
+    (ok, b, b_ok)
+}
+
+fn refer(mut r: Request, target: &str) -> Request {
+    r.headers.add(HeaderName::ReferTo, format!("<sip:{target}@branch.local>"));
+    r.headers.add(HeaderName::Contact, "<sip:3012@192.0.2.9:5062>");
+    r
+}
+
+/// The NOTIFYs sent to `dest`: (sipfrag status line, Subscription-State).
+fn notifies(rig: &Rig, dest: &str) -> Vec<(String, String)> {
+    rig.requests_to(dest, &Method::parse("NOTIFY"))
+        .iter()
+        .map(|n| {
+            assert_eq!(n.headers.get(&HeaderName::ContentType), Some("message/sipfrag;version=2.0"));
+            assert!(n.headers.get(&HeaderName::Event).unwrap().starts_with("refer"));
+            let state = n.headers.get(&HeaderName::Other("Subscription-State".into())).unwrap().to_string();
+            (String::from_utf8(n.body.clone()).unwrap().trim_end().to_string(), state)
+        })
+        .collect()
+}
+
+#[test]
+fn a_branch_phone_transfers_the_carrier_to_a_number() {
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut rig = Rig::new(&mut media, &[]);
+    let (ok, b, b_ok) = answered_call(&mut rig);
+    rig.request(refer(from_caller(Method::parse("REFER"), 2, "a-2125550100", &ok, "z9hG4bK-refer"), "2125550199"), REGISTRAR);
+    assert!(rig.responses().iter().any(|r| r.status == 202 && r.cseq().unwrap().method.as_str() == "REFER"));
+    assert_eq!(notifies(&rig, REGISTRAR), vec![("SIP/2.0 100 Trying".to_string(), "active;expires=60".to_string())]);
+
+    // The target is called through the national route (carrier-a first), offered the
+    // transferee's SDP on the referrer's side of the relay.
+    let invites = rig.requests_to("127.0.0.1:5080", &Method::INVITE);
+    assert_eq!(invites.len(), 2);
+    let c = invites[1].clone();
+    assert_eq!(c.uri.to_string(), "sip:12125550199@127.0.0.1:5080;user=phone");
+    assert_ne!(c.call_id().unwrap(), b.call_id().unwrap());
+    let offer = String::from_utf8(c.body.clone()).unwrap();
+    assert!(offer.contains("m=audio 30000 ") && offer.contains("c=IN IP4 127.0.0.1") && !offer.contains("198.51.100.7"), "{offer}");
+
+    let c_ok = rig.answer(&c, 200, Some(SDP_C));
+    assert!(rig.acks.iter().any(|(ack, _)| ack.call_id().unwrap() == c.call_id().unwrap()), "the target's 2xx is acknowledged");
+    let n = notifies(&rig, REGISTRAR);
+    assert_eq!(n[1], ("SIP/2.0 200 OK".to_string(), "terminated;reason=noresource".to_string()));
+    let bye_a = rig.requests_to(REGISTRAR, &Method::BYE);
+    assert_eq!(bye_a.len(), 1, "the referrer's leg ends");
+    assert_eq!(bye_a[0].call_id().unwrap(), "a-2125550100");
+    // The transferee is re-INVITEd in its own dialog towards the target's media, via the relay.
+    let reinvite = rig.requests_to("127.0.0.1:5082", &Method::INVITE);
+    assert_eq!(reinvite.len(), 1);
+    assert_eq!(reinvite[0].call_id().unwrap(), b.call_id().unwrap());
+    assert_eq!(reinvite[0].cseq().unwrap().seq, 2);
+    let reoffer = String::from_utf8(reinvite[0].body.clone()).unwrap();
+    assert!(reoffer.contains("m=audio 30002 ") && !reoffer.contains("203.0.113.5"), "{reoffer}");
+    rig.answer(&reinvite[0], 200, Some(SDP_B));
+    assert!(rig.acks.iter().any(|(ack, _)| ack.cseq().unwrap().to_string() == "2 ACK"));
+
+    // The first call's record ends with the transfer.
+    assert_eq!(rig.cdrs.len(), 1);
+    assert_eq!(rig.cdrs[0].end_cause, "transferred to 2125550199 by 3012");
+    assert_eq!(rig.cdrs[0].callee, "+12125550100");
+    assert_eq!(rig.b2bua.len(), 1);
+
+    // The target hangs up: BYE to the transferee, and the transfer's record.
+    rig.now += Duration::from_secs(3);
+    rig.request(from_callee(Method::BYE, 1, &c, &c_ok, "z9hG4bK-cbye"), "127.0.0.1:5080");
+    let byes = rig.requests_to("127.0.0.1:5082", &Method::BYE);
+    assert_eq!(byes.len(), 1);
+    assert_eq!(byes[0].call_id().unwrap(), b.call_id().unwrap());
+    assert!(rig.b2bua.is_empty());
+    let t = &rig.cdrs[1];
+    assert_eq!((t.callee_dialled.as_str(), t.callee.as_str(), t.trunk.as_str()), ("2125550199", "+12125550199", "carrier-a"));
+    assert_eq!((t.referred_by.as_deref(), t.transfer_of.as_deref()), (Some("3012"), Some("a-2125550100")));
+    assert_eq!((t.status, t.end_cause.as_str(), t.call_id.as_str()), (200, "BYE from callee", c.call_id().unwrap()));
+    assert_eq!(t.ended_at - t.answered_at.unwrap(), 3000);
+    drop(rig);
+    assert!(media.remotes.contains(&(Side::A, "203.0.113.5:7000".parse().unwrap())), "the target on the referrer's side");
+    let _ = b_ok;
+}
+
+#[test]
+fn a_transfer_to_a_number_the_user_may_not_call_is_refused_403() {
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut rig = Rig::new(&mut media, &[]);
+    let (ok, ..) = answered_call(&mut rig);
+    rig.request(refer(from_caller(Method::parse("REFER"), 2, "a-2125550100", &ok, "z9hG4bK-refer"), "011442079460000"), REGISTRAR);
+    let r = rig.responses().into_iter().find(|r| r.cseq().unwrap().method.as_str() == "REFER").unwrap();
+    assert_eq!(r.status, 403);
+    assert_eq!(rig.requests_to("127.0.0.1:5080", &Method::INVITE).len(), 1, "no call to the target");
+    assert!(notifies(&rig, REGISTRAR).is_empty());
+    assert_eq!(rig.b2bua.len(), 1, "the call goes on");
+    assert_eq!((rig.cdrs[0].status, rig.cdrs[0].referred_by.as_deref()), (403, Some("3012")));
+    assert_eq!(rig.cdrs[0].callee, "+442079460000");
+}
+
+#[test]
+fn a_failed_transfer_fails_over_then_is_notified_and_the_call_goes_on() {
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut rig = Rig::new(&mut media, &[]);
+    let (ok, ..) = answered_call(&mut rig);
+    rig.request(refer(from_caller(Method::parse("REFER"), 2, "a-2125550100", &ok, "z9hG4bK-refer"), "2125550199"), REGISTRAR);
+    let c = rig.requests_to("127.0.0.1:5080", &Method::INVITE).remove(1);
+    rig.answer(&c, 503, None);
+    let c2 = rig.requests_to("127.0.0.1:5082", &Method::INVITE);
+    assert_eq!(c2.len(), 1, "503 moves the transfer to carrier-b");
+    rig.answer(&c2[0], 486, None);
+    let n = notifies(&rig, REGISTRAR);
+    assert_eq!(n.last().unwrap(), &("SIP/2.0 486 Busy Here".to_string(), "terminated;reason=noresource".to_string()));
+    assert!(rig.requests_to(REGISTRAR, &Method::BYE).is_empty());
+    assert_eq!(rig.b2bua.len(), 1, "the call goes on");
+    let t = &rig.cdrs[0];
+    assert_eq!((t.status, t.failovers, t.trunk.as_str(), t.q850), (486, 1, "carrier-b", Some(17)));
+}
+
+#[test]
+fn the_carrier_transfers_the_branch_phone_and_hangs_up_before_the_target_answers() {
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut rig = Rig::new(&mut media, &[]);
+    let (ok, b, b_ok) = answered_call(&mut rig);
+    let mut r = refer(from_callee(Method::parse("REFER"), 1, &b, &b_ok, "z9hG4bK-crefer"), "2125550199");
+    r.headers.add(HeaderName::Other("Refer-Sub".into()), "false");
+    rig.request(r, "127.0.0.1:5082");
+    let accepted = rig.responses().into_iter().find(|r| r.cseq().unwrap().method.as_str() == "REFER").unwrap();
+    assert_eq!(accepted.status, 202);
+    assert_eq!(accepted.headers.get(&HeaderName::Other("Refer-Sub".into())), Some("false"));
+    rig.request(from_callee(Method::BYE, 2, &b, &b_ok, "z9hG4bK-cbye"), "127.0.0.1:5082");
+    assert!(rig.requests_to(REGISTRAR, &Method::BYE).is_empty(), "the phone stays for the target");
+    assert_eq!(rig.b2bua.len(), 1);
+
+    // The target (the call's own policy: 3012's) answers; the phone is re-INVITEd towards it.
+    let c = rig.requests_to("127.0.0.1:5080", &Method::INVITE).remove(1);
+    let offer = String::from_utf8(c.body.clone()).unwrap();
+    assert!(offer.contains("m=audio 30002 "), "the referrer's side of the relay: {offer}");
+    rig.answer(&c, 200, Some(SDP_C));
+    assert!(rig.sent.iter().all(|t| !matches!(t, Transmit::Request { request, .. } if request.method.as_str() == "NOTIFY")));
+    let reinvite = rig.requests_to(REGISTRAR, &Method::INVITE);
+    assert_eq!(reinvite.len(), 1);
+    assert_eq!(reinvite[0].call_id().unwrap(), "a-2125550100");
+    assert!(String::from_utf8(reinvite[0].body.clone()).unwrap().contains("m=audio 30000 "));
+    assert_eq!(rig.cdrs[0].end_cause, "transferred to 2125550199 by 12125550100");
+
+    // The phone hangs up: BYE to the target.
+    rig.request(from_caller(Method::BYE, 2, "a-2125550100", &ok, "z9hG4bK-abye"), REGISTRAR);
+    let byes = rig.requests_to("127.0.0.1:5082", &Method::BYE);
+    assert_eq!(byes.len(), 1);
+    assert_eq!(byes[0].call_id().unwrap(), c.call_id().unwrap());
+    assert_eq!(rig.cdrs[1].end_cause, "BYE from caller");
+    assert!(rig.b2bua.is_empty());
+}
+
+#[test]
+fn session_intervals_below_min_se_are_refused_422_and_a_carrier_s_422_is_retried() {
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut rig = Rig::new(&mut media, &[]);
+    let mut invite = Request::new(Method::INVITE, Uri::parse("sip:2125550100@127.0.0.1:5070;user=phone").unwrap());
+    invite.headers.add(HeaderName::Via, format!("SIP/2.0/UDP {REGISTRAR};branch=z9hG4bK-se"));
+    invite.headers.add(HeaderName::From, "<sip:3012@branch.local>;tag=caller");
+    invite.headers.add(HeaderName::To, "<sip:2125550100@branch.local>");
+    invite.headers.add(HeaderName::CallId, "se");
+    invite.headers.add(HeaderName::CSeq, "1 INVITE");
+    invite.headers.add(HeaderName::SessionExpires, "60");
+    invite.body = SDP_A.as_bytes().to_vec();
+    rig.request(invite, REGISTRAR);
+    let r = rig.responses().into_iter().find(|r| r.status >= 200).unwrap();
+    assert_eq!((r.status, r.headers.get(&HeaderName::MinSe)), (422, Some("90")));
+    assert!(rig.requests_to("127.0.0.1:5080", &Method::INVITE).is_empty());
+    assert!(rig.cdrs.is_empty(), "a 422 is no call");
+
+    rig.invite_from_branch("3012", "2125550100");
+    let first = rig.requests_to("127.0.0.1:5080", &Method::INVITE).remove(0);
+    let mut too_small = first.response(422);
+    too_small.headers.add(HeaderName::MinSe, "1900");
+    assert!(rig.txns.on_response(too_small, rig.now).is_none());
+    rig.pump();
+    let again = rig.requests_to("127.0.0.1:5080", &Method::INVITE);
+    assert_eq!(again.len(), 2, "the same trunk, asked again");
+    assert_eq!(again[1].call_id().unwrap(), first.call_id().unwrap());
+    assert_eq!(again[1].cseq().unwrap().seq, 2);
+    assert_eq!(again[1].headers.get(&HeaderName::SessionExpires), Some("1900"));
+    assert_eq!(again[1].headers.get(&HeaderName::MinSe), Some("1900"));
+    assert_ne!(again[1].top_via().unwrap().branch(), first.top_via().unwrap().branch());
+    assert!(rig.requests_to("127.0.0.1:5082", &Method::INVITE).is_empty(), "a 422 is no trunk failure");
+    rig.answer_with(&again[1], 200, Some(SDP_B), Some("1900;refresher=uac"));
+    assert_eq!(rig.acks[0].0.cseq().unwrap().to_string(), "2 ACK");
+    assert!(rig.responses().iter().any(|r| r.status == 200));
+    // A second 422 asking for no more than was sent is final.
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut rig = Rig::new(&mut media, &[]);
+    rig.invite_from_branch("3012", "2125550100");
+    let first = rig.requests_to("127.0.0.1:5080", &Method::INVITE).remove(0);
+    let mut same = first.response(422);
+    same.headers.add(HeaderName::MinSe, "1800");
+    assert!(rig.txns.on_response(same, rig.now).is_none());
+    rig.pump();
+    assert_eq!(rig.requests_to("127.0.0.1:5080", &Method::INVITE).len(), 1);
 }

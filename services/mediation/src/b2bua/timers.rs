@@ -2,17 +2,19 @@
 //! when media is bypassed. On B we offer `SESSION_EXPIRES` and refresh with UPDATE when the
 //! answer makes us the refresher; on A the caller refreshes when it asked for a timer. A side
 //! that does not refresh in time loses the call: BYE both ways.
-use super::{send_in_dialog, B2bua, Media};
+use super::{send_in_dialog, Attempt, B2bua, Media};
 use crate::q850;
 use holdfast_media::Side;
-use holdfast_sip::message::{HeaderName, Headers, Method};
-use holdfast_sip::transaction::Transactions;
+use holdfast_sip::message::{HeaderName, Headers, Method, Request, Response};
+use holdfast_sip::transaction::{new_branch, Transactions, TxId};
 use std::time::{Duration, Instant};
 
 /// What we offer the B side, in seconds (RFC 4028's recommended 1800).
 pub(super) const SESSION_EXPIRES: u32 = 1800;
-/// The smallest interval we accept (RFC 4028 Min-SE floor).
-const MIN_SE: u32 = 90;
+/// The smallest interval we accept (RFC 4028 Min-SE floor): below it an INVITE gets 422.
+pub(super) const MIN_SE: u32 = 90;
+/// INVITEs sent again after a 422, per trunk attempt: each must ask for more than the last.
+const MAX_422_RETRIES: u8 = 2;
 
 #[derive(Debug, Clone, Copy)]
 pub(super) struct SessionTimer {
@@ -61,6 +63,56 @@ pub(super) fn session_expires(headers: &Headers) -> Option<(u32, Option<String>)
     Some((secs, refresher))
 }
 
+/// The 422 for an INVITE whose Session-Expires is below our Min-SE (RFC 4028 §8.1), or None.
+pub(super) fn too_small(invite: &Request) -> Option<Response> {
+    let (secs, _) = session_expires(&invite.headers)?;
+    if secs >= MIN_SE {
+        return None;
+    }
+    let mut r = invite.response(422);
+    r.headers.add(HeaderName::MinSe, MIN_SE.to_string());
+    Some(r)
+}
+
+/// `Min-SE: 1800` (parameters ignored).
+fn min_se(headers: &Headers) -> Option<u32> {
+    headers.get(&HeaderName::MinSe)?.split(';').next()?.trim().parse().ok()
+}
+
+impl Attempt {
+    /// A 422 from the far side (RFC 4028 §7.4): the INVITE again, with its Min-SE as our
+    /// Session-Expires and Min-SE, the next CSeq and a new branch. Returns the old and new
+    /// client transactions, or None when the 422 is final (no larger Min-SE, retries spent).
+    pub(super) fn retry_422(&mut self, txns: &mut Transactions, r: &Response, now: Instant) -> Option<(TxId, TxId)> {
+        let wanted = min_se(&r.headers)?;
+        let asked = session_expires(&self.invite.headers).map_or(0, |(s, _)| s);
+        if wanted <= asked || self.session_retries >= MAX_422_RETRIES {
+            return None;
+        }
+        let mut invite = self.invite.clone();
+        let seq = invite.cseq().ok()?.seq + 1;
+        let via = invite.headers.get(&HeaderName::Via)?;
+        let sent_by = via.split(';').next()?.to_string();
+        invite.headers.set(HeaderName::Via, format!("{sent_by};branch={};rport", new_branch()));
+        invite.headers.set(HeaderName::CSeq, format!("{seq} INVITE"));
+        invite.headers.set(HeaderName::SessionExpires, wanted.to_string());
+        invite.headers.set(HeaderName::MinSe, wanted.to_string());
+        let client = match txns.send_request(invite.clone(), self.target.dest, self.target.transport, now) {
+            Ok(id) => id,
+            Err(e) => {
+                log::debug!("INVITE after 422 not sent: {e}");
+                return None;
+            }
+        };
+        log::info!("trunk {}: 422, INVITE again with Session-Expires {wanted}", self.target.trunk);
+        let old = std::mem::replace(&mut self.client, client);
+        self.invite = invite;
+        self.session_retries += 1;
+        self.provisional = false;
+        Some((old, client))
+    }
+}
+
 /// The timer of the A dialog: A asked for one in its INVITE; A (the UAC) refreshes.
 pub(super) fn a_timer(invite: &Headers, now: Instant) -> Option<SessionTimer> {
     session_expires(invite).map(|(secs, _)| SessionTimer::new(secs, false, now))
@@ -77,23 +129,27 @@ impl<M: Media> B2bua<M> {
         let local = self.config.local;
         let mut expired = Vec::new();
         for (key, call) in self.calls.iter_mut() {
-            if call.a_timer.is_some_and(|t| t.at <= now) {
-                expired.push(*key);
-                continue;
-            }
-            let Some(t) = call.b_timer.as_mut().filter(|t| t.at <= now) else { continue };
-            if !t.we_refresh {
-                expired.push(*key);
-                continue;
-            }
-            t.refreshed(now);
-            let secs = t.interval.as_secs();
-            if let Some(d) = call.b_dialog.as_mut() {
+            for side in [Side::A, Side::B] {
+                let Some(mut t) = call.timer(side).filter(|t| t.at <= now) else { continue };
+                if !t.we_refresh {
+                    expired.push(*key);
+                    break;
+                }
+                t.refreshed(now);
+                *call.timer(side) = Some(t);
+                let secs = t.interval.as_secs();
+                let Some(d) = call.dialog(side).as_mut() else { continue };
                 let mut update = d.request(Method::parse("UPDATE"), local);
                 update.headers.add(HeaderName::Supported, "timer");
+                // We are the UAC of the dialogs we refresh.
                 update.headers.add(HeaderName::SessionExpires, format!("{secs};refresher=uac"));
-                let d = d.clone();
-                send_in_dialog(txns, &mut self.by_client, *key, update, &d, now);
+                match txns.send_request(update, d.dest, d.transport, now) {
+                    Ok(id) => {
+                        self.by_client.insert(id, *key);
+                        call.refresh = Some((id, side));
+                    }
+                    Err(e) => log::debug!("session refresh not sent: {e}"),
+                }
             }
         }
         for key in expired {
@@ -107,7 +163,7 @@ impl<M: Media> B2bua<M> {
             }
             call.cdr.q850 = Some(102);
             call.cdr.end_cause = "session timer expired".into();
-            self.end(key, now);
+            self.end(txns, key, now);
         }
     }
 

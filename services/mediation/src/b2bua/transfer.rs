@@ -1,0 +1,375 @@
+//! Blind transfer toward the PSTN (RFC 3515 REFER): either party of an answered call may refer
+//! the other (the transferee) to a number. The new call goes out through the same
+//! normalization, voice policy and routes as a branch call, under the policy of the call's
+//! branch user (toll-fraud guard: a refused number is answered 403 to the REFER itself). The
+//! referrer hears how it goes by NOTIFY (message/sipfrag); once the target answers it takes the
+//! referrer's place (its dialog slot and its side of the relay), the transferee is re-INVITEd
+//! towards it and the referrer's dialog ends. The transfer has its own call record.
+use super::messages::{new_invite, user_of};
+use super::session::Relayed;
+use super::{cancel, respond, send_in_dialog, timers, Attempt, B2bua, Media, Output, State, Target};
+use crate::dialog::Dialog;
+use crate::q850;
+use crate::sdp;
+use holdfast_media::Side;
+use holdfast_sip::message::{HeaderName, Method, NameAddr, Request, Response, Uri};
+use holdfast_sip::transaction::{Transactions, TxEvent, TxId};
+use holdfast_store::Cdr;
+use std::collections::VecDeque;
+use std::time::Instant;
+
+#[derive(Debug)]
+pub(super) struct Transfer {
+    referrer: Side,
+    /// The REFER's CSeq: the id of its implicit subscription (RFC 3515 §2.4.6).
+    event_id: u32,
+    /// False when the REFER said `Refer-Sub: false` (RFC 4488): no NOTIFYs.
+    notify: bool,
+    targets: VecDeque<Target>,
+    attempt: Option<Attempt>,
+    last_failure: Option<(u16, String, String)>,
+    cdr: Cdr,
+}
+
+impl Transfer {
+    pub(super) fn attempt(&self) -> Option<&Attempt> {
+        self.attempt.as_ref()
+    }
+
+    pub(super) fn attempt_mut(&mut self) -> Option<&mut Attempt> {
+        self.attempt.as_mut()
+    }
+}
+
+/// The number a REFER's Refer-To names, or the status refusing it.
+fn refer_target(refer: &Request) -> Result<String, (u16, &'static str)> {
+    let value = refer.headers.get(&HeaderName::ReferTo).ok_or((400, "Bad Request (no Refer-To)"))?;
+    let uri = NameAddr::parse(value).map(|n| n.uri).map_err(|_| (400, "Bad Request (Refer-To)"))?;
+    if let Uri::Sip(sip) = &uri {
+        if sip.headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("replaces")) {
+            return Err((501, "Not Implemented (attended transfer)"));
+        }
+    }
+    user_of(&uri).filter(|u| !u.is_empty()).ok_or((400, "Bad Request (Refer-To names no number)"))
+}
+
+/// The transferee's last SDP offered to the target: sendrecv again (the referrer usually held
+/// the transferee first), pointed at `relay` unless media bypasses the relay.
+fn offer_for_target(transferee: &[u8], relay: Option<std::net::SocketAddr>) -> Vec<u8> {
+    let body = sdp::sendrecv(transferee);
+    match relay {
+        Some(port) => sdp::rewrite(&sdp::offer_both_g711(&body), port).unwrap_or(body),
+        None => body,
+    }
+}
+
+impl<M: Media> B2bua<M> {
+    /// A REFER from side `referrer` of call `key`, in server transaction `id`.
+    pub(super) fn on_refer(&mut self, txns: &mut Transactions, key: u64, referrer: Side, id: TxId, refer: Request, now: Instant) {
+        let wall = self.wall(now);
+        let Some(call) = self.calls.get(&key) else { return };
+        if call.state != State::Answered || call.transfer.is_some() {
+            return respond(txns, id, refer.response(491), now);
+        }
+        let number = match refer_target(&refer) {
+            Ok(n) => n,
+            Err((status, reason)) => {
+                let mut r = refer.response(status);
+                r.reason = reason.into();
+                return respond(txns, id, r, now);
+            }
+        };
+        let Some(user) = call.branch_user.clone() else {
+            let mut r = refer.response(403);
+            r.reason = "Forbidden (no branch user to answer for the transfer)".into();
+            return respond(txns, id, r, now);
+        };
+        if call.sdp[super::ix(referrer.other())].is_empty() {
+            return respond(txns, id, refer.response(488), now);
+        }
+        let by = refer.from_header().ok().and_then(|f| user_of(&f.uri)).unwrap_or_default();
+        let mut cdr = Cdr {
+            call_id: call.cdr.call_id.clone(),
+            direction: "outbound".into(),
+            setup_at: wall,
+            answered_at: None,
+            ended_at: 0,
+            caller: user.clone(),
+            callee_dialled: number.clone(),
+            callee: String::new(),
+            callee_sent: String::new(),
+            caller_sent: String::new(),
+            route: String::new(),
+            trunk: String::new(),
+            failovers: 0,
+            status: 0,
+            q850: None,
+            end_cause: String::new(),
+            referred_by: Some(by),
+            transfer_of: Some(call.cdr.call_id.clone()),
+        };
+        let targets = match self.outbound_targets(&user, &number, &mut cdr) {
+            Ok(t) => t,
+            Err(refusal) => {
+                log::info!("call {}: transfer to {number} refused: {}", cdr.call_id, refusal.reason);
+                let mut r = refer.response(refusal.status);
+                r.reason = refusal.reason.clone();
+                let cause = q850::cause_for_status(refusal.status);
+                r.headers.add(HeaderName::Reason, q850::reason_value(cause, &refusal.reason));
+                respond(txns, id, r, now);
+                cdr.status = refusal.status;
+                cdr.q850 = Some(cause);
+                cdr.end_cause = format!("transfer refused: {}", refusal.reason);
+                cdr.ended_at = cdr.setup_at;
+                self.outputs.push_back(Output::Cdr(cdr));
+                return;
+            }
+        };
+        let notify = !refer.headers.get(&HeaderName::Other("Refer-Sub".into())).is_some_and(|v| v.trim().eq_ignore_ascii_case("false"));
+        let mut accepted = refer.response(202);
+        if !notify {
+            accepted.headers.add(HeaderName::Other("Refer-Sub".into()), "false");
+        }
+        respond(txns, id, accepted, now);
+        let event_id = refer.cseq().map(|c| c.seq).unwrap_or(1);
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.transfer = Some(Transfer { referrer, event_id, notify, targets: targets.into(), attempt: None, last_failure: None, cdr });
+        }
+        self.notify(txns, key, "SIP/2.0 100 Trying", false, now);
+        self.transfer_next(txns, key, now);
+    }
+
+    /// Tells the referrer how its transfer goes: `sipfrag` is a status line; `last` ends the
+    /// implicit subscription.
+    fn notify(&mut self, txns: &mut Transactions, key: u64, sipfrag: &str, last: bool, now: Instant) {
+        let local = self.config.local;
+        let Some(call) = self.calls.get_mut(&key) else { return };
+        let Some(t) = call.transfer.as_ref().filter(|t| t.notify) else { return };
+        let (referrer, event_id) = (t.referrer, t.event_id);
+        let Some(d) = call.dialog(referrer).as_mut() else { return };
+        let mut n = d.request(Method::parse("NOTIFY"), local);
+        n.headers.add(HeaderName::Contact, format!("<sip:mediation@{local}>"));
+        n.headers.add(HeaderName::Event, format!("refer;id={event_id}"));
+        let state = if last { "terminated;reason=noresource" } else { "active;expires=60" };
+        n.headers.add(HeaderName::Other("Subscription-State".into()), state);
+        n.headers.add(HeaderName::ContentType, "message/sipfrag;version=2.0");
+        n.body = format!("{sipfrag}\r\n").into_bytes();
+        let d = d.clone();
+        send_in_dialog(txns, &mut self.by_client, key, n, &d, now);
+    }
+
+    /// Calls the transfer's next live target, or fails the transfer when none is left.
+    fn transfer_next(&mut self, txns: &mut Transactions, key: u64, now: Instant) {
+        let local = self.config.local;
+        let Some(call) = self.calls.get_mut(&key) else { return };
+        let Some(t) = call.transfer.as_mut() else { return };
+        let transferee = t.referrer.other();
+        let relay = call.media.map(|(_, a, b)| if t.referrer == Side::A { a } else { b });
+        let offer = offer_for_target(&call.sdp[super::ix(transferee)], relay);
+        while let Some(target) = t.targets.pop_front() {
+            if self.dead.contains(&target.trunk) {
+                t.cdr.failovers += 1;
+                t.last_failure.get_or_insert((503, "Service Unavailable".into(), format!("trunk {} dead", target.trunk)));
+                continue;
+            }
+            let invite = new_invite(&target, local, 70, offer.clone());
+            match txns.send_request(invite.clone(), target.dest, target.transport, now) {
+                Ok(client) => {
+                    t.cdr.call_id = invite.call_id().unwrap_or_default().to_string();
+                    t.cdr.trunk = target.trunk.clone();
+                    t.cdr.callee_sent = target.called.clone();
+                    t.cdr.caller_sent = target.calling.clone();
+                    self.by_client.insert(client, key);
+                    t.attempt = Some(Attempt::new(client, invite, target, now + self.config.no_answer));
+                    return;
+                }
+                Err(e) => {
+                    log::warn!("call {}: transfer INVITE to {} not sent: {e}", call.cdr.call_id, target.trunk);
+                    t.cdr.failovers += 1;
+                }
+            }
+        }
+        t.attempt = None;
+        let (status, reason, why) = t.last_failure.clone().unwrap_or((503, "Service Unavailable".into(), "no trunk available".into()));
+        self.transfer_failed(txns, key, status, &reason, None, &why, now);
+    }
+
+    /// An event of the transfer's INVITE.
+    pub(super) fn transfer_event(&mut self, txns: &mut Transactions, key: u64, event: &TxEvent, now: Instant) {
+        match event {
+            TxEvent::Response(r) => self.transfer_response(txns, key, r.clone(), now),
+            TxEvent::TimedOut(r) => self.transfer_trunk_failed(txns, key, r.status, "Request Timeout", "timeout", now),
+            TxEvent::TransportError => self.transfer_trunk_failed(txns, key, 503, "Service Unavailable", "transport error", now),
+            _ => {}
+        }
+    }
+
+    fn transfer_response(&mut self, txns: &mut Transactions, key: u64, mut r: Response, now: Instant) {
+        super::callee_cause(&mut r);
+        if r.status == 422 {
+            let retried = self.calls.get_mut(&key).and_then(|c| c.transfer.as_mut()?.attempt.as_mut()).and_then(|a| a.retry_422(txns, &r, now));
+            if let Some((old, new)) = retried {
+                self.by_client.remove(&old);
+                self.by_client.insert(new, key);
+                return;
+            }
+        }
+        let Some(attempt) = self.calls.get_mut(&key).and_then(|c| c.transfer.as_mut()?.attempt.as_mut()) else { return };
+        match r.status {
+            100..=199 => attempt.provisional(txns, now),
+            200..=299 => self.transfer_answered(txns, key, r, now),
+            408 | 500..=599 => {
+                let reason = r.reason.clone();
+                self.transfer_trunk_failed(txns, key, r.status, &reason, "failed", now)
+            }
+            487 if attempt.no_answer => self.transfer_trunk_failed(txns, key, 480, "Temporarily Unavailable", "no answer", now),
+            _ => {
+                let cause = q850::cause_in(&r.headers).unwrap_or_else(|| q850::cause_for_status(r.status));
+                let why = format!("trunk {}: {} {}", attempt.target.trunk, r.status, r.reason);
+                self.transfer_failed(txns, key, r.status, &r.reason, Some(cause), &why, now);
+            }
+        }
+    }
+
+    /// The target's trunk failed: the next one.
+    fn transfer_trunk_failed(&mut self, txns: &mut Transactions, key: u64, status: u16, reason: &str, what: &str, now: Instant) {
+        let Some(t) = self.calls.get_mut(&key).and_then(|c| c.transfer.as_mut()) else { return };
+        let Some(attempt) = t.attempt.take() else { return };
+        self.by_client.remove(&attempt.client);
+        t.last_failure = Some((status, reason.to_string(), format!("trunk {}: {status} {reason}", attempt.target.trunk)));
+        if !t.targets.is_empty() {
+            t.cdr.failovers += 1;
+        }
+        log::info!("transfer {}: trunk {} {what} ({status}), trying the next", t.cdr.call_id, attempt.target.trunk);
+        self.transfer_next(txns, key, now);
+    }
+
+    /// The transfer failed: the referrer hears it and the call goes on, unless the referrer has
+    /// left already, when the transferee is hung up.
+    #[allow(clippy::too_many_arguments)]
+    fn transfer_failed(&mut self, txns: &mut Transactions, key: u64, status: u16, reason: &str, cause: Option<u8>, why: &str, now: Instant) {
+        self.notify(txns, key, &format!("SIP/2.0 {status} {reason}"), true, now);
+        let wall = self.wall(now);
+        let Some(call) = self.calls.get_mut(&key) else { return };
+        let Some(mut t) = call.transfer.take() else { return };
+        if let Some(a) = t.attempt.take() {
+            self.by_client.remove(&a.client);
+        }
+        t.cdr.status = status;
+        t.cdr.q850 = Some(cause.unwrap_or_else(|| q850::cause_for_status(status)));
+        t.cdr.end_cause = why.to_string();
+        t.cdr.ended_at = wall;
+        log::info!("call {}: transfer to {} failed: {why}", call.cdr.call_id, t.cdr.callee_dialled);
+        let referrer_left = call.dialog(t.referrer).is_none();
+        self.outputs.push_back(Output::Cdr(t.cdr));
+        if referrer_left {
+            call.cdr.end_cause = "transfer failed after the referrer left".into();
+            self.hang_up(txns, key, t.referrer.other(), now);
+        }
+    }
+
+    /// The target answered: it takes the referrer's place.
+    fn transfer_answered(&mut self, txns: &mut Transactions, key: u64, r: Response, now: Instant) {
+        let local = self.config.local;
+        let wall = self.wall(now);
+        let Some(attempt) = self.calls.get_mut(&key).and_then(|c| c.transfer.as_mut()?.attempt.take()) else { return };
+        let Some(target) = Dialog::as_uac(&attempt.invite, &r, attempt.target.dest, attempt.target.transport) else {
+            log::warn!("transfer: 2xx without a usable To/Contact");
+            return self.transfer_failed(txns, key, 502, "Bad Gateway", None, "target's 2xx unusable", now);
+        };
+        let seq = attempt.invite.cseq().map(|c| c.seq).unwrap_or(1);
+        self.outputs.push_back(Output::Send { request: target.ack(seq, local), dest: target.dest, transport: target.transport });
+        self.notify(txns, key, &format!("SIP/2.0 {} {}", r.status, r.reason), true, now);
+        let Some(call) = self.calls.get_mut(&key) else { return };
+        let Some(t) = call.transfer.take() else { return };
+        let (referrer, transferee) = (t.referrer, t.referrer.other());
+        // The referrer's dialog ends; the target's takes its slot.
+        if let Some(mut d) = call.dialog(referrer).take() {
+            let mut bye = d.request(Method::BYE, local);
+            bye.headers.add(HeaderName::Reason, q850::reason_value(16, "call transferred"));
+            send_in_dialog(txns, &mut self.by_client, key, bye, &d, now);
+            self.by_dialog.remove(&(d.call_id, d.local_tag));
+        }
+        self.by_dialog.insert((target.call_id.clone(), target.local_tag.clone()), (key, referrer));
+        *call.dialog(referrer) = Some(target);
+        *call.timer(referrer) = timers::b_timer(&r.headers, now);
+        call.callee_side = referrer;
+        if referrer == Side::A {
+            call.unacked = None;
+        }
+        call.set_sdp(referrer, &r.body);
+        // The target's media on the referrer's side of the relay; the transferee is offered
+        // the target's answer (on its own relay port, or end to end when media bypasses).
+        let offer = match call.media {
+            Some((id, a_port, b_port)) => {
+                if let Ok(remote) = sdp::remote_media(&r.body) {
+                    self.media.set_remote(id, referrer, remote);
+                }
+                let port = if transferee == Side::A { a_port } else { b_port };
+                let body = sdp::sendrecv(&r.body);
+                sdp::rewrite(&sdp::offer_both_g711(&body), port).unwrap_or(body)
+            }
+            None => sdp::sendrecv(&r.body),
+        };
+        if call.relayed.is_none() {
+            if let Some(d) = call.dialog(transferee).as_mut() {
+                let mut reinvite = d.request(Method::INVITE, local);
+                reinvite.headers.add(HeaderName::Contact, format!("<sip:mediation@{local}>"));
+                if !offer.is_empty() {
+                    reinvite.headers.add(HeaderName::ContentType, "application/sdp");
+                    reinvite.body = offer;
+                }
+                let seq = d.local_cseq;
+                match txns.send_request(reinvite.clone(), d.dest, d.transport, now) {
+                    Ok(client) => {
+                        self.by_client.insert(client, key);
+                        call.relayed = Some(Relayed { server: None, from: referrer, request: reinvite, client, seq });
+                    }
+                    Err(e) => log::warn!("call {}: transferee not re-INVITEd: {e}", call.cdr.call_id),
+                }
+            }
+        } else {
+            log::warn!("call {}: an offer is in progress; the transferee keeps its media as negotiated", call.cdr.call_id);
+        }
+        let mut record = t.cdr;
+        record.answered_at = Some(wall);
+        record.status = r.status;
+        let mut before = std::mem::replace(&mut call.cdr, record);
+        before.ended_at = wall;
+        before.q850 = Some(16);
+        before.end_cause = format!(
+            "transferred to {} by {}",
+            call.cdr.callee_dialled,
+            call.cdr.referred_by.as_deref().unwrap_or_default()
+        );
+        log::info!("call {}: transferred to {} ({})", before.call_id, call.cdr.callee, call.cdr.call_id);
+        self.outputs.push_back(Output::Cdr(before));
+    }
+
+    /// The referrer hung up during its transfer: the transferee stays for the target. True when
+    /// that is what a BYE from `side` means.
+    pub(super) fn referrer_leaves(&mut self, key: u64, side: Side) -> bool {
+        let Some(call) = self.calls.get_mut(&key) else { return false };
+        if !call.transfer.as_ref().is_some_and(|t| t.referrer == side) {
+            return false;
+        }
+        if let Some(d) = call.dialog(side).take() {
+            self.by_dialog.remove(&(d.call_id, d.local_tag));
+        }
+        *call.timer(side) = None;
+        true
+    }
+
+    /// The call ended with its transfer in progress: the target is cancelled, the record kept.
+    pub(super) fn abandon_transfer(&mut self, txns: &mut Transactions, mut t: Transfer, wall: i64, now: Instant) {
+        if let Some(a) = t.attempt.take() {
+            cancel(txns, a.client, now);
+            self.by_client.remove(&a.client);
+        }
+        t.cdr.status = 487;
+        t.cdr.q850 = Some(q850::cause_for_status(487));
+        t.cdr.end_cause = "the call ended before the transfer completed".into();
+        t.cdr.ended_at = wall;
+        self.outputs.push_back(Output::Cdr(t.cdr));
+    }
+}
