@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::dahdi::Law;
 use crate::q921::Side;
+use crate::q931::dialplan::DialPlan;
 use crate::q931::ie::Layer1;
 use crate::q931::Layout;
 
@@ -59,6 +60,10 @@ pub struct Gateway {
     /// sba-mediation's SIP address, where PSTN calls are sent.
     #[serde(default = "default_mediation")]
     pub mediation: SocketAddr,
+    /// Patterns of complete called numbers (q931/dialplan.rs). Empty: every SETUP is complete;
+    /// otherwise a SETUP without sending complete is collected by overlap receiving.
+    #[serde(default)]
+    pub dial_plan: Vec<String>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -98,6 +103,11 @@ impl Gateway {
         }
     }
 
+    /// The parsed dial plan; `parse` has checked it.
+    pub fn dial_plan(&self) -> DialPlan {
+        DialPlan::parse(&self.dial_plan).unwrap_or_default()
+    }
+
     pub fn layer1(&self) -> Layer1 {
         match self.law_name() {
             LawName::Alaw => Layer1::Alaw,
@@ -120,6 +130,14 @@ pub fn parse(text: &str, file: &str) -> Result<Gateway, ConfigError> {
             line: config::line_of(text, "gateway", "span").unwrap_or(0),
             key: "gateway.span".to_owned(),
             message: format!("{} is not a DAHDI span number (1 and up)", g.span),
+        });
+    }
+    if let Err(e) = DialPlan::parse(&g.dial_plan) {
+        return Err(ConfigError::Key {
+            file: file.to_owned(),
+            line: config::line_of(text, "gateway", "dial_plan").unwrap_or(0),
+            key: "gateway.dial_plan".to_owned(),
+            message: e.to_string(),
         });
     }
     Ok(g)
@@ -166,6 +184,18 @@ mod tests {
         }
         let err = parse("[gateway]\nspan = 1\nside = \"user\"\nspantype = \"t1\"\nbogus = 1\n", "sba.toml").unwrap_err();
         assert!(err.to_string().contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn dial_plan_is_checked_and_empty_by_default() {
+        assert!(parse(DEFAULT, "default").unwrap().dial_plan().is_empty());
+        let text = "[gateway]\nspan = 1\nside = \"user\"\nspantype = \"t1\"\ndial_plan = [\"2XXX\", \"0Z.\"]\n";
+        assert_eq!(parse(text, "t").unwrap().dial_plan().check("2000"), crate::q931::dialplan::Completeness::Complete);
+        let text = "[gateway]\nspan = 1\nside = \"user\"\nspantype = \"t1\"\ndial_plan = [\"2X.X\"]\n";
+        match parse(text, "sba.toml") {
+            Err(ConfigError::Key { line, key, .. }) => assert_eq!((line, key.as_str()), (5, "gateway.dial_plan")),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -59,7 +59,8 @@ async fn run(gateway: Gateway) -> Result<()> {
         });
     }
     let (side, layout, layer1) = (gateway.side(), gateway.layout(), gateway.layer1());
-    let pri = Pri::new(side, layout, layer1);
+    let mut pri = Pri::new(side, layout, layer1);
+    pri.set_dial_plan(gateway.dial_plan());
     let edge = Edge::bind(EdgeConfig { listen: gateway.listen, mediation: gateway.mediation, layout, law: gateway.law() })
         .await
         .context("binding the SIP and RTP sockets")?;

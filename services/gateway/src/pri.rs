@@ -8,7 +8,7 @@ use log::{debug, info, warn};
 
 use crate::alarms::Alarms;
 use crate::q921::{self, Link, LinkEvent, Side};
-use crate::q931::{cause, ie::Layer1, CallError, CallEvent, CallId, Layout, Message, Outgoing, Stack};
+use crate::q931::{cause, dialplan::DialPlan, ie::Layer1, CallError, CallEvent, CallId, Layout, Message, Outgoing, Stack};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PriEvent {
@@ -34,6 +34,11 @@ impl Pri {
             reported_in_service: false,
             events: VecDeque::new(),
         }
+    }
+
+    /// The plan deciding when an overlap-dialled called number is complete.
+    pub fn set_dial_plan(&mut self, plan: DialPlan) {
+        self.stack.set_dial_plan(plan);
     }
 
     pub fn side(&self) -> Side {
@@ -138,9 +143,9 @@ impl Pri {
             while let Some(event) = self.link.poll_event() {
                 busy = true;
                 match event {
-                    LinkEvent::Established => {}
+                    LinkEvent::Established => self.stack.link_restored(),
                     LinkEvent::Released => {
-                        self.stack.link_down(cause::NETWORK_OUT_OF_ORDER);
+                        self.stack.link_failed(now);
                         if self.alarms.in_service() {
                             // A PRI keeps its D-channel up: try again, paced by T200.
                             self.link.establish(now);

@@ -133,15 +133,20 @@ fn peer_binary() -> &'static PathBuf {
 
 fn build_peer() -> PathBuf {
     let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/gateway/pri-peer/pri_peer.c");
-    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pri-peer");
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let out = dir.join("pri-peer");
+    // nextest runs each test in its own process: each builds its own copy and renames it into
+    // place, so none overwrites a binary another is running ("Text file busy").
+    let built = dir.join(format!("pri-peer.{}", std::process::id()));
     let status = std::process::Command::new("cc")
         .args(["-Wall", "-O1", "-o"])
-        .arg(&out)
+        .arg(&built)
         .arg(&source)
         .arg("-lpri")
         .status()
         .expect("cc runs (install gcc)");
     assert!(status.success(), "building pri-peer failed: is libpri-dev installed?");
+    std::fs::rename(&built, &out).expect("pri-peer moved into place");
     out
 }
 

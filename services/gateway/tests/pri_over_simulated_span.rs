@@ -250,6 +250,7 @@ async fn red_alarm_clears_calls_and_takes_the_trunk_out_of_service() {
     let (mut user, mut net, line) = trunks(Layout::T1).await;
     let (out, incoming, _) = connected_call(&mut user, &mut net, "112").await;
     line.set_alarms(Alarms::RED);
+    // The active call is kept for T309 (6 s), in case the link returns, then cleared.
     for (trunk, call) in [(&mut user, out), (&mut net, incoming)] {
         let mut seen = Vec::new();
         for _ in 0..2 {
@@ -258,7 +259,7 @@ async fn red_alarm_clears_calls_and_takes_the_trunk_out_of_service() {
         assert!(seen.contains(&TrunkEvent::Pri(PriEvent::InService(false))), "{seen:?}");
         assert!(
             seen.iter().any(|e| matches!(e, TrunkEvent::Pri(PriEvent::Call(CallEvent::Cleared { call: c, cause: k }))
-                if *c == call && k.value == cause::NETWORK_OUT_OF_ORDER)),
+                if *c == call && k.value == cause::DESTINATION_OUT_OF_ORDER)),
             "{seen:?}"
         );
         let status = trunk.status().await.unwrap();

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Instant;
 
-use super::ie::Cause;
+use super::ie::{Cause, PartyNumber};
 use super::message::{CallRef, Message};
 use super::timer::CallTimer;
 use crate::q921::Side;
@@ -11,6 +11,11 @@ use crate::q921::Side;
 /// Our handle on a call, stable while the call reference may change (a glare retry).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CallId(pub u32);
+
+impl CallId {
+    /// Holds a B-channel out of service while it is being restarted (no call has this id).
+    pub const MAINTENANCE: CallId = CallId(0);
+}
 
 impl fmt::Display for CallId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -26,6 +31,8 @@ pub enum CallState {
     OutgoingProceeding,
     OutgoingDelivered,
     IncomingProceeding,
+    /// SETUP ACKNOWLEDGE sent: collecting the called number from INFORMATION messages.
+    OverlapReceiving,
     IncomingReceived,
     ConnectRequest,
     Active,
@@ -46,6 +53,8 @@ impl CallState {
             (Side::User, CallState::IncomingReceived) => 7,
             (Side::User, CallState::ConnectRequest) => 8,
             (Side::User, CallState::IncomingProceeding) => 9,
+            (Side::User, CallState::OverlapReceiving) => 25,
+            (Side::Network, CallState::OverlapReceiving) => 2,
             (Side::User, CallState::DisconnectRequest) => 11,
             (Side::Network, CallState::OutgoingInitiated) => 6,
             (Side::Network, CallState::OutgoingProceeding) => 9,
@@ -73,6 +82,9 @@ pub struct Call {
     pub expiries: u8,
     /// Cause to put in a RELEASE after T305.
     pub cause: Option<Cause>,
+    /// The numbers of an incoming call, kept while its called number is being collected.
+    pub called: Option<PartyNumber>,
+    pub calling: Option<PartyNumber>,
     /// Our SETUP, kept for T303 retransmission and a retry on another channel.
     pub setup: Option<Message>,
     pub retries: u8,

@@ -7,6 +7,7 @@ pub const USER_BUSY: u8 = 17;
 pub const NO_USER_RESPONDING: u8 = 18;
 pub const NO_ANSWER: u8 = 19;
 pub const CALL_REJECTED: u8 = 21;
+pub const DESTINATION_OUT_OF_ORDER: u8 = 27;
 pub const NORMAL_UNSPECIFIED: u8 = 31;
 pub const INVALID_NUMBER_FORMAT: u8 = 28;
 pub const NO_CIRCUIT_AVAILABLE: u8 = 34;

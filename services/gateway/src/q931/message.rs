@@ -20,6 +20,7 @@ pub enum MessageType {
     RestartAck,
     Status,
     StatusEnquiry,
+    Information,
     Unknown(u8),
 }
 
@@ -39,6 +40,7 @@ impl MessageType {
             MessageType::RestartAck => 0x4E,
             MessageType::ReleaseComplete => 0x5A,
             MessageType::StatusEnquiry => 0x75,
+            MessageType::Information => 0x7B,
             MessageType::Status => 0x7D,
             MessageType::Unknown(c) => c,
         }
@@ -59,6 +61,7 @@ impl MessageType {
             0x4E => MessageType::RestartAck,
             0x5A => MessageType::ReleaseComplete,
             0x75 => MessageType::StatusEnquiry,
+            0x7B => MessageType::Information,
             0x7D => MessageType::Status,
             other => MessageType::Unknown(other),
         }
@@ -178,6 +181,10 @@ impl Message {
             Ie::CallState(s) => Some(*s),
             _ => None,
         })
+    }
+
+    pub fn sending_complete(&self) -> bool {
+        self.ies.iter().any(|ie| matches!(ie, Ie::SendingComplete))
     }
 
     pub fn has_bearer_capability(&self) -> bool {

@@ -5,6 +5,7 @@ mod call;
 pub mod cause;
 pub mod cause_sip;
 mod channels;
+pub mod dialplan;
 pub mod ie;
 mod message;
 mod stack;
@@ -14,7 +15,7 @@ pub use call::{CallId, CallState};
 pub use channels::{ChannelError, ChannelPool, Hunt, Layout};
 pub use message::{CallRef, DecodeError, Message, MessageType};
 pub use stack::{CallError, CallEvent, Outgoing, Stack};
-pub use timer::CallTimer;
+pub use timer::{CallTimer, RESTART_ATTEMPTS, T316};
 
 #[cfg(test)]
 mod tests;

@@ -9,9 +9,10 @@ use log::{debug, info, warn};
 use super::call::{Call, CallId, CallState};
 use super::cause;
 use super::channels::{ChannelPool, Hunt, Layout};
+use super::dialplan::{Completeness, DialPlan};
 use super::ie::{BearerCapability, Cause, ChannelId, ChannelSelection, Ie, Layer1, PartyNumber, RestartClass};
 use super::message::{CallRef, Message, MessageType};
-use super::timer::CallTimer;
+use super::timer::{CallTimer, RESTART_ATTEMPTS, T316};
 use crate::q921::Side;
 
 /// A call to place on the span.
@@ -53,6 +54,10 @@ pub struct Stack {
     next_cr: u16,
     out: VecDeque<Message>,
     events: VecDeque<CallEvent>,
+    /// Decides when an overlap-dialled number is complete; empty: every SETUP is.
+    dial_plan: DialPlan,
+    /// B-channels we sent RESTART for: T316's expiry and the RESTARTs sent so far.
+    restarts: BTreeMap<u8, (Instant, u8)>,
 }
 
 impl Stack {
@@ -67,7 +72,15 @@ impl Stack {
             next_cr: 1,
             out: VecDeque::new(),
             events: VecDeque::new(),
+            dial_plan: DialPlan::default(),
+            restarts: BTreeMap::new(),
         }
+    }
+
+    /// Incoming SETUPs without sending complete are collected (overlap receiving) until the
+    /// number is complete by this plan.
+    pub fn set_dial_plan(&mut self, plan: DialPlan) {
+        self.dial_plan = plan;
     }
 
     pub fn side(&self) -> Side {
@@ -95,7 +108,8 @@ impl Stack {
     }
 
     pub fn next_timeout(&self) -> Option<Instant> {
-        self.calls.values().filter_map(|c| c.timer.map(|(_, at)| at)).min()
+        let calls = self.calls.values().filter_map(|c| c.timer.map(|(_, at)| at));
+        calls.chain(self.restarts.values().map(|(at, _)| *at)).min()
     }
 
     fn hunt(&self) -> Hunt {
@@ -107,7 +121,7 @@ impl Stack {
 
     fn new_call(&mut self, cr: u16, originated_locally: bool, state: CallState) -> CallId {
         let id = CallId(self.next_id);
-        self.next_id = self.next_id.wrapping_add(1);
+        self.next_id = self.next_id.checked_add(1).unwrap_or(1);
         self.by_cr.insert((cr, originated_locally), id);
         self.calls.insert(
             id,
@@ -120,6 +134,8 @@ impl Stack {
                 timer: None,
                 expiries: 0,
                 cause: None,
+                called: None,
+                calling: None,
                 setup: None,
                 retries: 0,
                 finished: false,
@@ -218,6 +234,12 @@ impl Stack {
         if matches!(call.state, CallState::Null | CallState::DisconnectRequest | CallState::ReleaseRequest) {
             return Ok(());
         }
+        if matches!(call.timer, Some((CallTimer::T309, _))) {
+            // No data link to clear it over: the far end's own T309 clears its side.
+            info!("q931: {id} cleared locally while the data link is down");
+            self.forget(id);
+            return Ok(());
+        }
         let cause = Cause { location: 0, value: cause_value, diagnostic: Vec::new() };
         let msg = Message::new(call.call_ref(), MessageType::Disconnect).with(Ie::Cause(cause.clone()));
         call.cause = Some(cause);
@@ -228,16 +250,54 @@ impl Stack {
         Ok(())
     }
 
-    /// Layer 2 is gone (span alarm, link failure): every call ends locally (§5.8.9).
-    pub fn link_down(&mut self, cause_value: u8) {
+    /// Layer 2 is gone (span alarm, link failure, §5.8.9): active calls are kept for T309 in
+    /// case the link comes back; every other call ends locally.
+    pub fn link_failed(&mut self, now: Instant) {
         let ids: Vec<CallId> = self.calls.keys().copied().collect();
         for id in ids {
-            self.finish(id, Cause::new(cause_value));
-            self.forget(id);
+            let Some(call) = self.calls.get_mut(&id) else { continue };
+            if call.state == CallState::Active {
+                if !matches!(call.timer, Some((CallTimer::T309, _))) {
+                    info!("q931: {id} active, kept for T309 while the data link is down");
+                    call.start(CallTimer::T309, now);
+                }
+            } else {
+                self.finish(id, Cause::new(cause::NETWORK_OUT_OF_ORDER));
+                self.forget(id);
+            }
+        }
+    }
+
+    /// Layer 2 is back: calls kept by T309 go on, and the far end hears their state (§5.8.9).
+    pub fn link_restored(&mut self) {
+        let kept: Vec<CallId> = self
+            .calls
+            .values()
+            .filter(|c| matches!(c.timer, Some((CallTimer::T309, _))))
+            .map(|c| c.id)
+            .collect();
+        for id in kept {
+            if let Some(call) = self.calls.get_mut(&id) {
+                call.stop_timer();
+            }
+            info!("q931: {id} survived the data link failure");
+            self.send_status(id, cause::NORMAL_UNSPECIFIED);
         }
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        let restarts: Vec<(u8, u8)> =
+            self.restarts.iter().filter(|(_, (at, _))| *at <= now).map(|(n, (_, sent))| (*n, *sent)).collect();
+        for (channel, sent) in restarts {
+            if sent < RESTART_ATTEMPTS {
+                debug!("q931: T316 expired for B-channel {channel}, RESTART again");
+                self.send_restart(channel, sent + 1, now);
+            } else {
+                // §5.5.1: no more calls on it; left to maintenance (a RESTART from the far end frees it).
+                warn!("q931: B-channel {channel} never acknowledged {sent} RESTARTs, left out of service");
+                self.restarts.remove(&channel);
+            }
+        }
         let due: Vec<(CallId, CallTimer)> = self
             .calls
             .values()
@@ -253,6 +313,20 @@ impl Stack {
             let first = call.expiries == 1;
             debug!("q931: {id} {timer:?} expired");
             match timer {
+                CallTimer::T302 => {
+                    let digits = call.called.as_ref().map(|c| c.digits.clone()).unwrap_or_default();
+                    if self.dial_plan.complete_on_timeout(&digits) {
+                        self.overlap_complete(id);
+                    } else {
+                        info!("q931: {id} number {digits:?} incomplete when T302 ran out");
+                        let _ = self.hangup(id, cause::INVALID_NUMBER_FORMAT, now);
+                    }
+                }
+                CallTimer::T309 => {
+                    warn!("q931: {id} cleared: the data link did not come back within T309");
+                    self.finish(id, Cause::new(cause::DESTINATION_OUT_OF_ORDER));
+                    self.forget(id);
+                }
                 CallTimer::T303 if first => {
                     if let Some(setup) = call.setup.clone() {
                         call.restart(CallTimer::T303, now);
@@ -282,9 +356,17 @@ impl Stack {
                     self.out.push_back(release);
                 }
                 CallTimer::T308 => {
-                    warn!("q931: {id} no RELEASE COMPLETE after two RELEASEs, freeing it");
+                    // §5.3.4.3: the call reference is freed and the B-channel restarted, out of
+                    // service until the far end acknowledges.
+                    warn!("q931: {id} no RELEASE COMPLETE after two RELEASEs, restarting its channel");
+                    let channel = call.channel;
                     self.finish(id, Cause::new(cause::RECOVERY_ON_TIMER_EXPIRY));
                     self.forget(id);
+                    if let Some(n) = channel {
+                        if self.pool.reserve(n, CallId::MAINTENANCE).is_ok() {
+                            self.send_restart(n, 1, now);
+                        }
+                    }
                 }
             }
         }
@@ -298,7 +380,7 @@ impl Stack {
         // The flag is set by the side that did not allocate the reference: then it is ours.
         let key = (msg.call_ref.value, msg.call_ref.to_originator);
         let Some(&id) = self.by_cr.get(&key) else {
-            self.handle_unknown_cr(msg);
+            self.handle_unknown_cr(msg, now);
             return;
         };
         let Some(state) = self.calls.get(&id).map(|c| c.state) else { return };
@@ -333,6 +415,9 @@ impl Stack {
             // The network may acknowledge its own CONNECT's answer; harmless once active.
             (MessageType::ConnectAck, CallState::Active) => {}
             (MessageType::Progress | MessageType::SetupAck, s) if s != CallState::ReleaseRequest => {}
+            (MessageType::Information, CallState::OverlapReceiving) => self.more_digits(id, &msg, now),
+            // Outside overlap receiving INFORMATION carries nothing this stack acts on.
+            (MessageType::Information, _) => {}
             (MessageType::Disconnect, CallState::ReleaseRequest) => {}
             (MessageType::Disconnect, _) => {
                 let cause = msg.cause().cloned().unwrap_or_else(|| Cause::new(cause::NORMAL_UNSPECIFIED));
@@ -378,10 +463,10 @@ impl Stack {
         }
     }
 
-    fn handle_unknown_cr(&mut self, msg: Message) {
+    fn handle_unknown_cr(&mut self, msg: Message, now: Instant) {
         let reply_ref = CallRef { value: msg.call_ref.value, to_originator: !msg.call_ref.to_originator };
         match msg.kind {
-            MessageType::Setup if !msg.call_ref.to_originator => self.incoming_setup(msg),
+            MessageType::Setup if !msg.call_ref.to_originator => self.incoming_setup(msg, now),
             MessageType::ReleaseComplete => {}
             MessageType::StatusEnquiry => self.out.push_back(
                 Message::new(reply_ref, MessageType::Status)
@@ -400,7 +485,7 @@ impl Stack {
         }
     }
 
-    fn incoming_setup(&mut self, msg: Message) {
+    fn incoming_setup(&mut self, msg: Message, now: Instant) {
         let reply_ref = CallRef { value: msg.call_ref.value, to_originator: true };
         let refuse = |stack: &mut Stack, value: u8| {
             info!("q931: refusing SETUP cr {} with cause {value}", reply_ref.value);
@@ -410,6 +495,15 @@ impl Stack {
         };
         if !msg.has_bearer_capability() {
             refuse(self, cause::MANDATORY_IE_MISSING);
+            return;
+        }
+        let digits = msg.called().map(|c| c.digits.as_str()).unwrap_or_default();
+        let complete = match msg.sending_complete() || self.dial_plan.is_empty() {
+            true => Completeness::Complete,
+            false => self.dial_plan.check(digits),
+        };
+        if complete == Completeness::Invalid {
+            refuse(self, cause::UNALLOCATED_NUMBER);
             return;
         }
         let id = self.new_call(msg.call_ref.value, false, CallState::IncomingProceeding);
@@ -432,19 +526,68 @@ impl Stack {
                 return;
             }
         };
-        if let Some(call) = self.calls.get_mut(&id) {
-            call.channel = Some(channel);
+        let channel_ie = Ie::ChannelId(ChannelId { exclusive: true, selection: ChannelSelection::Channel(channel) });
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        call.channel = Some(channel);
+        call.called = msg.called().cloned();
+        call.calling = msg.calling().cloned();
+        if complete == Completeness::Complete {
+            info!("q931: {id} incoming SETUP cr {} on B-channel {channel}", reply_ref.value);
+            self.out.push_back(Message::new(reply_ref, MessageType::CallProceeding).with(channel_ie));
+            self.proceed(id);
+            return;
         }
-        info!("q931: {id} incoming SETUP cr {} on B-channel {channel}", reply_ref.value);
-        self.out.push_back(
-            Message::new(reply_ref, MessageType::CallProceeding)
-                .with(Ie::ChannelId(ChannelId { exclusive: true, selection: ChannelSelection::Channel(channel) })),
-        );
+        // The application hears of the call once its number is complete.
+        call.finished = true;
+        call.state = CallState::OverlapReceiving;
+        call.start(CallTimer::T302, now);
+        info!("q931: {id} incoming SETUP cr {} on B-channel {channel}, collecting digits", reply_ref.value);
+        self.out.push_back(Message::new(reply_ref, MessageType::SetupAck).with(channel_ie));
+    }
+
+    /// INFORMATION while collecting the called number (§5.2.4).
+    fn more_digits(&mut self, id: CallId, msg: &Message, now: Instant) {
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        if let Some(more) = msg.called() {
+            match call.called.as_mut() {
+                Some(called) => called.digits.push_str(&more.digits),
+                None => call.called = Some(more.clone()),
+            }
+        }
+        let digits = call.called.as_ref().map(|c| c.digits.clone()).unwrap_or_default();
+        let complete = match msg.sending_complete() {
+            true => Completeness::Complete,
+            false => self.dial_plan.check(&digits),
+        };
+        match complete {
+            Completeness::Complete => self.overlap_complete(id),
+            Completeness::Incomplete => call.start(CallTimer::T302, now),
+            Completeness::Invalid => {
+                info!("q931: {id} number {digits:?} matches nothing in the dial plan");
+                let _ = self.hangup(id, cause::UNALLOCATED_NUMBER, now);
+            }
+        }
+    }
+
+    /// The collected number is complete: CALL PROCEEDING, which names no channel since SETUP
+    /// ACKNOWLEDGE did (§5.2.4).
+    fn overlap_complete(&mut self, id: CallId) {
+        self.reply(id, MessageType::CallProceeding);
+        self.proceed(id);
+    }
+
+    /// The incoming call's number is complete and CALL PROCEEDING sent: the application hears of it.
+    fn proceed(&mut self, id: CallId) {
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        let Some(channel) = call.channel else { return };
+        call.state = CallState::IncomingProceeding;
+        call.stop_timer();
+        call.finished = false;
         self.events.push_back(CallEvent::Incoming {
             call: id,
             channel,
-            called: msg.called().cloned(),
-            calling: msg.calling().cloned(),
+            called: call.called.take(),
+            calling: call.calling.take(),
         });
     }
 
@@ -567,8 +710,30 @@ impl Stack {
         }
     }
 
+    /// RESTART for one B-channel (class indicated), T316 started (§5.5.1).
+    fn send_restart(&mut self, channel: u8, attempt: u8, now: Instant) {
+        info!("q931: RESTART B-channel {channel} (attempt {attempt})");
+        let msg = Message::new(CallRef::GLOBAL, MessageType::Restart)
+            .with(Ie::ChannelId(ChannelId { exclusive: true, selection: ChannelSelection::Channel(channel) }))
+            .with(Ie::RestartIndicator(RestartClass::Indicated));
+        self.restarts.insert(channel, (now + T316, attempt));
+        self.out.push_back(msg);
+    }
+
     fn handle_global(&mut self, msg: Message) {
         match msg.kind {
+            MessageType::RestartAck => {
+                let acked: Vec<u8> = match msg.channel_id().map(|c| c.selection) {
+                    Some(ChannelSelection::Channel(n)) => vec![n],
+                    _ => self.restarts.keys().copied().collect(),
+                };
+                for n in acked {
+                    if self.restarts.remove(&n).is_some() {
+                        info!("q931: B-channel {n} restarted, back in service");
+                        self.pool.release(n, CallId::MAINTENANCE);
+                    }
+                }
+            }
             MessageType::Restart => {
                 let class = msg.ies.iter().find_map(|ie| match ie {
                     Ie::RestartIndicator(c) => Some(*c),
@@ -588,6 +753,16 @@ impl Stack {
                     .map(|c| c.id)
                     .collect();
                 info!("q931: RESTART {class:?} channel {channel:?}: clearing {} call(s)", victims.len());
+                // The far end's restart returns the channels to service, ours included.
+                let restarted: Vec<u8> = match (class, channel) {
+                    (Some(RestartClass::Indicated), Some(n)) => vec![n],
+                    (Some(RestartClass::Indicated), None) => Vec::new(),
+                    _ => self.pool.layout().bchannels().collect(),
+                };
+                for n in restarted {
+                    self.restarts.remove(&n);
+                    self.pool.release(n, CallId::MAINTENANCE);
+                }
                 for id in victims {
                     self.finish(id, Cause::new(cause::TEMPORARY_FAILURE));
                     self.forget(id);

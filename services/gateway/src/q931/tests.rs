@@ -199,12 +199,257 @@ fn release_collision_and_t308() {
     user.handle_message(Message::new(cr, MessageType::Disconnect).with(Ie::Cause(Cause::new(16))), now);
     sent(&mut user);
     assert_eq!(user.call_state(call), Some(CallState::ReleaseRequest));
-    // No answer to our RELEASE: sent again once, then the call is dropped.
+    // No answer to our RELEASE: sent again once, then the call is dropped and its channel
+    // restarted, out of service until RESTART ACKNOWLEDGE.
     let t1 = now + Duration::from_secs(4);
     user.handle_timeout(t1);
     assert_eq!(sent(&mut user)[0].kind, MessageType::Release);
-    user.handle_timeout(t1 + Duration::from_secs(4));
+    let t2 = t1 + Duration::from_secs(4);
+    user.handle_timeout(t2);
     assert_eq!(user.call_state(call), None);
+    let restart = sent(&mut user).remove(0);
+    assert_eq!((restart.kind, restart.call_ref), (MessageType::Restart, CallRef::GLOBAL));
+    assert_eq!(restart.channel_id().map(|c| c.selection), Some(ChannelSelection::Channel(1)));
+    assert_eq!(user.free_channels(), 22);
+    assert_eq!(user.next_timeout(), Some(t2 + T316));
+    let ack = Message::new(CallRef { value: 0, to_originator: true }, MessageType::RestartAck)
+        .with(Ie::ChannelId(ChannelId { exclusive: true, selection: ChannelSelection::Channel(1) }))
+        .with(Ie::RestartIndicator(RestartClass::Indicated));
+    user.handle_message(ack, t2);
+    assert_eq!(user.free_channels(), 23);
+    assert_eq!(user.next_timeout(), None);
+}
+
+/// A call whose RELEASE goes unanswered twice: its B-channel is restarted.
+fn stuck_channel(user: &mut Stack, now: Instant) -> Instant {
+    user.handle_message(setup_from_far_end(5, None), now);
+    let cr = CallRef { value: 5, to_originator: false };
+    user.handle_message(Message::new(cr, MessageType::Disconnect).with(Ie::Cause(Cause::new(16))), now);
+    let t = now + Duration::from_secs(8);
+    user.handle_timeout(now + Duration::from_secs(4));
+    user.handle_timeout(t);
+    let kinds: Vec<_> = sent(user).iter().map(|m| m.kind).collect();
+    assert_eq!(kinds.last(), Some(&MessageType::Restart), "{kinds:?}");
+    events(user);
+    t
+}
+
+#[test]
+fn t316_sends_restart_again_then_leaves_the_channel_out_of_service() {
+    let now = Instant::now();
+    let mut user = stack(Side::User);
+    let t = stuck_channel(&mut user, now);
+    user.handle_timeout(t + T316 - Duration::from_millis(1));
+    assert!(sent(&mut user).is_empty(), "T316 has not run out yet");
+    user.handle_timeout(t + T316);
+    let again = sent(&mut user);
+    assert_eq!(again.iter().map(|m| m.kind).collect::<Vec<_>>(), [MessageType::Restart]);
+    assert_eq!(again[0].channel_id().map(|c| c.selection), Some(ChannelSelection::Channel(1)));
+    assert_eq!(RESTART_ATTEMPTS, 2);
+    user.handle_timeout(t + T316 * 2);
+    assert!(sent(&mut user).is_empty(), "no third RESTART");
+    assert_eq!(user.next_timeout(), None);
+    assert_eq!(user.free_channels(), 22, "no calls on an unacknowledged channel");
+    // Calls hunt past it.
+    user.handle_message(setup_from_far_end(6, None), t + T316 * 2);
+    let call = match events(&mut user).remove(0) {
+        CallEvent::Incoming { call, .. } => call,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(user.channel(call), Some(2));
+    sent(&mut user);
+    // The far end's own RESTART of the channel returns it to service.
+    let restart = Message::new(CallRef::GLOBAL, MessageType::Restart)
+        .with(Ie::ChannelId(ChannelId { exclusive: true, selection: ChannelSelection::Channel(1) }))
+        .with(Ie::RestartIndicator(RestartClass::Indicated));
+    user.handle_message(restart, t + T316 * 3);
+    assert_eq!(sent(&mut user)[0].kind, MessageType::RestartAck);
+    assert_eq!(user.free_channels(), 22, "one call still holds channel 2");
+    assert_eq!(user.channel(call), Some(2));
+}
+
+fn active_call(user: &mut Stack, cr: u16, now: Instant) -> CallId {
+    user.handle_message(setup_from_far_end(cr, None), now);
+    let call = match events(user).remove(0) {
+        CallEvent::Incoming { call, .. } => call,
+        other => panic!("{other:?}"),
+    };
+    user.answer(call, now).unwrap();
+    user.handle_message(Message::new(CallRef { value: cr, to_originator: false }, MessageType::ConnectAck), now);
+    sent(user);
+    events(user);
+    call
+}
+
+#[test]
+fn t309_keeps_active_calls_over_a_link_failure_and_clears_them_when_it_runs_out() {
+    let now = Instant::now();
+    let mut user = stack(Side::User);
+    let active = active_call(&mut user, 1, now);
+    user.handle_message(setup_from_far_end(2, None), now);
+    let ringing = match events(&mut user).remove(0) {
+        CallEvent::Incoming { call, .. } => call,
+        other => panic!("{other:?}"),
+    };
+    sent(&mut user);
+    user.link_failed(now);
+    let got = events(&mut user);
+    assert!(matches!(&got[..], [CallEvent::Cleared { call, cause: c }] if *call == ringing && c.value == cause::NETWORK_OUT_OF_ORDER), "{got:?}");
+    assert_eq!(user.call_state(active), Some(CallState::Active));
+    let t309 = now + Duration::from_secs(6);
+    assert_eq!(user.next_timeout(), Some(t309));
+    // A second failure report does not restart T309.
+    user.link_failed(now + Duration::from_secs(3));
+    assert_eq!(user.next_timeout(), Some(t309));
+    user.handle_timeout(t309 - Duration::from_millis(1));
+    assert_eq!(user.call_state(active), Some(CallState::Active));
+    user.handle_timeout(t309);
+    let got = events(&mut user);
+    assert!(matches!(&got[..], [CallEvent::Cleared { call, cause: c }] if *call == active && c.value == cause::DESTINATION_OUT_OF_ORDER), "{got:?}");
+    assert!(sent(&mut user).is_empty(), "nothing can be sent without a link");
+    assert_eq!(user.free_channels(), 23);
+}
+
+#[test]
+fn t309_stops_when_the_link_returns_and_the_far_end_hears_the_state() {
+    let now = Instant::now();
+    let mut user = stack(Side::User);
+    let active = active_call(&mut user, 1, now);
+    user.link_failed(now);
+    user.link_restored();
+    let status = sent(&mut user).remove(0);
+    assert_eq!((status.kind, cause_of(&status), status.call_state()), (MessageType::Status, Some(cause::NORMAL_UNSPECIFIED), Some(10)));
+    assert_eq!(user.next_timeout(), None);
+    user.handle_timeout(now + Duration::from_secs(60));
+    assert_eq!(user.call_state(active), Some(CallState::Active));
+    assert!(events(&mut user).is_empty());
+    // Hung up while the link is down: cleared here without a word on the line.
+    user.link_failed(now + Duration::from_secs(61));
+    user.hangup(active, cause::NORMAL_CLEARING, now + Duration::from_secs(62)).unwrap();
+    assert!(sent(&mut user).is_empty());
+    assert_eq!((user.call_state(active), user.free_channels(), user.next_timeout()), (None, 23, None));
+}
+
+fn overlap_stack(side: Side) -> Stack {
+    let mut s = stack(side);
+    s.set_dial_plan(dialplan::DialPlan::parse(&["2XXX", "0Z."]).unwrap());
+    s
+}
+
+fn setup_with_digits(cr: u16, digits: &str, complete: bool) -> Message {
+    let mut m = setup_from_far_end(cr, None)
+        .with(Ie::CalledParty(PartyNumber::new(TypeOfNumber::Unknown, NumberingPlan::Isdn, digits)));
+    if complete {
+        m = m.with(Ie::SendingComplete);
+    }
+    m
+}
+
+fn information(cr: u16, digits: &str, complete: bool) -> Message {
+    let mut m = Message::new(CallRef { value: cr, to_originator: false }, MessageType::Information)
+        .with(Ie::CalledParty(PartyNumber::new(TypeOfNumber::Unknown, NumberingPlan::Isdn, digits)));
+    if complete {
+        m = m.with(Ie::SendingComplete);
+    }
+    m
+}
+
+fn incoming_number(events: &[CallEvent]) -> Option<String> {
+    match events {
+        [CallEvent::Incoming { called, .. }] => called.as_ref().map(|c| c.digits.clone()),
+        _ => None,
+    }
+}
+
+#[test]
+fn overlap_receiving_collects_digits_until_the_dial_plan_completes_the_number() {
+    let now = Instant::now();
+    for side in [Side::User, Side::Network] {
+        let mut s = overlap_stack(side);
+        s.handle_message(setup_with_digits(1, "2", false), now);
+        let ack = sent(&mut s).remove(0);
+        assert_eq!(ack.kind, MessageType::SetupAck);
+        let channel = match ack.channel_id().map(|c| c.selection) {
+            Some(ChannelSelection::Channel(n)) => n,
+            other => panic!("{other:?}"),
+        };
+        assert!(events(&mut s).is_empty(), "not complete yet");
+        assert_eq!(s.call_state(CallId(1)).map(|st| st.value(side)), Some(if side == Side::User { 25 } else { 2 }));
+        s.handle_message(information(1, "0", false), now + Duration::from_secs(1));
+        s.handle_message(information(1, "0", false), now + Duration::from_secs(2));
+        assert!(sent(&mut s).is_empty() && events(&mut s).is_empty());
+        assert_eq!(s.next_timeout(), Some(now + Duration::from_secs(2) + CallTimer::T302.duration()), "T302 restarts per digit");
+        s.handle_message(information(1, "1", false), now + Duration::from_secs(3));
+        let cp = sent(&mut s).remove(0);
+        assert_eq!((cp.kind, cp.channel_id()), (MessageType::CallProceeding, None));
+        let got = events(&mut s);
+        assert_eq!(incoming_number(&got).as_deref(), Some("2001"));
+        assert!(matches!(&got[..], [CallEvent::Incoming { channel: c, .. }] if *c == channel));
+        assert_eq!(s.call_state(CallId(1)), Some(CallState::IncomingProceeding));
+        assert_eq!(s.next_timeout(), None);
+    }
+}
+
+#[test]
+fn sending_complete_ends_collection_and_a_complete_setup_needs_none() {
+    let now = Instant::now();
+    let mut user = overlap_stack(Side::User);
+    user.handle_message(setup_with_digits(1, "06", false), now);
+    assert_eq!(sent(&mut user)[0].kind, MessageType::SetupAck);
+    user.handle_message(information(1, "123", false), now);
+    assert!(events(&mut user).is_empty(), "an open number waits");
+    user.handle_message(information(1, "4", true), now);
+    assert_eq!(sent(&mut user)[0].kind, MessageType::CallProceeding);
+    assert_eq!(incoming_number(&events(&mut user)).as_deref(), Some("061234"));
+    // En bloc: complete by the plan, or with sending complete whatever the plan says.
+    user.handle_message(setup_with_digits(2, "2468", false), now);
+    assert_eq!(sent(&mut user)[0].kind, MessageType::CallProceeding);
+    assert_eq!(incoming_number(&events(&mut user)).as_deref(), Some("2468"));
+    user.handle_message(setup_with_digits(3, "06", true), now);
+    assert_eq!(sent(&mut user)[0].kind, MessageType::CallProceeding);
+    assert_eq!(incoming_number(&events(&mut user)).as_deref(), Some("06"));
+    // Without a dial plan every SETUP is complete.
+    let mut plain = stack(Side::User);
+    plain.handle_message(setup_with_digits(1, "2", false), now);
+    assert_eq!(sent(&mut plain)[0].kind, MessageType::CallProceeding);
+}
+
+#[test]
+fn t302_sends_an_open_number_as_it_is_and_clears_an_incomplete_one() {
+    let now = Instant::now();
+    let mut net = overlap_stack(Side::Network);
+    net.handle_message(setup_with_digits(1, "0612", false), now);
+    net.handle_message(setup_with_digits(2, "20", false), now);
+    sent(&mut net);
+    let t302 = now + CallTimer::T302.duration();
+    assert_eq!(net.next_timeout(), Some(t302));
+    net.handle_timeout(t302);
+    let out = sent(&mut net);
+    let got: Vec<_> = out.iter().map(|m| (m.kind, m.call_ref.value, cause_of(m))).collect();
+    assert_eq!(
+        got,
+        [(MessageType::CallProceeding, 1, None), (MessageType::Disconnect, 2, Some(cause::INVALID_NUMBER_FORMAT))]
+    );
+    assert_eq!(incoming_number(&events(&mut net)).as_deref(), Some("0612"));
+    assert_eq!(net.call_state(CallId(1)), Some(CallState::IncomingProceeding));
+}
+
+#[test]
+fn numbers_outside_the_dial_plan_are_refused_with_cause_1() {
+    let now = Instant::now();
+    let mut user = overlap_stack(Side::User);
+    user.handle_message(setup_with_digits(1, "9", false), now);
+    let out = sent(&mut user);
+    assert_eq!((out[0].kind, cause_of(&out[0])), (MessageType::ReleaseComplete, Some(cause::UNALLOCATED_NUMBER)));
+    user.handle_message(setup_with_digits(2, "2", false), now);
+    sent(&mut user);
+    user.handle_message(information(2, "0001", false), now);
+    let out = sent(&mut user);
+    assert_eq!((out[0].kind, cause_of(&out[0])), (MessageType::Disconnect, Some(cause::UNALLOCATED_NUMBER)));
+    // The far end clears: the application never heard of the call.
+    let cr = CallRef { value: 2, to_originator: false };
+    user.handle_message(Message::new(cr, MessageType::Release), now);
+    assert!(events(&mut user).is_empty());
     assert_eq!(user.free_channels(), 23);
 }
 
@@ -252,8 +497,8 @@ fn random_messages_never_panic_the_stack() {
     use rand::{Rng, SeedableRng};
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x931);
     let mut now = Instant::now();
-    for side in [Side::User, Side::Network] {
-        let mut s = stack(side);
+    for (side, overlap) in [(Side::User, false), (Side::Network, false), (Side::User, true), (Side::Network, true)] {
+        let mut s = if overlap { overlap_stack(side) } else { stack(side) };
         for i in 0..20_000 {
             let len = rng.random_range(0..24);
             let mut bytes: Vec<u8> = (0..len).map(|_| rng.random()).collect();
@@ -262,11 +507,16 @@ fn random_messages_never_panic_the_stack() {
                 bytes[1] = 0x02;
                 bytes[2] &= 0x80; // small call references so calls get reused
                 bytes[3] &= 0x07;
-                let kinds = [0x01, 0x02, 0x05, 0x07, 0x0F, 0x45, 0x46, 0x4D, 0x5A, 0x75, 0x7D];
+                let kinds = [0x01, 0x02, 0x05, 0x07, 0x0D, 0x0F, 0x45, 0x46, 0x4D, 0x4E, 0x5A, 0x75, 0x7B, 0x7D];
                 bytes[4] = kinds[rng.random_range(0..kinds.len())];
             }
             if let Ok(msg) = Message::decode(&bytes) {
                 s.handle_message(msg, now);
+            }
+            if i % 500 == 0 {
+                s.link_failed(now);
+            } else if i % 500 == 250 {
+                s.link_restored();
             }
             if i % 50 == 0 {
                 let _ = s.place_call(outgoing(None), now);
