@@ -62,6 +62,13 @@ replace = '+1$1'
 name = "national"
 usages = ["local", "national"]
 
+# Transfer targets of the tests, on carrier-b alone (the transferee is on carrier-a).
+[[mediation.routes]]
+name = "transfer"
+pattern = '\+1212555019\d'
+usage = "national"
+trunks = ["carrier-b"]
+
 [[mediation.routes]]
 name = "national"
 pattern = '\+1\d{{10}}'
@@ -187,6 +194,20 @@ fn carrier(scratch: &Scratch, scenario: &str, addr: SocketAddr) -> Peer {
 
 /// A process this test started, killed and reaped when dropped.
 struct Peer(Child);
+
+impl Peer {
+    /// Waits (at most `secs`) for sipp to finish its call; true when it succeeded.
+    fn finished_ok(&mut self, secs: u64) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.0.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+}
 
 impl Drop for Peer {
     fn drop(&mut self) {
@@ -509,4 +530,42 @@ fn a_branch_phone_calls_the_pstn_through_registrar_and_mediation() {
     let r = &rows[0];
     assert_eq!((r[1].as_str(), r[5].as_str(), r[7].as_str()), ("outbound", "3012", "+12125550100"));
     assert_eq!((r[11].as_str(), r[12].as_str(), r[13].as_str(), r[15].as_str()), ("carrier-b", "1", "200", "BYE from caller"));
+}
+
+#[test]
+fn a_branch_phone_transfers_its_pstn_call_to_another_number() {
+    let scratch = Scratch::new("mediation-refer");
+    let m = Mediation::start(&scratch);
+    let mut transferee = carrier(&scratch, "mediation_refer_transferee.xml", m.carrier_a);
+    let mut target = carrier(&scratch, "mediation_refer_target.xml", m.carrier_b);
+    let out = Sipp::new("mediation_refer_phone.xml", m.addr)
+        .key("caller", "3012")
+        .key("domain", m.addr.to_string())
+        .key("target", "2125550199")
+        .arg("-s")
+        .arg("2125550100")
+        .arg("-p")
+        .arg(m.branch_port.to_string())
+        .arg("-trace_err")
+        .arg("-mp")
+        .arg(free_port().to_string())
+        .run(&scratch.path, 20);
+    assert_ok(&out, "the referring phone", &scratch);
+    let log = || std::fs::read_to_string(scratch.file("mediation.log")).unwrap_or_default();
+    assert!(target.finished_ok(15), "the target answered and hung up\n{}", log());
+    assert!(transferee.finished_ok(15), "the transferee was re-INVITEd, then hung up by the target\n{}", log());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut rows = m.cdrs();
+    while rows.len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        rows = m.cdrs();
+    }
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    // ...,end_cause(15),referred_by(16),transfer_of(17)
+    let (first, moved) = (&rows[0], &rows[1]);
+    assert_eq!((first[7].as_str(), first[11].as_str()), ("+12125550100", "carrier-a"));
+    assert_eq!(first[15], "transferred to 2125550199 by 3012");
+    assert_eq!((moved[6].as_str(), moved[7].as_str(), moved[11].as_str()), ("2125550199", "+12125550199", "carrier-b"));
+    assert_eq!((moved[13].as_str(), moved[15].as_str()), ("200", "BYE from callee"));
+    assert_eq!((moved[16].as_str(), moved[17].as_str()), ("3012", first[0].as_str()));
 }
