@@ -569,3 +569,16 @@ fn a_branch_phone_transfers_its_pstn_call_to_another_number() {
     assert_eq!((moved[13].as_str(), moved[15].as_str()), ("200", "BYE from callee"));
     assert_eq!((moved[16].as_str(), moved[17].as_str()), ("3012", first[0].as_str()));
 }
+
+#[test]
+fn session_intervals_too_small_are_refused_422_and_a_carrier_s_422_is_retried() {
+    let scratch = Scratch::new("mediation-422");
+    let m = Mediation::start(&scratch);
+    let mut carrier_a = carrier(&scratch, "mediation_422_carrier.xml", m.carrier_a);
+    let out = branch_call(&scratch, &m, "mediation_422_phone.xml", "3012", "2125550100");
+    assert_ok(&out, "422 to the branch's 60 s session, then the call", &scratch);
+    assert!(carrier_a.finished_ok(10), "carrier-a got an INVITE asking for its Min-SE");
+    let rows = m.cdrs();
+    assert_eq!(rows.len(), 1, "one call: a 422 is none: {rows:?}");
+    assert_eq!((rows[0][11].as_str(), rows[0][12].as_str(), rows[0][13].as_str()), ("carrier-a", "0", "200"));
+}
