@@ -2,8 +2,10 @@
 # Boots the gateway test VM on the real DAHDI modules and prints its report.
 #   tests/gateway/run-vm-test.sh [IMAGE_DIR]
 # IMAGE_DIR holds build-image.sh's output (built there if missing). sba-gateway is taken from
-# $HOLDFAST_BIN_DIR or target/debug; pri-peer and span-down are compiled here (gcc, libpri-dev);
-# sipp (in the image) stands in for sba-mediation with the scenarios of tests/gateway/sipp.
+# $HOLDFAST_BIN_DIR or target/debug; pri-peer, span-down and bchan are compiled here (gcc,
+# libpri-dev); sipp (in the image) stands in for sba-mediation with the scenarios of
+# tests/gateway/sipp. HOLDFAST_GW_SCENARIO names another scenario to play (tests/bench/gateway's)
+# and HOLDFAST_GW_EXTRA a directory copied beside it as /payload/extra.
 # Exit status 0 when every step reported ok.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -20,7 +22,10 @@ bin="${HOLDFAST_BIN_DIR:-$repo/target/debug}/sba-gateway"
 cp "$bin" "$payload/sba-gateway"
 cc -Wall -O1 -o "$payload/pri-peer" "$here/pri-peer/pri_peer.c" -lpri
 cc -Wall -O1 -o "$payload/span-down" "$here/span-down/span_down.c"
-cp "$here/sba.toml" "$here/scenario.sh" "$payload/"
+cc -Wall -O1 -o "$payload/bchan" "$here/bchan/bchan.c"
+cp "$here/sba.toml" "$payload/"
+cp "${HOLDFAST_GW_SCENARIO:-$here/scenario.sh}" "$payload/scenario.sh"
+[ -z "${HOLDFAST_GW_EXTRA:-}" ] || cp -r "$HOLDFAST_GW_EXTRA" "$payload/extra"
 cp -r "$here/sipp" "$payload/sipp"
 mkfs.ext4 -q -d "$payload" "$run/payload.ext4" 256M
 qemu-img create -q -f qcow2 -b "$image/rootfs.ext4" -F raw "$run/overlay.qcow2"

@@ -2,7 +2,8 @@
 # `step NAME REGEX SECONDS` waits for a pri-peer event (since the last `mark`) and reports ok/fail
 # on the serial port. sipp stands in for sba-mediation on loopback (the gateway's default
 # `mediation`, 127.0.0.1:5070), with the scenarios of tests/gateway/sipp (in /payload/sipp).
-# Audio is not compared here (pri-peer does not play any); the simulated-span tests compare it.
+# Audio is compared on the PSTN call: bchan plays a pattern into the far end's B-channel (span 2)
+# and finds it again, byte for byte, after sba-gateway, RTP, sipp's echo and back.
 
 since=0
 mark() { since=$(wc -l < /tmp/peer.out); }
@@ -42,7 +43,15 @@ step pstn-setup-placed '^placed 0$' 5
 step pstn-call-proceeding-on-1 '^proceeding 0 chan=1$' 10
 step pstn-call-ringing-from-sip-180 '^ringing 0$' 15
 step pstn-call-answered-from-sip-200 '^answer 0$' 15
-sleep 1
+# Channel 1 of span 2 is DAHDI channel 25.
+audio=$(/payload/bchan 25 4 2>&1 | grep '^audio')
+frames=$(sed -n 's/.* frames=\([0-9]*\).*/\1/p' <<<"$audio")
+matched=$(sed -n 's/.* matched=\([0-9]*\).*/\1/p' <<<"$audio")
+if [ -n "$frames" ] && [ "$frames" -gt 0 ] && [ $((matched * 100)) -ge $((frames * 90)) ]; then
+    report "ok pstn-call-audio-both-ways-byte-exact ($audio)"
+else
+    report "fail pstn-call-audio-both-ways-byte-exact ($audio)"
+fi
 echo "hangup 0 16" >&3
 step pstn-call-released '^hangup(_ack)? 0' 10
 sipp_step mediation-answered-and-got-bye-cause-16 "$uas"

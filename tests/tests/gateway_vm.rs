@@ -1,7 +1,8 @@
 //! sba-gateway on the real DAHDI modules in a VM: tests/gateway/run-vm-test.sh boots the gateway
 //! image (two dynamic `loc` spans back to back), runs sba-gateway on span 1 (user side) against
 //! libpri's network side on span 2, with sipp in the VM as sba-mediation: a PSTN call crossing to
-//! SIP and back, a call from SIP to the PSTN, 23 calls at once then 503 cause 34, and span 2
+//! SIP and back with its audio compared byte for byte both ways (bchan through sipp's RTP echo),
+//! a call from SIP to the PSTN, 23 calls at once then 503 cause 34, and span 2
 //! destroyed (red alarm on span 1): trunk unavailable, INVITEs answered 503 cause 38.
 use anyhow::{ensure, Context, Result};
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ const STEPS: &[&str] = &[
     "pstn-call-proceeding-on-1",
     "pstn-call-ringing-from-sip-180",
     "pstn-call-answered-from-sip-200",
+    "pstn-call-audio-both-ways-byte-exact",
     "pstn-call-released",
     "mediation-answered-and-got-bye-cause-16",
     "branch-call-setup-for-3000",

@@ -3,17 +3,24 @@
  * Q.931 stack Asterisk uses). It runs one D-channel and is driven line by line on stdin; it
  * reports what happens on stdout, one line per event.
  *
- *   pri-peer (--dahdi CHANNO | --fd N) [--network | --cpe] [--t1 | --e1]
+ *   pri-peer (--dahdi CHANNO | --fd N) [--network | --cpe] [--t1 | --e1] [--answer]
  *
  * --dahdi opens DAHDI channel CHANNO (an HDLC-FCS D-channel) through /dev/dahdi/channel;
  * --fd uses an inherited datagram socket carrying frames plus two FCS octets, as DAHDI does.
  *
  * Commands:  call CHAN NUMBER | alert ID | answer ID | hangup ID CAUSE | quit
+ *            | seize N NUMBER HOLD_MS | bench N CONCURRENT NUMBER | report
  * Events:    up | down | placed ID | ring ID chan=N called=NUM calling=NUM | refused chan=N cause=N
  *            | proceeding ID chan=N
  *            | ringing ID | answer ID | connect_ack ID | hangup_req ID cause=N | hangup ID cause=N
  *            | error TEXT
- * A ring is answered with CALL PROCEEDING at once; a DISCONNECT (hangup_req) with RELEASE.
+ *            | seized n=N failed=F proceeding_ms=X answered_ms=Y | released n=N ms=X
+ *            | bench n=N failed=F ms=X cps=Y | report started=N answered=N done=N failed=N
+ * A ring is answered with CALL PROCEEDING at once (and CONNECT with --answer); a DISCONNECT
+ * (hangup_req) with RELEASE.
+ * seize places N calls at once on free B-channels, reports when all are answered, holds them for
+ * HOLD_MS and clears them all; bench sets up N calls, CONCURRENT at a time, each cleared (cause 16)
+ * as soon as it is answered. Their calls report no per-call events.
  * B-channels are managed as Asterisk does on the network side: a SETUP for a channel in use gets
  * another free one if the channel was only preferred, else RELEASE COMPLETE with cause 44.
  */
@@ -26,6 +33,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <libpri.h>
@@ -35,6 +43,7 @@ struct dahdi_bufferinfo {
 	int txbufpolicy, rxbufpolicy, numbufs, bufsize, readbufs, writebufs;
 };
 #define DAHDI_CODE 0xDA
+#define DAHDI_GETEVENT _IOR(DAHDI_CODE, 8, int)
 #define DAHDI_SPECIFY _IOW(DAHDI_CODE, 38, int)
 #define DAHDI_GET_BUFINFO _IOR(DAHDI_CODE, 27, struct dahdi_bufferinfo)
 #define DAHDI_SET_BUFINFO _IOW(DAHDI_CODE, 27, struct dahdi_bufferinfo)
@@ -47,7 +56,17 @@ struct dahdi_bufferinfo {
 struct call {
 	q931_call *call;
 	int channel;
+	int bench;
+	int answered;
 };
+
+/* The seize or bench run in progress. */
+static struct {
+	int active, hold, total, concurrent, started, proceeding, answered, done, failed, seized;
+	long long t0_us, proceeding_us, answered_us, hold_ms, release_at_us, release_us;
+	char number[64];
+} bench;
+static int auto_answer;
 
 static struct call calls[MAX_CALLS];
 static struct pri *pri;
@@ -83,8 +102,7 @@ static int new_slot(q931_call *c, int channel)
 {
 	for (int i = 0; i < MAX_CALLS; i++)
 		if (!calls[i].call) {
-			calls[i].call = c;
-			calls[i].channel = channel;
+			calls[i] = (struct call){ .call = c, .channel = channel };
 			return i;
 		}
 	return -1;
@@ -115,6 +133,13 @@ static int free_channel(void)
 	return -1;
 }
 
+static long long now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static int open_dahdi(int channo)
 {
 	int fd = open("/dev/dahdi/channel", O_RDWR);
@@ -142,8 +167,133 @@ static int open_dahdi(int channo)
 	return fd;
 }
 
+/* SETUP on CHANNEL (exclusive) for NUMBER; the slot, or -1. */
+static int place_call(int channel, const char *number)
+{
+	q931_call *call = pri_new_call(pri);
+	struct pri_sr *sr = pri_sr_new();
+	if (!call || !sr) {
+		say("error cannot make a call");
+		return -1;
+	}
+	pri_sr_set_channel(sr, channel, 1, 0);
+	pri_sr_set_bearer(sr, PRI_TRANS_CAP_SPEECH, law);
+	pri_sr_set_called(sr, (char *)number, PRI_UNKNOWN, 1);
+	pri_sr_set_caller(sr, "5551000", NULL, PRI_UNKNOWN, PRES_ALLOWED_USER_NUMBER_NOT_SCREENED);
+	int id = new_slot(call, channel);
+	if (id >= 0 && pri_setup(pri, call, sr)) {
+		say("error setup failed");
+		calls[id].call = NULL;
+		id = -1;
+	}
+	pri_sr_free(sr);
+	return id;
+}
+
+static void bench_place(void)
+{
+	while (bench.started < bench.total && bench.started - bench.done < bench.concurrent) {
+		int channel = free_channel();
+		int id = channel < 0 ? -1 : place_call(channel, bench.number);
+		if (id < 0)
+			return;
+		calls[id].bench = 1;
+		bench.started++;
+	}
+}
+
+static void bench_release_all(void)
+{
+	bench.release_us = now_us();
+	bench.release_at_us = 0;
+	for (int i = 0; i < MAX_CALLS; i++)
+		if (calls[i].call && calls[i].bench)
+			pri_hangup(pri, calls[i].call, PRI_CAUSE_NORMAL_CLEARING);
+}
+
+/* A bench call's progress; returns 1 when the event was a bench call's. */
+static int bench_event(pri_event *e)
+{
+	int id;
+	switch (e->e) {
+	case PRI_EVENT_PROCEEDING:
+		id = slot_of(e->proceeding.call);
+		if (id < 0 || !calls[id].bench)
+			return 0;
+		if (++bench.proceeding == bench.total)
+			bench.proceeding_us = now_us();
+		return 1;
+	case PRI_EVENT_RINGING:
+		id = slot_of(e->ringing.call);
+		return id >= 0 && calls[id].bench;
+	case PRI_EVENT_ANSWER:
+		id = slot_of(e->answer.call);
+		if (id < 0 || !calls[id].bench)
+			return 0;
+		calls[id].answered = 1;
+		if (++bench.answered == bench.total)
+			bench.answered_us = now_us();
+		if (!bench.hold)
+			pri_hangup(pri, calls[id].call, PRI_CAUSE_NORMAL_CLEARING);
+		break;
+	case PRI_EVENT_HANGUP_REQ:
+	case PRI_EVENT_HANGUP:
+	case PRI_EVENT_HANGUP_ACK:
+		id = slot_of(e->hangup.call);
+		if (id < 0 || !calls[id].bench)
+			return 0;
+		if (e->e != PRI_EVENT_HANGUP_ACK)
+			pri_hangup(pri, e->hangup.call, e->hangup.cause);
+		if (!calls[id].answered)
+			bench.failed++;
+		calls[id].call = NULL;
+		bench.done++;
+		break;
+	default:
+		return 0;
+	}
+	long long t = now_us();
+	if (bench.hold && !bench.seized && bench.answered + bench.failed >= bench.total) {
+		bench.seized = 1;
+		say("seized n=%d failed=%d proceeding_ms=%.1f answered_ms=%.1f", bench.total, bench.failed,
+		    bench.proceeding_us ? (bench.proceeding_us - bench.t0_us) / 1000.0 : -1.0,
+		    bench.answered_us ? (bench.answered_us - bench.t0_us) / 1000.0 : -1.0);
+		bench.release_at_us = t + bench.hold_ms * 1000;
+	}
+	if (bench.done == bench.total) {
+		if (bench.hold)
+			say("released n=%d ms=%.1f", bench.total, (t - bench.release_us) / 1000.0);
+		else
+			say("bench n=%d failed=%d ms=%.1f cps=%.1f", bench.total, bench.failed, (t - bench.t0_us) / 1000.0,
+			    (bench.total - bench.failed) * 1e6 / (double)(t - bench.t0_us));
+		bench.active = 0;
+	} else if (!bench.hold) {
+		bench_place();
+	}
+	return 1;
+}
+
+static void bench_start(int total, int concurrent, int hold, long long hold_ms, const char *number)
+{
+	if (bench.active) {
+		say("error a bench is running");
+		return;
+	}
+	memset(&bench, 0, sizeof bench);
+	bench.active = 1;
+	bench.total = total;
+	bench.concurrent = concurrent;
+	bench.hold = hold;
+	bench.hold_ms = hold_ms;
+	snprintf(bench.number, sizeof bench.number, "%s", number);
+	bench.t0_us = now_us();
+	bench_place();
+}
+
 static void handle_event(pri_event *e)
 {
+	if (bench.active && bench_event(e))
+		return;
 	int id;
 	switch (e->e) {
 	case PRI_EVENT_DCHAN_UP:
@@ -174,6 +324,8 @@ static void handle_event(pri_event *e)
 			break;
 		}
 		pri_proceeding(pri, e->ring.call, channel, 0);
+		if (auto_answer)
+			pri_answer(pri, e->ring.call, channel, 0);
 		say("ring %d chan=%d called=%s calling=%s", id, channel, e->ring.callednum, e->ring.callingnum);
 		break;
 	}
@@ -237,25 +389,22 @@ static int handle_command(char *line)
 			say("error channel %d not free", a);
 			return 1;
 		}
-		q931_call *call = pri_new_call(pri);
-		struct pri_sr *sr = pri_sr_new();
-		if (!call || !sr) {
-			say("error cannot make a call");
-			return 1;
-		}
-		pri_sr_set_channel(sr, a, 1, 0);
-		pri_sr_set_bearer(sr, PRI_TRANS_CAP_SPEECH, law);
-		pri_sr_set_called(sr, number, PRI_UNKNOWN, 1);
-		pri_sr_set_caller(sr, "5551000", NULL, PRI_UNKNOWN, PRES_ALLOWED_USER_NUMBER_NOT_SCREENED);
-		int id = new_slot(call, a);
-		if (id < 0 || pri_setup(pri, call, sr)) {
-			say("error setup failed");
-			if (id >= 0)
-				calls[id].call = NULL;
-		} else {
+		int id = place_call(a, number);
+		if (id >= 0)
 			say("placed %d", id);
-		}
-		pri_sr_free(sr);
+	} else if (sscanf(line, "seize %d %63s %d", &a, number, &b) == 3) {
+		if (a >= 1 && a <= MAX_CALLS && b >= 0)
+			bench_start(a, a, 1, b, number);
+		else
+			say("error seize: 1 to %d calls", MAX_CALLS);
+	} else if (sscanf(line, "bench %d %d %63s", &a, &b, number) == 3) {
+		if (a >= 1 && b >= 1 && b <= MAX_CALLS)
+			bench_start(a, b, 0, 0, number);
+		else
+			say("error bench: 1 to %d at a time", MAX_CALLS);
+	} else if (strncmp(line, "report", 6) == 0) {
+		say("report started=%d answered=%d done=%d failed=%d", bench.started, bench.answered, bench.done,
+		    bench.failed);
 	} else if (sscanf(line, "alert %d", &a) == 1) {
 		if ((c = lookup(a)))
 			pri_acknowledge(pri, c->call, c->channel, 0);
@@ -275,11 +424,11 @@ static int handle_command(char *line)
 
 int main(int argc, char **argv)
 {
-	int fd = -1, node = PRI_NETWORK, switchtype = PRI_SWITCH_NI2;
+	int fd = -1, dahdi = 0, node = PRI_NETWORK, switchtype = PRI_SWITCH_NI2;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--dahdi") && i + 1 < argc)
-			fd = open_dahdi(atoi(argv[++i]));
+			fd = open_dahdi(atoi(argv[++i])), dahdi = 1;
 		else if (!strcmp(argv[i], "--fd") && i + 1 < argc)
 			fd = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--network"))
@@ -288,10 +437,12 @@ int main(int argc, char **argv)
 			node = PRI_CPE;
 		else if (!strcmp(argv[i], "--t1"))
 			switchtype = PRI_SWITCH_NI2, law = PRI_LAYER_1_ULAW, bchannels = 23;
+		else if (!strcmp(argv[i], "--answer"))
+			auto_answer = 1;
 		else if (!strcmp(argv[i], "--e1"))
 			switchtype = PRI_SWITCH_EUROISDN_E1, law = PRI_LAYER_1_ALAW, bchannels = 30;
 		else {
-			fprintf(stderr, "usage: %s (--dahdi CHANNO | --fd N) [--network | --cpe] [--t1 | --e1]\n", argv[0]);
+			fprintf(stderr, "usage: %s (--dahdi CHANNO | --fd N) [--network | --cpe] [--t1 | --e1] [--answer]\n", argv[0]);
 			return 2;
 		}
 	}
@@ -320,6 +471,15 @@ int main(int argc, char **argv)
 			long ms = (next->tv_sec - now.tv_sec) * 1000 + (next->tv_usec - now.tv_usec) / 1000;
 			timeout = ms < 0 ? 0 : (int)ms;
 		}
+		if (bench.release_at_us) {
+			long long ms = (bench.release_at_us - now_us()) / 1000;
+			if (ms <= 0) {
+				bench_release_all();
+				continue;
+			}
+			if (timeout < 0 || ms < timeout)
+				timeout = (int)ms;
+		}
 		struct pollfd fds[2] = { { .fd = fd, .events = POLLIN | POLLPRI }, { .fd = 0, .events = POLLIN } };
 		int n = poll(fds, 2, timeout);
 		if (n < 0) {
@@ -333,6 +493,13 @@ int main(int argc, char **argv)
 			if (e)
 				handle_event(e);
 			continue;
+		}
+		/* A queued DAHDI event (an alarm change left by the channel's last user) makes every
+		 * read fail with errno 500 until it is fetched; libpri does not fetch it. */
+		if (dahdi && (fds[0].revents & POLLPRI)) {
+			int event;
+			if (!ioctl(fd, DAHDI_GETEVENT, &event))
+				fprintf(stderr, "pri-peer: DAHDI event %d\n", event);
 		}
 		if (fds[0].revents & (POLLIN | POLLPRI)) {
 			pri_event *e = pri_check_event(pri);
