@@ -182,7 +182,7 @@ fn carrier(scratch: &Scratch, scenario: &str, addr: SocketAddr) -> Peer {
         .args(["-i", "127.0.0.1", "-p", &addr.port().to_string(), "-t", "u1", "-nostdin", "-m", "1"])
         // A media port of its own (sipp's default 6000 is shared by every sipp), echoing RTP.
         .args(["-mp", &free_port().to_string(), "-rtp_echo"])
-        .args(["-timeout", "20s", "-timeout_error"])
+        .args(["-timeout", "20s", "-timeout_error", "-trace_msg"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -351,8 +351,9 @@ fn rtp_packet(seq: u16, pt: u8, payload: &[u8]) -> Vec<u8> {
 }
 
 /// A call from the test's branch offering `pt` alone to a sipp carrier that answers µ-law
-/// first and echoes RTP; returns each packet sent with what came back.
-fn echo_call(name: &str, pt: u8) -> Vec<(Vec<u8>, Vec<u8>, u8)> {
+/// first and echoes RTP; returns each packet sent with what came back. With `late`, the INVITE
+/// has no SDP: the carrier's 200 is the offer, the branch answers `pt` in its ACK.
+fn echo_call(name: &str, pt: u8, late: bool) -> Vec<(Vec<u8>, Vec<u8>, u8)> {
     let scratch = Scratch::new(name);
     let m = Mediation::start(&scratch);
     let _b = carrier(&scratch, "call_answer.xml", m.carrier_a);
@@ -360,23 +361,32 @@ fn echo_call(name: &str, pt: u8) -> Vec<(Vec<u8>, Vec<u8>, u8)> {
     let rtp_local = branch.rtp.local_addr().unwrap();
     let uri = format!("sip:2125550100@{};user=phone", m.addr);
     let mut invite = branch.request(Method::INVITE, &uri, 1, "<sip:2125550100@branch.test>", "inv");
-    invite.headers.add(HeaderName::ContentType, "application/sdp");
     let law = if pt == 0 { "PCMU" } else { "PCMA" };
-    invite.body = format!(
+    let our_sdp = format!(
         "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP {pt}\r\na=rtpmap:{pt} {law}/8000\r\n",
         rtp_local.port()
-    )
-    .into_bytes();
+    );
+    if !late {
+        invite.headers.add(HeaderName::ContentType, "application/sdp");
+        invite.body = our_sdp.clone().into_bytes();
+    }
     branch.send(&invite);
     let ok = branch.response(200);
     assert_eq!(ok.status, 200, "{ok:?}");
     let answer = String::from_utf8_lossy(&ok.body).to_string();
-    assert!(answer.contains(&format!("RTP/AVP {pt}\r\n")), "the answer names the law offered: {answer}");
+    if !late {
+        assert!(answer.contains(&format!("RTP/AVP {pt}\r\n")), "the answer names the law offered: {answer}");
+    }
     let relay = sdp_audio(&ok.body);
     assert_ne!(relay.port(), rtp_local.port());
     let to = ok.headers.get(&HeaderName::To).unwrap().to_string();
     let contact = ok.headers.get(&HeaderName::Contact).unwrap().trim_matches(['<', '>']).to_string();
-    branch.send(&branch.request(Method::ACK, &contact, 1, &to, "ack"));
+    let mut ack = branch.request(Method::ACK, &contact, 1, &to, "ack");
+    if late {
+        ack.headers.add(HeaderName::ContentType, "application/sdp");
+        ack.body = our_sdp.into_bytes();
+    }
+    branch.send(&ack);
 
     // 50 packets of 160 bytes covering all 256 codes: each comes back (sipp echoes at the
     // carrier) having crossed the relay twice.
@@ -396,12 +406,36 @@ fn echo_call(name: &str, pt: u8) -> Vec<(Vec<u8>, Vec<u8>, u8)> {
     let rows = m.cdrs();
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!((rows[0][11].as_str(), rows[0][12].as_str(), rows[0][15].as_str()), ("carrier-a", "0", "BYE from caller"));
+    if late {
+        // The answer reached the carrier in our ACK, pointed at the relay, not at the branch.
+        let log = std::fs::read_dir(&scratch.path)
+            .unwrap()
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().ends_with("_messages.log"))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap())
+            .expect("the carrier's message log");
+        let ack = log.split("ACK sip:").nth(1).expect("the carrier got an ACK");
+        let ack = &ack[..ack.find("-----").unwrap_or(ack.len())];
+        let port = ack.lines().find_map(|l| l.trim().strip_prefix("m=audio ")).expect("SDP in the ACK");
+        assert!(!port.starts_with(&format!("{} ", rtp_local.port())), "{ack}");
+        assert!(ack.contains("c=IN IP4 127.0.0.1"), "{ack}");
+    }
     echoes
 }
 
 #[test]
 fn audio_bytes_cross_the_relay_unchanged_both_ways() {
-    let echoes = echo_call("mediation-audio", 0);
+    let echoes = echo_call("mediation-audio", 0, false);
+    assert_eq!(echoes.len(), 50);
+    for (i, (sent, back, pt)) in echoes.iter().enumerate() {
+        assert_eq!(back, sent, "packet {i}");
+        assert_eq!(*pt, 0);
+    }
+}
+
+#[test]
+fn a_late_offer_goes_through_the_relay_with_the_answer_in_the_ack() {
+    let echoes = echo_call("mediation-late-offer", 0, true);
     assert_eq!(echoes.len(), 50);
     for (i, (sent, back, pt)) in echoes.iter().enumerate() {
         assert_eq!(back, sent, "packet {i}");
@@ -412,7 +446,7 @@ fn audio_bytes_cross_the_relay_unchanged_both_ways() {
 #[test]
 fn a_law_caller_and_mu_law_carrier_are_transcoded_per_the_g711_tables() {
     use holdfast_media::g711::{alaw_to_ulaw_into, ulaw_to_alaw_into};
-    let echoes = echo_call("mediation-transcode", 8);
+    let echoes = echo_call("mediation-transcode", 8, false);
     let mut changed = 0;
     for (i, (sent, back, pt)) in echoes.iter().enumerate() {
         // A-law -> µ-law towards the carrier, echoed, µ-law -> A-law back.

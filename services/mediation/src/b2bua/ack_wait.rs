@@ -1,6 +1,7 @@
 //! The 2xx we send A is ours to retransmit until A's ACK comes (RFC 3261 §13.3.1.4): the INVITE
 //! server transaction ended with it. Without an ACK within 64*T1 the call is ended.
 use super::{B2bua, Media, Output};
+use crate::sdp;
 use holdfast_media::Side;
 use holdfast_sip::message::{HeaderName, Method, Request, Response};
 use holdfast_sip::transaction::{TimerConfig, Transactions};
@@ -35,13 +36,27 @@ impl<M: Media> B2bua<M> {
         let Some(call) = self.calls.get_mut(&key) else { return };
         call.unacked = None;
         call.set_sdp(Side::A, &ack.body);
-        if let Some(Output::Send { mut request, dest, transport }) = call.late_ack.take() {
-            if !ack.body.is_empty() {
-                request.headers.add(HeaderName::ContentType, "application/sdp");
-                request.body = ack.body.clone();
-            }
-            self.outputs.push_back(Output::Send { request, dest, transport });
+        let Some(Output::Send { mut request, dest, transport }) = call.late_ack.take() else { return };
+        if !ack.body.is_empty() {
+            request.headers.add(HeaderName::ContentType, "application/sdp");
+            request.body = match (call.media, call.b_offered.take()) {
+                (Some((id, _, b_port)), Some(offered)) => {
+                    // Through the relay: A's media noted, its answer in a law B offered (the
+                    // relay transcodes), pointed at the relay's B port.
+                    if let Ok(a) = sdp::remote_media(&ack.body) {
+                        self.media.set_remote(id, Side::A, a);
+                    }
+                    let (for_b, b_pt) = sdp::answer_for(&ack.body, &offered);
+                    if let Ok(mut b) = sdp::remote_media(&call.sdp[super::ix(Side::B)]) {
+                        b.audio_pt = b_pt;
+                        self.media.set_remote(id, Side::B, b);
+                    }
+                    sdp::rewrite(&for_b, b_port).unwrap_or(for_b)
+                }
+                _ => ack.body.clone(),
+            };
         }
+        self.outputs.push_back(Output::Send { request, dest, transport });
     }
 
     /// A response no transaction claims: a 2xx to an INVITE of ours retransmitted because our

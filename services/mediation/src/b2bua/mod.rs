@@ -129,6 +129,8 @@ struct Call<Id> {
     unacked: Option<ack_wait::Unacked>,
     /// Late offer (no SDP in A's INVITE): B's ACK waits for the answer in A's ACK.
     late_ack: Option<Output>,
+    /// Late offer through the relay: the formats B offered, which A's answer is fitted to.
+    b_offered: Option<Vec<u8>>,
     /// RFC 4028 session timers of each dialog, when negotiated.
     a_timer: Option<timers::SessionTimer>,
     b_timer: Option<timers::SessionTimer>,
@@ -333,7 +335,8 @@ impl<M: Media> B2bua<M> {
         };
         let a_media = sdp::remote_media(&invite.body).ok();
         let a_formats = sdp::audio_formats(&invite.body);
-        let media = if a_media.is_some() && targets.iter().any(|t| !t.bypass) {
+        // A late offer (no SDP) gets the relay as well: B's offer will be pointed at it.
+        let media = if (a_media.is_some() || invite.body.is_empty()) && targets.iter().any(|t| !t.bypass) {
             match self.media.allocate() {
                 Ok(m) => Some(m),
                 Err(e) => {
@@ -373,6 +376,7 @@ impl<M: Media> B2bua<M> {
                 relayed: None,
                 unacked: None,
                 late_ack: None,
+                b_offered: None,
                 a_timer: None,
                 b_timer: None,
                 refresh: None,
@@ -604,7 +608,8 @@ impl<M: Media> B2bua<M> {
     }
 
     /// The SDP of a B response for A: remembered for the relay, in a G.711 law A offered, and
-    /// pointed at the relay's A port. A's side of the relay learns the codec A will send.
+    /// pointed at the relay's A port. A's side of the relay learns the codec A will send. After
+    /// a late offer it is B's offer, both laws offered to A; A answers in its ACK.
     fn b_sdp(&mut self, key: u64, r: &Response) -> Option<Vec<u8>> {
         let call = self.calls.get_mut(&key)?;
         if r.body.is_empty() {
@@ -613,6 +618,12 @@ impl<M: Media> B2bua<M> {
         call.set_sdp(Side::B, &r.body);
         let bypass = call.attempt.as_ref().is_some_and(|a| a.target.bypass);
         match (call.media, bypass) {
+            (Some((id, a_port, _)), false) if call.invite.body.is_empty() => {
+                let remote = sdp::remote_media(&r.body).ok()?;
+                self.media.set_remote(id, Side::B, remote);
+                call.b_offered = Some(sdp::audio_formats(&r.body));
+                sdp::rewrite(&sdp::offer_both_g711(&r.body), a_port).ok()
+            }
             (Some((id, a_port, _)), false) => {
                 let remote = sdp::remote_media(&r.body).ok()?;
                 self.media.set_remote(id, Side::B, remote);

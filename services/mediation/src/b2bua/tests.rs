@@ -370,7 +370,7 @@ fn our_2xx_is_retransmitted_until_the_ack_and_a_call_never_acked_ends() {
 }
 
 #[test]
-fn late_offer_the_answer_in_the_caller_s_ack_reaches_the_carrier() {
+fn late_offer_goes_through_the_relay_the_answer_in_the_caller_s_ack_too() {
     let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
     let mut rig = Rig::new(&mut media, &[]);
     let mut invite = Request::new(Method::INVITE, Uri::parse("sip:2125550100@127.0.0.1:5070;user=phone").unwrap());
@@ -387,14 +387,20 @@ fn late_offer_the_answer_in_the_caller_s_ack_reaches_the_carrier() {
     assert!(b[0].body.is_empty());
     rig.answer(&b[0], 200, Some(SDP_B));
     let ok = rig.responses().into_iter().find(|r| r.status == 200).unwrap();
-    assert_eq!(ok.body, SDP_B.as_bytes(), "the offer reaches the caller");
+    let offer = String::from_utf8(ok.body.clone()).unwrap();
+    assert!(offer.contains("m=audio 30000 RTP/AVP 0 8\r\n") && !offer.contains("198.51.100.7"), "B's offer, on the relay, both laws: {offer}");
     assert!(rig.acks.is_empty(), "the carrier's ACK waits for the caller's answer");
+    // The caller answers A-law, which the carrier did not offer: the carrier hears µ-law.
     let mut ack = from_caller(Method::ACK, 1, "late", &ok, "z9hG4bK-lateack");
-    ack.body = SDP_A.as_bytes().to_vec();
+    ack.body = SDP_A.replace("RTP/AVP 0", "RTP/AVP 8").into_bytes();
     rig.b2bua.on_ack(&ack);
     rig.pump();
     assert_eq!(rig.acks.len(), 1);
-    assert_eq!(rig.acks[0].0.body, SDP_A.as_bytes());
+    let answer = String::from_utf8(rig.acks[0].0.body.clone()).unwrap();
+    assert!(answer.contains("m=audio 30002 RTP/AVP 0\r\n") && !answer.contains("192.0.2.9"), "{answer}");
+    drop(rig);
+    assert!(media.remotes.contains(&(Side::A, "192.0.2.9:4000".parse().unwrap())));
+    assert!(media.remotes.contains(&(Side::B, "198.51.100.7:6000".parse().unwrap())));
 }
 
 #[test]
