@@ -1,7 +1,10 @@
 #!/bin/bash
 # Builds the appliance VM image from Debian bookworm packages, the release binaries and image/overlay.
 #
-#   image/build.sh [--variant base|dahdi] [--force]
+#   image/build.sh [--variant base|dahdi|central] [--force]
+#
+# central is not the appliance: the central site of the WAN failover test (Kamailio and sqlite3, no
+# Holdfast binaries, so it is reused whatever the binaries are).
 #
 # Outputs in image/build/<variant>/: vmlinuz, initrd.img, rootfs.ext4 (raw), rootfs.qcow2, inputs.sha256.
 # A build whose inputs (package list, binaries, overlay, this script, the VM test hook) did not change is
@@ -21,9 +24,9 @@ variant=base
 force=no
 while [ $# -gt 0 ]; do
     case "$1" in
-        --variant) variant=${2:?--variant needs base or dahdi}; shift 2 ;;
+        --variant) variant=${2:?--variant needs base, dahdi or central}; shift 2 ;;
         --force) force=yes; shift ;;
-        *) die "unknown argument '$1' (usage: build.sh [--variant base|dahdi] [--force])" ;;
+        *) die "unknown argument '$1' (usage: build.sh [--variant base|dahdi|central] [--force])" ;;
     esac
 done
 
@@ -32,7 +35,9 @@ case "$variant" in
     base) ;;
     # The gateway test: DAHDI modules built by dkms for the image's own kernel, tools, libpri.
     dahdi) packages+=(dkms dahdi-dkms dahdi linux-headers-amd64 libpri1.4) ;;
-    *) die "unknown variant '$variant' (base or dahdi)" ;;
+    # The WAN failover test's central site: the test starts Kamailio with its own config.
+    central) packages+=(kamailio kamailio-sqlite-modules sqlite3) ;;
+    *) die "unknown variant '$variant' (base, dahdi or central)" ;;
 esac
 
 [ "$(id -u)" = 0 ] || die "must run as root (mmdebstrap builds the rootfs as a plain directory)"
@@ -62,7 +67,7 @@ flock 9
 bindir=${SBA_BIN_DIR:-$repo/target/release}
 binaries=()
 for b in sba-registrar sba-mediation sba-gateway sbactl; do
-    [ -x "$bindir/$b" ] && binaries+=("$bindir/$b")
+    [ -x "$bindir/$b" ] && [ "$variant" != central ] && binaries+=("$bindir/$b")
 done
 
 pkglist=$(printf '%s\n' "${packages[@]}")
@@ -157,8 +162,9 @@ cp -a --no-preserve=ownership "$here/vm/." "$root/"
 # Release builds carry debug info (the workspace profile): the image gets them stripped.
 for b in "${binaries[@]}"; do install -m 0755 -s "$b" "$root/usr/bin/"; done
 # Debian services a VM without consoles or scrub-able LVM does not need: they only slow the boot.
+# kamailio.service (central) would take port 5060 with Debian's sample config.
 for unit in getty-static.service e2scrub_reap.service e2scrub_all.timer apt-daily.timer \
-    apt-daily-upgrade.timer fstrim.timer; do
+    apt-daily-upgrade.timer fstrim.timer kamailio.service; do
     ln -sf /dev/null "$root/etc/systemd/system/$unit"
 done
 echo sba > "$root/etc/hostname"

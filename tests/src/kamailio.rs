@@ -35,23 +35,7 @@ impl Kamailio {
         let run_dir = dir.join("kamailio-run");
         std::fs::create_dir_all(&run_dir).expect("kamailio runtime dir");
         let _ = std::fs::remove_file(&db);
-        // WAL: auth reads and the test's reads never wait for a write (db_sqlite has no busy
-        // timeout, so any lock becomes a 500).
-        let mut sql = String::from("PRAGMA journal_mode=WAL;\n");
-        for schema in ["standard", "auth_db", "usrloc"] {
-            let path = Path::new(SCHEMA_DIR).join(format!("{schema}-create.sql"));
-            sql += &std::fs::read_to_string(&path)
-                .unwrap_or_else(|e| panic!("{}: {e} (apt-get install kamailio-sqlite-modules)", path.display()));
-        }
-        for (user, password) in users {
-            sql += &format!(
-                "INSERT INTO subscriber (username, domain, password) VALUES ('{}', '{}', '{}');\n",
-                sql_text(user),
-                sql_text(domain),
-                sql_text(password)
-            );
-        }
-        sqlite(&db, &sql);
+        sqlite(&db, &setup_sql(domain, users));
         let cfg = dir.join("kamailio.cfg");
         std::fs::write(&cfg, config(addr, domain, &db)).expect("write kamailio.cfg");
         let log_file = std::fs::File::create(&log).expect("kamailio log");
@@ -173,6 +157,28 @@ fn is_answer(r: &Response, call_id: &str) -> bool {
     r.status >= 200 && r.call_id().is_ok_and(|c| c == call_id)
 }
 
+/// The SQL that creates Kamailio's database (schemas from this machine's kamailio-sqlite-modules)
+/// with `users` as subscribers in realm `domain`.
+pub fn setup_sql(domain: &str, users: &[(&str, &str)]) -> String {
+    // WAL: auth reads and the test's reads never wait for a write (db_sqlite has no busy
+    // timeout, so any lock becomes a 500).
+    let mut sql = String::from("PRAGMA journal_mode=WAL;\n");
+    for schema in ["standard", "auth_db", "usrloc"] {
+        let path = Path::new(SCHEMA_DIR).join(format!("{schema}-create.sql"));
+        sql += &std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (apt-get install kamailio-sqlite-modules)", path.display()));
+    }
+    for (user, password) in users {
+        sql += &format!(
+            "INSERT INTO subscriber (username, domain, password) VALUES ('{}', '{}', '{}');\n",
+            sql_text(user),
+            sql_text(domain),
+            sql_text(password)
+        );
+    }
+    sql
+}
+
 fn aor(row: &serde_json::Map<String, serde_json::Value>) -> String {
     match text(row, "domain").as_str() {
         "" => text(row, "username"),
@@ -202,7 +208,8 @@ fn sqlite(db: &Path, sql: &str) {
     assert!(out.status.success(), "sqlite3: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-fn config(addr: SocketAddr, domain: &str, db: &Path) -> String {
+/// Kamailio's config: listening on `addr`, realm and alias `domain`, SQLite database `db`.
+pub fn config(addr: SocketAddr, domain: &str, db: &Path) -> String {
     let db_url = format!("sqlite://{}", db.display());
     format!(
         r#"#!KAMAILIO

@@ -18,6 +18,9 @@ pub enum Variant {
     Base,
     /// Base plus the DAHDI modules (dkms), dahdi tools and libpri, for the gateway test.
     Dahdi,
+    /// Not the appliance: Debian with Kamailio and sqlite3, the central site of the WAN failover
+    /// test (no Holdfast binaries).
+    Central,
 }
 
 impl Variant {
@@ -25,6 +28,7 @@ impl Variant {
         match self {
             Variant::Base => "base",
             Variant::Dahdi => "dahdi",
+            Variant::Central => "central",
         }
     }
 }
@@ -324,6 +328,20 @@ impl TestNet {
     pub fn add_tap(&self, tap: &str, host_cidr: &str) -> Result<()> {
         self.ip(&["tuntap", "add", "dev", tap, "mode", "tap"])?;
         self.ip(&["addr", "add", host_cidr, "dev", tap])?;
+        self.ip(&["link", "set", tap, "up"])
+    }
+
+    /// A bridge in the namespace with `host_cidr` on it: a switch joining several VMs' NICs.
+    pub fn add_bridge(&self, bridge: &str, host_cidr: &str) -> Result<()> {
+        self.ip(&["link", "add", bridge, "type", "bridge"])?;
+        self.ip(&["addr", "add", host_cidr, "dev", bridge])?;
+        self.ip(&["link", "set", bridge, "up"])
+    }
+
+    /// A tap device in the namespace plugged into `bridge` (made by [`TestNet::add_bridge`]).
+    pub fn add_bridged_tap(&self, tap: &str, bridge: &str) -> Result<()> {
+        self.ip(&["tuntap", "add", "dev", tap, "mode", "tap"])?;
+        self.ip(&["link", "set", tap, "master", bridge])?;
         self.ip(&["link", "set", tap, "up"])
     }
 
