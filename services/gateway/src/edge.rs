@@ -94,11 +94,12 @@ impl Edge {
                 _ = &mut shutdown => return Ok(()),
                 event = trunk.recv() => match event {
                     None => return Ok(()),
-                    Some(TrunkEvent::Audio { channel, samples }) => {
+                    Some(TrunkEvent::Audio { channel, samples, read_at }) => {
                         if let (Some(stream), Some(socket)) = (streams.get_mut(&channel), self.rtp.get(&channel)) {
                             let packet = stream.packetize(&samples);
-                            if let Err(e) = socket.send_to(&packet, stream.remote()).await {
-                                debug!("RTP to {} for B-channel {channel}: {e}", stream.remote());
+                            match socket.send_to(&packet, stream.remote()).await {
+                                Ok(_) => stream.sent(read_at.elapsed()),
+                                Err(e) => debug!("RTP to {} for B-channel {channel}: {e}", stream.remote()),
                             }
                         }
                     }
@@ -179,7 +180,9 @@ impl Edge {
                         streams.insert(channel, stream);
                     }
                     Action::MediaStop { channel } => {
-                        streams.remove(&channel);
+                        if let Some(stream) = streams.remove(&channel) {
+                            info!("B-channel {channel}: RTP sent, B-channel read to RTP send {}", stream.send_delays());
+                        }
                     }
                 }
             }

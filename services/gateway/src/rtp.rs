@@ -2,7 +2,9 @@
 //! payloads become span samples, converted between A-law and µ-law when the span's law and the
 //! negotiated codec differ. Each block is sent as it comes: nothing is held beyond one frame.
 
+use std::fmt;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use holdfast_media::g711::{ALAW_TO_ULAW, ULAW_TO_ALAW};
 use rtp_rs::{RtpPacketBuilder, RtpReader, Seq};
@@ -23,6 +25,55 @@ pub enum RtpError {
     TooLong(usize),
 }
 
+/// Resolution and range of `SendDelays`: 50 µs steps up to five frames (100 ms); longer delays
+/// count in the last step.
+const DELAY_STEP_US: u64 = 50;
+const DELAY_BUCKETS: usize = 2001;
+
+/// How long B-channel blocks waited between their read and their RTP packet's send: the jitter
+/// the gateway adds. A histogram, so a call of any length costs the same.
+#[derive(Debug, Clone)]
+pub struct SendDelays {
+    buckets: [u32; DELAY_BUCKETS],
+    count: u64,
+    max: Duration,
+}
+
+impl SendDelays {
+    fn new() -> SendDelays {
+        SendDelays { buckets: [0; DELAY_BUCKETS], count: 0, max: Duration::ZERO }
+    }
+
+    fn record(&mut self, delay: Duration) {
+        let bucket = (delay.as_micros() / u128::from(DELAY_STEP_US)).min(DELAY_BUCKETS as u128 - 1) as usize;
+        if let Some(b) = self.buckets.get_mut(bucket) {
+            *b = b.saturating_add(1);
+        }
+        self.count += 1;
+        self.max = self.max.max(delay);
+    }
+
+    /// The upper edge of the bucket holding the `p`-th percentile (0-100), in µs.
+    pub fn percentile_us(&self, p: u64) -> Option<u64> {
+        let rank = (self.count * p).div_ceil(100).max(1);
+        let mut seen = 0;
+        for (i, n) in self.buckets.iter().enumerate() {
+            seen += u64::from(*n);
+            if seen >= rank {
+                return Some((i as u64 + 1) * DELAY_STEP_US);
+            }
+        }
+        None
+    }
+}
+
+impl fmt::Display for SendDelays {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = |q| self.percentile_us(q).map_or("-".to_owned(), |us| us.to_string());
+        write!(f, "n={} p50_us={} p99_us={} max_us={}", self.count, p(50), p(99), self.max.as_micros())
+    }
+}
+
 #[derive(Debug)]
 pub struct RtpStream {
     remote: SocketAddr,
@@ -32,6 +83,7 @@ pub struct RtpStream {
     ssrc: u32,
     seq: u16,
     timestamp: u32,
+    delays: SendDelays,
 }
 
 impl RtpStream {
@@ -43,7 +95,24 @@ impl RtpStream {
             _ => None,
         };
         // Random initial sequence number and timestamp (RFC 3550 §5.1), derived from the SSRC.
-        RtpStream { remote, payload_type, convert, ssrc, seq: (ssrc >> 16) as u16, timestamp: ssrc.rotate_left(7) }
+        RtpStream {
+            remote,
+            payload_type,
+            convert,
+            ssrc,
+            seq: (ssrc >> 16) as u16,
+            timestamp: ssrc.rotate_left(7),
+            delays: SendDelays::new(),
+        }
+    }
+
+    /// A packet went out `delay` after its block was read from the B-channel.
+    pub fn sent(&mut self, delay: Duration) {
+        self.delays.record(delay);
+    }
+
+    pub fn send_delays(&self) -> &SendDelays {
+        &self.delays
     }
 
     pub fn remote(&self) -> SocketAddr {
@@ -119,6 +188,19 @@ mod tests {
         let mut peer = RtpStream::new(remote(), 8, Law::Alaw, 2);
         let back = s.depacketize(&peer.packetize(&sent)).unwrap();
         assert_eq!(back, sent.iter().map(|a| ALAW_TO_ULAW[usize::from(*a)]).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn send_delays_give_percentiles_in_50_us_steps() {
+        let mut s = RtpStream::new(remote(), 0, Law::Mulaw, 1);
+        assert_eq!(s.send_delays().percentile_us(50), None);
+        for us in 1..=100 {
+            s.sent(Duration::from_micros(us * 10));
+        }
+        s.sent(Duration::from_millis(400));
+        let d = s.send_delays();
+        assert_eq!((d.percentile_us(50), d.percentile_us(99), d.percentile_us(100)), (Some(550), Some(1050), Some(100_050)));
+        assert_eq!(d.to_string(), "n=101 p50_us=550 p99_us=1050 max_us=400000");
     }
 
     #[test]

@@ -26,7 +26,8 @@ enum Command {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TrunkEvent {
     Pri(PriEvent),
-    Audio { channel: u8, samples: Vec<u8> },
+    /// A B-channel block and when the span read it.
+    Audio { channel: u8, samples: Vec<u8>, read_at: std::time::Instant },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +55,7 @@ const FRAME: Duration = Duration::from_millis(20);
 pub struct TrunkHandle {
     commands: mpsc::Sender<Command>,
     pri: mpsc::UnboundedReceiver<PriEvent>,
-    audio: mpsc::Receiver<(u8, Vec<u8>)>,
+    audio: mpsc::Receiver<(u8, Vec<u8>, std::time::Instant)>,
 }
 
 impl TrunkHandle {
@@ -100,7 +101,7 @@ impl TrunkHandle {
         tokio::select! {
             biased;
             Some(event) = self.pri.recv() => Some(TrunkEvent::Pri(event)),
-            Some((channel, samples)) = self.audio.recv() => Some(TrunkEvent::Audio { channel, samples }),
+            Some((channel, samples, read_at)) = self.audio.recv() => Some(TrunkEvent::Audio { channel, samples, read_at }),
             else => None,
         }
     }
@@ -110,7 +111,7 @@ impl TrunkHandle {
         if let Ok(event) = self.pri.try_recv() {
             return Some(TrunkEvent::Pri(event));
         }
-        self.audio.try_recv().ok().map(|(channel, samples)| TrunkEvent::Audio { channel, samples })
+        self.audio.try_recv().ok().map(|(channel, samples, read_at)| TrunkEvent::Audio { channel, samples, read_at })
     }
 
     pub async fn status(&self) -> Result<TrunkStatus, TrunkError> {
@@ -129,7 +130,7 @@ pub fn spawn<S: Span + 'static>(span: S, pri: Pri) -> (TrunkHandle, JoinHandle<R
 
 struct Events {
     pri: mpsc::UnboundedSender<PriEvent>,
-    audio: mpsc::Sender<(u8, Vec<u8>)>,
+    audio: mpsc::Sender<(u8, Vec<u8>, std::time::Instant)>,
 }
 
 fn now() -> std::time::Instant {
@@ -185,8 +186,8 @@ async fn run<S: Span>(
                     info!("{}: alarms {alarms}", span.name());
                     pri.handle_alarms(alarms, now());
                 }
-                SpanEvent::Audio { channel, samples } => {
-                    let _ = events.audio.try_send((channel, samples));
+                SpanEvent::Audio { channel, samples, read_at } => {
+                    let _ = events.audio.try_send((channel, samples, read_at));
                 }
             },
             _ = async { if let Some(d) = deadline { sleep_until(d).await } }, if deadline.is_some() => {

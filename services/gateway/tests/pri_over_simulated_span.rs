@@ -103,9 +103,9 @@ async fn pstn_to_branch_call_with_audio_cleared_by_the_user_side() {
     // 20 ms blocks both ways on the B-channel.
     let block: Vec<u8> = (0..160u16).map(|i| (i % 251) as u8).collect();
     user.send_audio(23, block.clone()).await.unwrap();
-    assert_eq!(next(&mut net).await, TrunkEvent::Audio { channel: 23, samples: block.clone() });
+    assert!(matches!(next(&mut net).await, TrunkEvent::Audio { channel: 23, samples, .. } if samples == block));
     net.send_audio(23, vec![0xD5; 160]).await.unwrap();
-    assert_eq!(next(&mut user).await, TrunkEvent::Audio { channel: 23, samples: vec![0xD5; 160] });
+    assert!(matches!(next(&mut user).await, TrunkEvent::Audio { channel: 23, samples, .. } if samples == [0xD5; 160]));
 
     user.hangup(call, cause::NORMAL_CLEARING).await.unwrap();
     match call_event(&mut net).await {

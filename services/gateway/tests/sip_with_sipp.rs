@@ -191,7 +191,7 @@ async fn audio_round_trip(far: &mut TrunkHandle, channel: u8, expect: impl Fn(u8
         let until = tokio::time::Instant::now() + Duration::from_millis(20);
         while let Ok(event) = tokio::time::timeout_at(until, far.recv()).await {
             match event {
-                Some(TrunkEvent::Audio { channel: c, samples }) if c == channel => back.push(samples),
+                Some(TrunkEvent::Audio { channel: c, samples, .. }) if c == channel => back.push(samples),
                 other => panic!("unexpected during audio: {other:?}"),
             }
         }
@@ -201,7 +201,7 @@ async fn audio_round_trip(far: &mut TrunkHandle, channel: u8, expect: impl Fn(u8
             break;
         }
         match next(far).await {
-            TrunkEvent::Audio { channel: c, samples } if c == channel => back.push(samples),
+            TrunkEvent::Audio { channel: c, samples, .. } if c == channel => back.push(samples),
             other => panic!("unexpected during audio: {other:?}"),
         }
     }

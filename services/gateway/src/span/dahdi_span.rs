@@ -113,8 +113,9 @@ async fn read_bchannel(channel: Arc<Channel>, position: u8, tx: mpsc::Sender<Res
     loop {
         match channel.read(&mut buf).await {
             Ok(Io::Done(n)) => {
+                let read_at = std::time::Instant::now();
                 let samples = buf.get(..n).unwrap_or_default().to_vec();
-                if tx.send(Ok(SpanEvent::Audio { channel: position, samples })).await.is_err() {
+                if tx.send(Ok(SpanEvent::Audio { channel: position, samples, read_at })).await.is_err() {
                     return;
                 }
             }

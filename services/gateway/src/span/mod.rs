@@ -8,6 +8,7 @@ pub use dahdi_span::{DahdiSpan, DahdiSpanConfig};
 pub use simulated::{SimulatedLine, SimulatedSpan};
 
 use std::future::Future;
+use std::time::Instant;
 
 use crate::alarms::Alarms;
 use crate::dahdi::DahdiError;
@@ -17,8 +18,9 @@ use crate::q931::Layout;
 pub enum SpanEvent {
     /// One HDLC frame from the D-channel, without its FCS.
     DFrame(Vec<u8>),
-    /// G.711 samples from an open B-channel.
-    Audio { channel: u8, samples: Vec<u8> },
+    /// G.711 samples from an open B-channel, and when the read returned them (the start of the
+    /// delay to their RTP packet).
+    Audio { channel: u8, samples: Vec<u8>, read_at: Instant },
     /// The span's alarms changed.
     Alarms(Alarms),
 }
