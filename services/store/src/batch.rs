@@ -1,10 +1,7 @@
 //! Runs of binding operations as single statements: each run of consecutive operations of one
 //! kind is sent as one JSON array parameter and expanded by SQLite's json_each, so a group
 //! commit of hundreds of REGISTERs costs a handful of statement executions, not hundreds.
-use sqlx::sqlite::SqliteConnection;
-
 use crate::bindings::PATH_SEPARATOR;
-use crate::error::StoreError;
 use crate::writer::BindingOp;
 
 // `WHERE true` resolves the parsing ambiguity of INSERT ... SELECT ... ON CONFLICT. Rows are
@@ -79,40 +76,48 @@ fn row(op: &BindingOp) -> Result<String, serde_json::Error> {
     }
 }
 
-/// Executes `ops` in order on `conn` (inside the caller's transaction).
-pub(crate) async fn execute<'a>(
-    conn: &mut SqliteConnection,
+/// One transaction as a single multi-statement query: BEGIN IMMEDIATE, a statement per run of
+/// operations of one kind (its JSON array the run's one parameter), COMMIT. Sent whole, a group
+/// commit costs one round trip to sqlx's connection thread instead of one per statement: each
+/// round trip waits for the registrar's busy event loop to poll the writer again.
+pub(crate) struct Transaction {
+    pub sql: String,
+    pub params: Vec<String>,
+}
+
+// IMMEDIATE takes the write lock up front, so busy_timeout applies instead of a failed lock
+// upgrade halfway through.
+const BEGIN: &str = "BEGIN IMMEDIATE;";
+const COMMIT: &str = "COMMIT;";
+
+pub(crate) fn transaction<'a>(
     ops: impl Iterator<Item = &'a BindingOp>,
-) -> Result<(), StoreError> {
-    let mut run: Option<(Kind, String)> = None;
+) -> Result<Transaction, serde_json::Error> {
+    let mut sql = String::from(BEGIN);
+    let mut params: Vec<String> = Vec::new();
+    let mut current = None;
     for op in ops {
         let kind = Kind::of(op);
         let row = row(op)?;
-        match &mut run {
-            Some((current, array)) if *current == kind => {
+        match params.last_mut() {
+            Some(array) if current == Some(kind) => {
                 array.push(',');
                 array.push_str(&row);
             }
             _ => {
-                let array = format!("[{row}");
-                if let Some((done, array)) = run.replace((kind, array)) {
-                    execute_run(conn, done, array).await?;
+                if let Some(array) = params.last_mut() {
+                    array.push(']');
                 }
+                sql.push_str(kind.sql());
+                sql.push(';');
+                params.push(format!("[{row}"));
+                current = Some(kind);
             }
         }
     }
-    if let Some((kind, array)) = run {
-        execute_run(conn, kind, array).await?;
+    if let Some(array) = params.last_mut() {
+        array.push(']');
     }
-    Ok(())
-}
-
-async fn execute_run(
-    conn: &mut SqliteConnection,
-    kind: Kind,
-    mut array: String,
-) -> Result<(), StoreError> {
-    array.push(']');
-    sqlx::query(kind.sql()).bind(array).execute(conn).await?;
-    Ok(())
+    sql.push_str(COMMIT);
+    Ok(Transaction { sql, params })
 }

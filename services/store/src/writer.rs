@@ -1,11 +1,10 @@
 //! Group commit of binding changes: one task owns a connection, takes whatever requests are
 //! queued, applies them all in ONE transaction and answers each caller only once the COMMIT
 //! (fsynced, synchronous=FULL) has returned. Many concurrent REGISTERs thus share one fsync.
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use sqlx::sqlite::SqliteConnection;
-use sqlx::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::batch;
@@ -37,7 +36,26 @@ const MAX_BATCH_OPS: usize = 1024;
 
 struct Request {
     ops: Vec<BindingOp>,
-    reply: oneshot::Sender<Result<(), StoreError>>,
+    reply: Reply,
+}
+
+/// How a caller hears that its operations are committed.
+enum Reply {
+    Wait(oneshot::Sender<Result<(), StoreError>>),
+    /// Run on the writer task: no task and no channel of its own per request.
+    Then(Box<dyn FnOnce(Result<(), StoreError>) + Send>),
+}
+
+impl Reply {
+    fn send(self, result: Result<(), StoreError>) {
+        match self {
+            // A caller that gave up waiting still had its change committed.
+            Reply::Wait(tx) => {
+                let _ = tx.send(result);
+            }
+            Reply::Then(then) => then(result),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -67,10 +85,41 @@ impl BindingWriter {
     pub async fn apply(&self, ops: Vec<BindingOp>) -> Result<(), StoreError> {
         let (reply, answer) = oneshot::channel();
         self.queue
-            .send(Request { ops, reply })
+            .send(Request {
+                ops,
+                reply: Reply::Wait(reply),
+            })
             .await
             .map_err(|_| StoreError::WriterStopped)?;
         answer.await.map_err(|_| StoreError::WriterStopped)?
+    }
+
+    /// Queues `ops` and returns at once; `then` runs with the result once they are committed (or
+    /// refused). For an event loop that must not await: when the queue is full, a task waits
+    /// for room instead of the caller.
+    pub fn apply_then(
+        &self,
+        ops: Vec<BindingOp>,
+        then: impl FnOnce(Result<(), StoreError>) + Send + 'static,
+    ) {
+        let request = Request {
+            ops,
+            reply: Reply::Then(Box::new(then)),
+        };
+        match self.queue.try_send(request) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(request)) => {
+                let queue = self.queue.clone();
+                tokio::spawn(async move {
+                    if let Err(refused) = queue.send(request).await {
+                        refused.0.reply.send(Err(StoreError::WriterStopped));
+                    }
+                });
+            }
+            Err(mpsc::error::TrySendError::Closed(request)) => {
+                request.reply.send(Err(StoreError::WriterStopped))
+            }
+        }
     }
 
     pub fn stats(&self) -> WriterStats {
@@ -89,11 +138,14 @@ impl Store {
         let mut conn = self.dedicated_connection().await?;
         // A checkpoint inside a commit would hold up every REGISTER waiting on that commit (and
         // fsync the database file as well): the writer never checkpoints, a task beside it does.
-        sqlx::query("PRAGMA wal_autocheckpoint = 0").execute(&mut conn).await?;
+        sqlx::query("PRAGMA wal_autocheckpoint = 0")
+            .execute(&mut conn)
+            .await?;
         let (queue, requests) = mpsc::channel(QUEUE_DEPTH);
         let counters = Arc::new(Counters::default());
-        tokio::spawn(run(conn, requests, counters.clone()));
-        tokio::spawn(checkpoints(self.pool.clone(), queue.downgrade()));
+        let catch_up = Arc::new(AtomicBool::new(false));
+        tokio::spawn(run(conn, requests, counters.clone(), catch_up.clone()));
+        tokio::spawn(checkpoints(self.pool.clone(), queue.downgrade(), catch_up));
         Ok(BindingWriter { queue, counters })
     }
 }
@@ -102,16 +154,29 @@ impl Store {
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// PASSIVE checkpoints never wait for the writer, so commits go on while they run; they stop
-/// when the last `BindingWriter` is dropped.
-async fn checkpoints(pool: sqlx::SqlitePool, writer: mpsc::WeakSender<Request>) {
+/// when the last `BindingWriter` is dropped. Under a steady load the writer appends while a
+/// checkpoint copies, so the WAL is never wholly copied and SQLite never starts it over: it
+/// would grow without bound. When frames are left, the writer is asked to copy them itself
+/// between two commits (a short pause: only what came in during this checkpoint), after which
+/// its next commit restarts the WAL from the beginning.
+async fn checkpoints(
+    pool: sqlx::SqlitePool,
+    writer: mpsc::WeakSender<Request>,
+    catch_up: Arc<AtomicBool>,
+) {
     let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
     loop {
         tick.tick().await;
         if writer.upgrade().is_none() {
             return;
         }
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
-            log::warn!("WAL checkpoint: {e}");
+        // (busy, frames in the WAL when it started, frames copied)
+        let checkpoint = sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)");
+        match checkpoint.fetch_one(&pool).await {
+            // What it reports is the WAL as it found it; frames appended since are unknown.
+            Ok((_, log, _)) if log > 0 => catch_up.store(true, Ordering::Relaxed),
+            Ok(_) => {}
+            Err(e) => log::warn!("WAL checkpoint: {e}"),
         }
     }
 }
@@ -120,6 +185,7 @@ async fn run(
     mut conn: SqliteConnection,
     mut requests: mpsc::Receiver<Request>,
     counters: Arc<Counters>,
+    catch_up: Arc<AtomicBool>,
 ) {
     while let Some(first) = requests.recv().await {
         let mut ops = first.ops.len();
@@ -133,7 +199,9 @@ async fn run(
                 Err(_) => break,
             }
         }
-        match commit(&mut conn, batch.iter().flat_map(|r| &r.ops)).await {
+        // Built before the await: the commit future then holds no borrow of the requests.
+        let tx = batch::transaction(batch.iter().flat_map(|r| &r.ops));
+        match commit(&mut conn, tx).await {
             Ok(()) => {
                 counters.commits.fetch_add(1, Ordering::Relaxed);
                 counters.ops.fetch_add(ops as u64, Ordering::Relaxed);
@@ -141,14 +209,13 @@ async fn run(
                     .requests
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
                 for request in batch {
-                    // A caller that gave up waiting still had its change committed.
-                    let _ = request.reply.send(Ok(()));
+                    request.reply.send(Ok(()));
                 }
             }
             Err(e) if batch.len() == 1 => {
                 log::warn!("binding commit failed: {e}");
                 if let Some(request) = batch.pop() {
-                    let _ = request.reply.send(Err(e));
+                    request.reply.send(Err(e));
                 }
             }
             Err(e) => {
@@ -158,7 +225,8 @@ async fn run(
                     batch.len()
                 );
                 for request in batch {
-                    let result = commit(&mut conn, request.ops.iter()).await;
+                    let tx = batch::transaction(request.ops.iter());
+                    let result = commit(&mut conn, tx).await;
                     if result.is_ok() {
                         counters.commits.fetch_add(1, Ordering::Relaxed);
                         counters
@@ -166,22 +234,36 @@ async fn run(
                             .fetch_add(request.ops.len() as u64, Ordering::Relaxed);
                         counters.requests.fetch_add(1, Ordering::Relaxed);
                     }
-                    let _ = request.reply.send(result);
+                    request.reply.send(result);
                 }
+            }
+        }
+        if catch_up.swap(false, Ordering::Relaxed) {
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&mut conn)
+                .await
+            {
+                log::warn!("WAL checkpoint by the writer: {e}");
             }
         }
     }
     log::debug!("binding writer stopped");
 }
 
-async fn commit<'a>(
+async fn commit(
     conn: &mut SqliteConnection,
-    ops: impl Iterator<Item = &'a BindingOp>,
+    tx: Result<batch::Transaction, serde_json::Error>,
 ) -> Result<(), StoreError> {
-    // IMMEDIATE takes the write lock up front, so busy_timeout applies instead of a failed
-    // lock upgrade halfway through.
-    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-    batch::execute(&mut tx, ops).await?;
-    tx.commit().await?;
+    let tx = tx?;
+    let mut query = sqlx::query(&tx.sql);
+    for param in tx.params {
+        query = query.bind(param);
+    }
+    if let Err(e) = query.execute(&mut *conn).await {
+        // A statement that failed leaves the transaction open: nothing of it may stay. The
+        // ROLLBACK itself fails when BEGIN was what failed; there is nothing to undo then.
+        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+        return Err(e.into());
+    }
     Ok(())
 }

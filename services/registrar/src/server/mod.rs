@@ -93,7 +93,13 @@ impl Server {
                 .flatten()
                 .min();
             tokio::select! {
-                Some(done) = done_rx.recv() => self.finish(done),
+                Some(done) = done_rx.recv() => {
+                    // A group commit answers hundreds at once: one pass of the loop for all.
+                    self.finish(done);
+                    while let Ok(done) = done_rx.try_recv() {
+                        self.finish(done);
+                    }
+                }
                 msg = incoming.recv() => match msg {
                     Some(msg) => self.on_incoming(msg),
                     None => anyhow::bail!("the transport stopped"),
@@ -221,9 +227,7 @@ impl Server {
     /// Commits `ops`, then answers `id` with `response`; `undo` if the disk says no.
     fn commit_then_respond(&mut self, id: TxId, ops: Vec<BindingOp>, response: Response, undo: Undo) {
         let Some(done) = self.done.clone() else { return };
-        let writer = self.writer.clone();
-        tokio::spawn(async move {
-            let result = writer.apply(ops).await;
+        self.writer.apply_then(ops, move |result| {
             let _ = done.send(Done::Committed { id, response, undo, result });
         });
     }
@@ -242,10 +246,9 @@ impl Server {
             return;
         }
         log::debug!("{} bindings expired", gone.len());
-        let writer = self.writer.clone();
         let ops: Vec<BindingOp> = gone.into_iter().map(register::op).collect();
-        tokio::spawn(async move {
-            if let Err(e) = writer.apply(ops).await {
+        self.writer.apply_then(ops, |result| {
+            if let Err(e) = result {
                 log::warn!("expired bindings not removed from the store: {e}");
             }
         });
