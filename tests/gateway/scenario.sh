@@ -68,6 +68,31 @@ echo "hangup 0 16" >&3
 step branch-call-released '^hangup(_ack)? 0' 10
 sipp_step mediation-call-answered-and-got-bye-cause-16 "$uac"
 
+# Overlap dialling: the PSTN's SETUP carries 2 without sending complete; sba-gateway acknowledges
+# it (SETUP ACKNOWLEDGE), collects 0, 0, 1 from INFORMATION messages and, 2001 being complete by
+# its dial plan (2XXX), sends CALL PROCEEDING and the INVITE for 2001 (sipp checks the number).
+sed 's/sip:2000@/sip:2001@/' /payload/sipp/mediation_answers.xml > /tmp/answers_2001.xml
+sipp_run -sf /tmp/answers_2001.xml -p 5070 -mp 6000 -m 1 &
+uas=$!
+sleep 1
+mark
+echo "overlap 1 2" >&3
+step overlap-setup-acknowledged '^setup_ack [0-9]+ chan=1$' 10
+id=$(tail -n "+$((since + 1))" /tmp/peer.out | sed -n 's/^placed \([0-9]*\)$/\1/p' | head -1)
+echo "info ${id:-0} 00" >&3
+sleep 1
+if tail -n "+$((since + 1))" /tmp/peer.out | grep -q "^proceeding ${id:-0} "; then
+    report "fail overlap-waits-for-the-complete-number (proceeding after 200)"
+else
+    report "ok overlap-waits-for-the-complete-number"
+fi
+echo "info ${id:-0} 1" >&3
+step overlap-complete-number-proceeding "^proceeding ${id:-0} " 10
+step overlap-invite-for-2001-answered "^answer ${id:-0}$" 15
+echo "hangup ${id:-0} 16" >&3
+step overlap-call-released "^hangup(_ack)? ${id:-0}" 10
+sipp_step mediation-got-invite-for-2001-and-bye "$uas"
+
 # All 23 B-channels seized at once from the PSTN, every call answered through SIP; then an
 # INVITE from mediation finds the span full: 503 with Q.850 cause 34. No RTP echo here: 23
 # streams echoed would overload sipp in a TCG guest.

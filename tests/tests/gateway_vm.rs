@@ -2,7 +2,8 @@
 //! image (two dynamic `loc` spans back to back), runs sba-gateway on span 1 (user side) against
 //! libpri's network side on span 2, with sipp in the VM as sba-mediation: a PSTN call crossing to
 //! SIP and back with its audio compared byte for byte both ways (bchan through sipp's RTP echo),
-//! a call from SIP to the PSTN, 23 calls at once then 503 cause 34, and span 2
+//! a call from SIP to the PSTN, an overlap-dialled PSTN call (SETUP ACKNOWLEDGE, digits in
+//! INFORMATION, the INVITE once the dial plan says the number is complete), 23 calls at once then 503 cause 34, and span 2
 //! destroyed (red alarm on span 1): trunk unavailable, INVITEs answered 503 cause 38.
 use anyhow::{ensure, Context, Result};
 use std::path::PathBuf;
@@ -23,6 +24,12 @@ const STEPS: &[&str] = &[
     "branch-call-setup-for-3000",
     "branch-call-released",
     "mediation-call-answered-and-got-bye-cause-16",
+    "overlap-setup-acknowledged",
+    "overlap-waits-for-the-complete-number",
+    "overlap-complete-number-proceeding",
+    "overlap-invite-for-2001-answered",
+    "overlap-call-released",
+    "mediation-got-invite-for-2001-and-bye",
     "23-calls-answered-through-sip",
     "full-span-invite-503-cause-34",
     "23-calls-released",

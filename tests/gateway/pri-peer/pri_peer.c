@@ -9,13 +9,16 @@
  * --fd uses an inherited datagram socket carrying frames plus two FCS octets, as DAHDI does.
  *
  * Commands:  call CHAN NUMBER | alert ID | answer ID | hangup ID CAUSE | quit
+ *            | overlap CHAN DIGITS | info ID DIGITS
  *            | seize N NUMBER HOLD_MS | bench N CONCURRENT NUMBER | report
  * Events:    up | down | placed ID | ring ID chan=N called=NUM calling=NUM | refused chan=N cause=N
- *            | proceeding ID chan=N
+ *            | proceeding ID chan=N | setup_ack ID chan=N
  *            | ringing ID | answer ID | connect_ack ID | hangup_req ID cause=N | hangup ID cause=N
  *            | error TEXT
  *            | seized n=N failed=F proceeding_ms=X answered_ms=Y | released n=N ms=X
  *            | bench n=N failed=F ms=X cps=Y | report started=N answered=N done=N failed=N
+ * overlap places a call without sending complete (overlap dialling: the far end collects the
+ * number); info sends more DIGITS in INFORMATION messages, one digit each.
  * A ring is answered with CALL PROCEEDING at once (and CONNECT with --answer); a DISCONNECT
  * (hangup_req) with RELEASE.
  * seize places N calls at once on free B-channels, reports when all are answered, holds them for
@@ -167,8 +170,8 @@ static int open_dahdi(int channo)
 	return fd;
 }
 
-/* SETUP on CHANNEL (exclusive) for NUMBER; the slot, or -1. */
-static int place_call(int channel, const char *number)
+/* SETUP on CHANNEL (exclusive) for NUMBER, complete or to be continued; the slot, or -1. */
+static int place_call(int channel, const char *number, int complete)
 {
 	q931_call *call = pri_new_call(pri);
 	struct pri_sr *sr = pri_sr_new();
@@ -178,7 +181,7 @@ static int place_call(int channel, const char *number)
 	}
 	pri_sr_set_channel(sr, channel, 1, 0);
 	pri_sr_set_bearer(sr, PRI_TRANS_CAP_SPEECH, law);
-	pri_sr_set_called(sr, (char *)number, PRI_UNKNOWN, 1);
+	pri_sr_set_called(sr, (char *)number, PRI_UNKNOWN, complete);
 	pri_sr_set_caller(sr, "5551000", NULL, PRI_UNKNOWN, PRES_ALLOWED_USER_NUMBER_NOT_SCREENED);
 	int id = new_slot(call, channel);
 	if (id >= 0 && pri_setup(pri, call, sr)) {
@@ -194,7 +197,7 @@ static void bench_place(void)
 {
 	while (bench.started < bench.total && bench.started - bench.done < bench.concurrent) {
 		int channel = free_channel();
-		int id = channel < 0 ? -1 : place_call(channel, bench.number);
+		int id = channel < 0 ? -1 : place_call(channel, bench.number, 1);
 		if (id < 0)
 			return;
 		calls[id].bench = 1;
@@ -338,6 +341,9 @@ static void handle_event(pri_event *e)
 	case PRI_EVENT_RINGING:
 		say("ringing %d", slot_of(e->ringing.call));
 		break;
+	case PRI_EVENT_SETUP_ACK:
+		say("setup_ack %d chan=%d", slot_of(e->setup_ack.call), CHANNEL_OF(e->setup_ack.channel));
+		break;
 	case PRI_EVENT_ANSWER:
 		say("answer %d", slot_of(e->answer.call));
 		break;
@@ -389,9 +395,22 @@ static int handle_command(char *line)
 			say("error channel %d not free", a);
 			return 1;
 		}
-		int id = place_call(a, number);
+		int id = place_call(a, number, 1);
 		if (id >= 0)
 			say("placed %d", id);
+	} else if (sscanf(line, "overlap %d %63s", &a, number) == 2) {
+		if (!is_bchannel(a) || channel_busy(a)) {
+			say("error channel %d not free", a);
+			return 1;
+		}
+		pri_set_overlapdial(pri, 1);
+		int id = place_call(a, number, 0);
+		if (id >= 0)
+			say("placed %d", id);
+	} else if (sscanf(line, "info %d %63s", &a, number) == 2) {
+		if ((c = lookup(a)))
+			for (const char *d = number; *d; d++)
+				pri_information(pri, c->call, *d);
 	} else if (sscanf(line, "seize %d %63s %d", &a, number, &b) == 3) {
 		if (a >= 1 && a <= MAX_CALLS && b >= 0)
 			bench_start(a, a, 1, b, number);
