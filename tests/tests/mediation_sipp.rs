@@ -146,6 +146,22 @@ user = '$1'
     }
 }
 
+impl Mediation {
+    /// SIGTERM, then its exit (at most 10 s).
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "sba-mediation did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 impl Drop for Mediation {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -615,4 +631,41 @@ fn session_intervals_too_small_are_refused_422_and_a_carrier_s_422_is_retried() 
     let rows = m.cdrs();
     assert_eq!(rows.len(), 1, "one call: a 422 is none: {rows:?}");
     assert_eq!((rows[0][11].as_str(), rows[0][12].as_str(), rows[0][13].as_str()), ("carrier-a", "0", "200"));
+}
+
+#[test]
+fn sigterm_ends_the_calls_in_progress_and_stores_their_records() {
+    let scratch = Scratch::new("mediation-sigterm");
+    let mut m = Mediation::start(&scratch);
+    let _a = carrier(&scratch, "call_answer.xml", m.carrier_a);
+    // A call with 10 s of talk, stopped 1.5 s in.
+    let mut phone = Peer(
+        Sipp::new("call_uac.xml", m.addr)
+            .key("caller", "3012")
+            .key("domain", m.addr.to_string())
+            .arg("-s")
+            .arg("2125550100")
+            .arg("-d")
+            .arg("10000")
+            .arg("-p")
+            .arg(m.branch_port.to_string())
+            .arg("-mp")
+            .arg(free_port().to_string())
+            .command(&scratch.path, 20)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run sipp"),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let status = m.terminate();
+    assert!(status.success(), "{status}");
+    let rows = m.cdrs();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(!rows[0][3].is_empty(), "answered: {:?}", rows[0]);
+    assert_eq!((rows[0][13].as_str(), rows[0][14].as_str(), rows[0][15].as_str()), ("200", "41", "mediation stopped"));
+    let log = std::fs::read_to_string(scratch.file("mediation.log")).unwrap_or_default();
+    assert!(log.contains("call records: 1 stored"), "{log}");
+    // The phone got our BYE in its pause: its scenario fails, as it should.
+    assert!(!phone.finished_ok(5));
 }

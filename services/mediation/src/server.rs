@@ -1,5 +1,7 @@
 //! The event loop: the one place where sockets, the store and time meet the sans-IO parts
-//! (transactions, the B2BUA, the health checks, the trunk registrations). One task; CDR writes run beside it.
+//! (transactions, the B2BUA, the health checks, the trunk registrations). One task; call
+//! records go to the store's group-commit writer beside it. SIGTERM (or SIGINT) ends the calls
+//! in progress and drains the writer before the service exits.
 use crate::b2bua::{B2bua, B2buaConfig, Output};
 use crate::config::Config;
 use crate::health::Health;
@@ -10,8 +12,9 @@ use holdfast_runtime::Notifier;
 use holdfast_sip::message::{Message, Request};
 use holdfast_sip::transaction::{Inbound, TimerConfig, Transactions};
 use holdfast_sip::transport::{Incoming, Transport, TransportHandle};
-use holdfast_store::Store;
+use holdfast_store::{CdrWriter, Store};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +27,8 @@ pub enum ServerError {
     Store(#[from] holdfast_store::StoreError),
     #[error("the SIP transport stopped")]
     TransportStopped,
+    #[error("installing the signal handlers: {0}")]
+    Signals(std::io::Error),
 }
 
 /// How often answered calls are checked for media.
@@ -37,6 +42,7 @@ pub struct Server {
     health: Health,
     registrations: Registrations,
     store: Store,
+    cdrs: CdrWriter,
     notifier: Notifier,
 }
 
@@ -50,6 +56,7 @@ impl Server {
         let local = std::net::SocketAddr::new(config.advertise, transport.local_addr().port());
         let relay = Relay::start(RelayConfig { bind_ip: config.media_ip, ports: config.media_ports.clone() })?;
         let store = Store::open(&config.db).await?;
+        let cdrs = store.cdr_writer().await?;
         let now = Instant::now();
         let trunks = config.plan.trunks.iter().filter(|t| t.options).map(|t| (t.name.clone(), t.address, t.transport));
         let health = Health::new(trunks, config.options_interval, config.dead_after, local, now);
@@ -63,7 +70,7 @@ impl Server {
         let b2b = B2buaConfig { local, registrar: config.registrar, no_answer: config.no_answer };
         let b2bua = B2bua::new(b2b, config.plan, RelayMedia(relay), (now, unix_ms()));
         let txns = Transactions::new(TimerConfig::default());
-        Ok((Server { media_timeout, txns, transport, b2bua, health, registrations, store, notifier }, incoming))
+        Ok((Server { media_timeout, txns, transport, b2bua, health, registrations, store, cdrs, notifier }, incoming))
     }
 
     pub fn local_addr(&self) -> std::net::SocketAddr {
@@ -74,6 +81,8 @@ impl Server {
         let mut watchdog =
             tokio::time::interval(self.notifier.watchdog_interval().unwrap_or(Duration::from_secs(3600)));
         let mut reap = tokio::time::interval(REAP_EVERY);
+        let mut sigterm = signal(SignalKind::terminate()).map_err(ServerError::Signals)?;
+        let mut sigint = signal(SignalKind::interrupt()).map_err(ServerError::Signals)?;
         self.notifier.ready(&format!("listening on {}", self.transport.local_addr()));
         loop {
             let timer = [
@@ -99,9 +108,19 @@ impl Server {
                 }
                 _ = reap.tick() => self.b2bua.reap_idle(&mut self.txns, self.media_timeout, Instant::now()),
                 _ = watchdog.tick() => self.notifier.notify("WATCHDOG=1"),
+                _ = sigterm.recv() => break,
+                _ = sigint.recv() => break,
             }
             self.flush().await;
         }
+        self.notifier.notify("STOPPING=1");
+        log::info!("stopping: {} calls in progress ended", self.b2bua.len());
+        self.b2bua.shutdown(&mut self.txns, Instant::now());
+        self.flush().await;
+        let stats = self.cdrs.close().await;
+        log::info!("call records: {} stored in {} commits, {} refused", stats.records, stats.commits, stats.lost);
+        self.store.close().await;
+        Ok(())
     }
 
     fn on_incoming(&mut self, Incoming { msg, source }: Incoming) {
@@ -169,12 +188,9 @@ impl Server {
                         }
                     }
                     Output::Cdr(cdr) => {
-                        let store = self.store.clone();
-                        tokio::spawn(async move {
-                            if let Err(e) = store.insert_cdr(&cdr).await {
-                                log::error!("call record of {} not stored: {e}", cdr.call_id);
-                            }
-                        });
+                        if let Err(e) = self.cdrs.write(cdr) {
+                            log::error!("{e}");
+                        }
                     }
                 }
             }

@@ -6,6 +6,7 @@
 mod batch;
 mod bindings;
 mod cdr;
+mod cdr_writer;
 mod error;
 mod ha1;
 mod store;
@@ -14,6 +15,7 @@ mod writer;
 
 pub use bindings::{Binding, Origin};
 pub use cdr::Cdr;
+pub use cdr_writer::{CdrWriter, CdrWriterStats, CdrWriterStopped};
 pub use error::StoreError;
 pub use ha1::HashAlgorithm;
 pub use store::Store;

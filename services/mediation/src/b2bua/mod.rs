@@ -789,19 +789,45 @@ impl<M: Media> B2bua<M> {
             .filter(|(_, c)| c.state == State::Answered && c.media.is_some_and(|(id, ..)| idle.contains(&id)))
             .map(|(k, _)| *k)
             .collect();
-        let local = self.config.local;
         for key in dead {
-            let Some(call) = self.calls.get_mut(&key) else { continue };
-            log::warn!("call {}: no media for {}s, ended", call.cdr.call_id, idle_for.as_secs());
-            for d in [call.a_dialog.as_mut(), call.b_dialog.as_mut()].into_iter().flatten() {
-                let mut bye = d.request(Method::BYE, local);
-                bye.headers.add(HeaderName::Reason, q850::reason_value(102, "media timeout"));
-                let d = d.clone();
-                send_in_dialog(txns, &mut self.by_client, key, bye, &d, now);
+            if let Some(call) = self.calls.get(&key) {
+                log::warn!("call {}: no media for {}s, ended", call.cdr.call_id, idle_for.as_secs());
             }
-            call.cdr.q850 = Some(102);
-            call.cdr.end_cause = "media timeout".into();
-            self.end(txns, key, now);
+            self.bye_both(txns, key, 102, "media timeout", now);
+        }
+    }
+
+    /// Ends an answered call from our side: BYE both ways with Q.850 `cause`, and its record.
+    fn bye_both(&mut self, txns: &mut Transactions, key: u64, cause: u8, why: &str, now: Instant) {
+        let local = self.config.local;
+        let Some(call) = self.calls.get_mut(&key) else { return };
+        for d in [call.a_dialog.as_mut(), call.b_dialog.as_mut()].into_iter().flatten() {
+            let mut bye = d.request(Method::BYE, local);
+            bye.headers.add(HeaderName::Reason, q850::reason_value(cause, why));
+            let d = d.clone();
+            send_in_dialog(txns, &mut self.by_client, key, bye, &d, now);
+        }
+        call.cdr.q850 = Some(cause);
+        call.cdr.end_cause = why.to_string();
+        self.end(txns, key, now);
+    }
+
+    /// The service is stopping: every call ends now (answered ones with BYE both ways, those
+    /// being set up with 503 and a CANCEL), so that each has its record.
+    pub fn shutdown(&mut self, txns: &mut Transactions, now: Instant) {
+        let keys: Vec<u64> = self.calls.keys().copied().collect();
+        for key in keys {
+            let Some(call) = self.calls.get_mut(&key) else { continue };
+            match call.state {
+                State::Answered => self.bye_both(txns, key, 41, "mediation stopped", now),
+                State::Setup => {
+                    if let Some(a) = call.attempt.take() {
+                        cancel(txns, a.client, now);
+                        self.by_client.remove(&a.client);
+                    }
+                    self.fail_a(txns, key, 503, "Service Unavailable", "mediation stopped", now);
+                }
+            }
         }
     }
 
@@ -822,7 +848,7 @@ impl<M: Media> B2bua<M> {
         for call in self.calls.values_mut() {
             let transfer = call.transfer.as_mut().and_then(|t| t.attempt_mut());
             for a in [call.attempt.as_mut(), transfer].into_iter().flatten() {
-                if !a.ring_until.is_some_and(|t| t <= now) {
+                if a.ring_until.is_none_or(|t| t > now) {
                     continue;
                 }
                 a.ring_until = None;

@@ -735,3 +735,21 @@ fn session_intervals_below_min_se_are_refused_422_and_a_carrier_s_422_is_retried
     rig.pump();
     assert_eq!(rig.requests_to("127.0.0.1:5080", &Method::INVITE).len(), 1);
 }
+
+#[test]
+fn stopping_ends_every_call_with_its_record() {
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut rig = Rig::new(&mut media, &[]);
+    answered_call(&mut rig);
+    rig.invite_from_branch("3012", "2125550111");
+    rig.b2bua.shutdown(&mut rig.txns, rig.now);
+    rig.pump();
+    assert!(rig.b2bua.is_empty());
+    assert_eq!(rig.requests_to(REGISTRAR, &Method::BYE).len(), 1);
+    assert_eq!(rig.requests_to("127.0.0.1:5082", &Method::BYE).len(), 1);
+    assert_eq!(rig.requests_to("127.0.0.1:5080", &Method::CANCEL).len(), 1, "the call still ringing is cancelled");
+    assert!(rig.responses().iter().any(|r| r.status == 503 && r.call_id().unwrap() == "a-2125550111"));
+    let mut ends: Vec<(u16, &str)> = rig.cdrs.iter().map(|c| (c.status, c.end_cause.as_str())).collect();
+    ends.sort();
+    assert_eq!(ends, [(200, "mediation stopped"), (503, "mediation stopped")]);
+}

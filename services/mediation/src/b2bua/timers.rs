@@ -2,8 +2,7 @@
 //! when media is bypassed. On B we offer `SESSION_EXPIRES` and refresh with UPDATE when the
 //! answer makes us the refresher; on A the caller refreshes when it asked for a timer. A side
 //! that does not refresh in time loses the call: BYE both ways.
-use super::{send_in_dialog, Attempt, B2bua, Media};
-use crate::q850;
+use super::{Attempt, B2bua, Media};
 use holdfast_media::Side;
 use holdfast_sip::message::{HeaderName, Headers, Method, Request, Response};
 use holdfast_sip::transaction::{new_branch, Transactions, TxId};
@@ -153,17 +152,10 @@ impl<M: Media> B2bua<M> {
             }
         }
         for key in expired {
-            let Some(call) = self.calls.get_mut(&key) else { continue };
-            log::warn!("call {}: session timer expired, ended", call.cdr.call_id);
-            for d in [call.a_dialog.as_mut(), call.b_dialog.as_mut()].into_iter().flatten() {
-                let mut bye = d.request(Method::BYE, local);
-                bye.headers.add(HeaderName::Reason, q850::reason_value(102, "session timer expired"));
-                let d = d.clone();
-                send_in_dialog(txns, &mut self.by_client, key, bye, &d, now);
+            if let Some(call) = self.calls.get(&key) {
+                log::warn!("call {}: session timer expired, ended", call.cdr.call_id);
             }
-            call.cdr.q850 = Some(102);
-            call.cdr.end_cause = "session timer expired".into();
-            self.end(txns, key, now);
+            self.bye_both(txns, key, 102, "session timer expired", now);
         }
     }
 

@@ -1,0 +1,150 @@
+//! Group commit of call records: sba-mediation hands each finished call's record to one task
+//! without waiting (no task per call, no await on the call path); the task takes whatever
+//! records are queued and inserts them with ONE statement in one transaction, so a burst of
+//! calls ending together shares one fsync and a record is on disk one commit after its call
+//! ended. `close` drains the queue before the service exits.
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use sqlx::sqlite::SqliteConnection;
+use sqlx::Connection;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::cdr::{insert_cdrs, Cdr};
+use crate::error::StoreError;
+use crate::store::Store;
+
+/// The writer task is gone (it ends only when the last handle is closed or a panic).
+#[derive(Debug, thiserror::Error)]
+#[error("the call record writer has stopped: the record of {call_id} is not stored")]
+pub struct CdrWriterStopped {
+    pub call_id: String,
+}
+
+/// Records per transaction: bounds the latency one commit adds to the records behind it.
+const MAX_BATCH: usize = 512;
+
+#[derive(Default)]
+struct Counters {
+    commits: AtomicU64,
+    records: AtomicU64,
+    lost: AtomicU64,
+}
+
+/// Totals since the writer started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CdrWriterStats {
+    /// Transactions committed.
+    pub commits: u64,
+    /// Records committed.
+    pub records: u64,
+    /// Records the database refused (logged with their Call-ID).
+    pub lost: u64,
+}
+
+/// The handle on the writer task. Records queue in memory while the disk is slow: a call never
+/// waits for its record.
+pub struct CdrWriter {
+    queue: mpsc::UnboundedSender<Cdr>,
+    task: JoinHandle<()>,
+    counters: Arc<Counters>,
+}
+
+impl CdrWriter {
+    /// Queues `cdr` for the next commit.
+    pub fn write(&self, cdr: Cdr) -> Result<(), CdrWriterStopped> {
+        self.queue.send(cdr).map_err(|e| CdrWriterStopped {
+            call_id: e.0.call_id,
+        })
+    }
+
+    pub fn stats(&self) -> CdrWriterStats {
+        CdrWriterStats {
+            commits: self.counters.commits.load(Ordering::Relaxed),
+            records: self.counters.records.load(Ordering::Relaxed),
+            lost: self.counters.lost.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Commits every record queued so far and stops the task.
+    pub async fn close(self) -> CdrWriterStats {
+        let CdrWriter {
+            queue,
+            task,
+            counters,
+        } = self;
+        drop(queue);
+        if let Err(e) = task.await {
+            log::error!("call record writer: {e}");
+        }
+        CdrWriterStats {
+            commits: counters.commits.load(Ordering::Relaxed),
+            records: counters.records.load(Ordering::Relaxed),
+            lost: counters.lost.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Store {
+    /// Starts the call record writer on a connection of its own.
+    pub async fn cdr_writer(&self) -> Result<CdrWriter, StoreError> {
+        let conn = self.dedicated_connection().await?;
+        let (queue, records) = mpsc::unbounded_channel();
+        let counters = Arc::new(Counters::default());
+        let task = tokio::spawn(run(conn, records, counters.clone()));
+        Ok(CdrWriter {
+            queue,
+            task,
+            counters,
+        })
+    }
+}
+
+async fn run(
+    mut conn: SqliteConnection,
+    mut records: mpsc::UnboundedReceiver<Cdr>,
+    counters: Arc<Counters>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = records.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match records.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        match insert_cdrs(&mut conn, &batch).await {
+            Ok(()) => {
+                counters.commits.fetch_add(1, Ordering::Relaxed);
+                counters
+                    .records
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                // Isolate the record at fault: each on its own, the others still stored.
+                log::warn!(
+                    "group commit of {} call records failed ({e}); one by one",
+                    batch.len()
+                );
+                for cdr in &batch {
+                    match insert_cdrs(&mut conn, std::slice::from_ref(cdr)).await {
+                        Ok(()) => {
+                            counters.commits.fetch_add(1, Ordering::Relaxed);
+                            counters.records.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            counters.lost.fetch_add(1, Ordering::Relaxed);
+                            log::error!("call record of {} not stored: {e}", cdr.call_id);
+                        }
+                    }
+                }
+            }
+        }
+        batch.clear();
+    }
+    if let Err(e) = conn.close().await {
+        log::warn!("call record writer connection: {e}");
+    }
+}
