@@ -33,6 +33,30 @@ fn sha256_digest_registers_and_a_replayed_nonce_count_is_refused() {
     assert_eq!(next.status, 200, "{}", next.reason);
 }
 
+/// Challenges go out without a transaction: a retransmitted REGISTER is challenged again, with
+/// the same To tag (RFC 3261 §8.2.7), and either challenge's nonce leads to a binding.
+#[test]
+fn a_retransmitted_register_is_challenged_again_with_the_same_tag() {
+    let scratch = Scratch::new("proto-stateless-401");
+    let reg = Registrar::start(&scratch, "", &[("ivy", "pw-ivy")]);
+    let mut ua = Ua::new(reg.addr, "ivy", DOMAIN);
+    let first = ua.register(600, None).to_bytes();
+    ua.send(&first);
+    let a = ua.recv();
+    ua.send(&first);
+    let b = ua.recv();
+    assert_eq!((a.status, b.status), (401, 401));
+    let tag = |r: &holdfast_sip::message::Response| r.to_header().expect("To").tag().map(str::to_string);
+    assert!(tag(&a).is_some(), "a 401 carries a To tag");
+    assert_eq!(tag(&a), tag(&b), "a retransmission gets the same To tag");
+    // Another request (new branch and CSeq) gets a tag of its own.
+    let c = ua.request(600, None);
+    assert_ne!(tag(&a), tag(&c));
+    let ok = ua.request(600, Some(&ua.answer(&b, "pw-ivy", 1)));
+    assert_eq!(ok.status, 200, "{}", ok.reason);
+    assert_eq!(reg.registrations().len(), 1);
+}
+
 #[test]
 fn repeated_failures_from_one_source_are_slowed_down() {
     let scratch = Scratch::new("proto-throttle");

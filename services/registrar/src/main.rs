@@ -143,6 +143,7 @@ async fn run(config: Config) -> Result<()> {
         wan,
         status,
         relays: HashMap::new(),
+        stateless: Vec::new(),
         done: None,
     };
     server.run(incoming).await

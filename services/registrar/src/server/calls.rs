@@ -155,7 +155,7 @@ impl Server {
     }
 
     /// Whether a Request-URI names this branch: its domain, or one of its addresses.
-    fn addressed_to_us(&self, uri: &Uri) -> bool {
+    pub(super) fn addressed_to_us(&self, uri: &Uri) -> bool {
         match uri {
             Uri::Sip(sip) => match &sip.host {
                 Host::Domain(d) => d.eq_ignore_ascii_case(&self.domain),

@@ -62,6 +62,8 @@ pub struct Server {
     pub status: StatusFile,
     /// REGISTERs passed to the central site, by their client transaction.
     pub relays: HashMap<TxId, Relay>,
+    /// Responses sent without a transaction, waiting for `flush`.
+    pub stateless: Vec<Response>,
     /// Where work finished beside the loop reports; set by `run`.
     pub done: Option<mpsc::UnboundedSender<Done>>,
 }
@@ -131,6 +133,9 @@ impl Server {
             Message::Request(r) => r,
             Message::Response(r) => return self.on_response(r, now),
         };
+        if let Some(challenge) = self.stateless_challenge(&request, &source, now) {
+            return self.stateless.push(challenge);
+        }
         let inbound = self.addresses.local_for(source.addr.ip());
         match self.txns.on_request(request, source.transport, now) {
             Ok(Inbound::Request { id, request }) => self.on_request(id, request, source, inbound, now),
@@ -215,6 +220,12 @@ impl Server {
                 if let Err(e) = self.transport.transmit(&t).await {
                     log::debug!("sending failed: {e}");
                     self.txns.on_transport_error(id);
+                }
+            }
+            for response in std::mem::take(&mut self.stateless) {
+                busy = true;
+                if let Err(e) = self.transport.send_response(&response).await {
+                    log::debug!("stateless response not sent: {e}");
                 }
             }
             self.send_probes(now).await;

@@ -4,7 +4,8 @@ use super::{bad, refuse, Server};
 use crate::auth::Check;
 use crate::registrar::{aor_of, contact_key, Change, Decision};
 use crate::routing::Mode;
-use holdfast_sip::message::{Header, HeaderName, NameAddr, Request, Response};
+use holdfast_sip::message::{Header, HeaderName, Method, NameAddr, Request, Response};
+use std::hash::{Hash, Hasher};
 use holdfast_sip::transaction::{new_branch, Event, TxEvent, TxId};
 use holdfast_sip::transport::{Protocol, Source};
 use holdfast_store::{BindingOp, Origin};
@@ -45,6 +46,36 @@ impl Server {
             Mode::Normal => self.relay_register(id, req, aor, source, now),
             Mode::Survival => self.register_in_survival(id, req, &aor, source, now),
         }
+    }
+
+    /// A REGISTER without credentials for the branch's own registrar gets its 401 with no server
+    /// transaction, as Kamailio's sl module answers: half of all REGISTERs are such, and each
+    /// transaction would hold its response for 64*T1. A retransmission gets the same challenge
+    /// anew (RFC 3261 §8.2.7: the To tag is derived from the request, so it is the same tag).
+    pub(super) fn stateless_challenge(&mut self, req: &Request, source: &Source, now: Instant) -> Option<Response> {
+        let candidate = req.method == Method::REGISTER
+            && self.mode() == Mode::Standalone
+            && req.headers.get(&HeaderName::Authorization).is_none()
+            && req.headers.get(&HeaderName::Route).is_none()
+            && self.addressed_to_us(&req.uri);
+        if !candidate {
+            return None;
+        }
+        let aor = aor_of(&req.to_header().ok()?.uri)?;
+        let (user, domain) = split_aor(&aor);
+        let Check::Refuse(mut r) = self.auth.as_mut()?.check(req, user, domain, source.addr.ip(), now) else {
+            return None;
+        };
+        if r.status != 401 {
+            return None;
+        }
+        if let Some(to) = req.headers.get(&HeaderName::To).filter(|to| r.headers.get(&HeaderName::To) != Some(*to)) {
+            let mut hash = std::hash::DefaultHasher::new();
+            (req.headers.get(&HeaderName::CallId), req.headers.get(&HeaderName::CSeq), req.headers.get(&HeaderName::Via))
+                .hash(&mut hash);
+            r.headers.set(HeaderName::To, format!("{to};tag={:016x}", hash.finish()));
+        }
+        Some(r)
     }
 
     /// The branch's own registrar: local credentials, local bindings.
