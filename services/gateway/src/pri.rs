@@ -184,7 +184,7 @@ impl Pri {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::q931::ie::{NumberingPlan, PartyNumber, TypeOfNumber};
+    use crate::q931::ie::{Cause, NumberingPlan, PartyNumber, TypeOfNumber};
 
     fn wire(a: &mut Pri, b: &mut Pri, now: Instant) {
         for _ in 0..1000 {
@@ -244,6 +244,58 @@ mod tests {
         user.handle_alarms(Alarms::NONE, now);
         wire(&mut user, &mut net, now);
         assert!(events(&mut user).contains(&PriEvent::InService(true)));
+    }
+
+    fn connected(user: &mut Pri, net: &mut Pri, now: Instant) -> (CallId, CallId) {
+        let ours = user.place_call(call(), now).unwrap();
+        wire(user, net, now);
+        let theirs = match events(net).as_slice() {
+            [PriEvent::Call(CallEvent::Incoming { call, .. })] => *call,
+            other => panic!("{other:?}"),
+        };
+        net.answer(theirs, now).unwrap();
+        wire(user, net, now);
+        assert!(events(user).contains(&PriEvent::Call(CallEvent::Connected { call: ours })));
+        events(net);
+        (ours, theirs)
+    }
+
+    #[test]
+    fn an_active_call_outlives_a_short_alarm_through_t309() {
+        let now = Instant::now();
+        let (mut user, mut net) = up(now);
+        let (ours, theirs) = connected(&mut user, &mut net, now);
+        user.handle_alarms(Alarms::RED, now);
+        assert_eq!(events(&mut user), [PriEvent::InService(false)], "the call is kept");
+        let back = now + std::time::Duration::from_secs(5);
+        user.handle_timeout(back);
+        user.handle_alarms(Alarms::NONE, back);
+        wire(&mut user, &mut net, back);
+        assert_eq!(events(&mut user), [PriEvent::InService(true)]);
+        // The far end heard our STATUS (active, as it is) and keeps the call too.
+        assert!(events(&mut net).iter().all(|e| !matches!(e, PriEvent::Call(_))));
+        user.handle_timeout(back + std::time::Duration::from_secs(60));
+        assert!(events(&mut user).is_empty());
+        user.hangup(ours, cause::NORMAL_CLEARING, back).unwrap();
+        wire(&mut user, &mut net, back);
+        assert!(events(&mut net).iter().any(|e| matches!(e, PriEvent::Call(CallEvent::Cleared { call, cause: c })
+            if *call == theirs && c.value == cause::NORMAL_CLEARING)));
+    }
+
+    #[test]
+    fn a_long_alarm_clears_the_active_call_when_t309_runs_out() {
+        let now = Instant::now();
+        let (mut user, mut net) = up(now);
+        let (ours, _) = connected(&mut user, &mut net, now);
+        user.handle_alarms(Alarms::RED, now);
+        events(&mut user);
+        assert_eq!(user.next_timeout(), Some(now + std::time::Duration::from_secs(6)), "only T309 runs");
+        user.handle_timeout(now + std::time::Duration::from_secs(6));
+        assert_eq!(
+            events(&mut user),
+            [PriEvent::Call(CallEvent::Cleared { call: ours, cause: Cause::new(cause::DESTINATION_OUT_OF_ORDER) })]
+        );
+        assert_eq!(user.free_channels(), 30);
     }
 
     #[test]
