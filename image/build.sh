@@ -30,7 +30,9 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-packages=(systemd systemd-sysv udev linux-image-amd64 initramfs-tools kmod iproute2 nftables procps)
+# dbus: systemd-logind needs it, and without logind the ACPI power button (qemu system_powerdown,
+# a hypervisor's shutdown) is ignored.
+packages=(systemd systemd-sysv udev dbus linux-image-amd64 initramfs-tools kmod iproute2 nftables procps)
 case "$variant" in
     base) ;;
     # The gateway test: DAHDI modules built by dkms for the image's own kernel, tools, libpri.
