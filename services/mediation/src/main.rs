@@ -6,6 +6,9 @@ use sba_mediation::config::Config;
 use sba_mediation::server::Server;
 use std::path::PathBuf;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "sba-mediation", about = "Holdfast Mediation Server: B2BUA and media relay towards the PSTN")]
 struct Cli {

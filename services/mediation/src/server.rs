@@ -33,6 +33,9 @@ pub enum ServerError {
 
 /// How often answered calls are checked for media.
 const REAP_EVERY: Duration = Duration::from_secs(5);
+/// Datagrams handled per turn of the loop before what they caused is sent: under load the
+/// timers are looked at and the queues drained once per burst, not once per datagram.
+const BURST: usize = 64;
 
 pub struct Server {
     media_timeout: Duration,
@@ -96,7 +99,13 @@ impl Server {
                 .min();
             tokio::select! {
                 msg = incoming.recv() => match msg {
-                    Some(msg) => self.on_incoming(msg),
+                    Some(msg) => {
+                        self.on_incoming(msg);
+                        for _ in 1..BURST {
+                            let Ok(msg) = incoming.try_recv() else { break };
+                            self.on_incoming(msg);
+                        }
+                    }
                     None => return Err(ServerError::TransportStopped),
                 },
                 _ = sleep_until(timer), if timer.is_some() => {

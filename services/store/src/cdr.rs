@@ -1,6 +1,8 @@
 //! Call detail records: sba-mediation writes one per call, `sbactl cdr` reads them.
+use std::sync::OnceLock;
+
 use sqlx::sqlite::SqliteConnection;
-use sqlx::Row;
+use sqlx::{Connection, Row};
 
 use crate::error::StoreError;
 use crate::store::Store;
@@ -31,48 +33,65 @@ pub struct Cdr {
     pub transfer_of: Option<String>,
 }
 
-/// Every record in one INSERT: the batch goes as one JSON array expanded by json_each, so a
-/// group commit of hundreds of records is one statement (and, in autocommit, one fsync).
-const INSERT_SQL: &str = "INSERT INTO cdrs (call_id, direction, setup_at, answered_at, ended_at, caller, \
-    callee_dialled, callee, callee_sent, caller_sent, route, trunk, failovers, status, q850, end_cause, \
-    referred_by, transfer_of) \
-    SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, \
-    value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, value ->> 13, \
-    value ->> 14, value ->> 15, value ->> 16, value ->> 17 FROM json_each(?)";
+/// Rows per INSERT statement: a batch is cut into these, largest first, so that four prepared
+/// statements (sqlx caches them) serve every batch size. Plain parameters: 18 a row, under
+/// SQLite's 32,766. (A JSON array through json_each took 8.8 µs of CPU a record against 2.4:
+/// each column of each row parsed the row's JSON again.)
+const CHUNKS: [usize; 4] = [128, 16, 4, 1];
 
-pub(crate) async fn insert_cdrs(
-    conn: &mut SqliteConnection,
-    cdrs: &[Cdr],
-) -> Result<(), StoreError> {
-    let rows: Vec<serde_json::Value> = cdrs
-        .iter()
-        .map(|c| {
-            serde_json::json!([
-                c.call_id,
-                c.direction,
-                c.setup_at,
-                c.answered_at,
-                c.ended_at,
-                c.caller,
-                c.callee_dialled,
-                c.callee,
-                c.callee_sent,
-                c.caller_sent,
-                c.route,
-                c.trunk,
-                c.failovers,
-                c.status,
-                c.q850,
-                c.end_cause,
-                c.referred_by,
-                c.transfer_of
-            ])
-        })
-        .collect();
-    sqlx::query(INSERT_SQL)
-        .bind(serde_json::to_string(&rows)?)
-        .execute(conn)
-        .await?;
+const COLUMNS: &str = "call_id, direction, setup_at, answered_at, ended_at, caller, callee_dialled, callee, \
+    callee_sent, caller_sent, route, trunk, failovers, status, q850, end_cause, referred_by, transfer_of";
+
+/// The INSERT of `CHUNKS[i]` rows.
+fn insert_sql(i: usize) -> &'static str {
+    static SQL: [OnceLock<String>; CHUNKS.len()] = [const { OnceLock::new() }; CHUNKS.len()];
+    SQL[i].get_or_init(|| {
+        let row = format!("({})", vec!["?"; 18].join(", "));
+        format!("INSERT INTO cdrs ({COLUMNS}) VALUES {}", vec![row; CHUNKS[i]].join(", "))
+    })
+}
+
+/// Stores `cdrs` in one transaction (one fsync).
+pub(crate) async fn insert_cdrs(conn: &mut SqliteConnection, cdrs: &[Cdr]) -> Result<(), StoreError> {
+    if let [one] = cdrs {
+        return insert_rows(conn, CHUNKS.len() - 1, std::slice::from_ref(one)).await;
+    }
+    let mut tx = conn.begin().await?;
+    let mut rest = cdrs;
+    while !rest.is_empty() {
+        let i = CHUNKS.iter().position(|n| *n <= rest.len()).unwrap_or(CHUNKS.len() - 1);
+        let (rows, tail) = rest.split_at(CHUNKS[i].min(rest.len()));
+        insert_rows(&mut tx, i, rows).await?;
+        rest = tail;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn insert_rows(conn: &mut SqliteConnection, chunk: usize, rows: &[Cdr]) -> Result<(), StoreError> {
+    let mut q = sqlx::query(insert_sql(chunk));
+    for c in rows {
+        q = q
+            .bind(&c.call_id)
+            .bind(&c.direction)
+            .bind(c.setup_at)
+            .bind(c.answered_at)
+            .bind(c.ended_at)
+            .bind(&c.caller)
+            .bind(&c.callee_dialled)
+            .bind(&c.callee)
+            .bind(&c.callee_sent)
+            .bind(&c.caller_sent)
+            .bind(&c.route)
+            .bind(&c.trunk)
+            .bind(i64::from(c.failovers))
+            .bind(i64::from(c.status))
+            .bind(c.q850.map(i64::from))
+            .bind(&c.end_cause)
+            .bind(&c.referred_by)
+            .bind(&c.transfer_of);
+    }
+    q.execute(conn).await?;
     Ok(())
 }
 

@@ -396,11 +396,12 @@ impl<M: Media> B2bua<M> {
     }
 
     fn outbound_targets(&self, user: &str, dialled: &str, cdr: &mut Cdr) -> Result<Vec<Target>, Refusal> {
-        // Recorded even when the call is refused: the record shows what the number became.
-        if let Ok(n) = self.plan.dial_plan.normalize(dialled) {
-            cdr.callee = n.to_string();
-        }
-        let out = self.plan.outbound(user, user, dialled)?;
+        let out = self.plan.outbound(user, user, dialled).inspect_err(|_| {
+            // Recorded even when the call is refused: the record shows what the number became.
+            if let Ok(n) = self.plan.dial_plan.normalize(dialled) {
+                cdr.callee = n.to_string();
+            }
+        })?;
         cdr.caller = out.caller.clone();
         cdr.callee = out.normalized.to_string();
         cdr.route = out.route.clone();
@@ -507,7 +508,11 @@ impl<M: Media> B2bua<M> {
             self.abandon_transfer(txns, t, ended_at, now);
         }
         self.by_server.remove(&call.server);
-        self.by_dialog.retain(|_, (k, _)| *k != key);
+        // Its entries: A's dialog as set up, and whatever dialogs fill its two slots now.
+        self.by_dialog.remove(&(call.invite.call_id().unwrap_or_default().to_string(), call.a_tag.clone()));
+        for d in [&call.a_dialog, &call.b_dialog].into_iter().flatten() {
+            self.by_dialog.remove(&(d.call_id.clone(), d.local_tag.clone()));
+        }
         if let Some(a) = &call.attempt {
             self.by_client.remove(&a.client);
         }
