@@ -10,8 +10,8 @@
 //! ```
 //! Phones register through the SBA to Kamailio and call each other; the SBA VM's WAN NIC is
 //! unplugged (QMP set_link): survival mode, branch and PSTN calls (sba-mediation to the carrier)
-//! keep working; the SBA VM is hard-reset during the outage and its bindings are in SQLite before
-//! its network is even up, calls work again; the NIC is plugged back: failback, and a new phone's
+//! keep working; the SBA VM's power is cut during the outage (qemu killed) and a new qemu boots
+//! its disk: the bindings are in SQLite before its network is even up, calls work again; the NIC is plugged back: failback, and a new phone's
 //! REGISTER reaches Kamailio.
 use anyhow::{bail, ensure, Context, Result};
 use holdfast_tests::kamailio::{self, options_status};
@@ -247,7 +247,11 @@ fn wan_failover_between_vms_keeps_calls_and_bindings() -> Result<()> {
     central_cfg.netns = Some(net.ns.clone());
     central_cfg.net_args = TestNet::nic_args("tcen", "wan", CENTRAL_MAC);
     central_cfg.script = Some(central_script());
+    let dir = std::env::temp_dir().join(format!("hf-wan-failover-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
     let mut sba_cfg = VmConfig::new("sba", Variant::Base);
+    // The disk outlives qemu: the power cycle is a new qemu on it.
+    sba_cfg.disk = Some(dir.join("sba-disk.qcow2"));
     sba_cfg.netns = Some(net.ns.clone());
     sba_cfg.net_args = [TestNet::nic_args("tlan", "lan", SBA_LAN_MAC), TestNet::nic_args("tswan", "wan", SBA_WAN_MAC)].concat();
     sba_cfg.script = Some(sba_script(&sba_config()?));
@@ -277,8 +281,6 @@ fn wan_failover_between_vms_keeps_calls_and_bindings() -> Result<()> {
     eprintln!("image_wan_failover: qemu start to Kamailio answering {central_up:.1?}, to the SBA's services READY {sba_ready:.1?}");
 
     // Normal mode: phones register through the SBA to Kamailio and call each other.
-    let dir = std::env::temp_dir().join(format!("hf-wan-failover-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
     let branch = Branch { ns, dir: dir.clone() };
     let carrier = Answerer::carrier(&branch.ns, &dir, SocketAddr::from((CARRIER, 5060)), 400);
     let alice = branch.phone(1, "alice", "alice-pw");
@@ -310,27 +312,30 @@ fn wan_failover_between_vms_keeps_calls_and_bindings() -> Result<()> {
     ensure!(carrier.answered() == 1, "the PSTN call did not reach the carrier:\n{}", carrier.log());
     ensure!(carrier.log().contains(&format!("INVITE sip:{PSTN_NUMBER}@{CARRIER}")), "{}", carrier.log());
 
-    // A power cycle during the outage: the bindings are in SQLite before the network is up, the
-    // WAN stays cut across the reset, and calls work again. The sipp phones go first: a sipp
-    // gives its registration up after 32 s without an answer (Timer F), about a TCG reboot.
+    // A power cycle during the outage: qemu is killed (what the guest had not flushed is lost)
+    // and a new one boots the same disk with its WAN NIC unplugged from the start. The bindings
+    // are in SQLite before the network is up, and calls work again. The sipp phones go first: a
+    // sipp gives its registration up after 32 s without an answer (Timer F), less than a TCG reboot.
     drop((alice, bob));
-    let reset = Instant::now();
-    sba.reset()?;
+    drop(sba);
+    let power_on = Instant::now();
+    let mut sba = Vm::boot(&sba_cfg)?;
+    sba.set_link("wan", false)?;
     let ready = sba.wait_for("READY-ALL boot=2", Duration::from_secs(240))?;
-    let reset_ready = reset.elapsed();
+    let boot2_ready = power_on.elapsed();
     ensure!(ready.contains("pending=[]"), "services not READY after the power cycle: {ready}\n{}", sba.diagnostics());
     let at_boot = sba.wait_for("AT-BOOT boot=2", Duration::from_secs(60))?;
     for user in ["alice", "bob"] {
         ensure!(at_boot.contains(&format!("sip:{user}@{DOMAIN}")), "{user}'s binding lost in the power cycle: {at_boot}");
     }
     sba.wait_for("NET-UP boot=2", Duration::from_secs(120))?;
-    let mode = wait_line(&sba, 0, |l| l.starts_with("MODE boot=2 "), Duration::from_secs(30), "the mode after the reset")?;
-    ensure!(mode.starts_with("MODE boot=2 survival"), "not in survival after the reset with the WAN cut: {mode}");
-    // Nothing registered since the reset: bob's call reaches a plain UAS at his contact through the
+    let mode = wait_line(&sba, 0, |l| l.starts_with("MODE boot=2 "), Duration::from_secs(30), "the mode after the power cycle")?;
+    ensure!(mode.starts_with("MODE boot=2 survival"), "not in survival after the power cycle with the WAN cut: {mode}");
+    // Nothing registered since the power cycle: bob's call reaches a plain UAS at his contact through the
     // binding read back from SQLite.
     let bob_uas = Answerer::carrier(&branch.ns, &dir.join("bob-uas"), SocketAddr::from((phone_ip(2), 5060)), 300);
     branch.call(1, "alice", "bob", &sba, "after the power cycle")?;
-    let calls_back = reset.elapsed();
+    let calls_back = power_on.elapsed();
     ensure!(bob_uas.answered() == 1, "the call after the power cycle did not reach bob's contact");
     branch.call(2, "bob", PSTN_NUMBER, &sba, "PSTN after the power cycle")?;
     ensure!(carrier.answered() == 2, "the second PSTN call did not reach the carrier:\n{}", carrier.log());
@@ -357,13 +362,14 @@ fn wan_failover_between_vms_keeps_calls_and_bindings() -> Result<()> {
     ensure!(erin.answered() == 1, "erin answered {} calls", erin.answered());
 
     eprintln!(
-        "image_wan_failover: survival {failover:.1?} after the cut; after the reset services READY in \
-         {reset_ready:.1?}, calls through in {calls_back:.1?}; pass-through {failback:.1?} after the restore; \
+        "image_wan_failover: survival {failover:.1?} after the cut; after the power cycle services READY in \
+         {boot2_ready:.1?}, calls through in {calls_back:.1?}; pass-through {failback:.1?} after the restore; \
          whole test {:.1?}",
         t0.elapsed()
     );
     drop((alice, bob_uas, erin, carrier));
+    let sba_off = sba.shutdown(Duration::from_secs(60));
+    let central_off = central.shutdown(Duration::from_secs(60));
     let _ = std::fs::remove_dir_all(&dir);
-    sba.shutdown(Duration::from_secs(60))?;
-    central.shutdown(Duration::from_secs(60))
+    sba_off.and(central_off)
 }
