@@ -96,12 +96,6 @@ async fn insert_rows(conn: &mut SqliteConnection, chunk: usize, rows: &[Cdr]) ->
 }
 
 impl Store {
-    /// Stores one record at once (sba-mediation goes through a `CdrWriter`).
-    pub async fn insert_cdr(&self, cdr: &Cdr) -> Result<(), StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        insert_cdrs(&mut conn, std::slice::from_ref(cdr)).await
-    }
-
     /// Records of calls set up at or after `since` (Unix milliseconds), oldest first.
     pub async fn list_cdrs(&self, since: i64) -> Result<Vec<Cdr>, StoreError> {
         let rows = sqlx::query("SELECT * FROM cdrs WHERE setup_at >= ? ORDER BY setup_at, id")
@@ -185,8 +179,10 @@ mod tests {
         unanswered.status = 403;
         unanswered.referred_by = Some("3012".into());
         unanswered.transfer_of = Some("a".into());
-        store.insert_cdr(&cdr("a", 1_000)).await.unwrap();
-        store.insert_cdr(&unanswered).await.unwrap();
+        let writer = store.cdr_writer().await.unwrap();
+        writer.write(cdr("a", 1_000)).unwrap();
+        writer.write(unanswered.clone()).unwrap();
+        writer.close().await;
         assert_eq!(
             store.list_cdrs(0).await.unwrap(),
             vec![cdr("a", 1_000), unanswered.clone()]
