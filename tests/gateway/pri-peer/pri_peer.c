@@ -490,6 +490,13 @@ int main(int argc, char **argv)
 			long ms = (next->tv_sec - now.tv_sec) * 1000 + (next->tv_usec - now.tv_usec) / 1000;
 			timeout = ms < 0 ? 0 : (int)ms;
 		}
+		/* A call the bench could not place (no free channel yet, link busy) is tried again. */
+		if (bench.active && !bench.hold) {
+			bench_place();
+			if (bench.started - bench.done < bench.concurrent && bench.started < bench.total &&
+			    (timeout < 0 || timeout > 100))
+				timeout = 100;
+		}
 		if (bench.release_at_us) {
 			long long ms = (bench.release_at_us - now_us()) / 1000;
 			if (ms <= 0) {
