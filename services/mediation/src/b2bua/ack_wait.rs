@@ -21,6 +21,10 @@ impl Unacked {
         Unacked { response, next_at: now + t.t1(), interval: t.t1(), give_up_at: now + t.transaction_timeout() }
     }
 
+    pub(super) fn response(&self) -> &Response {
+        &self.response
+    }
+
     pub(super) fn deadline(&self) -> Instant {
         self.next_at.min(self.give_up_at)
     }

@@ -193,6 +193,11 @@ pub struct B2bua<M: Media> {
     /// (Call-ID, our tag) -> call and the side it names.
     by_dialog: HashMap<(String, String), (u64, Side)>,
     dead: HashSet<String>,
+    /// The INVITEs that set up calls in the last 64*T1 (Call-ID, From tag, CSeq), oldest first:
+    /// a retransmission that arrives after our 2xx ended its transaction must not place the
+    /// call a second time.
+    recent: HashMap<(String, String, u32), u64>,
+    recent_order: VecDeque<(Instant, (String, String, u32))>,
     next_call: u64,
     outputs: VecDeque<Output>,
     /// Wall clock (Unix ms) at `epoch`, for call records.
@@ -210,6 +215,8 @@ impl<M: Media> B2bua<M> {
             by_client: HashMap::new(),
             by_dialog: HashMap::new(),
             dead: HashSet::new(),
+            recent: HashMap::new(),
+            recent_order: VecDeque::new(),
             next_call: 0,
             outputs: VecDeque::new(),
             epoch,
@@ -267,6 +274,13 @@ impl<M: Media> B2bua<M> {
     fn on_invite(&mut self, txns: &mut Transactions, id: TxId, invite: Request, source: SocketAddr, transport: Protocol, now: Instant) {
         if let Some(r) = timers::too_small(&invite) {
             return respond(txns, id, r, now);
+        }
+        let Some(seen) = self.seen_invite(&invite, now) else { return respond(txns, id, invite.response(400), now) };
+        if let Some(&key) = self.recent.get(&seen) {
+            // Our 2xx again while the caller has not acknowledged it; else 482 (RFC 3261
+            // §8.2.2.2): the call exists or existed, a stray answer harms nobody.
+            let again = self.calls.get(&key).and_then(|c| Some(c.unacked.as_ref()?.response().clone()));
+            return respond(txns, id, again.unwrap_or_else(|| invite.response(482)), now);
         }
         let dialled = user_of(&invite.uri).unwrap_or_default();
         let caller = invite.from_header().ok().and_then(|f| user_of(&f.uri)).unwrap_or_default();
@@ -355,6 +369,8 @@ impl<M: Media> B2bua<M> {
         }
         let key = self.next_call;
         self.next_call += 1;
+        self.recent.insert(seen.clone(), key);
+        self.recent_order.push_back((now, seen));
         let a_tag = new_tag();
         let call_id = cdr.call_id.clone();
         let sdp = [invite.body.clone(), Vec::new()];
@@ -393,6 +409,19 @@ impl<M: Media> B2bua<M> {
             },
         );
         self.next_target(txns, key, now);
+    }
+
+    /// What identifies `invite` among the recent ones (stale entries forgotten first); None
+    /// without a Call-ID or CSeq (the transaction layer refuses those already).
+    fn seen_invite(&mut self, invite: &Request, now: Instant) -> Option<(String, String, u32)> {
+        let horizon = holdfast_sip::transaction::TimerConfig::default().transaction_timeout();
+        while self.recent_order.front().is_some_and(|(at, _)| now.saturating_duration_since(*at) > horizon) {
+            if let Some((_, seen)) = self.recent_order.pop_front() {
+                self.recent.remove(&seen);
+            }
+        }
+        let from_tag = invite.from_header().ok().and_then(|f| f.tag().map(str::to_string)).unwrap_or_default();
+        Some((invite.call_id().ok()?.to_string(), from_tag, invite.cseq().ok()?.seq))
     }
 
     fn outbound_targets(&self, user: &str, dialled: &str, cdr: &mut Cdr) -> Result<Vec<Target>, Refusal> {

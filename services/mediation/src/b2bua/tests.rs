@@ -753,3 +753,32 @@ fn stopping_ends_every_call_with_its_record() {
     ends.sort();
     assert_eq!(ends, [(200, "mediation stopped"), (503, "mediation stopped")]);
 }
+
+#[test]
+fn an_invite_retransmitted_after_our_2xx_places_no_second_call() {
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut rig = Rig::new(&mut media, &[]);
+    let invite = rig.invite_from_branch("3012", "2125550100");
+    let b = rig.requests_to("127.0.0.1:5080", &Method::INVITE).remove(0);
+    rig.answer(&b, 200, Some(SDP_B));
+    let ok = rig.responses().into_iter().find(|r| r.status == 200).unwrap();
+    // Our 2xx ended the INVITE server transaction: a late copy starts a new one.
+    rig.request(invite.clone(), REGISTRAR);
+    assert_eq!(rig.requests_to("127.0.0.1:5080", &Method::INVITE).len(), 1, "no second call");
+    assert_eq!(rig.responses().into_iter().filter(|r| r.status == 200).count(), 2);
+    assert_eq!(rig.responses().last().unwrap(), &ok, "our 2xx again, unacknowledged as it is");
+    // After the call: 482, still no call.
+    rig.request(from_caller(Method::BYE, 2, "a-2125550100", &ok, "z9hG4bK-bye"), REGISTRAR);
+    let mut again = invite.clone();
+    again.headers.set(HeaderName::Via, format!("SIP/2.0/UDP {REGISTRAR};branch=z9hG4bK-other"));
+    rig.request(again, REGISTRAR);
+    assert_eq!(rig.responses().last().unwrap().status, 482);
+    assert_eq!(rig.requests_to("127.0.0.1:5080", &Method::INVITE).len(), 1);
+    assert_eq!(rig.cdrs.len(), 1);
+    // 64*T1 on, the same identifiers are a new call.
+    rig.now += Duration::from_secs(33);
+    let mut later = invite;
+    later.headers.set(HeaderName::Via, format!("SIP/2.0/UDP {REGISTRAR};branch=z9hG4bK-later"));
+    rig.request(later, REGISTRAR);
+    assert_eq!(rig.requests_to("127.0.0.1:5080", &Method::INVITE).len(), 2);
+}
