@@ -1,21 +1,37 @@
-//! Runs of binding operations as single statements: each run of consecutive operations of one
-//! kind is sent as one JSON array parameter and expanded by SQLite's json_each, so a group
-//! commit of hundreds of REGISTERs costs a handful of statement executions, not hundreds.
-use crate::bindings::PATH_SEPARATOR;
+//! A group commit as statements: upserts as multi-row VALUES in chunks of a fixed size (one
+//! prepared statement, 14 plain parameters a row: SQLite no longer renders and re-parses a JSON
+//! row for every column), the rarer deletes as one JSON array parameter expanded by json_each.
+//! Either way a commit of hundreds of REGISTERs costs a handful of statement executions.
+use std::sync::OnceLock;
+
+use crate::bindings::{Binding, PATH_SEPARATOR};
 use crate::writer::BindingOp;
 
-// `WHERE true` resolves the parsing ambiguity of INSERT ... SELECT ... ON CONFLICT. Rows are
-// applied in array order, so of two upserts of one contact in a run the later one wins.
-const UPSERT_RUN_SQL: &str = "INSERT INTO bindings (aor, contact, instance, reg_id, call_id, \
-    cseq, q, expires_at, path, source, transport, user_agent, updated_at, origin) \
-    SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, \
-    value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, \
-    value ->> 12, value ->> 13 FROM json_each(?) WHERE true \
-    ON CONFLICT (aor, contact) DO UPDATE SET instance = excluded.instance, \
-    reg_id = excluded.reg_id, call_id = excluded.call_id, cseq = excluded.cseq, q = excluded.q, \
-    expires_at = excluded.expires_at, path = excluded.path, source = excluded.source, \
-    transport = excluded.transport, user_agent = excluded.user_agent, \
+const COLUMNS: &str = "aor, contact, instance, reg_id, call_id, cseq, q, expires_at, path, source, \
+    transport, user_agent, updated_at, origin";
+/// Rows per upsert statement. A shorter run is padded with copies of its last row (rewriting a
+/// row with what it holds writes nothing), so that every upsert is the same statement and the
+/// statements of a whole transaction take at most MAX_BATCH_OPS / UPSERT_CHUNK shapes.
+const UPSERT_CHUNK: usize = 32;
+const UPSERT_ON_CONFLICT: &str = "ON CONFLICT (aor, contact) DO UPDATE SET \
+    instance = excluded.instance, reg_id = excluded.reg_id, call_id = excluded.call_id, \
+    cseq = excluded.cseq, q = excluded.q, expires_at = excluded.expires_at, path = excluded.path, \
+    source = excluded.source, transport = excluded.transport, user_agent = excluded.user_agent, \
     updated_at = excluded.updated_at, origin = excluded.origin";
+
+/// One upsert statement; VALUES rows are inserted in order, so of two upserts of one contact
+/// the later one wins.
+fn upsert_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        let row = format!("({})", vec!["?"; 14].join(", "));
+        format!(
+            "INSERT INTO bindings ({COLUMNS}) VALUES {} {UPSERT_ON_CONFLICT};",
+            vec![row; UPSERT_CHUNK].join(", ")
+        )
+    })
+}
+
 const DELETE_RUN_SQL: &str = "DELETE FROM bindings WHERE (aor, contact) IN \
     (SELECT value ->> 0, value ->> 1 FROM json_each(?))";
 const DELETE_AOR_RUN_SQL: &str =
@@ -40,49 +56,24 @@ impl Kind {
             BindingOp::Expire { .. } => Kind::Expire,
         }
     }
-
-    fn sql(self) -> &'static str {
-        match self {
-            Kind::Upsert => UPSERT_RUN_SQL,
-            Kind::Delete => DELETE_RUN_SQL,
-            Kind::DeleteAor => DELETE_AOR_RUN_SQL,
-            Kind::Expire => EXPIRE_RUN_SQL,
-        }
-    }
 }
 
-/// The JSON array element of one operation, serialized straight from borrowed fields.
-fn row(op: &BindingOp) -> Result<String, serde_json::Error> {
-    match op {
-        BindingOp::Upsert(b) => serde_json::to_string(&(
-            &b.aor,
-            &b.contact,
-            &b.instance,
-            b.reg_id,
-            &b.call_id,
-            b.cseq,
-            b.q,
-            b.expires_at,
-            b.path.join(PATH_SEPARATOR),
-            &b.source,
-            &b.transport,
-            &b.user_agent,
-            b.updated_at,
-            b.origin.as_str(),
-        )),
-        BindingOp::Delete { aor, contact } => serde_json::to_string(&(aor, contact)),
-        BindingOp::DeleteAor { aor } => serde_json::to_string(aor),
-        BindingOp::Expire { now } => serde_json::to_string(now),
-    }
+/// A statement parameter.
+pub(crate) enum Param {
+    Text(String),
+    MaybeText(Option<String>),
+    Int(i64),
+    MaybeInt(Option<i64>),
+    MaybeReal(Option<f64>),
 }
 
-/// One transaction as a single multi-statement query: BEGIN IMMEDIATE, a statement per run of
-/// operations of one kind (its JSON array the run's one parameter), COMMIT. Sent whole, a group
-/// commit costs one round trip to sqlx's connection thread instead of one per statement: each
-/// round trip waits for the registrar's busy event loop to poll the writer again.
+/// One transaction as a single multi-statement query: BEGIN IMMEDIATE, the statements of its
+/// runs of operations, COMMIT. Sent whole, a group commit costs one round trip to sqlx's
+/// connection thread instead of one per statement: each round trip waits for the registrar's
+/// busy event loop to poll the writer again.
 pub(crate) struct Transaction {
     pub sql: String,
-    pub params: Vec<String>,
+    pub params: Vec<Param>,
 }
 
 // IMMEDIATE takes the write lock up front, so busy_timeout applies instead of a failed lock
@@ -93,31 +84,79 @@ const COMMIT: &str = "COMMIT;";
 pub(crate) fn transaction<'a>(
     ops: impl Iterator<Item = &'a BindingOp>,
 ) -> Result<Transaction, serde_json::Error> {
-    let mut sql = String::from(BEGIN);
-    let mut params: Vec<String> = Vec::new();
-    let mut current = None;
+    let mut tx = Transaction { sql: String::from(BEGIN), params: Vec::new() };
+    let mut run: Vec<&BindingOp> = Vec::new();
     for op in ops {
-        let kind = Kind::of(op);
-        let row = row(op)?;
-        match params.last_mut() {
-            Some(array) if current == Some(kind) => {
-                array.push(',');
-                array.push_str(&row);
-            }
-            _ => {
-                if let Some(array) = params.last_mut() {
-                    array.push(']');
-                }
-                sql.push_str(kind.sql());
-                sql.push(';');
-                params.push(format!("[{row}"));
-                current = Some(kind);
-            }
+        if run.last().is_some_and(|last| Kind::of(last) != Kind::of(op)) {
+            tx.push_run(&run)?;
+            run.clear();
         }
+        run.push(op);
     }
-    if let Some(array) = params.last_mut() {
-        array.push(']');
+    tx.push_run(&run)?;
+    tx.sql.push_str(COMMIT);
+    Ok(tx)
+}
+
+impl Transaction {
+    /// Operations of one kind, in order.
+    fn push_run(&mut self, run: &[&BindingOp]) -> Result<(), serde_json::Error> {
+        let Some(first) = run.first() else { return Ok(()) };
+        let sql = match Kind::of(first) {
+            Kind::Upsert => {
+                let bindings: Vec<&Binding> = run
+                    .iter()
+                    .filter_map(|op| match op {
+                        BindingOp::Upsert(b) => Some(b),
+                        _ => None,
+                    })
+                    .collect();
+                for chunk in bindings.chunks(UPSERT_CHUNK) {
+                    let Some(last) = chunk.last() else { continue };
+                    self.sql.push_str(upsert_sql());
+                    for i in 0..UPSERT_CHUNK {
+                        self.push_binding(chunk.get(i).unwrap_or(last));
+                    }
+                }
+                return Ok(());
+            }
+            Kind::Delete => DELETE_RUN_SQL,
+            Kind::DeleteAor => DELETE_AOR_RUN_SQL,
+            Kind::Expire => EXPIRE_RUN_SQL,
+        };
+        let rows: Vec<String> = run.iter().map(|op| json_row(op)).collect::<Result<_, _>>()?;
+        self.sql.push_str(sql);
+        self.sql.push(';');
+        self.params.push(Param::Text(format!("[{}]", rows.join(","))));
+        Ok(())
     }
-    sql.push_str(COMMIT);
-    Ok(Transaction { sql, params })
+
+    fn push_binding(&mut self, b: &Binding) {
+        self.params.extend([
+            Param::Text(b.aor.clone()),
+            Param::Text(b.contact.clone()),
+            Param::MaybeText(b.instance.clone()),
+            Param::MaybeInt(b.reg_id.map(i64::from)),
+            Param::Text(b.call_id.clone()),
+            Param::Int(i64::from(b.cseq)),
+            Param::MaybeReal(b.q.map(f64::from)),
+            Param::Int(b.expires_at),
+            Param::Text(b.path.join(PATH_SEPARATOR)),
+            Param::Text(b.source.clone()),
+            Param::Text(b.transport.clone()),
+            Param::MaybeText(b.user_agent.clone()),
+            Param::Int(b.updated_at),
+            Param::Text(b.origin.as_str().to_string()),
+        ]);
+    }
+}
+
+/// The JSON array element of a delete or expiry, for json_each.
+fn json_row(op: &BindingOp) -> Result<String, serde_json::Error> {
+    match op {
+        BindingOp::Delete { aor, contact } => serde_json::to_string(&(aor, contact)),
+        BindingOp::DeleteAor { aor } => serde_json::to_string(aor),
+        BindingOp::Expire { now } => serde_json::to_string(now),
+        BindingOp::Upsert(_) => unreachable!("upserts go as VALUES rows"),
+    }
 }

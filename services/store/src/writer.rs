@@ -257,7 +257,13 @@ async fn commit(
     let tx = tx?;
     let mut query = sqlx::query(&tx.sql);
     for param in tx.params {
-        query = query.bind(param);
+        query = match param {
+            batch::Param::Text(v) => query.bind(v),
+            batch::Param::MaybeText(v) => query.bind(v),
+            batch::Param::Int(v) => query.bind(v),
+            batch::Param::MaybeInt(v) => query.bind(v),
+            batch::Param::MaybeReal(v) => query.bind(v),
+        };
     }
     if let Err(e) = query.execute(&mut *conn).await {
         // A statement that failed leaves the transaction open: nothing of it may stay. The
