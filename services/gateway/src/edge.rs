@@ -23,6 +23,8 @@ use crate::trunk::{TrunkError, TrunkEvent, TrunkHandle};
 
 /// Datagrams from the RTP sockets waiting for the loop; beyond it the socket buffers hold them.
 const RTP_QUEUE: usize = 256;
+/// Trunk events handled in one round of the edge's loop: an E1's blocks of one tick and then some.
+const TRUNK_BURST: usize = 64;
 /// An RTP datagram larger than this is not G.711 at 20 ms.
 const RTP_MAX: usize = 1500;
 
@@ -92,24 +94,17 @@ impl Edge {
             let deadline = calls.next_timeout().map(tokio::time::Instant::from_std);
             tokio::select! {
                 _ = &mut shutdown => return Ok(()),
-                event = trunk.recv() => match event {
-                    None => return Ok(()),
-                    Some(TrunkEvent::Audio { channel, samples, read_at }) => {
-                        if let (Some(stream), Some(socket)) = (streams.get_mut(&channel), self.rtp.get(&channel)) {
-                            let packet = stream.packetize(&samples);
-                            match socket.send_to(&packet, stream.remote()).await {
-                                Ok(_) => stream.sent(read_at.elapsed()),
-                                Err(e) => debug!("RTP to {} for B-channel {channel}: {e}", stream.remote()),
-                            }
-                        }
+                event = trunk.recv() => {
+                    let Some(first) = event else { return Ok(()) };
+                    // A DAHDI tick hands over every B-channel's block at once: all of them go out
+                    // before the next round of the loop, not one per round.
+                    let (mut next, mut handled) = (Some(first), 0);
+                    while let Some(event) = next {
+                        self.trunk_event(event, &mut calls, &mut streams).await;
+                        handled += 1;
+                        next = if handled < TRUNK_BURST { trunk.try_recv() } else { None };
                     }
-                    Some(TrunkEvent::Pri(event)) => {
-                        if let PriEvent::InService(up) = event {
-                            info!("trunk {}", if up { "in service" } else { "unavailable" });
-                        }
-                        calls.on_pri(event, Instant::now());
-                    }
-                },
+                }
                 msg = self.incoming.recv() => match msg {
                     Some(Incoming { msg, source }) => calls.on_message(msg, source, Instant::now()),
                     None => return Err(EdgeError::TransportStopped),
@@ -135,6 +130,26 @@ impl Edge {
                 }
             }
             self.flush(&mut calls, &trunk, &mut streams).await?;
+        }
+    }
+
+    async fn trunk_event(&self, event: TrunkEvent, calls: &mut Calls, streams: &mut HashMap<u8, RtpStream>) {
+        match event {
+            TrunkEvent::Audio { channel, samples, read_at } => {
+                if let (Some(stream), Some(socket)) = (streams.get_mut(&channel), self.rtp.get(&channel)) {
+                    let packet = stream.packetize(&samples);
+                    match socket.send_to(&packet, stream.remote()).await {
+                        Ok(_) => stream.sent(read_at.elapsed()),
+                        Err(e) => debug!("RTP to {} for B-channel {channel}: {e}", stream.remote()),
+                    }
+                }
+            }
+            TrunkEvent::Pri(event) => {
+                if let PriEvent::InService(up) = event {
+                    info!("trunk {}", if up { "in service" } else { "unavailable" });
+                }
+                calls.on_pri(event, Instant::now());
+            }
         }
     }
 

@@ -46,6 +46,8 @@ pub enum TrunkError {
 
 /// B-channel blocks waiting for the application; beyond it new blocks are dropped.
 const AUDIO_QUEUE: usize = 1024;
+/// Span events handled in one round of the trunk's loop: an E1's blocks of one tick and then some.
+const SPAN_BURST: usize = 64;
 /// One block's time: a B-channel write that cannot start within it is dropped, so that a full
 /// channel buffer never holds up the D-channel.
 const FRAME: Duration = Duration::from_millis(20);
@@ -180,16 +182,25 @@ async fn run<S: Span>(
                 None => return Ok(()),
                 Some(command) => apply(&mut span, &mut pri, &mut audio, command).await?,
             },
-            event = span.recv() => match event? {
-                SpanEvent::DFrame(frame) => pri.handle_dframe(&frame, now()),
-                SpanEvent::Alarms(alarms) => {
-                    info!("{}: alarms {alarms}", span.name());
-                    pri.handle_alarms(alarms, now());
+            event = span.recv() => {
+                // A DAHDI tick hands over every B-channel's block at once: all of them are passed
+                // on in this round of the loop, not one per round.
+                let (mut next, mut handled) = (Some(event), 0);
+                while let Some(event) = next {
+                    match event? {
+                        SpanEvent::DFrame(frame) => pri.handle_dframe(&frame, now()),
+                        SpanEvent::Alarms(alarms) => {
+                            info!("{}: alarms {alarms}", span.name());
+                            pri.handle_alarms(alarms, now());
+                        }
+                        SpanEvent::Audio { channel, samples, read_at } => {
+                            let _ = events.audio.try_send((channel, samples, read_at));
+                        }
+                    }
+                    handled += 1;
+                    next = if handled < SPAN_BURST { span.try_recv() } else { None };
                 }
-                SpanEvent::Audio { channel, samples, read_at } => {
-                    let _ = events.audio.try_send((channel, samples, read_at));
-                }
-            },
+            }
             _ = async { if let Some(d) = deadline { sleep_until(d).await } }, if deadline.is_some() => {
                 pri.handle_timeout(now());
             }

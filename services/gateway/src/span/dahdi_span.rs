@@ -198,11 +198,23 @@ impl Span for DahdiSpan {
     }
 
     async fn recv(&mut self) -> Result<SpanEvent, SpanError> {
-        let event = self.rx.recv().await.ok_or(SpanError::Closed)??;
-        if let SpanEvent::Alarms(a) = event {
+        let event = self.rx.recv().await.ok_or(SpanError::Closed)?;
+        self.note(event)
+    }
+
+    fn try_recv(&mut self) -> Option<Result<SpanEvent, SpanError>> {
+        let event = self.rx.try_recv().ok()?;
+        Some(self.note(event))
+    }
+}
+
+impl DahdiSpan {
+    /// Keeps the span's alarms current as their events pass.
+    fn note(&mut self, event: Result<SpanEvent, SpanError>) -> Result<SpanEvent, SpanError> {
+        if let Ok(SpanEvent::Alarms(a)) = event {
             self.alarms = a;
         }
-        Ok(event)
+        event
     }
 }
 

@@ -47,4 +47,6 @@ pub trait Span: Send {
     fn close_bchannel(&mut self, channel: u8);
     /// The next event. Cancel-safe: nothing is lost if the future is dropped.
     fn recv(&mut self) -> impl Future<Output = Result<SpanEvent, SpanError>> + Send;
+    /// An event already waiting, without waiting for one.
+    fn try_recv(&mut self) -> Option<Result<SpanEvent, SpanError>>;
 }

@@ -56,6 +56,23 @@ impl SimulatedSpan {
     fn line_up(&self) -> bool {
         self.alarms.borrow().in_service()
     }
+
+    /// What arrives of `wire`: nothing while the line is down (frames in flight when it failed
+    /// are lost, as on a real line) or for a B-channel not open.
+    fn deliver(&self, wire: Wire) -> Option<SpanEvent> {
+        if !self.line_up() {
+            return None;
+        }
+        match wire {
+            Wire::DFrame(frame) => Some(SpanEvent::DFrame(frame)),
+            Wire::Audio(channel, samples) => self
+                .open
+                .get(usize::from(channel))
+                .copied()
+                .unwrap_or(false)
+                .then(|| SpanEvent::Audio { channel, samples, read_at: std::time::Instant::now() }),
+        }
+    }
 }
 
 impl Span for SimulatedSpan {
@@ -114,15 +131,26 @@ impl Span for SimulatedSpan {
                 },
                 wire = self.rx.recv() => match wire {
                     None => return Err(SpanError::Closed),
-                    // Frames in flight when the line failed are lost, as on a real line.
-                    Some(_) if !self.line_up() => {}
-                    Some(Wire::DFrame(frame)) => return Ok(SpanEvent::DFrame(frame)),
-                    Some(Wire::Audio(channel, samples)) => {
-                        if self.open.get(usize::from(channel)).copied().unwrap_or(false) {
-                            return Ok(SpanEvent::Audio { channel, samples, read_at: std::time::Instant::now() });
-                        }
-                    }
+                    Some(wire) => if let Some(event) = self.deliver(wire) { return Ok(event) },
                 },
+            }
+        }
+    }
+
+    fn try_recv(&mut self) -> Option<Result<SpanEvent, SpanError>> {
+        // Alarm changes come first, as in recv, which reports them.
+        if !self.line_gone && self.alarms.has_changed().unwrap_or(false) {
+            return None;
+        }
+        loop {
+            match self.rx.try_recv() {
+                Ok(wire) => {
+                    if let Some(event) = self.deliver(wire) {
+                        return Some(Ok(event));
+                    }
+                }
+                Err(mpsc::error::TryRecvError::Empty) => return None,
+                Err(mpsc::error::TryRecvError::Disconnected) => return Some(Err(SpanError::Closed)),
             }
         }
     }
