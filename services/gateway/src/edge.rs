@@ -17,14 +17,13 @@ use holdfast_sip::transport::{Incoming, Transport, TransportError, TransportHand
 use crate::dahdi::Law;
 use crate::pri::PriEvent;
 use crate::q931::Layout;
-use crate::rtp::RtpStream;
+use crate::rtp::{Codec, Packetizer, SendDelays};
 use crate::sip::{Action, Calls, Outbound, SipConfig};
-use crate::trunk::{TrunkError, TrunkEvent, TrunkHandle};
+use crate::span::AudioSink;
+use crate::trunk::{TrunkError, TrunkHandle};
 
 /// Datagrams from the RTP sockets waiting for the loop; beyond it the socket buffers hold them.
 const RTP_QUEUE: usize = 256;
-/// Trunk events handled in one round of the edge's loop: an E1's blocks of one tick and then some.
-const TRUNK_BURST: usize = 64;
 /// An RTP datagram larger than this is not G.711 at 20 ms.
 const RTP_MAX: usize = 1500;
 
@@ -88,23 +87,22 @@ impl Edge {
             law: self.config.law,
             rtp: rtp_addrs,
         });
-        let mut streams: HashMap<u8, RtpStream> = HashMap::new();
+        // The RTP coming in for each B-channel in a call: its peer and codec.
+        let mut streams: HashMap<u8, (SocketAddr, Codec)> = HashMap::new();
         tokio::pin!(shutdown);
         loop {
             let deadline = calls.next_timeout().map(tokio::time::Instant::from_std);
             tokio::select! {
                 _ = &mut shutdown => return Ok(()),
-                event = trunk.recv() => {
-                    let Some(first) = event else { return Ok(()) };
-                    // A DAHDI tick hands over every B-channel's block at once: all of them go out
-                    // before the next round of the loop, not one per round.
-                    let (mut next, mut handled) = (Some(first), 0);
-                    while let Some(event) = next {
-                        self.trunk_event(event, &mut calls, &mut streams).await;
-                        handled += 1;
-                        next = if handled < TRUNK_BURST { trunk.try_recv() } else { None };
+                event = trunk.recv() => match event {
+                    None => return Ok(()),
+                    Some(event) => {
+                        if let PriEvent::InService(up) = event {
+                            info!("trunk {}", if up { "in service" } else { "unavailable" });
+                        }
+                        calls.on_pri(event, Instant::now());
                     }
-                }
+                },
                 msg = self.incoming.recv() => match msg {
                     Some(Incoming { msg, source }) => calls.on_message(msg, source, Instant::now()),
                     None => return Err(EdgeError::TransportStopped),
@@ -112,7 +110,7 @@ impl Edge {
                 Some((channel, datagram, from)) = self.rtp_rx.recv() => {
                     // Only the peer the SDP named feeds the B-channel.
                     let samples = match streams.get(&channel) {
-                        Some(stream) if stream.remote() == from => stream.depacketize(&datagram),
+                        Some((remote, codec)) if *remote == from => codec.depacketize(&datagram),
                         _ => continue,
                     };
                     match samples {
@@ -133,31 +131,11 @@ impl Edge {
         }
     }
 
-    async fn trunk_event(&self, event: TrunkEvent, calls: &mut Calls, streams: &mut HashMap<u8, RtpStream>) {
-        match event {
-            TrunkEvent::Audio { channel, samples, read_at } => {
-                if let (Some(stream), Some(socket)) = (streams.get_mut(&channel), self.rtp.get(&channel)) {
-                    let packet = stream.packetize(&samples);
-                    match socket.send_to(&packet, stream.remote()).await {
-                        Ok(_) => stream.sent(read_at.elapsed()),
-                        Err(e) => debug!("RTP to {} for B-channel {channel}: {e}", stream.remote()),
-                    }
-                }
-            }
-            TrunkEvent::Pri(event) => {
-                if let PriEvent::InService(up) = event {
-                    info!("trunk {}", if up { "in service" } else { "unavailable" });
-                }
-                calls.on_pri(event, Instant::now());
-            }
-        }
-    }
-
     async fn flush(
         &self,
         calls: &mut Calls,
         trunk: &TrunkHandle,
-        streams: &mut HashMap<u8, RtpStream>,
+        streams: &mut HashMap<u8, (SocketAddr, Codec)>,
     ) -> Result<(), EdgeError> {
         // Placing a call feeds the layer again; each round drains what it queued. Bounded: a
         // round without output ends it, and each action is consumed once.
@@ -191,12 +169,22 @@ impl Edge {
                     Action::Answer(call) => log_refused(call, "CONNECT", trunk.answer(call).await)?,
                     Action::Hangup { call, cause } => log_refused(call, "DISCONNECT", trunk.hangup(call, cause).await)?,
                     Action::MediaStart { channel, remote, payload_type } => {
-                        let stream = RtpStream::new(remote, payload_type, self.config.law, rand::random());
-                        streams.insert(channel, stream);
+                        let codec = Codec::new(payload_type, self.config.law);
+                        streams.insert(channel, (remote, codec));
+                        if let Some(socket) = self.rtp.get(&channel) {
+                            let sender = RtpSender {
+                                channel,
+                                socket: socket.clone(),
+                                remote,
+                                packetizer: Packetizer::new(codec, rand::random()),
+                                delays: SendDelays::default(),
+                            };
+                            trunk.connect_audio(channel, Some(Box::new(sender))).await?;
+                        }
                     }
                     Action::MediaStop { channel } => {
-                        if let Some(stream) = streams.remove(&channel) {
-                            info!("B-channel {channel}: RTP sent, B-channel read to RTP send {}", stream.send_delays());
+                        if streams.remove(&channel).is_some() {
+                            trunk.connect_audio(channel, None).await?;
                         }
                     }
                 }
@@ -207,6 +195,34 @@ impl Edge {
         }
         warn!("SIP side: output did not settle");
         Ok(())
+    }
+}
+
+/// A B-channel's blocks to the call's RTP peer, each sent as soon as the span has read it, on the
+/// span's reading task: nothing between the B-channel and the socket but the packetizing.
+struct RtpSender {
+    channel: u8,
+    socket: Arc<UdpSocket>,
+    remote: SocketAddr,
+    packetizer: Packetizer,
+    delays: SendDelays,
+}
+
+impl AudioSink for RtpSender {
+    fn block(&mut self, samples: &[u8], read_at: Instant) {
+        let packet = self.packetizer.packetize(samples);
+        // Never waits: a full socket buffer loses this frame, not the next ones' timing.
+        match self.socket.try_send_to(&packet, self.remote) {
+            Ok(_) => self.delays.record(read_at.elapsed()),
+            Err(e) => debug!("RTP to {} for B-channel {}: {e}", self.remote, self.channel),
+        }
+    }
+}
+
+/// The stream ends when the call's media stops: its figures go to the log.
+impl Drop for RtpSender {
+    fn drop(&mut self) {
+        info!("B-channel {}: RTP sent, B-channel read to RTP send {}", self.channel, self.delays);
     }
 }
 

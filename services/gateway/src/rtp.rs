@@ -3,7 +3,6 @@
 //! negotiated codec differ. Each block is sent as it comes: nothing is held beyond one frame.
 
 use std::fmt;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use holdfast_media::g711::{ALAW_TO_ULAW, ULAW_TO_ALAW};
@@ -39,12 +38,14 @@ pub struct SendDelays {
     max: Duration,
 }
 
-impl SendDelays {
-    fn new() -> SendDelays {
+impl Default for SendDelays {
+    fn default() -> SendDelays {
         SendDelays { buckets: [0; DELAY_BUCKETS], count: 0, max: Duration::ZERO }
     }
+}
 
-    fn record(&mut self, delay: Duration) {
+impl SendDelays {
+    pub fn record(&mut self, delay: Duration) {
         let bucket = (delay.as_micros() / u128::from(DELAY_STEP_US)).min(DELAY_BUCKETS as u128 - 1) as usize;
         if let Some(b) = self.buckets.get_mut(bucket) {
             *b = b.saturating_add(1);
@@ -74,69 +75,23 @@ impl fmt::Display for SendDelays {
     }
 }
 
-#[derive(Debug)]
-pub struct RtpStream {
-    remote: SocketAddr,
+/// The negotiated G.711 payload type, and the tables converting span samples to its law and
+/// back when the two differ.
+#[derive(Debug, Clone, Copy)]
+pub struct Codec {
     payload_type: u8,
-    /// The table converting span samples to the codec's law and back, when they differ.
     convert: Option<(&'static [u8; 256], &'static [u8; 256])>,
-    ssrc: u32,
-    seq: u16,
-    timestamp: u32,
-    delays: SendDelays,
 }
 
-impl RtpStream {
+impl Codec {
     /// `payload_type` must be G.711 (0 or 8): the SDP layer only negotiates those.
-    pub fn new(remote: SocketAddr, payload_type: u8, span_law: Law, ssrc: u32) -> RtpStream {
+    pub fn new(payload_type: u8, span_law: Law) -> Codec {
         let convert = match (span_law, law_of(payload_type)) {
             (Law::Alaw, Some(Law::Mulaw)) => Some((&ALAW_TO_ULAW, &ULAW_TO_ALAW)),
             (Law::Mulaw, Some(Law::Alaw)) => Some((&ULAW_TO_ALAW, &ALAW_TO_ULAW)),
             _ => None,
         };
-        // Random initial sequence number and timestamp (RFC 3550 §5.1), derived from the SSRC.
-        RtpStream {
-            remote,
-            payload_type,
-            convert,
-            ssrc,
-            seq: (ssrc >> 16) as u16,
-            timestamp: ssrc.rotate_left(7),
-            delays: SendDelays::new(),
-        }
-    }
-
-    /// A packet went out `delay` after its block was read from the B-channel.
-    pub fn sent(&mut self, delay: Duration) {
-        self.delays.record(delay);
-    }
-
-    pub fn send_delays(&self) -> &SendDelays {
-        &self.delays
-    }
-
-    pub fn remote(&self) -> SocketAddr {
-        self.remote
-    }
-
-    /// One block of B-channel samples as an RTP packet.
-    pub fn packetize(&mut self, samples: &[u8]) -> Vec<u8> {
-        let payload: Vec<u8> = match self.convert {
-            Some((to_codec, _)) => samples.iter().map(|s| to_codec[usize::from(*s)]).collect(),
-            None => samples.to_vec(),
-        };
-        let packet = RtpPacketBuilder::new()
-            .payload_type(self.payload_type)
-            .ssrc(self.ssrc)
-            .sequence(Seq::from(self.seq))
-            .timestamp(self.timestamp)
-            .payload(&payload)
-            .build()
-            // Only an oversized payload fails, and a B-channel block is 160 bytes.
-            .unwrap_or_default();
-        self.seq = self.seq.wrapping_add(1);
-        self.timestamp = self.timestamp.wrapping_add(samples.len() as u32);
-        packet
+        Codec { payload_type, convert }
     }
 
     /// The B-channel samples an RTP packet carries.
@@ -157,17 +112,51 @@ impl RtpStream {
     }
 }
 
+/// One B-channel's outgoing RTP: each block becomes a packet, with its own sequence number and
+/// timestamp, in the codec's law.
+#[derive(Debug)]
+pub struct Packetizer {
+    codec: Codec,
+    ssrc: u32,
+    seq: u16,
+    timestamp: u32,
+}
+
+impl Packetizer {
+    pub fn new(codec: Codec, ssrc: u32) -> Packetizer {
+        // Random initial sequence number and timestamp (RFC 3550 §5.1), derived from the SSRC.
+        Packetizer { codec, ssrc, seq: (ssrc >> 16) as u16, timestamp: ssrc.rotate_left(7) }
+    }
+
+    /// One block of B-channel samples as an RTP packet.
+    pub fn packetize(&mut self, samples: &[u8]) -> Vec<u8> {
+        let payload: Vec<u8> = match self.codec.convert {
+            Some((to_codec, _)) => samples.iter().map(|s| to_codec[usize::from(*s)]).collect(),
+            None => samples.to_vec(),
+        };
+        let packet = RtpPacketBuilder::new()
+            .payload_type(self.codec.payload_type)
+            .ssrc(self.ssrc)
+            .sequence(Seq::from(self.seq))
+            .timestamp(self.timestamp)
+            .payload(&payload)
+            .build()
+            // Only an oversized payload fails, and a B-channel block is 160 bytes.
+            .unwrap_or_default();
+        self.seq = self.seq.wrapping_add(1);
+        self.timestamp = self.timestamp.wrapping_add(samples.len() as u32);
+        packet
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn remote() -> SocketAddr {
-        "127.0.0.1:4000".parse().unwrap()
-    }
-
     #[test]
     fn same_law_passes_bytes_unchanged_with_advancing_headers() {
-        let mut s = RtpStream::new(remote(), 0, Law::Mulaw, 0x1234_5678);
+        let codec = Codec::new(0, Law::Mulaw);
+        let mut s = Packetizer::new(codec, 0x1234_5678);
         let block: Vec<u8> = (0..160u16).map(|i| i as u8).collect();
         let a = s.packetize(&block);
         let b = s.packetize(&block);
@@ -175,41 +164,40 @@ mod tests {
         assert_eq!((ra.payload_type(), ra.ssrc(), ra.payload()), (0, 0x1234_5678, &block[..]));
         assert_eq!(u16::from(rb.sequence_number()), u16::from(ra.sequence_number()).wrapping_add(1));
         assert_eq!(rb.timestamp(), ra.timestamp().wrapping_add(160));
-        assert_eq!(s.depacketize(&a).unwrap(), block);
+        assert_eq!(codec.depacketize(&a).unwrap(), block);
     }
 
     #[test]
     fn differing_laws_are_converted_by_the_g711_tables_both_ways() {
-        let mut s = RtpStream::new(remote(), 8, Law::Mulaw, 1);
+        let codec = Codec::new(8, Law::Mulaw);
         let ulaw = vec![0xFF, 0x80, 0x00, 0x7F];
-        let packet = s.packetize(&ulaw);
+        let packet = Packetizer::new(codec, 1).packetize(&ulaw);
         let sent = RtpReader::new(&packet).unwrap().payload().to_vec();
         assert_eq!(sent, ulaw.iter().map(|u| ULAW_TO_ALAW[usize::from(*u)]).collect::<Vec<_>>());
-        let mut peer = RtpStream::new(remote(), 8, Law::Alaw, 2);
-        let back = s.depacketize(&peer.packetize(&sent)).unwrap();
+        let mut peer = Packetizer::new(Codec::new(8, Law::Alaw), 2);
+        let back = codec.depacketize(&peer.packetize(&sent)).unwrap();
         assert_eq!(back, sent.iter().map(|a| ALAW_TO_ULAW[usize::from(*a)]).collect::<Vec<_>>());
     }
 
     #[test]
     fn send_delays_give_percentiles_in_50_us_steps() {
-        let mut s = RtpStream::new(remote(), 0, Law::Mulaw, 1);
-        assert_eq!(s.send_delays().percentile_us(50), None);
+        let mut d = SendDelays::default();
+        assert_eq!(d.percentile_us(50), None);
         for us in 1..=100 {
-            s.sent(Duration::from_micros(us * 10));
+            d.record(Duration::from_micros(us * 10));
         }
-        s.sent(Duration::from_millis(400));
-        let d = s.send_delays();
+        d.record(Duration::from_millis(400));
         assert_eq!((d.percentile_us(50), d.percentile_us(99), d.percentile_us(100)), (Some(550), Some(1050), Some(100_050)));
         assert_eq!(d.to_string(), "n=101 p50_us=550 p99_us=1050 max_us=400000");
     }
 
     #[test]
     fn foreign_payload_types_and_junk_are_refused() {
-        let s = RtpStream::new(remote(), 0, Law::Mulaw, 1);
-        let mut other = RtpStream::new(remote(), 8, Law::Alaw, 2);
-        assert_eq!(s.depacketize(&other.packetize(&[0; 160])), Err(RtpError::PayloadType { got: 8, expected: 0 }));
-        assert!(matches!(s.depacketize(&[0x80, 0]), Err(RtpError::Malformed(_))));
-        let mut big = RtpStream::new(remote(), 0, Law::Mulaw, 3);
-        assert_eq!(s.depacketize(&big.packetize(&[0; 400])), Err(RtpError::TooLong(400)));
+        let codec = Codec::new(0, Law::Mulaw);
+        let mut other = Packetizer::new(Codec::new(8, Law::Alaw), 2);
+        assert_eq!(codec.depacketize(&other.packetize(&[0; 160])), Err(RtpError::PayloadType { got: 8, expected: 0 }));
+        assert!(matches!(codec.depacketize(&[0x80, 0]), Err(RtpError::Malformed(_))));
+        let mut big = Packetizer::new(codec, 3);
+        assert_eq!(codec.depacketize(&big.packetize(&[0; 400])), Err(RtpError::TooLong(400)));
     }
 }

@@ -11,23 +11,16 @@ use tokio::time::{sleep_until, timeout, Instant};
 
 use crate::pri::{Pri, PriEvent};
 use crate::q931::{CallError, CallEvent, CallId, Outgoing};
-use crate::span::{Span, SpanError, SpanEvent};
+use crate::span::{AudioSink, Span, SpanError, SpanEvent};
 
-#[derive(Debug)]
 enum Command {
     Place { request: Outgoing, reply: oneshot::Sender<Result<CallId, u8>> },
     Alert { call: CallId, reply: oneshot::Sender<Result<(), CallError>> },
     Answer { call: CallId, reply: oneshot::Sender<Result<(), CallError>> },
     Hangup { call: CallId, cause: u8, reply: oneshot::Sender<Result<(), CallError>> },
     Audio { channel: u8, samples: Vec<u8> },
+    ConnectAudio { channel: u8, sink: Option<Box<dyn AudioSink>> },
     Status { reply: oneshot::Sender<TrunkStatus> },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TrunkEvent {
-    Pri(PriEvent),
-    /// A B-channel block and when the span read it.
-    Audio { channel: u8, samples: Vec<u8>, read_at: std::time::Instant },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,20 +37,16 @@ pub enum TrunkError {
     Call(#[from] CallError),
 }
 
-/// B-channel blocks waiting for the application; beyond it new blocks are dropped.
-const AUDIO_QUEUE: usize = 1024;
-/// Span events handled in one round of the trunk's loop: an E1's blocks of one tick and then some.
-const SPAN_BURST: usize = 64;
 /// One block's time: a B-channel write that cannot start within it is dropped, so that a full
 /// channel buffer never holds up the D-channel.
 const FRAME: Duration = Duration::from_millis(20);
 
-/// The application's side of a running trunk. Signalling and audio travel apart: audio may be
-/// dropped when the application falls behind, PRI events never are (there are a few per call).
+/// The application's side of a running trunk. Signalling and audio travel apart: PRI events
+/// queue here and are never dropped (there are a few per call); B-channel audio goes from the
+/// span straight to the sink connected to its channel.
 pub struct TrunkHandle {
     commands: mpsc::Sender<Command>,
     pri: mpsc::UnboundedReceiver<PriEvent>,
-    audio: mpsc::Receiver<(u8, Vec<u8>, std::time::Instant)>,
 }
 
 impl TrunkHandle {
@@ -98,22 +87,15 @@ impl TrunkHandle {
         }
     }
 
-    /// The next event, PRI events before audio. Cancel-safe; None once the trunk has stopped.
-    pub async fn recv(&mut self) -> Option<TrunkEvent> {
-        tokio::select! {
-            biased;
-            Some(event) = self.pri.recv() => Some(TrunkEvent::Pri(event)),
-            Some((channel, samples, read_at)) = self.audio.recv() => Some(TrunkEvent::Audio { channel, samples, read_at }),
-            else => None,
-        }
+    /// Sends the blocks read from B-channel `channel` to `sink` (None: nowhere, and the sink
+    /// connected before is dropped).
+    pub async fn connect_audio(&self, channel: u8, sink: Option<Box<dyn AudioSink>>) -> Result<(), TrunkError> {
+        self.commands.send(Command::ConnectAudio { channel, sink }).await.map_err(|_| TrunkError::Stopped)
     }
 
-    /// An event if one is waiting.
-    pub fn try_recv(&mut self) -> Option<TrunkEvent> {
-        if let Ok(event) = self.pri.try_recv() {
-            return Some(TrunkEvent::Pri(event));
-        }
-        self.audio.try_recv().ok().map(|(channel, samples, read_at)| TrunkEvent::Audio { channel, samples, read_at })
+    /// The next PRI event. Cancel-safe; None once the trunk has stopped.
+    pub async fn recv(&mut self) -> Option<PriEvent> {
+        self.pri.recv().await
     }
 
     pub async fn status(&self) -> Result<TrunkStatus, TrunkError> {
@@ -125,14 +107,8 @@ impl TrunkHandle {
 pub fn spawn<S: Span + 'static>(span: S, pri: Pri) -> (TrunkHandle, JoinHandle<Result<(), SpanError>>) {
     let (commands_tx, commands_rx) = mpsc::channel(64);
     let (pri_tx, pri_rx) = mpsc::unbounded_channel();
-    let (audio_tx, audio_rx) = mpsc::channel(AUDIO_QUEUE);
-    let task = tokio::spawn(run(span, pri, commands_rx, Events { pri: pri_tx, audio: audio_tx }));
-    (TrunkHandle { commands: commands_tx, pri: pri_rx, audio: audio_rx }, task)
-}
-
-struct Events {
-    pri: mpsc::UnboundedSender<PriEvent>,
-    audio: mpsc::Sender<(u8, Vec<u8>, std::time::Instant)>,
+    let task = tokio::spawn(run(span, pri, commands_rx, pri_tx));
+    (TrunkHandle { commands: commands_tx, pri: pri_rx }, task)
 }
 
 fn now() -> std::time::Instant {
@@ -143,7 +119,7 @@ async fn run<S: Span>(
     mut span: S,
     mut pri: Pri,
     mut commands: mpsc::Receiver<Command>,
-    events: Events,
+    events: mpsc::UnboundedSender<PriEvent>,
 ) -> Result<(), SpanError> {
     info!("trunk on {} ({:?} side, {:?})", span.name(), pri.side(), span.layout());
     pri.handle_alarms(span.alarms(), now());
@@ -171,7 +147,7 @@ async fn run<S: Span>(
                 _ => {}
             }
             // The application may have stopped listening; the trunk keeps the line up regardless.
-            let _ = events.pri.send(event);
+            let _ = events.send(event);
         }
         let deadline = pri.next_timeout().map(Instant::from_std);
         tokio::select! {
@@ -182,25 +158,13 @@ async fn run<S: Span>(
                 None => return Ok(()),
                 Some(command) => apply(&mut span, &mut pri, &mut audio, command).await?,
             },
-            event = span.recv() => {
-                // A DAHDI tick hands over every B-channel's block at once: all of them are passed
-                // on in this round of the loop, not one per round.
-                let (mut next, mut handled) = (Some(event), 0);
-                while let Some(event) = next {
-                    match event? {
-                        SpanEvent::DFrame(frame) => pri.handle_dframe(&frame, now()),
-                        SpanEvent::Alarms(alarms) => {
-                            info!("{}: alarms {alarms}", span.name());
-                            pri.handle_alarms(alarms, now());
-                        }
-                        SpanEvent::Audio { channel, samples, read_at } => {
-                            let _ = events.audio.try_send((channel, samples, read_at));
-                        }
-                    }
-                    handled += 1;
-                    next = if handled < SPAN_BURST { span.try_recv() } else { None };
+            event = span.recv() => match event? {
+                SpanEvent::DFrame(frame) => pri.handle_dframe(&frame, now()),
+                SpanEvent::Alarms(alarms) => {
+                    info!("{}: alarms {alarms}", span.name());
+                    pri.handle_alarms(alarms, now());
                 }
-            }
+            },
             _ = async { if let Some(d) = deadline { sleep_until(d).await } }, if deadline.is_some() => {
                 pri.handle_timeout(now());
             }
@@ -244,6 +208,11 @@ async fn apply<S: Span>(
             Ok(Err(e)) => warn!("{}: audio on B-channel {channel}: {e}", span.name()),
             Err(_) => debug!("{}: B-channel {channel} buffer full, block dropped", span.name()),
         },
+        Command::ConnectAudio { channel, sink } => {
+            if let Err(e) = span.connect_audio(channel, sink) {
+                warn!("{}: audio of B-channel {channel} not connected: {e}", span.name());
+            }
+        }
         Command::Status { reply } => {
             let _ = reply.send(TrunkStatus { in_service: pri.in_service(), free_channels: pri.free_channels() });
         }

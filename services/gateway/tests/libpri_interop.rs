@@ -16,8 +16,8 @@ use sba_gateway::pri::{Pri, PriEvent};
 use sba_gateway::q921::Side;
 use sba_gateway::q931::ie::{Layer1, NumberingPlan, PartyNumber, TypeOfNumber};
 use sba_gateway::q931::{cause, CallEvent, Layout, Outgoing};
-use sba_gateway::span::{Span, SpanError, SpanEvent};
-use sba_gateway::trunk::{self, TrunkEvent, TrunkHandle};
+use sba_gateway::span::{AudioSink, Span, SpanError, SpanEvent};
+use sba_gateway::trunk::{self, TrunkHandle};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::UnixDatagram;
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
@@ -67,6 +67,10 @@ impl Span for SocketSpan {
 
     fn close_bchannel(&mut self, _channel: u8) {}
 
+    fn connect_audio(&mut self, channel: u8, _sink: Option<Box<dyn AudioSink>>) -> Result<(), SpanError> {
+        Err(SpanError::NotBChannel(channel))
+    }
+
     // Cancel-safe like the real spans: a frame read while the gate is shut stays in `held`.
     async fn recv(&mut self) -> Result<SpanEvent, SpanError> {
         let mut buf = [0u8; 1024];
@@ -80,11 +84,6 @@ impl Span for SocketSpan {
                 return Ok(SpanEvent::DFrame(frame));
             }
         }
-    }
-
-    // Frames go one at a time through the gate: none is handed over without waiting for it.
-    fn try_recv(&mut self) -> Option<Result<SpanEvent, SpanError>> {
-        None
     }
 }
 
@@ -188,12 +187,7 @@ async fn start_with(layout: Layout) -> (TrunkHandle, Peer, watch::Sender<bool>) 
 }
 
 async fn next_pri(trunk: &mut TrunkHandle) -> PriEvent {
-    loop {
-        match timeout(WAIT, trunk.recv()).await.expect("an event in time").expect("trunk running") {
-            TrunkEvent::Pri(e) => return e,
-            TrunkEvent::Audio { .. } => {}
-        }
-    }
+    timeout(WAIT, trunk.recv()).await.expect("an event in time").expect("trunk running")
 }
 
 async fn next_call(trunk: &mut TrunkHandle) -> CallEvent {

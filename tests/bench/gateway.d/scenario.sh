@@ -2,8 +2,9 @@
 # tests/gateway/scenario.sh (sba-gateway and pri-peer already up on spans 1 and 2). Reports
 # `result NAME key=value...` lines on the serial port; /payload/extra holds bench.env (CALLS,
 # CONCURRENT, JITTER_SECONDS, SEIZES), rtp-sink and uas_sink.xml.
-# 1. sba-gateway (span 1, user side, info logging) against pri-peer (network side, span 2), sipp
-#    answering as mediation: a full span seized at once, then CALLS calls set up and cleared.
+# 1. sba-gateway (span 1, user side, info logging, SCHED_FIFO 50 as the appliance's unit runs it)
+#    against pri-peer (network side, span 2), sipp answering as mediation: a full span seized at
+#    once, then CALLS calls set up and cleared.
 # 2. RTP timing: one call, then the full span, held for JITTER_SECONDS, mediation's SDP pointing at rtp-sink, which times
 #    every stream while bchan times the B-channel blocks on the far end (DAHDI's own jitter);
 #    sba-gateway logs, per call, the delay from each block's read to its RTP packet's send.
@@ -48,7 +49,7 @@ start_pair() {
     gateway=
     cpe=
     if [ "$1" = gateway ]; then
-        HOLDFAST_LOG=info HOLDFAST_LOG_STDERR=1 /payload/sba-gateway --config /payload/sba.toml >/tmp/gateway-bench.log 2>&1 &
+        HOLDFAST_LOG=info HOLDFAST_LOG_STDERR=1 chrt -f 50 /payload/sba-gateway --config /payload/sba.toml >/tmp/gateway-bench.log 2>&1 &
         gateway=$!
     else
         /payload/pri-peer --dahdi 24 --cpe --t1 --answer </tmp/cpe.in >/tmp/cpe.out 2>/tmp/cpe.err &

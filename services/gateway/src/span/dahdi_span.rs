@@ -1,15 +1,16 @@
-//! A span on DAHDI: the D-channel in HDLC-FCS mode and B-channels as 20 ms G.711 blocks, each
-//! read by its own task feeding one event queue.
+//! A span on DAHDI: the D-channel in HDLC-FCS mode, read by a task feeding the event queue, and
+//! B-channels as 20 ms G.711 blocks, each read by its own task that hands every block to the
+//! channel's sink at once.
 
 use std::collections::HashMap;
 use std::os::raw::c_int;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use log::{debug, info, warn};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::{Span, SpanError, SpanEvent};
+use super::{AudioSink, Span, SpanError, SpanEvent};
 use crate::alarms::Alarms;
 use crate::dahdi::{Channel, DahdiError, Event, Io, Law, AUDIO_BLOCK};
 use crate::q931::Layout;
@@ -29,14 +30,23 @@ pub struct DahdiSpanConfig {
     pub basechan: Option<c_int>,
 }
 
+/// A B-channel's sink, shared by the span (which connects it) and the channel's reading task.
+/// Both run on the gateway's one runtime thread: the lock is never contended.
+type SinkSlot = Arc<Mutex<Option<Box<dyn AudioSink>>>>;
+
+fn lock(slot: &SinkSlot) -> MutexGuard<'_, Option<Box<dyn AudioSink>>> {
+    // A sink that panicked left nothing half-done that the next block could trip over.
+    slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 pub struct DahdiSpan {
     name: String,
     config: DahdiSpanConfig,
     basechan: c_int,
     dchannel: Arc<Channel>,
     bchannels: HashMap<u8, (Arc<Channel>, JoinHandle<()>)>,
+    sinks: HashMap<u8, SinkSlot>,
     dreader: JoinHandle<()>,
-    tx: mpsc::Sender<Result<SpanEvent, SpanError>>,
     rx: mpsc::Receiver<Result<SpanEvent, SpanError>>,
     alarms: Alarms,
 }
@@ -76,8 +86,18 @@ impl DahdiSpan {
             info.spantype()
         );
         let (tx, rx) = mpsc::channel(1024);
-        let dreader = tokio::spawn(read_dchannel(dchannel.clone(), config.spanno, tx.clone()));
-        Ok(DahdiSpan { name, config, basechan, dchannel, bchannels: HashMap::new(), dreader, tx, rx, alarms })
+        let dreader = tokio::spawn(read_dchannel(dchannel.clone(), config.spanno, tx));
+        Ok(DahdiSpan {
+            name,
+            config,
+            basechan,
+            dchannel,
+            bchannels: HashMap::new(),
+            sinks: HashMap::new(),
+            dreader,
+            rx,
+            alarms,
+        })
     }
 }
 
@@ -108,15 +128,14 @@ async fn read_dchannel(channel: Arc<Channel>, spanno: c_int, tx: mpsc::Sender<Re
     }
 }
 
-async fn read_bchannel(channel: Arc<Channel>, position: u8, tx: mpsc::Sender<Result<SpanEvent, SpanError>>) {
+async fn read_bchannel(channel: Arc<Channel>, sink: SinkSlot) {
     let mut buf = [0u8; AUDIO_BLOCK as usize];
     loop {
         match channel.read(&mut buf).await {
             Ok(Io::Done(n)) => {
                 let read_at = std::time::Instant::now();
-                let samples = buf.get(..n).unwrap_or_default().to_vec();
-                if tx.send(Ok(SpanEvent::Audio { channel: position, samples, read_at })).await.is_err() {
-                    return;
+                if let Some(sink) = lock(&sink).as_mut() {
+                    sink.block(buf.get(..n).unwrap_or_default(), read_at);
                 }
             }
             Ok(Io::Event(e)) => debug!("B-channel {}: event {e:?}", channel.channo()),
@@ -186,7 +205,8 @@ impl Span for DahdiSpan {
         chan.set_blocksize(AUDIO_BLOCK)?;
         chan.set_law(self.config.law)?;
         chan.flush()?;
-        let reader = tokio::spawn(read_bchannel(chan.clone(), channel, self.tx.clone()));
+        let sink = self.sinks.entry(channel).or_default().clone();
+        let reader = tokio::spawn(read_bchannel(chan.clone(), sink));
         self.bchannels.insert(channel, (chan, reader));
         Ok(())
     }
@@ -197,24 +217,20 @@ impl Span for DahdiSpan {
         }
     }
 
+    fn connect_audio(&mut self, channel: u8, sink: Option<Box<dyn AudioSink>>) -> Result<(), SpanError> {
+        if !self.config.layout.is_bchannel(channel) {
+            return Err(SpanError::NotBChannel(channel));
+        }
+        *lock(self.sinks.entry(channel).or_default()) = sink;
+        Ok(())
+    }
+
     async fn recv(&mut self) -> Result<SpanEvent, SpanError> {
-        let event = self.rx.recv().await.ok_or(SpanError::Closed)?;
-        self.note(event)
-    }
-
-    fn try_recv(&mut self) -> Option<Result<SpanEvent, SpanError>> {
-        let event = self.rx.try_recv().ok()?;
-        Some(self.note(event))
-    }
-}
-
-impl DahdiSpan {
-    /// Keeps the span's alarms current as their events pass.
-    fn note(&mut self, event: Result<SpanEvent, SpanError>) -> Result<SpanEvent, SpanError> {
-        if let Ok(SpanEvent::Alarms(a)) = event {
+        let event = self.rx.recv().await.ok_or(SpanError::Closed)??;
+        if let SpanEvent::Alarms(a) = event {
             self.alarms = a;
         }
-        event
+        Ok(event)
     }
 }
 

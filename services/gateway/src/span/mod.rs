@@ -1,5 +1,9 @@
 //! A span seen by the gateway: D-channel frames, B-channel audio and alarms. Two kinds: DAHDI
 //! (the kernel's telephony interface) and simulated (in-process, for tests and laptops).
+//!
+//! Signalling and media travel apart: D-channel frames and alarms queue for the trunk's loop,
+//! while each B-channel's blocks go straight to the sink connected to it (a call's RTP sender)
+//! as they are read, so audio never waits behind signalling or behind another task.
 
 mod dahdi_span;
 mod simulated;
@@ -18,9 +22,6 @@ use crate::q931::Layout;
 pub enum SpanEvent {
     /// One HDLC frame from the D-channel, without its FCS.
     DFrame(Vec<u8>),
-    /// G.711 samples from an open B-channel, and when the read returned them (the start of the
-    /// delay to their RTP packet).
-    Audio { channel: u8, samples: Vec<u8>, read_at: Instant },
     /// The span's alarms changed.
     Alarms(Alarms),
 }
@@ -35,6 +36,21 @@ pub enum SpanError {
     NotBChannel(u8),
 }
 
+/// Takes a B-channel's blocks as the span reads them. Called on the span's reading task: it must
+/// not block.
+pub trait AudioSink: Send {
+    /// G.711 samples, and when the read returned them (the start of the delay to their RTP packet).
+    fn block(&mut self, samples: &[u8], read_at: Instant);
+}
+
+/// A queue as a sink: each block is copied into it.
+impl AudioSink for tokio::sync::mpsc::UnboundedSender<Vec<u8>> {
+    fn block(&mut self, samples: &[u8], _read_at: Instant) {
+        // A receiver that went away wants no more audio.
+        let _ = self.send(samples.to_vec());
+    }
+}
+
 pub trait Span: Send {
     /// For logs: says which kind of span this is.
     fn name(&self) -> &str;
@@ -42,11 +58,12 @@ pub trait Span: Send {
     fn alarms(&self) -> Alarms;
     fn send_dframe(&mut self, frame: &[u8]) -> impl Future<Output = Result<(), SpanError>> + Send;
     fn send_audio(&mut self, channel: u8, samples: &[u8]) -> impl Future<Output = Result<(), SpanError>> + Send;
-    /// Starts delivering audio of B-channel `channel` (a call is using it).
+    /// Starts reading B-channel `channel` (a call is using it).
     fn open_bchannel(&mut self, channel: u8) -> Result<(), SpanError>;
     fn close_bchannel(&mut self, channel: u8);
+    /// Where the blocks read from `channel` go while it is open; None drops them (and the sink
+    /// that was connected). A sink outlives the channel's closing until it is replaced.
+    fn connect_audio(&mut self, channel: u8, sink: Option<Box<dyn AudioSink>>) -> Result<(), SpanError>;
     /// The next event. Cancel-safe: nothing is lost if the future is dropped.
     fn recv(&mut self) -> impl Future<Output = Result<SpanEvent, SpanError>> + Send;
-    /// An event already waiting, without waiting for one.
-    fn try_recv(&mut self) -> Option<Result<SpanEvent, SpanError>>;
 }

@@ -4,7 +4,7 @@
 use log::info;
 use tokio::sync::{mpsc, watch};
 
-use super::{Span, SpanError, SpanEvent};
+use super::{AudioSink, Span, SpanError, SpanEvent};
 use crate::alarms::Alarms;
 use crate::q931::Layout;
 
@@ -21,6 +21,7 @@ pub struct SimulatedSpan {
     alarms: watch::Receiver<Alarms>,
     line_gone: bool,
     open: [bool; 32],
+    sinks: std::collections::HashMap<u8, Box<dyn AudioSink>>,
 }
 
 /// The line between the two simulated spans: raise or clear alarms on it.
@@ -49,6 +50,7 @@ impl SimulatedSpan {
             alarms: watch_rx.clone(),
             line_gone: false,
             open: [false; 32],
+            sinks: std::collections::HashMap::new(),
         };
         (make("a", a_tx, a_rx), make("b", b_tx, b_rx), SimulatedLine { alarms })
     }
@@ -58,19 +60,20 @@ impl SimulatedSpan {
     }
 
     /// What arrives of `wire`: nothing while the line is down (frames in flight when it failed
-    /// are lost, as on a real line) or for a B-channel not open.
-    fn deliver(&self, wire: Wire) -> Option<SpanEvent> {
+    /// are lost, as on a real line); audio goes to the sink of its channel while it is open.
+    fn deliver(&mut self, wire: Wire) -> Option<SpanEvent> {
         if !self.line_up() {
             return None;
         }
         match wire {
             Wire::DFrame(frame) => Some(SpanEvent::DFrame(frame)),
-            Wire::Audio(channel, samples) => self
-                .open
-                .get(usize::from(channel))
-                .copied()
-                .unwrap_or(false)
-                .then(|| SpanEvent::Audio { channel, samples, read_at: std::time::Instant::now() }),
+            Wire::Audio(channel, samples) => {
+                let open = self.open.get(usize::from(channel)).copied().unwrap_or(false);
+                if let Some(sink) = self.sinks.get_mut(&channel).filter(|_| open) {
+                    sink.block(&samples, std::time::Instant::now());
+                }
+                None
+            }
         }
     }
 }
@@ -121,6 +124,17 @@ impl Span for SimulatedSpan {
         }
     }
 
+    fn connect_audio(&mut self, channel: u8, sink: Option<Box<dyn AudioSink>>) -> Result<(), SpanError> {
+        if !self.layout.is_bchannel(channel) {
+            return Err(SpanError::NotBChannel(channel));
+        }
+        match sink {
+            Some(sink) => self.sinks.insert(channel, sink),
+            None => self.sinks.remove(&channel),
+        };
+        Ok(())
+    }
+
     async fn recv(&mut self) -> Result<SpanEvent, SpanError> {
         loop {
             tokio::select! {
@@ -136,24 +150,6 @@ impl Span for SimulatedSpan {
             }
         }
     }
-
-    fn try_recv(&mut self) -> Option<Result<SpanEvent, SpanError>> {
-        // Alarm changes come first, as in recv, which reports them.
-        if !self.line_gone && self.alarms.has_changed().unwrap_or(false) {
-            return None;
-        }
-        loop {
-            match self.rx.try_recv() {
-                Ok(wire) => {
-                    if let Some(event) = self.deliver(wire) {
-                        return Some(Ok(event));
-                    }
-                }
-                Err(mpsc::error::TryRecvError::Empty) => return None,
-                Err(mpsc::error::TryRecvError::Disconnected) => return Some(Err(SpanError::Closed)),
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -166,14 +162,20 @@ mod tests {
         assert!(a.name().contains("simulated"));
         a.send_dframe(&[1, 2, 3]).await.unwrap();
         assert_eq!(b.recv().await.unwrap(), SpanEvent::DFrame(vec![1, 2, 3]));
-        // Audio for a channel b has not opened is not delivered.
+        // Audio goes to the channel's sink, and only while b has the channel open.
+        let (sink, mut heard) = mpsc::unbounded_channel();
+        b.connect_audio(5, Some(Box::new(sink))).unwrap();
         a.send_audio(5, &[0xD5; 160]).await.unwrap();
         a.send_dframe(&[4]).await.unwrap();
         assert_eq!(b.recv().await.unwrap(), SpanEvent::DFrame(vec![4]));
+        assert!(heard.try_recv().is_err(), "audio of a channel not open was delivered");
         b.open_bchannel(5).unwrap();
         a.send_audio(5, &[0x55; 160]).await.unwrap();
-        assert!(matches!(b.recv().await.unwrap(), SpanEvent::Audio { channel: 5, samples, .. } if samples == [0x55; 160]));
+        a.send_dframe(&[5]).await.unwrap();
+        assert_eq!(b.recv().await.unwrap(), SpanEvent::DFrame(vec![5]));
+        assert_eq!(heard.try_recv().unwrap(), [0x55; 160]);
         assert!(matches!(a.send_audio(24, &[0]).await, Err(SpanError::NotBChannel(24))));
+        assert!(matches!(b.connect_audio(24, None), Err(SpanError::NotBChannel(24))));
         line.set_alarms(Alarms::RED);
         assert_eq!(a.recv().await.unwrap(), SpanEvent::Alarms(Alarms::RED));
         assert_eq!(b.recv().await.unwrap(), SpanEvent::Alarms(Alarms::RED));
