@@ -14,7 +14,7 @@ pub use target::Target;
 use best::{keep_best, upstream_status};
 use holdfast_sip::message::{HeaderName, Method, Request, Response};
 use holdfast_sip::transaction::{Event, Transactions, TxEvent, TxId};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -70,12 +70,15 @@ pub struct Proxy {
     contexts: HashMap<TxId, Context>,
     /// Client transaction -> server transaction.
     clients: HashMap<TxId, TxId>,
+    /// The INVITEs ringing, by when they ring too long (each context's `ring_until`): the next
+    /// timeout without a walk over every request in progress.
+    ringing: BTreeSet<(Instant, TxId)>,
     serial: u64,
 }
 
 impl Proxy {
     pub fn new(config: ProxyConfig) -> Proxy {
-        Proxy { config, contexts: HashMap::new(), clients: HashMap::new(), serial: 0 }
+        Proxy { config, contexts: HashMap::new(), clients: HashMap::new(), ringing: BTreeSet::new(), serial: 0 }
     }
 
     /// Number of requests being proxied.
@@ -95,7 +98,10 @@ impl Proxy {
         fallback: Option<Target>,
         now: Instant,
     ) {
-        let invite = request.method == Method::INVITE;
+        let ring_until = (request.method == Method::INVITE).then(|| now + self.config.no_answer);
+        if let Some(t) = ring_until {
+            self.ringing.insert((t, server));
+        }
         let context = Context {
             hash: forward::loop_hash(&request),
             request,
@@ -106,7 +112,7 @@ impl Proxy {
             cancelled: false,
             unanswered: false,
             fallback,
-            ring_until: invite.then(|| now + self.config.no_answer),
+            ring_until,
         };
         self.contexts.insert(server, context);
         for target in &targets {
@@ -177,7 +183,7 @@ impl Proxy {
                 }
                 let first = !ctx.final_sent;
                 ctx.final_sent = true;
-                ctx.ring_until = None;
+                stop_ringing(&mut self.ringing, server, ctx);
                 send_upstream(txns, server, r, now);
                 if first && ctx.request.method == Method::INVITE {
                     cancel_pending(txns, ctx, now);
@@ -231,7 +237,7 @@ impl Proxy {
             if let Some(fallback) = ctx.fallback.take() {
                 ctx.unanswered = false;
                 ctx.best = None;
-                ctx.ring_until = None;
+                stop_ringing(&mut self.ringing, server, ctx);
                 self.start_branch(txns, server, &fallback, now);
                 return self.settle(txns, server, now);
             }
@@ -243,7 +249,7 @@ impl Proxy {
             (None, _, _) => ctx.request.response(408),
         };
         ctx.final_sent = true;
-        ctx.ring_until = None;
+        stop_ringing(&mut self.ringing, server, ctx);
         send_upstream(txns, server, response, now);
         self.forget_if_finished(server);
     }
@@ -284,7 +290,7 @@ impl Proxy {
         self.abandon_branches(txns, server, now);
         if let Some(ctx) = self.contexts.get_mut(&server) {
             ctx.final_sent = true;
-            ctx.ring_until = None;
+            stop_ringing(&mut self.ringing, server, ctx);
         }
         send_upstream(txns, server, response, now);
         self.forget_if_finished(server);
@@ -311,14 +317,20 @@ impl Proxy {
     }
 
     pub fn next_timeout(&self) -> Option<Instant> {
-        self.contexts.values().filter_map(|c| c.ring_until).min()
+        self.ringing.first().map(|(t, _)| *t)
     }
 
     /// Rang too long: cancel the ringing branches; the fallback (or 480) follows when they end.
     /// A branch that never even answered 100 cannot be cancelled (§9.1) and is not waited for.
     pub fn handle_timeout(&mut self, txns: &mut Transactions, now: Instant) {
-        let due: Vec<TxId> =
-            self.contexts.iter().filter(|(_, c)| c.ring_until.is_some_and(|t| t <= now)).map(|(id, _)| *id).collect();
+        let mut due = Vec::new();
+        while let Some(&(t, server)) = self.ringing.first() {
+            if t > now {
+                break;
+            }
+            self.ringing.pop_first();
+            due.push(server);
+        }
         for server in due {
             if let Some(ctx) = self.contexts.get_mut(&server) {
                 ctx.ring_until = None;
@@ -339,8 +351,16 @@ impl Proxy {
             .get(&server)
             .is_some_and(|c| c.final_sent && c.branches.iter().all(|b| !self.clients.contains_key(&b.client)));
         if finished {
-            self.contexts.remove(&server);
+            if let Some(mut ctx) = self.contexts.remove(&server) {
+                stop_ringing(&mut self.ringing, server, &mut ctx);
+            }
         }
+    }
+}
+
+fn stop_ringing(ringing: &mut BTreeSet<(Instant, TxId)>, server: TxId, ctx: &mut Context) {
+    if let Some(t) = ctx.ring_until.take() {
+        ringing.remove(&(t, server));
     }
 }
 
