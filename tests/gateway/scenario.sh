@@ -22,6 +22,17 @@ await_count() {
     done
     return 1
 }
+# Waits up to $2 seconds for a line matching REGEX ($1) added to sba-gateway's log since logmark.
+logmark() { logsince=$(wc -l < /tmp/gateway.log); }
+await_log() {
+    for _ in $(seq 1 $(( $2 * 10 ))); do
+        if tail -n "+$((logsince + 1))" /tmp/gateway.log | grep -Eq "$1"; then return 0; fi
+        sleep 0.1
+    done
+    return 1
+}
+# The id of the call pri-peer placed or was offered since the mark ($1: placed or ring).
+call_id() { tail -n "+$((since + 1))" /tmp/peer.out | sed -n "s/^$1 \([0-9]*\).*/\1/p" | head -1; }
 # sipp, bounded by its own -timeout; logs in /tmp. Mediation's address with -p 5070.
 sipp_run() {
     (cd /tmp && exec sipp -i 127.0.0.1 -nostdin -timeout 120s -timeout_error -trace_err "$@" >/dev/null 2>&1)
@@ -67,6 +78,64 @@ sleep 2
 echo "hangup 0 16" >&3
 step branch-call-released '^hangup(_ack)? 0' 10
 sipp_step mediation-call-answered-and-got-bye-cause-16 "$uac"
+
+# Disconnect from the SIP side, both ways: mediation hangs up with Q.850 cause 31 in its BYE,
+# sba-gateway sends DISCONNECT with that cause.
+sipp_run -sf /payload/sipp/mediation_answers_and_hangs_up.xml -p 5070 -mp 6000 -m 1 &
+uas=$!
+sleep 1
+mark
+echo "call 1 2000" >&3
+step pstn-call-2-answered-from-sip '^answer [0-9]+$' 15
+id=$(call_id placed)
+step pstn-call-2-cleared-by-mediation-cause-31 "^hangup_req ${id:-0} cause=31$" 15
+sipp_step mediation-hung-up-the-pstn-call "$uas"
+mark
+sipp_run 127.0.0.1:5080 -sf /payload/sipp/mediation_calls_and_hangs_up.xml -s 3000 -p 5071 -mp 6010 -m 1 &
+uac=$!
+step branch-call-2-setup-for-3000 '^ring [0-9]+ chan=[0-9]+ called=3000 ' 15
+id=$(call_id ring)
+echo "answer ${id:-0}" >&3
+step branch-call-2-cleared-by-mediation-cause-31 "^hangup_req ${id:-0} cause=31$" 15
+sipp_step mediation-hung-up-the-branch-call "$uac"
+
+# Glare: the branch and the PSTN seize B-channel 1 at once. pri-peer stops reading its D-channel;
+# mediation's INVITE for 3000 makes sba-gateway send its SETUP for channel 1 (preferred: the user
+# side hunts from the bottom), which waits unread; libpri's SETUP for channel 1 (exclusive) then
+# crosses it on the line. The network's call keeps the channel (Q.931 5.7: sba-gateway gives its
+# own call's claim up and says so in its log), and libpri, reading our SETUP at last, offers our
+# call another channel. Both calls are answered, then cleared by the PSTN.
+sipp_run -sf /payload/sipp/mediation_answers.xml -p 5070 -mp 6000 -m 1 &
+uas=$!
+sleep 1
+mark
+logmark
+echo "deaf 2500" >&3
+sipp_run 127.0.0.1:5080 -sf /payload/sipp/mediation_calls.xml -s 3000 -p 5071 -mp 6010 -m 1 &
+uac=$!
+if await_log 'SETUP on B-channel 1 ' 2; then
+    echo "call 1 2000" >&3
+    if await_log 'glare on B-channel 1: the network' 3; then
+        report "ok glare-setups-crossed-the-network-call-takes-channel-1"
+    else
+        report "fail glare-setups-crossed-the-network-call-takes-channel-1 ($(tail -n "+$((logsince + 1))" /tmp/gateway.log | grep -i -E 'q931|glare' | tail -4 | tr '\n' '|'))"
+    fi
+else
+    report "fail glare-setups-crossed-the-network-call-takes-channel-1 (no SETUP from sba-gateway while libpri was deaf)"
+    echo "call 1 2000" >&3
+fi
+step glare-network-call-proceeding-on-1 '^proceeding [0-9]+ chan=1$' 15
+step glare-branch-call-moved-off-channel-1 '^ring [0-9]+ chan=([2-9]|1[0-9]|2[0-3]) called=3000 ' 15
+ours=$(call_id ring)
+theirs=$(call_id placed)
+echo "answer ${ours:-0}" >&3
+step glare-network-call-answered-from-sip "^answer ${theirs:-0}$" 15
+sleep 1
+echo "hangup ${ours:-0} 16" >&3
+echo "hangup ${theirs:-0} 16" >&3
+if await_count '^hangup(_ack)? [0-9]+' 2 15; then report "ok glare-both-calls-released"; else report "fail glare-both-calls-released"; fi
+sipp_step glare-mediation-calls-completed "$uac"
+sipp_step glare-mediation-answers-completed "$uas"
 
 # Overlap dialling: the PSTN's SETUP carries 2 without sending complete; sba-gateway acknowledges
 # it (SETUP ACKNOWLEDGE), collects 0, 0, 1 from INFORMATION messages and, 2001 being complete by

@@ -10,7 +10,7 @@
  *
  * Commands:  call CHAN NUMBER | alert ID | answer ID | hangup ID CAUSE | quit
  *            | overlap CHAN DIGITS | info ID DIGITS
- *            | seize N NUMBER HOLD_MS | bench N CONCURRENT NUMBER | report
+ *            | seize N NUMBER HOLD_MS | bench N CONCURRENT NUMBER | report | deaf MS
  * Events:    up | down | placed ID | ring ID chan=N called=NUM calling=NUM | refused chan=N cause=N
  *            | proceeding ID chan=N | setup_ack ID chan=N
  *            | ringing ID | answer ID | connect_ack ID | hangup_req ID cause=N | hangup ID cause=N
@@ -24,6 +24,8 @@
  * seize places N calls at once on free B-channels, reports when all are answered, holds them for
  * HOLD_MS and clears them all; bench sets up N calls, CONCURRENT at a time, each cleared (cause 16)
  * as soon as it is answered. Their calls report no per-call events.
+ * deaf stops reading the D-channel for MS milliseconds: the far end's frames wait in the kernel
+ * while ours still go out, so a SETUP placed meanwhile crosses one the far end sent (glare).
  * B-channels are managed as Asterisk does on the network side: a SETUP for a channel in use gets
  * another free one if the channel was only preferred, else RELEASE COMPLETE with cause 44.
  */
@@ -70,6 +72,8 @@ static struct {
 	char number[64];
 } bench;
 static int auto_answer;
+/* Until then the D-channel is not read (the deaf command). */
+static long long deaf_until_us;
 
 static struct call calls[MAX_CALLS];
 static struct pri *pri;
@@ -421,6 +425,8 @@ static int handle_command(char *line)
 			bench_start(a, b, 0, 0, number);
 		else
 			say("error bench: 1 to %d at a time", MAX_CALLS);
+	} else if (sscanf(line, "deaf %d", &a) == 1) {
+		deaf_until_us = now_us() + (long long)a * 1000;
 	} else if (strncmp(line, "report", 6) == 0) {
 		say("report started=%d answered=%d done=%d failed=%d", bench.started, bench.answered, bench.done,
 		    bench.failed);
@@ -506,7 +512,18 @@ int main(int argc, char **argv)
 			if (timeout < 0 || ms < timeout)
 				timeout = (int)ms;
 		}
-		struct pollfd fds[2] = { { .fd = fd, .events = POLLIN | POLLPRI }, { .fd = 0, .events = POLLIN } };
+		short dchannel = POLLIN | POLLPRI;
+		if (deaf_until_us) {
+			long long ms = (deaf_until_us - now_us()) / 1000;
+			if (ms <= 0)
+				deaf_until_us = 0;
+			else {
+				dchannel = 0;
+				if (timeout < 0 || ms < timeout)
+					timeout = (int)ms + 1;
+			}
+		}
+		struct pollfd fds[2] = { { .fd = fd, .events = dchannel }, { .fd = 0, .events = POLLIN } };
 		int n = poll(fds, 2, timeout);
 		if (n < 0) {
 			if (errno == EINTR)
