@@ -115,7 +115,7 @@ impl Server {
             },
             Destination::Pstn(number) => match self.pstn_target(&number) {
                 Some(t) => {
-                    log::info!("call {} to the PSTN as {number}", request.call_id().unwrap_or("?"));
+                    log::debug!("call {} to the PSTN as {number}", request.call_id().unwrap_or("?"));
                     Ok((vec![t], None))
                 }
                 None => Err(refuse(request, 503, "Service Unavailable (no PSTN route)")),
