@@ -139,7 +139,7 @@ mod tests {
         let mut sent = vec![];
         while let Some(t) = txns.poll_transmit() {
             if let Transmit::Request { request, .. } = t {
-                sent.push(request);
+                sent.push(std::sync::Arc::unwrap_or_clone(request));
             }
         }
         while let Some(e) = txns.poll_event() {

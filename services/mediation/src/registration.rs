@@ -201,7 +201,7 @@ mod tests {
                 regs.on_event(txns, &e, now);
             }
             match txns.poll_transmit() {
-                Some(Transmit::Request { request, .. }) => out.push(request),
+                Some(Transmit::Request { request, .. }) => out.push(std::sync::Arc::unwrap_or_clone(request)),
                 Some(_) => {}
                 None => break,
             }

@@ -176,7 +176,7 @@ fn client_transactions_get_their_responses_and_cancel_shares_the_branch() {
     let id = txs.send_request(invite.clone(), dest, Protocol::Udp, t0).unwrap();
     match &transmits(&mut txs)[..] {
         [Transmit::Request { id: i, request, dest: d, transport }] => {
-            assert_eq!((*i, request, *d, *transport), (id, &invite, dest, Protocol::Udp));
+            assert_eq!((*i, request.as_ref(), *d, *transport), (id, &invite, dest, Protocol::Udp));
         }
         other => panic!("{other:?}"),
     }

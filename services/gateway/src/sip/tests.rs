@@ -67,7 +67,8 @@ fn actions(calls: &mut Calls) -> Vec<Action> {
 fn responses(out: &[Outbound]) -> Vec<&Response> {
     out.iter()
         .filter_map(|o| match o {
-            Outbound::Transaction(Transmit::Response { response, .. }) | Outbound::Response(response) => Some(response),
+            Outbound::Transaction(Transmit::Response { response, .. }) => Some(response.as_ref()),
+            Outbound::Response(response) => Some(response),
             _ => None,
         })
         .collect()
@@ -76,7 +77,8 @@ fn responses(out: &[Outbound]) -> Vec<&Response> {
 fn requests(out: &[Outbound]) -> Vec<&Request> {
     out.iter()
         .filter_map(|o| match o {
-            Outbound::Transaction(Transmit::Request { request, .. }) | Outbound::Request { request, .. } => Some(request),
+            Outbound::Transaction(Transmit::Request { request, .. }) => Some(request.as_ref()),
+            Outbound::Request { request, .. } => Some(request),
             _ => None,
         })
         .collect()
@@ -250,7 +252,7 @@ fn offered(calls: &mut Calls, call: CallId, now: Instant) -> Request {
     assert_eq!(request.uri.to_string(), "sip:2000@127.0.0.1:5070");
     assert_eq!(request.from_header().unwrap().uri.to_string(), "sip:555@127.0.0.1:5080");
     assert!(String::from_utf8_lossy(&request.body).contains("m=audio 40023 RTP/AVP 0 8"));
-    request.clone()
+    Request::clone(request)
 }
 
 fn answer(invite: &Request, status: u16, body: &str) -> Message {

@@ -107,7 +107,7 @@ impl<'m> Rig<'m> {
         self.sent
             .iter()
             .filter_map(|t| match t {
-                Transmit::Request { request, dest: d, .. } if *d == dest && &request.method == method => Some(request.clone()),
+                Transmit::Request { request, dest: d, .. } if *d == dest && &request.method == method => Some(Request::clone(request)),
                 _ => None,
             })
             .collect()
@@ -115,7 +115,7 @@ impl<'m> Rig<'m> {
 
     /// Responses sent back to A (our server transactions), by status.
     fn responses(&self) -> Vec<Response> {
-        self.sent.iter().filter_map(|t| if let Transmit::Response { response, .. } = t { Some(response.clone()) } else { None }).collect()
+        self.sent.iter().filter_map(|t| if let Transmit::Response { response, .. } = t { Some(Response::clone(response)) } else { None }).collect()
     }
 
     fn answer(&mut self, req: &Request, status: u16, sdp: Option<&str>) -> Response {
@@ -288,7 +288,7 @@ fn answered_calls_without_media_are_reaped_with_bye_both_ways() {
     rig.pump();
     assert!(rig.b2bua.is_empty());
     let byes: Vec<Request> = rig.sent.iter().filter_map(|t| match t {
-        Transmit::Request { request, .. } if request.method == Method::BYE => Some(request.clone()),
+        Transmit::Request { request, .. } if request.method == Method::BYE => Some(Request::clone(request)),
         _ => None,
     }).collect();
     assert_eq!(byes.len(), 2, "one BYE per side");
@@ -492,7 +492,7 @@ fn session_timers_refresh_b_and_reap_a_caller_that_stopped_refreshing() {
     rig.b2bua.handle_timeout(&mut rig.txns, t);
     rig.pump();
     let updates: Vec<Request> = rig.sent.iter().filter_map(|x| match x {
-        Transmit::Request { request, .. } if request.method.as_str() == "UPDATE" => Some(request.clone()),
+        Transmit::Request { request, .. } if request.method.as_str() == "UPDATE" => Some(Request::clone(request)),
         _ => None,
     }).collect();
     assert_eq!(updates.len(), 1);

@@ -64,9 +64,9 @@ impl Bench {
         let (mut reqs, mut resps) = (Vec::new(), Vec::new());
         while let Some(t) = self.txns.poll_transmit() {
             match t {
-                Transmit::Request { request, .. } if request.method != Method::ACK => reqs.push(request),
+                Transmit::Request { request, .. } if request.method != Method::ACK => reqs.push(std::sync::Arc::unwrap_or_clone(request)),
                 Transmit::Request { .. } => {}
-                Transmit::Response { response, .. } => resps.push(response),
+                Transmit::Response { response, .. } => resps.push(std::sync::Arc::unwrap_or_clone(response)),
             }
         }
         (reqs, resps)

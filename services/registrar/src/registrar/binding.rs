@@ -2,6 +2,7 @@
 //! listed in a 200 OK, and how contacts and AORs are compared.
 use holdfast_sip::message::{Host, SipUri, Uri};
 use holdfast_store::Binding;
+use std::fmt::Write;
 
 /// The Contact value listed in a 200 OK: the URI with its remaining expiry and the parameters
 /// the phone registered with.
@@ -35,11 +36,13 @@ pub fn contact_key(uri: &Uri) -> String {
             }
             match host {
                 Host::Domain(d) => key.push_str(&d.to_ascii_lowercase()),
-                Host::V4(a) => key.push_str(&a.to_string()),
-                Host::V6(a) => key.push_str(&format!("[{a}]")),
+                // Writing into a String cannot fail.
+                Host::V4(_) | Host::V6(_) => {
+                    let _ = write!(key, "{host}");
+                }
             }
             if let Some(p) = port {
-                key.push_str(&format!(":{p}"));
+                let _ = write!(key, ":{p}");
             }
             for name in ["transport", "user", "method", "ttl", "maddr"] {
                 if let Some(v) = params.get(name) {
@@ -71,7 +74,6 @@ pub fn aor_of(uri: &Uri) -> Option<String> {
 fn host_text(host: &Host) -> String {
     match host {
         Host::Domain(d) => d.to_ascii_lowercase(),
-        Host::V4(a) => a.to_string(),
-        Host::V6(a) => format!("[{a}]"),
+        Host::V4(_) | Host::V6(_) => host.to_string(),
     }
 }

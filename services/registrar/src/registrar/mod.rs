@@ -7,7 +7,7 @@ pub use binding::{aor_of, contact_key, contact_value};
 
 use holdfast_store::{Binding, Origin};
 
-use holdfast_sip::message::{HeaderName, NameAddr, Request, Response};
+use holdfast_sip::message::{ip_text, HeaderName, NameAddr, Request, Response};
 use holdfast_sip::transport::{Protocol, Source};
 use std::collections::HashMap;
 
@@ -280,7 +280,7 @@ impl Registrar {
                 q,
                 expires_at: unix(now + u64::from(expires)),
                 path: path.clone(),
-                source: source.addr.to_string(),
+                source: socket_text(source.addr),
                 transport: match source.transport {
                     Protocol::Udp => "udp",
                     Protocol::Tcp => "tcp",
@@ -315,6 +315,15 @@ impl Registrar {
         }
         r.headers.add(HeaderName::Supported, SUPPORTED.join(", "));
         r
+    }
+}
+
+/// `ip:port` (`[ip]:port` for IPv6), as SocketAddr writes it, through the fast address writer.
+fn socket_text(addr: std::net::SocketAddr) -> String {
+    let ip = ip_text(addr.ip());
+    match addr {
+        std::net::SocketAddr::V4(_) => format!("{ip}:{}", addr.port()),
+        std::net::SocketAddr::V6(_) => format!("[{ip}]:{}", addr.port()),
     }
 }
 

@@ -2,7 +2,7 @@
 use super::syntax::{is_escaped_text, is_unreserved, take_until, unescape, write_escaped};
 use super::{HeaderError, Params};
 use std::fmt::{self, Write};
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Host {
@@ -280,11 +280,57 @@ pub(crate) fn parse_host(s: &str) -> Option<(RawHost<'_>, &str)> {
     Some((RawHost::Domain(name), rest))
 }
 
+/// A dotted quad written by hand into a stack buffer: std's Display for Ipv4Addr goes through the
+/// formatting machinery octet by octet, and a REGISTER writes addresses several times (received=,
+/// Via, the binding's source): it showed at 2% of the registrar's CPU.
+struct DottedQuad {
+    buf: [u8; 15],
+    len: usize,
+}
+
+impl DottedQuad {
+    fn new(ip: Ipv4Addr) -> DottedQuad {
+        let mut d = DottedQuad { buf: [0; 15], len: 0 };
+        for (i, octet) in ip.octets().into_iter().enumerate() {
+            if i > 0 {
+                d.push(b'.');
+            }
+            if octet >= 100 {
+                d.push(b'0' + octet / 100);
+            }
+            if octet >= 10 {
+                d.push(b'0' + octet / 10 % 10);
+            }
+            d.push(b'0' + octet % 10);
+        }
+        d
+    }
+
+    fn push(&mut self, b: u8) {
+        if let Some(slot) = self.buf.get_mut(self.len) {
+            *slot = b;
+            self.len += 1;
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(self.buf.get(..self.len).unwrap_or_default()).unwrap_or_default()
+    }
+}
+
+/// An IP address as text (IPv6 without brackets), the fast way for IPv4.
+pub fn ip_text(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(a) => DottedQuad::new(a).as_str().to_string(),
+        IpAddr::V6(a) => a.to_string(),
+    }
+}
+
 impl fmt::Display for Host {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Host::Domain(d) => f.write_str(d),
-            Host::V4(a) => write!(f, "{a}"),
+            Host::V4(a) => f.write_str(DottedQuad::new(*a).as_str()),
             Host::V6(a) => write!(f, "[{a}]"),
         }
     }
@@ -340,6 +386,16 @@ impl fmt::Display for Uri {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dotted_quads_are_written_as_std_writes_them() {
+        for ip in ["0.0.0.0", "255.255.255.255", "10.0.9.100", "192.168.1.1", "1.20.200.9"] {
+            let a: Ipv4Addr = ip.parse().unwrap();
+            assert_eq!(Host::V4(a).to_string(), ip);
+            assert_eq!(ip_text(IpAddr::V4(a)), ip);
+        }
+        assert_eq!(ip_text("2001:db8::1".parse().unwrap()), "2001:db8::1");
+    }
 
     fn sip(s: &str) -> SipUri {
         match Uri::parse(s).unwrap() {

@@ -1,10 +1,11 @@
 //! The INVITE client transaction (RFC 3261 §17.1.1, Figure 5).
-use super::derived_request::ack_for;
+use super::derived_request::{ack_for, check_derivable};
 use super::timer::{Timer, TimerConfig, TimerTable};
 use super::TxEvent;
 use crate::message::{HeaderError, HeaderName, Request, Response};
 use crate::transport::Protocol;
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,16 +18,17 @@ pub enum ClientInviteState {
 
 #[derive(Debug)]
 pub struct ClientInvite {
-    request: Request,
-    /// The ACK for a non-2xx final response, To header filled in when that response arrives.
-    ack: Request,
+    /// Shared with the transmit queue: a retransmission copies no message.
+    request: Arc<Request>,
+    /// The ACK for a non-2xx final response, made when that response arrives (with its To).
+    ack: Option<Arc<Request>>,
     state: ClientInviteState,
     reliable: bool,
     config: TimerConfig,
     timers: TimerTable,
     /// The interval Timer A was last armed with.
     retransmit_interval: Duration,
-    transmits: VecDeque<Request>,
+    transmits: VecDeque<Arc<Request>>,
     events: VecDeque<TxEvent>,
 }
 
@@ -34,18 +36,19 @@ impl ClientInvite {
     /// Starts the transaction: the INVITE is queued for sending at once. Fails when the INVITE
     /// lacks what its ACK must copy (Via, From, To, Call-ID, CSeq).
     pub fn new(request: Request, transport: Protocol, config: TimerConfig, now: Instant) -> Result<Self, HeaderError> {
-        let ack = ack_for(&request)?;
+        check_derivable(&request)?;
         let reliable = transport.is_reliable();
         let mut timers = TimerTable::default();
         timers.set(Timer::B, now + config.transaction_timeout());
         if !reliable {
             timers.set(Timer::A, now + config.t1());
         }
+        let request = Arc::new(request);
         let mut transmits = VecDeque::with_capacity(1);
-        transmits.push_back(request.clone());
+        transmits.push_back(Arc::clone(&request));
         Ok(ClientInvite {
             request,
-            ack,
+            ack: None,
             state: ClientInviteState::Calling,
             reliable,
             config,
@@ -81,10 +84,15 @@ impl ClientInvite {
                     self.terminate();
                 }
                 _ => {
-                    if let Some(to) = response.headers.get(&HeaderName::To) {
-                        self.ack.headers.set(HeaderName::To, to);
+                    // The INVITE was checked for what its ACK copies when the transaction began.
+                    if let Ok(mut ack) = ack_for(&self.request) {
+                        if let Some(to) = response.headers.get(&HeaderName::To) {
+                            ack.headers.set(HeaderName::To, to);
+                        }
+                        let ack = Arc::new(ack);
+                        self.transmits.push_back(Arc::clone(&ack));
+                        self.ack = Some(ack);
                     }
-                    self.transmits.push_back(self.ack.clone());
                     self.events.push_back(TxEvent::Response(response));
                     self.timers.stop(Timer::A);
                     self.timers.stop(Timer::B);
@@ -98,7 +106,11 @@ impl ClientInvite {
                 }
             },
             // A retransmitted final response means our ACK was lost.
-            ClientInviteState::Completed if response.status >= 300 => self.transmits.push_back(self.ack.clone()),
+            ClientInviteState::Completed if response.status >= 300 => {
+                if let Some(ack) = &self.ack {
+                    self.transmits.push_back(Arc::clone(ack));
+                }
+            }
             ClientInviteState::Completed | ClientInviteState::Terminated => {}
         }
     }
@@ -123,7 +135,7 @@ impl ClientInvite {
         while let Some(timer) = self.timers.pop_expired(now) {
             match timer {
                 Timer::A => {
-                    self.transmits.push_back(self.request.clone());
+                    self.transmits.push_back(Arc::clone(&self.request));
                     self.retransmit_interval *= 2;
                     self.timers.set(Timer::A, now + self.retransmit_interval);
                 }
@@ -141,7 +153,7 @@ impl ClientInvite {
         self.timers.next_timeout()
     }
 
-    pub fn poll_transmit(&mut self) -> Option<Request> {
+    pub fn poll_transmit(&mut self) -> Option<Arc<Request>> {
         self.transmits.pop_front()
     }
 

@@ -4,6 +4,7 @@ use super::TxEvent;
 use crate::message::{Request, Response};
 use crate::transport::Protocol;
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,14 +17,15 @@ pub enum ClientNonInviteState {
 
 #[derive(Debug)]
 pub struct ClientNonInvite {
-    request: Request,
+    /// Shared with the transmit queue: a retransmission copies no message.
+    request: Arc<Request>,
     state: ClientNonInviteState,
     reliable: bool,
     config: TimerConfig,
     timers: TimerTable,
     /// The interval Timer E was last armed with.
     retransmit_interval: Duration,
-    transmits: VecDeque<Request>,
+    transmits: VecDeque<Arc<Request>>,
     events: VecDeque<TxEvent>,
 }
 
@@ -36,8 +38,9 @@ impl ClientNonInvite {
         if !reliable {
             timers.set(Timer::E, now + config.t1());
         }
+        let request = Arc::new(request);
         let mut transmits = VecDeque::with_capacity(1);
-        transmits.push_back(request.clone());
+        transmits.push_back(Arc::clone(&request));
         ClientNonInvite {
             request,
             state: ClientNonInviteState::Trying,
@@ -94,7 +97,7 @@ impl ClientNonInvite {
         while let Some(timer) = self.timers.pop_expired(now) {
             match timer {
                 Timer::E => {
-                    self.transmits.push_back(self.request.clone());
+                    self.transmits.push_back(Arc::clone(&self.request));
                     // Trying doubles up to T2; Proceeding retransmits every T2.
                     self.retransmit_interval = match self.state {
                         ClientNonInviteState::Trying => (self.retransmit_interval * 2).min(self.config.t2()),
@@ -116,7 +119,7 @@ impl ClientNonInvite {
         self.timers.next_timeout()
     }
 
-    pub fn poll_transmit(&mut self) -> Option<Request> {
+    pub fn poll_transmit(&mut self) -> Option<Arc<Request>> {
         self.transmits.pop_front()
     }
 

@@ -9,17 +9,27 @@ pub(crate) fn ack_for(invite: &Request) -> Result<Request, HeaderError> {
     derived(invite, Method::ACK)
 }
 
+/// Whether `invite` has what its ACK and CANCEL copy, without building either.
+pub(crate) fn check_derivable(invite: &Request) -> Result<(), HeaderError> {
+    copied(invite).map(drop)
+}
+
 /// A CANCEL for `invite`, to be sent to the same destination.
 pub fn cancel_for(invite: &Request) -> Result<Request, HeaderError> {
     derived(invite, Method::CANCEL)
 }
 
-fn derived(invite: &Request, method: Method) -> Result<Request, HeaderError> {
+/// The INVITE's headers an ACK or CANCEL copies: CSeq number, To, top Via, From, Call-ID.
+fn copied(invite: &Request) -> Result<(u32, &str, &str, &str, &str), HeaderError> {
     let seq = invite.cseq()?.seq;
     let to = invite.headers.get(&HeaderName::To).ok_or(HeaderError::Missing("To"))?;
     let via = invite.headers.get(&HeaderName::Via).ok_or(HeaderError::Missing("Via"))?;
     let from = invite.headers.get(&HeaderName::From).ok_or(HeaderError::Missing("From"))?;
-    let call_id = invite.call_id()?;
+    Ok((seq, to, via, from, invite.call_id()?))
+}
+
+fn derived(invite: &Request, method: Method) -> Result<Request, HeaderError> {
+    let (seq, to, via, from, call_id) = copied(invite)?;
     let mut headers = Headers::default();
     headers.add(HeaderName::Via, via);
     for route in invite.headers.get_all(&HeaderName::Route) {

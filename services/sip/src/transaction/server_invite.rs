@@ -4,6 +4,7 @@ use super::{TxError, TxEvent};
 use crate::message::{HeaderName, Method, Request, Response};
 use crate::transport::Protocol;
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,10 +33,10 @@ pub struct ServerInvite {
     config: TimerConfig,
     timers: TimerTable,
     /// What a retransmitted INVITE gets: the latest provisional, then the final response.
-    last_response: Response,
+    last_response: Arc<Response>,
     /// The interval Timer G was last armed with.
     retransmit_interval: Duration,
-    transmits: VecDeque<Response>,
+    transmits: VecDeque<Arc<Response>>,
     events: VecDeque<TxEvent>,
 }
 
@@ -48,8 +49,9 @@ impl ServerInvite {
         if let Some(ts) = invite.headers.get(&HeaderName::Timestamp) {
             trying.headers.add(HeaderName::Timestamp, ts);
         }
+        let trying = Arc::new(trying);
         let mut transmits = VecDeque::with_capacity(2);
-        transmits.push_back(trying.clone());
+        transmits.push_back(Arc::clone(&trying));
         ServerInvite {
             state: ServerInviteState::Proceeding,
             reliable: transport.is_reliable(),
@@ -84,7 +86,7 @@ impl ServerInvite {
             return;
         }
         if matches!(self.state, ServerInviteState::Proceeding | ServerInviteState::Completed) {
-            self.transmits.push_back(self.last_response.clone());
+            self.transmits.push_back(Arc::clone(&self.last_response));
         }
     }
 
@@ -96,16 +98,16 @@ impl ServerInvite {
         }
         match response.status {
             100..=199 => {
-                self.transmits.push_back(response.clone());
-                self.last_response = response;
+                self.last_response = Arc::new(response);
+                self.transmits.push_back(Arc::clone(&self.last_response));
             }
             200..=299 => {
-                self.transmits.push_back(response);
+                self.transmits.push_back(Arc::new(response));
                 self.terminate();
             }
             300..=699 => {
-                self.transmits.push_back(response.clone());
-                self.last_response = response;
+                self.last_response = Arc::new(response);
+                self.transmits.push_back(Arc::clone(&self.last_response));
                 self.state = ServerInviteState::Completed;
                 if !self.reliable {
                     self.timers.set(Timer::G, now + self.retransmit_interval);
@@ -128,7 +130,7 @@ impl ServerInvite {
         while let Some(timer) = self.timers.pop_expired(now) {
             match timer {
                 Timer::G => {
-                    self.transmits.push_back(self.last_response.clone());
+                    self.transmits.push_back(Arc::clone(&self.last_response));
                     self.retransmit_interval = (self.retransmit_interval * 2).min(self.config.t2());
                     self.timers.set(Timer::G, now + self.retransmit_interval);
                 }
@@ -146,7 +148,7 @@ impl ServerInvite {
         self.timers.next_timeout()
     }
 
-    pub fn poll_transmit(&mut self) -> Option<Response> {
+    pub fn poll_transmit(&mut self) -> Option<Arc<Response>> {
         self.transmits.pop_front()
     }
 

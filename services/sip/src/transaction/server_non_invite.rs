@@ -4,6 +4,7 @@ use super::{TxError, TxEvent};
 use crate::message::Response;
 use crate::transport::Protocol;
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,15 +27,16 @@ impl ServerNonInviteState {
 }
 
 /// Kept lean: the registrar holds one per REGISTER for 64*T1 on UDP. The request itself stays
-/// with the TU; only the last response is kept, for retransmitted requests.
+/// with the TU; only the last response is kept, for retransmitted requests, shared with the
+/// transmit queue rather than copied.
 #[derive(Debug)]
 pub struct ServerNonInvite {
     state: ServerNonInviteState,
     reliable: bool,
     config: TimerConfig,
     timers: TimerTable,
-    last_response: Option<Response>,
-    transmits: VecDeque<Response>,
+    last_response: Option<Arc<Response>>,
+    transmits: VecDeque<Arc<Response>>,
     events: VecDeque<TxEvent>,
 }
 
@@ -61,7 +63,7 @@ impl ServerNonInvite {
         if let (ServerNonInviteState::Proceeding | ServerNonInviteState::Completed, Some(response)) =
             (self.state, &self.last_response)
         {
-            self.transmits.push_back(response.clone());
+            self.transmits.push_back(Arc::clone(response));
         }
     }
 
@@ -74,7 +76,7 @@ impl ServerNonInvite {
             200..=699 => {
                 let wait = self.config.timer_j(self.reliable);
                 if wait.is_zero() {
-                    self.transmits.push_back(response);
+                    self.transmits.push_back(Arc::new(response));
                     self.terminate();
                     return Ok(());
                 }
@@ -83,7 +85,8 @@ impl ServerNonInvite {
             }
             status => return Err(TxError::BadStatus(status)),
         }
-        self.transmits.push_back(response.clone());
+        let response = Arc::new(response);
+        self.transmits.push_back(Arc::clone(&response));
         self.last_response = Some(response);
         Ok(())
     }
@@ -107,7 +110,7 @@ impl ServerNonInvite {
         self.timers.next_timeout()
     }
 
-    pub fn poll_transmit(&mut self) -> Option<Response> {
+    pub fn poll_transmit(&mut self) -> Option<Arc<Response>> {
         self.transmits.pop_front()
     }
 

@@ -12,6 +12,7 @@ use std::collections::hash_map::RandomState;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Names one transaction for the life of a `Transactions` table.
@@ -21,10 +22,11 @@ pub struct TxId(u64);
 /// A message the transport must send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transmit {
-    /// A request of a client transaction (first send, retransmission, ACK or CANCEL).
-    Request { id: TxId, request: Request, dest: SocketAddr, transport: Protocol },
-    /// A response of a server transaction, routed by its Via (RFC 3261 §18.2.2).
-    Response { id: TxId, response: Response },
+    /// A request of a client transaction (first send, retransmission, ACK or CANCEL), shared
+    /// with the transaction that keeps it for retransmission.
+    Request { id: TxId, request: Arc<Request>, dest: SocketAddr, transport: Protocol },
+    /// A response of a server transaction, routed by its Via (RFC 3261 §18.2.2), shared likewise.
+    Response { id: TxId, response: Arc<Response> },
 }
 
 impl Transmit {

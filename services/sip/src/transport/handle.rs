@@ -104,7 +104,7 @@ impl TransportHandle {
             Transmit::Request { request, dest, transport, .. } => {
                 self.send_bytes(&request.to_bytes(), *dest, *transport).await
             }
-            Transmit::Response { response, .. } => self.send_response(response).await,
+            Transmit::Response { response, .. } => self.send_response(response.as_ref()).await,
         }
     }
 

@@ -1,6 +1,6 @@
 //! What a server writes into the top Via of a request it receives (RFC 3261 §18.2.1, RFC 3581
 //! §4), so that the response finds its way back through NATs.
-use crate::message::{Header, HeaderError, HeaderName, Host, Request};
+use crate::message::{ip_text, Header, HeaderError, HeaderName, Host, Request};
 use std::net::{IpAddr, SocketAddr};
 
 /// Adds `received=` when the packet's source IP differs from the sent-by host (or the host is a
@@ -18,7 +18,7 @@ pub fn stamp_via(request: &mut Request, source: SocketAddr) -> Result<(), Header
     if same_host && !wants_rport {
         return Ok(());
     }
-    via.params.set("received", Some(ip.to_string()));
+    via.params.set("received", Some(ip_text(ip)));
     if wants_rport {
         via.params.set("rport", Some(source.port().to_string()));
     }
