@@ -23,26 +23,30 @@ impl NonceId {
 }
 
 pub(crate) struct NonceMinter {
-    secret: [u8; 32],
-    realm: String,
+    /// SHA-256 having absorbed one whole block, the secret and the realm's hash: each tag then
+    /// costs one compression (the id and the padding), not two. No SHA instructions on many
+    /// CPUs: the hash showed at 4% of an authenticated REGISTER.
+    keyed: Sha256,
 }
 
 impl NonceMinter {
     pub(crate) fn new(secret: [u8; 32], realm: &str) -> Self {
+        let mut block = [0u8; 64];
+        block[..32].copy_from_slice(&secret);
+        block[32..].copy_from_slice(&Sha256::digest(realm.as_bytes()));
         NonceMinter {
-            secret,
-            realm: realm.to_owned(),
+            keyed: Sha256::new().chain_update(block),
         }
     }
 
-    // The hashed input has a fixed layout and the nonce a fixed length, so SHA-256 length
-    // extension cannot yield another valid nonce; one hash keeps verification cheap.
+    // The hashed input has a fixed layout and length (the keyed block, then the id), so SHA-256
+    // length extension cannot yield another valid nonce; one hash keeps verification cheap.
     fn tag(&self, id: NonceId) -> [u8; TAG_LEN] {
-        let digest = Sha256::new()
-            .chain_update(self.secret)
+        let digest = self
+            .keyed
+            .clone()
             .chain_update(id.issued.to_be_bytes())
             .chain_update(id.serial.to_be_bytes())
-            .chain_update(self.realm.as_bytes())
             .finalize();
         let mut tag = [0u8; TAG_LEN];
         tag.copy_from_slice(&digest[..TAG_LEN]);

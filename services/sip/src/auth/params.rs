@@ -2,28 +2,27 @@
 //! `Proxy-Authorization`): `Digest k=v, k="quoted, with commas"` in and out.
 use super::digest::Algorithm;
 use super::error::AuthError;
+use std::borrow::Cow;
 
-/// The parameters of one `Digest` header value, names lowercased, values unquoted.
+/// The parameters of one `Digest` header value, unquoted, pointing into the header's text (a
+/// value is copied only when it holds escapes): a REGISTER's credentials are parsed without a
+/// dozen small allocations. Names compare case-insensitively.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct DigestParams {
-    params: Vec<(String, String)>,
+pub struct DigestParams<'a> {
+    params: Vec<(&'a str, Cow<'a, str>)>,
 }
 
-impl DigestParams {
+impl DigestParams<'_> {
     pub fn get(&self, name: &str) -> Option<&str> {
         self.params
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.params.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+            .map(|(_, v)| v.as_ref())
     }
 }
 
 /// Parses `Digest` followed by a comma-separated list of auth-params (RFC 7235 §2.1).
-pub fn parse_digest(value: &str) -> Result<DigestParams, AuthError> {
+pub fn parse_digest(value: &str) -> Result<DigestParams<'_>, AuthError> {
     let value = value.trim_start();
     let scheme_end = value.find([' ', '\t']).unwrap_or(value.len());
     if !value[..scheme_end].eq_ignore_ascii_case("Digest") {
@@ -49,15 +48,12 @@ pub fn parse_digest(value: &str) -> Result<DigestParams, AuthError> {
         let val = if cursor.rest.starts_with('"') {
             cursor.quoted()?
         } else {
-            cursor
-                .value()
-                .ok_or(AuthError::Malformed("parameter value"))?
-                .to_owned()
+            Cow::Borrowed(cursor.value().ok_or(AuthError::Malformed("parameter value"))?)
         };
         if out.get(name).is_some() {
             return Err(AuthError::Malformed("duplicate parameter"));
         }
-        out.params.push((name.to_ascii_lowercase(), val));
+        out.params.push((name, val));
         cursor.skip_ws();
         if !cursor.rest.is_empty() && !cursor.rest.starts_with(',') {
             return Err(AuthError::Malformed("garbage after parameter"));
@@ -115,14 +111,21 @@ impl<'a> Cursor<'a> {
         })
     }
 
-    fn quoted(&mut self) -> Result<String, AuthError> {
-        let mut out = String::new();
-        let mut chars = self.rest.char_indices().skip(1);
+    /// A quoted string, unescaped; borrowed when it holds no escape.
+    fn quoted(&mut self) -> Result<Cow<'a, str>, AuthError> {
+        let body = &self.rest[1..];
+        let end = body.find(['"', '\\']).ok_or(AuthError::Malformed("unterminated quoted string"))?;
+        if body.as_bytes()[end] == b'"' {
+            self.rest = &body[end + 1..];
+            return Ok(Cow::Borrowed(&body[..end]));
+        }
+        let mut out = String::from(&body[..end]);
+        let mut chars = body[end..].char_indices();
         while let Some((i, c)) = chars.next() {
             match c {
                 '"' => {
-                    self.rest = &self.rest[i + 1..];
-                    return Ok(out);
+                    self.rest = &body[end + i + 1..];
+                    return Ok(Cow::Owned(out));
                 }
                 '\\' => match chars.next() {
                     Some((_, escaped)) => out.push(escaped),
