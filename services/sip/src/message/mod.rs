@@ -12,7 +12,7 @@ pub(crate) mod name_addr;
 mod params;
 mod reason;
 pub(crate) mod syntax;
-mod uri;
+pub(crate) mod uri;
 pub(crate) mod via;
 
 pub use cseq::CSeq;
@@ -133,6 +133,10 @@ macro_rules! common_accessors {
             /// The topmost Via (the first value of the first Via header).
             pub fn top_via(&self) -> Result<Via, HeaderError> {
                 Via::parse(self.headers.get(&HeaderName::Via).ok_or(HeaderError::Missing("Via"))?)
+            }
+            /// The topmost Via, checked but not copied out of the header.
+            pub(crate) fn top_via_raw(&self) -> Result<via::RawVia<'_>, HeaderError> {
+                via::RawVia::scan(self.headers.get(&HeaderName::Via).ok_or(HeaderError::Missing("Via"))?)
             }
             pub fn from_header(&self) -> Result<NameAddr, HeaderError> {
                 NameAddr::parse(self.headers.get(&HeaderName::From).ok_or(HeaderError::Missing("From"))?)

@@ -38,15 +38,33 @@ fn bad(why: &str) -> HeaderError {
     HeaderError::malformed("Via", why)
 }
 
-/// A checked via-parm still pointing into its text (see `RawUri`).
+/// A checked via-parm still pointing into its text (see `RawUri`): what transaction matching
+/// and response routing read from a top Via, without building a `Via` for each look.
 pub(crate) struct RawVia<'a> {
-    transport: &'a str,
-    host: RawHost<'a>,
-    port: Option<u16>,
+    pub(crate) transport: &'a str,
+    pub(crate) host: RawHost<'a>,
+    pub(crate) port: Option<u16>,
     params: &'a str,
 }
 
 impl<'a> RawVia<'a> {
+    /// The parameters `names`, in one walk: None when absent, Some(None) when without a value.
+    pub(crate) fn params<const N: usize>(&self, names: [&str; N]) -> [Option<Option<&'a str>>; N] {
+        let mut found = [None; N];
+        // `scan` checked the parameters: this walk meets no error.
+        let _ = scan_header_params(self.params, |n, v| {
+            if let Some(i) = names.iter().position(|name| n.eq_ignore_ascii_case(name)) {
+                found[i].get_or_insert(v);
+            }
+        });
+        found
+    }
+
+    pub(crate) fn branch(&self) -> Option<&'a str> {
+        let [branch] = self.params(["branch"]);
+        branch.flatten()
+    }
+
     pub(crate) fn scan(value: &'a str) -> Result<Self, HeaderError> {
         let s = trim_ws(value);
         let (name, s) = take_until(s, |b| !is_token_byte(b));

@@ -28,7 +28,7 @@ impl Hash for ClientKey {
 
 impl ClientKey {
     pub(crate) fn for_request(request: &Request) -> Result<ClientKey, TxError> {
-        let via = request.top_via()?;
+        let via = request.top_via_raw()?;
         let branch = via.branch().ok_or(TxError::NoBranch)?;
         if !branch.starts_with(MAGIC_COOKIE) {
             return Err(TxError::NoMagicCookie(branch.to_string()));
@@ -38,7 +38,7 @@ impl ClientKey {
 
     /// None when the response cannot belong to any client transaction of ours.
     pub(crate) fn for_response(response: &Response) -> Option<ClientKey> {
-        let via = response.top_via().ok()?;
+        let via = response.top_via_raw().ok()?;
         let branch = via.branch()?.to_string();
         Some(ClientKey { branch, method: response.cseq().ok()?.method })
     }
@@ -69,11 +69,11 @@ impl Hash for ServerKey {
 impl ServerKey {
     pub(crate) fn for_request(request: &Request) -> Result<ServerKey, TxError> {
         let method = if request.method == Method::ACK { Method::INVITE } else { request.method.clone() };
-        let via = request.top_via()?;
+        let via = request.top_via_raw()?;
         match via.branch() {
             Some(branch) if branch.starts_with(MAGIC_COOKIE) => Ok(ServerKey::Branch {
                 branch: branch.to_string(),
-                host: via.host,
+                host: via.host.to_host(),
                 port: via.port,
                 method,
             }),

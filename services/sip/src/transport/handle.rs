@@ -64,8 +64,8 @@ impl TransportHandle {
     /// the request came in on while it is open, else over a new one to the received address and
     /// sent-by port; over UDP to maddr, else received and rport (or sent-by port).
     pub async fn send_response(&self, response: &Response) -> Result<(), TransportError> {
-        let via = response.top_via()?;
-        let route = response_route(&via).ok_or_else(|| TransportError::Unsupported(via.transport.clone()))?;
+        let via = response.top_via_raw()?;
+        let route = response_route(&via).ok_or_else(|| TransportError::Unsupported(via.transport.to_string()))?;
         let bytes = response.to_bytes();
         match route.transport {
             Protocol::Udp => {

@@ -10,7 +10,7 @@ mod tcp;
 mod udp;
 
 pub use handle::{Transport, TransportHandle};
-pub use route::{response_route, Destination, ResponseRoute};
+pub use route::{Destination, ResponseRoute};
 pub use stamp::stamp_via;
 
 use crate::message::{HeaderError, Message};

@@ -1,6 +1,7 @@
 //! Where a response goes, read from its top Via (RFC 3261 §18.2.2, RFC 3581 §4).
 use super::Protocol;
-use crate::message::{Host, Via};
+use crate::message::via::RawVia;
+use crate::message::uri::RawHost;
 use std::net::{IpAddr, SocketAddr};
 
 /// An address, or a name still to resolve (a sent-by or maddr that is a domain name).
@@ -21,26 +22,29 @@ pub struct ResponseRoute {
 }
 
 /// None for a transport we do not serve (TLS, SCTP, WS, ...).
-pub fn response_route(via: &Via) -> Option<ResponseRoute> {
+pub(crate) fn response_route(via: &RawVia) -> Option<ResponseRoute> {
     const DEFAULT_PORT: u16 = 5060;
-    let transport = match via.transport.as_str() {
-        "UDP" => Protocol::Udp,
-        "TCP" => Protocol::Tcp,
-        _ => return None,
+    let transport = if via.transport.eq_ignore_ascii_case("UDP") {
+        Protocol::Udp
+    } else if via.transport.eq_ignore_ascii_case("TCP") {
+        Protocol::Tcp
+    } else {
+        return None;
     };
+    let [rport, received, maddr] = via.params(["rport", "received", "maddr"]).map(Option::flatten);
     let sent_by_port = via.port.unwrap_or(DEFAULT_PORT);
-    let rport = via.params.value("rport").and_then(|p| p.parse::<u16>().ok());
-    let received = via.params.value("received").and_then(|r| r.parse::<IpAddr>().ok());
+    let rport = rport.and_then(|p| p.parse::<u16>().ok());
+    let received = received.and_then(|r| r.parse::<IpAddr>().ok());
     let at = |port: u16| match received {
         Some(ip) => Destination::Addr(SocketAddr::new(ip, port)),
-        None => host_destination(&via.host, port),
+        None => host_destination(via.host, port),
     };
     let route = match transport {
         Protocol::Tcp => {
             ResponseRoute { transport, dest: at(rport.unwrap_or(sent_by_port)), reconnect: Some(at(sent_by_port)) }
         }
         Protocol::Udp => {
-            let dest = match via.params.value("maddr") {
+            let dest = match maddr {
                 Some(maddr) => match maddr.parse::<IpAddr>() {
                     Ok(ip) => Destination::Addr(SocketAddr::new(ip, sent_by_port)),
                     Err(_) => Destination::Name(maddr.to_string(), sent_by_port),
@@ -53,11 +57,11 @@ pub fn response_route(via: &Via) -> Option<ResponseRoute> {
     Some(route)
 }
 
-fn host_destination(host: &Host, port: u16) -> Destination {
+fn host_destination(host: RawHost, port: u16) -> Destination {
     match host {
-        Host::V4(ip) => Destination::Addr(SocketAddr::new(IpAddr::V4(*ip), port)),
-        Host::V6(ip) => Destination::Addr(SocketAddr::new(IpAddr::V6(*ip), port)),
-        Host::Domain(name) => Destination::Name(name.clone(), port),
+        RawHost::V4(ip) => Destination::Addr(SocketAddr::new(IpAddr::V4(ip), port)),
+        RawHost::V6(ip) => Destination::Addr(SocketAddr::new(IpAddr::V6(ip), port)),
+        RawHost::Domain(name) => Destination::Name(name.to_string(), port),
     }
 }
 
@@ -66,7 +70,7 @@ mod tests {
     use super::*;
 
     fn route(via: &str) -> ResponseRoute {
-        response_route(&Via::parse(via).unwrap()).unwrap()
+        response_route(&RawVia::scan(via).unwrap()).unwrap()
     }
 
     fn addr(s: &str) -> Destination {
@@ -101,6 +105,6 @@ mod tests {
 
     #[test]
     fn unknown_transports_have_no_route() {
-        assert_eq!(response_route(&Via::parse("SIP/2.0/TLS 10.0.0.1;branch=z9hG4bK1").unwrap()), None);
+        assert_eq!(response_route(&RawVia::scan("SIP/2.0/TLS 10.0.0.1;branch=z9hG4bK1").unwrap()), None);
     }
 }

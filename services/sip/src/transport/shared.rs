@@ -45,7 +45,7 @@ impl Shared {
                 return true;
             }
             if let Some(conn) = source.conn {
-                let route = request.top_via().ok().and_then(|via| response_route(&via));
+                let route = request.top_via_raw().ok().and_then(|via| response_route(&via));
                 if let Some(Destination::Addr(addr)) = route.map(|r| r.dest) {
                     if addr != source.addr {
                         self.connections().alias(addr, conn);
