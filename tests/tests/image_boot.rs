@@ -1,10 +1,13 @@
 //! The appliance image boots under qemu, the services whose binaries it holds reach READY under
 //! systemd (Type=notify) with their logs in journald, and a sipp phone on the test's own network
 //! registers to the registrar in the VM (digest challenge, then 200) and shows in `sbactl registrations`;
-//! with the VM's link cut through QMP the phone gets no answer, and a 200 again once it is restored;
+//! a second phone registers and the first one calls it through the appliance; with the VM's link cut through QMP the phone gets no answer, and a 200 again once it is restored;
 //! after a hard reset of the VM the registrar is READY again with the binding from SQLite.
 use anyhow::{bail, ensure, Context, Result};
+use holdfast_tests::netns::Netns;
+use holdfast_tests::phones::{call, Answerer, PhoneConfig};
 use holdfast_tests::vm::{TestNet, Variant, Vm, VmConfig};
+use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -13,6 +16,9 @@ const GUEST: &str = "10.231.0.2";
 const GUEST_MAC: &str = "52:54:00:5b:a0:02";
 const USER: &str = "alice";
 const PASSWORD: &str = "branch-secret";
+/// The phone alice calls.
+const CALLEE: &str = "bob";
+const CALLEE_PASSWORD: &str = "bob-secret";
 
 /// The appliance configuration the image ships: the test registers in its domain, with its database.
 fn appliance_registrar() -> Result<(String, String)> {
@@ -59,7 +65,8 @@ echo "READY-ALL boot=$boot uptime=$(cut -d' ' -f1 /proc/uptime) pending=[$pendin
 free -m | awk '/^Mem:/ {{print "MEM used_mib=" $3 " total_mib=" $2}}'
 for u in $present; do journalctl -b -u "$u" --no-pager -o cat | sed "s/^/JOURNAL $u /"; done
 echo "JOURNAL-END boot=$boot"
-[ $boot = 1 ] && sbactl --db {db} user add {USER} --domain {domain} --password {PASSWORD} && echo USER-ADDED
+[ $boot = 1 ] && sbactl --db {db} user add {USER} --domain {domain} --password {PASSWORD} \
+    && sbactl --db {db} user add {CALLEE} --domain {domain} --password {CALLEE_PASSWORD} && echo USER-ADDED
 i=0
 while [ $i -lt 120 ]; do
     out=$(sbactl --db {db} registrations --json)
@@ -187,6 +194,37 @@ fn image_boots_services_ready_and_a_phone_registers() -> Result<()> {
     let binding = vm.wait_for("BINDING boot=1", Duration::from_secs(60))?;
     ensure!(binding.contains(&format!("sip:{USER}@{domain}")), "binding not stored: {binding}");
     ensure!(binding.contains(HOST), "the binding's contact is not the phone's: {binding}");
+
+    // Bob's phone registers (digest) and answers; alice calls him through the appliance's proxy
+    // (from a port whose media ports, port + 10000 and + 10002 in sipp, do not meet bob's).
+    let ns = Netns { name: net.ns.clone() };
+    let host: std::net::Ipv4Addr = HOST.parse()?;
+    let registrar = SocketAddr::from((GUEST.parse::<std::net::Ipv4Addr>()?, 5060));
+    let bob = Answerer::phone(
+        &ns,
+        &dir,
+        &PhoneConfig {
+            user: CALLEE,
+            password: CALLEE_PASSWORD,
+            domain: &domain,
+            addr: SocketAddr::from((host, 5072)),
+            registrar,
+            expires: 600,
+            refresh: Duration::from_secs(30),
+        },
+        120,
+    );
+    ensure!(bob.wait_registrations(0, Duration::from_secs(30)), "bob did not register:\n{}\n{}", bob.log(), vm.diagnostics());
+    let out = call(&ns, SocketAddr::from((host, 5090)), registrar, USER, CALLEE, &domain, Duration::from_millis(500)).run(&dir, 30);
+    ensure!(
+        out.status.success(),
+        "alice's call to bob failed: {}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr).trim(),
+        bob.log(),
+        vm.diagnostics()
+    );
+    ensure!(bob.answered() == 1 && bob.hung_up() == 1, "bob answered {} and hung up {} calls", bob.answered(), bob.hung_up());
+    drop(bob);
 
     // The VM's cable, pulled and plugged back through QMP: no answer while it is out, 200 after.
     vm.set_link("n0", false)?;
