@@ -84,8 +84,8 @@ fn repeated_failures_from_one_source_are_slowed_down() {
 #[test]
 fn malformed_and_unknown_requests_get_clear_answers() {
     let scratch = Scratch::new("proto-bad");
-    let reg = Registrar::start(&scratch, "", &[]);
-    let ua = Ua::new(reg.addr, "x", DOMAIN);
+    let reg = Registrar::start(&scratch, "", &[("x", "pw-x")]);
+    let mut ua = Ua::new(reg.addr, "x", DOMAIN);
     let local = ua.local();
     let head = |method: &str, extra: &str| {
         format!(
@@ -105,8 +105,16 @@ fn malformed_and_unknown_requests_get_clear_answers() {
     let r = ua.recv();
     assert_eq!(r.status, 501);
     assert!(r.headers.get_all(&HeaderName::Allow).any(|m| m == "REGISTER"));
-    // An INVITE for nobody in particular, and one for a user who is not registered.
+    // A caller that has not registered here may place no call (toll fraud): refused before the
+    // proxy says anything about the callee.
     ua.send(head("INVITE", "").as_bytes());
+    let r = ua.recv();
+    assert_eq!((r.status, r.reason.as_str()), (403, "Forbidden (caller not registered here)"));
+    let challenge = ua.request(600, None);
+    let authorization = ua.answer(&challenge, "pw-x", 1);
+    assert_eq!(ua.request(600, Some(&authorization)).status, 200);
+    // Registered: an INVITE for nobody in particular, and one for a user who is not registered.
+    ua.send(head("INVITE", "").replace("branch=z9hG4bK-INVITE", "branch=z9hG4bK-INVITE-1").as_bytes());
     assert_eq!(ua.recv().status, 404);
     let to_nobody = head("INVITE", "")
         .replace(&format!("INVITE sip:{DOMAIN}"), &format!("INVITE sip:nobody@{DOMAIN}"))

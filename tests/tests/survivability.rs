@@ -1,7 +1,8 @@
 //! Survivability end to end (issue 3): phones (sipp) register through the SBA to Kamailio as the
 //! central site; the WAN between SBA and central is cut and restored with nftables inside the
 //! test's own namespaces. One scenario walks the issue's list in order, on one topology:
-//! normal mode, the cut, kill -9 during the outage, an unknown device, failback, 100 flaps.
+//! normal mode, the cut, kill -9 during the outage, an unknown device (refused to register and
+//! to call the PSTN), failback, 100 flaps.
 use holdfast_sip::message::HeaderName;
 use holdfast_tests::branch::Sba;
 use holdfast_tests::kamailio::Kamailio;
@@ -129,6 +130,18 @@ fn branch_survives_the_wan() {
     let r = dave.request(60, None);
     assert_eq!(r.status, 403, "unknown device: {} {}", r.status, r.reason);
     assert!(sba.registrations().iter().all(|b| b["aor"] != format!("sip:dave@{DOMAIN}")));
+    // Nor may it call the PSTN, even posing as a registered user (toll fraud).
+    let local = dave.local();
+    let invite = format!(
+        "INVITE sip:+4930123456@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-dave-inv;rport\r\n\
+         From: <sip:alice@{DOMAIN}>;tag=dave\r\nTo: <sip:+4930123456@{DOMAIN}>\r\nCall-ID: dave-inv\r\n\
+         CSeq: 1 INVITE\r\nContact: <sip:alice@{local}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    let pstn_before = carrier.answered();
+    dave.send(invite.as_bytes());
+    let r = dave.recv();
+    assert_eq!((r.status, r.reason.as_str()), (403, "Forbidden (caller not registered here)"));
+    assert_eq!(carrier.answered(), pstn_before, "an unregistered device reached the PSTN");
     let out = std::process::Command::new(holdfast_tests::bins::bin("sbactl"))
         .arg("--db")
         .arg(&sba.db)

@@ -2,6 +2,7 @@
 //! the dialog's remote target) and handing them to the proxy.
 use super::{refuse, Server};
 use crate::proxy::{route_value, Target};
+use crate::registrar::aor_of;
 use crate::routing::{Destination, Router};
 use holdfast_sip::message::{Host, HeaderName, Message, Method, NameAddr, Request, Uri};
 use holdfast_sip::transaction::TxId;
@@ -48,6 +49,10 @@ impl Server {
             _ => {}
         }
         let in_dialog = request.to_header().is_ok_and(|to| to.tag().is_some());
+        if !in_dialog && !self.trusted_caller(&request, source) {
+            log::info!("{} from {} refused: the caller is not registered here", request.method, source.addr);
+            return self.respond(id, refuse(&request, 403, "Forbidden (caller not registered here)"));
+        }
         if let Some(next) = request.headers.get(&HeaderName::Route).and_then(|r| NameAddr::parse(r).ok()) {
             // Loose routing: the next hop is the first Route; the Request-URI stays (§16.12).
             return match self.target_at(next.uri, request.uri.clone()) {
@@ -62,6 +67,25 @@ impl Server {
             };
         }
         self.route_initial(id, request, inbound, now);
+    }
+
+    /// Whether this proxy may place a new call (or other out-of-dialog request) for `request`'s
+    /// sender. With authentication on, only a device that registered here with its password
+    /// (From names an AOR with a binding from the sender's IP) or a peer of the appliance (the
+    /// central proxies, sba-mediation, ourselves) may: anyone else on the LAN could otherwise
+    /// call the PSTN as any user (toll fraud) or through us to any address.
+    fn trusted_caller(&self, request: &Request, source: Source) -> bool {
+        if self.auth.is_none() {
+            return true;
+        }
+        let ip = source.addr.ip();
+        let peers = self.central.iter().flat_map(|c| c.proxies.iter()).chain(self.survival.mediation.iter());
+        if peers.map(SocketAddr::ip).any(|p| p == ip) || self.addresses.is_ours(source.addr) {
+            return true;
+        }
+        let Some(aor) = request.from_header().ok().and_then(|f| aor_of(&f.uri)) else { return false };
+        let now = super::unix_now();
+        self.registrar.lookup(&aor, now).iter().any(|b| b.source.parse::<SocketAddr>().is_ok_and(|s| s.ip() == ip))
     }
 
     fn route_initial(&mut self, id: TxId, request: Request, inbound: IpAddr, now: Instant) {
