@@ -7,30 +7,22 @@
 
 since=0
 mark() { since=$(wc -l < /tmp/peer.out); }
-await() {
-    for _ in $(seq 1 $(( $2 * 10 ))); do
-        if tail -n "+$((since + 1))" /tmp/peer.out | grep -Eq "$1"; then return 0; fi
+# Waits up to $4 seconds until REGEX ($3) has matched at least $5 (1) lines of FILE ($1) after
+# its first $2 lines.
+await_in() {
+    for _ in $(seq 1 $(( $4 * 10 ))); do
+        if [ "$(tail -n "+$(($2 + 1))" "$1" | grep -Ec "$3")" -ge "${5:-1}" ]; then return 0; fi
         sleep 0.1
     done
     return 1
 }
-# Waits until REGEX ($1) has matched $2 lines since the mark, for up to $3 seconds.
-await_count() {
-    for _ in $(seq 1 $(( $3 * 10 ))); do
-        if [ "$(tail -n "+$((since + 1))" /tmp/peer.out | grep -Ec "$1")" -ge "$2" ]; then return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
+# Waits up to $2 seconds for a pri-peer event matching REGEX ($1) since the mark.
+await() { await_in /tmp/peer.out "$since" "$1" "$2"; }
+# Waits until REGEX ($1) has matched $2 pri-peer events since the mark, for up to $3 seconds.
+await_count() { await_in /tmp/peer.out "$since" "$1" "$3" "$2"; }
 # Waits up to $2 seconds for a line matching REGEX ($1) added to sba-gateway's log since logmark.
 logmark() { logsince=$(wc -l < /tmp/gateway.log); }
-await_log() {
-    for _ in $(seq 1 $(( $2 * 10 ))); do
-        if tail -n "+$((logsince + 1))" /tmp/gateway.log | grep -Eq "$1"; then return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
+await_log() { await_in /tmp/gateway.log "$logsince" "$1" "$2"; }
 # The id of the call pri-peer placed or was offered since the mark ($1: placed or ring).
 call_id() { tail -n "+$((since + 1))" /tmp/peer.out | sed -n "s/^$1 \([0-9]*\).*/\1/p" | head -1; }
 # sipp, bounded by its own -timeout; logs in /tmp. Mediation's address with -p 5070.
