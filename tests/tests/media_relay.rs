@@ -200,12 +200,16 @@ fn port_pool_exhaustion_is_a_clear_error_and_release_refills() {
     relay.release(first.id).unwrap();
     assert_eq!(relay.available_pairs(), 3);
     assert!(matches!(relay.stats(first.id), Err(RelayError::UnknownSession(_))));
-    // Release closed the sockets: another process can take the port now,
-    // and the relay then skips that pair.
-    let squatter = UdpSocket::bind(first.a.rtp).expect("released port is free");
+    // A released pair keeps its sockets for the next call: its ports stay the relay's.
+    assert!(UdpSocket::bind(first.a.rtp).is_err(), "a released pair stays bound");
     let again = relay.allocate().unwrap();
     assert_ne!(again.id, first.id);
-    let used = [again.a.rtp, again.b.rtp];
+    assert!(matches!(relay.allocate(), Err(RelayError::PortsExhausted { .. })));
+    // A pair another process holds before the relay ever binds it is skipped.
+    let squatter = UdpSocket::bind("127.0.0.1:42510").expect("a free port for the squatter");
+    let relay = self::relay(42_510, 3);
+    let alloc = relay.allocate().unwrap();
+    let used = [alloc.a.rtp, alloc.b.rtp];
     assert!(!used.contains(&squatter.local_addr().unwrap()), "{used:?}");
     assert!(matches!(relay.allocate(), Err(RelayError::PortsExhausted { .. })));
 }

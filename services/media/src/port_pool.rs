@@ -1,6 +1,8 @@
 //! The pool of RTP/RTCP port pairs: an even RTP port and the odd port above
 //! it for RTCP (RFC 3550 §11). Released pairs go to the back of the queue so
 //! a port is not reused while late packets of the old call may still arrive.
+//! A released pair may carry what it was bound with (`T`), for the next
+//! call that takes it.
 
 use std::collections::VecDeque;
 use std::ops::RangeInclusive;
@@ -12,18 +14,18 @@ pub enum PortPoolError {
 }
 
 #[derive(Debug)]
-pub struct PortPool {
+pub struct PortPool<T> {
     range: RangeInclusive<u16>,
-    free: VecDeque<u16>,
+    free: VecDeque<(u16, Option<T>)>,
 }
 
-impl PortPool {
+impl<T> PortPool<T> {
     /// A pool of every pair (even, even + 1) inside `range`.
     pub fn new(range: RangeInclusive<u16>) -> Result<Self, PortPoolError> {
         let first_even = range.start().saturating_add(range.start() % 2);
-        let free: VecDeque<u16> = (u32::from(first_even)..u32::from(*range.end()))
+        let free: VecDeque<(u16, Option<T>)> = (u32::from(first_even)..u32::from(*range.end()))
             .step_by(2)
-            .filter_map(|p| u16::try_from(p).ok())
+            .filter_map(|p| Some((u16::try_from(p).ok()?, None)))
             .collect();
         if free.is_empty() || first_even == 0 {
             return Err(PortPoolError::EmptyRange {
@@ -34,15 +36,15 @@ impl PortPool {
         Ok(PortPool { range, free })
     }
 
-    /// Takes a free pair; returns its (even) RTP port.
-    pub fn take(&mut self) -> Option<u16> {
+    /// Takes a free pair: its (even) RTP port, and what it kept from its last use.
+    pub fn take(&mut self) -> Option<(u16, Option<T>)> {
         self.free.pop_front()
     }
 
-    /// Returns a pair taken with [`PortPool::take`].
-    pub fn give_back(&mut self, rtp_port: u16) {
+    /// Returns a pair taken with [`PortPool::take`], with what the next user may reuse.
+    pub fn give_back(&mut self, rtp_port: u16, kept: Option<T>) {
         debug_assert!(self.range.contains(&rtp_port) && rtp_port.is_multiple_of(2));
-        self.free.push_back(rtp_port);
+        self.free.push_back((rtp_port, kept));
     }
 
     pub fn available(&self) -> usize {
@@ -60,30 +62,31 @@ mod tests {
 
     #[test]
     fn pairs_are_even_and_inside_the_range() {
-        let mut pool = PortPool::new(30001..=30010).unwrap();
+        let mut pool = PortPool::<()>::new(30001..=30010).unwrap();
         assert_eq!(pool.available(), 4); // 30002, 30004, 30006, 30008 (30010 has no odd mate)
-        let ports: Vec<u16> = std::iter::from_fn(|| pool.take()).collect();
+        let ports: Vec<u16> = std::iter::from_fn(|| pool.take()).map(|(p, _)| p).collect();
         assert_eq!(ports, [30002, 30004, 30006, 30008]);
         assert_eq!(pool.take(), None);
-        pool.give_back(30004);
-        assert_eq!(pool.take(), Some(30004));
+        pool.give_back(30004, None);
+        assert_eq!(pool.take(), Some((30004, None)));
     }
 
     #[test]
-    fn released_ports_go_last() {
+    fn released_ports_go_last_with_what_they_kept() {
         let mut pool = PortPool::new(40000..=40005).unwrap();
-        let first = pool.take().unwrap();
-        pool.give_back(first);
-        assert_eq!(pool.take(), Some(40002));
-        assert_eq!(pool.take(), Some(40004));
-        assert_eq!(pool.take(), Some(first));
+        let (first, kept) = pool.take().unwrap();
+        assert_eq!(kept, None, "a pair never used keeps nothing");
+        pool.give_back(first, Some("its sockets"));
+        assert_eq!(pool.take(), Some((40002, None)));
+        assert_eq!(pool.take(), Some((40004, None)));
+        assert_eq!(pool.take(), Some((first, Some("its sockets"))));
     }
 
     #[test]
     fn empty_ranges_are_refused() {
-        assert!(PortPool::new(40001..=40001).is_err());
-        assert!(PortPool::new(40002..=40002).is_err());
-        assert!(PortPool::new(0..=1).is_err());
-        assert!(PortPool::new(65534..=65535).is_ok());
+        assert!(PortPool::<()>::new(40001..=40001).is_err());
+        assert!(PortPool::<()>::new(40002..=40002).is_err());
+        assert!(PortPool::<()>::new(0..=1).is_err());
+        assert!(PortPool::<()>::new(65534..=65535).is_ok());
     }
 }

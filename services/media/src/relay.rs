@@ -92,9 +92,13 @@ pub struct Allocation {
     pub b: LegPorts,
 }
 
+/// A media socket. It stays bound and in the epoll set for the relay's life: a released pair
+/// waits in the pool with its sockets, so a call costs no socket, bind, epoll_ctl or close
+/// (sixteen syscalls a call through the relay). Idle, it belongs to no session and what it
+/// receives is dropped.
 struct Endpoint {
     socket: UdpSocket,
-    session: usize,
+    session: Option<usize>,
     side: Side,
     channel: Channel,
 }
@@ -108,12 +112,12 @@ struct Slot {
 }
 
 struct State {
-    pool: PortPool,
+    /// Free pairs, with the tokens of their RTP and RTCP endpoints once bound.
+    pool: PortPool<[usize; 2]>,
     sessions: Vec<Option<Slot>>,
     free_sessions: Vec<usize>,
     generations: Vec<u32>,
-    endpoints: Vec<Option<Endpoint>>,
-    free_endpoints: Vec<usize>,
+    endpoints: Vec<Endpoint>,
 }
 
 struct Shared {
@@ -144,7 +148,6 @@ impl Relay {
                 free_sessions: Vec::new(),
                 generations: Vec::new(),
                 endpoints: Vec::new(),
-                free_endpoints: Vec::new(),
             }),
             epoll,
             wake,
@@ -163,38 +166,32 @@ impl Relay {
 
     /// Allocates a call's two legs, each an RTP/RTCP socket pair.
     pub fn allocate(&self) -> Result<Allocation, RelayError> {
-        // Sockets are bound without the lock so the engine keeps relaying.
-        let (a_sockets, a_port) = self.bind_pair()?;
-        let (b_sockets, b_port) = match self.bind_pair() {
+        let (a_port, a_tokens) = self.take_pair()?;
+        let (b_port, b_tokens) = match self.take_pair() {
             Ok(pair) => pair,
             Err(e) => {
-                self.shared.lock().pool.give_back(a_port);
+                self.shared.lock().pool.give_back(a_port, Some(a_tokens));
                 return Err(e);
             }
         };
         let mut state = self.shared.lock();
-        let now = Instant::now();
         let index = state.free_sessions.pop().unwrap_or_else(|| {
             state.sessions.push(None);
             state.generations.push(0);
             state.sessions.len() - 1
         });
         let generation = state.generations.get(index).copied().unwrap_or(0);
-        let mut tokens = [[0usize; 2]; 2];
-        for (side, pair) in [(Side::A, a_sockets), (Side::B, b_sockets)] {
-            for (channel, socket) in [Channel::Rtp, Channel::Rtcp].into_iter().zip(pair) {
-                let token = state.insert_endpoint(Endpoint {
-                    socket,
-                    session: index,
-                    side,
-                    channel,
-                });
-                tokens[side.index()][channel.index()] = token;
+        let tokens = [a_tokens, b_tokens];
+        for (side, pair) in [(Side::A, a_tokens), (Side::B, b_tokens)] {
+            for (channel, token) in [Channel::Rtp, Channel::Rtcp].into_iter().zip(pair) {
+                if let Some(ep) = state.endpoints.get_mut(token) {
+                    (ep.session, ep.side, ep.channel) = (Some(index), side, channel);
+                }
             }
         }
         state.sessions[index] = Some(Slot {
             generation,
-            session: Session::new(now),
+            session: Session::new(Instant::now()),
             sockets: tokens,
             rtp_ports: [a_port, b_port],
         });
@@ -202,16 +199,6 @@ impl Relay {
             index: index as u32,
             generation,
         };
-        // Registered last: the engine may see them as soon as they are added.
-        for token in tokens.iter().flatten() {
-            let Some(Some(ep)) = state.endpoints.get(*token) else { continue };
-            let event = EpollEvent::new(EpollFlags::EPOLLIN, *token as u64);
-            if let Err(e) = self.shared.epoll.add(ep.socket.as_fd(), event) {
-                drop(state);
-                self.release(id)?;
-                return Err(e.into());
-            }
-        }
         let ports = |port: u16| LegPorts {
             rtp: SocketAddr::new(self.shared.bind_ip, port),
             rtcp: SocketAddr::new(self.shared.bind_ip, port + 1),
@@ -224,22 +211,26 @@ impl Relay {
         })
     }
 
-    /// Binds the next free pair; pairs some other process holds are skipped
-    /// (and go back to the pool for later).
-    fn bind_pair(&self) -> Result<([UdpSocket; 2], u16), RelayError> {
+    /// The next free pair and its endpoints' tokens: bound before by an earlier call, or bound
+    /// and registered now (without the lock, so the engine keeps relaying meanwhile). Pairs some
+    /// other process holds are skipped and go back to the pool for later.
+    fn take_pair(&self) -> Result<(u16, [usize; 2]), RelayError> {
         let (attempts, range) = {
             let state = self.shared.lock();
             (state.pool.available(), state.pool.range())
         };
         for _ in 0..attempts {
-            let Some(port) = self.shared.lock().pool.take() else { break };
-            match bind_nonblocking(self.shared.bind_ip, port)
-                .and_then(|rtp| Ok([rtp, bind_nonblocking(self.shared.bind_ip, port + 1)?]))
-            {
-                Ok(pair) => return Ok((pair, port)),
+            let Some((port, kept)) = self.shared.lock().pool.take() else { break };
+            if let Some(tokens) = kept {
+                return Ok((port, tokens));
+            }
+            let bound = bind_nonblocking(self.shared.bind_ip, port)
+                .and_then(|rtp| Ok([rtp, bind_nonblocking(self.shared.bind_ip, port + 1)?]));
+            match bound.map_err(RelayError::from).and_then(|pair| self.register(pair)) {
+                Ok(tokens) => return Ok((port, tokens)),
                 Err(e) => {
                     log::warn!("media port pair {port} unusable: {e}");
-                    self.shared.lock().pool.give_back(port);
+                    self.shared.lock().pool.give_back(port, None);
                 }
             }
         }
@@ -247,6 +238,19 @@ impl Relay {
             start: *range.start(),
             end: *range.end(),
         })
+    }
+
+    /// Adds a newly bound pair to the endpoints and the epoll set, idle.
+    fn register(&self, pair: [UdpSocket; 2]) -> Result<[usize; 2], RelayError> {
+        let mut state = self.shared.lock();
+        let mut tokens = [0usize; 2];
+        for (slot, socket) in tokens.iter_mut().zip(pair) {
+            let token = state.endpoints.len();
+            self.shared.epoll.add(socket.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, token as u64))?;
+            state.endpoints.push(Endpoint { socket, session: None, side: Side::A, channel: Channel::Rtp });
+            *slot = token;
+        }
+        Ok(tokens)
     }
 
     /// Sets what one leg's SDP says (address, RTCP, codecs); call again on
@@ -282,8 +286,8 @@ impl Relay {
             .collect()
     }
 
-    /// Ends a session: closes its sockets, returns its ports to the pool,
-    /// and gives its final counters.
+    /// Ends a session: its sockets go idle and its pairs back to the pool (sockets and all), and
+    /// its final counters come back.
     pub fn release(&self, id: SessionId) -> Result<SessionStats, RelayError> {
         let mut state = self.shared.lock();
         let stats = state.slot_mut(id)?.session.stats(Instant::now());
@@ -294,14 +298,13 @@ impl Relay {
             *g = g.wrapping_add(1);
         }
         state.free_sessions.push(id.index as usize);
-        for token in slot.sockets.into_iter().flatten() {
-            // Closing the socket takes it out of the epoll set: no epoll_ctl of our own.
-            if state.endpoints.get_mut(token).and_then(Option::take).is_some() {
-                state.free_endpoints.push(token);
+        for (tokens, port) in slot.sockets.into_iter().zip(slot.rtp_ports) {
+            for token in tokens {
+                if let Some(ep) = state.endpoints.get_mut(token) {
+                    ep.session = None;
+                }
             }
-        }
-        for port in slot.rtp_ports {
-            state.pool.give_back(port);
+            state.pool.give_back(port, Some(tokens));
         }
         log::debug!("media session {id:?} released: {stats:?}");
         Ok(stats)
@@ -344,23 +347,9 @@ impl State {
             .filter(|s| s.generation == id.generation)
             .ok_or(RelayError::UnknownSession(id))
     }
-
-    fn insert_endpoint(&mut self, ep: Endpoint) -> usize {
-        match self.free_endpoints.pop() {
-            Some(token) => {
-                self.endpoints[token] = Some(ep);
-                token
-            }
-            None => {
-                self.endpoints.push(Some(ep));
-                self.endpoints.len() - 1
-            }
-        }
-    }
 }
 
-/// A UDP socket made non-blocking as it is created: two syscalls a socket, not three (a call
-/// binds four).
+/// A UDP socket made non-blocking as it is created: two syscalls a socket, not three.
 fn bind_nonblocking(ip: IpAddr, port: u16) -> io::Result<UdpSocket> {
     let family = match ip {
         IpAddr::V4(_) => AddressFamily::Inet,
@@ -419,7 +408,7 @@ fn relay_one(
     let State {
         endpoints, sessions, ..
     } = state;
-    let Some(Some(ep)) = usize::try_from(token).ok().and_then(|t| endpoints.get(t)) else {
+    let Some(ep) = usize::try_from(token).ok().and_then(|t| endpoints.get(t)) else {
         return false;
     };
     let (len, source) = match ep.socket.recv_from(buf) {
@@ -431,7 +420,8 @@ fn relay_one(
             return false;
         }
     };
-    let Some(Some(slot)) = sessions.get_mut(ep.session) else {
+    // An idle socket's datagrams (late packets of an ended call) are read and dropped.
+    let Some(Some(slot)) = ep.session.and_then(|i| sessions.get_mut(i)) else {
         return true;
     };
     let datagram = &buf[..len];
@@ -444,7 +434,7 @@ fn relay_one(
     else {
         return true;
     };
-    let Some(Some(out_ep)) = endpoints.get(slot.sockets[side.index()][channel.index()]) else {
+    let Some(out_ep) = endpoints.get(slot.sockets[side.index()][channel.index()]) else {
         return true;
     };
     let bytes = if rewrite == Rewrite::Unchanged {

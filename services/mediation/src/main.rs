@@ -20,6 +20,7 @@ struct Cli {
 
 fn main() -> Result<()> {
     init_logging("sba-mediation");
+    holdfast_runtime::raise_open_files_limit();
     let cli = Cli::parse();
     let config = match &cli.config {
         Some(path) => Config::load(path)?,

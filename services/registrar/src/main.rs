@@ -45,6 +45,7 @@ struct Cli {
 
 fn main() -> Result<()> {
     init_logging("sba-registrar");
+    holdfast_runtime::raise_open_files_limit();
     let cli = Cli::parse();
     let mut config = match &cli.config {
         Some(path) => Config::load(path)?,
