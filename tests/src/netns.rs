@@ -101,6 +101,8 @@ pub struct Topology {
 
 impl Topology {
     /// Builds the topology under names unique to this process and call (`hf<pid>x<n>-sba`...).
+    // Creating namespaces is not a default value: no Default.
+    #[allow(clippy::new_without_default)]
     pub fn new() -> Topology {
         static SEQ: AtomicU32 = AtomicU32::new(0);
         let prefix = format!("hf{}x{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));

@@ -27,7 +27,7 @@ fn sha256_digest_registers_and_a_replayed_nonce_count_is_refused() {
     // The same nonce-count again (a captured request replayed) gets no binding refresh.
     let replay = ua.request(900, Some(&auth));
     assert_eq!(replay.status, 401, "a replayed nonce-count must be challenged, got {} {}", replay.status, replay.reason);
-    assert_eq!(reg.registrations()[0]["expires"].as_u64().unwrap() <= 600, true);
+    assert!(reg.registrations()[0]["expires"].as_u64().unwrap() <= 600);
     // The next count is fine.
     let next = ua.request(900, Some(&ua.answer(&challenge, "pw-gina", 2)));
     assert_eq!(next.status, 200, "{}", next.reason);
