@@ -206,10 +206,13 @@ fn configured_t1_scales_the_schedule() {
 }
 
 #[test]
-fn server_invite_sends_100_and_absorbs_retransmissions() {
+fn server_invite_sends_100_after_200_ms_and_absorbs_retransmissions() {
     let t0 = Instant::now();
     let invite = request(Method::INVITE, "z9hG4bKsi");
-    let mut tx = ServerInvite::new(&invite, Protocol::Udp, TimerConfig::default());
+    let mut tx = ServerInvite::new(&invite, Protocol::Udp, TimerConfig::default(), t0);
+    assert_eq!(tx.poll_transmit(), None, "the TU has 200 ms to answer first");
+    assert_eq!(tx.next_timeout(), Some(t0 + ms(200)));
+    tx.handle_timeout(t0 + ms(200));
     let trying = tx.poll_transmit().expect("100 Trying");
     assert_eq!(trying.status, 100);
     assert_eq!(trying.headers.get(&HeaderName::Via), invite.headers.get(&HeaderName::Via));
@@ -223,10 +226,25 @@ fn server_invite_sends_100_and_absorbs_retransmissions() {
 }
 
 #[test]
+fn server_invite_answered_within_200_ms_sends_no_100() {
+    let t0 = Instant::now();
+    let invite = request(Method::INVITE, "z9hG4bKquick");
+    let mut tx = ServerInvite::new(&invite, Protocol::Udp, TimerConfig::default(), t0);
+    tx.send_response(response(&invite, 180), t0 + ms(50)).unwrap();
+    assert_eq!(tx.poll_transmit().map(|r| r.status), Some(180));
+    assert_eq!(tx.next_timeout(), None, "the 180 stopped the 100's timer");
+    assert!(run_until!(tx, t0, t0 + Duration::from_secs(1)).is_empty(), "no 100 after the 180");
+    // A retransmission still gets the latest provisional at once.
+    tx.on_request(&invite, t0 + ms(500));
+    assert_eq!(tx.poll_transmit().map(|r| r.status), Some(180));
+    assert_eq!(tx.poll_transmit(), None);
+}
+
+#[test]
 fn server_invite_non_2xx_retransmits_with_g_until_h() {
     let t0 = Instant::now();
     let invite = request(Method::INVITE, "z9hG4bKg");
-    let mut tx = ServerInvite::new(&invite, Protocol::Udp, TimerConfig::default());
+    let mut tx = ServerInvite::new(&invite, Protocol::Udp, TimerConfig::default(), t0);
     tx.poll_transmit();
     tx.send_response(response(&invite, 486), t0).unwrap();
     assert_eq!(tx.state(), ServerInviteState::Completed);
@@ -243,7 +261,7 @@ fn server_invite_non_2xx_retransmits_with_g_until_h() {
 fn server_invite_ack_confirms_and_i_ends_it() {
     let t0 = Instant::now();
     let invite = request(Method::INVITE, "z9hG4bKi");
-    let mut tx = ServerInvite::new(&invite, Protocol::Udp, TimerConfig::default());
+    let mut tx = ServerInvite::new(&invite, Protocol::Udp, TimerConfig::default(), t0);
     tx.poll_transmit();
     let final_response = response(&invite, 404);
     tx.send_response(final_response.clone(), t0).unwrap();
@@ -263,10 +281,10 @@ fn server_invite_ack_confirms_and_i_ends_it() {
 
 #[test]
 fn server_invite_2xx_ends_the_transaction() {
+    let t0 = Instant::now();
     let invite = request(Method::INVITE, "z9hG4bK200");
-    let mut tx = ServerInvite::new(&invite, Protocol::Udp, TimerConfig::default());
-    tx.poll_transmit();
-    tx.send_response(response(&invite, 200), Instant::now()).unwrap();
+    let mut tx = ServerInvite::new(&invite, Protocol::Udp, TimerConfig::default(), t0);
+    tx.send_response(response(&invite, 200), t0).unwrap();
     assert_eq!(tx.poll_transmit().map(|r| r.status), Some(200));
     assert_eq!(tx.state(), ServerInviteState::Terminated);
     assert_eq!(events(|| tx.poll_event()), vec![TxEvent::Terminated]);
@@ -276,7 +294,7 @@ fn server_invite_2xx_ends_the_transaction() {
 fn server_invite_over_tcp_has_no_g_and_zero_i() {
     let t0 = Instant::now();
     let invite = request(Method::INVITE, "z9hG4bKstcp");
-    let mut tx = ServerInvite::new(&invite, Protocol::Tcp, TimerConfig::default());
+    let mut tx = ServerInvite::new(&invite, Protocol::Tcp, TimerConfig::default(), t0);
     tx.poll_transmit();
     tx.send_response(response(&invite, 486), t0).unwrap();
     tx.poll_transmit();
@@ -324,7 +342,7 @@ fn transport_errors_end_transactions() {
     tx.on_transport_error();
     assert_eq!(events(|| tx.poll_event()), vec![TxEvent::TransportError, TxEvent::Terminated]);
     let invite = request(Method::INVITE, "z9hG4bKte2");
-    let mut tx = ServerInvite::new(&invite, Protocol::Udp, TimerConfig::default());
+    let mut tx = ServerInvite::new(&invite, Protocol::Udp, TimerConfig::default(), t0);
     tx.on_transport_error();
     assert_eq!(tx.state(), ServerInviteState::Terminated);
     assert_eq!(events(|| tx.poll_event()), vec![TxEvent::TransportError, TxEvent::Terminated]);

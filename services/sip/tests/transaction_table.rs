@@ -107,7 +107,7 @@ fn ack_for_non_2xx_is_absorbed_and_ack_for_2xx_goes_to_the_tu() {
     let mut txs = Transactions::new(TimerConfig::default());
     let invite = request(Method::INVITE, &via("z9hG4bKinv"), 1);
     let id = new_id(txs.on_request(invite.clone(), Protocol::Udp, t0).unwrap());
-    assert_eq!(statuses(&transmits(&mut txs)), vec![100], "100 Trying at once");
+    assert!(transmits(&mut txs).is_empty(), "no 100 Trying while the TU may answer within 200 ms");
     txs.send_response(id, tagged(invite.response(486)), t0).unwrap();
     assert_eq!(statuses(&transmits(&mut txs)), vec![486]);
 
@@ -122,7 +122,7 @@ fn ack_for_non_2xx_is_absorbed_and_ack_for_2xx_goes_to_the_tu() {
     let invite2 = request(Method::INVITE, &via("z9hG4bKinv2"), 2);
     let id2 = new_id(txs.on_request(invite2.clone(), Protocol::Udp, t0).unwrap());
     txs.send_response(id2, tagged(invite2.response(200)), t0).unwrap();
-    assert_eq!(statuses(&transmits(&mut txs)), vec![100, 200]);
+    assert_eq!(statuses(&transmits(&mut txs)), vec![200], "answered at once: no 100");
     let ack2 = request(Method::ACK, &via("z9hG4bKack2"), 2);
     assert_eq!(txs.on_request(ack2.clone(), Protocol::Udp, t0).unwrap(), Inbound::Ack(ack2));
     assert!(txs.is_empty());

@@ -166,7 +166,7 @@ impl Calls {
         self.actions.pop_front()
     }
 
-    pub fn next_timeout(&self) -> Option<Instant> {
+    pub fn next_timeout(&mut self) -> Option<Instant> {
         let retransmits = self.legs.values().filter_map(|l| l.retransmit.as_ref().map(|r| r.1));
         retransmits.chain(self.txns.next_timeout()).min()
     }

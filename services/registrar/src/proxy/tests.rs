@@ -86,7 +86,7 @@ fn statuses(rs: &[Response]) -> Vec<u16> {
 fn forks_to_every_contact_with_our_via_and_record_route() {
     let mut b = Bench::start(vec![target("10.0.0.21"), target("10.0.0.22")], None);
     let (reqs, resps) = b.pump();
-    assert_eq!(statuses(&resps), [100], "the server transaction says Trying at once");
+    assert!(resps.is_empty(), "no 100 Trying while a branch may answer within 200 ms");
     assert_eq!(reqs.len(), 2);
     for r in &reqs {
         let via = r.top_via().unwrap();
@@ -192,7 +192,7 @@ fn a_cancel_before_any_provisional_waits_for_one() {
 fn no_target_is_480_and_a_looping_request_is_spotted() {
     let mut b = Bench::start(Vec::new(), None);
     let (_, resps) = b.pump();
-    assert_eq!(statuses(&resps), [100, 480]);
+    assert_eq!(statuses(&resps), [480]);
 
     let mut b = Bench::start(vec![target("10.0.0.21")], None);
     let (reqs, _) = b.pump();

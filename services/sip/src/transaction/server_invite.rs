@@ -32,7 +32,8 @@ pub struct ServerInvite {
     reliable: bool,
     config: TimerConfig,
     timers: TimerTable,
-    /// What a retransmitted INVITE gets: the latest provisional, then the final response.
+    /// What a retransmitted INVITE gets: the 100 (Trying), the latest provisional, then the final
+    /// response.
     last_response: Arc<Response>,
     /// The interval Timer G was last armed with.
     retransmit_interval: Duration,
@@ -41,25 +42,25 @@ pub struct ServerInvite {
 }
 
 impl ServerInvite {
-    /// Starts the transaction for `invite` and queues a 100 Trying at once, which stops the
-    /// client's retransmissions (§17.2.1).
-    pub fn new(invite: &Request, transport: Protocol, config: TimerConfig) -> Self {
+    /// Starts the transaction for `invite`. Its 100 (Trying), which stops the client's
+    /// retransmissions, goes out only if the TU has not answered within 200 ms, or at once to a
+    /// retransmitted INVITE (§17.2.1).
+    pub fn new(invite: &Request, transport: Protocol, config: TimerConfig, now: Instant) -> Self {
         let mut trying = invite.response(100);
         // §8.2.6.1: a 100 echoes the Timestamp.
         if let Some(ts) = invite.headers.get(&HeaderName::Timestamp) {
             trying.headers.add(HeaderName::Timestamp, ts);
         }
-        let trying = Arc::new(trying);
-        let mut transmits = VecDeque::with_capacity(2);
-        transmits.push_back(Arc::clone(&trying));
+        let mut timers = TimerTable::default();
+        timers.set(Timer::Trying, now + config.trying_after());
         ServerInvite {
             state: ServerInviteState::Proceeding,
             reliable: transport.is_reliable(),
             config,
-            timers: TimerTable::default(),
-            last_response: trying,
+            timers,
+            last_response: Arc::new(trying),
             retransmit_interval: config.t1(),
-            transmits,
+            transmits: VecDeque::with_capacity(2),
             events: VecDeque::new(),
         }
     }
@@ -86,6 +87,7 @@ impl ServerInvite {
             return;
         }
         if matches!(self.state, ServerInviteState::Proceeding | ServerInviteState::Completed) {
+            self.timers.stop(Timer::Trying);
             self.transmits.push_back(Arc::clone(&self.last_response));
         }
     }
@@ -96,6 +98,7 @@ impl ServerInvite {
         if self.state != ServerInviteState::Proceeding {
             return Err(TxError::ResponseInState(self.state.name()));
         }
+        self.timers.stop(Timer::Trying);
         match response.status {
             100..=199 => {
                 self.last_response = Arc::new(response);
@@ -139,6 +142,7 @@ impl ServerInvite {
                     self.terminate();
                 }
                 Timer::I => self.terminate(),
+                Timer::Trying => self.transmits.push_back(Arc::clone(&self.last_response)),
                 _ => {}
             }
         }

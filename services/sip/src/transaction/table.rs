@@ -243,7 +243,7 @@ impl Transactions {
             return Ok(Inbound::Ack(request));
         }
         let machine = if request.method == Method::INVITE {
-            Machine::InviteServer(ServerInvite::new(&request, transport, self.config))
+            Machine::InviteServer(ServerInvite::new(&request, transport, self.config, now))
         } else {
             Machine::NonInviteServer(ServerNonInvite::new(transport, self.config))
         };
@@ -340,8 +340,17 @@ impl Transactions {
 
     /// The earliest deadline of any transaction. It may lie before the true one (stale heap
     /// items are discarded lazily); `handle_timeout` then simply finds nothing due.
-    pub fn next_timeout(&self) -> Option<Instant> {
-        self.deadlines.peek().map(|Reverse((at, _))| *at)
+    /// The next deadline of a live transaction. Deadlines left stale (a transaction answered
+    /// or ended before its timer) are dropped here, so the caller is not woken for nothing: every
+    /// INVITE's 100 (Trying) timer goes stale when its TU answers in time.
+    pub fn next_timeout(&mut self) -> Option<Instant> {
+        while let Some(&Reverse((at, id))) = self.deadlines.peek() {
+            if self.entries.get(&id).is_some_and(|e| e.deadline == Some(at)) {
+                return Some(at);
+            }
+            self.deadlines.pop();
+        }
+        None
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {

@@ -26,14 +26,28 @@ pub enum Timer {
     J,
     /// Wait time for response retransmissions (client non-INVITE).
     K,
+    /// Sends the 100 (Trying) of an INVITE its TU has not answered within 200 ms (server
+    /// INVITE, §17.2.1): a TU that answers sooner saves the datagram.
+    Trying,
 }
 
 impl Timer {
-    const COUNT: usize = 10;
+    const COUNT: usize = 11;
     /// On a tie the timers that end a transaction come first: no retransmission at the
     /// instant the transaction times out.
-    const ALL: [Timer; Timer::COUNT] =
-        [Timer::B, Timer::D, Timer::F, Timer::H, Timer::I, Timer::J, Timer::K, Timer::A, Timer::E, Timer::G];
+    const ALL: [Timer; Timer::COUNT] = [
+        Timer::B,
+        Timer::D,
+        Timer::F,
+        Timer::H,
+        Timer::I,
+        Timer::J,
+        Timer::K,
+        Timer::A,
+        Timer::E,
+        Timer::G,
+        Timer::Trying,
+    ];
 
     fn index(self) -> usize {
         self as usize
@@ -75,6 +89,12 @@ impl TimerConfig {
     /// Maximum time a message stays in the network.
     pub fn t4(&self) -> Duration {
         self.t4
+    }
+
+    /// How long a server INVITE transaction leaves its TU to answer before it sends 100 (Trying)
+    /// itself: 200 ms (§17.2.1).
+    pub fn trying_after(&self) -> Duration {
+        Duration::from_millis(200)
     }
 
     /// Timers B, F, H and J.
