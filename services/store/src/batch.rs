@@ -58,10 +58,12 @@ impl Kind {
     }
 }
 
-/// A statement parameter.
-pub(crate) enum Param {
-    Text(String),
-    MaybeText(Option<String>),
+/// A statement parameter, borrowed from the operations where it can be (a padded chunk repeats
+/// its last row: no copies of its strings).
+pub(crate) enum Param<'a> {
+    Text(&'a str),
+    Owned(String),
+    MaybeText(Option<&'a str>),
     Int(i64),
     MaybeInt(Option<i64>),
     MaybeReal(Option<f64>),
@@ -71,9 +73,9 @@ pub(crate) enum Param {
 /// runs of operations, COMMIT. Sent whole, a group commit costs one round trip to sqlx's
 /// connection thread instead of one per statement: each round trip waits for the registrar's
 /// busy event loop to poll the writer again.
-pub(crate) struct Transaction {
+pub(crate) struct Transaction<'a> {
     pub sql: String,
-    pub params: Vec<Param>,
+    pub params: Vec<Param<'a>>,
 }
 
 // IMMEDIATE takes the write lock up front, so busy_timeout applies instead of a failed lock
@@ -83,7 +85,7 @@ const COMMIT: &str = "COMMIT;";
 
 pub(crate) fn transaction<'a>(
     ops: impl Iterator<Item = &'a BindingOp>,
-) -> Result<Transaction, serde_json::Error> {
+) -> Result<Transaction<'a>, serde_json::Error> {
     let mut tx = Transaction { sql: String::from(BEGIN), params: Vec::new() };
     let mut run: Vec<&BindingOp> = Vec::new();
     for op in ops {
@@ -98,13 +100,13 @@ pub(crate) fn transaction<'a>(
     Ok(tx)
 }
 
-impl Transaction {
+impl<'a> Transaction<'a> {
     /// Operations of one kind, in order.
-    fn push_run(&mut self, run: &[&BindingOp]) -> Result<(), serde_json::Error> {
+    fn push_run(&mut self, run: &[&'a BindingOp]) -> Result<(), serde_json::Error> {
         let Some(first) = run.first() else { return Ok(()) };
         let sql = match Kind::of(first) {
             Kind::Upsert => {
-                let bindings: Vec<&Binding> = run
+                let bindings: Vec<&'a Binding> = run
                     .iter()
                     .filter_map(|op| match op {
                         BindingOp::Upsert(b) => Some(b),
@@ -127,26 +129,26 @@ impl Transaction {
         let rows: Vec<String> = run.iter().map(|op| json_row(op)).collect::<Result<_, _>>()?;
         self.sql.push_str(sql);
         self.sql.push(';');
-        self.params.push(Param::Text(format!("[{}]", rows.join(","))));
+        self.params.push(Param::Owned(format!("[{}]", rows.join(","))));
         Ok(())
     }
 
-    fn push_binding(&mut self, b: &Binding) {
+    fn push_binding(&mut self, b: &'a Binding) {
         self.params.extend([
-            Param::Text(b.aor.clone()),
-            Param::Text(b.contact.clone()),
-            Param::MaybeText(b.instance.clone()),
+            Param::Text(&b.aor),
+            Param::Text(&b.contact),
+            Param::MaybeText(b.instance.as_deref()),
             Param::MaybeInt(b.reg_id.map(i64::from)),
-            Param::Text(b.call_id.clone()),
+            Param::Text(&b.call_id),
             Param::Int(i64::from(b.cseq)),
             Param::MaybeReal(b.q.map(f64::from)),
             Param::Int(b.expires_at),
-            Param::Text(b.path.join(PATH_SEPARATOR)),
-            Param::Text(b.source.clone()),
-            Param::Text(b.transport.clone()),
-            Param::MaybeText(b.user_agent.clone()),
+            Param::Owned(b.path.join(PATH_SEPARATOR)),
+            Param::Text(&b.source),
+            Param::Text(&b.transport),
+            Param::MaybeText(b.user_agent.as_deref()),
             Param::Int(b.updated_at),
-            Param::Text(b.origin.as_str().to_string()),
+            Param::Text(b.origin.as_str()),
         ]);
     }
 }

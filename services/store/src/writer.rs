@@ -199,7 +199,7 @@ async fn run(
                 Err(_) => break,
             }
         }
-        // Built before the await: the commit future then holds no borrow of the requests.
+        // Parameters borrow the requests' bindings; sqlx copies them once for its worker thread.
         let tx = batch::transaction(batch.iter().flat_map(|r| &r.ops));
         match commit(&mut conn, tx).await {
             Ok(()) => {
@@ -252,13 +252,14 @@ async fn run(
 
 async fn commit(
     conn: &mut SqliteConnection,
-    tx: Result<batch::Transaction, serde_json::Error>,
+    tx: Result<batch::Transaction<'_>, serde_json::Error>,
 ) -> Result<(), StoreError> {
     let tx = tx?;
     let mut query = sqlx::query(&tx.sql);
     for param in tx.params {
         query = match param {
             batch::Param::Text(v) => query.bind(v),
+            batch::Param::Owned(v) => query.bind(v),
             batch::Param::MaybeText(v) => query.bind(v),
             batch::Param::Int(v) => query.bind(v),
             batch::Param::MaybeInt(v) => query.bind(v),

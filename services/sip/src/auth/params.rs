@@ -318,12 +318,15 @@ fn push_quoted(out: &mut String, name: &str, value: &str) {
     separator(out);
     out.push_str(name);
     out.push_str("=\"");
-    for c in value.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
+    let mut rest = value;
+    // Whole runs between the characters that need a backslash, not a push per character.
+    while let Some(at) = rest.find(['"', '\\']) {
+        out.push_str(&rest[..at]);
+        out.push('\\');
+        out.push_str(&rest[at..at + 1]);
+        rest = &rest[at + 1..];
     }
+    out.push_str(rest);
     out.push('"');
 }
 

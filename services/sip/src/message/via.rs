@@ -51,13 +51,23 @@ impl<'a> RawVia<'a> {
     /// The parameters `names`, in one walk: None when absent, Some(None) when without a value.
     pub(crate) fn params<const N: usize>(&self, names: [&str; N]) -> [Option<Option<&'a str>>; N] {
         let mut found = [None; N];
-        // `scan` checked the parameters: this walk meets no error.
-        let _ = scan_header_params(self.params, |n, v| {
+        self.each_param(|n, v| {
             if let Some(i) = names.iter().position(|name| n.eq_ignore_ascii_case(name)) {
                 found[i].get_or_insert(v);
             }
         });
         found
+    }
+
+    /// Each parameter in order, with its value if it has one.
+    pub(crate) fn each_param(&self, each: impl FnMut(&'a str, Option<&'a str>)) {
+        // `scan` checked the parameters: this walk meets no error.
+        let _ = scan_header_params(self.params, each);
+    }
+
+    /// The parameters as they stand in the value, from the first `;`.
+    pub(crate) fn params_text(&self) -> &'a str {
+        self.params
     }
 
     pub(crate) fn branch(&self) -> Option<&'a str> {
