@@ -22,9 +22,10 @@ pub fn stamp_via(request: &mut Request, source: SocketAddr) -> Result<(), Header
     if same_host && rport.is_none() {
         return Ok(());
     }
-    let stamped = match (received, rport) {
-        (None, None | Some(None)) if is_plain(value) => appended(value, &raw, ip, source.port()),
-        _ => rewritten(value, ip, source.port())?,
+    let plain = matches!((received, rport), (None, None | Some(None))) && is_plain(value);
+    let stamped = match plain.then(|| appended(value, &raw, ip, source.port())).flatten() {
+        Some(text) => text,
+        None => rewritten(value, ip, source.port())?,
     };
     // The top Via keeps its place: `set` rewrites a lone Via where it stands, and `push_front`
     // puts it back before the Vias that follow it.
@@ -45,10 +46,11 @@ fn is_plain(value: &str) -> bool {
 /// The Via as it stands, a valueless `rport` given the port and `received=` added: what
 /// `rewritten` writes for such a Via, without building and writing a whole `Via` (a REGISTER's
 /// two requests spent 7% of the registrar's instructions there).
-fn appended(value: &str, raw: &RawVia, ip: IpAddr, port: u16) -> String {
-    let params = raw.params_text();
+fn appended(value: &str, raw: &RawVia, ip: IpAddr, port: u16) -> Option<String> {
+    // The parameters end a plain Via.
+    let head = value.strip_suffix(raw.params_text())?;
     let mut out = String::with_capacity(value.len() + 40);
-    out.push_str(&value[..value.len() - params.len()]);
+    out.push_str(head);
     raw.each_param(|name, v| {
         out.push(';');
         out.push_str(name);
@@ -66,7 +68,7 @@ fn appended(value: &str, raw: &RawVia, ip: IpAddr, port: u16) -> String {
     });
     out.push_str(";received=");
     out.push_str(&ip_text(ip));
-    out
+    Some(out)
 }
 
 /// Any Via: parsed, the two parameters set, written anew.
@@ -152,7 +154,7 @@ mod tests {
             assert!(is_plain(via), "{via}");
             let raw = RawVia::scan(via).unwrap();
             let ip = source.ip();
-            assert_eq!(appended(via, &raw, ip, source.port()), rewritten(via, ip, source.port()).unwrap(), "{via}");
+            assert_eq!(appended(via, &raw, ip, source.port()), rewritten(via, ip, source.port()).ok(), "{via}");
         }
         // Odd spacing, or received already there: the Via is written anew.
         let mut r = request(&["SIP / 2.0 / UDP 192.0.2.1 ;branch=z9hG4bK4;rport"]);
