@@ -1,6 +1,7 @@
 //! sbactl: administers the Holdfast services through their SQLite store.
 mod cdr;
 mod number;
+mod plan;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -42,6 +43,26 @@ enum Command {
         since: Option<String>,
         #[arg(long)]
         csv: bool,
+    },
+    /// PSTN ports for N users: Erlang B beside the rule of thumb, the E1/T1 spans it takes,
+    /// and whether the spans in sba.toml suffice.
+    Plan {
+        #[arg(long)]
+        users: u32,
+        /// PSTN calls per user in the busy hour (1 light, 2 moderate, 3 or more heavy).
+        #[arg(long, default_value_t = 2.0)]
+        calls_per_user_hour: f64,
+        /// Mean call length in seconds.
+        #[arg(long, default_value_t = 180.0)]
+        hold_secs: f64,
+        /// Share of busy-hour calls that may find every port busy.
+        #[arg(long, default_value_t = 0.01)]
+        blocking: f64,
+        #[arg(long)]
+        json: bool,
+        /// The configuration whose [gateway] spans are checked (default: /etc/sba/sba.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Numbers as sba-mediation sees them (normalization, usage, route, trunks).
     Number {
@@ -108,6 +129,10 @@ async fn main() -> Result<()> {
         Command::User { command } => user(&open(&db).await?, command).await,
         Command::Registrations { json } => registrations(&open(&db).await?, json).await,
         Command::Cdr { since, csv } => cdr::list(&open(&db).await?, since.as_deref(), csv).await,
+        Command::Plan { users, calls_per_user_hour, hold_secs, blocking, json, config } => {
+            let traffic = plan::Traffic { users, calls_per_user_hour, hold_secs, blocking };
+            plan_ports(traffic, json, config.as_deref())
+        }
         Command::Number { command: NumberCommand::Test { number, user, caller, config } } => {
             let config = number::load(config.as_deref())?;
             // Refused: the reason is printed; the exit status says so to scripts.
@@ -187,6 +212,34 @@ fn status(db: &Path, json: bool) -> Result<()> {
             c["probes_sent"], c["successes"], c["failures"], c["transitions"]
         );
     }
+    Ok(())
+}
+
+fn plan_ports(traffic: plan::Traffic, json: bool, config: Option<&Path>) -> Result<()> {
+    let p = plan::plan(traffic)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&p)?);
+        return Ok(());
+    }
+    let plan::Traffic { users, calls_per_user_hour, hold_secs, blocking } = traffic;
+    println!("offered traffic:  {:.2} erlangs ({users} users × {calls_per_user_hour} calls/h × {hold_secs} s)", p.offered_erlangs);
+    let achieved = plan::erlang_b(traffic.offered_erlangs(), p.erlang_b_ports) * 100.0;
+    println!("Erlang B:         {} ports for {}% blocking ({achieved:.2}% with them)", p.erlang_b_ports, blocking * 100.0);
+    println!("rule of thumb:    {} ports (one per 15/10/5 users for light/moderate/heavy use)", p.rule_of_thumb_ports);
+    println!("spans:            {} E1 (30 B-channels each) or {} T1 (23 each)", p.e1_spans, p.t1_spans);
+    let path = config.unwrap_or(Path::new(APPLIANCE_CONFIG));
+    let table = match std::fs::read_to_string(path) {
+        Ok(text) => text.parse::<toml::Table>().with_context(|| format!("parsing {}", path.display()))?,
+        Err(e) => {
+            println!("configured:       not checked ({}: {e})", path.display());
+            return Ok(());
+        }
+    };
+    let spans = plan::configured_spans(&table);
+    let channels: u32 = spans.iter().map(|(_, b)| b).sum();
+    let kinds: Vec<&str> = spans.iter().map(|(k, _)| *k).collect();
+    let verdict = if channels >= p.erlang_b_ports { "enough" } else { "NOT enough" };
+    println!("configured:       {} span(s) [{}] in {}: {channels} B-channels, {verdict}", spans.len(), kinds.join(", "), path.display());
     Ok(())
 }
 
