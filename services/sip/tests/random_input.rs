@@ -4,32 +4,15 @@
 use holdfast_sip::wire::{self, StreamDecoder};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::path::PathBuf;
+
+mod common;
 use std::time::{Duration, Instant};
 
 const INPUTS: usize = 100_000;
 const TIME_LIMIT: Duration = Duration::from_secs(180);
 
 fn corpus() -> Vec<Vec<u8>> {
-    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/rfc4475");
-    let dir = if beside.is_dir() {
-        beside
-    } else {
-        let env = PathBuf::from(
-            std::env::var_os("HOLDFAST_CONFORMANCE").expect("corpus not found: set HOLDFAST_CONFORMANCE"),
-        );
-        if env.join("rfc4475").is_dir() {
-            env.join("rfc4475")
-        } else {
-            env
-        }
-    };
-    let mut out = Vec::new();
-    for kind in ["valid", "invalid", "semantic", "extra"] {
-        for entry in std::fs::read_dir(dir.join(kind)).unwrap() {
-            out.push(std::fs::read(entry.unwrap().path()).unwrap());
-        }
-    }
+    let mut out: Vec<_> = common::KINDS.iter().flat_map(|kind| common::messages(kind)).map(|(_, bytes)| bytes).collect();
     out.sort();
     assert_eq!(out.len(), 50);
     out

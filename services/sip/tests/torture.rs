@@ -3,48 +3,18 @@
 //! invalid responses dropped, and the rest parsed or refused without a panic.
 use holdfast_sip::message::{Header, HeaderName, Host, Message, Method, NameAddr, Request, Response, Uri, Via};
 use holdfast_sip::wire::{self, StreamDecoder, StreamItem, WireError};
-use std::path::PathBuf;
 
-fn corpus_dir() -> PathBuf {
-    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/rfc4475");
-    if beside.is_dir() {
-        return beside;
-    }
-    let from_env = std::env::var_os("HOLDFAST_CONFORMANCE")
-        .map(PathBuf::from)
-        .expect("corpus not found: set HOLDFAST_CONFORMANCE");
-    // Accept either the conformance directory or the rfc4475 directory itself.
-    if from_env.join("rfc4475").is_dir() {
-        from_env.join("rfc4475")
-    } else {
-        from_env
-    }
-}
-
-fn files(kind: &str) -> Vec<(String, Vec<u8>)> {
-    let mut out: Vec<_> = std::fs::read_dir(corpus_dir().join(kind))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "dat"))
-        .map(|p| (p.file_stem().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
-        .collect();
-    out.sort();
-    out
-}
-
-fn read(kind: &str, name: &str) -> Vec<u8> {
-    std::fs::read(corpus_dir().join(kind).join(format!("{name}.dat"))).unwrap()
-}
+mod common;
 
 fn request(name: &str) -> Request {
-    match wire::parse(&read("valid", name)) {
+    match wire::parse(&common::message("valid", name)) {
         Ok(Message::Request(r)) => r,
         other => panic!("{name}: {other:?}"),
     }
 }
 
 fn response(name: &str) -> Response {
-    match wire::parse(&read("valid", name)) {
+    match wire::parse(&common::message("valid", name)) {
         Ok(Message::Response(r)) => r,
         other => panic!("{name}: {other:?}"),
     }
@@ -65,9 +35,24 @@ fn addr(r: &Request, name: HeaderName) -> NameAddr {
     NameAddr::parse(r.headers.get(&name).unwrap()).unwrap()
 }
 
+/// A checkout that rewrote line ends (CRLF) or 8-bit bytes would test other messages than RFC 4475's.
+#[test]
+fn the_corpus_is_byte_exact() {
+    use sha2::{Digest, Sha256};
+    let sums = std::fs::read_to_string(common::corpus_dir().join("SHA256SUMS")).unwrap();
+    let mut checked = 0;
+    for line in sums.lines() {
+        let (sum, path) = line.split_once("  ").unwrap();
+        let bytes = std::fs::read(common::corpus_dir().join(path)).unwrap();
+        assert_eq!(hex::encode(Sha256::digest(&bytes)), sum, "{path}");
+        checked += 1;
+    }
+    assert_eq!(checked, 50);
+}
+
 #[test]
 fn every_valid_message_is_accepted_and_round_trips() {
-    let valid = files("valid");
+    let valid = common::messages("valid");
     assert_eq!(valid.len(), 13);
     for (name, bytes) in &valid {
         let m = wire::parse(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -297,7 +282,7 @@ const INVALID: [(&str, Option<u16>, &str); 19] = [
 
 #[test]
 fn every_invalid_message_is_refused_with_the_fault_named() {
-    let invalid = files("invalid");
+    let invalid = common::messages("invalid");
     assert_eq!(invalid.len(), INVALID.len());
     for (name, bytes) in &invalid {
         let (_, status, words) =
@@ -332,7 +317,7 @@ fn every_invalid_message_is_refused_with_the_fault_named() {
 
 #[test]
 fn badinv01_answer_routes_to_the_salvaged_via() {
-    let bytes = read("invalid", "badinv01");
+    let bytes = common::message("invalid", "badinv01");
     let answer = wire::error_response(&bytes, &wire::parse(&bytes).unwrap_err()).unwrap();
     let via = answer.top_via().unwrap();
     assert_eq!((via.transport.as_str(), via.host.to_string()), ("UDP", "192.0.2.15".to_string()));
@@ -342,7 +327,7 @@ fn badinv01_answer_routes_to_the_salvaged_via() {
 fn semantic_and_extra_files_parse_or_fail_without_panic() {
     let mut seen = 0;
     for kind in ["semantic", "extra"] {
-        for (name, bytes) in files(kind) {
+        for (name, bytes) in common::messages(kind) {
             seen += 1;
             match wire::parse(&bytes) {
                 Ok(m) => assert_eq!(wire::parse(&m.to_bytes()).as_ref(), Ok(&m), "{name}"),
@@ -356,7 +341,7 @@ fn semantic_and_extra_files_parse_or_fail_without_panic() {
     // RFC 4475 §3.3: these carry duplicate singleton headers or lack mandatory ones.
     for name in ["insuf", "multi01", "mcl01"] {
         assert!(
-            matches!(wire::parse(&read("semantic", name)), Err(WireError::Header(_) | WireError::Duplicate(_))),
+            matches!(wire::parse(&common::message("semantic", name)), Err(WireError::Header(_) | WireError::Duplicate(_))),
             "{name}"
         );
     }
@@ -364,7 +349,7 @@ fn semantic_and_extra_files_parse_or_fail_without_panic() {
 
 #[test]
 fn valid_messages_framed_on_a_stream() {
-    for (name, bytes) in files("valid").into_iter().filter(|(n, _)| n != "dblreq") {
+    for (name, bytes) in common::messages("valid").into_iter().filter(|(n, _)| n != "dblreq") {
         let mut decoder = StreamDecoder::new();
         // Two copies in odd-sized pieces with a pong between them.
         let stream = [&bytes[..], b"\r\n", &bytes[..]].concat();
