@@ -14,8 +14,11 @@ use crate::q931::Layout;
 
 pub const DEFAULT: &str = include_str!("default.toml");
 
+// `[gateway]` has one source of defaults, `Gateway::default()`: a key left out, the table left
+// out and an empty table all mean the same.
 #[derive(Debug, Deserialize)]
 struct File {
+    #[serde(default)]
     gateway: Gateway,
 }
 
@@ -41,7 +44,7 @@ pub enum LawName {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Gateway {
     /// DAHDI span number.
     pub span: i32,
@@ -52,26 +55,30 @@ pub struct Gateway {
     /// Global number of the span's first channel; read from sysfs when absent.
     pub basechan: Option<i32>,
     /// A simulated span instead of DAHDI, its far end in this process.
-    #[serde(default)]
     pub simulated: bool,
     /// Our SIP address (UDP and TCP); the RTP sockets bind on its IP.
-    #[serde(default = "default_listen")]
     pub listen: SocketAddr,
     /// sba-mediation's SIP address, where PSTN calls are sent.
-    #[serde(default = "default_mediation")]
     pub mediation: SocketAddr,
     /// Patterns of complete called numbers (q931/dialplan.rs). Empty: every SETUP is complete;
     /// otherwise a SETUP without sending complete is collected by overlap receiving.
-    #[serde(default)]
     pub dial_plan: Vec<String>,
 }
 
-fn default_listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 5080))
-}
-
-fn default_mediation() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 5070))
+impl Default for Gateway {
+    fn default() -> Gateway {
+        Gateway {
+            span: 1,
+            side: SideName::User,
+            spantype: SpanType::T1,
+            law: None,
+            basechan: None,
+            simulated: false,
+            listen: SocketAddr::from(([127, 0, 0, 1], 5080)),
+            mediation: SocketAddr::from(([127, 0, 0, 1], 5070)),
+            dial_plan: Vec::new(),
+        }
+    }
 }
 
 impl Gateway {
@@ -154,6 +161,14 @@ mod tests {
         assert_eq!(g.side(), Side::User);
         assert_eq!(g.layout(), Layout::T1);
         assert_eq!(g.law(), Law::Mulaw);
+    }
+
+    #[test]
+    fn a_missing_table_and_an_empty_one_mean_the_same() {
+        let empty = parse("", "empty").unwrap();
+        assert_eq!(empty, parse("[gateway]\n", "table").unwrap());
+        assert_eq!(empty, Gateway::default());
+        assert!(!empty.simulated, "without a word about it, the gateway drives DAHDI");
     }
 
     #[test]

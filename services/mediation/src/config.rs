@@ -14,54 +14,68 @@ use toml::Spanned;
 
 pub const DEFAULT: &str = include_str!("default.toml");
 
+// `[mediation]` has one source of defaults, `Mediation::default()`: a key left out, the table
+// left out and an empty table all mean the same.
 #[derive(Debug, Deserialize)]
 struct File {
-    mediation: Option<Mediation>,
-    registrar: Option<RegistrarDb>,
+    #[serde(default)]
+    mediation: Mediation,
+    #[serde(default)]
+    registrar: RegistrarDb,
 }
 
 /// Only `[registrar].db` is read from the registrar's section: CDRs go to the same database.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 struct RegistrarDb {
     db: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 struct Mediation {
-    #[serde(default = "listen")]
     listen: Spanned<SocketAddr>,
     /// Our address in Via and Contact when `listen` is a wildcard.
     advertise: Option<IpAddr>,
     /// sba-registrar: inbound calls for branch users go there.
-    #[serde(default = "registrar")]
     registrar: SocketAddr,
     db: Option<PathBuf>,
-    #[serde(default = "media_ip")]
     media_ip: Spanned<IpAddr>,
-    #[serde(default = "media_ports")]
     media_ports: Spanned<[u16; 2]>,
-    #[serde(default = "options_interval_ms")]
     options_interval_ms: u64,
-    #[serde(default = "dead_after")]
     dead_after: u32,
     /// Ringing longer than this without an answer moves the call to the next trunk.
-    #[serde(default = "no_answer_secs")]
     no_answer_secs: u64,
     /// An answered call whose media stopped this long is ended (its ends are gone).
-    #[serde(default = "media_timeout_secs")]
     media_timeout_secs: u64,
     default_policy: Option<Spanned<String>>,
-    #[serde(default)]
     rules: Vec<RuleEntry>,
-    #[serde(default)]
     policies: Vec<PolicyEntry>,
-    #[serde(default)]
     routes: Vec<RouteEntry>,
-    #[serde(default)]
     trunks: Vec<TrunkEntry>,
-    #[serde(default)]
     inbound: Vec<InboundEntry>,
+}
+
+impl Default for Mediation {
+    fn default() -> Mediation {
+        Mediation {
+            listen: Spanned::new(0..0, SocketAddr::from(([127, 0, 0, 1], 5070))),
+            advertise: None,
+            registrar: SocketAddr::from(([127, 0, 0, 1], 5060)),
+            db: None,
+            media_ip: Spanned::new(0..0, IpAddr::from([127, 0, 0, 1])),
+            media_ports: Spanned::new(0..0, [30000, 30999]),
+            options_interval_ms: 5000,
+            dead_after: 2,
+            no_answer_secs: 60,
+            media_timeout_secs: 60,
+            default_policy: None,
+            rules: Vec::new(),
+            policies: Vec::new(),
+            routes: Vec::new(),
+            trunks: Vec::new(),
+            inbound: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -146,32 +160,8 @@ struct InboundEntry {
     trunk: Option<Spanned<String>>,
 }
 
-fn listen() -> Spanned<SocketAddr> {
-    Spanned::new(0..0, SocketAddr::from(([127, 0, 0, 1], 5070)))
-}
-fn registrar() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 5060))
-}
-fn media_ip() -> Spanned<IpAddr> {
-    Spanned::new(0..0, IpAddr::from([127, 0, 0, 1]))
-}
-fn media_ports() -> Spanned<[u16; 2]> {
-    Spanned::new(0..0, [30000, 30999])
-}
-fn options_interval_ms() -> u64 {
-    5000
-}
-fn dead_after() -> u32 {
-    2
-}
-fn no_answer_secs() -> u64 {
-    60
-}
 fn yes() -> bool {
     true
-}
-fn media_timeout_secs() -> u64 {
-    60
 }
 fn udp() -> TransportEntry {
     TransportEntry::Udp
@@ -212,10 +202,7 @@ impl Config {
 
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         let parsed: File = toml::from_str(text).map_err(|e| config::located(text, file, &e))?;
-        let m = parsed.mediation.ok_or_else(|| ConfigError::Other {
-            file: file.to_string(),
-            message: "no [mediation] section".to_string(),
-        })?;
+        let m = parsed.mediation;
         let at = |span: Range<usize>, key: String, message: String| ConfigError::Key {
             file: file.to_string(),
             line: config::line_at(text, span.start),
@@ -338,8 +325,8 @@ impl Config {
 
         let db = m
             .db
-            .or(parsed.registrar.and_then(|r| r.db))
-            .unwrap_or_else(|| PathBuf::from("./var/sba.db"));
+            .or(parsed.registrar.db)
+            .unwrap_or_else(|| PathBuf::from(holdfast_store::DEFAULT_PATH));
         Ok(Config {
             listen,
             advertise,

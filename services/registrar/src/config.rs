@@ -8,10 +8,14 @@ use std::path::{Path, PathBuf};
 
 pub const DEFAULT: &str = include_str!("default.toml");
 
+// Each section has one source of defaults, its `Default`: a key left out, a table left out and
+// an empty table all mean the same (`#[serde(default)]` on the struct takes missing keys from it).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
+    #[serde(default)]
     registrar: Registrar,
+    /// Present or not decides the mode: without it the branch is the primary registrar.
     central: Option<Central>,
     #[serde(default)]
     survival: Survival,
@@ -24,96 +28,97 @@ struct File {
     _gateway: Option<toml::Table>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Registrar {
     pub listen: SocketAddr,
     pub db: PathBuf,
     /// The branch's SIP domain; users added without a domain belong to it.
     pub domain: String,
     /// This branch's name in `[[directory]]`.
-    #[serde(default = "site")]
     pub site: String,
     /// Digest authentication of REGISTER (RFC 7616); off only for a closed lab.
-    #[serde(default = "yes")]
     pub auth: bool,
-    #[serde(default = "min_expires")]
     pub min_expires: u32,
-    #[serde(default = "max_expires")]
     pub max_expires: u32,
-    #[serde(default = "default_expires")]
     pub default_expires: u32,
-    #[serde(default = "nonce_lifetime")]
     pub nonce_lifetime: u32,
     /// Digest algorithms offered, most preferred first (RFC 8760). MD5 alone by default: many
     /// phones know nothing else and some (libre-based ones such as baresip 1.0) refuse a 401
     /// that also offers SHA-256; sipp 3.6 reads only the first. ["SHA-256", "MD5"] where the
     /// phones allow it.
-    #[serde(default = "digest_algorithms")]
     pub digest_algorithms: Vec<String>,
 }
 
-fn site() -> String {
-    "branch".to_string()
-}
-fn yes() -> bool {
-    true
-}
-fn min_expires() -> u32 {
-    60
-}
-fn max_expires() -> u32 {
-    7200
-}
-fn default_expires() -> u32 {
-    3600
-}
-fn nonce_lifetime() -> u32 {
-    300
-}
-fn digest_algorithms() -> Vec<String> {
-    vec!["MD5".to_string()]
+impl Default for Registrar {
+    fn default() -> Registrar {
+        Registrar {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5060)),
+            db: PathBuf::from(holdfast_store::DEFAULT_PATH),
+            domain: "branch.local".to_string(),
+            site: "branch".to_string(),
+            auth: true,
+            min_expires: 60,
+            max_expires: 7200,
+            default_expires: 3600,
+            nonce_lifetime: 300,
+            digest_algorithms: vec!["MD5".to_string()],
+        }
+    }
 }
 
 /// The central site. Without it the branch registrar is the primary registrar.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Central {
     /// The central registrar/proxy addresses, most preferred first; REGISTERs and calls for users
     /// not at the branch go to the first one that answers the WAN monitor's OPTIONS.
     pub proxies: Vec<SocketAddr>,
     /// Expiry granted to phones: shorter than the central site's, so the branch learns of moved
     /// phones quickly; refreshes in between are answered here without loading the WAN.
-    #[serde(default = "branch_expires")]
     pub branch_expires: u32,
     /// WAN monitor: OPTIONS every interval to each proxy, each allowed `keepalive_timeout_ms`.
-    #[serde(default = "keepalive_interval_ms")]
     pub keepalive_interval_ms: u64,
-    #[serde(default = "keepalive_timeout_ms")]
     pub keepalive_timeout_ms: u64,
     /// Consecutive failed probes before survival mode; consecutive answers before failback.
-    #[serde(default = "down_after")]
     pub down_after: u32,
-    #[serde(default = "up_after")]
     pub up_after: u32,
 }
 
-/// What the branch does on its own while the WAN is down.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+impl Default for Central {
+    fn default() -> Central {
+        Central {
+            proxies: Vec::new(),
+            branch_expires: 120,
+            keepalive_interval_ms: 400,
+            keepalive_timeout_ms: 800,
+            down_after: 3,
+            up_after: 5,
+        }
+    }
+}
+
+/// What the branch does on its own (no central site, or the WAN down).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Survival {
-    /// sba-mediation: where calls to the PSTN go.
+    /// sba-mediation: where calls to the PSTN go; none: numbers outside the branch get 503.
     pub mediation: Option<SocketAddr>,
     /// A PSTN voicemail number for branch calls nobody answers.
     pub voicemail: Option<String>,
-    /// How long a branch phone rings before the call goes to voicemail.
-    #[serde(default = "no_answer_secs")]
+    /// How long a branch phone rings before the call goes to voicemail (or gets 480).
     pub no_answer_secs: u32,
+}
+
+impl Default for Survival {
+    fn default() -> Survival {
+        Survival { mediation: None, voicemail: None, no_answer_secs: 20 }
+    }
 }
 
 /// A block of extensions of one site and the E.164 numbers they have from the PSTN:
 /// extension `first + n` is `e164 + n`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DirectoryRange {
     pub site: String,
@@ -122,26 +127,7 @@ pub struct DirectoryRange {
     pub e164: String,
 }
 
-fn branch_expires() -> u32 {
-    120
-}
-fn keepalive_interval_ms() -> u64 {
-    400
-}
-fn keepalive_timeout_ms() -> u64 {
-    800
-}
-fn down_after() -> u32 {
-    3
-}
-fn up_after() -> u32 {
-    5
-}
-fn no_answer_secs() -> u32 {
-    20
-}
-
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub registrar: Registrar,
     pub central: Option<Central>,
@@ -254,6 +240,25 @@ mod tests {
         let c = Config::embedded();
         assert_eq!(c.registrar.listen, "127.0.0.1:5060".parse().unwrap());
         assert!(c.registrar.db.starts_with("./var"));
+    }
+
+    #[test]
+    fn a_missing_table_and_an_empty_one_mean_the_same() {
+        let empty = Config::parse("", "empty").unwrap_or_else(|e| panic!("{e}"));
+        let tables = Config::parse("[registrar]\n[survival]\n", "tables").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(empty, tables);
+        assert_eq!(empty.registrar, Registrar::default());
+        assert_eq!(empty.survival.no_answer_secs, 20, "a ringing phone gets its 20 s without a [survival] table");
+        assert!(empty.central.is_none() && empty.directory.is_empty());
+        let central = Config::parse("[central]\nproxies = [\"192.0.2.1:5060\"]\n", "t").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(central.central.unwrap(), Central { proxies: vec!["192.0.2.1:5060".parse().unwrap()], ..Central::default() });
+    }
+
+    #[test]
+    fn the_embedded_default_routes_numbers_to_mediation() {
+        let c = Config::embedded();
+        assert_eq!(c.survival.mediation, Some("127.0.0.1:5070".parse().unwrap()));
+        assert_eq!(c.registrar.domain, "branch.local");
     }
 
     #[test]

@@ -117,7 +117,7 @@ fn default_db() -> PathBuf {
         .ok()
         .and_then(|t| t.parse::<toml::Table>().ok())
         .and_then(|t| t.get("registrar")?.get("db")?.as_str().map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("./var/sba.db"))
+        .unwrap_or_else(|| PathBuf::from(holdfast_store::DEFAULT_PATH))
 }
 
 #[tokio::main(flavor = "current_thread")]

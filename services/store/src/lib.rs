@@ -21,3 +21,7 @@ pub use ha1::HashAlgorithm;
 pub use store::Store;
 pub use users::{UserName, UserRecord};
 pub use writer::{BindingOp, BindingWriter, WriterStats};
+
+/// The database when no configuration names one: under the working directory, as a laptop run
+/// (image/run-local) keeps it. The appliance's sba.toml names /var/lib/sba/sba.db.
+pub const DEFAULT_PATH: &str = "./var/sba.db";

@@ -44,7 +44,7 @@ struct Rig<'m> {
 
 impl<'m> Rig<'m> {
     fn new(media: &'m mut FakeMedia, dead: &[&str]) -> Self {
-        let config = Config::embedded();
+        let config = Config::parse(include_str!("tests_plan.toml"), "tests_plan.toml").unwrap_or_else(|e| panic!("{e}"));
         let now = Instant::now();
         let b2b = B2buaConfig {
             local: config.listen,
