@@ -9,16 +9,20 @@ SBA_SERVICES_SITE = $(realpath $(BR2_EXTERNAL_SBA_PATH)/..)
 SBA_SERVICES_SITE_METHOD = local
 SBA_SERVICES_VERSION = $(shell sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' \
 	$(SBA_SERVICES_SITE)/Cargo.toml)
-SBA_SERVICES_LICENSE = Apache-2.0
+
+# A local source skips buildroot's download-time vendoring: vendor-crates.sh (next to this file) puts
+# the crates in the download directory, and cargo --offline reads them from there. It also writes
+# the licenses and license files of the crates linked into the services, for legal-info.
+SBA_SERVICES_VENDOR_DIR = $(DL_DIR)/sba-services/vendor
+-include $(SBA_SERVICES_VENDOR_DIR)/.sba-legal.mk
+
+SBA_SERVICES_LICENSE = Apache-2.0$(if $(SBA_SERVICES_CRATES_LICENSE),$(comma) $(SBA_SERVICES_CRATES_LICENSE))
+SBA_SERVICES_LICENSE_FILES = LICENSE $(SBA_SERVICES_CRATES_LICENSE_FILES)
 
 # Build outputs, VM images and test scratch of the checkout are not sources.
 SBA_SERVICES_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = \
 	--exclude /target --exclude /image/build --exclude /tests/.work --exclude /var \
 	--exclude fuzz/target --exclude fuzz/corpus --exclude fuzz/artifacts
-
-# A local source skips buildroot's download-time vendoring: vendor-crates.sh (next to this file) puts
-# the crates in the download directory, and cargo --offline reads them from there.
-SBA_SERVICES_VENDOR_DIR = $(DL_DIR)/sba-services/vendor
 
 define SBA_SERVICES_USE_VENDORED_CRATES
 	@test -f $(SBA_SERVICES_VENDOR_DIR)/.sba-cargo-lock.sha256 || { \
@@ -30,6 +34,7 @@ define SBA_SERVICES_USE_VENDORED_CRATES
 	mkdir -p $(@D)/.cargo
 	printf '[source.crates-io]\nreplace-with = "vendored-sources"\n\n[source.vendored-sources]\ndirectory = "%s"\n' \
 		$(SBA_SERVICES_VENDOR_DIR) > $(@D)/.cargo/config.toml
+	ln -sfn $(SBA_SERVICES_VENDOR_DIR) $(@D)/vendor
 endef
 SBA_SERVICES_POST_RSYNC_HOOKS += SBA_SERVICES_USE_VENDORED_CRATES
 

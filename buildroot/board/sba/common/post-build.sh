@@ -1,0 +1,31 @@
+#!/bin/bash
+# Buildroot post-build step (runs after the overlays are copied into the target): checks the appliance
+# is complete and records what it was built from.
+#   post-build.sh TARGET_DIR
+set -euo pipefail
+
+target=${1:?usage: post-build.sh TARGET_DIR (buildroot passes it)}
+die() { echo "post-build.sh: $*" >&2; exit 1; }
+
+for bin in sba-registrar sba-mediation sba-gateway sbactl; do
+    [ -x "$target/usr/bin/$bin" ] || die "$bin is not in the target (BR2_PACKAGE_SBA_SERVICES)"
+done
+[ -f "$target/etc/sba/sba.toml" ] || die "/etc/sba/sba.toml is missing from the overlay"
+find "$target/lib/modules" -name 'dahdi.ko*' | grep -q . || die "the DAHDI kernel modules are missing"
+
+# A unit whose condition fails is skipped at boot: say which, testing each condition as systemd does
+# (a path that must exist, a file that must be executable). Negated and triggering ones are not checked.
+for unit in "$target"/etc/systemd/system/*.service; do
+    while IFS='=' read -r key path; do
+        case "$key" in
+            ConditionPathExists) [ -e "$target$path" ] ;;
+            ConditionFileIsExecutable) [ -f "$target$path" ] && [ -x "$target$path" ] ;;
+        esac || echo "post-build.sh: note: $(basename "$unit") will be skipped ($key=$path is false in the image)" >&2
+    done < <(grep -E '^Condition(PathExists|FileIsExecutable)=/' "$unit" || true)
+done
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../../.." && pwd)
+{
+    echo "builder=buildroot ${BR2_VERSION_FULL:-unknown}"
+    echo "source=$(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)"
+} > "$target/etc/sba/build-info"
