@@ -331,6 +331,8 @@ fn defconfigs_are_the_appliance() -> Result<()> {
             "BR2_TARGET_ROOTFS_EXT2_4=y",
             // What a branch box never reads: the hardware database (udev's largest part), locales.
             "# BR2_PACKAGE_SYSTEMD_HWDB is not set",
+            // ACPI power button (qemu's system_powerdown, a box's power key): a clean shutdown.
+            "BR2_PACKAGE_SYSTEMD_LOGIND=y",
             "BR2_ENABLE_LOCALE_WHITELIST=\"C\"",
         ] {
             ensure!(d.has(wanted), "{} lacks {wanted}", d.name);
@@ -436,7 +438,8 @@ fn journald_fits_the_rootfs() -> Result<()> {
     Ok(())
 }
 
-/// DAHDI's tone zone is the country of the number plan sba.toml ships (its +CC rewrite).
+/// A DAHDI tone zone, where one is configured, is the country of the number plan sba.toml ships
+/// (its +CC rewrite): /etc/dahdi/system.conf when the image has one, `[gateway] tonezone` otherwise.
 fn tone_zone_matches_the_number_plan() -> Result<()> {
     let config = sba_toml()?;
     let rules = config.get("mediation").and_then(|m| m.get("rules")).and_then(|r| r.as_array()).context("no [[mediation.rules]]")?;
@@ -453,10 +456,18 @@ fn tone_zone_matches_the_number_plan() -> Result<()> {
         c if c.starts_with('1') => "us",
         c => bail!("no tone zone known for country code {c}: add it here"),
     };
-    let system = read(&repo().join("image/overlay/etc/dahdi/system.conf"))?;
-    for key in ["loadzone", "defaultzone"] {
-        let value = system.lines().find_map(|l| l.trim().strip_prefix(&format!("{key}="))).with_context(|| format!("system.conf has no {key}"))?;
-        ensure!(value.trim() == zone, "system.conf {key}={value}, but the number plan is +{country} ({zone})");
+    let mut configured = Vec::new();
+    if let Ok(system) = read(&repo().join("image/overlay/etc/dahdi/system.conf")) {
+        for key in ["loadzone", "defaultzone"] {
+            let value = system.lines().find_map(|l| l.trim().strip_prefix(&format!("{key}="))).with_context(|| format!("system.conf has no {key}"))?;
+            configured.push((format!("system.conf {key}"), value.trim().to_string()));
+        }
+    }
+    if let Some(value) = config.get("gateway").and_then(|g| g.get("tonezone")).and_then(|z| z.as_str()) {
+        configured.push(("sba.toml [gateway] tonezone".to_string(), value.to_string()));
+    }
+    for (place, value) in configured {
+        ensure!(value == zone, "{place} is {value}, but the number plan is +{country} ({zone})");
     }
     Ok(())
 }
