@@ -10,4 +10,5 @@ pub mod scratch;
 pub mod sip_client;
 pub mod sip_probe;
 pub mod sipp;
+pub mod stub_central;
 pub mod vm;

@@ -100,7 +100,7 @@ async fn run(config: Config) -> Result<()> {
                 up_after: central.up_after,
                 initial,
             };
-            Some(WanMonitor::new(wan_config, std::time::Instant::now()).context("[central] WAN monitor")?)
+            Some(WanMonitor::new(wan_config, std::time::Instant::now(), rand::random()).context("[central] WAN monitor")?)
         }
         None => None,
     };

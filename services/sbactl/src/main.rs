@@ -206,6 +206,7 @@ fn status(db: &Path, json: bool) -> Result<()> {
     println!("mode:      {}", v["mode"].as_str().unwrap_or("?"));
     println!("wan:       {} since {}", v["wan"].as_str().unwrap_or("?"), v["since"]);
     println!("bindings:  {}", v["bindings"]);
+    println!("forged WAN probe answers: {}", v["forged_probe_answers"]);
     if let Some(c) = v["wan_counters"].as_object() {
         println!(
             "probes:    {} sent, {} answered, {} failed; {} WAN state changes",

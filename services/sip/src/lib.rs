@@ -2,8 +2,10 @@
 //!
 //! `message` is the model, `wire` turns bytes into messages and back (it stands in front of rsip,
 //! which alone fails the RFC 4475 torture corpus), `transaction` holds the RFC 3261 §17 state
-//! machines (sans-IO), `transport` the tokio UDP/TCP edge, `auth` RFC 7616 digest.
+//! machines (sans-IO), `transport` the tokio UDP/TCP edge, `auth` RFC 7616 digest, `keyed` the
+//! keyed tags behind every token the services hand out.
 pub mod auth;
+pub mod keyed;
 pub mod message;
 pub mod transaction;
 pub mod transport;

@@ -25,6 +25,7 @@ use holdfast_sip::transport::{Incoming, TransportHandle};
 use holdfast_store::{BindingOp, BindingWriter, Store, StoreError, UserRecord};
 use register::Relay;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
@@ -131,7 +132,7 @@ impl Server {
         let now = Instant::now();
         let request = match msg {
             Message::Request(r) => r,
-            Message::Response(r) => return self.on_response(r, now),
+            Message::Response(r) => return self.on_response(r, source.addr, now),
         };
         if let Some(challenge) = self.stateless_challenge(&request, &source, now) {
             return self.stateless.push(challenge);
@@ -151,11 +152,11 @@ impl Server {
 
     /// Responses no transaction of ours claims: a WAN probe's answer, or a retransmitted 2xx of a
     /// call we proxied (its INVITE transaction has ended), which goes on statelessly.
-    fn on_response(&mut self, r: Response, now: Instant) {
+    fn on_response(&mut self, r: Response, from: SocketAddr, now: Instant) {
         let Some(r) = self.txns.on_response(r, now) else { return };
-        if let Some(id) = crate::wan::probe_id(&r) {
+        if let Some(answer) = crate::wan::probe_answer(&r) {
             if let Some(w) = &mut self.wan {
-                w.on_response(id, r.status, now);
+                w.on_response(&answer, from, r.status, now);
             }
             return;
         }

@@ -35,18 +35,19 @@ impl StatusFile {
             Mode::Normal => ("pass-through", "up"),
             Mode::Survival => ("survival", "down"),
         };
+        let forged = wan.map_or(0, |c| c.forged);
         let counters = wan.map_or_else(
             || "null".to_string(),
             |c| {
                 format!(
-                    "{{\"transitions\":{},\"probes_sent\":{},\"successes\":{},\"failures\":{}}}",
-                    c.transitions, c.probes_sent, c.successes, c.failures
+                    "{{\"transitions\":{},\"probes_sent\":{},\"successes\":{},\"failures\":{},\"late_answers\":{}}}",
+                    c.transitions, c.probes_sent, c.successes, c.failures, c.ignored_responses
                 )
             },
         );
         let text = format!(
             "{{\"service\":\"sba-registrar\",\"pid\":{},\"mode\":\"{mode}\",\"wan\":\"{wan_state}\",\
-             \"since\":{},\"started\":{},\"bindings\":{bindings},\"proxied_requests\":{calls},\"wan_counters\":{counters}}}\n",
+             \"since\":{},\"started\":{},\"bindings\":{bindings},\"proxied_requests\":{calls},\"forged_probe_answers\":{forged},\"wan_counters\":{counters}}}\n",
             std::process::id(),
             self.since,
             self.started,

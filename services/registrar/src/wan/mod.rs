@@ -18,10 +18,15 @@
 //!   0.8 s + 2 × 0.4 s = 1.6 s (at most 2.0 s) with the defaults.
 //! - A response to a probe that already timed out (or to no probe of ours) is ignored: it was
 //!   already counted as a failure and the WAN proved no better than that.
+//! - An answer counts only when it comes from the probed target's address and carries the
+//!   probe's token (a keyed hash of its id: unguessable without the monitor's secret). Anything
+//!   else is a forgery, ignored and counted: a host on the LAN must neither keep a branch in
+//!   pass-through while the WAN is dead nor push it into survival.
 mod probe;
 
-pub use probe::{options_request, probe_id};
+pub use probe::{options_request, probe_answer, ProbeAnswer};
 
+use holdfast_sip::keyed::KeyedHash;
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -81,11 +86,12 @@ pub enum WanEvent {
     Up { at: Instant },
 }
 
-/// One OPTIONS the caller must send to `target`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One OPTIONS the caller must send to `target`; its answer must carry `token` back.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Probe {
     pub id: u64,
     pub target: SocketAddr,
+    pub token: String,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -95,8 +101,11 @@ pub struct WanCounters {
     pub probes_sent: u64,
     pub successes: u64,
     pub failures: u64,
-    /// Responses that came after their probe timed out, or match no probe of ours.
+    /// Genuine answers that came after their probe timed out.
     pub ignored_responses: u64,
+    /// Answers with a wrong token, from another address than the probed target's, or to no
+    /// probe of ours: forgeries, ignored.
+    pub forged: u64,
 }
 
 #[derive(Debug)]
@@ -119,6 +128,7 @@ struct Outstanding {
 #[derive(Debug)]
 pub struct WanMonitor {
     config: WanConfig,
+    tokens: KeyedHash,
     targets: Vec<Target>,
     /// Probes not yet applied to their target's runs, by id (ids grow with send time).
     outstanding: BTreeMap<u64, Outstanding>,
@@ -129,8 +139,9 @@ pub struct WanMonitor {
 }
 
 impl WanMonitor {
-    /// A monitor whose first probes are due at `now`.
-    pub fn new(config: WanConfig, now: Instant) -> Result<Self, WanConfigError> {
+    /// A monitor whose first probes are due at `now`; `secret` keys the probes' tokens (random
+    /// per start: a token must not be predictable from an earlier run's).
+    pub fn new(config: WanConfig, now: Instant, secret: [u8; 32]) -> Result<Self, WanConfigError> {
         if config.targets.is_empty() {
             return Err(WanConfigError::NoTargets);
         }
@@ -149,6 +160,7 @@ impl WanMonitor {
             .map(|&addr| Target { addr, state: config.initial, next_send: now, failures_in_row: 0, successes_in_row: 0 })
             .collect();
         Ok(WanMonitor {
+            tokens: KeyedHash::new(&secret, "wan-probe"),
             state: config.initial,
             config,
             targets,
@@ -181,17 +193,23 @@ impl WanMonitor {
         target.next_send = if next > now { next } else { now + self.config.interval };
         let id = self.next_id;
         self.next_id += 1;
+        let addr = target.addr;
         self.outstanding.insert(id, Outstanding { target: index, deadline: now + self.config.timeout, verdict: None });
         self.counters.probes_sent += 1;
-        Some(Probe { id, target: target.addr })
+        Some(Probe { id, target: addr, token: self.tokens.hex_tag(&[&token_input(id, addr)]) })
     }
 
-    /// A response to probe `id` arrived.
-    pub fn on_response(&mut self, id: u64, status: u16, now: Instant) {
+    /// A response that looks like a probe's answer arrived from `from`.
+    pub fn on_response(&mut self, answer: &ProbeAnswer, from: SocketAddr, status: u16, now: Instant) {
+        // The token binds the probe to its target: only that address's answer carries it.
+        if !self.tokens.verify_hex(&[&token_input(answer.id, from)], &answer.token) {
+            self.counters.forged += 1;
+            return;
+        }
         if status < 200 {
             return;
         }
-        if !self.judge(id, status != 503) {
+        if !self.judge(answer.id, status != 503) {
             self.counters.ignored_responses += 1;
         }
         self.settle(now);
@@ -281,6 +299,19 @@ impl WanMonitor {
             }
         }
     }
+}
+
+/// What a probe's token is the keyed hash of: its id and its target's address and port.
+fn token_input(id: u64, target: SocketAddr) -> [u8; 26] {
+    let ip = match target.ip() {
+        std::net::IpAddr::V4(a) => a.to_ipv6_mapped(),
+        std::net::IpAddr::V6(a) => a,
+    };
+    let mut input = [0u8; 26];
+    input[..8].copy_from_slice(&id.to_be_bytes());
+    input[8..24].copy_from_slice(&ip.octets());
+    input[24..].copy_from_slice(&target.port().to_be_bytes());
+    input
 }
 
 #[cfg(test)]

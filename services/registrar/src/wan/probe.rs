@@ -1,19 +1,23 @@
-//! The OPTIONS keepalive on the wire, and matching its responses back to the probe.
+//! The OPTIONS keepalive on the wire, and reading a probe's answer back.
 use super::Probe;
 use holdfast_sip::message::{HeaderName, Host, Method, Params, Request, Response, SipUri, Uri};
-use holdfast_sip::transaction::new_branch;
 use std::net::SocketAddr;
 
 /// Probe branches start with this (the RFC 3261 magic cookie included), so a probe's response
 /// is recognised without a transaction table.
 const BRANCH_PREFIX: &str = "z9hG4bK-wan-";
 
+/// What an answer claims: the probe it answers and the token it carries back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeAnswer {
+    pub id: u64,
+    pub token: String,
+}
+
 /// The OPTIONS for `probe`, sent from `local` (the Via sent-by) over UDP. The branch is
-/// `z9hG4bK-wan-<id>-<random>`: the id to match the response, the random part so branches and
-/// Call-IDs stay unique across restarts of the branch.
+/// `z9hG4bK-wan-<id>-<token>`: the id to match the answer, the token to prove it genuine (and,
+/// keyed afresh at each start, to keep branches and Call-IDs unique across restarts).
 pub fn options_request(probe: &Probe, local: SocketAddr, from_domain: &str) -> Request {
-    let unique = new_branch();
-    let unique = unique.trim_start_matches(holdfast_sip::transaction::MAGIC_COOKIE);
     let uri = Uri::Sip(SipUri {
         secure: false,
         user: None,
@@ -25,28 +29,30 @@ pub fn options_request(probe: &Probe, local: SocketAddr, from_domain: &str) -> R
     });
     let mut request = Request::new(Method::OPTIONS, uri.clone());
     let local_host = host_of(local);
+    let (id, token) = (probe.id, &probe.token);
     request.headers.add(
         HeaderName::Via,
-        format!("SIP/2.0/UDP {local_host}:{};branch={BRANCH_PREFIX}{}-{unique};rport", local.port(), probe.id),
+        format!("SIP/2.0/UDP {local_host}:{};branch={BRANCH_PREFIX}{id}-{token};rport", local.port()),
     );
     request.headers.add(HeaderName::MaxForwards, "70");
-    request.headers.add(HeaderName::From, format!("<sip:holdfast-wan@{from_domain}>;tag={unique}"));
+    request.headers.add(HeaderName::From, format!("<sip:holdfast-wan@{from_domain}>;tag={token}"));
     request.headers.add(HeaderName::To, format!("<{uri}>"));
-    request.headers.add(HeaderName::CallId, format!("wan-{}-{unique}@{from_domain}", probe.id));
+    request.headers.add(HeaderName::CallId, format!("wan-{id}-{token}@{from_domain}"));
     request.headers.add(HeaderName::CSeq, "1 OPTIONS");
     request.headers.add(HeaderName::Accept, "application/sdp");
     request
 }
 
-/// The probe a response answers, or None when it answers something else.
-pub fn probe_id(response: &Response) -> Option<u64> {
+/// The probe a response claims to answer, or None when it is not shaped as a probe's answer.
+/// Whether the claim holds is the monitor's to judge.
+pub fn probe_answer(response: &Response) -> Option<ProbeAnswer> {
     if response.cseq().ok()?.method != Method::OPTIONS {
         return None;
     }
     let via = response.top_via().ok()?;
     let rest = via.branch()?.strip_prefix(BRANCH_PREFIX)?;
-    let (id, _unique) = rest.split_once('-')?;
-    id.parse().ok()
+    let (id, token) = rest.split_once('-')?;
+    Some(ProbeAnswer { id: id.parse().ok()?, token: token.to_string() })
 }
 
 fn host_of(addr: SocketAddr) -> Host {

@@ -9,6 +9,13 @@ fn addr(s: &str) -> SocketAddr {
     s.parse().expect("test address")
 }
 
+const KEY: [u8; 32] = [9; 32];
+
+/// The answer a probe's target gives: the probe's id and token back.
+fn answer(probe: &Probe) -> ProbeAnswer {
+    ProbeAnswer { id: probe.id, token: probe.token.clone() }
+}
+
 fn config(targets: &[&str]) -> WanConfig {
     WanConfig { targets: targets.iter().map(|t| addr(t)).collect(), ..WanConfig::default() }
 }
@@ -27,14 +34,14 @@ struct Sim {
     monitor: WanMonitor,
     start: Instant,
     now: Instant,
-    in_flight: Vec<(Instant, u64, u16)>,
+    in_flight: Vec<(Instant, Probe, u16)>,
     events: Vec<WanEvent>,
 }
 
 impl Sim {
     fn new(config: WanConfig) -> Sim {
         let start = Instant::now();
-        Sim { monitor: WanMonitor::new(config, start).expect("valid config"), start, now: start, in_flight: Vec::new(), events: Vec::new() }
+        Sim { monitor: WanMonitor::new(config, start, KEY).expect("valid config"), start, now: start, in_flight: Vec::new(), events: Vec::new() }
     }
 
     fn secs(&self, t: Instant) -> f64 {
@@ -58,13 +65,13 @@ impl Sim {
             let now = self.now;
             let (due, later): (Vec<_>, Vec<_>) = self.in_flight.drain(..).partition(|d| d.0 <= now);
             self.in_flight = later;
-            for (_, id, status) in due {
-                self.monitor.on_response(id, status, now);
+            for (_, probe, status) in due {
+                self.monitor.on_response(&answer(&probe), probe.target, status, now);
             }
             self.monitor.handle_timeout(now);
             while let Some(probe) = self.monitor.poll_probe(now) {
                 match net(self.secs(now), probe.target) {
-                    Fate::Answer { status, after } => self.in_flight.push((now + after, probe.id, status)),
+                    Fate::Answer { status, after } => self.in_flight.push((now + after, probe, status)),
                     Fate::Lost => {}
                     Fate::TransportError => self.monitor.on_transport_error(probe.id, now),
                 }
@@ -248,7 +255,7 @@ fn starting_down_waits_for_m_successes() {
 #[test]
 fn a_late_caller_gets_no_burst_of_probes() {
     let start = Instant::now();
-    let mut m = WanMonitor::new(config(&[A]), start).unwrap();
+    let mut m = WanMonitor::new(config(&[A]), start, KEY).unwrap();
     assert!(m.poll_probe(start).is_some());
     assert!(m.poll_probe(start).is_none());
     assert_eq!(m.next_timeout(), Some(start + Duration::from_millis(400)));
@@ -271,13 +278,13 @@ fn bad_configs_are_refused() {
         (WanConfig { up_after: 0, ..config(&[A]) }, WanConfigError::ZeroThreshold),
     ];
     for (c, err) in cases {
-        assert_eq!(WanMonitor::new(c, now).unwrap_err(), err);
+        assert_eq!(WanMonitor::new(c, now, KEY).unwrap_err(), err);
     }
 }
 
 #[test]
 fn options_request_is_valid_sip_and_its_response_maps_back() {
-    let probe = Probe { id: 42, target: addr(A) };
+    let probe = Probe { id: 42, target: addr(A), token: "0123abcd".repeat(4) };
     let request = options_request(&probe, addr("10.77.2.1:5060"), "branch.example");
     let bytes = request.to_bytes();
     let Ok(Message::Request(parsed)) = wire::parse(&bytes) else {
@@ -289,29 +296,76 @@ fn options_request_is_valid_sip_and_its_response_maps_back() {
     assert!(branch.starts_with("z9hG4bK-wan-42-"), "{branch}");
     let response = parsed.response(200);
     let Ok(Message::Response(back)) = wire::parse(&response.to_bytes()) else { panic!("unparseable response") };
-    assert_eq!(probe_id(&back), Some(42));
-    // Two probes with the same id (a restarted branch) still differ on the wire.
-    let again = options_request(&probe, addr("10.77.2.1:5060"), "branch.example");
-    assert_ne!(again.top_via().unwrap().branch(), Some(branch.as_str()));
-    assert_ne!(again.call_id().unwrap(), parsed.call_id().unwrap());
+    assert_eq!(probe_answer(&back), Some(answer(&probe)));
+    // Two probes with the same id (a restarted branch, keyed afresh) differ on the wire.
+    let restarted = WanMonitor::new(config(&[A]), Instant::now(), [1; 32]).unwrap().poll_probe(Instant::now()).unwrap();
+    let first = WanMonitor::new(config(&[A]), Instant::now(), KEY).unwrap().poll_probe(Instant::now()).unwrap();
+    assert_eq!(restarted.id, first.id);
+    let (a, b) = (options_request(&first, addr("10.77.2.1:5060"), "b"), options_request(&restarted, addr("10.77.2.1:5060"), "b"));
+    assert_ne!(a.top_via().unwrap().branch(), b.top_via().unwrap().branch());
+    assert_ne!(a.call_id().unwrap(), b.call_id().unwrap());
 }
 
 #[test]
 fn responses_to_anything_else_are_not_probes() {
-    let probe = Probe { id: 7, target: addr("[2001:db8::1]:5060") };
+    let probe = Probe { id: 7, target: addr("[2001:db8::1]:5060"), token: "feed".repeat(8) };
     let request = options_request(&probe, addr("[2001:db8::2]:5070"), "branch.example");
     assert_eq!(request.uri.to_string(), "sip:[2001:db8::1]:5060");
     let mut other = request.clone();
     other.headers.set(HeaderName::Via, "SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK77");
-    assert_eq!(probe_id(&other.response(200)), None);
+    assert_eq!(probe_answer(&other.response(200)), None);
     let mut register = request.clone();
     register.headers.set(HeaderName::CSeq, "1 REGISTER");
-    assert_eq!(probe_id(&register.response(200)), None);
+    assert_eq!(probe_answer(&register.response(200)), None);
     let mut mangled = request.clone();
     mangled.headers.set(HeaderName::Via, "SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK-wan-x1-abc");
-    assert_eq!(probe_id(&mangled.response(200)), None);
+    assert_eq!(probe_answer(&mangled.response(200)), None);
     let mut no_via = request.response(200);
     no_via.headers.remove_all(&HeaderName::Via);
-    assert_eq!(probe_id(&no_via), None);
-    assert_eq!(probe_id(&request.response(200)), Some(7));
+    assert_eq!(probe_answer(&no_via), None);
+    assert_eq!(probe_answer(&request.response(200)), Some(answer(&probe)));
+}
+
+/// A host on the LAN answering in the central site's place: with guessed tokens, or with the
+/// right token from its own address (it saw a probe), or from the target's address with
+/// another probe's token. None of it counts; every piece is counted as forged.
+#[test]
+fn forged_answers_neither_keep_the_wan_up_nor_take_it_down() {
+    let start = Instant::now();
+    let mut m = WanMonitor::new(config(&[A]), start, KEY).unwrap();
+    let lan_host = addr("10.77.1.66:5060");
+    let mut forged = 0;
+    let mut now = start;
+    // The WAN is dead: no genuine answer ever comes; the forger answers every probe.
+    while now < start + Duration::from_secs(3) {
+        m.handle_timeout(now);
+        while let Some(p) = m.poll_probe(now) {
+            let guessed = ProbeAnswer { id: p.id, token: "00".repeat(16) };
+            m.on_response(&guessed, addr(A), 200, now);
+            m.on_response(&answer(&p), lan_host, 200, now);
+            let other = ProbeAnswer { id: p.id + 1, token: p.token.clone() };
+            m.on_response(&other, addr(A), 200, now);
+            forged += 3;
+        }
+        now += Duration::from_millis(10);
+    }
+    assert_eq!(m.state(), WanState::Down, "forgeries kept the WAN up");
+    assert_eq!(m.counters().forged, forged);
+    assert_eq!(m.counters().successes, 0);
+
+    // The WAN is up: forged 503s from the LAN host do not take it down.
+    let mut m = WanMonitor::new(config(&[A]), start, KEY).unwrap();
+    let mut now = start;
+    while now < start + Duration::from_secs(3) {
+        m.handle_timeout(now);
+        while let Some(p) = m.poll_probe(now) {
+            m.on_response(&answer(&p), lan_host, 503, now);
+            m.on_response(&ProbeAnswer { id: p.id, token: "ab".repeat(16) }, addr(A), 503, now);
+            m.on_response(&answer(&p), addr(A), 200, now);
+        }
+        now += Duration::from_millis(10);
+    }
+    assert_eq!(m.state(), WanState::Up, "forged 503s took the WAN down");
+    assert_eq!(m.counters().failures, 0);
+    assert!(m.counters().forged > 0);
 }

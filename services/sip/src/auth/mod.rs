@@ -15,6 +15,7 @@ mod throttle;
 
 pub use client::DigestClient;
 pub use digest::{ha1, Algorithm};
+pub(crate) use digest::constant_time_eq;
 pub use error::AuthError;
 pub use params::{parse_digest, Challenge, Credentials, DigestParams, Qop};
 pub use server::{AuthOk, DigestConfig, DigestServer};
