@@ -291,6 +291,23 @@ fn first_carrier_503_the_call_completes_on_the_second_and_is_recorded() {
 }
 
 #[test]
+fn a_pstn_callee_who_does_not_answer_is_rung_once() {
+    let scratch = Scratch::new("mediation-no-answer");
+    let m = Mediation::start(&scratch);
+    let mut a = carrier(&scratch, "mediation_no_user_responding.xml", m.carrier_a);
+    let mut b = carrier(&scratch, "call_answer.xml", m.carrier_b);
+    let out = branch_call(&scratch, &m, "mediation_408.xml", "3012", "2125550100");
+    assert_ok(&out, "408 for a callee who does not answer", &scratch);
+    assert!(a.finished_ok(5), "carrier-a rang the callee");
+    assert!(!b.finished_ok(1), "carrier-b must not ring the callee again");
+    let rows = m.cdrs();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    // trunk, failovers, status, q850
+    let r = &rows[0];
+    assert_eq!((r[11].as_str(), r[12].as_str(), r[13].as_str(), r[14].as_str()), ("carrier-a", "0", "408", "18"), "{r:?}");
+}
+
+#[test]
 fn international_without_the_usage_is_refused_403() {
     let scratch = Scratch::new("mediation-403");
     let m = Mediation::start(&scratch);

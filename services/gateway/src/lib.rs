@@ -8,7 +8,6 @@ pub mod pri;
 pub mod q921;
 pub mod q931;
 pub mod rtp;
-pub mod sdp;
 pub mod sip;
 pub mod span;
 pub mod trunk;

@@ -8,7 +8,8 @@ use log::{debug, info, warn};
 
 use crate::alarms::Alarms;
 use crate::q921::{self, Link, LinkEvent, Side};
-use crate::q931::{cause, dialplan::DialPlan, ie::Layer1, CallError, CallEvent, CallId, Layout, Message, Outgoing, Stack};
+use crate::q931::{dialplan::DialPlan, ie::Layer1, CallError, CallEvent, CallId, Layout, Message, Outgoing, Stack};
+use holdfast_telephony::cause;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PriEvent {

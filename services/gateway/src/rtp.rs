@@ -5,11 +5,10 @@
 use std::fmt;
 use std::time::Duration;
 
-use holdfast_media::g711::{ALAW_TO_ULAW, ULAW_TO_ALAW};
+use holdfast_media::g711::{ALAW_TO_ULAW, PT_PCMA, PT_PCMU, ULAW_TO_ALAW};
 use rtp_rs::{RtpPacketBuilder, RtpReader, Seq};
 
 use crate::dahdi::Law;
-use crate::sdp::law_of;
 
 /// Samples per 20 ms at 8 kHz: the RTP timestamp step.
 pub const SAMPLES_PER_FRAME: u32 = 160;
@@ -72,6 +71,23 @@ impl fmt::Display for SendDelays {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let p = |q| self.percentile_us(q).map_or("-".to_owned(), |us| us.to_string());
         write!(f, "n={} p50_us={} p99_us={} max_us={}", self.count, p(50), p(99), self.max.as_micros())
+    }
+}
+
+/// The RTP payload type of a span's law.
+pub fn payload_type(law: Law) -> u8 {
+    match law {
+        Law::Mulaw => PT_PCMU,
+        Law::Alaw => PT_PCMA,
+    }
+}
+
+/// The law of a G.711 payload type.
+pub fn law_of(payload_type: u8) -> Option<Law> {
+    match payload_type {
+        PT_PCMU => Some(Law::Mulaw),
+        PT_PCMA => Some(Law::Alaw),
+        _ => None,
     }
 }
 

@@ -11,11 +11,12 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+use holdfast_telephony::cause;
 use sba_gateway::alarms::Alarms;
 use sba_gateway::pri::{Pri, PriEvent};
 use sba_gateway::q921::Side;
 use sba_gateway::q931::ie::{Layer1, NumberingPlan, PartyNumber, TypeOfNumber};
-use sba_gateway::q931::{cause, CallEvent, Layout, Outgoing};
+use sba_gateway::q931::{CallEvent, Layout, Outgoing};
 use sba_gateway::span::{AudioSink, Span, SpanError, SpanEvent};
 use sba_gateway::trunk::{self, TrunkHandle};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
@@ -274,7 +275,7 @@ async fn libpri_refuses_our_setup_before_answering() {
     match next_call(&mut trunk).await {
         CallEvent::Cleared { cause: k, .. } => {
             assert_eq!(k.value, cause::UNALLOCATED_NUMBER);
-            assert_eq!(sba_gateway::q931::cause_sip::sip_status(k.value, k.location), 404);
+            assert_eq!(holdfast_telephony::cause::sip_status_at(k.value, k.location), 404);
         }
         other => panic!("{other:?}"),
     }

@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
+use holdfast_telephony::cause;
 use sba_gateway::alarms::Alarms;
 use sba_gateway::pri::{Pri, PriEvent};
 use sba_gateway::q921::Side;
 use sba_gateway::q931::ie::{Layer1, NumberingPlan, PartyNumber, TypeOfNumber};
-use sba_gateway::q931::{cause, CallEvent, CallId, Layout, Outgoing};
+use sba_gateway::q931::{CallEvent, CallId, Layout, Outgoing};
 use sba_gateway::span::{SimulatedLine, SimulatedSpan};
 use sba_gateway::trunk::{self, TrunkHandle};
 use tokio::time::timeout;
@@ -146,7 +147,7 @@ async fn an_unanswered_call_refused_busy_reaches_the_caller_with_its_cause() {
         CallEvent::Cleared { call, cause: k } => {
             assert_eq!(call, out);
             assert_eq!(k.value, cause::USER_BUSY);
-            assert_eq!(sba_gateway::q931::cause_sip::sip_status(k.value, k.location), 486);
+            assert_eq!(holdfast_telephony::cause::sip_status_at(k.value, k.location), 486);
         }
         other => panic!("{other:?}"),
     }
@@ -228,7 +229,7 @@ async fn all_23_channels_busy_then_further_calls_get_cause_34() {
         CallEvent::Cleared { call, cause: k } => {
             assert_eq!(*call, u);
             assert_eq!(k.value, cause::NO_CIRCUIT_AVAILABLE);
-            assert_eq!(sba_gateway::q931::cause_sip::sip_status(k.value, k.location), 503);
+            assert_eq!(holdfast_telephony::cause::sip_status_at(k.value, k.location), 503);
         }
         other => panic!("{other:?}"),
     }

@@ -9,6 +9,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use holdfast_media::g711::{ALAW_TO_ULAW, ULAW_TO_ALAW};
+use holdfast_telephony::cause;
 use holdfast_sip::message::{HeaderName, Message, Method, Request, Uri};
 use sba_gateway::alarms::Alarms;
 use sba_gateway::dahdi::Law;
@@ -16,7 +17,7 @@ use sba_gateway::edge::{Edge, EdgeConfig};
 use sba_gateway::pri::{Pri, PriEvent};
 use sba_gateway::q921::Side;
 use sba_gateway::q931::ie::{Layer1, NumberingPlan, PartyNumber, TypeOfNumber};
-use sba_gateway::q931::{cause, CallEvent, CallId, Layout, Outgoing};
+use sba_gateway::q931::{CallEvent, CallId, Layout, Outgoing};
 use sba_gateway::span::{SimulatedLine, SimulatedSpan};
 use sba_gateway::trunk::{self, TrunkHandle};
 use tokio::net::UdpSocket;

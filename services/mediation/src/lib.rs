@@ -7,8 +7,6 @@
 pub mod config;
 pub mod numbers;
 pub mod routing;
-pub mod q850;
-pub mod sdp;
 pub mod b2bua;
 pub mod dialog;
 pub mod health;

@@ -1,9 +1,7 @@
-//! Q.931 basic call control for ISDN PRI: messages and IEs, per-call state machines, B-channels,
-//! and the Q.850 <-> SIP cause mapping.
+//! Q.931 basic call control for ISDN PRI: messages and IEs, per-call state machines, B-channels.
+//! Its Q.850 causes are holdfast-telephony's.
 
 mod call;
-pub mod cause;
-pub mod cause_sip;
 mod channels;
 pub mod dialplan;
 pub mod ie;

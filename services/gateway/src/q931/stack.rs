@@ -7,13 +7,13 @@ use std::time::Instant;
 use log::{debug, info, warn};
 
 use super::call::{Call, CallId, CallState};
-use super::cause;
 use super::channels::{ChannelPool, Hunt, Layout};
 use super::dialplan::{Completeness, DialPlan};
 use super::ie::{BearerCapability, Cause, ChannelId, ChannelSelection, Ie, Layer1, PartyNumber, RestartClass};
 use super::message::{CallRef, Message, MessageType};
 use super::timer::{CallTimer, RESTART_ATTEMPTS, T316};
 use crate::q921::Side;
+use holdfast_telephony::cause;
 
 /// A call to place on the span.
 #[derive(Debug, Clone, PartialEq, Eq)]

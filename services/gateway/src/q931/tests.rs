@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use super::ie::{BearerCapability, Cause, ChannelId, ChannelSelection, Ie, Layer1, NumberingPlan, PartyNumber, RestartClass, TypeOfNumber};
 use super::*;
 use crate::q921::Side;
+use holdfast_telephony::cause;
 
 fn stack(side: Side) -> Stack {
     Stack::new(side, Layout::T1, Layer1::Mulaw)

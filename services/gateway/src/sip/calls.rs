@@ -7,21 +7,24 @@ use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 
+use holdfast_media::g711::{PT_PCMA, PT_PCMU};
 use holdfast_sip::message::{HeaderName, Message, Method, Request, Response, Uri};
 use holdfast_sip::transaction::{Event, Inbound, TimerConfig, Transactions, Transmit, TxEvent, TxId};
 use holdfast_sip::transport::{Protocol, Source};
 
+use holdfast_telephony::cause::{self, LOCATION_PRIVATE_LOCAL};
+use holdfast_telephony::reason;
+use holdfast_telephony::sdp::{self, Profile, SessionDescription};
+
 use super::dialog::{self, Dialog};
-use super::{reason, ALLOW};
+use super::ALLOW;
 use crate::dahdi::Law;
 use crate::pri::PriEvent;
-use crate::q931::cause_sip::{q850_cause, sip_status};
 use crate::q931::ie::{Cause, NumberingPlan, PartyNumber, TypeOfNumber};
-use crate::q931::{cause, CallEvent, CallId, Outgoing};
-use crate::sdp;
-
-/// Location "private network serving the local user": the cause the gateway itself gives.
-const LOCATION_PRIVATE_LOCAL: u8 = 1;
+use crate::q931::{CallEvent, CallId, Outgoing};
+use crate::rtp::{law_of, payload_type};
+/// The o= user of our descriptions.
+const ORIGIN: &str = "sba-gateway";
 /// RFC 3261 timers for the 2xx the UAS retransmits until the ACK (§13.3.1.4).
 const T1: Duration = Duration::from_millis(500);
 const T2: Duration = Duration::from_secs(4);
@@ -311,7 +314,7 @@ impl Calls {
 
     fn refuse(&mut self, tx: TxId, request: &Request, status: u16, c: u8, now: Instant) {
         let mut r = request.response(status);
-        r.headers.add(HeaderName::Reason, reason::q850(c));
+        r.headers.add(HeaderName::Reason, reason::q850(c, None));
         self.respond(tx, r, now);
     }
 
@@ -325,14 +328,16 @@ impl Calls {
             info!("{call_id}: trunk unavailable (span alarm or D-channel down), 503");
             return self.refuse(tx, &request, 503, cause::NETWORK_OUT_OF_ORDER, now);
         }
-        let audio = match sdp::parse(&request.body) {
+        let offer = SessionDescription::parse(&request.body);
+        let audio = match offer.as_ref().map_err(Clone::clone).and_then(|o| o.audio(Some(&Profile::Avp))) {
             Ok(a) => a,
             Err(e) => {
                 info!("{call_id}: unusable offer ({e}), 488");
                 return self.refuse(tx, &request, 488, cause::INTERWORKING, now);
             }
         };
-        let (Some(remote), Some(pt)) = (audio.addr, sdp::choose(&audio.payload_types, self.config.law)) else {
+        let chosen = sdp::choose_g711(&audio.media.payload_types(), payload_type(self.config.law));
+        let (Some(remote), Some(pt)) = (audio.address(), chosen) else {
             info!("{call_id}: no G.711 audio with an address in the offer, 488");
             return self.refuse(tx, &request, 488, cause::INTERWORKING, now);
         };
@@ -435,7 +440,10 @@ impl Calls {
             return;
         };
         let session: u64 = rand::random::<u32>().into();
-        let offer = sdp::offer(session, *local_rtp, self.config.law);
+        // The span's law first: a peer that takes the first codec needs no conversion.
+        let ours = payload_type(self.config.law);
+        let other = if ours == PT_PCMU { PT_PCMA } else { PT_PCMU };
+        let offer = SessionDescription::g711(ORIGIN, session, *local_rtp, &[ours, other]).to_string();
         let calling = calling.as_ref().map(sip_number);
         let called = sip_number(&called);
         let (dialog, invite) =
@@ -493,7 +501,7 @@ impl Calls {
         let Some(mut ok) = Self::leg_response(leg, 200) else { return };
         ok.headers.add(HeaderName::Contact, dialog::contact(self.config.local));
         ok.headers.add(HeaderName::ContentType, "application/sdp");
-        ok.body = sdp::answer(leg.session, *local_rtp, pt).into_bytes();
+        ok.body = SessionDescription::g711(ORIGIN, leg.session, *local_rtp, &[pt]).to_bytes();
         leg.confirmed = true;
         leg.media = true;
         // Unreliable transports need the 2xx retransmitted until the ACK (§13.3.1.4).
@@ -512,9 +520,9 @@ impl Calls {
         match (leg.origin, leg.confirmed) {
             (Origin::Sip, false) => {
                 // The final response goes here, with the cause's own location; `end` owes none.
-                let status = sip_status(c.value, c.location);
+                let status = cause::sip_status_at(c.value, c.location);
                 if let (Some(tx), Some(mut r)) = (leg.invite_tx.take(), Self::leg_response(leg, status)) {
-                    r.headers.add(HeaderName::Reason, reason::q850(c.value));
+                    r.headers.add(HeaderName::Reason, reason::q850(c.value, None));
                     self.respond(tx, r, now);
                 }
                 self.end(id, c.value, false, false, now);
@@ -547,7 +555,7 @@ impl Calls {
         }
         if status >= 300 {
             leg.invite_tx = None;
-            let c = reason::q850_cause(&response.headers).unwrap_or_else(|| q850_cause(status));
+            let c = reason::q850_cause(&response.headers).unwrap_or_else(|| cause::for_sip_status(status));
             info!("{}: mediation answered {status}, clearing with cause {c}", leg.dialog.call_id);
             return self.end(id, c, false, true, now);
         }
@@ -562,9 +570,10 @@ impl Calls {
         if let Some(c) = leg.abandoned {
             return self.end(id, c, true, false, now);
         }
-        let chosen = sdp::parse(&response.body)
-            .ok()
-            .and_then(|a| Some((a.addr?, a.payload_types.into_iter().find(|pt| sdp::law_of(*pt).is_some())?)));
+        let answer = SessionDescription::parse(&response.body).ok();
+        let chosen = answer.as_ref().and_then(|a| a.audio(Some(&Profile::Avp)).ok()).and_then(|a| {
+            Some((a.address()?, a.media.payload_types().into_iter().find(|pt| law_of(*pt).is_some())?))
+        });
         let (Some(call), Some(channel)) = (leg.pri, leg.channel) else { return };
         match chosen {
             Some((remote, pt)) => {
@@ -591,9 +600,9 @@ impl Calls {
         }
         if leg.origin == Origin::Sip && !leg.confirmed {
             // The INVITE from mediation is still unanswered: a final response is owed.
-            let status = sip_status(c, LOCATION_PRIVATE_LOCAL);
+            let status = cause::sip_status_at(c, LOCATION_PRIVATE_LOCAL);
             if let (Some(tx), Some(mut r)) = (leg.invite_tx, Self::leg_response(&leg, status)) {
-                r.headers.add(HeaderName::Reason, reason::q850(c));
+                r.headers.add(HeaderName::Reason, reason::q850(c, None));
                 self.respond(tx, r, now);
             }
         }
@@ -625,7 +634,7 @@ impl Calls {
                     (TxEvent::Response(r) | TxEvent::TimedOut(r), Some(leg)) => self.on_invite_response(leg, r, now),
                     (TxEvent::TransportError, Some(leg)) => {
                         let mut r = Response::new(503);
-                        r.headers.add(HeaderName::Reason, reason::q850(cause::NETWORK_OUT_OF_ORDER));
+                        r.headers.add(HeaderName::Reason, reason::q850(cause::NETWORK_OUT_OF_ORDER, None));
                         self.on_invite_response(leg, r, now);
                     }
                     (TxEvent::Terminated, _) => {

@@ -7,8 +7,7 @@ use std::net::SocketAddr;
 
 use holdfast_sip::message::{HeaderName, Method, Request, Response, Uri};
 use holdfast_sip::transaction::new_branch;
-
-use super::reason;
+use holdfast_telephony::reason;
 
 #[derive(Debug, Clone)]
 pub struct Dialog {
@@ -60,7 +59,7 @@ impl Dialog {
     pub fn bye(&mut self, cause: u8, local: SocketAddr) -> Request {
         self.cseq += 1;
         let mut r = self.request(Method::BYE, self.cseq, local);
-        r.headers.add(HeaderName::Reason, reason::q850(cause));
+        r.headers.add(HeaderName::Reason, reason::q850(cause, None));
         r
     }
 
@@ -132,6 +131,6 @@ mod tests {
         let bye = d.bye(17, local);
         assert_eq!(bye.cseq().unwrap().seq, 2);
         assert_eq!(bye.call_id().unwrap(), inv.call_id().unwrap());
-        assert_eq!(super::super::reason::q850_cause(&bye.headers), Some(17));
+        assert_eq!(reason::q850_cause(&bye.headers), Some(17));
     }
 }

@@ -5,7 +5,6 @@
 
 mod calls;
 mod dialog;
-pub mod reason;
 
 pub use calls::{Action, Calls, LegId, Outbound, SipConfig};
 

@@ -9,7 +9,8 @@ use holdfast_sip::message::{HeaderName, Message, Method, Request, Response};
 use holdfast_sip::transaction::Transmit;
 use holdfast_sip::transport::{Protocol, Source};
 
-use super::{reason, Action, Calls, LegId, Outbound, SipConfig};
+use super::{Action, Calls, LegId, Outbound, SipConfig};
+use holdfast_telephony::reason;
 use crate::dahdi::Law;
 use crate::pri::PriEvent;
 use crate::q931::ie::{Cause, NumberingPlan, PartyNumber, TypeOfNumber};

@@ -1,7 +1,6 @@
 //! The 2xx we send A is ours to retransmit until A's ACK comes (RFC 3261 §13.3.1.4): the INVITE
 //! server transaction ended with it. Without an ACK within 64*T1 the call is ended.
-use super::{B2bua, Media, Output};
-use crate::sdp;
+use super::{relay_sdp, B2bua, Media, Output};
 use holdfast_media::Side;
 use holdfast_sip::message::{HeaderName, Method, Request, Response};
 use holdfast_sip::transaction::{TimerConfig, Transactions};
@@ -47,15 +46,15 @@ impl<M: Media> B2bua<M> {
                 (Some((id, _, b_port)), Some(offered)) => {
                     // Through the relay: A's media noted, its answer in a law B offered (the
                     // relay transcodes), pointed at the relay's B port.
-                    if let Ok(a) = sdp::remote_media(&ack.body) {
+                    if let Some(a) = relay_sdp::remote(&ack.body) {
                         self.media.set_remote(id, Side::A, a);
                     }
-                    let (for_b, b_pt) = sdp::answer_for(&ack.body, &offered);
-                    if let Ok(mut b) = sdp::remote_media(&call.sdp[super::ix(Side::B)]) {
+                    let (for_b, b_pt) = relay_sdp::answer(&ack.body, &offered, b_port);
+                    if let Some(mut b) = relay_sdp::remote(&call.sdp[super::ix(Side::B)]) {
                         b.audio_pt = b_pt;
                         self.media.set_remote(id, Side::B, b);
                     }
-                    sdp::rewrite(&for_b, b_port).unwrap_or(for_b)
+                    for_b
                 }
                 _ => ack.body.clone(),
             };

@@ -1,7 +1,6 @@
 //! The messages the B2BUA builds: the B side's INVITE (a new dialog: own Call-ID, tag, CSeq)
 //! and the responses the A side gets.
-use super::Target;
-use crate::sdp;
+use super::{relay_sdp, Target};
 use holdfast_sip::message::{HeaderName, Request, Response, Uri};
 use holdfast_sip::transaction::new_branch;
 use std::net::SocketAddr;
@@ -25,7 +24,7 @@ pub fn user_of(uri: &Uri) -> Option<String> {
 pub fn invite_to_b(a: &Request, target: &Target, local: SocketAddr, relay: Option<SocketAddr>) -> Request {
     let hops = a.headers.get(&HeaderName::MaxForwards).and_then(|v| v.trim().parse::<u32>().ok()).unwrap_or(70);
     let body = match relay {
-        Some(port) if !a.body.is_empty() => sdp::rewrite(&sdp::offer_both_g711(&a.body), port).unwrap_or_else(|_| a.body.clone()),
+        Some(port) if !a.body.is_empty() => relay_sdp::offer(&a.body, Some(port), false),
         _ => a.body.clone(),
     };
     new_invite(target, local, hops.saturating_sub(1).min(70), body)

@@ -1,24 +1,26 @@
 //! The B2BUA core, sans-IO over the transaction table (as the registrar's proxy is): a call is
 //! two independent dialogs — the A side that called us, the B side we call — each with its own
-//! Call-ID, tags and CSeq. B is tried trunk after trunk: 408, 5xx, a timeout, a transport error
-//! or no answer moves the call on at once. SDP is rewritten so media flows through the relay
+//! Call-ID, tags and CSeq. B is tried trunk after trunk while a trunk itself fails; what the
+//! callee answers ends the call (`failover.rs`). SDP is rewritten so media flows through the relay
 //! (unless the trunk bypasses media). Time comes in as `now`; ACKs for 2xx and call records come
 //! out of `poll_output`.
 mod ack_wait;
+mod failover;
 mod messages;
+mod relay_sdp;
 mod session;
 mod timers;
 mod transfer;
 
 use crate::dialog::Dialog;
-use crate::q850;
 use crate::routing::{Inbound, Plan, Refusal};
-use crate::sdp;
 use holdfast_media::{RemoteMedia, Side};
 use holdfast_sip::message::{HeaderName, Method, Request, Response};
 use holdfast_sip::transaction::{Event, Transactions, TxEvent, TxId};
 use holdfast_sip::transport::Protocol;
 use holdfast_store::Cdr;
+use holdfast_telephony::{cause, reason};
+use failover::Failure;
 use messages::{answer_to_a, invite_to_b, new_tag, user_of};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -41,7 +43,7 @@ pub struct B2buaConfig {
     pub local: SocketAddr,
     /// Where calls for branch users go.
     pub registrar: SocketAddr,
-    /// Ringing this long on one trunk moves the call to the next.
+    /// Ringing this long ends the call: the callee does not answer.
     pub no_answer: Duration,
 }
 
@@ -330,8 +332,8 @@ impl<M: Media> B2bua<M> {
             Err(refusal) => {
                 let mut r = invite.response(refusal.status);
                 r.reason = refusal.reason.clone();
-                let cause = q850::cause_for_status(refusal.status);
-                r.headers.add(HeaderName::Reason, q850::reason_value(cause, &refusal.reason));
+                let cause = cause::for_sip_status(refusal.status);
+                r.headers.add(HeaderName::Reason, reason::q850(cause, Some(&refusal.reason)));
                 respond(txns, id, r, now);
                 cdr.status = refusal.status;
                 cdr.q850 = Some(cause);
@@ -347,16 +349,17 @@ impl<M: Media> B2bua<M> {
             Some(t) if t.trunk == "registrar" => Some(t.called.clone()),
             _ => None,
         };
-        let a_media = sdp::remote_media(&invite.body).ok();
-        let a_formats = sdp::audio_formats(&invite.body);
+        let a_media = relay_sdp::remote(&invite.body);
+        let a_formats = relay_sdp::formats(&invite.body);
         // A late offer (no SDP) gets the relay as well: B's offer will be pointed at it.
-        let media = if (a_media.is_some() || invite.body.is_empty()) && targets.iter().any(|t| !t.bypass) {
+        let relayed = relay_sdp::has_audio(&invite.body) || invite.body.is_empty();
+        let media = if relayed && targets.iter().any(|t| !t.bypass) {
             match self.media.allocate() {
                 Ok(m) => Some(m),
                 Err(e) => {
                     log::warn!("no media ports for call {}: {e}", cdr.call_id);
                     let mut r = invite.response(503);
-                    r.headers.add(HeaderName::Reason, q850::reason_value(47, "no media ports"));
+                    r.headers.add(HeaderName::Reason, reason::q850(cause::RESOURCE_UNAVAILABLE, Some("no media ports")));
                     respond(txns, id, r, now);
                     return;
                 }
@@ -520,8 +523,8 @@ impl<M: Media> B2bua<M> {
         let status = if call.cancelled { 487 } else { status };
         let mut r = answer_to_a(&call.invite, &call.a_tag, status, self.config.local);
         r.reason = if call.cancelled { "Request Terminated".into() } else { reason.to_string() };
-        let cause = q850::cause_for_status(status);
-        r.headers.add(HeaderName::Reason, q850::reason_value(cause, &r.reason));
+        let cause = cause::for_sip_status(status);
+        r.headers.add(HeaderName::Reason, reason::q850(cause, Some(&r.reason)));
         respond(txns, call.server, r, now);
         call.cdr.status = status;
         call.cdr.q850 = Some(cause);
@@ -583,7 +586,7 @@ impl<M: Media> B2bua<M> {
     }
 
     fn b_response(&mut self, txns: &mut Transactions, key: u64, mut r: Response, now: Instant) {
-        callee_cause(&mut r);
+        failover::callee_cause(&mut r);
         if r.status == 422 {
             let call = self.calls.get_mut(&key).filter(|c| !c.cancelled);
             let retried = call.and_then(|c| c.attempt.as_mut()).and_then(|a| a.retry_422(txns, &r, now));
@@ -616,28 +619,22 @@ impl<M: Media> B2bua<M> {
                 respond(txns, call.server, out, now);
             }
             200..=299 => self.b_answered(txns, key, r, now),
-            408 | 500..=599 => {
-                let reason = r.reason.clone();
-                self.b_failed(txns, key, r.status, &reason, "failed", now)
-            }
-            _ if attempt.no_answer && r.status == 487 => {
-                self.b_failed(txns, key, 480, "Temporarily Unavailable", "no answer", now)
-            }
-            _ => {
-                // 3xx, 4xx, 6xx: the callee's answer, for the caller.
-                let cause = q850::cause_in(&r.headers).unwrap_or_else(|| q850::cause_for_status(r.status));
-                let trunk = attempt.target.trunk.clone();
-                let status = if call.cancelled { 487 } else { r.status };
-                let mut out = answer_to_a(&call.invite, &call.a_tag, status, self.config.local);
-                out.reason = if call.cancelled { "Request Terminated".into() } else { r.reason.clone() };
-                out.headers.add(HeaderName::Reason, q850::reason_value(cause, &out.reason));
-                respond(txns, call.server, out, now);
-                call.cdr.status = status;
-                call.cdr.q850 = Some(cause);
-                call.cdr.end_cause =
-                    if call.cancelled { "cancelled by caller".into() } else { format!("trunk {trunk}: {} {}", r.status, r.reason) };
-                self.end(txns, key, now);
-            }
+            _ => match failover::failure(&r, attempt.no_answer) {
+                Failure::Trunk => self.b_failed(txns, key, r.status, &r.reason, "failed", now),
+                Failure::Callee { status, reason: phrase, cause } => {
+                    let trunk = attempt.target.trunk.clone();
+                    let why = if attempt.no_answer { format!("trunk {trunk}: no answer") } else { format!("trunk {trunk}: {status} {phrase}") };
+                    let status = if call.cancelled { 487 } else { status };
+                    let mut out = answer_to_a(&call.invite, &call.a_tag, status, self.config.local);
+                    out.reason = if call.cancelled { "Request Terminated".into() } else { phrase };
+                    out.headers.add(HeaderName::Reason, reason::q850(cause, Some(&out.reason)));
+                    respond(txns, call.server, out, now);
+                    call.cdr.status = status;
+                    call.cdr.q850 = Some(cause);
+                    call.cdr.end_cause = if call.cancelled { "cancelled by caller".into() } else { why };
+                    self.end(txns, key, now);
+                }
+            },
         }
     }
 
@@ -652,21 +649,24 @@ impl<M: Media> B2bua<M> {
         call.set_sdp(Side::B, &r.body);
         let bypass = call.attempt.as_ref().is_some_and(|a| a.target.bypass);
         match (call.media, bypass) {
+            (Some(_), false) if !relay_sdp::has_audio(&r.body) => None,
             (Some((id, a_port, _)), false) if call.invite.body.is_empty() => {
-                let remote = sdp::remote_media(&r.body).ok()?;
-                self.media.set_remote(id, Side::B, remote);
-                call.b_offered = Some(sdp::audio_formats(&r.body));
-                sdp::rewrite(&sdp::offer_both_g711(&r.body), a_port).ok()
+                if let Some(remote) = relay_sdp::remote(&r.body) {
+                    self.media.set_remote(id, Side::B, remote);
+                }
+                call.b_offered = Some(relay_sdp::formats(&r.body));
+                Some(relay_sdp::offer(&r.body, Some(a_port), false))
             }
             (Some((id, a_port, _)), false) => {
-                let remote = sdp::remote_media(&r.body).ok()?;
-                self.media.set_remote(id, Side::B, remote);
-                let (for_a, a_pt) = sdp::answer_for(&r.body, &call.a_formats);
+                if let Some(remote) = relay_sdp::remote(&r.body) {
+                    self.media.set_remote(id, Side::B, remote);
+                }
+                let (for_a, a_pt) = relay_sdp::answer(&r.body, &call.a_formats, a_port);
                 if let Some(a) = call.a_media.as_mut() {
                     a.audio_pt = a_pt;
                     self.media.set_remote(id, Side::A, *a);
                 }
-                sdp::rewrite(&for_a, a_port).ok()
+                Some(for_a)
             }
             _ => Some(r.body.clone()),
         }
@@ -717,7 +717,7 @@ impl<M: Media> B2bua<M> {
         respond(txns, call.server, out, now);
     }
 
-    /// The current trunk failed (408, 5xx, timeout, transport error, no answer): next trunk.
+    /// The current trunk failed (see `failover`): the next trunk.
     fn b_failed(&mut self, txns: &mut Transactions, key: u64, status: u16, reason: &str, what: &str, now: Instant) {
         let Some(call) = self.calls.get_mut(&key) else { return };
         let Some(attempt) = call.attempt.take() else { return };
@@ -775,8 +775,8 @@ impl<M: Media> B2bua<M> {
                 };
                 if let Some(d) = other {
                     let mut bye = d.request(Method::BYE, local);
-                    let cause = q850::cause_in(&request.headers).unwrap_or(16);
-                    bye.headers.add(HeaderName::Reason, q850::reason_value(cause, "Normal call clearing"));
+                    let cause = reason::q850_cause(&request.headers).unwrap_or(cause::NORMAL_CLEARING);
+                    bye.headers.add(HeaderName::Reason, reason::q850(cause, Some("Normal call clearing")));
                     let d = d.clone();
                     send_in_dialog(txns, &mut self.by_client, key, bye, &d, now);
                 }
@@ -787,11 +787,11 @@ impl<M: Media> B2bua<M> {
                         cancel(txns, a.client, now);
                     }
                     let mut r = answer_to_a(&call.invite, &call.a_tag, 487, local);
-                    r.headers.add(HeaderName::Reason, q850::reason_value(31, "Request Terminated"));
+                    r.headers.add(HeaderName::Reason, reason::q850(cause::for_sip_status(487), Some("Request Terminated")));
                     respond(txns, call.server, r, now);
                     call.cdr.status = 487;
                 }
-                call.cdr.q850 = Some(q850::cause_in(&request.headers).unwrap_or(16));
+                call.cdr.q850 = Some(reason::q850_cause(&request.headers).unwrap_or(cause::NORMAL_CLEARING));
                 call.cdr.end_cause =
                     if side == call.callee_side { "BYE from callee".into() } else { "BYE from caller".into() };
                 self.end(txns, key, now);
@@ -827,7 +827,7 @@ impl<M: Media> B2bua<M> {
             if let Some(call) = self.calls.get(&key) {
                 log::warn!("call {}: no media for {}s, ended", call.cdr.call_id, idle_for.as_secs());
             }
-            self.bye_both(txns, key, 102, "media timeout", now);
+            self.bye_both(txns, key, cause::RECOVERY_ON_TIMER_EXPIRY, "media timeout", now);
         }
     }
 
@@ -837,7 +837,7 @@ impl<M: Media> B2bua<M> {
         let Some(call) = self.calls.get_mut(&key) else { return };
         for d in [call.a_dialog.as_mut(), call.b_dialog.as_mut()].into_iter().flatten() {
             let mut bye = d.request(Method::BYE, local);
-            bye.headers.add(HeaderName::Reason, q850::reason_value(cause, why));
+            bye.headers.add(HeaderName::Reason, reason::q850(cause, Some(why)));
             let d = d.clone();
             send_in_dialog(txns, &mut self.by_client, key, bye, &d, now);
         }
@@ -853,7 +853,7 @@ impl<M: Media> B2bua<M> {
         for key in keys {
             let Some(call) = self.calls.get_mut(&key) else { continue };
             match call.state {
-                State::Answered => self.bye_both(txns, key, 41, "mediation stopped", now),
+                State::Answered => self.bye_both(txns, key, cause::TEMPORARY_FAILURE, "mediation stopped", now),
                 State::Setup => {
                     if let Some(a) = call.attempt.take() {
                         cancel(txns, a.client, now);
@@ -893,18 +893,6 @@ impl<M: Media> B2bua<M> {
                     a.cancel_when_provisional = true;
                 }
             }
-        }
-    }
-}
-
-/// A gateway's 5xx that carries the callee's own cause (busy, no such number...) is the
-/// callee's answer, not the trunk's failure: it becomes the status the cause maps to (RFC 3398),
-/// which goes to the caller, and no other trunk is tried.
-fn callee_cause(r: &mut Response) {
-    if (500..600).contains(&r.status) {
-        if let Some(mapped) = q850::cause_in(&r.headers).map(q850::status_for_cause).filter(|s| *s < 500) {
-            r.status = mapped;
-            r.reason = holdfast_sip::message::reason_phrase(mapped).to_string();
         }
     }
 }

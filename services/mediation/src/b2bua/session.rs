@@ -1,7 +1,6 @@
 //! Mid-call offers (re-INVITE and UPDATE: hold, resume, codec changes) relayed from one dialog
 //! to the other, the SDP pointed at the relay both ways as at call setup.
-use super::{respond, send_in_dialog, B2bua, Media, Output};
-use crate::sdp;
+use super::{relay_sdp, respond, send_in_dialog, B2bua, Media, Output};
 use holdfast_media::Side;
 use holdfast_sip::message::{HeaderName, Method, Request, Response};
 use holdfast_sip::transaction::{Transactions, TxEvent, TxId};
@@ -36,14 +35,14 @@ impl<M: Media> B2bua<M> {
         if body.is_empty() {
             return Vec::new();
         }
-        if let Ok(remote) = sdp::remote_media(body) {
+        if let Some(remote) = relay_sdp::remote(body) {
             self.media.set_remote(id, from, remote);
         }
         let port = match from {
             Side::A => b_port,
             Side::B => a_port,
         };
-        sdp::rewrite(body, port).unwrap_or_else(|_| body.to_vec())
+        relay_sdp::point(body, port)
     }
 
     /// A re-INVITE or UPDATE from side `from` of call `key`, in server transaction `id`.

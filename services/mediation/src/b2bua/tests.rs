@@ -254,6 +254,45 @@ fn cancel_from_the_caller_cancels_the_trunk() {
 }
 
 #[test]
+fn a_callee_who_lets_it_ring_is_rung_once() {
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut rig = Rig::new(&mut media, &[]);
+    rig.invite_from_branch("3012", "2125550100");
+    let a = rig.requests_to("127.0.0.1:5080", &Method::INVITE);
+    rig.answer(&a[0], 180, None);
+    // Nobody answers for no_answer (30 s here): the ringing is cancelled...
+    rig.now += Duration::from_secs(31);
+    rig.b2bua.handle_timeout(&mut rig.txns, rig.now);
+    rig.pump();
+    assert_eq!(rig.requests_to("127.0.0.1:5080", &Method::CANCEL).len(), 1);
+    rig.answer(&a[0], 487, None);
+    // ...and the call ends there: the same person is not rung again through carrier-b.
+    assert!(rig.requests_to("127.0.0.1:5082", &Method::INVITE).is_empty(), "rung once");
+    let r = rig.responses().into_iter().find(|r| r.status >= 200).unwrap();
+    assert_eq!(r.status, 480);
+    assert!(r.headers.get(&HeaderName::Reason).unwrap().starts_with("Q.850;cause=19"), "no answer from the user");
+    let c = &rig.cdrs[0];
+    assert_eq!((c.status, c.q850, c.failovers, c.end_cause.as_str()), (480, Some(19), 0, "trunk carrier-a: no answer"));
+    assert!(rig.b2bua.is_empty());
+}
+
+#[test]
+fn a_pstn_callee_not_responding_ends_the_call_with_its_cause() {
+    // sba-gateway answers a PSTN callee's cause 18 (no user responding) with 408 (RFC 3398).
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut rig = Rig::new(&mut media, &[]);
+    rig.invite_from_branch("3012", "2125550100");
+    let a = rig.requests_to("127.0.0.1:5080", &Method::INVITE);
+    rig.answer(&a[0], 180, None);
+    rig.answer_with(&a[0], 408, None, Some("Q.850;cause=18"));
+    assert!(rig.requests_to("127.0.0.1:5082", &Method::INVITE).is_empty(), "rung once");
+    let r = rig.responses().into_iter().find(|r| r.status >= 200).unwrap();
+    assert_eq!(r.status, 408);
+    assert!(r.headers.get(&HeaderName::Reason).unwrap().starts_with("Q.850;cause=18"));
+    assert_eq!((rig.cdrs[0].status, rig.cdrs[0].q850, rig.cdrs[0].failovers), (408, Some(18), 0));
+}
+
+#[test]
 fn timeout_and_transport_error_fail_over() {
     let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
     let mut rig = Rig::new(&mut media, &[]);

@@ -155,7 +155,7 @@ impl<M: Media> B2bua<M> {
             if let Some(call) = self.calls.get(&key) {
                 log::warn!("call {}: session timer expired, ended", call.cdr.call_id);
             }
-            self.bye_both(txns, key, 102, "session timer expired", now);
+            self.bye_both(txns, key, holdfast_telephony::cause::RECOVERY_ON_TIMER_EXPIRY, "session timer expired", now);
         }
     }
 

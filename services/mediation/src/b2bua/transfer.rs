@@ -7,14 +7,14 @@
 //! towards it and the referrer's dialog ends. The transfer has its own call record.
 use super::messages::{new_invite, user_of};
 use super::session::Relayed;
-use super::{cancel, respond, send_in_dialog, timers, Attempt, B2bua, Media, Output, State, Target};
+use super::failover::{self, Failure};
+use super::{cancel, relay_sdp, respond, send_in_dialog, timers, Attempt, B2bua, Media, Output, State, Target};
 use crate::dialog::Dialog;
-use crate::q850;
-use crate::sdp;
 use holdfast_media::Side;
 use holdfast_sip::message::{HeaderName, Method, NameAddr, Request, Response, Uri};
 use holdfast_sip::transaction::{Transactions, TxEvent, TxId};
 use holdfast_store::Cdr;
+use holdfast_telephony::{cause, reason};
 use std::collections::VecDeque;
 use std::time::Instant;
 
@@ -51,16 +51,6 @@ fn refer_target(refer: &Request) -> Result<String, (u16, &'static str)> {
         }
     }
     user_of(&uri).filter(|u| !u.is_empty()).ok_or((400, "Bad Request (Refer-To names no number)"))
-}
-
-/// The transferee's last SDP offered to the target: sendrecv again (the referrer usually held
-/// the transferee first), pointed at `relay` unless media bypasses the relay.
-fn offer_for_target(transferee: &[u8], relay: Option<std::net::SocketAddr>) -> Vec<u8> {
-    let body = sdp::sendrecv(transferee);
-    match relay {
-        Some(port) => sdp::rewrite(&sdp::offer_both_g711(&body), port).unwrap_or(body),
-        None => body,
-    }
 }
 
 impl<M: Media> B2bua<M> {
@@ -114,8 +104,8 @@ impl<M: Media> B2bua<M> {
                 log::info!("call {}: transfer to {number} refused: {}", cdr.call_id, refusal.reason);
                 let mut r = refer.response(refusal.status);
                 r.reason = refusal.reason.clone();
-                let cause = q850::cause_for_status(refusal.status);
-                r.headers.add(HeaderName::Reason, q850::reason_value(cause, &refusal.reason));
+                let cause = cause::for_sip_status(refusal.status);
+                r.headers.add(HeaderName::Reason, reason::q850(cause, Some(&refusal.reason)));
                 respond(txns, id, r, now);
                 cdr.status = refusal.status;
                 cdr.q850 = Some(cause);
@@ -165,7 +155,8 @@ impl<M: Media> B2bua<M> {
         let Some(t) = call.transfer.as_mut() else { return };
         let transferee = t.referrer.other();
         let relay = call.media.map(|(_, a, b)| if t.referrer == Side::A { a } else { b });
-        let offer = offer_for_target(&call.sdp[super::ix(transferee)], relay);
+        // The transferee's last SDP, sendrecv again (the referrer usually held it first).
+        let offer = relay_sdp::offer(&call.sdp[super::ix(transferee)], relay, true);
         while let Some(target) = t.targets.pop_front() {
             if self.dead.contains(&target.trunk) {
                 t.cdr.failovers += 1;
@@ -205,7 +196,7 @@ impl<M: Media> B2bua<M> {
     }
 
     fn transfer_response(&mut self, txns: &mut Transactions, key: u64, mut r: Response, now: Instant) {
-        super::callee_cause(&mut r);
+        failover::callee_cause(&mut r);
         if r.status == 422 {
             let retried = self.calls.get_mut(&key).and_then(|c| c.transfer.as_mut()?.attempt.as_mut()).and_then(|a| a.retry_422(txns, &r, now));
             if let Some((old, new)) = retried {
@@ -218,16 +209,14 @@ impl<M: Media> B2bua<M> {
         match r.status {
             100..=199 => attempt.provisional(txns, now),
             200..=299 => self.transfer_answered(txns, key, r, now),
-            408 | 500..=599 => {
-                let reason = r.reason.clone();
-                self.transfer_trunk_failed(txns, key, r.status, &reason, "failed", now)
-            }
-            487 if attempt.no_answer => self.transfer_trunk_failed(txns, key, 480, "Temporarily Unavailable", "no answer", now),
-            _ => {
-                let cause = q850::cause_in(&r.headers).unwrap_or_else(|| q850::cause_for_status(r.status));
-                let why = format!("trunk {}: {} {}", attempt.target.trunk, r.status, r.reason);
-                self.transfer_failed(txns, key, r.status, &r.reason, Some(cause), &why, now);
-            }
+            _ => match failover::failure(&r, attempt.no_answer) {
+                Failure::Trunk => self.transfer_trunk_failed(txns, key, r.status, &r.reason, "failed", now),
+                Failure::Callee { status, reason: phrase, cause } => {
+                    let trunk = &attempt.target.trunk;
+                    let why = if attempt.no_answer { format!("trunk {trunk}: no answer") } else { format!("trunk {trunk}: {status} {phrase}") };
+                    self.transfer_failed(txns, key, status, &phrase, Some(cause), &why, now);
+                }
+            },
         }
     }
 
@@ -256,7 +245,7 @@ impl<M: Media> B2bua<M> {
             self.by_client.remove(&a.client);
         }
         t.cdr.status = status;
-        t.cdr.q850 = Some(cause.unwrap_or_else(|| q850::cause_for_status(status)));
+        t.cdr.q850 = Some(cause.unwrap_or_else(|| cause::for_sip_status(status)));
         t.cdr.end_cause = why.to_string();
         t.cdr.ended_at = wall;
         log::info!("call {}: transfer to {} failed: {why}", call.cdr.call_id, t.cdr.callee_dialled);
@@ -286,7 +275,7 @@ impl<M: Media> B2bua<M> {
         // The referrer's dialog ends; the target's takes its slot.
         if let Some(mut d) = call.dialog(referrer).take() {
             let mut bye = d.request(Method::BYE, local);
-            bye.headers.add(HeaderName::Reason, q850::reason_value(16, "call transferred"));
+            bye.headers.add(HeaderName::Reason, reason::q850(cause::NORMAL_CLEARING, Some("call transferred")));
             send_in_dialog(txns, &mut self.by_client, key, bye, &d, now);
             self.by_dialog.remove(&(d.call_id, d.local_tag));
         }
@@ -302,14 +291,13 @@ impl<M: Media> B2bua<M> {
         // the target's answer (on its own relay port, or end to end when media bypasses).
         let offer = match call.media {
             Some((id, a_port, b_port)) => {
-                if let Ok(remote) = sdp::remote_media(&r.body) {
+                if let Some(remote) = relay_sdp::remote(&r.body) {
                     self.media.set_remote(id, referrer, remote);
                 }
                 let port = if transferee == Side::A { a_port } else { b_port };
-                let body = sdp::sendrecv(&r.body);
-                sdp::rewrite(&sdp::offer_both_g711(&body), port).unwrap_or(body)
+                relay_sdp::offer(&r.body, Some(port), true)
             }
-            None => sdp::sendrecv(&r.body),
+            None => relay_sdp::offer(&r.body, None, true),
         };
         if call.relayed.is_none() {
             if let Some(d) = call.dialog(transferee).as_mut() {
@@ -367,7 +355,7 @@ impl<M: Media> B2bua<M> {
             self.by_client.remove(&a.client);
         }
         t.cdr.status = 487;
-        t.cdr.q850 = Some(q850::cause_for_status(487));
+        t.cdr.q850 = Some(cause::for_sip_status(487));
         t.cdr.end_cause = "the call ended before the transfer completed".into();
         t.cdr.ended_at = wall;
         self.outputs.push_back(Output::Cdr(t.cdr));

@@ -1,0 +1,59 @@
+//! What the relay does to the descriptions the B2BUA passes on: each side is told the relay's
+//! port for it, an offer lists both G.711 laws (the relay transcodes), an answer is fitted to
+//! what its offerer offered. A body that is no usable SDP passes as it came.
+use holdfast_media::RemoteMedia;
+use holdfast_telephony::sdp::SessionDescription;
+use std::net::SocketAddr;
+
+/// The audio stream a body describes, for the relay; None without one, or while it is held by
+/// the address 0.0.0.0 or disabled (the relay keeps what it had).
+pub(super) fn remote(body: &[u8]) -> Option<RemoteMedia> {
+    SessionDescription::parse(body).ok()?.audio(None).ok()?.remote_media()
+}
+
+/// Whether a body describes an audio stream the relay could carry.
+pub(super) fn has_audio(body: &[u8]) -> bool {
+    SessionDescription::parse(body).is_ok_and(|sd| sd.audio(None).is_ok())
+}
+
+/// The audio formats a body offers, most preferred first.
+pub(super) fn formats(body: &[u8]) -> Vec<u8> {
+    SessionDescription::parse(body).map(|sd| sd.audio_formats()).unwrap_or_default()
+}
+
+/// An offer for the other side: both G.711 laws listed, pointed at `relay` (the relay's port
+/// that side sends to); `sendrecv` drops a hold the description had (a transfer's new peer).
+pub(super) fn offer(body: &[u8], relay: Option<SocketAddr>, sendrecv: bool) -> Vec<u8> {
+    let Ok(mut sd) = SessionDescription::parse(body) else { return body.to_vec() };
+    if sendrecv {
+        sd.sendrecv();
+    }
+    if let Some(relay) = relay {
+        sd.offer_both_g711();
+        if sd.point_at(relay).is_err() {
+            return body.to_vec();
+        }
+    }
+    sd.to_bytes()
+}
+
+/// An answer for the side that offered `offered`: only formats it offered (the other G.711 law
+/// standing in for the one it did not), pointed at `relay`. Also the payload type that side
+/// will send; None for a body that is no usable SDP.
+pub(super) fn answer(body: &[u8], offered: &[u8], relay: SocketAddr) -> (Vec<u8>, Option<u8>) {
+    let Ok(mut sd) = SessionDescription::parse(body) else { return (body.to_vec(), None) };
+    let pt = sd.answer_for(offered);
+    match sd.point_at(relay) {
+        Ok(()) => (sd.to_bytes(), pt),
+        Err(_) => (body.to_vec(), pt),
+    }
+}
+
+/// A mid-call description pointed at `relay`, nothing else changed.
+pub(super) fn point(body: &[u8], relay: SocketAddr) -> Vec<u8> {
+    let Ok(mut sd) = SessionDescription::parse(body) else { return body.to_vec() };
+    match sd.point_at(relay) {
+        Ok(()) => sd.to_bytes(),
+        Err(_) => body.to_vec(),
+    }
+}

@@ -1,0 +1,9 @@
+//! Holdfast's telephony vocabulary: what sba-mediation and sba-gateway both say about a call,
+//! written once. `sdp` is the session description model and the RFC 3264 offer/answer rules,
+//! `cause` the Q.850 causes by name and the RFC 3398 table between them and SIP statuses,
+//! `reason` the Reason header (RFC 3326) that carries a cause across SIP.
+#![forbid(unsafe_code)]
+
+pub mod cause;
+pub mod reason;
+pub mod sdp;
