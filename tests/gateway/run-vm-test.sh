@@ -23,7 +23,7 @@ cp "$bin" "$payload/sba-gateway"
 cc -Wall -O1 -o "$payload/pri-peer" "$here/pri-peer/pri_peer.c" -lpri
 cc -Wall -O1 -o "$payload/span-down" "$here/span-down/span_down.c"
 cc -Wall -O1 -o "$payload/bchan" "$here/bchan/bchan.c"
-cp "$here/sba.toml" "$payload/"
+cp "$here/guest.sh" "$here/sba.toml" "$payload/"
 cp "${HOLDFAST_GW_SCENARIO:-$here/scenario.sh}" "$payload/scenario.sh"
 [ -z "${HOLDFAST_GW_EXTRA:-}" ] || cp -r "$HOLDFAST_GW_EXTRA" "$payload/extra"
 cp -r "$here/sipp" "$payload/sipp"

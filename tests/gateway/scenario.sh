@@ -1,4 +1,4 @@
-# Sourced by the VM's holdfast-gateway-test: fd 3 feeds pri-peer (libpri, network side, span 2);
+# Sourced by tests/gateway/guest.sh in the VM: fd 3 feeds pri-peer (libpri, network side, span 2);
 # `step NAME REGEX SECONDS` waits for a pri-peer event (since the last `mark`) and reports ok/fail
 # on the serial port. sipp stands in for sba-mediation on loopback (the gateway's default
 # `mediation`, 127.0.0.1:5070), with the scenarios of tests/gateway/sipp (in /payload/sipp).

@@ -1,5 +1,7 @@
 //! sba-gateway on the real DAHDI modules in a VM: tests/gateway/run-vm-test.sh boots the gateway
-//! image (two dynamic `loc` spans back to back), runs sba-gateway on span 1 (user side) against
+//! image, starts sba-gateway as a Type=notify service before any DAHDI module is loaded (READY
+//! without its span), then creates two dynamic `loc` spans back to back: sba-gateway configures
+//! span 1 itself from sba.toml (no dahdi_cfg) and runs on it (user side) against
 //! libpri's network side on span 2, with sipp in the VM as sba-mediation: a PSTN call crossing to
 //! SIP and back with its audio compared byte for byte both ways (bchan through sipp's RTP echo),
 //! a call from SIP to the PSTN, an overlap-dialled PSTN call (SETUP ACKNOWLEDGE, digits in
@@ -13,6 +15,8 @@ use std::time::Instant;
 
 /// Every step the VM must report ok (tests/gateway/scenario.sh).
 const STEPS: &[&str] = &[
+    "gateway-ready-without-dahdi",
+    "gateway-configured-span-1",
     "d-channel-up",
     "pstn-setup-placed",
     "pstn-call-proceeding-on-1",

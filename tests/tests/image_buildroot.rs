@@ -509,6 +509,8 @@ fn units_start_only_what_the_image_has() -> Result<()> {
     ensure!(gateway.contains("DeviceAllow=char-dahdi rw"), "sba-gateway.service cannot reach /dev/dahdi");
     let modprobe = read(&repo().join("image/overlay/etc/modprobe.d/dahdi.conf"))?;
     ensure!(modprobe.lines().any(|l| l.trim() == "options dahdi auto_assign_spans=1"), "dahdi spans would stay unassigned");
+    // sba-gateway configures its span from sba.toml: nothing may run dahdi_cfg at boot.
+    ensure!(!units.join("sba-dahdi.service").exists() && !gateway.contains("dahdi_cfg"), "a unit still runs dahdi_cfg");
     Ok(())
 }
 

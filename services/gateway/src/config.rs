@@ -11,6 +11,7 @@ use crate::q921::Side;
 use crate::q931::dialplan::DialPlan;
 use crate::q931::ie::Layer1;
 use crate::q931::Layout;
+use crate::span::{Coding, Framing, Line};
 
 pub const DEFAULT: &str = include_str!("default.toml");
 
@@ -54,6 +55,18 @@ pub struct Gateway {
     pub law: Option<LawName>,
     /// Global number of the span's first channel; read from sysfs when absent.
     pub basechan: Option<i32>,
+    /// The line, as the carrier provisioned it: T1 `esf` or `d4` (E1 PRI is always `ccs`).
+    pub framing: Option<Framing>,
+    /// `b8zs` (T1) or `hdb3` (E1) unless set; `ami` on old lines.
+    pub coding: Option<Coding>,
+    /// E1 CRC-4 multiframe; on by default.
+    pub crc4: Option<bool>,
+    /// Line build-out, 0-7.
+    #[serde(default)]
+    pub lbo: u8,
+    /// Priority of this span as the clock source: 0 never, 1 first. Default 1 on the user side
+    /// (the carrier gives the clock), 0 on the network side.
+    pub timing: Option<u8>,
     /// A simulated span instead of DAHDI, its far end in this process.
     pub simulated: bool,
     /// Our SIP address (UDP and TCP); the RTP sockets bind on its IP.
@@ -110,6 +123,44 @@ impl Gateway {
         }
     }
 
+    /// The line settings; `parse` has checked they fit the span type.
+    pub fn line(&self) -> Line {
+        let (framing, coding) = match self.spantype {
+            SpanType::E1 => (Framing::Ccs, Coding::Hdb3),
+            SpanType::T1 => (Framing::Esf, Coding::B8zs),
+        };
+        Line {
+            framing: self.framing.unwrap_or(framing),
+            coding: self.coding.unwrap_or(coding),
+            crc4: self.spantype == SpanType::E1 && self.crc4.unwrap_or(true),
+            lbo: self.lbo,
+            timing: self.timing.unwrap_or(match self.side {
+                SideName::User => 1,
+                SideName::Network => 0,
+            }),
+        }
+    }
+
+    /// Why the line settings do not fit the span type: the key at fault and the reason.
+    fn line_fault(&self) -> Option<(&'static str, String)> {
+        let e1 = self.spantype == SpanType::E1;
+        let fault = |key, reason: &str| Some((key, reason.to_owned()));
+        match self.framing {
+            Some(Framing::Ccs) if !e1 => return fault("framing", "ccs is E1 framing; a T1 is esf or d4"),
+            Some(Framing::Esf | Framing::D4) if e1 => return fault("framing", "esf and d4 are T1 framings; an E1 PRI is ccs"),
+            _ => {}
+        }
+        match self.coding {
+            Some(Coding::B8zs) if e1 => return fault("coding", "b8zs is T1 coding; an E1 is hdb3 or ami"),
+            Some(Coding::Hdb3) if !e1 => return fault("coding", "hdb3 is E1 coding; a T1 is b8zs or ami"),
+            _ => {}
+        }
+        if self.crc4.is_some() && !e1 {
+            return fault("crc4", "CRC-4 is an E1 option");
+        }
+        (self.lbo > 7).then(|| ("lbo", format!("{} is not a line build-out (0-7)", self.lbo)))
+    }
+
     /// The parsed dial plan; `parse` has checked it.
     pub fn dial_plan(&self) -> DialPlan {
         DialPlan::parse(&self.dial_plan).unwrap_or_default()
@@ -137,6 +188,14 @@ pub fn parse(text: &str, file: &str) -> Result<Gateway, ConfigError> {
             line: config::line_of(text, "gateway", "span").unwrap_or(0),
             key: "gateway.span".to_owned(),
             message: format!("{} is not a DAHDI span number (1 and up)", g.span),
+        });
+    }
+    if let Some((key, message)) = g.line_fault() {
+        return Err(ConfigError::Key {
+            file: file.to_owned(),
+            line: config::line_of(text, "gateway", key).unwrap_or(0),
+            key: format!("gateway.{key}"),
+            message,
         });
     }
     if let Err(e) = DialPlan::parse(&g.dial_plan) {
@@ -199,6 +258,36 @@ mod tests {
         }
         let err = parse("[gateway]\nspan = 1\nside = \"user\"\nspantype = \"t1\"\nbogus = 1\n", "sba.toml").unwrap_err();
         assert!(err.to_string().contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn line_defaults_follow_the_span_type_and_the_side() {
+        let g = parse("[gateway]\nspan = 1\nside = \"user\"\nspantype = \"e1\"\n", "t").unwrap();
+        assert_eq!(g.line(), Line { framing: Framing::Ccs, coding: Coding::Hdb3, crc4: true, lbo: 0, timing: 1 });
+        let g = parse("[gateway]\nspan = 1\nside = \"network\"\nspantype = \"t1\"\n", "t").unwrap();
+        assert_eq!(g.line(), Line { framing: Framing::Esf, coding: Coding::B8zs, crc4: false, lbo: 0, timing: 0 });
+        let text = "[gateway]\nspan = 1\nside = \"user\"\nspantype = \"t1\"\nframing = \"d4\"\ncoding = \"ami\"\nlbo = 2\ntiming = 2\n";
+        assert_eq!(parse(text, "t").unwrap().line(), Line { framing: Framing::D4, coding: Coding::Ami, crc4: false, lbo: 2, timing: 2 });
+        let g = parse("[gateway]\nspan = 1\nside = \"user\"\nspantype = \"e1\"\ncrc4 = false\n", "t").unwrap();
+        assert!(!g.line().crc4);
+    }
+
+    #[test]
+    fn line_settings_of_the_other_span_type_name_key_and_line() {
+        for (extra, key) in [
+            ("spantype = \"e1\"\nframing = \"esf\"", "gateway.framing"),
+            ("spantype = \"t1\"\nframing = \"ccs\"", "gateway.framing"),
+            ("spantype = \"e1\"\ncoding = \"b8zs\"", "gateway.coding"),
+            ("spantype = \"t1\"\ncoding = \"hdb3\"", "gateway.coding"),
+            ("spantype = \"t1\"\ncrc4 = true", "gateway.crc4"),
+            ("spantype = \"t1\"\nlbo = 8", "gateway.lbo"),
+        ] {
+            let text = format!("[gateway]\nspan = 1\nside = \"user\"\n{extra}\n");
+            match parse(&text, "sba.toml") {
+                Err(ConfigError::Key { line, key: k, .. }) => assert_eq!((line, k.as_str()), (5, key), "{extra}"),
+                other => panic!("{extra}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -42,8 +42,9 @@ fn main() -> Result<()> {
     runtime.block_on(run(gateway))
 }
 
-/// How often a missing DAHDI span is looked for again.
-const SPAN_RETRY: Duration = Duration::from_secs(5);
+/// How often a missing DAHDI span is looked for again: a card's driver is loaded by udev, at any
+/// time after the gateway has started.
+const SPAN_RETRY: Duration = Duration::from_secs(1);
 
 async fn run(gateway: Gateway) -> Result<()> {
     let notifier = Arc::new(Notifier::from_env()?);
@@ -86,28 +87,38 @@ async fn run(gateway: Gateway) -> Result<()> {
     }
 }
 
-/// Opens the DAHDI span, waiting for it while it is missing (no card, modules not loaded yet):
-/// the service is up meanwhile, and mediation finds the trunk unavailable, since its OPTIONS go
-/// unanswered until the span is there.
+/// Configures and opens the DAHDI span, waiting for it while it is missing (no card, its driver
+/// not loaded yet) or unusable: the service is READY meanwhile, and mediation finds the trunk
+/// unavailable, since its OPTIONS go unanswered until the span is there.
 async fn open_span(gateway: &Gateway, layout: Layout, notifier: &Notifier) -> DahdiSpan {
-    let config = DahdiSpanConfig { spanno: gateway.span, layout, law: gateway.law(), basechan: gateway.basechan };
-    let mut ready = false;
+    let config = DahdiSpanConfig {
+        spanno: gateway.span,
+        layout,
+        law: gateway.law(),
+        basechan: gateway.basechan,
+        line: gateway.line(),
+    };
+    let mut waiting: Option<String> = None;
     loop {
-        match DahdiSpan::open(config.clone()) {
+        match DahdiSpan::open(config) {
             Ok(span) => {
-                if !ready {
-                    notifier.ready(&format!("DAHDI span {}", gateway.span));
+                match waiting {
+                    Some(_) => info!("DAHDI span {} is there", gateway.span),
+                    None => notifier.ready(&format!("DAHDI span {}", gateway.span)),
                 }
                 return span;
             }
             Err(e) => {
-                let status = format!("DAHDI span {} unavailable ({e}); trying again every {}s", gateway.span, SPAN_RETRY.as_secs());
-                if ready {
-                    notifier.notify(&format!("STATUS={status}"));
-                } else {
-                    log::error!("{status}");
-                    notifier.ready(&status);
-                    ready = true;
+                let reason = e.to_string();
+                // Said once per reason, not at every retry.
+                if waiting.as_ref() != Some(&reason) {
+                    let status = format!("DAHDI span {} unavailable ({reason}); looking again every {}s", gateway.span, SPAN_RETRY.as_secs());
+                    match waiting {
+                        Some(_) => notifier.notify(&format!("STATUS={status}")),
+                        None => notifier.ready(&status),
+                    }
+                    log::warn!("{status}");
+                    waiting = Some(reason);
                 }
                 tokio::time::sleep(SPAN_RETRY).await;
             }

@@ -1,4 +1,4 @@
-# tests/bench/gateway's scenario, sourced by the VM's holdfast-gateway-test in place of
+# tests/bench/gateway's scenario, sourced by tests/gateway/guest.sh in the VM in place of
 # tests/gateway/scenario.sh (sba-gateway and pri-peer already up on spans 1 and 2). Reports
 # `result NAME key=value...` lines on the serial port; /payload/extra holds bench.env (CALLS,
 # CONCURRENT, JITTER_SECONDS, SEIZES), rtp-sink and uas_sink.xml.

@@ -1,13 +1,15 @@
 //! Binding to the kernel's DAHDI interface (include/dahdi/user.h) through nix.
 
 mod channel;
+mod ctl;
 mod event;
 pub mod ioctl;
 mod structs;
 
 pub use channel::{Channel, Io, Law, AUDIO_BLOCK};
+pub use ctl::Ctl;
 pub use event::Event;
-pub use structs::{BufferInfo, Params, SpanInfo};
+pub use structs::{BufferInfo, ChanConfig, LineConfig, Params, SpanInfo};
 
 use std::os::raw::c_int;
 
@@ -19,6 +21,8 @@ pub enum DahdiError {
     Open(&'static str, Errno),
     #[error("{name} on channel {channo}: {errno}")]
     Ioctl { name: &'static str, channo: c_int, errno: Errno },
+    #[error("{name} on span {spanno}: {errno}")]
+    SpanIoctl { name: &'static str, spanno: c_int, errno: Errno },
     #[error("{op} on channel {channo}: {errno}")]
     Io { op: &'static str, channo: c_int, errno: Errno },
     #[error("registering the channel with the reactor: {0}")]

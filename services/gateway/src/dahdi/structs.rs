@@ -163,6 +163,51 @@ pub struct BufferInfo {
     pub writebufs: c_int,
 }
 
+/// `struct dahdi_lineconfig` (36 bytes): a span's line settings for DAHDI_SPANCONFIG.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct LineConfig {
+    /// The span number (0 would select it by `name`).
+    pub span: c_int,
+    pub name: [u8; 20],
+    /// Line build-out, 0-7.
+    pub lbo: c_int,
+    /// Framing, coding and option bits (CONFIG_*).
+    pub lineconfig: c_int,
+    /// Priority as a timing source: 0 never, 1 first.
+    pub sync: c_int,
+}
+
+impl LineConfig {
+    pub fn for_span(span: c_int, lineconfig: c_int, lbo: c_int, sync: c_int) -> Self {
+        LineConfig { span, name: [0; 20], lbo, lineconfig, sync }
+    }
+}
+
+/// `struct dahdi_chanconfig` (76 bytes): a channel's signalling for DAHDI_CHANCONFIG.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct ChanConfig {
+    /// The global channel number (0 would select it by `name`).
+    pub chan: c_int,
+    pub name: [u8; 40],
+    /// SIG_* signalling.
+    pub sigtype: c_int,
+    /// LAW_* of the channel when nobody has set one.
+    pub deflaw: c_int,
+    /// The master channel of a slave (SIG_SLAVE only).
+    pub master: c_int,
+    /// CAS idle bits, or the monitored channel of a DACS channel.
+    pub idlebits: c_int,
+    pub netdev_name: [u8; 16],
+}
+
+impl ChanConfig {
+    pub fn for_channel(chan: c_int, sigtype: c_int, deflaw: c_int) -> Self {
+        ChanConfig { chan, name: [0; 40], sigtype, deflaw, master: 0, idlebits: 0, netdev_name: [0; 16] }
+    }
+}
+
 fn c_string(bytes: &[u8]) -> String {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     String::from_utf8_lossy(&bytes[..end]).into_owned()
@@ -197,6 +242,19 @@ mod tests {
         assert_eq!(offset_of!(SpanInfo, devicetype), 260);
         assert_eq!(offset_of!(SpanInfo, irq), 300);
         assert_eq!(offset_of!(SpanInfo, spantype), 308);
+    }
+
+    #[test]
+    fn lineconfig_and_chanconfig_layouts_match_user_h() {
+        assert_eq!(size_of::<LineConfig>(), 36);
+        assert_eq!(offset_of!(LineConfig, lbo), 24);
+        assert_eq!(offset_of!(LineConfig, lineconfig), 28);
+        assert_eq!(offset_of!(LineConfig, sync), 32);
+        assert_eq!(size_of::<ChanConfig>(), 76);
+        assert_eq!(offset_of!(ChanConfig, sigtype), 44);
+        assert_eq!(offset_of!(ChanConfig, deflaw), 48);
+        assert_eq!(offset_of!(ChanConfig, idlebits), 56);
+        assert_eq!(offset_of!(ChanConfig, netdev_name), 60);
     }
 
     #[test]

@@ -7,12 +7,14 @@ use std::os::raw::c_int;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use log::{debug, info, warn};
+use nix::errno::Errno;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::dahdi_setup::{self, Line};
 use super::{AudioSink, Span, SpanError, SpanEvent};
 use crate::alarms::Alarms;
-use crate::dahdi::{Channel, DahdiError, Event, Io, Law, AUDIO_BLOCK};
+use crate::dahdi::{Channel, Ctl, DahdiError, Event, Io, Law, AUDIO_BLOCK};
 use crate::q931::Layout;
 
 /// Longest HDLC frame we read: a Q.931 message fits many times over.
@@ -20,7 +22,7 @@ const DFRAME_MAX: usize = 1024;
 /// Octets of FCS the kernel appends on read and expects room for on write (HDLCFCS).
 const FCS_LEN: usize = 2;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct DahdiSpanConfig {
     /// DAHDI span number (1-based).
     pub spanno: c_int,
@@ -28,6 +30,7 @@ pub struct DahdiSpanConfig {
     pub law: Law,
     /// Global number of the span's first channel; read from sysfs when absent.
     pub basechan: Option<c_int>,
+    pub line: Line,
 }
 
 /// A B-channel's sink, shared by the span (which connects it) and the channel's reading task.
@@ -51,15 +54,6 @@ pub struct DahdiSpan {
     alarms: Alarms,
 }
 
-fn read_basechan(spanno: c_int) -> Result<c_int, DahdiError> {
-    let path = format!("/sys/bus/dahdi_spans/devices/span-{spanno}/basechan");
-    let text = std::fs::read_to_string(&path).map_err(|source| DahdiError::Sysfs { path: path.clone(), source })?;
-    text.trim().parse().map_err(|_| DahdiError::Sysfs {
-        path,
-        source: std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not a number: {text:?}")),
-    })
-}
-
 fn span_alarms(channel: &Channel, spanno: c_int) -> Result<Alarms, DahdiError> {
     let info = channel.span_info(spanno)?;
     let alarms = info.alarms;
@@ -67,12 +61,13 @@ fn span_alarms(channel: &Channel, spanno: c_int) -> Result<Alarms, DahdiError> {
 }
 
 impl DahdiSpan {
-    /// Opens the span's D-channel. Needs a tokio runtime.
+    /// Configures the span (dahdi_setup) and opens its D-channel. Needs a tokio runtime.
     pub fn open(config: DahdiSpanConfig) -> Result<DahdiSpan, SpanError> {
-        let basechan = match config.basechan {
-            Some(b) => b,
-            None => read_basechan(config.spanno)?,
+        let ctl = match Ctl::open() {
+            Err(DahdiError::Open(_, Errno::ENOENT)) => return Err(SpanError::NoDahdi),
+            ctl => ctl?,
         };
+        let basechan = dahdi_setup::configure(&ctl, &config)?;
         let dchan_no = basechan + c_int::from(config.layout.dchannel()) - 1;
         let dchannel = Arc::new(Channel::open(dchan_no)?);
         dchannel.set_buffers(32, DFRAME_MAX as c_int)?;

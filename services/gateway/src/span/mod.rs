@@ -5,13 +5,16 @@
 //! while each B-channel's blocks go straight to the sink connected to it (a call's RTP sender)
 //! as they are read, so audio never waits behind signalling or behind another task.
 
+mod dahdi_setup;
 mod dahdi_span;
 mod simulated;
 
+pub use dahdi_setup::{Coding, Framing, Line};
 pub use dahdi_span::{DahdiSpan, DahdiSpanConfig};
 pub use simulated::{SimulatedLine, SimulatedSpan};
 
 use std::future::Future;
+use std::os::raw::c_int;
 use std::time::Instant;
 
 use crate::alarms::Alarms;
@@ -34,6 +37,12 @@ pub enum SpanError {
     Closed,
     #[error("channel {0} is not a B-channel of this span")]
     NotBChannel(u8),
+    #[error("DAHDI is not loaded: no card's driver has started")]
+    NoDahdi,
+    #[error("no DAHDI span {0}: no card, or its driver has not registered it yet")]
+    NoSpan(c_int),
+    #[error("DAHDI span {spanno} is {spantype:?} with {channels} channels, not the {wanted:?} span sba.toml names")]
+    WrongKind { spanno: c_int, spantype: String, channels: c_int, wanted: Layout },
 }
 
 /// Takes a B-channel's blocks as the span reads them. Called on the span's reading task: it must
