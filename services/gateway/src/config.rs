@@ -62,7 +62,6 @@ pub struct Gateway {
     /// E1 CRC-4 multiframe; on by default.
     pub crc4: Option<bool>,
     /// Line build-out, 0-7.
-    #[serde(default)]
     pub lbo: u8,
     /// Priority of this span as the clock source: 0 never, 1 first. Default 1 on the user side
     /// (the carrier gives the clock), 0 on the network side.
@@ -86,6 +85,11 @@ impl Default for Gateway {
             spantype: SpanType::T1,
             law: None,
             basechan: None,
+            framing: None,
+            coding: None,
+            crc4: None,
+            lbo: 0,
+            timing: None,
             simulated: false,
             listen: SocketAddr::from(([127, 0, 0, 1], 5080)),
             mediation: SocketAddr::from(([127, 0, 0, 1], 5070)),
