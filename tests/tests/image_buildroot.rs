@@ -337,6 +337,11 @@ fn defconfigs_are_the_appliance() -> Result<()> {
         ] {
             ensure!(d.has(wanted), "{} lacks {wanted}", d.name);
         }
+        // sba-gateway configures its span through DAHDI's ioctls: nothing runs dahdi_cfg, so neither
+        // dahdi-tools nor the perl it selects (57 MB) nor libpri (the test image's far end) belongs here.
+        for unwanted in ["BR2_PACKAGE_DAHDI_TOOLS=y", "BR2_PACKAGE_PERL=y", "BR2_PACKAGE_LIBPRI=y"] {
+            ensure!(!d.has(unwanted), "{} has {unwanted}, which the appliance does not use", d.name);
+        }
         // No empty root password on the console: either no password login for root, or a hashed one.
         let locked = d.has("# BR2_TARGET_ENABLE_ROOT_LOGIN is not set");
         let hashed = d.value("BR2_TARGET_GENERIC_ROOT_PASSWD").is_ok_and(|p| p.starts_with("$6$") || p.starts_with("$5$"));
