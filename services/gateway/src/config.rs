@@ -1,7 +1,7 @@
 //! The [gateway] section of the appliance's TOML file. Errors name the key and the line.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use holdfast_runtime::config::{self, ConfigError};
 use serde::Deserialize;
@@ -66,8 +66,11 @@ pub struct Gateway {
     /// Priority of this span as the clock source: 0 never, 1 first. Default 1 on the user side
     /// (the carrier gives the clock), 0 on the network side.
     pub timing: Option<u8>,
-    /// A simulated span instead of DAHDI, its far end in this process.
+    /// A simulated span instead of DAHDI, its far end (a simulated PSTN exchange) in this process.
     pub simulated: bool,
+    /// The simulated exchange's control socket, through which `sbactl pstn call` has it call
+    /// the branch; only with `simulated`.
+    pub exchange_control: PathBuf,
     /// Our SIP address (UDP and TCP); the RTP sockets bind on its IP.
     pub listen: SocketAddr,
     /// sba-mediation's SIP address, where PSTN calls are sent.
@@ -91,6 +94,7 @@ impl Default for Gateway {
             lbo: 0,
             timing: None,
             simulated: false,
+            exchange_control: PathBuf::from("./var/pstn.sock"),
             listen: SocketAddr::from(([127, 0, 0, 1], 5080)),
             mediation: SocketAddr::from(([127, 0, 0, 1], 5070)),
             dial_plan: Vec::new(),

@@ -4,6 +4,7 @@ pub mod alarms;
 pub mod config;
 pub mod dahdi;
 pub mod edge;
+pub mod exchange;
 pub mod pri;
 pub mod q921;
 pub mod q931;

@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use holdfast_runtime::Notifier;
 use sba_gateway::config::{self, Gateway};
 use sba_gateway::edge::{Edge, EdgeConfig};
+use sba_gateway::exchange;
 use sba_gateway::pri::Pri;
 use sba_gateway::q931::Layout;
 use sba_gateway::q921::Side;
@@ -72,12 +73,17 @@ async fn run(gateway: Gateway) -> Result<()> {
         };
         info!("span {}: simulated {layout:?} span; its far end ({far_side:?} side) is simulated in this process", gateway.span);
         let (ours, theirs, _line) = SimulatedSpan::pair(layout);
-        // The far end only keeps the link up; its events are not read.
-        let (_far, far_task) = trunk::spawn(theirs, Pri::new(far_side, layout, layer1));
+        let (far, far_task) = trunk::spawn(theirs, Pri::new(far_side, layout, layer1));
+        let control = exchange::driver::bind_control(&gateway.exchange_control)
+            .with_context(|| format!("binding the simulated exchange's control socket {}", gateway.exchange_control.display()))?;
+        info!("simulated PSTN exchange: `sbactl pstn call NUMBER` through {}", gateway.exchange_control.display());
+        let exchange = tokio::spawn(exchange::driver::run(far, gateway.law(), Some(control)));
         let (handle, task) = trunk::spawn(ours, pri);
         notifier.ready(&format!("simulated {layout:?} span {}", gateway.span));
         let result = serve(edge, handle, task).await;
+        exchange.abort();
         far_task.abort();
+        let _ = std::fs::remove_file(&gateway.exchange_control);
         result
     } else {
         let span = open_span(&gateway, layout, &notifier).await;

@@ -2,6 +2,7 @@
 mod cdr;
 mod number;
 mod plan;
+mod pstn;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -69,6 +70,30 @@ enum Command {
         #[command(subcommand)]
         command: NumberCommand,
     },
+    /// The simulated PSTN behind sba-gateway's simulated span (image/run-local).
+    Pstn {
+        #[command(subcommand)]
+        command: PstnCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PstnCommand {
+    /// The simulated exchange calls NUMBER (a branch DID, e.g. 5559873001) as a PSTN caller
+    /// would; once answered the call hears a tone, then its own audio echoed.
+    Call {
+        number: String,
+        /// The calling number the branch sees.
+        #[arg(long, default_value = "+12125550123")]
+        from: String,
+        /// The exchange hangs up (cause 16) this many seconds after the answer.
+        #[arg(long)]
+        hangup_after: Option<u64>,
+        /// sba-gateway's configuration, for its `exchange_control` socket (default:
+        /// /etc/sba/sba.toml, else the embedded default's ./var/pstn.sock).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -132,6 +157,9 @@ async fn main() -> Result<()> {
         Command::Plan { users, calls_per_user_hour, hold_secs, blocking, json, config } => {
             let traffic = plan::Traffic { users, calls_per_user_hour, hold_secs, blocking };
             plan_ports(traffic, json, config.as_deref())
+        }
+        Command::Pstn { command: PstnCommand::Call { number, from, hangup_after, config } } => {
+            pstn::call(config.as_deref(), &number, &from, hangup_after)
         }
         Command::Number { command: NumberCommand::Test { number, user, caller, config } } => {
             let config = number::load(config.as_deref())?;

@@ -127,7 +127,8 @@ fn digits_of(uri: &Uri) -> Option<String> {
         .then_some(number)
 }
 
-fn party(number: &str) -> PartyNumber {
+/// A number as SIP writes it (`+` first for E.164) as a Q.931 party number.
+pub(crate) fn party(number: &str) -> PartyNumber {
     match number.strip_prefix('+') {
         Some(rest) => PartyNumber::new(TypeOfNumber::International, NumberingPlan::Isdn, rest),
         None => PartyNumber::new(TypeOfNumber::Unknown, NumberingPlan::Isdn, number),

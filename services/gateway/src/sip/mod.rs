@@ -7,6 +7,7 @@ mod calls;
 mod dialog;
 
 pub use calls::{Action, Calls, LegId, Outbound, SipConfig};
+pub(crate) use calls::party;
 
 /// Methods the gateway serves.
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS";
