@@ -1,8 +1,10 @@
 //! Support for the integration tests: locating the built binaries, scratch directories, and driving
 //! the real peers (sipp, baresip, Kamailio, qemu) that the tests start themselves.
+pub mod audio;
 pub mod bins;
 pub mod branch;
 pub mod kamailio;
+pub mod local;
 pub mod netns;
 pub mod phones;
 pub mod registrar;

@@ -182,19 +182,60 @@ impl Topology {
 
 impl Drop for Topology {
     fn drop(&mut self) {
-        // Processes still inside would keep a namespace alive after its name is gone; they were
-        // all started by this test (their owners normally stopped them already).
-        for n in self.all() {
-            if let Ok(out) = Command::new("ip").args(["netns", "pids", &n.name]).output() {
-                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                    let _ = Command::new("kill").args(["-KILL", pid]).stderr(Stdio::null()).status();
-                }
+        remove(&self.all());
+    }
+}
+
+/// Kills what runs inside the namespaces and deletes them.
+fn remove(namespaces: &[&Netns]) {
+    // Processes still inside would keep a namespace alive after its name is gone; they were
+    // all started by this test (their owners normally stopped them already).
+    for n in namespaces {
+        if let Ok(out) = Command::new("ip").args(["netns", "pids", &n.name]).output() {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("kill").args(["-KILL", pid]).stderr(Stdio::null()).status();
             }
         }
-        // Deleting a namespace destroys its veth ends, and so their peers.
-        for n in self.all() {
-            let _ = Command::new("ip").args(["netns", "del", &n.name]).stderr(Stdio::null()).status();
+    }
+    // Deleting a namespace destroys its veth ends, and so their peers.
+    for n in namespaces {
+        let _ = Command::new("ip").args(["netns", "del", &n.name]).stderr(Stdio::null()).status();
+    }
+}
+
+/// A namespace of its own, deleted on drop: services keep their fixed ports (an embedded
+/// default's 127.0.0.1:5060) without meeting anything else on this machine. Besides loopback it
+/// has a veth pair looped back into itself with an address and the default route, since phones
+/// such as baresip and linphonec register only once they see a network.
+#[derive(Debug)]
+pub struct Island {
+    pub ns: Netns,
+}
+
+/// The island's own address (documentation range; it leads nowhere outside the namespace).
+pub const ISLAND: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+
+impl Island {
+    // Creating a namespace is not a default value: no Default.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Island {
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        let island = Island { ns: Netns { name: format!("hf{}i{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)) } };
+        run("ip", &["netns", "add", &island.ns.name]);
+        island.ns.ip(&["link", "set", "lo", "up"]);
+        island.ns.ip(&["link", "add", "net", "type", "veth", "peer", "name", "back"]);
+        island.ns.ip(&["addr", "add", &format!("{ISLAND}/24"), "dev", "net"]);
+        for dev in ["net", "back"] {
+            island.ns.ip(&["link", "set", dev, "up"]);
         }
+        island.ns.ip(&["route", "add", "default", "dev", "net"]);
+        island
+    }
+}
+
+impl Drop for Island {
+    fn drop(&mut self) {
+        remove(&[&self.ns]);
     }
 }
 

@@ -4,7 +4,11 @@ use std::time::{Duration, Instant};
 
 /// Sends OPTIONS to `to` until it answers 200 or `within` passes.
 pub fn wait_ready(to: SocketAddr, within: Duration) -> bool {
-    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    wait_ready_from(UdpSocket::bind("127.0.0.1:0").expect("bind"), to, within)
+}
+
+/// `wait_ready` from `sock` (one bound inside a namespace, say).
+pub fn wait_ready_from(sock: UdpSocket, to: SocketAddr, within: Duration) -> bool {
     sock.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
     let local = sock.local_addr().expect("addr");
     let deadline = Instant::now() + within;

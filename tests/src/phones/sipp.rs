@@ -5,6 +5,7 @@
 //! Scenarios (tests/scenarios): call_phone.xml registers and refreshes for the phone's life,
 //! call_answer.xml answers one call (180, 200 with SDP, ACK, the caller's BYE), call_uac.xml
 //! places one call and hangs up after the hold time, call_register.xml registers once.
+use super::PhoneConfig;
 use crate::bins::scenario;
 use crate::netns::{KillOnDrop, Netns};
 use std::net::SocketAddr;
@@ -101,20 +102,6 @@ impl<'a> NsSipp<'a> {
             .expect("start sipp (apt-get install sip-tester)");
         KillOnDrop(child)
     }
-}
-
-/// Who a phone is and where it registers.
-pub struct PhoneConfig<'a> {
-    pub user: &'a str,
-    pub password: &'a str,
-    pub domain: &'a str,
-    /// The phone's SIP address (an address of its namespace).
-    pub addr: SocketAddr,
-    /// Where it sends REGISTERs (the SBA, or Kamailio directly).
-    pub registrar: SocketAddr,
-    pub expires: u32,
-    /// Time between two registrations.
-    pub refresh: Duration,
 }
 
 /// A sipp that answers calls until dropped, and (as a phone) keeps itself registered. What it
@@ -239,77 +226,4 @@ pub fn call<'a>(ns: &'a Netns, from: SocketAddr, proxy: SocketAddr, caller: &str
         .arg(callee)
         .arg("-d")
         .arg(hold.as_millis().to_string())
-}
-
-/// baresip as a phone: registers (digest), answers calls automatically, and dials or hangs up
-/// on command (its stdio console). Its console output is kept to read what happened.
-pub struct Baresip {
-    pub addr: SocketAddr,
-    output: PathBuf,
-    stdin: std::process::ChildStdin,
-    _process: KillOnDrop,
-}
-
-impl Baresip {
-    /// Starts baresip in `ns` for at most `lifetime_s` seconds, registering `c.user` through
-    /// `c.registrar` every `c.refresh` (at least 1 s, baresip's granularity is seconds).
-    pub fn start(ns: &Netns, dir: &Path, c: &PhoneConfig, lifetime_s: u32) -> Baresip {
-        let dir = dir.join(format!("baresip-{}-{}", c.user, c.addr.port()));
-        std::fs::create_dir_all(&dir).expect("baresip dir");
-        let config = format!(
-            "sip_listen {}\nmodule_path /usr/lib/baresip/modules\nmodule stdio.so\nmodule g711.so\n\
-             module aubridge.so\nmodule_app account.so\nmodule_app menu.so\n\
-             audio_source aubridge,holdfast\naudio_player aubridge,holdfast\naudio_alert aubridge,holdfast\n\
-             rtp_ports 20000-20999\n",
-            c.addr
-        );
-        std::fs::write(dir.join("config"), config).expect("baresip config");
-        let regint = c.refresh.as_secs().max(1);
-        std::fs::write(
-            dir.join("accounts"),
-            format!(
-                "<sip:{}@{}>;auth_pass={};outbound=\"sip:{}\";regint={regint};answermode=auto\n",
-                c.user, c.domain, c.password, c.registrar
-            ),
-        )
-        .expect("baresip accounts");
-        let output = dir.join("console.log");
-        let log = std::fs::File::create(&output).expect("baresip console log");
-        let mut child = ns
-            .command("baresip")
-            .arg("-f")
-            .arg(&dir)
-            .args(["-t", &lifetime_s.to_string()])
-            .stdin(Stdio::piped())
-            .stdout(log.try_clone().expect("log fd"))
-            .stderr(log)
-            .spawn()
-            .expect("start baresip (apt-get install baresip)");
-        let stdin = child.stdin.take().expect("baresip stdin");
-        Baresip { addr: c.addr, output, stdin, _process: KillOnDrop(child) }
-    }
-
-    /// A console command such as `/dial sip:bob@example` or `/hangup`.
-    pub fn command(&mut self, line: &str) {
-        use std::io::Write;
-        writeln!(self.stdin, "{line}").expect("write to baresip");
-        self.stdin.flush().expect("flush baresip stdin");
-    }
-
-    /// Everything baresip printed so far.
-    pub fn console(&self) -> String {
-        std::fs::read_to_string(&self.output).unwrap_or_default()
-    }
-
-    /// Waits until the console has printed `needle` more than `before` times, at most `within`.
-    pub fn wait_for(&self, needle: &str, before: usize, within: Duration) -> bool {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if self.console().matches(needle).count() > before {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
-    }
 }

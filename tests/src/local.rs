@@ -1,0 +1,134 @@
+//! The appliance as `image/run-local` runs it: sba-registrar, sba-mediation and sba-gateway
+//! started without `--config`, on their embedded defaults (127.0.0.1:5060, :5070, :5080,
+//! ./var/sba.db, the simulated span and its simulated PSTN exchange), in a directory of their
+//! own, inside a namespace of their own so that those fixed ports meet nothing else here.
+use crate::bins::bin;
+use crate::netns::{KillOnDrop, Island, Netns};
+use crate::sip_probe::wait_ready_from;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The registrar of the embedded default: where phones register and call.
+pub const REGISTRAR: &str = "127.0.0.1:5060";
+/// The SIP domain of the embedded default.
+pub const DOMAIN: &str = "branch.local";
+const SERVICES: [&str; 3] = ["sba-registrar", "sba-mediation", "sba-gateway"];
+
+pub struct LocalAppliance {
+    pub island: Island,
+    /// The working directory (image/run-local's is the repository root): var/ and the logs.
+    pub dir: PathBuf,
+    services: Vec<(&'static str, KillOnDrop)>,
+}
+
+impl LocalAppliance {
+    /// Starts the three services in `dir` and waits until the registrar answers and the
+    /// gateway's simulated span is in service.
+    pub fn start(dir: &Path) -> LocalAppliance {
+        let mut appliance = LocalAppliance { island: Island::new(), dir: dir.to_path_buf(), services: Vec::new() };
+        for name in SERVICES {
+            appliance.spawn(name);
+        }
+        appliance.wait_registrar();
+        assert!(
+            appliance.wait_log("sba-gateway", "trunk in service", Duration::from_secs(20)),
+            "sba-gateway's simulated span never came into service: {}",
+            appliance.log("sba-gateway")
+        );
+        appliance
+    }
+
+    pub fn ns(&self) -> &Netns {
+        &self.island.ns
+    }
+
+    pub fn registrar_addr() -> SocketAddr {
+        REGISTRAR.parse().expect("registrar address")
+    }
+
+    fn spawn(&mut self, name: &'static str) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("{name}.log")))
+            .expect("service log");
+        let child = self
+            .island
+            .ns
+            .command(&bin(name).to_string_lossy())
+            .current_dir(&self.dir)
+            .env("HOLDFAST_LOG_STDERR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        self.services.push((name, KillOnDrop(child)));
+    }
+
+    fn wait_registrar(&self) {
+        let probe = self.island.ns.udp_socket("127.0.0.1:0".parse().expect("addr")).expect("probe socket in the namespace");
+        assert!(
+            wait_ready_from(probe, LocalAppliance::registrar_addr(), Duration::from_secs(20)),
+            "sba-registrar did not answer OPTIONS: {}",
+            self.log("sba-registrar")
+        );
+    }
+
+    /// kill -9 of the registrar, and a new one on the same database.
+    pub fn restart_registrar(&mut self) {
+        self.services.retain(|(name, _)| *name != "sba-registrar");
+        self.spawn("sba-registrar");
+        self.wait_registrar();
+    }
+
+    /// sbactl run as a user of run-local would: in its directory, inside its namespace.
+    pub fn sbactl(&self, args: &[&str]) -> Output {
+        self.island.ns.command(&bin("sbactl").to_string_lossy()).current_dir(&self.dir).args(args).output().expect("run sbactl")
+    }
+
+    /// Adds the first users (name, password) and waits until the registrar has read them: a
+    /// phone registering before that is refused 403 and waits for its next refresh.
+    pub fn add_users(&self, users: &[(&str, &str)]) {
+        for (name, password) in users {
+            let out = self.sbactl(&["user", "add", name, "--domain", DOMAIN, "--password", password]);
+            assert!(out.status.success(), "sbactl user add: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let reloaded = format!("users reloaded: {}", users.len());
+        assert!(self.wait_log("sba-registrar", &reloaded, Duration::from_secs(10)), "{}", self.log("sba-registrar"));
+    }
+
+    /// The simulated exchange calls `number` (a branch DID), hanging up `hangup_after` after the answer.
+    pub fn pstn_call(&self, number: &str, hangup_after: Option<Duration>) {
+        let mut args = vec!["pstn".to_string(), "call".into(), number.into()];
+        if let Some(after) = hangup_after {
+            args.extend(["--hangup-after".into(), after.as_secs().to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = self.sbactl(&args);
+        assert!(
+            out.status.success(),
+            "sbactl pstn call: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// What `name` logged so far.
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default()
+    }
+
+    pub fn wait_log(&self, name: &str, needle: &str, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self.log(name).contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}

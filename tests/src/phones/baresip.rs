@@ -1,0 +1,120 @@
+//! baresip 1.0 as a phone: registers (digest), answers calls automatically, and dials or hangs
+//! up on command (its stdio console).
+use super::{Console, Event, Phone, PhoneConfig};
+use crate::netns::Netns;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What a baresip phone sends, and whether it keeps what it hears.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum BaresipAudio {
+    /// It sends back what it hears (aubridge joins its player to its source).
+    Echo,
+    /// It sends a sine at this frequency and keeps each call's received audio in a WAV file.
+    Tone(u32),
+}
+
+pub struct Baresip {
+    pub addr: std::net::SocketAddr,
+    pub dir: PathBuf,
+    aor: String,
+    console: Console,
+}
+
+impl Baresip {
+    /// Starts baresip in `ns` for at most `lifetime_s` seconds, registering `c.user` through
+    /// `c.registrar` every `c.refresh` (at least 1 s, baresip's granularity is seconds); it
+    /// echoes what it hears.
+    pub fn start(ns: &Netns, dir: &Path, c: &PhoneConfig, lifetime_s: u32) -> Baresip {
+        Baresip::start_with(ns, dir, c, lifetime_s, BaresipAudio::Echo)
+    }
+
+    pub fn start_with(ns: &Netns, dir: &Path, c: &PhoneConfig, lifetime_s: u32, audio: BaresipAudio) -> Baresip {
+        let dir = dir.join(format!("baresip-{}-{}", c.user, c.addr.port()));
+        std::fs::create_dir_all(&dir).expect("baresip dir");
+        let audio_config = match audio {
+            BaresipAudio::Echo => "module aubridge.so\naudio_source aubridge,holdfast\naudio_player aubridge,holdfast\n\
+                                  audio_alert aubridge,holdfast\n"
+                .to_string(),
+            // ausine makes 48 kHz stereo only; sndfile writes what is sent and heard per call.
+            BaresipAudio::Tone(hz) => format!(
+                "module ausine.so\nmodule aubridge.so\nmodule sndfile.so\naudio_source ausine,{hz}\n\
+                 ausrc_srate 48000\nausrc_channels 2\naudio_player aubridge,nowhere\naudio_alert aubridge,nowhere\n\
+                 snd_path {}\n",
+                dir.display()
+            ),
+        };
+        let config = format!(
+            "sip_listen {}\nmodule_path /usr/lib/baresip/modules\nmodule stdio.so\nmodule g711.so\n{audio_config}\
+             module_app account.so\nmodule_app menu.so\nrtp_ports 20000-20999\n",
+            c.addr
+        );
+        std::fs::write(dir.join("config"), config).expect("baresip config");
+        let regint = c.refresh.as_secs().max(1);
+        let aor = format!("sip:{}@{}", c.user, c.domain);
+        std::fs::write(
+            dir.join("accounts"),
+            format!("<{aor}>;auth_pass={};outbound=\"sip:{}\";regint={regint};answermode=auto\n", c.password, c.registrar),
+        )
+        .expect("baresip accounts");
+        let mut cmd = ns.command("baresip");
+        cmd.arg("-f").arg(&dir).args(["-t", &lifetime_s.to_string()]);
+        let console = Console::start(cmd, &dir.join("console.log"), "baresip (apt-get install baresip)");
+        Baresip { addr: c.addr, dir, aor, console }
+    }
+
+    /// A console command such as `/dial sip:bob@example` or `/hangup`.
+    pub fn command(&mut self, line: &str) {
+        self.console.command(line);
+    }
+
+    /// Everything baresip printed so far.
+    pub fn console(&self) -> String {
+        self.console.text()
+    }
+
+    /// Waits until the console has printed `needle` more than `before` times, at most `within`.
+    pub fn wait_for(&self, needle: &str, before: usize, within: Duration) -> bool {
+        self.console.wait_for(needle, before, within)
+    }
+
+    /// The audio received in the latest call (with `BaresipAudio::Tone`), as sndfile wrote it.
+    pub fn heard(&self) -> Option<PathBuf> {
+        let mut dumps: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.to_string_lossy().ends_with("-dec.wav"))
+            .collect();
+        // Named dump-YYYY-MM-DD-hh-mm-ss-dec.wav: the last in order is the latest.
+        dumps.sort();
+        dumps.pop()
+    }
+}
+
+impl Phone for Baresip {
+    fn terminal(&self) -> &Console {
+        &self.console
+    }
+
+    fn reports(&self, event: Event) -> &'static [&'static str] {
+        match event {
+            Event::Incoming => &["Incoming call from"],
+            Event::Connected => &["Call established"],
+            Event::Ended => &[" terminated (duration"],
+        }
+    }
+
+    fn dial(&mut self, target: &str) {
+        self.console.command(&format!("/dial {target}"));
+    }
+
+    fn hang_up(&mut self) {
+        self.console.command("/hangup");
+    }
+
+    fn unregister(&mut self) {
+        // baresip 1.0 has no unregister command: deleting the account unregisters it.
+        let line = format!("/uadel {}", self.aor);
+        self.console.command(&line);
+    }
+}
