@@ -17,7 +17,8 @@ use log::info;
 
 use crate::dahdi::Law;
 use crate::pri::PriEvent;
-use crate::q931::{cause, CallEvent, CallId};
+use crate::q931::{CallEvent, CallId};
+use holdfast_telephony::cause;
 
 /// Ringing before a call to the PSTN is answered.
 pub const RING: Duration = Duration::from_secs(1);
