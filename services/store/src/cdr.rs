@@ -95,6 +95,14 @@ async fn insert_rows(conn: &mut SqliteConnection, chunk: usize, rows: &[Cdr]) ->
     Ok(())
 }
 
+/// A record as stored: its row id orders records and names them uniquely on this appliance
+/// (call record upload uses it as the idempotency key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCdr {
+    pub id: i64,
+    pub cdr: Cdr,
+}
+
 impl Store {
     /// Records of calls set up at or after `since` (Unix milliseconds), oldest first.
     pub async fn list_cdrs(&self, since: i64) -> Result<Vec<Cdr>, StoreError> {
@@ -102,37 +110,51 @@ impl Store {
             .bind(since)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| {
-                let failovers: i64 = row.try_get("failovers")?;
-                let status: i64 = row.try_get("status")?;
-                let q850: Option<i64> = row.try_get("q850")?;
-                Ok(Cdr {
-                    call_id: row.try_get("call_id")?,
-                    direction: row.try_get("direction")?,
-                    setup_at: row.try_get("setup_at")?,
-                    answered_at: row.try_get("answered_at")?,
-                    ended_at: row.try_get("ended_at")?,
-                    caller: row.try_get("caller")?,
-                    callee_dialled: row.try_get("callee_dialled")?,
-                    callee: row.try_get("callee")?,
-                    callee_sent: row.try_get("callee_sent")?,
-                    caller_sent: row.try_get("caller_sent")?,
-                    route: row.try_get("route")?,
-                    trunk: row.try_get("trunk")?,
-                    failovers: u32::try_from(failovers)
-                        .map_err(|_| corrupt("failovers", failovers))?,
-                    status: u16::try_from(status).map_err(|_| corrupt("status", status))?,
-                    q850: q850
-                        .map(|q| u8::try_from(q).map_err(|_| corrupt("q850", q)))
-                        .transpose()?,
-                    end_cause: row.try_get("end_cause")?,
-                    referred_by: row.try_get("referred_by")?,
-                    transfer_of: row.try_get("transfer_of")?,
-                })
-            })
-            .collect()
+        rows.iter().map(from_row).collect()
     }
+
+    /// The `limit` most recent records, newest first.
+    pub async fn recent_cdrs(&self, limit: u32) -> Result<Vec<StoredCdr>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM cdrs ORDER BY id DESC LIMIT ?").bind(limit).fetch_all(&self.pool).await?;
+        rows.iter().map(stored).collect()
+    }
+
+    /// Up to `limit` records stored after record `id`, in the order they were stored.
+    pub async fn cdrs_after(&self, id: i64, limit: u32) -> Result<Vec<StoredCdr>, StoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM cdrs WHERE id > ? ORDER BY id LIMIT ?").bind(id).bind(limit).fetch_all(&self.pool).await?;
+        rows.iter().map(stored).collect()
+    }
+}
+
+fn stored(row: &sqlx::sqlite::SqliteRow) -> Result<StoredCdr, StoreError> {
+    Ok(StoredCdr { id: row.try_get("id")?, cdr: from_row(row)? })
+}
+
+fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Cdr, StoreError> {
+    let failovers: i64 = row.try_get("failovers")?;
+    let status: i64 = row.try_get("status")?;
+    let q850: Option<i64> = row.try_get("q850")?;
+    Ok(Cdr {
+        call_id: row.try_get("call_id")?,
+        direction: row.try_get("direction")?,
+        setup_at: row.try_get("setup_at")?,
+        answered_at: row.try_get("answered_at")?,
+        ended_at: row.try_get("ended_at")?,
+        caller: row.try_get("caller")?,
+        callee_dialled: row.try_get("callee_dialled")?,
+        callee: row.try_get("callee")?,
+        callee_sent: row.try_get("callee_sent")?,
+        caller_sent: row.try_get("caller_sent")?,
+        route: row.try_get("route")?,
+        trunk: row.try_get("trunk")?,
+        failovers: u32::try_from(failovers).map_err(|_| corrupt("failovers", failovers))?,
+        status: u16::try_from(status).map_err(|_| corrupt("status", status))?,
+        q850: q850.map(|q| u8::try_from(q).map_err(|_| corrupt("q850", q))).transpose()?,
+        end_cause: row.try_get("end_cause")?,
+        referred_by: row.try_get("referred_by")?,
+        transfer_of: row.try_get("transfer_of")?,
+    })
 }
 
 fn corrupt(column: &'static str, value: i64) -> StoreError {
@@ -187,7 +209,12 @@ mod tests {
             store.list_cdrs(0).await.unwrap(),
             vec![cdr("a", 1_000), unanswered.clone()]
         );
-        assert_eq!(store.list_cdrs(1_500).await.unwrap(), vec![unanswered]);
+        assert_eq!(store.list_cdrs(1_500).await.unwrap(), vec![unanswered.clone()]);
+        let recent = store.recent_cdrs(1).await.unwrap();
+        assert_eq!((recent.len(), &recent[0].cdr), (1, &unanswered));
+        let after = store.cdrs_after(recent[0].id - 1, 10).await.unwrap();
+        assert_eq!(after, recent);
+        assert!(store.cdrs_after(recent[0].id, 10).await.unwrap().is_empty());
         store.close().await;
         let _ = std::fs::remove_dir_all(dir);
     }

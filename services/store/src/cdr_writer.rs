@@ -11,6 +11,8 @@ use sqlx::Connection;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use holdfast_status::{Histogram, HistogramSnapshot};
+
 use crate::cdr::{insert_cdrs, Cdr};
 use crate::error::StoreError;
 use crate::store::Store;
@@ -30,6 +32,7 @@ struct Counters {
     commits: AtomicU64,
     records: AtomicU64,
     lost: AtomicU64,
+    commit_times: Histogram,
 }
 
 /// Totals since the writer started.
@@ -65,6 +68,11 @@ impl CdrWriter {
             records: self.counters.records.load(Ordering::Relaxed),
             lost: self.counters.lost.load(Ordering::Relaxed),
         }
+    }
+
+    /// How long the group commits of call records took.
+    pub fn commit_times(&self) -> HistogramSnapshot {
+        self.counters.commit_times.snapshot()
     }
 
     /// Commits every record queued so far and stops the task.
@@ -115,7 +123,10 @@ async fn run(
                 Err(_) => break,
             }
         }
-        match insert_cdrs(&mut conn, &batch).await {
+        let started = std::time::Instant::now();
+        let inserted = insert_cdrs(&mut conn, &batch).await;
+        counters.commit_times.observe(started.elapsed());
+        match inserted {
             Ok(()) => {
                 counters.commits.fetch_add(1, Ordering::Relaxed);
                 counters

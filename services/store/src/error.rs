@@ -27,6 +27,8 @@ pub enum StoreError {
     Corrupt { column: &'static str, value: String },
     #[error("cannot encode binding operations: {0}")]
     Encode(#[from] serde_json::Error),
+    #[error("hashing the password: {0}")]
+    Hash(String),
     #[error("the binding writer has stopped")]
     WriterStopped,
 }

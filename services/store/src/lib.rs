@@ -2,7 +2,9 @@
 //!
 //! `store` opens the database (WAL, synchronous=FULL, migrations), `users` and `bindings` read
 //! and write their tables, `writer` is the group-commit task through which the registrar makes
-//! bindings durable before it answers 200 OK.
+//! bindings durable before it answers 200 OK. `admin` keeps the web admin's password (Argon2).
+//! sba-web opens the database read-only (`Store::open_read_only`).
+mod admin;
 mod batch;
 mod bindings;
 mod cdr;
@@ -14,7 +16,7 @@ mod users;
 mod writer;
 
 pub use bindings::{Binding, Origin};
-pub use cdr::Cdr;
+pub use cdr::{Cdr, StoredCdr};
 pub use cdr_writer::{CdrWriter, CdrWriterStats, CdrWriterStopped};
 pub use error::StoreError;
 pub use ha1::HashAlgorithm;

@@ -78,6 +78,19 @@ impl Store {
         })
     }
 
+    /// Opens an existing database for reading only (sba-web): no migrations, and no write lock
+    /// is ever taken, so readers never hold up the services' commits (WAL).
+    pub async fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        let open_error = |source| StoreError::Open { path: path.to_owned(), source };
+        let options = SqliteConnectOptions::from_str("sqlite:")
+            .map_err(open_error)?
+            .filename(path)
+            .read_only(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new().max_connections(2).connect_with(options.clone()).await.map_err(open_error)?;
+        Ok(Store { pool, options, path: path.to_owned() })
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use sqlx::sqlite::SqliteConnection;
 use tokio::sync::{mpsc, oneshot};
 
+use holdfast_status::{Histogram, HistogramSnapshot};
+
 use crate::batch;
 use crate::bindings::Binding;
 use crate::error::StoreError;
@@ -63,6 +65,7 @@ struct Counters {
     commits: AtomicU64,
     ops: AtomicU64,
     requests: AtomicU64,
+    commit_times: Histogram,
 }
 
 /// Totals since the writer started.
@@ -120,6 +123,11 @@ impl BindingWriter {
                 request.reply.send(Err(StoreError::WriterStopped))
             }
         }
+    }
+
+    /// How long the group commits took (the wait a REGISTER's 200 OK has behind the disk).
+    pub fn commit_times(&self) -> HistogramSnapshot {
+        self.counters.commit_times.snapshot()
     }
 
     pub fn stats(&self) -> WriterStats {
@@ -201,7 +209,10 @@ async fn run(
         }
         // Parameters borrow the requests' bindings; sqlx copies them once for its worker thread.
         let tx = batch::transaction(batch.iter().flat_map(|r| &r.ops));
-        match commit(&mut conn, tx).await {
+        let started = std::time::Instant::now();
+        let committed = commit(&mut conn, tx).await;
+        counters.commit_times.observe(started.elapsed());
+        match committed {
             Ok(()) => {
                 counters.commits.fetch_add(1, Ordering::Relaxed);
                 counters.ops.fetch_add(ops as u64, Ordering::Relaxed);
