@@ -11,7 +11,7 @@
 # reused. The first build downloads the .debs and keeps them as a local repository in image/build/debs/;
 # later builds use only that repository and need no network. SBA_DEB_MIRROR overrides the Debian mirror
 # of a first build (e.g. http://apt-cache.local/debian); SBA_BIN_DIR the binaries' directory (default
-# target/release: sba-registrar, sba-mediation, sba-gateway, sbactl, whichever exist).
+# target/release: sba-registrar, sba-mediation, sba-gateway, sba-web, sbactl, whichever exist).
 set -euo pipefail
 # Parsed whole before it runs: a build keeps going when this file is edited meanwhile.
 {
@@ -68,7 +68,7 @@ flock 9
 
 bindir=${SBA_BIN_DIR:-$repo/target/release}
 binaries=()
-for b in sba-registrar sba-mediation sba-gateway sbactl; do
+for b in sba-registrar sba-mediation sba-gateway sba-web sbactl; do
     [ -x "$bindir/$b" ] && [ "$variant" != central ] && binaries+=("$bindir/$b")
 done
 

@@ -78,6 +78,14 @@ pub struct Gateway {
     /// Patterns of complete called numbers (q931/dialplan.rs). Empty: every SETUP is complete;
     /// otherwise a SETUP without sending complete is collected by overlap receiving.
     pub dial_plan: Vec<String>,
+    /// The status snapshot sba-web reads (span, alarms, B-channels), rewritten every second.
+    #[serde(default = "default_status_file")]
+    pub status_file: std::path::PathBuf,
+}
+
+/// Beside the embedded default's database (`./var/sba.db`), as `<db>.gateway.json`.
+fn default_status_file() -> std::path::PathBuf {
+    std::path::PathBuf::from("./var/sba.db.gateway.json")
 }
 
 impl Default for Gateway {

@@ -11,4 +11,5 @@ pub mod q931;
 pub mod rtp;
 pub mod sip;
 pub mod span;
+pub mod status;
 pub mod trunk;

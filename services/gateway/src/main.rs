@@ -19,6 +19,7 @@ use sba_gateway::pri::Pri;
 use sba_gateway::q931::Layout;
 use sba_gateway::q921::Side;
 use sba_gateway::span::{DahdiSpan, DahdiSpanConfig, SimulatedSpan, SpanError};
+use sba_gateway::status;
 use sba_gateway::trunk::{self, TrunkHandle};
 
 #[derive(Parser)]
@@ -79,6 +80,7 @@ async fn run(gateway: Gateway) -> Result<()> {
         info!("simulated PSTN exchange: `sbactl pstn call NUMBER` through {}", gateway.exchange_control.display());
         let exchange = tokio::spawn(exchange::driver::run(far, gateway.law(), Some(control)));
         let (handle, task) = trunk::spawn(ours, pri);
+        tokio::spawn(status::run(handle.status_source(), gateway.status_file.clone(), span_info(&gateway)));
         notifier.ready(&format!("simulated {layout:?} span {}", gateway.span));
         let result = serve(edge, handle, task).await;
         exchange.abort();
@@ -88,9 +90,14 @@ async fn run(gateway: Gateway) -> Result<()> {
     } else {
         let span = open_span(&gateway, layout, &notifier).await;
         let (handle, task) = trunk::spawn(span, pri);
+        tokio::spawn(status::run(handle.status_source(), gateway.status_file.clone(), span_info(&gateway)));
         notifier.notify(&format!("STATUS=DAHDI {layout:?} span {}", gateway.span));
         serve(edge, handle, task).await
     }
+}
+
+fn span_info(gateway: &Gateway) -> status::SpanInfo {
+    status::SpanInfo { span: gateway.span, layout: gateway.layout(), simulated: gateway.simulated }
 }
 
 /// Configures and opens the DAHDI span, waiting for it while it is missing (no card, its driver

@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, timeout, Instant};
 
+use crate::alarms::Alarms;
 use crate::pri::{Pri, PriEvent};
 use crate::q931::{CallError, CallEvent, CallId, Outgoing};
 use crate::span::{AudioSink, Span, SpanError, SpanEvent};
@@ -27,6 +28,7 @@ enum Command {
 pub struct TrunkStatus {
     pub in_service: bool,
     pub free_channels: usize,
+    pub alarms: Alarms,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +102,25 @@ impl TrunkHandle {
 
     pub async fn status(&self) -> Result<TrunkStatus, TrunkError> {
         self.ask(|reply| Command::Status { reply }).await
+    }
+
+    /// A handle that asks for the trunk's status only, for a task beside the one holding this.
+    pub fn status_source(&self) -> StatusSource {
+        StatusSource { commands: self.commands.clone() }
+    }
+}
+
+/// Asks a running trunk for its status.
+#[derive(Clone)]
+pub struct StatusSource {
+    commands: mpsc::Sender<Command>,
+}
+
+impl StatusSource {
+    pub async fn status(&self) -> Result<TrunkStatus, TrunkError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(Command::Status { reply }).await.map_err(|_| TrunkError::Stopped)?;
+        answer.await.map_err(|_| TrunkError::Stopped)
     }
 }
 
@@ -214,7 +235,7 @@ async fn apply<S: Span>(
             }
         }
         Command::Status { reply } => {
-            let _ = reply.send(TrunkStatus { in_service: pri.in_service(), free_channels: pri.free_channels() });
+            let _ = reply.send(TrunkStatus { in_service: pri.in_service(), free_channels: pri.free_channels(), alarms: span.alarms() });
         }
     }
     Ok(())

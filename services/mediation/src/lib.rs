@@ -12,4 +12,5 @@ pub mod dialog;
 pub mod health;
 pub mod relay_media;
 pub mod server;
+pub mod status;
 pub mod registration;

@@ -1,33 +1,59 @@
-//! holdfast-media's relay as the B2BUA's `Media`.
+//! holdfast-media's relay as the B2BUA's `Media`, counting the RTP of the sessions it releases.
 use crate::b2bua::Media;
-use holdfast_media::{Relay, RemoteMedia, SessionId, Side};
+use holdfast_media::{Relay, RemoteMedia, SessionId, SessionStats, Side};
+use holdfast_status::snapshot::RtpCounters;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-pub struct RelayMedia(pub Relay);
+pub struct RelayMedia {
+    relay: Relay,
+    /// Packets of the sessions released so far.
+    released: RtpCounters,
+}
+
+impl RelayMedia {
+    pub fn new(relay: Relay) -> RelayMedia {
+        RelayMedia { relay, released: RtpCounters::default() }
+    }
+
+    /// RTP relayed and dropped in calls that have ended.
+    pub fn counters(&self) -> RtpCounters {
+        self.released
+    }
+
+    fn count(&mut self, stats: &SessionStats) {
+        for leg in [stats.a, stats.b] {
+            self.released.relayed += leg.forwarded;
+            self.released.dropped += leg.dropped;
+        }
+    }
+}
 
 impl Media for RelayMedia {
     type Id = SessionId;
 
     fn allocate(&mut self) -> Result<(SessionId, SocketAddr, SocketAddr), String> {
-        let a = self.0.allocate().map_err(|e| e.to_string())?;
+        let a = self.relay.allocate().map_err(|e| e.to_string())?;
         Ok((a.id, a.a.rtp, a.b.rtp))
     }
 
     fn set_remote(&mut self, id: SessionId, side: Side, remote: RemoteMedia) {
-        if let Err(e) = self.0.set_remote(id, side, remote) {
+        if let Err(e) = self.relay.set_remote(id, side, remote) {
             log::warn!("media session {id:?}: {e}");
         }
     }
 
     fn release(&mut self, id: SessionId) {
-        match self.0.release(id) {
-            Ok(stats) => log::debug!("media session {id:?} released: {stats:?}"),
+        match self.relay.release(id) {
+            Ok(stats) => {
+                log::debug!("media session {id:?} released: {stats:?}");
+                self.count(&stats);
+            }
             Err(e) => log::warn!("media session {id:?}: {e}"),
         }
     }
 
     fn idle(&self, idle_for: Duration) -> Vec<SessionId> {
-        self.0.idle_sessions(idle_for)
+        self.relay.idle_sessions(idle_for)
     }
 }

@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::health::Health;
 use crate::registration::Registrations;
 use crate::relay_media::RelayMedia;
+use crate::status::StatusFile;
 use holdfast_media::{Relay, RelayConfig};
 use holdfast_runtime::Notifier;
 use holdfast_sip::message::{Message, Request};
@@ -31,6 +32,8 @@ pub enum ServerError {
     Signals(std::io::Error),
 }
 
+/// How often the status snapshot is rewritten.
+const STATUS_EVERY: Duration = Duration::from_secs(1);
 /// How often answered calls are checked for media.
 const REAP_EVERY: Duration = Duration::from_secs(5);
 /// Datagrams handled per turn of the loop before what they caused is sent: under load the
@@ -47,6 +50,7 @@ pub struct Server {
     store: Store,
     cdrs: CdrWriter,
     notifier: Notifier,
+    status: StatusFile,
 }
 
 impl Server {
@@ -71,9 +75,10 @@ impl Server {
         let registrations = Registrations::new(registering, local, now);
         let media_timeout = config.media_timeout;
         let b2b = B2buaConfig { local, registrar: config.registrar, no_answer: config.no_answer };
-        let b2bua = B2bua::new(b2b, config.plan, RelayMedia(relay), (now, unix_ms()));
+        let b2bua = B2bua::new(b2b, config.plan, RelayMedia::new(relay), (now, unix_ms()));
         let txns = Transactions::new(TimerConfig::default());
-        Ok((Server { media_timeout, txns, transport, b2bua, health, registrations, store, cdrs, notifier }, incoming))
+        let status = StatusFile::beside(&config.db);
+        Ok((Server { media_timeout, txns, transport, b2bua, health, registrations, store, cdrs, notifier, status }, incoming))
     }
 
     pub fn local_addr(&self) -> std::net::SocketAddr {
@@ -84,6 +89,7 @@ impl Server {
         let mut watchdog =
             tokio::time::interval(self.notifier.watchdog_interval().unwrap_or(Duration::from_secs(3600)));
         let mut reap = tokio::time::interval(REAP_EVERY);
+        let mut status_tick = tokio::time::interval(STATUS_EVERY);
         let mut sigterm = signal(SignalKind::terminate()).map_err(ServerError::Signals)?;
         let mut sigint = signal(SignalKind::interrupt()).map_err(ServerError::Signals)?;
         self.notifier.ready(&format!("listening on {}", self.transport.local_addr()));
@@ -116,6 +122,7 @@ impl Server {
                     self.registrations.handle_timeout(&mut self.txns, now);
                 }
                 _ = reap.tick() => self.b2bua.reap_idle(&mut self.txns, self.media_timeout, Instant::now()),
+                _ = status_tick.tick() => self.status.write(&self.b2bua, &self.health, &self.cdrs),
                 _ = watchdog.tick() => self.notifier.notify("WATCHDOG=1"),
                 _ = sigterm.recv() => break,
                 _ = sigint.recv() => break,
@@ -197,6 +204,7 @@ impl Server {
                         }
                     }
                     Output::Cdr(cdr) => {
+                        self.status.on_cdr(&cdr);
                         if let Err(e) = self.cdrs.write(cdr) {
                             log::error!("{e}");
                         }

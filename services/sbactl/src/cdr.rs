@@ -1,5 +1,6 @@
 //! `sbactl cdr [--since T] [--csv]`: sba-mediation's call records.
 use anyhow::{bail, Context, Result};
+use holdfast_store::cdr_text::{csv_row, iso, CSV_HEADER};
 use holdfast_store::{Cdr, Store};
 
 pub async fn list(store: &Store, since: Option<&str>, csv: bool) -> Result<()> {
@@ -7,29 +8,9 @@ pub async fn list(store: &Store, since: Option<&str>, csv: bool) -> Result<()> {
     let since = since.map(|t| parse_since(t, now)).transpose()?.unwrap_or(0);
     let cdrs = store.list_cdrs(since).await.context("reading call records")?;
     if csv {
-        println!("call_id,direction,setup,answer,end,caller,callee_dialled,callee,callee_sent,caller_sent,route,trunk,failovers,status,q850,end_cause,referred_by,transfer_of");
+        println!("{CSV_HEADER}");
         for c in &cdrs {
-            let fields = [
-                c.call_id.clone(),
-                c.direction.clone(),
-                iso(c.setup_at),
-                c.answered_at.map(iso).unwrap_or_default(),
-                iso(c.ended_at),
-                c.caller.clone(),
-                c.callee_dialled.clone(),
-                c.callee.clone(),
-                c.callee_sent.clone(),
-                c.caller_sent.clone(),
-                c.route.clone(),
-                c.trunk.clone(),
-                c.failovers.to_string(),
-                c.status.to_string(),
-                c.q850.map(|q| q.to_string()).unwrap_or_default(),
-                c.end_cause.clone(),
-                c.referred_by.clone().unwrap_or_default(),
-                c.transfer_of.clone().unwrap_or_default(),
-            ];
-            println!("{}", fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
+            println!("{}", csv_row(c));
         }
         return Ok(());
     }
@@ -65,15 +46,6 @@ fn line(c: &Cdr) -> String {
             _ => String::new(),
         },
     )
-}
-
-/// Quotes a CSV field when it holds a comma, quote or line break (RFC 4180).
-fn csv_field(f: &str) -> String {
-    if f.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", f.replace('"', "\"\""))
-    } else {
-        f.to_string()
-    }
 }
 
 fn now_ms() -> Result<i64> {
@@ -128,26 +100,6 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-/// Unix milliseconds as `2026-11-21T12:30:00.250Z`.
-pub fn iso(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-    let s = secs.rem_euclid(86_400);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z", s / 3600, s / 60 % 60, s % 60, ms.rem_euclid(1000))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,12 +117,5 @@ mod tests {
         assert!(parse_since("yesterday", now).is_err());
         assert!(parse_since("2025-13-01", now).is_err());
         assert_eq!(iso(951_825_600_250), "2000-02-29T12:00:00.250Z");
-    }
-
-    #[test]
-    fn csv_quoting() {
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("plain"), "plain");
     }
 }

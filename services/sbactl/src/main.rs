@@ -45,6 +45,11 @@ enum Command {
         #[arg(long)]
         csv: bool,
     },
+    /// The web page's admin account.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// PSTN ports for N users: Erlang B beside the rule of thumb, the E1/T1 spans it takes,
     /// and whether the spans in sba.toml suffice.
     Plan {
@@ -113,6 +118,13 @@ enum NumberCommand {
 }
 
 #[derive(Subcommand)]
+enum AdminCommand {
+    /// Sets the admin password of sba-web (stored as an Argon2id hash). Reads it from standard
+    /// input: typed twice at a terminal (not echoed), or one line from a pipe.
+    Passwd,
+}
+
+#[derive(Subcommand)]
 enum UserCommand {
     Add {
         name: String,
@@ -154,6 +166,12 @@ async fn main() -> Result<()> {
         Command::User { command } => user(&open(&db).await?, command).await,
         Command::Registrations { json } => registrations(&open(&db).await?, json).await,
         Command::Cdr { since, csv } => cdr::list(&open(&db).await?, since.as_deref(), csv).await,
+        Command::Admin { command: AdminCommand::Passwd } => {
+            let password = read_new_password()?;
+            open(&db).await?.set_admin_password(&password).await.context("storing the admin password")?;
+            println!("admin password set");
+            Ok(())
+        }
         Command::Plan { users, calls_per_user_hour, hold_secs, blocking, json, config } => {
             let traffic = plan::Traffic { users, calls_per_user_hour, hold_secs, blocking };
             plan_ports(traffic, json, config.as_deref())
@@ -242,6 +260,54 @@ fn status(db: &Path, json: bool) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A new password from standard input: at a terminal, asked twice with echo off.
+fn read_new_password() -> Result<String> {
+    use std::io::{BufRead, IsTerminal};
+    let stdin = std::io::stdin();
+    let read_line = || -> Result<String> {
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line).context("reading the password")?;
+        Ok(line.trim_end_matches(['\n', '\r']).to_string())
+    };
+    let password = if stdin.is_terminal() {
+        let _echo = EchoOff::new();
+        eprint!("New admin password: ");
+        let first = read_line()?;
+        eprint!("\nAgain: ");
+        let again = read_line()?;
+        eprintln!();
+        anyhow::ensure!(first == again, "the two passwords differ");
+        first
+    } else {
+        read_line()?
+    };
+    anyhow::ensure!(password.chars().count() >= 8, "use at least 8 characters");
+    Ok(password)
+}
+
+/// Terminal echo off until dropped.
+struct EchoOff(Option<nix::sys::termios::Termios>);
+
+impl EchoOff {
+    fn new() -> EchoOff {
+        use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
+        let stdin = std::io::stdin();
+        let Ok(saved) = tcgetattr(&stdin) else { return EchoOff(None) };
+        let mut quiet = saved.clone();
+        quiet.local_flags.remove(LocalFlags::ECHO);
+        let _ = tcsetattr(&stdin, SetArg::TCSANOW, &quiet);
+        EchoOff(Some(saved))
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.0 {
+            let _ = nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSANOW, saved);
+        }
+    }
 }
 
 fn plan_ports(traffic: plan::Traffic, json: bool, config: Option<&Path>) -> Result<()> {

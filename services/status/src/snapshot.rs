@@ -21,6 +21,8 @@ pub struct RegistrarStatus {
     pub written_at_ms: u64,
     pub bindings: u64,
     pub proxied_requests: u64,
+    /// Answers to WAN probes that did not come from the probed address with its token.
+    pub forged_probe_answers: u64,
     pub wan_counters: Option<WanCounters>,
     /// The latest WAN probes, oldest first.
     pub probes: Vec<ProbeSample>,

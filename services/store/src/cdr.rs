@@ -127,6 +127,14 @@ impl Store {
     }
 }
 
+impl Store {
+    /// How many records were stored after record `id`.
+    pub async fn count_cdrs_after(&self, id: i64) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cdrs WHERE id > ?").bind(id).fetch_one(&self.pool).await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
 fn stored(row: &sqlx::sqlite::SqliteRow) -> Result<StoredCdr, StoreError> {
     Ok(StoredCdr { id: row.try_get("id")?, cdr: from_row(row)? })
 }

@@ -8,6 +8,7 @@ mod admin;
 mod batch;
 mod bindings;
 mod cdr;
+pub mod cdr_text;
 mod cdr_writer;
 mod error;
 mod ha1;
@@ -15,6 +16,7 @@ mod store;
 mod users;
 mod writer;
 
+pub use admin::verify_admin_password;
 pub use bindings::{Binding, Origin};
 pub use cdr::{Cdr, StoredCdr};
 pub use cdr_writer::{CdrWriter, CdrWriterStats, CdrWriterStopped};

@@ -9,6 +9,7 @@ mod failover;
 mod messages;
 mod relay_sdp;
 mod session;
+mod summary;
 mod timers;
 mod transfer;
 

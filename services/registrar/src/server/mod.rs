@@ -156,7 +156,11 @@ impl Server {
         let Some(r) = self.txns.on_response(r, now) else { return };
         if let Some(answer) = crate::wan::probe_answer(&r) {
             if let Some(w) = &mut self.wan {
+                let forged = w.counters().forged;
                 w.on_response(&answer, from, r.status, now);
+                if w.counters().forged == forged && r.status >= 200 {
+                    self.status.probe_answered(answer.id, now);
+                }
             }
             return;
         }

@@ -1,21 +1,42 @@
-//! The registrar's state for `sbactl status`: a small JSON file beside the database, replaced
-//! atomically (write, then rename) whenever the WAN state changes and every few seconds.
+//! The registrar's state for `sbactl status` and sba-web: `<db>.status.json`, replaced
+//! atomically whenever the WAN state changes and every few seconds. It also keeps the WAN
+//! probes' round trips (the history the page draws, the histogram the metrics expose).
 use crate::routing::Mode;
 use crate::wan::WanCounters;
+use holdfast_status::snapshot::{self, ProbeSample, RegistrarStatus};
+use holdfast_status::{Histogram, HistogramSnapshot};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Probes kept for the page: two minutes at the default interval.
+const HISTORY: usize = 300;
+/// A probe with no answer after this is written down as unanswered (the WAN monitor's own
+/// timeout is shorter; this only bounds what is remembered).
+const FORGET_AFTER: Duration = Duration::from_secs(5);
 
 pub struct StatusFile {
     path: PathBuf,
     started: u64,
     since: u64,
+    /// Probes sent and not answered yet: (id, sent, sample).
+    pending: VecDeque<(u64, Instant, ProbeSample)>,
+    history: VecDeque<ProbeSample>,
+    rtt: Histogram,
 }
 
 impl StatusFile {
     /// `<db>.status.json`.
     pub fn beside(db: &Path, now: u64) -> StatusFile {
-        let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-        name.push(".status.json");
-        StatusFile { path: db.with_file_name(name), started: now, since: now }
+        StatusFile {
+            path: holdfast_status::beside(db, ".status.json"),
+            started: now,
+            since: now,
+            pending: VecDeque::new(),
+            history: VecDeque::new(),
+            rtt: Histogram::default(),
+        }
     }
 
     /// The WAN changed state at `now`.
@@ -26,36 +47,70 @@ impl StatusFile {
     /// Whether the last run wrote down a dead WAN (a restart during an outage stays in
     /// survival until the WAN proves itself, instead of relaying into the void).
     pub fn was_down(&self) -> bool {
-        std::fs::read_to_string(&self.path).is_ok_and(|t| t.contains("\"wan\":\"down\""))
+        holdfast_status::read::<RegistrarStatus>(&self.path).is_some_and(|s| s.wan == "down")
     }
 
-    pub fn write(&self, mode: Mode, wan: Option<WanCounters>, bindings: usize, calls: usize) {
+    pub fn probe_sent(&mut self, id: u64, target: SocketAddr, now: Instant) {
+        while self.pending.front().is_some_and(|(_, sent, _)| now.duration_since(*sent) > FORGET_AFTER) {
+            if let Some((_, _, unanswered)) = self.pending.pop_front() {
+                self.remember(unanswered);
+            }
+        }
+        let sample = ProbeSample { at_ms: holdfast_status::unix_ms(), target: target.to_string(), rtt_ms: None };
+        self.pending.push_back((id, now, sample));
+    }
+
+    pub fn probe_answered(&mut self, id: u64, now: Instant) {
+        let Some(i) = self.pending.iter().position(|(p, _, _)| *p == id) else { return };
+        if let Some((_, sent, mut sample)) = self.pending.remove(i) {
+            let rtt = now.duration_since(sent);
+            self.rtt.observe(rtt);
+            sample.rtt_ms = Some(rtt.as_secs_f64() * 1000.0);
+            self.remember(sample);
+        }
+    }
+
+    fn remember(&mut self, sample: ProbeSample) {
+        if self.history.len() == HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back(sample);
+    }
+
+    pub fn write(&self, mode: Mode, wan: Option<WanCounters>, bindings: usize, calls: usize, commit: HistogramSnapshot) {
         let (mode, wan_state) = match mode {
             Mode::Standalone => ("primary", "none"),
             Mode::Normal => ("pass-through", "up"),
             Mode::Survival => ("survival", "down"),
         };
-        let forged = wan.map_or(0, |c| c.forged);
-        let counters = wan.map_or_else(
-            || "null".to_string(),
-            |c| {
-                format!(
-                    "{{\"transitions\":{},\"probes_sent\":{},\"successes\":{},\"failures\":{},\"late_answers\":{}}}",
-                    c.transitions, c.probes_sent, c.successes, c.failures, c.ignored_responses
-                )
-            },
-        );
-        let text = format!(
-            "{{\"service\":\"sba-registrar\",\"pid\":{},\"mode\":\"{mode}\",\"wan\":\"{wan_state}\",\
-             \"since\":{},\"started\":{},\"bindings\":{bindings},\"proxied_requests\":{calls},\"forged_probe_answers\":{forged},\"wan_counters\":{counters}}}\n",
-            std::process::id(),
-            self.since,
-            self.started,
-        );
-        let tmp = self.path.with_extension("json.tmp");
-        let written = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &self.path));
-        if let Err(e) = written {
-            log::warn!("status file {}: {e}", self.path.display());
+        let status = RegistrarStatus {
+            service: "sba-registrar".into(),
+            pid: std::process::id(),
+            mode: mode.into(),
+            wan: wan_state.into(),
+            since: self.since,
+            started: self.started,
+            written_at_ms: holdfast_status::unix_ms(),
+            bindings: bindings as u64,
+            proxied_requests: calls as u64,
+            forged_probe_answers: wan.map_or(0, |c| c.forged),
+            wan_counters: wan.map(|c| snapshot::WanCounters {
+                transitions: c.transitions,
+                probes_sent: c.probes_sent,
+                successes: c.successes,
+                failures: c.failures,
+            }),
+            probes: self.history.iter().cloned().collect(),
+            probe_rtt: self.rtt.snapshot(),
+            commit,
+            refused: Default::default(),
+        };
+        match serde_json::to_vec(&status) {
+            Ok(mut bytes) => {
+                bytes.push(b'\n');
+                holdfast_status::write_atomic(&self.path, &bytes);
+            }
+            Err(e) => log::warn!("status file {}: {e}", self.path.display()),
         }
     }
 }

@@ -17,6 +17,7 @@ impl Server {
         for probe in probes {
             let local = SocketAddr::new(self.addresses.local_for(probe.target.ip()), self.addresses.port());
             let req = options_request(&probe, local, &self.domain);
+            self.status.probe_sent(probe.id, probe.target, now);
             if let Err(e) = self.transport.send_to(&Message::Request(req), probe.target, Protocol::Udp).await {
                 log::debug!("WAN probe to {} not sent: {e}", probe.target);
                 if let Some(wan) = &mut self.wan {
@@ -72,6 +73,6 @@ impl Server {
         let mode = self.mode();
         let counters = self.wan.as_ref().map(|w| w.counters());
         let bindings = self.registrar.binding_count();
-        self.status.write(mode, counters, bindings, self.proxy.len());
+        self.status.write(mode, counters, bindings, self.proxy.len(), self.writer.commit_times());
     }
 }

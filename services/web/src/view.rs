@@ -1,0 +1,39 @@
+//! What the pages and the metrics show, read fresh for each request: the three services'
+//! status snapshots and, from SQLite through read-only connections, the registrations and
+//! call records. Nothing here can hold up a service.
+use crate::config::Config;
+use holdfast_status::snapshot::{GatewayStatus, MediationStatus, RegistrarStatus};
+use holdfast_store::{Binding, Store};
+
+/// A snapshot older than this means its service has stopped writing (it writes every 1-5 s).
+pub const STALE_MS: u64 = 15_000;
+
+pub struct Snapshots {
+    pub registrar: Option<RegistrarStatus>,
+    pub mediation: Option<MediationStatus>,
+    pub gateway: Option<GatewayStatus>,
+}
+
+impl Snapshots {
+    pub fn read(config: &Config) -> Snapshots {
+        Snapshots {
+            registrar: holdfast_status::read(&holdfast_status::beside(&config.db, ".status.json")),
+            mediation: holdfast_status::read(&holdfast_status::beside(&config.db, ".mediation.json")),
+            gateway: holdfast_status::read(&config.gateway_status),
+        }
+    }
+}
+
+/// Whether a snapshot written at `written_at_ms` is current.
+pub fn fresh(written_at_ms: u64) -> bool {
+    holdfast_status::unix_ms().saturating_sub(written_at_ms) < STALE_MS
+}
+
+/// Bindings that have not expired, by AOR.
+pub async fn registrations(store: &Store) -> Result<Vec<Binding>, holdfast_store::StoreError> {
+    let now = i64::try_from(holdfast_status::unix_ms() / 1000).unwrap_or(i64::MAX);
+    let mut bindings = store.list_bindings().await?;
+    bindings.retain(|b| b.expires_at > now);
+    bindings.sort_by(|a, b| a.aor.cmp(&b.aor).then(a.contact.cmp(&b.contact)));
+    Ok(bindings)
+}
