@@ -79,13 +79,7 @@ pub struct Gateway {
     /// otherwise a SETUP without sending complete is collected by overlap receiving.
     pub dial_plan: Vec<String>,
     /// The status snapshot sba-web reads (span, alarms, B-channels), rewritten every second.
-    #[serde(default = "default_status_file")]
     pub status_file: std::path::PathBuf,
-}
-
-/// Beside the embedded default's database (`./var/sba.db`), as `<db>.gateway.json`.
-fn default_status_file() -> std::path::PathBuf {
-    std::path::PathBuf::from("./var/sba.db.gateway.json")
 }
 
 impl Default for Gateway {
@@ -106,6 +100,8 @@ impl Default for Gateway {
             listen: SocketAddr::from(([127, 0, 0, 1], 5080)),
             mediation: SocketAddr::from(([127, 0, 0, 1], 5070)),
             dial_plan: Vec::new(),
+            // `<db>.gateway.json` beside the services' default database, where sba-web looks.
+            status_file: std::path::PathBuf::from("./var/sba.db.gateway.json"),
         }
     }
 }

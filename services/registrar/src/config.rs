@@ -26,6 +26,10 @@ struct File {
     _mediation: Option<toml::Table>,
     #[serde(rename = "gateway")]
     _gateway: Option<toml::Table>,
+    #[serde(rename = "web")]
+    _web: Option<toml::Table>,
+    #[serde(rename = "cdr")]
+    _cdr: Option<toml::Table>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

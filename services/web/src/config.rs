@@ -108,7 +108,7 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         message,
     };
     let registrar = f.registrar.unwrap_or(Registrar { db: None, site: None });
-    let db = registrar.db.unwrap_or_else(|| PathBuf::from("./var/sba.db"));
+    let db = registrar.db.unwrap_or_else(|| PathBuf::from(holdfast_store::DEFAULT_PATH));
     let gateway_status = f
         .gateway
         .and_then(|g| g.status_file)
