@@ -14,3 +14,5 @@ pub mod sip_probe;
 pub mod sipp;
 pub mod stub_central;
 pub mod vm;
+pub mod web;
+pub mod webdriver;

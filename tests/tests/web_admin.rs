@@ -1,0 +1,155 @@
+//! sba-web end to end (issue 13): the survivability topology (phones, the SBA, Kamailio as the
+//! central site) with sba-registrar, sba-mediation and sba-gateway (simulated span) in the SBA's
+//! namespace and sba-web beside them reading their database and status files; headless
+//! Chromium logs in and watches a phone appear once it registers, the mode turn to survival
+//! when the WAN is cut and back after, and downloads the call records; /metrics, parsed as the
+//! Prometheus text format, moves with what the test does. A screenshot of each page goes to
+//! target/test-output/web_admin/.
+use holdfast_tests::bins::{bin, repo};
+use holdfast_tests::branch::Sba;
+use holdfast_tests::kamailio::Kamailio;
+use holdfast_tests::netns::{KillOnDrop, Topology};
+use holdfast_tests::phones::{Answerer, PhoneConfig};
+use holdfast_tests::scratch::Scratch;
+use holdfast_tests::web::{sample, Web, ADMIN_PASSWORD};
+use holdfast_tests::webdriver::{Browser, CHROMEDRIVER, CHROMIUM};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+const DOMAIN: &str = "central.example";
+
+/// A service of the appliance started in the SBA's namespace on the test's config.
+fn start_in_sba(topo: &Topology, service: &str, config: &Path, dir: &Path) -> KillOnDrop {
+    let log = std::fs::File::create(dir.join(format!("{service}.log"))).expect("log");
+    let child = topo
+        .sba
+        .command(bin(service).to_str().expect("utf-8 path"))
+        .arg("--config")
+        .arg(config)
+        .env("HOLDFAST_LOG_STDERR", "1")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {service}: {e}"));
+    KillOnDrop(child)
+}
+
+#[test]
+fn the_admin_page_follows_the_branch() {
+    for tool in [CHROMIUM, CHROMEDRIVER] {
+        assert!(Path::new(tool).exists(), "{tool} missing: apt-get install chromium chromium-driver (tests/run does)");
+    }
+    let scratch = Scratch::new("web-admin");
+    let shots = repo().join("target/test-output/web_admin");
+    std::fs::create_dir_all(&shots).expect("output folder");
+    let topo = Topology::new();
+    let kam = Kamailio::start(&topo, &scratch.path, DOMAIN, &[("alice", "alice-pw")]);
+    let db = scratch.file("sba.db");
+    let extra = format!(
+        "[[mediation.trunks]]\nname = \"pstn\"\nkind = \"gateway\"\naddress = \"127.0.0.1:5080\"\ntransport = \"udp\"\n\n\
+         [gateway]\nsimulated = true\nstatus_file = \"{}.gateway.json\"\n",
+        db.display()
+    );
+    let sba = Sba::start(&topo, &scratch, DOMAIN, kam.addr.port(), &extra);
+    let _mediation = start_in_sba(&topo, "sba-mediation", &sba.config, &scratch.path);
+    let _gateway = start_in_sba(&topo, "sba-gateway", &sba.config, &scratch.path);
+    let web = Web::start(&scratch.path, &sba.db);
+
+    // Metrics before anything happened.
+    let m = web.metrics();
+    assert_eq!(sample(&m, "sba_registrations", &[]), Some(0.0));
+    assert_eq!(sample(&m, "sba_mode", &[("mode", "pass-through")]), Some(1.0));
+    assert_eq!(sample(&m, "sba_wan_up", &[]), Some(1.0));
+
+    // Without a session every page sends the browser to log in; a wrong password is refused.
+    let b = Browser::start(&scratch.path);
+    b.goto(&format!("{}/registrations", web.base));
+    b.wait("the login page", Duration::from_secs(10), |b| b.find("#password").is_some());
+    b.screenshot(&shots.join("login.png"));
+    b.type_into("#password", "not-the-password");
+    b.click("#login");
+    b.wait("the refusal", Duration::from_secs(10), |b| b.text("#login-error").contains("Wrong password"));
+    b.type_into("#password", ADMIN_PASSWORD);
+    b.click("#login");
+    b.wait("the overview in pass-through", Duration::from_secs(10), |b| b.text("#mode") == "pass-through");
+    b.screenshot(&shots.join("overview.png"));
+
+    // A phone registers through the SBA to Kamailio: it appears on the registrations page.
+    b.goto(&format!("{}/registrations", web.base));
+    let alice = PhoneConfig {
+        user: "alice",
+        password: "alice-pw",
+        domain: DOMAIN,
+        addr: SocketAddr::from((Topology::phone_ip(1), 5060)),
+        registrar: sba.addr,
+        expires: 60,
+        refresh: Duration::from_secs(2),
+    };
+    let phone = Answerer::phone(&topo.phones, &scratch.path, &alice, 300);
+    assert!(phone.wait_registrations(0, Duration::from_secs(10)), "alice not registered:\n{}", phone.log());
+    let row = format!("tr[data-aor=\"sip:alice@{DOMAIN}\"]");
+    b.wait("alice on the registrations page", Duration::from_secs(10), |b| b.find(&row).is_some());
+    b.screenshot(&shots.join("registrations.png"));
+    let m = web.metrics();
+    assert_eq!(sample(&m, "sba_registrations", &[]), Some(1.0));
+    let rtt = sample(&m, "sba_wan_probe_rtt_seconds", &[]).unwrap_or(0.0);
+    assert!(rtt > 0.0, "no WAN probe round trip in the histogram");
+    let commits = sample(&m, "sba_sqlite_commit_seconds", &[("service", "sba-registrar")]).unwrap_or(0.0);
+    assert!(commits > 0.0, "alice's binding was committed: the commit histogram must say so");
+
+    // The WAN is cut: the overview turns to survival by itself, and back after the restore.
+    b.goto(&format!("{}/", web.base));
+    topo.cut_wan();
+    b.wait("survival on the overview", Duration::from_secs(10), |b| b.text("#mode") == "survival");
+    b.screenshot(&shots.join("overview-survival.png"));
+    let m = web.metrics();
+    assert_eq!(sample(&m, "sba_wan_up", &[]), Some(0.0));
+    assert_eq!(sample(&m, "sba_mode", &[("mode", "survival")]), Some(1.0));
+    assert!(sample(&m, "sba_wan_probes_total", &[("result", "failed")]).unwrap_or(0.0) >= 3.0);
+    topo.restore_wan();
+    b.wait("pass-through again", Duration::from_secs(15), |b| b.text("#mode") == "pass-through");
+    b.screenshot(&shots.join("overview-failback.png"));
+    let m = web.metrics();
+    assert_eq!(sample(&m, "sba_wan_up", &[]), Some(1.0));
+    assert!(sample(&m, "sba_wan_transitions_total", &[]).unwrap_or(0.0) >= 2.0);
+
+    // Trunks (sba-mediation), the span (sba-gateway's simulated T1), calls, configuration.
+    b.goto(&format!("{}/trunks", web.base));
+    b.wait("the gateway trunk", Duration::from_secs(10), |b| b.find("tr[data-trunk]").is_some());
+    b.screenshot(&shots.join("trunks.png"));
+    let m = web.metrics();
+    assert!(m.samples.iter().any(|s| s.metric == "sba_trunk_up"), "no trunk in /metrics");
+    b.goto(&format!("{}/span", web.base));
+    b.wait("the span without alarms", Duration::from_secs(10), |b| b.text("#alarms") == "none");
+    assert_eq!(b.text("#bchannels"), "0 / 23");
+    b.screenshot(&shots.join("span.png"));
+    let m = web.metrics();
+    assert_eq!(sample(&m, "sba_span_alarm", &[("span", "1")]), Some(0.0));
+    assert_eq!(sample(&m, "sba_span_bchannels", &[("span", "1")]), Some(23.0));
+    b.goto(&format!("{}/calls", web.base));
+    b.wait("the calls page", Duration::from_secs(10), |b| b.find("#active").is_some());
+    b.screenshot(&shots.join("calls.png"));
+    b.goto(&format!("{}/config", web.base));
+    b.wait("the configuration check", Duration::from_secs(10), |b| b.find("#config-ok").is_some());
+    b.screenshot(&shots.join("config.png"));
+
+    // Call records: the page, and the CSV downloaded by the browser.
+    b.goto(&format!("{}/cdrs", web.base));
+    b.wait("the records page", Duration::from_secs(10), |b| b.find("#csv").is_some());
+    b.screenshot(&shots.join("cdrs.png"));
+    b.click("#csv");
+    let csv = scratch.path.join("downloads/call-records.csv");
+    b.wait("the CSV download", Duration::from_secs(10), |_| csv.exists());
+    let text = std::fs::read_to_string(&csv).expect("CSV");
+    assert!(text.starts_with("call_id,direction,setup,answer,end,caller,"), "{text}");
+
+    // Logged out, the pages are closed again.
+    b.goto(&format!("{}/", web.base));
+    b.click("header button");
+    b.wait("the login page after logout", Duration::from_secs(10), |b| b.find("#password").is_some());
+    let (status, _, _) = web.get("/registrations");
+    assert_eq!(status, 303, "a page without a session");
+    eprintln!("screenshots in {}", shots.display());
+}
