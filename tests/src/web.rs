@@ -81,6 +81,26 @@ impl Web {
         (code.parse().unwrap_or(0), ctype.to_string(), body.to_string())
     }
 
+    /// One login with `password` from source address `from` (curl, its own cookie jar): the
+    /// status of the POST (303 logged in, 401 wrong, 429 throttled).
+    pub fn login_from(&self, from: &str, password: &str, jar: &Path) -> u16 {
+        let curl = |args: &[&str]| {
+            let out = Command::new("curl")
+                .args(["-sk", "--max-time", "10", "--interface", from, "-c"])
+                .arg(jar)
+                .arg("-b")
+                .arg(jar)
+                .args(args)
+                .output()
+                .expect("run curl");
+            String::from_utf8_lossy(&out.stdout).to_string()
+        };
+        let page = curl(&[&format!("{}/login", self.base)]);
+        let token = page.split("name=\"form\" value=\"").nth(1).and_then(|t| t.split('"').next()).unwrap_or_default().to_string();
+        let status = curl(&["-o", "/dev/null", "-w", "%{http_code}", "--data-urlencode", &format!("form={token}"), "--data-urlencode", &format!("password={password}"), &format!("{}/login", self.base)]);
+        status.trim().parse().unwrap_or(0)
+    }
+
     /// /metrics, parsed.
     pub fn metrics(&self) -> prometheus_parse::Scrape {
         let (status, ctype, body) = self.get("/metrics");

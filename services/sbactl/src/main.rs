@@ -50,6 +50,11 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// The appliance certificate (HTTPS, and SIP over TLS).
+    Tls {
+        #[command(subcommand)]
+        command: TlsCommand,
+    },
     /// PSTN ports for N users: Erlang B beside the rule of thumb, the E1/T1 spans it takes,
     /// and whether the spans in sba.toml suffice.
     Plan {
@@ -118,6 +123,16 @@ enum NumberCommand {
 }
 
 #[derive(Subcommand)]
+enum TlsCommand {
+    /// Where the certificate is, its SHA-256 fingerprint (what a browser shows), its chain.
+    Show {
+        /// The certificate directory (default: [web].tls_dir of /etc/sba/sba.toml, else /etc/sba/tls).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum AdminCommand {
     /// Sets the admin password of sba-web (stored as an Argon2id hash). Reads it from standard
     /// input: typed twice at a terminal (not echoed), or one line from a pipe.
@@ -172,6 +187,7 @@ async fn main() -> Result<()> {
             println!("admin password set");
             Ok(())
         }
+        Command::Tls { command: TlsCommand::Show { dir } } => tls_show(&dir.unwrap_or_else(default_tls_dir)),
         Command::Plan { users, calls_per_user_hour, hold_secs, blocking, json, config } => {
             let traffic = plan::Traffic { users, calls_per_user_hour, hold_secs, blocking };
             plan_ports(traffic, json, config.as_deref())
@@ -259,6 +275,25 @@ fn status(db: &Path, json: bool) -> Result<()> {
             c["probes_sent"], c["successes"], c["failures"], c["transitions"]
         );
     }
+    Ok(())
+}
+
+fn default_tls_dir() -> PathBuf {
+    std::fs::read_to_string(APPLIANCE_CONFIG)
+        .ok()
+        .and_then(|t| t.parse::<toml::Table>().ok())
+        .and_then(|t| t.get("web")?.get("tls_dir")?.as_str().map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(holdfast_tls::DEFAULT_DIR))
+}
+
+fn tls_show(dir: &Path) -> Result<()> {
+    let Some(cert) = holdfast_tls::ApplianceCert::load(dir).with_context(|| format!("reading {}", dir.display()))? else {
+        println!("no certificate in {} yet: sba-web generates a self-signed one at its first start", dir.display());
+        return Ok(());
+    };
+    println!("certificate:  {}", cert.cert_path().display());
+    println!("SHA-256:      {}", cert.fingerprint_sha256());
+    println!("chain:        {} certificate(s)", cert.chain.len());
     Ok(())
 }
 
