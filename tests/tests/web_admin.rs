@@ -1,6 +1,7 @@
 //! sba-web end to end (issue 13): the survivability topology (phones, the SBA, Kamailio as the
-//! central site) with sba-registrar, sba-mediation and sba-gateway (simulated span) in the SBA's
-//! namespace and sba-web beside them reading their database and status files; headless
+//! central site) with sba-registrar in the SBA's namespace, sba-mediation and sba-gateway (its
+//! simulated span's far end a PSTN exchange that answers) at the PSTN side's address where the
+//! registrar sends numbers in survival, and sba-web reading their database and status files; headless
 //! Chromium logs in and watches a phone appear once it registers, the mode turn to survival
 //! when the WAN is cut and back after, and downloads the call records; /metrics, parsed as the
 //! Prometheus text format, moves with what the test does. A screenshot of each page goes to
@@ -8,8 +9,8 @@
 use holdfast_tests::bins::{bin, repo};
 use holdfast_tests::branch::Sba;
 use holdfast_tests::kamailio::Kamailio;
-use holdfast_tests::netns::{KillOnDrop, Topology};
-use holdfast_tests::phones::{Answerer, PhoneConfig};
+use holdfast_tests::netns::{KillOnDrop, Netns, Topology, PSTN, SBA_PSTN};
+use holdfast_tests::phones::{call, Answerer, PhoneConfig};
 use holdfast_tests::scratch::Scratch;
 use holdfast_tests::web::{sample, Web, ADMIN_PASSWORD};
 use holdfast_tests::webdriver::{Browser, CHROMEDRIVER, CHROMIUM};
@@ -20,11 +21,10 @@ use std::time::Duration;
 
 const DOMAIN: &str = "central.example";
 
-/// A service of the appliance started in the SBA's namespace on the test's config.
-fn start_in_sba(topo: &Topology, service: &str, config: &Path, dir: &Path) -> KillOnDrop {
+/// A service of the appliance started in namespace `ns` on the test's config.
+fn start_in(ns: &Netns, service: &str, config: &Path, dir: &Path) -> KillOnDrop {
     let log = std::fs::File::create(dir.join(format!("{service}.log"))).expect("log");
-    let child = topo
-        .sba
+    let child = ns
         .command(bin(service).to_str().expect("utf-8 path"))
         .arg("--config")
         .arg(config)
@@ -47,14 +47,19 @@ fn the_admin_page_follows_the_branch() {
     let topo = Topology::new();
     let kam = Kamailio::start(&topo, &scratch.path, DOMAIN, &[("alice", "alice-pw")]);
     let db = scratch.file("sba.db");
+    // sba-mediation where the registrar sends numbers in survival ([survival].mediation, the PSTN
+    // side's address), its one trunk sba-gateway beside it.
     let extra = format!(
-        "[[mediation.trunks]]\nname = \"pstn\"\nkind = \"gateway\"\naddress = \"127.0.0.1:5080\"\ntransport = \"udp\"\n\n\
-         [gateway]\nsimulated = true\nstatus_file = \"{}.gateway.json\"\n",
-        db.display()
+        "[mediation]\nlisten = \"{PSTN}:5060\"\nregistrar = \"{SBA_PSTN}:5060\"\n\n\
+         [[mediation.routes]]\nname = \"world\"\npattern = '\\+\\d{{6,15}}'\nusage = \"national\"\ntrunks = [\"pstn\"]\n\n\
+         [[mediation.trunks]]\nname = \"pstn\"\nkind = \"gateway\"\naddress = \"127.0.0.1:5080\"\ntransport = \"udp\"\n\n\
+         [gateway]\nsimulated = true\nstatus_file = \"{}.gateway.json\"\nexchange_control = \"{}\"\n",
+        db.display(),
+        scratch.file("pstn.sock").display()
     );
     let sba = Sba::start(&topo, &scratch, DOMAIN, kam.addr.port(), &extra);
-    let _mediation = start_in_sba(&topo, "sba-mediation", &sba.config, &scratch.path);
-    let _gateway = start_in_sba(&topo, "sba-gateway", &sba.config, &scratch.path);
+    let _mediation = start_in(&topo.pstn, "sba-mediation", &sba.config, &scratch.path);
+    let _gateway = start_in(&topo.pstn, "sba-gateway", &sba.config, &scratch.path);
     let web = Web::start(&scratch.path, &sba.db);
 
     // Metrics before anything happened.
@@ -125,6 +130,20 @@ fn the_admin_page_follows_the_branch() {
     assert_eq!(sample(&m, "sba_wan_up", &[]), Some(0.0));
     assert_eq!(sample(&m, "sba_mode", &[("mode", "survival")]), Some(1.0));
     assert!(sample(&m, "sba_wan_probes_total", &[("result", "failed")]).unwrap_or(0.0) >= 3.0);
+
+    // A PSTN call in survival: through sba-mediation and sba-gateway to the exchange, which
+    // answers. The calls page shows it while it lasts, the metrics and the records after.
+    b.goto(&format!("{}/calls", web.base));
+    let from = SocketAddr::from((Topology::phone_ip(1), 5070));
+    let pstn_call = call(&topo.phones, from, sba.addr, "alice", "+4930123456", DOMAIN, Duration::from_secs(5)).spawn(&scratch.path, 30);
+    b.wait("the call on the calls page", Duration::from_secs(10), |b| b.text("#active").starts_with("1 call"));
+    b.screenshot(&shots.join("calls.png"));
+    let mut pstn_call = pstn_call;
+    assert!(pstn_call.0.wait().expect("sipp ran").success(), "the PSTN call failed:\n{}", sba.log());
+    b.wait("the call's record in /metrics", Duration::from_secs(10), |_| {
+        sample(&web.metrics(), "sba_calls_total", &[("result", "answered")]) == Some(1.0)
+    });
+    b.goto(&format!("{}/", web.base));
     topo.restore_wan();
     b.wait("pass-through again", Duration::from_secs(15), |b| b.text("#mode") == "pass-through");
     b.screenshot(&shots.join("overview-failback.png"));
@@ -145,9 +164,6 @@ fn the_admin_page_follows_the_branch() {
     let m = web.metrics();
     assert_eq!(sample(&m, "sba_span_alarm", &[("span", "1")]), Some(0.0));
     assert_eq!(sample(&m, "sba_span_bchannels", &[("span", "1")]), Some(23.0));
-    b.goto(&format!("{}/calls", web.base));
-    b.wait("the calls page", Duration::from_secs(10), |b| b.find("#active").is_some());
-    b.screenshot(&shots.join("calls.png"));
     b.goto(&format!("{}/config", web.base));
     b.wait("the configuration check", Duration::from_secs(10), |b| b.find("#config-ok").is_some());
     b.screenshot(&shots.join("config.png"));
@@ -161,6 +177,7 @@ fn the_admin_page_follows_the_branch() {
     b.wait("the CSV download", Duration::from_secs(10), |_| csv.exists());
     let text = std::fs::read_to_string(&csv).expect("CSV");
     assert!(text.starts_with("call_id,direction,setup,answer,end,caller,"), "{text}");
+    assert!(text.lines().any(|l| l.contains(",+4930123456,") && l.contains(",200,")), "the PSTN call's record:\n{text}");
 
     // Logged out, the pages are closed again.
     b.goto(&format!("{}/", web.base));

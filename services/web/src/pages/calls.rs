@@ -8,10 +8,14 @@ use std::fmt::Write;
 
 pub fn calls(s: &Snapshots) -> String {
     let Some(m) = &s.mediation else { return missing("sba-mediation") };
+    let count = match m.calls.len() {
+        0 => "No calls".to_string(),
+        1 => "1 call".to_string(),
+        n => format!("{n} calls"),
+    };
     let mut out = format!(
-        "<p id=\"active\">{} calls in progress</p><table id=\"calls\"><thead><tr><th>caller</th><th>callee</th><th>trunk</th>\
-         <th>state</th><th>started</th></tr></thead><tbody>",
-        m.calls.len()
+        "<p id=\"active\">{count} in progress</p><table id=\"calls\"><thead><tr><th>caller</th><th>callee</th><th>trunk</th>\
+         <th>state</th><th>started</th></tr></thead><tbody>"
     );
     for c in &m.calls {
         let state = if c.answered { "talking" } else { "setting up" };
@@ -24,7 +28,12 @@ pub fn calls(s: &Snapshots) -> String {
             ago(c.setup_at_ms)
         );
     }
-    out.push_str("</tbody></table><h2>Calls ended since sba-mediation started</h2><table><tbody>");
+    out.push_str("</tbody></table><h2>Calls ended since sba-mediation started</h2>");
+    if m.calls_total.is_empty() {
+        out.push_str("<p>None yet.</p>");
+        return out;
+    }
+    out.push_str("<table><tbody>");
     for (result, n) in &m.calls_total {
         let _ = write!(out, "<tr><th>{}</th><td>{n}</td></tr>", esc(result));
     }
