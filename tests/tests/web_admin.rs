@@ -143,6 +143,9 @@ fn the_admin_page_follows_the_branch() {
     b.wait("the call's record in /metrics", Duration::from_secs(10), |_| {
         sample(&web.metrics(), "sba_calls_total", &[("result", "answered")]) == Some(1.0)
     });
+    // The exchange's tone reached the relay. It counts as dropped: the phone's media address is
+    // in the phones' namespace, which the PSTN side of this topology cannot reach.
+    assert!(sample(&web.metrics(), "sba_rtp_packets_dropped_total", &[]).unwrap_or(0.0) > 0.0, "no RTP at the relay");
     b.goto(&format!("{}/", web.base));
     topo.restore_wan();
     b.wait("pass-through again", Duration::from_secs(15), |b| b.text("#mode") == "pass-through");

@@ -1,4 +1,4 @@
-//! holdfast-media's relay as the B2BUA's `Media`, counting the RTP of the sessions it releases.
+//! holdfast-media's relay as the B2BUA's `Media`, keeping the RTP counts of released sessions.
 use crate::b2bua::Media;
 use holdfast_media::{Relay, RemoteMedia, SessionId, SessionStats, Side};
 use holdfast_status::snapshot::RtpCounters;
@@ -16,16 +16,26 @@ impl RelayMedia {
         RelayMedia { relay, released: RtpCounters::default() }
     }
 
-    /// RTP relayed and dropped in calls that have ended.
-    pub fn counters(&self) -> RtpCounters {
-        self.released
+    /// RTP relayed and dropped since the start: calls that ended, and `live` in progress.
+    pub fn counters(&self, live: &[SessionId]) -> RtpCounters {
+        let mut total = self.released;
+        for id in live {
+            if let Ok(stats) = self.relay.stats(*id) {
+                add(&mut total, &stats);
+            }
+        }
+        total
     }
 
     fn count(&mut self, stats: &SessionStats) {
-        for leg in [stats.a, stats.b] {
-            self.released.relayed += leg.forwarded;
-            self.released.dropped += leg.dropped;
-        }
+        add(&mut self.released, stats);
+    }
+}
+
+fn add(total: &mut RtpCounters, stats: &SessionStats) {
+    for leg in [stats.a, stats.b] {
+        total.relayed += leg.forwarded;
+        total.dropped += leg.dropped;
     }
 }
 

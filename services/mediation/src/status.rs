@@ -51,7 +51,7 @@ impl StatusFile {
             calls: b2bua.active_calls(),
             calls_total: self.calls_total.clone(),
             trunks,
-            rtp: b2bua.media().counters(),
+            rtp: b2bua.media().counters(&b2bua.media_sessions()),
             cdrs: CdrCounters { records: stats.records, commits: stats.commits, lost: stats.lost },
             commit: cdrs.commit_times(),
             refused: BTreeMap::new(),

@@ -92,9 +92,9 @@ pub fn render(s: &Snapshots, registrations: Option<usize>, upload: Option<Upload
         for t in &med.trunks {
             m.sample("sba_trunk_up", &[("trunk", &t.name), ("kind", &t.kind)], f64::from(u8::from(t.up)));
         }
-        m.family("sba_rtp_packets_relayed_total", "counter", "RTP/RTCP packets relayed, in calls that have ended.");
+        m.family("sba_rtp_packets_relayed_total", "counter", "RTP/RTCP packets relayed.");
         m.sample("sba_rtp_packets_relayed_total", &[], med.rtp.relayed as f64);
-        m.family("sba_rtp_packets_dropped_total", "counter", "Packets the relay dropped for any reason, in calls that have ended.");
+        m.family("sba_rtp_packets_dropped_total", "counter", "Packets the relay dropped for any reason.");
         m.sample("sba_rtp_packets_dropped_total", &[], med.rtp.dropped as f64);
         m.family("sba_rtp_packets_dropped_foreign_total", "counter", "Packets dropped for coming from an address that is not the call's party.");
         m.sample("sba_rtp_packets_dropped_foreign_total", &[], med.rtp.dropped_foreign as f64);

@@ -22,4 +22,9 @@ impl<M: Media> B2bua<M> {
     pub fn media(&self) -> &M {
         &self.media
     }
+
+    /// The relay sessions of the calls in progress.
+    pub fn media_sessions(&self) -> Vec<M::Id> {
+        self.calls.values().filter_map(|c| c.media.as_ref().map(|(id, _, _)| *id)).collect()
+    }
 }
