@@ -170,6 +170,15 @@ fn the_admin_page_follows_the_branch() {
     b.goto(&format!("{}/config", web.base));
     b.wait("the configuration check", Duration::from_secs(10), |b| b.find("#config-ok").is_some());
     b.screenshot(&shots.join("config.png"));
+    // A mistake in the file shows at once, with its key and line, before any service restarts.
+    let mut text = std::fs::read_to_string(&web.config).expect("web config");
+    text.push_str("\n[mediation]\nlisten = \"nowhere\"\n");
+    let bad_line = text.lines().count();
+    std::fs::write(&web.config, text).expect("write config");
+    b.wait("the configuration error", Duration::from_secs(10), |b| {
+        b.text("#config-errors").contains(&format!("line {bad_line}: key `mediation.listen`"))
+    });
+    b.screenshot(&shots.join("config-error.png"));
 
     // Call records: the page, and the CSV downloaded by the browser.
     b.goto(&format!("{}/cdrs", web.base));
