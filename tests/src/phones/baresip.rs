@@ -2,6 +2,7 @@
 //! up on command (its stdio console).
 use super::{Console, Event, Phone, PhoneConfig};
 use crate::netns::Netns;
+use holdfast_sip::transport::Protocol;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -26,10 +27,18 @@ impl Baresip {
     /// `c.registrar` every `c.refresh` (at least 1 s, baresip's granularity is seconds); it
     /// echoes what it hears.
     pub fn start(ns: &Netns, dir: &Path, c: &PhoneConfig, lifetime_s: u32) -> Baresip {
-        Baresip::start_with(ns, dir, c, lifetime_s, BaresipAudio::Echo)
+        Baresip::start_with(ns, dir, c, lifetime_s, BaresipAudio::Echo, Protocol::Udp)
     }
 
-    pub fn start_with(ns: &Netns, dir: &Path, c: &PhoneConfig, lifetime_s: u32, audio: BaresipAudio) -> Baresip {
+    /// `start` with the audio given, registering (and calling) over `transport`.
+    pub fn start_with(
+        ns: &Netns,
+        dir: &Path,
+        c: &PhoneConfig,
+        lifetime_s: u32,
+        audio: BaresipAudio,
+        transport: Protocol,
+    ) -> Baresip {
         let dir = dir.join(format!("baresip-{}-{}", c.user, c.addr.port()));
         std::fs::create_dir_all(&dir).expect("baresip dir");
         let audio_config = match audio {
@@ -54,10 +63,15 @@ impl Baresip {
         let aor = format!("sip:{}@{}", c.user, c.domain);
         std::fs::write(
             dir.join("accounts"),
-            format!("<{aor}>;auth_pass={};outbound=\"sip:{}\";regint={regint};answermode=auto\n", c.password, c.registrar),
+            format!(
+                "<{aor}>;auth_pass={};outbound=\"sip:{};transport={}\";regint={regint};answermode=auto\n",
+                c.password,
+                c.registrar,
+                transport.as_str().to_ascii_lowercase()
+            ),
         )
         .expect("baresip accounts");
-        let mut cmd = ns.command("baresip");
+        let mut cmd = Console::command(ns, "baresip");
         cmd.arg("-f").arg(&dir).args(["-t", &lifetime_s.to_string()]);
         let console = Console::start(cmd, &dir.join("console.log"), "baresip (apt-get install baresip)");
         Baresip { addr: c.addr, dir, aor, console }
@@ -65,7 +79,7 @@ impl Baresip {
 
     /// A console command such as `/dial sip:bob@example` or `/hangup`.
     pub fn command(&mut self, line: &str) {
-        self.console.command(line);
+        self.console.send(line);
     }
 
     /// Everything baresip printed so far.
@@ -105,16 +119,16 @@ impl Phone for Baresip {
     }
 
     fn dial(&mut self, target: &str) {
-        self.console.command(&format!("/dial {target}"));
+        self.console.send(&format!("/dial {target}"));
     }
 
     fn hang_up(&mut self) {
-        self.console.command("/hangup");
+        self.console.send("/hangup");
     }
 
     fn unregister(&mut self) {
         // baresip 1.0 has no unregister command: deleting the account unregisters it.
         let line = format!("/uadel {}", self.aor);
-        self.console.command(&line);
+        self.console.send(&line);
     }
 }

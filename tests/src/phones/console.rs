@@ -1,6 +1,6 @@
 //! A phone program driven through its console: commands written to its stdin, everything it
 //! prints kept in a file to read back.
-use crate::netns::KillOnDrop;
+use crate::netns::{KillOnDrop, Netns};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, Stdio};
@@ -13,6 +13,14 @@ pub struct Console {
 }
 
 impl Console {
+    /// `program` in `ns` with its stdout and stderr line-buffered (stdbuf): written to a file,
+    /// C stdio would hold a last line, such as a call's end, until more output comes.
+    pub fn command(ns: &Netns, program: &str) -> Command {
+        let mut cmd = ns.command("stdbuf");
+        cmd.args(["-oL", "-eL", program]);
+        cmd
+    }
+
     /// Starts `cmd` with its stdout and stderr going to `output`; `what` names it in errors.
     pub fn start(mut cmd: Command, output: &Path, what: &str) -> Console {
         let log = std::fs::File::create(output).expect("console log");
@@ -27,7 +35,7 @@ impl Console {
     }
 
     /// Writes one command line.
-    pub fn command(&mut self, line: &str) {
+    pub fn send(&mut self, line: &str) {
         writeln!(self.stdin, "{line}").expect("write to the console");
         self.stdin.flush().expect("flush the console");
     }

@@ -35,12 +35,12 @@ impl Linphonec {
             ),
         )
         .expect("linphonerc");
-        let mut cmd = ns.command("linphonec");
+        let mut cmd = Console::command(ns, "linphonec");
         cmd.env("HOME", &dir).arg("-c").arg(&rc);
         let mut console = Console::start(cmd, &dir.join("console.log"), "linphonec (apt-get install linphone-cli)");
         // Without this its core opens no SIP socket (and so never registers).
-        console.command(&format!("ports sip {}", c.addr.port()));
-        console.command("soundcard use files");
+        console.send(&format!("ports sip {}", c.addr.port()));
+        console.send("soundcard use files");
         Linphonec { dir, calls: 0, console }
     }
 
@@ -49,8 +49,8 @@ impl Linphonec {
     pub fn play_and_record(&mut self, tone: &Path) -> PathBuf {
         self.calls += 1;
         let heard = self.dir.join(format!("heard-{}.wav", self.calls));
-        self.console.command(&format!("play {}", tone.display()));
-        self.console.command(&format!("record {}", heard.display()));
+        self.console.send(&format!("play {}", tone.display()));
+        self.console.send(&format!("record {}", heard.display()));
         heard
     }
 }
@@ -69,14 +69,14 @@ impl Phone for Linphonec {
     }
 
     fn dial(&mut self, target: &str) {
-        self.console.command(&format!("call {target}"));
+        self.console.send(&format!("call {target}"));
     }
 
     fn hang_up(&mut self) {
-        self.console.command("terminate");
+        self.console.send("terminate");
     }
 
     fn unregister(&mut self) {
-        self.console.command("unregister");
+        self.console.send("unregister");
     }
 }

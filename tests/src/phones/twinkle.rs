@@ -42,10 +42,10 @@ impl Twinkle {
             ),
         )
         .expect("twinkle profile");
-        let mut cmd = ns.command("twinkle-console");
+        let mut cmd = Console::command(ns, "twinkle-console");
         cmd.env("HOME", &dir).arg(format!("{}.cfg", c.user));
         let mut console = Console::start(cmd, &dir.join("console.log"), "twinkle-console (apt-get install twinkle-console)");
-        console.command("auto_answer -a on");
+        console.send("auto_answer -a on");
         Twinkle { dir, console }
     }
 }
@@ -66,14 +66,14 @@ impl Phone for Twinkle {
     }
 
     fn dial(&mut self, target: &str) {
-        self.console.command(&format!("call {target}"));
+        self.console.send(&format!("call {target}"));
     }
 
     fn hang_up(&mut self) {
-        self.console.command("bye");
+        self.console.send("bye");
     }
 
     fn unregister(&mut self) {
-        self.console.command("deregister");
+        self.console.send("deregister");
     }
 }

@@ -9,7 +9,7 @@ mod forward;
 mod target;
 
 pub use forward::{is_loop, route_value, sent_by};
-pub use target::Target;
+pub use target::{binding_hop, Target};
 
 use best::{keep_best, upstream_status};
 use holdfast_sip::message::{HeaderName, Method, Request, Response};

@@ -1,7 +1,7 @@
 //! Requests that are not REGISTERs for us: where they go (the routing decision, the Route set,
 //! the dialog's remote target) and handing them to the proxy.
 use super::{refuse, Server};
-use crate::proxy::{route_value, Target};
+use crate::proxy::{binding_hop, route_value, Target};
 use crate::registrar::aor_of;
 use crate::routing::{Destination, Router};
 use holdfast_sip::message::{Host, HeaderName, Message, Method, NameAddr, Request, Uri};
@@ -198,12 +198,17 @@ impl Server {
         Some(Target { uri: request_uri, dest, transport, route: Vec::new(), local })
     }
 
-    /// A registered contact, reached over the flow it registered from (the phone may sit behind
-    /// NAT: its source address, not its Contact, is where it listens), following its Path.
+    /// A registered contact, reached over the flow it registered from while it is open, else at
+    /// its Contact (`binding_hop`), following its Path.
     fn binding_target(&mut self, b: &Binding) -> Option<Target> {
         let uri = Uri::parse(&b.contact).ok()?;
-        let dest: SocketAddr = b.source.parse().ok().or_else(|| address_of(&uri))?;
+        let contact = address_of(&uri).map(|a| (a, transport_of(&uri)));
         let transport = if b.transport == "tcp" { Protocol::Tcp } else { Protocol::Udp };
+        let flow = match b.source.parse().ok() {
+            Some(source) => (source, transport),
+            None => contact?,
+        };
+        let (dest, transport) = binding_hop(flow, contact, self.transport.has_connection(flow.0));
         let local = self.addresses.local_for(dest.ip());
         Some(Target { uri, dest, transport, route: b.path.clone(), local })
     }

@@ -92,6 +92,11 @@ impl TransportHandle {
         Ok(())
     }
 
+    /// Whether a TCP connection with `peer` is open (a flow a phone registered over is alive).
+    pub fn has_connection(&self, peer: SocketAddr) -> bool {
+        self.shared.connections().find(peer).is_some()
+    }
+
     /// Sends a message to `dest`, over TCP on an open connection to it or a new one.
     pub async fn send_to(&self, msg: &Message, dest: SocketAddr, transport: Protocol) -> Result<(), TransportError> {
         self.send_bytes(&msg.to_bytes(), dest, transport).await
