@@ -58,6 +58,9 @@ fn main() {
             run(post_build_accepts_a_complete_target_and_refuses_an_incomplete_one)
         }),
         Trial::test("post_build_notes_only_conditions_that_fail", || run(post_build_notes_only_conditions_that_fail)),
+        Trial::test("post_build_refuses_a_kernel_without_the_fragments_options", || {
+            run(post_build_refuses_a_kernel_without_the_fragments_options)
+        }),
     ];
     libtest_mimic::run(&args, trials).exit();
 }
@@ -596,6 +599,19 @@ fn firewall_lets_in_only_the_services() -> Result<()> {
             ensure!(!rule.contains("--dport") || rule.contains("--sport 67 --dport 68") || rule.contains("--sport 547 --dport 546"), "{file}: INPUT opens {rule}");
         }
     }
+    // Every match module the rules load is in the kernel (post-build.sh checks the fragment took).
+    let fragment = read(&tree().join("board/sba/common/linux.fragment"))?;
+    for file in ["firewall4.rules", "firewall6.rules"] {
+        let rules = read(&firewall_dir().join(file))?;
+        let words: Vec<&str> = rules.lines().filter(|l| l.starts_with("-A")).flat_map(str::split_whitespace).collect();
+        for module in words.windows(2).filter(|w| w[0] == "-m").map(|w| w[1]) {
+            if ["tcp", "udp", "icmp", "icmp6"].contains(&module) {
+                continue; // part of iptables' core
+            }
+            let option = format!("CONFIG_NETFILTER_XT_MATCH_{}=y", module.to_uppercase());
+            ensure!(fragment.lines().any(|l| l.trim() == option), "{file} uses -m {module}; the kernel fragment lacks {option}");
+        }
+    }
     let unit = read(&tree().join("board/sba/common/rootfs-overlay/etc/systemd/system/sba-firewall.service"))?;
     ensure!(unit.contains("Before=network-pre.target") && unit.contains("DefaultDependencies=no"), "the firewall is not up before the network");
     Ok(())
@@ -654,8 +670,18 @@ fn complete_target(what: &str) -> Result<PathBuf> {
 }
 
 fn post_build(target: &Path) -> Result<std::process::Output> {
+    post_build_with(target, &[])
+}
+
+/// post-build.sh with the environment buildroot gives it (BR2_CONFIG, BUILD_DIR, ...).
+fn post_build_with(target: &Path, env: &[(&str, &Path)]) -> Result<std::process::Output> {
     let script = tree().join("board/sba/common/post-build.sh");
-    Command::new(&script).arg(target).output().with_context(|| format!("running {}", script.display()))
+    let mut command = Command::new(&script);
+    command.arg(target).env_remove("BR2_CONFIG").env_remove("BUILD_DIR");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().with_context(|| format!("running {}", script.display()))
 }
 
 fn post_build_accepts_a_complete_target_and_refuses_an_incomplete_one() -> Result<()> {
@@ -696,5 +722,34 @@ fn post_build_notes_only_conditions_that_fail() -> Result<()> {
         stderr.contains("example-unmet.service will be skipped (ConditionFileIsExecutable=/usr/sbin/absent"),
         "post-build.sh does not note the unit whose executable is missing: {stderr}"
     );
+    Ok(())
+}
+
+/// kconfig drops an option whose dependencies fail without a word (the firewall's `limit` match
+/// needed NETFILTER_ADVANCED): post-build.sh compares the fragments with the kernel's .config.
+fn post_build_refuses_a_kernel_without_the_fragments_options() -> Result<()> {
+    let target = complete_target("kconfig")?;
+    let build = scratch("kconfig-build");
+    let qemu = Defconfig::all()?.into_iter().find(|d| d.name.contains("qemu")).context("no qemu defconfig")?;
+    let fragments = qemu.value("BR2_LINUX_KERNEL_CONFIG_FRAGMENT_FILES")?;
+    fs::create_dir_all(build.join("linux-custom"))?;
+    fs::create_dir_all(build.join("linux-headers-custom"))?;
+    let br2_config = build.join("buildroot.config");
+    fs::write(&br2_config, format!("BR2_LINUX_KERNEL_CONFIG_FRAGMENT_FILES=\"{fragments}\"\n"))?;
+    let options: Vec<String> = qemu.kernel_options()?.into_iter().collect();
+    let tree = tree();
+    let env = [("BR2_CONFIG", br2_config.as_path()), ("BUILD_DIR", build.as_path()), ("BR2_EXTERNAL_SBA_PATH", tree.as_path())];
+
+    fs::write(build.join("linux-custom/.config"), options.join("\n") + "\n")?;
+    let out = post_build_with(&target, &env)?;
+    ensure!(out.status.success(), "post-build.sh refused a kernel with every option: {}", String::from_utf8_lossy(&out.stderr));
+
+    let without: Vec<&String> = options.iter().filter(|o| o.as_str() != "CONFIG_CGROUP_BPF=y").collect();
+    fs::write(build.join("linux-custom/.config"), without.iter().map(|o| format!("{o}\n")).collect::<String>())?;
+    let out = post_build_with(&target, &env)?;
+    let _ = fs::remove_dir_all(&target);
+    let _ = fs::remove_dir_all(&build);
+    ensure!(!out.status.success(), "post-build.sh accepted a kernel without CONFIG_CGROUP_BPF");
+    ensure!(String::from_utf8_lossy(&out.stderr).contains("CONFIG_CGROUP_BPF=y"), "the refusal does not name the option");
     Ok(())
 }

@@ -16,6 +16,7 @@ find "$target/lib/modules" -name 'dahdi.ko*' | grep -q . || die "the DAHDI kerne
 # A unit whose condition fails is skipped at boot: say which, testing each condition as systemd does
 # (a path that must exist, a file that must be executable). Negated and triggering ones are not checked.
 for unit in "$target"/etc/systemd/system/*.service; do
+    [ -f "$unit" ] || continue
     while IFS='=' read -r key path; do
         case "$key" in
             ConditionPathExists) [ -e "$target$path" ] ;;
@@ -23,6 +24,24 @@ for unit in "$target"/etc/systemd/system/*.service; do
         esac || echo "post-build.sh: note: $(basename "$unit") will be skipped ($key=$path is false in the image)" >&2
     done < <(grep -E '^Condition(PathExists|FileIsExecutable)=/' "$unit" || true)
 done
+
+# Every kernel option the fragments ask for is in the kernel's configuration: kconfig silently drops
+# an option whose dependencies are not met (a firewall match, a sandboxing feature).
+if [ -n "${BR2_CONFIG:-}" ] && [ -n "${BUILD_DIR:-}" ]; then
+    kconfig=
+    for d in "$BUILD_DIR"/linux-*; do
+        case "$d" in *linux-headers-*|*linux-firmware-*|*linux-tools-*) continue ;; esac
+        [ -f "$d/.config" ] && kconfig="$d/.config"
+    done
+    [ -n "$kconfig" ] || die "no kernel configuration in $BUILD_DIR/linux-*"
+    fragments=$(sed -n 's/^BR2_LINUX_KERNEL_CONFIG_FRAGMENT_FILES="\(.*\)"$/\1/p' "$BR2_CONFIG")
+    for fragment in $fragments; do
+        fragment=${fragment//\$(BR2_EXTERNAL_SBA_PATH)/${BR2_EXTERNAL_SBA_PATH:-}}
+        while read -r option; do
+            grep -qx "$option" "$kconfig" || die "$option (in $fragment) is not in the kernel's configuration: its dependencies are not met"
+        done < <(grep -E '^CONFIG_[A-Z0-9_]+=[ym]$' "$fragment")
+    done
+fi
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../../.." && pwd)
 {
