@@ -86,7 +86,7 @@ impl Edge {
             mediation: self.config.mediation,
             law: self.config.law,
             rtp: rtp_addrs,
-        });
+        }, holdfast_sip::Ids::from_os());
         // The RTP coming in for each B-channel in a call: its peer and codec.
         let mut streams: HashMap<u8, (SocketAddr, Codec)> = HashMap::new();
         tokio::pin!(shutdown);

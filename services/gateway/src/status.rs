@@ -20,7 +20,7 @@ pub struct SpanInfo {
 
 /// Writes the snapshot until the trunk stops.
 pub async fn run(trunk: StatusSource, path: PathBuf, info: SpanInfo) {
-    let started = holdfast_status::unix_ms() / 1000;
+    let started = holdfast_runtime::unix_ms() / 1000;
     let bchannels = info.layout.bchannels().count() as u32;
     let spantype = match info.layout {
         Layout::E1 => "E1",
@@ -35,7 +35,7 @@ pub async fn run(trunk: StatusSource, path: PathBuf, info: SpanInfo) {
             service: "sba-gateway".into(),
             pid: std::process::id(),
             started,
-            written_at_ms: holdfast_status::unix_ms(),
+            written_at_ms: holdfast_runtime::unix_ms(),
             span: info.span,
             spantype: spantype.into(),
             simulated: info.simulated,

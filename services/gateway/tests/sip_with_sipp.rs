@@ -101,7 +101,7 @@ impl Rig {
         let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let local = socket.local_addr().unwrap();
         let mut request = Request::new(Method::OPTIONS, Uri::parse(&format!("sip:{}", self.gateway)).unwrap());
-        let branch = holdfast_sip::transaction::new_branch();
+        let branch = holdfast_sip::Ids::from_os().branch();
         request.headers.add(HeaderName::Via, format!("SIP/2.0/UDP {local};branch={branch}"));
         request.headers.add(HeaderName::From, format!("<sip:probe@{local}>;tag=1"));
         request.headers.add(HeaderName::To, format!("<sip:{}>", self.gateway));

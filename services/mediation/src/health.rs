@@ -3,8 +3,9 @@
 //! skipped by calls until it answers again. Any response counts as an answer: a carrier that
 //! says 403 or 405 to OPTIONS is still there.
 use holdfast_sip::message::{HeaderName, Method, Request, Uri};
-use holdfast_sip::transaction::{new_branch, Event, Transactions, TxEvent, TxId};
+use holdfast_sip::transaction::{Event, Transactions, TxEvent, TxId};
 use holdfast_sip::transport::Protocol;
+use holdfast_sip::Ids;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -27,6 +28,7 @@ pub struct Health {
     pending: HashMap<TxId, (usize, Instant)>,
     changes: VecDeque<(String, bool)>,
     local: SocketAddr,
+    ids: Ids,
 }
 
 impl Health {
@@ -37,13 +39,14 @@ impl Health {
         interval: Duration,
         dead_after: u32,
         local: SocketAddr,
+        ids: Ids,
         now: Instant,
     ) -> Health {
         let trunks = trunks
             .into_iter()
             .map(|(name, dest, transport)| Probed { name, dest, transport, failures: 0, alive: true, next_probe: now + interval })
             .collect();
-        Health { trunks, interval, dead_after, pending: HashMap::new(), changes: VecDeque::new(), local }
+        Health { trunks, interval, dead_after, pending: HashMap::new(), changes: VecDeque::new(), local, ids }
     }
 
     pub fn is_alive(&self, name: &str) -> bool {
@@ -73,7 +76,7 @@ impl Health {
             }
             let t = &mut self.trunks[i];
             t.next_probe = now + self.interval;
-            let probe = options(t.dest, t.transport, self.local);
+            let probe = options(t.dest, t.transport, self.local, &mut self.ids);
             match txns.send_request(probe, t.dest, t.transport, now) {
                 Ok(id) => {
                     self.pending.insert(id, (i, now + self.interval));
@@ -118,14 +121,14 @@ impl Health {
     }
 }
 
-fn options(dest: SocketAddr, transport: Protocol, local: SocketAddr) -> Request {
+fn options(dest: SocketAddr, transport: Protocol, local: SocketAddr, ids: &mut Ids) -> Request {
     let mut r = Request::new(Method::OPTIONS, Uri::parse(&format!("sip:{dest}")).unwrap_or_else(|_| Uri::Other(format!("sip:{dest}"))));
     let h = &mut r.headers;
-    h.add(HeaderName::Via, format!("SIP/2.0/{transport} {local};branch={};rport", new_branch()));
+    h.add(HeaderName::Via, format!("SIP/2.0/{transport} {local};branch={};rport", ids.branch()));
     h.add(HeaderName::MaxForwards, "70");
-    h.add(HeaderName::From, format!("<sip:mediation@{local}>;tag={:016x}", rand::random::<u64>()));
+    h.add(HeaderName::From, format!("<sip:mediation@{local}>;tag={}", ids.tag()));
     h.add(HeaderName::To, format!("<sip:{dest}>"));
-    h.add(HeaderName::CallId, format!("{:016x}@{}", rand::random::<u64>(), local.ip()));
+    h.add(HeaderName::CallId, ids.call_id(local.ip()));
     h.add(HeaderName::CSeq, "1 OPTIONS");
     r
 }
@@ -155,7 +158,7 @@ mod tests {
         let dest: SocketAddr = "127.0.0.1:5080".parse().unwrap();
         let local = "127.0.0.1:5070".parse().unwrap();
         let start = now - Duration::from_secs(1);
-        let mut h = Health::new([("a".to_string(), dest, Protocol::Udp)], Duration::from_secs(1), 2, local, start);
+        let mut h = Health::new([("a".to_string(), dest, Protocol::Udp)], Duration::from_secs(1), 2, local, Ids::seeded(1), start);
         h.handle_timeout(&mut txns, start);
         assert!(drain(&mut txns, &mut h).is_empty(), "no probe before the first interval");
         h.handle_timeout(&mut txns, now);

@@ -8,7 +8,6 @@ pub mod config;
 pub mod numbers;
 pub mod routing;
 pub mod b2bua;
-pub mod dialog;
 pub mod health;
 pub mod relay_media;
 pub mod server;

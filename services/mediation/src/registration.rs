@@ -4,8 +4,9 @@
 use crate::routing::Registration;
 use holdfast_sip::auth::DigestClient;
 use holdfast_sip::message::{HeaderName, Method, NameAddr, Request, Response, Uri};
-use holdfast_sip::transaction::{new_branch, Event, Transactions, TxEvent, TxId};
+use holdfast_sip::transaction::{Event, Transactions, TxEvent, TxId};
 use holdfast_sip::transport::Protocol;
+use holdfast_sip::Ids;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -33,6 +34,7 @@ pub struct Registrations {
     bindings: Vec<Binding>,
     pending: HashMap<TxId, usize>,
     local: SocketAddr,
+    ids: Ids,
 }
 
 impl Registrations {
@@ -40,6 +42,7 @@ impl Registrations {
     pub fn new(
         trunks: impl IntoIterator<Item = (String, SocketAddr, Protocol, Registration)>,
         local: SocketAddr,
+        mut ids: Ids,
         now: Instant,
     ) -> Registrations {
         let bindings = trunks
@@ -49,15 +52,15 @@ impl Registrations {
                 dest,
                 transport,
                 reg,
-                call_id: format!("{:016x}@{}", rand::random::<u64>(), local.ip()),
-                from_tag: format!("{:016x}", rand::random::<u64>()),
+                call_id: ids.call_id(local.ip()),
+                from_tag: ids.tag(),
                 cseq: 0,
                 next_at: now,
                 registered_until: None,
                 answered_challenge: false,
             })
             .collect();
-        Registrations { bindings, pending: HashMap::new(), local }
+        Registrations { bindings, pending: HashMap::new(), local, ids }
     }
 
     pub fn is_registered(&self, trunk: &str, now: Instant) -> bool {
@@ -83,7 +86,7 @@ impl Registrations {
         let local = self.local;
         let b = &mut self.bindings[i];
         b.cseq += 1;
-        let request = register(b, local, authorization);
+        let request = register(b, local, authorization, &mut self.ids);
         match txns.send_request(request, b.dest, b.transport, now) {
             Ok(id) => {
                 self.pending.insert(id, i);
@@ -136,7 +139,7 @@ impl Registrations {
                     return;
                 };
                 let uri = format!("sip:{}", b.reg.domain);
-                let cnonce = format!("{:016x}", rand::random::<u64>());
+                let cnonce = self.ids.tag();
                 match DigestClient::authorize(challenge, "REGISTER", &uri, &b.reg.user, &b.reg.password, &cnonce, 1) {
                     Ok(value) => {
                         b.answered_challenge = true;
@@ -157,12 +160,12 @@ impl Registrations {
     }
 }
 
-fn register(b: &Binding, local: SocketAddr, authorization: Option<(HeaderName, String)>) -> Request {
+fn register(b: &Binding, local: SocketAddr, authorization: Option<(HeaderName, String)>, ids: &mut Ids) -> Request {
     let domain = &b.reg.domain;
     let uri = Uri::parse(&format!("sip:{domain}")).unwrap_or_else(|_| Uri::Other(format!("sip:{domain}")));
     let mut r = Request::new(Method::REGISTER, uri);
     let h = &mut r.headers;
-    h.add(HeaderName::Via, format!("SIP/2.0/{} {local};branch={};rport", b.transport, new_branch()));
+    h.add(HeaderName::Via, format!("SIP/2.0/{} {local};branch={};rport", b.transport, ids.branch()));
     h.add(HeaderName::MaxForwards, "70");
     h.add(HeaderName::From, format!("<sip:{}@{domain}>;tag={}", b.reg.user, b.from_tag));
     h.add(HeaderName::To, format!("<sip:{}@{domain}>", b.reg.user));
@@ -215,7 +218,7 @@ mod tests {
         let mut txns = Transactions::new(TimerConfig::default());
         let reg = Registration { user: "branch".into(), password: "pw".into(), domain: "itsp.test".into(), expires: 600 };
         let dest = "127.0.0.1:5080".parse().unwrap();
-        let mut regs = Registrations::new([("itsp".to_string(), dest, Protocol::Udp, reg)], "127.0.0.1:5070".parse().unwrap(), now);
+        let mut regs = Registrations::new([("itsp".to_string(), dest, Protocol::Udp, reg)], "127.0.0.1:5070".parse().unwrap(), Ids::seeded(1), now);
         regs.handle_timeout(&mut txns, now);
         let first = sent(&mut txns, &mut regs, now, None).pop().unwrap();
         assert_eq!(first.uri.to_string(), "sip:itsp.test");

@@ -9,12 +9,13 @@ use crate::registration::Registrations;
 use crate::relay_media::RelayMedia;
 use crate::status::StatusFile;
 use holdfast_media::{Relay, RelayConfig};
-use holdfast_runtime::Notifier;
+use holdfast_runtime::{Notifier, WallClock};
 use holdfast_sip::message::{Message, Request};
 use holdfast_sip::transaction::{Inbound, TimerConfig, Transactions};
 use holdfast_sip::transport::{Incoming, Transport, TransportHandle};
+use holdfast_sip::Ids;
 use holdfast_store::{CdrWriter, Store};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
@@ -66,16 +67,16 @@ impl Server {
         let cdrs = store.cdr_writer().await?;
         let now = Instant::now();
         let trunks = config.plan.trunks.iter().filter(|t| t.options).map(|t| (t.name.clone(), t.address, t.transport));
-        let health = Health::new(trunks, config.options_interval, config.dead_after, local, now);
+        let health = Health::new(trunks, config.options_interval, config.dead_after, local, Ids::from_os(), now);
         let registering = config
             .plan
             .trunks
             .iter()
             .filter_map(|t| Some((t.name.clone(), t.address, t.transport, t.registration.clone()?)));
-        let registrations = Registrations::new(registering, local, now);
+        let registrations = Registrations::new(registering, local, Ids::from_os(), now);
         let media_timeout = config.media_timeout;
         let b2b = B2buaConfig { local, registrar: config.registrar, no_answer: config.no_answer };
-        let b2bua = B2bua::new(b2b, config.plan, RelayMedia::new(relay), (now, unix_ms()));
+        let b2bua = B2bua::new(b2b, config.plan, RelayMedia::new(relay), WallClock::read(), Ids::from_os());
         let txns = Transactions::new(TimerConfig::default());
         let status = StatusFile::beside(&config.db);
         Ok((Server { media_timeout, txns, transport, b2bua, health, registrations, store, cdrs, notifier, status }, incoming))
@@ -216,10 +217,6 @@ impl Server {
             }
         }
     }
-}
-
-fn unix_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(0)).unwrap_or(0)
 }
 
 async fn sleep_until(at: Option<Instant>) {

@@ -19,7 +19,7 @@ impl StatusFile {
     pub fn beside(db: &Path) -> StatusFile {
         StatusFile {
             path: holdfast_status::beside(db, ".mediation.json"),
-            started: holdfast_status::unix_ms() / 1000,
+            started: holdfast_runtime::unix_ms() / 1000,
             calls_total: BTreeMap::new(),
         }
     }
@@ -47,7 +47,7 @@ impl StatusFile {
             service: "sba-mediation".into(),
             pid: std::process::id(),
             started: self.started,
-            written_at_ms: holdfast_status::unix_ms(),
+            written_at_ms: holdfast_runtime::unix_ms(),
             calls: b2bua.active_calls(),
             calls_total: self.calls_total.clone(),
             trunks,

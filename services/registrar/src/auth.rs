@@ -8,7 +8,8 @@ use holdfast_sip::message::{HeaderName, Request, Response};
 use holdfast_store::{HashAlgorithm, UserRecord};
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::{Duration, Instant, SystemTime};
+use holdfast_runtime::WallClock;
+use std::time::{Duration, Instant};
 
 /// What to do with a REGISTER after looking at its credentials.
 pub enum Check {
@@ -26,16 +27,24 @@ pub struct Authenticator {
     users: HashMap<String, HashMap<String, UserRecord>>,
     algorithms: Vec<Algorithm>,
     nonce_lifetime: Duration,
+    /// Keys every domain's nonces (each server keys them with its realm too).
+    secret: [u8; 32],
+    /// Nonces carry the wall time; it comes from the `now` of each call.
+    clock: WallClock,
     throttle: FailureThrottle,
 }
 
 impl Authenticator {
-    pub fn new(algorithms: Vec<Algorithm>, nonce_lifetime: Duration) -> Authenticator {
+    /// `secret` keys the nonces (random at each start: a restart makes clients answer a fresh
+    /// challenge), `clock` tells the wall time at the `now` each check is given.
+    pub fn new(algorithms: Vec<Algorithm>, nonce_lifetime: Duration, secret: [u8; 32], clock: WallClock) -> Authenticator {
         Authenticator {
             servers: HashMap::new(),
             users: HashMap::new(),
             algorithms,
             nonce_lifetime,
+            secret,
+            clock,
             throttle: FailureThrottle::new(ThrottleConfig::default()),
         }
     }
@@ -48,7 +57,7 @@ impl Authenticator {
         }
         for domain in by_domain.keys() {
             if !self.servers.contains_key(domain) {
-                let mut config = DigestConfig::new(domain);
+                let mut config = DigestConfig::new(domain, self.secret);
                 config.nonce_lifetime = self.nonce_lifetime;
                 config.algorithms = self.algorithms.clone();
                 self.servers.insert(domain.clone(), DigestServer::new(config));
@@ -70,12 +79,12 @@ impl Authenticator {
         match self.throttle.check(source, now) {
             Verdict::Blocked(_) => return Check::Refuse(refuse(req, 403, "Forbidden (too many failed attempts)")),
             Verdict::Delay(d) => {
-                let challenge = self.challenge(req, domain, false);
+                let challenge = self.challenge(req, domain, false, now);
                 return Check::RefuseLater(challenge, d);
             }
             Verdict::Allowed => {}
         }
-        let wall = SystemTime::now();
+        let wall = self.clock.system_time(now);
         let Some(server) = self.server(domain) else {
             // No user of this domain exists: nobody can register in it.
             self.throttle.record_failure(source, now);
@@ -87,7 +96,7 @@ impl Authenticator {
             .filter_map(|v| Credentials::parse(v).ok())
             .find(|c| c.realm.eq_ignore_ascii_case(server.realm()));
         let Some(credentials) = credentials else {
-            return Check::Refuse(self.challenge(req, domain, false));
+            return Check::Refuse(self.challenge(req, domain, false, now));
         };
         let users = self.users.get(domain);
         let verdict = server.verify_credentials(
@@ -106,15 +115,15 @@ impl Authenticator {
                 self.throttle.record_failure(source, now);
                 Check::Refuse(refuse(req, 403, "Forbidden (credentials of another user)"))
             }
-            Err(AuthError::Stale) => Check::Refuse(self.challenge(req, domain, true)),
+            Err(AuthError::Stale) => Check::Refuse(self.challenge(req, domain, true, now)),
             Err(e @ (AuthError::UnknownUser | AuthError::BadCredentials)) => {
                 log::info!("REGISTER for {user}@{domain} from {source}: {e}");
                 self.throttle.record_failure(source, now);
-                Check::Refuse(self.challenge(req, domain, false))
+                Check::Refuse(self.challenge(req, domain, false, now))
             }
             Err(e) => {
                 log::debug!("REGISTER for {user}@{domain} from {source}: {e}; challenging again");
-                Check::Refuse(self.challenge(req, domain, false))
+                Check::Refuse(self.challenge(req, domain, false, now))
             }
         }
     }
@@ -125,10 +134,10 @@ impl Authenticator {
         self.users.get(domain).and(self.servers.get(domain))
     }
 
-    fn challenge(&self, req: &Request, domain: &str, stale: bool) -> Response {
+    fn challenge(&self, req: &Request, domain: &str, stale: bool, now: Instant) -> Response {
         let mut r = req.response(401);
         if let Some(server) = self.server(domain) {
-            for value in server.challenge(SystemTime::now(), stale) {
+            for value in server.challenge(self.clock.system_time(now), stale) {
                 r.headers.add(HeaderName::WwwAuthenticate, value);
             }
         }

@@ -79,7 +79,8 @@ async fn run(config: Config) -> Result<()> {
     let users_version = store.users_version().await.context("reading users")?;
     let auth = if c.auth {
         let algorithms = c.digest_algorithms.iter().filter_map(|a| Algorithm::parse(a).map(|(alg, _)| alg)).collect();
-        let mut auth = auth::Authenticator::new(algorithms, Duration::from_secs(c.nonce_lifetime.into()));
+        let lifetime = Duration::from_secs(c.nonce_lifetime.into());
+        let mut auth = auth::Authenticator::new(algorithms, lifetime, rand::random(), holdfast_runtime::WallClock::read());
         auth.set_users(store.load_users().await.context("loading users")?);
         Some(auth)
     } else {
@@ -129,6 +130,7 @@ async fn run(config: Config) -> Result<()> {
         registrar,
         auth,
         txns: Transactions::new(TimerConfig::default()),
+        ids: holdfast_sip::Ids::from_os(),
         transport,
         store,
         writer,

@@ -49,8 +49,7 @@ fn line(c: &Cdr) -> String {
 }
 
 fn now_ms() -> Result<i64> {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).context("clock before 1970")?;
-    Ok(i64::try_from(d.as_millis())?)
+    Ok(i64::try_from(holdfast_runtime::unix_now().as_millis())?)
 }
 
 /// `--since`: Unix seconds, a UTC date or time (`2026-11-21`, `2026-11-21T12:30:00Z`), or a

@@ -380,9 +380,7 @@ fn valid_user(name: &str) -> bool {
 }
 
 async fn registrations(store: &Store, json: bool) -> Result<()> {
-    let now = i64::try_from(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).context("clock before 1970")?.as_secs(),
-    )?;
+    let now = i64::try_from(holdfast_runtime::unix_now().as_secs())?;
     let mut bindings = store.list_bindings().await.context("listing bindings")?;
     bindings.retain(|b| b.expires_at > now);
     if json {

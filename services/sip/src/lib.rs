@@ -3,10 +3,14 @@
 //! `message` is the model, `wire` turns bytes into messages and back (it stands in front of rsip,
 //! which alone fails the RFC 4475 torture corpus), `transaction` holds the RFC 3261 §17 state
 //! machines (sans-IO), `transport` the tokio UDP/TCP edge, `auth` RFC 7616 digest, `keyed` the
-//! keyed tags behind every token the services hand out.
+//! keyed tags behind every token the services hand out, `ids` the branches, tags and Call-IDs an
+//! element makes up, from an RNG its owner injects.
 pub mod auth;
+pub mod ids;
 pub mod keyed;
 pub mod message;
 pub mod transaction;
 pub mod transport;
 pub mod wire;
+
+pub use ids::Ids;

@@ -86,13 +86,15 @@ fn client_prefers_sha256() {
 }
 
 const REALM: &str = "branch.example.org";
+/// Keys the nonces (a service draws its own at each start).
+const SECRET: [u8; 32] = [7; 32];
 
 fn at(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs)
 }
 
 fn server() -> DigestServer {
-    DigestServer::new(DigestConfig::new(REALM))
+    DigestServer::new(DigestConfig::new(REALM, SECRET))
 }
 
 fn users() -> HashMap<(String, Algorithm), String> {
@@ -158,7 +160,7 @@ fn challenge_offers_sha256_then_md5_with_one_nonce() {
 
 #[test]
 fn offered_algorithms_are_configurable_and_others_refused() {
-    let mut config = DigestConfig::new(REALM);
+    let mut config = DigestConfig::new(REALM, SECRET);
     config.algorithms = vec![Algorithm::Md5];
     let s = DigestServer::new(config);
     let users = users();
@@ -262,7 +264,7 @@ fn replayed_or_decreasing_nonce_count_is_refused() {
 
 #[test]
 fn expired_nonce_is_stale_only_for_the_right_password() {
-    let mut config = DigestConfig::new(REALM);
+    let mut config = DigestConfig::new(REALM, SECRET);
     config.nonce_lifetime = Duration::from_secs(300);
     let s = DigestServer::new(config);
     let users = users();
@@ -287,7 +289,8 @@ fn expired_nonce_is_stale_only_for_the_right_password() {
 fn foreign_forged_or_malformed_headers_are_refused() {
     let s = server();
     let users = users();
-    let other = server();
+    // Another appliance: its own secret.
+    let other = DigestServer::new(DigestConfig::new(REALM, [8; 32]));
     let foreign = answer(
         &other.challenge(at(1000), false)[0],
         "alice",
@@ -340,7 +343,7 @@ fn foreign_forged_or_malformed_headers_are_refused() {
 
 #[test]
 fn nonce_table_stays_bounded() {
-    let mut config = DigestConfig::new(REALM);
+    let mut config = DigestConfig::new(REALM, SECRET);
     config.max_tracked_nonces = 64;
     let s = DigestServer::new(config);
     let users = users();

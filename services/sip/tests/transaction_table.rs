@@ -1,8 +1,9 @@
 //! The transaction layer's matching (RFC 3261 §17.1.3, §17.2.3) and timer aggregation.
 use holdfast_sip::message::{HeaderName, Method, Request, Response, Uri};
 use holdfast_sip::transaction::{
-    new_branch, Event, Inbound, TimerConfig, Transactions, Transmit, TxError, TxEvent, TxId,
+    Event, Inbound, TimerConfig, Transactions, Transmit, TxError, TxEvent, TxId,
 };
+use holdfast_sip::Ids;
 use holdfast_sip::transport::Protocol;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -170,7 +171,7 @@ fn client_transactions_get_their_responses_and_cancel_shares_the_branch() {
     let t0 = Instant::now();
     let dest: SocketAddr = DEST.parse().unwrap();
     let mut txs = Transactions::new(TimerConfig::default());
-    let branch = new_branch();
+    let branch = Ids::seeded(1).branch();
     assert!(branch.starts_with("z9hG4bK"));
     let invite = request(Method::INVITE, &via(&branch), 1);
     let id = txs.send_request(invite.clone(), dest, Protocol::Udp, t0).unwrap();
@@ -209,7 +210,7 @@ fn client_transactions_get_their_responses_and_cancel_shares_the_branch() {
 fn a_cancelled_invite_without_final_response_ends_after_64_t1() {
     let t0 = Instant::now();
     let mut txs = Transactions::new(TimerConfig::default());
-    let invite = request(Method::INVITE, &via(&new_branch()), 1);
+    let invite = request(Method::INVITE, &via(&Ids::seeded(2).branch()), 1);
     let id = txs.send_request(invite.clone(), DEST.parse().unwrap(), Protocol::Udp, t0).unwrap();
     txs.on_response(invite.response(180), t0);
     let cancel_at = t0 + Duration::from_secs(60);
@@ -232,7 +233,7 @@ fn a_cancelled_invite_without_final_response_ends_after_64_t1() {
 fn client_timeout_reaches_the_tu_as_408() {
     let t0 = Instant::now();
     let mut txs = Transactions::new(TimerConfig::default());
-    let options = request(Method::OPTIONS, &via(&new_branch()), 1);
+    let options = request(Method::OPTIONS, &via(&Ids::seeded(2).branch()), 1);
     let id = txs.send_request(options, DEST.parse().unwrap(), Protocol::Udp, t0).unwrap();
     run_until(&mut txs, t0 + Duration::from_secs(40));
     assert_eq!(transmits(&mut txs).len(), 11, "one send and ten Timer E retransmissions");
@@ -249,7 +250,7 @@ fn requests_that_cannot_start_a_client_transaction_are_refused() {
     let mut txs = Transactions::new(TimerConfig::default());
     let legacy = request(Method::OPTIONS, "SIP/2.0/UDP 192.0.2.1;branch=1234", 1);
     assert!(matches!(txs.send_request(legacy, dest, Protocol::Udp, t0), Err(TxError::NoMagicCookie(_))));
-    let ack = request(Method::ACK, &via(&new_branch()), 1);
+    let ack = request(Method::ACK, &via(&Ids::seeded(2).branch()), 1);
     assert_eq!(txs.send_request(ack, dest, Protocol::Udp, t0), Err(TxError::AckStartsNoTransaction));
     let options = request(Method::OPTIONS, &via("z9hG4bKdup"), 1);
     txs.send_request(options.clone(), dest, Protocol::Udp, t0).unwrap();

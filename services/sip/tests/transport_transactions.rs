@@ -1,7 +1,8 @@
 //! The transaction layer driven over a real loopback transport: retransmissions reach the
 //! wire, the response comes back through the transport, and the ACK goes out.
 use holdfast_sip::message::{HeaderName, Message, Method, Request, Uri};
-use holdfast_sip::transaction::{new_branch, TimerConfig, Transactions, TxEvent};
+use holdfast_sip::transaction::{TimerConfig, Transactions, TxEvent};
+use holdfast_sip::Ids;
 use holdfast_sip::transport::{Protocol, Transport};
 use holdfast_sip::wire;
 use std::time::{Duration, Instant};
@@ -15,7 +16,7 @@ async fn invite_retransmitted_answered_and_acked_over_udp() {
     let mut txs = Transactions::new(TimerConfig::new(Duration::from_millis(20), Duration::from_millis(80), Duration::from_millis(100)));
 
     let mut invite = Request::new(Method::INVITE, Uri::parse(&format!("sip:bob@{bob_addr}")).unwrap());
-    invite.headers.add(HeaderName::Via, format!("SIP/2.0/UDP {};branch={};rport", alice.local_addr(), new_branch()));
+    invite.headers.add(HeaderName::Via, format!("SIP/2.0/UDP {};branch={};rport", alice.local_addr(), Ids::seeded(1).branch()));
     invite.headers.add(HeaderName::MaxForwards, "70");
     invite.headers.add(HeaderName::From, "<sip:alice@example.com>;tag=a");
     invite.headers.add(HeaderName::To, "<sip:bob@example.com>");

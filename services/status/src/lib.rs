@@ -30,12 +30,6 @@ pub fn beside(db: &Path, suffix: &str) -> PathBuf {
     db.with_file_name(name)
 }
 
-/// Wall-clock Unix milliseconds, the time base of every snapshot.
-pub fn unix_ms() -> u64 {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)).unwrap_or(0)
-}
-
 /// Reads and parses a snapshot; None when the file is missing or not (yet) valid.
 pub fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
     let text = std::fs::read(path).ok()?;

@@ -3,7 +3,6 @@
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::StoreError;
 use crate::store::Store;
@@ -16,7 +15,7 @@ impl Store {
             .hash_password(password.as_bytes(), &salt)
             .map_err(|e| StoreError::Hash(e.to_string()))?
             .to_string();
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let now = holdfast_runtime::unix_now().as_secs();
         sqlx::query("INSERT OR REPLACE INTO admin_password (id, phc, updated_at) VALUES (1, ?, ?)")
             .bind(phc)
             .bind(i64::try_from(now).unwrap_or(i64::MAX))

@@ -1,5 +1,4 @@
 //! SIP users, stored as their HA1 digests for MD5 and SHA-256 with realm = domain.
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use sqlx::Row;
 
@@ -116,9 +115,7 @@ impl Store {
         domain: &str,
         users: &[(String, String)],
     ) -> Result<(), StoreError> {
-        let created_at = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
+        let created_at = i64::try_from(holdfast_runtime::unix_now().as_secs()).unwrap_or(i64::MAX);
         let mut tx = self.pool.begin().await?;
         for (name, password) in users {
             let result = sqlx::query(

@@ -45,5 +45,5 @@ pub fn check(file: &Path, last: Option<Check>) -> Check {
             }
         }
     }
-    Check { file: file.to_owned(), modified, checked_at_ms: holdfast_status::unix_ms(), errors }
+    Check { file: file.to_owned(), modified, checked_at_ms: holdfast_runtime::unix_ms(), errors }
 }

@@ -26,12 +26,12 @@ impl Snapshots {
 
 /// Whether a snapshot written at `written_at_ms` is current.
 pub fn fresh(written_at_ms: u64) -> bool {
-    holdfast_status::unix_ms().saturating_sub(written_at_ms) < STALE_MS
+    holdfast_runtime::unix_ms().saturating_sub(written_at_ms) < STALE_MS
 }
 
 /// Bindings that have not expired, by AOR.
 pub async fn registrations(store: &Store) -> Result<Vec<Binding>, holdfast_store::StoreError> {
-    let now = i64::try_from(holdfast_status::unix_ms() / 1000).unwrap_or(i64::MAX);
+    let now = i64::try_from(holdfast_runtime::unix_ms() / 1000).unwrap_or(i64::MAX);
     let mut bindings = store.list_bindings().await?;
     bindings.retain(|b| b.expires_at > now);
     bindings.sort_by(|a, b| a.aor.cmp(&b.aor).then(a.contact.cmp(&b.contact)));

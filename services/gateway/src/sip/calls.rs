@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use log::{debug, info, warn};
 
@@ -12,11 +12,14 @@ use holdfast_sip::message::{HeaderName, Message, Method, Request, Response, Uri}
 use holdfast_sip::transaction::{Event, Inbound, TimerConfig, Transactions, Transmit, TxEvent, TxId};
 use holdfast_sip::transport::{Protocol, Source};
 
+use holdfast_sip::Ids;
+use holdfast_telephony::ack_wait::{AckDue, AckWait};
 use holdfast_telephony::cause::{self, LOCATION_PRIVATE_LOCAL};
+use holdfast_telephony::dialog::Dialog;
 use holdfast_telephony::reason;
 use holdfast_telephony::sdp::{self, Profile, SessionDescription};
 
-use super::dialog::{self, Dialog};
+use super::dialog;
 use super::ALLOW;
 use crate::dahdi::Law;
 use crate::pri::PriEvent;
@@ -25,9 +28,6 @@ use crate::q931::{CallEvent, CallId, Outgoing};
 use crate::rtp::{law_of, payload_type};
 /// The o= user of our descriptions.
 const ORIGIN: &str = "sba-gateway";
-/// RFC 3261 timers for the 2xx the UAS retransmits until the ACK (§13.3.1.4).
-const T1: Duration = Duration::from_millis(500);
-const T2: Duration = Duration::from_secs(4);
 
 #[derive(Debug, Clone)]
 pub struct SipConfig {
@@ -80,13 +80,15 @@ enum Origin {
 #[derive(Debug)]
 struct Leg {
     origin: Origin,
-    dialog: Dialog,
+    call_id: String,
+    /// The INVITE: ours to mediation (UAC) or mediation's (UAS, to build responses from).
+    invite: Request,
+    /// UAS: from the INVITE on (our tag chosen). UAC: once mediation's 2xx came.
+    dialog: Option<Dialog>,
     pri: Option<CallId>,
     channel: Option<u8>,
     /// The INVITE transaction, client or server, while it runs.
     invite_tx: Option<TxId>,
-    /// UAS: the INVITE, to build responses from.
-    invite: Option<Request>,
     /// UAS: the peer's audio and the codec chosen for it. UAC: the codec offered first.
     remote_audio: Option<(SocketAddr, u8)>,
     session: u64,
@@ -94,8 +96,8 @@ struct Leg {
     media: bool,
     /// The 2xx sent or received: the dialog is up.
     confirmed: bool,
-    /// UAS: the 2xx being retransmitted, when next, at what interval, and when to give up.
-    retransmit: Option<(Response, Instant, Duration, Instant)>,
+    /// UAS: our 2xx, sent again until its ACK.
+    retransmit: Option<AckWait>,
     /// The PSTN side is gone (with this cause) while the INVITE is still pending.
     abandoned: Option<u8>,
     /// UAC: the ACK for the 2xx, sent again as it was when the 2xx comes again.
@@ -105,6 +107,7 @@ struct Leg {
 pub struct Calls {
     config: SipConfig,
     txns: Transactions,
+    ids: Ids,
     in_service: bool,
     next_leg: u64,
     legs: HashMap<LegId, Leg>,
@@ -143,10 +146,11 @@ fn sip_number(number: &PartyNumber) -> String {
 }
 
 impl Calls {
-    pub fn new(config: SipConfig) -> Calls {
+    pub fn new(config: SipConfig, ids: Ids) -> Calls {
         Calls {
             config,
             txns: Transactions::new(TimerConfig::default()),
+            ids,
             in_service: false,
             next_leg: 1,
             legs: HashMap::new(),
@@ -171,25 +175,27 @@ impl Calls {
     }
 
     pub fn next_timeout(&mut self) -> Option<Instant> {
-        let retransmits = self.legs.values().filter_map(|l| l.retransmit.as_ref().map(|r| r.1));
+        let retransmits = self.legs.values().filter_map(|l| Some(l.retransmit.as_ref()?.deadline()));
         retransmits.chain(self.txns.next_timeout()).min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
         self.txns.handle_timeout(now);
-        let due: Vec<LegId> =
-            self.legs.iter().filter(|(_, l)| l.retransmit.as_ref().is_some_and(|r| r.1 <= now)).map(|(id, _)| *id).collect();
-        for id in due {
-            let Some(leg) = self.legs.get_mut(&id) else { continue };
-            let Some((ok, _, interval, give_up)) = leg.retransmit.take() else { continue };
-            if now >= give_up {
-                warn!("{}: no ACK for our 200 OK in 64*T1, ending the call", leg.dialog.call_id);
-                self.end(id, cause::RECOVERY_ON_TIMER_EXPIRY, true, true, now);
-                continue;
+        let mut lost = Vec::new();
+        for (id, leg) in &mut self.legs {
+            let Some(wait) = leg.retransmit.as_mut() else { continue };
+            match wait.handle_timeout(now) {
+                AckDue::Nothing => {}
+                AckDue::Retransmit(ok) => self.outbound.push_back(Outbound::Response(ok.clone())),
+                AckDue::GaveUp => {
+                    warn!("{}: no ACK for our 200 OK in 64*T1, ending the call", leg.call_id);
+                    leg.retransmit = None;
+                    lost.push(*id);
+                }
             }
-            let interval = (interval * 2).min(T2);
-            leg.retransmit = Some((ok.clone(), now + interval, interval, give_up));
-            self.outbound.push_back(Outbound::Response(ok));
+        }
+        for id in lost {
+            self.end(id, cause::RECOVERY_ON_TIMER_EXPIRY, true, true, now);
         }
         self.drain_transactions(now);
     }
@@ -229,7 +235,7 @@ impl Calls {
                 }
             }
             Err(c) => {
-                info!("{}: the span refused the call with cause {c}", leg.dialog.call_id);
+                info!("{}: the span refused the call with cause {c}", leg.call_id);
                 self.end(id, c, false, false, now);
             }
         }
@@ -264,7 +270,7 @@ impl Calls {
     fn new_leg(&mut self, leg: Leg) -> LegId {
         let id = LegId(self.next_leg);
         self.next_leg += 1;
-        self.by_call_id.insert(leg.dialog.call_id.clone(), id);
+        self.by_call_id.insert(leg.call_id.clone(), id);
         if let Some(tx) = leg.invite_tx {
             self.by_tx.insert(tx, id);
         }
@@ -280,8 +286,8 @@ impl Calls {
 
     /// A response of the leg's INVITE with our To tag.
     fn leg_response(leg: &Leg, status: u16) -> Option<Response> {
-        let mut r = leg.invite.as_ref()?.response(status);
-        r.headers.set(HeaderName::To, leg.dialog.local.clone());
+        let mut r = leg.invite.response(status);
+        r.headers.set(HeaderName::To, leg.dialog.as_ref()?.local.clone());
         Some(r)
     }
 
@@ -346,35 +352,25 @@ impl Calls {
             info!("{call_id}: {} carries no dialable number, 484", request.uri);
             return self.refuse(tx, &request, 484, cause::INVALID_NUMBER_FORMAT, now);
         };
-        let from = request.from_header();
-        let calling = from.as_ref().ok().and_then(|f| digits_of(&f.uri));
-        let (Some(from_value), Some(to_value)) =
-            (request.headers.get(&HeaderName::From), request.headers.get(&HeaderName::To))
-        else {
+        let calling = request.from_header().ok().and_then(|f| digits_of(&f.uri));
+        let tag = self.ids.tag();
+        // Without From, To or a Contact no dialog can be formed (RFC 3261 §8.1.1.8).
+        let Some(dialog) = Dialog::as_uas(&request, &tag, source.addr, source.transport) else {
             return self.respond(tx, request.response(400), now);
         };
-        let target = dialog::contact_uri(&request.headers).or_else(|| from.ok().map(|f| f.uri));
-        let Some(target) = target else { return self.respond(tx, request.response(400), now) };
         info!("{call_id}: INVITE from mediation for {called}, codec PT {pt}");
-        let dialog = Dialog {
-            call_id,
-            local: format!("{to_value};tag={}", dialog::tag()),
-            remote: from_value.to_owned(),
-            target,
-            dest: source.addr,
-            cseq: 0,
-            invite_cseq: 0,
-        };
         let outgoing = Outgoing { called: party(&called), calling: calling.as_deref().map(party), channel: None };
+        let session = self.ids.next_u32().into();
         let id = self.new_leg(Leg {
             origin: Origin::Sip,
-            dialog,
+            call_id,
+            invite: request,
+            dialog: Some(dialog),
             pri: None,
             channel: None,
             invite_tx: Some(tx),
-            invite: Some(request),
             remote_audio: Some((remote, pt)),
-            session: rand::random::<u32>().into(),
+            session,
             alerted: false,
             media: false,
             confirmed: false,
@@ -419,8 +415,8 @@ impl Calls {
             (200..300).contains(&response.status) && response.cseq().is_ok_and(|c| c.method == Method::INVITE);
         let id = response.call_id().ok().and_then(|c| self.by_call_id.get(c).copied());
         if let (true, Some(leg)) = (is_invite_2xx, id.and_then(|id| self.legs.get(&id))) {
-            if let Some(request) = leg.ack.clone() {
-                self.outbound.push_back(Outbound::Request { request, dest: leg.dialog.dest });
+            if let (Some(request), Some(d)) = (leg.ack.clone(), leg.dialog.as_ref()) {
+                self.outbound.push_back(Outbound::Request { request, dest: d.dest });
             }
         }
     }
@@ -440,17 +436,18 @@ impl Calls {
             self.actions.push_back(Action::Hangup { call, cause: cause::INVALID_NUMBER_FORMAT });
             return;
         };
-        let session: u64 = rand::random::<u32>().into();
+        let session: u64 = self.ids.next_u32().into();
         // The span's law first: a peer that takes the first codec needs no conversion.
         let ours = payload_type(self.config.law);
         let other = if ours == PT_PCMU { PT_PCMA } else { PT_PCMU };
         let offer = SessionDescription::g711(ORIGIN, session, *local_rtp, &[ours, other]).to_string();
         let calling = calling.as_ref().map(sip_number);
         let called = sip_number(&called);
-        let (dialog, invite) =
-            dialog::invite(self.config.local, self.config.mediation, &called, calling.as_deref(), offer);
-        info!("{call} on B-channel {channel}: INVITE {called} to mediation ({})", dialog.call_id);
-        let tx = match self.txns.send_request(invite, self.config.mediation, Protocol::Udp, now) {
+        let (local, mediation) = (self.config.local, self.config.mediation);
+        let invite = dialog::invite(local, mediation, &called, calling.as_deref(), offer, &mut self.ids);
+        let call_id = invite.call_id().unwrap_or_default().to_owned();
+        info!("{call} on B-channel {channel}: INVITE {called} to mediation ({call_id})");
+        let tx = match self.txns.send_request(invite.clone(), mediation, Protocol::Udp, now) {
             Ok(tx) => tx,
             Err(e) => {
                 warn!("{call}: INVITE not started: {e}");
@@ -460,11 +457,12 @@ impl Calls {
         };
         let id = self.new_leg(Leg {
             origin: Origin::Pstn,
-            dialog,
+            call_id,
+            invite,
+            dialog: None,
             pri: Some(call),
             channel: Some(channel),
             invite_tx: Some(tx),
-            invite: None,
             remote_audio: None,
             session,
             alerted: false,
@@ -506,8 +504,8 @@ impl Calls {
         leg.confirmed = true;
         leg.media = true;
         // Unreliable transports need the 2xx retransmitted until the ACK (§13.3.1.4).
-        leg.retransmit = Some((ok.clone(), now + T1, T1, now + 64 * T1));
-        info!("{}: answered on B-channel {channel}, 200 OK", leg.dialog.call_id);
+        leg.retransmit = Some(AckWait::new(ok.clone(), &self.txns.timers(), now));
+        info!("{}: answered on B-channel {channel}, 200 OK", leg.call_id);
         if let Some(tx) = leg.invite_tx {
             self.respond(tx, ok, now);
         }
@@ -517,7 +515,7 @@ impl Calls {
     /// The PSTN side ended (the far end cleared, or the line failed).
     fn pstn_cleared(&mut self, id: LegId, c: &Cause, now: Instant) {
         let Some(leg) = self.legs.get_mut(&id) else { return };
-        info!("{}: PSTN cleared with cause {}", leg.dialog.call_id, c.value);
+        info!("{}: PSTN cleared with cause {}", leg.call_id, c.value);
         match (leg.origin, leg.confirmed) {
             (Origin::Sip, false) => {
                 // The final response goes here, with the cause's own location; `end` owes none.
@@ -557,17 +555,22 @@ impl Calls {
         if status >= 300 {
             leg.invite_tx = None;
             let c = reason::q850_cause(&response.headers).unwrap_or_else(|| cause::for_sip_status(status));
-            info!("{}: mediation answered {status}, clearing with cause {c}", leg.dialog.call_id);
+            info!("{}: mediation answered {status}, clearing with cause {c}", leg.call_id);
             return self.end(id, c, false, true, now);
         }
         if leg.confirmed {
             return;
         }
-        leg.dialog.confirm(&response);
+        let Some(d) = Dialog::as_uac(&leg.invite, &response, self.config.mediation, Protocol::Udp) else {
+            warn!("{}: a 2xx without a usable To, ending the call", leg.call_id);
+            leg.invite_tx = None;
+            return self.end(id, cause::INTERWORKING, false, true, now);
+        };
         leg.confirmed = true;
-        let ack = leg.dialog.ack(self.config.local);
+        let ack = d.ack(d.local_cseq, self.config.local, &mut self.ids);
         leg.ack = Some(ack.clone());
-        self.outbound.push_back(Outbound::Request { request: ack, dest: leg.dialog.dest });
+        self.outbound.push_back(Outbound::Request { request: ack, dest: d.dest });
+        leg.dialog = Some(d);
         if let Some(c) = leg.abandoned {
             return self.end(id, c, true, false, now);
         }
@@ -578,14 +581,14 @@ impl Calls {
         let (Some(call), Some(channel)) = (leg.pri, leg.channel) else { return };
         match chosen {
             Some((remote, pt)) => {
-                info!("{}: answered by mediation, CONNECT on B-channel {channel}, codec PT {pt}", leg.dialog.call_id);
+                info!("{}: answered by mediation, CONNECT on B-channel {channel}, codec PT {pt}", leg.call_id);
                 leg.media = true;
                 leg.remote_audio = Some((remote, pt));
                 self.actions.push_back(Action::Answer(call));
                 self.actions.push_back(Action::MediaStart { channel, remote, payload_type: pt });
             }
             None => {
-                warn!("{}: the answer has no usable G.711 audio, ending the call", leg.dialog.call_id);
+                warn!("{}: the answer has no usable G.711 audio, ending the call", leg.call_id);
                 self.end(id, cause::INTERWORKING, true, true, now);
             }
         }
@@ -595,7 +598,7 @@ impl Calls {
     /// `hangup` (the PSTN call is still there), media stopped, the leg forgotten.
     fn end(&mut self, id: LegId, c: u8, bye: bool, hangup: bool, now: Instant) {
         let Some(mut leg) = self.legs.remove(&id) else { return };
-        self.by_call_id.remove(&leg.dialog.call_id);
+        self.by_call_id.remove(&leg.call_id);
         if let Some(tx) = leg.invite_tx {
             self.by_tx.remove(&tx);
         }
@@ -607,10 +610,10 @@ impl Calls {
                 self.respond(tx, r, now);
             }
         }
-        if bye && leg.confirmed {
-            let request = leg.dialog.bye(c, self.config.local);
-            if let Err(e) = self.txns.send_request(request, leg.dialog.dest, Protocol::Udp, now) {
-                warn!("{}: BYE not sent: {e}", leg.dialog.call_id);
+        if let (true, true, Some(d)) = (bye, leg.confirmed, leg.dialog.as_mut()) {
+            let request = dialog::bye(d, c, self.config.local, &mut self.ids);
+            if let Err(e) = self.txns.send_request(request, d.dest, d.transport, now) {
+                warn!("{}: BYE not sent: {e}", leg.call_id);
             }
         }
         if let Some(call) = leg.pri {

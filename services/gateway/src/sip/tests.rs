@@ -25,7 +25,7 @@ fn calls() -> Calls {
         mediation: MEDIATION.parse().unwrap(),
         law: Law::Mulaw,
         rtp,
-    });
+    }, holdfast_sip::Ids::seeded(1));
     calls.on_pri(PriEvent::InService(true), Instant::now());
     calls
 }

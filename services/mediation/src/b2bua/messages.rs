@@ -2,12 +2,8 @@
 //! and the responses the A side gets.
 use super::{relay_sdp, Target};
 use holdfast_sip::message::{HeaderName, Request, Response, Uri};
-use holdfast_sip::transaction::new_branch;
+use holdfast_sip::Ids;
 use std::net::SocketAddr;
-
-pub fn new_tag() -> String {
-    format!("{:016x}", rand::random::<u64>())
-}
 
 /// The user part of a SIP URI or the number of a tel: URI.
 pub fn user_of(uri: &Uri) -> Option<String> {
@@ -21,29 +17,29 @@ pub fn user_of(uri: &Uri) -> Option<String> {
 /// A fresh INVITE for `target` carrying A's offer, its audio pointed at `relay` (the relay's
 /// B-side port) unless the trunk bypasses media. Only the session description and what a
 /// callee needs to see cross; A's Via, Route, Record-Route and Call-ID stay on A's side.
-pub fn invite_to_b(a: &Request, target: &Target, local: SocketAddr, relay: Option<SocketAddr>) -> Request {
+pub fn invite_to_b(a: &Request, target: &Target, local: SocketAddr, relay: Option<SocketAddr>, ids: &mut Ids) -> Request {
     let hops = a.headers.get(&HeaderName::MaxForwards).and_then(|v| v.trim().parse::<u32>().ok()).unwrap_or(70);
     let body = match relay {
         Some(port) if !a.body.is_empty() => relay_sdp::offer(&a.body, Some(port), false),
         _ => a.body.clone(),
     };
-    new_invite(target, local, hops.saturating_sub(1).min(70), body)
+    new_invite(target, local, hops.saturating_sub(1).min(70), body, ids)
 }
 
 /// An INVITE opening a new dialog towards `target` (its own Call-ID, tag and CSeq), offering
 /// `body` (none: a late offer) and a session timer.
-pub fn new_invite(target: &Target, local: SocketAddr, max_forwards: u32, body: Vec<u8>) -> Request {
+pub fn new_invite(target: &Target, local: SocketAddr, max_forwards: u32, body: Vec<u8>, ids: &mut Ids) -> Request {
     let host = target.dest;
     let uri = Uri::parse(&format!("sip:{}@{host};user=phone", target.called))
         .or_else(|_| Uri::parse(&format!("sip:{host}")))
         .unwrap_or_else(|_| Uri::Other(format!("sip:{host}")));
     let mut r = Request::new(holdfast_sip::message::Method::INVITE, uri);
     let h = &mut r.headers;
-    h.add(HeaderName::Via, format!("SIP/2.0/{} {local};branch={};rport", target.transport, new_branch()));
+    h.add(HeaderName::Via, format!("SIP/2.0/{} {local};branch={};rport", target.transport, ids.branch()));
     h.add(HeaderName::MaxForwards, max_forwards.to_string());
-    h.add(HeaderName::From, format!("<sip:{}@{};user=phone>;tag={}", target.calling, local, new_tag()));
+    h.add(HeaderName::From, format!("<sip:{}@{};user=phone>;tag={}", target.calling, local, ids.tag()));
     h.add(HeaderName::To, format!("<sip:{}@{host};user=phone>", target.called));
-    h.add(HeaderName::CallId, format!("{:016x}{:016x}@{}", rand::random::<u64>(), rand::random::<u64>(), local.ip()));
+    h.add(HeaderName::CallId, ids.call_id(local.ip()));
     h.add(HeaderName::CSeq, "1 INVITE");
     h.add(HeaderName::Contact, format!("<sip:mediation@{local}>"));
     h.add(HeaderName::Allow, ALLOW);
@@ -103,7 +99,7 @@ mod tests {
             bypass: false,
         };
         let local = "127.0.0.1:5070".parse().unwrap();
-        let b = invite_to_b(&a, &target, local, Some("127.0.0.1:30002".parse().unwrap()));
+        let b = invite_to_b(&a, &target, local, Some("127.0.0.1:30002".parse().unwrap()), &mut Ids::seeded(1));
         assert_eq!(b.uri.to_string(), "sip:12125550100@127.0.0.1:5080;user=phone");
         assert_ne!(b.call_id().unwrap(), "a-call");
         assert_eq!(b.cseq().unwrap().seq, 1);

@@ -4,7 +4,7 @@
 //! callee answers ends the call (`failover.rs`). SDP is rewritten so media flows through the relay
 //! (unless the trunk bypasses media). Time comes in as `now`; ACKs for 2xx and call records come
 //! out of `poll_output`.
-mod ack_wait;
+mod acks;
 mod failover;
 mod messages;
 mod relay_sdp;
@@ -13,16 +13,19 @@ mod summary;
 mod timers;
 mod transfer;
 
-use crate::dialog::Dialog;
 use crate::routing::{Inbound, Plan, Refusal};
 use holdfast_media::{RemoteMedia, Side};
 use holdfast_sip::message::{HeaderName, Method, Request, Response};
 use holdfast_sip::transaction::{Event, Transactions, TxEvent, TxId};
 use holdfast_sip::transport::Protocol;
 use holdfast_store::Cdr;
+use holdfast_runtime::WallClock;
+use holdfast_sip::Ids;
+use holdfast_telephony::ack_wait::AckWait;
+use holdfast_telephony::dialog::Dialog;
 use holdfast_telephony::{cause, reason};
 use failover::Failure;
-use messages::{answer_to_a, invite_to_b, new_tag, user_of};
+use messages::{answer_to_a, invite_to_b, user_of};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -129,7 +132,7 @@ struct Call<Id> {
     /// A re-INVITE or UPDATE waiting for the other side.
     relayed: Option<session::Relayed>,
     /// Our 2xx to A until its ACK comes.
-    unacked: Option<ack_wait::Unacked>,
+    unacked: Option<AckWait>,
     /// Late offer (no SDP in A's INVITE): B's ACK waits for the answer in A's ACK.
     late_ack: Option<Output>,
     /// Late offer through the relay: the formats B offered, which A's answer is fitted to.
@@ -203,12 +206,13 @@ pub struct B2bua<M: Media> {
     recent_order: VecDeque<(Instant, (String, String, u32))>,
     next_call: u64,
     outputs: VecDeque<Output>,
-    /// Wall clock (Unix ms) at `epoch`, for call records.
-    epoch: (Instant, i64),
+    /// The wall clock, for call records.
+    clock: WallClock,
+    ids: Ids,
 }
 
 impl<M: Media> B2bua<M> {
-    pub fn new(config: B2buaConfig, plan: Plan, media: M, epoch: (Instant, i64)) -> Self {
+    pub fn new(config: B2buaConfig, plan: Plan, media: M, clock: WallClock, ids: Ids) -> Self {
         B2bua {
             config,
             plan,
@@ -222,7 +226,8 @@ impl<M: Media> B2bua<M> {
             recent_order: VecDeque::new(),
             next_call: 0,
             outputs: VecDeque::new(),
-            epoch,
+            clock,
+            ids,
         }
     }
 
@@ -253,8 +258,7 @@ impl<M: Media> B2bua<M> {
     }
 
     fn wall(&self, now: Instant) -> i64 {
-        let (at, ms) = self.epoch;
-        ms + i64::try_from(now.saturating_duration_since(at).as_millis()).unwrap_or(0)
+        self.clock.unix_ms(now)
     }
 
     /// A new request from the transport, in server transaction `id`.
@@ -375,7 +379,7 @@ impl<M: Media> B2bua<M> {
         self.next_call += 1;
         self.recent.insert(seen.clone(), key);
         self.recent_order.push_back((now, seen));
-        let a_tag = new_tag();
+        let a_tag = self.ids.tag();
         let call_id = cdr.call_id.clone();
         let sdp = [invite.body.clone(), Vec::new()];
         self.by_dialog.insert((call_id, a_tag.clone()), (key, Side::A));
@@ -496,7 +500,7 @@ impl<M: Media> B2bua<M> {
                 continue;
             }
             let relay_b = call.media.filter(|_| !target.bypass).map(|(_, _, b)| b);
-            let invite = invite_to_b(&call.invite, &target, self.config.local, relay_b);
+            let invite = invite_to_b(&call.invite, &target, self.config.local, relay_b, &mut self.ids);
             match txns.send_request(invite.clone(), target.dest, target.transport, now) {
                 Ok(client) => {
                     call.cdr.trunk = target.trunk.clone();
@@ -590,7 +594,7 @@ impl<M: Media> B2bua<M> {
         failover::callee_cause(&mut r);
         if r.status == 422 {
             let call = self.calls.get_mut(&key).filter(|c| !c.cancelled);
-            let retried = call.and_then(|c| c.attempt.as_mut()).and_then(|a| a.retry_422(txns, &r, now));
+            let retried = call.and_then(|c| c.attempt.as_mut()).and_then(|a| a.retry_422(txns, &r, now, &mut self.ids));
             if let Some((old, new)) = retried {
                 self.by_client.remove(&old);
                 self.by_client.insert(new, key);
@@ -684,7 +688,7 @@ impl<M: Media> B2bua<M> {
             return;
         };
         let seq = attempt.invite.cseq().map(|c| c.seq).unwrap_or(1);
-        let ack = Output::Send { request: b.ack(seq, local), dest: b.dest, transport: b.transport };
+        let ack = Output::Send { request: b.ack(seq, local, &mut self.ids), dest: b.dest, transport: b.transport };
         if call.invite.body.is_empty() && !r.body.is_empty() && !call.cancelled {
             call.late_ack = Some(ack);
         } else {
@@ -693,7 +697,7 @@ impl<M: Media> B2bua<M> {
         if call.cancelled {
             // The callee answered as the caller hung up: end the B dialog at once.
             let mut b = b;
-            let bye = b.request(Method::BYE, local);
+            let bye = b.request(Method::BYE, local, &mut self.ids);
             send_in_dialog(txns, &mut self.by_client, key, bye, &b, now);
             call.cdr.status = 487;
             call.cdr.end_cause = "cancelled by caller".into();
@@ -714,7 +718,7 @@ impl<M: Media> B2bua<M> {
             out.headers.add(HeaderName::SessionExpires, format!("{};refresher=uac", secs.max(90)));
             out.headers.add(HeaderName::Require, "timer");
         }
-        call.unacked = Some(ack_wait::Unacked::new(out.clone(), now));
+        call.unacked = Some(AckWait::new(out.clone(), &txns.timers(), now));
         respond(txns, call.server, out, now);
     }
 
@@ -775,7 +779,7 @@ impl<M: Media> B2bua<M> {
                     Side::B => call.a_dialog.as_mut(),
                 };
                 if let Some(d) = other {
-                    let mut bye = d.request(Method::BYE, local);
+                    let mut bye = d.request(Method::BYE, local, &mut self.ids);
                     let cause = reason::q850_cause(&request.headers).unwrap_or(cause::NORMAL_CLEARING);
                     bye.headers.add(HeaderName::Reason, reason::q850(cause, Some("Normal call clearing")));
                     let d = d.clone();
@@ -837,7 +841,7 @@ impl<M: Media> B2bua<M> {
         let local = self.config.local;
         let Some(call) = self.calls.get_mut(&key) else { return };
         for d in [call.a_dialog.as_mut(), call.b_dialog.as_mut()].into_iter().flatten() {
-            let mut bye = d.request(Method::BYE, local);
+            let mut bye = d.request(Method::BYE, local, &mut self.ids);
             bye.headers.add(HeaderName::Reason, reason::q850(cause, Some(why)));
             let d = d.clone();
             send_in_dialog(txns, &mut self.by_client, key, bye, &d, now);

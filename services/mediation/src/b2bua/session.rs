@@ -60,7 +60,7 @@ impl<M: Media> B2bua<M> {
             Side::B => call.a_dialog.as_mut(),
         };
         let Some(dialog) = other else { return respond(txns, id, request.response(491), now) };
-        let mut out = dialog.request(request.method.clone(), local);
+        let mut out = dialog.request(request.method.clone(), local, &mut self.ids);
         out.headers.add(HeaderName::Contact, format!("<sip:mediation@{local}>"));
         if !body.is_empty() {
             out.headers.add(HeaderName::ContentType, "application/sdp");
@@ -98,7 +98,7 @@ impl<M: Media> B2bua<M> {
             let call = self.calls.get(&key);
             let dialog = call.and_then(|c| if answerer == Side::B { c.b_dialog.as_ref() } else { c.a_dialog.as_ref() });
             if let Some(d) = dialog {
-                self.outputs.push_back(Output::Send { request: d.ack(relayed.seq, local), dest: d.dest, transport: d.transport });
+                self.outputs.push_back(Output::Send { request: d.ack(relayed.seq, local, &mut self.ids), dest: d.dest, transport: d.transport });
             }
         }
         let body = self.mid_call_sdp(key, answerer, &response.body);
@@ -126,7 +126,7 @@ impl<M: Media> B2bua<M> {
         let Some(call) = self.calls.get_mut(&key) else { return };
         let dialog = if to == Side::A { call.a_dialog.as_mut() } else { call.b_dialog.as_mut() };
         if let Some(d) = dialog {
-            let bye = d.request(Method::BYE, local);
+            let bye = d.request(Method::BYE, local, &mut self.ids);
             let d = d.clone();
             send_in_dialog(txns, &mut self.by_client, key, bye, &d, now);
         }

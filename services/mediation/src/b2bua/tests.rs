@@ -2,8 +2,10 @@
 //! side, and the call records.
 use super::{B2bua, B2buaConfig, Cdr, Duration, HeaderName, Instant, Media, Method, Output, Protocol, RemoteMedia, Request, Response, Side, SocketAddr, Transactions};
 use crate::config::Config;
+use holdfast_runtime::WallClock;
 use holdfast_sip::message::Uri;
 use holdfast_sip::transaction::{Inbound, TimerConfig, Transmit};
+use holdfast_sip::Ids;
 
 struct FakeMedia {
     remotes: Vec<(Side, SocketAddr)>,
@@ -51,7 +53,7 @@ impl<'m> Rig<'m> {
             registrar: REGISTRAR.parse().unwrap(),
             no_answer: Duration::from_secs(30),
         };
-        let mut b2bua = B2bua::new(b2b, config.plan, media, (now, 1_000_000));
+        let mut b2bua = B2bua::new(b2b, config.plan, media, WallClock::new(now, Duration::from_millis(1_000_000)), Ids::seeded(1));
         for d in dead {
             b2bua.set_trunk_alive(d, false);
         }

@@ -5,7 +5,8 @@
 use super::{Attempt, B2bua, Media};
 use holdfast_media::Side;
 use holdfast_sip::message::{HeaderName, Headers, Method, Request, Response};
-use holdfast_sip::transaction::{new_branch, Transactions, TxId};
+use holdfast_sip::transaction::{Transactions, TxId};
+use holdfast_sip::Ids;
 use std::time::{Duration, Instant};
 
 /// What we offer the B side, in seconds (RFC 4028's recommended 1800).
@@ -82,7 +83,7 @@ impl Attempt {
     /// A 422 from the far side (RFC 4028 §7.4): the INVITE again, with its Min-SE as our
     /// Session-Expires and Min-SE, the next CSeq and a new branch. Returns the old and new
     /// client transactions, or None when the 422 is final (no larger Min-SE, retries spent).
-    pub(super) fn retry_422(&mut self, txns: &mut Transactions, r: &Response, now: Instant) -> Option<(TxId, TxId)> {
+    pub(super) fn retry_422(&mut self, txns: &mut Transactions, r: &Response, now: Instant, ids: &mut Ids) -> Option<(TxId, TxId)> {
         let wanted = min_se(&r.headers)?;
         let asked = session_expires(&self.invite.headers).map_or(0, |(s, _)| s);
         if wanted <= asked || self.session_retries >= MAX_422_RETRIES {
@@ -92,7 +93,7 @@ impl Attempt {
         let seq = invite.cseq().ok()?.seq + 1;
         let via = invite.headers.get(&HeaderName::Via)?;
         let sent_by = via.split(';').next()?.to_string();
-        invite.headers.set(HeaderName::Via, format!("{sent_by};branch={};rport", new_branch()));
+        invite.headers.set(HeaderName::Via, format!("{sent_by};branch={};rport", ids.branch()));
         invite.headers.set(HeaderName::CSeq, format!("{seq} INVITE"));
         invite.headers.set(HeaderName::SessionExpires, wanted.to_string());
         invite.headers.set(HeaderName::MinSe, wanted.to_string());
@@ -138,7 +139,7 @@ impl<M: Media> B2bua<M> {
                 *call.timer(side) = Some(t);
                 let secs = t.interval.as_secs();
                 let Some(d) = call.dialog(side).as_mut() else { continue };
-                let mut update = d.request(Method::parse("UPDATE"), local);
+                let mut update = d.request(Method::parse("UPDATE"), local, &mut self.ids);
                 update.headers.add(HeaderName::Supported, "timer");
                 // We are the UAC of the dialogs we refresh.
                 update.headers.add(HeaderName::SessionExpires, format!("{secs};refresher=uac"));

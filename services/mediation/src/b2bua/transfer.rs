@@ -9,11 +9,11 @@ use super::messages::{new_invite, user_of};
 use super::session::Relayed;
 use super::failover::{self, Failure};
 use super::{cancel, relay_sdp, respond, send_in_dialog, timers, Attempt, B2bua, Media, Output, State, Target};
-use crate::dialog::Dialog;
 use holdfast_media::Side;
 use holdfast_sip::message::{HeaderName, Method, NameAddr, Request, Response, Uri};
 use holdfast_sip::transaction::{Transactions, TxEvent, TxId};
 use holdfast_store::Cdr;
+use holdfast_telephony::dialog::Dialog;
 use holdfast_telephony::{cause, reason};
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -137,7 +137,7 @@ impl<M: Media> B2bua<M> {
         let Some(t) = call.transfer.as_ref().filter(|t| t.notify) else { return };
         let (referrer, event_id) = (t.referrer, t.event_id);
         let Some(d) = call.dialog(referrer).as_mut() else { return };
-        let mut n = d.request(Method::parse("NOTIFY"), local);
+        let mut n = d.request(Method::parse("NOTIFY"), local, &mut self.ids);
         n.headers.add(HeaderName::Contact, format!("<sip:mediation@{local}>"));
         n.headers.add(HeaderName::Event, format!("refer;id={event_id}"));
         let state = if last { "terminated;reason=noresource" } else { "active;expires=60" };
@@ -163,7 +163,7 @@ impl<M: Media> B2bua<M> {
                 t.last_failure.get_or_insert((503, "Service Unavailable".into(), format!("trunk {} dead", target.trunk)));
                 continue;
             }
-            let invite = new_invite(&target, local, 70, offer.clone());
+            let invite = new_invite(&target, local, 70, offer.clone(), &mut self.ids);
             match txns.send_request(invite.clone(), target.dest, target.transport, now) {
                 Ok(client) => {
                     t.cdr.call_id = invite.call_id().unwrap_or_default().to_string();
@@ -198,7 +198,7 @@ impl<M: Media> B2bua<M> {
     fn transfer_response(&mut self, txns: &mut Transactions, key: u64, mut r: Response, now: Instant) {
         failover::callee_cause(&mut r);
         if r.status == 422 {
-            let retried = self.calls.get_mut(&key).and_then(|c| c.transfer.as_mut()?.attempt.as_mut()).and_then(|a| a.retry_422(txns, &r, now));
+            let retried = self.calls.get_mut(&key).and_then(|c| c.transfer.as_mut()?.attempt.as_mut()).and_then(|a| a.retry_422(txns, &r, now, &mut self.ids));
             if let Some((old, new)) = retried {
                 self.by_client.remove(&old);
                 self.by_client.insert(new, key);
@@ -267,14 +267,14 @@ impl<M: Media> B2bua<M> {
             return self.transfer_failed(txns, key, 502, "Bad Gateway", None, "target's 2xx unusable", now);
         };
         let seq = attempt.invite.cseq().map(|c| c.seq).unwrap_or(1);
-        self.outputs.push_back(Output::Send { request: target.ack(seq, local), dest: target.dest, transport: target.transport });
+        self.outputs.push_back(Output::Send { request: target.ack(seq, local, &mut self.ids), dest: target.dest, transport: target.transport });
         self.notify(txns, key, &format!("SIP/2.0 {} {}", r.status, r.reason), true, now);
         let Some(call) = self.calls.get_mut(&key) else { return };
         let Some(t) = call.transfer.take() else { return };
         let (referrer, transferee) = (t.referrer, t.referrer.other());
         // The referrer's dialog ends; the target's takes its slot.
         if let Some(mut d) = call.dialog(referrer).take() {
-            let mut bye = d.request(Method::BYE, local);
+            let mut bye = d.request(Method::BYE, local, &mut self.ids);
             bye.headers.add(HeaderName::Reason, reason::q850(cause::NORMAL_CLEARING, Some("call transferred")));
             send_in_dialog(txns, &mut self.by_client, key, bye, &d, now);
             self.by_dialog.remove(&(d.call_id, d.local_tag));
@@ -301,7 +301,7 @@ impl<M: Media> B2bua<M> {
         };
         if call.relayed.is_none() {
             if let Some(d) = call.dialog(transferee).as_mut() {
-                let mut reinvite = d.request(Method::INVITE, local);
+                let mut reinvite = d.request(Method::INVITE, local, &mut self.ids);
                 reinvite.headers.add(HeaderName::Contact, format!("<sip:mediation@{local}>"));
                 if !offer.is_empty() {
                     reinvite.headers.add(HeaderName::ContentType, "application/sdp");

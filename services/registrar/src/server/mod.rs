@@ -26,7 +26,7 @@ use holdfast_store::{BindingOp, BindingWriter, Store, StoreError, UserRecord};
 use register::Relay;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// How often expired bindings are swept.
@@ -46,6 +46,7 @@ pub struct Server {
     pub registrar: Registrar,
     pub auth: Option<Authenticator>,
     pub txns: Transactions,
+    pub ids: holdfast_sip::Ids,
     pub transport: TransportHandle,
     pub store: Store,
     pub writer: BindingWriter,
@@ -309,8 +310,9 @@ fn refuse(req: &Request, status: u16, reason: &str) -> Response {
     r
 }
 
+/// Unix seconds, what bindings expire by.
 pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    holdfast_runtime::unix_now().as_secs()
 }
 
 async fn sleep_until(at: Option<Instant>) {

@@ -6,7 +6,7 @@ use crate::registrar::{aor_of, contact_key, Change, Decision};
 use crate::routing::Mode;
 use holdfast_sip::message::{Header, HeaderName, Method, NameAddr, Request, Response};
 use std::hash::{Hash, Hasher};
-use holdfast_sip::transaction::{new_branch, Event, TxEvent, TxId};
+use holdfast_sip::transaction::{Event, TxEvent, TxId};
 use holdfast_sip::transport::{Protocol, Source};
 use holdfast_store::{BindingOp, Origin};
 use std::time::Instant;
@@ -161,7 +161,7 @@ impl Server {
         if !out.headers.get_all(&HeaderName::Supported).any(|s| s.trim().eq_ignore_ascii_case("path")) {
             out.headers.add(HeaderName::Supported, "path");
         }
-        let via = format!("SIP/2.0/UDP {}:{};branch={}", local, self.addresses.port(), new_branch());
+        let via = format!("SIP/2.0/UDP {}:{};branch={}", local, self.addresses.port(), self.ids.branch());
         out.headers.push_front(Header::new(HeaderName::Via, via));
         match self.txns.send_request(out, central, Protocol::Udp, now) {
             Ok(client) => {

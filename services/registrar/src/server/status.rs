@@ -56,7 +56,7 @@ impl StatusFile {
                 self.remember(unanswered);
             }
         }
-        let sample = ProbeSample { at_ms: holdfast_status::unix_ms(), target: target.to_string(), rtt_ms: None };
+        let sample = ProbeSample { at_ms: holdfast_runtime::unix_ms(), target: target.to_string(), rtt_ms: None };
         self.pending.push_back((id, now, sample));
     }
 
@@ -90,7 +90,7 @@ impl StatusFile {
             wan: wan_state.into(),
             since: self.since,
             started: self.started,
-            written_at_ms: holdfast_status::unix_ms(),
+            written_at_ms: holdfast_runtime::unix_ms(),
             bindings: bindings as u64,
             proxied_requests: calls as u64,
             forged_probe_answers: wan.map_or(0, |c| c.forged),

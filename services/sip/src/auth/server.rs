@@ -23,13 +23,13 @@ pub struct DigestConfig {
 }
 
 impl DigestConfig {
-    /// 300 s nonces, a random secret, a million tracked nonces (some 50 MB at most), SHA-256
-    /// offered before MD5 (RFC 8760 §2.4).
-    pub fn new(realm: &str) -> Self {
+    /// 300 s nonces keyed by `secret` (the caller's: random at each start), a million tracked
+    /// nonces (some 50 MB at most), SHA-256 offered before MD5 (RFC 8760 §2.4).
+    pub fn new(realm: &str, secret: [u8; 32]) -> Self {
         DigestConfig {
             realm: realm.to_owned(),
             nonce_lifetime: Duration::from_secs(300),
-            secret: rand::random(),
+            secret,
             max_tracked_nonces: 1 << 20,
             algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
         }

@@ -91,20 +91,33 @@ impl Request {
 
     /// A response to this request with the headers RFC 3261 §8.2.6.2 copies (Via, From, To,
     /// Call-ID, CSeq; Record-Route for 18x/2xx is the caller's business), and a To tag of ours
-    /// when the request had none and the response is not a 100.
+    /// when the request had none and the response is not a 100. That tag is derived from the
+    /// request, as a stateless UAS must (§8.2.7): a retransmission gets the same tag, and no
+    /// randomness is needed (a dialog's own tag is the core's, from its `Ids`).
     pub fn response(&self, status: u16) -> Response {
         let mut headers = Headers::default();
         for name in [HeaderName::Via, HeaderName::From, HeaderName::To, HeaderName::CallId, HeaderName::CSeq] {
             for h in self.headers.iter().filter(|h| h.name == name) {
                 if h.name == HeaderName::To && status > 100 && !has_tag(&h.value) {
-                    headers
-                        .push(Header::new(HeaderName::To, format!("{};tag={:016x}", h.value, rand::random::<u64>())));
+                    headers.push(Header::new(HeaderName::To, format!("{};tag={:016x}", h.value, self.derived_tag())));
                 } else {
                     headers.push(h.clone());
                 }
             }
         }
         Response { status, reason: reason_phrase(status).to_string(), headers, body: Vec::new() }
+    }
+}
+
+impl Request {
+    /// A tag that is a function of the request's identity (Call-ID, CSeq, From, top Via).
+    fn derived_tag(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hash = std::hash::DefaultHasher::new();
+        for name in [HeaderName::CallId, HeaderName::CSeq, HeaderName::From, HeaderName::Via] {
+            self.headers.get(&name).hash(&mut hash);
+        }
+        hash.finish()
     }
 }
 

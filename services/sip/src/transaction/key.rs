@@ -1,15 +1,10 @@
-//! Transaction matching keys (RFC 3261 §17.1.3 and §17.2.3) and branch generation.
+//! Transaction matching keys (RFC 3261 §17.1.3 and §17.2.3).
 use super::TxError;
 use crate::message::{Host, Method, Request, Response, Uri};
 use std::hash::{Hash, Hasher};
 
 /// Marks a branch as RFC 3261-unique (§8.1.1.7).
 pub const MAGIC_COOKIE: &str = "z9hG4bK";
-
-/// A fresh branch for a new client transaction.
-pub fn new_branch() -> String {
-    format!("{MAGIC_COOKIE}{:016x}{:08x}", rand::random::<u64>(), rand::random::<u32>())
-}
 
 /// A client transaction is found by the branch of the top Via plus the CSeq method (§17.1.3):
 /// a CANCEL shares its INVITE's branch.

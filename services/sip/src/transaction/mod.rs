@@ -18,7 +18,7 @@ pub use client_non_invite::{ClientNonInvite, ClientNonInviteState};
 pub use derived_request::cancel_for;
 pub use error::TxError;
 pub use event::TxEvent;
-pub use key::{new_branch, MAGIC_COOKIE};
+pub use key::MAGIC_COOKIE;
 pub use server_invite::{ServerInvite, ServerInviteState};
 pub use server_non_invite::{ServerNonInvite, ServerNonInviteState};
 pub use table::{Event, Inbound, Transactions, Transmit, TxId};

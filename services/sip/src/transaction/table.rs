@@ -216,6 +216,11 @@ impl Transactions {
         Transactions { config, ..Default::default() }
     }
 
+    /// The timers (T1, T2, ...) the table runs with, for the TU's own waits on them.
+    pub fn timers(&self) -> TimerConfig {
+        self.config
+    }
+
     /// Live transactions.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -277,7 +282,7 @@ impl Transactions {
     }
 
     /// Starts a client transaction for `request`, whose top Via must carry a fresh RFC 3261
-    /// branch (`new_branch`). ACKs for 2xx are sent by the TU without a transaction.
+    /// branch (`Ids::branch`). ACKs for 2xx are sent by the TU without a transaction.
     pub fn send_request(
         &mut self,
         request: Request,

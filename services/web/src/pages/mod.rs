@@ -75,7 +75,7 @@ pub fn utc(ms: u64) -> String {
 
 /// "3 s", "4 min", "2 h 5 min" ago.
 pub fn ago(ms: u64) -> String {
-    let secs = holdfast_status::unix_ms().saturating_sub(ms) / 1000;
+    let secs = holdfast_runtime::unix_ms().saturating_sub(ms) / 1000;
     match secs {
         0..=119 => format!("{secs} s"),
         120..=7199 => format!("{} min", secs / 60),

@@ -1,33 +1,11 @@
-//! The 2xx we send A is ours to retransmit until A's ACK comes (RFC 3261 §13.3.1.4): the INVITE
-//! server transaction ended with it. Without an ACK within 64*T1 the call is ended.
+//! ACKs outside transactions, both ways (RFC 3261 §13.2.2.4, §13.3.1.4): A's ACK for our 2xx
+//! (which `AckWait` sends again until it comes), and ours again for a 2xx B sent again.
 use super::{relay_sdp, B2bua, Media, Output};
 use holdfast_media::Side;
 use holdfast_sip::message::{HeaderName, Method, Request, Response};
-use holdfast_sip::transaction::{TimerConfig, Transactions};
-use std::time::{Duration, Instant};
-
-#[derive(Debug)]
-pub(super) struct Unacked {
-    response: Response,
-    next_at: Instant,
-    interval: Duration,
-    give_up_at: Instant,
-}
-
-impl Unacked {
-    pub(super) fn new(response: Response, now: Instant) -> Unacked {
-        let t = TimerConfig::default();
-        Unacked { response, next_at: now + t.t1(), interval: t.t1(), give_up_at: now + t.transaction_timeout() }
-    }
-
-    pub(super) fn response(&self) -> &Response {
-        &self.response
-    }
-
-    pub(super) fn deadline(&self) -> Instant {
-        self.next_at.min(self.give_up_at)
-    }
-}
+use holdfast_sip::transaction::Transactions;
+use holdfast_telephony::ack_wait::AckDue;
+use std::time::Instant;
 
 impl<M: Media> B2bua<M> {
     /// An ACK outside any transaction: for the 2xx of one of our A dialogs, it stops the
@@ -75,22 +53,19 @@ impl<M: Media> B2bua<M> {
         let Some(call) = self.calls.get(&key) else { return };
         let Some(d) = (if side == Side::A { call.a_dialog.as_ref() } else { call.b_dialog.as_ref() }) else { return };
         let seq = r.cseq().map(|c| c.seq).unwrap_or(1);
-        let ack = Output::Send { request: d.ack(seq, self.config.local), dest: d.dest, transport: d.transport };
+        let ack = Output::Send { request: d.ack(seq, self.config.local, &mut self.ids), dest: d.dest, transport: d.transport };
         self.outputs.push_back(ack);
     }
 
     /// Retransmits due 2xx responses (T1 doubling up to T2); ends calls never acknowledged.
     pub(super) fn retransmit_due(&mut self, txns: &mut Transactions, now: Instant) {
-        let t2 = TimerConfig::default().t2();
         let mut lost = Vec::new();
         for (key, call) in self.calls.iter_mut() {
-            let Some(u) = call.unacked.as_mut() else { continue };
-            if u.give_up_at <= now {
-                lost.push(*key);
-            } else if u.next_at <= now {
-                self.outputs.push_back(Output::Respond(u.response.clone()));
-                u.interval = (u.interval * 2).min(t2);
-                u.next_at = now + u.interval;
+            let Some(wait) = call.unacked.as_mut() else { continue };
+            match wait.handle_timeout(now) {
+                AckDue::Nothing => {}
+                AckDue::Retransmit(ok) => self.outputs.push_back(Output::Respond(ok.clone())),
+                AckDue::GaveUp => lost.push(*key),
             }
         }
         for key in lost {

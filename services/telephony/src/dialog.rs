@@ -1,8 +1,8 @@
-//! One side's dialog (RFC 3261 §12): what in-dialog requests on it carry and where they go.
-//! The B2BUA keeps two per call, each with its own Call-ID, tags and CSeq.
-use holdfast_sip::message::{HeaderName, Host, Method, NameAddr, Request, Response, Uri};
-use holdfast_sip::transaction::new_branch;
+//! A dialog (RFC 3261 §12) as one side of it sees it: what the requests it sends in the dialog
+//! carry, and where they go: the first hop of the route set, else the remote target.
+use holdfast_sip::message::{HeaderName, Headers, Host, Method, NameAddr, Request, Response, Uri};
 use holdfast_sip::transport::Protocol;
+use holdfast_sip::Ids;
 use std::net::{IpAddr, SocketAddr};
 
 #[derive(Debug, Clone)]
@@ -13,11 +13,13 @@ pub struct Dialog {
     pub local_tag: String,
     /// Theirs, with their tag.
     pub remote: String,
+    /// The Request-URI of requests in the dialog: the peer's Contact.
     pub remote_target: Uri,
     /// Route headers for requests we send, in order.
     pub route: Vec<String>,
     pub local_cseq: u32,
-    /// Where requests go: the first route hop, else the remote target, else `fallback`.
+    /// Where requests go: the first route hop, else the remote target, else where the dialog
+    /// was set up with.
     pub dest: SocketAddr,
     pub transport: Protocol,
 }
@@ -28,7 +30,7 @@ impl Dialog {
     pub fn as_uas(invite: &Request, local_tag: &str, source: SocketAddr, transport: Protocol) -> Option<Dialog> {
         let to = invite.headers.get(&HeaderName::To)?;
         let remote = invite.headers.get(&HeaderName::From)?.to_string();
-        let target = contact_uri(invite.headers.get(&HeaderName::Contact))?;
+        let target = contact_uri(&invite.headers)?;
         let route: Vec<String> = invite.headers.get_all(&HeaderName::RecordRoute).map(str::to_string).collect();
         let dest = next_hop(&route, &target).unwrap_or(source);
         Some(Dialog {
@@ -50,7 +52,7 @@ impl Dialog {
         let local = invite.headers.get(&HeaderName::From)?.to_string();
         let local_tag = NameAddr::parse(&local).ok()?.tag()?.to_string();
         let remote = answer.headers.get(&HeaderName::To)?.to_string();
-        let target = contact_uri(answer.headers.get(&HeaderName::Contact)).unwrap_or_else(|| invite.uri.clone());
+        let target = contact_uri(&answer.headers).unwrap_or_else(|| invite.uri.clone());
         let mut route: Vec<String> = answer.headers.get_all(&HeaderName::RecordRoute).map(str::to_string).collect();
         route.reverse();
         let dest = next_hop(&route, &target).unwrap_or(fallback);
@@ -68,20 +70,21 @@ impl Dialog {
     }
 
     /// A new request in this dialog with the next CSeq, sent by `via` (our address).
-    pub fn request(&mut self, method: Method, via: SocketAddr) -> Request {
+    pub fn request(&mut self, method: Method, via: SocketAddr, ids: &mut Ids) -> Request {
         self.local_cseq += 1;
-        self.build(method, self.local_cseq, via)
+        self.build(method, self.local_cseq, via, ids)
     }
 
-    /// The ACK for a 2xx to the INVITE with CSeq `seq` (§13.2.2.4): same CSeq number.
-    pub fn ack(&self, seq: u32, via: SocketAddr) -> Request {
-        self.build(Method::ACK, seq, via)
+    /// The ACK for a 2xx to the INVITE with CSeq `seq` (§13.2.2.4): same CSeq number, a
+    /// transaction of its own.
+    pub fn ack(&self, seq: u32, via: SocketAddr, ids: &mut Ids) -> Request {
+        self.build(Method::ACK, seq, via, ids)
     }
 
-    fn build(&self, method: Method, seq: u32, via: SocketAddr) -> Request {
+    fn build(&self, method: Method, seq: u32, via: SocketAddr, ids: &mut Ids) -> Request {
         let mut r = Request::new(method.clone(), self.remote_target.clone());
         let h = &mut r.headers;
-        h.add(HeaderName::Via, format!("SIP/2.0/{} {via};branch={};rport", self.transport, new_branch()));
+        h.add(HeaderName::Via, format!("SIP/2.0/{} {via};branch={};rport", self.transport, ids.branch()));
         for route in &self.route {
             h.add(HeaderName::Route, route.clone());
         }
@@ -94,8 +97,10 @@ impl Dialog {
     }
 }
 
-fn contact_uri(value: Option<&str>) -> Option<Uri> {
-    NameAddr::parse(value?).ok().map(|n| n.uri)
+/// The URI of the first Contact, if it parses.
+pub fn contact_uri(headers: &Headers) -> Option<Uri> {
+    let value = headers.get(&HeaderName::Contact)?;
+    NameAddr::parse(value.split(',').next()?).ok().map(|n| n.uri)
 }
 
 /// The address of the first route entry, else of the target, when they are IP addresses.
@@ -139,7 +144,7 @@ mod tests {
         let src = "127.0.0.1:5060".parse().unwrap();
         let mut d = Dialog::as_uas(&invite(), "ours", src, Protocol::Udp).unwrap();
         assert_eq!(d.dest, src);
-        let bye = d.request(Method::BYE, "127.0.0.1:5070".parse().unwrap());
+        let bye = d.request(Method::BYE, "127.0.0.1:5070".parse().unwrap(), &mut Ids::seeded(1));
         assert_eq!(bye.uri.to_string(), "sip:3012@192.0.2.50:5062");
         assert_eq!(bye.headers.get(&HeaderName::Route), Some("<sip:127.0.0.1:5060;lr>"));
         assert_eq!(bye.headers.get(&HeaderName::From), Some("<sip:+12125550100@branch.local>;tag=ours"));
@@ -158,8 +163,11 @@ mod tests {
         let d = Dialog::as_uac(&req, &ok, fallback, Protocol::Udp).unwrap();
         assert_eq!(d.dest, "127.0.0.1:5080".parse().unwrap());
         assert_eq!(d.local_tag, "a1");
-        let ack = d.ack(7, "127.0.0.1:5070".parse().unwrap());
+        let mut ids = Ids::seeded(1);
+        let ack = d.ack(7, "127.0.0.1:5070".parse().unwrap(), &mut ids);
         assert_eq!(ack.cseq().unwrap().to_string(), "7 ACK");
         assert!(ack.to_header().unwrap().tag().is_some());
+        let again = d.ack(7, "127.0.0.1:5070".parse().unwrap(), &mut ids);
+        assert_ne!(ack.top_via().unwrap().branch(), again.top_via().unwrap().branch());
     }
 }
