@@ -510,6 +510,18 @@ fn units_start_only_what_the_image_has() -> Result<()> {
         let wants = units.join("multi-user.target.wants").join(format!("{service}.service"));
         ensure!(fs::read_link(&wants).is_ok(), "{service} is not enabled ({} missing)", wants.display());
     }
+    for entry in fs::read_dir(&units)? {
+        let path = entry?.path();
+        let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else { continue };
+        if !name.ends_with(".service") {
+            continue;
+        }
+        for line in read(&path)?.lines() {
+            if let Some(bin) = line.strip_prefix("ExecStart=/usr/bin/").and_then(|c| c.split_whitespace().next()) {
+                ensure!(mk.contains(bin), "{name} runs /usr/bin/{bin}, which sba-services.mk does not install");
+            }
+        }
+    }
     // buildroot runs `systemctl preset-all`: the appliance's units must be enabled by a preset too.
     let preset = read(&tree().join("board/sba/common/rootfs-overlay/usr/lib/systemd/system-preset/50-sba.preset"))?;
     ensure!(preset.lines().any(|l| l.trim() == "enable sba-*.service"), "no preset enables the sba-* units");
@@ -566,19 +578,22 @@ fn firewall_dir() -> PathBuf {
 }
 
 /// The firewall drops by default and lets in, from the site's networks only, exactly the ports
-/// sba.toml's services listen on: SIP over UDP and TCP, SIP over TLS, the RTP range.
+/// sba.toml's services listen on: SIP over UDP and TCP, SIP over TLS, the RTP range, the web page.
 fn firewall_lets_in_only_the_services() -> Result<()> {
     let config = sba_toml()?;
     let listen = config.get("registrar").and_then(|r| r.get("listen")).and_then(|l| l.as_str()).context("no registrar.listen")?;
     let sip: u16 = listen.rsplit(':').next().unwrap_or("").parse().with_context(|| format!("registrar.listen {listen}"))?;
     let media = config.get("mediation").and_then(|m| m.get("media_ports")).and_then(|p| p.as_array()).context("no mediation.media_ports")?;
     let (first, last) = (media[0].as_integer().context("media_ports")?, media[1].as_integer().context("media_ports")?);
+    let web = config.get("web").and_then(|w| w.get("listen")).and_then(|l| l.as_str()).context("no web.listen")?;
+    let web: u16 = web.rsplit(':').next().unwrap_or("").parse().with_context(|| format!("web.listen {web}"))?;
     let wanted: BTreeSet<String> = [
         format!("-p udp -m udp --dport {sip}"),
         format!("-p tcp -m tcp --dport {sip}"),
         // SIP over TLS (RFC 3261's 5061), the registrar's TLS listener.
         "-p tcp -m tcp --dport 5061".to_string(),
         format!("-p udp -m udp --dport {first}:{last}"),
+        format!("-p tcp -m tcp --dport {web}"),
     ]
     .into();
     for (file, sites) in [("firewall4.rules", ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"].as_slice()), ("firewall6.rules", ["fc00::/7", "fe80::/10"].as_slice())] {
@@ -663,7 +678,7 @@ fn stand_in(target: &Path, file: &str) -> Result<()> {
 /// A target as buildroot leaves it before post-build.sh: the overlays, the services, the modules.
 fn complete_target(what: &str) -> Result<PathBuf> {
     let target = overlay_root(what)?;
-    for file in ["usr/bin/sba-registrar", "usr/bin/sba-mediation", "usr/bin/sba-gateway", "usr/bin/sbactl", "lib/modules/6.1.175/dahdi/dahdi.ko"] {
+    for file in ["usr/bin/sba-registrar", "usr/bin/sba-mediation", "usr/bin/sba-gateway", "usr/bin/sba-web", "usr/bin/sbactl", "lib/modules/6.1.175/dahdi/dahdi.ko"] {
         stand_in(&target, file)?;
     }
     Ok(target)

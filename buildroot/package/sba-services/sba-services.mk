@@ -45,7 +45,7 @@ SBA_SERVICES_PROFILE_DIR = $(if $(BR2_ENABLE_DEBUG),debug,release)
 
 # cargo install refuses a virtual workspace manifest: install the service binaries the workspace has.
 define SBA_SERVICES_INSTALL_TARGET_CMDS
-	for b in sba-registrar sba-mediation sba-gateway sbactl; do \
+	for b in sba-registrar sba-mediation sba-gateway sba-web sbactl; do \
 		f=$(@D)/target/$(RUSTC_TARGET_NAME)/$(SBA_SERVICES_PROFILE_DIR)/$$b; \
 		if [ -f $$f ]; then $(INSTALL) -D -m 0755 $$f $(TARGET_DIR)/usr/bin/$$b || exit 1; fi; \
 	done

@@ -7,7 +7,7 @@ set -euo pipefail
 target=${1:?usage: post-build.sh TARGET_DIR (buildroot passes it)}
 die() { echo "post-build.sh: $*" >&2; exit 1; }
 
-for bin in sba-registrar sba-mediation sba-gateway sbactl; do
+for bin in sba-registrar sba-mediation sba-gateway sba-web sbactl; do
     [ -x "$target/usr/bin/$bin" ] || die "$bin is not in the target (BR2_PACKAGE_SBA_SERVICES)"
 done
 [ -f "$target/etc/sba/sba.toml" ] || die "/etc/sba/sba.toml is missing from the overlay"
