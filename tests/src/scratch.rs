@@ -1,5 +1,5 @@
-//! Per-test scratch directories and free loopback ports.
-use std::net::{TcpListener, UdpSocket};
+//! Per-test scratch directories, free loopback ports, and waiting for a port to be bound.
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
 
 /// A fresh directory under target/test-scratch, removed when dropped unless the test failed.
@@ -40,4 +40,25 @@ pub fn free_port() -> u16 {
         }
     }
     panic!("no free port pair found")
+}
+
+/// Waits until a process has bound UDP `addr` (a peer the test started, before it is sent
+/// anything), reading the kernel's socket tables; panics after `within`.
+pub fn wait_bound_udp(addr: SocketAddr, within: std::time::Duration) {
+    let port = format!(":{:04X} ", addr.port());
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let bound = ["/proc/net/udp", "/proc/net/udp6"].iter().any(|table| {
+            std::fs::read_to_string(table)
+                .unwrap_or_default()
+                .lines()
+                .skip(1)
+                .any(|l| l.split_whitespace().nth(1).is_some_and(|local| format!("{local} ").ends_with(&port)))
+        });
+        if bound {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "nothing bound UDP {addr} within {within:?}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }

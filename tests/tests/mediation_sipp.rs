@@ -2,7 +2,7 @@
 //! and the carriers behind two trunks.
 use holdfast_tests::bins::bin;
 use holdfast_tests::registrar::{Registrar, DOMAIN};
-use holdfast_tests::scratch::{free_port, Scratch};
+use holdfast_tests::scratch::{free_port, wait_bound_udp, Scratch};
 use holdfast_tests::sipp::Sipp;
 use holdfast_sip::message::{HeaderName, Message, Method, Request, Response, Uri};
 use holdfast_sip::wire;
@@ -125,6 +125,23 @@ user = '$1'
         }
     }
 
+    /// Waits (at most 10 s) until sba-mediation's status snapshot (`<db>.mediation.json`,
+    /// rewritten every second) satisfies `ready`.
+    fn wait_status(&self, what: &str, ready: impl Fn(&serde_json::Value) -> bool) {
+        let mut name = self.db.file_name().expect("db file name").to_os_string();
+        name.push(".mediation.json");
+        let path = self.db.with_file_name(name);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let status = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok());
+            if status.as_ref().is_some_and(&ready) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{what}: {status:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// `sbactl cdr --csv` rows as field vectors (header skipped).
     fn cdrs(&self) -> Vec<Vec<String>> {
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -203,8 +220,7 @@ fn carrier(scratch: &Scratch, scenario: &str, addr: SocketAddr) -> Peer {
         .stderr(Stdio::null())
         .spawn()
         .expect("run sipp (apt-get install sip-tester)");
-    // Time to bind its port.
-    std::thread::sleep(Duration::from_millis(300));
+    wait_bound_udp(addr, Duration::from_secs(10));
     Peer(child)
 }
 
@@ -501,7 +517,9 @@ fn a_dead_trunk_is_skipped_at_once() {
     // Nobody at carrier-a: two unanswered probes 200 ms apart and it is dead.
     let m = Mediation::with_probes(&scratch, 200);
     let _b = carrier(&scratch, "call_answer.xml", m.carrier_b);
-    std::thread::sleep(Duration::from_millis(1200));
+    m.wait_status("carrier-a never found dead", |s| {
+        s["trunks"].as_array().is_some_and(|t| t.iter().any(|t| t["name"] == "carrier-a" && t["up"] == false))
+    });
     let started = Instant::now();
     let out = branch_call(&scratch, &m, "call_uac.xml", "3012", "2125550100");
     assert_ok(&out, "call with carrier-a dead", &scratch);
@@ -655,7 +673,7 @@ fn sigterm_ends_the_calls_in_progress_and_stores_their_records() {
     let scratch = Scratch::new("mediation-sigterm");
     let mut m = Mediation::start(&scratch);
     let _a = carrier(&scratch, "call_answer.xml", m.carrier_a);
-    // A call with 10 s of talk, stopped 1.5 s in.
+    // A call with 10 s of talk, stopped once it is answered.
     let mut phone = Peer(
         Sipp::new("call_uac.xml", m.addr)
             .key("caller", "3012")
@@ -674,7 +692,7 @@ fn sigterm_ends_the_calls_in_progress_and_stores_their_records() {
             .spawn()
             .expect("run sipp"),
     );
-    std::thread::sleep(Duration::from_millis(1500));
+    m.wait_status("the call never answered", |s| s["calls"].as_array().is_some_and(|c| c.iter().any(|c| c["answered"] == true)));
     let status = m.terminate();
     assert!(status.success(), "{status}");
     let rows = m.cdrs();
