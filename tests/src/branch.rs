@@ -81,6 +81,23 @@ impl<'a> Sba<'a> {
         None
     }
 
+    /// `wan_counters.transitions` of `sbactl status --json`: the WAN state changes, either way.
+    pub fn transitions(&self) -> u64 {
+        self.status().and_then(|s| s["wan_counters"]["transitions"].as_u64()).unwrap_or(0)
+    }
+
+    /// One WAN flap that crosses both thresholds: the WAN stays cut until the registrar is in
+    /// survival, then restored until it is back in pass-through (each within `within`).
+    pub fn flap(&self, within: Duration) -> Flap {
+        let cut = Instant::now();
+        self.topo.cut_wan();
+        let to_survival = self.wait_mode("survival", within).unwrap_or_else(|| panic!("no survival after the cut:\n{}", self.log()));
+        self.topo.restore_wan();
+        let to_pass_through =
+            self.wait_mode("pass-through", within).unwrap_or_else(|| panic!("no failback after the restore:\n{}", self.log()));
+        Flap { to_survival, to_pass_through, cycle: cut.elapsed() }
+    }
+
     /// `sbactl registrations --json`.
     pub fn registrations(&self) -> Vec<serde_json::Value> {
         let out = Command::new(bin("sbactl"))
@@ -96,6 +113,17 @@ impl<'a> Sba<'a> {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.config.with_extension("log")).unwrap_or_default()
     }
+}
+
+/// What one `Sba::flap` took.
+#[derive(Debug, Clone, Copy)]
+pub struct Flap {
+    /// From the cut to survival mode, as sbactl saw it.
+    pub to_survival: Duration,
+    /// From the restore to pass-through.
+    pub to_pass_through: Duration,
+    /// The whole cycle, cut to pass-through.
+    pub cycle: Duration,
 }
 
 /// `sbactl status --json` for the registrar using database `db`.

@@ -1,8 +1,10 @@
-//! The failover benchmark behind tests/bench/failover (ignored in the test run: it measures, it
-//! does not judge). On the survivability topology it cuts the WAN and measures the time to
-//! survival mode, to the first successful branch call and PSTN call, and from the restore to
-//! pass-through, and prints them beside the industry's anchors.
-use holdfast_tests::branch::{mode_of, Sba};
+//! The failover benchmarks behind tests/bench/failover (ignored in the test run: they measure,
+//! they do not judge). On the survivability topology, `failover` cuts the WAN and measures the
+//! time to survival mode, to the first successful branch call and PSTN call, and from the
+//! restore to pass-through, beside the industry's anchors; `flaps` runs 100 WAN flaps that each
+//! reach survival and pass-through, with a call across every one, and counts calls dropped,
+//! bindings lost and seconds per cycle.
+use holdfast_tests::branch::{mode_of, Flap, Sba};
 use holdfast_tests::kamailio::Kamailio;
 use holdfast_tests::netns::{Topology, PSTN};
 use holdfast_tests::phones::{call, Answerer, PhoneConfig};
@@ -86,4 +88,71 @@ fn failover() {
         println!("  vs {peer} (~{secs} s): {:.0}x faster", secs / worst_call.as_secs_f64());
     }
     println!("Microsoft SBA failback anchor 240 s; Holdfast failback worst {:.2?}", rows.iter().map(|r| r.3).max().unwrap_or_default());
+}
+
+/// Flaps in the `flaps` benchmark.
+const FLAPS: usize = 100;
+
+#[test]
+#[ignore = "a benchmark: run tests/bench/failover"]
+fn flaps() {
+    let scratch = Scratch::new("bench-flaps");
+    let topo = Topology::new();
+    let kam = Kamailio::start(&topo, &scratch.path, DOMAIN, &[("alice", "a-pw"), ("bob", "b-pw")]);
+    let sba = Sba::start(&topo, &scratch, DOMAIN, kam.addr.port(), "");
+    let phone = |user: &'static str, password: &'static str, i: u8| PhoneConfig {
+        user,
+        password,
+        domain: DOMAIN,
+        addr: SocketAddr::from((Topology::phone_ip(i), 5060)),
+        registrar: sba.addr,
+        expires: 60,
+        refresh: Duration::from_secs(2),
+    };
+    let alice = Answerer::phone(&topo.phones, &scratch.path, &phone("alice", "a-pw", 1), 1800);
+    let bob = Answerer::phone(&topo.phones, &scratch.path, &phone("bob", "b-pw", 2), 1800);
+    assert!(alice.wait_registrations(0, Duration::from_secs(10)) && bob.wait_registrations(0, Duration::from_secs(10)));
+    let bindings = sba.registrations().len();
+    let transitions = sba.transitions();
+
+    // Each flap has a call of its own, answered before the cut and held past the restore: it
+    // must end with its own BYE answered (sipp's success). Calls overlap, so each has a port.
+    let mut flaps: Vec<Flap> = Vec::new();
+    let mut calls = Vec::new();
+    let mut dropped = 0;
+    let ended_ok = |c: &mut holdfast_tests::netns::KillOnDrop| c.0.wait().map(|s| s.success()).unwrap_or(false);
+    let started = Instant::now();
+    for n in 0..FLAPS {
+        let answered = bob.answered();
+        let port = 5100 + (n % 20) as u16;
+        let from = SocketAddr::from((Topology::phone_ip(1), port));
+        calls.push(call(&topo.phones, from, sba.addr, "alice", "bob", DOMAIN, Duration::from_secs(6)).spawn(&scratch.path, 30));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while bob.answered() == answered {
+            assert!(Instant::now() < deadline, "flap {n}: the call before the cut was not answered\n{}", sba.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        flaps.push(sba.flap(Duration::from_secs(15)));
+        // Calls two flaps old have ended by now (6 s of talk): collect them, freeing their ports.
+        while calls.len() > 2 {
+            let mut oldest = calls.remove(0);
+            dropped += usize::from(!ended_ok(&mut oldest));
+        }
+    }
+    dropped += calls.iter_mut().map(|c| usize::from(!ended_ok(c))).sum::<usize>();
+    let elapsed = started.elapsed();
+    let lost = bindings.saturating_sub(sba.registrations().len());
+    let stats = |f: fn(&Flap) -> Duration| {
+        let mut v: Vec<Duration> = flaps.iter().map(f).collect();
+        v.sort();
+        (v[v.len() / 2], v[v.len() - 1])
+    };
+    let ((s50, smax), (p50, pmax), (c50, cmax)) = (stats(|f| f.to_survival), stats(|f| f.to_pass_through), stats(|f| f.cycle));
+    println!("WAN flaps benchmark: {FLAPS} flaps, each held until survival, then until pass-through (nftables drop in the test's namespaces)");
+    println!("  cut -> survival        median {s50:.2?}  max {smax:.2?}");
+    println!("  restore -> pass-through median {p50:.2?}  max {pmax:.2?}");
+    println!("  seconds per cycle       median {:.2}  max {:.2}  ({FLAPS} cycles in {:.0} s)", c50.as_secs_f64(), cmax.as_secs_f64(), elapsed.as_secs_f64());
+    println!("  mode transitions counted {} (expected {})", sba.transitions() - transitions, 2 * FLAPS);
+    println!("  calls across a flap: {FLAPS}, dropped {dropped}");
+    println!("  bindings before {bindings}, lost {lost}");
 }
