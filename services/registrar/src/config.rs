@@ -52,6 +52,8 @@ pub struct Registrar {
     /// that also offers SHA-256; sipp 3.6 reads only the first. ["SHA-256", "MD5"] where the
     /// phones allow it.
     pub digest_algorithms: Vec<String>,
+    /// Contacts one AOR may hold; a REGISTER beyond it is refused (403) and counted.
+    pub max_contacts: usize,
 }
 
 impl Default for Registrar {
@@ -67,6 +69,7 @@ impl Default for Registrar {
             default_expires: 3600,
             nonce_lifetime: 300,
             digest_algorithms: vec!["MD5".to_string()],
+            max_contacts: 10,
         }
     }
 }
@@ -186,6 +189,9 @@ impl Config {
             || r.digest_algorithms.iter().any(|a| !matches!(a.to_ascii_uppercase().as_str(), "MD5" | "SHA-256"))
         {
             return Err(key_err("digest_algorithms", "list one or both of \"SHA-256\", \"MD5\"".into()));
+        }
+        if r.max_contacts == 0 {
+            return Err(key_err("max_contacts", "must be at least 1".into()));
         }
         if r.nonce_lifetime < 10 {
             return Err(key_err("nonce_lifetime", "must be at least 10 seconds".into()));

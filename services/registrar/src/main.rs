@@ -7,6 +7,7 @@ mod proxy;
 mod registrar;
 mod routing;
 mod server;
+mod trust;
 mod wan;
 
 use anyhow::{Context, Result};
@@ -73,7 +74,12 @@ async fn run(config: Config) -> Result<()> {
     let loaded = store.load_bindings(i64::try_from(now).unwrap_or(i64::MAX)).await.context("loading bindings")?;
     let writer = store.binding_writer().await.context("starting the binding writer")?;
     let registrar = Registrar::new(
-        Limits { min_expires: c.min_expires, max_expires: c.max_expires, default_expires: c.default_expires },
+        Limits {
+            min_expires: c.min_expires,
+            max_expires: c.max_expires,
+            default_expires: c.default_expires,
+            max_contacts: c.max_contacts,
+        },
         loaded,
     );
     let users_version = store.users_version().await.context("reading users")?;
@@ -121,9 +127,14 @@ async fn run(config: Config) -> Result<()> {
     );
     log::info!("{status_text}; database {}", c.db.display());
     notifier.ready(&status_text);
+    let route_key = store.secret("record-route", rand::random()).await.context("reading the Record-Route key")?;
+    let stamp = trust::RouteStamp::new(&route_key);
+    let peers = config.central.iter().flat_map(|c| c.proxies.iter()).chain(config.survival.mediation.iter());
+    let trust = trust::Trust::new(c.auth, peers.map(SocketAddr::ip).collect(), stamp.clone());
     let proxy = Proxy::new(ProxyConfig {
         port: transport.local_addr().port(),
         no_answer: Duration::from_secs(config.survival.no_answer_secs.into()),
+        stamp,
     });
     let addresses = server::Addresses::new(transport.local_addr());
     let server = server::Server {
@@ -147,6 +158,10 @@ async fn run(config: Config) -> Result<()> {
         status,
         relays: HashMap::new(),
         stateless: Vec::new(),
+        stateless_requests: Vec::new(),
+        trust,
+        flows: trust::Flows::new(c.max_contacts),
+        counters: trust::TrustCounters::default(),
         done: None,
     };
     server.run(incoming).await

@@ -12,6 +12,7 @@ pub mod cdr_text;
 mod cdr_writer;
 mod error;
 mod ha1;
+mod secrets;
 mod store;
 mod users;
 mod writer;

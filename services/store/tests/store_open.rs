@@ -35,7 +35,7 @@ async fn creates_parent_dirs_and_applies_migrations() {
     .collect();
     assert_eq!(
         tables,
-        ["_sqlx_migrations", "admin_password", "bindings", "cdrs", "users", "users_version"]
+        ["_sqlx_migrations", "admin_password", "bindings", "cdrs", "secrets", "users", "users_version"]
     );
     let mode: String = sqlx::query("PRAGMA journal_mode")
         .fetch_one(&mut conn)

@@ -1,5 +1,6 @@
 //! Building the request a proxy sends on a branch (RFC 3261 §16.6) and spotting loops (§16.3).
 use super::target::Target;
+use crate::trust::RouteStamp;
 use holdfast_sip::message::{Header, HeaderName, Host, Request, Via};
 use std::net::{IpAddr, SocketAddr};
 use holdfast_sip::transaction::MAGIC_COOKIE;
@@ -55,16 +56,20 @@ fn record_routes(req: &Request) -> bool {
 /// The copy of `req` sent towards `target`: Request-URI, Route set, Max-Forwards, Record-Route
 /// and our Via with `branch`. `inbound` is our address the request came in on; when the target is
 /// reached from another of our addresses, both go into Record-Route (RFC 5658), so each side of
-/// the dialog reaches us on the address it can route to.
-pub fn branch_request(req: &Request, target: &Target, port: u16, inbound: IpAddr, branch: &str) -> Request {
+/// the dialog reaches us on the address it can route to. Each Record-Route carries `stamp`'s
+/// tag of the dialog, which its in-dialog requests show to be relayed.
+pub fn branch_request(req: &Request, target: &Target, port: u16, inbound: IpAddr, branch: &str, stamp: &RouteStamp) -> Request {
     let mut out = req.clone();
     out.uri = target.uri.clone();
     let hops = req.headers.get(&HeaderName::MaxForwards).and_then(|v| v.trim().parse::<u32>().ok()).unwrap_or(70);
     out.headers.set(HeaderName::MaxForwards, hops.saturating_sub(1).min(70).to_string());
     if record_routes(req) {
-        out.headers.push_front(Header::new(HeaderName::RecordRoute, route_value(SocketAddr::new(inbound, port))));
+        let call_id = req.call_id().unwrap_or_default();
+        let from_tag = req.from_header().ok().and_then(|f| f.tag().map(str::to_string)).unwrap_or_default();
+        let rr = |addr: IpAddr| stamp.record_route(SocketAddr::new(addr, port), call_id, &from_tag);
+        out.headers.push_front(Header::new(HeaderName::RecordRoute, rr(inbound)));
         if target.local != inbound {
-            out.headers.push_front(Header::new(HeaderName::RecordRoute, route_value(SocketAddr::new(target.local, port))));
+            out.headers.push_front(Header::new(HeaderName::RecordRoute, rr(target.local)));
         }
     }
     // A Path (RFC 3327) becomes the Route the request follows to the phone, before any Route the

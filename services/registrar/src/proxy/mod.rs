@@ -11,6 +11,7 @@ mod target;
 pub use forward::{is_loop, route_value, sent_by};
 pub use target::{binding_hop, Target};
 
+use crate::trust::RouteStamp;
 use best::{keep_best, upstream_status};
 use holdfast_sip::message::{HeaderName, Method, Request, Response};
 use holdfast_sip::transaction::{Event, Transactions, TxEvent, TxId};
@@ -24,6 +25,8 @@ pub struct ProxyConfig {
     pub port: u16,
     /// How long an INVITE rings before the branches are cancelled (and the fallback tried).
     pub no_answer: Duration,
+    /// Signs our Record-Route.
+    pub stamp: RouteStamp,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -130,14 +133,14 @@ impl Proxy {
     pub fn ack_request(&mut self, ack: &Request, inbound: IpAddr, target: &Target) -> Request {
         self.serial += 1;
         let branch = forward::branch(forward::loop_hash(ack), self.serial);
-        forward::branch_request(ack, target, self.config.port, inbound, &branch)
+        forward::branch_request(ack, target, self.config.port, inbound, &branch, &self.config.stamp)
     }
 
     fn start_branch(&mut self, txns: &mut Transactions, server: TxId, target: &Target, now: Instant) {
         let Some(ctx) = self.contexts.get_mut(&server) else { return };
         self.serial += 1;
         let branch = forward::branch(ctx.hash, self.serial);
-        let req = forward::branch_request(&ctx.request, target, self.config.port, ctx.inbound, &branch);
+        let req = forward::branch_request(&ctx.request, target, self.config.port, ctx.inbound, &branch, &self.config.stamp);
         match txns.send_request(req, target.dest, target.transport, now) {
             Ok(client) => {
                 let leg = Leg::Calling { cancel_when_provisional: false };

@@ -9,8 +9,17 @@ fn us() -> std::net::IpAddr {
     "10.0.0.1".parse().unwrap()
 }
 
+fn stamp() -> RouteStamp {
+    RouteStamp::new(&[1; 32])
+}
+
 fn proxy() -> Proxy {
-    Proxy::new(ProxyConfig { port: 5060, no_answer: Duration::from_secs(20) })
+    Proxy::new(ProxyConfig { port: 5060, no_answer: Duration::from_secs(20), stamp: stamp() })
+}
+
+/// Our Record-Route on `addr` for the dialog of `invite()`.
+fn rr(addr: &str) -> String {
+    stamp().record_route(addr.parse().unwrap(), "call-1", "a1")
 }
 
 fn invite() -> Request {
@@ -91,7 +100,7 @@ fn forks_to_every_contact_with_our_via_and_record_route() {
     for r in &reqs {
         let via = r.top_via().unwrap();
         assert_eq!(sent_by(&via), VIA.parse().ok());
-        assert_eq!(r.headers.get(&HeaderName::RecordRoute), Some("<sip:10.0.0.1:5060;lr>"));
+        assert_eq!(r.headers.get(&HeaderName::RecordRoute), Some(rr("10.0.0.1:5060").as_str()));
         assert_eq!(r.headers.get(&HeaderName::MaxForwards), Some("69"));
         assert_eq!(r.headers.count(&HeaderName::Via), 2);
     }
@@ -220,7 +229,7 @@ fn two_record_routes_when_the_target_is_on_another_of_our_networks() {
             _ => None,
         })
         .unwrap();
-    assert_eq!(sent.headers.get_all(&HeaderName::RecordRoute).collect::<Vec<_>>(), ["<sip:192.0.2.1:5060;lr>", "<sip:10.0.0.1:5060;lr>"]);
+    assert_eq!(sent.headers.get_all(&HeaderName::RecordRoute).collect::<Vec<_>>(), [rr("192.0.2.1:5060"), rr("10.0.0.1:5060")]);
     assert_eq!(sent.top_via().unwrap().host.to_string(), "192.0.2.1");
 }
 

@@ -23,6 +23,19 @@ pub fn contact_value(b: &Binding, now: u64) -> String {
     v
 }
 
+/// A stored binding's contact as a key (see `contact_key`).
+pub fn binding_key(b: &Binding) -> String {
+    match Uri::parse(&b.contact) {
+        Ok(uri) => contact_key(&uri),
+        Err(_) => b.contact.clone(),
+    }
+}
+
+/// A `+sip.instance` value without its quotes and angle brackets.
+pub fn unquote_instance(v: &str) -> String {
+    v.trim_matches('"').trim_start_matches('<').trim_end_matches('>').to_string()
+}
+
 /// RFC 3261 §19.1.4 equality, reduced to a key: scheme, user (case-sensitive), host
 /// (case-insensitive), port as written, and the parameters that must match when present.
 pub fn contact_key(uri: &Uri) -> String {

@@ -3,7 +3,7 @@
 //! before the answer may go out. Time comes in as unix seconds.
 mod binding;
 
-pub use binding::{aor_of, contact_key, contact_value};
+pub use binding::{aor_of, binding_key, contact_key, contact_value, unquote_instance};
 
 use holdfast_store::{Binding, Origin};
 
@@ -19,6 +19,8 @@ pub struct Limits {
     pub min_expires: u32,
     pub max_expires: u32,
     pub default_expires: u32,
+    /// Contacts one AOR may hold (a REGISTER that would hold more is refused).
+    pub max_contacts: usize,
 }
 
 /// A change the store must commit before the REGISTER is answered.
@@ -47,6 +49,8 @@ pub struct Undo {
 pub struct Registrar {
     limits: Limits,
     bindings: HashMap<String, Vec<Binding>>,
+    /// REGISTERs refused for holding more than `max_contacts`.
+    capped: u64,
 }
 
 impl Registrar {
@@ -55,7 +59,7 @@ impl Registrar {
         for b in loaded {
             bindings.entry(b.aor.clone()).or_default().push(b);
         }
-        Registrar { limits, bindings }
+        Registrar { limits, bindings, capped: 0 }
     }
 
     pub fn lookup(&self, aor: &str, now: u64) -> Vec<&Binding> {
@@ -64,6 +68,16 @@ impl Registrar {
         // Highest q first (RFC 3261 §16.6: q orders the targets).
         v.sort_by(|a, b| b.q.unwrap_or(1.0).total_cmp(&a.q.unwrap_or(1.0)));
         v
+    }
+
+    /// A live binding whose contact has `key` (see `contact_key`), of any AOR.
+    pub fn find_contact(&self, key: &str, now: u64) -> Option<&Binding> {
+        self.bindings.values().flatten().find(|b| alive(b, now) && binding_key(b) == key)
+    }
+
+    /// REGISTERs refused at the contacts cap so far.
+    pub fn capped(&self) -> u64 {
+        self.capped
     }
 
     pub fn binding_count(&self) -> usize {
@@ -75,6 +89,12 @@ impl Registrar {
     /// local Min-Expires and cap do not apply.
     pub fn register(&mut self, req: &Request, aor: &str, source: Source, now: u64, origin: Origin) -> Decision {
         match self.plan(req, aor, source, now, origin) {
+            Ok(Some((_, after))) if after.iter().filter(|b| alive(b, now)).count() > self.limits.max_contacts => {
+                self.capped += 1;
+                let mut r = req.response(403);
+                r.reason = format!("Forbidden (more than {} contacts for one address of record)", self.limits.max_contacts);
+                Decision::Reply(r)
+            }
             Ok(None) => Decision::Reply(self.ok(req, aor, now)),
             Ok(Some((changes, after))) => {
                 let before = self.bindings.insert(aor.to_string(), after).unwrap_or_default();
@@ -86,33 +106,6 @@ impl Registrar {
             }
             Err(response) => Decision::Reply(response),
         }
-    }
-
-    /// Whether every contact of `req` is a device the cache knows for `aor`: a binding with the
-    /// same `+sip.instance` (or, without one, the same contact) registered from the same IP.
-    /// `Contact: *` is known if any binding of the AOR came from that IP. A query is not.
-    pub fn knows(&self, req: &Request, aor: &str, source: &Source, now: u64) -> bool {
-        let live: Vec<&Binding> = self.lookup(aor, now);
-        let from_ip = |b: &Binding| b.source.parse::<std::net::SocketAddr>().is_ok_and(|a| a.ip() == source.addr.ip());
-        let contacts: Vec<&str> = req.headers.get_all(&HeaderName::Contact).collect();
-        if contacts.is_empty() {
-            return false;
-        }
-        contacts.iter().all(|value| {
-            if value.trim() == "*" {
-                return live.iter().any(|b| from_ip(b));
-            }
-            let Ok(contact) = NameAddr::parse(value) else { return false };
-            let instance = contact.params.value("+sip.instance").map(unquote_instance);
-            let key = contact_key(&contact.uri);
-            live.iter().any(|b| {
-                from_ip(b)
-                    && match (&instance, &b.instance) {
-                        (Some(i), Some(bi)) => i == bi,
-                        _ => binding_key(b) == key,
-                    }
-            })
-        })
     }
 
     /// In pass-through, a refresh the branch answers itself instead of loading the WAN: every
@@ -327,13 +320,6 @@ fn socket_text(addr: std::net::SocketAddr) -> String {
     }
 }
 
-fn binding_key(b: &Binding) -> String {
-    match holdfast_sip::message::Uri::parse(&b.contact) {
-        Ok(uri) => contact_key(&uri),
-        Err(_) => b.contact.clone(),
-    }
-}
-
 fn alive(b: &Binding, now: u64) -> bool {
     u64::try_from(b.expires_at).is_ok_and(|at| at > now)
 }
@@ -352,10 +338,6 @@ fn valid_q(q: &str) -> bool {
             "1" => frac.bytes().all(|b| b == b'0'),
             _ => false,
         }
-}
-
-fn unquote_instance(v: &str) -> String {
-    v.trim_matches('"').trim_start_matches('<').trim_end_matches('>').to_string()
 }
 
 fn bad(req: &Request, why: &str) -> Response {

@@ -5,7 +5,7 @@ use holdfast_sip::message::{Method, Uri};
 const NOW: u64 = 1_000_000;
 
 fn registrar() -> Registrar {
-    Registrar::new(Limits { min_expires: 60, max_expires: 3600, default_expires: 1800 }, Vec::new())
+    Registrar::new(Limits { min_expires: 60, max_expires: 3600, default_expires: 1800, max_contacts: 3 }, Vec::new())
 }
 
 fn register(call_id: &str, cseq: u32, contacts: &[&str], expires: Option<&str>) -> Request {
@@ -171,17 +171,11 @@ fn bad_q_is_refused() {
 }
 
 #[test]
-fn central_grants_bypass_local_limits_and_known_devices_are_recognised() {
+fn central_grants_bypass_local_limits() {
     let mut reg = registrar();
     let req = register("c1", 1, &["<sip:alice@192.0.2.10>;expires=30"], None);
     let Decision::Commit { .. } = reg.register(&req, AOR, src(), NOW, Origin::Central) else { panic!("central grant refused") };
     assert_eq!(reg.lookup(AOR, NOW)[0].origin, Origin::Central);
-    assert!(reg.knows(&register("c1", 2, &["<sip:alice@192.0.2.10>"], None), AOR, &src(), NOW));
-    let elsewhere = Source { addr: "192.0.2.99:5060".parse().unwrap(), ..src() };
-    assert!(!reg.knows(&register("c1", 2, &["<sip:alice@192.0.2.10>"], None), AOR, &elsewhere, NOW), "same contact, other IP");
-    assert!(!reg.knows(&register("c1", 2, &["<sip:alice@192.0.2.12>"], None), AOR, &src(), NOW), "new contact");
-    assert!(reg.knows(&register("c1", 2, &["*"], Some("0")), AOR, &src(), NOW));
-    assert!(!reg.knows(&register("c1", 2, &[], None), AOR, &src(), NOW));
 }
 
 #[test]
@@ -208,4 +202,27 @@ fn refreshes_with_plenty_of_central_grant_left_are_answered_at_the_branch() {
     let mut local = registrar();
     commit(&mut local, &register("c1", 1, &["<sip:alice@192.0.2.10>"], None));
     assert!(local.refresh_locally(&register("c1", 2, &["<sip:alice@192.0.2.10>"], None), AOR, &src(), NOW, 0).is_none());
+}
+
+#[test]
+fn an_aor_holds_at_most_max_contacts() {
+    let mut reg = registrar();
+    for (i, n) in [1, 2, 3].iter().enumerate() {
+        let req = register("c1", i as u32 + 1, &[&format!("<sip:alice@192.0.2.{n}>")], None);
+        assert!(matches!(reg.register(&req, AOR, src(), NOW, Origin::Local), Decision::Commit { .. }));
+    }
+    let fourth = register("c1", 4, &["<sip:alice@192.0.2.4>"], None);
+    assert_eq!(reply(&mut reg, &fourth).status, 403);
+    assert_eq!(reg.capped(), 1);
+    assert_eq!(reg.lookup(AOR, NOW).len(), 3);
+    // Refreshing one of the three, or replacing one, stays within the cap.
+    let refresh = register("c1", 5, &["<sip:alice@192.0.2.1>"], None);
+    assert!(matches!(reg.register(&refresh, AOR, src(), NOW, Origin::Local), Decision::Commit { .. }));
+    let swap = register("c1", 6, &["<sip:alice@192.0.2.1>;expires=0", "<sip:alice@192.0.2.4>"], None);
+    assert!(matches!(reg.register(&swap, AOR, src(), NOW, Origin::Local), Decision::Commit { .. }));
+    // Many contacts in one REGISTER are refused as a whole.
+    let many: Vec<String> = (10..20).map(|n| format!("<sip:alice@192.0.2.{n}>")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    assert_eq!(reply(&mut reg, &register("c1", 7, &many, None)).status, 403);
+    assert_eq!(reg.lookup(AOR, NOW).len(), 3);
 }

@@ -2,9 +2,10 @@
 //! the dialog's remote target) and handing them to the proxy.
 use super::{refuse, Server};
 use crate::proxy::{binding_hop, route_value, Target};
-use crate::registrar::aor_of;
+use crate::registrar::{aor_of, binding_key, contact_key};
+use crate::trust::address_of;
 use crate::routing::{Destination, Router};
-use holdfast_sip::message::{Host, HeaderName, Message, Method, NameAddr, Request, Uri};
+use holdfast_sip::message::{Host, HeaderName, Method, NameAddr, Request, Response, Uri};
 use holdfast_sip::transaction::TxId;
 use holdfast_sip::transport::{Protocol, Source};
 use holdfast_store::Binding;
@@ -16,9 +17,14 @@ pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, REFER,
 
 impl Server {
     pub(super) fn on_request(&mut self, id: TxId, mut request: Request, source: Source, inbound: IpAddr, now: Instant) {
-        self.strip_our_routes(&mut request);
-        let routed_on = request.headers.get(&HeaderName::Route).is_some();
-        if !routed_on && self.addressed_to_us(&request.uri) {
+        if self.trust.proves_dialog(&request, |a| self.addresses.is_ours(a)) {
+            return self.in_dialog(id, request, inbound, now);
+        }
+        // An initial request, or one that claims a dialog without proving it: our own Route
+        // entries come off, and so does any Route preloaded by the sender (as Kamailio's
+        // default script does), so nobody steers us to a next hop of their choosing.
+        request.headers.remove_all(&HeaderName::Route);
+        if self.addressed_to_us(&request.uri) {
             if request.method == Method::REGISTER {
                 return self.on_register(id, request, source, now);
             }
@@ -39,53 +45,72 @@ impl Server {
             // A REGISTER for another domain: this is not its registrar.
             return self.respond(id, refuse(&request, 403, "Forbidden (not a registrar for this domain)"));
         }
-        if crate::proxy::is_loop(&request, &self.addresses.ours()) {
-            return self.respond(id, request.response(482));
+        if let Some(r) = self.loop_or_hops(&request) {
+            return self.respond(id, r);
         }
-        let hops = request.headers.get(&HeaderName::MaxForwards).map(|v| v.trim().parse::<u32>());
-        match hops {
-            Some(Ok(0)) => return self.respond(id, request.response(483)),
-            Some(Err(_)) => return self.respond(id, refuse(&request, 400, "Bad Request (malformed Max-Forwards)")),
-            _ => {}
+        let unix = super::unix_now();
+        let ours = self.addresses.is_ours(source.addr);
+        let registrar = &self.registrar;
+        if let Err(why) = self.trust.may_call(&request, source.addr, ours, |aor| registrar.lookup(aor, unix)) {
+            log::info!("{} from {} refused: {why}", request.method, source.addr);
+            self.counters.refused_callers += 1;
+            return self.respond(id, refuse(&request, 403, why));
         }
-        let in_dialog = request.to_header().is_ok_and(|to| to.tag().is_some());
-        if !in_dialog && !self.trusted_caller(&request, source) {
-            log::info!("{} from {} refused: the caller is not registered here", request.method, source.addr);
-            return self.respond(id, refuse(&request, 403, "Forbidden (caller not registered here)"));
-        }
-        if let Some(next) = request.headers.get(&HeaderName::Route).and_then(|r| NameAddr::parse(r).ok()) {
-            // Loose routing: the next hop is the first Route; the Request-URI stays (§16.12).
-            return match self.target_at(next.uri, request.uri.clone()) {
+        // An address for a Request-URI reaches only a contact registered here (the central
+        // site's calls to a phone, after its Path): no relaying to hosts of the caller's choice.
+        if !self.addressed_to_us(&request.uri) && address_of(&request.uri).is_some() {
+            return match self.contact_target(&request) {
                 Some(t) => self.proxy.forward(&mut self.txns, id, request, inbound, vec![t], None, now),
-                None => self.respond(id, refuse(&request, 404, "Not Found (next hop is not an address)")),
-            };
-        }
-        if in_dialog || !self.addressed_to_us(&request.uri) && is_address(&request.uri) {
-            return match self.target_at(request.uri.clone(), request.uri.clone()) {
-                Some(t) => self.proxy.forward(&mut self.txns, id, request, inbound, vec![t], None, now),
-                None => self.respond(id, request.response(404)),
+                None => self.respond(id, refuse(&request, 404, "Not Found (no such contact here)")),
             };
         }
         self.route_initial(id, request, inbound, now);
     }
 
-    /// Whether this proxy may place a new call (or other out-of-dialog request) for `request`'s
-    /// sender. With authentication on, only a device that registered here with its password
-    /// (From names an AOR with a binding from the sender's IP) or a peer of the appliance (the
-    /// central proxies, sba-mediation, ourselves) may: anyone else on the LAN could otherwise
-    /// call the PSTN as any user (toll fraud) or through us to any address.
-    fn trusted_caller(&self, request: &Request, source: Source) -> bool {
-        if self.auth.is_none() {
-            return true;
+    /// A request of a dialog this proxy record-routed: past our Route entries to the next one,
+    /// or to its Request-URI, the dialog's remote target (RFC 3261 §16.12).
+    fn in_dialog(&mut self, id: TxId, mut request: Request, inbound: IpAddr, now: Instant) {
+        self.strip_our_routes(&mut request);
+        if let Some(r) = self.loop_or_hops(&request) {
+            return self.respond(id, r);
         }
-        let ip = source.addr.ip();
-        let peers = self.central.iter().flat_map(|c| c.proxies.iter()).chain(self.survival.mediation.iter());
-        if peers.map(SocketAddr::ip).any(|p| p == ip) || self.addresses.is_ours(source.addr) {
-            return true;
+        match self.next_hop(&request) {
+            Some(t) => self.proxy.forward(&mut self.txns, id, request, inbound, vec![t], None, now),
+            None => self.respond(id, refuse(&request, 404, "Not Found (next hop is not an address)")),
         }
-        let Some(aor) = request.from_header().ok().and_then(|f| aor_of(&f.uri)) else { return false };
-        let now = super::unix_now();
-        self.registrar.lookup(&aor, now).iter().any(|b| b.source.parse::<SocketAddr>().is_ok_and(|s| s.ip() == ip))
+    }
+
+    /// 482 for a request looping through us, 483 when its Max-Forwards ran out (400 if unreadable).
+    fn loop_or_hops(&self, request: &Request) -> Option<Response> {
+        if crate::proxy::is_loop(request, &self.addresses.ours()) {
+            return Some(request.response(482));
+        }
+        match request.headers.get(&HeaderName::MaxForwards).map(|v| v.trim().parse::<u32>()) {
+            Some(Ok(0)) => Some(request.response(483)),
+            Some(Err(_)) => Some(refuse(request, 400, "Bad Request (malformed Max-Forwards)")),
+            _ => None,
+        }
+    }
+
+    /// Where an in-dialog request goes after our Route entries: the next Route (loose routing,
+    /// the Request-URI stays), else its Request-URI.
+    fn next_hop(&mut self, request: &Request) -> Option<Target> {
+        match request.headers.get(&HeaderName::Route).and_then(|r| NameAddr::parse(r).ok()) {
+            Some(next) => self.target_at(next.uri, request.uri.clone()),
+            None => self.target_at(request.uri.clone(), request.uri.clone()),
+        }
+    }
+
+    /// The registered contact a Request-URI names: among the bindings of the To AOR first, else
+    /// among all (a call forwarded to another user's phone).
+    fn contact_target(&mut self, request: &Request) -> Option<Target> {
+        let key = contact_key(&request.uri);
+        let unix = super::unix_now();
+        let to_aor = request.to_header().ok().and_then(|t| aor_of(&t.uri));
+        let found = to_aor
+            .and_then(|aor| self.registrar.lookup(&aor, unix).into_iter().find(|b| binding_key(b) == key).cloned())
+            .or_else(|| self.registrar.find_contact(&key, unix).cloned())?;
+        self.binding_target(&found)
     }
 
     fn route_initial(&mut self, id: TxId, request: Request, inbound: IpAddr, now: Instant) {
@@ -148,23 +173,19 @@ impl Server {
         }
     }
 
-    /// An ACK for a 2xx: no transaction, forwarded where its Route or Request-URI says.
+    /// An ACK for a 2xx: no transaction, sent on where its Route or Request-URI says when it
+    /// proves its dialog, dropped otherwise (no task of its own: it joins the loop's queue).
     pub(super) fn forward_ack(&mut self, mut ack: Request, inbound: IpAddr) {
+        if !self.trust.proves_dialog(&ack, |a| self.addresses.is_ours(a)) {
+            self.counters.unproven_acks += 1;
+            return log::debug!("ACK for {} proves no dialog of ours: dropped", ack.uri);
+        }
         self.strip_our_routes(&mut ack);
-        let next = match ack.headers.get(&HeaderName::Route).and_then(|r| NameAddr::parse(r).ok()) {
-            Some(route) => route.uri,
-            None => ack.uri.clone(),
-        };
-        let Some(target) = self.target_at(next, ack.uri.clone()) else {
+        let Some(target) = self.next_hop(&ack) else {
             return log::debug!("ACK for {} has nowhere to go", ack.uri);
         };
         let out = self.proxy.ack_request(&ack, inbound, &target);
-        let transport = self.transport.clone();
-        tokio::spawn(async move {
-            if let Err(e) = transport.send_to(&Message::Request(out), target.dest, target.transport).await {
-                log::debug!("ACK not forwarded: {e}");
-            }
-        });
+        self.stateless_requests.push((out, target.dest, target.transport));
     }
 
     /// Removes the Route entries naming us from the top (one, or two after a double
@@ -250,21 +271,6 @@ fn user_of(uri: &Uri) -> Option<&str> {
         Uri::Tel(tel) => Some(tel.number.as_str()),
         Uri::Other(_) => None,
     }
-}
-
-/// The socket address a URI names, when its host is an IP (no DNS at the branch).
-fn address_of(uri: &Uri) -> Option<SocketAddr> {
-    let Uri::Sip(sip) = uri else { return None };
-    let ip: IpAddr = match &sip.host {
-        Host::V4(a) => (*a).into(),
-        Host::V6(a) => (*a).into(),
-        Host::Domain(_) => return None,
-    };
-    Some(SocketAddr::new(ip, sip.port.unwrap_or(5060)))
-}
-
-fn is_address(uri: &Uri) -> bool {
-    address_of(uri).is_some()
 }
 
 fn transport_of(uri: &Uri) -> Protocol {

@@ -17,11 +17,12 @@ use crate::directory::Directory;
 use crate::proxy::Proxy;
 use crate::registrar::{Registrar, Undo};
 use crate::routing::Mode;
+use crate::trust::{Flows, Trust, TrustCounters};
 use crate::wan::{WanMonitor, WanState};
 use holdfast_runtime::Notifier;
 use holdfast_sip::message::{HeaderName, Message, Request, Response};
 use holdfast_sip::transaction::{Inbound, Transactions, Transmit, TxId};
-use holdfast_sip::transport::{Incoming, TransportHandle};
+use holdfast_sip::transport::{Incoming, Protocol, TransportHandle};
 use holdfast_store::{BindingOp, BindingWriter, Store, StoreError, UserRecord};
 use register::Relay;
 use std::collections::HashMap;
@@ -66,6 +67,12 @@ pub struct Server {
     pub relays: HashMap<TxId, Relay>,
     /// Responses sent without a transaction, waiting for `flush`.
     pub stateless: Vec<Response>,
+    /// Requests sent without a transaction (ACKs for 2xx), waiting for `flush`.
+    pub stateless_requests: Vec<(Request, SocketAddr, Protocol)>,
+    pub trust: Trust,
+    /// TCP connections the central site authenticated registrations on.
+    pub flows: Flows,
+    pub counters: TrustCounters,
     /// Where work finished beside the loop reports; set by `run`.
     pub done: Option<mpsc::UnboundedSender<Done>>,
 }
@@ -173,12 +180,7 @@ impl Server {
         if ours && (200..300).contains(&r.status) {
             let mut r = r;
             r.headers.remove_first(&HeaderName::Via);
-            let transport = self.transport.clone();
-            tokio::spawn(async move {
-                if let Err(e) = transport.send_response(&r).await {
-                    log::debug!("2xx retransmission not forwarded: {e}");
-                }
-            });
+            self.stateless.push(r);
         }
     }
 
@@ -234,6 +236,12 @@ impl Server {
                     log::debug!("stateless response not sent: {e}");
                 }
             }
+            for (request, dest, protocol) in std::mem::take(&mut self.stateless_requests) {
+                busy = true;
+                if let Err(e) = self.transport.send_to(&Message::Request(request), dest, protocol).await {
+                    log::debug!("stateless request to {dest} not sent: {e}");
+                }
+            }
             self.send_probes(now).await;
             if !busy {
                 break;
@@ -258,7 +266,10 @@ impl Server {
     }
 
     fn sweep(&mut self) {
-        let gone = self.registrar.expire(unix_now());
+        let now = unix_now();
+        let registrar = &self.registrar;
+        self.flows.retain(|aor| !registrar.lookup(aor, now).is_empty());
+        let gone = self.registrar.expire(now);
         if gone.is_empty() {
             return;
         }

@@ -4,6 +4,7 @@ use super::{bad, refuse, Server};
 use crate::auth::Check;
 use crate::registrar::{aor_of, contact_key, Change, Decision};
 use crate::routing::Mode;
+use crate::trust::{survival_register, SurvivalRegister};
 use holdfast_sip::message::{Header, HeaderName, Method, NameAddr, Request, Response};
 use std::hash::{Hash, Hasher};
 use holdfast_sip::transaction::{Event, TxEvent, TxId};
@@ -86,22 +87,30 @@ impl Server {
         self.decide(id, &req, aor, source, Origin::Local);
     }
 
-    /// WAN down: a device the cache knows may refresh (or remove) its binding; a new device
-    /// needs local credentials; anything else is refused. No unauthenticated new device gets in.
+    /// WAN down: the branch answers from its cache, and believes a REGISTER only on evidence
+    /// (`trust::survival_register`): an unchanged refresh, the flow the central site
+    /// authenticated, or the user's password when its HA1 is on the box.
     pub(super) fn register_in_survival(&mut self, id: TxId, req: Request, aor: &str, source: Source, now: Instant) {
         let unix = super::unix_now();
-        if self.registrar.knows(&req, aor, &source, unix) {
-            let capped = self.cap_expiry(&req);
-            return self.decide(id, &capped, aor, source, Origin::Central);
-        }
         let (user, domain) = split_aor(aor);
-        let has_local_user = self.auth.as_ref().is_some_and(|a| a.has_user(user, domain));
-        if !has_local_user {
-            log::info!("survival: REGISTER for {aor} from unknown device {} refused", source.addr);
-            return self.respond(id, refuse(&req, 403, "Forbidden (unknown device during WAN outage)"));
-        }
-        if self.authenticate(id, &req, aor, &source, now) {
-            self.decide(id, &req, aor, source, Origin::Local);
+        let has_ha1 = self.auth.as_ref().is_some_and(|a| a.has_user(user, domain));
+        let on_flow = self.flows.holds(aor, source.conn);
+        let live = self.registrar.lookup(aor, unix);
+        match survival_register(&req, &source, &live, has_ha1, on_flow) {
+            SurvivalRegister::Refresh | SurvivalRegister::Flow => {
+                let capped = self.cap_expiry(&req);
+                self.decide(id, &capped, aor, source, Origin::Central);
+            }
+            SurvivalRegister::Challenge => {
+                if self.authenticate(id, &req, aor, &source, now) {
+                    self.decide(id, &req, aor, source, Origin::Local);
+                }
+            }
+            SurvivalRegister::Refuse(why) => {
+                log::info!("survival: REGISTER for {aor} from {} refused: {why}", source.addr);
+                self.counters.refused_registers += 1;
+                self.respond(id, refuse(&req, 403, why));
+            }
         }
     }
 
@@ -204,6 +213,11 @@ impl Server {
     /// Caches what the central site granted for the phone's contacts, then tells the phone a
     /// shorter expiry (so it comes back soon) once the cache is on disk.
     fn cache_central_grant(&mut self, relay: Relay, mut ok: Response) {
+        if let Some(conn) = relay.source.conn {
+            // The central site authenticated this AOR on this connection: the flow's proof for
+            // its refreshes while the WAN is down.
+            self.flows.granted(&relay.aor, conn);
+        }
         let granted = granted_expiries(&relay.request, &ok);
         let mut cached = relay.request.clone();
         cached.headers.remove_all(&HeaderName::Contact);

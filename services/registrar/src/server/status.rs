@@ -5,7 +5,7 @@ use crate::routing::Mode;
 use crate::wan::WanCounters;
 use holdfast_status::snapshot::{self, ProbeSample, RegistrarStatus};
 use holdfast_status::{Histogram, HistogramSnapshot};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -77,7 +77,15 @@ impl StatusFile {
         self.history.push_back(sample);
     }
 
-    pub fn write(&self, mode: Mode, wan: Option<WanCounters>, bindings: usize, calls: usize, commit: HistogramSnapshot) {
+    pub fn write(
+        &self,
+        mode: Mode,
+        wan: Option<WanCounters>,
+        refused: BTreeMap<String, u64>,
+        bindings: usize,
+        calls: usize,
+        commit: HistogramSnapshot,
+    ) {
         let (mode, wan_state) = match mode {
             Mode::Standalone => ("primary", "none"),
             Mode::Normal => ("pass-through", "up"),
@@ -103,7 +111,7 @@ impl StatusFile {
             probes: self.history.iter().cloned().collect(),
             probe_rtt: self.rtt.snapshot(),
             commit,
-            refused: Default::default(),
+            refused,
         };
         match serde_json::to_vec(&status) {
             Ok(mut bytes) => {

@@ -73,6 +73,8 @@ impl Server {
         let mode = self.mode();
         let counters = self.wan.as_ref().map(|w| w.counters());
         let bindings = self.registrar.binding_count();
-        self.status.write(mode, counters, bindings, self.proxy.len(), self.writer.commit_times());
+        let mut trust = self.counters;
+        trust.capped_registers = self.registrar.capped();
+        self.status.write(mode, counters, trust.by_reason(), bindings, self.proxy.len(), self.writer.commit_times());
     }
 }

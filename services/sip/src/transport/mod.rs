@@ -50,6 +50,13 @@ impl fmt::Display for Protocol {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConnId(u64);
 
+impl ConnId {
+    /// A connection named by hand, for sans-IO cores' tests that simulate connections.
+    pub fn from_raw(n: u64) -> ConnId {
+        ConnId(n)
+    }
+}
+
 /// Where a message came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Source {

@@ -1,0 +1,156 @@
+//! Who may do what at the branch, as decisions over the request, its source, the mode and what
+//! the registrar holds, without sockets (the README's trust table is this module's summary):
+//!
+//! - A **new call** (any request outside a proven dialog) comes from a peer (the central
+//!   proxies, sba-mediation, ourselves) or from a device registered here: the From AOR has a
+//!   live binding from the sender's IP. Anyone else gets 403. With `auth` off (a closed lab)
+//!   everyone may.
+//! - An **in-dialog request** is relayed as such only when its top Route names us and carries
+//!   the tag of our Record-Route for its dialog (`route`), as Kamailio's default script relays
+//!   only what `loose_route` proves; anything else, To tag or not, is an initial request and
+//!   meets the caller check. An ACK that proves nothing is dropped.
+//! - A **REGISTER while the WAN is down** needs evidence for any change (`register`).
+//! - TCP connections the central site authenticated an AOR on are remembered (`Flows`): the
+//!   flow itself is the evidence while the WAN is down (RFC 5626).
+mod register;
+mod route;
+
+pub use register::{survival_register, SurvivalRegister};
+pub use route::RouteStamp;
+
+use crate::registrar::aor_of;
+use holdfast_sip::message::{HeaderName, NameAddr, Request, Uri};
+use holdfast_sip::transport::ConnId;
+use holdfast_store::Binding;
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+
+/// What the trust rules turned away, for `sbactl status` (its `refused` map).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrustCounters {
+    /// Requests outside a proven dialog from a sender that may not call (403).
+    pub refused_callers: u64,
+    /// ACKs that proved no dialog of ours (dropped).
+    pub unproven_acks: u64,
+    /// REGISTERs refused for want of evidence while the WAN was down.
+    pub refused_registers: u64,
+    /// REGISTERs refused for holding more contacts than an AOR may.
+    pub capped_registers: u64,
+}
+
+impl TrustCounters {
+    /// The counts by reason, as the status file lists them.
+    pub fn by_reason(&self) -> BTreeMap<String, u64> {
+        [
+            ("caller_not_registered", self.refused_callers),
+            ("unproven_ack", self.unproven_acks),
+            ("survival_register_without_evidence", self.refused_registers),
+            ("max_contacts", self.capped_registers),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+}
+
+#[derive(Debug)]
+pub struct Trust {
+    /// Digest authentication is on; off, the branch is a closed lab and trusts every caller.
+    auth: bool,
+    /// The central proxies and sba-mediation.
+    peers: Vec<IpAddr>,
+    pub stamp: RouteStamp,
+}
+
+impl Trust {
+    pub fn new(auth: bool, peers: Vec<IpAddr>, stamp: RouteStamp) -> Trust {
+        Trust { auth, peers, stamp }
+    }
+
+    pub fn is_peer(&self, ip: IpAddr) -> bool {
+        self.peers.contains(&ip)
+    }
+
+    /// Whether the sender of `request` at `source` may place a new call (or another request
+    /// outside a proven dialog); `ours`: `source` is one of our own addresses; `live` gives an
+    /// AOR's live bindings. Err says why not.
+    pub fn may_call<'b>(
+        &self,
+        request: &Request,
+        source: SocketAddr,
+        ours: bool,
+        live: impl FnOnce(&str) -> Vec<&'b Binding>,
+    ) -> Result<(), &'static str> {
+        if !self.auth || ours || self.is_peer(source.ip()) {
+            return Ok(());
+        }
+        let Some(aor) = request.from_header().ok().and_then(|f| aor_of(&f.uri)) else {
+            return Err("Forbidden (caller not registered here)");
+        };
+        let bound_here = live(&aor).iter().any(|b| b.source.parse::<SocketAddr>().is_ok_and(|s| s.ip() == source.ip()));
+        if bound_here {
+            Ok(())
+        } else {
+            Err("Forbidden (caller not registered here)")
+        }
+    }
+
+    /// Whether `request` proves it belongs to a dialog this proxy record-routed: a To tag, and a
+    /// top Route naming one of our addresses (`is_ours`) with the dialog's tag.
+    pub fn proves_dialog(&self, request: &Request, is_ours: impl Fn(SocketAddr) -> bool) -> bool {
+        if !request.to_header().is_ok_and(|to| to.tag().is_some()) {
+            return false;
+        }
+        let Some(top) = request.headers.get(&HeaderName::Route).and_then(|r| NameAddr::parse(r).ok()) else {
+            return false;
+        };
+        address_of(&top.uri).is_some_and(is_ours) && self.stamp.proves(&top.uri, request)
+    }
+}
+
+/// The socket address a URI names, when its host is an IP (no DNS at the branch).
+pub fn address_of(uri: &Uri) -> Option<SocketAddr> {
+    let Uri::Sip(sip) = uri else { return None };
+    let ip: IpAddr = match &sip.host {
+        holdfast_sip::message::Host::V4(a) => (*a).into(),
+        holdfast_sip::message::Host::V6(a) => (*a).into(),
+        holdfast_sip::message::Host::Domain(_) => return None,
+    };
+    Some(SocketAddr::new(ip, sip.port.unwrap_or(5060)))
+}
+
+/// The TCP connections on which the central site granted an AOR's registration, the newest
+/// last, at most `per_aor` of them (a phone that reconnects replaces its old flow).
+#[derive(Debug)]
+pub struct Flows {
+    per_aor: usize,
+    by_aor: HashMap<String, Vec<ConnId>>,
+}
+
+impl Flows {
+    pub fn new(per_aor: usize) -> Flows {
+        Flows { per_aor: per_aor.max(1), by_aor: HashMap::new() }
+    }
+
+    /// The central site granted `aor` on connection `conn`.
+    pub fn granted(&mut self, aor: &str, conn: ConnId) {
+        let flows = self.by_aor.entry(aor.to_string()).or_default();
+        flows.retain(|c| *c != conn);
+        if flows.len() == self.per_aor {
+            flows.remove(0);
+        }
+        flows.push(conn);
+    }
+
+    pub fn holds(&self, aor: &str, conn: Option<ConnId>) -> bool {
+        conn.is_some_and(|c| self.by_aor.get(aor).is_some_and(|f| f.contains(&c)))
+    }
+
+    /// Forgets the AORs for which `bound` says there is no binding left.
+    pub fn retain(&mut self, bound: impl Fn(&str) -> bool) {
+        self.by_aor.retain(|aor, _| bound(aor));
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,82 @@
+//! The evidence a REGISTER needs while the WAN is down. Over UDP a source address is one forged
+//! header away, so it proves nothing by itself: a REGISTER may refresh a binding exactly as it
+//! is (the same contact, instance, reg-id, Path, source address and port, transport), which
+//! gains an attacker nothing; anything that adds, moves or removes a binding needs the user's
+//! password (digest against the HA1 on the box), or must come over the very TCP connection the
+//! central site authenticated the registration on (RFC 5626: the flow is the proof).
+use crate::registrar::{binding_key, contact_key, unquote_instance};
+use holdfast_sip::message::{HeaderName, NameAddr, Request};
+use holdfast_sip::transport::{Protocol, Source};
+use holdfast_store::Binding;
+
+/// What a survival REGISTER may do without more evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SurvivalRegister {
+    /// Every contact refreshes its binding unchanged: serve it from the cache.
+    Refresh,
+    /// It came on the TCP connection the central site authenticated this AOR on.
+    Flow,
+    /// A change (or a query): the user must prove the password.
+    Challenge,
+    /// A change, and nothing on the box can check a password for this user.
+    Refuse(&'static str),
+}
+
+/// Decides a REGISTER for an AOR whose live bindings are `live`, from `source`; `has_ha1`: the
+/// user's credentials are on the box; `on_flow`: `source` is a connection the central site
+/// authenticated this AOR on.
+pub fn survival_register(req: &Request, source: &Source, live: &[&Binding], has_ha1: bool, on_flow: bool) -> SurvivalRegister {
+    if on_flow {
+        return SurvivalRegister::Flow;
+    }
+    if refreshes_unchanged(req, source, live) {
+        return SurvivalRegister::Refresh;
+    }
+    if has_ha1 {
+        return SurvivalRegister::Challenge;
+    }
+    let contacts: Vec<&str> = req.headers.get_all(&HeaderName::Contact).collect();
+    let why = if contacts.is_empty() {
+        "Forbidden (no credentials here to show bindings during the WAN outage)"
+    } else if contacts.iter().any(|c| c.trim() == "*") {
+        "Forbidden (no credentials here to remove bindings during the WAN outage)"
+    } else if live.is_empty() {
+        "Forbidden (unknown device during WAN outage)"
+    } else {
+        "Forbidden (no credentials here to change a binding during the WAN outage)"
+    };
+    SurvivalRegister::Refuse(why)
+}
+
+/// Whether every contact of `req` names a live binding exactly as it stands, and none asks to
+/// be removed.
+fn refreshes_unchanged(req: &Request, source: &Source, live: &[&Binding]) -> bool {
+    let header_expires = req.headers.get(&HeaderName::Expires).map(str::trim);
+    let path: Vec<&str> = req.headers.get_all(&HeaderName::Path).collect();
+    let transport = match source.transport {
+        Protocol::Udp => "udp",
+        Protocol::Tcp => "tcp",
+    };
+    let mut contacts = req.headers.get_all(&HeaderName::Contact).peekable();
+    contacts.peek().is_some()
+        && contacts.all(|value| {
+            let Ok(contact) = NameAddr::parse(value) else { return false };
+            let removal = contact.params.value("expires").or(header_expires).is_some_and(|e| e == "0");
+            let instance = contact.params.value("+sip.instance").map(unquote_instance);
+            let reg_id = match contact.params.value("reg-id").map(str::parse::<u32>) {
+                None => None,
+                Some(Ok(r)) => Some(r),
+                Some(Err(_)) => return false,
+            };
+            let key = contact_key(&contact.uri);
+            !removal
+                && live.iter().any(|b| {
+                    binding_key(b) == key
+                        && b.instance == instance
+                        && b.reg_id == reg_id
+                        && b.path.iter().map(String::as_str).eq(path.iter().copied())
+                        && b.source.parse() == Ok(source.addr)
+                        && b.transport == transport
+                })
+        })
+}

@@ -1,0 +1,119 @@
+//! While the WAN is down a REGISTER needs evidence. A forger that sends from the phone's own IP
+//! and port (on loopback: the phone's very socket, which is what a perfect UDP spoof looks like
+//! to the registrar) or from the phone's IP on another port, and asks to move alice's contact,
+//! to put a Path of its own in front of her, to remove her binding or all of them (`Contact: *`),
+//! is refused, and her binding stays as it was; her own unchanged refresh is served. For bob,
+//! whose HA1 is on the box, such a change is challenged and succeeds only with his password.
+use holdfast_sip::message::{HeaderName, Message, Response};
+use holdfast_sip::wire;
+use holdfast_tests::branch::status_of;
+use holdfast_tests::registrar::{Registrar, DOMAIN};
+use holdfast_tests::scratch::Scratch;
+use holdfast_tests::sip_client::Ua;
+use holdfast_tests::stub_central::StubCentral;
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+fn wait_mode(reg: &Registrar, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status_of(&reg.db).and_then(|s| s["mode"].as_str().map(str::to_string)).as_deref() != Some(want) {
+        assert!(Instant::now() < deadline, "not in {want}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `ua`'s next REGISTER with its Contact and headers rewritten by `edit` (as text).
+fn forged(ua: &mut Ua, edit: impl Fn(String) -> String) -> Vec<u8> {
+    let text = String::from_utf8(ua.register(600, None).to_bytes()).expect("utf-8");
+    edit(text).into_bytes()
+}
+
+fn answer_on(sock: &UdpSocket) -> Response {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let (n, _) = sock.recv_from(&mut buf).expect("an answer");
+        if let Ok(Message::Response(r)) = wire::parse(&buf[..n]) {
+            if r.status >= 200 {
+                return r;
+            }
+        }
+    }
+}
+
+#[test]
+fn survival_registers_that_change_bindings_need_evidence() {
+    let scratch = Scratch::new("trust-register");
+    let central = StubCentral::start();
+    let reg = Registrar::start(
+        &scratch,
+        &format!("\n[central]\nproxies = [\"{}\"]\nbranch_expires = 60\n", central.addr),
+        &[("bob", "pw-bob")],
+    );
+    wait_mode(&reg, "pass-through");
+    let mut alice = Ua::new(reg.addr, "alice", DOMAIN);
+    let mut bob = Ua::new(reg.addr, "bob", DOMAIN);
+    for ua in [&mut alice, &mut bob] {
+        let ok = ua.request(600, None);
+        assert_eq!(ok.status, 200, "{}", ok.reason);
+    }
+    let before = reg.registrations();
+    assert_eq!(before.len(), 2);
+    central.cut();
+    wait_mode(&reg, "survival");
+
+    let phone = alice.local();
+    let contact = format!("Contact: <sip:alice@{phone}>");
+    let elsewhere = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    elsewhere.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let attacks: Vec<(&str, Box<dyn Fn(String) -> String>)> = vec![
+        ("moved contact", Box::new(|t: String| t.replace(&contact, "Contact: <sip:alice@127.0.0.2:5099>"))),
+        ("added Path", Box::new(|t: String| t.replace(&contact, &format!("Path: <sip:127.0.0.2:5099;lr>\r\n{contact}")))),
+        ("Contact: *", Box::new(|t: String| t.replace(&contact, "Contact: *").replace("Expires: 600", "Expires: 0"))),
+        ("removal", Box::new(|t: String| t.replace("Expires: 600", "Expires: 0"))),
+    ];
+    for (what, edit) in &attacks {
+        // From the phone's own socket (a perfect spoof), then from its IP on another port.
+        let bytes = forged(&mut alice, edit);
+        alice.send(&bytes);
+        let r = alice.recv();
+        assert_eq!(r.status, 403, "{what} as the phone itself: {} {}", r.status, r.reason);
+        let bytes = forged(&mut alice, edit);
+        elsewhere.send_to(&bytes, reg.addr).expect("send");
+        let r = answer_on(&elsewhere);
+        assert_eq!(r.status, 403, "{what} from the phone's IP: {} {}", r.status, r.reason);
+    }
+    let alice_now: Vec<_> = reg.registrations().into_iter().filter(|b| b["aor"] == format!("sip:alice@{DOMAIN}")).collect();
+    let alice_before: Vec<_> = before.iter().filter(|b| b["aor"] == format!("sip:alice@{DOMAIN}")).collect();
+    assert_eq!(alice_now.len(), 1);
+    for key in ["contact", "path", "source", "transport"] {
+        assert_eq!(alice_now[0][key], alice_before[0][key], "{key} changed");
+    }
+
+    // Her own refresh, unchanged, is served from the cache.
+    let ok = alice.request(600, None);
+    assert_eq!(ok.status, 200, "{}", ok.reason);
+
+    // bob's HA1 is here: a move is challenged, a forger gets no further, bob with his password does.
+    let bob_phone = bob.local();
+    let moved = |t: String| t.replace(&format!("<sip:bob@{bob_phone}>"), "<sip:bob@127.0.0.1:5098>");
+    let bytes = forged(&mut bob, moved);
+    bob.send(&bytes);
+    let challenge = bob.recv();
+    assert_eq!(challenge.status, 401, "{}", challenge.reason);
+    let wrong = bob.answer(&challenge, "guess", 1);
+    let bytes = forged(&mut bob, |t| moved(t).replace("Expires: 600", &format!("Expires: 600\r\nAuthorization: {wrong}")));
+    bob.send(&bytes);
+    assert_ne!(bob.recv().status, 200);
+    let right = bob.answer(&challenge, "pw-bob", 2);
+    let bytes = forged(&mut bob, |t| moved(t).replace("Expires: 600", &format!("Expires: 600\r\nAuthorization: {right}")));
+    bob.send(&bytes);
+    let ok = bob.recv();
+    assert_eq!(ok.status, 200, "{}", ok.reason);
+    assert!(ok.headers.get_all(&HeaderName::Contact).any(|c| c.contains("127.0.0.1:5098")));
+
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while status_of(&reg.db).and_then(|s| s["refused"]["survival_register_without_evidence"].as_u64()) < Some(2 * attacks.len() as u64) {
+        assert!(Instant::now() < deadline, "refusals not counted: {:?}", status_of(&reg.db));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
