@@ -8,7 +8,7 @@ pub use binding::{aor_of, binding_key, contact_key, contact_value, unquote_insta
 use holdfast_store::{Binding, Origin};
 
 use holdfast_sip::message::{ip_text, HeaderName, NameAddr, Request, Response};
-use holdfast_sip::transport::{Protocol, Source};
+use holdfast_sip::transport::Source;
 use std::collections::HashMap;
 
 /// Option tags this registrar implements (RFC 3327 path, RFC 5626 outbound).
@@ -274,11 +274,7 @@ impl Registrar {
                 expires_at: unix(now + u64::from(expires)),
                 path: path.clone(),
                 source: socket_text(source.addr),
-                transport: match source.transport {
-                    Protocol::Udp => "udp",
-                    Protocol::Tcp => "tcp",
-                }
-                .to_string(),
+                transport: source.transport.param().to_string(),
                 user_agent: user_agent.clone(),
                 updated_at: unix(now),
                 origin,

@@ -224,12 +224,12 @@ impl Server {
     fn binding_target(&mut self, b: &Binding) -> Option<Target> {
         let uri = Uri::parse(&b.contact).ok()?;
         let contact = address_of(&uri).map(|a| (a, transport_of(&uri)));
-        let transport = if b.transport == "tcp" { Protocol::Tcp } else { Protocol::Udp };
+        let transport = Protocol::from_param(&b.transport).unwrap_or(Protocol::Udp);
         let flow = match b.source.parse().ok() {
             Some(source) => (source, transport),
             None => contact?,
         };
-        let (dest, transport) = binding_hop(flow, contact, self.transport.has_connection(flow.0));
+        let (dest, transport) = binding_hop(flow, contact, self.transport.has_connection(flow.0, flow.1));
         let local = self.addresses.local_for(dest.ip());
         Some(Target { uri, dest, transport, route: b.path.clone(), local })
     }
@@ -275,7 +275,7 @@ fn user_of(uri: &Uri) -> Option<&str> {
 
 fn transport_of(uri: &Uri) -> Protocol {
     match uri {
-        Uri::Sip(sip) if sip.params.value("transport").is_some_and(|t| t.eq_ignore_ascii_case("tcp")) => Protocol::Tcp,
+        Uri::Sip(sip) => sip.params.value("transport").and_then(Protocol::from_param).unwrap_or(Protocol::Udp),
         _ => Protocol::Udp,
     }
 }

@@ -1,34 +1,41 @@
-//! Open TCP connections, found by id (the connection a request came in on) or by address (the
-//! peer, or the address a response to that peer is routed to).
+//! Open stream connections (TCP and TLS), found by id (the connection a request came in on) or
+//! by transport and address (the peer, or the address a response to that peer is routed to).
+//!
+//! Each connection has a bounded queue of messages to send and one task that writes them, so a
+//! sender never waits on a peer: a peer that stops reading fills its queue and sending to it
+//! fails at once, rather than holding up the loop that sends.
 use super::shared::canonical;
-use super::ConnId;
+use super::{ConnId, Protocol};
+use bytes::Bytes;
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
-use tokio::sync::Mutex;
+use tokio::sync::mpsc;
 
-/// A peer that stops reading must not block our senders forever.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Messages waiting for one connection's writer; a peer this far behind is not reading.
+const SEND_QUEUE: usize = 512;
 
 #[derive(Debug)]
 pub(crate) struct Connection {
     pub(crate) id: ConnId,
     pub(crate) peer: SocketAddr,
-    writer: Mutex<OwnedWriteHalf>,
+    pub(crate) protocol: Protocol,
+    queue: mpsc::Sender<Bytes>,
 }
 
 impl Connection {
-    /// Writes one whole message; writers queue on the lock so messages never interleave.
-    pub(crate) async fn write(&self, bytes: &[u8]) -> io::Result<()> {
-        let mut writer = self.writer.lock().await;
-        match tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(bytes)).await {
-            Ok(result) => result,
-            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "TCP write timed out")),
-        }
+    /// Queues one whole message; the connection's writer sends messages in order, never
+    /// interleaved.
+    pub(crate) fn send(&self, bytes: Bytes) -> io::Result<()> {
+        self.queue.try_send(bytes).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => {
+                io::Error::new(io::ErrorKind::WouldBlock, format!("{} connection to {} is not draining", self.protocol, self.peer))
+            }
+            mpsc::error::TrySendError::Closed(_) => {
+                io::Error::new(io::ErrorKind::BrokenPipe, format!("{} connection to {} is closed", self.protocol, self.peer))
+            }
+        })
     }
 }
 
@@ -42,40 +49,47 @@ struct Entry {
 pub(crate) struct Connections {
     next_id: u64,
     by_id: HashMap<ConnId, Entry>,
-    by_addr: HashMap<SocketAddr, ConnId>,
+    by_addr: HashMap<(Protocol, SocketAddr), ConnId>,
 }
 
 impl Connections {
-    /// `peer` is canonical (see `shared::canonical`).
-    pub(crate) fn insert(&mut self, peer: SocketAddr, writer: OwnedWriteHalf) -> Arc<Connection> {
+    /// A new connection with `peer` (canonical, see `shared::canonical`), and the receiving end
+    /// of its send queue for its writer.
+    pub(crate) fn insert(&mut self, peer: SocketAddr, protocol: Protocol) -> (Arc<Connection>, mpsc::Receiver<Bytes>) {
         let id = ConnId(self.next_id);
         self.next_id += 1;
-        let connection = Arc::new(Connection { id, peer, writer: Mutex::new(writer) });
+        let (queue, outgoing) = mpsc::channel(SEND_QUEUE);
+        let connection = Arc::new(Connection { id, peer, protocol, queue });
         self.by_id.insert(id, Entry { connection: connection.clone(), aliases: Vec::new() });
-        self.by_addr.insert(peer, id);
-        connection
+        self.by_addr.insert((protocol, peer), id);
+        (connection, outgoing)
     }
 
-    pub(crate) fn find(&self, addr: SocketAddr) -> Option<Arc<Connection>> {
-        let id = self.by_addr.get(&canonical(addr))?;
+    pub(crate) fn find(&self, protocol: Protocol, addr: SocketAddr) -> Option<Arc<Connection>> {
+        let id = self.by_addr.get(&(protocol, canonical(addr)))?;
         self.by_id.get(id).map(|e| e.connection.clone())
     }
 
+    pub(crate) fn get(&self, id: ConnId) -> Option<Arc<Connection>> {
+        self.by_id.get(&id).map(|e| e.connection.clone())
+    }
+
     /// Routes `addr` to connection `id` as well (a response routed to received IP and sent-by
-    /// port must find the connection whose peer port differs).
+    /// port must find the connection whose peer port differs; RFC 5923 aliases).
     pub(crate) fn alias(&mut self, addr: SocketAddr, id: ConnId) {
         let Some(entry) = self.by_id.get_mut(&id) else { return };
         let addr = canonical(addr);
-        if self.by_addr.insert(addr, id) != Some(id) {
+        if self.by_addr.insert((entry.connection.protocol, addr), id) != Some(id) {
             entry.aliases.push(addr);
         }
     }
 
     pub(crate) fn remove(&mut self, id: ConnId) {
         let Some(entry) = self.by_id.remove(&id) else { return };
+        let protocol = entry.connection.protocol;
         for addr in entry.aliases.iter().chain([&entry.connection.peer]) {
-            if self.by_addr.get(addr) == Some(&id) {
-                self.by_addr.remove(addr);
+            if self.by_addr.get(&(protocol, *addr)) == Some(&id) {
+                self.by_addr.remove(&(protocol, *addr));
             }
         }
     }

@@ -2,9 +2,11 @@
 use super::connections::Connection;
 use super::route::{response_route, Destination};
 use super::shared::Shared;
-use super::{tcp, udp, Incoming, Protocol, TransportError};
+use super::tls::{self, TlsSetup, TlsState};
+use super::{tcp, udp, ConnId, Incoming, Protocol, TransportError};
 use crate::message::{Message, Response};
 use crate::transaction::Transmit;
+use bytes::Bytes;
 use log::debug;
 use std::io;
 use std::net::SocketAddr;
@@ -18,19 +20,36 @@ const INCOMING_QUEUE: usize = 4096;
 /// With port 0 the UDP port is chosen first; TCP may find it taken and then both try again.
 const BIND_ATTEMPTS: usize = 16;
 
-/// Binds UDP and TCP on one address.
+/// Binds UDP and TCP on one address, and TLS when asked.
 pub struct Transport;
 
 impl Transport {
     /// Binds `addr` (port 0 picks one port for both) and starts the receiving tasks, which run
     /// until the returned receiver is dropped.
     pub async fn bind(addr: SocketAddr) -> Result<(TransportHandle, mpsc::Receiver<Incoming>), TransportError> {
+        Self::bind_with_tls(addr, None).await
+    }
+
+    /// As `bind`, and with `tls`: its listener (if any) and connections out over TLS.
+    pub async fn bind_with_tls(
+        addr: SocketAddr,
+        tls: Option<TlsSetup>,
+    ) -> Result<(TransportHandle, mpsc::Receiver<Incoming>), TransportError> {
         let (udp, listener) = bind_both(addr).await?;
         let local = udp.local_addr()?;
+        let tls_listener = match tls.as_ref().and_then(|t| t.listen) {
+            Some(at) => Some(TcpListener::bind(at).await?),
+            None => None,
+        };
+        let tls_local = tls_listener.as_ref().map(TcpListener::local_addr).transpose()?;
+        let state = tls.as_ref().map(|t| TlsState::new(t, tls_local));
         let (tx, rx) = mpsc::channel(INCOMING_QUEUE);
-        let shared = Arc::new(Shared::new(local, udp, tx));
+        let shared = Arc::new(Shared::new(local, udp, tx, state));
         tokio::spawn(udp::serve(shared.clone()));
         tokio::spawn(tcp::accept(shared.clone(), listener));
+        if let (Some(listener), Some(setup)) = (tls_listener, tls) {
+            tokio::spawn(tls::accept(shared.clone(), listener, setup.server));
+        }
         Ok((TransportHandle { shared }, rx))
     }
 }
@@ -60,46 +79,66 @@ impl TransportHandle {
         self.shared.local
     }
 
+    /// The TLS listener's address, when there is one.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.shared.tls.as_ref().and_then(|t| t.local)
+    }
+
+    /// Our listening address for `transport`: what a Via, Path or Record-Route names so that
+    /// the next hop reaches us over the same transport.
+    pub fn listening(&self, transport: Protocol) -> SocketAddr {
+        match transport {
+            Protocol::Tls => self.tls_addr().unwrap_or(self.shared.local),
+            Protocol::Udp | Protocol::Tcp => self.shared.local,
+        }
+    }
+
+    /// Whether connection `conn` (a flow a request came in on) is still open.
+    pub fn is_open(&self, conn: ConnId) -> bool {
+        self.shared.connections().get(conn).is_some()
+    }
+
     /// Sends a response where its top Via says (RFC 3261 §18.2.2): over TCP on the connection
     /// the request came in on while it is open, else over a new one to the received address and
     /// sent-by port; over UDP to maddr, else received and rport (or sent-by port).
     pub async fn send_response(&self, response: &Response) -> Result<(), TransportError> {
         let via = response.top_via_raw()?;
         let route = response_route(&via).ok_or_else(|| TransportError::Unsupported(via.transport.to_string()))?;
-        let bytes = response.to_bytes();
+        let bytes = Bytes::from(response.to_bytes());
         match route.transport {
             Protocol::Udp => {
                 let dest = resolve(&route.dest).await?;
                 self.shared.udp.send_to(&bytes, self.shared.udp_dest(dest)).await?;
             }
-            Protocol::Tcp => {
+            Protocol::Tcp | Protocol::Tls => {
                 if let Destination::Addr(addr) = route.dest {
-                    let open = self.shared.connections().find(addr);
+                    let open = self.shared.connections().find(route.transport, addr);
                     if let Some(connection) = open {
-                        match connection.write(&bytes).await {
+                        match connection.send(bytes.clone()) {
                             Ok(()) => return Ok(()),
                             Err(e) => {
-                                debug!("TCP connection to {addr} failed ({e}); reconnecting");
+                                debug!("{} connection to {addr} failed ({e}); reconnecting", route.transport);
                                 self.shared.connections().remove(connection.id);
                             }
                         }
                     }
                 }
                 let dest = resolve(route.reconnect.as_ref().unwrap_or(&route.dest)).await?;
-                self.connection_to(dest).await?.write(&bytes).await?;
+                self.connection_to(dest, route.transport).await?.send(bytes)?;
             }
         }
         Ok(())
     }
 
-    /// Whether a TCP connection with `peer` is open (a flow a phone registered over is alive).
-    pub fn has_connection(&self, peer: SocketAddr) -> bool {
-        self.shared.connections().find(peer).is_some()
+    /// Whether a `transport` connection with `peer` is open (a flow a phone registered over is
+    /// alive).
+    pub fn has_connection(&self, peer: SocketAddr, transport: Protocol) -> bool {
+        self.shared.connections().find(transport, peer).is_some()
     }
 
     /// Sends a message to `dest`, over TCP on an open connection to it or a new one.
     pub async fn send_to(&self, msg: &Message, dest: SocketAddr, transport: Protocol) -> Result<(), TransportError> {
-        self.send_bytes(&msg.to_bytes(), dest, transport).await
+        self.send_bytes(msg.to_bytes(), dest, transport).await
     }
 
     /// Sends what the transaction layer produced (`Transactions::poll_transmit`); on an error
@@ -107,27 +146,33 @@ impl TransportHandle {
     pub async fn transmit(&self, transmit: &Transmit) -> Result<(), TransportError> {
         match transmit {
             Transmit::Request { request, dest, transport, .. } => {
-                self.send_bytes(&request.to_bytes(), *dest, *transport).await
+                self.send_bytes(request.to_bytes(), *dest, *transport).await
             }
             Transmit::Response { response, .. } => self.send_response(response.as_ref()).await,
         }
     }
 
-    async fn send_bytes(&self, bytes: &[u8], dest: SocketAddr, transport: Protocol) -> Result<(), TransportError> {
+    async fn send_bytes(&self, bytes: Vec<u8>, dest: SocketAddr, transport: Protocol) -> Result<(), TransportError> {
         match transport {
             Protocol::Udp => {
-                self.shared.udp.send_to(bytes, self.shared.udp_dest(dest)).await?;
+                self.shared.udp.send_to(&bytes, self.shared.udp_dest(dest)).await?;
             }
-            Protocol::Tcp => self.connection_to(dest).await?.write(bytes).await?,
+            Protocol::Tcp | Protocol::Tls => self.connection_to(dest, transport).await?.send(bytes.into())?,
         }
         Ok(())
     }
 
-    async fn connection_to(&self, dest: SocketAddr) -> io::Result<Arc<Connection>> {
-        let open = self.shared.connections().find(dest);
-        match open {
-            Some(connection) => Ok(connection),
-            None => tcp::connect(&self.shared, dest).await,
+    /// An open connection to `dest`, or a new one: TCP is connected before this returns (a
+    /// refused connect is reported at once); TLS is made beside (see `tls`).
+    async fn connection_to(&self, dest: SocketAddr, transport: Protocol) -> Result<Arc<Connection>, TransportError> {
+        let open = self.shared.connections().find(transport, dest);
+        match (open, transport) {
+            (Some(connection), _) => Ok(connection),
+            (None, Protocol::Tls) => match &self.shared.tls {
+                Some(tls) => Ok(tls::connect(&self.shared, tls, dest)),
+                None => Err(TransportError::Unsupported("TLS (not configured)".to_string())),
+            },
+            (None, _) => Ok(tcp::connect(&self.shared, dest).await?),
         }
     }
 }

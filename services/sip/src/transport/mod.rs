@@ -1,17 +1,22 @@
-//! The tokio edge: UDP and TCP on one address, IPv4 or IPv6. Received requests are stamped
-//! (RFC 3261 §18.2.1, RFC 3581) and handed over with their source; responses are routed by
-//! their Via (§18.2.2); requests go to a given address, over a connection opened on demand.
+//! The tokio edge: UDP and TCP on one address, and TLS on another, IPv4 or IPv6. Received
+//! requests are stamped (RFC 3261 §18.2.1, RFC 3581) and handed over with their source;
+//! responses are routed by their Via (§18.2.2); requests go to a given address, over a
+//! connection opened on demand or one the peer opened (a phone's flow, RFC 5626/5923).
 mod connections;
 mod handle;
 mod route;
 mod shared;
 mod stamp;
+mod stream;
 mod tcp;
+mod tls;
 mod udp;
 
 pub use handle::{Transport, TransportHandle};
 pub use route::{Destination, ResponseRoute};
 pub use stamp::stamp_via;
+pub use tls::{TlsPeer, TlsSetup};
+pub use tokio_rustls::rustls;
 
 use crate::message::{HeaderError, Message};
 use std::fmt;
@@ -23,12 +28,14 @@ use std::net::SocketAddr;
 pub enum Protocol {
     Udp,
     Tcp,
+    /// TLS over TCP (`SIP/2.0/TLS`, `transport=tls`, `sips:`).
+    Tls,
 }
 
 impl Protocol {
     /// Reliable transports need no retransmissions and no waiting for stray copies (§17).
     pub fn is_reliable(self) -> bool {
-        matches!(self, Protocol::Tcp)
+        matches!(self, Protocol::Tcp | Protocol::Tls)
     }
 
     /// The token in a Via header.
@@ -36,6 +43,29 @@ impl Protocol {
         match self {
             Protocol::Udp => "UDP",
             Protocol::Tcp => "TCP",
+            Protocol::Tls => "TLS",
+        }
+    }
+
+    /// The lower-case name in a `transport=` URI parameter and in the store.
+    pub fn param(self) -> &'static str {
+        match self {
+            Protocol::Udp => "udp",
+            Protocol::Tcp => "tcp",
+            Protocol::Tls => "tls",
+        }
+    }
+
+    /// The transport a `transport=` parameter (or a stored name) names, any case.
+    pub fn from_param(name: &str) -> Option<Protocol> {
+        [Protocol::Udp, Protocol::Tcp, Protocol::Tls].into_iter().find(|p| name.eq_ignore_ascii_case(p.param()))
+    }
+
+    /// RFC 3263: 5061 for TLS, 5060 for the others.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Protocol::Tls => 5061,
+            Protocol::Udp | Protocol::Tcp => 5060,
         }
     }
 }
@@ -62,7 +92,7 @@ impl ConnId {
 pub struct Source {
     pub addr: SocketAddr,
     pub transport: Protocol,
-    /// The TCP connection it arrived on.
+    /// The TCP or TLS connection it arrived on (its flow, RFC 5626).
     pub conn: Option<ConnId>,
 }
 

@@ -21,18 +21,25 @@ pub struct ResponseRoute {
     pub reconnect: Option<Destination>,
 }
 
-/// None for a transport we do not serve (TLS, SCTP, WS, ...).
+/// The transport a Via names, if we serve it.
+fn via_protocol(via: &RawVia) -> Option<Protocol> {
+    [Protocol::Udp, Protocol::Tcp, Protocol::Tls].into_iter().find(|p| via.transport.eq_ignore_ascii_case(p.as_str()))
+}
+
+/// The sent-by of a Via as an address (the port defaulting by transport), when it is one.
+pub(crate) fn sent_by_addr(via: &RawVia) -> Option<SocketAddr> {
+    let port = via.port.unwrap_or(via_protocol(via)?.default_port());
+    match host_destination(via.host, port) {
+        Destination::Addr(addr) => Some(addr),
+        Destination::Name(..) => None,
+    }
+}
+
+/// None for a transport we do not serve (SCTP, WS, ...).
 pub(crate) fn response_route(via: &RawVia) -> Option<ResponseRoute> {
-    const DEFAULT_PORT: u16 = 5060;
-    let transport = if via.transport.eq_ignore_ascii_case("UDP") {
-        Protocol::Udp
-    } else if via.transport.eq_ignore_ascii_case("TCP") {
-        Protocol::Tcp
-    } else {
-        return None;
-    };
+    let transport = via_protocol(via)?;
     let [rport, received, maddr] = via.params(["rport", "received", "maddr"]).map(Option::flatten);
-    let sent_by_port = via.port.unwrap_or(DEFAULT_PORT);
+    let sent_by_port = via.port.unwrap_or(transport.default_port());
     let rport = rport.and_then(|p| p.parse::<u16>().ok());
     let received = received.and_then(|r| r.parse::<IpAddr>().ok());
     let at = |port: u16| match received {
@@ -40,7 +47,7 @@ pub(crate) fn response_route(via: &RawVia) -> Option<ResponseRoute> {
         None => host_destination(via.host, port),
     };
     let route = match transport {
-        Protocol::Tcp => {
+        Protocol::Tcp | Protocol::Tls => {
             ResponseRoute { transport, dest: at(rport.unwrap_or(sent_by_port)), reconnect: Some(at(sent_by_port)) }
         }
         Protocol::Udp => {
@@ -104,7 +111,16 @@ mod tests {
     }
 
     #[test]
+    fn tls_reuses_the_connection_then_reconnects_to_5061() {
+        let r = route("SIP/2.0/TLS 10.0.0.1;branch=z9hG4bK1;rport=40000;received=192.0.2.1");
+        assert_eq!(r.transport, Protocol::Tls);
+        assert_eq!(r.dest, addr("192.0.2.1:40000"));
+        assert_eq!(r.reconnect, Some(addr("192.0.2.1:5061")));
+        assert_eq!(sent_by_addr(&RawVia::scan("SIP/2.0/TLS 10.0.0.1;branch=z9hG4bK1").unwrap()), Some("10.0.0.1:5061".parse().unwrap()));
+    }
+
+    #[test]
     fn unknown_transports_have_no_route() {
-        assert_eq!(response_route(&RawVia::scan("SIP/2.0/TLS 10.0.0.1;branch=z9hG4bK1").unwrap()), None);
+        assert_eq!(response_route(&RawVia::scan("SIP/2.0/SCTP 10.0.0.1;branch=z9hG4bK1").unwrap()), None);
     }
 }

@@ -2,11 +2,12 @@
 use super::connections::Connections;
 use super::route::{response_route, Destination};
 use super::stamp::stamp_via;
+use super::tls::TlsState;
 use super::{Incoming, Source};
 use crate::message::Message;
 use log::debug;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
@@ -16,11 +17,12 @@ pub(crate) struct Shared {
     pub(crate) udp: UdpSocket,
     connections: Mutex<Connections>,
     pub(crate) incoming: mpsc::Sender<Incoming>,
+    pub(crate) tls: Option<Arc<TlsState>>,
 }
 
 impl Shared {
-    pub(crate) fn new(local: SocketAddr, udp: UdpSocket, incoming: mpsc::Sender<Incoming>) -> Self {
-        Shared { local, udp, connections: Mutex::new(Connections::default()), incoming }
+    pub(crate) fn new(local: SocketAddr, udp: UdpSocket, incoming: mpsc::Sender<Incoming>, tls: Option<TlsState>) -> Self {
+        Shared { local, udp, connections: Mutex::new(Connections::default()), incoming, tls: tls.map(Arc::new) }
     }
 
     /// A destination in the family of our socket: an IPv6 socket reaches IPv4 peers through
@@ -45,15 +47,32 @@ impl Shared {
                 return true;
             }
             if let Some(conn) = source.conn {
-                let route = request.top_via_raw().ok().and_then(|via| response_route(&via));
-                if let Some(Destination::Addr(addr)) = route.map(|r| r.dest) {
-                    if addr != source.addr {
-                        self.connections().alias(addr, conn);
-                    }
-                }
+                self.alias_flow(request, source.addr, conn);
             }
         }
         self.incoming.send(Incoming { msg, source }).await.is_ok()
+    }
+}
+
+impl Shared {
+    /// Lets a response routed by the request's Via find the connection it came on, and (RFC
+    /// 5923) lets requests to the sent-by address of a Via with `alias` reuse it. An alias names
+    /// only the connection's own IP: a peer cannot draw traffic for other hosts onto its flow.
+    fn alias_flow(&self, request: &crate::message::Request, peer: SocketAddr, conn: super::ConnId) {
+        let Ok(via) = request.top_via_raw() else { return };
+        if let Some(Destination::Addr(addr)) = response_route(&via).map(|r| r.dest) {
+            if addr != peer {
+                self.connections().alias(addr, conn);
+            }
+        }
+        let [alias] = via.params(["alias"]);
+        if alias.is_some() {
+            if let Some(sent_by) = super::route::sent_by_addr(&via) {
+                if canonical(sent_by).ip() == peer.ip() && canonical(sent_by) != peer {
+                    self.connections().alias(sent_by, conn);
+                }
+            }
+        }
     }
 }
 
