@@ -6,7 +6,7 @@
 //! central site authenticated the registration on (RFC 5626: the flow is the proof).
 use crate::registrar::{binding_key, contact_key, unquote_instance};
 use holdfast_sip::message::{HeaderName, NameAddr, Request};
-use holdfast_sip::transport::{Protocol, Source};
+use holdfast_sip::transport::Source;
 use holdfast_store::Binding;
 
 /// What a survival REGISTER may do without more evidence.
@@ -53,10 +53,7 @@ pub fn survival_register(req: &Request, source: &Source, live: &[&Binding], has_
 fn refreshes_unchanged(req: &Request, source: &Source, live: &[&Binding]) -> bool {
     let header_expires = req.headers.get(&HeaderName::Expires).map(str::trim);
     let path: Vec<&str> = req.headers.get_all(&HeaderName::Path).collect();
-    let transport = match source.transport {
-        Protocol::Udp => "udp",
-        Protocol::Tcp => "tcp",
-    };
+    let transport = source.transport.param();
     let mut contacts = req.headers.get_all(&HeaderName::Contact).peekable();
     contacts.peek().is_some()
         && contacts.all(|value| {
