@@ -3,6 +3,7 @@ mod cdr;
 mod number;
 mod plan;
 mod pstn;
+mod status;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -177,7 +178,7 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     let db = cli.db.unwrap_or_else(default_db);
     match cli.command {
-        Command::Status { json } => status(&db, json),
+        Command::Status { json } => status::show(&db, json),
         Command::User { command } => user(&open(&db).await?, command).await,
         Command::Registrations { json } => registrations(&open(&db).await?, json).await,
         Command::Cdr { since, csv } => cdr::list(&open(&db).await?, since.as_deref(), csv).await,
@@ -249,31 +250,6 @@ async fn user(store: &Store, command: UserCommand) -> Result<()> {
             anyhow::ensure!(removed, "no user sip:{name}@{domain}");
             println!("removed sip:{name}@{domain}");
         }
-    }
-    Ok(())
-}
-
-/// sba-registrar rewrites `<db>.status.json` on every WAN change and every few seconds.
-fn status(db: &Path, json: bool) -> Result<()> {
-    let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(".status.json");
-    let path = db.with_file_name(name);
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading {} (is sba-registrar running on this database?)", path.display()))?;
-    let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
-    }
-    println!("mode:      {}", v["mode"].as_str().unwrap_or("?"));
-    println!("wan:       {} since {}", v["wan"].as_str().unwrap_or("?"), v["since"]);
-    println!("bindings:  {}", v["bindings"]);
-    println!("forged WAN probe answers: {}", v["forged_probe_answers"]);
-    if let Some(c) = v["wan_counters"].as_object() {
-        println!(
-            "probes:    {} sent, {} answered, {} failed; {} WAN state changes",
-            c["probes_sent"], c["successes"], c["failures"], c["transitions"]
-        );
     }
     Ok(())
 }
