@@ -57,6 +57,58 @@ fn a_retransmitted_register_is_challenged_again_with_the_same_tag() {
     assert_eq!(reg.registrations().len(), 1);
 }
 
+/// A phone set up with a wrong digest username ("carol@" for carol) is told apart in the log
+/// from a wrong password: the line names the username it sent, not the AOR it registers.
+#[test]
+fn the_log_names_the_digest_username_the_phone_sent() {
+    use holdfast_sip::auth::DigestClient;
+    let scratch = Scratch::new("proto-digest-username");
+    let reg = Registrar::start(&scratch, "", &[("carol", "pw-carol")]);
+    let mut ua = Ua::new(reg.addr, "carol", DOMAIN);
+    let challenge = ua.request(600, None);
+    let values: Vec<&str> = challenge.headers.get_all(&HeaderName::WwwAuthenticate).collect();
+    let chosen = DigestClient::preferred_challenge(&values).expect("a digest challenge");
+    let authorize = |username: &str, password: &str| {
+        DigestClient::authorize(chosen, "REGISTER", &format!("sip:{DOMAIN}"), username, password, "0a4f113b", 1).unwrap()
+    };
+    assert_eq!(ua.request(600, Some(&authorize("carol@", "pw-carol"))).status, 401);
+    assert_eq!(ua.request(600, Some(&authorize("carol", "wrong"))).status, 401);
+    let log = std::fs::read_to_string(reg.config.with_extension("log")).unwrap_or_default();
+    assert!(log.contains(&format!("REGISTER for carol@{DOMAIN} from 127.0.0.1:")), "{log}");
+    assert!(log.contains(&format!("digest username \"carol@\" is no user of {DOMAIN}")), "{log}");
+    assert!(log.contains("wrong password for digest username \"carol\""), "{log}");
+    assert!(!log.contains("unknown user"), "{log}");
+}
+
+/// `sbactl status` shows its times as UTC dates and how long ago, not raw Unix seconds; `--json`
+/// keeps each Unix time and adds it in RFC 3339 beside it.
+#[test]
+fn sbactl_status_shows_times_people_read() {
+    let scratch = Scratch::new("proto-status-times");
+    let reg = Registrar::start(&scratch, "", &[]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let json = loop {
+        let out = reg.sbactl(&["status", "--json"]);
+        if out.status.success() {
+            break serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("status JSON");
+        }
+        assert!(Instant::now() < deadline, "no status: {}", String::from_utf8_lossy(&out.stderr));
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let since = json["since"].as_i64().expect("since");
+    let rfc3339 = json["since_rfc3339"].as_str().expect("since_rfc3339");
+    // GNU date says what that second is.
+    let date = std::process::Command::new("date").args(["-u", &format!("-d@{since}"), "+%Y-%m-%dT%H:%M:%S.000Z"]).output().expect("date");
+    assert_eq!(rfc3339, String::from_utf8_lossy(&date.stdout).trim(), "since {since}");
+    assert!(json["started_rfc3339"].is_string(), "{json}");
+
+    let out = reg.sbactl(&["status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains(&since.to_string()), "a raw epoch: {text}");
+    let wan = text.lines().find(|l| l.starts_with("wan:")).unwrap_or_else(|| panic!("{text}"));
+    assert!(wan.contains(&format!("since {rfc3339} (")) && (wan.ends_with(" ago)") || wan.ends_with("(just now)")), "{wan}");
+}
+
 #[test]
 fn repeated_failures_from_one_source_are_slowed_down() {
     let scratch = Scratch::new("proto-throttle");

@@ -98,6 +98,9 @@ impl Authenticator {
         let Some(credentials) = credentials else {
             return Check::Refuse(self.challenge(req, domain, false, now));
         };
+        // What the phone really sent as its digest username (not the To user): a phone set up
+        // with the wrong one is found by its log line.
+        let username = shown(&credentials.username);
         let users = self.users.get(domain);
         let verdict = server.verify_credentials(
             req.method.as_str(),
@@ -116,8 +119,13 @@ impl Authenticator {
                 Check::Refuse(refuse(req, 403, "Forbidden (credentials of another user)"))
             }
             Err(AuthError::Stale) => Check::Refuse(self.challenge(req, domain, true, now)),
-            Err(e @ (AuthError::UnknownUser | AuthError::BadCredentials)) => {
-                log::info!("REGISTER for {user}@{domain} from {source}: {e}");
+            Err(AuthError::UnknownUser) => {
+                log::info!("REGISTER for {user}@{domain} from {source}: digest username {username} is no user of {domain}");
+                self.throttle.record_failure(source, now);
+                Check::Refuse(self.challenge(req, domain, false, now))
+            }
+            Err(AuthError::BadCredentials) => {
+                log::info!("REGISTER for {user}@{domain} from {source}: wrong password for digest username {username}");
                 self.throttle.record_failure(source, now);
                 Check::Refuse(self.challenge(req, domain, false, now))
             }
@@ -145,6 +153,16 @@ impl Authenticator {
     }
 }
 
+/// A name a phone sent, for a log line: quoted with its control characters escaped (no forged
+/// log lines), and cut at 64 characters.
+fn shown(name: &str) -> String {
+    const MAX: usize = 64;
+    match name.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{:?}...", &name[..cut]),
+        None => format!("{name:?}"),
+    }
+}
+
 fn refuse(req: &Request, status: u16, reason: &str) -> Response {
     let mut r = req.response(status);
     r.reason = reason.to_string();
@@ -155,5 +173,18 @@ fn store_alg(alg: Algorithm) -> HashAlgorithm {
     match alg {
         Algorithm::Md5 => HashAlgorithm::Md5,
         Algorithm::Sha256 => HashAlgorithm::Sha256,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown;
+
+    #[test]
+    fn names_are_logged_quoted_escaped_and_cut() {
+        assert_eq!(shown("carol@"), "\"carol@\"");
+        assert_eq!(shown("x\r\nsba-registrar INFO forged"), "\"x\\r\\nsba-registrar INFO forged\"");
+        let long = "é".repeat(100);
+        assert_eq!(shown(&long), format!("{:?}...", "é".repeat(64)));
     }
 }

@@ -1,4 +1,6 @@
 //! The RFC 4475 torture messages kept beside these tests (tests/rfc4475, published test data).
+// Each test binary compiles this module and uses a part of it.
+#![allow(dead_code)]
 use std::path::{Path, PathBuf};
 
 /// The folders of the corpus, one per RFC 4475 section kind (see tests/rfc4475/README.md).
