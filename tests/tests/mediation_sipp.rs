@@ -333,6 +333,15 @@ fn international_without_the_usage_is_refused_403() {
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!((rows[0][7].as_str(), rows[0][13].as_str(), rows[0][14].as_str()), ("+442079460000", "403", "21"));
     assert_eq!(rows[0][11], "", "no trunk was tried");
+    // The refused call's record says who called and the route that refused it...
+    assert_eq!((rows[0][5].as_str(), rows[0][10].as_str()), ("3012", "international"), "{:?}", rows[0]);
+    // ...and its text has no blank fields.
+    let out = Command::new(bin("sbactl")).arg("--db").arg(&m.db).arg("cdr").output().expect("run sbactl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("outbound 3012 -> 011442079460000 = +442079460000 (not sent)  route international trunk none failovers 0"),
+        "{text}"
+    );
 }
 
 /// The branch side played by the test itself, so that it can send RTP and compare what comes
@@ -527,7 +536,8 @@ fn a_dead_trunk_is_skipped_at_once() {
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     let rows = m.cdrs();
     assert_eq!(rows.len(), 1, "{rows:?}");
-    assert_eq!((rows[0][11].as_str(), rows[0][12].as_str(), rows[0][13].as_str()), ("carrier-b", "1", "200"));
+    // Skipped, carrier-a was not tried: carrier-b is the one trunk tried, no failover.
+    assert_eq!((rows[0][11].as_str(), rows[0][12].as_str(), rows[0][13].as_str()), ("carrier-b", "0", "200"));
     let log = std::fs::read_to_string(scratch.file("mediation.log")).unwrap_or_default();
     assert!(log.contains("trunk carrier-a is dead"), "{log}");
 }
@@ -615,6 +625,46 @@ fn a_branch_phone_calls_the_pstn_through_registrar_and_mediation() {
     let r = &rows[0];
     assert_eq!((r[1].as_str(), r[5].as_str(), r[7].as_str()), ("outbound", "3012", "+12125550100"));
     assert_eq!((r[11].as_str(), r[12].as_str(), r[13].as_str(), r[15].as_str()), ("carrier-b", "1", "200", "BYE from caller"));
+}
+
+/// A user whose name is not a number shows its DID from sba-registrar's `[[directory]]` on the
+/// PSTN (asserted by the registrar, RFC 3325); one without a number goes out anonymous.
+#[test]
+fn a_named_user_calls_the_pstn_with_its_directory_number_or_none() {
+    let scratch = Scratch::new("mediation-named");
+    let mediation_port = free_port();
+    let config = format!(
+        "auth = false\n[survival]\nmediation = \"127.0.0.1:{mediation_port}\"\n\
+         [[directory]]\nsite = \"branch\"\nuser = \"alice\"\ne164 = \"+15559870500\"\n"
+    );
+    let reg = Registrar::start(&scratch, &config, &[]);
+    let m = Mediation::configured(&scratch, 600_000, "", Some((mediation_port, reg.addr.port())));
+    for caller in ["alice", "bob"] {
+        // A carrier sipp takes one call.
+        let _a = carrier(&scratch, "mediation_503.xml", m.carrier_a);
+        let _b = carrier(&scratch, "call_answer.xml", m.carrier_b);
+        let out = Sipp::new("call_uac.xml", reg.addr)
+            .key("caller", caller)
+            .key("domain", DOMAIN)
+            .arg("-s")
+            .arg("2125550100")
+            .arg("-d")
+            .arg("500")
+            .arg("-mp")
+            .arg(free_port().to_string())
+            .arg("-trace_err")
+            .run(&scratch.path, 20);
+        assert_ok(&out, &format!("{caller} -> registrar -> mediation -> carrier-b"), &scratch);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut rows = m.cdrs();
+    while rows.len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        rows = m.cdrs();
+    }
+    // caller(5), caller_sent(9)
+    let sent: Vec<(&str, &str)> = rows.iter().map(|r| (r[5].as_str(), r[9].as_str())).collect();
+    assert_eq!(sent, [("+15559870500", "+15559870500"), ("bob", "anonymous")], "{rows:?}");
 }
 
 #[test]

@@ -121,11 +121,13 @@ pub struct InboundRule {
 pub struct Refusal {
     pub status: u16,
     pub reason: String,
+    /// The route the number matched, when the call was refused on it (no usage granted).
+    pub route: Option<String>,
 }
 
 impl Refusal {
     fn new(status: u16, reason: impl Into<String>) -> Refusal {
-        Refusal { status, reason: reason.into() }
+        Refusal { status, reason: reason.into(), route: None }
     }
 }
 
@@ -134,7 +136,8 @@ impl Refusal {
 pub struct TrunkLeg {
     pub trunk: String,
     pub called: String,
-    pub calling: String,
+    /// None: the caller has no number to show (sent anonymous, with Privacy: id).
+    pub calling: Option<String>,
     /// The translation rules applied, if any.
     pub called_rule: Option<String>,
     pub calling_rule: Option<String>,
@@ -145,8 +148,8 @@ pub struct TrunkLeg {
 pub struct Outbound {
     pub dialled: String,
     pub normalized: Normalized,
-    /// The caller's number normalized (or as given when the dial plan does not know it).
-    pub caller: String,
+    /// The caller's number (`Plan::calling_number`); None for a caller known only by name.
+    pub caller: Option<String>,
     pub policy: String,
     pub usage: String,
     pub route: String,
@@ -218,14 +221,15 @@ impl Plan {
             .and_then(|p| p.usages.iter().find_map(|u| matching.iter().filter(granted).find(|r| &r.usage == u)))
             .ok_or_else(|| {
                 let usages: Vec<&str> = matching.iter().map(|r| r.usage.as_str()).collect();
-                Refusal::new(403, format!("Forbidden (no usage: {} not granted to {user})", usages.join(", ")))
+                let refusal = Refusal::new(403, format!("Forbidden (no usage: {} not granted to {user})", usages.join(", ")));
+                Refusal { route: matching.first().map(|r| r.name.clone()), ..refusal }
             })?;
-        let caller = self.dial_plan.normalize(caller).map(|n| n.e164).unwrap_or_else(|_| caller.to_string());
+        let caller = self.calling_number(caller);
         let legs = route
             .trunks
             .iter()
             .filter_map(|name| self.trunk(name))
-            .map(|t| self.leg(t, &normalized, &caller))
+            .map(|t| self.leg(t, &normalized, caller.as_deref()))
             .collect();
         Ok(Outbound {
             dialled: dialled.to_string(),
@@ -238,13 +242,27 @@ impl Plan {
         })
     }
 
-    fn leg(&self, trunk: &Trunk, called: &Normalized, caller: &str) -> TrunkLeg {
+    /// The number a caller shows on the PSTN: `caller` (a number sba-registrar asserted, or the
+    /// From user) normalized by the dial plan, or kept as it is when it is a number the plan does
+    /// not know; a name (a user without a number in sba-registrar's directory) has none.
+    pub fn calling_number(&self, caller: &str) -> Option<String> {
+        match self.dial_plan.normalize(caller) {
+            Ok(n) => Some(n.e164),
+            Err(NumberError::NotANumber(_)) => None,
+            Err(_) => Some(caller.to_string()),
+        }
+    }
+
+    fn leg(&self, trunk: &Trunk, called: &Normalized, caller: Option<&str>) -> TrunkLeg {
         let (number, called_rule) = trunk.translate_called(&called.e164);
         let called = match &called.ext {
             Some(ext) => format!("{number};ext={ext}"),
             None => number,
         };
-        let (calling, calling_rule) = trunk.translate_calling(caller);
+        let (calling, calling_rule) = match caller.map(|c| trunk.translate_calling(c)) {
+            Some((number, rule)) => (Some(number), rule),
+            None => (None, None),
+        };
         TrunkLeg { trunk: trunk.name.clone(), called, calling, called_rule, calling_rule }
     }
 
@@ -267,7 +285,8 @@ impl Plan {
                 }
                 InboundTarget::Trunk(name) if name != from => {
                     let Some(trunk) = self.trunk(name) else { continue };
-                    let leg = self.leg(trunk, &Normalized { e164: number.clone(), ext: None, rule: None }, caller);
+                    let caller = self.calling_number(caller);
+                    let leg = self.leg(trunk, &Normalized { e164: number.clone(), ext: None, rule: None }, caller.as_deref());
                     return Ok(Inbound::Pbx { number, leg });
                 }
                 InboundTarget::Trunk(_) => {}

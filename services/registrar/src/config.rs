@@ -20,7 +20,7 @@ struct File {
     #[serde(default)]
     survival: Survival,
     #[serde(default)]
-    directory: Vec<DirectoryRange>,
+    directory: Vec<DirectoryEntry>,
     // The other services' sections: read by them, accepted here.
     #[serde(rename = "mediation")]
     _mediation: Option<toml::Table>,
@@ -123,14 +123,16 @@ impl Default for Survival {
     }
 }
 
-/// A block of extensions of one site and the E.164 numbers they have from the PSTN:
-/// extension `first + n` is `e164 + n`.
+/// One `[[directory]]` entry of a site: a block of extensions and the E.164 numbers they have
+/// from the PSTN (`first`, `last`: extension `first + n` is `e164 + n`), or one user known by
+/// name and the number it has (`user`): its DID, and its calling number on the PSTN.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DirectoryRange {
+pub struct DirectoryEntry {
     pub site: String,
-    pub first: String,
-    pub last: String,
+    pub first: Option<String>,
+    pub last: Option<String>,
+    pub user: Option<String>,
     pub e164: String,
 }
 
@@ -139,7 +141,7 @@ pub struct Config {
     pub registrar: Registrar,
     pub central: Option<Central>,
     pub survival: Survival,
-    pub directory: Vec<DirectoryRange>,
+    pub directory: Vec<DirectoryEntry>,
 }
 
 impl Config {
@@ -222,18 +224,22 @@ impl Config {
             }
         }
         for d in &self.directory {
-            let ok = is_dialable(&d.first)
-                && is_dialable(&d.last)
-                && is_dialable(&d.e164)
-                && d.first.len() == d.last.len()
-                && d.first <= d.last;
-            if !ok {
+            let fault = match (&d.first, &d.last, &d.user) {
+                _ if !is_dialable(&d.e164) => Some("e164 must be a number"),
+                (Some(first), Some(last), None) => {
+                    let block = is_dialable(first) && is_dialable(last) && first.len() == last.len() && first <= last;
+                    (!block).then_some("first/last must be digit strings of one length, first <= last")
+                }
+                (None, None, Some(user)) => {
+                    let name = !user.is_empty() && user.chars().all(|c| c.is_ascii_alphanumeric() || "-_.!~*'()".contains(c));
+                    (!name).then_some("user must be a user name")
+                }
+                _ => Some("set first and last (a block of extensions) or user (one user), not both"),
+            };
+            if let Some(fault) = fault {
                 return Err(ConfigError::Other {
                     file: file.to_string(),
-                    message: format!(
-                        "[[directory]] of site {:?}: first/last must be digit strings of one length, first <= last, e164 a number",
-                        d.site
-                    ),
+                    message: format!("[[directory]] of site {:?}: {fault}", d.site),
                 });
             }
         }
@@ -291,6 +297,20 @@ mod tests {
         let bad = text.replace("proxies = [\"192.0.2.1:5060\"]", "proxies = []");
         let e = Config::parse(&bad, "t.toml").unwrap_err().to_string();
         assert!(e.contains("central.proxies") && e.contains("line 6"), "{e}");
+    }
+
+    #[test]
+    fn a_directory_entry_is_a_block_or_one_named_user() {
+        let user = "[[directory]]\nsite = \"branch\"\nuser = \"alice\"\ne164 = \"+15559870500\"\n";
+        let c = Config::parse(user, "t.toml").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.directory[0].user.as_deref(), Some("alice"));
+        let both = user.replace("user = \"alice\"", "user = \"alice\"\nfirst = \"3000\"\nlast = \"3001\"");
+        let e = Config::parse(&both, "t.toml").unwrap_err().to_string();
+        assert!(e.contains("not both"), "{e}");
+        let e = Config::parse(&user.replace("alice", "al ice"), "t.toml").unwrap_err().to_string();
+        assert!(e.contains("user must be a user name"), "{e}");
+        let e = Config::parse(&user.replace("+15559870500", "none"), "t.toml").unwrap_err().to_string();
+        assert!(e.contains("e164 must be a number"), "{e}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! The number directory: which site each extension block belongs to and its E.164 numbers, so a
-//! call to a central-site user can still go out over the PSTN while the WAN is down, and a DID
-//! call from the PSTN finds its branch extension.
-use crate::config::DirectoryRange;
+//! The number directory: which site each extension block and each named user belongs to and
+//! their E.164 numbers, so a call to a central-site user can still go out over the PSTN while
+//! the WAN is down, a DID call from the PSTN finds its branch extension, and a branch user's
+//! PSTN call carries the user's own number.
+use crate::config::DirectoryEntry;
 
 #[derive(Debug, Clone)]
 struct Block {
@@ -12,41 +13,52 @@ struct Block {
     e164: String,
 }
 
+#[derive(Debug, Clone)]
+struct Named {
+    site: String,
+    user: String,
+    e164: String,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Directory {
     blocks: Vec<Block>,
+    named: Vec<Named>,
 }
 
 impl Directory {
-    pub fn new(ranges: &[DirectoryRange]) -> Directory {
-        let blocks = ranges
-            .iter()
-            .filter_map(|r| {
-                Some(Block {
-                    site: r.site.clone(),
-                    first: r.first.parse().ok()?,
-                    last: r.last.parse().ok()?,
-                    width: r.first.len(),
-                    e164: r.e164.clone(),
-                })
-            })
-            .collect();
-        Directory { blocks }
+    pub fn new(entries: &[DirectoryEntry]) -> Directory {
+        let mut directory = Directory::default();
+        for e in entries {
+            match (&e.first, &e.last, &e.user) {
+                (Some(first), Some(last), _) => {
+                    if let (Ok(f), Ok(l)) = (first.parse(), last.parse()) {
+                        directory.blocks.push(Block { site: e.site.clone(), first: f, last: l, width: first.len(), e164: e.e164.clone() });
+                    }
+                }
+                (_, _, Some(user)) => directory.named.push(Named { site: e.site.clone(), user: user.clone(), e164: e.e164.clone() }),
+                _ => {}
+            }
+        }
+        directory
     }
 
-    /// The site and E.164 number of an extension.
-    pub fn e164_of(&self, extension: &str) -> Option<(&str, String)> {
-        let n: u64 = digits(extension)?.parse().ok()?;
+    /// The site and E.164 number of an extension, or of a user known by name.
+    pub fn e164_of(&self, user: &str) -> Option<(&str, String)> {
+        let Some(extension) = digits(user) else {
+            return self.named.iter().find(|n| n.user == user).map(|n| (n.site.as_str(), n.e164.clone()));
+        };
+        let n: u64 = extension.parse().ok()?;
         self.blocks
             .iter()
-            .find(|b| extension.len() == b.width && (b.first..=b.last).contains(&n))
+            .find(|b| user.len() == b.width && (b.first..=b.last).contains(&n))
             .and_then(|b| Some((b.site.as_str(), offset(&b.e164, n - b.first)?)))
     }
 
-    /// The site and extension an E.164 number (with or without `+`) belongs to.
+    /// The site and extension (or user name) an E.164 number (with or without `+`) belongs to.
     pub fn extension_of(&self, number: &str) -> Option<(&str, String)> {
         let wanted = digits(number)?;
-        self.blocks.iter().find_map(|b| {
+        let in_block = self.blocks.iter().find_map(|b| {
             let base = digits(&b.e164)?;
             if wanted.len() != base.len() {
                 return None;
@@ -54,6 +66,9 @@ impl Directory {
             let delta = wanted.parse::<u128>().ok()?.checked_sub(base.parse::<u128>().ok()?)?;
             let ext = b.first.checked_add(u64::try_from(delta).ok()?)?;
             (ext <= b.last).then(|| (b.site.as_str(), format!("{ext:0width$}", width = b.width)))
+        });
+        in_block.or_else(|| {
+            self.named.iter().find(|n| digits(&n.e164) == Some(wanted)).map(|n| (n.site.as_str(), n.user.clone()))
         })
     }
 }
@@ -86,13 +101,15 @@ pub(crate) mod tests {
 
     /// hq's extensions 2000-2999 and the branch's 3000-3099 with their DIDs.
     pub(crate) fn dir() -> Directory {
-        let r = |site: &str, first: &str, last: &str, e164: &str| DirectoryRange {
+        let r = |site: &str, first: &str, last: &str, e164: &str| DirectoryEntry {
             site: site.into(),
-            first: first.into(),
-            last: last.into(),
+            first: Some(first.into()),
+            last: Some(last.into()),
+            user: None,
             e164: e164.into(),
         };
-        Directory::new(&[r("hq", "2000", "2999", "+15551232000"), r("branch", "3000", "3099", "+15559870100")])
+        let alice = DirectoryEntry { site: "branch".into(), first: None, last: None, user: Some("alice".into()), e164: "+15559870500".into() };
+        Directory::new(&[r("hq", "2000", "2999", "+15551232000"), r("branch", "3000", "3099", "+15559870100"), alice])
     }
 
     #[test]
@@ -106,5 +123,13 @@ pub(crate) mod tests {
         assert_eq!(d.extension_of("15551232999"), Some(("hq", "2999".to_string())));
         assert_eq!(d.extension_of("+15559870200"), None);
         assert_eq!(d.extension_of("+4930123"), None);
+    }
+
+    #[test]
+    fn a_user_known_by_name_has_its_own_number() {
+        let d = dir();
+        assert_eq!(d.e164_of("alice"), Some(("branch", "+15559870500".to_string())));
+        assert_eq!(d.e164_of("bob"), None);
+        assert_eq!(d.extension_of("+15559870500"), Some(("branch", "alice".to_string())));
     }
 }

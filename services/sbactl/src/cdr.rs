@@ -25,17 +25,21 @@ fn line(c: &Cdr) -> String {
         Some(a) => format!("answered +{:.1}s, {:.1}s talk", (a - c.setup_at) as f64 / 1000.0, (c.ended_at - a) as f64 / 1000.0),
         None => "not answered".to_string(),
     };
+    // A call refused before any trunk was tried has nothing sent and no trunk: say so.
+    let sent = match c.callee_sent.as_str() {
+        "" => "not sent".to_string(),
+        callee => format!("sent {callee} from {}", c.caller_sent),
+    };
+    let or_none = |field: &str| if field.is_empty() { "none".to_string() } else { field.to_string() };
     format!(
-        "{}  {} {} -> {} = {} (sent {} from {})  route {} trunk {} failovers {}  {}  {}{}  {}{}",
+        "{}  {} {} -> {} = {} ({sent})  route {} trunk {} failovers {}  {}  {}{}  {}{}",
         iso(c.setup_at),
         c.direction,
         c.caller,
         c.callee_dialled,
-        c.callee,
-        c.callee_sent,
-        c.caller_sent,
-        c.route,
-        c.trunk,
+        or_none(&c.callee),
+        or_none(&c.route),
+        or_none(&c.trunk),
         c.failovers,
         answered,
         c.status,

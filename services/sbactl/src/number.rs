@@ -38,7 +38,7 @@ pub fn test(plan: &Plan, number: &str, user: &str, caller: Option<&str>) -> bool
     };
     println!("usage:      {}", out.usage);
     println!("route:      {}", out.route);
-    println!("caller:     {}", out.caller);
+    println!("caller:     {}", out.caller.as_deref().unwrap_or("none (sent anonymous, Privacy: id)"));
     for (i, leg) in out.legs.iter().enumerate() {
         let trunk = plan.trunk(&leg.trunk);
         let head = if i == 0 { "trunks:" } else { "" };
@@ -52,7 +52,7 @@ pub fn test(plan: &Plan, number: &str, user: &str, caller: Option<&str>) -> bool
             if trunk.is_some_and(|t| t.media_bypass) { ", media bypass" } else { "" },
             leg.called,
             leg.called_rule.as_ref().map_or(String::new(), |r| format!(" (rule {r})")),
-            leg.calling,
+            leg.calling.as_deref().unwrap_or("anonymous"),
             leg.calling_rule.as_ref().map_or(String::new(), |r| format!(" (rule {r})")),
         );
     }

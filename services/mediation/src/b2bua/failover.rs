@@ -11,6 +11,21 @@
 use holdfast_sip::message::{reason_phrase, Response};
 use holdfast_telephony::{cause, reason};
 
+/// The trunks a call (or a transfer) tried, for its record: each trunk tried after the first is
+/// one failover; a dead trunk skipped was not tried and counts for nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Tried(u32);
+
+impl Tried {
+    /// A trunk is tried now (its INVITE sent, or failing to go).
+    pub(super) fn one_more(&mut self, failovers: &mut u32) {
+        if self.0 > 0 {
+            *failovers += 1;
+        }
+        self.0 += 1;
+    }
+}
+
 /// Whose failure a final response (3xx to 6xx) to an INVITE towards a trunk is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Failure {

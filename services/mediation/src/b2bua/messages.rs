@@ -37,7 +37,14 @@ pub fn new_invite(target: &Target, local: SocketAddr, max_forwards: u32, body: V
     let h = &mut r.headers;
     h.add(HeaderName::Via, format!("SIP/2.0/{} {local};branch={};rport", target.transport, ids.branch()));
     h.add(HeaderName::MaxForwards, max_forwards.to_string());
-    h.add(HeaderName::From, format!("<sip:{}@{};user=phone>;tag={}", target.calling, local, ids.tag()));
+    match &target.calling {
+        Some(number) => h.add(HeaderName::From, format!("<sip:{number}@{local};user=phone>;tag={}", ids.tag())),
+        // No number to show: anonymous, and the network asked to withhold the identity (RFC 3323).
+        None => {
+            h.add(HeaderName::From, format!("\"Anonymous\" <sip:{ANONYMOUS}@anonymous.invalid>;tag={}", ids.tag()));
+            h.add(HeaderName::Privacy, "id");
+        }
+    }
     h.add(HeaderName::To, format!("<sip:{}@{host};user=phone>", target.called));
     h.add(HeaderName::CallId, ids.call_id(local.ip()));
     h.add(HeaderName::CSeq, "1 INVITE");
@@ -51,6 +58,9 @@ pub fn new_invite(target: &Target, local: SocketAddr, max_forwards: u32, body: V
     }
     r
 }
+
+/// The user part a call without a calling number goes out from (RFC 3323 §4.1.1.3).
+pub const ANONYMOUS: &str = "anonymous";
 
 /// The methods we take, for Allow.
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, REFER";
@@ -95,7 +105,7 @@ mod tests {
             dest: "127.0.0.1:5080".parse().unwrap(),
             transport: Protocol::Udp,
             called: "12125550100".into(),
-            calling: "+15559873012".into(),
+            calling: Some("+15559873012".into()),
             bypass: false,
         };
         let local = "127.0.0.1:5070".parse().unwrap();

@@ -15,7 +15,7 @@ mod transfer;
 
 use crate::routing::{Inbound, Plan, Refusal};
 use holdfast_media::{RemoteMedia, Side};
-use holdfast_sip::message::{HeaderName, Method, Request, Response};
+use holdfast_sip::message::{HeaderName, Method, NameAddr, Request, Response};
 use holdfast_sip::transaction::{Event, Transactions, TxEvent, TxId};
 use holdfast_sip::transport::Protocol;
 use holdfast_store::Cdr;
@@ -24,7 +24,7 @@ use holdfast_sip::Ids;
 use holdfast_telephony::ack_wait::AckWait;
 use holdfast_telephony::dialog::Dialog;
 use holdfast_telephony::{cause, reason};
-use failover::Failure;
+use failover::{Failure, Tried};
 use messages::{answer_to_a, invite_to_b, user_of};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -70,7 +70,8 @@ struct Target {
     dest: SocketAddr,
     transport: Protocol,
     called: String,
-    calling: String,
+    /// None: no number to show (From anonymous, Privacy: id).
+    calling: Option<String>,
     bypass: bool,
 }
 
@@ -128,6 +129,7 @@ struct Call<Id> {
     b_dialog: Option<Dialog>,
     targets: VecDeque<Target>,
     attempt: Option<Attempt>,
+    tried: Tried,
     media: Option<(Id, SocketAddr, SocketAddr)>,
     /// A re-INVITE or UPDATE waiting for the other side.
     relayed: Option<session::Relayed>,
@@ -316,7 +318,10 @@ impl<M: Media> B2bua<M> {
         let targets = match from_trunk {
             _ if source == self.config.registrar => {
                 cdr.direction = "outbound".into();
-                self.outbound_targets(&caller, &dialled, &mut cdr)
+                // sba-registrar asserts the caller's own number (RFC 3325); without one the
+                // caller is its From user, a number or a name.
+                let asserted = asserted_number(&invite);
+                self.outbound_targets(&caller, asserted.as_deref().unwrap_or(&caller), &dialled, &mut cdr)
             }
             Some(from) => {
                 // A registered trunk's carrier may address our Contact and name the DID in To.
@@ -330,7 +335,7 @@ impl<M: Media> B2bua<M> {
                 cdr.trunk = from.clone();
                 self.inbound_targets(&from, &dialled, &caller, &mut cdr)
             }
-            None => Err(Refusal { status: 403, reason: "Forbidden (not a trunk or the branch)".into() }),
+            None => Err(Refusal { status: 403, reason: "Forbidden (not a trunk or the branch)".into(), route: None }),
         };
         let targets = match targets {
             Ok(t) => t,
@@ -396,6 +401,7 @@ impl<M: Media> B2bua<M> {
                 b_dialog: None,
                 targets: targets.into(),
                 attempt: None,
+                tried: Tried::default(),
                 media,
                 relayed: None,
                 unacked: None,
@@ -432,14 +438,18 @@ impl<M: Media> B2bua<M> {
         Some((invite.call_id().ok()?.to_string(), from_tag, invite.cseq().ok()?.seq))
     }
 
-    fn outbound_targets(&self, user: &str, dialled: &str, cdr: &mut Cdr) -> Result<Vec<Target>, Refusal> {
-        let out = self.plan.outbound(user, user, dialled).inspect_err(|_| {
-            // Recorded even when the call is refused: the record shows what the number became.
+    /// A call by branch `user`, showing `caller` (its number, or its name) on the PSTN.
+    fn outbound_targets(&self, user: &str, caller: &str, dialled: &str, cdr: &mut Cdr) -> Result<Vec<Target>, Refusal> {
+        let out = self.plan.outbound(user, caller, dialled).inspect_err(|refusal| {
+            // A refused call's record is as complete as it can be: who called (their number),
+            // what the number became and the route that refused it; no trunk was tried.
             if let Ok(n) = self.plan.dial_plan.normalize(dialled) {
                 cdr.callee = n.to_string();
             }
+            cdr.caller = self.plan.calling_number(caller).unwrap_or_else(|| user.to_string());
+            cdr.route = refusal.route.clone().unwrap_or_default();
         })?;
-        cdr.caller = out.caller.clone();
+        cdr.caller = out.caller.clone().unwrap_or_else(|| user.to_string());
         cdr.callee = out.normalized.to_string();
         cdr.route = out.route.clone();
         Ok(out
@@ -469,12 +479,12 @@ impl<M: Media> B2bua<M> {
                     dest: self.config.registrar,
                     transport: Protocol::Udp,
                     called: user,
-                    calling: caller.to_string(),
+                    calling: self.plan.calling_number(caller),
                     bypass: false,
                 }])
             }
             Inbound::Pbx { number, leg } => {
-                let t = self.plan.trunk(&leg.trunk).ok_or_else(|| Refusal { status: 500, reason: "no trunk".into() })?;
+                let t = self.plan.trunk(&leg.trunk).ok_or_else(|| Refusal { status: 500, reason: "no trunk".into(), route: None })?;
                 cdr.callee = number;
                 cdr.route = "pbx".into();
                 Ok(vec![Target {
@@ -495,25 +505,22 @@ impl<M: Media> B2bua<M> {
         while let Some(target) = call.targets.pop_front() {
             if self.dead.contains(&target.trunk) {
                 log::info!("call {}: trunk {} is dead, skipped", call.cdr.call_id, target.trunk);
-                call.cdr.failovers += 1;
                 call.last_failure.get_or_insert((503, "Service Unavailable".into(), format!("trunk {} dead", target.trunk)));
                 continue;
             }
             let relay_b = call.media.filter(|_| !target.bypass).map(|(_, _, b)| b);
             let invite = invite_to_b(&call.invite, &target, self.config.local, relay_b, &mut self.ids);
+            call.tried.one_more(&mut call.cdr.failovers);
             match txns.send_request(invite.clone(), target.dest, target.transport, now) {
                 Ok(client) => {
                     call.cdr.trunk = target.trunk.clone();
                     call.cdr.callee_sent = target.called.clone();
-                    call.cdr.caller_sent = target.calling.clone();
+                    call.cdr.caller_sent = target.calling.clone().unwrap_or_else(|| messages::ANONYMOUS.into());
                     self.by_client.insert(client, key);
                     call.attempt = Some(Attempt::new(client, invite, target, now + self.config.no_answer));
                     return;
                 }
-                Err(e) => {
-                    log::warn!("call {}: INVITE to {} not sent: {e}", call.cdr.call_id, target.trunk);
-                    call.cdr.failovers += 1;
-                }
+                Err(e) => log::warn!("call {}: INVITE to {} not sent: {e}", call.cdr.call_id, target.trunk),
             }
         }
         call.attempt = None;
@@ -732,9 +739,6 @@ impl<M: Media> B2bua<M> {
         if call.cancelled {
             return self.fail_a(txns, key, 487, "Request Terminated", "cancelled by caller", now);
         }
-        if !call.targets.is_empty() {
-            call.cdr.failovers += 1;
-        }
         self.next_target(txns, key, now);
     }
 
@@ -928,6 +932,16 @@ fn send_in_dialog(txns: &mut Transactions, by_client: &mut HashMap<TxId, u64>, k
         }
         Err(e) => log::debug!("in-dialog request not sent: {e}"),
     }
+}
+
+
+/// The caller's number sba-registrar asserted (P-Asserted-Identity, RFC 3325; only a request
+/// from it gets here), when it is a number.
+fn asserted_number(invite: &Request) -> Option<String> {
+    let identity = NameAddr::parse(invite.headers.get(&HeaderName::PAssertedIdentity)?).ok()?;
+    let number = user_of(&identity.uri)?;
+    let digits = number.strip_prefix('+').unwrap_or(&number);
+    (!digits.is_empty() && digits.len() <= 15 && digits.bytes().all(|b| b.is_ascii_digit())).then_some(number)
 }
 
 #[cfg(test)]

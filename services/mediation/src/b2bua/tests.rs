@@ -216,7 +216,9 @@ fn international_without_the_usage_is_refused_403_and_recorded() {
     assert!(rig.requests_to("127.0.0.1:5080", &Method::INVITE).is_empty());
     assert_eq!(rig.cdrs.len(), 1);
     assert_eq!((rig.cdrs[0].status, rig.cdrs[0].trunk.as_str()), (403, ""));
-    assert_eq!(rig.cdrs[0].callee, "+442079460000");
+    // The record is complete: who called, what the number became, the route that refused it.
+    let c = &rig.cdrs[0];
+    assert_eq!((c.caller.as_str(), c.callee.as_str(), c.route.as_str()), ("3012", "+442079460000", "international"));
 }
 
 #[test]
@@ -231,7 +233,45 @@ fn a_dead_trunk_is_skipped_and_busy_ends_the_search() {
     let r = rig.responses().into_iter().find(|r| r.status >= 200).unwrap();
     assert_eq!(r.status, 486);
     assert!(r.headers.get(&HeaderName::Reason).unwrap().starts_with("Q.850;cause=17"));
-    assert_eq!((rig.cdrs[0].failovers, rig.cdrs[0].q850), (1, Some(17)));
+    // One trunk tried: no failover (the dead one was skipped, not tried).
+    assert_eq!((rig.cdrs[0].failovers, rig.cdrs[0].q850), (0, Some(17)));
+}
+
+#[test]
+fn failovers_count_the_trunks_tried_not_the_dead_ones_skipped() {
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut rig = Rig::new(&mut media, &["carrier-b"]);
+    rig.invite_from_branch("3001", "011442079460000");
+    let a = rig.requests_to("127.0.0.1:5080", &Method::INVITE);
+    rig.answer(&a[0], 503, None);
+    assert!(rig.requests_to("127.0.0.1:5082", &Method::INVITE).is_empty(), "carrier-b is dead");
+    let c = rig.requests_to("127.0.0.1:5084", &Method::INVITE);
+    assert_eq!(c.len(), 1, "503 on carrier-a, carrier-b skipped, carrier-c tried");
+    rig.answer(&c[0], 486, None);
+    assert_eq!((rig.cdrs[0].trunk.as_str(), rig.cdrs[0].failovers), ("carrier-c", 1), "two trunks tried: one failover");
+}
+
+#[test]
+fn a_caller_known_by_name_goes_out_anonymous_unless_the_registrar_asserts_its_number() {
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut rig = Rig::new(&mut media, &[]);
+    rig.invite_from_branch("alice", "2125550100");
+    let a = rig.requests_to("127.0.0.1:5080", &Method::INVITE);
+    assert_eq!(a[0].from_header().unwrap().uri.to_string(), "sip:anonymous@anonymous.invalid");
+    assert_eq!(a[0].headers.get(&HeaderName::Privacy), Some("id"));
+    rig.answer(&a[0], 486, None);
+    assert_eq!((rig.cdrs[0].caller.as_str(), rig.cdrs[0].caller_sent.as_str()), ("alice", "anonymous"));
+
+    // The number sba-registrar asserts for alice (her DID) is her calling number (a second
+    // INVITE, the first copy of which went out anonymous like the one above).
+    let mut invite = rig.invite_from_branch("alice", "2125550101");
+    invite.headers.add(HeaderName::PAssertedIdentity, "<sip:+15559870500@127.0.0.1;user=phone>");
+    invite.headers.set(HeaderName::CallId, "a-asserted");
+    invite.headers.set(HeaderName::Via, format!("SIP/2.0/UDP {REGISTRAR};branch=z9hG4bK-asserted"));
+    rig.request(invite, REGISTRAR);
+    let sent = rig.requests_to("127.0.0.1:5080", &Method::INVITE);
+    let asserted = sent.iter().find(|r| r.headers.get(&HeaderName::Privacy).is_none()).expect("a call with a number");
+    assert_eq!(asserted.from_header().unwrap().uri.to_string(), "sip:+15559870500@127.0.0.1:5070;user=phone");
 }
 
 #[test]

@@ -7,7 +7,7 @@
 //! towards it and the referrer's dialog ends. The transfer has its own call record.
 use super::messages::{new_invite, user_of};
 use super::session::Relayed;
-use super::failover::{self, Failure};
+use super::failover::{self, Failure, Tried};
 use super::{cancel, relay_sdp, respond, send_in_dialog, timers, Attempt, B2bua, Media, Output, State, Target};
 use holdfast_media::Side;
 use holdfast_sip::message::{HeaderName, Method, NameAddr, Request, Response, Uri};
@@ -27,6 +27,7 @@ pub(super) struct Transfer {
     notify: bool,
     targets: VecDeque<Target>,
     attempt: Option<Attempt>,
+    tried: Tried,
     last_failure: Option<(u16, String, String)>,
     cdr: Cdr,
 }
@@ -98,7 +99,7 @@ impl<M: Media> B2bua<M> {
             referred_by: Some(by),
             transfer_of: Some(call.cdr.call_id.clone()),
         };
-        let targets = match self.outbound_targets(&user, &number, &mut cdr) {
+        let targets = match self.outbound_targets(&user, &user, &number, &mut cdr) {
             Ok(t) => t,
             Err(refusal) => {
                 log::info!("call {}: transfer to {number} refused: {}", cdr.call_id, refusal.reason);
@@ -123,7 +124,7 @@ impl<M: Media> B2bua<M> {
         respond(txns, id, accepted, now);
         let event_id = refer.cseq().map(|c| c.seq).unwrap_or(1);
         if let Some(call) = self.calls.get_mut(&key) {
-            call.transfer = Some(Transfer { referrer, event_id, notify, targets: targets.into(), attempt: None, last_failure: None, cdr });
+            call.transfer = Some(Transfer { referrer, event_id, notify, targets: targets.into(), attempt: None, tried: Tried::default(), last_failure: None, cdr });
         }
         self.notify(txns, key, "SIP/2.0 100 Trying", false, now);
         self.transfer_next(txns, key, now);
@@ -159,25 +160,22 @@ impl<M: Media> B2bua<M> {
         let offer = relay_sdp::offer(&call.sdp[super::ix(transferee)], relay, true);
         while let Some(target) = t.targets.pop_front() {
             if self.dead.contains(&target.trunk) {
-                t.cdr.failovers += 1;
                 t.last_failure.get_or_insert((503, "Service Unavailable".into(), format!("trunk {} dead", target.trunk)));
                 continue;
             }
             let invite = new_invite(&target, local, 70, offer.clone(), &mut self.ids);
+            t.tried.one_more(&mut t.cdr.failovers);
             match txns.send_request(invite.clone(), target.dest, target.transport, now) {
                 Ok(client) => {
                     t.cdr.call_id = invite.call_id().unwrap_or_default().to_string();
                     t.cdr.trunk = target.trunk.clone();
                     t.cdr.callee_sent = target.called.clone();
-                    t.cdr.caller_sent = target.calling.clone();
+                    t.cdr.caller_sent = target.calling.clone().unwrap_or_else(|| super::messages::ANONYMOUS.into());
                     self.by_client.insert(client, key);
                     t.attempt = Some(Attempt::new(client, invite, target, now + self.config.no_answer));
                     return;
                 }
-                Err(e) => {
-                    log::warn!("call {}: transfer INVITE to {} not sent: {e}", call.cdr.call_id, target.trunk);
-                    t.cdr.failovers += 1;
-                }
+                Err(e) => log::warn!("call {}: transfer INVITE to {} not sent: {e}", call.cdr.call_id, target.trunk),
             }
         }
         t.attempt = None;
@@ -226,9 +224,6 @@ impl<M: Media> B2bua<M> {
         let Some(attempt) = t.attempt.take() else { return };
         self.by_client.remove(&attempt.client);
         t.last_failure = Some((status, reason.to_string(), format!("trunk {}: {status} {reason}", attempt.target.trunk)));
-        if !t.targets.is_empty() {
-            t.cdr.failovers += 1;
-        }
         log::info!("transfer {}: trunk {} {what} ({status}), trying the next", t.cdr.call_id, attempt.target.trunk);
         self.transfer_next(txns, key, now);
     }

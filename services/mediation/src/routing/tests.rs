@@ -97,16 +97,29 @@ fn national_call_takes_the_route_and_trunks_in_order_with_translation() {
     assert_eq!(out.normalized.e164, "+12125550100");
     assert_eq!(out.normalized.rule.as_deref(), Some("national"));
     assert_eq!((out.policy.as_str(), out.usage.as_str(), out.route.as_str()), ("national", "national", "national"));
-    assert_eq!(out.caller, "+15559873012");
+    assert_eq!(out.caller.as_deref(), Some("+15559873012"));
     let trunks: Vec<&str> = out.legs.iter().map(|l| l.trunk.as_str()).collect();
     assert_eq!(trunks, ["itsp", "gw"]);
     // Per-trunk translation: the carrier wants 00-international and a 10-digit caller; the
     // gateway gets E.164.
     assert_eq!(out.legs[0].called, "0012125550100");
     assert_eq!(out.legs[0].called_rule.as_deref(), Some("itsp 00"));
-    assert_eq!(out.legs[0].calling, "5559873012");
+    assert_eq!(out.legs[0].calling.as_deref(), Some("5559873012"));
     assert_eq!(out.legs[1].called, "+12125550100");
-    assert_eq!(out.legs[1].calling, "+15559873012");
+    assert_eq!(out.legs[1].calling.as_deref(), Some("+15559873012"));
+}
+
+#[test]
+fn a_caller_known_only_by_name_has_no_number_a_number_is_kept() {
+    let p = plan();
+    let out = p.outbound("alice", "alice", "2125550100").unwrap();
+    assert_eq!(out.caller, None, "a name is no calling number");
+    assert!(out.legs.iter().all(|l| l.calling.is_none() && l.calling_rule.is_none()), "{:?}", out.legs);
+    // A DID sba-registrar asserts for alice is shown, translated per trunk.
+    let out = p.outbound("alice", "+15559870500", "2125550100").unwrap();
+    assert_eq!(out.legs[0].calling.as_deref(), Some("5559870500"));
+    // A number the dial plan does not know is still a number.
+    assert_eq!(p.calling_number("42"), Some("42".to_string()));
 }
 
 #[test]

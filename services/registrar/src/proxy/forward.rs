@@ -1,7 +1,7 @@
 //! Building the request a proxy sends on a branch (RFC 3261 §16.6) and spotting loops (§16.3).
 use super::target::Target;
 use crate::trust::RouteStamp;
-use holdfast_sip::message::{Header, HeaderName, Host, Request, Via};
+use holdfast_sip::message::{Header, HeaderName, Host, Request, Uri, Via};
 use std::net::{IpAddr, SocketAddr};
 use holdfast_sip::transaction::MAGIC_COOKIE;
 use std::collections::hash_map::DefaultHasher;
@@ -76,6 +76,11 @@ pub fn branch_request(req: &Request, target: &Target, port: u16, inbound: IpAddr
     // request already had.
     for r in target.route.iter().rev() {
         out.headers.push_front(Header::new(HeaderName::Route, r.clone()));
+    }
+    // An identity the phone asserted itself is no one's word (RFC 3325 §5): only ours goes on.
+    out.headers.remove_all(&HeaderName::PAssertedIdentity);
+    if let (Some(number), Uri::Sip(sip)) = (&target.asserted, &target.uri) {
+        out.headers.add(HeaderName::PAssertedIdentity, format!("<sip:{number}@{};user=phone>", sip.host));
     }
     let via = SocketAddr::new(target.local, port);
     out.headers.push_front(Header::new(HeaderName::Via, format!("SIP/2.0/{} {via};branch={branch}", target.transport)));

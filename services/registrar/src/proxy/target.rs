@@ -12,6 +12,9 @@ pub struct Target {
     pub route: Vec<String>,
     /// Our address facing `dest` (our Via and Record-Route name it).
     pub local: IpAddr,
+    /// The caller's PSTN number, asserted to sba-mediation (P-Asserted-Identity, RFC 3325):
+    /// only towards the PSTN, and only a number the directory gives the caller.
+    pub asserted: Option<String>,
 }
 
 /// Where a branch to a registered contact goes (address, transport). `flow` is where and how

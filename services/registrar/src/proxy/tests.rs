@@ -41,6 +41,7 @@ fn target(host: &str) -> Target {
         transport: Protocol::Udp,
         route: Vec::new(),
         local: us(),
+        asserted: None,
     }
 }
 
@@ -265,4 +266,33 @@ fn a_contact_that_never_answers_does_not_hold_up_the_fallback() {
     let (out, _) = b.pump();
     assert_eq!(out.iter().map(|r| r.method.as_str()).collect::<Vec<_>>(), ["INVITE"], "straight to voicemail, no CANCEL");
     assert_eq!(out[0].uri.to_string(), "sip:bob@10.0.0.99:5060");
+}
+
+#[test]
+fn only_our_asserted_identity_goes_on_and_only_towards_the_pstn() {
+    let now = Instant::now();
+    let mut txns = Transactions::new(TimerConfig::default());
+    let mut forged = invite();
+    forged.headers.add(HeaderName::PAssertedIdentity, "<sip:+15550000000@branch.test;user=phone>");
+    let Ok(holdfast_sip::transaction::Inbound::Request { id, request }) = txns.on_request(forged, Protocol::Udp, now) else {
+        panic!("expected a new server transaction")
+    };
+    let pstn = Target {
+        uri: Uri::parse("sip:+12125550100@127.0.0.1:5070;user=phone").unwrap(),
+        asserted: Some("+15559873001".into()),
+        ..target("127.0.0.1")
+    };
+    let mut p = proxy();
+    p.forward(&mut txns, id, request, us(), vec![pstn, target("10.0.0.21")], None, now);
+    let sent: Vec<_> = std::iter::from_fn(|| txns.poll_transmit())
+        .filter_map(|t| match t {
+            Transmit::Request { request, .. } => Some(request),
+            _ => None,
+        })
+        .collect();
+    let identities = |r: &Request| r.headers.get_all(&HeaderName::PAssertedIdentity).map(str::to_string).collect::<Vec<_>>();
+    let to_pstn = sent.iter().find(|r| r.uri.to_string().starts_with("sip:+1212")).unwrap();
+    assert_eq!(identities(to_pstn), ["<sip:+15559873001@127.0.0.1;user=phone>"]);
+    let to_phone = sent.iter().find(|r| r.uri.to_string().contains("10.0.0.21")).unwrap();
+    assert!(identities(to_phone).is_empty(), "the phone's own assertion was passed on");
 }

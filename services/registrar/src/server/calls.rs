@@ -153,7 +153,7 @@ impl Server {
             Destination::Local(bindings) => {
                 let targets: Vec<Target> = bindings.iter().filter_map(|b| self.binding_target(b)).collect();
                 let fallback = match (mode, &self.survival.voicemail, request.method == Method::INVITE) {
-                    (crate::routing::Mode::Survival, Some(vm), true) => self.pstn_target(&vm.clone()),
+                    (crate::routing::Mode::Survival, Some(vm), true) => self.pstn_target(&vm.clone(), request),
                     _ => None,
                 };
                 Ok((targets, fallback))
@@ -162,7 +162,7 @@ impl Server {
                 Some(t) => Ok((vec![t], None)),
                 None => Err(refuse(request, 503, "Service Unavailable (no central site)")),
             },
-            Destination::Pstn(number) => match self.pstn_target(&number) {
+            Destination::Pstn(number) => match self.pstn_target(&number, request) {
                 Some(t) => {
                     log::debug!("call {} to the PSTN as {number}", request.call_id().unwrap_or("?"));
                     Ok((vec![t], None))
@@ -216,7 +216,7 @@ impl Server {
         let dest = address_of(&next)?;
         let transport = transport_of(&next);
         let local = self.addresses.local_for(dest.ip());
-        Some(Target { uri: request_uri, dest, transport, route: Vec::new(), local })
+        Some(Target { uri: request_uri, dest, transport, route: Vec::new(), local, asserted: None })
     }
 
     /// A registered contact, reached over the flow it registered from while it is open, else at
@@ -231,21 +231,25 @@ impl Server {
         };
         let (dest, transport) = binding_hop(flow, contact, self.transport.has_connection(flow.0, flow.1));
         let local = self.addresses.local_for(dest.ip());
-        Some(Target { uri, dest, transport, route: b.path.clone(), local })
+        Some(Target { uri, dest, transport, route: b.path.clone(), local, asserted: None })
     }
 
     fn central_target(&mut self, request_uri: Uri) -> Option<Target> {
         let dest = self.central_proxy()?;
         let local = self.addresses.local_for(dest.ip());
-        Some(Target { uri: request_uri, dest, transport: Protocol::Udp, route: Vec::new(), local })
+        Some(Target { uri: request_uri, dest, transport: Protocol::Udp, route: Vec::new(), local, asserted: None })
     }
 
-    /// sba-mediation, with the number in the Request-URI.
-    fn pstn_target(&mut self, number: &str) -> Option<Target> {
+    /// sba-mediation, with the number in the Request-URI and the caller's own number, which the
+    /// directory gives its user (a DID of its extension block, or its named entry), asserted.
+    /// A caller without one goes out without a number (sba-mediation withholds it).
+    fn pstn_target(&mut self, number: &str, request: &Request) -> Option<Target> {
         let dest = self.survival.mediation?;
         let uri = Uri::parse(&format!("sip:{number}@{dest};user=phone")).ok()?;
         let local = self.addresses.local_for(dest.ip());
-        Some(Target { uri, dest, transport: Protocol::Udp, route: Vec::new(), local })
+        let caller = request.from_header().ok().and_then(|f| user_of(&f.uri).map(str::to_string));
+        let asserted = caller.and_then(|user| self.directory.e164_of(&user).map(|(_, e164)| e164));
+        Some(Target { uri, dest, transport: Protocol::Udp, route: Vec::new(), local, asserted })
     }
 
     /// The central proxy to use now: the first one the WAN monitor sees answering.

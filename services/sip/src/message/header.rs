@@ -54,7 +54,9 @@ header_names! {
     MaxForwards => "Max-Forwards";
     MinExpires => "Min-Expires";
     MinSe => "Min-SE";
+    PAssertedIdentity => "P-Asserted-Identity";
     Path => "Path";
+    Privacy => "Privacy";
     ProxyAuthenticate => "Proxy-Authenticate";
     ProxyAuthorization => "Proxy-Authorization";
     ProxyRequire => "Proxy-Require";
