@@ -125,9 +125,21 @@ enum NumberCommand {
 
 #[derive(Subcommand)]
 enum TlsCommand {
-    /// Where the certificate is, its SHA-256 fingerprint (what a browser shows), its chain.
+    /// Its subject, issuer, validity, SHA-256 fingerprint (what a browser shows) and chain.
     Show {
         /// The certificate directory (default: [web].tls_dir of /etc/sba/sba.toml, else /etc/sba/tls).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Puts CERT (PEM, leaf first) and its KEY in place of the appliance certificate. The
+    /// running services present it at their next TLS handshakes (within a second); calls and
+    /// the connections they use go on.
+    Install {
+        cert: PathBuf,
+        key: PathBuf,
+        /// Intermediate CA certificates (PEM) sent after the leaf.
+        #[arg(long)]
+        chain: Option<PathBuf>,
         #[arg(long)]
         dir: Option<PathBuf>,
     },
@@ -189,6 +201,13 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Command::Tls { command: TlsCommand::Show { dir } } => tls_show(&dir.unwrap_or_else(default_tls_dir)),
+        Command::Tls { command: TlsCommand::Install { cert, key, chain, dir } } => {
+            let dir = dir.unwrap_or_else(default_tls_dir);
+            let installed = holdfast_tls::ApplianceCert::install(&dir, &cert, &key, chain.as_deref())
+                .with_context(|| format!("installing {} into {}", cert.display(), dir.display()))?;
+            println!("installed; the services present it at their next TLS handshakes");
+            print_cert(&installed)
+        }
         Command::Plan { users, calls_per_user_hour, hold_secs, blocking, json, config } => {
             let traffic = plan::Traffic { users, calls_per_user_hour, hold_secs, blocking };
             plan_ports(traffic, json, config.as_deref())
@@ -267,8 +286,26 @@ fn tls_show(dir: &Path) -> Result<()> {
         println!("no certificate in {} yet: sba-web generates a self-signed one at its first start", dir.display());
         return Ok(());
     };
+    print_cert(&cert)
+}
+
+fn print_cert(cert: &holdfast_tls::ApplianceCert) -> Result<()> {
+    let info = cert.info().with_context(|| format!("reading {}", cert.cert_path().display()))?;
+    let date = |secs: u64| holdfast_store::cdr_text::iso(i64::try_from(secs).unwrap_or(i64::MAX).saturating_mul(1000));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let state = if now > info.not_after {
+        "EXPIRED".to_string()
+    } else if now < info.not_before {
+        "not valid yet".to_string()
+    } else {
+        format!("{} days left", (info.not_after - now) / 86_400)
+    };
     println!("certificate:  {}", cert.cert_path().display());
-    println!("SHA-256:      {}", cert.fingerprint_sha256());
+    println!("subject:      {}", info.subject);
+    println!("issuer:       {}", info.issuer);
+    println!("valid from:   {}", date(info.not_before));
+    println!("expires:      {} ({state})", date(info.not_after));
+    println!("SHA-256:      {}", info.fingerprint_sha256);
     println!("chain:        {} certificate(s)", cert.chain.len());
     Ok(())
 }

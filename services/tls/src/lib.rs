@@ -5,11 +5,24 @@
 //! restarts and a browser's exception or a phone's pinned certificate keeps working. sba-web
 //! serves HTTPS with it; SIP over TLS (port 5061) takes the same `ServerConfig`.
 //!
+//! `LiveCert` serves the certificate to handshakes and swaps in a new one when its files change
+//! (`install` writes them: `sbactl tls install`).
+//!
 //! `client_config` is the other direction: whom the appliance trusts when it connects out (the
-//! central site's call record receiver): the Mozilla roots plus an optional private CA.
+//! central site's call record receiver): the Mozilla roots plus an optional private CA;
+//! `peer_client_config` the same for SIP peers (central proxies, trunks), by CA bundle, with
+//! the appliance certificate as client certificate (mutual TLS) where asked.
+mod install;
+mod live;
+mod peer;
+
+pub use install::CertInfo;
+pub use live::LiveCert;
+pub use peer::{peer_client_config, PeerTrust};
+pub use rustls;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls::{ClientConfig, RootCertStore};
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -18,8 +31,9 @@ use std::sync::Arc;
 
 /// Where the image keeps the certificate.
 pub const DEFAULT_DIR: &str = "/etc/sba/tls";
-const CERT_FILE: &str = "cert.pem";
-const KEY_FILE: &str = "key.pem";
+pub(crate) const CERT_FILE: &str = "cert.pem";
+pub(crate) const KEY_FILE: &str = "key.pem";
+const LOCK_FILE: &str = ".lock";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -50,28 +64,24 @@ impl ApplianceCert {
         if !cert_path.exists() && !key_path.exists() {
             return Ok(None);
         }
-        let pem_error = |path: &Path, e: rustls::pki_types::pem::Error| TlsError::Pem { path: path.to_owned(), message: e.to_string() };
-        let chain = CertificateDer::pem_file_iter(&cert_path)
-            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| pem_error(&cert_path, e))?;
-        if chain.is_empty() {
-            return Err(TlsError::Pem { path: cert_path, message: "no certificate in it".into() });
-        }
-        let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| pem_error(&key_path, e))?;
+        let chain = read_certs(&cert_path)?;
+        let key = read_key(&key_path)?;
         Ok(Some(ApplianceCert { dir: dir.to_owned(), chain, key, generated: false }))
     }
 
     /// The certificate in `dir`, or a self-signed one for `names` (DNS names or IP addresses)
     /// generated now and written there (the key readable by its owner only).
     pub fn load_or_generate(dir: &Path, names: &[String]) -> Result<ApplianceCert, TlsError> {
+        std::fs::create_dir_all(dir).map_err(|source| TlsError::Io { path: dir.to_owned(), source })?;
+        // sba-web and the SIP services start together: one generates, the others load it.
+        let _lock = lock(dir)?;
         if let Some(found) = Self::load(dir)? {
             return Ok(found);
         }
         let rcgen::CertifiedKey { cert, key_pair } = rcgen::generate_simple_self_signed(names.to_vec())?;
-        std::fs::create_dir_all(dir).map_err(|source| TlsError::Io { path: dir.to_owned(), source })?;
         // Key first: a crash between the two leaves no certificate without its key.
-        write_new(&dir.join(KEY_FILE), key_pair.serialize_pem().as_bytes(), 0o600)?;
-        write_new(&dir.join(CERT_FILE), cert.pem().as_bytes(), 0o644)?;
+        write_replacing(&dir.join(KEY_FILE), key_pair.serialize_pem().as_bytes(), 0o600)?;
+        write_replacing(&dir.join(CERT_FILE), cert.pem().as_bytes(), 0o644)?;
         log::info!("generated a self-signed appliance certificate in {} for {}", dir.display(), names.join(", "));
         let key = PrivateKeyDer::try_from(key_pair.serialize_der())
             .map_err(|message| TlsError::Pem { path: dir.join(KEY_FILE), message: message.to_string() })?;
@@ -88,14 +98,9 @@ impl ApplianceCert {
         self.dir.join(CERT_FILE)
     }
 
-    /// A server configuration presenting this certificate, offering `alpn` protocols.
-    pub fn server_config(&self, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, TlsError> {
-        let mut config = ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_single_cert(self.chain.clone(), self.key.clone_key())?;
-        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        Ok(Arc::new(config))
+    /// The chain with its signing key, checked to belong together.
+    pub(crate) fn certified_key(&self) -> Result<rustls::sign::CertifiedKey, TlsError> {
+        Ok(rustls::sign::CertifiedKey::from_der(self.chain.clone(), self.key.clone_key(), &provider())?)
     }
 }
 
@@ -104,10 +109,7 @@ impl ApplianceCert {
 pub fn client_config(extra_ca: Option<&Path>) -> Result<Arc<ClientConfig>, TlsError> {
     let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
     if let Some(path) = extra_ca {
-        let certs = CertificateDer::pem_file_iter(path)
-            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| TlsError::Pem { path: path.to_owned(), message: e.to_string() })?;
-        for cert in certs {
+        for cert in read_certs(path)? {
             roots.add(cert)?;
         }
     }
@@ -122,12 +124,37 @@ pub fn client_config(extra_ca: Option<&Path>) -> Result<Arc<ClientConfig>, TlsEr
 /// aws-lc-rs provider has; aws-lc-rs needs cmake and a C toolchain the offline image build
 /// does not carry. Browsers and phones negotiate X25519 with it.
 #[allow(deprecated)]
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Writes a file that must not exist yet, through a temporary name, with `mode`.
-fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError> {
+/// The certificates in a PEM file; none is an error.
+pub(crate) fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| TlsError::Pem { path: path.to_owned(), message: e.to_string() })?;
+    if certs.is_empty() {
+        return Err(TlsError::Pem { path: path.to_owned(), message: "no certificate in it".into() });
+    }
+    Ok(certs)
+}
+
+pub(crate) fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| TlsError::Pem { path: path.to_owned(), message: e.to_string() })
+}
+
+/// Holds `dir`'s lock file (an advisory lock: the services and `sbactl tls install` writing the
+/// pair one at a time) until dropped.
+pub(crate) fn lock(dir: &Path) -> Result<std::fs::File, TlsError> {
+    let path = dir.join(LOCK_FILE);
+    let io = |source| TlsError::Io { path: path.clone(), source };
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(&path).map_err(io)?;
+    file.lock().map_err(io)?;
+    Ok(file)
+}
+
+/// Writes a file whole through a temporary name (readers see the old or the new), with `mode`.
+pub(crate) fn write_replacing(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError> {
     let io = |source| TlsError::Io { path: path.to_owned(), source };
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp).map_err(io)?;
@@ -152,7 +179,7 @@ mod tests {
         assert!(!again.generated);
         assert_eq!(first.fingerprint_sha256(), again.fingerprint_sha256());
         assert_eq!(again.fingerprint_sha256().len(), 32 * 3 - 1);
-        again.server_config(&[b"http/1.1"]).unwrap();
+        LiveCert::watch(&again).unwrap().server_config(&[b"http/1.1"]).unwrap();
         // Its own certificate as a CA file: a client trusting it is configured.
         client_config(Some(&again.cert_path())).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
@@ -165,6 +192,53 @@ mod tests {
         std::fs::write(dir.join(CERT_FILE), "not a certificate").unwrap();
         std::fs::write(dir.join(KEY_FILE), "nor a key").unwrap();
         assert!(ApplianceCert::load_or_generate(&dir, &["x".into()]).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A certificate from a company CA for `name`, written as PEM files in `dir`: (cert, key, ca).
+    fn company_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "Company CA");
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let mut params = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
+        params.distinguished_name.push(rcgen::DnType::CommonName, name);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+        std::fs::create_dir_all(dir).unwrap();
+        let paths = (dir.join("new.pem"), dir.join("new.key"), dir.join("ca.pem"));
+        std::fs::write(&paths.0, cert.pem()).unwrap();
+        std::fs::write(&paths.1, key.serialize_pem()).unwrap();
+        std::fs::write(&paths.2, ca.pem()).unwrap();
+        paths
+    }
+
+    #[test]
+    fn an_installed_certificate_is_served_by_a_running_service_and_a_wrong_key_is_refused() {
+        let dir = std::env::temp_dir().join(format!("holdfast-tls-install-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let generated = ApplianceCert::load_or_generate(&dir, &["sba.branch.local".to_string()]).unwrap();
+        let live = LiveCert::watch(&generated).unwrap();
+        let (cert, key, ca) = company_cert(&dir.join("in"), "sba.branch.example");
+        let (_, other_key, _) = company_cert(&dir.join("other"), "sba.branch.example");
+
+        // A key that is not the certificate's is refused and the old pair stays.
+        assert!(ApplianceCert::install(&dir, &cert, &other_key, None).is_err());
+        assert_eq!(ApplianceCert::load(&dir).unwrap().unwrap().fingerprint_sha256(), generated.fingerprint_sha256());
+
+        let installed = ApplianceCert::install(&dir, &cert, &key, Some(&ca)).unwrap();
+        assert_eq!(installed.chain.len(), 2);
+        let info = installed.info().unwrap();
+        assert_eq!(info.subject, "CN=sba.branch.example");
+        assert_eq!(info.issuer, "CN=Company CA");
+        assert!(info.not_before < info.not_after);
+        assert_eq!(info.fingerprint_sha256, installed.fingerprint_sha256());
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(dir.join(KEY_FILE)).unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o600);
+        // The running side picks it up at its next look.
+        assert!(live.reload());
+        assert_eq!(live.fingerprint_sha256(), installed.fingerprint_sha256());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -48,7 +48,9 @@ async fn run(config: Config) -> Result<()> {
         let cert = holdfast_tls::ApplianceCert::load_or_generate(&config.web.tls_dir, &names)
             .with_context(|| format!("the appliance certificate in {}", config.web.tls_dir.display()))?;
         log::info!("HTTPS with {} (SHA-256 {})", cert.cert_path().display(), cert.fingerprint_sha256());
-        Some(tokio_rustls::TlsAcceptor::from(cert.server_config(&[b"http/1.1"])?))
+        // Live: `sbactl tls install` swaps the certificate without a restart.
+        let live = holdfast_tls::LiveCert::watch(&cert)?;
+        Some(tokio_rustls::TlsAcceptor::from(live.server_config(&[b"http/1.1"])?))
     } else {
         None
     };
