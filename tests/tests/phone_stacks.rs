@@ -52,7 +52,7 @@ fn twinkle_registers_calls_and_is_called_hangs_up_and_unregisters() {
     let scratch = Scratch::new("stack-twinkle");
     let app = LocalAppliance::start(&scratch.path);
     app.add_users(&[("3001", "pw-3001"), ("3003", "pw-3003")]);
-    let mut baresip = Baresip::start(app.ns(), &scratch.path, &config("3001", "pw-3001", 5061), 120);
+    let mut baresip = Baresip::start(app.ns(), &scratch.path, &config("3001", "pw-3001", 5066), 120);
     let mut twinkle = Twinkle::start(app.ns(), &scratch.path, &config("3003", "pw-3003", 5063), 24000);
     wait_until("both registered", || bound(&app, "3001").is_some() && bound(&app, "3003").is_some());
     let binding = bound(&app, "3003").unwrap();
@@ -73,7 +73,7 @@ fn linphonec_registers_calls_hangs_up_is_hung_up_on_and_unregisters() {
     let scratch = Scratch::new("stack-linphonec");
     let app = LocalAppliance::start(&scratch.path);
     app.add_users(&[("3001", "pw-3001"), ("3004", "pw-3004")]);
-    let mut baresip = Baresip::start(app.ns(), &scratch.path, &config("3001", "pw-3001", 5061), 120);
+    let mut baresip = Baresip::start(app.ns(), &scratch.path, &config("3001", "pw-3001", 5066), 120);
     let mut linphonec = Linphonec::start(app.ns(), &scratch.path, &config("3004", "pw-3004", 5064));
     wait_until("both registered", || bound(&app, "3001").is_some() && bound(&app, "3004").is_some());
     let binding = bound(&app, "3004").unwrap();

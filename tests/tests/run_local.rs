@@ -49,7 +49,7 @@ fn run_local_places_every_kind_of_call_with_audio_both_ways() {
         refresh: Duration::from_secs(600),
     };
     let baresip =
-        Baresip::start_with(app.ns(), &scratch.path, &config("3001", "secret-3001", 5061), 120, BaresipAudio::Tone(BARESIP_HZ), Protocol::Udp);
+        Baresip::start_with(app.ns(), &scratch.path, &config("3001", "secret-3001", 5066), 120, BaresipAudio::Tone(BARESIP_HZ), Protocol::Udp);
     let mut linphonec = Linphonec::start(app.ns(), &scratch.path, &config("3002", "secret-3002", 5062));
     let tone = scratch.file("linphonec-tone.wav");
     audio::write_tone(&tone, LINPHONEC_HZ, 30);

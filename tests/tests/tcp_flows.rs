@@ -45,7 +45,7 @@ fn a_tcp_phone_is_called_at_once_after_a_registrar_restart() {
     let mut app = LocalAppliance::start(&scratch.path);
     app.add_users(&[("3001", "pw-3001"), ("3002", "pw-3002")]);
     let tcp_phone =
-        Baresip::start_with(app.ns(), &scratch.path, &config("3001", "pw-3001", 5061), 120, BaresipAudio::Echo, Protocol::Tcp);
+        Baresip::start_with(app.ns(), &scratch.path, &config("3001", "pw-3001", 5066), 120, BaresipAudio::Echo, Protocol::Tcp);
     let mut caller = Baresip::start(app.ns(), &scratch.path, &config("3002", "pw-3002", 5064), 120);
     let deadline = Instant::now() + WAIT;
     while binding(&app, "3001").is_none() || binding(&app, "3002").is_none() {

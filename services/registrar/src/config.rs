@@ -52,6 +52,11 @@ pub struct Registrar {
     /// that also offers SHA-256; sipp 3.6 reads only the first. ["SHA-256", "MD5"] where the
     /// phones allow it.
     pub digest_algorithms: Vec<String>,
+    /// Where phones reach us over SIP over TLS (5061); none: no TLS listener.
+    pub tls_listen: Option<SocketAddr>,
+    /// The appliance certificate (cert.pem, key.pem; generated there at first start when
+    /// absent), shared with sba-web's `[web].tls_dir`.
+    pub tls_dir: PathBuf,
     /// Contacts one AOR may hold; a REGISTER beyond it is refused (403) and counted.
     pub max_contacts: usize,
 }
@@ -69,6 +74,8 @@ impl Default for Registrar {
             default_expires: 3600,
             nonce_lifetime: 300,
             digest_algorithms: vec!["MD5".to_string()],
+            tls_listen: None,
+            tls_dir: PathBuf::from(holdfast_tls::DEFAULT_DIR),
             max_contacts: 10,
         }
     }

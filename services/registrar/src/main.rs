@@ -17,7 +17,8 @@ use holdfast_runtime::{init_logging, Notifier};
 use holdfast_sip::auth::Algorithm;
 use holdfast_sip::transaction::{TimerConfig, Transactions};
 use std::collections::HashMap;
-use holdfast_sip::transport::Transport;
+use holdfast_sip::transport::{TlsSetup, Transport};
+use holdfast_tls::{peer_client_config, ApplianceCert, LiveCert, PeerTrust};
 use holdfast_store::Store;
 use directory::Directory;
 use proxy::{Proxy, ProxyConfig};
@@ -92,8 +93,13 @@ async fn run(config: Config) -> Result<()> {
     } else {
         None
     };
-    let (transport, incoming) =
-        Transport::bind(c.listen).await.with_context(|| format!("listening on {} (UDP and TCP)", c.listen))?;
+    let tls = match c.tls_listen {
+        Some(listen) => Some(tls_setup(&c, listen)?),
+        None => None,
+    };
+    let (transport, incoming) = Transport::bind_with_tls(c.listen, tls)
+        .await
+        .with_context(|| format!("listening on {} (UDP and TCP) and {:?} (TLS)", c.listen, c.tls_listen))?;
     let notifier = Notifier::from_env()?;
     let status = server::StatusFile::beside(&c.db, now);
     let wan = match &config.central {
@@ -165,4 +171,21 @@ async fn run(config: Config) -> Result<()> {
         done: None,
     };
     server.run(incoming).await
+}
+
+/// The TLS listener with the appliance certificate, kept live (`sbactl tls install`).
+fn tls_setup(c: &config::Registrar, listen: SocketAddr) -> Result<TlsSetup> {
+    let mut names = vec![c.domain.clone(), "localhost".to_string()];
+    names.extend([c.listen.ip(), listen.ip()].iter().filter(|ip| !ip.is_unspecified()).map(|ip| ip.to_string()));
+    names.dedup();
+    let cert = ApplianceCert::load_or_generate(&c.tls_dir, &names)
+        .with_context(|| format!("the appliance certificate in {}", c.tls_dir.display()))?;
+    log::info!("SIP over TLS on {listen} with {} (SHA-256 {})", cert.cert_path().display(), cert.fingerprint_sha256());
+    let live = LiveCert::watch(&cert)?;
+    Ok(TlsSetup {
+        listen: Some(listen),
+        server: live.server_config(&[])?,
+        client: peer_client_config(&PeerTrust::verified(None))?,
+        peers: Vec::new(),
+    })
 }

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// How one peer is trusted.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PeerTrust<'a> {
     /// A PEM bundle of the CAs the peer's certificate must chain to; None: the Mozilla roots.
     pub ca: Option<&'a Path>,
@@ -21,6 +21,13 @@ pub struct PeerTrust<'a> {
     pub verify: bool,
     /// Shown to the peer when it asks for a client certificate (mutual TLS).
     pub client_cert: Option<Arc<LiveCert>>,
+}
+
+impl<'a> PeerTrust<'a> {
+    /// Checked against `ca` (None: the Mozilla roots), without a client certificate.
+    pub fn verified(ca: Option<&'a Path>) -> PeerTrust<'a> {
+        PeerTrust { ca, verify: true, client_cert: None }
+    }
 }
 
 /// The client configuration for a peer trusted as `trust` says.

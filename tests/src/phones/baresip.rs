@@ -39,6 +39,25 @@ impl Baresip {
         audio: BaresipAudio,
         transport: Protocol,
     ) -> Baresip {
+        Baresip::start_configured(ns, dir, c, lifetime_s, audio, transport, "")
+    }
+
+    /// `start` over TLS to `c.registrar` (the TLS listener), trusting the certificate in `ca`.
+    /// baresip listens for TLS on its SIP port + 1.
+    pub fn start_tls(ns: &Netns, dir: &Path, c: &PhoneConfig, lifetime_s: u32, ca: &Path) -> Baresip {
+        let extra = format!("sip_cafile {}\n", ca.display());
+        Baresip::start_configured(ns, dir, c, lifetime_s, BaresipAudio::Echo, Protocol::Tls, &extra)
+    }
+
+    fn start_configured(
+        ns: &Netns,
+        dir: &Path,
+        c: &PhoneConfig,
+        lifetime_s: u32,
+        audio: BaresipAudio,
+        transport: Protocol,
+        extra: &str,
+    ) -> Baresip {
         let dir = dir.join(format!("baresip-{}-{}", c.user, c.addr.port()));
         std::fs::create_dir_all(&dir).expect("baresip dir");
         let audio_config = match audio {
@@ -55,7 +74,7 @@ impl Baresip {
         };
         let config = format!(
             "sip_listen {}\nmodule_path /usr/lib/baresip/modules\nmodule stdio.so\nmodule g711.so\n{audio_config}\
-             module_app account.so\nmodule_app menu.so\nrtp_ports 20000-20999\n",
+             module_app account.so\nmodule_app menu.so\nrtp_ports 20000-20999\n{extra}",
             c.addr
         );
         std::fs::write(dir.join("config"), config).expect("baresip config");

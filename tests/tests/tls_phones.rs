@@ -1,0 +1,122 @@
+//! SIP over TLS on the embedded default (image/run-local: sba-registrar's TLS listener on
+//! 127.0.0.1:5061 with the certificate it generated under var/tls): baresip registers over TLS,
+//! checking that certificate, and is called over its TLS flow; `sbactl tls install` puts a
+//! company CA's certificate in place while the call is up: new handshakes present it at once,
+//! the call (and the phone's TLS connection) goes on and ends normally. Plain SIP sent to the
+//! TLS port gets no answer.
+use holdfast_tests::local::{LocalAppliance, DOMAIN, REGISTRAR};
+use holdfast_tests::phones::{Baresip, Event, Phone, PhoneConfig};
+use holdfast_tests::scratch::Scratch;
+use std::io::Read;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(15);
+const TLS: &str = "127.0.0.1:5061";
+
+fn config<'a>(user: &'a str, password: &'a str, port: u16, registrar: &str) -> PhoneConfig<'a> {
+    PhoneConfig {
+        user,
+        password,
+        domain: DOMAIN,
+        addr: format!("127.0.0.1:{port}").parse().unwrap(),
+        registrar: registrar.parse().unwrap(),
+        expires: 3600,
+        refresh: Duration::from_secs(3600),
+    }
+}
+
+fn binding(app: &LocalAppliance, user: &str) -> Option<serde_json::Value> {
+    let out = app.sbactl(&["registrations", "--json"]);
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    rows.into_iter().find(|b| b["aor"] == format!("sip:{user}@{DOMAIN}"))
+}
+
+/// The SHA-256 fingerprint of the certificate a TLS handshake with the registrar presents now,
+/// as openssl (a second TLS stack) sees it: "AB:CD:...".
+fn presented(app: &LocalAppliance) -> String {
+    let script = format!("openssl s_client -connect {TLS} </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256");
+    let out = app.ns().command("sh").args(["-c", &script]).output().expect("openssl (apt-get install openssl)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim().rsplit('=').next().unwrap_or_default().to_string()
+}
+
+/// `sbactl tls show`'s SHA-256 line for the certificate files in `dir`.
+fn shown(app: &LocalAppliance, dir: &Path) -> String {
+    let out = app.sbactl(&["tls", "show", "--dir", &dir.to_string_lossy()]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    text.lines().find_map(|l| l.strip_prefix("SHA-256:")).map(|f| f.trim().to_string()).unwrap_or_else(|| panic!("{text}"))
+}
+
+/// A certificate for the appliance from a company CA (openssl), in `dir`: (cert, key).
+fn company_certificate(dir: &Path) -> (String, String) {
+    let (ca_key, ca, key, csr, cert) = ("ca.key", "ca.pem", "new.key", "new.csr", "new.pem");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl").current_dir(dir).args(args).output().expect("openssl");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(&["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", ca_key, "-out", ca, "-subj", "/CN=Company CA", "-days", "30"]);
+    run(&["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=sba.branch.example"]);
+    std::fs::write(dir.join("ext"), "subjectAltName=DNS:sba.branch.example,IP:127.0.0.1\n").unwrap();
+    run(&["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert, "-days", "30", "-extfile", "ext"]);
+    (dir.join(cert).to_string_lossy().into(), dir.join(key).to_string_lossy().into())
+}
+
+#[test]
+fn a_tls_phone_is_called_over_its_flow_and_a_new_certificate_needs_no_restart() {
+    let scratch = Scratch::new("tls-phones");
+    let app = LocalAppliance::start(&scratch.path);
+    app.add_users(&[("3001", "pw-3001"), ("3002", "pw-3002")]);
+    let tls_dir = scratch.path.join("var/tls");
+    let generated = tls_dir.join("cert.pem");
+    assert!(generated.exists(), "the embedded default generated no certificate: {}", app.log("sba-registrar"));
+
+    let tls_phone = Baresip::start_tls(app.ns(), &scratch.path, &config("3001", "pw-3001", 5066, TLS), 120, &generated);
+    let mut caller = Baresip::start(app.ns(), &scratch.path, &config("3002", "pw-3002", 5064, REGISTRAR), 120);
+    let deadline = Instant::now() + WAIT;
+    while binding(&app, "3001").is_none() || binding(&app, "3002").is_none() {
+        assert!(Instant::now() < deadline, "not registered:\n{}\n{}", tls_phone.console(), app.log("sba-registrar"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let bound = binding(&app, "3001").unwrap();
+    assert_eq!(bound["transport"], "tls", "{bound}");
+    assert!(bound["contact"].as_str().unwrap_or_default().contains("transport=tls"), "{bound}");
+    let old = shown(&app, &tls_dir);
+    assert_eq!(presented(&app), old, "the registrar presents the certificate sbactl shows");
+
+    caller.dial(&format!("sip:3001@{DOMAIN}"));
+    assert!(tls_phone.wait(Event::Connected, 0, WAIT), "the TLS phone was not reached:\n{}", caller.console());
+    assert!(caller.wait(Event::Connected, 0, WAIT), "{}", caller.console());
+
+    // A company CA's certificate while the call is up.
+    let (cert, key) = company_certificate(&scratch.path);
+    let out = app.sbactl(&["tls", "install", &cert, &key, "--dir", &tls_dir.to_string_lossy()]);
+    assert!(out.status.success(), "sbactl tls install: {}", String::from_utf8_lossy(&out.stderr));
+    let new = shown(&app, &tls_dir);
+    assert_ne!(new, old);
+    let deadline = Instant::now() + WAIT;
+    while presented(&app) != new {
+        assert!(Instant::now() < deadline, "new handshakes still present the old certificate: {}", app.log("sba-registrar"));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(app.log("sba-registrar").contains("new appliance certificate"), "{}", app.log("sba-registrar"));
+
+    // The call and the phone's TLS connection went on: the hang-up reaches it over the flow.
+    std::thread::sleep(Duration::from_secs(1));
+    caller.hang_up();
+    assert!(tls_phone.wait(Event::Ended, 0, WAIT), "the BYE did not reach the TLS phone:\n{}", tls_phone.console());
+    assert_eq!(binding(&app, "3001").unwrap()["source"], bound["source"], "the phone kept its TLS connection");
+
+    // Plain SIP on the TLS port is no handshake: the connection closes without an answer.
+    let mut plain = app
+        .ns()
+        .command("bash")
+        .args(["-c", &format!("exec 3<>/dev/tcp/127.0.0.1/5061; printf 'OPTIONS sip:{DOMAIN} SIP/2.0\\r\\n\\r\\n' >&3; timeout 5 cat <&3")])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("bash");
+    let mut answer = String::new();
+    plain.stdout.take().unwrap().read_to_string(&mut answer).unwrap();
+    let _ = plain.wait();
+    assert!(!answer.contains("SIP/2.0"), "plain SIP answered on the TLS port: {answer}");
+}
