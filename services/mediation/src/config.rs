@@ -3,6 +3,7 @@
 use crate::numbers::{DialPlan, Rule};
 use crate::routing::{route_pattern, InboundRule, InboundTarget, Plan, Policy, Registration, Route, Trunk, TrunkKind};
 use holdfast_sip::transport::Protocol;
+use holdfast_tls::rustls::pki_types::ServerName;
 use holdfast_runtime::config::{self, ConfigError};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
@@ -53,6 +54,10 @@ struct Mediation {
     routes: Vec<RouteEntry>,
     trunks: Vec<TrunkEntry>,
     inbound: Vec<InboundEntry>,
+    /// Where trunks and PBXs reach us over SIP over TLS; none: no TLS listener.
+    tls_listen: Option<SocketAddr>,
+    /// The appliance certificate (shared with sba-registrar and sba-web).
+    tls_dir: PathBuf,
 }
 
 impl Default for Mediation {
@@ -74,6 +79,8 @@ impl Default for Mediation {
             routes: Vec::new(),
             trunks: Vec::new(),
             inbound: Vec::new(),
+            tls_listen: None,
+            tls_dir: PathBuf::from(holdfast_tls::DEFAULT_DIR),
         }
     }
 }
@@ -118,6 +125,7 @@ enum KindEntry {
 enum TransportEntry {
     Udp,
     Tcp,
+    Tls,
 }
 
 #[derive(Debug, Deserialize)]
@@ -140,6 +148,12 @@ struct TrunkEntry {
     #[serde(default)]
     inbound_from: Vec<IpAddr>,
     registration: Option<RegistrationEntry>,
+    /// transport = "tls": the name the trunk's certificate must carry (default: its IP address),
+    /// the CA bundle it must chain to (default: the Mozilla roots), and the explicit opt-out.
+    tls_name: Option<Spanned<String>>,
+    tls_ca: Option<PathBuf>,
+    #[serde(default = "yes")]
+    tls_verify: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -170,10 +184,26 @@ fn register_expires() -> u32 {
     600
 }
 
+/// How a trunk over TLS is checked.
+#[derive(Debug, Clone)]
+pub struct TrunkTls {
+    pub trunk: String,
+    pub address: SocketAddr,
+    /// What its certificate must name (`tls_name`, else its IP address).
+    pub name: ServerName<'static>,
+    /// The CA bundle it must chain to; None: the Mozilla roots.
+    pub ca: Option<PathBuf>,
+    /// False: `tls_verify = false`, logged at start.
+    pub verify: bool,
+}
+
 /// What sba-mediation runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    pub tls_listen: Option<SocketAddr>,
+    pub tls_dir: PathBuf,
+    pub tls_trunks: Vec<TrunkTls>,
     /// The address peers reach us at (Via, Contact): `advertise`, else the listen address.
     pub advertise: IpAddr,
     pub registrar: SocketAddr,
@@ -237,10 +267,25 @@ impl Config {
         }
 
         let mut trunks = Vec::new();
+        let mut tls_trunks = Vec::new();
         let mut names = HashSet::new();
         for (i, t) in m.trunks.iter().enumerate() {
             if !names.insert(t.name.get_ref().clone()) {
                 return Err(at(t.name.span(), format!("mediation.trunks[{i}].name"), "duplicate trunk name".into()));
+            }
+            if matches!(t.transport, TransportEntry::Tls) {
+                let name = t.tls_name.as_ref().map_or_else(|| t.address.ip().to_string(), |n| n.get_ref().clone());
+                let server_name = ServerName::try_from(name).map_err(|e| {
+                    let span = t.tls_name.as_ref().map_or(t.name.span(), Spanned::span);
+                    at(span, format!("mediation.trunks[{i}].tls_name"), e.to_string())
+                })?;
+                tls_trunks.push(TrunkTls {
+                    trunk: t.name.get_ref().clone(),
+                    address: t.address,
+                    name: server_name.to_owned(),
+                    ca: t.tls_ca.clone(),
+                    verify: t.tls_verify,
+                });
             }
             let registration = t.registration.as_ref().map(|r| Registration {
                 user: r.user.clone(),
@@ -259,6 +304,7 @@ impl Config {
                 transport: match t.transport {
                     TransportEntry::Udp => Protocol::Udp,
                     TransportEntry::Tcp => Protocol::Tcp,
+                    TransportEntry::Tls => Protocol::Tls,
                 },
                 called: rules(&t.called, &format!("mediation.trunks[{i}].called"))?,
                 calling: rules(&t.calling, &format!("mediation.trunks[{i}].calling"))?,
@@ -330,6 +376,9 @@ impl Config {
         Ok(Config {
             listen,
             advertise,
+            tls_listen: m.tls_listen,
+            tls_dir: m.tls_dir,
+            tls_trunks,
             registrar: m.registrar,
             db,
             media_ip: *m.media_ip.get_ref(),

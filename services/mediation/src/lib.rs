@@ -13,3 +13,4 @@ pub mod relay_media;
 pub mod server;
 pub mod status;
 pub mod registration;
+pub mod tls;

@@ -27,6 +27,8 @@ pub enum ServerError {
     Relay(#[from] holdfast_media::RelayError),
     #[error("store: {0}")]
     Store(#[from] holdfast_store::StoreError),
+    #[error("TLS: {0}")]
+    Tls(#[from] holdfast_tls::TlsError),
     #[error("the SIP transport stopped")]
     TransportStopped,
     #[error("installing the signal handlers: {0}")]
@@ -57,7 +59,8 @@ pub struct Server {
 impl Server {
     /// Binds SIP, starts the relay, opens the store.
     pub async fn start(config: Config, notifier: Notifier) -> Result<(Server, mpsc::Receiver<Incoming>), ServerError> {
-        let (transport, incoming) = Transport::bind(config.listen)
+        let tls = crate::tls::setup(&config)?;
+        let (transport, incoming) = Transport::bind_with_tls(config.listen, tls)
             .await
             .map_err(|source| ServerError::Transport { addr: config.listen, source })?;
         // Via and Contact carry the address peers reach us at, with the port bound.

@@ -96,3 +96,19 @@ fn unlisted_users_get_local_and_national_only_unless_a_default_is_named() {
     let named = text.replace("[mediation]\n", "[mediation]\ndefault_policy = \"world\"\n");
     assert_eq!(Config::parse(&named, "t").unwrap().plan.policy_of("bob").unwrap().name, "world");
 }
+
+#[test]
+fn a_tls_trunk_is_checked_by_its_name_and_a_bad_name_is_an_error() {
+    let trunk = |extra: &str| format!("{MIN}[[mediation.trunks]]\nname = \"itsp\"\nkind = \"carrier\"\naddress = \"192.0.2.7:5061\"\ntransport = \"tls\"\n{extra}");
+    let c = Config::parse(&trunk("tls_name = \"sip.itsp.example\"\n"), "t").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.plan.trunks[0].transport, Protocol::Tls);
+    assert_eq!((c.tls_trunks.len(), c.tls_trunks[0].verify), (1, true));
+    assert_eq!(format!("{:?}", c.tls_trunks[0].name), format!("{:?}", ServerName::try_from("sip.itsp.example").unwrap()));
+    // Without tls_name, its IP address.
+    let c = Config::parse(&trunk(""), "t").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(format!("{:?}", c.tls_trunks[0].name), format!("{:?}", ServerName::try_from("192.0.2.7").unwrap()));
+    match Config::parse(&trunk("tls_name = \"not a name\"\n"), "t") {
+        Err(ConfigError::Key { key, .. }) => assert_eq!(key, "mediation.trunks[0].tls_name"),
+        other => panic!("{other:?}"),
+    }
+}
