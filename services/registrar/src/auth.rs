@@ -1,6 +1,9 @@
 //! Digest authentication of REGISTERs against the users in the store: one DigestServer per
 //! domain (the realm is the domain, as the stored HA1s are computed), the users' HA1s held in
-//! memory and reloaded from the store, and a throttle on sources that keep failing.
+//! memory and reloaded from the store, and a throttle on sources that keep failing. Each nonce is
+//! bound to the address its challenge went to, so a failure counts against an address only when
+//! its sender received our packet there: forging a phone's address over UDP cannot get the
+//! phone throttled.
 use holdfast_sip::auth::{
     Algorithm, AuthError, Credentials, DigestConfig, DigestServer, FailureThrottle, ThrottleConfig, Verdict,
 };
@@ -70,6 +73,11 @@ impl Authenticator {
         self.users.get(&domain.to_ascii_lowercase()).is_some_and(|u| u.contains_key(user))
     }
 
+    /// Whether users of `domain` exist (a challenge for it can be answered).
+    pub fn has_domain(&self, domain: &str) -> bool {
+        self.server(&domain.to_ascii_lowercase()).is_some()
+    }
+
     pub fn user_count(&self) -> usize {
         self.users.values().map(HashMap::len).sum()
     }
@@ -79,15 +87,15 @@ impl Authenticator {
         match self.throttle.check(source, now) {
             Verdict::Blocked(_) => return Check::Refuse(refuse(req, 403, "Forbidden (too many failed attempts)")),
             Verdict::Delay(d) => {
-                let challenge = self.challenge(req, domain, false, now);
+                let challenge = self.challenge(req, domain, source, false, now);
                 return Check::RefuseLater(challenge, d);
             }
             Verdict::Allowed => {}
         }
         let wall = self.clock.system_time(now);
         let Some(server) = self.server(domain) else {
-            // No user of this domain exists: nobody can register in it.
-            self.throttle.record_failure(source, now);
+            // No user of this domain exists: nobody can register in it. Not counted as a failure:
+            // nothing shows the request came from its source.
             return Check::Refuse(refuse(req, 403, "Forbidden (unknown domain)"));
         };
         let credentials = req
@@ -96,17 +104,18 @@ impl Authenticator {
             .filter_map(|v| Credentials::parse(v).ok())
             .find(|c| c.realm.eq_ignore_ascii_case(server.realm()));
         let Some(credentials) = credentials else {
-            return Check::Refuse(self.challenge(req, domain, false, now));
+            return Check::Refuse(self.challenge(req, domain, source, false, now));
         };
         // What the phone really sent as its digest username (not the To user): a phone set up
         // with the wrong one is found by its log line.
         let username = shown(&credentials.username);
         let users = self.users.get(domain);
-        let verdict = server.verify_credentials(
+        let verdict = server.verify_credentials_from(
             req.method.as_str(),
             credentials,
             |name, _realm, alg| users.and_then(|u| u.get(name)).map(|u| u.ha1(store_alg(alg)).to_string()),
             wall,
+            &address_bytes(source),
         );
         match verdict {
             Ok(ok) if ok.username == user => {
@@ -118,20 +127,20 @@ impl Authenticator {
                 self.throttle.record_failure(source, now);
                 Check::Refuse(refuse(req, 403, "Forbidden (credentials of another user)"))
             }
-            Err(AuthError::Stale) => Check::Refuse(self.challenge(req, domain, true, now)),
+            Err(AuthError::Stale) => Check::Refuse(self.challenge(req, domain, source, true, now)),
             Err(AuthError::UnknownUser) => {
                 log::info!("REGISTER for {user}@{domain} from {source}: digest username {username} is no user of {domain}");
                 self.throttle.record_failure(source, now);
-                Check::Refuse(self.challenge(req, domain, false, now))
+                Check::Refuse(self.challenge(req, domain, source, false, now))
             }
             Err(AuthError::BadCredentials) => {
                 log::info!("REGISTER for {user}@{domain} from {source}: wrong password for digest username {username}");
                 self.throttle.record_failure(source, now);
-                Check::Refuse(self.challenge(req, domain, false, now))
+                Check::Refuse(self.challenge(req, domain, source, false, now))
             }
             Err(e) => {
                 log::debug!("REGISTER for {user}@{domain} from {source}: {e}; challenging again");
-                Check::Refuse(self.challenge(req, domain, false, now))
+                Check::Refuse(self.challenge(req, domain, source, false, now))
             }
         }
     }
@@ -142,10 +151,20 @@ impl Authenticator {
         self.users.get(domain).and(self.servers.get(domain))
     }
 
-    fn challenge(&self, req: &Request, domain: &str, stale: bool, now: Instant) -> Response {
+    /// Whether `req` carries credentials answering a challenge we sent to `source`: proof that
+    /// its sender receives packets there (the password is not checked).
+    pub fn proves_address(&self, req: &Request, source: IpAddr) -> bool {
+        let peer = address_bytes(source);
+        req.headers.get_all(&HeaderName::Authorization).filter_map(|v| Credentials::parse(v).ok()).any(|c| {
+            self.servers.get(&c.realm.to_ascii_lowercase()).is_some_and(|s| s.issued_to(&c.nonce, &peer))
+        })
+    }
+
+    /// A 401 for `req` whose nonce is bound to `source`.
+    pub fn challenge(&self, req: &Request, domain: &str, source: IpAddr, stale: bool, now: Instant) -> Response {
         let mut r = req.response(401);
         if let Some(server) = self.server(domain) {
-            for value in server.challenge(self.clock.system_time(now), stale) {
+            for value in server.challenge_to(self.clock.system_time(now), stale, &address_bytes(source)) {
                 r.headers.add(HeaderName::WwwAuthenticate, value);
             }
         }
@@ -167,6 +186,14 @@ fn refuse(req: &Request, status: u16, reason: &str) -> Response {
     let mut r = req.response(status);
     r.reason = reason.to_string();
     r
+}
+
+/// What a nonce is bound to: the address, IPv4 however it arrived.
+fn address_bytes(ip: IpAddr) -> Vec<u8> {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
+    }
 }
 
 fn store_alg(alg: Algorithm) -> HashAlgorithm {

@@ -59,6 +59,41 @@ pub struct Registrar {
     pub tls_dir: PathBuf,
     /// Contacts one AOR may hold; a REGISTER beyond it is refused (403) and counted.
     pub max_contacts: usize,
+    /// `[registrar.limits]`.
+    pub limits: Limits,
+}
+
+/// Bounds on what the network can make the registrar hold, each counted in `sbactl status`'s
+/// `refused`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Live SIP transactions; a new request beyond them gets a stateless 503.
+    pub max_transactions: usize,
+    /// Requests one address may send in 2 s before it is banned (Kamailio's pike); 0: off.
+    /// Configured peers are never counted, nor UDP addresses holding a binding.
+    pub requests_per_source: u32,
+    pub ban_secs: u32,
+    pub tcp_connections: usize,
+    pub tcp_per_source: usize,
+    /// A TCP connection that carries nothing (not even an RFC 5626 keepalive) this long is closed.
+    pub tcp_idle_secs: u32,
+    /// Responses the digest failure throttle holds back at once; beyond, 503 at once.
+    pub delayed_responses: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_transactions: 100_000,
+            requests_per_source: 200,
+            ban_secs: 60,
+            tcp_connections: 4096,
+            tcp_per_source: 256,
+            tcp_idle_secs: 600,
+            delayed_responses: 4096,
+        }
+    }
 }
 
 impl Default for Registrar {
@@ -77,6 +112,7 @@ impl Default for Registrar {
             tls_listen: None,
             tls_dir: PathBuf::from(holdfast_tls::DEFAULT_DIR),
             max_contacts: 10,
+            limits: Limits::default(),
         }
     }
 }
@@ -204,6 +240,19 @@ impl Config {
         }
         if r.nonce_lifetime < 10 {
             return Err(key_err("nonce_lifetime", "must be at least 10 seconds".into()));
+        }
+        let l = &r.limits;
+        for (key, value) in [
+            ("max_transactions", l.max_transactions),
+            ("tcp_connections", l.tcp_connections),
+            ("tcp_per_source", l.tcp_per_source),
+            ("tcp_idle_secs", l.tcp_idle_secs as usize),
+            ("ban_secs", l.ban_secs as usize),
+            ("delayed_responses", l.delayed_responses),
+        ] {
+            if value == 0 {
+                return Err(key_err(&format!("limits.{key}"), "must be at least 1".into()));
+            }
         }
         let in_section = |section: &str, key: &str, message: String| ConfigError::Key {
             file: file.to_string(),

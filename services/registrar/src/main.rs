@@ -17,7 +17,7 @@ use holdfast_runtime::{init_logging, Notifier};
 use holdfast_sip::auth::Algorithm;
 use holdfast_sip::transaction::{TimerConfig, Transactions};
 use std::collections::HashMap;
-use holdfast_sip::transport::{TlsSetup, Transport};
+use holdfast_sip::transport::{TcpLimits, TlsSetup, Transport};
 use holdfast_tls::{peer_client_config, ApplianceCert, LiveCert, PeerTrust};
 use holdfast_store::Store;
 use directory::Directory;
@@ -97,7 +97,12 @@ async fn run(config: Config) -> Result<()> {
         Some(listen) => Some(tls_setup(&c, listen)?),
         None => None,
     };
-    let (transport, incoming) = Transport::bind_with_tls(c.listen, tls)
+    let tcp_limits = TcpLimits {
+        max_connections: c.limits.tcp_connections,
+        max_per_ip: c.limits.tcp_per_source,
+        idle_timeout: Duration::from_secs(c.limits.tcp_idle_secs.into()),
+    };
+    let (transport, incoming) = Transport::bind_with(c.listen, tls, tcp_limits)
         .await
         .with_context(|| format!("listening on {} (UDP and TCP) and {:?} (TLS)", c.listen, c.tls_listen))?;
     let notifier = Notifier::from_env()?;
@@ -168,6 +173,13 @@ async fn run(config: Config) -> Result<()> {
         trust,
         flows: trust::Flows::new(c.max_contacts),
         counters: trust::TrustCounters::default(),
+        guard: trust::Guard::new(trust::GuardConfig {
+            max_requests: c.limits.requests_per_source,
+            ban_for: Duration::from_secs(c.limits.ban_secs.into()),
+            ..trust::GuardConfig::default()
+        }),
+        delayed: server::Delayed::new(c.limits.delayed_responses),
+        max_transactions: c.limits.max_transactions,
         done: None,
     };
     server.run(incoming).await

@@ -31,6 +31,8 @@ pub enum StoreError {
     Hash(String),
     #[error("the binding writer has stopped")]
     WriterStopped,
+    #[error("the binding writer's queue is full")]
+    Busy,
 }
 
 // SQLite primary result codes (the low byte of the extended code).

@@ -31,7 +31,8 @@ pub enum BindingOp {
     },
 }
 
-/// Requests waiting for the writer; beyond this, callers wait to enqueue.
+/// Requests waiting for the writer; beyond this `apply` waits to enqueue and `apply_then` is
+/// refused (`StoreError::Busy`).
 const QUEUE_DEPTH: usize = 4096;
 /// Operations per transaction: bounds the latency one commit adds to its callers.
 const MAX_BATCH_OPS: usize = 1024;
@@ -65,6 +66,8 @@ struct Counters {
     commits: AtomicU64,
     ops: AtomicU64,
     requests: AtomicU64,
+    /// `apply_then` requests refused with the queue full.
+    refused: AtomicU64,
     commit_times: Histogram,
 }
 
@@ -74,6 +77,8 @@ pub struct WriterStats {
     pub commits: u64,
     pub ops: u64,
     pub requests: u64,
+    /// Refused for a full queue (`StoreError::Busy`).
+    pub refused: u64,
 }
 
 /// A handle on the writer task; clone it freely. The task ends when the last handle is dropped.
@@ -98,8 +103,9 @@ impl BindingWriter {
     }
 
     /// Queues `ops` and returns at once; `then` runs with the result once they are committed (or
-    /// refused). For an event loop that must not await: when the queue is full, a task waits
-    /// for room instead of the caller.
+    /// refused). For an event loop that must not await: when the queue is full, `then` runs at
+    /// once with `Busy` (the caller answers "try later"), so the queue's bound holds and no task
+    /// waits for room.
     pub fn apply_then(
         &self,
         ops: Vec<BindingOp>,
@@ -112,12 +118,8 @@ impl BindingWriter {
         match self.queue.try_send(request) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(request)) => {
-                let queue = self.queue.clone();
-                tokio::spawn(async move {
-                    if let Err(refused) = queue.send(request).await {
-                        refused.0.reply.send(Err(StoreError::WriterStopped));
-                    }
-                });
+                self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                request.reply.send(Err(StoreError::Busy))
             }
             Err(mpsc::error::TrySendError::Closed(request)) => {
                 request.reply.send(Err(StoreError::WriterStopped))
@@ -135,6 +137,7 @@ impl BindingWriter {
             commits: self.counters.commits.load(Ordering::Relaxed),
             ops: self.counters.ops.load(Ordering::Relaxed),
             requests: self.counters.requests.load(Ordering::Relaxed),
+            refused: self.counters.refused.load(Ordering::Relaxed),
         }
     }
 }

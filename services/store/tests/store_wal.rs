@@ -5,7 +5,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{binding, TempDir};
-use holdfast_store::{BindingOp, Store};
+use holdfast_store::{BindingOp, Store, StoreError};
 
 const NOW: i64 = 1_800_000_000;
 /// Long enough for three checkpoint periods (one a second).
@@ -94,5 +94,40 @@ async fn apply_then_reports_after_the_commit() {
     }
     assert_eq!(oks, 20);
     assert_eq!(store.load_bindings(NOW).await.unwrap().len(), 20);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn apply_then_refuses_at_once_when_the_queue_is_full() {
+    let dir = TempDir::new("apply-then-full");
+    let store = Store::open(&dir.path().join("db")).await.unwrap();
+    let writer = store.binding_writer().await.unwrap();
+    let (done, mut results) = tokio::sync::mpsc::unbounded_channel();
+    // The test's runtime has one thread: the writer takes nothing until the loop below awaits,
+    // so the queue fills and the rest are refused on the spot, with no task left waiting.
+    for port in 0..5000u16 {
+        let done = done.clone();
+        writer.apply_then(
+            vec![BindingOp::Upsert(binding("dave", port, NOW + 60))],
+            move |r| {
+                let _ = done.send(r);
+            },
+        );
+    }
+    drop(done);
+    let (mut oks, mut busy) = (0, 0);
+    while let Some(r) = tokio::time::timeout(Duration::from_secs(60), results.recv())
+        .await
+        .unwrap()
+    {
+        match r {
+            Ok(()) => oks += 1,
+            Err(StoreError::Busy) => busy += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!((oks, busy), (4096, 904));
+    assert_eq!(writer.stats().refused, 904);
+    assert_eq!(store.load_bindings(NOW).await.unwrap().len(), 4096);
     store.close().await;
 }

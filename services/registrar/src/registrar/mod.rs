@@ -10,6 +10,7 @@ use holdfast_store::{Binding, Origin};
 use holdfast_sip::message::{ip_text, HeaderName, NameAddr, Request, Response};
 use holdfast_sip::transport::Source;
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 
 /// Option tags this registrar implements (RFC 3327 path, RFC 5626 outbound).
 const SUPPORTED: &[&str] = &["path", "outbound"];
@@ -49,17 +50,56 @@ pub struct Undo {
 pub struct Registrar {
     limits: Limits,
     bindings: HashMap<String, Vec<Binding>>,
+    /// Bindings by the IP address they were registered from (the per-source guard asks).
+    sources: HashMap<IpAddr, usize>,
     /// REGISTERs refused for holding more than `max_contacts`.
     capped: u64,
 }
 
 impl Registrar {
     pub fn new(limits: Limits, loaded: Vec<Binding>) -> Registrar {
-        let mut bindings: HashMap<String, Vec<Binding>> = HashMap::new();
+        let mut r = Registrar { limits, bindings: HashMap::new(), sources: HashMap::new(), capped: 0 };
+        let mut by_aor: HashMap<String, Vec<Binding>> = HashMap::new();
         for b in loaded {
-            bindings.entry(b.aor.clone()).or_default().push(b);
+            by_aor.entry(b.aor.clone()).or_default().push(b);
         }
-        Registrar { limits, bindings, capped: 0 }
+        for (aor, list) in by_aor {
+            r.replace(&aor, list);
+        }
+        r
+    }
+
+    /// Whether a binding was registered from `ip` (expired ones count until the next sweep).
+    pub fn holds_source(&self, ip: IpAddr) -> bool {
+        self.sources.contains_key(&ip.to_canonical())
+    }
+
+    /// Sets `aor`'s bindings to `after` (none: removes the AOR); returns the ones before.
+    fn replace(&mut self, aor: &str, after: Vec<Binding>) -> Vec<Binding> {
+        self.index(&after, true);
+        let before = if after.is_empty() { self.bindings.remove(aor) } else { self.bindings.insert(aor.to_string(), after) };
+        let before = before.unwrap_or_default();
+        self.index(&before, false);
+        before
+    }
+
+    fn index(&mut self, bindings: &[Binding], add: bool) {
+        for ip in bindings.iter().filter_map(source_ip) {
+            if add {
+                *self.sources.entry(ip).or_default() += 1;
+            } else {
+                self.forget_source(ip);
+            }
+        }
+    }
+
+    fn forget_source(&mut self, ip: IpAddr) {
+        if let Some(n) = self.sources.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.sources.remove(&ip);
+            }
+        }
     }
 
     pub fn lookup(&self, aor: &str, now: u64) -> Vec<&Binding> {
@@ -97,10 +137,7 @@ impl Registrar {
             }
             Ok(None) => Decision::Reply(self.ok(req, aor, now)),
             Ok(Some((changes, after))) => {
-                let before = self.bindings.insert(aor.to_string(), after).unwrap_or_default();
-                if self.bindings.get(aor).is_some_and(Vec::is_empty) {
-                    self.bindings.remove(aor);
-                }
+                let before = self.replace(aor, after);
                 let response = self.ok(req, aor, now);
                 Decision::Commit { changes, response, undo: Undo { aor: aor.to_string(), before } }
             }
@@ -141,32 +178,33 @@ impl Registrar {
             b.updated_at = unix(now);
             changes.push(Change::Upsert(b.clone()));
         }
-        let before = self.bindings.insert(aor.to_string(), after).unwrap_or_default();
+        let before = self.replace(aor, after);
         let response = self.ok(req, aor, now);
         Some(Decision::Commit { changes, response, undo: Undo { aor: aor.to_string(), before } })
     }
 
     pub fn undo(&mut self, undo: Undo) {
-        if undo.before.is_empty() {
-            self.bindings.remove(&undo.aor);
-        } else {
-            self.bindings.insert(undo.aor, undo.before);
-        }
+        self.replace(&undo.aor, undo.before);
     }
 
     /// Drops bindings whose time is up; the returned changes clear them from the store.
     pub fn expire(&mut self, now: u64) -> Vec<Change> {
         let mut gone = Vec::new();
+        let mut gone_sources = Vec::new();
         self.bindings.retain(|_, list| {
             list.retain(|b| {
                 let keep = alive(b, now);
                 if !keep {
+                    gone_sources.extend(source_ip(b));
                     gone.push(Change::Remove { aor: b.aor.clone(), contact: b.contact.clone() });
                 }
                 keep
             });
             !list.is_empty()
         });
+        for ip in gone_sources {
+            self.forget_source(ip);
+        }
         gone
     }
 
@@ -351,3 +389,7 @@ fn out_of_order(req: &Request) -> Response {
 
 #[cfg(test)]
 mod tests;
+
+fn source_ip(b: &Binding) -> Option<IpAddr> {
+    b.source.parse::<SocketAddr>().ok().map(|a| a.ip().to_canonical())
+}

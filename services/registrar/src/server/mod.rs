@@ -4,11 +4,13 @@
 //! and report back.
 mod addresses;
 mod calls;
+mod delayed;
 mod register;
 mod status;
 mod wan;
 
 pub use addresses::Addresses;
+pub use delayed::Delayed;
 pub use status::StatusFile;
 
 use crate::auth::Authenticator;
@@ -17,12 +19,12 @@ use crate::directory::Directory;
 use crate::proxy::Proxy;
 use crate::registrar::{Registrar, Undo};
 use crate::routing::Mode;
-use crate::trust::{Flows, Trust, TrustCounters};
+use crate::trust::{Admit, Evidence, Flows, Guard, Trust, TrustCounters};
 use crate::wan::{WanMonitor, WanState};
 use holdfast_runtime::Notifier;
-use holdfast_sip::message::{HeaderName, Message, Request, Response};
+use holdfast_sip::message::{HeaderName, Message, Method, Request, Response};
 use holdfast_sip::transaction::{Inbound, Transactions, Transmit, TxId};
-use holdfast_sip::transport::{Incoming, Protocol, TransportHandle};
+use holdfast_sip::transport::{Incoming, Protocol, Source, TransportHandle};
 use holdfast_store::{BindingOp, BindingWriter, Store, StoreError, UserRecord};
 use register::Relay;
 use std::collections::HashMap;
@@ -40,7 +42,6 @@ const STATUS_EVERY: Duration = Duration::from_secs(5);
 /// Work that finished beside the loop.
 pub enum Done {
     Committed { id: TxId, response: Response, undo: Undo, result: Result<(), StoreError> },
-    Delayed { id: TxId, response: Response },
 }
 
 pub struct Server {
@@ -73,6 +74,12 @@ pub struct Server {
     /// TCP connections the central site authenticated registrations on.
     pub flows: Flows,
     pub counters: TrustCounters,
+    /// The per-source request rate guard.
+    pub guard: Guard,
+    /// Responses the digest failure throttle holds back.
+    pub delayed: Delayed,
+    /// Live transactions beyond which new requests get a stateless 503.
+    pub max_transactions: usize,
     /// Where work finished beside the loop reports; set by `run`.
     pub done: Option<mpsc::UnboundedSender<Done>>,
 }
@@ -99,7 +106,12 @@ impl Server {
             tokio::time::interval(self.notifier.watchdog_interval().unwrap_or(Duration::from_secs(3600)));
         self.write_status();
         loop {
-            let timer = [self.txns.next_timeout(), self.proxy.next_timeout(), self.wan.as_ref().and_then(|w| w.next_timeout())]
+            let timer = [
+                self.txns.next_timeout(),
+                self.proxy.next_timeout(),
+                self.wan.as_ref().and_then(|w| w.next_timeout()),
+                self.delayed.next_timeout(),
+            ]
                 .into_iter()
                 .flatten()
                 .min();
@@ -134,6 +146,9 @@ impl Server {
         self.txns.handle_timeout(now);
         self.proxy.handle_timeout(&mut self.txns, now);
         self.wan_timeout(now);
+        for (id, response) in self.delayed.take_due(now) {
+            self.respond(id, response);
+        }
     }
 
     fn on_incoming(&mut self, Incoming { msg, source }: Incoming) {
@@ -142,8 +157,17 @@ impl Server {
             Message::Request(r) => r,
             Message::Response(r) => return self.on_response(r, source.addr, now),
         };
+        if !self.admit(&request, &source, now) {
+            return;
+        }
         if let Some(challenge) = self.stateless_challenge(&request, &source, now) {
             return self.stateless.push(challenge);
+        }
+        if self.txns.len() >= self.max_transactions && self.over_transactions(&request, &source) {
+            self.counters.over_transactions += 1;
+            let mut r = refuse(&request, 503, "Service Unavailable (too many requests in progress)");
+            r.headers.add(HeaderName::parse("Retry-After"), "5");
+            return self.stateless.push(r);
         }
         let inbound = self.addresses.local_for(source.addr.ip());
         match self.txns.on_request(request, source.transport, now) {
@@ -155,6 +179,49 @@ impl Server {
             Ok(Inbound::Ack(ack)) => self.forward_ack(ack, inbound),
             Ok(Inbound::Absorbed) => {}
             Err(e) => log::debug!("request from {} refused by the transaction layer: {e}", source.addr),
+        }
+    }
+
+    /// Whether a new request would hold a transaction beyond the cap: strangers get
+    /// `max_transactions`, the branch's own devices and peers a reserve as large again.
+    fn over_transactions(&self, request: &Request, source: &Source) -> bool {
+        if request.method == Method::ACK || self.txns.matches(request) {
+            return false;
+        }
+        let ip = source.addr.ip();
+        let known = self.trust.is_peer(ip) || self.addresses.is_ours(source.addr) || self.registrar.holds_source(ip);
+        let cap = if known { self.max_transactions.saturating_mul(2) } else { self.max_transactions };
+        self.txns.len() >= cap
+    }
+
+    /// The per-source guard's say on a request (peers and our own addresses are not counted, nor
+    /// UDP sources holding a binding: their address may be forged); a banned source's REGISTER
+    /// may be answered with a challenge bound to its address.
+    fn admit(&mut self, request: &Request, source: &Source, now: Instant) -> bool {
+        let ip = source.addr.ip();
+        let udp = source.transport == Protocol::Udp;
+        if self.trust.is_peer(ip) || self.addresses.is_ours(source.addr) || (udp && self.registrar.holds_source(ip)) {
+            return true;
+        }
+        if !self.guard.count(ip, now) {
+            return true;
+        }
+        let evidence = if !udp {
+            Evidence::Connection
+        } else if self.auth.as_ref().is_some_and(|a| a.proves_address(request, ip)) {
+            Evidence::Nonce
+        } else {
+            Evidence::None
+        };
+        match self.guard.banned(ip, evidence, request.method == Method::REGISTER, now) {
+            Admit::Pass => true,
+            Admit::Drop => false,
+            Admit::Challenge => {
+                if let Some(challenge) = self.bound_challenge(request, ip, now) {
+                    self.stateless.push(challenge);
+                }
+                false
+            }
         }
     }
 
@@ -188,16 +255,21 @@ impl Server {
         match done {
             Done::Committed { id, response, result: Ok(()), .. } => self.respond(id, response),
             Done::Committed { id, undo, result: Err(e), response } => {
-                log::error!("binding not stored: {e}");
                 self.registrar.undo(undo);
                 let mut r = response;
-                r.status = 500;
-                r.reason = format!("Server Internal Error ({e})");
+                if let StoreError::Busy = e {
+                    self.counters.store_busy += 1;
+                    r.status = 503;
+                    r.reason = "Service Unavailable (the disk is behind)".to_string();
+                } else {
+                    log::error!("binding not stored: {e}");
+                    r.status = 500;
+                    r.reason = format!("Server Internal Error ({e})");
+                }
                 r.headers.remove_all(&HeaderName::Contact);
                 r.headers.add(HeaderName::parse("Retry-After"), "5");
                 self.respond(id, r);
             }
-            Done::Delayed { id, response } => self.respond(id, response),
         }
     }
 
@@ -257,12 +329,18 @@ impl Server {
         });
     }
 
+    /// Holds `response` back for `delay` on the loop's timer; with too many held, answers at
+    /// once with 503 instead (never sooner with the real answer: that would reward the flood).
     fn respond_later(&mut self, id: TxId, response: Response, delay: Duration) {
-        let Some(done) = self.done.clone() else { return };
-        tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            let _ = done.send(Done::Delayed { id, response });
-        });
+        self.counters.throttled += 1;
+        if let Err((id, mut r)) = self.delayed.hold(id, response, Instant::now() + delay) {
+            self.counters.delayed_full += 1;
+            r.status = 503;
+            r.reason = "Service Unavailable (too many failed attempts)".to_string();
+            r.headers.remove_all(&HeaderName::WwwAuthenticate);
+            r.headers.add(HeaderName::parse("Retry-After"), delay.as_secs().max(1).to_string());
+            self.respond(id, r);
+        }
     }
 
     fn sweep(&mut self) {

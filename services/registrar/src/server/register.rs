@@ -10,6 +10,7 @@ use std::hash::{Hash, Hasher};
 use holdfast_sip::transaction::{Event, TxEvent, TxId};
 use holdfast_sip::transport::{Protocol, Source};
 use holdfast_store::{BindingOp, Origin};
+use std::net::IpAddr;
 use std::time::Instant;
 
 /// A phone's REGISTER waiting for the central site's answer.
@@ -64,19 +65,19 @@ impl Server {
         }
         let aor = aor_of(&req.to_header().ok()?.uri)?;
         let (user, domain) = split_aor(&aor);
-        let Check::Refuse(mut r) = self.auth.as_mut()?.check(req, user, domain, source.addr.ip(), now) else {
+        let Check::Refuse(r) = self.auth.as_mut()?.check(req, user, domain, source.addr.ip(), now) else {
             return None;
         };
-        if r.status != 401 {
-            return None;
-        }
-        if let Some(to) = req.headers.get(&HeaderName::To).filter(|to| r.headers.get(&HeaderName::To) != Some(*to)) {
-            let mut hash = std::hash::DefaultHasher::new();
-            (req.headers.get(&HeaderName::CallId), req.headers.get(&HeaderName::CSeq), req.headers.get(&HeaderName::Via))
-                .hash(&mut hash);
-            r.headers.set(HeaderName::To, format!("{to};tag={:016x}", hash.finish()));
-        }
-        Some(r)
+        (r.status == 401).then(|| with_derived_tag(req, r))
+    }
+
+    /// A stateless 401 for a banned source's REGISTER, its nonce bound to `ip`: how a real phone
+    /// behind a flood forged with its address proves the address is its own.
+    pub(super) fn bound_challenge(&self, req: &Request, ip: IpAddr, now: Instant) -> Option<Response> {
+        let aor = aor_of(&req.to_header().ok()?.uri)?;
+        let (_, domain) = split_aor(&aor);
+        let auth = self.auth.as_ref().filter(|a| a.has_domain(domain))?;
+        Some(with_derived_tag(req, auth.challenge(req, domain, ip, false, now)))
     }
 
     /// The branch's own registrar: local credentials, local bindings.
@@ -262,6 +263,18 @@ impl Server {
         }
         out
     }
+}
+
+/// A response sent without a transaction gets a To tag derived from the request, so that a
+/// retransmission gets the same one (RFC 3261 §8.2.7).
+fn with_derived_tag(req: &Request, mut r: Response) -> Response {
+    if let Some(to) = req.headers.get(&HeaderName::To).filter(|to| r.headers.get(&HeaderName::To) != Some(*to)) {
+        let mut hash = std::hash::DefaultHasher::new();
+        (req.headers.get(&HeaderName::CallId), req.headers.get(&HeaderName::CSeq), req.headers.get(&HeaderName::Via))
+            .hash(&mut hash);
+        r.headers.set(HeaderName::To, format!("{to};tag={:016x}", hash.finish()));
+    }
+    r
 }
 
 fn split_aor(aor: &str) -> (&str, &str) {

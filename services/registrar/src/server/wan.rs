@@ -75,6 +75,15 @@ impl Server {
         let bindings = self.registrar.binding_count();
         let mut trust = self.counters;
         trust.capped_registers = self.registrar.capped();
-        self.status.write(mode, counters, trust.by_reason(), bindings, self.proxy.len(), self.writer.commit_times());
+        let mut refused = trust.by_reason();
+        let guard = self.guard.counters;
+        let tcp = self.transport.tcp_stats();
+        refused.extend([
+            ("source_bans".to_string(), guard.bans),
+            ("banned_source_requests".to_string(), guard.dropped),
+            ("tcp_connections_over_limit".to_string(), tcp.refused),
+            ("tcp_idle_closed".to_string(), tcp.idle_closed),
+        ]);
+        self.status.write(mode, counters, refused, bindings, self.proxy.len(), self.writer.commit_times());
     }
 }

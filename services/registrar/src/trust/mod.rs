@@ -12,9 +12,11 @@
 //! - A **REGISTER while the WAN is down** needs evidence for any change (`register`).
 //! - TCP connections the central site authenticated an AOR on are remembered (`Flows`): the
 //!   flow itself is the evidence while the WAN is down (RFC 5626).
+mod guard;
 mod register;
 mod route;
 
+pub use guard::{Admit, Evidence, Guard, GuardConfig};
 pub use register::{survival_register, SurvivalRegister};
 pub use route::RouteStamp;
 
@@ -36,6 +38,14 @@ pub struct TrustCounters {
     pub refused_registers: u64,
     /// REGISTERs refused for holding more contacts than an AOR may.
     pub capped_registers: u64,
+    /// New requests refused (503) at the cap on live transactions.
+    pub over_transactions: u64,
+    /// Answers held back by the digest failure throttle.
+    pub throttled: u64,
+    /// Throttled answers sent at once (503) because too many were held back already.
+    pub delayed_full: u64,
+    /// REGISTERs answered 503 because the store's queue was full.
+    pub store_busy: u64,
 }
 
 impl TrustCounters {
@@ -46,6 +56,10 @@ impl TrustCounters {
             ("unproven_ack", self.unproven_acks),
             ("survival_register_without_evidence", self.refused_registers),
             ("max_contacts", self.capped_registers),
+            ("max_transactions", self.over_transactions),
+            ("auth_throttled", self.throttled),
+            ("delayed_responses_full", self.delayed_full),
+            ("store_queue_full", self.store_busy),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))

@@ -1,5 +1,7 @@
 //! Stateless nonces: issue time and a serial number, authenticated by a keyed hash, so issuing a
-//! challenge needs no table and a forged or foreign nonce is recognised at once.
+//! challenge needs no table and a forged or foreign nonce is recognised at once. The hash may
+//! also cover the address the challenge went to: credentials with such a nonce show that their
+//! sender received a packet there, which a source address alone never shows over UDP.
 use crate::keyed::{KeyedHash, TAG_LEN};
 /// Hex length: 8 bytes issue time, 8 bytes serial, 16 bytes tag.
 pub(crate) const NONCE_LEN: usize = 2 * (8 + 8 + TAG_LEN);
@@ -30,21 +32,22 @@ impl NonceMinter {
         }
     }
 
-    fn tag(&self, id: NonceId) -> [u8; TAG_LEN] {
+    fn tag(&self, id: NonceId, peer: &[u8]) -> [u8; TAG_LEN] {
         self.keyed
-            .tag(&[&id.issued.to_be_bytes(), &id.serial.to_be_bytes()])
+            .tag(&[&id.issued.to_be_bytes(), &id.serial.to_be_bytes(), peer])
     }
 
-    pub(crate) fn mint(&self, id: NonceId) -> String {
+    /// The nonce `id`, bound to `peer` (empty: to nobody in particular).
+    pub(crate) fn mint(&self, id: NonceId, peer: &[u8]) -> String {
         let mut raw = [0u8; NONCE_LEN / 2];
         raw[..8].copy_from_slice(&id.issued.to_be_bytes());
         raw[8..16].copy_from_slice(&id.serial.to_be_bytes());
-        raw[16..].copy_from_slice(&self.tag(id));
+        raw[16..].copy_from_slice(&self.tag(id, peer));
         hex::encode(raw)
     }
 
-    /// The nonce's identity if we issued it, whatever its age.
-    pub(crate) fn check(&self, nonce: &str) -> Option<NonceId> {
+    /// The nonce's identity if we issued it to `peer`, whatever its age.
+    pub(crate) fn check(&self, nonce: &str, peer: &[u8]) -> Option<NonceId> {
         if nonce.len() != NONCE_LEN {
             return None;
         }
@@ -57,7 +60,7 @@ impl NonceMinter {
             serial: u64::from_be_bytes(serial.try_into().ok()?),
         };
         self.keyed
-            .verify(&[&id.issued.to_be_bytes(), &id.serial.to_be_bytes()], tag)
+            .verify(&[&id.issued.to_be_bytes(), &id.serial.to_be_bytes(), peer], tag)
             .then_some(id)
     }
 }
@@ -73,16 +76,26 @@ mod tests {
             issued: 1_700_000_000,
             serial: 42,
         };
-        let nonce = m.mint(id);
+        let nonce = m.mint(id, b"");
         assert_eq!(nonce.len(), NONCE_LEN);
-        assert_eq!(m.check(&nonce), Some(id));
+        assert_eq!(m.check(&nonce, b""), Some(id));
 
         // Move the timestamp forward: the tag no longer matches.
         let forged = format!("{:016x}{}", id.issued + 1000, &nonce[16..]);
-        assert_eq!(m.check(&forged), None);
-        assert_eq!(m.check(&nonce[1..]), None);
-        assert_eq!(m.check(&"z".repeat(NONCE_LEN)), None);
-        assert_eq!(NonceMinter::new([8; 32], "example.org").check(&nonce), None);
-        assert_eq!(NonceMinter::new([7; 32], "other.org").check(&nonce), None);
+        assert_eq!(m.check(&forged, b""), None);
+        assert_eq!(m.check(&nonce[1..], b""), None);
+        assert_eq!(m.check(&"z".repeat(NONCE_LEN), b""), None);
+        assert_eq!(NonceMinter::new([8; 32], "example.org").check(&nonce, b""), None);
+        assert_eq!(NonceMinter::new([7; 32], "other.org").check(&nonce, b""), None);
+    }
+
+    #[test]
+    fn a_nonce_bound_to_one_address_is_no_nonce_from_another() {
+        let m = NonceMinter::new([7; 32], "example.org");
+        let id = NonceId { issued: 1_700_000_000, serial: 7 };
+        let nonce = m.mint(id, &[127, 0, 0, 1]);
+        assert_eq!(m.check(&nonce, &[127, 0, 0, 1]), Some(id));
+        assert_eq!(m.check(&nonce, &[127, 0, 0, 2]), None);
+        assert_eq!(m.check(&nonce, b""), None);
     }
 }

@@ -77,11 +77,17 @@ impl DigestServer {
 
     /// One `WWW-Authenticate` value per configured algorithm, in order, sharing one fresh nonce.
     pub fn challenge(&self, now: SystemTime, stale: bool) -> Vec<String> {
+        self.challenge_to(now, stale, b"")
+    }
+
+    /// `challenge` with a nonce bound to `peer` (the address it is sent to, as bytes): only
+    /// `verify_credentials_from` the same `peer` accepts it.
+    pub fn challenge_to(&self, now: SystemTime, stale: bool, peer: &[u8]) -> Vec<String> {
         let id = NonceId {
             issued: unix_secs(now),
             serial: self.serial.fetch_add(1, Ordering::Relaxed),
         };
-        let nonce = self.minter.mint(id);
+        let nonce = self.minter.mint(id, peer);
         self.algorithms
             .iter()
             .map(|&algorithm| {
@@ -131,6 +137,28 @@ impl DigestServer {
         F: FnOnce(&str, &str, Algorithm) -> Option<S>,
         S: AsRef<str>,
     {
+        self.verify_credentials_from(method, creds, ha1_lookup, now, b"")
+    }
+
+    /// Whether `nonce` is one of ours, issued to `peer` (see `challenge_to`), whatever its age.
+    pub fn issued_to(&self, nonce: &str, peer: &[u8]) -> bool {
+        self.minter.check(nonce, peer).is_some()
+    }
+
+    /// `verify_credentials` for credentials from `peer`: a nonce issued to another address is
+    /// `BadNonce`, before any password is looked at.
+    pub fn verify_credentials_from<F, S>(
+        &self,
+        method: &str,
+        creds: Credentials,
+        ha1_lookup: F,
+        now: SystemTime,
+        peer: &[u8],
+    ) -> Result<AuthOk, AuthError>
+    where
+        F: FnOnce(&str, &str, Algorithm) -> Option<S>,
+        S: AsRef<str>,
+    {
         if creds.realm != self.realm {
             return Err(AuthError::RealmMismatch(creds.realm));
         }
@@ -143,7 +171,7 @@ impl DigestServer {
         let (Some(Qop::Auth), Some(nc), Some(cnonce)) = (creds.qop, creds.nc, &creds.cnonce) else {
             return Err(AuthError::UnsupportedQop);
         };
-        let id = self.minter.check(&creds.nonce).ok_or(AuthError::BadNonce)?;
+        let id = self.minter.check(&creds.nonce, peer).ok_or(AuthError::BadNonce)?;
         if creds.opaque.as_ref().is_some_and(|o| *o != self.opaque) {
             return Err(AuthError::BadNonce);
         }

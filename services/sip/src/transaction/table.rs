@@ -230,6 +230,13 @@ impl Transactions {
         self.entries.is_empty()
     }
 
+    /// Whether `request` belongs to a live server transaction (a retransmission, or the ACK
+    /// of a non-2xx): what a cap on live transactions must still let in.
+    pub fn matches(&self, request: &Request) -> bool {
+        ServerKey::for_request(request)
+            .is_ok_and(|key| self.servers.contains_key(&Hashed::new(Box::new(key), &self.keys)))
+    }
+
     /// A request from the transport, over `transport`.
     pub fn on_request(&mut self, request: Request, transport: Protocol, now: Instant) -> Result<Inbound, TxError> {
         let key = Hashed::new(Box::new(ServerKey::for_request(&request)?), &self.keys);

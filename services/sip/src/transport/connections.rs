@@ -5,11 +5,11 @@
 //! sender never waits on a peer: a peer that stops reading fills its queue and sending to it
 //! fails at once, rather than holding up the loop that sends.
 use super::shared::canonical;
-use super::{ConnId, Protocol};
+use super::{ConnId, Protocol, TcpLimits};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -50,9 +50,21 @@ pub(crate) struct Connections {
     next_id: u64,
     by_id: HashMap<ConnId, Entry>,
     by_addr: HashMap<(Protocol, SocketAddr), ConnId>,
+    /// Open connections by the peer's IP address.
+    by_ip: HashMap<IpAddr, usize>,
 }
 
 impl Connections {
+    /// Whether one more connection from `peer` stays within `limits`.
+    pub(crate) fn admits(&self, peer: SocketAddr, limits: &TcpLimits) -> bool {
+        self.by_id.len() < limits.max_connections
+            && self.by_ip.get(&canonical(peer).ip()).copied().unwrap_or(0) < limits.max_per_ip
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
     /// A new connection with `peer` (canonical, see `shared::canonical`), and the receiving end
     /// of its send queue for its writer.
     pub(crate) fn insert(&mut self, peer: SocketAddr, protocol: Protocol) -> (Arc<Connection>, mpsc::Receiver<Bytes>) {
@@ -62,6 +74,7 @@ impl Connections {
         let connection = Arc::new(Connection { id, peer, protocol, queue });
         self.by_id.insert(id, Entry { connection: connection.clone(), aliases: Vec::new() });
         self.by_addr.insert((protocol, peer), id);
+        *self.by_ip.entry(peer.ip()).or_default() += 1;
         (connection, outgoing)
     }
 
@@ -86,6 +99,13 @@ impl Connections {
 
     pub(crate) fn remove(&mut self, id: ConnId) {
         let Some(entry) = self.by_id.remove(&id) else { return };
+        let ip = entry.connection.peer.ip();
+        if let Some(n) = self.by_ip.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.by_ip.remove(&ip);
+            }
+        }
         let protocol = entry.connection.protocol;
         for addr in entry.aliases.iter().chain([&entry.connection.peer]) {
             if self.by_addr.get(&(protocol, *addr)) == Some(&id) {

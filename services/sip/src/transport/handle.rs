@@ -3,7 +3,7 @@ use super::connections::Connection;
 use super::route::{response_route, Destination};
 use super::shared::Shared;
 use super::tls::{self, TlsSetup, TlsState};
-use super::{tcp, udp, ConnId, Incoming, Protocol, TransportError};
+use super::{tcp, udp, ConnId, Incoming, Protocol, TcpLimits, TcpStats, TransportError};
 use crate::message::{Message, Response};
 use crate::transaction::Transmit;
 use bytes::Bytes;
@@ -35,6 +35,15 @@ impl Transport {
         addr: SocketAddr,
         tls: Option<TlsSetup>,
     ) -> Result<(TransportHandle, mpsc::Receiver<Incoming>), TransportError> {
+        Self::bind_with(addr, tls, TcpLimits::default()).await
+    }
+
+    /// As `bind_with_tls`, with stream connections held to `limits`.
+    pub async fn bind_with(
+        addr: SocketAddr,
+        tls: Option<TlsSetup>,
+        limits: TcpLimits,
+    ) -> Result<(TransportHandle, mpsc::Receiver<Incoming>), TransportError> {
         let (udp, listener) = bind_both(addr).await?;
         let local = udp.local_addr()?;
         let tls_listener = match tls.as_ref().and_then(|t| t.listen) {
@@ -44,7 +53,7 @@ impl Transport {
         let tls_local = tls_listener.as_ref().map(TcpListener::local_addr).transpose()?;
         let state = tls.as_ref().map(|t| TlsState::new(t, tls_local));
         let (tx, rx) = mpsc::channel(INCOMING_QUEUE);
-        let shared = Arc::new(Shared::new(local, udp, tx, state));
+        let shared = Arc::new(Shared::new(local, udp, tx, state, limits));
         tokio::spawn(udp::serve(shared.clone()));
         tokio::spawn(tcp::accept(shared.clone(), listener));
         if let (Some(listener), Some(setup)) = (tls_listener, tls) {
@@ -128,6 +137,16 @@ impl TransportHandle {
             }
         }
         Ok(())
+    }
+
+    /// Stream connections open, refused over the limits, closed for idling.
+    pub fn tcp_stats(&self) -> TcpStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        TcpStats {
+            open: self.shared.connections().len(),
+            refused: self.shared.counters.refused.load(Relaxed),
+            idle_closed: self.shared.counters.idle_closed.load(Relaxed),
+        }
     }
 
     /// Whether a `transport` connection with `peer` is open (a flow a phone registered over is

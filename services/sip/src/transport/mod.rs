@@ -76,6 +76,35 @@ impl fmt::Display for Protocol {
     }
 }
 
+/// Bounds on stream connections (TCP and TLS), so that no host can hold every file descriptor
+/// or keep connections it never uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpLimits {
+    /// Connections open at once, in and out.
+    pub max_connections: usize,
+    /// Accepted connections from one IP address (a phone needs one; a NAT a few hundred).
+    pub max_per_ip: usize,
+    /// A connection on which nothing arrives for this long is closed (RFC 5626 keepalives and
+    /// registration refreshes keep a phone's flow open).
+    pub idle_timeout: std::time::Duration,
+}
+
+impl Default for TcpLimits {
+    fn default() -> TcpLimits {
+        TcpLimits { max_connections: 4096, max_per_ip: 256, idle_timeout: std::time::Duration::from_secs(600) }
+    }
+}
+
+/// What the TCP limits have done since the transport started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TcpStats {
+    pub open: usize,
+    /// Connections closed at accept for being over a limit.
+    pub refused: u64,
+    /// Connections closed for idling.
+    pub idle_closed: u64,
+}
+
 /// Names one TCP connection for as long as the transport lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConnId(u64);

@@ -3,10 +3,11 @@ use super::connections::Connections;
 use super::route::{response_route, Destination};
 use super::stamp::stamp_via;
 use super::tls::TlsState;
-use super::{Incoming, Source};
+use super::{Incoming, Source, TcpLimits};
 use crate::message::Message;
 use log::debug;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -18,11 +19,45 @@ pub(crate) struct Shared {
     connections: Mutex<Connections>,
     pub(crate) incoming: mpsc::Sender<Incoming>,
     pub(crate) tls: Option<Arc<TlsState>>,
+    pub(crate) limits: TcpLimits,
+    pub(crate) counters: StreamCounters,
+}
+
+/// Counted by the stream tasks as they refuse or close connections.
+#[derive(Debug, Default)]
+pub(crate) struct StreamCounters {
+    pub(crate) refused: AtomicU64,
+    pub(crate) idle_closed: AtomicU64,
 }
 
 impl Shared {
-    pub(crate) fn new(local: SocketAddr, udp: UdpSocket, incoming: mpsc::Sender<Incoming>, tls: Option<TlsState>) -> Self {
-        Shared { local, udp, connections: Mutex::new(Connections::default()), incoming, tls: tls.map(Arc::new) }
+    pub(crate) fn new(
+        local: SocketAddr,
+        udp: UdpSocket,
+        incoming: mpsc::Sender<Incoming>,
+        tls: Option<TlsState>,
+        limits: TcpLimits,
+    ) -> Self {
+        Shared {
+            local,
+            udp,
+            connections: Mutex::new(Connections::default()),
+            incoming,
+            tls: tls.map(Arc::new),
+            limits,
+            counters: StreamCounters::default(),
+        }
+    }
+
+    /// Whether an accepted connection from `peer` stays within the limits; counted if not (the
+    /// caller drops the stream, which closes it).
+    pub(crate) fn admits(&self, peer: SocketAddr) -> bool {
+        let admitted = self.connections().admits(peer, &self.limits);
+        if !admitted {
+            self.counters.refused.fetch_add(1, Ordering::Relaxed);
+            debug!("connection from {peer} refused: over the connection limits");
+        }
+        admitted
     }
 
     /// A destination in the family of our socket: an IPv6 socket reaches IPv4 peers through

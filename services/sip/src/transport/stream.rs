@@ -84,7 +84,14 @@ async fn read_messages<R: AsyncRead + Unpin>(shared: &Shared, connection: &Conne
     let source = Source { addr: connection.peer, transport: connection.protocol, conn: Some(connection.id) };
     loop {
         let read = tokio::select! {
-            read = reader.read(&mut buf) => read?,
+            read = tokio::time::timeout(shared.limits.idle_timeout, reader.read(&mut buf)) => match read {
+                Ok(read) => read?,
+                Err(_) => {
+                    shared.counters.idle_closed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    debug!("{} connection with {} idle for {:?}: closed", connection.protocol, connection.peer, shared.limits.idle_timeout);
+                    return Ok(());
+                }
+            },
             _ = shared.incoming.closed() => return Ok(()),
         };
         if read == 0 {

@@ -21,7 +21,9 @@ pub(crate) async fn accept(shared: Arc<Shared>, listener: TcpListener) {
         };
         match accepted {
             Ok((stream, peer)) => {
-                adopt(&shared, stream, peer);
+                if shared.admits(peer) {
+                    adopt(&shared, stream, peer);
+                }
             }
             Err(e) => {
                 warn!("TCP accept on {}: {e}", shared.local);

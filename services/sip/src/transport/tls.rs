@@ -115,12 +115,13 @@ pub(crate) async fn accept(shared: Arc<Shared>, listener: TcpListener, server: A
             _ = shared.incoming.closed() => return,
         };
         match accepted {
-            Ok((stream, peer)) => {
+            Ok((stream, peer)) if shared.admits(peer) => {
                 tcp::no_delay(&stream, peer);
                 let (connection, outgoing) = shared.connections().insert(canonical(peer), Protocol::Tls);
                 let handshake = handshake_in(acceptor.clone(), stream, peer);
                 tokio::spawn(stream::run(shared.clone(), connection, outgoing, handshake));
             }
+            Ok(_) => {}
             Err(e) => {
                 warn!("TLS accept on {local:?}: {e}");
                 tokio::time::sleep(ACCEPT_BACKOFF).await;

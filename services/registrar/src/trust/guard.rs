@@ -1,0 +1,221 @@
+//! The per-source guard, Kamailio's pike as the anchor: a source that sends more than
+//! `max_requests` in a `window` is banned for `ban_for`, and its requests are dropped unheard.
+//! Over UDP a source address is one forged header away, so a ban must not be a weapon against
+//! the phone whose address is forged. The caller counts no configured peer and no UDP address
+//! holding a binding here (a device the central site or our digest let register: a flood forged
+//! with its address is met by the other limits instead); a banned UDP source still gets through
+//! with credentials answering a challenge sent to that address, and its REGISTER without them
+//! gets at most one stateless challenge per `challenge_every`, enough for a real phone to prove
+//! itself and too few to reflect a flood. Over TCP the handshake proves the address: a banned
+//! TCP source is dropped outright.
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuardConfig {
+    pub window: Duration,
+    /// Requests a source may send in one window; 0 turns the guard off.
+    pub max_requests: u32,
+    pub ban_for: Duration,
+    /// How often a banned source's REGISTER is answered with a challenge.
+    pub challenge_every: Duration,
+    /// Sources remembered at most (the oldest windows are forgotten first).
+    pub max_sources: usize,
+}
+
+impl Default for GuardConfig {
+    /// 200 requests in 2 s: a phone sends a handful, a burst of BLF subscriptions some dozens.
+    fn default() -> GuardConfig {
+        GuardConfig {
+            window: Duration::from_secs(2),
+            max_requests: 200,
+            ban_for: Duration::from_secs(60),
+            challenge_every: Duration::from_secs(1),
+            max_sources: 65_536,
+        }
+    }
+}
+
+/// What a banned source's request shows about its address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Evidence {
+    /// It came over a TCP connection: the address is the sender's.
+    Connection,
+    /// Over UDP with credentials whose nonce was issued to this address.
+    Nonce,
+    /// Over UDP, nothing.
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    Pass,
+    Drop,
+    /// Answer with a stateless challenge bound to the source's address.
+    Challenge,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GuardCounters {
+    /// Times a source was banned.
+    pub bans: u64,
+    /// Requests dropped from banned sources.
+    pub dropped: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    window_start: Instant,
+    count: u32,
+    banned_until: Option<Instant>,
+    last_challenge: Option<Instant>,
+}
+
+#[derive(Debug)]
+pub struct Guard {
+    config: GuardConfig,
+    sources: HashMap<IpAddr, Entry>,
+    pub counters: GuardCounters,
+}
+
+impl Guard {
+    pub fn new(config: GuardConfig) -> Guard {
+        Guard { config, sources: HashMap::new(), counters: GuardCounters::default() }
+    }
+
+    /// Counts a request from `ip`; whether `ip` is banned (then ask `banned` what to do).
+    pub fn count(&mut self, ip: IpAddr, now: Instant) -> bool {
+        if self.config.max_requests == 0 {
+            return false;
+        }
+        if !self.sources.contains_key(&ip) && self.sources.len() >= self.config.max_sources {
+            self.make_room(now);
+        }
+        let config = self.config;
+        let entry = self.sources.entry(ip).or_insert(Entry { window_start: now, count: 0, banned_until: None, last_challenge: None });
+        if entry.banned_until.is_some_and(|until| now >= until) {
+            entry.banned_until = None;
+        }
+        if now.saturating_duration_since(entry.window_start) >= config.window {
+            entry.window_start = now;
+            entry.count = 0;
+        }
+        entry.count = entry.count.saturating_add(1);
+        if entry.banned_until.is_none() && entry.count > config.max_requests {
+            log::warn!("{ip} sent over {} requests in {:?}: banned for {:?}", config.max_requests, config.window, config.ban_for);
+            entry.banned_until = Some(now + config.ban_for);
+            self.counters.bans += 1;
+        }
+        entry.banned_until.is_some()
+    }
+
+    /// What to do with a request from the banned `ip`, given what it shows about its address.
+    pub fn banned(&mut self, ip: IpAddr, evidence: Evidence, register: bool, now: Instant) -> Admit {
+        let admit = match evidence {
+            Evidence::Connection => Admit::Drop,
+            Evidence::Nonce => Admit::Pass,
+            Evidence::None if register => match self.sources.get_mut(&ip) {
+                Some(e) if e.last_challenge.is_none_or(|at| now.saturating_duration_since(at) >= self.config.challenge_every) => {
+                    e.last_challenge = Some(now);
+                    Admit::Challenge
+                }
+                _ => Admit::Drop,
+            },
+            Evidence::None => Admit::Drop,
+        };
+        if admit == Admit::Drop {
+            self.counters.dropped += 1;
+        }
+        admit
+    }
+
+    /// Forgets sources whose window and ban are over; if none are, the oldest quarter of windows.
+    fn make_room(&mut self, now: Instant) {
+        let window = self.config.window;
+        self.sources.retain(|_, e| {
+            e.banned_until.is_some_and(|u| now < u) || now.saturating_duration_since(e.window_start) < window
+        });
+        if self.sources.len() < self.config.max_sources {
+            return;
+        }
+        let mut starts: Vec<Instant> = self.sources.values().map(|e| e.window_start).collect();
+        let index = starts.len() / 4;
+        let (_, &mut cutoff, _) = starts.select_nth_unstable(index);
+        self.sources.retain(|_, e| e.window_start > cutoff);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> GuardConfig {
+        GuardConfig { max_requests: 5, max_sources: 8, ..GuardConfig::default() }
+    }
+
+    const ATTACKER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
+    const PHONE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1));
+
+    #[test]
+    fn a_source_over_the_rate_is_banned_for_a_while_and_others_are_not() {
+        let mut g = Guard::new(config());
+        let t0 = Instant::now();
+        assert!((0..5).all(|_| !g.count(ATTACKER, t0)));
+        assert!(g.count(ATTACKER, t0), "the sixth request in the window bans");
+        assert!(!g.count(PHONE, t0));
+        assert_eq!(g.counters.bans, 1);
+        assert!(g.count(ATTACKER, t0 + Duration::from_secs(59)), "still banned");
+        assert!(!g.count(ATTACKER, t0 + Duration::from_secs(61)), "the ban is over");
+    }
+
+    #[test]
+    fn a_slow_source_is_never_banned() {
+        let mut g = Guard::new(config());
+        let t0 = Instant::now();
+        for i in 0..100 {
+            assert!(!g.count(PHONE, t0 + Duration::from_millis(500) * i));
+        }
+    }
+
+    #[test]
+    fn a_nonce_sent_to_the_address_lets_a_banned_udp_source_through_but_not_a_tcp_one() {
+        let mut g = Guard::new(config());
+        let t0 = Instant::now();
+        (0..6).for_each(|_| {
+            g.count(PHONE, t0);
+        });
+        assert_eq!(g.banned(PHONE, Evidence::Nonce, true, t0), Admit::Pass, "a forged flood does not lock out the phone");
+        assert_eq!(g.banned(PHONE, Evidence::None, false, t0), Admit::Drop);
+        assert_eq!(g.banned(PHONE, Evidence::Connection, true, t0), Admit::Drop, "a TCP flooder is who it says");
+        assert_eq!(g.counters, GuardCounters { bans: 1, dropped: 2 });
+    }
+
+    #[test]
+    fn a_banned_sources_register_is_challenged_once_a_second() {
+        let mut g = Guard::new(config());
+        let t0 = Instant::now();
+        (0..6).for_each(|_| {
+            g.count(ATTACKER, t0);
+        });
+        assert_eq!(g.banned(ATTACKER, Evidence::None, true, t0), Admit::Challenge);
+        assert_eq!(g.banned(ATTACKER, Evidence::None, true, t0 + Duration::from_millis(500)), Admit::Drop);
+        assert_eq!(g.banned(ATTACKER, Evidence::None, true, t0 + Duration::from_secs(1)), Admit::Challenge);
+    }
+
+    #[test]
+    fn the_table_is_bounded() {
+        let mut g = Guard::new(config());
+        let t0 = Instant::now();
+        for i in 0..1000u32 {
+            g.count(IpAddr::V4(i.into()), t0 + Duration::from_millis(i.into()));
+        }
+        assert!(g.sources.len() <= 8);
+    }
+
+    #[test]
+    fn off_counts_nothing() {
+        let mut g = Guard::new(GuardConfig { max_requests: 0, ..config() });
+        assert!((0..100).all(|_| !g.count(ATTACKER, Instant::now())));
+    }
+}
