@@ -2,8 +2,8 @@
 //! central site; the WAN between SBA and central is cut and restored with nftables inside the
 //! test's own namespaces. One scenario walks the issue's list in order, on one topology:
 //! normal mode, the cut, kill -9 during the outage, an unknown device (refused to register and
-//! to call the PSTN), failback with a call answered before it, 10 flaps that each reach
-//! survival and pass-through.
+//! to call the PSTN), an attacker host beside the phones during the outage, failback with a call
+//! answered before it, 10 flaps that each reach survival and pass-through.
 use holdfast_sip::message::HeaderName;
 use holdfast_tests::branch::Sba;
 use holdfast_tests::kamailio::Kamailio;
@@ -118,6 +118,8 @@ fn branch_survives_the_wan() {
     wait_until(|| bob.answered() > answered, Duration::from_secs(10), &format!("baresip's call in survival:\n{}", carol.console()));
     assert!(carol.wait_for("Call established", 1, Duration::from_secs(5)), "{}", carol.console());
     carol.command("/hangup");
+    attack_beside_the_phones(&topo, &sba, &carrier);
+    branch_call(1, "alice", "bob", "survival, after the attacks");
     let long = long_call.0.wait().expect("sipp ran");
     assert!(long.success(), "the call up before the cut was dropped\n{}", sba.log());
 
@@ -217,4 +219,65 @@ fn wait_for<T>(mut f: impl FnMut() -> Option<T>, within: Duration) -> T {
         assert!(Instant::now() < deadline, "condition not met within {within:?}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// An attacker host beside the phones (10.77.1.40), and packets forged with alice's address
+/// (her IP, another port), while the WAN is down and a call is up: posing as alice it may not
+/// move or remove her binding nor reach the PSTN, not even with a To tag and a Route as if in a
+/// dialog; its flood gets it banned (a flood forged with alice's address does not: she holds a
+/// binding). The caller then checks that alice still calls.
+fn attack_beside_the_phones(topo: &Topology, sba: &Sba, carrier: &Answerer) {
+    let alice_aor = format!("sip:alice@{DOMAIN}");
+    let alice_before: Vec<_> = sba.registrations().into_iter().filter(|b| b["aor"] == alice_aor).collect();
+    let pstn_before = carrier.answered();
+    let host = topo.phones.udp_socket(SocketAddr::from((Topology::phone_ip(30), 5060))).expect("socket");
+    let mut mallory = Ua::with_socket(host, sba.addr, "alice", DOMAIN);
+    let r = mallory.request(60, None);
+    assert_eq!(r.status, 403, "alice's contact moved to the attacker: {} {}", r.status, r.reason);
+    let local = mallory.local();
+    let invite = format!(
+        "INVITE sip:+4930123456@{PSTN}:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-mallory-inv;rport\r\n\
+         Route: <sip:{};lr>\r\nFrom: <sip:alice@{DOMAIN}>;tag=mallory\r\nTo: <sip:+4930123456@{DOMAIN}>;tag=as-if\r\n\
+         Call-ID: mallory-inv\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@{local}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        sba.addr
+    );
+    mallory.send(invite.as_bytes());
+    let r = mallory.recv();
+    assert_eq!(r.status, 403, "an in-dialog-looking INVITE from the attacker: {} {}", r.status, r.reason);
+    let forged = topo.phones.udp_socket(SocketAddr::from((Topology::phone_ip(1), 5098))).expect("socket");
+    let mut forged = Ua::with_socket(forged, sba.addr, "alice", DOMAIN);
+    let mut wildcard = forged.register(0, None);
+    wildcard.headers.set(HeaderName::Contact, "*");
+    forged.send(&wildcard.to_bytes());
+    let r = forged.recv();
+    assert_eq!(r.status, 403, "Contact: * with alice's address: {} {}", r.status, r.reason);
+
+    // Floods, in bursts until the answers stop: the attacker's address is banned, alice's is not.
+    let flood = |ua: &mut Ua| {
+        ua.sock.set_read_timeout(Some(Duration::from_millis(500))).expect("timeout");
+        let mut buf = vec![0u8; 65536];
+        for _ in 0..50 {
+            for _ in 0..20 {
+                let bytes = ua.register(60, None).to_bytes();
+                ua.send(&bytes);
+            }
+            if (0..20).filter(|_| ua.sock.recv_from(&mut buf).is_ok()).count() == 0 {
+                return true;
+            }
+        }
+        false
+    };
+    assert!(flood(&mut mallory), "the attacker's flood was never banned");
+    assert!(!flood(&mut forged), "a flood with alice's address banned it");
+    wait_until(
+        || sba.status().and_then(|s| s["refused"]["source_bans"].as_u64()) == Some(1),
+        Duration::from_secs(10),
+        "the ban was not counted",
+    );
+    let alice_after: Vec<_> = sba.registrations().into_iter().filter(|b| b["aor"] == alice_aor).collect();
+    for key in ["contact", "source", "path", "transport"] {
+        let values = |v: &[serde_json::Value]| v.iter().map(|b| b[key].clone()).collect::<Vec<_>>();
+        assert_eq!(values(&alice_after), values(&alice_before), "alice's {key} changed");
+    }
+    assert_eq!(carrier.answered(), pstn_before, "the attacker reached the PSTN");
 }
