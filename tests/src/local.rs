@@ -89,6 +89,13 @@ impl LocalAppliance {
         self.island.ns.command(&bin("sbactl").to_string_lossy()).current_dir(&self.dir).args(args).output().expect("run sbactl")
     }
 
+    /// `user`'s binding as `sbactl registrations --json` shows it, if it is registered.
+    pub fn binding(&self, user: &str) -> Option<serde_json::Value> {
+        let out = self.sbactl(&["registrations", "--json"]);
+        let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        rows.into_iter().find(|b| b["aor"] == format!("sip:{user}@{DOMAIN}"))
+    }
+
     /// Adds the first users (name, password) and waits until the registrar has read them: a
     /// phone registering before that is refused 403 and waits for its next refresh.
     pub fn add_users(&self, users: &[(&str, &str)]) {

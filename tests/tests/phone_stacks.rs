@@ -21,12 +21,6 @@ fn config<'a>(user: &'a str, password: &'a str, port: u16) -> PhoneConfig<'a> {
     }
 }
 
-fn bound(app: &LocalAppliance, user: &str) -> Option<serde_json::Value> {
-    let out = app.sbactl(&["registrations", "--json"]);
-    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    rows.into_iter().find(|b| b["aor"] == format!("sip:{user}@{DOMAIN}"))
-}
-
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + WAIT;
     while !done() {
@@ -54,8 +48,8 @@ fn twinkle_registers_calls_and_is_called_hangs_up_and_unregisters() {
     app.add_users(&[("3001", "pw-3001"), ("3003", "pw-3003")]);
     let mut baresip = Baresip::start(app.ns(), &scratch.path, &config("3001", "pw-3001", 5066), 120);
     let mut twinkle = Twinkle::start(app.ns(), &scratch.path, &config("3003", "pw-3003", 5063), 24000);
-    wait_until("both registered", || bound(&app, "3001").is_some() && bound(&app, "3003").is_some());
-    let binding = bound(&app, "3003").unwrap();
+    wait_until("both registered", || app.binding("3001").is_some() && app.binding("3003").is_some());
+    let binding = app.binding("3003").unwrap();
     assert!(binding["user_agent"].as_str().unwrap_or_default().contains("Twinkle"), "{binding}");
 
     // twinkle calls and hangs up; baresip calls and twinkle is hung up on.
@@ -64,8 +58,8 @@ fn twinkle_registers_calls_and_is_called_hangs_up_and_unregisters() {
     assert_eq!(twinkle.count(Event::Incoming), 1, "{}", twinkle.terminal().text());
 
     twinkle.unregister();
-    wait_until("twinkle's binding gone", || bound(&app, "3003").is_none());
-    assert!(bound(&app, "3001").is_some());
+    wait_until("twinkle's binding gone", || app.binding("3003").is_none());
+    assert!(app.binding("3001").is_some());
 }
 
 #[test]
@@ -75,8 +69,8 @@ fn linphonec_registers_calls_hangs_up_is_hung_up_on_and_unregisters() {
     app.add_users(&[("3001", "pw-3001"), ("3004", "pw-3004")]);
     let mut baresip = Baresip::start(app.ns(), &scratch.path, &config("3001", "pw-3001", 5066), 120);
     let mut linphonec = Linphonec::start(app.ns(), &scratch.path, &config("3004", "pw-3004", 5064));
-    wait_until("both registered", || bound(&app, "3001").is_some() && bound(&app, "3004").is_some());
-    let binding = bound(&app, "3004").unwrap();
+    wait_until("both registered", || app.binding("3001").is_some() && app.binding("3004").is_some());
+    let binding = app.binding("3004").unwrap();
     assert!(binding["user_agent"].as_str().unwrap_or_default().contains("Linphone"), "{binding}");
 
     // linphonec hangs up its first call; baresip hangs up the second.
@@ -84,6 +78,6 @@ fn linphonec_registers_calls_hangs_up_is_hung_up_on_and_unregisters() {
     call(&mut linphonec, &mut baresip, &format!("sip:3001@{DOMAIN}"), true, 1);
 
     linphonec.unregister();
-    wait_until("linphonec's binding gone", || bound(&app, "3004").is_none());
-    assert!(bound(&app, "3001").is_some());
+    wait_until("linphonec's binding gone", || app.binding("3004").is_none());
+    assert!(app.binding("3001").is_some());
 }

@@ -22,12 +22,6 @@ fn config<'a>(user: &'a str, password: &'a str, port: u16) -> PhoneConfig<'a> {
     }
 }
 
-fn binding(app: &LocalAppliance, user: &str) -> Option<serde_json::Value> {
-    let out = app.sbactl(&["registrations", "--json"]);
-    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    rows.into_iter().find(|b| b["aor"] == format!("sip:{user}@{DOMAIN}"))
-}
-
 /// `caller` calls 3001, which answers; the caller hangs up.
 fn call_3001(caller: &mut Baresip, callee: &Baresip, n: usize) {
     caller.dial(&format!("sip:3001@{DOMAIN}"));
@@ -48,17 +42,17 @@ fn a_tcp_phone_is_called_at_once_after_a_registrar_restart() {
         Baresip::start_with(app.ns(), &scratch.path, &config("3001", "pw-3001", 5066), 120, BaresipAudio::Echo, Protocol::Tcp);
     let mut caller = Baresip::start(app.ns(), &scratch.path, &config("3002", "pw-3002", 5064), 120);
     let deadline = Instant::now() + WAIT;
-    while binding(&app, "3001").is_none() || binding(&app, "3002").is_none() {
+    while app.binding("3001").is_none() || app.binding("3002").is_none() {
         assert!(Instant::now() < deadline, "not registered:\n{}\n{}", tcp_phone.console(), caller.console());
         std::thread::sleep(Duration::from_millis(100));
     }
-    let before = binding(&app, "3001").unwrap();
+    let before = app.binding("3001").unwrap();
     assert_eq!(before["transport"], "tcp", "{before}");
     call_3001(&mut caller, &tcp_phone, 0);
 
     app.restart_registrar();
-    let after = binding(&app, "3001").expect("the binding is kept across the restart");
+    let after = app.binding("3001").expect("the binding is kept across the restart");
     assert_eq!(after["source"], before["source"], "the phone has not registered again: {after}");
     call_3001(&mut caller, &tcp_phone, 1);
-    assert_eq!(binding(&app, "3001").unwrap()["source"], before["source"], "reached without a new registration");
+    assert_eq!(app.binding("3001").unwrap()["source"], before["source"], "reached without a new registration");
 }

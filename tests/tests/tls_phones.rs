@@ -26,12 +26,6 @@ fn config<'a>(user: &'a str, password: &'a str, port: u16, registrar: &str) -> P
     }
 }
 
-fn binding(app: &LocalAppliance, user: &str) -> Option<serde_json::Value> {
-    let out = app.sbactl(&["registrations", "--json"]);
-    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    rows.into_iter().find(|b| b["aor"] == format!("sip:{user}@{DOMAIN}"))
-}
-
 /// The SHA-256 fingerprint of the certificate a TLS handshake with the registrar presents now,
 /// as openssl (a second TLS stack) sees it: "AB:CD:...".
 fn presented(app: &LocalAppliance) -> String {
@@ -74,11 +68,11 @@ fn a_tls_phone_is_called_over_its_flow_and_a_new_certificate_needs_no_restart() 
     let tls_phone = Baresip::start_tls(app.ns(), &scratch.path, &config("3001", "pw-3001", 5066, TLS), 120, &generated);
     let mut caller = Baresip::start(app.ns(), &scratch.path, &config("3002", "pw-3002", 5064, REGISTRAR), 120);
     let deadline = Instant::now() + WAIT;
-    while binding(&app, "3001").is_none() || binding(&app, "3002").is_none() {
+    while app.binding("3001").is_none() || app.binding("3002").is_none() {
         assert!(Instant::now() < deadline, "not registered:\n{}\n{}", tls_phone.console(), app.log("sba-registrar"));
         std::thread::sleep(Duration::from_millis(100));
     }
-    let bound = binding(&app, "3001").unwrap();
+    let bound = app.binding("3001").unwrap();
     assert_eq!(bound["transport"], "tls", "{bound}");
     assert!(bound["contact"].as_str().unwrap_or_default().contains("transport=tls"), "{bound}");
     let old = shown(&app, &tls_dir);
@@ -105,7 +99,7 @@ fn a_tls_phone_is_called_over_its_flow_and_a_new_certificate_needs_no_restart() 
     std::thread::sleep(Duration::from_secs(1));
     caller.hang_up();
     assert!(tls_phone.wait(Event::Ended, 0, WAIT), "the BYE did not reach the TLS phone:\n{}", tls_phone.console());
-    assert_eq!(binding(&app, "3001").unwrap()["source"], bound["source"], "the phone kept its TLS connection");
+    assert_eq!(app.binding("3001").unwrap()["source"], bound["source"], "the phone kept its TLS connection");
 
     // Plain SIP on the TLS port is no handshake: the connection closes without an answer.
     let mut plain = app
