@@ -1,8 +1,9 @@
 //! Appliance VMs for the integration tests: the image built once per run (image/build.sh, which
-//! reuses an unchanged image and locks against concurrent builds), booted under qemu by
-//! image/boot.sh (KVM when it works here, TCG otherwise), a test script injected through fw_cfg whose
-//! output arrives on the second serial port, QMP for links and power, and a network namespace with
-//! tap devices so that every packet stays inside what the test created.
+//! reuses an unchanged image and locks against concurrent builds) or, with `SBA_IMAGE=DIR`, the
+//! buildroot image in DIR (its output/images: bzImage, rootfs.ext4), booted under qemu by image/qemu
+//! (KVM when it works here, TCG otherwise), a test script injected through fw_cfg whose output
+//! arrives on the second serial port, QMP for links and power, and a network namespace with tap
+//! devices so that every packet stays inside what the test created.
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
@@ -14,10 +15,9 @@ use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Variant {
-    /// Debian minbase, systemd, the services.
+    /// The appliance: Debian minbase, systemd, the services; or the buildroot image `SBA_IMAGE`
+    /// names.
     Base,
-    /// Base plus the DAHDI modules (dkms), dahdi tools and libpri, for the gateway test.
-    Dahdi,
     /// Not the appliance: Debian with Kamailio and sqlite3, the central site of the WAN failover
     /// test (no Holdfast binaries).
     Central,
@@ -27,7 +27,6 @@ impl Variant {
     pub fn name(self) -> &'static str {
         match self {
             Variant::Base => "base",
-            Variant::Dahdi => "dahdi",
             Variant::Central => "central",
         }
     }
@@ -37,9 +36,24 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The image directory of `variant`, built (or found unchanged) on the first call in this process.
+/// The buildroot image the appliance VMs boot instead of the Debian one: `SBA_IMAGE`, a buildroot
+/// output/images directory.
+pub fn buildroot_image() -> Option<PathBuf> {
+    std::env::var_os("SBA_IMAGE").filter(|d| !d.is_empty()).map(PathBuf::from)
+}
+
+/// The image directory of `variant`, built (or found unchanged) on the first call in this process;
+/// for [`Variant::Base`] with `SBA_IMAGE` set, that directory, checked.
 /// The binaries are those of $HOLDFAST_BIN_DIR (tests/run sets it), else target/release.
 pub fn image(variant: Variant) -> Result<PathBuf> {
+    if let (Variant::Base, Some(dir)) = (variant, buildroot_image()) {
+        for file in ["bzImage", "rootfs.ext4"] {
+            if !dir.join(file).is_file() {
+                bail!("SBA_IMAGE={} has no {file}: it must be a buildroot output/images directory", dir.display());
+            }
+        }
+        return Ok(dir);
+    }
     static BUILT: Mutex<Vec<Variant>> = Mutex::new(Vec::new());
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
     let dir = repo().join("image/build").join(variant.name());
@@ -66,6 +80,33 @@ pub fn image(variant: Variant) -> Result<PathBuf> {
     eprintln!("vm: image {} ready in {:.0?}: {}", variant.name(), started.elapsed(), tail(&log, 1).trim());
     built.push(variant);
     Ok(dir)
+}
+
+/// A shell function for guest scripts: `static_addr MAC CIDR` gives the NIC with that MAC the
+/// address through systemd-networkd (the appliance's network manager, which would otherwise run DHCP
+/// on it and drop foreign addresses), kept across carrier loss (a cable pulled through QMP), waits
+/// until the address is there (at most 60 s) and prints the NIC's name.
+pub const STATIC_ADDR_SH: &str = r#"static_addr() {
+    mkdir -p /run/systemd/network
+    printf '[Match]\nMACAddress=%s\n\n[Network]\nAddress=%s\nConfigureWithoutCarrier=yes\nIgnoreCarrierLoss=yes\n' "$1" "$2" \
+        > "/run/systemd/network/10-test-$(echo "$1" | tr -d :).network"
+    # networkd reads the file when it starts, if it has not yet.
+    networkctl reload 2>/dev/null
+    i=0
+    while [ $i -lt 600 ] && ! ip addr show | grep -q " inet ${2%/*}/"; do sleep 0.1; i=$((i+1)); done
+    for d in /sys/class/net/*; do [ "$(cat "$d/address")" = "$1" ] && basename "$d"; done
+}"#;
+
+/// The registrar's domain and database in the configuration the images ship (image/overlay).
+pub fn appliance_registrar() -> Result<(String, String)> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../image/overlay/etc/sba/sba.toml");
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+    let config: toml::Table = text.parse().with_context(|| format!("parsing {path}"))?;
+    let registrar = config.get("registrar").and_then(|r| r.as_table()).context("no [registrar] in sba.toml")?;
+    let key = |k: &str| -> Result<String> {
+        registrar.get(k).and_then(|v| v.as_str()).map(str::to_string).with_context(|| format!("no registrar.{k}"))
+    };
+    Ok((key("domain")?, key("db")?))
 }
 
 /// How to boot one VM.
@@ -111,7 +152,7 @@ pub struct Vm {
 
 impl Vm {
     pub fn boot(cfg: &VmConfig) -> Result<Vm> {
-        image(cfg.variant)?;
+        let image_dir = image(cfg.variant)?;
         // Short path: the QMP socket name must fit in sun_path.
         let dir = repo().join("tests/.work").join(format!("vm-{}-{}", cfg.name, std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -122,13 +163,16 @@ impl Vm {
         let mut cmd = match &cfg.netns {
             Some(ns) => {
                 let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns]).arg(repo().join("image/boot.sh"));
+                c.args(["netns", "exec", ns]).arg(repo().join("image/qemu"));
                 c
             }
-            None => Command::new(repo().join("image/boot.sh")),
+            None => Command::new(repo().join("image/qemu")),
         };
-        cmd.args(["--variant", cfg.variant.name()])
-            .arg("--serial2")
+        match (cfg.variant, buildroot_image()) {
+            (Variant::Base, Some(_)) => cmd.arg("--image").arg(&image_dir),
+            _ => cmd.args(["--variant", cfg.variant.name()]),
+        };
+        cmd.arg("--serial2")
             .arg(&serial2)
             .arg("--console")
             .arg(&console)
@@ -151,7 +195,7 @@ impl Vm {
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
-            .context("starting image/boot.sh")?;
+            .context("starting image/qemu")?;
         Ok(Vm { child, dir, serial2, console, qmp, started })
     }
 

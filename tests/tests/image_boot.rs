@@ -4,9 +4,10 @@
 //! a second phone registers and the first one calls it through the appliance; with the VM's link cut through QMP the phone gets no answer, and a 200 again once it is restored;
 //! after a hard reset of the VM the registrar is READY again with the binding from SQLite.
 use anyhow::{bail, ensure, Context, Result};
+use holdfast_tests::bins::scenario;
 use holdfast_tests::netns::Netns;
 use holdfast_tests::phones::{call, Answerer, PhoneConfig};
-use holdfast_tests::vm::{TestNet, Variant, Vm, VmConfig};
+use holdfast_tests::vm::{appliance_registrar, TestNet, Variant, Vm, VmConfig, STATIC_ADDR_SH};
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -20,18 +21,6 @@ const PASSWORD: &str = "branch-secret";
 const CALLEE: &str = "bob";
 const CALLEE_PASSWORD: &str = "bob-secret";
 
-/// The appliance configuration the image ships: the test registers in its domain, with its database.
-fn appliance_registrar() -> Result<(String, String)> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../image/overlay/etc/sba/sba.toml");
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
-    let config: toml::Table = text.parse().with_context(|| format!("parsing {path}"))?;
-    let registrar = config.get("registrar").and_then(|r| r.as_table()).context("no [registrar] in sba.toml")?;
-    let key = |k: &str| -> Result<String> {
-        registrar.get(k).and_then(|v| v.as_str()).map(str::to_string).with_context(|| format!("no registrar.{k}"))
-    };
-    Ok((key("domain")?, key("db")?))
-}
-
 /// Runs in the VM (sba-test-hook.service) at every boot; its report lines carry the boot's number
 /// (the disk survives a reset). Every loop is bounded.
 fn guest_script(domain: &str, db: &str) -> String {
@@ -42,11 +31,8 @@ mkdir -p /var/lib/sba-test
 boot=$(( $(cat /var/lib/sba-test/boots 2>/dev/null || echo 0) + 1 ))
 echo $boot > /var/lib/sba-test/boots
 sync
-# The NIC by its MAC, once udev has renamed it (eth0 becomes ens3 meanwhile).
-udevadm settle -t 120
-iface=""
-for d in /sys/class/net/*; do [ "$(cat "$d/address")" = "{GUEST_MAC}" ] && iface=$(basename "$d"); done
-ip addr add {GUEST}/24 dev "$iface" && ip link set "$iface" up && echo "NET-UP $iface"
+{STATIC_ADDR_SH}
+iface=$(static_addr {GUEST_MAC} {GUEST}/24) && echo "NET-UP $iface"
 units="sba-registrar sba-mediation sba-gateway"
 present=""
 for u in $units; do [ -x "/usr/bin/$u" ] && present="$present $u"; done
@@ -78,45 +64,6 @@ echo HOOK-DONE
 "#
     )
 }
-
-/// REGISTER, digest challenge, REGISTER with credentials, 200.
-const REGISTER: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="register with digest to the appliance">
-  <send retrans="500">
-    <![CDATA[
-      REGISTER sip:[domain] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      From: <sip:[service]@[domain]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[service]@[domain]>
-      Call-ID: [call_id]
-      CSeq: 1 REGISTER
-      Contact: <sip:[service]@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Expires: 600
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="401" auth="true"/>
-  <send retrans="500">
-    <![CDATA[
-      REGISTER sip:[domain] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      From: <sip:[service]@[domain]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[service]@[domain]>
-      Call-ID: [call_id]
-      CSeq: 2 REGISTER
-      Contact: <sip:[service]@[local_ip]:[local_port]>
-      [authentication]
-      Max-Forwards: 70
-      Expires: 600
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="200"/>
-</scenario>
-"#;
 
 #[test]
 fn image_boots_services_ready_and_a_phone_registers() -> Result<()> {
@@ -163,12 +110,13 @@ fn image_boots_services_ready_and_a_phone_registers() -> Result<()> {
     // The phone: sipp on the host side of the tap, a few attempts while the registrar settles.
     let dir = std::env::temp_dir().join(format!("hf-image-boot-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("register.xml"), REGISTER)?;
     let register = |timeout_s: u32| -> Result<std::process::Output> {
         net.command("sipp")
             .current_dir(&dir)
             .arg(format!("{GUEST}:5060"))
-            .args(["-sf", "register.xml", "-i", HOST, "-p", "5070", "-t", "u1", "-nostdin"])
+            .arg("-sf")
+            .arg(scenario("register_auth.xml"))
+            .args(["-i", HOST, "-p", "5070", "-t", "u1", "-nostdin"])
             .args(["-m", "1", "-s", USER, "-au", USER, "-ap", PASSWORD, "-key", "domain", &domain])
             .args(["-timeout", &format!("{timeout_s}s"), "-timeout_error"])
             .stdin(Stdio::null())

@@ -17,7 +17,7 @@ use anyhow::{bail, ensure, Context, Result};
 use holdfast_tests::kamailio::{self, options_status};
 use holdfast_tests::netns::Netns;
 use holdfast_tests::phones::{call, Answerer, PhoneConfig};
-use holdfast_tests::vm::{TestNet, Variant, Vm, VmConfig};
+use holdfast_tests::vm::{TestNet, Variant, Vm, VmConfig, STATIC_ADDR_SH};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -118,12 +118,9 @@ echo "READY-ALL boot=$boot uptime=$(cut -d' ' -f1 /proc/uptime) pending=[$pendin
 fresh_status
 echo "AT-BOOT boot=$boot mode=$(mode) regs=[$(regs)]"
 journalctl -f -n 0 -o cat -u sba-registrar -u sba-mediation | sed -u 's/^/JOURNAL /' &
-udevadm settle -t 120
-nic() {{ for d in /sys/class/net/*; do [ "$(cat "$d/address")" = "$1" ] && basename "$d"; done; }}
-lan=$(nic {SBA_LAN_MAC})
-wan=$(nic {SBA_WAN_MAC})
-ip addr add {SBA_LAN}/24 dev "$lan" && ip link set "$lan" up \
-    && ip addr add {SBA_WAN}/24 dev "$wan" && ip link set "$wan" up && echo "NET-UP boot=$boot lan=$lan wan=$wan"
+{STATIC_ADDR_SH}
+lan=$(static_addr {SBA_LAN_MAC} {SBA_LAN}/24) && wan=$(static_addr {SBA_WAN_MAC} {SBA_WAN}/24) \
+    && echo "NET-UP boot=$boot lan=$lan wan=$wan"
 if [ $restart = yes ]; then
     systemctl restart sba-registrar sba-mediation
     wait_ready
@@ -157,10 +154,8 @@ fn central_script() -> String {
     format!(
         r#"#!/bin/sh
 set -u
-udevadm settle -t 120
-iface=""
-for d in /sys/class/net/*; do [ "$(cat "$d/address")" = "{CENTRAL_MAC}" ] && iface=$(basename "$d"); done
-ip addr add {CENTRAL}/24 dev "$iface" && ip link set "$iface" up && echo "NET-UP $iface"
+{STATIC_ADDR_SH}
+iface=$(static_addr {CENTRAL_MAC} {CENTRAL}/24) && echo "NET-UP $iface"
 rm -rf {dir}
 mkdir -p {dir}/run
 cat > {dir}/setup.sql <<'HOLDFAST_EOF'
