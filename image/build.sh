@@ -41,7 +41,8 @@ case "$variant" in
     *) die "unknown variant '$variant' (base or central)" ;;
 esac
 # The kernel modules a VM of ours loads (with what they need): Debian's kernel carries every driver.
-modules=(virtio_pci virtio_blk virtio_net virtio_rng virtio_console qemu_fw_cfg ext4 button evdev sch_netem)
+# autofs4: systemd loads it at start for automount points.
+modules=(virtio_pci virtio_blk virtio_net virtio_rng virtio_console qemu_fw_cfg ext4 button evdev sch_netem autofs4)
 
 [ "$(id -u)" = 0 ] || die "must run as root (mmdebstrap builds the rootfs as a plain directory)"
 
@@ -175,7 +176,8 @@ for unit in getty-static.service getty@tty1.service e2scrub_reap.service e2scrub
     modprobe@dm_mod.service modprobe@drm.service modprobe@fuse.service modprobe@loop.service \
     modprobe@configfs.service dev-hugepages.mount dev-mqueue.mount sys-kernel-debug.mount sys-kernel-tracing.mount \
     sys-kernel-config.mount sys-fs-fuse-connections.mount systemd-update-utmp.service \
-    systemd-update-utmp-runlevel.service systemd-network-generator.service; do
+    systemd-update-utmp-runlevel.service systemd-network-generator.service proc-sys-fs-binfmt_misc.automount \
+    systemd-binfmt.service; do
     ln -sf /dev/null "$root/etc/systemd/system/$unit"
 done
 # The appliance's network manager, as on buildroot's image: DHCP on every wired port

@@ -38,7 +38,7 @@ accel=(-accel "tcg,thread=multi")
 timeout "${HOLDFAST_VM_TIMEOUT:-420}" qemu-system-x86_64 "${accel[@]}" \
     -cpu max -smp 2 -m 1024 -display none -monitor none -no-reboot \
     -kernel "$image/vmlinuz" -initrd "$image/initrd.img" \
-    -append "root=/dev/vda rw console=ttyS0 quiet" \
+    -append "root=/dev/vda rw console=ttyS0 quiet no_timer_check" \
     -drive "file=$run/overlay.qcow2,if=virtio,format=qcow2" \
     -drive "file=$run/payload.ext4,if=virtio,format=raw,readonly=on" \
     -serial "file:$run/console.log" -serial "file:$run/report.log" || true

@@ -85,7 +85,7 @@ pub fn image(variant: Variant) -> Result<PathBuf> {
 /// A shell function for guest scripts: `static_addr MAC CIDR` gives the NIC with that MAC the
 /// address through systemd-networkd (the appliance's network manager, which would otherwise run DHCP
 /// on it and drop foreign addresses), kept across carrier loss (a cable pulled through QMP), waits
-/// until the address is there (at most 60 s) and prints the NIC's name.
+/// until the address is there (at most 60 s: it fails otherwise) and prints the NIC's name.
 pub const STATIC_ADDR_SH: &str = r#"static_addr() {
     mkdir -p /run/systemd/network
     printf '[Match]\nMACAddress=%s\n\n[Network]\nAddress=%s\nConfigureWithoutCarrier=yes\nIgnoreCarrierLoss=yes\n' "$1" "$2" \
@@ -93,8 +93,13 @@ pub const STATIC_ADDR_SH: &str = r#"static_addr() {
     # networkd reads the file when it starts, if it has not yet.
     networkctl reload 2>/dev/null
     i=0
-    while [ $i -lt 600 ] && ! ip addr show | grep -q " inet ${2%/*}/"; do sleep 0.1; i=$((i+1)); done
+    until ip addr show | grep -q " inet ${2%/*}/"; do
+        [ $i -lt 600 ] || return 1
+        sleep 0.1
+        i=$((i+1))
+    done
     for d in /sys/class/net/*; do [ "$(cat "$d/address")" = "$1" ] && basename "$d"; done
+    return 0
 }"#;
 
 /// The registrar's domain and database in the configuration the images ship (image/overlay).
