@@ -196,12 +196,19 @@ fn defconfigs_survive_make_in_buildroot(buildroot: &Path) -> Result<()> {
         let lost: Vec<&String> = defconfig.lines.iter().filter(|l| !have.contains(l.as_str())).collect();
         ensure!(lost.is_empty(), "buildroot dropped or changed these lines of {}: {lost:#?}", defconfig.name);
 
-        // The package's makefile as buildroot evaluates it (no download, no build).
+        // The package's makefile as buildroot evaluates it (no download, no build), with the
+        // crates' licenses vendor-crates.sh writes into the download directory present, as in a
+        // real build.
+        let dl = out_dir.join("dl");
+        let vendor = dl.join("sba-services/vendor");
+        fs::create_dir_all(&vendor)?;
+        fs::write(vendor.join(".sba-legal.mk"), "SBA_SERVICES_CRATES_LICENSE = MIT (crates)\n")?;
         let vars = Command::new("make")
             .arg("-C")
             .arg(&out_dir)
+            .env("BR2_DL_DIR", &dl)
             .arg("printvars")
-            .arg("VARS=SBA_SERVICES_VERSION SBA_SERVICES_SITE_METHOD SBA_SERVICES_OVERRIDE_SRCDIR SBA_SERVICES_DEPENDENCIES")
+            .arg("VARS=PACKAGES SBA_SERVICES_VERSION SBA_SERVICES_SITE_METHOD SBA_SERVICES_OVERRIDE_SRCDIR SBA_SERVICES_DEPENDENCIES SBA_SERVICES_LICENSE")
             .output()?;
         let vars = String::from_utf8_lossy(&vars.stdout).into_owned();
         let _ = fs::remove_dir_all(&out_dir);
@@ -213,6 +220,13 @@ fn defconfigs_survive_make_in_buildroot(buildroot: &Path) -> Result<()> {
             ensure!(vars.lines().any(|l| l.starts_with(&wanted)), "{}: printvars lacks {wanted}:\n{vars}", defconfig.name);
         }
         ensure!(vars.contains("host-rustc"), "sba-services does not depend on host-rustc:\n{vars}");
+        let packages = vars.lines().find_map(|l| l.strip_prefix("PACKAGES=")).unwrap_or_default();
+        ensure!(
+            packages.split_whitespace().any(|p| p == "sba-services"),
+            "{}: sba-services is not among the packages buildroot builds: {packages}",
+            defconfig.name
+        );
+        ensure!(vars.contains("MIT (crates)"), "{}: the crates' licenses are not in SBA_SERVICES_LICENSE:\n{vars}", defconfig.name);
     }
     Ok(())
 }
@@ -647,7 +661,10 @@ fn legal_info_names_the_crates_licenses() -> Result<()> {
     let mk = read(&tree().join("package/sba-services/sba-services.mk"))?;
     ensure!(mk.contains("SBA_SERVICES_LICENSE_FILES = LICENSE"), "sba-services.mk saves no license file of its own");
     ensure!(repo().join("LICENSE").is_file(), "the repository has no LICENSE file for legal-info");
-    ensure!(mk.contains("-include $(SBA_SERVICES_VENDOR_DIR)/.sba-legal.mk"), "sba-services.mk does not read the crates' licenses");
+    let include = mk.find("-include $(SBA_SERVICES_VENDOR_DIR)/.sba-legal.mk").context("sba-services.mk does not read the crates' licenses")?;
+    // buildroot names a package after the last makefile read when it is evaluated.
+    let eval = mk.find("$(eval $(cargo-package))").context("sba-services.mk is not a cargo-package")?;
+    ensure!(include > eval, "sba-services.mk reads the crates' licenses before its eval: buildroot would name the package after that file");
     let vendor = read(&tree().join("package/sba-services/vendor-crates.sh"))?;
     ensure!(vendor.contains(".sba-legal.mk") && vendor.contains("--filter-platform"), "vendor-crates.sh does not write the crates' licenses for the target");
     Ok(())

@@ -12,9 +12,9 @@ SBA_SERVICES_VERSION = $(shell sed -n '/^\[workspace.package\]/,/^\[/s/^version 
 
 # A local source skips buildroot's download-time vendoring: vendor-crates.sh (next to this file) puts
 # the crates in the download directory, and cargo --offline reads them from there. It also writes
-# the licenses and license files of the crates linked into the services, for legal-info.
+# the licenses and license files of the crates linked into the services, for legal-info (read at
+# the end of this file).
 SBA_SERVICES_VENDOR_DIR = $(DL_DIR)/sba-services/vendor
--include $(SBA_SERVICES_VENDOR_DIR)/.sba-legal.mk
 
 SBA_SERVICES_LICENSE = Apache-2.0$(if $(SBA_SERVICES_CRATES_LICENSE),$(comma) $(SBA_SERVICES_CRATES_LICENSE))
 SBA_SERVICES_LICENSE_FILES = LICENSE $(SBA_SERVICES_CRATES_LICENSE_FILES)
@@ -53,3 +53,7 @@ define SBA_SERVICES_INSTALL_TARGET_CMDS
 endef
 
 $(eval $(cargo-package))
+
+# After the eval: buildroot names a package after the last makefile read (read before it, this file
+# would make the package "vendor" and sba-services would never be built).
+-include $(SBA_SERVICES_VENDOR_DIR)/.sba-legal.mk
