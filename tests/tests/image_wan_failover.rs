@@ -117,7 +117,8 @@ wait_ready
 echo "READY-ALL boot=$boot uptime=$(cut -d' ' -f1 /proc/uptime) pending=[$pending]"
 fresh_status
 echo "AT-BOOT boot=$boot mode=$(mode) regs=[$(regs)]"
-journalctl -f -n 0 -o cat -u sba-registrar -u sba-mediation | sed -u 's/^/JOURNAL /' &
+# A line at a time (busybox's sed, in the buildroot image, has no -u).
+journalctl -f -n 0 -o cat -u sba-registrar -u sba-mediation | while IFS= read -r l; do echo "JOURNAL $l"; done &
 {STATIC_ADDR_SH}
 lan=$(static_addr {SBA_LAN_MAC} {SBA_LAN}/24) && wan=$(static_addr {SBA_WAN_MAC} {SBA_WAN}/24) \
     && echo "NET-UP boot=$boot lan=$lan wan=$wan"
