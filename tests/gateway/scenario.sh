@@ -103,16 +103,19 @@ sipp_step mediation-hung-up-the-branch-call "$uac"
 # crosses it on the line. The network's call keeps the channel (Q.931 5.7: sba-gateway gives its
 # own call's claim up and says so in its log), and libpri, reading our SETUP at last, offers our
 # call another channel. Both calls are answered, then cleared by the PSTN.
+# libpri hears again as soon as its SETUP is out (deaf 0): a starved guest may take seconds to
+# start sipp, so the deaf spell is long enough for that (6 s, well inside Q.921's idle timer T203,
+# 10 s), yet ends before either side's T200 retries (3 x 1 s) give the link up.
 sipp_run -sf /payload/sipp/mediation_answers.xml -p 5070 -mp 6000 -m 1 &
 uas=$!
 sleep 1
 mark
 logmark
-echo "deaf 2500" >&3
+echo "deaf 6000" >&3
 sipp_run 127.0.0.1:5080 -sf /payload/sipp/mediation_calls.xml -s 3000 -p 5071 -mp 6010 -m 1 &
 uac=$!
-if await_log 'SETUP on B-channel 1 ' 2; then
-    echo "call 1 2000" >&3
+if await_log 'SETUP on B-channel 1 ' 6; then
+    printf 'call 1 2000\ndeaf 0\n' >&3
     if await_log 'glare on B-channel 1: the network' 3; then
         report "ok glare-setups-crossed-the-network-call-takes-channel-1"
     else

@@ -24,8 +24,9 @@
  * seize places N calls at once on free B-channels, reports when all are answered, holds them for
  * HOLD_MS and clears them all; bench sets up N calls, CONCURRENT at a time, each cleared (cause 16)
  * as soon as it is answered. Their calls report no per-call events.
- * deaf stops reading the D-channel for MS milliseconds: the far end's frames wait in the kernel
- * while ours still go out, so a SETUP placed meanwhile crosses one the far end sent (glare).
+ * deaf stops reading the D-channel for MS milliseconds (deaf 0: reads again at once): the far end's
+ * frames wait in the kernel while ours still go out, so a SETUP placed meanwhile crosses one the
+ * far end sent (glare).
  * B-channels are managed as Asterisk does on the network side: a SETUP for a channel in use gets
  * another free one if the channel was only preferred, else RELEASE COMPLETE with cause 44.
  */
