@@ -54,6 +54,7 @@ fn main() {
         Trial::test("firewall_lets_in_only_the_services", || run(firewall_lets_in_only_the_services)),
         needs_tool("firewall_rules_load", "iptables-legacy-restore", firewall_rules_load),
         Trial::test("legal_info_names_the_crates_licenses", || run(legal_info_names_the_crates_licenses)),
+        Trial::test("services_are_built_for_size", || run(services_are_built_for_size)),
         Trial::test("post_build_accepts_a_complete_target_and_refuses_an_incomplete_one", || {
             run(post_build_accepts_a_complete_target_and_refuses_an_incomplete_one)
         }),
@@ -655,6 +656,16 @@ fn firewall_rules_load() -> Result<()> {
     Ok(())
 }
 
+/// The rootfs budget (< 64 MB): the five service binaries are most of it, so buildroot builds them
+/// for size (the first build's, at the release profile, took 32 of its 74 MB).
+fn services_are_built_for_size() -> Result<()> {
+    let mk = read(&tree().join("package/sba-services/sba-services.mk"))?;
+    for setting in ["CARGO_PROFILE_RELEASE_OPT_LEVEL=s", "CARGO_PROFILE_RELEASE_LTO=true", "CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1"] {
+        ensure!(mk.contains(setting), "sba-services.mk does not build the services for size: no {setting}");
+    }
+    Ok(())
+}
+
 /// `make legal-info` lists the services with the licenses of every crate linked into them and
 /// saves those crates' license files (vendor-crates.sh writes them from cargo metadata).
 fn legal_info_names_the_crates_licenses() -> Result<()> {
@@ -718,10 +729,13 @@ fn post_build_with(target: &Path, env: &[(&str, &Path)]) -> Result<std::process:
 
 fn post_build_accepts_a_complete_target_and_refuses_an_incomplete_one() -> Result<()> {
     let target = complete_target("target")?;
+    // What dahdi-linux installs for the Astribank's loaders (dahdi-tools, not in the image).
+    stand_in(&target, "usr/share/dahdi/FPGA_1141.hex")?;
     let out = post_build(&target)?;
     ensure!(out.status.success(), "post-build.sh refused a complete target: {}", String::from_utf8_lossy(&out.stderr));
     let info = read(&target.join("etc/sba/build-info"))?;
     ensure!(info.contains("source="), "no build-info written: {info}");
+    ensure!(!target.join("usr/share/dahdi").exists(), "post-build.sh left the Astribank firmware in the rootfs");
 
     fs::remove_file(target.join("lib/modules/6.1.175/dahdi/dahdi.ko"))?;
     let out = post_build(&target)?;

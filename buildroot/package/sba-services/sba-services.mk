@@ -38,6 +38,14 @@ define SBA_SERVICES_USE_VENDORED_CRATES
 endef
 SBA_SERVICES_POST_RSYNC_HOOKS += SBA_SERVICES_USE_VENDORED_CRATES
 
+# The rootfs budget (< 64 MB): the five binaries are most of it, so they are built for size, with
+# one codegen unit and LTO so that the linker drops what each does not use, and no debug info.
+SBA_SERVICES_CARGO_ENV = \
+	CARGO_PROFILE_RELEASE_OPT_LEVEL=s \
+	CARGO_PROFILE_RELEASE_LTO=true \
+	CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
+	CARGO_PROFILE_RELEASE_DEBUG=false
+
 # The test crate runs on the build host only.
 SBA_SERVICES_CARGO_BUILD_OPTS = --workspace --exclude holdfast-tests --bins
 

@@ -13,6 +13,10 @@ done
 [ -f "$target/etc/sba/sba.toml" ] || die "/etc/sba/sba.toml is missing from the overlay"
 find "$target/lib/modules" -name 'dahdi.ko*' | grep -q . || die "the DAHDI kernel modules are missing"
 
+# dahdi-linux installs the Xorcom Astribank's firmware and perl init scripts, which only
+# dahdi-tools' loaders (not in the image) use: 2.8 MB of the rootfs budget.
+rm -rf "$target/usr/share/dahdi"
+
 # A unit whose condition fails is skipped at boot: say which, testing each condition as systemd does
 # (a path that must exist, a file that must be executable). Negated and triggering ones are not checked.
 for unit in "$target"/etc/systemd/system/*.service; do
