@@ -57,7 +57,7 @@ await() {
 }
 step() { if await "$2" "$3"; then report "ok $1"; else report "fail $1 (peer: $(tail -3 /tmp/peer.out | tr '\n' '|'))"; fi; }
 
-step d-channel-up '^up$' 20
+step d-channel-up '^up$' 60
 . /payload/scenario.sh
 report "gateway log: $(grep -c . /tmp/gateway.log) lines"
 grep -E "in service|unavailable|SETUP|DISCONNECT|refusing|error" /tmp/gateway.log | tail -20 | while read -r l; do report "log $l"; done

@@ -35,7 +35,7 @@ qemu-img create -q -f qcow2 -b "$image/rootfs.ext4" -F raw "$run/overlay.qcow2"
 accel=(-accel "tcg,thread=multi")
 [ -n "${HOLDFAST_VM_KVM:-}" ] && accel=(-accel kvm)
 
-timeout "${HOLDFAST_VM_TIMEOUT:-420}" qemu-system-x86_64 "${accel[@]}" \
+timeout "${HOLDFAST_VM_TIMEOUT:-900}" qemu-system-x86_64 "${accel[@]}" \
     -cpu max -smp 2 -m 1024 -display none -monitor none -no-reboot \
     -kernel "$image/vmlinuz" -initrd "$image/initrd.img" \
     -append "root=/dev/vda rw console=ttyS0 quiet no_timer_check" \
