@@ -33,6 +33,12 @@ fn sip_port() -> Result<u16> {
     bail!("no free port pair on 127.0.0.1")
 }
 
+/// A TCP port free on 127.0.0.1 (the web page's forwards: image/boot's defaults, 8443 and 8080, may
+/// be taken by another test on the machine).
+fn tcp_port() -> Result<u16> {
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
+}
+
 /// kill -SIG PID
 fn signal(pid: u32, sig: &str) -> Result<()> {
     let status = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status()?;
@@ -59,7 +65,11 @@ struct Boot {
 impl Boot {
     fn start(port: u16) -> Result<Boot> {
         let mut cmd = Command::new(boot_script());
-        cmd.args(["--sip-port", &port.to_string(), "--fresh"]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.args(["--sip-port", &port.to_string(), "--fresh"])
+            .args(["--web-port", &tcp_port()?.to_string(), "--http-port", &tcp_port()?.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         if let Some(bins) = std::env::var_os("HOLDFAST_BIN_DIR") {
             cmd.env("SBA_BIN_DIR", bins);
         }
