@@ -92,3 +92,16 @@ impl Ua {
             .expect("answerable challenge")
     }
 }
+
+/// The next final response that arrives on `sock` (provisional ones and anything unparsable skipped).
+pub fn final_response(sock: &UdpSocket) -> Response {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let (n, _) = sock.recv_from(&mut buf).expect("an answer");
+        if let Ok(Message::Response(r)) = wire::parse(&buf[..n]) {
+            if r.status >= 200 {
+                return r;
+            }
+        }
+    }
+}

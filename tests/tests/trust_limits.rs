@@ -3,12 +3,10 @@
 //! address looks like to the registrar) while the phone at 127.0.0.1 (sipp, or a small UA)
 //! keeps registering: the per-source guard, the digest failure throttle, TCP connections per
 //! source and their idle timeout, live transactions.
-use holdfast_sip::message::{Message, Response};
-use holdfast_sip::wire;
 use holdfast_tests::branch::status_of;
 use holdfast_tests::registrar::{Registrar, DOMAIN};
 use holdfast_tests::scratch::Scratch;
-use holdfast_tests::sip_client::Ua;
+use holdfast_tests::sip_client::{final_response, Ua};
 use holdfast_tests::sipp::Sipp;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream, UdpSocket};
@@ -118,7 +116,7 @@ fn digest_failures_count_only_from_the_address_the_challenge_went_to() {
         let wrong = attacker.answer(&challenge, "guess", nc);
         let bytes = forged.register(600, Some(&wrong)).to_bytes();
         forged.send(&bytes);
-        assert_eq!(final_on(&forger).status, 401, "a forged failure is challenged again at once");
+        assert_eq!(final_response(&forger).status, 401, "a forged failure is challenged again at once");
     }
     phone_registers(&scratch, &reg, "alice", "pw-alice");
 
@@ -130,24 +128,13 @@ fn digest_failures_count_only_from_the_address_the_challenge_went_to() {
         attacker.send(&bytes);
     }
     for _ in 1..=10 {
-        final_on(&attacker.sock);
+        final_response(&attacker.sock);
     }
     let status = status_written_from_now(&reg);
     assert_eq!(status["refused"]["auth_throttled"], 4, "only the real source's failures count: {status}");
     phone_registers(&scratch, &reg, "alice", "pw-alice");
 }
 
-fn final_on(sock: &UdpSocket) -> Response {
-    let mut buf = vec![0u8; 65536];
-    loop {
-        let (n, _) = sock.recv_from(&mut buf).expect("an answer");
-        if let Ok(Message::Response(r)) = wire::parse(&buf[..n]) {
-            if r.status >= 200 {
-                return r;
-            }
-        }
-    }
-}
 
 /// A TCP connection to `to` from `local` (std cannot bind before connecting).
 fn tcp_from(local: Ipv4Addr, to: SocketAddr) -> std::io::Result<TcpStream> {
@@ -217,7 +204,7 @@ fn live_transactions_are_capped_with_a_reserve_for_the_branchs_phones() {
             );
             attacker.send_to(options.as_bytes(), reg.addr).expect("send");
         }
-        statuses.extend((0..10).map(|_| final_on(&attacker).status));
+        statuses.extend((0..10).map(|_| final_response(&attacker).status));
     }
     let accepted = statuses.iter().filter(|s| **s == 200).count();
     let refused = statuses.iter().filter(|s| **s == 503).count();

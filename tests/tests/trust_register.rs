@@ -4,12 +4,11 @@
 //! to put a Path of its own in front of her, to remove her binding or all of them (`Contact: *`),
 //! is refused, and her binding stays as it was; her own unchanged refresh is served. For bob,
 //! whose HA1 is on the box, such a change is challenged and succeeds only with his password.
-use holdfast_sip::message::{HeaderName, Message, Response};
-use holdfast_sip::wire;
+use holdfast_sip::message::HeaderName;
 use holdfast_tests::branch::status_of;
 use holdfast_tests::registrar::{Registrar, DOMAIN};
 use holdfast_tests::scratch::Scratch;
-use holdfast_tests::sip_client::Ua;
+use holdfast_tests::sip_client::{final_response, Ua};
 use holdfast_tests::stub_central::StubCentral;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
@@ -28,17 +27,6 @@ fn forged(ua: &mut Ua, edit: impl Fn(String) -> String) -> Vec<u8> {
     edit(text).into_bytes()
 }
 
-fn answer_on(sock: &UdpSocket) -> Response {
-    let mut buf = vec![0u8; 65536];
-    loop {
-        let (n, _) = sock.recv_from(&mut buf).expect("an answer");
-        if let Ok(Message::Response(r)) = wire::parse(&buf[..n]) {
-            if r.status >= 200 {
-                return r;
-            }
-        }
-    }
-}
 
 #[test]
 fn survival_registers_that_change_bindings_need_evidence() {
@@ -79,7 +67,7 @@ fn survival_registers_that_change_bindings_need_evidence() {
         assert_eq!(r.status, 403, "{what} as the phone itself: {} {}", r.status, r.reason);
         let bytes = forged(&mut alice, edit);
         elsewhere.send_to(&bytes, reg.addr).expect("send");
-        let r = answer_on(&elsewhere);
+        let r = final_response(&elsewhere);
         assert_eq!(r.status, 403, "{what} from the phone's IP: {} {}", r.status, r.reason);
     }
     let alice_now: Vec<_> = reg.registrations().into_iter().filter(|b| b["aor"] == format!("sip:alice@{DOMAIN}")).collect();
