@@ -1,5 +1,6 @@
 //! Support for the integration tests: locating the built binaries, scratch directories, and driving
 //! the real peers (sipp, baresip, Kamailio, qemu) that the tests start themselves.
+#![forbid(unsafe_code)]
 pub mod audio;
 pub mod bins;
 pub mod branch;

@@ -14,7 +14,6 @@
 //! where a drop is silent as on a dead line (an output-hook drop makes sendto fail with EPERM).
 use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -76,18 +75,9 @@ impl Netns {
     }
 }
 
-/// setns(2) for the calling thread only; std links libc, so the symbol is there.
+/// setns(2) for the calling thread only.
 fn enter_netns(ns: &File) -> std::io::Result<()> {
-    const CLONE_NEWNET: i32 = 0x4000_0000;
-    extern "C" {
-        fn setns(fd: i32, nstype: i32) -> i32;
-    }
-    // SAFETY: setns only reads the descriptor, which `ns` keeps open for the call.
-    if unsafe { setns(ns.as_raw_fd(), CLONE_NEWNET) } == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)
 }
 
 /// The four namespaces and their links; everything is deleted on drop.

@@ -1,5 +1,6 @@
 //! sba-gateway: brings up the PSTN span (DAHDI, or simulated on a laptop) and its PRI D-channel,
 //! and carries its calls to and from sba-mediation as SIP with RTP.
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -4,6 +4,7 @@
 //! The B2BUA allocates a [`Relay`] session per call, writes the two legs'
 //! local ports into the SDP it sends, and reports each side's SDP with
 //! [`Relay::set_remote`]. Packets flow as soon as a leg has an address.
+#![forbid(unsafe_code)]
 
 pub mod g711;
 pub mod packet;

@@ -4,6 +4,7 @@
 //! `numbers` normalizes dialled numbers to E.164 per the dial plan, `routing` decides which
 //! PSTN usage, route and trunks a user's call takes (pure, no I/O), `config` reads the
 //! `[mediation]` section of /etc/sba/sba.toml.
+#![forbid(unsafe_code)]
 pub mod config;
 pub mod numbers;
 pub mod routing;

@@ -1,4 +1,5 @@
 //! sba-mediation: the Mediation Server between the branch registrar and the PSTN side.
+#![forbid(unsafe_code)]
 use anyhow::{Context, Result};
 use clap::Parser;
 use holdfast_runtime::{init_logging, Notifier};

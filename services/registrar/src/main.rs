@@ -1,5 +1,6 @@
 //! sba-registrar: the branch registrar. Loads its bindings from SQLite, answers at once, and
 //! acknowledges a REGISTER only once its binding is on disk.
+#![forbid(unsafe_code)]
 mod auth;
 mod config;
 mod directory;

@@ -1,4 +1,5 @@
 //! sbactl: administers the Holdfast services through their SQLite store.
+#![forbid(unsafe_code)]
 mod cdr;
 mod number;
 mod plan;

@@ -5,6 +5,7 @@
 //! machines (sans-IO), `transport` the tokio UDP/TCP edge, `auth` RFC 7616 digest, `keyed` the
 //! keyed tags behind every token the services hand out, `ids` the branches, tags and Call-IDs an
 //! element makes up, from an RNG its owner injects.
+#![forbid(unsafe_code)]
 pub mod auth;
 pub mod ids;
 pub mod keyed;

@@ -5,6 +5,7 @@
 //!
 //! `histogram` is the latency histogram the services fill (lock-free) and the snapshots carry;
 //! `snapshot` holds the file formats, one struct per service, the one place they are defined.
+#![forbid(unsafe_code)]
 pub mod histogram;
 pub mod snapshot;
 

@@ -2,6 +2,7 @@
 //! its commit before sending the next, as REGISTER handlers do.
 //!
 //! `cargo run --release -p holdfast-store --example writer_throughput [DB_DIR]`
+#![forbid(unsafe_code)]
 use std::time::{Duration, Instant};
 
 use holdfast_store::{Binding, BindingOp, Origin, Store};

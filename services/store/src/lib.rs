@@ -4,6 +4,7 @@
 //! and write their tables, `writer` is the group-commit task through which the registrar makes
 //! bindings durable before it answers 200 OK. `admin` keeps the web admin's password (Argon2).
 //! sba-web opens the database read-only (`Store::open_read_only`).
+#![forbid(unsafe_code)]
 mod admin;
 mod batch;
 mod bindings;

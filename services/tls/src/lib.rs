@@ -12,6 +12,7 @@
 //! central site's call record receiver): the Mozilla roots plus an optional private CA;
 //! `peer_client_config` the same for SIP peers (central proxies, trunks), by CA bundle, with
 //! the appliance certificate as client certificate (mutual TLS) where asked.
+#![forbid(unsafe_code)]
 mod install;
 mod live;
 mod peer;

@@ -1,6 +1,7 @@
 //! sba-web: the appliance's admin web page and Prometheus metrics (one port), and the task that
 //! sends call records home. It only reads what the services write (their status snapshots,
 //! SQLite through read-only connections), so it never holds them up.
+#![forbid(unsafe_code)]
 mod auth;
 mod cdr_upload;
 mod config;

@@ -2,6 +2,7 @@
 //! legs face the load generator's A socket and B legs its B socket, writes
 //! the ports ("A-port B-port" per call) to `--ports-out`, then relays until
 //! killed. tests/bench/media pins it to one core.
+#![forbid(unsafe_code)]
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};

@@ -3,6 +3,7 @@
 //! rtp-relay-bench, or rtpengine, allocated over its ng protocol). Prints
 //! one line of key=value results: loss, one-way delay p50/p99/max, and the
 //! relay's CPU time per relayed packet.
+#![forbid(unsafe_code)]
 
 mod bencode;
 mod load;
