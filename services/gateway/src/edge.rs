@@ -1,5 +1,7 @@
 //! The tokio edge of the SIP side: the SIP transport, one RTP socket per B-channel and the
-//! running trunk meet the sans-IO call layer (`sip::Calls`) and the RTP streams here, on one task.
+//! running trunk meet the sans-IO call layer (`sip::Calls`) and the RTP streams here, on one task
+//! that holdfast-sip's `Driver` runs: PRI events and RTP are its inputs, the trunk's commands the
+//! work it awaits.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -10,15 +12,15 @@ use std::time::Instant;
 use log::{debug, info, warn};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use tokio::time::sleep_until;
 
+use holdfast_sip::driver::{Core, DriveError, Driver, Inputs, Outbound};
 use holdfast_sip::transport::{Incoming, Transport, TransportError, TransportHandle};
 
 use crate::dahdi::Law;
 use crate::pri::PriEvent;
 use crate::q931::Layout;
 use crate::rtp::{Codec, Packetizer, SendDelays};
-use crate::sip::{Action, Calls, Outbound, SipConfig};
+use crate::sip::{Action, Calls, SipConfig};
 use crate::span::AudioSink;
 use crate::trunk::{TrunkError, TrunkHandle};
 
@@ -76,125 +78,158 @@ impl Edge {
     }
 
     /// Runs until the trunk stops or `shutdown` completes.
-    pub async fn run(mut self, mut trunk: TrunkHandle, shutdown: impl Future<Output = ()>) -> Result<(), EdgeError> {
+    pub async fn run(self, mut trunk: TrunkHandle, shutdown: impl Future<Output = ()>) -> Result<(), EdgeError> {
+        let Edge { config, transport, incoming, rtp, rtp_rx } = self;
         let mut rtp_addrs = HashMap::new();
-        for (channel, socket) in &self.rtp {
+        for (channel, socket) in &rtp {
             rtp_addrs.insert(*channel, socket.local_addr().map_err(EdgeError::Rtp)?);
         }
-        let mut calls = Calls::new(SipConfig {
-            local: self.transport.local_addr(),
-            mediation: self.config.mediation,
-            law: self.config.law,
-            rtp: rtp_addrs,
-        }, holdfast_sip::Ids::from_os());
-        // The RTP coming in for each B-channel in a call: its peer and codec.
-        let mut streams: HashMap<u8, (SocketAddr, Codec)> = HashMap::new();
-        tokio::pin!(shutdown);
-        loop {
-            let deadline = calls.next_timeout().map(tokio::time::Instant::from_std);
-            tokio::select! {
-                _ = &mut shutdown => return Ok(()),
-                event = trunk.recv() => match event {
-                    None => return Ok(()),
-                    Some(event) => {
-                        if let PriEvent::InService(up) = event {
-                            info!("trunk {}", if up { "in service" } else { "unavailable" });
-                        }
-                        calls.on_pri(event, Instant::now());
-                    }
-                },
-                msg = self.incoming.recv() => match msg {
-                    Some(Incoming { msg, source }) => calls.on_message(msg, source, Instant::now()),
-                    None => return Err(EdgeError::TransportStopped),
-                },
-                Some((channel, datagram, from)) = self.rtp_rx.recv() => {
-                    // Only the peer the SDP named feeds the B-channel.
-                    let samples = match streams.get(&channel) {
-                        Some((remote, codec)) if *remote == from => codec.depacketize(&datagram),
-                        _ => continue,
-                    };
-                    match samples {
-                        // Never waits: a stalled B-channel must not hold up signalling.
-                        Ok(samples) => {
-                            if !trunk.offer_audio(channel, samples)? {
-                                debug!("B-channel {channel}: trunk busy, RTP frame dropped");
-                            }
-                        }
-                        Err(e) => debug!("RTP from {from} on B-channel {channel} dropped: {e}"),
-                    }
-                }
-                _ = async { if let Some(d) = deadline { sleep_until(d).await } }, if deadline.is_some() => {
-                    calls.handle_timeout(Instant::now());
-                }
-            }
-            self.flush(&mut calls, &trunk, &mut streams).await?;
+        let calls = Calls::new(
+            SipConfig { local: transport.local_addr(), mediation: config.mediation, law: config.law, rtp: rtp_addrs },
+            holdfast_sip::Ids::from_os(),
+        );
+        let mut inputs = EdgeInputs { pri: trunk.take_events(), rtp: rtp_rx };
+        let mut gateway = Gateway { calls, trunk, law: config.law, rtp, streams: HashMap::new() };
+        let mut driver = Driver::new(transport, incoming);
+        match driver.run(&mut gateway, &mut inputs, shutdown).await {
+            Ok(_) => Ok(()),
+            Err(DriveError::TransportStopped) => Err(EdgeError::TransportStopped),
+            Err(DriveError::Core(e)) => Err(e),
+        }
+    }
+}
+
+/// What reaches the loop besides SIP.
+enum EdgeInput {
+    Pri(PriEvent),
+    Rtp { channel: u8, datagram: Vec<u8>, from: SocketAddr },
+}
+
+struct EdgeInputs {
+    pri: mpsc::UnboundedReceiver<PriEvent>,
+    rtp: mpsc::Receiver<(u8, Vec<u8>, SocketAddr)>,
+}
+
+impl Inputs for EdgeInputs {
+    type Item = EdgeInput;
+
+    /// `None` once the trunk has stopped.
+    async fn recv(&mut self) -> Option<EdgeInput> {
+        tokio::select! {
+            event = self.pri.recv() => event.map(EdgeInput::Pri),
+            Some((channel, datagram, from)) = self.rtp.recv() => Some(EdgeInput::Rtp { channel, datagram, from }),
         }
     }
 
-    async fn flush(
-        &self,
-        calls: &mut Calls,
-        trunk: &TrunkHandle,
-        streams: &mut HashMap<u8, (SocketAddr, Codec)>,
-    ) -> Result<(), EdgeError> {
-        // Placing a call feeds the layer again; each round drains what it queued. Bounded: a
-        // round without output ends it, and each action is consumed once.
-        for _ in 0..1000 {
-            let mut busy = false;
-            while let Some(out) = calls.poll_outbound() {
-                busy = true;
-                let result = match &out {
-                    Outbound::Transaction(t) => self.transport.transmit(t).await,
-                    Outbound::Request { request, dest } => {
-                        let msg = holdfast_sip::message::Message::Request(request.clone());
-                        self.transport.send_to(&msg, *dest, holdfast_sip::transport::Protocol::Udp).await
-                    }
-                    Outbound::Response(r) => self.transport.send_response(r).await,
+    fn try_recv(&mut self) -> Option<EdgeInput> {
+        match self.pri.try_recv() {
+            Ok(event) => Some(EdgeInput::Pri(event)),
+            Err(_) => self.rtp.try_recv().ok().map(|(channel, datagram, from)| EdgeInput::Rtp { channel, datagram, from }),
+        }
+    }
+}
+
+/// The call layer with what it drives: the trunk, and the RTP of each B-channel in a call.
+struct Gateway {
+    calls: Calls,
+    trunk: TrunkHandle,
+    law: Law,
+    rtp: HashMap<u8, Arc<UdpSocket>>,
+    /// The RTP coming in for each B-channel in a call: its peer and codec.
+    streams: HashMap<u8, (SocketAddr, Codec)>,
+}
+
+impl Core for Gateway {
+    type Input = EdgeInput;
+    type Error = EdgeError;
+
+    fn next_timeout(&mut self) -> Option<Instant> {
+        self.calls.next_timeout()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.calls.handle_timeout(now);
+    }
+
+    fn on_message(&mut self, Incoming { msg, source }: Incoming, now: Instant) {
+        self.calls.on_message(msg, source, now);
+    }
+
+    fn on_input(&mut self, input: EdgeInput, now: Instant) -> Result<(), EdgeError> {
+        match input {
+            EdgeInput::Pri(event) => {
+                if let PriEvent::InService(up) = event {
+                    info!("trunk {}", if up { "in service" } else { "unavailable" });
+                }
+                self.calls.on_pri(event, now);
+            }
+            EdgeInput::Rtp { channel, datagram, from } => {
+                // Only the peer the SDP named feeds the B-channel.
+                let samples = match self.streams.get(&channel) {
+                    Some((remote, codec)) if *remote == from => codec.depacketize(&datagram),
+                    _ => return Ok(()),
                 };
-                if let Err(e) = result {
-                    warn!("SIP send failed: {e}");
-                    if let Outbound::Transaction(t) = out {
-                        calls.on_transport_error(t.id(), Instant::now());
-                    }
-                }
-            }
-            while let Some(action) = calls.poll_action() {
-                busy = true;
-                match action {
-                    Action::Place { leg, request } => {
-                        let placed = trunk.place_call(request).await?;
-                        calls.on_placed(leg, placed, Instant::now());
-                    }
-                    Action::Alert(call) => log_refused(call, "ALERTING", trunk.alert(call).await)?,
-                    Action::Answer(call) => log_refused(call, "CONNECT", trunk.answer(call).await)?,
-                    Action::Hangup { call, cause } => log_refused(call, "DISCONNECT", trunk.hangup(call, cause).await)?,
-                    Action::MediaStart { channel, remote, payload_type } => {
-                        let codec = Codec::new(payload_type, self.config.law);
-                        streams.insert(channel, (remote, codec));
-                        if let Some(socket) = self.rtp.get(&channel) {
-                            let sender = RtpSender {
-                                channel,
-                                socket: socket.clone(),
-                                remote,
-                                packetizer: Packetizer::new(codec, rand::random()),
-                                delays: SendDelays::default(),
-                            };
-                            trunk.connect_audio(channel, Some(Box::new(sender))).await?;
+                match samples {
+                    // Never waits: a stalled B-channel must not hold up signalling.
+                    Ok(samples) => {
+                        if !self.trunk.offer_audio(channel, samples)? {
+                            debug!("B-channel {channel}: trunk busy, RTP frame dropped");
                         }
                     }
-                    Action::MediaStop { channel } => {
-                        if streams.remove(&channel).is_some() {
-                            trunk.connect_audio(channel, None).await?;
-                        }
-                    }
+                    Err(e) => debug!("RTP from {from} on B-channel {channel} dropped: {e}"),
                 }
-            }
-            if !busy {
-                return Ok(());
             }
         }
-        warn!("SIP side: output did not settle");
         Ok(())
+    }
+
+    fn poll_transmit(&mut self, _now: Instant) -> Option<Outbound> {
+        self.calls.poll_outbound()
+    }
+
+    fn on_send_error(&mut self, failed: Outbound, error: TransportError, now: Instant) {
+        warn!("SIP send failed: {error}");
+        if let Outbound::Transaction(t) = failed {
+            self.calls.on_transport_error(t.id(), now);
+        }
+    }
+
+    /// The trunk's part of what the calls decided.
+    async fn settle(&mut self, _now: Instant) -> Result<bool, EdgeError> {
+        let mut busy = false;
+        while let Some(action) = self.calls.poll_action() {
+            busy = true;
+            let trunk = &self.trunk;
+            match action {
+                Action::Place { leg, request } => {
+                    let placed = trunk.place_call(request).await?;
+                    self.calls.on_placed(leg, placed, Instant::now());
+                }
+                Action::Alert(call) => log_refused(call, "ALERTING", trunk.alert(call).await)?,
+                Action::Answer(call) => log_refused(call, "CONNECT", trunk.answer(call).await)?,
+                Action::Hangup { call, cause } => log_refused(call, "DISCONNECT", trunk.hangup(call, cause).await)?,
+                Action::MediaStart { channel, remote, payload_type } => {
+                    let codec = Codec::new(payload_type, self.law);
+                    self.streams.insert(channel, (remote, codec));
+                    if let Some(socket) = self.rtp.get(&channel) {
+                        let sender = RtpSender {
+                            channel,
+                            socket: socket.clone(),
+                            remote,
+                            packetizer: Packetizer::new(codec, rand::random()),
+                            delays: SendDelays::default(),
+                        };
+                        trunk.connect_audio(channel, Some(Box::new(sender))).await?;
+                    }
+                }
+                Action::MediaStop { channel } => {
+                    if self.streams.remove(&channel).is_some() {
+                        trunk.connect_audio(channel, None).await?;
+                    }
+                }
+            }
+        }
+        Ok(busy)
     }
 }
 

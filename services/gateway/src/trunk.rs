@@ -96,6 +96,11 @@ impl TrunkHandle {
     }
 
     /// The next PRI event. Cancel-safe; None once the trunk has stopped.
+    /// The PRI events, handed to an event loop's inputs; `recv` on this handle then has none.
+    pub fn take_events(&mut self) -> mpsc::UnboundedReceiver<PriEvent> {
+        std::mem::replace(&mut self.pri, mpsc::unbounded_channel().1)
+    }
+
     pub async fn recv(&mut self) -> Option<PriEvent> {
         self.pri.recv().await
     }

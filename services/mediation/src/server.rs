@@ -1,6 +1,6 @@
-//! The event loop: the one place where sockets, the store and time meet the sans-IO parts
-//! (transactions, the B2BUA, the health checks, the trunk registrations). One task; call
-//! records go to the store's group-commit writer beside it. SIGTERM (or SIGINT) ends the calls
+//! The service as one sans-IO core (transactions, the B2BUA, the health checks, the trunk
+//! registrations, its periodic duties) that holdfast-sip's `Driver` runs over the sockets and
+//! time on one task; call records go to the store's group-commit writer beside it. SIGTERM (or SIGINT) ends the calls
 //! in progress and drains the writer before the service exits.
 use crate::b2bua::{B2bua, B2buaConfig, Output};
 use crate::config::Config;
@@ -12,7 +12,8 @@ use holdfast_media::{Relay, RelayConfig};
 use holdfast_runtime::{Notifier, WallClock};
 use holdfast_sip::message::{Message, Request};
 use holdfast_sip::transaction::{Inbound, TimerConfig, Transactions};
-use holdfast_sip::transport::{Incoming, Transport, TransportHandle};
+use holdfast_sip::driver::{Core, DriveError, Driver, NoInputs, Outbound, Periodic};
+use holdfast_sip::transport::{Incoming, Transport, TransportError, TransportHandle};
 use holdfast_sip::Ids;
 use holdfast_store::{CdrWriter, Store};
 use std::time::{Duration, Instant};
@@ -39,9 +40,14 @@ pub enum ServerError {
 const STATUS_EVERY: Duration = Duration::from_secs(1);
 /// How often answered calls are checked for media.
 const REAP_EVERY: Duration = Duration::from_secs(5);
-/// Datagrams handled per turn of the loop before what they caused is sent: under load the
-/// timers are looked at and the queues drained once per burst, not once per datagram.
-const BURST: usize = 64;
+
+/// The loop's own periodic duties.
+#[derive(Debug, Clone, Copy)]
+enum Tick {
+    Reap,
+    Status,
+    Watchdog,
+}
 
 pub struct Server {
     media_timeout: Duration,
@@ -54,6 +60,7 @@ pub struct Server {
     cdrs: CdrWriter,
     notifier: Notifier,
     status: StatusFile,
+    ticks: Periodic<Tick>,
 }
 
 impl Server {
@@ -82,69 +89,43 @@ impl Server {
         let b2bua = B2bua::new(b2b, config.plan, RelayMedia::new(relay), WallClock::read(), Ids::from_os());
         let txns = Transactions::new(TimerConfig::default());
         let status = StatusFile::beside(&config.db);
-        Ok((Server { media_timeout, txns, transport, b2bua, health, registrations, store, cdrs, notifier, status }, incoming))
+        let watchdog = notifier.watchdog_interval().unwrap_or(Duration::from_secs(3600));
+        let ticks = Periodic::new([(Tick::Reap, REAP_EVERY), (Tick::Status, STATUS_EVERY), (Tick::Watchdog, watchdog)], now);
+        let server = Server { media_timeout, txns, transport, b2bua, health, registrations, store, cdrs, notifier, status, ticks };
+        Ok((server, incoming))
     }
 
     pub fn local_addr(&self) -> std::net::SocketAddr {
         self.transport.local_addr()
     }
 
-    pub async fn run(mut self, mut incoming: mpsc::Receiver<Incoming>) -> Result<(), ServerError> {
-        let mut watchdog =
-            tokio::time::interval(self.notifier.watchdog_interval().unwrap_or(Duration::from_secs(3600)));
-        let mut reap = tokio::time::interval(REAP_EVERY);
-        let mut status_tick = tokio::time::interval(STATUS_EVERY);
+    pub async fn run(mut self, incoming: mpsc::Receiver<Incoming>) -> Result<(), ServerError> {
         let mut sigterm = signal(SignalKind::terminate()).map_err(ServerError::Signals)?;
         let mut sigint = signal(SignalKind::interrupt()).map_err(ServerError::Signals)?;
-        self.notifier.ready(&format!("listening on {}", self.transport.local_addr()));
-        loop {
-            let timer = [
-                self.txns.next_timeout(),
-                self.b2bua.next_timeout(),
-                self.health.next_timeout(),
-                self.registrations.next_timeout(),
-            ]
-                .into_iter()
-                .flatten()
-                .min();
+        let stop = async {
             tokio::select! {
-                msg = incoming.recv() => match msg {
-                    Some(msg) => {
-                        self.on_incoming(msg);
-                        for _ in 1..BURST {
-                            let Ok(msg) = incoming.try_recv() else { break };
-                            self.on_incoming(msg);
-                        }
-                    }
-                    None => return Err(ServerError::TransportStopped),
-                },
-                _ = sleep_until(timer), if timer.is_some() => {
-                    let now = Instant::now();
-                    self.txns.handle_timeout(now);
-                    self.b2bua.handle_timeout(&mut self.txns, now);
-                    self.health.handle_timeout(&mut self.txns, now);
-                    self.registrations.handle_timeout(&mut self.txns, now);
-                }
-                _ = reap.tick() => self.b2bua.reap_idle(&mut self.txns, self.media_timeout, Instant::now()),
-                _ = status_tick.tick() => self.status.write(&self.b2bua, &self.health, &self.cdrs),
-                _ = watchdog.tick() => self.notifier.notify("WATCHDOG=1"),
-                _ = sigterm.recv() => break,
-                _ = sigint.recv() => break,
+                _ = sigterm.recv() => {}
+                _ = sigint.recv() => {}
             }
-            self.flush().await;
+        };
+        let mut driver = Driver::new(self.transport.clone(), incoming);
+        self.notifier.ready(&format!("listening on {}", self.transport.local_addr()));
+        match driver.run(&mut self, &mut NoInputs::default(), stop).await {
+            Ok(_) => {}
+            Err(DriveError::TransportStopped) => return Err(ServerError::TransportStopped),
+            Err(DriveError::Core(never)) => match never {},
         }
         self.notifier.notify("STOPPING=1");
         log::info!("stopping: {} calls in progress ended", self.b2bua.len());
         self.b2bua.shutdown(&mut self.txns, Instant::now());
-        self.flush().await;
+        let Ok(()) = driver.flush(&mut self).await;
         let stats = self.cdrs.close().await;
         log::info!("call records: {} stored in {} commits, {} refused", stats.records, stats.commits, stats.lost);
         self.store.close().await;
         Ok(())
     }
 
-    fn on_incoming(&mut self, Incoming { msg, source }: Incoming) {
-        let now = Instant::now();
+    fn on_incoming(&mut self, Incoming { msg, source }: Incoming, now: Instant) {
         let request: Request = match msg {
             Message::Request(r) => r,
             Message::Response(r) => {
@@ -173,57 +154,88 @@ impl Server {
         }
     }
 
-    /// Sends what the transactions queued, hands their events on, stores call records.
-    async fn flush(&mut self) {
-        let now = Instant::now();
-        for _ in 0..1000 {
-            let mut busy = false;
-            while let Some(event) = self.txns.poll_event() {
-                busy = true;
-                if !self.health.on_event(&event) && !self.registrations.on_event(&mut self.txns, &event, now) {
-                    self.b2bua.on_event(&mut self.txns, &event, now);
-                }
+    /// Hands the transactions' events and the trunks' changes on.
+    fn dispatch(&mut self, now: Instant) {
+        while let Some(event) = self.txns.poll_event() {
+            if !self.health.on_event(&event) && !self.registrations.on_event(&mut self.txns, &event, now) {
+                self.b2bua.on_event(&mut self.txns, &event, now);
             }
-            while let Some((trunk, alive)) = self.health.poll_change() {
-                self.b2bua.set_trunk_alive(&trunk, alive);
-            }
-            while let Some(t) = self.txns.poll_transmit() {
-                busy = true;
-                if let Err(e) = self.transport.transmit(&t).await {
-                    log::debug!("sending failed: {e}");
-                    self.txns.on_transport_error(t.id());
-                }
-            }
-            while let Some(out) = self.b2bua.poll_output() {
-                busy = true;
-                match out {
-                    Output::Send { request, dest, transport } => {
-                        if let Err(e) = self.transport.send_to(&Message::Request(request), dest, transport).await {
-                            log::debug!("ACK not sent: {e}");
-                        }
-                    }
-                    Output::Respond(response) => {
-                        if let Err(e) = self.transport.send_response(&response).await {
-                            log::debug!("2xx retransmission not sent: {e}");
-                        }
-                    }
-                    Output::Cdr(cdr) => {
-                        self.status.on_cdr(&cdr);
-                        if let Err(e) = self.cdrs.write(cdr) {
-                            log::error!("{e}");
-                        }
-                    }
-                }
-            }
-            if !busy {
-                return;
-            }
+        }
+        while let Some((trunk, alive)) = self.health.poll_change() {
+            self.b2bua.set_trunk_alive(&trunk, alive);
         }
     }
 }
 
-async fn sleep_until(at: Option<Instant>) {
-    if let Some(at) = at {
-        tokio::time::sleep_until(at.into()).await;
+impl Core for Server {
+    type Input = std::convert::Infallible;
+    type Error = std::convert::Infallible;
+    // A B2BUA's output outside transactions (ACKs, 2xx retransmissions) is per dialog and
+    // never races its own transactions': the burst is safe, and it is what carries the load.
+    const BURST: usize = 64;
+
+    fn next_timeout(&mut self) -> Option<Instant> {
+        [
+            self.txns.next_timeout(),
+            self.b2bua.next_timeout(),
+            self.health.next_timeout(),
+            self.registrations.next_timeout(),
+            self.ticks.next_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.txns.handle_timeout(now);
+        self.b2bua.handle_timeout(&mut self.txns, now);
+        self.health.handle_timeout(&mut self.txns, now);
+        self.registrations.handle_timeout(&mut self.txns, now);
+        for tick in self.ticks.expired(now) {
+            match tick {
+                Tick::Reap => self.b2bua.reap_idle(&mut self.txns, self.media_timeout, now),
+                Tick::Status => self.status.write(&self.b2bua, &self.health, &self.cdrs),
+                Tick::Watchdog => self.notifier.notify("WATCHDOG=1"),
+            }
+        }
+    }
+
+    fn on_message(&mut self, incoming: Incoming, now: Instant) {
+        self.on_incoming(incoming, now);
+    }
+
+    fn on_input(&mut self, input: Self::Input, _now: Instant) -> Result<(), Self::Error> {
+        match input {}
+    }
+
+    fn poll_transmit(&mut self, now: Instant) -> Option<Outbound> {
+        loop {
+            self.dispatch(now);
+            if let Some(t) = self.txns.poll_transmit() {
+                return Some(Outbound::Transaction(t));
+            }
+            match self.b2bua.poll_output()? {
+                Output::Send { request, dest, transport } => return Some(Outbound::Request { request, dest, transport }),
+                Output::Respond(response) => return Some(Outbound::Response(response)),
+                Output::Cdr(cdr) => {
+                    self.status.on_cdr(&cdr);
+                    if let Err(e) = self.cdrs.write(cdr) {
+                        log::error!("{e}");
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_send_error(&mut self, failed: Outbound, error: TransportError, _now: Instant) {
+        match failed {
+            Outbound::Transaction(t) => {
+                log::debug!("sending failed: {error}");
+                self.txns.on_transport_error(t.id());
+            }
+            Outbound::Request { .. } => log::debug!("ACK not sent: {error}"),
+            Outbound::Response(_) => log::debug!("2xx retransmission not sent: {error}"),
+        }
     }
 }

@@ -149,6 +149,7 @@ async fn run(config: Config) -> Result<()> {
         stamp,
     });
     let addresses = server::Addresses::new(transport.local_addr());
+    let notifier_watchdog = notifier.watchdog_interval();
     let server = server::Server {
         registrar,
         auth,
@@ -169,8 +170,7 @@ async fn run(config: Config) -> Result<()> {
         wan,
         status,
         relays: HashMap::new(),
-        stateless: Vec::new(),
-        stateless_requests: Vec::new(),
+        outbox: Default::default(),
         trust,
         flows: trust::Flows::new(c.max_contacts),
         counters: trust::TrustCounters::default(),
@@ -182,6 +182,7 @@ async fn run(config: Config) -> Result<()> {
         delayed: server::Delayed::new(c.limits.delayed_responses),
         max_transactions: c.limits.max_transactions,
         done: None,
+        ticks: server::ticks(notifier_watchdog, std::time::Instant::now()),
     };
     server.run(incoming).await
 }

@@ -1,9 +1,9 @@
 //! A dialog (RFC 3261 §12) as one side of it sees it: what the requests it sends in the dialog
 //! carry, and where they go: the first hop of the route set, else the remote target.
-use holdfast_sip::message::{HeaderName, Headers, Host, Method, NameAddr, Request, Response, Uri};
+use holdfast_sip::message::{HeaderName, Headers, Method, NameAddr, Request, Response, Uri};
 use holdfast_sip::transport::Protocol;
 use holdfast_sip::Ids;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 #[derive(Debug, Clone)]
 pub struct Dialog {
@@ -106,20 +106,9 @@ pub fn contact_uri(headers: &Headers) -> Option<Uri> {
 /// The address of the first route entry, else of the target, when they are IP addresses.
 fn next_hop(route: &[String], target: &Uri) -> Option<SocketAddr> {
     match route.first() {
-        Some(r) => NameAddr::parse(r).ok().and_then(|n| address_of(&n.uri)),
-        None => address_of(target),
+        Some(r) => NameAddr::parse(r).ok().and_then(|n| n.uri.socket_addr()),
+        None => target.socket_addr(),
     }
-}
-
-/// The socket address a SIP URI names, when its host is an IP (no DNS at the branch).
-pub fn address_of(uri: &Uri) -> Option<SocketAddr> {
-    let Uri::Sip(sip) = uri else { return None };
-    let ip: IpAddr = match &sip.host {
-        Host::V4(a) => (*a).into(),
-        Host::V6(a) => (*a).into(),
-        Host::Domain(_) => return None,
-    };
-    Some(SocketAddr::new(ip, sip.port.unwrap_or(5060)))
 }
 
 #[cfg(test)]

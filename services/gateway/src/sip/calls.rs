@@ -9,7 +9,8 @@ use log::{debug, info, warn};
 
 use holdfast_media::g711::{PT_PCMA, PT_PCMU};
 use holdfast_sip::message::{HeaderName, Message, Method, Request, Response, Uri};
-use holdfast_sip::transaction::{Event, Inbound, TimerConfig, Transactions, Transmit, TxEvent, TxId};
+use holdfast_sip::transaction::{Event, Inbound, TimerConfig, Transactions, TxEvent, TxId};
+use holdfast_sip::driver::Outbound;
 use holdfast_sip::transport::{Protocol, Source};
 
 use holdfast_sip::Ids;
@@ -56,17 +57,6 @@ pub enum Action {
     /// Join B-channel `channel` to RTP at `remote` with G.711 `payload_type`.
     MediaStart { channel: u8, remote: SocketAddr, payload_type: u8 },
     MediaStop { channel: u8 },
-}
-
-/// A SIP message to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outbound {
-    /// From the transaction layer; report failures with `Calls::on_transport_error`.
-    Transaction(Transmit),
-    /// An ACK for a 2xx, sent outside any transaction.
-    Request { request: Request, dest: SocketAddr },
-    /// A 2xx retransmitted by the UAS core until its ACK arrives, routed by its Via.
-    Response(Response),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -416,7 +406,7 @@ impl Calls {
         let id = response.call_id().ok().and_then(|c| self.by_call_id.get(c).copied());
         if let (true, Some(leg)) = (is_invite_2xx, id.and_then(|id| self.legs.get(&id))) {
             if let (Some(request), Some(d)) = (leg.ack.clone(), leg.dialog.as_ref()) {
-                self.outbound.push_back(Outbound::Request { request, dest: d.dest });
+                self.outbound.push_back(Outbound::Request { request, dest: d.dest, transport: Protocol::Udp });
             }
         }
     }
@@ -569,7 +559,7 @@ impl Calls {
         leg.confirmed = true;
         let ack = d.ack(d.local_cseq, self.config.local, &mut self.ids);
         leg.ack = Some(ack.clone());
-        self.outbound.push_back(Outbound::Request { request: ack, dest: d.dest });
+        self.outbound.push_back(Outbound::Request { request: ack, dest: d.dest, transport: Protocol::Udp });
         leg.dialog = Some(d);
         if let Some(c) = leg.abandoned {
             return self.end(id, c, true, false, now);

@@ -6,7 +6,8 @@
 mod calls;
 mod dialog;
 
-pub use calls::{Action, Calls, LegId, Outbound, SipConfig};
+pub use calls::{Action, Calls, LegId, SipConfig};
+pub use holdfast_sip::driver::Outbound;
 pub(crate) use calls::party;
 
 /// Methods the gateway serves.

@@ -5,6 +5,7 @@ use crate::proxy::{binding_hop, route_value, Target};
 use crate::registrar::{aor_of, binding_key, contact_key};
 use crate::trust::address_of;
 use crate::routing::{Destination, Router};
+use holdfast_sip::driver::Outbound;
 use holdfast_sip::message::{Host, HeaderName, Method, NameAddr, Request, Response, Uri};
 use holdfast_sip::transaction::TxId;
 use holdfast_sip::transport::{Protocol, Source};
@@ -184,8 +185,8 @@ impl Server {
         let Some(target) = self.next_hop(&ack) else {
             return log::debug!("ACK for {} has nowhere to go", ack.uri);
         };
-        let out = self.proxy.ack_request(&ack, inbound, &target);
-        self.stateless_requests.push((out, target.dest, target.transport));
+        let request = self.proxy.ack_request(&ack, inbound, &target);
+        self.outbox.push_back(Outbound::Request { request, dest: target.dest, transport: target.transport });
     }
 
     /// Removes the Route entries naming us from the top (one, or two after a double

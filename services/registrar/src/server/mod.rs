@@ -1,7 +1,7 @@
-//! The registrar's event loop: the one place where sockets, the store and time meet the sans-IO
-//! parts (transactions, authentication, the binding core, the proxy, the WAN monitor). It runs
-//! on one task; the only awaits that take long (store commits, throttle delays) run beside it
-//! and report back.
+//! The registrar as one core (transactions, authentication, the binding core, the proxy, the WAN
+//! monitor, its periodic duties) that holdfast-sip's `Driver` runs over the sockets and time on
+//! one task; the only awaits that take long (store commits, throttle delays, reloading users)
+//! run beside it and report back as its inputs.
 mod addresses;
 mod calls;
 mod delayed;
@@ -22,12 +22,13 @@ use crate::routing::Mode;
 use crate::trust::{Admit, Evidence, Flows, Guard, Trust, TrustCounters};
 use crate::wan::{WanMonitor, WanState};
 use holdfast_runtime::Notifier;
+use holdfast_sip::driver::{Core, Driver, Outbound, Periodic};
 use holdfast_sip::message::{HeaderName, Message, Method, Request, Response};
-use holdfast_sip::transaction::{Inbound, Transactions, Transmit, TxId};
-use holdfast_sip::transport::{Incoming, Protocol, Source, TransportHandle};
+use holdfast_sip::transaction::{Inbound, Transactions, TxId};
+use holdfast_sip::transport::{Incoming, Protocol, Source, TransportError, TransportHandle};
 use holdfast_store::{BindingOp, BindingWriter, Store, StoreError, UserRecord};
 use register::Relay;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -42,6 +43,22 @@ const STATUS_EVERY: Duration = Duration::from_secs(5);
 /// Work that finished beside the loop.
 pub enum Done {
     Committed { id: TxId, response: Response, undo: Undo, result: Result<(), StoreError> },
+    /// The store's users changed: the new set.
+    Users(Vec<UserRecord>),
+}
+
+/// The loop's own periodic duties.
+#[derive(Debug, Clone, Copy)]
+pub enum Tick {
+    Sweep,
+    Status,
+    Watchdog,
+}
+
+/// The periodic duties, from `now`.
+pub fn ticks(watchdog: Option<Duration>, now: Instant) -> Periodic<Tick> {
+    let watchdog = watchdog.unwrap_or(Duration::from_secs(3600));
+    Periodic::new([(Tick::Sweep, EXPIRY_SWEEP), (Tick::Status, STATUS_EVERY), (Tick::Watchdog, watchdog)], now)
 }
 
 pub struct Server {
@@ -66,10 +83,9 @@ pub struct Server {
     pub status: StatusFile,
     /// REGISTERs passed to the central site, by their client transaction.
     pub relays: HashMap<TxId, Relay>,
-    /// Responses sent without a transaction, waiting for `flush`.
-    pub stateless: Vec<Response>,
-    /// Requests sent without a transaction (ACKs for 2xx), waiting for `flush`.
-    pub stateless_requests: Vec<(Request, SocketAddr, Protocol)>,
+    /// What goes out without a transaction (stateless answers, forwarded ACKs and 2xx, WAN
+    /// probes), waiting for the driver.
+    pub outbox: VecDeque<Outbound>,
     pub trust: Trust,
     /// TCP connections the central site authenticated registrations on.
     pub flows: Flows,
@@ -82,6 +98,7 @@ pub struct Server {
     pub max_transactions: usize,
     /// Where work finished beside the loop reports; set by `run`.
     pub done: Option<mpsc::UnboundedSender<Done>>,
+    pub ticks: Periodic<Tick>,
 }
 
 impl Server {
@@ -93,66 +110,23 @@ impl Server {
         }
     }
 
-    pub async fn run(mut self, mut incoming: mpsc::Receiver<Incoming>) -> anyhow::Result<()> {
+    pub async fn run(mut self, incoming: mpsc::Receiver<Incoming>) -> anyhow::Result<()> {
+        // Unbounded: a commit's answer must reach its transaction; there are never more than
+        // the live transactions' worth (their table is capped) and one set of users.
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
-        self.done = Some(done_tx);
-        let mut sweep = tokio::time::interval(EXPIRY_SWEEP);
-        let (users_tx, mut users_rx) = mpsc::channel(1);
         if self.auth.is_some() {
-            tokio::spawn(watch_users(self.store.clone(), self.users_version, users_tx));
+            tokio::spawn(watch_users(self.store.clone(), self.users_version, done_tx.clone()));
         }
-        let mut status_tick = tokio::time::interval(STATUS_EVERY);
-        let mut watchdog =
-            tokio::time::interval(self.notifier.watchdog_interval().unwrap_or(Duration::from_secs(3600)));
+        self.done = Some(done_tx);
         self.write_status();
-        loop {
-            let timer = [
-                self.txns.next_timeout(),
-                self.proxy.next_timeout(),
-                self.wan.as_ref().and_then(|w| w.next_timeout()),
-                self.delayed.next_timeout(),
-            ]
-                .into_iter()
-                .flatten()
-                .min();
-            tokio::select! {
-                Some(done) = done_rx.recv() => {
-                    // A group commit answers hundreds at once: one pass of the loop for all.
-                    self.finish(done);
-                    while let Ok(done) = done_rx.try_recv() {
-                        self.finish(done);
-                    }
-                }
-                msg = incoming.recv() => match msg {
-                    Some(msg) => self.on_incoming(msg),
-                    None => anyhow::bail!("the transport stopped"),
-                },
-                _ = sleep_until(timer), if timer.is_some() => self.on_timer(Instant::now()),
-                _ = sweep.tick() => self.sweep(),
-                Some(users) = users_rx.recv() => {
-                    if let Some(auth) = &mut self.auth {
-                        auth.set_users(users);
-                        log::info!("users reloaded: {}", auth.user_count());
-                    }
-                }
-                _ = status_tick.tick() => self.write_status(),
-                _ = watchdog.tick() => self.notifier.notify("WATCHDOG=1"),
-            }
-            self.flush().await;
-        }
+        let mut driver = Driver::new(self.transport.clone(), incoming);
+        // The loop holds a sender of its own inputs: they never end, and nothing shuts it down
+        // but the process's end.
+        driver.run(&mut self, &mut done_rx, std::future::pending()).await?;
+        Ok(())
     }
 
-    fn on_timer(&mut self, now: Instant) {
-        self.txns.handle_timeout(now);
-        self.proxy.handle_timeout(&mut self.txns, now);
-        self.wan_timeout(now);
-        for (id, response) in self.delayed.take_due(now) {
-            self.respond(id, response);
-        }
-    }
-
-    fn on_incoming(&mut self, Incoming { msg, source }: Incoming) {
-        let now = Instant::now();
+    fn on_incoming(&mut self, Incoming { msg, source }: Incoming, now: Instant) {
         let request = match msg {
             Message::Request(r) => r,
             Message::Response(r) => return self.on_response(r, source.addr, now),
@@ -161,13 +135,13 @@ impl Server {
             return;
         }
         if let Some(challenge) = self.stateless_challenge(&request, &source, now) {
-            return self.stateless.push(challenge);
+            return self.outbox.push_back(Outbound::Response(challenge));
         }
         if self.txns.len() >= self.max_transactions && self.over_transactions(&request, &source) {
             self.counters.over_transactions += 1;
             let mut r = refuse(&request, 503, "Service Unavailable (too many requests in progress)");
             r.headers.add(HeaderName::parse("Retry-After"), "5");
-            return self.stateless.push(r);
+            return self.outbox.push_back(Outbound::Response(r));
         }
         let inbound = self.addresses.local_for(source.addr.ip());
         match self.txns.on_request(request, source.transport, now) {
@@ -218,7 +192,7 @@ impl Server {
             Admit::Drop => false,
             Admit::Challenge => {
                 if let Some(challenge) = self.bound_challenge(request, ip, now) {
-                    self.stateless.push(challenge);
+                    self.outbox.push_back(Outbound::Response(challenge));
                 }
                 false
             }
@@ -247,7 +221,7 @@ impl Server {
         if ours && (200..300).contains(&r.status) {
             let mut r = r;
             r.headers.remove_first(&HeaderName::Via);
-            self.stateless.push(r);
+            self.outbox.push_back(Outbound::Response(r));
         }
     }
 
@@ -270,6 +244,12 @@ impl Server {
                 r.headers.add(HeaderName::parse("Retry-After"), "5");
                 self.respond(id, r);
             }
+            Done::Users(users) => {
+                if let Some(auth) = &mut self.auth {
+                    auth.set_users(users);
+                    log::info!("users reloaded: {}", auth.user_count());
+                }
+            }
         }
     }
 
@@ -279,44 +259,13 @@ impl Server {
         }
     }
 
-    /// Sends what the transactions queued and hands their events to whoever owns them.
-    async fn flush(&mut self) {
-        let now = Instant::now();
-        loop {
-            let mut busy = false;
-            while let Some(event) = self.txns.poll_event() {
-                busy = true;
-                if self.relays.contains_key(&event.id) {
-                    self.on_relay_event(event, now);
-                } else {
-                    self.proxy.on_event(&mut self.txns, &event, now);
-                }
-            }
-            while let Some(t) = self.txns.poll_transmit() {
-                busy = true;
-                let id = match &t {
-                    Transmit::Request { id, .. } | Transmit::Response { id, .. } => *id,
-                };
-                if let Err(e) = self.transport.transmit(&t).await {
-                    log::debug!("sending failed: {e}");
-                    self.txns.on_transport_error(id);
-                }
-            }
-            for response in std::mem::take(&mut self.stateless) {
-                busy = true;
-                if let Err(e) = self.transport.send_response(&response).await {
-                    log::debug!("stateless response not sent: {e}");
-                }
-            }
-            for (request, dest, protocol) in std::mem::take(&mut self.stateless_requests) {
-                busy = true;
-                if let Err(e) = self.transport.send_to(&Message::Request(request), dest, protocol).await {
-                    log::debug!("stateless request to {dest} not sent: {e}");
-                }
-            }
-            self.send_probes(now).await;
-            if !busy {
-                break;
+    /// Hands the transactions' events to whoever owns them.
+    fn dispatch(&mut self, now: Instant) {
+        while let Some(event) = self.txns.poll_event() {
+            if self.relays.contains_key(&event.id) {
+                self.on_relay_event(event, now);
+            } else {
+                self.proxy.on_event(&mut self.txns, &event, now);
             }
         }
     }
@@ -363,7 +312,7 @@ impl Server {
 
 /// Watches the store for user changes beside the loop (a query awaited in the loop would hold up
 /// every REGISTER behind it) and sends each new set of users.
-async fn watch_users(store: Store, mut version: i64, users: mpsc::Sender<Vec<UserRecord>>) {
+async fn watch_users(store: Store, mut version: i64, users: mpsc::UnboundedSender<Done>) {
     let mut poll = tokio::time::interval(USERS_POLL);
     loop {
         poll.tick().await;
@@ -378,7 +327,7 @@ async fn watch_users(store: Store, mut version: i64, users: mpsc::Sender<Vec<Use
         match store.load_users().await {
             Ok(loaded) => {
                 version = now;
-                if users.send(loaded).await.is_err() {
+                if users.send(Done::Users(loaded)).is_err() {
                     return;
                 }
             }
@@ -404,8 +353,77 @@ pub fn unix_now() -> u64 {
     holdfast_runtime::unix_now().as_secs()
 }
 
-async fn sleep_until(at: Option<Instant>) {
-    if let Some(at) = at {
-        tokio::time::sleep_until(at.into()).await;
+impl Core for Server {
+    type Input = Done;
+    type Error = std::convert::Infallible;
+    // One message a turn: a relayed ACK (outbox) must not be overtaken by the BYE after it
+    // (a transaction). A group commit's answers all in one turn.
+    const INPUT_BURST: usize = 1024;
+
+    fn next_timeout(&mut self) -> Option<Instant> {
+        let wan = self.wan.as_ref().and_then(|w| w.next_timeout());
+        [self.txns.next_timeout(), self.proxy.next_timeout(), wan, self.delayed.next_timeout(), self.ticks.next_timeout()].into_iter().flatten().min()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.txns.handle_timeout(now);
+        self.proxy.handle_timeout(&mut self.txns, now);
+        self.wan_timeout(now);
+        for (id, response) in self.delayed.take_due(now) {
+            self.respond(id, response);
+        }
+        for tick in self.ticks.expired(now) {
+            match tick {
+                Tick::Sweep => self.sweep(),
+                Tick::Status => self.write_status(),
+                Tick::Watchdog => self.notifier.notify("WATCHDOG=1"),
+            }
+        }
+    }
+
+    fn on_message(&mut self, incoming: Incoming, now: Instant) {
+        self.on_incoming(incoming, now);
+    }
+
+    fn on_input(&mut self, done: Done, _now: Instant) -> Result<(), Self::Error> {
+        self.finish(done);
+        Ok(())
+    }
+
+    fn poll_transmit(&mut self, now: Instant) -> Option<Outbound> {
+        // A second pass after the WAN monitor's turn: a verdict can start transactions.
+        for pass in 0..2 {
+            self.dispatch(now);
+            if let Some(t) = self.txns.poll_transmit() {
+                return Some(Outbound::Transaction(t));
+            }
+            if let Some(out) = self.outbox.pop_front() {
+                return Some(out);
+            }
+            if pass == 0 {
+                self.queue_probes(now);
+            }
+        }
+        None
+    }
+
+    fn on_send_error(&mut self, failed: Outbound, error: TransportError, now: Instant) {
+        match failed {
+            Outbound::Transaction(t) => {
+                log::debug!("sending failed: {error}");
+                self.txns.on_transport_error(t.id());
+            }
+            Outbound::Request { request, dest, .. } => match crate::wan::probe_of(&request) {
+                Some(probe) => {
+                    log::debug!("WAN probe to {dest} not sent: {error}");
+                    if let Some(wan) = &mut self.wan {
+                        wan.on_transport_error(probe.id, now);
+                    }
+                    self.wan_events();
+                }
+                None => log::debug!("stateless {} to {dest} not sent: {error}", request.method),
+            },
+            Outbound::Response(r) => log::debug!("stateless {} response not sent: {error}", r.status),
+        }
     }
 }

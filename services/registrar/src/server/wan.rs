@@ -2,13 +2,14 @@
 //! REGISTERs waiting on a dead WAN are answered from the cache at once.
 use super::Server;
 use crate::wan::{options_request, WanEvent};
-use holdfast_sip::message::Message;
+use holdfast_sip::driver::Outbound;
 use holdfast_sip::transport::Protocol;
 use std::net::SocketAddr;
 use std::time::Instant;
 
 impl Server {
-    pub(super) async fn send_probes(&mut self, now: Instant) {
+    /// The probes due, into the outbox.
+    pub(super) fn queue_probes(&mut self, now: Instant) {
         let Some(wan) = &mut self.wan else { return };
         let mut probes = Vec::new();
         while let Some(p) = wan.poll_probe(now) {
@@ -18,12 +19,7 @@ impl Server {
             let local = SocketAddr::new(self.addresses.local_for(probe.target.ip()), self.addresses.port());
             let req = options_request(&probe, local, &self.domain);
             self.status.probe_sent(probe.id, probe.target, now);
-            if let Err(e) = self.transport.send_to(&Message::Request(req), probe.target, Protocol::Udp).await {
-                log::debug!("WAN probe to {} not sent: {e}", probe.target);
-                if let Some(wan) = &mut self.wan {
-                    wan.on_transport_error(probe.id, now);
-                }
-            }
+            self.outbox.push_back(Outbound::Request { request: req, dest: probe.target, transport: Protocol::Udp });
         }
         self.wan_events();
     }
@@ -35,7 +31,7 @@ impl Server {
         self.wan_events();
     }
 
-    fn wan_events(&mut self) {
+    pub(super) fn wan_events(&mut self) {
         let Some(wan) = &mut self.wan else { return };
         let mut events = Vec::new();
         while let Some(e) = wan.poll_event() {

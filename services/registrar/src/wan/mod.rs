@@ -24,7 +24,7 @@
 //!   pass-through while the WAN is dead nor push it into survival.
 mod probe;
 
-pub use probe::{options_request, probe_answer, ProbeAnswer};
+pub use probe::{options_request, probe_answer, probe_of, ProbeAnswer};
 
 use holdfast_sip::keyed::KeyedHash;
 use std::collections::{BTreeMap, VecDeque};

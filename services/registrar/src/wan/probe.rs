@@ -49,9 +49,19 @@ pub fn probe_answer(response: &Response) -> Option<ProbeAnswer> {
     if response.cseq().ok()?.method != Method::OPTIONS {
         return None;
     }
-    let via = response.top_via().ok()?;
-    let rest = via.branch()?.strip_prefix(BRANCH_PREFIX)?;
-    let (id, token) = rest.split_once('-')?;
+    from_branch(response.top_via().ok()?.branch()?)
+}
+
+/// The probe a request we sent is (to fail it when sending fails).
+pub fn probe_of(request: &Request) -> Option<ProbeAnswer> {
+    if request.method != Method::OPTIONS {
+        return None;
+    }
+    from_branch(request.top_via().ok()?.branch()?)
+}
+
+fn from_branch(branch: &str) -> Option<ProbeAnswer> {
+    let (id, token) = branch.strip_prefix(BRANCH_PREFIX)?.split_once('-')?;
     Some(ProbeAnswer { id: id.parse().ok()?, token: token.to_string() })
 }
 

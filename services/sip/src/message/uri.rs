@@ -2,7 +2,7 @@
 use super::syntax::{is_escaped_text, is_unreserved, take_until, unescape, write_escaped};
 use super::{HeaderError, Params};
 use std::fmt::{self, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Host {
@@ -80,6 +80,24 @@ impl Uri {
         match self {
             Uri::Sip(u) => Some(u),
             _ => None,
+        }
+    }
+
+    /// The socket address a SIP URI names, when its host is an IP (no DNS at the branch); the
+    /// port defaults to 5060.
+    pub fn socket_addr(&self) -> Option<SocketAddr> {
+        let sip = self.as_sip()?;
+        Some(SocketAddr::new(sip.host.ip()?, sip.port.unwrap_or(5060)))
+    }
+}
+
+impl Host {
+    /// The address, when the host is one.
+    pub fn ip(&self) -> Option<IpAddr> {
+        match self {
+            Host::V4(a) => Some((*a).into()),
+            Host::V6(a) => Some((*a).into()),
+            Host::Domain(_) => None,
         }
     }
 }
