@@ -1,7 +1,7 @@
 //! Building the request a proxy sends on a branch (RFC 3261 §16.6) and spotting loops (§16.3).
 use super::target::Target;
 use crate::trust::RouteStamp;
-use holdfast_sip::message::{Header, HeaderName, Host, Request, Uri, Via};
+use holdfast_sip::message::{Header, HeaderName, Request, Uri, Via};
 use std::net::{IpAddr, SocketAddr};
 use holdfast_sip::transaction::MAGIC_COOKIE;
 use std::collections::hash_map::DefaultHasher;
@@ -39,12 +39,7 @@ pub fn is_loop(req: &Request, ours: &[SocketAddr]) -> bool {
 
 /// The sent-by of a Via as an address, when it is one.
 pub fn sent_by(via: &Via) -> Option<SocketAddr> {
-    let ip: IpAddr = match &via.host {
-        Host::V4(a) => (*a).into(),
-        Host::V6(a) => (*a).into(),
-        Host::Domain(_) => return None,
-    };
-    Some(SocketAddr::new(ip, via.port.unwrap_or(5060)))
+    Some(SocketAddr::new(via.host.ip()?, via.port.unwrap_or(5060)))
 }
 
 /// Initial requests that make a dialog keep us on its route (§16.6 item 4).

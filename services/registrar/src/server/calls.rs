@@ -3,7 +3,6 @@
 use super::{refuse, Server};
 use crate::proxy::{binding_hop, route_value, Target};
 use crate::registrar::{aor_of, binding_key, contact_key};
-use crate::trust::address_of;
 use crate::routing::{Destination, Router};
 use holdfast_sip::driver::Outbound;
 use holdfast_sip::message::{Host, HeaderName, Method, NameAddr, Request, Response, Uri};
@@ -59,7 +58,7 @@ impl Server {
         }
         // An address for a Request-URI reaches only a contact registered here (the central
         // site's calls to a phone, after its Path): no relaying to hosts of the caller's choice.
-        if !self.addressed_to_us(&request.uri) && address_of(&request.uri).is_some() {
+        if !self.addressed_to_us(&request.uri) && request.uri.socket_addr().is_some() {
             return match self.contact_target(&request) {
                 Some(t) => self.proxy.forward(&mut self.txns, id, request, inbound, vec![t], None, now),
                 None => self.respond(id, refuse(&request, 404, "Not Found (no such contact here)")),
@@ -193,7 +192,7 @@ impl Server {
     /// Record-Route, or an outbound proxy setting).
     fn strip_our_routes(&mut self, request: &mut Request) {
         while let Some(top) = request.headers.get(&HeaderName::Route).and_then(|r| NameAddr::parse(r).ok()) {
-            if !address_of(&top.uri).is_some_and(|a| self.addresses.is_ours(a)) {
+            if !top.uri.socket_addr().is_some_and(|a| self.addresses.is_ours(a)) {
                 break;
             }
             request.headers.remove_first(&HeaderName::Route);
@@ -205,7 +204,7 @@ impl Server {
         match uri {
             Uri::Sip(sip) => match &sip.host {
                 Host::Domain(d) => d.eq_ignore_ascii_case(&self.domain),
-                _ => address_of(uri).is_some_and(|a| self.addresses.is_ours(a)),
+                _ => uri.socket_addr().is_some_and(|a| self.addresses.is_ours(a)),
             },
             Uri::Tel(_) => true,
             Uri::Other(_) => false,
@@ -214,7 +213,7 @@ impl Server {
 
     /// A target that carries `request_uri` to the host and port of `next`.
     fn target_at(&mut self, next: Uri, request_uri: Uri) -> Option<Target> {
-        let dest = address_of(&next)?;
+        let dest = next.socket_addr()?;
         let transport = transport_of(&next);
         let local = self.addresses.local_for(dest.ip());
         Some(Target { uri: request_uri, dest, transport, route: Vec::new(), local, asserted: None })
@@ -224,7 +223,7 @@ impl Server {
     /// its Contact (`binding_hop`), following its Path.
     fn binding_target(&mut self, b: &Binding) -> Option<Target> {
         let uri = Uri::parse(&b.contact).ok()?;
-        let contact = address_of(&uri).map(|a| (a, transport_of(&uri)));
+        let contact = uri.socket_addr().map(|a| (a, transport_of(&uri)));
         let transport = Protocol::from_param(&b.transport).unwrap_or(Protocol::Udp);
         let flow = match b.source.parse().ok() {
             Some(source) => (source, transport),

@@ -21,7 +21,7 @@ pub use register::{survival_register, SurvivalRegister};
 pub use route::RouteStamp;
 
 use crate::registrar::aor_of;
-use holdfast_sip::message::{HeaderName, NameAddr, Request, Uri};
+use holdfast_sip::message::{HeaderName, NameAddr, Request};
 use holdfast_sip::transport::ConnId;
 use holdfast_store::Binding;
 use std::collections::{BTreeMap, HashMap};
@@ -118,19 +118,8 @@ impl Trust {
         let Some(top) = request.headers.get(&HeaderName::Route).and_then(|r| NameAddr::parse(r).ok()) else {
             return false;
         };
-        address_of(&top.uri).is_some_and(is_ours) && self.stamp.proves(&top.uri, request)
+        top.uri.socket_addr().is_some_and(is_ours) && self.stamp.proves(&top.uri, request)
     }
-}
-
-/// The socket address a URI names, when its host is an IP (no DNS at the branch).
-pub fn address_of(uri: &Uri) -> Option<SocketAddr> {
-    let Uri::Sip(sip) = uri else { return None };
-    let ip: IpAddr = match &sip.host {
-        holdfast_sip::message::Host::V4(a) => (*a).into(),
-        holdfast_sip::message::Host::V6(a) => (*a).into(),
-        holdfast_sip::message::Host::Domain(_) => return None,
-    };
-    Some(SocketAddr::new(ip, sip.port.unwrap_or(5060)))
 }
 
 /// The TCP connections on which the central site granted an AOR's registration, the newest
