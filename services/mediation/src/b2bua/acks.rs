@@ -1,6 +1,6 @@
 //! ACKs outside transactions, both ways (RFC 3261 §13.2.2.4, §13.3.1.4): A's ACK for our 2xx
 //! (which `AckWait` sends again until it comes), and ours again for a 2xx B sent again.
-use super::{relay_sdp, B2bua, Media, Output};
+use super::{relay_sdp, Answered, B2bua, Media, Output, State};
 use holdfast_media::Side;
 use holdfast_sip::message::{HeaderName, Method, Request, Response};
 use holdfast_sip::transaction::Transactions;
@@ -15,12 +15,13 @@ impl<M: Media> B2bua<M> {
         let call_id = ack.call_id().unwrap_or_default().to_string();
         let Some(&(key, Side::A)) = self.by_dialog.get(&(call_id, tag)) else { return };
         let Some(call) = self.calls.get_mut(&key) else { return };
-        call.unacked = None;
+        call.acked();
         call.set_sdp(Side::A, &ack.body);
-        let Some(Output::Send { mut request, dest, transport }) = call.late_ack.take() else { return };
+        let State::Answered(Answered { late_ack, .. }) = &mut call.state else { return };
+        let Some((Output::Send { mut request, dest, transport }, b_offered)) = late_ack.take() else { return };
         if !ack.body.is_empty() {
             request.headers.add(HeaderName::ContentType, "application/sdp");
-            request.body = match (call.media, call.b_offered.take()) {
+            request.body = match (call.media, b_offered) {
                 (Some((id, _, b_port)), Some(offered)) => {
                     // Through the relay: A's media noted, its answer in a law B offered (the
                     // relay transcodes), pointed at the relay's B port.
@@ -61,7 +62,7 @@ impl<M: Media> B2bua<M> {
     pub(super) fn retransmit_due(&mut self, txns: &mut Transactions, now: Instant) {
         let mut lost = Vec::new();
         for (key, call) in self.calls.iter_mut() {
-            let Some(wait) = call.unacked.as_mut() else { continue };
+            let State::Answered(Answered { unacked: Some(wait), .. }) = &mut call.state else { continue };
             match wait.handle_timeout(now) {
                 AckDue::Nothing => {}
                 AckDue::Retransmit(ok) => self.outputs.push_back(Output::Respond(ok.clone())),
@@ -71,7 +72,7 @@ impl<M: Media> B2bua<M> {
         for key in lost {
             log::warn!("call {key}: no ACK for our 2xx, ended");
             if let Some(call) = self.calls.get_mut(&key) {
-                call.unacked = None;
+                call.acked();
                 call.cdr.end_cause = "no ACK from caller".into();
             }
             self.hang_up(txns, key, Side::B, now);

@@ -89,6 +89,7 @@ mod tests {
     use super::*;
     use holdfast_sip::message::Method;
     use holdfast_sip::transport::Protocol;
+    use crate::b2bua::Hop;
 
     #[test]
     fn the_b_invite_is_a_new_dialog_with_the_trunk_numbers() {
@@ -101,7 +102,7 @@ mod tests {
         a.headers.add(HeaderName::MaxForwards, "69");
         a.body = b"v=0\r\no=- 1 1 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n".to_vec();
         let target = Target {
-            trunk: "carrier-a".into(),
+            hop: Hop::Trunk("carrier-a".into()),
             dest: "127.0.0.1:5080".parse().unwrap(),
             transport: Protocol::Udp,
             called: "12125550100".into(),

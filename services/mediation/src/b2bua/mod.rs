@@ -62,11 +62,58 @@ pub enum Output {
     Cdr(Cdr),
 }
 
+/// Where the B side of a call goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Hop {
+    /// A trunk of the plan, by name.
+    Trunk(String),
+    /// Back to the registrar: a DID call for a branch user.
+    Registrar,
+}
+
+impl Hop {
+    fn trunk(&self) -> Option<&str> {
+        match self {
+            Hop::Trunk(name) => Some(name),
+            Hop::Registrar => None,
+        }
+    }
+
+    /// Whether this is one of the `trunks` named (the dead ones).
+    fn is_in(&self, trunks: &HashSet<String>) -> bool {
+        self.trunk().is_some_and(|t| trunks.contains(t))
+    }
+}
+
+/// As call records and logs name it.
+impl std::fmt::Display for Hop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.trunk().unwrap_or("registrar"))
+    }
+}
+
+/// Who placed a call, as its record says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    /// A branch user's call, from the registrar.
+    Outbound,
+    /// From a trunk.
+    Inbound,
+}
+
+impl Direction {
+    fn as_str(self) -> &'static str {
+        match self {
+            Direction::Outbound => "outbound",
+            Direction::Inbound => "inbound",
+        }
+    }
+}
+
 /// One place the B side may be called.
 #[derive(Debug, Clone)]
 struct Target {
-    /// Trunk name, or "registrar".
-    trunk: String,
+    hop: Hop,
     dest: SocketAddr,
     transport: Protocol,
     called: String,
@@ -113,10 +160,34 @@ impl Attempt {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A call's state, each carrying what the call has in it and nothing else.
 enum State {
-    Setup,
-    Answered,
+    /// B is being called, target after target.
+    Setup(Setup),
+    /// B answered: both dialogs stand.
+    Answered(Answered),
+}
+
+struct Setup {
+    /// The targets not tried yet.
+    targets: VecDeque<Target>,
+    /// The target being called.
+    attempt: Option<Attempt>,
+    /// A gave up (CANCEL, or BYE in the early dialog) while B was being called.
+    cancelled: bool,
+    /// The last failure seen on a trunk, answered to A when no trunk is left.
+    last_failure: Option<(u16, String, String)>,
+    /// Late offer through the relay: the formats B offered, which A's answer is fitted to.
+    b_offered: Option<Vec<u8>>,
+    tried: Tried,
+}
+
+struct Answered {
+    /// Our 2xx to A until its ACK comes.
+    unacked: Option<AckWait>,
+    /// Late offer (no SDP in A's INVITE): B's ACK waits for the answer in A's ACK, with the
+    /// formats B offered.
+    late_ack: Option<(Output, Option<Vec<u8>>)>,
 }
 
 struct Call<Id> {
@@ -127,18 +198,9 @@ struct Call<Id> {
     a_tag: String,
     a_dialog: Option<Dialog>,
     b_dialog: Option<Dialog>,
-    targets: VecDeque<Target>,
-    attempt: Option<Attempt>,
-    tried: Tried,
     media: Option<(Id, SocketAddr, SocketAddr)>,
     /// A re-INVITE or UPDATE waiting for the other side.
     relayed: Option<session::Relayed>,
-    /// Our 2xx to A until its ACK comes.
-    unacked: Option<AckWait>,
-    /// Late offer (no SDP in A's INVITE): B's ACK waits for the answer in A's ACK.
-    late_ack: Option<Output>,
-    /// Late offer through the relay: the formats B offered, which A's answer is fitted to.
-    b_offered: Option<Vec<u8>>,
     /// RFC 4028 session timers of each dialog, when negotiated.
     a_timer: Option<timers::SessionTimer>,
     b_timer: Option<timers::SessionTimer>,
@@ -156,13 +218,47 @@ struct Call<Id> {
     a_media: Option<RemoteMedia>,
     a_formats: Vec<u8>,
     state: State,
-    cancelled: bool,
-    /// The last failure seen on a trunk, answered to A when no trunk is left.
-    last_failure: Option<(u16, String, String)>,
     cdr: Cdr,
 }
 
 impl<Id> Call<Id> {
+    fn is_answered(&self) -> bool {
+        matches!(self.state, State::Answered(_))
+    }
+
+    fn cancelled(&self) -> bool {
+        matches!(&self.state, State::Setup(s) if s.cancelled)
+    }
+
+    /// B's INVITE in progress.
+    fn attempt(&self) -> Option<&Attempt> {
+        match &self.state {
+            State::Setup(s) => s.attempt.as_ref(),
+            State::Answered(_) => None,
+        }
+    }
+
+    fn attempt_mut(&mut self) -> Option<&mut Attempt> {
+        match &mut self.state {
+            State::Setup(s) => s.attempt.as_mut(),
+            State::Answered(_) => None,
+        }
+    }
+
+    fn unacked(&self) -> Option<&AckWait> {
+        match &self.state {
+            State::Answered(a) => a.unacked.as_ref(),
+            State::Setup(_) => None,
+        }
+    }
+
+    /// A acknowledged our 2xx (or another dialog took its place).
+    fn acked(&mut self) {
+        if let State::Answered(a) = &mut self.state {
+            a.unacked = None;
+        }
+    }
+
     fn dialog(&mut self, side: Side) -> &mut Option<Dialog> {
         match side {
             Side::A => &mut self.a_dialog,
@@ -288,7 +384,7 @@ impl<M: Media> B2bua<M> {
         if let Some(&key) = self.recent.get(&seen) {
             // Our 2xx again while the caller has not acknowledged it; else 482 (RFC 3261
             // §8.2.2.2): the call exists or existed, a stray answer harms nobody.
-            let again = self.calls.get(&key).and_then(|c| Some(c.unacked.as_ref()?.response().clone()));
+            let again = self.calls.get(&key).and_then(|c| Some(c.unacked()?.response().clone()));
             return respond(txns, id, again.unwrap_or_else(|| invite.response(482)), now);
         }
         let dialled = user_of(&invite.uri).unwrap_or_default();
@@ -315,9 +411,14 @@ impl<M: Media> B2bua<M> {
         };
         // The branch's calls come from the registrar's socket; anything else must be a trunk.
         let from_trunk = self.plan.trunk_from(source).map(|t| t.name.clone());
+        let direction = match from_trunk {
+            _ if source == self.config.registrar => Some(Direction::Outbound),
+            Some(_) => Some(Direction::Inbound),
+            None => None,
+        };
+        cdr.direction = direction.map_or("", Direction::as_str).to_string();
         let targets = match from_trunk {
-            _ if source == self.config.registrar => {
-                cdr.direction = "outbound".into();
+            _ if direction == Some(Direction::Outbound) => {
                 // sba-registrar asserts the caller's own number (RFC 3325); without one the
                 // caller is its From user, a number or a name.
                 let asserted = asserted_number(&invite);
@@ -331,7 +432,6 @@ impl<M: Media> B2bua<M> {
                     }
                 }
                 let dialled = cdr.callee_dialled.clone();
-                cdr.direction = "inbound".into();
                 cdr.trunk = from.clone();
                 self.inbound_targets(&from, &dialled, &caller, &mut cdr)
             }
@@ -355,8 +455,8 @@ impl<M: Media> B2bua<M> {
         };
         // A call from the branch is its caller's; a DID call is the called user's.
         let branch_user = match targets.first() {
-            _ if cdr.direction == "outbound" => Some(caller.clone()),
-            Some(t) if t.trunk == "registrar" => Some(t.called.clone()),
+            _ if direction == Some(Direction::Outbound) => Some(caller.clone()),
+            Some(t) if t.hop == Hop::Registrar => Some(t.called.clone()),
             _ => None,
         };
         let a_media = relay_sdp::remote(&invite.body);
@@ -399,14 +499,8 @@ impl<M: Media> B2bua<M> {
                 a_tag,
                 a_dialog: None,
                 b_dialog: None,
-                targets: targets.into(),
-                attempt: None,
-                tried: Tried::default(),
                 media,
                 relayed: None,
-                unacked: None,
-                late_ack: None,
-                b_offered: None,
                 a_timer: None,
                 b_timer: None,
                 refresh: None,
@@ -416,9 +510,14 @@ impl<M: Media> B2bua<M> {
                 transfer: None,
                 a_media,
                 a_formats,
-                state: State::Setup,
-                cancelled: false,
-                last_failure: None,
+                state: State::Setup(Setup {
+                    targets: targets.into(),
+                    attempt: None,
+                    cancelled: false,
+                    last_failure: None,
+                    b_offered: None,
+                    tried: Tried::default(),
+                }),
                 cdr,
             },
         );
@@ -458,7 +557,7 @@ impl<M: Media> B2bua<M> {
             .filter_map(|leg| {
                 let t = self.plan.trunk(&leg.trunk)?;
                 Some(Target {
-                    trunk: t.name.clone(),
+                    hop: Hop::Trunk(t.name.clone()),
                     dest: t.address,
                     transport: t.transport,
                     called: leg.called.clone(),
@@ -475,7 +574,7 @@ impl<M: Media> B2bua<M> {
                 cdr.callee = number;
                 cdr.route = "did".into();
                 Ok(vec![Target {
-                    trunk: "registrar".into(),
+                    hop: Hop::Registrar,
                     dest: self.config.registrar,
                     transport: Protocol::Udp,
                     called: user,
@@ -488,7 +587,7 @@ impl<M: Media> B2bua<M> {
                 cdr.callee = number;
                 cdr.route = "pbx".into();
                 Ok(vec![Target {
-                    trunk: t.name.clone(),
+                    hop: Hop::Trunk(t.name.clone()),
                     dest: t.address,
                     transport: t.transport,
                     called: leg.called,
@@ -502,45 +601,47 @@ impl<M: Media> B2bua<M> {
     /// Calls the next live target, or answers A with the last failure when none is left.
     fn next_target(&mut self, txns: &mut Transactions, key: u64, now: Instant) {
         let Some(call) = self.calls.get_mut(&key) else { return };
-        while let Some(target) = call.targets.pop_front() {
-            if self.dead.contains(&target.trunk) {
-                log::info!("call {}: trunk {} is dead, skipped", call.cdr.call_id, target.trunk);
-                call.last_failure.get_or_insert((503, "Service Unavailable".into(), format!("trunk {} dead", target.trunk)));
+        let State::Setup(setup) = &mut call.state else { return };
+        while let Some(target) = setup.targets.pop_front() {
+            if target.hop.is_in(&self.dead) {
+                log::info!("call {}: trunk {} is dead, skipped", call.cdr.call_id, target.hop);
+                setup.last_failure.get_or_insert((503, "Service Unavailable".into(), format!("trunk {} dead", target.hop)));
                 continue;
             }
             let relay_b = call.media.filter(|_| !target.bypass).map(|(_, _, b)| b);
             let invite = invite_to_b(&call.invite, &target, self.config.local, relay_b, &mut self.ids);
-            call.tried.one_more(&mut call.cdr.failovers);
+            setup.tried.one_more(&mut call.cdr.failovers);
             match txns.send_request(invite.clone(), target.dest, target.transport, now) {
                 Ok(client) => {
-                    call.cdr.trunk = target.trunk.clone();
+                    call.cdr.trunk = target.hop.to_string();
                     call.cdr.callee_sent = target.called.clone();
                     call.cdr.caller_sent = target.calling.clone().unwrap_or_else(|| messages::ANONYMOUS.into());
                     self.by_client.insert(client, key);
-                    call.attempt = Some(Attempt::new(client, invite, target, now + self.config.no_answer));
+                    setup.attempt = Some(Attempt::new(client, invite, target, now + self.config.no_answer));
                     return;
                 }
-                Err(e) => log::warn!("call {}: INVITE to {} not sent: {e}", call.cdr.call_id, target.trunk),
+                Err(e) => log::warn!("call {}: INVITE to {} not sent: {e}", call.cdr.call_id, target.hop),
             }
         }
-        call.attempt = None;
+        setup.attempt = None;
         let (status, reason, cause) =
-            call.last_failure.clone().unwrap_or((503, "Service Unavailable".into(), "no trunk available".into()));
+            setup.last_failure.clone().unwrap_or((503, "Service Unavailable".into(), "no trunk available".into()));
         self.fail_a(txns, key, status, &reason, &cause, now);
     }
 
     /// Answers A's INVITE with a failure and ends the call.
     fn fail_a(&mut self, txns: &mut Transactions, key: u64, status: u16, reason: &str, why: &str, now: Instant) {
         let Some(call) = self.calls.get_mut(&key) else { return };
-        let status = if call.cancelled { 487 } else { status };
+        let cancelled = call.cancelled();
+        let status = if cancelled { 487 } else { status };
         let mut r = answer_to_a(&call.invite, &call.a_tag, status, self.config.local);
-        r.reason = if call.cancelled { "Request Terminated".into() } else { reason.to_string() };
+        r.reason = if cancelled { "Request Terminated".into() } else { reason.to_string() };
         let cause = cause::for_sip_status(status);
         r.headers.add(HeaderName::Reason, reason::q850(cause, Some(&r.reason)));
         respond(txns, call.server, r, now);
         call.cdr.status = status;
         call.cdr.q850 = Some(cause);
-        call.cdr.end_cause = if call.cancelled { "cancelled by caller".into() } else { why.to_string() };
+        call.cdr.end_cause = if cancelled { "cancelled by caller".into() } else { why.to_string() };
         self.end(txns, key, now);
     }
 
@@ -557,7 +658,7 @@ impl<M: Media> B2bua<M> {
         for d in [&call.a_dialog, &call.b_dialog].into_iter().flatten() {
             self.by_dialog.remove(&(d.call_id.clone(), d.local_tag.clone()));
         }
-        if let Some(a) = &call.attempt {
+        if let Some(a) = call.attempt() {
             self.by_client.remove(&a.client);
         }
         if let Some((id, ..)) = call.media {
@@ -571,7 +672,7 @@ impl<M: Media> B2bua<M> {
     pub fn on_event(&mut self, txns: &mut Transactions, event: &Event, now: Instant) -> bool {
         let Some(&key) = self.by_client.get(&event.id) else { return false };
         let call = self.calls.get(&key);
-        let is_invite = call.and_then(|c| c.attempt.as_ref()).is_some_and(|a| a.client == event.id);
+        let is_invite = call.and_then(|c| c.attempt()).is_some_and(|a| a.client == event.id);
         let is_relayed = call.and_then(|c| c.relayed.as_ref()).is_some_and(|r| r.client() == event.id);
         let is_transfer = call.and_then(|c| c.transfer.as_ref()?.attempt()).is_some_and(|a| a.client == event.id);
         let refreshed = call.and_then(|c| c.refresh).filter(|(id, _)| *id == event.id).map(|(_, side)| side);
@@ -600,8 +701,8 @@ impl<M: Media> B2bua<M> {
     fn b_response(&mut self, txns: &mut Transactions, key: u64, mut r: Response, now: Instant) {
         failover::callee_cause(&mut r);
         if r.status == 422 {
-            let call = self.calls.get_mut(&key).filter(|c| !c.cancelled);
-            let retried = call.and_then(|c| c.attempt.as_mut()).and_then(|a| a.retry_422(txns, &r, now, &mut self.ids));
+            let call = self.calls.get_mut(&key).filter(|c| !c.cancelled());
+            let retried = call.and_then(|c| c.attempt_mut()).and_then(|a| a.retry_422(txns, &r, now, &mut self.ids));
             if let Some((old, new)) = retried {
                 self.by_client.remove(&old);
                 self.by_client.insert(new, key);
@@ -609,7 +710,8 @@ impl<M: Media> B2bua<M> {
             }
         }
         let Some(call) = self.calls.get_mut(&key) else { return };
-        let Some(attempt) = call.attempt.as_mut() else { return };
+        let State::Setup(Setup { attempt: Some(attempt), cancelled, .. }) = &mut call.state else { return };
+        let cancelled = *cancelled;
         match r.status {
             100 => {
                 attempt.provisional = true;
@@ -634,16 +736,16 @@ impl<M: Media> B2bua<M> {
             _ => match failover::failure(&r, attempt.no_answer) {
                 Failure::Trunk => self.b_failed(txns, key, r.status, &r.reason, "failed", now),
                 Failure::Callee { status, reason: phrase, cause } => {
-                    let trunk = attempt.target.trunk.clone();
+                    let trunk = &attempt.target.hop;
                     let why = if attempt.no_answer { format!("trunk {trunk}: no answer") } else { format!("trunk {trunk}: {status} {phrase}") };
-                    let status = if call.cancelled { 487 } else { status };
+                    let status = if cancelled { 487 } else { status };
                     let mut out = answer_to_a(&call.invite, &call.a_tag, status, self.config.local);
-                    out.reason = if call.cancelled { "Request Terminated".into() } else { phrase };
+                    out.reason = if cancelled { "Request Terminated".into() } else { phrase };
                     out.headers.add(HeaderName::Reason, reason::q850(cause, Some(&out.reason)));
                     respond(txns, call.server, out, now);
                     call.cdr.status = status;
                     call.cdr.q850 = Some(cause);
-                    call.cdr.end_cause = if call.cancelled { "cancelled by caller".into() } else { why };
+                    call.cdr.end_cause = if cancelled { "cancelled by caller".into() } else { why };
                     self.end(txns, key, now);
                 }
             },
@@ -659,14 +761,16 @@ impl<M: Media> B2bua<M> {
             return None;
         }
         call.set_sdp(Side::B, &r.body);
-        let bypass = call.attempt.as_ref().is_some_and(|a| a.target.bypass);
+        let bypass = call.attempt().is_some_and(|a| a.target.bypass);
         match (call.media, bypass) {
             (Some(_), false) if !relay_sdp::has_audio(&r.body) => None,
             (Some((id, a_port, _)), false) if call.invite.body.is_empty() => {
                 if let Some(remote) = relay_sdp::remote(&r.body) {
                     self.media.set_remote(id, Side::B, remote);
                 }
-                call.b_offered = Some(relay_sdp::formats(&r.body));
+                if let State::Setup(setup) = &mut call.state {
+                    setup.b_offered = Some(relay_sdp::formats(&r.body));
+                }
                 Some(relay_sdp::offer(&r.body, Some(a_port), false))
             }
             (Some((id, a_port, _)), false) => {
@@ -689,19 +793,22 @@ impl<M: Media> B2bua<M> {
         let wall = self.wall(now);
         let local = self.config.local;
         let Some(call) = self.calls.get_mut(&key) else { return };
-        let Some(attempt) = call.attempt.take() else { return };
+        let State::Setup(setup) = &mut call.state else { return };
+        let Some(attempt) = setup.attempt.take() else { return };
+        let (cancelled, b_offered) = (setup.cancelled, setup.b_offered.take());
         let Some(b) = Dialog::as_uac(&attempt.invite, &r, attempt.target.dest, attempt.target.transport) else {
             log::warn!("call {}: 2xx without a usable To/Contact", call.cdr.call_id);
             return;
         };
         let seq = attempt.invite.cseq().map(|c| c.seq).unwrap_or(1);
         let ack = Output::Send { request: b.ack(seq, local, &mut self.ids), dest: b.dest, transport: b.transport };
-        if call.invite.body.is_empty() && !r.body.is_empty() && !call.cancelled {
-            call.late_ack = Some(ack);
+        let late_ack = if call.invite.body.is_empty() && !r.body.is_empty() && !cancelled {
+            Some((ack, b_offered))
         } else {
             self.outputs.push_back(ack);
-        }
-        if call.cancelled {
+            None
+        };
+        if cancelled {
             // The callee answered as the caller hung up: end the B dialog at once.
             let mut b = b;
             let bye = b.request(Method::BYE, local, &mut self.ids);
@@ -713,7 +820,6 @@ impl<M: Media> B2bua<M> {
         self.by_dialog.insert((b.call_id.clone(), b.local_tag.clone()), (key, Side::B));
         call.b_dialog = Some(b);
         call.a_dialog = Dialog::as_uas(&call.invite, &call.a_tag, call.source, call.source_transport);
-        call.state = State::Answered;
         call.cdr.answered_at = Some(wall);
         call.cdr.status = r.status;
         let mut out = answer_to_a(&call.invite, &call.a_tag, r.status, local);
@@ -725,18 +831,19 @@ impl<M: Media> B2bua<M> {
             out.headers.add(HeaderName::SessionExpires, format!("{};refresher=uac", secs.max(90)));
             out.headers.add(HeaderName::Require, "timer");
         }
-        call.unacked = Some(AckWait::new(out.clone(), &txns.timers(), now));
+        call.state = State::Answered(Answered { unacked: Some(AckWait::new(out.clone(), &txns.timers(), now)), late_ack });
         respond(txns, call.server, out, now);
     }
 
     /// The current trunk failed (see `failover`): the next trunk.
     fn b_failed(&mut self, txns: &mut Transactions, key: u64, status: u16, reason: &str, what: &str, now: Instant) {
         let Some(call) = self.calls.get_mut(&key) else { return };
-        let Some(attempt) = call.attempt.take() else { return };
-        log::info!("call {}: trunk {} {what} ({status}), trying the next", call.cdr.call_id, attempt.target.trunk);
+        let State::Setup(setup) = &mut call.state else { return };
+        let Some(attempt) = setup.attempt.take() else { return };
+        log::info!("call {}: trunk {} {what} ({status}), trying the next", call.cdr.call_id, attempt.target.hop);
         self.by_client.remove(&attempt.client);
-        call.last_failure = Some((status, reason.to_string(), format!("trunk {}: {status} {reason}", attempt.target.trunk)));
-        if call.cancelled {
+        setup.last_failure = Some((status, reason.to_string(), format!("trunk {}: {status} {reason}", attempt.target.hop)));
+        if setup.cancelled {
             return self.fail_a(txns, key, 487, "Request Terminated", "cancelled by caller", now);
         }
         self.next_target(txns, key, now);
@@ -744,7 +851,7 @@ impl<M: Media> B2bua<M> {
 
     /// Side `gone`'s dialog is gone: BYE to the other side.
     fn lost(&mut self, txns: &mut Transactions, key: u64, gone: Side, now: Instant) {
-        if self.calls.get(&key).is_some_and(|c| c.state == State::Answered) {
+        if self.calls.get(&key).is_some_and(|c| c.is_answered()) {
             self.hang_up(txns, key, gone.other(), now);
         }
     }
@@ -753,11 +860,9 @@ impl<M: Media> B2bua<M> {
     pub fn on_cancel(&mut self, txns: &mut Transactions, invite: TxId, now: Instant) -> bool {
         let Some(&key) = self.by_server.get(&invite) else { return false };
         let Some(call) = self.calls.get_mut(&key) else { return false };
-        if call.state != State::Setup {
-            return false;
-        }
-        call.cancelled = true;
-        match call.attempt.as_mut() {
+        let State::Setup(setup) = &mut call.state else { return false };
+        setup.cancelled = true;
+        match setup.attempt.as_mut() {
             Some(a) if a.provisional => cancel(txns, a.client, now),
             Some(a) => a.cancel_when_provisional = true,
             None => {}
@@ -791,8 +896,8 @@ impl<M: Media> B2bua<M> {
                 }
                 // A BYE in the early dialog (the caller gave up while B rang): B is cancelled,
                 // A's INVITE answered 487.
-                if call.state == State::Setup {
-                    if let Some(a) = call.attempt.as_ref() {
+                if let State::Setup(setup) = &call.state {
+                    if let Some(a) = &setup.attempt {
                         cancel(txns, a.client, now);
                     }
                     let mut r = answer_to_a(&call.invite, &call.a_tag, 487, local);
@@ -808,7 +913,7 @@ impl<M: Media> B2bua<M> {
             _ if matches!(request.method.as_str(), "INFO" | "OPTIONS") => respond(txns, id, request.response(200), now),
             _ if request.method.as_str() == "REFER" => self.on_refer(txns, key, side, id, request, now),
             _ if request.method == Method::INVITE || request.method.as_str() == "UPDATE" => {
-                let answered = self.calls.get(&key).is_some_and(|c| c.state == State::Answered);
+                let answered = self.calls.get(&key).is_some_and(|c| c.is_answered());
                 if let Some(r) = timers::too_small(&request) {
                     respond(txns, id, r, now);
                 } else if answered {
@@ -829,7 +934,7 @@ impl<M: Media> B2bua<M> {
         let dead: Vec<u64> = self
             .calls
             .iter()
-            .filter(|(_, c)| c.state == State::Answered && c.media.is_some_and(|(id, ..)| idle.contains(&id)))
+            .filter(|(_, c)| c.is_answered() && c.media.is_some_and(|(id, ..)| idle.contains(&id)))
             .map(|(k, _)| *k)
             .collect();
         for key in dead {
@@ -861,10 +966,10 @@ impl<M: Media> B2bua<M> {
         let keys: Vec<u64> = self.calls.keys().copied().collect();
         for key in keys {
             let Some(call) = self.calls.get_mut(&key) else { continue };
-            match call.state {
-                State::Answered => self.bye_both(txns, key, cause::TEMPORARY_FAILURE, "mediation stopped", now),
-                State::Setup => {
-                    if let Some(a) = call.attempt.take() {
+            match &mut call.state {
+                State::Answered(_) => self.bye_both(txns, key, cause::TEMPORARY_FAILURE, "mediation stopped", now),
+                State::Setup(setup) => {
+                    if let Some(a) = setup.attempt.take() {
                         cancel(txns, a.client, now);
                         self.by_client.remove(&a.client);
                     }
@@ -876,9 +981,9 @@ impl<M: Media> B2bua<M> {
 
     /// The earliest no-answer deadline.
     pub fn next_timeout(&self) -> Option<Instant> {
-        let ringing = self.calls.values().flat_map(|c| [c.attempt.as_ref(), c.transfer.as_ref().and_then(|t| t.attempt())]);
+        let ringing = self.calls.values().flat_map(|c| [c.attempt(), c.transfer.as_ref().and_then(|t| t.attempt())]);
         let ringing = ringing.flatten().filter_map(|a| a.ring_until);
-        let unacked = self.calls.values().filter_map(|c| Some(c.unacked.as_ref()?.deadline()));
+        let unacked = self.calls.values().filter_map(|c| Some(c.unacked()?.deadline()));
         let sessions = self.calls.values().flat_map(|c| [c.a_timer, c.b_timer]).flatten().map(|t| t.at());
         ringing.chain(unacked).chain(sessions).min()
     }
@@ -890,7 +995,11 @@ impl<M: Media> B2bua<M> {
         self.session_timers_due(txns, now);
         for call in self.calls.values_mut() {
             let transfer = call.transfer.as_mut().and_then(|t| t.attempt_mut());
-            for a in [call.attempt.as_mut(), transfer].into_iter().flatten() {
+            let attempt = match &mut call.state {
+                State::Setup(s) => s.attempt.as_mut(),
+                State::Answered(_) => None,
+            };
+            for a in [attempt, transfer].into_iter().flatten() {
                 if a.ring_until.is_none_or(|t| t > now) {
                     continue;
                 }

@@ -1,5 +1,5 @@
 //! What the status snapshot shows of the calls in progress (sba-web's calls page).
-use super::{B2bua, Media, State};
+use super::{B2bua, Media};
 use holdfast_status::snapshot::ActiveCall;
 
 impl<M: Media> B2bua<M> {
@@ -10,8 +10,8 @@ impl<M: Media> B2bua<M> {
             .map(|c| ActiveCall {
                 caller: c.cdr.caller.clone(),
                 callee: c.cdr.callee.clone(),
-                trunk: c.attempt.as_ref().map_or_else(|| c.cdr.trunk.clone(), |a| a.target.trunk.clone()),
-                answered: c.state == State::Answered,
+                trunk: c.attempt().map_or_else(|| c.cdr.trunk.clone(), |a| a.target.hop.to_string()),
+                answered: c.is_answered(),
                 setup_at_ms: u64::try_from(c.cdr.setup_at).unwrap_or(0),
             })
             .collect();

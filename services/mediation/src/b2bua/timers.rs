@@ -104,7 +104,7 @@ impl Attempt {
                 return None;
             }
         };
-        log::info!("trunk {}: 422, INVITE again with Session-Expires {wanted}", self.target.trunk);
+        log::info!("trunk {}: 422, INVITE again with Session-Expires {wanted}", self.target.hop);
         let old = std::mem::replace(&mut self.client, client);
         self.invite = invite;
         self.session_retries += 1;

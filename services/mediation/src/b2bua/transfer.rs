@@ -8,7 +8,7 @@
 use super::messages::{new_invite, user_of};
 use super::session::Relayed;
 use super::failover::{self, Failure, Tried};
-use super::{cancel, relay_sdp, respond, send_in_dialog, timers, Attempt, B2bua, Media, Output, State, Target};
+use super::{cancel, relay_sdp, respond, send_in_dialog, timers, Attempt, B2bua, Direction, Media, Output, Target};
 use holdfast_media::Side;
 use holdfast_sip::message::{HeaderName, Method, NameAddr, Request, Response, Uri};
 use holdfast_sip::transaction::{Transactions, TxEvent, TxId};
@@ -59,7 +59,7 @@ impl<M: Media> B2bua<M> {
     pub(super) fn on_refer(&mut self, txns: &mut Transactions, key: u64, referrer: Side, id: TxId, refer: Request, now: Instant) {
         let wall = self.wall(now);
         let Some(call) = self.calls.get(&key) else { return };
-        if call.state != State::Answered || call.transfer.is_some() {
+        if !call.is_answered() || call.transfer.is_some() {
             return respond(txns, id, refer.response(491), now);
         }
         let number = match refer_target(&refer) {
@@ -81,7 +81,7 @@ impl<M: Media> B2bua<M> {
         let by = refer.from_header().ok().and_then(|f| user_of(&f.uri)).unwrap_or_default();
         let mut cdr = Cdr {
             call_id: call.cdr.call_id.clone(),
-            direction: "outbound".into(),
+            direction: Direction::Outbound.as_str().into(),
             setup_at: wall,
             answered_at: None,
             ended_at: 0,
@@ -159,8 +159,8 @@ impl<M: Media> B2bua<M> {
         // The transferee's last SDP, sendrecv again (the referrer usually held it first).
         let offer = relay_sdp::offer(&call.sdp[super::ix(transferee)], relay, true);
         while let Some(target) = t.targets.pop_front() {
-            if self.dead.contains(&target.trunk) {
-                t.last_failure.get_or_insert((503, "Service Unavailable".into(), format!("trunk {} dead", target.trunk)));
+            if target.hop.is_in(&self.dead) {
+                t.last_failure.get_or_insert((503, "Service Unavailable".into(), format!("trunk {} dead", target.hop)));
                 continue;
             }
             let invite = new_invite(&target, local, 70, offer.clone(), &mut self.ids);
@@ -168,14 +168,14 @@ impl<M: Media> B2bua<M> {
             match txns.send_request(invite.clone(), target.dest, target.transport, now) {
                 Ok(client) => {
                     t.cdr.call_id = invite.call_id().unwrap_or_default().to_string();
-                    t.cdr.trunk = target.trunk.clone();
+                    t.cdr.trunk = target.hop.to_string();
                     t.cdr.callee_sent = target.called.clone();
                     t.cdr.caller_sent = target.calling.clone().unwrap_or_else(|| super::messages::ANONYMOUS.into());
                     self.by_client.insert(client, key);
                     t.attempt = Some(Attempt::new(client, invite, target, now + self.config.no_answer));
                     return;
                 }
-                Err(e) => log::warn!("call {}: transfer INVITE to {} not sent: {e}", call.cdr.call_id, target.trunk),
+                Err(e) => log::warn!("call {}: transfer INVITE to {} not sent: {e}", call.cdr.call_id, target.hop),
             }
         }
         t.attempt = None;
@@ -210,7 +210,7 @@ impl<M: Media> B2bua<M> {
             _ => match failover::failure(&r, attempt.no_answer) {
                 Failure::Trunk => self.transfer_trunk_failed(txns, key, r.status, &r.reason, "failed", now),
                 Failure::Callee { status, reason: phrase, cause } => {
-                    let trunk = &attempt.target.trunk;
+                    let trunk = &attempt.target.hop;
                     let why = if attempt.no_answer { format!("trunk {trunk}: no answer") } else { format!("trunk {trunk}: {status} {phrase}") };
                     self.transfer_failed(txns, key, status, &phrase, Some(cause), &why, now);
                 }
@@ -223,8 +223,8 @@ impl<M: Media> B2bua<M> {
         let Some(t) = self.calls.get_mut(&key).and_then(|c| c.transfer.as_mut()) else { return };
         let Some(attempt) = t.attempt.take() else { return };
         self.by_client.remove(&attempt.client);
-        t.last_failure = Some((status, reason.to_string(), format!("trunk {}: {status} {reason}", attempt.target.trunk)));
-        log::info!("transfer {}: trunk {} {what} ({status}), trying the next", t.cdr.call_id, attempt.target.trunk);
+        t.last_failure = Some((status, reason.to_string(), format!("trunk {}: {status} {reason}", attempt.target.hop)));
+        log::info!("transfer {}: trunk {} {what} ({status}), trying the next", t.cdr.call_id, attempt.target.hop);
         self.transfer_next(txns, key, now);
     }
 
@@ -279,7 +279,7 @@ impl<M: Media> B2bua<M> {
         *call.timer(referrer) = timers::b_timer(&r.headers, now);
         call.callee_side = referrer;
         if referrer == Side::A {
-            call.unacked = None;
+            call.acked();
         }
         call.set_sdp(referrer, &r.body);
         // The target's media on the referrer's side of the relay; the transferee is offered
