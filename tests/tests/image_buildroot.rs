@@ -367,6 +367,13 @@ fn defconfigs_are_the_appliance() -> Result<()> {
         // The rootfs is small: the size buildroot makes the ext4 (systemd-growfs fills a larger disk at boot).
         let size = size_bytes(&d.value("BR2_TARGET_ROOTFS_EXT2_SIZE")?)?;
         ensure!(size < 64_000_000, "{}: rootfs of {size} bytes, not under 64 MB", d.name);
+        // buildroot's default mkfs spends ~9 MiB of a 60 MiB ext4 on inode tables (15360 inodes), the
+        // journal (4 MiB) and root's reserve (5%): the target (60.1 MB, measured) then does not fit.
+        let inodes: u64 = d.value("BR2_TARGET_ROOTFS_EXT2_INODES")?.parse().context("BR2_TARGET_ROOTFS_EXT2_INODES")?;
+        ensure!((2_500..=8_192).contains(&inodes), "{}: {inodes} inodes (the target has ~2500 files; buildroot's default spends 3.75 MiB on 15360)", d.name);
+        ensure!(d.value("BR2_TARGET_ROOTFS_EXT2_RESBLKS")? == "0", "{}: blocks reserved for root in a rootfs with no room to spare", d.name);
+        let mkfs = d.value("BR2_TARGET_ROOTFS_EXT2_MKFS_OPTIONS")?;
+        ensure!(mkfs.contains("-J size=1"), "{}: mkfs options {mkfs:?} keep the default journal (4 MiB)", d.name);
     }
     Ok(())
 }
