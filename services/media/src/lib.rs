@@ -11,6 +11,7 @@ pub mod packet;
 pub mod port_pool;
 pub mod relay;
 pub mod session;
+pub mod srtp;
 
 pub use relay::{Allocation, LegPorts, Relay, RelayConfig, RelayError, SessionId};
 pub use session::{Channel, LegStats, RemoteMedia, SessionStats, Side};

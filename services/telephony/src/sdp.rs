@@ -6,12 +6,15 @@
 //!
 //! Hold (RFC 3264 §8.4) is a direction attribute (sendonly, inactive) or, from older phones, the
 //! connection address 0.0.0.0; a stream with port 0 is disabled (declined in an answer). The
-//! transport profile is kept per stream (`Profile`): RTP/AVP today, RTP/SAVP once SRTP keys are
-//! exchanged (SDES `a=crypto` will be one more typed line, per stream).
+//! transport profile is kept per stream (`Profile`); an RTP/SAVP stream carries its SRTP keys in
+//! SDES a=crypto lines (`crypto`), typed like the rest.
 use holdfast_media::g711::{PT_PCMA, PT_PCMU};
 use holdfast_media::RemoteMedia;
 use std::fmt::{self, Write as _};
 use std::net::{IpAddr, SocketAddr};
+
+pub mod crypto;
+pub use crypto::{Crypto, UnusableCrypto};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SdpError {
@@ -131,6 +134,10 @@ pub enum Line {
     Rtcp { port: u16, rest: String },
     /// a=rtcp-mux (RFC 5761)
     RtcpMux,
+    /// a=crypto (RFC 4568) the relay can use.
+    Crypto(Crypto),
+    /// a=crypto it cannot (another suite, MKI, session parameters), as written.
+    UnusableCrypto(UnusableCrypto),
     /// Any other line, as written (v=, s=, t=, b=, a=ptime, a=ice-*, ...).
     Other(String),
 }
@@ -176,6 +183,11 @@ impl Line {
             numbered(map).map(|(pt, encoding)| Line::RtpMap { pt, encoding })
         } else if let Some(fmtp) = attribute.strip_prefix("fmtp:") {
             numbered(fmtp).map(|(pt, params)| Line::Fmtp { pt, params })
+        } else if let Some(value) = attribute.strip_prefix("crypto:") {
+            return Ok(match crypto::parse(value)? {
+                Ok(c) => Line::Crypto(c),
+                Err(unusable) => Line::UnusableCrypto(unusable),
+            });
         } else if let Some(rtcp) = attribute.strip_prefix("rtcp:") {
             let (port, rest) = rtcp.split_once(' ').unwrap_or((rtcp, ""));
             port.parse().ok().map(|port| Line::Rtcp { port, rest: rest.trim().to_string() })
@@ -203,6 +215,8 @@ impl fmt::Display for Line {
             Line::Rtcp { port, rest } if rest.is_empty() => write!(f, "a=rtcp:{port}"),
             Line::Rtcp { port, rest } => write!(f, "a=rtcp:{port} {rest}"),
             Line::RtcpMux => f.write_str("a=rtcp-mux"),
+            Line::Crypto(c) => c.fmt(f),
+            Line::UnusableCrypto(c) => f.write_str(c.as_str()),
             Line::Other(s) => f.write_str(s),
         }
     }
@@ -265,6 +279,18 @@ impl MediaDescription {
             Line::RtpMap { pt, encoding } if encoding.to_ascii_lowercase().starts_with("telephone-event/") => Some(*pt),
             _ => None,
         })
+    }
+
+    /// The SDES keys offered (or the one answered) that the relay can use, in the order written
+    /// (the offerer's preference).
+    pub fn crypto(&self) -> impl Iterator<Item = &Crypto> {
+        self.lines.iter().filter_map(|l| if let Line::Crypto(c) = l { Some(c) } else { None })
+    }
+
+    /// Every a=crypto line replaced by `crypto` (none: removed).
+    pub fn set_crypto(&mut self, crypto: Option<Crypto>) {
+        self.lines.retain(|l| !matches!(l, Line::Crypto(_) | Line::UnusableCrypto(_)));
+        self.lines.extend(crypto.map(Line::Crypto));
     }
 
     fn connection(&self) -> Option<IpAddr> {

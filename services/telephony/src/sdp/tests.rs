@@ -1,4 +1,5 @@
 use super::*;
+use holdfast_media::srtp::{MasterKey, Suite};
 
 const OFFER: &str = "v=0\r\no=- 1 2 IN IP4 192.0.2.5\r\ns=-\r\nc=IN IP4 192.0.2.5\r\nt=0 0\r\n\
     m=audio 40000 RTP/AVP 8 0 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
@@ -154,4 +155,88 @@ fn broken_descriptions_are_errors() {
     assert_eq!(avp_audio(b"c=IN IP4 1.2.3.4\r\nm=audio x RTP/AVP 0\r\n"), Err(SdpError::Malformed("m=")));
     assert_eq!(avp_audio(b"v=0\r\no=- 1\r\n"), Err(SdpError::Malformed("o=")));
     assert_eq!(avp_audio(&[0xff, 0xfe]), Err(SdpError::NotText));
+}
+
+/// An SDES offer as baresip's srtp module writes one, with a suite it does not know first.
+const SAVP: &str = "v=0\r\no=- 1 2 IN IP4 192.0.2.5\r\ns=-\r\nc=IN IP4 192.0.2.5\r\nt=0 0\r\n\
+    m=audio 40000 RTP/SAVP 0\r\na=crypto:1 AES_256_CM_HMAC_SHA1_80 inline:mJ3qVMn0yHTpsJpLfCWdDyE1GmLbsZ/CVAZGiohRaLd5iNcgr/Gt/CkJnEIfnw==\r\n\
+    a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20\r\n\
+    a=crypto:3 AES_CM_128_HMAC_SHA1_32 inline:NzB4d1BINUAvLEw6UzF3WSJ+PSdFcGdUJShpX1Zj\r\n\
+    a=crypto:4 AEAD_AES_128_GCM inline:Bd6ZmFXtWv+9wDh7hO5O1vTP1XKhQKIuJxhXwA==\r\na=sendrecv\r\n";
+
+#[test]
+fn sdes_keys_are_read_in_the_offerer_s_order_and_written_back() {
+    let d = sd(SAVP);
+    let audio = d.audio(Some(&Profile::Savp)).unwrap();
+    let suites: Vec<Suite> = audio.media.crypto().map(|c| c.suite()).collect();
+    assert_eq!(suites, [Suite::AesCm128HmacSha1_80, Suite::AesCm128HmacSha1_32, Suite::AeadAes128Gcm]);
+    assert_eq!(audio.media.crypto().map(|c| c.tag).collect::<Vec<_>>(), [2, 3, 4]);
+    // Written back: the lifetime is not kept (the relay re-keys per call), the rest is.
+    let text = d.to_string();
+    assert!(text.contains("a=crypto:1 AES_256_CM_HMAC_SHA1_80 inline:mJ3qVMn0"));
+    assert!(text.contains("a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n"));
+    assert_eq!(sd(&text), d);
+    // No key is ever in a Debug print (logs).
+    let debug = format!("{d:?}");
+    for secret in ["mJ3qVMn0", "WVNfX19z", "NzB4d1BI", "Bd6ZmFXt"] {
+        assert!(!debug.contains(secret), "{secret} in {debug}");
+    }
+}
+
+#[test]
+fn lines_the_relay_cannot_use_are_kept_but_never_chosen() {
+    let key = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
+    for line in [
+        format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}|2^20|1:4"),
+        format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key} KDR=1"),
+        format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key} UNENCRYPTED_SRTCP"),
+        format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}|1:4;inline:{key}|2:4"),
+        format!("a=crypto:1 F8_128_HMAC_SHA1_80 inline:{key}"),
+    ] {
+        let text = format!("v=0\r\nc=IN IP4 192.0.2.5\r\nm=audio 4000 RTP/SAVP 0\r\n{line}\r\n");
+        let d = sd(&text);
+        assert_eq!(d.media[0].crypto().count(), 0, "{line}");
+        assert_eq!(d.to_string(), text);
+        assert!(!format!("{d:?}").contains(key));
+    }
+}
+
+#[test]
+fn a_hostile_crypto_line_is_an_error() {
+    let key = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
+    let long = "A".repeat(600);
+    for line in [
+        format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{}", &key[..36]),
+        format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}AAAA"),
+        format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{}!", &key[..39]),
+        format!("a=crypto:1 AEAD_AES_128_GCM inline:{key}"),
+        format!("a=crypto:1234567890 AES_CM_128_HMAC_SHA1_80 inline:{key}"),
+        format!("a=crypto:x AES_CM_128_HMAC_SHA1_80 inline:{key}"),
+        format!("a=crypto:-1 AES_CM_128_HMAC_SHA1_80 inline:{key}"),
+        format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 {key}"),
+        format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}|2^49"),
+        format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}|0"),
+        format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}|2^20|x:4"),
+        format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}|"),
+        format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80  inline:{key}"),
+        format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{long}"),
+        "a=crypto:1 AES_CM_128_HMAC_SHA1_80".to_string(),
+        "a=crypto:".to_string(),
+    ] {
+        let text = format!("v=0\r\nc=IN IP4 192.0.2.5\r\nm=audio 4000 RTP/SAVP 0\r\n{line}\r\n");
+        assert_eq!(SessionDescription::parse(text.as_bytes()), Err(SdpError::Malformed("a=crypto")), "{line}");
+    }
+}
+
+#[test]
+fn our_key_replaces_every_crypto_line() {
+    let mut d = sd(SAVP);
+    let ours = Crypto { tag: 2, key: MasterKey::random(Suite::AesCm128HmacSha1_32) };
+    d.media[0].set_crypto(Some(ours.clone()));
+    assert_eq!(d.media[0].crypto().collect::<Vec<_>>(), [&ours]);
+    let text = d.to_string();
+    assert_eq!(text.matches("a=crypto:").count(), 1);
+    assert_eq!(sd(&text).media[0].crypto().next(), Some(&ours));
+    d.media[0].set_crypto(None);
+    assert!(!d.to_string().contains("a=crypto"));
 }
