@@ -35,6 +35,7 @@ use nix::sys::socket::{bind, socket, AddressFamily, SockFlag, SockType, Sockaddr
 use crate::packet::{rewrite_into, Rewrite};
 use crate::port_pool::{PortPool, PortPoolError};
 use crate::session::{Channel, RemoteMedia, Route, Session, SessionStats, Side};
+use crate::srtp::LegKeys;
 
 /// Largest UDP payload, so no datagram is ever cut short.
 const MAX_DATAGRAM: usize = 65_535;
@@ -261,6 +262,13 @@ impl Relay {
         Ok(())
     }
 
+    /// Sets (or changes, on re-INVITE) one leg's SRTP keys; none: the leg is plain RTP.
+    pub fn set_crypto(&self, id: SessionId, side: Side, keys: Option<LegKeys>) -> Result<(), RelayError> {
+        let mut state = self.shared.lock();
+        state.slot_mut(id)?.session.set_crypto(side, keys);
+        Ok(())
+    }
+
     /// The session's counters.
     pub fn stats(&self, id: SessionId) -> Result<SessionStats, RelayError> {
         let mut state = self.shared.lock();
@@ -424,16 +432,17 @@ fn relay_one(
     let Some(Some(slot)) = ep.session.and_then(|i| sessions.get_mut(i)) else {
         return true;
     };
-    let datagram = &buf[..len];
+    let (route, plain) = slot.session.receive(ep.side, ep.channel, &buf[..len], source, now);
     let Route::Forward {
         side,
         channel,
         to,
         rewrite,
-    } = slot.session.route(ep.side, ep.channel, datagram, source, now)
+    } = route
     else {
         return true;
     };
+    let datagram = plain.as_deref().unwrap_or(&buf[..len]);
     let Some(out_ep) = endpoints.get(slot.sockets[side.index()][channel.index()]) else {
         return true;
     };
@@ -449,6 +458,16 @@ fn relay_one(
             }
         }
     };
+    let sealed = match slot.session.protect(side, bytes) {
+        None => None,
+        Some(Ok(sealed)) => Some(sealed),
+        Some(Err(e)) => {
+            log::debug!("media SRTP protect failed: {e:?}");
+            slot.session.send_failed(ep.side);
+            return true;
+        }
+    };
+    let bytes = sealed.as_deref().unwrap_or(bytes);
     if let Err(e) = out_ep.socket.send_to(bytes, to) {
         log::debug!("media send to {to}: {e}");
         slot.session.send_failed(ep.side);

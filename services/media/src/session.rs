@@ -1,11 +1,18 @@
 //! One call's media state, sans-IO: latching, where each packet goes, how it
 //! is rewritten, and the counters. The relay engine feeds it datagrams.
+//!
+//! A leg with SRTP keys (`set_crypto`) takes only packets that authenticate under its far
+//! end's key and were not seen before; they are decrypted on the way in, and what goes out to
+//! that leg is encrypted under ours. Each leg is its own: the other may be plain RTP.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
 use crate::g711::{PT_PCMA, PT_PCMU};
 use crate::packet::{classify, PacketKind, Rewrite};
+use crate::srtp::{LegCrypto, LegKeys, Refusal};
 
 /// One of the two legs of a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -92,6 +99,10 @@ pub struct LegStats {
     pub bytes: u64,
     /// RTCP datagrams among them.
     pub rtcp_packets: u64,
+    /// SRTP/SRTCP dropped for an authentication tag that did not verify (forged, or another key).
+    pub srtp_auth_failed: u64,
+    /// SRTP/SRTCP dropped for an index seen already (replayed) or behind the replay window.
+    pub srtp_replayed: u64,
     /// Datagrams sent on to the other leg.
     pub forwarded: u64,
     /// Datagrams dropped: wrong source, malformed, no destination yet, send error.
@@ -133,6 +144,8 @@ pub enum DropReason {
     Malformed,
     /// The other leg has neither SDP nor a latched address yet.
     NoDestination,
+    /// SRTP refused it (see `Refusal`).
+    Srtp(Refusal),
 }
 
 #[derive(Debug, Default)]
@@ -140,6 +153,7 @@ struct Leg {
     remote: Option<RemoteMedia>,
     latched_rtp: Option<SocketAddr>,
     latched_rtcp: Option<SocketAddr>,
+    crypto: Option<LegCrypto>,
     stats: LegStats,
 }
 
@@ -192,6 +206,11 @@ impl Session {
         leg.stats.latched_rtp = None;
     }
 
+    /// Sets (or changes, on re-INVITE) a leg's SRTP keys; none: the leg is plain RTP.
+    pub fn set_crypto(&mut self, side: Side, keys: Option<LegKeys>) {
+        self.legs[side.index()].crypto = keys.map(LegCrypto::new);
+    }
+
     /// Decides what happens to `datagram`, received on `side`/`channel`
     /// from `source`, and counts it.
     pub fn route(
@@ -202,15 +221,42 @@ impl Session {
         source: SocketAddr,
         now: Instant,
     ) -> Route {
-        let route = self.decide(side, channel, datagram, source, now);
+        self.receive(side, channel, datagram, source, now).0
+    }
+
+    /// `route`, with the packet as the other leg should see it before `protect`: decrypted
+    /// when this leg has SRTP keys (None: the datagram as it came).
+    pub fn receive(
+        &mut self,
+        side: Side,
+        channel: Channel,
+        datagram: &[u8],
+        source: SocketAddr,
+        now: Instant,
+    ) -> (Route, Option<Bytes>) {
+        let (route, plain) = self.decide(side, channel, datagram, source, now);
         let stats = &mut self.legs[side.index()].stats;
         stats.packets += 1;
         stats.bytes += datagram.len() as u64;
         match route {
             Route::Forward { .. } => stats.forwarded += 1,
-            Route::Drop(_) => stats.dropped += 1,
+            Route::Drop(reason) => {
+                stats.dropped += 1;
+                match reason {
+                    DropReason::Srtp(Refusal::Auth) => stats.srtp_auth_failed += 1,
+                    DropReason::Srtp(Refusal::Replay) => stats.srtp_replayed += 1,
+                    _ => {}
+                }
+            }
         }
-        route
+        (route, plain)
+    }
+
+    /// A plain packet on its way out to `side`, encrypted when that leg has SRTP keys (None:
+    /// it goes as it is).
+    pub fn protect(&mut self, side: Side, packet: &[u8]) -> Option<Result<Bytes, Refusal>> {
+        let crypto = self.legs[side.index()].crypto.as_mut()?;
+        Some(classify(packet).map_err(|_| Refusal::Malformed).and_then(|kind| crypto.protect(kind, packet)))
     }
 
     /// Turns a forwarded packet into a dropped one when sending failed.
@@ -227,32 +273,42 @@ impl Session {
         datagram: &[u8],
         source: SocketAddr,
         now: Instant,
-    ) -> Route {
+    ) -> (Route, Option<Bytes>) {
         let Ok(kind) = classify(datagram) else {
-            return Route::Drop(DropReason::Malformed);
+            return (Route::Drop(DropReason::Malformed), None);
         };
         let leg = &mut self.legs[side.index()];
+        // Before anything else about the packet is believed (its source latched, its time
+        // counted as activity), it must authenticate.
+        let latched = match channel {
+            Channel::Rtp => leg.latched_rtp,
+            Channel::Rtcp => leg.latched_rtcp,
+        };
+        if latched.is_some_and(|addr| addr != source) {
+            return (Route::Drop(DropReason::WrongSource), None);
+        }
+        let plain = match leg.crypto.as_mut().map(|c| c.unprotect(kind, datagram)) {
+            None => None,
+            Some(Ok(plain)) => Some(plain),
+            Some(Err(refusal)) => return (Route::Drop(DropReason::Srtp(refusal)), None),
+        };
         // Symmetric RTP: the first packet on a port fixes the far end's real
         // address (its NAT mapping); later packets must come from there.
         let latch = match channel {
             Channel::Rtp => &mut leg.latched_rtp,
             Channel::Rtcp => &mut leg.latched_rtcp,
         };
-        match *latch {
-            Some(addr) if addr != source => return Route::Drop(DropReason::WrongSource),
-            Some(_) => {}
-            None => {
-                log::debug!("{side:?} {channel:?} latched to {source}");
-                *latch = Some(source);
-                if channel == Channel::Rtp {
-                    leg.stats.latched_rtp = Some(source);
-                }
+        if latch.is_none() {
+            log::debug!("{side:?} {channel:?} latched to {source}");
+            *latch = Some(source);
+            if channel == Channel::Rtp {
+                leg.stats.latched_rtp = Some(source);
             }
         }
         self.last_activity = now;
         let from = self.legs[side.index()].remote;
         let to_leg = &self.legs[side.other().index()];
-        match kind {
+        let route = match kind {
             PacketKind::Rtcp => {
                 self.legs[side.index()].stats.rtcp_packets += 1;
                 match self.legs[side.other().index()].rtcp_destination() {
@@ -274,7 +330,8 @@ impl Session {
                 },
                 None => Route::Drop(DropReason::NoDestination),
             },
-        }
+        };
+        (route, plain)
     }
 
     pub fn stats(&self, now: Instant) -> SessionStats {
@@ -411,5 +468,45 @@ mod tests {
         // Malformed packets do not count as activity.
         s.route(Side::A, Channel::Rtp, &[1, 2, 3], addr(4000), t1 + Duration::from_secs(3));
         assert_eq!(s.stats(t1 + Duration::from_secs(3)).idle, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn an_srtp_leg_takes_only_authentic_fresh_packets_and_the_plain_leg_sees_them_decrypted() {
+        use crate::srtp::{MasterKey, Suite};
+        let now = Instant::now();
+        let suite = Suite::AesCm128HmacSha1_80;
+        let (phone_key, relay_key) = (MasterKey::random(suite), MasterKey::random(suite));
+        // The phone on A encrypts with its key and decrypts with ours.
+        let mut phone = LegCrypto::new(LegKeys { inbound: relay_key.clone(), outbound: phone_key.clone() });
+        let mut stranger = LegCrypto::new(LegKeys { inbound: MasterKey::random(suite), outbound: MasterKey::random(suite) });
+        let mut s = Session::new(now);
+        s.set_remote(Side::A, RemoteMedia::at(addr(4000)));
+        s.set_remote(Side::B, RemoteMedia::at(addr(5000)));
+        s.set_crypto(Side::A, Some(LegKeys { inbound: phone_key, outbound: relay_key }));
+        let kind = PacketKind::Rtp { payload_type: 0 };
+        // A forgery sent first latches nothing.
+        let forged = stranger.protect(kind, &rtp(0)).unwrap();
+        assert_eq!(s.receive(Side::A, Channel::Rtp, &forged, addr(6666), now), (Route::Drop(DropReason::Srtp(Refusal::Auth)), None));
+        assert_eq!(s.stats(now).a.latched_rtp, None);
+        let sealed = phone.protect(kind, &rtp(0)).unwrap();
+        let (route, plain) = s.receive(Side::A, Channel::Rtp, &sealed, addr(4000), now);
+        assert_eq!(route, Route::Forward { side: Side::B, channel: Channel::Rtp, to: addr(5000), rewrite: Rewrite::Unchanged });
+        assert_eq!(plain.as_deref(), Some(rtp(0).as_slice()));
+        assert_eq!(s.route(Side::A, Channel::Rtp, &sealed, addr(4000), now), Route::Drop(DropReason::Srtp(Refusal::Replay)));
+        // A forgery of the next packet, from the phone's own address (on the path).
+        let mut next = rtp(0);
+        next[3] = 2;
+        let forged = stranger.protect(kind, &next).unwrap();
+        assert_eq!(s.route(Side::A, Channel::Rtp, &forged, addr(4000), now), Route::Drop(DropReason::Srtp(Refusal::Auth)));
+        let st = s.stats(now).a;
+        assert_eq!((st.forwarded, st.dropped, st.srtp_auth_failed, st.srtp_replayed), (1, 3, 2, 1));
+        // B's plain RTP goes to A encrypted under our key; B itself gets plain.
+        assert!(matches!(s.route(Side::B, Channel::Rtp, &rtp(0), addr(5000), now), Route::Forward { side: Side::A, .. }));
+        let out = s.protect(Side::A, &rtp(0)).unwrap().unwrap();
+        assert_eq!(phone.unprotect(kind, &out).unwrap().as_ref(), rtp(0).as_slice());
+        assert_eq!(s.protect(Side::B, &rtp(0)), None);
+        // Keys taken away (a re-INVITE to RTP/AVP): plain again.
+        s.set_crypto(Side::A, None);
+        assert_eq!(s.protect(Side::A, &rtp(0)), None);
     }
 }

@@ -130,8 +130,18 @@ impl MasterKey {
     /// A fresh key from the operating system's generator (through rand's thread generator).
     pub fn random(suite: Suite) -> MasterKey {
         use rand::RngCore as _;
+        let mut rng = rand::rng();
+        MasterKey::generate(suite, || rng.next_u64())
+    }
+
+    /// A fresh key from `next`, a cryptographically secure generator (the caller's, so a
+    /// sans-IO core takes its randomness as an input).
+    pub fn generate(suite: Suite, mut next: impl FnMut() -> u64) -> MasterKey {
         let mut material = Zeroizing::new(vec![0u8; suite.material_len()]);
-        rand::rng().fill_bytes(&mut material);
+        for chunk in material.chunks_mut(8) {
+            let word = Zeroizing::new(next().to_le_bytes());
+            chunk.copy_from_slice(&word[..chunk.len()]);
+        }
         MasterKey { suite, material }
     }
 

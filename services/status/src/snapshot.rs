@@ -111,6 +111,10 @@ pub struct RtpCounters {
     pub dropped_foreign: u64,
     /// Gaps in the RTP sequence numbers the parties sent.
     pub lost: u64,
+    /// SRTP/SRTCP whose authentication tag did not verify (forged, or under another key).
+    pub srtp_auth_failed: u64,
+    /// SRTP/SRTCP replayed (an index seen already) or behind the replay window.
+    pub srtp_replayed: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

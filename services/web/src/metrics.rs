@@ -98,6 +98,10 @@ pub fn render(s: &Snapshots, registrations: Option<usize>, upload: Option<Upload
         m.sample("sba_rtp_packets_dropped_total", &[], med.rtp.dropped as f64);
         m.family("sba_rtp_packets_dropped_foreign_total", "counter", "Packets dropped for coming from an address that is not the call's party.");
         m.sample("sba_rtp_packets_dropped_foreign_total", &[], med.rtp.dropped_foreign as f64);
+        m.family("sba_srtp_packets_auth_failed_total", "counter", "SRTP/SRTCP packets dropped because their authentication tag did not verify.");
+        m.sample("sba_srtp_packets_auth_failed_total", &[], med.rtp.srtp_auth_failed as f64);
+        m.family("sba_srtp_packets_replayed_total", "counter", "SRTP/SRTCP packets dropped as replayed (an index seen already).");
+        m.sample("sba_srtp_packets_replayed_total", &[], med.rtp.srtp_replayed as f64);
         m.family("sba_rtp_packets_lost_total", "counter", "Gaps in the RTP sequence numbers the parties sent.");
         m.sample("sba_rtp_packets_lost_total", &[], med.rtp.lost as f64);
         m.family("sba_cdr_records_total", "counter", "Call records stored.");
