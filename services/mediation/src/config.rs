@@ -1,5 +1,6 @@
 //! The `[mediation]` section of /etc/sba/sba.toml (the other sections belong to the other
 //! services and are skipped). Errors name the key and the line, as the registrar's do.
+use crate::b2bua::SrtpPolicy;
 use crate::numbers::{DialPlan, Rule};
 use crate::routing::{route_pattern, InboundRule, InboundTarget, Plan, Policy, Registration, Route, Trunk, TrunkKind};
 use holdfast_sip::transport::Protocol;
@@ -48,6 +49,8 @@ struct Mediation {
     no_answer_secs: u64,
     /// An answered call whose media stopped this long is ended (its ends are gone).
     media_timeout_secs: u64,
+    /// SRTP on the branch phones' leg (each trunk has its own `srtp`).
+    srtp: SrtpPolicy,
     default_policy: Option<Spanned<String>>,
     rules: Vec<RuleEntry>,
     policies: Vec<PolicyEntry>,
@@ -73,6 +76,7 @@ impl Default for Mediation {
             dead_after: 2,
             no_answer_secs: 60,
             media_timeout_secs: 60,
+            srtp: SrtpPolicy::default(),
             default_policy: None,
             rules: Vec::new(),
             policies: Vec::new(),
@@ -142,6 +146,8 @@ struct TrunkEntry {
     calling: Vec<RuleEntry>,
     #[serde(default)]
     media_bypass: bool,
+    #[serde(default)]
+    srtp: SrtpPolicy,
     /// OPTIONS health checks; off for a peer that does not answer OPTIONS.
     #[serde(default = "yes")]
     options: bool,
@@ -216,6 +222,8 @@ pub struct Config {
     pub dead_after: u32,
     pub no_answer: Duration,
     pub media_timeout: Duration,
+    /// SRTP on the branch phones' leg.
+    pub srtp: SrtpPolicy,
     pub plan: Plan,
 }
 
@@ -309,6 +317,7 @@ impl Config {
                 called: rules(&t.called, &format!("mediation.trunks[{i}].called"))?,
                 calling: rules(&t.calling, &format!("mediation.trunks[{i}].calling"))?,
                 media_bypass: t.media_bypass,
+                srtp: t.srtp,
                 options: t.options,
                 registration,
                 inbound_from: t.inbound_from.clone(),
@@ -387,6 +396,7 @@ impl Config {
             dead_after: m.dead_after.max(1),
             no_answer: Duration::from_secs(m.no_answer_secs.max(1)),
             media_timeout: Duration::from_secs(m.media_timeout_secs.max(5)),
+            srtp: m.srtp,
             plan: Plan {
                 dial_plan: DialPlan { rules: rules(&m.rules, "mediation.rules")? },
                 policies,

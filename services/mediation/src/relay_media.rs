@@ -1,5 +1,6 @@
 //! holdfast-media's relay as the B2BUA's `Media`, keeping the RTP counts of released sessions.
 use crate::b2bua::Media;
+use holdfast_media::srtp::LegKeys;
 use holdfast_media::{Relay, RemoteMedia, SessionId, SessionStats, Side};
 use holdfast_status::snapshot::RtpCounters;
 use std::net::SocketAddr;
@@ -36,6 +37,8 @@ fn add(total: &mut RtpCounters, stats: &SessionStats) {
     for leg in [stats.a, stats.b] {
         total.relayed += leg.forwarded;
         total.dropped += leg.dropped;
+        total.srtp_auth_failed += leg.srtp_auth_failed;
+        total.srtp_replayed += leg.srtp_replayed;
     }
 }
 
@@ -49,6 +52,12 @@ impl Media for RelayMedia {
 
     fn set_remote(&mut self, id: SessionId, side: Side, remote: RemoteMedia) {
         if let Err(e) = self.relay.set_remote(id, side, remote) {
+            log::warn!("media session {id:?}: {e}");
+        }
+    }
+
+    fn set_crypto(&mut self, id: SessionId, side: Side, keys: Option<LegKeys>) {
+        if let Err(e) = self.relay.set_crypto(id, side, keys) {
             log::warn!("media session {id:?}: {e}");
         }
     }

@@ -2,6 +2,7 @@
 //! routes pair a number pattern and a usage with an ordered list of trunks (M:N: one Mediation
 //! Server, many gateways, carrier SBCs and IP-PBXs), trunks translate numbers on the way out.
 //! Inbound, DIDs map to branch users and the IP-PBX's number ranges go to the PBX.
+use crate::b2bua::SrtpPolicy;
 use crate::numbers::{anchored, DialPlan, Normalized, NumberError, Rule};
 use holdfast_sip::transport::Protocol;
 use regex::Regex;
@@ -55,6 +56,8 @@ pub struct Trunk {
     pub calling: Vec<Rule>,
     /// The SDP goes end to end and the relay stays out of the media path.
     pub media_bypass: bool,
+    /// SRTP on this trunk's leg.
+    pub srtp: SrtpPolicy,
     /// Kept under OPTIONS health checks.
     pub options: bool,
     pub registration: Option<Registration>,

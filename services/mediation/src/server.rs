@@ -85,7 +85,7 @@ impl Server {
             .filter_map(|t| Some((t.name.clone(), t.address, t.transport, t.registration.clone()?)));
         let registrations = Registrations::new(registering, local, Ids::from_os(), now);
         let media_timeout = config.media_timeout;
-        let b2b = B2buaConfig { local, registrar: config.registrar, no_answer: config.no_answer };
+        let b2b = B2buaConfig { local, registrar: config.registrar, no_answer: config.no_answer, srtp: config.srtp };
         let b2bua = B2bua::new(b2b, config.plan, RelayMedia::new(relay), WallClock::read(), Ids::from_os());
         let txns = Transactions::new(TimerConfig::default());
         let status = StatusFile::beside(&config.db);

@@ -287,10 +287,23 @@ impl MediaDescription {
         self.lines.iter().filter_map(|l| if let Line::Crypto(c) = l { Some(c) } else { None })
     }
 
-    /// Every a=crypto line replaced by `crypto` (none: removed).
-    pub fn set_crypto(&mut self, crypto: Option<Crypto>) {
+    /// Every a=crypto line replaced by `crypto`, and the profile made to match: RTP/SAVP(F)
+    /// with keys, RTP/AVP(F) without.
+    pub fn set_crypto(&mut self, crypto: &[Crypto]) {
         self.lines.retain(|l| !matches!(l, Line::Crypto(_) | Line::UnusableCrypto(_)));
-        self.lines.extend(crypto.map(Line::Crypto));
+        self.lines.extend(crypto.iter().cloned().map(Line::Crypto));
+        self.profile = match (&self.profile, crypto.is_empty()) {
+            (Profile::Savp, true) => Profile::Avp,
+            (Profile::Savpf, true) => Profile::Avpf,
+            (Profile::Avp, false) => Profile::Savp,
+            (Profile::Avpf, false) => Profile::Savpf,
+            (other, _) => other.clone(),
+        };
+    }
+
+    /// Whether the stream is SRTP (RTP/SAVP or RTP/SAVPF).
+    pub fn is_secure(&self) -> bool {
+        matches!(self.profile, Profile::Savp | Profile::Savpf)
     }
 
     fn connection(&self) -> Option<IpAddr> {
@@ -420,6 +433,12 @@ impl SessionDescription {
         Ok(Audio { media, connection, direction })
     }
 
+    /// The first audio stream, to change.
+    pub fn audio_mut(&mut self) -> Option<&mut MediaDescription> {
+        let i = self.first_audio_index(None)?;
+        Some(&mut self.media[i])
+    }
+
     /// The payload types of the first audio stream, most preferred first (none without one).
     pub fn audio_formats(&self) -> Vec<u8> {
         self.first_audio_index(None).map(|i| self.media[i].payload_types()).unwrap_or_default()
@@ -493,6 +512,8 @@ impl SessionDescription {
     /// Points the description at a relay: every connection address (and the origin's) becomes
     /// `relay.ip()`, the first audio stream's port `relay.port()` with RTCP on the next port
     /// (its a=rtcp lines dropped). Other streams are declined (port 0): the relay carries audio.
+    /// Every SDES key goes: the relay ends SRTP on each leg, and a leg's keys are its own (the
+    /// caller sets ours with `MediaDescription::set_crypto`).
     pub fn point_at(&mut self, relay: SocketAddr) -> Result<(), SdpError> {
         let audio = self.first_audio_index(None).ok_or(SdpError::NoAudio)?;
         let readdress = |line: &mut Line| match line {
@@ -503,10 +524,12 @@ impl SessionDescription {
             }
             _ => {}
         };
+        self.session.retain(|l| !matches!(l, Line::Crypto(_) | Line::UnusableCrypto(_)));
         self.session.iter_mut().for_each(readdress);
         for (i, m) in self.media.iter_mut().enumerate() {
             m.lines.iter_mut().for_each(readdress);
             m.port_count = None;
+            m.lines.retain(|l| !matches!(l, Line::Crypto(_) | Line::UnusableCrypto(_)));
             if i == audio {
                 m.port = relay.port();
                 m.lines.retain(|l| !matches!(l, Line::Rtcp { .. }));

@@ -28,7 +28,7 @@ impl<M: Media> B2bua<M> {
                     if let Some(a) = relay_sdp::remote(&ack.body) {
                         self.media.set_remote(id, Side::A, a);
                     }
-                    let (for_b, b_pt) = relay_sdp::answer(&ack.body, &offered, b_port);
+                    let (for_b, b_pt) = relay_sdp::answer(&ack.body, &offered, b_port, call.srtp[super::ix(Side::B)].lines());
                     if let Some(mut b) = relay_sdp::remote(&call.sdp[super::ix(Side::B)]) {
                         b.audio_pt = b_pt;
                         self.media.set_remote(id, Side::B, b);

@@ -3,6 +3,7 @@
 use super::{relay_sdp, Target};
 use holdfast_sip::message::{HeaderName, Request, Response, Uri};
 use holdfast_sip::Ids;
+use holdfast_telephony::sdp::Crypto;
 use std::net::SocketAddr;
 
 /// The user part of a SIP URI or the number of a tel: URI.
@@ -17,10 +18,10 @@ pub fn user_of(uri: &Uri) -> Option<String> {
 /// A fresh INVITE for `target` carrying A's offer, its audio pointed at `relay` (the relay's
 /// B-side port) unless the trunk bypasses media. Only the session description and what a
 /// callee needs to see cross; A's Via, Route, Record-Route and Call-ID stay on A's side.
-pub fn invite_to_b(a: &Request, target: &Target, local: SocketAddr, relay: Option<SocketAddr>, ids: &mut Ids) -> Request {
+pub fn invite_to_b(a: &Request, target: &Target, local: SocketAddr, relay: Option<SocketAddr>, keys: &[Crypto], ids: &mut Ids) -> Request {
     let hops = a.headers.get(&HeaderName::MaxForwards).and_then(|v| v.trim().parse::<u32>().ok()).unwrap_or(70);
     let body = match relay {
-        Some(port) if !a.body.is_empty() => relay_sdp::offer(&a.body, Some(port), false),
+        Some(port) if !a.body.is_empty() => relay_sdp::offer(&a.body, Some(port), keys, false),
         _ => a.body.clone(),
     };
     new_invite(target, local, hops.saturating_sub(1).min(70), body, ids)
@@ -108,9 +109,10 @@ mod tests {
             called: "12125550100".into(),
             calling: Some("+15559873012".into()),
             bypass: false,
+            srtp: crate::b2bua::SrtpPolicy::Optional,
         };
         let local = "127.0.0.1:5070".parse().unwrap();
-        let b = invite_to_b(&a, &target, local, Some("127.0.0.1:30002".parse().unwrap()), &mut Ids::seeded(1));
+        let b = invite_to_b(&a, &target, local, Some("127.0.0.1:30002".parse().unwrap()), &[], &mut Ids::seeded(1));
         assert_eq!(b.uri.to_string(), "sip:12125550100@127.0.0.1:5080;user=phone");
         assert_ne!(b.call_id().unwrap(), "a-call");
         assert_eq!(b.cseq().unwrap().seq, 1);

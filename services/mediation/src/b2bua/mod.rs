@@ -9,12 +9,16 @@ mod failover;
 mod messages;
 mod relay_sdp;
 mod session;
+mod srtp;
 mod summary;
 mod timers;
 mod transfer;
 
 use crate::routing::{Inbound, Plan, Refusal};
+use holdfast_media::srtp::LegKeys;
 use holdfast_media::{RemoteMedia, Side};
+use holdfast_telephony::sdp::Crypto;
+pub use srtp::SrtpPolicy;
 use holdfast_sip::message::{HeaderName, Method, NameAddr, Request, Response};
 use holdfast_sip::transaction::{Event, Transactions, TxEvent, TxId};
 use holdfast_sip::transport::Protocol;
@@ -36,6 +40,8 @@ pub trait Media {
     /// A session: its id, the port the A side sends to, the port the B side sends to.
     fn allocate(&mut self) -> Result<(Self::Id, SocketAddr, SocketAddr), String>;
     fn set_remote(&mut self, id: Self::Id, side: Side, remote: RemoteMedia);
+    /// A leg's SRTP keys; none: plain RTP.
+    fn set_crypto(&mut self, id: Self::Id, side: Side, keys: Option<LegKeys>);
     fn release(&mut self, id: Self::Id);
     /// Sessions that received no packet for `idle_for`: calls whose ends are gone.
     fn idle(&self, idle_for: Duration) -> Vec<Self::Id>;
@@ -49,6 +55,8 @@ pub struct B2buaConfig {
     pub registrar: SocketAddr,
     /// Ringing this long ends the call: the callee does not answer.
     pub no_answer: Duration,
+    /// SRTP on the branch phones' leg (a trunk's is the trunk's).
+    pub srtp: SrtpPolicy,
 }
 
 /// What the event loop must do besides draining the transaction table.
@@ -120,6 +128,7 @@ struct Target {
     /// None: no number to show (From anonymous, Privacy: id).
     calling: Option<String>,
     bypass: bool,
+    srtp: SrtpPolicy,
 }
 
 #[derive(Debug)]
@@ -135,6 +144,8 @@ struct Attempt {
     no_answer: bool,
     /// INVITEs sent again after a 422 (RFC 4028), bounded.
     session_retries: u8,
+    /// The SRTP keys offered to the target through the relay (none: plain).
+    keys: Vec<Crypto>,
 }
 
 impl Attempt {
@@ -148,6 +159,7 @@ impl Attempt {
             ring_until: Some(ring_until),
             no_answer: false,
             session_retries: 0,
+            keys: Vec::new(),
         }
     }
 
@@ -214,6 +226,8 @@ struct Call<Id> {
     callee_side: Side,
     /// A blind transfer (REFER) in progress.
     transfer: Option<transfer::Transfer>,
+    /// Each side's SRTP through the relay.
+    srtp: [srtp::LegSrtp; 2],
     /// What A's offer said, for the relay, and its audio formats.
     a_media: Option<RemoteMedia>,
     a_formats: Vec<u8>,
@@ -417,6 +431,11 @@ impl<M: Media> B2bua<M> {
             None => None,
         };
         cdr.direction = direction.map_or("", Direction::as_str).to_string();
+        let a_policy = match self.plan.trunk_from(source) {
+            _ if source == self.config.registrar => self.config.srtp,
+            Some(t) => t.srtp,
+            None => SrtpPolicy::Off,
+        };
         let targets = match from_trunk {
             _ if direction == Some(Direction::Outbound) => {
                 // sba-registrar asserts the caller's own number (RFC 3325); without one the
@@ -437,7 +456,16 @@ impl<M: Media> B2bua<M> {
             }
             None => Err(Refusal { status: 403, reason: "Forbidden (not a trunk or the branch)".into(), route: None }),
         };
-        let targets = match targets {
+        // SRTP: what A offered must be what its leg's policy takes (RFC 3264 §6: 488 otherwise).
+        let a_offer = srtp::offered(&invite.body, a_policy);
+        let targets = match (targets, &a_offer) {
+            (Ok(_), None) => {
+                log::info!("call {}: A's offer refused by its leg's srtp = {a_policy:?}", cdr.call_id);
+                Err(Refusal { status: 488, reason: "Not Acceptable Here".into(), route: None })
+            }
+            (targets, _) => targets,
+        };
+        let mut targets = match targets {
             Ok(t) => t,
             Err(refusal) => {
                 let mut r = invite.response(refusal.status);
@@ -459,6 +487,11 @@ impl<M: Media> B2bua<M> {
             Some(t) if t.hop == Hop::Registrar => Some(t.called.clone()),
             _ => None,
         };
+        // Media bypass only where the far leg takes A's offer as it is.
+        let a_offer = a_offer.unwrap_or(srtp::Offered::Plain);
+        for t in &mut targets {
+            t.bypass &= srtp::takes(&a_offer, t.srtp);
+        }
         let a_media = relay_sdp::remote(&invite.body);
         let a_formats = relay_sdp::formats(&invite.body);
         // A late offer (no SDP) gets the relay as well: B's offer will be pointed at it.
@@ -479,6 +512,12 @@ impl<M: Media> B2bua<M> {
         };
         if let (Some((mid, ..)), Some(remote)) = (media, a_media) {
             self.media.set_remote(mid, Side::A, remote);
+        }
+        let mut a_srtp = srtp::LegSrtp::default();
+        if let (Some((mid, ..)), srtp::Offered::Srtp(theirs)) = (media, &a_offer) {
+            let (ours, keys) = srtp::answer(theirs, &mut self.ids);
+            self.media.set_crypto(mid, Side::A, Some(keys.clone()));
+            a_srtp = srtp::LegSrtp::new(ours, keys);
         }
         let key = self.next_call;
         self.next_call += 1;
@@ -508,6 +547,7 @@ impl<M: Media> B2bua<M> {
                 branch_user,
                 callee_side: Side::B,
                 transfer: None,
+                srtp: [a_srtp, srtp::LegSrtp::default()],
                 a_media,
                 a_formats,
                 state: State::Setup(Setup {
@@ -563,6 +603,7 @@ impl<M: Media> B2bua<M> {
                     called: leg.called.clone(),
                     calling: leg.calling.clone(),
                     bypass: t.media_bypass,
+                    srtp: t.srtp,
                 })
             })
             .collect())
@@ -580,6 +621,7 @@ impl<M: Media> B2bua<M> {
                     called: user,
                     calling: self.plan.calling_number(caller),
                     bypass: false,
+                    srtp: self.config.srtp,
                 }])
             }
             Inbound::Pbx { number, leg } => {
@@ -593,6 +635,7 @@ impl<M: Media> B2bua<M> {
                     called: leg.called,
                     calling: leg.calling,
                     bypass: t.media_bypass,
+                    srtp: t.srtp,
                 }])
             }
         }
@@ -609,7 +652,12 @@ impl<M: Media> B2bua<M> {
                 continue;
             }
             let relay_b = call.media.filter(|_| !target.bypass).map(|(_, _, b)| b);
-            let invite = invite_to_b(&call.invite, &target, self.config.local, relay_b, &mut self.ids);
+            // A late offer (no SDP from A) is B's to make: no keys of ours then.
+            let keys = match relay_b {
+                Some(_) if !call.invite.body.is_empty() => srtp::offer(target.srtp, &mut self.ids),
+                _ => Vec::new(),
+            };
+            let invite = invite_to_b(&call.invite, &target, self.config.local, relay_b, &keys, &mut self.ids);
             setup.tried.one_more(&mut call.cdr.failovers);
             match txns.send_request(invite.clone(), target.dest, target.transport, now) {
                 Ok(client) => {
@@ -617,7 +665,9 @@ impl<M: Media> B2bua<M> {
                     call.cdr.callee_sent = target.called.clone();
                     call.cdr.caller_sent = target.calling.clone().unwrap_or_else(|| messages::ANONYMOUS.into());
                     self.by_client.insert(client, key);
-                    setup.attempt = Some(Attempt::new(client, invite, target, now + self.config.no_answer));
+                    let mut attempt = Attempt::new(client, invite, target, now + self.config.no_answer);
+                    attempt.keys = keys;
+                    setup.attempt = Some(attempt);
                     return;
                 }
                 Err(e) => log::warn!("call {}: INVITE to {} not sent: {e}", call.cdr.call_id, target.hop),
@@ -768,16 +818,30 @@ impl<M: Media> B2bua<M> {
                 if let Some(remote) = relay_sdp::remote(&r.body) {
                     self.media.set_remote(id, Side::B, remote);
                 }
+                // B's offer: its SRTP answered in the ACK with a key of ours; A is offered plain.
+                let policy = call.attempt().map_or(SrtpPolicy::Off, |a| a.target.srtp);
+                if let (Some(srtp::Offered::Srtp(theirs)), None) = (srtp::offered(&r.body, policy), &call.srtp[ix(Side::B)].keys) {
+                    let (ours, keys) = srtp::answer(&theirs, &mut self.ids);
+                    self.media.set_crypto(id, Side::B, Some(keys.clone()));
+                    call.srtp[ix(Side::B)] = srtp::LegSrtp::new(ours, keys);
+                }
                 if let State::Setup(setup) = &mut call.state {
                     setup.b_offered = Some(relay_sdp::formats(&r.body));
                 }
-                Some(relay_sdp::offer(&r.body, Some(a_port), false))
+                Some(relay_sdp::offer(&r.body, Some(a_port), &[], false))
             }
             (Some((id, a_port, _)), false) => {
                 if let Some(remote) = relay_sdp::remote(&r.body) {
                     self.media.set_remote(id, Side::B, remote);
                 }
-                let (for_a, a_pt) = relay_sdp::answer(&r.body, &call.a_formats, a_port);
+                let offered = call.attempt().map(|a| a.keys.clone()).unwrap_or_default();
+                if let Some((ours, keys)) = srtp::answered(&offered, &r.body) {
+                    if call.srtp[ix(Side::B)].keys.as_ref() != Some(&keys) {
+                        self.media.set_crypto(id, Side::B, Some(keys.clone()));
+                        call.srtp[ix(Side::B)] = srtp::LegSrtp::new(ours, keys);
+                    }
+                }
+                let (for_a, a_pt) = relay_sdp::answer(&r.body, &call.a_formats, a_port, call.srtp[ix(Side::A)].lines());
                 if let Some(a) = call.a_media.as_mut() {
                     a.audio_pt = a_pt;
                     self.media.set_remote(id, Side::A, *a);
@@ -808,11 +872,23 @@ impl<M: Media> B2bua<M> {
             self.outputs.push_back(ack);
             None
         };
-        if cancelled {
+        // We offered SRTP only (the leg is mandatory) and the callee answered without a key
+        // of ours: there is no media to have, the call ends as unacceptable.
+        let unkeyed = !attempt.keys.is_empty() && call.srtp[ix(Side::B)].keys.is_none() && call.media.is_some();
+        if cancelled || unkeyed {
             // The callee answered as the caller hung up: end the B dialog at once.
             let mut b = b;
             let bye = b.request(Method::BYE, local, &mut self.ids);
             send_in_dialog(txns, &mut self.by_client, key, bye, &b, now);
+            if unkeyed && !cancelled {
+                log::info!("call {}: trunk {} answered without SRTP (srtp = mandatory)", call.cdr.call_id, attempt.target.hop);
+                let mut out = answer_to_a(&call.invite, &call.a_tag, 488, local);
+                out.reason = "Not Acceptable Here".into();
+                respond(txns, call.server, out, now);
+                call.cdr.status = 488;
+                call.cdr.end_cause = format!("trunk {}: answered without SRTP", attempt.target.hop);
+                return self.end(txns, key, now);
+            }
             call.cdr.status = 487;
             call.cdr.end_cause = "cancelled by caller".into();
             return self.end(txns, key, now);

@@ -1,8 +1,9 @@
 //! What the relay does to the descriptions the B2BUA passes on: each side is told the relay's
 //! port for it, an offer lists both G.711 laws (the relay transcodes), an answer is fitted to
-//! what its offerer offered. A body that is no usable SDP passes as it came.
+//! what its offerer offered, and each side gets the SRTP keys of its own leg (`keys`: none,
+//! plain RTP/AVP), never the other side's. A body that is no usable SDP passes as it came.
 use holdfast_media::RemoteMedia;
-use holdfast_telephony::sdp::SessionDescription;
+use holdfast_telephony::sdp::{Crypto, SessionDescription};
 use std::net::SocketAddr;
 
 /// The audio stream a body describes, for the relay; None without one, or while it is held by
@@ -22,38 +23,48 @@ pub(super) fn formats(body: &[u8]) -> Vec<u8> {
 }
 
 /// An offer for the other side: both G.711 laws listed, pointed at `relay` (the relay's port
-/// that side sends to); `sendrecv` drops a hold the description had (a transfer's new peer).
-pub(super) fn offer(body: &[u8], relay: Option<SocketAddr>, sendrecv: bool) -> Vec<u8> {
+/// that side sends to) with that side's `keys`; `sendrecv` drops a hold the description had
+/// (a transfer's new peer).
+pub(super) fn offer(body: &[u8], relay: Option<SocketAddr>, keys: &[Crypto], sendrecv: bool) -> Vec<u8> {
     let Ok(mut sd) = SessionDescription::parse(body) else { return body.to_vec() };
     if sendrecv {
         sd.sendrecv();
     }
     if let Some(relay) = relay {
         sd.offer_both_g711();
-        if sd.point_at(relay).is_err() {
+        if point_at(&mut sd, relay, keys).is_err() {
             return body.to_vec();
         }
     }
     sd.to_bytes()
 }
 
+fn point_at(sd: &mut SessionDescription, relay: SocketAddr, keys: &[Crypto]) -> Result<(), ()> {
+    sd.point_at(relay).map_err(|_| ())?;
+    if let Some(audio) = sd.audio_mut() {
+        audio.set_crypto(keys);
+    }
+    Ok(())
+}
+
 /// An answer for the side that offered `offered`: only formats it offered (the other G.711 law
-/// standing in for the one it did not), pointed at `relay`. Also the payload type that side
-/// will send; None for a body that is no usable SDP.
-pub(super) fn answer(body: &[u8], offered: &[u8], relay: SocketAddr) -> (Vec<u8>, Option<u8>) {
+/// standing in for the one it did not), pointed at `relay` with that side's `keys`. Also the
+/// payload type that side will send; None for a body that is no usable SDP.
+pub(super) fn answer(body: &[u8], offered: &[u8], relay: SocketAddr, keys: &[Crypto]) -> (Vec<u8>, Option<u8>) {
     let Ok(mut sd) = SessionDescription::parse(body) else { return (body.to_vec(), None) };
     let pt = sd.answer_for(offered);
-    match sd.point_at(relay) {
+    match point_at(&mut sd, relay, keys) {
         Ok(()) => (sd.to_bytes(), pt),
-        Err(_) => (body.to_vec(), pt),
+        Err(()) => (body.to_vec(), pt),
     }
 }
 
-/// A mid-call description pointed at `relay`, nothing else changed.
-pub(super) fn point(body: &[u8], relay: SocketAddr) -> Vec<u8> {
+/// A mid-call description pointed at `relay` with the receiving side's `keys`, nothing else
+/// changed.
+pub(super) fn point(body: &[u8], relay: SocketAddr, keys: &[Crypto]) -> Vec<u8> {
     let Ok(mut sd) = SessionDescription::parse(body) else { return body.to_vec() };
-    match sd.point_at(relay) {
+    match point_at(&mut sd, relay, keys) {
         Ok(()) => sd.to_bytes(),
-        Err(_) => body.to_vec(),
+        Err(()) => body.to_vec(),
     }
 }

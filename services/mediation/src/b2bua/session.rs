@@ -38,11 +38,14 @@ impl<M: Media> B2bua<M> {
         if let Some(remote) = relay_sdp::remote(body) {
             self.media.set_remote(id, from, remote);
         }
+        if let Some(keys) = call.srtp[super::ix(from)].rekeyed(body) {
+            self.media.set_crypto(id, from, Some(keys));
+        }
         let port = match from {
             Side::A => b_port,
             Side::B => a_port,
         };
-        relay_sdp::point(body, port)
+        relay_sdp::point(body, port, call.srtp[super::ix(from.other())].lines())
     }
 
     /// A re-INVITE or UPDATE from side `from` of call `key`, in server transaction `id`.

@@ -6,11 +6,14 @@ use holdfast_runtime::WallClock;
 use holdfast_sip::message::Uri;
 use holdfast_sip::transaction::{Inbound, TimerConfig, Transmit};
 use holdfast_sip::Ids;
+use holdfast_media::srtp::{LegKeys, MasterKey, Suite};
+use super::SrtpPolicy;
 
 struct FakeMedia {
     remotes: Vec<(Side, SocketAddr)>,
     released: usize,
     idle: Vec<u32>,
+    crypto: Vec<(Side, Option<LegKeys>)>,
 }
 
 impl Media for &mut FakeMedia {
@@ -20,6 +23,9 @@ impl Media for &mut FakeMedia {
     }
     fn set_remote(&mut self, _: u32, side: Side, remote: RemoteMedia) {
         self.remotes.push((side, remote.rtp));
+    }
+    fn set_crypto(&mut self, _: u32, side: Side, keys: Option<LegKeys>) {
+        self.crypto.push((side, keys));
     }
     fn release(&mut self, _: u32) {
         self.released += 1;
@@ -52,6 +58,7 @@ impl<'m> Rig<'m> {
             local: config.listen,
             registrar: REGISTRAR.parse().unwrap(),
             no_answer: Duration::from_secs(30),
+            srtp: SrtpPolicy::Optional,
         };
         let mut b2bua = B2bua::new(b2b, config.plan, media, WallClock::new(now, Duration::from_millis(1_000_000)), Ids::seeded(1));
         for d in dead {
@@ -87,6 +94,10 @@ impl<'m> Rig<'m> {
     }
 
     fn invite_from_branch(&mut self, from_user: &str, number: &str) -> Request {
+        self.invite_from_branch_offering(from_user, number, SDP_A)
+    }
+
+    fn invite_from_branch_offering(&mut self, from_user: &str, number: &str, sdp: &str) -> Request {
         let mut r = Request::new(Method::INVITE, Uri::parse(&format!("sip:{number}@127.0.0.1:5070;user=phone")).unwrap());
         r.headers.add(HeaderName::Via, format!("SIP/2.0/UDP {REGISTRAR};branch=z9hG4bK-{number}"));
         r.headers.add(HeaderName::RecordRoute, format!("<sip:{REGISTRAR};lr>"));
@@ -96,7 +107,7 @@ impl<'m> Rig<'m> {
         r.headers.add(HeaderName::CSeq, "1 INVITE");
         r.headers.add(HeaderName::Contact, format!("<sip:{from_user}@192.0.2.9:5062>"));
         r.headers.add(HeaderName::ContentType, "application/sdp");
-        r.body = SDP_A.as_bytes().to_vec();
+        r.body = sdp.as_bytes().to_vec();
         let Ok(Inbound::Request { id, request }) = self.txns.on_request(r.clone(), Protocol::Udp, self.now) else { panic!() };
         self.b2bua.on_request(&mut self.txns, id, request, REGISTRAR.parse().unwrap(), Protocol::Udp, self.now);
         self.pump();
@@ -152,7 +163,7 @@ impl<'m> Rig<'m> {
 
 #[test]
 fn call_fails_over_to_the_second_carrier_and_ends_with_a_record() {
-    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
     let mut rig = Rig::new(&mut media, &[]);
     rig.invite_from_branch("3012", "2125550100");
     let first = rig.requests_to("127.0.0.1:5080", &Method::INVITE);
@@ -207,7 +218,7 @@ fn call_fails_over_to_the_second_carrier_and_ends_with_a_record() {
 
 #[test]
 fn international_without_the_usage_is_refused_403_and_recorded() {
-    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
     let mut rig = Rig::new(&mut media, &[]);
     rig.invite_from_branch("3012", "011442079460000");
     let r = rig.responses().into_iter().find(|r| r.status >= 200).unwrap();
@@ -223,7 +234,7 @@ fn international_without_the_usage_is_refused_403_and_recorded() {
 
 #[test]
 fn a_dead_trunk_is_skipped_and_busy_ends_the_search() {
-    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
     let mut rig = Rig::new(&mut media, &["carrier-a"]);
     rig.invite_from_branch("3001", "2125550100");
     assert!(rig.requests_to("127.0.0.1:5080", &Method::INVITE).is_empty());
@@ -239,7 +250,7 @@ fn a_dead_trunk_is_skipped_and_busy_ends_the_search() {
 
 #[test]
 fn failovers_count_the_trunks_tried_not_the_dead_ones_skipped() {
-    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
     let mut rig = Rig::new(&mut media, &["carrier-b"]);
     rig.invite_from_branch("3001", "011442079460000");
     let a = rig.requests_to("127.0.0.1:5080", &Method::INVITE);
@@ -253,7 +264,7 @@ fn failovers_count_the_trunks_tried_not_the_dead_ones_skipped() {
 
 #[test]
 fn a_caller_known_by_name_goes_out_anonymous_unless_the_registrar_asserts_its_number() {
-    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
     let mut rig = Rig::new(&mut media, &[]);
     rig.invite_from_branch("alice", "2125550100");
     let a = rig.requests_to("127.0.0.1:5080", &Method::INVITE);
@@ -276,7 +287,7 @@ fn a_caller_known_by_name_goes_out_anonymous_unless_the_registrar_asserts_its_nu
 
 #[test]
 fn cancel_from_the_caller_cancels_the_trunk() {
-    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
     let mut rig = Rig::new(&mut media, &[]);
     let invite = rig.invite_from_branch("3012", "2125550100");
     let b = rig.requests_to("127.0.0.1:5080", &Method::INVITE);
@@ -297,7 +308,7 @@ fn cancel_from_the_caller_cancels_the_trunk() {
 
 #[test]
 fn a_callee_who_lets_it_ring_is_rung_once() {
-    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
     let mut rig = Rig::new(&mut media, &[]);
     rig.invite_from_branch("3012", "2125550100");
     let a = rig.requests_to("127.0.0.1:5080", &Method::INVITE);
@@ -321,7 +332,7 @@ fn a_callee_who_lets_it_ring_is_rung_once() {
 #[test]
 fn a_pstn_callee_not_responding_ends_the_call_with_its_cause() {
     // sba-gateway answers a PSTN callee's cause 18 (no user responding) with 408 (RFC 3398).
-    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
     let mut rig = Rig::new(&mut media, &[]);
     rig.invite_from_branch("3012", "2125550100");
     let a = rig.requests_to("127.0.0.1:5080", &Method::INVITE);
@@ -336,7 +347,7 @@ fn a_pstn_callee_not_responding_ends_the_call_with_its_cause() {
 
 #[test]
 fn timeout_and_transport_error_fail_over() {
-    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
     let mut rig = Rig::new(&mut media, &[]);
     rig.invite_from_branch("3012", "2125550100");
     let a = rig.requests_to("127.0.0.1:5080", &Method::INVITE);
@@ -357,7 +368,7 @@ fn timeout_and_transport_error_fail_over() {
 
 #[test]
 fn answered_calls_without_media_are_reaped_with_bye_both_ways() {
-    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![1] };
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![1], crypto: vec![] };
     let mut rig = Rig::new(&mut media, &[]);
     rig.invite_from_branch("3012", "2125550100");
     let b = rig.requests_to("127.0.0.1:5080", &Method::INVITE);
@@ -380,7 +391,7 @@ fn answered_calls_without_media_are_reaped_with_bye_both_ways() {
 
 #[test]
 fn hold_by_re_invite_is_relayed_to_the_other_dialog() {
-    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
     let mut rig = Rig::new(&mut media, &[]);
     rig.invite_from_branch("3012", "2125550100");
     let b = rig.requests_to("127.0.0.1:5080", &Method::INVITE);
@@ -413,7 +424,7 @@ fn hold_by_re_invite_is_relayed_to_the_other_dialog() {
 
 #[test]
 fn our_2xx_is_retransmitted_until_the_ack_and_a_call_never_acked_ends() {
-    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
     let mut rig = Rig::new(&mut media, &[]);
     rig.invite_from_branch("3012", "2125550100");
     let b = rig.requests_to("127.0.0.1:5080", &Method::INVITE);
@@ -436,7 +447,7 @@ fn our_2xx_is_retransmitted_until_the_ack_and_a_call_never_acked_ends() {
     assert_eq!(rig.cdrs[0].end_cause, "no ACK from caller");
 
     // With the ACK, the retransmissions stop.
-    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
     let mut rig = Rig::new(&mut media, &[]);
     rig.invite_from_branch("3012", "2125550100");
     let b = rig.requests_to("127.0.0.1:5080", &Method::INVITE);
@@ -452,7 +463,7 @@ fn our_2xx_is_retransmitted_until_the_ack_and_a_call_never_acked_ends() {
 
 #[test]
 fn late_offer_goes_through_the_relay_the_answer_in_the_caller_s_ack_too() {
-    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
     let mut rig = Rig::new(&mut media, &[]);
     let mut invite = Request::new(Method::INVITE, Uri::parse("sip:2125550100@127.0.0.1:5070;user=phone").unwrap());
     invite.headers.add(HeaderName::Via, format!("SIP/2.0/UDP {REGISTRAR};branch=z9hG4bK-late"));
@@ -486,7 +497,7 @@ fn late_offer_goes_through_the_relay_the_answer_in_the_caller_s_ack_too() {
 
 #[test]
 fn a_5xx_carrying_the_callee_s_cause_ends_the_search_with_the_mapped_status() {
-    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
     let mut rig = Rig::new(&mut media, &[]);
     rig.invite_from_branch("3012", "2125550100");
     let a = rig.requests_to("127.0.0.1:5080", &Method::INVITE);
@@ -497,7 +508,7 @@ fn a_5xx_carrying_the_callee_s_cause_ends_the_search_with_the_mapped_status() {
     assert_eq!((rig.cdrs[0].status, rig.cdrs[0].q850, rig.cdrs[0].failovers), (486, Some(17), 0));
 
     // Cause 34 (no circuit) maps to 503: that is the trunk's failure, the next one is tried.
-    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
     let mut rig = Rig::new(&mut media, &[]);
     rig.invite_from_branch("3012", "2125550100");
     let a = rig.requests_to("127.0.0.1:5080", &Method::INVITE);
@@ -507,7 +518,7 @@ fn a_5xx_carrying_the_callee_s_cause_ends_the_search_with_the_mapped_status() {
 
 #[test]
 fn bye_in_the_early_dialog_cancels_the_trunk() {
-    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
     let mut rig = Rig::new(&mut media, &[]);
     rig.invite_from_branch("3012", "2125550100");
     let b = rig.requests_to("127.0.0.1:5080", &Method::INVITE);
@@ -525,7 +536,7 @@ fn bye_in_the_early_dialog_cancels_the_trunk() {
 
 #[test]
 fn a_retransmitted_2xx_from_the_carrier_is_acked_again() {
-    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
     let mut rig = Rig::new(&mut media, &[]);
     rig.invite_from_branch("3012", "2125550100");
     let b = rig.requests_to("127.0.0.1:5080", &Method::INVITE);
@@ -544,7 +555,7 @@ fn a_retransmitted_2xx_from_the_carrier_is_acked_again() {
 
 #[test]
 fn session_timers_refresh_b_and_reap_a_caller_that_stopped_refreshing() {
-    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
     let mut rig = Rig::new(&mut media, &[]);
     // The caller asks for a 90 s session; the carrier answers 100 s, refresher us.
     let mut invite = Request::new(Method::INVITE, Uri::parse("sip:2125550100@127.0.0.1:5070;user=phone").unwrap());
@@ -643,7 +654,7 @@ fn notifies(rig: &Rig, dest: &str) -> Vec<(String, String)> {
 
 #[test]
 fn a_branch_phone_transfers_the_carrier_to_a_number() {
-    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
     let mut rig = Rig::new(&mut media, &[]);
     let (ok, b, b_ok) = answered_call(&mut rig);
     rig.request(refer(from_caller(Method::parse("REFER"), 2, "a-2125550100", &ok, "z9hG4bK-refer"), "2125550199"), REGISTRAR);
@@ -702,7 +713,7 @@ fn a_branch_phone_transfers_the_carrier_to_a_number() {
 
 #[test]
 fn a_transfer_to_a_number_the_user_may_not_call_is_refused_403() {
-    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
     let mut rig = Rig::new(&mut media, &[]);
     let (ok, ..) = answered_call(&mut rig);
     rig.request(refer(from_caller(Method::parse("REFER"), 2, "a-2125550100", &ok, "z9hG4bK-refer"), "011442079460000"), REGISTRAR);
@@ -717,7 +728,7 @@ fn a_transfer_to_a_number_the_user_may_not_call_is_refused_403() {
 
 #[test]
 fn a_failed_transfer_fails_over_then_is_notified_and_the_call_goes_on() {
-    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
     let mut rig = Rig::new(&mut media, &[]);
     let (ok, ..) = answered_call(&mut rig);
     rig.request(refer(from_caller(Method::parse("REFER"), 2, "a-2125550100", &ok, "z9hG4bK-refer"), "2125550199"), REGISTRAR);
@@ -736,7 +747,7 @@ fn a_failed_transfer_fails_over_then_is_notified_and_the_call_goes_on() {
 
 #[test]
 fn the_carrier_transfers_the_branch_phone_and_hangs_up_before_the_target_answers() {
-    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
     let mut rig = Rig::new(&mut media, &[]);
     let (ok, b, b_ok) = answered_call(&mut rig);
     let mut r = refer(from_callee(Method::parse("REFER"), 1, &b, &b_ok, "z9hG4bK-crefer"), "2125550199");
@@ -772,7 +783,7 @@ fn the_carrier_transfers_the_branch_phone_and_hangs_up_before_the_target_answers
 
 #[test]
 fn session_intervals_below_min_se_are_refused_422_and_a_carrier_s_422_is_retried() {
-    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
     let mut rig = Rig::new(&mut media, &[]);
     let mut invite = Request::new(Method::INVITE, Uri::parse("sip:2125550100@127.0.0.1:5070;user=phone").unwrap());
     invite.headers.add(HeaderName::Via, format!("SIP/2.0/UDP {REGISTRAR};branch=z9hG4bK-se"));
@@ -806,7 +817,7 @@ fn session_intervals_below_min_se_are_refused_422_and_a_carrier_s_422_is_retried
     assert_eq!(rig.acks[0].0.cseq().unwrap().to_string(), "2 ACK");
     assert!(rig.responses().iter().any(|r| r.status == 200));
     // A second 422 asking for no more than was sent is final.
-    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
     let mut rig = Rig::new(&mut media, &[]);
     rig.invite_from_branch("3012", "2125550100");
     let first = rig.requests_to("127.0.0.1:5080", &Method::INVITE).remove(0);
@@ -819,7 +830,7 @@ fn session_intervals_below_min_se_are_refused_422_and_a_carrier_s_422_is_retried
 
 #[test]
 fn stopping_ends_every_call_with_its_record() {
-    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
     let mut rig = Rig::new(&mut media, &[]);
     answered_call(&mut rig);
     rig.invite_from_branch("3012", "2125550111");
@@ -837,7 +848,7 @@ fn stopping_ends_every_call_with_its_record() {
 
 #[test]
 fn an_invite_retransmitted_after_our_2xx_places_no_second_call() {
-    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
     let mut rig = Rig::new(&mut media, &[]);
     let invite = rig.invite_from_branch("3012", "2125550100");
     let b = rig.requests_to("127.0.0.1:5080", &Method::INVITE).remove(0);
@@ -862,4 +873,70 @@ fn an_invite_retransmitted_after_our_2xx_places_no_second_call() {
     later.headers.set(HeaderName::Via, format!("SIP/2.0/UDP {REGISTRAR};branch=z9hG4bK-later"));
     rig.request(later, REGISTRAR);
     assert_eq!(rig.requests_to("127.0.0.1:5080", &Method::INVITE).len(), 2);
+}
+
+const KEY_A: &str = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
+const KEY_B: &str = "NzB4d1BINUAvLEw6UzF3WSJ+PSdFcGdUJShpX1Zj";
+
+fn savp(sdp: &str, crypto: &str) -> String {
+    format!("{}{crypto}\r\n", sdp.replace("RTP/AVP", "RTP/SAVP"))
+}
+
+fn key(suite: Suite, text: &str) -> MasterKey {
+    MasterKey::from_base64(suite, text).unwrap()
+}
+
+#[test]
+fn a_plain_offer_to_a_mandatory_leg_is_answered_488_and_no_trunk_is_tried() {
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
+    let mut rig = Rig::new(&mut media, &[]);
+    rig.b2bua.config.srtp = SrtpPolicy::Mandatory;
+    rig.invite_from_branch("3012", "2125550100");
+    assert!(rig.requests_to("127.0.0.1:5080", &Method::INVITE).is_empty());
+    assert!(rig.responses().iter().any(|r| r.status == 488), "{:?}", rig.responses());
+    assert_eq!((rig.cdrs[0].status, rig.cdrs[0].end_cause.as_str()), (488, "refused: Not Acceptable Here"));
+    drop(rig);
+    assert!(media.remotes.is_empty() && media.crypto.is_empty());
+}
+
+#[test]
+fn srtp_ends_at_the_relay_with_fresh_keys_of_ours_on_each_leg() {
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
+    let mut rig = Rig::new(&mut media, &[]);
+    rig.b2bua.plan.trunks[0].srtp = SrtpPolicy::Mandatory;
+    rig.invite_from_branch_offering("3012", "2125550100", &savp(SDP_A, &format!("a=crypto:7 AES_CM_128_HMAC_SHA1_80 inline:{KEY_A}")));
+    let invite = rig.requests_to("127.0.0.1:5080", &Method::INVITE).remove(0);
+    let offer = String::from_utf8(invite.body.clone()).unwrap();
+    assert!(offer.contains("m=audio 30002 RTP/SAVP ") && !offer.contains(KEY_A), "{offer}");
+    assert_eq!(offer.matches("a=crypto:").count(), 3, "one key a suite: {offer}");
+    let ours_b = holdfast_telephony::sdp::SessionDescription::parse(offer.as_bytes()).unwrap().media[0].crypto().nth(1).unwrap().clone();
+    rig.answer(&invite, 200, Some(&savp(SDP_B, &format!("a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:{KEY_B}"))));
+    let ok = rig.responses().into_iter().find(|r| r.status == 200).expect("200 relayed");
+    let answer = String::from_utf8(ok.body.clone()).unwrap();
+    assert!(answer.contains("m=audio 30000 RTP/SAVP "), "{answer}");
+    assert_eq!(answer.matches("a=crypto:").count(), 1, "{answer}");
+    assert!(answer.contains("a=crypto:7 AES_CM_128_HMAC_SHA1_80 inline:") && !answer.contains(KEY_A) && !answer.contains(KEY_B), "{answer}");
+    let ours_a = holdfast_telephony::sdp::SessionDescription::parse(answer.as_bytes()).unwrap().media[0].crypto().next().unwrap().clone();
+    let cdrs = format!("{:?}", rig.cdrs);
+    drop(rig);
+    let a = LegKeys { inbound: key(Suite::AesCm128HmacSha1_80, KEY_A), outbound: ours_a.key };
+    let b = LegKeys { inbound: key(Suite::AesCm128HmacSha1_32, KEY_B), outbound: ours_b.key };
+    assert_eq!(media.crypto, [(Side::A, Some(a)), (Side::B, Some(b))]);
+    assert!(!cdrs.contains(KEY_A) && !cdrs.contains(KEY_B));
+}
+
+#[test]
+fn a_mandatory_trunk_answering_plain_is_hung_up_and_the_caller_gets_488() {
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
+    let mut rig = Rig::new(&mut media, &[]);
+    rig.b2bua.plan.trunks[0].srtp = SrtpPolicy::Mandatory;
+    rig.invite_from_branch("3012", "2125550100");
+    let invite = rig.requests_to("127.0.0.1:5080", &Method::INVITE).remove(0);
+    assert!(String::from_utf8_lossy(&invite.body).contains("RTP/SAVP"));
+    rig.answer(&invite, 200, Some(SDP_B));
+    // The BYE goes to the answer's Contact.
+    assert_eq!(rig.requests_to("127.0.0.1:5082", &Method::BYE).len(), 1);
+    assert!(rig.responses().iter().any(|r| r.status == 488));
+    assert!(!rig.responses().iter().any(|r| r.status == 200));
+    assert_eq!(rig.cdrs[0].status, 488);
 }

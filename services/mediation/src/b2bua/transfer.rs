@@ -157,7 +157,8 @@ impl<M: Media> B2bua<M> {
         let transferee = t.referrer.other();
         let relay = call.media.map(|(_, a, b)| if t.referrer == Side::A { a } else { b });
         // The transferee's last SDP, sendrecv again (the referrer usually held it first).
-        let offer = relay_sdp::offer(&call.sdp[super::ix(transferee)], relay, true);
+        // The target is offered plain RTP; its leg's keys (the referrer's) go when it answers.
+        let offer = relay_sdp::offer(&call.sdp[super::ix(transferee)], relay, &[], true);
         while let Some(target) = t.targets.pop_front() {
             if target.hop.is_in(&self.dead) {
                 t.last_failure.get_or_insert((503, "Service Unavailable".into(), format!("trunk {} dead", target.hop)));
@@ -289,10 +290,12 @@ impl<M: Media> B2bua<M> {
                 if let Some(remote) = relay_sdp::remote(&r.body) {
                     self.media.set_remote(id, referrer, remote);
                 }
+                self.media.set_crypto(id, referrer, None);
+                call.srtp[super::ix(referrer)] = Default::default();
                 let port = if transferee == Side::A { a_port } else { b_port };
-                relay_sdp::offer(&r.body, Some(port), true)
+                relay_sdp::offer(&r.body, Some(port), call.srtp[super::ix(transferee)].lines(), true)
             }
-            None => relay_sdp::offer(&r.body, None, true),
+            None => relay_sdp::offer(&r.body, None, &[], true),
         };
         if call.relayed.is_none() {
             if let Some(d) = call.dialog(transferee).as_mut() {

@@ -34,6 +34,16 @@ fn a_missing_table_and_an_empty_one_mean_the_same() {
 }
 
 #[test]
+fn srtp_policies_are_read_per_leg() {
+    let text = format!("{MIN}srtp = \"mandatory\"\n[[mediation.trunks]]\nname = \"c\"\nkind = \"carrier\"\naddress = \"192.0.2.1:5060\"\nsrtp = \"off\"\n");
+    let c = Config::parse(&text, "t").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((c.srtp, c.plan.trunks[0].srtp), (SrtpPolicy::Mandatory, SrtpPolicy::Off));
+    assert_eq!(Config::parse(MIN, "t").unwrap().srtp, SrtpPolicy::Optional);
+    let e = Config::parse(&format!("{MIN}srtp = \"sometimes\"\n"), "t").unwrap_err().to_string();
+    assert!(e.contains("srtp") || e.contains("sometimes"), "{e}");
+}
+
+#[test]
 fn db_falls_back_to_the_registrars() {
     assert_eq!(Config::parse(MIN, "t").unwrap().db, PathBuf::from("/var/lib/sba/sba.db"));
 }

@@ -232,11 +232,23 @@ fn a_hostile_crypto_line_is_an_error() {
 fn our_key_replaces_every_crypto_line() {
     let mut d = sd(SAVP);
     let ours = Crypto { tag: 2, key: MasterKey::random(Suite::AesCm128HmacSha1_32) };
-    d.media[0].set_crypto(Some(ours.clone()));
+    d.media[0].set_crypto(std::slice::from_ref(&ours));
     assert_eq!(d.media[0].crypto().collect::<Vec<_>>(), [&ours]);
     let text = d.to_string();
     assert_eq!(text.matches("a=crypto:").count(), 1);
     assert_eq!(sd(&text).media[0].crypto().next(), Some(&ours));
-    d.media[0].set_crypto(None);
+    d.media[0].set_crypto(&[]);
     assert!(!d.to_string().contains("a=crypto"));
+    assert_eq!(d.media[0].profile, Profile::Avp);
+    d.media[0].set_crypto(&[ours]);
+    assert_eq!(d.media[0].profile, Profile::Savp);
+}
+
+#[test]
+fn no_key_crosses_the_relay() {
+    let mut d = sd(&SAVP.replace("a=sendrecv\r\n", "a=sendrecv\r\nm=video 5000 RTP/SAVP 96\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n"));
+    d.point_at("198.51.100.1:30000".parse().unwrap()).unwrap();
+    let text = d.to_string();
+    assert!(!text.contains("a=crypto"), "{text}");
+    assert!(text.contains("m=audio 30000 RTP/SAVP 0"), "the profile is the caller's to set: {text}");
 }
