@@ -27,9 +27,15 @@ impl LocalAppliance {
     /// Starts the three services in `dir` and waits until the registrar answers and the
     /// gateway's simulated span is in service.
     pub fn start(dir: &Path) -> LocalAppliance {
+        LocalAppliance::start_configured(dir, &[])
+    }
+
+    /// `start`, with the services named in `configs` started on that config file instead.
+    pub fn start_configured(dir: &Path, configs: &[(&str, &Path)]) -> LocalAppliance {
         let mut appliance = LocalAppliance { island: Island::new(), dir: dir.to_path_buf(), services: Vec::new() };
         for name in SERVICES {
-            appliance.spawn(name);
+            let config = configs.iter().find(|(n, _)| *n == name).map(|(_, path)| *path);
+            appliance.spawn(name, config);
         }
         appliance.wait_registrar();
         assert!(
@@ -48,7 +54,7 @@ impl LocalAppliance {
         REGISTRAR.parse().expect("registrar address")
     }
 
-    fn spawn(&mut self, name: &'static str) {
+    fn spawn(&mut self, name: &'static str, config: Option<&Path>) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -58,6 +64,7 @@ impl LocalAppliance {
             .island
             .ns
             .command(&bin(name).to_string_lossy())
+            .args(config.map(|path| ["--config".as_ref(), path.as_os_str()]).into_iter().flatten())
             .current_dir(&self.dir)
             .env("HOLDFAST_LOG_STDERR", "1")
             .stdin(Stdio::null())
@@ -80,7 +87,7 @@ impl LocalAppliance {
     /// kill -9 of the registrar, and a new one on the same database.
     pub fn restart_registrar(&mut self) {
         self.services.retain(|(name, _)| *name != "sba-registrar");
-        self.spawn("sba-registrar");
+        self.spawn("sba-registrar", None);
         self.wait_registrar();
     }
 

@@ -39,14 +39,20 @@ impl Baresip {
         audio: BaresipAudio,
         transport: Protocol,
     ) -> Baresip {
-        Baresip::start_configured(ns, dir, c, lifetime_s, audio, transport, "")
+        Baresip::start_configured(ns, dir, c, lifetime_s, audio, transport, "", "")
+    }
+
+    /// `start_with` (UDP) with SRTP required on every call (`mediaenc=srtp-mand`: RTP/SAVP with
+    /// SDES keys, a plain answer fails the call).
+    pub fn start_srtp(ns: &Netns, dir: &Path, c: &PhoneConfig, lifetime_s: u32, audio: BaresipAudio) -> Baresip {
+        Baresip::start_configured(ns, dir, c, lifetime_s, audio, Protocol::Udp, "module srtp.so\n", ";mediaenc=srtp-mand")
     }
 
     /// `start` over TLS to `c.registrar` (the TLS listener), trusting the certificate in `ca`.
     /// baresip listens for TLS on its SIP port + 1.
     pub fn start_tls(ns: &Netns, dir: &Path, c: &PhoneConfig, lifetime_s: u32, ca: &Path) -> Baresip {
         let extra = format!("sip_cafile {}\n", ca.display());
-        Baresip::start_configured(ns, dir, c, lifetime_s, BaresipAudio::Echo, Protocol::Tls, &extra)
+        Baresip::start_configured(ns, dir, c, lifetime_s, BaresipAudio::Echo, Protocol::Tls, &extra, "")
     }
 
     fn start_configured(
@@ -57,6 +63,7 @@ impl Baresip {
         audio: BaresipAudio,
         transport: Protocol,
         extra: &str,
+        account_params: &str,
     ) -> Baresip {
         let dir = dir.join(format!("baresip-{}-{}", c.user, c.addr.port()));
         std::fs::create_dir_all(&dir).expect("baresip dir");
@@ -83,7 +90,7 @@ impl Baresip {
         std::fs::write(
             dir.join("accounts"),
             format!(
-                "<{aor}>;auth_pass={};outbound=\"sip:{};transport={}\";regint={regint};answermode=auto\n",
+                "<{aor}>;auth_pass={};outbound=\"sip:{};transport={}\";regint={regint};answermode=auto{account_params}\n",
                 c.password,
                 c.registrar,
                 transport.as_str().to_ascii_lowercase()

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use holdfast_media::g711::{PT_PCMA, PT_PCMU};
+use holdfast_media::srtp::{LegKeys, MasterKey, Suite};
 use holdfast_media::{Relay, RelayConfig, RemoteMedia, Side};
 
 #[derive(Parser)]
@@ -36,6 +37,10 @@ struct Args {
     /// A legs negotiate PCMU and B legs PCMA, so every packet is transcoded.
     #[arg(long)]
     transcode: bool,
+    /// SRTP on both legs: what the generator sends is decrypted under this key
+    /// (AES_CM_128_HMAC_SHA1_80, base64), what the relay sends on is encrypted under a key of its own.
+    #[arg(long)]
+    srtp_key: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -44,6 +49,12 @@ fn main() -> anyhow::Result<()> {
         bind_ip: args.bind,
         ports: args.port_min..=args.port_max,
     })?;
+    let srtp = args
+        .srtp_key
+        .as_deref()
+        .map(|k| MasterKey::from_base64(Suite::AesCm128HmacSha1_80, k))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--srtp-key: {e}"))?;
     let mut lines = String::new();
     for _ in 0..args.calls {
         let alloc = relay.allocate()?;
@@ -53,6 +64,12 @@ fn main() -> anyhow::Result<()> {
         };
         relay.set_remote(alloc.id, Side::A, leg(args.remote_a, PT_PCMU))?;
         relay.set_remote(alloc.id, Side::B, leg(args.remote_b, PT_PCMA))?;
+        if let Some(key) = &srtp {
+            for side in [Side::A, Side::B] {
+                let keys = LegKeys { inbound: key.clone(), outbound: MasterKey::random(key.suite()) };
+                relay.set_crypto(alloc.id, side, Some(keys))?;
+            }
+        }
         lines.push_str(&format!("{} {}\n", alloc.a.rtp.port(), alloc.b.rtp.port()));
     }
     // Written then renamed, so the script never reads half a file.

@@ -12,6 +12,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use nix::sys::socket::{recvmmsg, ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrIn};
 use nix::sys::time::TimeSpec;
 
+use holdfast_media::packet::PacketKind;
+use holdfast_media::srtp::{LegCrypto, LegKeys, MasterKey};
+
 const PTIME: Duration = Duration::from_millis(20);
 const PAYLOAD: usize = 160;
 const HEADER: usize = 12;
@@ -24,6 +27,9 @@ pub struct Target {
     /// Payload type the B side sends (0 PCMU, or 8 PCMA to make a
     /// transcoding relay convert both ways).
     pub b_payload_type: u8,
+    /// SRTP on both legs: every stream is sent encrypted under this key (the relay's inbound
+    /// key on every leg). What comes back is read from its header, which SRTP leaves in clear.
+    pub srtp: Option<MasterKey>,
 }
 
 pub struct Outcome {
@@ -102,6 +108,13 @@ pub fn run(
         delays_ns: Vec::with_capacity((duration.as_secs_f64() / PTIME.as_secs_f64()) as usize * streams + 1),
     };
     let mut packet = [0xFFu8; HEADER + PAYLOAD];
+    // One context a stream (its SSRC): the sender side of each leg's SRTP.
+    let mut crypto: Vec<LegCrypto> = match &target.srtp {
+        Some(key) => (0..streams)
+            .map(|_| LegCrypto::new(LegKeys { inbound: MasterKey::random(key.suite()), outbound: key.clone() }))
+            .collect(),
+        None => Vec::new(),
+    };
     let mut next: u64 = 0;
     let mut sent: u64 = 0;
     let mut cpu_start = None;
@@ -130,7 +143,11 @@ pub fn run(
                 let sent_us = u32::try_from(sent_us).unwrap_or(u32::MAX);
                 write_packet(&mut packet, payload_type, stream as u32, round as u16, sent_us);
                 let measured = (window.start_us..window.end_us).contains(&sent_us);
-                if socket.send_to(&packet, to).is_ok() && measured {
+                let sealed = match crypto.get_mut(stream) {
+                    Some(c) => Some(c.protect(PacketKind::Rtp { payload_type }, &packet).map_err(|e| anyhow::anyhow!("SRTP: {e:?}"))?),
+                    None => None,
+                };
+                if socket.send_to(sealed.as_deref().unwrap_or(&packet), to).is_ok() && measured {
                     sent += 1;
                 }
                 next += 1;

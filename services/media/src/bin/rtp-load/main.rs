@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use holdfast_media::srtp::{MasterKey, Suite};
 use nix::sys::socket::{setsockopt, sockopt};
 
 #[derive(Parser)]
@@ -47,6 +48,10 @@ struct Args {
     /// transcodes (rtp-relay-bench --transcode).
     #[arg(long, default_value_t = 0)]
     b_payload_type: u8,
+    /// SRTP on both legs (rtp-relay-bench --srtp-key with the same key): AES_CM_128_HMAC_SHA1_80
+    /// key and salt in base64.
+    #[arg(long, conflicts_with_all = ["rtpengine", "direct"])]
+    srtp_key: Option<String>,
     #[arg(long, default_value_t = 10)]
     seconds: u64,
     #[arg(long, default_value_t = 2)]
@@ -98,6 +103,12 @@ fn main() -> anyhow::Result<()> {
         relay_ip: if args.direct { args.side_b.ip() } else { args.relay_ip },
         calls,
         b_payload_type: args.b_payload_type,
+        srtp: args
+            .srtp_key
+            .as_deref()
+            .map(|k| MasterKey::from_base64(Suite::AesCm128HmacSha1_80, k))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--srtp-key: {e}"))?,
     };
     let outcome = load::run(
         &side_a,
