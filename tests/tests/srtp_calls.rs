@@ -7,7 +7,9 @@
 //! genuine packets and sends copies with a changed tag, all from the phone's own address, and a
 //! host at 127.0.0.2 sends to the relay's ports: every such packet is dropped, the replays and
 //! forgeries counted in sba-mediation's status (sba_srtp_packets_*), and the audio flows on.
-//! A plain phone's call is answered 488. No key reaches a log or the call records.
+//! A plain phone's call is answered 488. Then the exchange calls the SRTP phone's DID: our offer
+//! (RTP/SAVP, a fresh key per suite) is answered by baresip and the audio flows again. No key
+//! reaches a log or the call records.
 use holdfast_tests::audio;
 use holdfast_tests::local::{LocalAppliance, DOMAIN, REGISTRAR};
 use holdfast_tests::phones::{Baresip, BaresipAudio, Event, Phone, PhoneConfig};
@@ -137,6 +139,15 @@ fn an_srtp_phone_reaches_the_pstn_while_replayed_and_forged_packets_are_dropped_
     let rtp = rtp_counters(&app);
     // The stranger's packets too: dropped, whatever the reason the relay gives.
     assert!(rtp["dropped"].as_u64() >= Some(3 * ATTACKS), "{rtp}");
+
+    // The other way: the exchange calls 3001's DID. sba-mediation offers the phone RTP/SAVP with a
+    // fresh key per suite; baresip answers with one of them and a key of its own.
+    app.pstn_call("5559873001", Some(Duration::from_secs(4)));
+    assert!(phone.wait(Event::Connected, 1, WAIT), "the DID call did not reach the SRTP phone:\n{}\n{}", phone.console(), app.log("sba-mediation"));
+    assert!(phone.wait(Event::Ended, 1, WAIT), "the exchange did not hang up:\n{}", phone.console());
+    let heard = phone.heard().expect("baresip kept no audio of the DID call");
+    assert!(audio::seconds_of(&heard, EXCHANGE_HZ) >= 0.5, "the phone did not hear the exchange's tone: {}", heard.display());
+    assert!(audio::seconds_of(&heard, f64::from(PHONE_HZ)) >= 1.0, "the phone did not hear its echo: {}", heard.display());
 
     // No key anywhere it could be read back: the logs and the call records.
     let cdrs = String::from_utf8_lossy(&app.sbactl(&["cdr", "--csv"]).stdout).into_owned();
