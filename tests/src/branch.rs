@@ -21,13 +21,20 @@ pub struct Sba<'a> {
 impl<'a> Sba<'a> {
     /// `extra` is appended to the config (more sections, e.g. [[directory]]).
     pub fn start(topo: &'a Topology, scratch: &Scratch, domain: &str, central_port: u16, extra: &str) -> Sba<'a> {
+        Sba::start_with(topo, scratch, domain, central_port, ["", "", extra])
+    }
+
+    /// `start` with more keys: `[registrar_keys, central_keys, extra]` go at the end of
+    /// [registrar], of [central], and of the file.
+    pub fn start_with(topo: &'a Topology, scratch: &Scratch, domain: &str, central_port: u16, more: [&str; 3]) -> Sba<'a> {
+        let [registrar_keys, central_keys, extra] = more;
         let db = scratch.file("sba.db");
         let config = scratch.file("sba.toml");
         std::fs::write(
             &config,
             format!(
-                "[registrar]\nlisten = \"0.0.0.0:5060\"\ndb = \"{}\"\ndomain = \"{domain}\"\n\n\
-                 [central]\nproxies = [\"{CENTRAL}:{central_port}\"]\nbranch_expires = 60\n\n\
+                "[registrar]\nlisten = \"0.0.0.0:5060\"\ndb = \"{}\"\ndomain = \"{domain}\"\n{registrar_keys}\n\
+                 [central]\nproxies = [\"{CENTRAL}:{central_port}\"]\nbranch_expires = 60\n{central_keys}\n\
                  [survival]\nmediation = \"{PSTN}:5060\"\n\n{extra}\n",
                 db.display()
             ),

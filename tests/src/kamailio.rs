@@ -3,6 +3,10 @@
 //! SQLite (db_mode 1) so the test reads the `location` table, RFC 3327 Path stored with each
 //! binding and used by lookup, and a stateful proxy routing requests to registered users.
 //!
+//! With `KamailioTls` it also listens for SIP over TLS on port 5061 (its tls module, Debian
+//! kamailio-tls-modules), presenting a given certificate and asking every TLS peer, in and out,
+//! for a certificate from a given CA (mutual TLS).
+//!
 //! Users are matched by user part only (use_domain 0), so the AORs in `location()` are user names
 //! and a call reaches `bob` whatever host its Request-URI names. INVITEs are not challenged: the
 //! branch SBA is a trusted peer of the central site.
@@ -16,9 +20,19 @@ use std::time::{Duration, Instant};
 
 pub const SCHEMA_DIR: &str = "/usr/share/kamailio/db_sqlite";
 
+/// Kamailio's TLS: the certificate it presents, and the CA bundle a peer's certificate must
+/// chain to (it requires one of every peer).
+pub struct KamailioTls<'a> {
+    pub cert: &'a Path,
+    pub key: &'a Path,
+    pub ca: &'a Path,
+}
+
 pub struct Kamailio {
     /// Where Kamailio listens (UDP and TCP) in the central namespace.
     pub addr: SocketAddr,
+    /// Where it listens for TLS, when it does.
+    pub tls_addr: Option<SocketAddr>,
     pub domain: String,
     db: PathBuf,
     log: PathBuf,
@@ -29,7 +43,13 @@ impl Kamailio {
     /// Writes the database and config under `dir`, starts Kamailio in `topo.central` and waits
     /// (at most 10 s) until it answers OPTIONS. `users` are (name, password) in realm `domain`.
     pub fn start(topo: &Topology, dir: &Path, domain: &str, users: &[(&str, &str)]) -> Kamailio {
+        Kamailio::start_with(topo, dir, domain, users, None)
+    }
+
+    /// `start`, and with `tls` a TLS listener on port 5061 as well.
+    pub fn start_with(topo: &Topology, dir: &Path, domain: &str, users: &[(&str, &str)], tls: Option<&KamailioTls>) -> Kamailio {
         let addr = SocketAddr::from((CENTRAL, 5060));
+        let tls_addr = tls.map(|_| SocketAddr::from((CENTRAL, 5061)));
         let db = dir.join("kamailio.sqlite");
         let log = dir.join("kamailio.log");
         let run_dir = dir.join("kamailio-run");
@@ -37,7 +57,13 @@ impl Kamailio {
         let _ = std::fs::remove_file(&db);
         sqlite(&db, &setup_sql(domain, users));
         let cfg = dir.join("kamailio.cfg");
-        std::fs::write(&cfg, config(addr, domain, &db)).expect("write kamailio.cfg");
+        let mut text = config(addr, domain, &db);
+        if let (Some(tls), Some(tls_addr)) = (tls, tls_addr) {
+            let tls_cfg = dir.join("kamailio-tls.cfg");
+            std::fs::write(&tls_cfg, tls_config(tls)).expect("write kamailio-tls.cfg");
+            text = with_tls(&text, tls_addr, &tls_cfg);
+        }
+        std::fs::write(&cfg, text).expect("write kamailio.cfg");
         let log_file = std::fs::File::create(&log).expect("kamailio log");
         let child = topo
             .central
@@ -50,8 +76,8 @@ impl Kamailio {
             .stdout(log_file.try_clone().expect("log fd"))
             .stderr(log_file)
             .spawn()
-            .expect("start kamailio (apt-get install kamailio kamailio-sqlite-modules)");
-        let mut k = Kamailio { addr, domain: domain.to_string(), db, log, process: Some(KillOnDrop(child)) };
+            .expect("start kamailio (apt-get install kamailio kamailio-sqlite-modules kamailio-tls-modules)");
+        let mut k = Kamailio { addr, tls_addr, domain: domain.to_string(), db, log, process: Some(KillOnDrop(child)) };
         let probe = topo.central.udp_socket(SocketAddr::from((CENTRAL, 0))).expect("socket in central");
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
@@ -78,6 +104,14 @@ impl Kamailio {
         self.rows("SELECT username, domain, path FROM location ORDER BY id")
             .into_iter()
             .map(|row| (aor(&row), text(&row, "path")))
+            .collect()
+    }
+
+    /// The socket each binding's REGISTER came in on: (AOR, "tls:10.77.2.2:5061").
+    pub fn sockets(&self) -> Vec<(String, String)> {
+        self.rows("SELECT username, domain, socket FROM location ORDER BY id")
+            .into_iter()
+            .map(|row| (aor(&row), text(&row, "socket")))
             .collect()
     }
 
@@ -206,6 +240,27 @@ fn sqlite(db: &Path, sql: &str) {
     child.stdin.take().expect("sqlite3 stdin").write_all(sql.as_bytes()).expect("write sql");
     let out = child.wait_with_output().expect("wait for sqlite3");
     assert!(out.status.success(), "sqlite3: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// `config` with the tls module loaded and listening on `tls_addr`, configured by `tls_cfg`.
+fn with_tls(config: &str, tls_addr: SocketAddr, tls_cfg: &Path) -> String {
+    let listen = format!("enable_tls=yes\nlisten=tls:{tls_addr}\n");
+    let module = format!("loadmodule \"tls.so\"\nmodparam(\"tls\", \"config\", \"{}\")\n", tls_cfg.display());
+    config
+        .replacen("auto_aliases=no\n", &format!("auto_aliases=no\n{listen}"), 1)
+        .replacen("loadmodule \"kex.so\"\n", &format!("loadmodule \"kex.so\"\n{module}"), 1)
+}
+
+/// The tls module's own file: one profile for connections in, one for connections out, each
+/// presenting `tls.cert` and requiring a peer certificate from `tls.ca`.
+fn tls_config(tls: &KamailioTls) -> String {
+    let profile = format!(
+        "method = TLSv1.2+\ncertificate = {}\nprivate_key = {}\nca_list = {}\nverify_certificate = yes\nrequire_certificate = yes\n",
+        tls.cert.display(),
+        tls.key.display(),
+        tls.ca.display()
+    );
+    format!("[server:default]\n{profile}\n[client:default]\n{profile}")
 }
 
 /// Kamailio's config: listening on `addr`, realm and alias `domain`, SQLite database `db`.

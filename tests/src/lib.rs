@@ -14,6 +14,7 @@ pub mod sip_client;
 pub mod sip_probe;
 pub mod sipp;
 pub mod stub_central;
+pub mod tls_client;
 pub mod vm;
 pub mod web;
 pub mod webdriver;

@@ -86,11 +86,16 @@ impl Ua {
 
     /// The Authorization answering `challenge` for a REGISTER to this domain.
     pub fn answer(&self, challenge: &Response, password: &str, nc: u32) -> String {
-        let values: Vec<&str> = challenge.headers.get_all(&HeaderName::WwwAuthenticate).collect();
-        let chosen = DigestClient::preferred_challenge(&values).expect("a digest challenge");
-        DigestClient::authorize(chosen, "REGISTER", &format!("sip:{}", self.domain), &self.user, password, "0a4f113b", nc)
-            .expect("answerable challenge")
+        register_authorization(challenge, &self.domain, &self.user, password, nc)
     }
+}
+
+/// The Authorization answering `challenge` (a 401) for `user`'s REGISTER to `domain`.
+pub fn register_authorization(challenge: &Response, domain: &str, user: &str, password: &str, nc: u32) -> String {
+    let values: Vec<&str> = challenge.headers.get_all(&HeaderName::WwwAuthenticate).collect();
+    let chosen = DigestClient::preferred_challenge(&values).expect("a digest challenge");
+    DigestClient::authorize(chosen, "REGISTER", &format!("sip:{domain}"), user, password, "0a4f113b", nc)
+        .expect("answerable challenge")
 }
 
 /// The next final response that arrives on `sock` (provisional ones and anything unparsable skipped).

@@ -2,6 +2,8 @@
 //! the line, so whoever edits /etc/sba/sba.toml on a branch box can find the mistake.
 use crate::directory::is_dialable;
 use holdfast_runtime::config::{self, ConfigError};
+use holdfast_sip::transport::Protocol;
+use holdfast_tls::rustls::pki_types::ServerName;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -124,6 +126,18 @@ pub struct Central {
     /// The central registrar/proxy addresses, most preferred first; REGISTERs and calls for users
     /// not at the branch go to the first one that answers the WAN monitor's OPTIONS.
     pub proxies: Vec<SocketAddr>,
+    /// How the central proxies are reached: pass-through REGISTERs, calls, the WAN probe, and
+    /// the Path that brings the central site's requests back (over TLS it names our
+    /// `tls_listen`, which must then be set).
+    pub transport: CentralTransport,
+    /// transport = "tls": the name the proxies' certificates must carry (default: each proxy's
+    /// IP address), the CA bundle they must chain to (default: the Mozilla roots), the
+    /// explicit, logged opt-out of the check, and whether the appliance certificate is shown to
+    /// a central site that asks for a client certificate (mutual TLS).
+    pub tls_name: Option<String>,
+    pub tls_ca: Option<PathBuf>,
+    pub tls_verify: bool,
+    pub tls_client_cert: bool,
     /// Expiry granted to phones: shorter than the central site's, so the branch learns of moved
     /// phones quickly; refreshes in between are answered here without loading the WAN.
     pub branch_expires: u32,
@@ -139,12 +153,43 @@ impl Default for Central {
     fn default() -> Central {
         Central {
             proxies: Vec::new(),
+            transport: CentralTransport::Udp,
+            tls_name: None,
+            tls_ca: None,
+            tls_verify: true,
+            tls_client_cert: true,
             branch_expires: 120,
             keepalive_interval_ms: 400,
             keepalive_timeout_ms: 800,
             down_after: 3,
             up_after: 5,
         }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CentralTransport {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+impl CentralTransport {
+    pub fn protocol(self) -> Protocol {
+        match self {
+            CentralTransport::Udp => Protocol::Udp,
+            CentralTransport::Tcp => Protocol::Tcp,
+            CentralTransport::Tls => Protocol::Tls,
+        }
+    }
+}
+
+impl Central {
+    /// The name proxy `addr`'s certificate must carry.
+    pub fn tls_name_of(&self, addr: SocketAddr) -> Result<ServerName<'static>, String> {
+        let name = self.tls_name.clone().unwrap_or_else(|| addr.ip().to_string());
+        ServerName::try_from(name).map_err(|e| e.to_string())
     }
 }
 
@@ -273,6 +318,15 @@ impl Config {
             if c.down_after == 0 || c.up_after == 0 {
                 return Err(in_section("central", "down_after", "down_after and up_after must be at least 1".into()));
             }
+            if c.transport == CentralTransport::Tls {
+                if r.tls_listen.is_none() {
+                    let why = "\"tls\" needs registrar.tls_listen: the Path given to the central site names it".into();
+                    return Err(in_section("central", "transport", why));
+                }
+                if let Err(e) = c.proxies.iter().try_for_each(|p| c.tls_name_of(*p).map(drop)) {
+                    return Err(in_section("central", "tls_name", e));
+                }
+            }
         }
         if let Some(v) = &self.survival.voicemail {
             if !is_dialable(v) {
@@ -353,6 +407,25 @@ mod tests {
         let bad = text.replace("proxies = [\"192.0.2.1:5060\"]", "proxies = []");
         let e = Config::parse(&bad, "t.toml").unwrap_err().to_string();
         assert!(e.contains("central.proxies") && e.contains("line 6"), "{e}");
+    }
+
+    #[test]
+    fn the_central_site_over_tls_needs_a_listener_and_a_valid_name() {
+        let text = "[registrar]\ntls_listen = \"127.0.0.1:5061\"\n[central]\nproxies = [\"192.0.2.1:5061\"]\n\
+                    transport = \"tls\"\ntls_name = \"sip.central.example\"\n";
+        let c = Config::parse(text, "t.toml").unwrap_or_else(|e| panic!("{e}")).central.unwrap();
+        assert_eq!((c.transport.protocol(), c.tls_verify, c.tls_client_cert), (Protocol::Tls, true, true));
+        let name = c.tls_name_of("192.0.2.1:5061".parse().unwrap()).unwrap();
+        assert_eq!(format!("{name:?}"), format!("{:?}", ServerName::try_from("sip.central.example").unwrap()));
+        let by_ip = Config::parse(&text.replace("tls_name = \"sip.central.example\"\n", ""), "t").unwrap().central.unwrap();
+        let name = by_ip.tls_name_of("192.0.2.1:5061".parse().unwrap()).unwrap();
+        assert_eq!(format!("{name:?}"), format!("{:?}", ServerName::try_from("192.0.2.1").unwrap()));
+        let e = Config::parse(&text.replace("tls_listen = \"127.0.0.1:5061\"\n", ""), "t.toml").unwrap_err().to_string();
+        assert!(e.contains("central.transport") && e.contains("tls_listen"), "{e}");
+        let e = Config::parse(&text.replace("sip.central.example", "not a name!"), "t.toml").unwrap_err().to_string();
+        assert!(e.contains("central.tls_name") && e.contains("line 6"), "{e}");
+        let e = Config::parse(&text.replace("\"tls\"", "\"sctp\""), "t.toml").unwrap_err().to_string();
+        assert!(e.contains("central.transport"), "{e}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! acknowledges a REGISTER only once its binding is on disk.
 #![forbid(unsafe_code)]
 mod auth;
+mod central;
 mod config;
 mod directory;
 mod proxy;
@@ -18,7 +19,7 @@ use holdfast_runtime::{init_logging, Notifier};
 use holdfast_sip::auth::Algorithm;
 use holdfast_sip::transaction::{TimerConfig, Transactions};
 use std::collections::HashMap;
-use holdfast_sip::transport::{TcpLimits, TlsSetup, Transport};
+use holdfast_sip::transport::{Protocol, TcpLimits, TlsPeer, TlsSetup, Transport};
 use holdfast_tls::{peer_client_config, ApplianceCert, LiveCert, PeerTrust};
 use holdfast_store::Store;
 use directory::Directory;
@@ -95,7 +96,7 @@ async fn run(config: Config) -> Result<()> {
         None
     };
     let tls = match c.tls_listen {
-        Some(listen) => Some(tls_setup(&c, listen)?),
+        Some(listen) => Some(tls_setup(&c, listen, config.central.as_ref())?),
         None => None,
     };
     let tcp_limits = TcpLimits {
@@ -144,11 +145,10 @@ async fn run(config: Config) -> Result<()> {
     let peers = config.central.iter().flat_map(|c| c.proxies.iter()).chain(config.survival.mediation.iter());
     let trust = trust::Trust::new(c.auth, peers.map(SocketAddr::ip).collect(), stamp.clone());
     let proxy = Proxy::new(ProxyConfig {
-        port: transport.local_addr().port(),
         no_answer: Duration::from_secs(config.survival.no_answer_secs.into()),
         stamp,
     });
-    let addresses = server::Addresses::new(transport.local_addr());
+    let addresses = server::Addresses::new(transport.local_addr(), transport.tls_addr());
     let notifier_watchdog = notifier.watchdog_interval();
     let server = server::Server {
         registrar,
@@ -168,6 +168,7 @@ async fn run(config: Config) -> Result<()> {
         central: config.central.clone(),
         survival: config.survival.clone(),
         wan,
+        links: central::CentralLinks::new(config.central.as_ref().map_or(Protocol::Udp, |c| c.transport.protocol())),
         status,
         relays: HashMap::new(),
         outbox: Default::default(),
@@ -187,8 +188,10 @@ async fn run(config: Config) -> Result<()> {
     server.run(incoming).await
 }
 
-/// The TLS listener with the appliance certificate, kept live (`sbactl tls install`).
-fn tls_setup(c: &config::Registrar, listen: SocketAddr) -> Result<TlsSetup> {
+/// The TLS listener with the appliance certificate, kept live (`sbactl tls install`), and the
+/// central proxies over TLS (`[central] transport = "tls"`; the config check made sure a
+/// listener is there for the Path that names it).
+fn tls_setup(c: &config::Registrar, listen: SocketAddr, central: Option<&config::Central>) -> Result<TlsSetup> {
     let mut names = vec![c.domain.clone(), "localhost".to_string()];
     names.extend([c.listen.ip(), listen.ip()].iter().filter(|ip| !ip.is_unspecified()).map(|ip| ip.to_string()));
     names.dedup();
@@ -196,10 +199,27 @@ fn tls_setup(c: &config::Registrar, listen: SocketAddr) -> Result<TlsSetup> {
         .with_context(|| format!("the appliance certificate in {}", c.tls_dir.display()))?;
     log::info!("SIP over TLS on {listen} with {} (SHA-256 {})", cert.cert_path().display(), cert.fingerprint_sha256());
     let live = LiveCert::watch(&cert)?;
+    let mut peers = Vec::new();
+    if let Some(central) = central.filter(|c| c.transport == config::CentralTransport::Tls) {
+        if !central.tls_verify {
+            log::warn!("central proxies {:?}: their TLS certificates are NOT verified (tls_verify = false)", central.proxies);
+        }
+        let trust = PeerTrust {
+            ca: central.tls_ca.as_deref(),
+            verify: central.tls_verify,
+            client_cert: central.tls_client_cert.then(|| live.clone()),
+        };
+        let client = peer_client_config(&trust)
+            .with_context(|| format!("[central] tls_ca {:?}", central.tls_ca.as_ref().map(|p| p.display())))?;
+        for &addr in &central.proxies {
+            let name = central.tls_name_of(addr).map_err(anyhow::Error::msg).context("[central] tls_name")?;
+            peers.push(TlsPeer { addr, label: "central proxy".to_string(), name, client: client.clone() });
+        }
+    }
     Ok(TlsSetup {
         listen: Some(listen),
         server: live.server_config(&[])?,
         client: peer_client_config(&PeerTrust::verified(None))?,
-        peers: Vec::new(),
+        peers,
     })
 }

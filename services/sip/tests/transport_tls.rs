@@ -227,3 +227,30 @@ async fn without_tls_configured_a_tls_send_is_an_error() {
     assert!(plain.send_to(&Message::Request(r), "127.0.0.1:5061".parse().unwrap(), Protocol::Tls).await.is_err());
     assert_eq!(plain.tls_addr(), None);
 }
+
+#[tokio::test]
+async fn a_dropped_connection_is_replaced_by_a_new_one_at_the_next_send() {
+    let pki = Pki::new();
+    let (central, mut central_rx) = bind(&pki, &["proxy.hq.test"], Vec::new()).await;
+    let central_addr = central.tls_addr().unwrap();
+    let (sba, _sba_rx) = bind(&pki, &["sba.branch.test"], vec![peer(central_addr, "proxy.hq.test", pki.client())]).await;
+    let via = format!("SIP/2.0/TLS {};branch=z9hG4bKdrop;rport", sba.listening(Protocol::Tls));
+    let options = |call_id: &str| Message::Request(request("OPTIONS", &via, call_id));
+    sba.send_to(&options("drop-1"), central_addr, Protocol::Tls).await.unwrap();
+    let first = next(&mut central_rx).await.source;
+    assert!(sba.has_connection(central_addr, Protocol::Tls));
+
+    // What a WAN cut leaves: a connection we no longer trust. Dropped, it is gone at once, and
+    // the next message opens another.
+    sba.drop_connection(central_addr, Protocol::Tls);
+    assert!(!sba.has_connection(central_addr, Protocol::Tls));
+    sba.send_to(&options("drop-2"), central_addr, Protocol::Tls).await.unwrap();
+    let second = next(&mut central_rx).await.source;
+    assert_ne!((second.addr, second.conn), (first.addr, first.conn), "the message came on the old connection");
+    // The old one is closed on the far side too.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while central.is_open(first.conn.unwrap()) {
+        assert!(tokio::time::Instant::now() < deadline, "the dropped connection stayed open");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

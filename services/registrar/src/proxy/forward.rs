@@ -1,8 +1,9 @@
 //! Building the request a proxy sends on a branch (RFC 3261 §16.6) and spotting loops (§16.3).
-use super::target::Target;
+use super::target::{Side, Target};
 use crate::trust::RouteStamp;
 use holdfast_sip::message::{Header, HeaderName, Request, Uri, Via};
-use std::net::{IpAddr, SocketAddr};
+use holdfast_sip::transport::Protocol;
+use std::net::SocketAddr;
 use holdfast_sip::transaction::MAGIC_COOKIE;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -49,11 +50,12 @@ fn record_routes(req: &Request) -> bool {
 }
 
 /// The copy of `req` sent towards `target`: Request-URI, Route set, Max-Forwards, Record-Route
-/// and our Via with `branch`. `inbound` is our address the request came in on; when the target is
-/// reached from another of our addresses, both go into Record-Route (RFC 5658), so each side of
-/// the dialog reaches us on the address it can route to. Each Record-Route carries `stamp`'s
-/// tag of the dialog, which its in-dialog requests show to be relayed.
-pub fn branch_request(req: &Request, target: &Target, port: u16, inbound: IpAddr, branch: &str, stamp: &RouteStamp) -> Request {
+/// and our Via with `branch`. `inbound` is where the request came in; when the target is reached
+/// from another of our addresses or over another transport, both go into Record-Route (RFC
+/// 5658), so each side of the dialog reaches us where it can, over the transport it came by (a
+/// phone over TLS keeps its in-dialog requests on TLS). Each Record-Route carries `stamp`'s tag
+/// of the dialog, which its in-dialog requests show to be relayed.
+pub fn branch_request(req: &Request, target: &Target, inbound: Side, branch: &str, stamp: &RouteStamp) -> Request {
     let mut out = req.clone();
     out.uri = target.uri.clone();
     let hops = req.headers.get(&HeaderName::MaxForwards).and_then(|v| v.trim().parse::<u32>().ok()).unwrap_or(70);
@@ -61,10 +63,10 @@ pub fn branch_request(req: &Request, target: &Target, port: u16, inbound: IpAddr
     if record_routes(req) {
         let call_id = req.call_id().unwrap_or_default();
         let from_tag = req.from_header().ok().and_then(|f| f.tag().map(str::to_string)).unwrap_or_default();
-        let rr = |addr: IpAddr| stamp.record_route(SocketAddr::new(addr, port), call_id, &from_tag);
+        let rr = |side: Side| stamp.record_route(&uri_of(side), call_id, &from_tag);
         out.headers.push_front(Header::new(HeaderName::RecordRoute, rr(inbound)));
-        if target.local != inbound {
-            out.headers.push_front(Header::new(HeaderName::RecordRoute, rr(target.local)));
+        if target.side() != inbound {
+            out.headers.push_front(Header::new(HeaderName::RecordRoute, rr(target.side())));
         }
     }
     // A Path (RFC 3327) becomes the Route the request follows to the phone, before any Route the
@@ -77,12 +79,22 @@ pub fn branch_request(req: &Request, target: &Target, port: u16, inbound: IpAddr
     if let (Some(number), Uri::Sip(sip)) = (&target.asserted, &target.uri) {
         out.headers.add(HeaderName::PAssertedIdentity, format!("<sip:{number}@{};user=phone>", sip.host));
     }
-    let via = SocketAddr::new(target.local, port);
+    let via = target.local;
     out.headers.push_front(Header::new(HeaderName::Via, format!("SIP/2.0/{} {via};branch={branch}", target.transport)));
     out
 }
 
-/// `<sip:addr;lr>`: a loose-routing Record-Route or Route entry naming us.
-pub fn route_value(addr: SocketAddr) -> String {
-    format!("<sip:{addr};lr>")
+/// `<sip:addr;lr>` (`;transport=tcp|tls` beside UDP): a loose-routing Route or Path entry
+/// naming us on `side`.
+pub fn route_value(side: Side) -> String {
+    format!("<{};lr>", uri_of(side))
+}
+
+/// The URI naming us on `side`: over TCP or TLS the transport is named, else a next hop would
+/// send over UDP (RFC 3263 §4.1).
+fn uri_of(side: Side) -> String {
+    match side.transport {
+        Protocol::Udp => format!("sip:{}", side.addr),
+        other => format!("sip:{};transport={}", side.addr, other.param()),
+    }
 }

@@ -9,20 +9,18 @@ mod forward;
 mod target;
 
 pub use forward::{is_loop, route_value, sent_by};
-pub use target::{binding_hop, Target};
+pub use target::{binding_hop, Side, Target};
 
 use crate::trust::RouteStamp;
 use best::{keep_best, upstream_status};
 use holdfast_sip::message::{HeaderName, Method, Request, Response};
 use holdfast_sip::transaction::{Event, Transactions, TxEvent, TxId};
 use std::collections::{BTreeSet, HashMap};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
-    /// Our SIP port, for the Via and Record-Route we add.
-    pub port: u16,
     /// How long an INVITE rings before the branches are cancelled (and the fallback tried).
     pub no_answer: Duration,
     /// Signs our Record-Route.
@@ -47,8 +45,8 @@ struct Branch {
 #[derive(Debug)]
 struct Context {
     request: Request,
-    /// Our address the request came in on.
-    inbound: IpAddr,
+    /// Where the request came in: our address, port and the transport.
+    inbound: Side,
     hash: u64,
     branches: Vec<Branch>,
     best: Option<Response>,
@@ -96,7 +94,7 @@ impl Proxy {
         txns: &mut Transactions,
         server: TxId,
         request: Request,
-        inbound: IpAddr,
+        inbound: Side,
         targets: Vec<Target>,
         fallback: Option<Target>,
         now: Instant,
@@ -130,17 +128,17 @@ impl Proxy {
     }
 
     /// A stateless copy of an ACK for a 2xx (it has no transaction) towards `target`.
-    pub fn ack_request(&mut self, ack: &Request, inbound: IpAddr, target: &Target) -> Request {
+    pub fn ack_request(&mut self, ack: &Request, inbound: Side, target: &Target) -> Request {
         self.serial += 1;
         let branch = forward::branch(forward::loop_hash(ack), self.serial);
-        forward::branch_request(ack, target, self.config.port, inbound, &branch, &self.config.stamp)
+        forward::branch_request(ack, target, inbound, &branch, &self.config.stamp)
     }
 
     fn start_branch(&mut self, txns: &mut Transactions, server: TxId, target: &Target, now: Instant) {
         let Some(ctx) = self.contexts.get_mut(&server) else { return };
         self.serial += 1;
         let branch = forward::branch(ctx.hash, self.serial);
-        let req = forward::branch_request(&ctx.request, target, self.config.port, ctx.inbound, &branch, &self.config.stamp);
+        let req = forward::branch_request(&ctx.request, target, ctx.inbound, &branch, &self.config.stamp);
         match txns.send_request(req, target.dest, target.transport, now) {
             Ok(client) => {
                 let leg = Leg::Calling { cancel_when_provisional: false };

@@ -2,7 +2,14 @@
 //! to, and the Route set (a binding's Path) it follows.
 use holdfast_sip::message::Uri;
 use holdfast_sip::transport::Protocol;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
+
+/// Where one side of a hop reaches us: our address and port, over which transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Side {
+    pub addr: SocketAddr,
+    pub transport: Protocol,
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Target {
@@ -10,11 +17,19 @@ pub struct Target {
     pub dest: SocketAddr,
     pub transport: Protocol,
     pub route: Vec<String>,
-    /// Our address facing `dest` (our Via and Record-Route name it).
-    pub local: IpAddr,
+    /// Our address facing `dest`, with our port for `transport` (our Via and Record-Route
+    /// name it).
+    pub local: SocketAddr,
     /// The caller's PSTN number, asserted to sba-mediation (P-Asserted-Identity, RFC 3325):
     /// only towards the PSTN, and only a number the directory gives the caller.
     pub asserted: Option<String>,
+}
+
+impl Target {
+    /// Our side of the hop towards the target.
+    pub fn side(&self) -> Side {
+        Side { addr: self.local, transport: self.transport }
+    }
 }
 
 /// Where a branch to a registered contact goes (address, transport). `flow` is where and how

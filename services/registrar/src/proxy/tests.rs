@@ -5,8 +5,13 @@ use holdfast_sip::transport::Protocol;
 
 const VIA: &str = "10.0.0.1:5060";
 
-fn us() -> std::net::IpAddr {
-    "10.0.0.1".parse().unwrap()
+fn us() -> std::net::SocketAddr {
+    VIA.parse().unwrap()
+}
+
+/// Where the test's requests come in: UDP on `us()`.
+fn inbound() -> Side {
+    Side { addr: us(), transport: Protocol::Udp }
 }
 
 fn stamp() -> RouteStamp {
@@ -14,12 +19,12 @@ fn stamp() -> RouteStamp {
 }
 
 fn proxy() -> Proxy {
-    Proxy::new(ProxyConfig { port: 5060, no_answer: Duration::from_secs(20), stamp: stamp() })
+    Proxy::new(ProxyConfig { no_answer: Duration::from_secs(20), stamp: stamp() })
 }
 
 /// Our Record-Route on `addr` for the dialog of `invite()`.
 fn rr(addr: &str) -> String {
-    stamp().record_route(addr.parse().unwrap(), "call-1", "a1")
+    stamp().record_route(&format!("sip:{addr}"), "call-1", "a1")
 }
 
 fn invite() -> Request {
@@ -61,7 +66,7 @@ impl Bench {
             panic!("expected a new server transaction")
         };
         let mut proxy = proxy();
-        proxy.forward(&mut txns, id, request, us(), targets, fallback, now);
+        proxy.forward(&mut txns, id, request, inbound(), targets, fallback, now);
         Bench { txns, proxy, server: id, now }
     }
 
@@ -221,9 +226,9 @@ fn two_record_routes_when_the_target_is_on_another_of_our_networks() {
         panic!("expected a new server transaction")
     };
     let mut p = proxy();
-    let wan: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+    let wan: std::net::SocketAddr = "192.0.2.1:5060".parse().unwrap();
     let central = Target { local: wan, ..target("192.0.2.9") };
-    p.forward(&mut txns, id, request, us(), vec![central], None, now);
+    p.forward(&mut txns, id, request, inbound(), vec![central], None, now);
     let sent = std::iter::from_fn(|| txns.poll_transmit())
         .find_map(|t| match t {
             Transmit::Request { request, .. } => Some(request),
@@ -283,7 +288,7 @@ fn only_our_asserted_identity_goes_on_and_only_towards_the_pstn() {
         ..target("127.0.0.1")
     };
     let mut p = proxy();
-    p.forward(&mut txns, id, request, us(), vec![pstn, target("10.0.0.21")], None, now);
+    p.forward(&mut txns, id, request, inbound(), vec![pstn, target("10.0.0.21")], None, now);
     let sent: Vec<_> = std::iter::from_fn(|| txns.poll_transmit())
         .filter_map(|t| match t {
             Transmit::Request { request, .. } => Some(request),
@@ -295,4 +300,32 @@ fn only_our_asserted_identity_goes_on_and_only_towards_the_pstn() {
     assert_eq!(identities(to_pstn), ["<sip:+15559873001@127.0.0.1;user=phone>"]);
     let to_phone = sent.iter().find(|r| r.uri.to_string().contains("10.0.0.21")).unwrap();
     assert!(identities(to_phone).is_empty(), "the phone's own assertion was passed on");
+}
+
+#[test]
+fn a_phone_over_tls_gets_a_record_route_of_each_transport() {
+    let now = Instant::now();
+    let mut txns = Transactions::new(TimerConfig::default());
+    let mut over_tls = invite();
+    over_tls.headers.set(HeaderName::Via, "SIP/2.0/TLS 10.0.0.7:50112;branch=z9hG4bK-caller-1");
+    let Ok(holdfast_sip::transaction::Inbound::Request { id, request }) = txns.on_request(over_tls, Protocol::Tls, now) else {
+        panic!("expected a new server transaction")
+    };
+    let mut p = proxy();
+    let tls_side = Side { addr: "10.0.0.1:5061".parse().unwrap(), transport: Protocol::Tls };
+    // The callee over UDP on the same address: the transports differ, so both sides are named
+    // (RFC 5658), the phone's with transport=tls so that its in-dialog requests stay on TLS.
+    p.forward(&mut txns, id, request, tls_side, vec![target("10.0.0.21")], None, now);
+    let sent = std::iter::from_fn(|| txns.poll_transmit())
+        .find_map(|t| match t {
+            Transmit::Request { request, .. } => Some(request),
+            _ => None,
+        })
+        .unwrap();
+    let tls_rr = stamp().record_route("sip:10.0.0.1:5061;transport=tls", "call-1", "a1");
+    assert_eq!(sent.headers.get_all(&HeaderName::RecordRoute).collect::<Vec<_>>(), [rr("10.0.0.1:5060"), tls_rr]);
+    assert!(sent.headers.get(&HeaderName::Via).unwrap().starts_with("SIP/2.0/UDP 10.0.0.1:5060;"));
+    // A Path or Route entry for a TLS side names the transport too.
+    assert_eq!(route_value(tls_side), "<sip:10.0.0.1:5061;transport=tls;lr>");
+    assert_eq!(route_value(inbound()), "<sip:10.0.0.1:5060;lr>");
 }

@@ -1,21 +1,30 @@
 //! Which of our addresses faces a given peer. The appliance sits on several networks (phones'
 //! LAN, the WAN, the PSTN side); a Via or Record-Route must name the address the next hop can
 //! reach, which is the one the kernel routes from.
+use holdfast_sip::transport::Protocol;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 
 pub struct Addresses {
+    /// UDP and TCP.
     listen: SocketAddr,
+    tls: Option<SocketAddr>,
     routed: HashMap<IpAddr, IpAddr>,
 }
 
 impl Addresses {
-    pub fn new(listen: SocketAddr) -> Addresses {
-        Addresses { listen, routed: HashMap::new() }
+    pub fn new(listen: SocketAddr, tls: Option<SocketAddr>) -> Addresses {
+        Addresses { listen, tls, routed: HashMap::new() }
     }
 
-    pub fn port(&self) -> u16 {
-        self.listen.port()
+    /// Our address towards `peer` where it reaches us over `transport`: what a Via, Path or
+    /// Record-Route names (over TLS our TLS listener, when there is one).
+    pub fn facing(&mut self, peer: IpAddr, transport: Protocol) -> SocketAddr {
+        match (transport, self.tls) {
+            (Protocol::Tls, Some(tls)) if !tls.ip().is_unspecified() => tls,
+            (Protocol::Tls, Some(tls)) => SocketAddr::new(self.local_for(peer), tls.port()),
+            _ => SocketAddr::new(self.local_for(peer), self.listen.port()),
+        }
     }
 
     /// Our address towards `peer`: the listening address when it is a specific one, else the
@@ -38,17 +47,20 @@ impl Addresses {
         ip
     }
 
-    /// Every address of ours seen so far, with our port: for Route stripping and loop checks.
+    /// Every address of ours seen so far, with our ports: for Route stripping and loop checks.
     pub fn ours(&self) -> Vec<SocketAddr> {
-        let mut v: Vec<SocketAddr> = self.routed.values().map(|ip| SocketAddr::new(*ip, self.listen.port())).collect();
-        v.push(self.listen);
+        let listening = || std::iter::once(self.listen).chain(self.tls);
+        let mut v: Vec<SocketAddr> =
+            self.routed.values().flat_map(|ip| listening().map(|l| SocketAddr::new(*ip, l.port()))).collect();
+        v.extend(listening());
         v.sort();
         v.dedup();
         v
     }
 
     pub fn is_ours(&self, addr: SocketAddr) -> bool {
-        addr == self.listen
-            || (addr.port() == self.listen.port() && self.routed.values().any(|ip| *ip == addr.ip()))
+        std::iter::once(self.listen).chain(self.tls).any(|l| {
+            addr == l || (addr.port() == l.port() && self.routed.values().any(|ip| *ip == addr.ip()))
+        })
     }
 }

@@ -1,7 +1,7 @@
 //! Requests that are not REGISTERs for us: where they go (the routing decision, the Route set,
 //! the dialog's remote target) and handing them to the proxy.
 use super::{refuse, Server};
-use crate::proxy::{binding_hop, route_value, Target};
+use crate::proxy::{binding_hop, route_value, Side, Target};
 use crate::registrar::{aor_of, binding_key, contact_key};
 use crate::routing::{Destination, Router};
 use holdfast_sip::driver::Outbound;
@@ -9,14 +9,14 @@ use holdfast_sip::message::{Host, HeaderName, Method, NameAddr, Request, Respons
 use holdfast_sip::transaction::TxId;
 use holdfast_sip::transport::{Protocol, Source};
 use holdfast_store::Binding;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Instant;
 
 /// Methods this proxy and registrar handle (RFC 3261 §20.5).
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, REFER, MESSAGE, NOTIFY, SUBSCRIBE, PRACK, REGISTER";
 
 impl Server {
-    pub(super) fn on_request(&mut self, id: TxId, mut request: Request, source: Source, inbound: IpAddr, now: Instant) {
+    pub(super) fn on_request(&mut self, id: TxId, mut request: Request, source: Source, inbound: Side, now: Instant) {
         if self.trust.proves_dialog(&request, |a| self.addresses.is_ours(a)) {
             return self.in_dialog(id, request, inbound, now);
         }
@@ -69,7 +69,7 @@ impl Server {
 
     /// A request of a dialog this proxy record-routed: past our Route entries to the next one,
     /// or to its Request-URI, the dialog's remote target (RFC 3261 §16.12).
-    fn in_dialog(&mut self, id: TxId, mut request: Request, inbound: IpAddr, now: Instant) {
+    fn in_dialog(&mut self, id: TxId, mut request: Request, inbound: Side, now: Instant) {
         self.strip_our_routes(&mut request);
         if let Some(r) = self.loop_or_hops(&request) {
             return self.respond(id, r);
@@ -113,7 +113,7 @@ impl Server {
         self.binding_target(&found)
     }
 
-    fn route_initial(&mut self, id: TxId, request: Request, inbound: IpAddr, now: Instant) {
+    fn route_initial(&mut self, id: TxId, request: Request, inbound: Side, now: Instant) {
         match self.plan_initial(&request) {
             Ok((targets, fallback)) => self.proxy.forward(&mut self.txns, id, request, inbound, targets, fallback, now),
             Err(r) => self.respond(id, r),
@@ -175,7 +175,7 @@ impl Server {
 
     /// An ACK for a 2xx: no transaction, sent on where its Route or Request-URI says when it
     /// proves its dialog, dropped otherwise (no task of its own: it joins the loop's queue).
-    pub(super) fn forward_ack(&mut self, mut ack: Request, inbound: IpAddr) {
+    pub(super) fn forward_ack(&mut self, mut ack: Request, inbound: Side) {
         if !self.trust.proves_dialog(&ack, |a| self.addresses.is_ours(a)) {
             self.counters.unproven_acks += 1;
             return log::debug!("ACK for {} proves no dialog of ours: dropped", ack.uri);
@@ -213,9 +213,8 @@ impl Server {
 
     /// A target that carries `request_uri` to the host and port of `next`.
     fn target_at(&mut self, next: Uri, request_uri: Uri) -> Option<Target> {
-        let dest = next.socket_addr()?;
-        let transport = transport_of(&next);
-        let local = self.addresses.local_for(dest.ip());
+        let (dest, transport) = hop_of(&next)?;
+        let local = self.addresses.facing(dest.ip(), transport);
         Some(Target { uri: request_uri, dest, transport, route: Vec::new(), local, asserted: None })
     }
 
@@ -223,21 +222,22 @@ impl Server {
     /// its Contact (`binding_hop`), following its Path.
     fn binding_target(&mut self, b: &Binding) -> Option<Target> {
         let uri = Uri::parse(&b.contact).ok()?;
-        let contact = uri.socket_addr().map(|a| (a, transport_of(&uri)));
+        let contact = hop_of(&uri);
         let transport = Protocol::from_param(&b.transport).unwrap_or(Protocol::Udp);
         let flow = match b.source.parse().ok() {
             Some(source) => (source, transport),
             None => contact?,
         };
         let (dest, transport) = binding_hop(flow, contact, self.transport.has_connection(flow.0, flow.1));
-        let local = self.addresses.local_for(dest.ip());
+        let local = self.addresses.facing(dest.ip(), transport);
         Some(Target { uri, dest, transport, route: b.path.clone(), local, asserted: None })
     }
 
     fn central_target(&mut self, request_uri: Uri) -> Option<Target> {
         let dest = self.central_proxy()?;
-        let local = self.addresses.local_for(dest.ip());
-        Some(Target { uri: request_uri, dest, transport: Protocol::Udp, route: Vec::new(), local, asserted: None })
+        let transport = self.central_transport();
+        let local = self.addresses.facing(dest.ip(), transport);
+        Some(Target { uri: request_uri, dest, transport, route: Vec::new(), local, asserted: None })
     }
 
     /// sba-mediation, with the number in the Request-URI and the caller's own number, which the
@@ -246,7 +246,7 @@ impl Server {
     fn pstn_target(&mut self, number: &str, request: &Request) -> Option<Target> {
         let dest = self.survival.mediation?;
         let uri = Uri::parse(&format!("sip:{number}@{dest};user=phone")).ok()?;
-        let local = self.addresses.local_for(dest.ip());
+        let local = self.addresses.facing(dest.ip(), Protocol::Udp);
         let caller = request.from_header().ok().and_then(|f| user_of(&f.uri).map(str::to_string));
         let asserted = caller.and_then(|user| self.directory.e164_of(&user).map(|(_, e164)| e164));
         Some(Target { uri, dest, transport: Protocol::Udp, route: Vec::new(), local, asserted })
@@ -261,10 +261,16 @@ impl Server {
         up.or_else(|| central.proxies.first().copied())
     }
 
-    /// The Path entry that brings the central site's requests for a phone back through us.
+    /// How the central site is reached (`[central] transport`).
+    pub(super) fn central_transport(&self) -> Protocol {
+        self.central.as_ref().map_or(Protocol::Udp, |c| c.transport.protocol())
+    }
+
+    /// The Path entry that brings the central site's requests for a phone back through us,
+    /// over the transport we reach it by.
     pub(super) fn path_towards(&mut self, central: SocketAddr) -> String {
-        let local = self.addresses.local_for(central.ip());
-        route_value(SocketAddr::new(local, self.addresses.port()))
+        let transport = self.central_transport();
+        route_value(Side { addr: self.addresses.facing(central.ip(), transport), transport })
     }
 
 }
@@ -277,9 +283,31 @@ fn user_of(uri: &Uri) -> Option<&str> {
     }
 }
 
-fn transport_of(uri: &Uri) -> Protocol {
-    match uri {
-        Uri::Sip(sip) => sip.params.value("transport").and_then(Protocol::from_param).unwrap_or(Protocol::Udp),
-        _ => Protocol::Udp,
+/// Where a URI leads (RFC 3263 §4, without DNS: the branch's next hops are addresses): over its
+/// `transport` parameter, over TLS for a sips: URI (RFC 3261 §26.2.2: TLS on every hop), else
+/// UDP; to its port, else the transport's default (5061 over TLS).
+fn hop_of(uri: &Uri) -> Option<(SocketAddr, Protocol)> {
+    let sip = uri.as_sip()?;
+    let named = sip.params.value("transport").and_then(Protocol::from_param);
+    let transport = if sip.secure { Protocol::Tls } else { named.unwrap_or(Protocol::Udp) };
+    let ip = sip.host.ip()?;
+    Some((SocketAddr::new(ip, sip.port.unwrap_or(transport.default_port())), transport))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_uri_leads_over_its_transport_to_its_port_or_the_transports_default() {
+        let hop = |u: &str| hop_of(&Uri::parse(u).unwrap());
+        let at = |a: &str, t| Some((a.parse::<SocketAddr>().unwrap(), t));
+        assert_eq!(hop("sip:bob@192.0.2.5"), at("192.0.2.5:5060", Protocol::Udp));
+        assert_eq!(hop("sip:bob@192.0.2.5:5070;transport=TCP"), at("192.0.2.5:5070", Protocol::Tcp));
+        assert_eq!(hop("sip:192.0.2.5;transport=tls;lr"), at("192.0.2.5:5061", Protocol::Tls));
+        assert_eq!(hop("sips:bob@192.0.2.5"), at("192.0.2.5:5061", Protocol::Tls));
+        assert_eq!(hop("sips:bob@192.0.2.5:5071;transport=tcp"), at("192.0.2.5:5071", Protocol::Tls), "sips over TCP is TLS");
+        assert_eq!(hop("sip:bob@branch.example"), None, "no DNS at the branch");
+        assert_eq!(hop("tel:+15550100"), None);
     }
 }

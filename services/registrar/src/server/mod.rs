@@ -14,9 +14,10 @@ pub use delayed::Delayed;
 pub use status::StatusFile;
 
 use crate::auth::Authenticator;
+use crate::central::CentralLinks;
 use crate::config::{Central, Survival};
 use crate::directory::Directory;
-use crate::proxy::Proxy;
+use crate::proxy::{Proxy, Side};
 use crate::registrar::{Registrar, Undo};
 use crate::routing::Mode;
 use crate::trust::{Admit, Evidence, Flows, Guard, Trust, TrustCounters};
@@ -80,6 +81,8 @@ pub struct Server {
     pub central: Option<Central>,
     pub survival: Survival,
     pub wan: Option<WanMonitor>,
+    /// The connections the probes go on (over TCP or TLS).
+    pub links: CentralLinks,
     pub status: StatusFile,
     /// REGISTERs passed to the central site, by their client transaction.
     pub relays: HashMap<TxId, Relay>,
@@ -143,7 +146,7 @@ impl Server {
             r.headers.add(HeaderName::parse("Retry-After"), "5");
             return self.outbox.push_back(Outbound::Response(r));
         }
-        let inbound = self.addresses.local_for(source.addr.ip());
+        let inbound = Side { addr: self.addresses.facing(source.addr.ip(), source.transport), transport: source.transport };
         match self.txns.on_request(request, source.transport, now) {
             Ok(Inbound::Request { id, request }) => self.on_request(id, request, source, inbound, now),
             Ok(Inbound::Cancel { id, request, invite }) => {

@@ -8,7 +8,7 @@ use crate::trust::{survival_register, SurvivalRegister};
 use holdfast_sip::message::{Header, HeaderName, Method, NameAddr, Request, Response};
 use std::hash::{Hash, Hasher};
 use holdfast_sip::transaction::{Event, TxEvent, TxId};
-use holdfast_sip::transport::{Protocol, Source};
+use holdfast_sip::transport::Source;
 use holdfast_store::{BindingOp, Origin};
 use std::net::IpAddr;
 use std::time::Instant;
@@ -159,7 +159,8 @@ impl Server {
         let Some(central) = self.central_proxy() else {
             return self.respond(id, refuse(&req, 503, "Service Unavailable (no central site)"));
         };
-        let local = self.addresses.local_for(central.ip());
+        let transport = self.central_transport();
+        let local = self.addresses.facing(central.ip(), transport);
         let mut out = req.clone();
         let hops = req.headers.get(&HeaderName::MaxForwards).and_then(|v| v.trim().parse::<u32>().ok()).unwrap_or(70);
         if hops == 0 {
@@ -171,9 +172,9 @@ impl Server {
         if !out.headers.get_all(&HeaderName::Supported).any(|s| s.trim().eq_ignore_ascii_case("path")) {
             out.headers.add(HeaderName::Supported, "path");
         }
-        let via = format!("SIP/2.0/UDP {}:{};branch={}", local, self.addresses.port(), self.ids.branch());
+        let via = format!("SIP/2.0/{transport} {local};branch={}", self.ids.branch());
         out.headers.push_front(Header::new(HeaderName::Via, via));
-        match self.txns.send_request(out, central, Protocol::Udp, now) {
+        match self.txns.send_request(out, central, transport, now) {
             Ok(client) => {
                 self.relays.insert(client, Relay { server: id, request: req, aor, source });
             }

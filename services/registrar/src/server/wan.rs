@@ -4,7 +4,6 @@ use super::Server;
 use crate::wan::{options_request, WanEvent};
 use holdfast_sip::driver::Outbound;
 use holdfast_sip::transport::Protocol;
-use std::net::SocketAddr;
 use std::time::Instant;
 
 impl Server {
@@ -16,10 +15,12 @@ impl Server {
             probes.push(p);
         }
         for probe in probes {
-            let local = SocketAddr::new(self.addresses.local_for(probe.target.ip()), self.addresses.port());
-            let req = options_request(&probe, local, &self.domain);
+            let transport = self.central_transport();
+            let local = self.addresses.facing(probe.target.ip(), transport);
+            let req = options_request(&probe, local, transport, &self.domain);
             self.status.probe_sent(probe.id, probe.target, now);
-            self.outbox.push_back(Outbound::Request { request: req, dest: probe.target, transport: Protocol::Udp });
+            self.links.sent(probe.target, probe.id);
+            self.outbox.push_back(Outbound::Request { request: req, dest: probe.target, transport });
         }
         self.wan_events();
     }
@@ -27,6 +28,13 @@ impl Server {
     pub(super) fn wan_timeout(&mut self, now: Instant) {
         if let Some(wan) = &mut self.wan {
             wan.handle_timeout(now);
+            let transport = self.central.as_ref().map_or(Protocol::Udp, |c| c.transport.protocol());
+            while let Some((id, proxy)) = wan.poll_lost() {
+                if self.links.lost(proxy, id) {
+                    log::debug!("WAN probe {id} to {proxy} lost: a new {transport} connection for the next");
+                    self.transport.drop_connection(proxy, transport);
+                }
+            }
         }
         self.wan_events();
     }

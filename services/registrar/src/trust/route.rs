@@ -5,7 +5,6 @@
 //! dialogs of before a restart still prove themselves after it.
 use holdfast_sip::keyed::KeyedHash;
 use holdfast_sip::message::{Request, Uri};
-use std::net::SocketAddr;
 
 /// The Record-Route URI parameter holding the tag.
 const PARAM: &str = "hfd";
@@ -20,9 +19,9 @@ impl RouteStamp {
         RouteStamp { key: KeyedHash::new(secret, "record-route") }
     }
 
-    /// `<sip:addr;lr;hfd=TAG>` for the dialog `call_id` with the caller's `from_tag`.
-    pub fn record_route(&self, addr: SocketAddr, call_id: &str, from_tag: &str) -> String {
-        format!("<sip:{addr};lr;{PARAM}={}>", self.key.hex_tag(&[call_id.as_bytes(), from_tag.as_bytes()]))
+    /// `<URI;lr;hfd=TAG>` for the dialog `call_id` with the caller's `from_tag`; `uri` names us.
+    pub fn record_route(&self, uri: &str, call_id: &str, from_tag: &str) -> String {
+        format!("<{uri};lr;{PARAM}={}>", self.key.hex_tag(&[call_id.as_bytes(), from_tag.as_bytes()]))
     }
 
     /// Whether `route` (a Route URI naming us) carries the tag of the dialog `request` belongs

@@ -68,7 +68,7 @@ fn in_dialog_requests_prove_themselves_with_our_record_route() {
     let t = trust(true);
     let us = addr("10.0.0.1:5060");
     let is_ours = |a: SocketAddr| a == us;
-    let rr = t.stamp.record_route(us, "call-1", "a");
+    let rr = t.stamp.record_route(&format!("sip:{us}"), "call-1", "a");
     // The caller's BYE (its tag in From), the callee's (the caller's tag in To).
     let mut bye = request(Method::BYE, "<sip:alice@branch.test>;tag=a", "<sip:2125550100@branch.test>;tag=b");
     bye.headers.add(HeaderName::Route, rr.clone());

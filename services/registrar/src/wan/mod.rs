@@ -135,8 +135,12 @@ pub struct WanMonitor {
     next_id: u64,
     state: WanState,
     events: VecDeque<WanEvent>,
+    /// Probes that timed out, for `poll_lost` (the oldest dropped beyond `LOST_KEPT`).
+    lost: VecDeque<(u64, SocketAddr)>,
     counters: WanCounters,
 }
+
+const LOST_KEPT: usize = 64;
 
 impl WanMonitor {
     /// A monitor whose first probes are due at `now`; `secret` keys the probes' tokens (random
@@ -167,6 +171,7 @@ impl WanMonitor {
             outstanding: BTreeMap::new(),
             next_id: 1,
             events: VecDeque::new(),
+            lost: VecDeque::new(),
             counters: WanCounters::default(),
         })
     }
@@ -224,13 +229,25 @@ impl WanMonitor {
     /// Fails every probe whose time is up.
     pub fn handle_timeout(&mut self, now: Instant) {
         // Ids grow with send time and all probes share one timeout, so deadlines grow with ids.
-        for probe in self.outstanding.values_mut() {
+        for (&id, probe) in self.outstanding.iter_mut() {
             if probe.deadline > now {
                 break;
             }
-            probe.verdict.get_or_insert(false);
+            if probe.verdict.is_none() {
+                probe.verdict = Some(false);
+                if self.lost.len() == LOST_KEPT {
+                    self.lost.pop_front();
+                }
+                self.lost.push_back((id, self.targets[probe.target].addr));
+            }
         }
         self.settle(now);
+    }
+
+    /// The probes that went unanswered (id, target), oldest first: over TCP or TLS the
+    /// connection they went on may be dead (`crate::central`).
+    pub fn poll_lost(&mut self) -> Option<(u64, SocketAddr)> {
+        self.lost.pop_front()
     }
 
     /// When `handle_timeout` or `poll_probe` next has work.

@@ -1,6 +1,7 @@
 //! The OPTIONS keepalive on the wire, and reading a probe's answer back.
 use super::Probe;
 use holdfast_sip::message::{HeaderName, Host, Method, Params, Request, Response, SipUri, Uri};
+use holdfast_sip::transport::Protocol;
 use std::net::SocketAddr;
 
 /// Probe branches start with this (the RFC 3261 magic cookie included), so a probe's response
@@ -14,10 +15,10 @@ pub struct ProbeAnswer {
     pub token: String,
 }
 
-/// The OPTIONS for `probe`, sent from `local` (the Via sent-by) over UDP. The branch is
+/// The OPTIONS for `probe`, sent from `local` (the Via sent-by) over `transport`. The branch is
 /// `z9hG4bK-wan-<id>-<token>`: the id to match the answer, the token to prove it genuine (and,
 /// keyed afresh at each start, to keep branches and Call-IDs unique across restarts).
-pub fn options_request(probe: &Probe, local: SocketAddr, from_domain: &str) -> Request {
+pub fn options_request(probe: &Probe, local: SocketAddr, transport: Protocol, from_domain: &str) -> Request {
     let uri = Uri::Sip(SipUri {
         secure: false,
         user: None,
@@ -32,7 +33,7 @@ pub fn options_request(probe: &Probe, local: SocketAddr, from_domain: &str) -> R
     let (id, token) = (probe.id, &probe.token);
     request.headers.add(
         HeaderName::Via,
-        format!("SIP/2.0/UDP {local_host}:{};branch={BRANCH_PREFIX}{id}-{token};rport", local.port()),
+        format!("SIP/2.0/{transport} {local_host}:{};branch={BRANCH_PREFIX}{id}-{token};rport", local.port()),
     );
     request.headers.add(HeaderName::MaxForwards, "70");
     request.headers.add(HeaderName::From, format!("<sip:holdfast-wan@{from_domain}>;tag={token}"));

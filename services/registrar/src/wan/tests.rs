@@ -1,5 +1,6 @@
 use super::*;
 use holdfast_sip::message::{HeaderName, Message, Method};
+use holdfast_sip::transport::Protocol;
 use holdfast_sip::wire;
 
 const A: &str = "10.77.2.2:5060";
@@ -285,7 +286,7 @@ fn bad_configs_are_refused() {
 #[test]
 fn options_request_is_valid_sip_and_its_response_maps_back() {
     let probe = Probe { id: 42, target: addr(A), token: "0123abcd".repeat(4) };
-    let request = options_request(&probe, addr("10.77.2.1:5060"), "branch.example");
+    let request = options_request(&probe, addr("10.77.2.1:5060"), Protocol::Udp, "branch.example");
     let bytes = request.to_bytes();
     let Ok(Message::Request(parsed)) = wire::parse(&bytes) else {
         panic!("unparseable probe: {}", String::from_utf8_lossy(&bytes));
@@ -301,7 +302,7 @@ fn options_request_is_valid_sip_and_its_response_maps_back() {
     let restarted = WanMonitor::new(config(&[A]), Instant::now(), [1; 32]).unwrap().poll_probe(Instant::now()).unwrap();
     let first = WanMonitor::new(config(&[A]), Instant::now(), KEY).unwrap().poll_probe(Instant::now()).unwrap();
     assert_eq!(restarted.id, first.id);
-    let (a, b) = (options_request(&first, addr("10.77.2.1:5060"), "b"), options_request(&restarted, addr("10.77.2.1:5060"), "b"));
+    let (a, b) = (options_request(&first, addr("10.77.2.1:5060"), Protocol::Udp, "b"), options_request(&restarted, addr("10.77.2.1:5060"), Protocol::Udp, "b"));
     assert_ne!(a.top_via().unwrap().branch(), b.top_via().unwrap().branch());
     assert_ne!(a.call_id().unwrap(), b.call_id().unwrap());
 }
@@ -309,8 +310,9 @@ fn options_request_is_valid_sip_and_its_response_maps_back() {
 #[test]
 fn responses_to_anything_else_are_not_probes() {
     let probe = Probe { id: 7, target: addr("[2001:db8::1]:5060"), token: "feed".repeat(8) };
-    let request = options_request(&probe, addr("[2001:db8::2]:5070"), "branch.example");
+    let request = options_request(&probe, addr("[2001:db8::2]:5070"), Protocol::Tls, "branch.example");
     assert_eq!(request.uri.to_string(), "sip:[2001:db8::1]:5060");
+    assert!(request.headers.get(&HeaderName::Via).unwrap().starts_with("SIP/2.0/TLS [2001:db8::2]:5070;"));
     let mut other = request.clone();
     other.headers.set(HeaderName::Via, "SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK77");
     assert_eq!(probe_answer(&other.response(200)), None);

@@ -22,6 +22,8 @@ pub(crate) struct Connection {
     pub(crate) peer: SocketAddr,
     pub(crate) protocol: Protocol,
     queue: mpsc::Sender<Bytes>,
+    /// Told when the connection is to be dropped without waiting for the peer (`close`).
+    dropped: tokio::sync::Notify,
 }
 
 impl Connection {
@@ -36,6 +38,17 @@ impl Connection {
                 io::Error::new(io::ErrorKind::BrokenPipe, format!("{} connection to {} is closed", self.protocol, self.peer))
             }
         })
+    }
+
+    /// Asks the connection's task to drop it, in whatever state it is (connecting, in the
+    /// handshake, open).
+    pub(crate) fn drop_now(&self) {
+        self.dropped.notify_one();
+    }
+
+    /// Ready once `drop_now` was called.
+    pub(crate) async fn drop_requested(&self) {
+        self.dropped.notified().await
     }
 }
 
@@ -71,7 +84,7 @@ impl Connections {
         let id = ConnId(self.next_id);
         self.next_id += 1;
         let (queue, outgoing) = mpsc::channel(SEND_QUEUE);
-        let connection = Arc::new(Connection { id, peer, protocol, queue });
+        let connection = Arc::new(Connection { id, peer, protocol, queue, dropped: tokio::sync::Notify::new() });
         self.by_id.insert(id, Entry { connection: connection.clone(), aliases: Vec::new() });
         self.by_addr.insert((protocol, peer), id);
         *self.by_ip.entry(peer.ip()).or_default() += 1;

@@ -155,6 +155,17 @@ impl TransportHandle {
         self.shared.connections().find(transport, peer).is_some()
     }
 
+    /// Drops the `transport` connection to `peer`, if one is open or being made: the next
+    /// message to `peer` opens a new one. For a connection that went silent (a WAN cut leaves
+    /// it open, its unacknowledged data backing off in the kernel for minutes).
+    pub fn drop_connection(&self, peer: SocketAddr, transport: Protocol) {
+        let mut connections = self.shared.connections();
+        if let Some(connection) = connections.find(transport, peer) {
+            connections.remove(connection.id);
+            connection.drop_now();
+        }
+    }
+
     /// Sends a message to `dest`, over TCP on an open connection to it or a new one.
     pub async fn send_to(&self, msg: &Message, dest: SocketAddr, transport: Protocol) -> Result<(), TransportError> {
         self.send_bytes(msg.to_bytes(), dest, transport).await

@@ -20,7 +20,8 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 const WRITE_BATCH: usize = 64 * 1024;
 
 /// Runs `connection`: waits for `establish` (a connect, a TLS handshake; it logs its own
-/// failure), then reads and writes until either side ends, then forgets the connection.
+/// failure), then reads and writes until either side ends or we drop it, then forgets the
+/// connection.
 pub(crate) async fn run<S>(
     shared: Arc<Shared>,
     connection: Arc<Connection>,
@@ -29,18 +30,24 @@ pub(crate) async fn run<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    if let Ok(stream) = establish.await {
+    let established = tokio::select! {
+        established = establish => established.ok(),
+        _ = connection.drop_requested() => None,
+    };
+    if let Some(stream) = established {
         let (mut reader, mut writer) = tokio::io::split(stream);
         let mut outgoing = outgoing;
         let ended = tokio::select! {
             read = read_messages(&shared, &connection, &mut reader) => Ended::Reading(read),
             written = write_queue(&mut writer, &mut outgoing, false) => Ended::Writing(written),
+            _ = connection.drop_requested() => Ended::Dropped,
         };
         let result = match ended {
             // What was queued before the reader stopped still goes out (the 400 for a message
             // that broke the framing).
             Ended::Reading(read) => read.and(write_queue(&mut writer, &mut outgoing, true).await),
             Ended::Writing(written) => written,
+            Ended::Dropped => Err(io::Error::new(io::ErrorKind::ConnectionAborted, "dropped by us")),
         };
         if let Err(e) = result {
             debug!("{} connection with {}: {e}", connection.protocol, connection.peer);
@@ -52,6 +59,7 @@ pub(crate) async fn run<S>(
 enum Ended {
     Reading(io::Result<()>),
     Writing(io::Result<()>),
+    Dropped,
 }
 
 /// Writes queued messages in batches until every sender is gone, or (`only_queued`) until the

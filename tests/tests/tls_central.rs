@@ -1,0 +1,221 @@
+//! The central site over TLS (issue 12): Kamailio with its tls module as the central site, asking
+//! every TLS peer for a certificate from the test's CA (mutual TLS: the branch shows the appliance
+//! certificate, installed with `sbactl tls install`). The branch checks Kamailio's certificate by
+//! the name `[central] tls_name` gives. Pass-through REGISTERs, the WAN probe, and the central
+//! site's requests back through the Path all go over TLS; the WAN is cut (survival) and restored
+//! (failback over a new TLS connection). A central certificate for another name is refused, with
+//! a log line naming the peer and the reason, and nothing reaches it.
+use holdfast_tests::bins::bin;
+use holdfast_tests::branch::Sba;
+use holdfast_tests::kamailio::{Kamailio, KamailioTls};
+use holdfast_tests::netns::{Topology, CENTRAL, SBA_LAN, SBA_WAN};
+use holdfast_tests::phones::{call, Answerer, Baresip, Event, Phone, PhoneConfig};
+use holdfast_tests::scratch::Scratch;
+use holdfast_tests::sip_client::{register_authorization, Ua};
+use holdfast_tests::tls_client::TlsUa;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const DOMAIN: &str = "central.example";
+/// The name the central site's certificate carries and the branch checks.
+const CENTRAL_NAME: &str = "sip.central.example";
+const WAIT: Duration = Duration::from_secs(15);
+const HOLD: Duration = Duration::from_millis(500);
+
+fn phone_at(i: u8) -> SocketAddr {
+    SocketAddr::from((Topology::phone_ip(i), 5060))
+}
+
+/// A test CA and the certificates it signs (openssl, EC P-256).
+struct Pki {
+    dir: PathBuf,
+    ca: PathBuf,
+}
+
+impl Pki {
+    fn new(dir: &Path) -> Pki {
+        let dir = dir.join("pki");
+        std::fs::create_dir_all(&dir).expect("pki dir");
+        let pki = Pki { ca: dir.join("ca.pem"), dir };
+        pki.openssl(&["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=Holdfast test CA", "-days", "30"]);
+        pki
+    }
+
+    /// A certificate for `names` (subjectAltName entries such as "DNS:x" or "IP:10.0.0.1"):
+    /// (certificate, key).
+    fn issue(&self, label: &str, names: &str) -> (PathBuf, PathBuf) {
+        let (key, csr, cert, ext) = (format!("{label}.key"), format!("{label}.csr"), format!("{label}.pem"), format!("{label}.ext"));
+        self.openssl(&["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", &key, "-out", &csr, "-subj", &format!("/CN={label}")]);
+        std::fs::write(self.dir.join(&ext), format!("subjectAltName={names}\n")).expect("write ext");
+        self.openssl(&["x509", "-req", "-in", &csr, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", &cert, "-days", "30", "-extfile", &ext]);
+        (self.dir.join(cert), self.dir.join(key))
+    }
+
+    fn openssl(&self, args: &[&str]) {
+        let out = std::process::Command::new("openssl").current_dir(&self.dir).args(args).output().expect("openssl (apt-get install openssl)");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+/// The branch's appliance certificate from the test CA, installed as `sbactl tls install` does,
+/// in a directory of its own: it names the branch's LAN address (phones check it) and WAN
+/// address (Kamailio checks it, in and out).
+fn install_branch_certificate(pki: &Pki, scratch: &Scratch) -> PathBuf {
+    let (cert, key) = pki.issue("sba", &format!("DNS:sba.branch.example,IP:{SBA_LAN},IP:{SBA_WAN}"));
+    let dir = scratch.path.join("sba-tls");
+    let out = std::process::Command::new(bin("sbactl"))
+        .args(["tls", "install"])
+        .args([&cert, &key])
+        .arg("--dir")
+        .arg(&dir)
+        .output()
+        .expect("sbactl");
+    assert!(out.status.success(), "sbactl tls install: {}", String::from_utf8_lossy(&out.stderr));
+    dir
+}
+
+/// The registrar's keys for TLS: its listener with the installed certificate, and the central
+/// site over TLS, checked by `tls_name` against the test CA.
+fn tls_keys(tls_dir: &Path, ca: &Path, tls_name: &str) -> [String; 2] {
+    [
+        format!("tls_listen = \"0.0.0.0:5061\"\ntls_dir = \"{}\"\n", tls_dir.display()),
+        format!("transport = \"tls\"\ntls_name = \"{tls_name}\"\ntls_ca = \"{}\"\n", ca.display()),
+    ]
+}
+
+fn wait_until(mut f: impl FnMut() -> bool, within: Duration, what: impl Fn() -> String) {
+    let deadline = Instant::now() + within;
+    while !f() {
+        assert!(Instant::now() < deadline, "{}", what());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn of<'a>(rows: &'a [(String, String)], user: &str) -> Option<&'a str> {
+    rows.iter().find(|(u, _)| u == user).map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn the_central_site_over_tls_through_a_cut_and_a_failback() {
+    let scratch = Scratch::new("tls-central");
+    let topo = Topology::new();
+    let pki = Pki::new(&scratch.path);
+    let (cert, key) = pki.issue("central", &format!("DNS:{CENTRAL_NAME},IP:{CENTRAL}"));
+    let users = [("alice", "alice-pw"), ("carol", "carol-pw"), ("dora", "dora-pw"), ("erin", "erin-pw")];
+    let kam = Kamailio::start_with(&topo, &scratch.path, DOMAIN, &users, Some(&KamailioTls { cert: &cert, key: &key, ca: &pki.ca }));
+    let tls_dir = install_branch_certificate(&pki, &scratch);
+    let [registrar_keys, central_keys] = tls_keys(&tls_dir, &pki.ca, CENTRAL_NAME);
+    let central_port = kam.tls_addr.expect("Kamailio listens for TLS").port();
+    let sba = Sba::start_with(&topo, &scratch, DOMAIN, central_port, [&registrar_keys, &central_keys, ""]);
+    let phone = |user: &'static str, password: &'static str, i: u8, registrar: SocketAddr| PhoneConfig {
+        user,
+        password,
+        domain: DOMAIN,
+        addr: phone_at(i),
+        registrar,
+        expires: 60,
+        refresh: Duration::from_secs(30),
+    };
+
+    // 1. Pass-through over TLS: baresip registers over TLS, a sipp phone over UDP; both
+    // REGISTERs reach Kamailio on its TLS socket, with a Path naming the branch's TLS listener.
+    let tls_registrar = SocketAddr::from((SBA_LAN, 5061));
+    let mut carol = Baresip::start_tls(&topo.phones, &scratch.path, &phone("carol", "carol-pw", 3, tls_registrar), 300, &pki.ca);
+    let alice = Answerer::phone(&topo.phones, &scratch.path, &PhoneConfig { refresh: Duration::from_secs(2), ..phone("alice", "alice-pw", 1, sba.addr) }, 300);
+    wait_until(
+        || ["alice", "carol"].iter().all(|u| of(&kam.location(), u).is_some()),
+        WAIT,
+        || format!("not registered at Kamailio through the branch:\n{}\n{}\n{}", carol.console(), sba.log(), kam.log_text()),
+    );
+    let sockets = kam.sockets();
+    let paths = kam.paths();
+    for user in ["alice", "carol"] {
+        assert_eq!(of(&sockets, user), Some(format!("tls:{CENTRAL}:5061").as_str()), "{user}: {sockets:?}");
+        let path = of(&paths, user).unwrap_or_default();
+        assert!(path.contains(&format!("sip:{SBA_WAN}:5061;transport=tls;lr")), "{user}'s Path: {path}");
+    }
+    let cached = sba.registrations();
+    let carol_binding = cached.iter().find(|b| b["aor"] == format!("sip:carol@{DOMAIN}")).expect("carol cached");
+    assert_eq!(carol_binding["transport"], "tls", "{carol_binding}");
+    assert_eq!(sba.mode(), "pass-through");
+
+    // dora registers on a TLS connection of her own; the central site authenticates her (its
+    // challenge passes through). Her password is not on the box.
+    let mut dora = TlsUa::connect(&topo.phones, tls_registrar, &pki.ca, "dora", DOMAIN);
+    let dora_at = |port: u16| format!("sip:dora@{}:{port};transport=tls", Topology::phone_ip(4));
+    let challenge = dora.register(&dora_at(5061), 60, None);
+    assert_eq!(challenge.status, 401, "the central site's challenge: {} {}", challenge.status, challenge.reason);
+    let authorization = register_authorization(&challenge, DOMAIN, "dora", "dora-pw", 1);
+    let ok = dora.register(&dora_at(5061), 60, Some(&authorization));
+    assert_eq!(ok.status, 200, "dora through the branch: {} {}\n{}", ok.status, ok.reason, kam.log_text());
+
+    // A call from the central site to carol: Kamailio follows her Path over TLS to the branch,
+    // which reaches her over her TLS flow; the BYE comes the same way.
+    let connected = carol.count(Event::Connected);
+    let out = call(&topo.central, SocketAddr::from((CENTRAL, 5070)), kam.addr, "hq", "carol", DOMAIN, HOLD).run(&scratch.path, 20);
+    assert!(out.status.success(), "the central site's call to carol failed:\n{}\n{}", sba.log(), kam.log_text());
+    assert_eq!(carol.count(Event::Connected), connected + 1, "{}", carol.console());
+
+    // 2. The cut: the TLS probes go unanswered, survival; the branch's phones call each other.
+    topo.cut_wan();
+    sba.wait_mode("survival", Duration::from_secs(5)).unwrap_or_else(|| panic!("no survival after the cut:\n{}", sba.log()));
+    let answered = alice.answered();
+    carol.dial(&format!("sip:alice@{DOMAIN}"));
+    wait_until(|| alice.answered() > answered, WAIT, || format!("carol's call in survival:\n{}\n{}", carol.console(), sba.log()));
+    assert!(carol.wait(Event::Connected, connected + 1, WAIT), "{}", carol.console());
+    let hung_up = alice.hung_up();
+    carol.hang_up();
+    wait_until(|| alice.hung_up() > hung_up, WAIT, || format!("carol's BYE did not reach alice:\n{}", sba.log()));
+
+    // The trust rule over TLS: a REGISTER that moves dora's binding is believed on the very TLS
+    // connection the central site authenticated her on, and refused on any other (nothing on
+    // the box can check her password), while the WAN is down.
+    let moved = dora.register(&dora_at(5063), 60, None);
+    assert_eq!(moved.status, 200, "dora's flow in survival: {} {}\n{}", moved.status, moved.reason, sba.log());
+    let mut mallory = TlsUa::connect(&topo.phones, tls_registrar, &pki.ca, "dora", DOMAIN);
+    let hijack = mallory.register(&dora_at(5099), 60, None);
+    assert_eq!(hijack.status, 403, "dora's binding from another TLS connection: {} {}", hijack.status, hijack.reason);
+    let contacts: Vec<String> = sba
+        .registrations()
+        .into_iter()
+        .filter(|b| b["aor"] == format!("sip:dora@{DOMAIN}"))
+        .map(|b| b["contact"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(contacts.iter().any(|c| c.contains(":5063")), "{contacts:?}");
+    assert!(!contacts.iter().any(|c| c.contains(":5099")), "{contacts:?}");
+
+    // 3. Failback: the WAN back, the probes go on a new TLS connection; a new registration
+    // reaches Kamailio over TLS.
+    let restored = Instant::now();
+    topo.restore_wan();
+    sba.wait_mode("pass-through", Duration::from_secs(10)).unwrap_or_else(|| panic!("no failback over TLS:\n{}", sba.log()));
+    eprintln!("pass-through {:?} after the restore", restored.elapsed());
+    let erin = Answerer::phone(&topo.phones, &scratch.path, &phone("erin", "erin-pw", 7, sba.addr), 120);
+    assert!(erin.wait_registrations(0, WAIT), "erin never registered after failback:\n{}", erin.log());
+    assert_eq!(of(&kam.sockets(), "erin"), Some(format!("tls:{CENTRAL}:5061").as_str()), "{:?}", kam.sockets());
+    assert!(!sba.log().contains("refused (expected name"), "{}", sba.log());
+}
+
+#[test]
+fn a_central_certificate_for_another_name_is_refused() {
+    let scratch = Scratch::new("tls-central-name");
+    let topo = Topology::new();
+    let pki = Pki::new(&scratch.path);
+    // Kamailio presents a certificate from the right CA, for another name.
+    let (cert, key) = pki.issue("impostor", "DNS:other.example");
+    let kam = Kamailio::start_with(&topo, &scratch.path, DOMAIN, &[("alice", "alice-pw")], Some(&KamailioTls { cert: &cert, key: &key, ca: &pki.ca }));
+    let tls_dir = install_branch_certificate(&pki, &scratch);
+    let [registrar_keys, central_keys] = tls_keys(&tls_dir, &pki.ca, CENTRAL_NAME);
+    let sba = Sba::start_with(&topo, &scratch, DOMAIN, 5061, [&registrar_keys, &central_keys, ""]);
+
+    let refusal = format!("TLS to central proxy {CENTRAL}:5061 refused (expected name {CENTRAL_NAME}): invalid peer certificate");
+    wait_until(|| sba.log().contains(&refusal), WAIT, || format!("no refusal logged:\n{}", sba.log()));
+    sba.wait_mode("survival", Duration::from_secs(10)).unwrap_or_else(|| panic!("the refused central site kept the branch up:\n{}", sba.log()));
+    // Nothing went to it: a phone's REGISTER is the branch's to judge (an unknown device, 403).
+    let sock = topo.phones.udp_socket(phone_at(1)).expect("socket");
+    let mut alice = Ua::with_socket(sock, sba.addr, "alice", DOMAIN);
+    assert_eq!(alice.request(60, None).status, 403);
+    assert!(kam.location().is_empty(), "{:?}", kam.location());
+    assert!(!kam.log_text().contains("registered sip:"), "{}", kam.log_text());
+}
