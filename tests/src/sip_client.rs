@@ -80,7 +80,7 @@ impl Ua {
     /// Sends a REGISTER (see `register`) and waits for its response.
     pub fn request(&mut self, expires: u32, authorization: Option<&str>) -> Response {
         let req = self.register(expires, authorization);
-        self.send(&req.to_bytes());
+        self.send(&req.to_bytes().expect("a writable request"));
         self.recv()
     }
 

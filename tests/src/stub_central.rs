@@ -40,7 +40,7 @@ impl StubCentral {
                         ok.headers.add(HeaderName::Contact, format!("{contact};expires=600"));
                     }
                 }
-                let _ = sock.send_to(&ok.to_bytes(), from);
+                let _ = sock.send_to(&ok.to_bytes().expect("a writable 200"), from);
             }
         });
         StubCentral { addr, cut, stop, registers, thread: Some(thread) }

@@ -376,7 +376,7 @@ impl Branch {
     }
 
     fn send(&self, r: &Request) {
-        self.sip.send_to(&Message::Request(r.clone()).to_bytes(), self.mediation).unwrap();
+        self.sip.send_to(&Message::Request(r.clone()).to_bytes().unwrap(), self.mediation).unwrap();
     }
 
     /// The next response whose status is at least `min`.

@@ -40,7 +40,7 @@ fn a_retransmitted_register_is_challenged_again_with_the_same_tag() {
     let scratch = Scratch::new("proto-stateless-401");
     let reg = Registrar::start(&scratch, "", &[("ivy", "pw-ivy")]);
     let mut ua = Ua::new(reg.addr, "ivy", DOMAIN);
-    let first = ua.register(600, None).to_bytes();
+    let first = ua.register(600, None).to_bytes().unwrap();
     ua.send(&first);
     let a = ua.recv();
     ua.send(&first);

@@ -114,14 +114,14 @@ fn topology_links_kamailio_and_wan_cut() {
     let contact = format!("sip:bob@{}:5062", Topology::phone_ip(1));
     let path = format!("sip:{SBA_WAN}:5072;lr");
     let via_sba = sock(&topo.sba, SBA_WAN, 5072);
-    sba_sip.send_to(&register(&sba_sip, "bob", &contact, &path, 1, None).to_bytes(), kam.addr).expect("send");
+    sba_sip.send_to(&register(&sba_sip, "bob", &contact, &path, 1, None).to_bytes().unwrap(), kam.addr).expect("send");
     let challenge = recv_final(&sba_sip);
     assert_eq!(challenge.status, 401);
     let values: Vec<&str> = challenge.headers.get_all(&HeaderName::WwwAuthenticate).collect();
     let chosen = DigestClient::preferred_challenge(&values).expect("digest challenge");
     let auth = DigestClient::authorize(chosen, "REGISTER", &format!("sip:{DOMAIN}"), "bob", "bob-secret", "c0ffee", 1)
         .expect("answerable challenge");
-    sba_sip.send_to(&register(&sba_sip, "bob", &contact, &path, 2, Some(&auth)).to_bytes(), kam.addr).expect("send");
+    sba_sip.send_to(&register(&sba_sip, "bob", &contact, &path, 2, Some(&auth)).to_bytes().unwrap(), kam.addr).expect("send");
     assert_eq!(recv_final(&sba_sip).status, 200);
     let location = kam.location();
     assert!(location.contains(&("bob".to_string(), contact.clone())), "{location:?}");

@@ -23,7 +23,7 @@ fn wait_mode(reg: &Registrar, want: &str) {
 
 /// `ua`'s next REGISTER with its Contact and headers rewritten by `edit` (as text).
 fn forged(ua: &mut Ua, edit: impl Fn(String) -> String) -> Vec<u8> {
-    let text = String::from_utf8(ua.register(600, None).to_bytes()).expect("utf-8");
+    let text = String::from_utf8(ua.register(600, None).to_bytes().expect("a writable REGISTER")).expect("utf-8");
     edit(text).into_bytes()
 }
 

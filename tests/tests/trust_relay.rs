@@ -43,7 +43,7 @@ impl PstnSide {
                     }
                     ok.headers.add(HeaderName::Contact, format!("<sip:pstn@{addr}>"));
                 }
-                let _ = sock.send_to(&ok.to_bytes(), from);
+                let _ = sock.send_to(&ok.to_bytes().expect("a writable answer"), from);
             }
         });
         PstnSide { addr, seen }

@@ -108,7 +108,7 @@ impl Rig {
         request.headers.add(HeaderName::CallId, format!("{branch}@probe"));
         request.headers.add(HeaderName::CSeq, "1 OPTIONS");
         request.headers.add(HeaderName::MaxForwards, "70");
-        socket.send_to(&request.to_bytes(), self.gateway).await.unwrap();
+        socket.send_to(&request.to_bytes().unwrap(), self.gateway).await.unwrap();
         let mut buf = vec![0u8; 4096];
         let (n, _) = timeout(WAIT, socket.recv_from(&mut buf)).await.expect("an OPTIONS answer").unwrap();
         match holdfast_sip::wire::parse(&buf[..n]) {

@@ -64,7 +64,7 @@ fn mutate(rng: &mut StdRng, seed: &[u8], corpus: &[Vec<u8>]) -> Vec<u8> {
 fn check(input: &[u8], rng: &mut StdRng) -> bool {
     let parsed = match wire::parse(input) {
         Ok(m) => {
-            let bytes = m.to_bytes();
+            let bytes = m.to_bytes().unwrap_or_else(|e| panic!("{e}: {m:?}"));
             assert_eq!(wire::parse(&bytes).as_ref(), Ok(&m), "round trip of {:?}", String::from_utf8_lossy(input));
             true
         }

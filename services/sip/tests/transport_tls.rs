@@ -125,7 +125,7 @@ async fn a_phones_tls_flow_carries_responses_keepalives_and_requests_to_it() {
     // The phone claims a listening port of its own: nobody listens there, and with `alias`
     // (RFC 5923) requests for it use this connection too.
     let via = "SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bKtls1;rport;alias";
-    stream.write_all(&request("REGISTER", via, "tls-1").to_bytes()).await.unwrap();
+    stream.write_all(&request("REGISTER", via, "tls-1").to_bytes().unwrap()).await.unwrap();
 
     let incoming = next(&mut rx).await;
     assert_eq!(incoming.source.transport, Protocol::Tls);
@@ -167,7 +167,7 @@ async fn an_alias_never_names_another_host() {
     let (sba, mut rx) = bind(&pki, &["sba.branch.test"], Vec::new()).await;
     let mut stream = phone(&pki, sba.tls_addr().unwrap()).await;
     let via = "SIP/2.0/TLS 127.0.0.9:5061;branch=z9hG4bKhijack;alias";
-    stream.write_all(&request("OPTIONS", via, "hijack").to_bytes()).await.unwrap();
+    stream.write_all(&request("OPTIONS", via, "hijack").to_bytes().unwrap()).await.unwrap();
     next(&mut rx).await;
     // Nothing listens at 127.0.0.9:5061: the send fails in the background, and nothing for
     // that host comes down the attacker's connection.

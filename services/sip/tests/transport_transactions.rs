@@ -48,7 +48,7 @@ async fn invite_retransmitted_answered_and_acked_over_udp() {
                     answered = true;
                     let mut busy = request.response(486);
                     busy.headers.set(HeaderName::To, "<sip:bob@example.com>;tag=b");
-                    bob.send_to(&busy.to_bytes(), from).await.unwrap();
+                    bob.send_to(&busy.to_bytes().unwrap(), from).await.unwrap();
                 }
             }
             incoming = alice_rx.recv() => {

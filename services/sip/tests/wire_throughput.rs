@@ -88,7 +88,7 @@ fn parse_and_serialize_throughput() {
         holdfast_sip::message::HeaderName::Contact,
         "<sip:1001@192.0.2.17:5060;rinstance=6a1f2c3d4e5f6071;transport=UDP>;expires=3600",
     );
-    let ok_bytes = ok.to_bytes();
+    let ok_bytes = ok.to_bytes().unwrap();
     let parse_allocations = allocations(|| drop(black_box(wire::parse(REGISTER))));
     println!(
         "allocations: parse REGISTER {parse_allocations}, parse 200 OK {}, serialize 200 OK {}",

@@ -287,7 +287,7 @@ fn bad_configs_are_refused() {
 fn options_request_is_valid_sip_and_its_response_maps_back() {
     let probe = Probe { id: 42, target: addr(A), token: "0123abcd".repeat(4) };
     let request = options_request(&probe, addr("10.77.2.1:5060"), Protocol::Udp, "branch.example");
-    let bytes = request.to_bytes();
+    let bytes = request.to_bytes().unwrap();
     let Ok(Message::Request(parsed)) = wire::parse(&bytes) else {
         panic!("unparseable probe: {}", String::from_utf8_lossy(&bytes));
     };
@@ -296,7 +296,7 @@ fn options_request_is_valid_sip_and_its_response_maps_back() {
     let branch = parsed.top_via().unwrap().branch().unwrap().to_string();
     assert!(branch.starts_with("z9hG4bK-wan-42-"), "{branch}");
     let response = parsed.response(200);
-    let Ok(Message::Response(back)) = wire::parse(&response.to_bytes()) else { panic!("unparseable response") };
+    let Ok(Message::Response(back)) = wire::parse(&response.to_bytes().unwrap()) else { panic!("unparseable response") };
     assert_eq!(probe_answer(&back), Some(answer(&probe)));
     // Two probes with the same id (a restarted branch, keyed afresh) differ on the wire.
     let restarted = WanMonitor::new(config(&[A]), Instant::now(), [1; 32]).unwrap().poll_probe(Instant::now()).unwrap();

@@ -6,7 +6,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     match wire::parse(data) {
-        Ok(message) => assert_eq!(wire::parse(&message.to_bytes()).as_ref(), Ok(&message)),
+        Ok(message) => assert_eq!(wire::parse(&message.to_bytes().unwrap()).as_ref(), Ok(&message)),
         Err(error) => {
             if let Some(answer) = wire::error_response(data, &error) {
                 let _ = answer.to_bytes();

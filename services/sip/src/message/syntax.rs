@@ -169,6 +169,29 @@ pub(crate) fn write_escaped(f: &mut impl std::fmt::Write, s: &str, allowed: fn(u
     f.write_str(s.get(start..).unwrap_or_default())
 }
 
+/// Any CR or LF, or a NUL other than the quoted-pair `\NUL` inside a quoted string, which RFC
+/// 3261 §25.1 allows (RFC 4475's intmeth carries one in a display name).
+pub(crate) fn breaks_line(text: &[u8]) -> bool {
+    if !text.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0) {
+        return false;
+    }
+    let (mut quoted, mut escaped) = (false, false);
+    for &b in text {
+        match b {
+            b'\r' | b'\n' => return true,
+            0 if !escaped => return true,
+            b'\\' if quoted && !escaped => {
+                escaped = true;
+                continue;
+            }
+            b'"' if !escaped => quoted = !quoted,
+            _ => {}
+        }
+        escaped = false;
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

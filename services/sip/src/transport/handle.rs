@@ -113,7 +113,7 @@ impl TransportHandle {
     pub async fn send_response(&self, response: &Response) -> Result<(), TransportError> {
         let via = response.top_via_raw()?;
         let route = response_route(&via).ok_or_else(|| TransportError::Unsupported(via.transport.to_string()))?;
-        let bytes = Bytes::from(response.to_bytes());
+        let bytes = Bytes::from(response.to_bytes()?);
         match route.transport {
             Protocol::Udp => {
                 let dest = resolve(&route.dest).await?;
@@ -168,7 +168,7 @@ impl TransportHandle {
 
     /// Sends a message to `dest`, over TCP on an open connection to it or a new one.
     pub async fn send_to(&self, msg: &Message, dest: SocketAddr, transport: Protocol) -> Result<(), TransportError> {
-        self.send_bytes(msg.to_bytes(), dest, transport).await
+        self.send_bytes(msg.to_bytes()?, dest, transport).await
     }
 
     /// Sends what the transaction layer produced (`Transactions::poll_transmit`); on an error
@@ -176,7 +176,7 @@ impl TransportHandle {
     pub async fn transmit(&self, transmit: &Transmit) -> Result<(), TransportError> {
         match transmit {
             Transmit::Request { request, dest, transport, .. } => {
-                self.send_bytes(request.to_bytes(), *dest, *transport).await
+                self.send_bytes(request.to_bytes()?, *dest, *transport).await
             }
             Transmit::Response { response, .. } => self.send_response(response.as_ref()).await,
         }

@@ -19,6 +19,7 @@ pub use tls::{TlsPeer, TlsSetup};
 pub use tokio_rustls::rustls;
 
 use crate::message::{HeaderError, Message};
+use crate::wire::Unwritable;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
@@ -138,6 +139,8 @@ pub enum TransportError {
     Io(#[from] io::Error),
     #[error(transparent)]
     Header(#[from] HeaderError),
+    #[error(transparent)]
+    Unwritable(#[from] Unwritable),
     #[error("transport {0} is not served")]
     Unsupported(String),
     #[error("cannot resolve {0}")]

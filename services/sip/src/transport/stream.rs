@@ -116,8 +116,8 @@ async fn read_messages<R: AsyncRead + Unpin>(shared: &Shared, connection: &Conne
                 Ok(StreamItem::Ping) => connection.send(Bytes::from_static(b"\r\n"))?,
                 Ok(StreamItem::Pong) => {}
                 Err(e) => {
-                    if let Some(response) = wire::error_response(decoder.last_rejected(), &e) {
-                        connection.send(response.to_bytes().into())?;
+                    if let Some(Ok(bytes)) = wire::error_response(decoder.last_rejected(), &e).map(|r| r.to_bytes()) {
+                        connection.send(bytes.into())?;
                     }
                     debug!("faulty message from {}: {e}", connection.peer);
                 }

@@ -59,12 +59,15 @@ pub(crate) async fn serve(shared: Arc<Shared>) {
             }
             // The faulty request's Via is not trusted: the answer goes where the datagram came from.
             Err(e) => match wire::error_response(bytes, &e) {
-                Some(response) => {
-                    debug!("answering a faulty datagram from {from} with {}: {e}", response.status);
-                    if let Err(e) = shared.udp.send_to(&response.to_bytes(), from).await {
-                        debug!("UDP send to {from}: {e}");
+                Some(response) => match response.to_bytes() {
+                    Ok(bytes) => {
+                        debug!("answering a faulty datagram from {from} with {}: {e}", response.status);
+                        if let Err(e) = shared.udp.send_to(&bytes, from).await {
+                            debug!("UDP send to {from}: {e}");
+                        }
                     }
-                }
+                    Err(unwritable) => debug!("no answer to a faulty datagram from {from} ({e}): {unwritable}"),
+                },
                 None => debug!("dropping a faulty datagram from {from}: {e}"),
             },
         }

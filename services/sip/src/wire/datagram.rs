@@ -104,6 +104,10 @@ fn parse_status_line(line: &str) -> Result<StartLine, WireError> {
         }
         _ => return Err(WireError::StartLine("status line: status code")),
     };
+    // The phrase is relayed and copied into records: no control characters (RFC 3261 §25.1).
+    if reason.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
+        return Err(WireError::StartLine("status line: reason phrase"));
+    }
     Ok(StartLine::Response(status, reason.to_string()))
 }
 
@@ -213,6 +217,10 @@ mod tests {
         assert_eq!((r.status, r.reason.as_str()), (486, "Busy Here"));
         assert!(parse(text.replace("486", "4860").as_bytes()).is_err());
         assert!(parse(text.replace("486", "086").as_bytes()).is_err());
+        assert_eq!(
+            parse(text.replace("Busy Here", "Busy\rHere").as_bytes()),
+            Err(WireError::StartLine("status line: reason phrase"))
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The header block: where it ends, and its header lines with folding undone.
-use crate::message::syntax::{is_token, is_ws, trim_ws};
+use crate::message::syntax::{breaks_line, is_token, is_ws, trim_ws};
 use std::borrow::Cow;
 
 /// Skips the CRLFs RFC 3261 §7.5 says to ignore before a start line.
@@ -97,6 +97,10 @@ impl<'a> Iterator for HeaderLines<'a> {
             }
             v.push_str(more);
         }
+        // A bare CR or a NUL left in a value would reach whatever copies it into a header.
+        if breaks_line(value.as_bytes()) {
+            return Some(Err(()));
+        }
         Some(Ok(RawHeader { name, value }))
     }
 }
@@ -160,6 +164,10 @@ mod tests {
         assert!(lines.next().unwrap().is_err());
         let (_, mut lines) = start_line("X\r\nBad Name: v\r\n");
         assert!(lines.next().unwrap().is_err());
+        for bare in ["X\r\nY: a\r\r\n", "X\r\nY: a\rb\r\n", "X\r\nY: a\0b\r\n"] {
+            let (_, mut lines) = start_line(bare);
+            assert!(lines.next().unwrap().is_err(), "{bare:?}");
+        }
     }
 
     #[test]

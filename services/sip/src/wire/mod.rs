@@ -16,4 +16,5 @@ mod validate;
 pub use datagram::parse;
 pub use error::WireError;
 pub use salvage::error_response;
+pub use serialize::Unwritable;
 pub use stream::{StreamDecoder, StreamItem};
