@@ -107,7 +107,9 @@ impl LocalAppliance {
     /// phone registering before that is refused 403 and waits for its next refresh.
     pub fn add_users(&self, users: &[(&str, &str)]) {
         for (name, password) in users {
-            let out = self.sbactl(&["user", "add", name, "--domain", DOMAIN, "--password", password]);
+            let mut add = self.island.ns.command(&bin("sbactl").to_string_lossy());
+            add.current_dir(&self.dir).args(["user", "add", name, "--domain", DOMAIN, "--password-stdin"]);
+            let out = crate::registrar::with_stdin(add, password);
             assert!(out.status.success(), "sbactl user add: {}", String::from_utf8_lossy(&out.stderr));
         }
         let reloaded = format!("users reloaded: {}", users.len());

@@ -34,6 +34,8 @@ impl Registrar {
         )
         .expect("write config");
         let mut r = Registrar { addr, db, config, child: None };
+        let init = r.sbactl(&["init"]);
+        assert!(init.status.success(), "sbactl init: {}", String::from_utf8_lossy(&init.stderr));
         for (name, password) in users {
             r.add_user(name, password);
         }
@@ -61,7 +63,9 @@ impl Registrar {
     }
 
     pub fn add_user(&self, name: &str, password: &str) {
-        let out = self.sbactl(&["user", "add", name, "--domain", DOMAIN, "--password", password]);
+        let mut add = Command::new(bin("sbactl"));
+        add.arg("--db").arg(&self.db).args(["user", "add", name, "--domain", DOMAIN, "--password-stdin"]);
+        let out = with_stdin(add, password);
         assert!(out.status.success(), "sbactl user add: {}", String::from_utf8_lossy(&out.stderr));
     }
 
@@ -77,4 +81,13 @@ impl Drop for Registrar {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// Runs `command` with `line` (a password) on its standard input, as `--password-stdin` reads it.
+pub fn with_stdin(mut command: Command, line: &str) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    child.stdin.take().expect("stdin").write_all(format!("{line}\n").as_bytes()).expect("write stdin");
+    child.wait_with_output().expect("wait")
 }

@@ -51,8 +51,8 @@ echo "READY-ALL boot=$boot uptime=$(cut -d' ' -f1 /proc/uptime) pending=[$pendin
 free -m | awk '/^Mem:/ {{print "MEM used_mib=" $3 " total_mib=" $2}}'
 for u in $present; do journalctl -b -u "$u" --no-pager -o cat | sed "s/^/JOURNAL $u /"; done
 echo "JOURNAL-END boot=$boot"
-[ $boot = 1 ] && sbactl --db {db} user add {USER} --domain {domain} --password {PASSWORD} \
-    && sbactl --db {db} user add {CALLEE} --domain {domain} --password {CALLEE_PASSWORD} && echo USER-ADDED
+[ $boot = 1 ] && echo {PASSWORD} | sbactl --db {db} user add {USER} --domain {domain} --password-stdin \
+    && echo {CALLEE_PASSWORD} | sbactl --db {db} user add {CALLEE} --domain {domain} --password-stdin && echo USER-ADDED
 i=0
 while [ $i -lt 120 ]; do
     out=$(sbactl --db {db} registrations --json)

@@ -147,12 +147,9 @@ fn branch_survives_the_wan() {
     let r = dave.recv();
     assert_eq!((r.status, r.reason.as_str()), (403, "Forbidden (caller not registered here)"));
     assert_eq!(carrier.answered(), pstn_before, "an unregistered device reached the PSTN");
-    let out = std::process::Command::new(holdfast_tests::bins::bin("sbactl"))
-        .arg("--db")
-        .arg(&sba.db)
-        .args(["user", "add", "frank", "--domain", DOMAIN, "--password", "frank-local"])
-        .output()
-        .expect("sbactl");
+    let mut add = std::process::Command::new(holdfast_tests::bins::bin("sbactl"));
+    add.arg("--db").arg(&sba.db).args(["user", "add", "frank", "--domain", DOMAIN, "--password-stdin"]);
+    let out = holdfast_tests::registrar::with_stdin(add, "frank-local");
     assert!(out.status.success());
     let frank = topo.phones.udp_socket(phone_at(6)).expect("socket");
     let mut frank = Ua::with_socket(frank, sba.addr, "frank", DOMAIN);

@@ -113,7 +113,7 @@ impl Authenticator {
         let verdict = server.verify_credentials_from(
             req.method.as_str(),
             credentials,
-            |name, _realm, alg| users.and_then(|u| u.get(name)).map(|u| u.ha1(store_alg(alg)).to_string()),
+            |name, _realm, alg| users.and_then(|u| u.get(name)).and_then(|u| Some(u.ha1(store_alg(alg))?.to_string())),
             wall,
             &address_bytes(source),
         );

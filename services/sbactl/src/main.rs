@@ -5,16 +5,19 @@ mod number;
 mod plan;
 mod pstn;
 mod status;
+mod userfile;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use holdfast_store::Store;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
 #[command(name = "sbactl", about = "Administers the Holdfast branch appliance")]
 struct Cli {
     /// The appliance database (default: [registrar].db of /etc/sba/sba.toml, else ./var/sba.db).
+    /// It must exist (the services create it when they start) except for `sbactl init`.
     #[arg(long, global = true)]
     db: Option<PathBuf>,
     #[command(subcommand)]
@@ -23,6 +26,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Creates the database (or brings an existing one up to date): before adding users to a
+    /// branch whose services have not started yet.
+    Init,
     /// Local users: who may register at the branch (only their HA1 digests are stored).
     User {
         #[command(subcommand)]
@@ -155,14 +161,20 @@ enum AdminCommand {
 
 #[derive(Subcommand)]
 enum UserCommand {
+    /// Adds a user. The password is asked twice at a terminal (not echoed), or read as one
+    /// line from standard input with --password-stdin; never from the command line, where
+    /// `ps` and the shell history would show it.
     Add {
         name: String,
         #[arg(long)]
         domain: String,
         #[arg(long)]
-        password: String,
+        password_stdin: bool,
     },
-    /// Adds every `name;password` line of FILE (sipp's CSV format; `#` comments) in one go.
+    /// Adds every user of FILE in one go (all or none): `name;password` lines (sipp's CSV
+    /// format; `#` comments; a field in double quotes may hold `;`), or a header line naming
+    /// the columns (username, password, ha1, domain) as Kamailio's subscriber table exports
+    /// them, so users can be imported with their MD5 HA1 instead of a password.
     Import {
         file: PathBuf,
         #[arg(long)]
@@ -191,12 +203,19 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     let db = cli.db.unwrap_or_else(default_db);
     match cli.command {
+        Command::Init => {
+            let existed = db.exists();
+            Store::open(&db).await.with_context(|| format!("creating the database {}", db.display()))?.close().await;
+            println!("{} {}", if existed { "up to date:" } else { "created" }, db.display());
+            Ok(())
+        }
         Command::Status { json } => status::show(&db, json),
         Command::User { command } => user(&open(&db).await?, command).await,
         Command::Registrations { json } => registrations(&open(&db).await?, json).await,
         Command::Cdr { since, csv } => cdr::list(&open(&db).await?, since.as_deref(), csv).await,
         Command::Admin { command: AdminCommand::Passwd } => {
-            let password = read_new_password()?;
+            let password = read_password("New admin password", !std::io::stdin().is_terminal())?;
+            anyhow::ensure!(password.chars().count() >= 8, "use at least 8 characters");
             open(&db).await?.set_admin_password(&password).await.context("storing the admin password")?;
             println!("admin password set");
             Ok(())
@@ -227,15 +246,23 @@ async fn main() -> Result<()> {
     }
 }
 
+/// An existing database: a mistyped --db is an error, not a fresh empty database.
 async fn open(db: &Path) -> Result<Store> {
+    anyhow::ensure!(
+        db.is_file(),
+        "no database at {} (a wrong --db? `sbactl --db {} init` creates one)",
+        db.display(),
+        db.display()
+    );
     Store::open(db).await.with_context(|| format!("opening the database {}", db.display()))
 }
 
 async fn user(store: &Store, command: UserCommand) -> Result<()> {
     match command {
-        UserCommand::Add { name, domain, password } => {
+        UserCommand::Add { name, domain, password_stdin } => {
             anyhow::ensure!(valid_user(&name), "user name {name:?}: use letters, digits and -_.!~*'()&=+$,;?/");
             anyhow::ensure!(!domain.is_empty() && !domain.contains(['@', ' ']), "domain {domain:?} is not a SIP domain");
+            let password = read_password(&format!("Password for sip:{name}@{domain}"), password_stdin)?;
             anyhow::ensure!(!password.is_empty(), "the password must not be empty");
             store.add_user(&name, &domain, &password).await.context("adding the user")?;
             println!("added sip:{name}@{domain}");
@@ -243,22 +270,12 @@ async fn user(store: &Store, command: UserCommand) -> Result<()> {
         UserCommand::Import { file, domain } => {
             anyhow::ensure!(!domain.is_empty() && !domain.contains(['@', ' ']), "domain {domain:?} is not a SIP domain");
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-            let mut users = Vec::new();
-            for (n, line) in text.lines().enumerate() {
-                let line = line.trim();
-                if line.is_empty() || line.starts_with('#') || line == "SEQUENTIAL" || line == "RANDOM" {
-                    continue;
-                }
-                let (name, password) = line
-                    .split_once(';')
-                    .with_context(|| format!("{} line {}: expected name;password", file.display(), n + 1))?;
-                let password = password.split(';').next().unwrap_or_default();
-                anyhow::ensure!(valid_user(name), "{} line {}: bad user name {name:?}", file.display(), n + 1);
-                anyhow::ensure!(!password.is_empty(), "{} line {}: empty password", file.display(), n + 1);
-                users.push((name.to_string(), password.to_string()));
+            let import = userfile::parse(&text, &domain, valid_user).with_context(|| file.display().to_string())?;
+            store.add_users(&domain, &import.users).await.context("adding the users")?;
+            println!("added {} users to {domain}", import.users.len());
+            if import.other_domains > 0 {
+                println!("left out {} rows of other domains", import.other_domains);
             }
-            store.add_users(&domain, &users).await.context("adding the users")?;
-            println!("added {} users to {domain}", users.len());
         }
         UserCommand::List => {
             for u in store.list_users().await.context("listing users")? {
@@ -311,29 +328,28 @@ fn print_cert(cert: &holdfast_tls::ApplianceCert) -> Result<()> {
     Ok(())
 }
 
-/// A new password from standard input: at a terminal, asked twice with echo off.
-fn read_new_password() -> Result<String> {
-    use std::io::{BufRead, IsTerminal};
+/// A new password: one line of standard input when `from_stdin`, else asked twice at the
+/// terminal with echo off.
+fn read_password(prompt: &str, from_stdin: bool) -> Result<String> {
+    use std::io::BufRead;
     let stdin = std::io::stdin();
     let read_line = || -> Result<String> {
         let mut line = String::new();
         stdin.lock().read_line(&mut line).context("reading the password")?;
         Ok(line.trim_end_matches(['\n', '\r']).to_string())
     };
-    let password = if stdin.is_terminal() {
-        let _echo = EchoOff::new();
-        eprint!("New admin password: ");
-        let first = read_line()?;
-        eprint!("\nAgain: ");
-        let again = read_line()?;
-        eprintln!();
-        anyhow::ensure!(first == again, "the two passwords differ");
-        first
-    } else {
-        read_line()?
-    };
-    anyhow::ensure!(password.chars().count() >= 8, "use at least 8 characters");
-    Ok(password)
+    if from_stdin {
+        return read_line();
+    }
+    anyhow::ensure!(stdin.is_terminal(), "no terminal to ask the password at: pipe it in with --password-stdin");
+    let _echo = EchoOff::new();
+    eprint!("{prompt}: ");
+    let first = read_line()?;
+    eprint!("\nAgain: ");
+    let again = read_line()?;
+    eprintln!();
+    anyhow::ensure!(first == again, "the two passwords differ");
+    Ok(first)
 }
 
 /// Terminal echo off until dropped.

@@ -25,7 +25,7 @@ pub use cdr_writer::{CdrWriter, CdrWriterStats, CdrWriterStopped};
 pub use error::StoreError;
 pub use ha1::HashAlgorithm;
 pub use store::Store;
-pub use users::{UserName, UserRecord};
+pub use users::{Secret, UserName, UserRecord};
 pub use writer::{BindingOp, BindingWriter, WriterStats};
 
 /// The database when no configuration names one: under the working directory, as a laptop run

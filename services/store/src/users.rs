@@ -22,11 +22,31 @@ pub struct UserRecord {
 }
 
 impl UserRecord {
-    pub fn ha1(&self, alg: HashAlgorithm) -> &str {
-        match alg {
+    /// None when the user was imported without this algorithm's HA1.
+    pub fn ha1(&self, alg: HashAlgorithm) -> Option<&str> {
+        let ha1 = match alg {
             HashAlgorithm::Md5 => &self.ha1_md5,
             HashAlgorithm::Sha256 => &self.ha1_sha256,
-        }
+        };
+        Some(ha1.as_str()).filter(|h| !h.is_empty())
+    }
+}
+
+/// What a new user is known by: a password (both HA1s computed from it), or an MD5 HA1 taken
+/// from another registrar (Kamailio's `subscriber.ha1`) whose realm is this domain. Such a user
+/// has no SHA-256 HA1 (stored empty, which `UserRecord::ha1` reports as none).
+#[derive(Clone, PartialEq, Eq)]
+pub enum Secret {
+    Password(String),
+    Ha1Md5(String),
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Secret::Password(_) => "Password(..)",
+            Secret::Ha1Md5(_) => "Ha1Md5(..)",
+        })
     }
 }
 
@@ -38,7 +58,7 @@ impl Store {
         domain: &str,
         password: &str,
     ) -> Result<(), StoreError> {
-        self.add_users(domain, &[(name.to_owned(), password.to_owned())])
+        self.add_users(domain, &[(name.to_owned(), Secret::Password(password.to_owned()))])
             .await
     }
 
@@ -81,7 +101,8 @@ impl Store {
             .bind(domain)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(|r| r.try_get(0)).transpose()?)
+        let ha1: Option<String> = row.map(|r| r.try_get(0)).transpose()?;
+        Ok(ha1.filter(|h| !h.is_empty()))
     }
 
     /// Every user with both HA1s, for the registrar to hold in memory.
@@ -113,18 +134,25 @@ impl Store {
     pub async fn add_users(
         &self,
         domain: &str,
-        users: &[(String, String)],
+        users: &[(String, Secret)],
     ) -> Result<(), StoreError> {
         let created_at = i64::try_from(holdfast_runtime::unix_now().as_secs()).unwrap_or(i64::MAX);
         let mut tx = self.pool.begin().await?;
-        for (name, password) in users {
+        for (name, secret) in users {
+            let (md5, sha256) = match secret {
+                Secret::Password(password) => (
+                    ha1(HashAlgorithm::Md5, name, domain, password),
+                    ha1(HashAlgorithm::Sha256, name, domain, password),
+                ),
+                Secret::Ha1Md5(md5) => (md5.to_ascii_lowercase(), String::new()),
+            };
             let result = sqlx::query(
                 "INSERT INTO users (name, domain, ha1_md5, ha1_sha256, created_at) VALUES (?, ?, ?, ?, ?)",
             )
             .bind(name)
             .bind(domain)
-            .bind(ha1(HashAlgorithm::Md5, name, domain, password))
-            .bind(ha1(HashAlgorithm::Sha256, name, domain, password))
+            .bind(md5)
+            .bind(sha256)
             .bind(created_at)
             .execute(&mut *tx)
             .await;

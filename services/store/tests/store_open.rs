@@ -2,7 +2,7 @@
 mod common;
 
 use common::TempDir;
-use holdfast_store::{Store, StoreError};
+use holdfast_store::{Secret, Store, StoreError};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection, Row};
 
@@ -95,13 +95,13 @@ async fn users_version_moves_with_every_change() {
     let v1 = store.users_version().await.unwrap();
     assert!(v1 > v0);
     store
-        .add_users("d", &[("b".into(), "x".into()), ("c".into(), "y".into())])
+        .add_users("d", &[("b".into(), Secret::Password("x".into())), ("c".into(), Secret::Password("y".into()))])
         .await
         .unwrap();
     let v2 = store.users_version().await.unwrap();
     assert!(v2 > v1);
     assert!(store
-        .add_users("d", &[("e".into(), "x".into()), ("a".into(), "y".into())])
+        .add_users("d", &[("e".into(), Secret::Password("x".into())), ("a".into(), Secret::Password("y".into()))])
         .await
         .is_err());
     assert_eq!(

@@ -2,7 +2,7 @@
 mod common;
 
 use common::TempDir;
-use holdfast_store::{HashAlgorithm, Store, StoreError, UserName};
+use holdfast_store::{HashAlgorithm, Secret, Store, StoreError, UserName};
 use sqlx::Row;
 
 const PASSWORD: &str = "correct-horse-battery-staple";
@@ -77,8 +77,8 @@ async fn users_round_trip_with_their_ha1s() {
     let all = store.load_users().await.unwrap();
     assert_eq!(all.len(), 3);
     let bob = all.iter().find(|u| u.name == "bob").unwrap();
-    assert_eq!(Some(bob.ha1(HashAlgorithm::Md5)), md5.as_deref());
-    assert_eq!(Some(bob.ha1(HashAlgorithm::Sha256)), sha.as_deref());
+    assert_eq!(bob.ha1(HashAlgorithm::Md5), md5.as_deref());
+    assert_eq!(bob.ha1(HashAlgorithm::Sha256), sha.as_deref());
 
     assert!(store
         .remove_user("alice", "other.example.org")
@@ -169,4 +169,18 @@ fn command_digest(tool: &str, input: &str) -> String {
         .next()
         .unwrap()
         .to_owned()
+}
+
+#[tokio::test]
+async fn a_user_imported_by_md5_ha1_has_no_sha256_ha1() {
+    let dir = TempDir::new("ha1-import");
+    let store = Store::open(&dir.path().join("db")).await.unwrap();
+    let md5 = hex_md5("dan:branch.example.org:from-kamailio");
+    let users = [("dan".to_string(), Secret::Ha1Md5(md5.to_ascii_uppercase()))];
+    store.add_users("branch.example.org", &users).await.unwrap();
+    let dan = store.load_users().await.unwrap().pop().unwrap();
+    assert_eq!(dan.ha1(HashAlgorithm::Md5), Some(md5.as_str()), "stored lower-case");
+    assert_eq!(dan.ha1(HashAlgorithm::Sha256), None, "an empty HA1 is none, never a digest of nothing");
+    assert_eq!(store.user_ha1("dan", "branch.example.org", HashAlgorithm::Sha256).await.unwrap(), None);
+    store.close().await;
 }
