@@ -325,3 +325,34 @@ async fn span_alarm_makes_the_trunk_unavailable_to_mediation() {
     rig.line.set_alarms(Alarms::NONE);
     rig.options_until(200).await;
 }
+
+/// A stranger (127.0.0.2, not mediation's address) sends the gateway an INVITE for a PSTN
+/// number: 403, and nothing reaches the span; the call mediation places next is the first the
+/// PSTN sees, and it goes through.
+#[tokio::test]
+async fn an_invite_from_anyone_but_mediation_is_refused() {
+    let mut rig = rig("stranger").await;
+    let socket = UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    let local = socket.local_addr().unwrap();
+    let mut invite = Request::new(Method::INVITE, Uri::parse(&format!("sip:0666666@{}", rig.gateway)).unwrap());
+    invite.headers.add(HeaderName::Via, format!("SIP/2.0/UDP {local};branch=z9hG4bK-stranger"));
+    invite.headers.add(HeaderName::From, format!("<sip:5551000@{local}>;tag=s"));
+    invite.headers.add(HeaderName::To, format!("<sip:0666666@{}>", rig.gateway));
+    invite.headers.add(HeaderName::CallId, "stranger@127.0.0.2");
+    invite.headers.add(HeaderName::CSeq, "1 INVITE");
+    invite.headers.add(HeaderName::Contact, format!("<sip:x@{local}>"));
+    invite.headers.add(HeaderName::MaxForwards, "70");
+    invite.headers.add(HeaderName::ContentType, "application/sdp");
+    invite.body = b"v=0\r\no=- 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n".to_vec();
+    socket.send_to(&invite.to_bytes().unwrap(), rig.gateway).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let (n, _) = timeout(WAIT, socket.recv_from(&mut buf)).await.expect("an answer to the stranger").unwrap();
+    match holdfast_sip::wire::parse(&buf[..n]) {
+        Ok(Message::Response(r)) => assert_eq!(r.status, 403),
+        other => panic!("not a response: {other:?}"),
+    }
+    let sipp = rig.mediation_uac("mediation_calls.xml", "0612345678", None);
+    let (call, _) = far_answers(&mut rig.far, "0612345678").await;
+    rig.far.hangup(call, cause::NORMAL_CLEARING).await.unwrap();
+    succeeds(sipp, "mediation calling after the stranger").await;
+}

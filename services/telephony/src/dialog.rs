@@ -69,6 +69,15 @@ impl Dialog {
         })
     }
 
+    /// Whether an in-dialog request from the peer is of this dialog by its full id (RFC 3261
+    /// §12.2.2): the Call-ID, our tag in To and the peer's in From, not the Call-ID alone.
+    pub fn owns(&self, request: &Request) -> bool {
+        let remote_tag = NameAddr::parse(&self.remote).ok().and_then(|n| n.tag().map(str::to_owned));
+        request.call_id().is_ok_and(|c| c == self.call_id)
+            && request.to_header().is_ok_and(|t| t.tag() == Some(self.local_tag.as_str()))
+            && request.from_header().is_ok_and(|f| f.tag().map(str::to_owned) == remote_tag && remote_tag.is_some())
+    }
+
     /// A new request in this dialog with the next CSeq, sent by `via` (our address).
     pub fn request(&mut self, method: Method, via: SocketAddr, ids: &mut Ids) -> Request {
         self.local_cseq += 1;

@@ -153,6 +153,9 @@ impl NumberingPlan {
     }
 }
 
+/// The presentation indicator of a withheld number.
+pub const PRESENTATION_RESTRICTED: u8 = 1;
+
 /// Presentation and screening indicators (octet 3a of the calling party number).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Presentation {

@@ -8,7 +8,7 @@ use std::time::Instant;
 use log::{debug, info, warn};
 
 use holdfast_media::g711::{PT_PCMA, PT_PCMU};
-use holdfast_sip::message::{HeaderName, Message, Method, Request, Response, Uri};
+use holdfast_sip::message::{HeaderName, Message, Method, NameAddr, Request, Response, Uri};
 use holdfast_sip::transaction::{Event, Inbound, TimerConfig, Transactions, TxEvent, TxId};
 use holdfast_sip::driver::Outbound;
 use holdfast_sip::transport::{Protocol, Source};
@@ -24,7 +24,7 @@ use super::dialog;
 use super::ALLOW;
 use crate::dahdi::Law;
 use crate::pri::PriEvent;
-use crate::q931::ie::{Cause, NumberingPlan, PartyNumber, TypeOfNumber};
+use crate::q931::ie::{Cause, NumberingPlan, PartyNumber, Presentation, TypeOfNumber, PRESENTATION_RESTRICTED};
 use crate::q931::{CallEvent, CallId, Outgoing};
 use crate::rtp::{law_of, payload_type};
 /// The o= user of our descriptions.
@@ -106,6 +106,14 @@ pub struct Calls {
     by_tx: HashMap<TxId, LegId>,
     outbound: VecDeque<Outbound>,
     actions: VecDeque<Action>,
+    /// SIP messages from anyone but mediation, refused.
+    strangers: u64,
+}
+
+/// Digits a Q.931 party number may carry (IA5 0-9, `*`, `#`); anything else is refused in both
+/// directions rather than copied into a SETUP or a SIP header.
+fn dialable(digits: &str) -> bool {
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
 }
 
 fn digits_of(uri: &Uri) -> Option<String> {
@@ -116,8 +124,22 @@ fn digits_of(uri: &Uri) -> Option<String> {
     };
     // Visual separators of tel URIs go; user parameters after ';' are not part of the number.
     let number: String = raw.split(';').next()?.chars().filter(|c| !matches!(c, '-' | '.' | '(' | ')')).collect();
-    (!number.is_empty() && number.chars().enumerate().all(|(i, c)| c.is_ascii_digit() || "*#".contains(c) || (i == 0 && c == '+')))
-        .then_some(number)
+    dialable(number.strip_prefix('+').unwrap_or(&number)).then_some(number)
+}
+
+/// Whether the caller asked for its identity to be withheld (RFC 3323 `Privacy: id`, or an
+/// anonymous From).
+fn withheld(request: &Request) -> bool {
+    let privacy = HeaderName::parse("Privacy");
+    let asked = request.headers.get_all(&privacy).flat_map(|v| v.split(';')).any(|p| matches!(p.trim().to_ascii_lowercase().as_str(), "id" | "user" | "header"));
+    asked || request.from_header().is_ok_and(|f| f.uri.as_sip().and_then(|s| s.user.as_deref()) == Some("anonymous"))
+}
+
+/// The caller's number: the asserted identity from mediation (RFC 3325) before From.
+fn calling_number(request: &Request) -> Option<String> {
+    let asserted = request.headers.get(&HeaderName::parse("P-Asserted-Identity"));
+    let asserted = asserted.and_then(|v| NameAddr::parse(v.split(',').next()?).ok()).and_then(|n| digits_of(&n.uri));
+    asserted.or_else(|| request.from_header().ok().and_then(|f| digits_of(&f.uri)))
 }
 
 /// A number as SIP writes it (`+` first for E.164) as a Q.931 party number.
@@ -128,11 +150,20 @@ pub(crate) fn party(number: &str) -> PartyNumber {
     }
 }
 
-fn sip_number(number: &PartyNumber) -> String {
-    match number.ton {
+/// A Q.931 party number as SIP writes it; None unless its digits are dialable.
+fn sip_number(number: &PartyNumber) -> Option<String> {
+    if !dialable(&number.digits) {
+        return None;
+    }
+    Some(match number.ton {
         TypeOfNumber::International => format!("+{}", number.digits),
         _ => number.digits.clone(),
-    }
+    })
+}
+
+/// Presentation restricted (Q.931 octet 3a): the caller withheld its number.
+fn restricted(number: &PartyNumber) -> bool {
+    number.presentation.is_some_and(|p| p.presentation == PRESENTATION_RESTRICTED)
 }
 
 impl Calls {
@@ -149,7 +180,13 @@ impl Calls {
             by_tx: HashMap::new(),
             outbound: VecDeque::new(),
             actions: VecDeque::new(),
+            strangers: 0,
         }
+    }
+
+    /// SIP messages refused because they did not come from mediation.
+    pub fn strangers(&self) -> u64 {
+        self.strangers
     }
 
     pub fn active_calls(&self) -> usize {
@@ -196,6 +233,21 @@ impl Calls {
     }
 
     pub fn on_message(&mut self, msg: Message, source: Source, now: Instant) {
+        // Only mediation's address may place PSTN calls or touch the calls in progress.
+        // OPTIONS (a health probe) is answered to anyone: it starts nothing.
+        let probe = matches!(&msg, Message::Request(r) if r.method == Method::OPTIONS);
+        if source.addr.ip() != self.config.mediation.ip() && !probe {
+            self.strangers += 1;
+            if self.strangers.is_power_of_two() {
+                info!("SIP from {} refused: only mediation ({}) is served ({} so far)", source.addr, self.config.mediation, self.strangers);
+            }
+            if let Message::Request(request) = msg {
+                if request.method != Method::ACK {
+                    self.outbound.push_back(Outbound::Response(request.response(403)));
+                }
+            }
+            return;
+        }
         match msg {
             Message::Request(request) => match self.txns.on_request(request, source.transport, now) {
                 Ok(Inbound::Request { id, request }) => self.on_request(id, request, source, now),
@@ -292,8 +344,7 @@ impl Calls {
             return self.on_invite(tx, request, source, now);
         }
         if method == Method::BYE {
-            let id = request.call_id().ok().and_then(|c| self.by_call_id.get(c).copied());
-            let Some(id) = id else { return self.respond(tx, request.response(481), now) };
+            let Some(id) = self.leg_of(&request) else { return self.respond(tx, request.response(481), now) };
             self.respond(tx, request.response(200), now);
             let c = reason::q850_cause(&request.headers).unwrap_or(cause::NORMAL_CLEARING);
             info!("{}: BYE from mediation (cause {c})", request.call_id().unwrap_or_default());
@@ -342,14 +393,19 @@ impl Calls {
             info!("{call_id}: {} carries no dialable number, 484", request.uri);
             return self.refuse(tx, &request, 484, cause::INVALID_NUMBER_FORMAT, now);
         };
-        let calling = request.from_header().ok().and_then(|f| digits_of(&f.uri));
+        let calling = calling_number(&request);
+        let withheld = withheld(&request);
         let tag = self.ids.tag();
         // Without From, To or a Contact no dialog can be formed (RFC 3261 §8.1.1.8).
         let Some(dialog) = Dialog::as_uas(&request, &tag, source.addr, source.transport) else {
             return self.respond(tx, request.response(400), now);
         };
         info!("{call_id}: INVITE from mediation for {called}, codec PT {pt}");
-        let outgoing = Outgoing { called: party(&called), calling: calling.as_deref().map(party), channel: None };
+        let mut calling = calling.as_deref().map(party);
+        if let (true, Some(c)) = (withheld, calling.as_mut()) {
+            c.presentation = Some(Presentation { presentation: PRESENTATION_RESTRICTED, screening: 0 });
+        }
+        let outgoing = Outgoing { called: party(&called), calling, channel: None };
         let session = self.ids.next_u32().into();
         let id = self.new_leg(Leg {
             origin: Origin::Sip,
@@ -393,10 +449,16 @@ impl Calls {
     }
 
     fn on_ack(&mut self, ack: &Request) {
-        let id = ack.call_id().ok().and_then(|c| self.by_call_id.get(c).copied());
-        if let Some(leg) = id.and_then(|id| self.legs.get_mut(&id)) {
+        if let Some(leg) = self.leg_of(ack).and_then(|id| self.legs.get_mut(&id)) {
             leg.retransmit = None;
         }
+    }
+
+    /// The leg whose dialog an in-dialog request belongs to by its full dialog id (Call-ID
+    /// and both tags, RFC 3261 §12.2.2), not by its Call-ID alone.
+    fn leg_of(&self, request: &Request) -> Option<LegId> {
+        let id = self.by_call_id.get(request.call_id().ok()?).copied()?;
+        self.legs.get(&id)?.dialog.as_ref()?.owns(request).then_some(id)
     }
 
     /// A 2xx retransmitted after our INVITE transaction ended: the ACK was lost, send it again.
@@ -420,9 +482,8 @@ impl Calls {
         calling: Option<PartyNumber>,
         now: Instant,
     ) {
-        let (Some(called), Some(local_rtp)) = (called.filter(|c| !c.digits.is_empty()), self.config.rtp.get(&channel))
-        else {
-            info!("{call}: no called number, refusing");
+        let (Some(called), Some(local_rtp)) = (called.as_ref().and_then(sip_number), self.config.rtp.get(&channel)) else {
+            info!("{call}: no dialable called number, refusing");
             self.actions.push_back(Action::Hangup { call, cause: cause::INVALID_NUMBER_FORMAT });
             return;
         };
@@ -431,10 +492,11 @@ impl Calls {
         let ours = payload_type(self.config.law);
         let other = if ours == PT_PCMU { PT_PCMA } else { PT_PCMU };
         let offer = SessionDescription::g711(ORIGIN, session, *local_rtp, &[ours, other]).to_string();
-        let calling = calling.as_ref().map(sip_number);
-        let called = sip_number(&called);
+        let withheld = calling.as_ref().is_some_and(restricted);
+        let calling = calling.as_ref().and_then(sip_number);
         let (local, mediation) = (self.config.local, self.config.mediation);
-        let invite = dialog::invite(local, mediation, &called, calling.as_deref(), offer, &mut self.ids);
+        let caller = dialog::Caller { number: calling.as_deref(), withheld };
+        let invite = dialog::invite(local, mediation, &called, caller, offer, &mut self.ids);
         let call_id = invite.call_id().unwrap_or_default().to_owned();
         info!("{call} on B-channel {channel}: INVITE {called} to mediation ({call_id})");
         let tx = match self.txns.send_request(invite.clone(), mediation, Protocol::Udp, now) {

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use holdfast_sip::message::{HeaderName, Method, Request, Uri};
+use holdfast_sip::message::{escape_user, HeaderName, Method, Request, Uri};
 use holdfast_sip::Ids;
 use holdfast_telephony::dialog::Dialog;
 use holdfast_telephony::reason;
@@ -20,22 +20,36 @@ pub fn bye(dialog: &mut Dialog, cause: u8, local: SocketAddr, ids: &mut Ids) -> 
     r
 }
 
-/// A new call towards mediation: an INVITE opening a dialog of its own, with our SDP offer.
-pub fn invite(
-    local: SocketAddr,
-    mediation: SocketAddr,
-    called: &str,
-    calling: Option<&str>,
-    sdp: String,
-    ids: &mut Ids,
-) -> Request {
-    let target = Uri::parse(&format!("sip:{called}@{mediation}"))
+/// Who calls, as the PSTN said: the number (if it sent a dialable one) and whether the caller
+/// withheld it (presentation restricted).
+#[derive(Debug, Clone, Copy)]
+pub struct Caller<'a> {
+    pub number: Option<&'a str>,
+    pub withheld: bool,
+}
+
+/// A new call towards mediation: an INVITE opening a dialog of its own, with our SDP offer. A
+/// withheld number goes only in P-Asserted-Identity, for mediation (our trust domain), with
+/// `Privacy: id` and an anonymous From (RFC 3323 §4.1.1.3, RFC 3325 §9.1).
+pub fn invite(local: SocketAddr, mediation: SocketAddr, called: &str, caller: Caller, sdp: String, ids: &mut Ids) -> Request {
+    let target = Uri::parse(&format!("sip:{}@{mediation}", escape_user(called)))
         .unwrap_or_else(|_| Uri::Other(format!("sip:{mediation}")));
-    let from_user = calling.filter(|c| !c.is_empty()).unwrap_or("anonymous");
     let mut r = Request::new(Method::INVITE, target.clone());
     r.headers.add(HeaderName::Via, format!("SIP/2.0/UDP {local};branch={};rport", ids.branch()));
     r.headers.add(HeaderName::MaxForwards, "70");
-    r.headers.add(HeaderName::From, format!("<sip:{from_user}@{local}>;tag={}", ids.tag()));
+    let tag = ids.tag();
+    match (caller.number.filter(|c| !c.is_empty()), caller.withheld) {
+        (Some(number), false) => {
+            r.headers.add(HeaderName::From, format!("<sip:{}@{local}>;tag={tag}", escape_user(number)))
+        }
+        (number, _) => {
+            r.headers.add(HeaderName::From, format!("\"Anonymous\" <sip:anonymous@anonymous.invalid>;tag={tag}"));
+            if let Some(number) = number {
+                r.headers.add(HeaderName::parse("P-Asserted-Identity"), format!("<sip:{}@{local}>", escape_user(number)));
+                r.headers.add(HeaderName::parse("Privacy"), "id");
+            }
+        }
+    }
     r.headers.add(HeaderName::To, format!("<{target}>"));
     r.headers.add(HeaderName::CallId, ids.call_id("sba-gateway"));
     r.headers.add(HeaderName::CSeq, "1 INVITE");
@@ -56,7 +70,7 @@ mod tests {
         let local: SocketAddr = "127.0.0.1:5080".parse().unwrap();
         let med: SocketAddr = "127.0.0.1:5070".parse().unwrap();
         let mut ids = Ids::seeded(1);
-        let inv = invite(local, med, "2000", Some("5551000"), "v=0\r\n".into(), &mut ids);
+        let inv = invite(local, med, "2000", Caller { number: Some("5551000"), withheld: false }, "v=0\r\n".into(), &mut ids);
         assert_eq!(inv.uri.to_string(), "sip:2000@127.0.0.1:5070");
         assert!(inv.from_header().unwrap().tag().is_some());
         assert_eq!(inv.to_header().unwrap().tag(), None);

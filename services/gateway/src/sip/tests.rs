@@ -13,7 +13,7 @@ use super::{Action, Calls, LegId, Outbound, SipConfig};
 use holdfast_telephony::reason;
 use crate::dahdi::Law;
 use crate::pri::PriEvent;
-use crate::q931::ie::{Cause, NumberingPlan, PartyNumber, TypeOfNumber};
+use crate::q931::ie::{Cause, NumberingPlan, PartyNumber, Presentation, TypeOfNumber, PRESENTATION_RESTRICTED};
 use crate::q931::{CallEvent, CallId};
 
 const MEDIATION: &str = "127.0.0.1:5070";
@@ -49,10 +49,13 @@ fn invite_from_mediation(uri: &str, body: &str) -> Message {
     ))
 }
 
-fn in_dialog(method: &str, extra: &str) -> Message {
+/// A request in mediation's call med-1, its To carrying `to_tag` (ours, for the dialog; none
+/// when empty).
+fn in_dialog(method: &str, to_tag: &str, extra: &str) -> Message {
+    let tag = if to_tag.is_empty() { String::new() } else { format!(";tag={to_tag}") };
     parse(&format!(
         "{method} sip:sba-gateway@127.0.0.1:5080 SIP/2.0\nVia: SIP/2.0/UDP {MEDIATION};branch=z9hG4bK{method}2\n\
-         From: <sip:+3312345@mediation>;tag=m1\nTo: <sip:2000@127.0.0.1>\nCall-ID: med-1\nCSeq: 1 {method}\n\
+         From: <sip:+3312345@mediation>;tag=m1\nTo: <sip:2000@127.0.0.1>{tag}\nCall-ID: med-1\nCSeq: 1 {method}\n\
          Max-Forwards: 70\n{extra}Content-Length: 0\n\n"
     ))
 }
@@ -119,6 +122,7 @@ fn a_mediation_call_answered_on_the_span_gets_200_with_the_answer_until_acked() 
     let r = responses(&out);
     assert_eq!(r.iter().map(|r| r.status).collect::<Vec<_>>(), [180, 200]);
     assert_eq!(r[0].to_header().unwrap().tag(), r[1].to_header().unwrap().tag(), "one To tag for the dialog");
+    let tag = r[1].to_header().unwrap().tag().unwrap().to_string();
     let body = String::from_utf8(r[1].body.clone()).unwrap();
     assert!(body.contains("m=audio 40003 RTP/AVP 0\r\n"), "B-channel 3's port, µ-law as the span: {body}");
     assert_eq!(
@@ -131,10 +135,24 @@ fn a_mediation_call_answered_on_the_span_gets_200_with_the_answer_until_acked() 
     calls.handle_timeout(t1);
     assert_eq!(statuses(&outbound(&mut calls)), [200]);
     assert_eq!(calls.next_timeout().unwrap() - t1, Duration::from_secs(1));
-    calls.on_message(in_dialog("ACK", ""), source(), t1);
+    // An ACK with the Call-ID but not the dialog's tag is not ours.
+    calls.on_message(in_dialog("ACK", "guess", ""), source(), t1);
+    assert!(calls.next_timeout().is_some(), "an ACK of another dialog stopped the retransmissions");
+    calls.on_message(in_dialog("ACK", &tag, ""), source(), t1);
     assert_eq!(calls.next_timeout(), None, "the ACK stops the retransmissions");
+    // Hang-ups that are not mediation's: a stranger at 127.0.0.2 with the whole dialog id, and
+    // mediation's address with the Call-ID but a guessed tag. Neither ends the call.
+    let stranger = Source { addr: "127.0.0.2:5070".parse().unwrap(), ..source() };
+    calls.on_message(in_dialog("BYE", &tag, ""), stranger, t1);
+    assert_eq!(statuses(&outbound(&mut calls)), [403]);
+    assert_eq!(calls.strangers(), 1);
+    calls.on_message(in_dialog("BYE", "guess", ""), source(), t1);
+    assert_eq!(statuses(&outbound(&mut calls)), [481]);
+    assert!(actions(&mut calls).is_empty() && calls.active_calls() == 1, "the call ended");
     // Mediation hangs up with a cause: DISCONNECT with it, media stops.
-    calls.on_message(in_dialog("BYE", "Reason: Q.850;cause=17\n"), source(), t1);
+    let mut bye = in_dialog("BYE", &tag, "Reason: Q.850;cause=17\n");
+    bye.headers_mut().set(HeaderName::Via, format!("SIP/2.0/UDP {MEDIATION};branch=z9hG4bKbye3"));
+    calls.on_message(bye, source(), t1);
     assert_eq!(statuses(&outbound(&mut calls)), [200]);
     assert_eq!(actions(&mut calls), [Action::Hangup { call, cause: 17 }, Action::MediaStop { channel: 3 }]);
     assert_eq!(calls.active_calls(), 0);
@@ -229,10 +247,10 @@ fn invites_the_gateway_cannot_serve_are_refused() {
         assert_eq!(statuses(&outbound(&mut calls)), [status]);
     }
     assert!(actions(&mut calls).is_empty());
-    calls.on_message(in_dialog("OPTIONS", ""), source(), now);
+    calls.on_message(in_dialog("OPTIONS", "", ""), source(), now);
     assert_eq!(statuses(&outbound(&mut calls)), [200]);
     calls.on_pri(PriEvent::InService(false), now);
-    let mut options = in_dialog("OPTIONS", "");
+    let mut options = in_dialog("OPTIONS", "", "");
     options.headers_mut().set(HeaderName::Via, format!("SIP/2.0/UDP {MEDIATION};branch=z9hG4bKopt3"));
     calls.on_message(options, source(), now);
     assert_eq!(statuses(&outbound(&mut calls)), [503]);
@@ -325,4 +343,62 @@ fn a_pstn_call_abandoned_while_ringing_is_cancelled_and_a_crossing_200_gets_a_by
     assert_eq!(methods, [Method::ACK, Method::BYE]);
     assert!(actions(&mut calls).is_empty(), "the span call is gone: no CONNECT, no media");
     assert_eq!(calls.active_calls(), 0);
+}
+
+#[test]
+fn an_invite_from_anyone_but_mediation_is_refused_and_counted() {
+    let mut calls = calls();
+    let now = Instant::now();
+    let stranger = Source { addr: "127.0.0.2:5070".parse().unwrap(), ..source() };
+    calls.on_message(invite_from_mediation("sip:2000@127.0.0.1:5080", OFFER), stranger, now);
+    assert_eq!(statuses(&outbound(&mut calls)), [403]);
+    assert!(actions(&mut calls).is_empty(), "a stranger placed a PSTN call");
+    assert_eq!(calls.strangers(), 1);
+    // Mediation still places its call.
+    placed(&mut calls, now);
+}
+
+#[test]
+fn a_withheld_number_crosses_as_privacy_id_in_both_directions() {
+    let mut calls = calls();
+    let now = Instant::now();
+    let mut calling = PartyNumber::new(TypeOfNumber::International, NumberingPlan::Isdn, "3312345");
+    calling.presentation = Some(Presentation { presentation: PRESENTATION_RESTRICTED, screening: 3 });
+    let called = PartyNumber::new(TypeOfNumber::Unknown, NumberingPlan::Isdn, "2000");
+    let incoming = CallEvent::Incoming { call: CallId(5), channel: 2, called: Some(called), calling: Some(calling) };
+    calls.on_pri(PriEvent::Call(incoming), now);
+    let out = outbound(&mut calls);
+    let invite = requests(&out)[0];
+    assert_eq!(invite.headers.get(&HeaderName::From).unwrap().split(';').next(), Some("\"Anonymous\" <sip:anonymous@anonymous.invalid>"));
+    assert_eq!(invite.headers.get(&HeaderName::parse("Privacy")), Some("id"));
+    assert_eq!(invite.headers.get(&HeaderName::parse("P-Asserted-Identity")), Some("<sip:+3312345@127.0.0.1:5080>"));
+
+    // Mediation's INVITE asking for privacy: the SETUP's calling number is presentation restricted.
+    let Message::Request(mut request) = invite_from_mediation("sip:2000@127.0.0.1:5080", OFFER) else { unreachable!() };
+    request.headers.add(HeaderName::parse("Privacy"), "id;critical");
+    calls.on_message(Message::Request(request), source(), now);
+    let [Action::Place { request, .. }] = &actions(&mut calls)[..] else { panic!() };
+    let calling = request.calling.as_ref().unwrap();
+    assert_eq!(calling.digits, "3312345");
+    assert_eq!(calling.presentation.map(|p| p.presentation), Some(PRESENTATION_RESTRICTED));
+}
+
+#[test]
+fn pstn_digits_that_are_not_digits_never_reach_a_header() {
+    let mut calls = calls();
+    let now = Instant::now();
+    let number = |d: &str| PartyNumber::new(TypeOfNumber::Unknown, NumberingPlan::Isdn, d);
+    // A calling number with CR/LF (any IA5 byte can arrive in the IE): the call goes on, anonymous.
+    let incoming = CallEvent::Incoming { call: CallId(1), channel: 1, called: Some(number("2000")), calling: Some(number("555\r\nX-Evil: 1")) };
+    calls.on_pri(PriEvent::Call(incoming), now);
+    let out = outbound(&mut calls);
+    let invite = requests(&out)[0];
+    assert!(invite.headers.get(&HeaderName::From).unwrap().starts_with("\"Anonymous\""));
+    assert_eq!(invite.headers.get(&HeaderName::parse("P-Asserted-Identity")), None);
+    assert!(invite.to_bytes().is_ok());
+    // A called number that is not digits: refused on the span, nothing sent to mediation.
+    let incoming = CallEvent::Incoming { call: CallId(2), channel: 2, called: Some(number("20<sip:x>")), calling: None };
+    calls.on_pri(PriEvent::Call(incoming), now);
+    assert!(outbound(&mut calls).is_empty());
+    assert_eq!(actions(&mut calls), [Action::Hangup { call: CallId(2), cause: 28 }]);
 }

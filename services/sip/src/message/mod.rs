@@ -21,7 +21,7 @@ pub use method::Method;
 pub use name_addr::NameAddr;
 pub use params::Params;
 pub use reason::reason_phrase;
-pub use uri::{ip_text, Host, SipUri, TelUri, Uri};
+pub use uri::{escape_user, ip_text, Host, SipUri, TelUri, Uri};
 pub use via::Via;
 
 /// A header value that could not be parsed into its typed form.

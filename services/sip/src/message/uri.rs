@@ -44,6 +44,16 @@ fn is_user_byte(b: u8) -> bool {
     is_unreserved(b) || matches!(b, b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/')
 }
 
+/// A user part as a URI carries it: anything outside the user characters escaped, so text
+/// decoded from one URI (`%0D%0A`, `>`, `@`) cannot end a header or the URI when written into
+/// another.
+pub fn escape_user(user: &str) -> String {
+    let mut out = String::with_capacity(user.len());
+    // Writing into a String cannot fail.
+    let _ = write_escaped(&mut out, user, is_user_byte);
+    out
+}
+
 fn is_password_byte(b: u8) -> bool {
     is_unreserved(b) || matches!(b, b'&' | b'=' | b'+' | b'$' | b',')
 }
