@@ -344,6 +344,41 @@ fn international_without_the_usage_is_refused_403() {
     );
 }
 
+/// A stranger (127.0.0.2: neither the registrar nor a trunk) sends an INVITE for a PSTN number:
+/// 403, no call record, counted in the status file; the branch's own call after it is the only
+/// one recorded.
+#[test]
+fn an_invite_from_a_stranger_is_refused_without_a_record() {
+    let scratch = Scratch::new("mediation-stranger");
+    let m = Mediation::start(&scratch);
+    let stranger = UdpSocket::bind("127.0.0.2:0").expect("127.0.0.2 is loopback");
+    stranger.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let local = stranger.local_addr().unwrap();
+    let invite = format!(
+        "INVITE sip:2125550100@{addr};user=phone SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-stranger\r\n\
+         From: <sip:3012@branch.test>;tag=s\r\nTo: <sip:2125550100@branch.test>\r\nCall-ID: stranger@test\r\n\
+         CSeq: 1 INVITE\r\nContact: <sip:3012@{local}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        addr = m.addr
+    );
+    stranger.send_to(invite.as_bytes(), m.addr).unwrap();
+    let mut buf = vec![0u8; 65536];
+    let status = loop {
+        let (n, _) = stranger.recv_from(&mut buf).expect("an answer to the stranger");
+        if let Ok(Message::Response(r)) = wire::parse(&buf[..n]) {
+            if r.status >= 200 {
+                break r.status;
+            }
+        }
+    };
+    assert_eq!(status, 403);
+    m.wait_status("the stranger counted", |s| s["refused"]["not_a_peer"] == 1);
+    let out = branch_call(&scratch, &m, "mediation_403.xml", "3012", "011442079460000");
+    assert_ok(&out, "the branch's call after the stranger's", &scratch);
+    let rows = m.cdrs();
+    assert_eq!(rows.len(), 1, "only the branch's call is recorded: {rows:?}");
+    assert_ne!(rows[0][0], "stranger@test");
+}
+
 /// The branch side played by the test itself, so that it can send RTP and compare what comes
 /// back: an INVITE from the registrar's address, the answer's SDP, RTP through the relay to the
 /// carrier (sipp echoing it), BYE.

@@ -2,7 +2,7 @@
 //! services and are skipped). Errors name the key and the line, as the registrar's do.
 use crate::b2bua::SrtpPolicy;
 use crate::numbers::{DialPlan, Rule};
-use crate::routing::{route_pattern, InboundRule, InboundTarget, Plan, Policy, Registration, Route, Trunk, TrunkKind};
+use crate::routing::{route_pattern, AddressRange, InboundRule, InboundTarget, Plan, Policy, Registration, Route, Trunk, TrunkKind};
 use holdfast_sip::transport::Protocol;
 use holdfast_tls::rustls::pki_types::ServerName;
 use holdfast_runtime::config::{self, ConfigError};
@@ -51,6 +51,9 @@ struct Mediation {
     media_timeout_secs: u64,
     /// SRTP on the branch phones' leg (each trunk has its own `srtp`).
     srtp: SrtpPolicy,
+    /// Call records older than this many days are deleted, and beyond this many rows the oldest.
+    cdr_keep_days: u32,
+    cdr_keep_rows: u32,
     default_policy: Option<Spanned<String>>,
     rules: Vec<RuleEntry>,
     policies: Vec<PolicyEntry>,
@@ -77,6 +80,8 @@ impl Default for Mediation {
             no_answer_secs: 60,
             media_timeout_secs: 60,
             srtp: SrtpPolicy::default(),
+            cdr_keep_days: 90,
+            cdr_keep_rows: 500_000,
             default_policy: None,
             rules: Vec::new(),
             policies: Vec::new(),
@@ -151,8 +156,12 @@ struct TrunkEntry {
     /// OPTIONS health checks; off for a peer that does not answer OPTIONS.
     #[serde(default = "yes")]
     options: bool,
+    /// Addresses or CIDR ranges (an IP-PBX's) calls from this trunk may also come from.
     #[serde(default)]
-    inbound_from: Vec<IpAddr>,
+    inbound_from: Vec<Spanned<String>>,
+    /// A REFER from this trunk may transfer its calls.
+    #[serde(default)]
+    allow_refer: bool,
     registration: Option<RegistrationEntry>,
     /// transport = "tls": the name the trunk's certificate must carry (default: its IP address),
     /// the CA bundle it must chain to (default: the Mozilla roots), and the explicit opt-out.
@@ -224,6 +233,9 @@ pub struct Config {
     pub media_timeout: Duration,
     /// SRTP on the branch phones' leg.
     pub srtp: SrtpPolicy,
+    /// How long and how many call records are kept.
+    pub cdr_keep: Duration,
+    pub cdr_keep_rows: u32,
     pub plan: Plan,
 }
 
@@ -320,7 +332,15 @@ impl Config {
                 srtp: t.srtp,
                 options: t.options,
                 registration,
-                inbound_from: t.inbound_from.clone(),
+                inbound_from: t
+                    .inbound_from
+                    .iter()
+                    .map(|r| {
+                        AddressRange::parse(r.get_ref())
+                            .map_err(|e| at(r.span(), format!("mediation.trunks[{i}].inbound_from"), e))
+                    })
+                    .collect::<Result<_, _>>()?,
+                allow_refer: t.allow_refer,
             });
         }
 
@@ -397,6 +417,8 @@ impl Config {
             no_answer: Duration::from_secs(m.no_answer_secs.max(1)),
             media_timeout: Duration::from_secs(m.media_timeout_secs.max(5)),
             srtp: m.srtp,
+            cdr_keep: Duration::from_secs(u64::from(m.cdr_keep_days.max(1)) * 86_400),
+            cdr_keep_rows: m.cdr_keep_rows.max(1),
             plan: Plan {
                 dial_plan: DialPlan { rules: rules(&m.rules, "mediation.rules")? },
                 policies,

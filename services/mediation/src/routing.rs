@@ -61,8 +61,50 @@ pub struct Trunk {
     /// Kept under OPTIONS health checks.
     pub options: bool,
     pub registration: Option<Registration>,
-    /// Addresses calls from this trunk may come from (the trunk's address always may).
-    pub inbound_from: Vec<IpAddr>,
+    /// Addresses calls from this trunk may come from (the trunk's address always may): single
+    /// addresses or an IP-PBX's ranges.
+    pub inbound_from: Vec<AddressRange>,
+    /// A REFER from this trunk's side may transfer the call (run under the branch user's voice
+    /// policy); off unless set: a carrier must not place calls in the branch's name.
+    pub allow_refer: bool,
+}
+
+/// An address or a CIDR range (`10.1.0.0/16`, `2001:db8::/32`, `192.0.2.7`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddressRange {
+    net: IpAddr,
+    prefix: u8,
+}
+
+impl AddressRange {
+    pub fn parse(text: &str) -> Result<AddressRange, String> {
+        let (ip, prefix) = match text.split_once('/') {
+            Some((ip, prefix)) => (ip, Some(prefix)),
+            None => (text, None),
+        };
+        let net: IpAddr = ip.trim().parse().map_err(|_| format!("{text:?} is not an IP address or range"))?;
+        let max = if net.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p.trim().parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| format!("{text:?}: the prefix must be 0..={max}"))?,
+            None => max,
+        };
+        Ok(AddressRange { net, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let bits = |a: IpAddr| -> u128 {
+            match a {
+                IpAddr::V4(v4) => u128::from(u32::from(v4)) << 96,
+                IpAddr::V6(v6) => u128::from(v6),
+            }
+        };
+        if self.net.is_ipv4() != ip.is_ipv4() {
+            return false;
+        }
+        // IPv4 sits in the top 32 bits, so one mask of the top `prefix` bits serves both.
+        let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+        bits(self.net) & mask == bits(ip) & mask
+    }
 }
 
 impl Trunk {
@@ -84,7 +126,7 @@ impl Trunk {
 
     /// Whether a request from `ip` may be a call from this trunk.
     pub fn accepts_from(&self, ip: IpAddr) -> bool {
-        self.address.ip() == ip || self.inbound_from.contains(&ip)
+        self.address.ip() == ip || self.inbound_from.iter().any(|r| r.contains(ip))
     }
 }
 
@@ -306,3 +348,24 @@ pub fn route_pattern(pattern: &str) -> Result<Regex, regex::Error> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod range_tests {
+    use super::AddressRange;
+
+    #[test]
+    fn addresses_and_ranges() {
+        let r = |t: &str| AddressRange::parse(t).unwrap();
+        assert!(r("10.1.0.0/16").contains("10.1.200.3".parse().unwrap()));
+        assert!(!r("10.1.0.0/16").contains("10.2.0.1".parse().unwrap()));
+        assert!(r("192.0.2.7").contains("192.0.2.7".parse().unwrap()));
+        assert!(!r("192.0.2.7").contains("192.0.2.8".parse().unwrap()));
+        assert!(r("0.0.0.0/0").contains("203.0.113.1".parse().unwrap()));
+        assert!(!r("0.0.0.0/0").contains("::1".parse().unwrap()));
+        assert!(r("2001:db8::/32").contains("2001:db8:1::5".parse().unwrap()));
+        assert!(!r("2001:db8::/32").contains("2001:db9::5".parse().unwrap()));
+        for bad in ["10.0.0.0/33", "pbx.local", "10.0.0.0/x", "::/129"] {
+            assert!(AddressRange::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

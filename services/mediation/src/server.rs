@@ -40,6 +40,8 @@ pub enum ServerError {
 const STATUS_EVERY: Duration = Duration::from_secs(1);
 /// How often answered calls are checked for media.
 const REAP_EVERY: Duration = Duration::from_secs(5);
+/// How often call records beyond their retention are deleted (and once at the start).
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// The loop's own periodic duties.
 #[derive(Debug, Clone, Copy)]
@@ -47,10 +49,15 @@ enum Tick {
     Reap,
     Status,
     Watchdog,
+    Prune,
 }
 
 pub struct Server {
     media_timeout: Duration,
+    /// Call records are kept this long, and at most this many.
+    cdr_keep: (Duration, u32),
+    /// The next settle deletes the records beyond `cdr_keep`.
+    prune_due: bool,
     txns: Transactions,
     transport: TransportHandle,
     b2bua: B2bua<RelayMedia>,
@@ -85,13 +92,17 @@ impl Server {
             .filter_map(|t| Some((t.name.clone(), t.address, t.transport, t.registration.clone()?)));
         let registrations = Registrations::new(registering, local, Ids::from_os(), now);
         let media_timeout = config.media_timeout;
+        let cdr_keep = (config.cdr_keep, config.cdr_keep_rows);
         let b2b = B2buaConfig { local, registrar: config.registrar, no_answer: config.no_answer, srtp: config.srtp };
         let b2bua = B2bua::new(b2b, config.plan, RelayMedia::new(relay), WallClock::read(), Ids::from_os());
         let txns = Transactions::new(TimerConfig::default());
         let status = StatusFile::beside(&config.db);
         let watchdog = notifier.watchdog_interval().unwrap_or(Duration::from_secs(3600));
-        let ticks = Periodic::new([(Tick::Reap, REAP_EVERY), (Tick::Status, STATUS_EVERY), (Tick::Watchdog, watchdog)], now);
-        let server = Server { media_timeout, txns, transport, b2bua, health, registrations, store, cdrs, notifier, status, ticks };
+        let ticks = Periodic::new(
+            [(Tick::Reap, REAP_EVERY), (Tick::Status, STATUS_EVERY), (Tick::Watchdog, watchdog), (Tick::Prune, PRUNE_EVERY)],
+            now,
+        );
+        let server = Server { media_timeout, cdr_keep, prune_due: false, txns, transport, b2bua, health, registrations, store, cdrs, notifier, status, ticks };
         Ok((server, incoming))
     }
 
@@ -123,6 +134,18 @@ impl Server {
         log::info!("call records: {} stored in {} commits, {} refused", stats.records, stats.commits, stats.lost);
         self.store.close().await;
         Ok(())
+    }
+
+    /// Deletes call records older than the retention, and the oldest beyond its row count.
+    async fn prune_cdrs(&self) {
+        let (age, rows) = self.cdr_keep;
+        let age_ms = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
+        let before = i64::try_from(holdfast_runtime::unix_ms()).unwrap_or(i64::MAX).saturating_sub(age_ms);
+        match self.store.prune_cdrs(before, rows).await {
+            Ok(0) => {}
+            Ok(n) => log::info!("call records: {n} beyond the retention ({} days, {rows} rows) deleted", age.as_secs() / 86_400),
+            Err(e) => log::warn!("call records not pruned: {e}"),
+        }
     }
 
     fn on_incoming(&mut self, Incoming { msg, source }: Incoming, now: Instant) {
@@ -197,6 +220,7 @@ impl Core for Server {
                 Tick::Reap => self.b2bua.reap_idle(&mut self.txns, self.media_timeout, now),
                 Tick::Status => self.status.write(&self.b2bua, &self.health, &self.cdrs),
                 Tick::Watchdog => self.notifier.notify("WATCHDOG=1"),
+                Tick::Prune => self.prune_due = true,
             }
         }
     }
@@ -226,6 +250,15 @@ impl Core for Server {
                 }
             }
         }
+    }
+
+    /// The pruning of call records, a database statement awaited on the loop (hourly).
+    async fn settle(&mut self, _now: Instant) -> Result<bool, Self::Error> {
+        if !std::mem::take(&mut self.prune_due) {
+            return Ok(false);
+        }
+        self.prune_cdrs().await;
+        Ok(true)
     }
 
     fn on_send_error(&mut self, failed: Outbound, error: TransportError, _now: Instant) {

@@ -54,7 +54,7 @@ impl StatusFile {
             rtp: b2bua.media().counters(&b2bua.media_sessions()),
             cdrs: CdrCounters { records: stats.records, commits: stats.commits, lost: stats.lost },
             commit: cdrs.commit_times(),
-            refused: BTreeMap::new(),
+            refused: [("not_a_peer".to_string(), b2bua.strangers())].into_iter().filter(|(_, n)| *n > 0).collect(),
         };
         match serde_json::to_vec(&status) {
             Ok(bytes) => holdfast_status::write_atomic(&self.path, &bytes),

@@ -119,6 +119,19 @@ impl Store {
         rows.iter().map(stored).collect()
     }
 
+    /// Deletes the records of calls set up before `before` (Unix milliseconds) and, beyond the
+    /// newest `keep_rows`, the oldest; returns how many went.
+    pub async fn prune_cdrs(&self, before: i64, keep_rows: u32) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let old = sqlx::query("DELETE FROM cdrs WHERE setup_at < ?").bind(before).execute(&mut *tx).await?;
+        let over = sqlx::query("DELETE FROM cdrs WHERE id <= (SELECT id FROM cdrs ORDER BY id DESC LIMIT 1 OFFSET ?)")
+            .bind(keep_rows)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(old.rows_affected() + over.rows_affected())
+    }
+
     /// Up to `limit` records stored after record `id`, in the order they were stored.
     pub async fn cdrs_after(&self, id: i64, limit: u32) -> Result<Vec<StoredCdr>, StoreError> {
         let rows =
@@ -223,6 +236,24 @@ mod tests {
         let after = store.cdrs_after(recent[0].id - 1, 10).await.unwrap();
         assert_eq!(after, recent);
         assert!(store.cdrs_after(recent[0].id, 10).await.unwrap().is_empty());
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn pruning_keeps_the_newest_rows_within_the_age_limit() {
+        let dir = std::env::temp_dir().join(format!("holdfast-store-cdr-prune-{}", std::process::id()));
+        let store = Store::open(&dir.join("db")).await.unwrap();
+        let writer = store.cdr_writer().await.unwrap();
+        for i in 0..10 {
+            writer.write(cdr(&format!("c{i}"), 1_000 * i)).unwrap();
+        }
+        writer.close().await;
+        // Older than 2 s: c0, c1 go; then beyond the newest 5 rows: c2..c4.
+        assert_eq!(store.prune_cdrs(2_000, 5).await.unwrap(), 5);
+        let left: Vec<String> = store.list_cdrs(0).await.unwrap().into_iter().map(|c| c.call_id).collect();
+        assert_eq!(left, ["c5", "c6", "c7", "c8", "c9"]);
+        assert_eq!(store.prune_cdrs(0, 5).await.unwrap(), 0);
         store.close().await;
         let _ = std::fs::remove_dir_all(dir);
     }

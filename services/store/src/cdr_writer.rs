@@ -17,15 +17,21 @@ use crate::cdr::{insert_cdrs, Cdr};
 use crate::error::StoreError;
 use crate::store::Store;
 
-/// The writer task is gone (it ends only when the last handle is closed or a panic).
+/// A record that was not queued: the writer task is gone (it ends only when the last handle is
+/// closed, or a panic), or QUEUE records already wait for the disk.
 #[derive(Debug, thiserror::Error)]
-#[error("the call record writer has stopped: the record of {call_id} is not stored")]
+#[error("the call record of {call_id} is not stored: the writer {why}")]
 pub struct CdrWriterStopped {
     pub call_id: String,
+    pub why: &'static str,
 }
 
 /// Records per transaction: bounds the latency one commit adds to the records behind it.
 const MAX_BATCH: usize = 512;
+
+/// Records waiting for the disk at most (a few MB): a stalled disk must not grow memory without
+/// bound. When it is full the new record is dropped and counted lost.
+pub const QUEUE: usize = 20_000;
 
 #[derive(Default)]
 struct Counters {
@@ -42,14 +48,14 @@ pub struct CdrWriterStats {
     pub commits: u64,
     /// Records committed.
     pub records: u64,
-    /// Records the database refused (logged with their Call-ID).
+    /// Records the database refused (logged with their Call-ID) or the full queue dropped.
     pub lost: u64,
 }
 
-/// The handle on the writer task. Records queue in memory while the disk is slow: a call never
-/// waits for its record.
+/// The handle on the writer task. Records queue in memory (up to QUEUE) while the disk is slow:
+/// a call never waits for its record.
 pub struct CdrWriter {
-    queue: mpsc::UnboundedSender<Cdr>,
+    queue: mpsc::Sender<Cdr>,
     task: JoinHandle<()>,
     counters: Arc<Counters>,
 }
@@ -57,8 +63,12 @@ pub struct CdrWriter {
 impl CdrWriter {
     /// Queues `cdr` for the next commit.
     pub fn write(&self, cdr: Cdr) -> Result<(), CdrWriterStopped> {
-        self.queue.send(cdr).map_err(|e| CdrWriterStopped {
-            call_id: e.0.call_id,
+        self.queue.try_send(cdr).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(cdr) => {
+                self.counters.lost.fetch_add(1, Ordering::Relaxed);
+                CdrWriterStopped { call_id: cdr.call_id, why: "queue is full" }
+            }
+            mpsc::error::TrySendError::Closed(cdr) => CdrWriterStopped { call_id: cdr.call_id, why: "has stopped" },
         })
     }
 
@@ -98,7 +108,7 @@ impl Store {
     /// Starts the call record writer on a connection of its own.
     pub async fn cdr_writer(&self) -> Result<CdrWriter, StoreError> {
         let conn = self.dedicated_connection().await?;
-        let (queue, records) = mpsc::unbounded_channel();
+        let (queue, records) = mpsc::channel(QUEUE);
         let counters = Arc::new(Counters::default());
         let task = tokio::spawn(run(conn, records, counters.clone()));
         Ok(CdrWriter {
@@ -111,7 +121,7 @@ impl Store {
 
 async fn run(
     mut conn: SqliteConnection,
-    mut records: mpsc::UnboundedReceiver<Cdr>,
+    mut records: mpsc::Receiver<Cdr>,
     counters: Arc<Counters>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);

@@ -1,7 +1,7 @@
 //! The messages the B2BUA builds: the B side's INVITE (a new dialog: own Call-ID, tag, CSeq)
 //! and the responses the A side gets.
 use super::{relay_sdp, Target};
-use holdfast_sip::message::{HeaderName, Request, Response, Uri};
+use holdfast_sip::message::{escape_user, HeaderName, Request, Response, Uri};
 use holdfast_sip::Ids;
 use holdfast_telephony::sdp::Crypto;
 use std::net::SocketAddr;
@@ -31,7 +31,8 @@ pub fn invite_to_b(a: &Request, target: &Target, local: SocketAddr, relay: Optio
 /// `body` (none: a late offer) and a session timer.
 pub fn new_invite(target: &Target, local: SocketAddr, max_forwards: u32, body: Vec<u8>, ids: &mut Ids) -> Request {
     let host = target.dest;
-    let uri = Uri::parse(&format!("sip:{}@{host};user=phone", target.called))
+    let called = escape_user(&target.called);
+    let uri = Uri::parse(&format!("sip:{called}@{host};user=phone"))
         .or_else(|_| Uri::parse(&format!("sip:{host}")))
         .unwrap_or_else(|_| Uri::Other(format!("sip:{host}")));
     let mut r = Request::new(holdfast_sip::message::Method::INVITE, uri);
@@ -39,14 +40,14 @@ pub fn new_invite(target: &Target, local: SocketAddr, max_forwards: u32, body: V
     h.add(HeaderName::Via, format!("SIP/2.0/{} {local};branch={};rport", target.transport, ids.branch()));
     h.add(HeaderName::MaxForwards, max_forwards.to_string());
     match &target.calling {
-        Some(number) => h.add(HeaderName::From, format!("<sip:{number}@{local};user=phone>;tag={}", ids.tag())),
+        Some(number) => h.add(HeaderName::From, format!("<sip:{}@{local};user=phone>;tag={}", escape_user(number), ids.tag())),
         // No number to show: anonymous, and the network asked to withhold the identity (RFC 3323).
         None => {
             h.add(HeaderName::From, format!("\"Anonymous\" <sip:{ANONYMOUS}@anonymous.invalid>;tag={}", ids.tag()));
             h.add(HeaderName::Privacy, "id");
         }
     }
-    h.add(HeaderName::To, format!("<sip:{}@{host};user=phone>", target.called));
+    h.add(HeaderName::To, format!("<sip:{called}@{host};user=phone>"));
     h.add(HeaderName::CallId, ids.call_id(local.ip()));
     h.add(HeaderName::CSeq, "1 INVITE");
     h.add(HeaderName::Contact, format!("<sip:mediation@{local}>"));

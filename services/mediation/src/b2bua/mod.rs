@@ -172,6 +172,13 @@ impl Attempt {
     }
 }
 
+/// Who sent a request: the branch (the registrar's socket) or a trunk, by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Peer {
+    Branch,
+    Trunk(String),
+}
+
 /// A call's state, each carrying what the call has in it and nothing else.
 enum State {
     /// B is being called, target after target.
@@ -318,6 +325,8 @@ pub struct B2bua<M: Media> {
     recent_order: VecDeque<(Instant, (String, String, u32))>,
     next_call: u64,
     outputs: VecDeque<Output>,
+    /// Requests from neither the registrar nor a trunk, refused 403 without a call record.
+    strangers: u64,
     /// The wall clock, for call records.
     clock: WallClock,
     ids: Ids,
@@ -338,6 +347,7 @@ impl<M: Media> B2bua<M> {
             recent_order: VecDeque::new(),
             next_call: 0,
             outputs: VecDeque::new(),
+            strangers: 0,
             clock,
             ids,
         }
@@ -345,6 +355,11 @@ impl<M: Media> B2bua<M> {
 
     pub fn plan(&self) -> &Plan {
         &self.plan
+    }
+
+    /// Requests refused because they came from neither the registrar nor a trunk.
+    pub fn strangers(&self) -> u64 {
+        self.strangers
     }
 
     /// Calls in progress.
@@ -375,12 +390,28 @@ impl<M: Media> B2bua<M> {
 
     /// A new request from the transport, in server transaction `id`.
     pub fn on_request(&mut self, txns: &mut Transactions, id: TxId, request: Request, source: SocketAddr, transport: Protocol, now: Instant) {
+        // Our peers are the registrar (the branch's calls) and the trunks; an OPTIONS probe
+        // starts nothing and is answered to anyone.
+        let peer = match self.plan.trunk_from(source) {
+            _ if source == self.config.registrar => Some(Peer::Branch),
+            Some(trunk) => Some(Peer::Trunk(trunk.name.clone())),
+            None => None,
+        };
+        let Some(peer) = peer.or((request.method == Method::OPTIONS).then_some(Peer::Branch)) else {
+            self.strangers += 1;
+            if self.strangers.is_power_of_two() {
+                log::info!("{} from {source} refused: not the registrar or a trunk ({} so far)", request.method, self.strangers);
+            }
+            let mut r = request.response(403);
+            r.reason = "Forbidden (not a trunk or the branch)".into();
+            return respond(txns, id, r, now);
+        };
         let in_dialog = request.to_header().is_ok_and(|to| to.tag().is_some());
         if in_dialog {
             return self.in_dialog(txns, id, request, now);
         }
         match request.method {
-            Method::INVITE => self.on_invite(txns, id, request, source, transport, now),
+            Method::INVITE => self.on_invite(txns, id, request, peer, source, transport, now),
             Method::OPTIONS => {
                 let mut r = request.response(200);
                 r.headers.add(HeaderName::Allow, messages::ALLOW);
@@ -390,7 +421,8 @@ impl<M: Media> B2bua<M> {
         }
     }
 
-    fn on_invite(&mut self, txns: &mut Transactions, id: TxId, invite: Request, source: SocketAddr, transport: Protocol, now: Instant) {
+    #[allow(clippy::too_many_arguments)]
+    fn on_invite(&mut self, txns: &mut Transactions, id: TxId, invite: Request, peer: Peer, source: SocketAddr, transport: Protocol, now: Instant) {
         if let Some(r) = timers::too_small(&invite) {
             return respond(txns, id, r, now);
         }
@@ -423,27 +455,23 @@ impl<M: Media> B2bua<M> {
             referred_by: None,
             transfer_of: None,
         };
-        // The branch's calls come from the registrar's socket; anything else must be a trunk.
-        let from_trunk = self.plan.trunk_from(source).map(|t| t.name.clone());
-        let direction = match from_trunk {
-            _ if source == self.config.registrar => Some(Direction::Outbound),
-            Some(_) => Some(Direction::Inbound),
-            None => None,
+        let direction = match peer {
+            Peer::Branch => Direction::Outbound,
+            Peer::Trunk(_) => Direction::Inbound,
         };
-        cdr.direction = direction.map_or("", Direction::as_str).to_string();
-        let a_policy = match self.plan.trunk_from(source) {
-            _ if source == self.config.registrar => self.config.srtp,
-            Some(t) => t.srtp,
-            None => SrtpPolicy::Off,
+        cdr.direction = direction.as_str().to_string();
+        let a_policy = match &peer {
+            Peer::Branch => self.config.srtp,
+            Peer::Trunk(name) => self.plan.trunks.iter().find(|t| &t.name == name).map_or(SrtpPolicy::Off, |t| t.srtp),
         };
-        let targets = match from_trunk {
-            _ if direction == Some(Direction::Outbound) => {
+        let targets = match peer {
+            Peer::Branch => {
                 // sba-registrar asserts the caller's own number (RFC 3325); without one the
                 // caller is its From user, a number or a name.
                 let asserted = asserted_number(&invite);
                 self.outbound_targets(&caller, asserted.as_deref().unwrap_or(&caller), &dialled, &mut cdr)
             }
-            Some(from) => {
+            Peer::Trunk(from) => {
                 // A registered trunk's carrier may address our Contact and name the DID in To.
                 if self.plan.dial_plan.normalize(&dialled).is_err() {
                     if let Some(to) = invite.to_header().ok().and_then(|t| user_of(&t.uri)) {
@@ -454,7 +482,6 @@ impl<M: Media> B2bua<M> {
                 cdr.trunk = from.clone();
                 self.inbound_targets(&from, &dialled, &caller, &mut cdr)
             }
-            None => Err(Refusal { status: 403, reason: "Forbidden (not a trunk or the branch)".into(), route: None }),
         };
         // SRTP: what A offered must be what its leg's policy takes (RFC 3264 §6: 488 otherwise).
         let a_offer = srtp::offered(&invite.body, a_policy);
@@ -483,7 +510,7 @@ impl<M: Media> B2bua<M> {
         };
         // A call from the branch is its caller's; a DID call is the called user's.
         let branch_user = match targets.first() {
-            _ if direction == Some(Direction::Outbound) => Some(caller.clone()),
+            _ if direction == Direction::Outbound => Some(caller.clone()),
             Some(t) if t.hop == Hop::Registrar => Some(t.called.clone()),
             _ => None,
         };

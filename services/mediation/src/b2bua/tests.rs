@@ -940,3 +940,37 @@ fn a_mandatory_trunk_answering_plain_is_hung_up_and_the_caller_gets_488() {
     assert!(!rig.responses().iter().any(|r| r.status == 200));
     assert_eq!(rig.cdrs[0].status, 488);
 }
+
+#[test]
+fn a_carrier_may_transfer_only_when_its_trunk_allows_refer() {
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut rig = Rig::new(&mut media, &[]);
+    rig.b2bua.plan.trunks.iter_mut().for_each(|t| t.allow_refer = false);
+    let (_, b, b_ok) = answered_call(&mut rig);
+    rig.request(refer(from_callee(Method::parse("REFER"), 1, &b, &b_ok, "z9hG4bK-crefer"), "2125550199"), "127.0.0.1:5080");
+    let r = rig.responses().into_iter().find(|r| r.cseq().unwrap().method.as_str() == "REFER").unwrap();
+    assert_eq!((r.status, r.reason.as_str()), (403, "Forbidden (trunk carrier-a may not transfer)"));
+    assert_eq!(rig.requests_to("127.0.0.1:5080", &Method::INVITE).len(), 1, "no call placed for the transfer");
+    assert_eq!(rig.b2bua.len(), 1, "the call goes on");
+}
+
+#[test]
+fn requests_from_neither_the_registrar_nor_a_trunk_are_refused_without_a_record() {
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut rig = Rig::new(&mut media, &[]);
+    let mut invite = Request::new(Method::INVITE, Uri::parse("sip:2125550100@127.0.0.1:5070;user=phone").unwrap());
+    invite.headers.add(HeaderName::Via, "SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-stranger");
+    invite.headers.add(HeaderName::From, "<sip:3012@branch.local>;tag=x");
+    invite.headers.add(HeaderName::To, "<sip:2125550100@branch.local>");
+    invite.headers.add(HeaderName::CallId, "stranger-1");
+    invite.headers.add(HeaderName::CSeq, "1 INVITE");
+    invite.headers.add(HeaderName::Contact, "<sip:3012@127.0.0.2:5060>");
+    rig.request(invite, "127.0.0.2:5060");
+    assert_eq!(rig.responses().iter().map(|r| r.status).collect::<Vec<_>>(), [403]);
+    assert!(rig.cdrs.is_empty(), "a call record for a stranger's INVITE");
+    assert!(rig.requests_to("127.0.0.1:5080", &Method::INVITE).is_empty());
+    assert_eq!(rig.b2bua.strangers(), 1);
+    // The branch's own call goes through.
+    rig.invite_from_branch("3012", "2125550100");
+    assert_eq!(rig.requests_to("127.0.0.1:5080", &Method::INVITE).len(), 1);
+}

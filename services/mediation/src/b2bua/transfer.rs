@@ -70,6 +70,17 @@ impl<M: Media> B2bua<M> {
                 return respond(txns, id, r, now);
             }
         };
+        // A transfer places a call under the branch user's voice policy: from a trunk's side
+        // only when that trunk is trusted to (allow_refer).
+        let trunk = match referrer {
+            Side::A => self.plan.trunk_from(call.source),
+            Side::B => self.plan.trunks.iter().find(|t| t.name == call.cdr.trunk),
+        };
+        if let Some(trunk) = trunk.filter(|t| !t.allow_refer) {
+            let mut r = refer.response(403);
+            r.reason = format!("Forbidden (trunk {} may not transfer)", trunk.name);
+            return respond(txns, id, r, now);
+        }
         let Some(user) = call.branch_user.clone() else {
             let mut r = refer.response(403);
             r.reason = "Forbidden (no branch user to answer for the transfer)".into();
