@@ -266,3 +266,46 @@ fn garbage_is_dropped_and_counted() {
     let stats = relay.stats(alloc.id).unwrap();
     assert_eq!((stats.a.packets, stats.a.dropped, stats.a.forwarded), (11, 10, 1));
 }
+
+/// RTP bleed (issue 11): a third host at 127.0.0.2 sends to both legs' ports before the
+/// parties do. None of it is forwarded and it latches nothing (strict source): the parties'
+/// first packets are the first anyone hears, audio flows both ways, the foreign packets are
+/// counted and the attacker hears nothing.
+#[test]
+fn a_third_address_sending_first_gets_nothing_through() {
+    let relay = relay(42_700, 8);
+    let (a, b) = (phone(), phone());
+    let attacker = UdpSocket::bind("127.0.0.2:0").expect("127.0.0.2 is loopback");
+    attacker.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let alloc = call(&relay, &a, &b, RemoteMedia::at);
+    for leg in [alloc.a, alloc.b] {
+        attacker.send_to(&rtp(PT_PCMU, 1, &[0x99; 160]), leg.rtp).unwrap();
+        attacker.send_to(&[0x80, 201, 0, 1, 0, 0, 0, 1], leg.rtcp).unwrap();
+    }
+    let from_a = rtp(PT_PCMU, 2, &[0x11; 160]);
+    a.send_to(&from_a, alloc.a.rtp).unwrap();
+    assert_eq!(recv(&b).0, from_a, "B's first packet is A's, not the attacker's");
+    let from_b = rtp(PT_PCMU, 2, &[0x22; 160]);
+    b.send_to(&from_b, alloc.b.rtp).unwrap();
+    assert_eq!(recv(&a).0, from_b, "A's first packet is B's");
+    let stats = relay.stats(alloc.id).unwrap();
+    assert_eq!((stats.a.foreign, stats.b.foreign), (2, 2));
+    assert_eq!((stats.a.latched_rtp, stats.b.latched_rtp), (Some(a.local_addr().unwrap()), Some(b.local_addr().unwrap())));
+    assert!(nothing_arrives(&attacker), "the attacker captured media");
+}
+
+/// Ports are picked at random from the free pool: ten calls in a row do not take the pairs in
+/// order.
+#[test]
+fn ports_are_not_handed_out_in_order() {
+    let relay = relay(42_800, 40);
+    let ports: Vec<u16> = (0..10)
+        .map(|_| {
+            let alloc = relay.allocate().unwrap();
+            relay.release(alloc.id).unwrap();
+            alloc.a.rtp.port()
+        })
+        .collect();
+    let sequential: Vec<u16> = (0..10).map(|i| 42_800 + 4 * i).collect();
+    assert_ne!(ports, sequential, "{ports:?}");
+}

@@ -221,7 +221,7 @@ impl Relay {
             (state.pool.available(), state.pool.range())
         };
         for _ in 0..attempts {
-            let Some((port, kept)) = self.shared.lock().pool.take() else { break };
+            let Some((port, kept)) = self.shared.lock().pool.take(rand::random()) else { break };
             if let Some(tokens) = kept {
                 return Ok((port, tokens));
             }

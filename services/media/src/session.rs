@@ -1,11 +1,16 @@
 //! One call's media state, sans-IO: latching, where each packet goes, how it
 //! is rewritten, and the counters. The relay engine feeds it datagrams.
 //!
+//! Strict source (rtpengine's `strict-source`): a leg takes packets only from the address its
+//! SDP announced. A NATed far end's real port is learnt from its first packet, and only from
+//! the SDP's IP or the IP its signalling came from (`RemoteMedia::learn_from`); from then on the
+//! leg takes nothing but that address. Anything else is dropped and counted (`foreign`): a third
+//! host can neither inject audio into a call nor capture it by sending first (RTP bleed).
 //! A leg with SRTP keys (`set_crypto`) takes only packets that authenticate under its far
 //! end's key and were not seen before; they are decrypted on the way in, and what goes out to
 //! that leg is encrypted under ours. Each leg is its own: the other may be plain RTP.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -67,6 +72,10 @@ pub struct RemoteMedia {
     pub audio_pt: Option<u8>,
     /// The RFC 4733 telephone-event payload type, if negotiated.
     pub telephone_event_pt: Option<u8>,
+    /// Where the leg's signalling came from (a NATed phone's public IP): its media may come
+    /// from there too, on a port learnt from the first packet. Kept across re-INVITEs that
+    /// do not name one.
+    pub learn_from: Option<IpAddr>,
 }
 
 impl RemoteMedia {
@@ -78,6 +87,7 @@ impl RemoteMedia {
             rtcp_mux: false,
             audio_pt: None,
             telephone_event_pt: None,
+            learn_from: None,
         }
     }
 
@@ -107,6 +117,8 @@ pub struct LegStats {
     pub forwarded: u64,
     /// Datagrams dropped: wrong source, malformed, no destination yet, send error.
     pub dropped: u64,
+    /// Of those, the ones from an address the leg does not take (strict source).
+    pub foreign: u64,
     /// The source RTP is latched to, once the first packet came.
     pub latched_rtp: Option<SocketAddr>,
 }
@@ -138,7 +150,8 @@ pub enum Route {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DropReason {
-    /// Came from another address than the one the leg latched to.
+    /// Came from an address the leg does not take: not the one it latched to, nor (before
+    /// the first packet) its SDP's address or a port on its SDP's or signalling's IP.
     WrongSource,
     /// Neither RTP nor RTCP.
     Malformed,
@@ -158,6 +171,17 @@ struct Leg {
 }
 
 impl Leg {
+    /// Before the leg latched on `channel`: the address its SDP announced for it, and the IPs a
+    /// NATed far end may send from on a port of its own (the SDP's and the signalling's).
+    fn expected_source(&self, channel: Channel) -> Option<(SocketAddr, [Option<IpAddr>; 2])> {
+        let remote = self.remote?;
+        let exact = match channel {
+            Channel::Rtp => remote.rtp,
+            Channel::Rtcp => remote.rtcp_addr(),
+        };
+        Some((exact, [Some(remote.rtp.ip()), remote.learn_from]))
+    }
+
     fn rtp_destination(&self) -> Option<SocketAddr> {
         self.latched_rtp.or(self.remote.map(|r| r.rtp))
     }
@@ -198,8 +222,9 @@ impl Session {
 
     /// Sets (or changes, on re-INVITE) what a leg's SDP says. The leg latches
     /// again on its next packet, since the far end may have moved.
-    pub fn set_remote(&mut self, side: Side, remote: RemoteMedia) {
+    pub fn set_remote(&mut self, side: Side, mut remote: RemoteMedia) {
         let leg = &mut self.legs[side.index()];
+        remote.learn_from = remote.learn_from.or(leg.remote.and_then(|r| r.learn_from));
         leg.remote = Some(remote);
         leg.latched_rtp = None;
         leg.latched_rtcp = None;
@@ -245,6 +270,7 @@ impl Session {
                 match reason {
                     DropReason::Srtp(Refusal::Auth) => stats.srtp_auth_failed += 1,
                     DropReason::Srtp(Refusal::Replay) => stats.srtp_replayed += 1,
+                    DropReason::WrongSource => stats.foreign += 1,
                     _ => {}
                 }
             }
@@ -278,22 +304,29 @@ impl Session {
             return (Route::Drop(DropReason::Malformed), None);
         };
         let leg = &mut self.legs[side.index()];
-        // Before anything else about the packet is believed (its source latched, its time
-        // counted as activity), it must authenticate.
+        let expected = leg.expected_source(channel);
         let latched = match channel {
             Channel::Rtp => leg.latched_rtp,
             Channel::Rtcp => leg.latched_rtcp,
         };
-        if latched.is_some_and(|addr| addr != source) {
+        // Strict source, by address before anything else: a latched leg takes only its latched
+        // address; before that, only its SDP's address or a port on an IP it may learn from.
+        let allowed = match latched {
+            Some(addr) => addr == source,
+            None => expected.is_some_and(|(exact, ips)| source == exact || ips.contains(&Some(source.ip()))),
+        };
+        if !allowed {
             return (Route::Drop(DropReason::WrongSource), None);
         }
+        // Before anything else about the packet is believed (its source latched, its time
+        // counted as activity), it must authenticate.
         let plain = match leg.crypto.as_mut().map(|c| c.unprotect(kind, datagram)) {
             None => None,
             Some(Ok(plain)) => Some(plain),
             Some(Err(refusal)) => return (Route::Drop(DropReason::Srtp(refusal)), None),
         };
-        // Symmetric RTP: the first packet on a port fixes the far end's real
-        // address (its NAT mapping); later packets must come from there.
+        // Symmetric RTP: the first packet the leg takes fixes the far end's real address
+        // (its NAT mapping); later packets must come from there.
         let latch = match channel {
             Channel::Rtp => &mut leg.latched_rtp,
             Channel::Rtcp => &mut leg.latched_rtcp,
@@ -403,7 +436,7 @@ mod tests {
         let r = s.route(Side::B, Channel::Rtp, &rtp(0), addr(6666), now);
         assert_eq!(r, Route::Drop(DropReason::WrongSource));
         let st = s.stats(now);
-        assert_eq!((st.b.packets, st.b.forwarded, st.b.dropped), (2, 1, 1));
+        assert_eq!((st.b.packets, st.b.forwarded, st.b.dropped, st.b.foreign), (2, 1, 1, 1));
         assert_eq!(st.b.latched_rtp, Some(addr(6000)));
         // A re-INVITE moves B: it latches afresh.
         s.set_remote(Side::B, RemoteMedia::at(addr(7000)));
@@ -411,13 +444,44 @@ mod tests {
     }
 
     #[test]
-    fn no_destination_until_sdp_or_latch() {
+    fn no_destination_until_the_other_leg_has_sdp() {
         let now = Instant::now();
         let mut s = Session::new(now);
+        s.set_remote(Side::A, RemoteMedia::at(addr(4000)));
         assert_eq!(s.route(Side::A, Channel::Rtp, &rtp(0), addr(4000), now), Route::Drop(DropReason::NoDestination));
-        // B sends first: it latches, so A's next packet has somewhere to go.
+        // A leg without SDP takes nothing (strict source): nobody can claim it by sending first.
+        assert_eq!(s.route(Side::B, Channel::Rtp, &rtp(0), addr(5000), now), Route::Drop(DropReason::WrongSource));
+        s.set_remote(Side::B, RemoteMedia::at(addr(5000)));
         assert!(matches!(s.route(Side::B, Channel::Rtp, &rtp(0), addr(5000), now), Route::Forward { to, .. } if to == addr(4000)));
         assert!(matches!(s.route(Side::A, Channel::Rtp, &rtp(0), addr(4000), now), Route::Forward { to, .. } if to == addr(5000)));
+    }
+
+    #[test]
+    fn strict_source_takes_only_the_sdp_address_or_a_port_learnt_from_the_signalling_ip() {
+        let now = Instant::now();
+        let at = |ip: [u8; 4], port| SocketAddr::from((ip, port));
+        let mut s = Session::new(now);
+        s.set_remote(Side::A, RemoteMedia::at(at([192, 0, 2, 10], 4000)));
+        // B: a phone behind NAT. Its SDP names its private address; its INVITE came from
+        // 203.0.113.7, where its packets come from too, on a port the NAT chose.
+        let nat = RemoteMedia { learn_from: Some(IpAddr::from([203, 0, 113, 7])), ..RemoteMedia::at(at([10, 0, 0, 5], 5000)) };
+        s.set_remote(Side::B, nat);
+        // A third host, first to send, on either leg: dropped and counted, nothing latched.
+        let attacker = at([198, 51, 100, 66], 5000);
+        assert_eq!(s.route(Side::A, Channel::Rtp, &rtp(0), attacker, now), Route::Drop(DropReason::WrongSource));
+        assert_eq!(s.route(Side::B, Channel::Rtp, &rtp(0), attacker, now), Route::Drop(DropReason::WrongSource));
+        assert_eq!(s.route(Side::B, Channel::Rtcp, &[0x80, 201, 0, 1, 0, 0, 0, 1], attacker, now), Route::Drop(DropReason::WrongSource));
+        let st = s.stats(now);
+        assert_eq!((st.a.foreign, st.b.foreign, st.a.latched_rtp, st.b.latched_rtp), (1, 2, None, None));
+        // The real parties.
+        let phone = at([203, 0, 113, 7], 61_000);
+        assert!(matches!(s.route(Side::B, Channel::Rtp, &rtp(0), phone, now), Route::Forward { to, .. } if to == at([192, 0, 2, 10], 4000)));
+        assert!(matches!(s.route(Side::A, Channel::Rtp, &rtp(0), at([192, 0, 2, 10], 4000), now), Route::Forward { to, .. } if to == phone));
+        // Latched: even the phone's own IP on another port is foreign now.
+        assert_eq!(s.route(Side::B, Channel::Rtp, &rtp(0), at([203, 0, 113, 7], 61_002), now), Route::Drop(DropReason::WrongSource));
+        // A re-INVITE (hold) without a signalling address keeps the learnt IP.
+        s.set_remote(Side::B, RemoteMedia::at(at([10, 0, 0, 5], 5000)));
+        assert!(matches!(s.route(Side::B, Channel::Rtp, &rtp(0), phone, now), Route::Forward { .. }));
     }
 
     #[test]
@@ -460,6 +524,7 @@ mod tests {
     fn counts_idle_time() {
         let t0 = Instant::now();
         let mut s = Session::new(t0);
+        s.set_remote(Side::A, RemoteMedia::at(addr(4000)));
         s.set_remote(Side::B, RemoteMedia::at(addr(5000)));
         let t1 = t0 + Duration::from_secs(5);
         assert_eq!(s.stats(t1).idle, Duration::from_secs(5));

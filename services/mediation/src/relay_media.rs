@@ -39,6 +39,7 @@ fn add(total: &mut RtpCounters, stats: &SessionStats) {
         total.dropped += leg.dropped;
         total.srtp_auth_failed += leg.srtp_auth_failed;
         total.srtp_replayed += leg.srtp_replayed;
+        total.dropped_foreign += leg.foreign;
     }
 }
 

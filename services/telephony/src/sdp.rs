@@ -355,6 +355,7 @@ impl Audio<'_> {
             // The first format listed is the one in use (RFC 3264 §5.1: most preferred first).
             audio_pt: self.media.payload_types().into_iter().find(|pt| Some(*pt) != telephone_event),
             telephone_event_pt: telephone_event,
+            learn_from: None,
         })
     }
 }

@@ -519,7 +519,8 @@ impl<M: Media> B2bua<M> {
         for t in &mut targets {
             t.bypass &= srtp::takes(&a_offer, t.srtp);
         }
-        let a_media = relay_sdp::remote(&invite.body);
+        let learn_from = relay_sdp::originator_ip(&invite);
+        let a_media = relay_sdp::remote(&invite.body).map(|m| RemoteMedia { learn_from, ..m });
         let a_formats = relay_sdp::formats(&invite.body);
         // A late offer (no SDP) gets the relay as well: B's offer will be pointed at it.
         let relayed = relay_sdp::has_audio(&invite.body) || invite.body.is_empty();

@@ -3,13 +3,28 @@
 //! what its offerer offered, and each side gets the SRTP keys of its own leg (`keys`: none,
 //! plain RTP/AVP), never the other side's. A body that is no usable SDP passes as it came.
 use holdfast_media::RemoteMedia;
+use holdfast_sip::message::{HeaderName, Host, Request, Via};
 use holdfast_telephony::sdp::{Crypto, SessionDescription};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// The audio stream a body describes, for the relay; None without one, or while it is held by
 /// the address 0.0.0.0 or disabled (the relay keeps what it had).
 pub(super) fn remote(body: &[u8]) -> Option<RemoteMedia> {
     SessionDescription::parse(body).ok()?.audio(None).ok()?.remote_media()
+}
+
+/// The IP a call's originator sent its INVITE from, as the first proxy saw it: the bottom Via's
+/// `received`, else its host. A phone behind NAT sends its media from there too, whatever its
+/// SDP says: the relay may learn its port from that IP (strict source otherwise).
+pub(super) fn originator_ip(invite: &Request) -> Option<IpAddr> {
+    let bottom = invite.headers.get_all(&HeaderName::Via).last()?.rsplit(',').next()?;
+    let via = Via::parse(bottom.trim()).ok()?;
+    let received = via.params.value("received").and_then(|r| r.parse().ok());
+    received.or(match via.host {
+        Host::V4(a) => Some(a.into()),
+        Host::V6(a) => Some(a.into()),
+        Host::Domain(_) => None,
+    })
 }
 
 /// Whether a body describes an audio stream the relay could carry.
