@@ -3,27 +3,19 @@
 //! takes Kamailio's MD5 HA1 column. The imported users register with their real passwords
 //! while the same names with the wrong (or the once-truncated) password from 127.0.0.2 fail.
 use holdfast_tests::bins::bin;
-use holdfast_tests::registrar::{Registrar, DOMAIN};
+use holdfast_tests::registrar::{with_stdin, Registrar, DOMAIN};
 use holdfast_tests::scratch::Scratch;
 use holdfast_tests::sip_client::Ua;
-use std::io::Write;
 use std::net::UdpSocket;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-fn sbactl(db: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(bin("sbactl"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run sbactl");
-    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
-    child.wait_with_output().expect("sbactl ran")
+/// sbactl on `db` with `line` on its standard input.
+fn sbactl(db: &Path, args: &[&str], line: &str) -> Output {
+    let mut command = Command::new(bin("sbactl"));
+    command.arg("--db").arg(db).args(args);
+    with_stdin(command, line)
 }
 
 fn stderr(out: &Output) -> String {
@@ -34,7 +26,7 @@ fn stderr(out: &Output) -> String {
 fn passwords_never_in_argv_and_a_wrong_db_is_refused() {
     let scratch = Scratch::new("trust-sbactl-db");
     let typo = scratch.file("sab.db");
-    let out = sbactl(&typo, &["user", "add", "alice", "--domain", DOMAIN, "--password-stdin"], "pw-alice\n");
+    let out = sbactl(&typo, &["user", "add", "alice", "--domain", DOMAIN, "--password-stdin"], "pw-alice");
     assert!(!out.status.success(), "a user was added to a database that did not exist");
     assert!(stderr(&out).contains("sbactl --db") && stderr(&out).contains("init"), "{}", stderr(&out));
     assert!(!typo.exists(), "a mistyped --db created {}", typo.display());
@@ -51,9 +43,9 @@ fn passwords_never_in_argv_and_a_wrong_db_is_refused() {
     let argv = sbactl(&db, &["user", "add", "alice", "--domain", DOMAIN, "--password", "pw-alice"], "");
     assert!(!argv.status.success(), "--password on the command line was accepted");
     // No terminal and no --password-stdin: nothing to ask at, refused.
-    let no_tty = sbactl(&db, &["user", "add", "alice", "--domain", DOMAIN], "pw-alice\n");
+    let no_tty = sbactl(&db, &["user", "add", "alice", "--domain", DOMAIN], "pw-alice");
     assert!(!no_tty.status.success() && stderr(&no_tty).contains("--password-stdin"), "{}", stderr(&no_tty));
-    let ok = sbactl(&db, &["user", "add", "alice", "--domain", DOMAIN, "--password-stdin"], "pw-alice\n");
+    let ok = sbactl(&db, &["user", "add", "alice", "--domain", DOMAIN, "--password-stdin"], "pw-alice");
     assert!(ok.status.success(), "{}", stderr(&ok));
     let list = sbactl(&db, &["user", "list"], "");
     assert_eq!(String::from_utf8_lossy(&list.stdout), format!("sip:alice@{DOMAIN}\n"));
