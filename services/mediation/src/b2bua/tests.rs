@@ -98,15 +98,7 @@ impl<'m> Rig<'m> {
     }
 
     fn invite_from_branch_offering(&mut self, from_user: &str, number: &str, sdp: &str) -> Request {
-        let mut r = Request::new(Method::INVITE, Uri::parse(&format!("sip:{number}@127.0.0.1:5070;user=phone")).unwrap());
-        r.headers.add(HeaderName::Via, format!("SIP/2.0/UDP {REGISTRAR};branch=z9hG4bK-{number}"));
-        r.headers.add(HeaderName::RecordRoute, format!("<sip:{REGISTRAR};lr>"));
-        r.headers.add(HeaderName::From, format!("<sip:{from_user}@branch.local>;tag=caller"));
-        r.headers.add(HeaderName::To, format!("<sip:{number}@branch.local>"));
-        r.headers.add(HeaderName::CallId, format!("a-{number}"));
-        r.headers.add(HeaderName::CSeq, "1 INVITE");
-        r.headers.add(HeaderName::Contact, format!("<sip:{from_user}@192.0.2.9:5062>"));
-        r.headers.add(HeaderName::ContentType, "application/sdp");
+        let mut r = branch_invite(from_user, number);
         r.body = sdp.as_bytes().to_vec();
         let Ok(Inbound::Request { id, request }) = self.txns.on_request(r.clone(), Protocol::Udp, self.now) else { panic!() };
         self.b2bua.on_request(&mut self.txns, id, request, REGISTRAR.parse().unwrap(), Protocol::Udp, self.now);
@@ -159,6 +151,22 @@ impl<'m> Rig<'m> {
         self.pump();
         r
     }
+}
+
+
+/// An INVITE from the branch (as the registrar relays it) for `number`, by `from_user`.
+fn branch_invite(from_user: &str, number: &str) -> Request {
+    let mut r = Request::new(Method::INVITE, Uri::parse(&format!("sip:{number}@127.0.0.1:5070;user=phone")).unwrap());
+    r.headers.add(HeaderName::Via, format!("SIP/2.0/UDP {REGISTRAR};branch=z9hG4bK-{number}"));
+    r.headers.add(HeaderName::RecordRoute, format!("<sip:{REGISTRAR};lr>"));
+    r.headers.add(HeaderName::From, format!("<sip:{from_user}@branch.local>;tag=caller"));
+    r.headers.add(HeaderName::To, format!("<sip:{number}@branch.local>"));
+    r.headers.add(HeaderName::CallId, format!("a-{number}"));
+    r.headers.add(HeaderName::CSeq, "1 INVITE");
+    r.headers.add(HeaderName::Contact, format!("<sip:{from_user}@192.0.2.9:5062>"));
+    r.headers.add(HeaderName::ContentType, "application/sdp");
+    r.body = SDP_A.as_bytes().to_vec();
+    r
 }
 
 #[test]
@@ -958,13 +966,8 @@ fn a_carrier_may_transfer_only_when_its_trunk_allows_refer() {
 fn requests_from_neither_the_registrar_nor_a_trunk_are_refused_without_a_record() {
     let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
     let mut rig = Rig::new(&mut media, &[]);
-    let mut invite = Request::new(Method::INVITE, Uri::parse("sip:2125550100@127.0.0.1:5070;user=phone").unwrap());
-    invite.headers.add(HeaderName::Via, "SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-stranger");
-    invite.headers.add(HeaderName::From, "<sip:3012@branch.local>;tag=x");
-    invite.headers.add(HeaderName::To, "<sip:2125550100@branch.local>");
-    invite.headers.add(HeaderName::CallId, "stranger-1");
-    invite.headers.add(HeaderName::CSeq, "1 INVITE");
-    invite.headers.add(HeaderName::Contact, "<sip:3012@127.0.0.2:5060>");
+    let mut invite = branch_invite("3012", "2125550100");
+    invite.headers.set(HeaderName::Via, "SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-stranger");
     rig.request(invite, "127.0.0.2:5060");
     assert_eq!(rig.responses().iter().map(|r| r.status).collect::<Vec<_>>(), [403]);
     assert!(rig.cdrs.is_empty(), "a call record for a stranger's INVITE");
