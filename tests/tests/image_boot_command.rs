@@ -55,6 +55,23 @@ fn sbactl(args: &[&str]) -> Result<Output> {
     Command::new(boot_script()).arg("sbactl").args(args).stdin(Stdio::null()).output().context("running image/boot sbactl")
 }
 
+/// `printf 'INPUT' | image/boot sbactl ARGS...`
+fn sbactl_with_input(args: &[&str], input: &str) -> Result<Output> {
+    let mut child = Command::new(boot_script())
+        .arg("sbactl")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running image/boot sbactl")?;
+    let mut stdin = child.stdin.take().context("image/boot's stdin")?;
+    // image/boot may refuse before reading: a closed pipe is its answer, not an error here.
+    let _ = std::io::Write::write_all(&mut stdin, input.as_bytes());
+    drop(stdin);
+    child.wait_with_output().context("waiting for image/boot sbactl")
+}
+
 /// image/boot in the background; its output lines arrive on a channel and are kept for errors.
 struct Boot {
     child: Child,
@@ -157,7 +174,11 @@ fn image_boot_forwards_sip_adds_users_and_powers_off_on_sigint() -> Result<()> {
         let mode = std::fs::metadata(repo().join("image/build/boot").join(fifo))?.permissions().mode() & 0o777;
         ensure!(mode == 0o600, "{fifo} has mode {mode:o}");
     }
-    let added = sbactl(&["user", "add", USER, "--domain", &domain, "--password", PASSWORD])?;
+    // A password reaches the VM's sbactl on its stdin, never in an argv; without --password-stdin
+    // there is no terminal in the VM to ask it at.
+    let unasked = sbactl(&["user", "add", USER, "--domain", &domain])?;
+    ensure!(!unasked.status.success(), "user add without a password succeeded");
+    let added = sbactl_with_input(&["user", "add", USER, "--domain", &domain, "--password-stdin"], &format!("{PASSWORD}\n"))?;
     ensure!(added.status.success(), "image/boot sbactl user add failed: {}", String::from_utf8_lossy(&added.stderr));
     let listed = sbactl(&["user", "list"])?;
     ensure!(
