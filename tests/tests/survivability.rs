@@ -245,7 +245,7 @@ fn attack_beside_the_phones(topo: &Topology, sba: &Sba, carrier: &Answerer) {
     let mut forged = Ua::with_socket(forged, sba.addr, "alice", DOMAIN);
     let mut wildcard = forged.register(0, None);
     wildcard.headers.set(HeaderName::Contact, "*");
-    forged.send(&wildcard.to_bytes());
+    forged.send(&wildcard.to_bytes().expect("serializable"));
     let r = forged.recv();
     assert_eq!(r.status, 403, "Contact: * with alice's address: {} {}", r.status, r.reason);
 
@@ -255,7 +255,7 @@ fn attack_beside_the_phones(topo: &Topology, sba: &Sba, carrier: &Answerer) {
         let mut buf = vec![0u8; 65536];
         for _ in 0..50 {
             for _ in 0..20 {
-                let bytes = ua.register(60, None).to_bytes();
+                let bytes = ua.register(60, None).to_bytes().expect("serializable");
                 ua.send(&bytes);
             }
             if (0..20).filter(|_| ua.sock.recv_from(&mut buf).is_ok()).count() == 0 {

@@ -65,7 +65,7 @@ fn status_written_from_now(reg: &Registrar) -> serde_json::Value {
 fn flood(sock: &UdpSocket, to: SocketAddr, user: &str, count: u32) {
     let mut ua = Ua::with_socket(sock.try_clone().expect("clone"), to, user, DOMAIN);
     for _ in 0..count {
-        sock.send_to(&ua.register(600, None).to_bytes(), to).expect("send");
+        sock.send_to(&ua.register(600, None).to_bytes().expect("serializable"), to).expect("send");
     }
 }
 
@@ -114,7 +114,7 @@ fn digest_failures_count_only_from_the_address_the_challenge_went_to() {
     let mut forged = Ua::with_socket(forger.try_clone().expect("clone"), reg.addr, "alice", DOMAIN);
     for nc in 1..=12 {
         let wrong = attacker.answer(&challenge, "guess", nc);
-        let bytes = forged.register(600, Some(&wrong)).to_bytes();
+        let bytes = forged.register(600, Some(&wrong)).to_bytes().expect("serializable");
         forged.send(&bytes);
         assert_eq!(final_response(&forger).status, 401, "a forged failure is challenged again at once");
     }
@@ -124,7 +124,7 @@ fn digest_failures_count_only_from_the_address_the_challenge_went_to() {
     // its answers are held back (and counted).
     for nc in 1..=10 {
         let wrong = attacker.answer(&challenge, "guess", nc);
-        let bytes = attacker.register(600, Some(&wrong)).to_bytes();
+        let bytes = attacker.register(600, Some(&wrong)).to_bytes().expect("serializable");
         attacker.send(&bytes);
     }
     for _ in 1..=10 {
