@@ -840,10 +840,12 @@ impl<M: Media> B2bua<M> {
         }
         call.set_sdp(Side::B, &r.body);
         let bypass = call.attempt().is_some_and(|a| a.target.bypass);
+        let learn_from = relay_sdp::answerer_ip(r);
+        let b_media = relay_sdp::remote(&r.body).map(|m| RemoteMedia { learn_from, ..m });
         match (call.media, bypass) {
             (Some(_), false) if !relay_sdp::has_audio(&r.body) => None,
             (Some((id, a_port, _)), false) if call.invite.body.is_empty() => {
-                if let Some(remote) = relay_sdp::remote(&r.body) {
+                if let Some(remote) = b_media {
                     self.media.set_remote(id, Side::B, remote);
                 }
                 // B's offer: its SRTP answered in the ACK with a key of ours; A is offered plain.
@@ -859,7 +861,7 @@ impl<M: Media> B2bua<M> {
                 Some(relay_sdp::offer(&r.body, Some(a_port), &[], false))
             }
             (Some((id, a_port, _)), false) => {
-                if let Some(remote) = relay_sdp::remote(&r.body) {
+                if let Some(remote) = b_media {
                     self.media.set_remote(id, Side::B, remote);
                 }
                 let offered = call.attempt().map(|a| a.keys.clone()).unwrap_or_default();

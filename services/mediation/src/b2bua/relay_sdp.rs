@@ -3,7 +3,7 @@
 //! what its offerer offered, and each side gets the SRTP keys of its own leg (`keys`: none,
 //! plain RTP/AVP), never the other side's. A body that is no usable SDP passes as it came.
 use holdfast_media::RemoteMedia;
-use holdfast_sip::message::{HeaderName, Host, Request, Via};
+use holdfast_sip::message::{HeaderName, Host, NameAddr, Request, Response, Via};
 use holdfast_telephony::sdp::{Crypto, SessionDescription};
 use std::net::{IpAddr, SocketAddr};
 
@@ -25,6 +25,18 @@ pub(super) fn originator_ip(invite: &Request) -> Option<IpAddr> {
         Host::V6(a) => Some(a.into()),
         Host::Domain(_) => None,
     })
+}
+
+/// The IP of the UA that answered (its Contact): behind a proxy (the registrar) mediation never
+/// sees where a phone signals from, and a phone whose SDP names another of its addresses (or a
+/// private one) sends its media from the address it signals with.
+pub(super) fn answerer_ip(response: &Response) -> Option<IpAddr> {
+    let contact = response.headers.get(&HeaderName::Contact)?.split(',').next()?;
+    match NameAddr::parse(contact.trim()).ok()?.uri.as_sip()?.host {
+        Host::V4(a) => Some(a.into()),
+        Host::V6(a) => Some(a.into()),
+        Host::Domain(_) => None,
+    }
 }
 
 /// Whether a body describes an audio stream the relay could carry.

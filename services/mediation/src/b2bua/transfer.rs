@@ -73,6 +73,8 @@ impl<M: Media> B2bua<M> {
         // A transfer places a call under the branch user's voice policy: from a trunk's side
         // only when that trunk is trusted to (allow_refer).
         let trunk = match referrer {
+            // The registrar first, as on_request decides: a trunk may share its IP.
+            Side::A if call.source == self.config.registrar => None,
             Side::A => self.plan.trunk_from(call.source),
             Side::B => self.plan.trunks.iter().find(|t| t.name == call.cdr.trunk),
         };
