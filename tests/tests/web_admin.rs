@@ -48,12 +48,12 @@ fn the_admin_page_follows_the_branch() {
     let kam = Kamailio::start(&topo, &scratch.path, DOMAIN, &[("alice", "alice-pw")]);
     let db = scratch.file("sba.db");
     // sba-mediation where the registrar sends numbers in survival ([survival].mediation, the PSTN
-    // side's address), its one trunk sba-gateway beside it.
+    // side's address), its one trunk sba-gateway beside it, which takes SIP from it alone.
     let extra = format!(
         "[mediation]\nlisten = \"{PSTN}:5060\"\nregistrar = \"{SBA_PSTN}:5060\"\n\n\
          [[mediation.routes]]\nname = \"world\"\npattern = '\\+\\d{{6,15}}'\nusage = \"national\"\ntrunks = [\"pstn\"]\n\n\
          [[mediation.trunks]]\nname = \"pstn\"\nkind = \"gateway\"\naddress = \"127.0.0.1:5080\"\ntransport = \"udp\"\n\n\
-         [gateway]\nsimulated = true\nstatus_file = \"{}.gateway.json\"\nexchange_control = \"{}\"\n",
+         [gateway]\nsimulated = true\nmediation = \"{PSTN}:5060\"\nstatus_file = \"{}.gateway.json\"\nexchange_control = \"{}\"\n",
         db.display(),
         scratch.file("pstn.sock").display()
     );
