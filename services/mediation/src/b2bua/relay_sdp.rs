@@ -3,7 +3,7 @@
 //! what its offerer offered, and each side gets the SRTP keys of its own leg (`keys`: none,
 //! plain RTP/AVP), never the other side's. A body that is no usable SDP passes as it came.
 use holdfast_media::RemoteMedia;
-use holdfast_sip::message::{HeaderName, Host, NameAddr, Request, Response, Via};
+use holdfast_sip::message::{HeaderName, NameAddr, Request, Response, Via};
 use holdfast_telephony::sdp::{Crypto, SessionDescription};
 use std::net::{IpAddr, SocketAddr};
 
@@ -20,11 +20,7 @@ pub(super) fn originator_ip(invite: &Request) -> Option<IpAddr> {
     let bottom = invite.headers.get_all(&HeaderName::Via).last()?.rsplit(',').next()?;
     let via = Via::parse(bottom.trim()).ok()?;
     let received = via.params.value("received").and_then(|r| r.parse().ok());
-    received.or(match via.host {
-        Host::V4(a) => Some(a.into()),
-        Host::V6(a) => Some(a.into()),
-        Host::Domain(_) => None,
-    })
+    received.or(via.host.ip())
 }
 
 /// The IP of the UA that answered (its Contact): behind a proxy (the registrar) mediation never
@@ -32,11 +28,7 @@ pub(super) fn originator_ip(invite: &Request) -> Option<IpAddr> {
 /// private one) sends its media from the address it signals with.
 pub(super) fn answerer_ip(response: &Response) -> Option<IpAddr> {
     let contact = response.headers.get(&HeaderName::Contact)?.split(',').next()?;
-    match NameAddr::parse(contact.trim()).ok()?.uri.as_sip()?.host {
-        Host::V4(a) => Some(a.into()),
-        Host::V6(a) => Some(a.into()),
-        Host::Domain(_) => None,
-    }
+    NameAddr::parse(contact.trim()).ok()?.uri.as_sip()?.host.ip()
 }
 
 /// Whether a body describes an audio stream the relay could carry.
