@@ -481,10 +481,22 @@ fn echo_call(name: &str, pt: u8, late: bool) -> Vec<(Vec<u8>, Vec<u8>, u8)> {
     }
     branch.send(&ack);
 
+    // The relay takes our leg's media once sba-mediation has read our answer (a late offer's is
+    // in the ACK; strict source drops what comes before): wait for a first echo (bounded), then
+    // let the stray echoes of that wait pass.
+    let mut buf = [0u8; 2048];
+    branch.rtp.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let opened = (0..50u16).any(|i| {
+        branch.rtp.send_to(&rtp_packet(1000 + i, pt, &[0x55; 160]), relay).unwrap();
+        branch.rtp.recv_from(&mut buf).is_ok()
+    });
+    assert!(opened, "no RTP came back through the relay within 10 s");
+    while branch.rtp.recv_from(&mut buf).is_ok() {}
+    branch.rtp.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+
     // 50 packets of 160 bytes covering all 256 codes: each comes back (sipp echoes at the
     // carrier) having crossed the relay twice.
     let mut echoes = Vec::new();
-    let mut buf = [0u8; 2048];
     for seq in 0..50u16 {
         let payload: Vec<u8> = (0..160u16).map(|i| (i.wrapping_mul(7).wrapping_add(seq * 13) % 256) as u8).collect();
         branch.rtp.send_to(&rtp_packet(seq, pt, &payload), relay).unwrap();
