@@ -86,7 +86,7 @@ impl TlsUa {
         if let Some(a) = authorization {
             h.add(HeaderName::Authorization, a);
         }
-        self.stdin.write_all(&r.to_bytes()).expect("write to s_client");
+        self.stdin.write_all(&r.to_bytes().expect("a request we wrote is writable")).expect("write to s_client");
         self.stdin.flush().expect("flush s_client");
         loop {
             let r = self.responses.recv_timeout(Duration::from_secs(15)).expect("no answer over TLS");

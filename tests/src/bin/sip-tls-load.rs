@@ -224,7 +224,7 @@ struct Conn {
 impl Conn {
     /// Sends `request` and reads until its final response.
     async fn exchange(&mut self, request: &Request) -> Result<Response, Error> {
-        self.tls.write_all(&request.to_bytes()).await?;
+        self.tls.write_all(&request.to_bytes()?).await?;
         let mut buf = [0u8; 8192];
         loop {
             while let Some(item) = self.decoder.next() {
