@@ -1,7 +1,7 @@
 //! The media relay on loopback: two UDP "phones" talk through one session.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use holdfast_media::g711::{ALAW_TO_ULAW, PT_PCMA, PT_PCMU, ULAW_TO_ALAW};
 use holdfast_media::{Allocation, Relay, RelayConfig, RelayError, RemoteMedia, Side};
@@ -245,7 +245,7 @@ fn idle_sessions_are_reported_for_reaping() {
         a.send_to(&rtp(PT_PCMU, seq, &[0; 160]), busy.a.rtp).unwrap();
         recv(&b);
     }
-    let idle = relay.idle_sessions(Duration::from_millis(300));
+    let idle = relay.idle_sessions(Duration::from_millis(300), Instant::now());
     assert_eq!(idle, vec![quiet.id]);
     assert!(relay.stats(quiet.id).unwrap().idle >= Duration::from_millis(300));
 }

@@ -275,11 +275,10 @@ impl Relay {
         Ok(state.slot_mut(id)?.session.stats(Instant::now()))
     }
 
-    /// Sessions that received nothing for `idle_for` or longer: dead calls
-    /// for the B2BUA to end.
-    pub fn idle_sessions(&self, idle_for: Duration) -> Vec<SessionId> {
+    /// Sessions that received nothing for `idle_for` or longer at `now`: dead calls for the
+    /// B2BUA to end.
+    pub fn idle_sessions(&self, idle_for: Duration, now: Instant) -> Vec<SessionId> {
         let state = self.shared.lock();
-        let now = Instant::now();
         state
             .sessions
             .iter()

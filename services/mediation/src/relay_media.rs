@@ -4,7 +4,7 @@ use holdfast_media::srtp::LegKeys;
 use holdfast_media::{Relay, RemoteMedia, SessionId, SessionStats, Side};
 use holdfast_status::snapshot::RtpCounters;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub struct RelayMedia {
     relay: Relay,
@@ -73,7 +73,7 @@ impl Media for RelayMedia {
         }
     }
 
-    fn idle(&self, idle_for: Duration) -> Vec<SessionId> {
-        self.relay.idle_sessions(idle_for)
+    fn idle(&self, idle_for: Duration, now: Instant) -> Vec<SessionId> {
+        self.relay.idle_sessions(idle_for, now)
     }
 }

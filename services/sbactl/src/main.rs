@@ -310,7 +310,7 @@ fn tls_show(dir: &Path) -> Result<()> {
 fn print_cert(cert: &holdfast_tls::ApplianceCert) -> Result<()> {
     let info = cert.info().with_context(|| format!("reading {}", cert.cert_path().display()))?;
     let date = |secs: u64| holdfast_store::cdr_text::iso(i64::try_from(secs).unwrap_or(i64::MAX).saturating_mul(1000));
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let now = holdfast_runtime::unix_now().as_secs();
     let state = if now > info.not_after {
         "EXPIRED".to_string()
     } else if now < info.not_before {

@@ -22,8 +22,7 @@ pub fn show(db: &Path, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).context("clock before 1970")?.as_secs();
-    let now = i64::try_from(now)?;
+    let now = i64::try_from(holdfast_runtime::unix_now().as_secs())?;
     let when = |key: &str| v[key].as_i64().map_or("?".to_string(), |secs| format!("{} ({})", iso(secs * 1000), ago(now - secs)));
     println!("mode:      {}", v["mode"].as_str().unwrap_or("?"));
     println!("wan:       {} since {}", v["wan"].as_str().unwrap_or("?"), when("since"));

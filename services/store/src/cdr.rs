@@ -7,7 +7,7 @@ use sqlx::{Connection, Row};
 use crate::error::StoreError;
 use crate::store::Store;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Cdr {
     pub call_id: String,
     /// "outbound" (branch to PSTN) or "inbound".

@@ -43,8 +43,8 @@ pub trait Media {
     /// A leg's SRTP keys; none: plain RTP.
     fn set_crypto(&mut self, id: Self::Id, side: Side, keys: Option<LegKeys>);
     fn release(&mut self, id: Self::Id);
-    /// Sessions that received no packet for `idle_for`: calls whose ends are gone.
-    fn idle(&self, idle_for: Duration) -> Vec<Self::Id>;
+    /// Sessions that received no packet for `idle_for` at `now`: calls whose ends are gone.
+    fn idle(&self, idle_for: Duration, now: Instant) -> Vec<Self::Id>;
 }
 
 #[derive(Debug, Clone)]
@@ -437,23 +437,10 @@ impl<M: Media> B2bua<M> {
         let caller = invite.from_header().ok().and_then(|f| user_of(&f.uri)).unwrap_or_default();
         let mut cdr = Cdr {
             call_id: invite.call_id().unwrap_or_default().to_string(),
-            direction: String::new(),
             setup_at: self.wall(now),
-            answered_at: None,
-            ended_at: 0,
             caller: caller.clone(),
             callee_dialled: dialled.clone(),
-            callee: String::new(),
-            callee_sent: String::new(),
-            caller_sent: String::new(),
-            route: String::new(),
-            trunk: String::new(),
-            failovers: 0,
-            status: 0,
-            q850: None,
-            end_cause: String::new(),
-            referred_by: None,
-            transfer_of: None,
+            ..Cdr::default()
         };
         let direction = match peer {
             Peer::Branch => Direction::Outbound,
@@ -494,19 +481,7 @@ impl<M: Media> B2bua<M> {
         };
         let mut targets = match targets {
             Ok(t) => t,
-            Err(refusal) => {
-                let mut r = invite.response(refusal.status);
-                r.reason = refusal.reason.clone();
-                let cause = cause::for_sip_status(refusal.status);
-                r.headers.add(HeaderName::Reason, reason::q850(cause, Some(&refusal.reason)));
-                respond(txns, id, r, now);
-                cdr.status = refusal.status;
-                cdr.q850 = Some(cause);
-                cdr.end_cause = format!("refused: {}", refusal.reason);
-                cdr.ended_at = cdr.setup_at;
-                self.outputs.push_back(Output::Cdr(cdr));
-                return;
-            }
+            Err(refusal) => return self.refuse(txns, id, &invite, &refusal, cdr, "refused", now),
         };
         // A call from the branch is its caller's; a DID call is the called user's.
         let branch_user = match targets.first() {
@@ -667,6 +642,21 @@ impl<M: Media> B2bua<M> {
                 }])
             }
         }
+    }
+
+    /// Answers `request` (an INVITE, or the REFER of a transfer) as `refusal` says, its Q.850
+    /// cause in a Reason, and records the call that was not placed.
+    fn refuse(&mut self, txns: &mut Transactions, id: TxId, request: &Request, refusal: &Refusal, mut cdr: Cdr, what: &str, now: Instant) {
+        let mut r = request.response(refusal.status);
+        r.reason = refusal.reason.clone();
+        let cause = cause::for_sip_status(refusal.status);
+        r.headers.add(HeaderName::Reason, reason::q850(cause, Some(&refusal.reason)));
+        respond(txns, id, r, now);
+        cdr.status = refusal.status;
+        cdr.q850 = Some(cause);
+        cdr.end_cause = format!("{what}: {}", refusal.reason);
+        cdr.ended_at = cdr.setup_at;
+        self.outputs.push_back(Output::Cdr(cdr));
     }
 
     /// Calls the next live target, or answers A with the last failure when none is left.
@@ -1036,7 +1026,7 @@ impl<M: Media> B2bua<M> {
     /// Ends answered calls whose media stopped for `idle_for` (a phone or carrier that vanished
     /// without BYE): BYE to both sides with Q.850 cause 102 (recovery on timer expiry).
     pub fn reap_idle(&mut self, txns: &mut Transactions, idle_for: Duration, now: Instant) {
-        let idle = self.media.idle(idle_for);
+        let idle = self.media.idle(idle_for, now);
         let dead: Vec<u64> = self
             .calls
             .iter()

@@ -30,7 +30,7 @@ impl Media for &mut FakeMedia {
     fn release(&mut self, _: u32) {
         self.released += 1;
     }
-    fn idle(&self, _: Duration) -> Vec<u32> {
+    fn idle(&self, _: Duration, _: Instant) -> Vec<u32> {
         self.idle.clone()
     }
 }

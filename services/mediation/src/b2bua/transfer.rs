@@ -96,37 +96,17 @@ impl<M: Media> B2bua<M> {
             call_id: call.cdr.call_id.clone(),
             direction: Direction::Outbound.as_str().into(),
             setup_at: wall,
-            answered_at: None,
-            ended_at: 0,
             caller: user.clone(),
             callee_dialled: number.clone(),
-            callee: String::new(),
-            callee_sent: String::new(),
-            caller_sent: String::new(),
-            route: String::new(),
-            trunk: String::new(),
-            failovers: 0,
-            status: 0,
-            q850: None,
-            end_cause: String::new(),
             referred_by: Some(by),
             transfer_of: Some(call.cdr.call_id.clone()),
+            ..Cdr::default()
         };
         let targets = match self.outbound_targets(&user, &user, &number, &mut cdr) {
             Ok(t) => t,
             Err(refusal) => {
                 log::info!("call {}: transfer to {number} refused: {}", cdr.call_id, refusal.reason);
-                let mut r = refer.response(refusal.status);
-                r.reason = refusal.reason.clone();
-                let cause = cause::for_sip_status(refusal.status);
-                r.headers.add(HeaderName::Reason, reason::q850(cause, Some(&refusal.reason)));
-                respond(txns, id, r, now);
-                cdr.status = refusal.status;
-                cdr.q850 = Some(cause);
-                cdr.end_cause = format!("transfer refused: {}", refusal.reason);
-                cdr.ended_at = cdr.setup_at;
-                self.outputs.push_back(Output::Cdr(cdr));
-                return;
+                return self.refuse(txns, id, &refer, &refusal, cdr, "transfer refused", now);
             }
         };
         let notify = !refer.headers.get(&HeaderName::Other("Refer-Sub".into())).is_some_and(|v| v.trim().eq_ignore_ascii_case("false"));
