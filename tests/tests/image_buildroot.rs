@@ -138,10 +138,11 @@ impl Defconfig {
         Ok(self.value(key)?.split_whitespace().map(external_path).collect())
     }
 
-    /// The kernel options the fragments set (`CONFIG_X=y` lines).
+    /// The kernel options the board's own config (if any) and the fragments set (`CONFIG_X=y` lines).
     fn kernel_options(&self) -> Result<BTreeSet<String>> {
         let mut options = BTreeSet::new();
-        for fragment in self.paths("BR2_LINUX_KERNEL_CONFIG_FRAGMENT_FILES")? {
+        let own = self.paths("BR2_LINUX_KERNEL_CUSTOM_CONFIG_FILE").unwrap_or_default();
+        for fragment in own.into_iter().chain(self.paths("BR2_LINUX_KERNEL_CONFIG_FRAGMENT_FILES")?) {
             for line in read(&fragment)?.lines().map(str::trim).filter(|l| l.starts_with("CONFIG_")) {
                 options.insert(line.to_string());
             }
@@ -316,7 +317,13 @@ fn defconfigs_name_files_that_exist() -> Result<()> {
             ensure!(overlay.is_dir(), "{}: overlay {} is not a directory", defconfig.name, overlay.display());
         }
         let mut scripts = Vec::new();
-        for key in ["BR2_ROOTFS_POST_BUILD_SCRIPT", "BR2_ROOTFS_POST_IMAGE_SCRIPT", "BR2_LINUX_KERNEL_CONFIG_FRAGMENT_FILES", "BR2_GLOBAL_PATCH_DIR"] {
+        for key in [
+            "BR2_ROOTFS_POST_BUILD_SCRIPT",
+            "BR2_ROOTFS_POST_IMAGE_SCRIPT",
+            "BR2_LINUX_KERNEL_CUSTOM_CONFIG_FILE",
+            "BR2_LINUX_KERNEL_CONFIG_FRAGMENT_FILES",
+            "BR2_GLOBAL_PATCH_DIR",
+        ] {
             let Ok(paths) = defconfig.paths(key) else { continue };
             for path in paths {
                 ensure!(path.exists(), "{}: {key} names {}, which does not exist", defconfig.name, path.display());
@@ -387,6 +394,8 @@ fn boards_differ_only_in_their_board_files() -> Result<()> {
         l.contains("board/sba/qemu") || l.contains("board/sba/pc") || l.contains("GRUB2") || l.contains("GENIMAGE")
             || l.contains("DOSFSTOOLS") || l.contains("MTOOLS") || l.starts_with("BR2_TARGET_GENERIC_GETTY_PORT")
             || l.starts_with("BR2_ROOTFS_POST_IMAGE_SCRIPT") || l.starts_with("BR2_ROOTFS_OVERLAY")
+            // A box's kernel starts from x86_64_defconfig (unknown hardware); the VM's from its own config.
+            || l == "BR2_LINUX_KERNEL_USE_ARCH_DEFAULT_CONFIG=y" || l == "BR2_LINUX_KERNEL_USE_CUSTOM_CONFIG=y"
     };
     let common = |d: &Defconfig| -> BTreeSet<String> { d.lines.iter().filter(|l| !board_specific(l)).cloned().collect() };
     let (q, p) = (common(qemu), common(pc));
@@ -779,16 +788,20 @@ fn post_build_notes_only_conditions_that_fail() -> Result<()> {
 }
 
 /// kconfig drops an option whose dependencies fail without a word (the firewall's `limit` match
-/// needed NETFILTER_ADVANCED): post-build.sh compares the fragments with the kernel's .config.
+/// needed NETFILTER_ADVANCED): post-build.sh compares the board config and fragments with the kernel's .config.
 fn post_build_refuses_a_kernel_without_the_fragments_options() -> Result<()> {
     let target = complete_target("kconfig")?;
     let build = scratch("kconfig-build");
     let qemu = Defconfig::all()?.into_iter().find(|d| d.name.contains("qemu")).context("no qemu defconfig")?;
     let fragments = qemu.value("BR2_LINUX_KERNEL_CONFIG_FRAGMENT_FILES")?;
+    let own = qemu.value("BR2_LINUX_KERNEL_CUSTOM_CONFIG_FILE")?;
     fs::create_dir_all(build.join("linux-custom"))?;
     fs::create_dir_all(build.join("linux-headers-custom"))?;
     let br2_config = build.join("buildroot.config");
-    fs::write(&br2_config, format!("BR2_LINUX_KERNEL_CONFIG_FRAGMENT_FILES=\"{fragments}\"\n"))?;
+    fs::write(
+        &br2_config,
+        format!("BR2_LINUX_KERNEL_CUSTOM_CONFIG_FILE=\"{own}\"\nBR2_LINUX_KERNEL_CONFIG_FRAGMENT_FILES=\"{fragments}\"\n"),
+    )?;
     let options: Vec<String> = qemu.kernel_options()?.into_iter().collect();
     let tree = tree();
     let env = [("BR2_CONFIG", br2_config.as_path()), ("BUILD_DIR", build.as_path()), ("BR2_EXTERNAL_SBA_PATH", tree.as_path())];
@@ -800,9 +813,15 @@ fn post_build_refuses_a_kernel_without_the_fragments_options() -> Result<()> {
     let without: Vec<&String> = options.iter().filter(|o| o.as_str() != "CONFIG_CGROUP_BPF=y").collect();
     fs::write(build.join("linux-custom/.config"), without.iter().map(|o| format!("{o}\n")).collect::<String>())?;
     let out = post_build_with(&target, &env)?;
-    let _ = fs::remove_dir_all(&target);
-    let _ = fs::remove_dir_all(&build);
     ensure!(!out.status.success(), "post-build.sh accepted a kernel without CONFIG_CGROUP_BPF");
     ensure!(String::from_utf8_lossy(&out.stderr).contains("CONFIG_CGROUP_BPF=y"), "the refusal does not name the option");
+
+    // An option of the board's own config (not a fragment) that kconfig dropped is refused too.
+    let without: Vec<&String> = options.iter().filter(|o| o.as_str() != "CONFIG_INPUT_EVDEV=y").collect();
+    fs::write(build.join("linux-custom/.config"), without.iter().map(|o| format!("{o}\n")).collect::<String>())?;
+    let out = post_build_with(&target, &env)?;
+    let _ = fs::remove_dir_all(&target);
+    let _ = fs::remove_dir_all(&build);
+    ensure!(!out.status.success(), "post-build.sh accepted a kernel without its board config's CONFIG_INPUT_EVDEV");
     Ok(())
 }

@@ -29,8 +29,8 @@ for unit in "$target"/etc/systemd/system/*.service; do
     done < <(grep -E '^Condition(PathExists|FileIsExecutable)=/' "$unit" || true)
 done
 
-# Every kernel option the fragments ask for is in the kernel's configuration: kconfig silently drops
-# an option whose dependencies are not met (a firewall match, a sandboxing feature).
+# Every kernel option the board's config and the fragments ask for is in the kernel's configuration:
+# kconfig silently drops an option whose dependencies are not met (a firewall match, a sandboxing feature).
 if [ -n "${BR2_CONFIG:-}" ] && [ -n "${BUILD_DIR:-}" ]; then
     kconfig=
     for d in "$BUILD_DIR"/linux-*; do
@@ -38,7 +38,7 @@ if [ -n "${BR2_CONFIG:-}" ] && [ -n "${BUILD_DIR:-}" ]; then
         [ -f "$d/.config" ] && kconfig="$d/.config"
     done
     [ -n "$kconfig" ] || die "no kernel configuration in $BUILD_DIR/linux-*"
-    fragments=$(sed -n 's/^BR2_LINUX_KERNEL_CONFIG_FRAGMENT_FILES="\(.*\)"$/\1/p' "$BR2_CONFIG")
+    fragments=$(sed -n 's/^BR2_LINUX_KERNEL_\(CUSTOM_CONFIG_FILE\|CONFIG_FRAGMENT_FILES\)="\(.*\)"$/\2/p' "$BR2_CONFIG")
     for fragment in $fragments; do
         fragment=${fragment//\$(BR2_EXTERNAL_SBA_PATH)/${BR2_EXTERNAL_SBA_PATH:-}}
         while read -r option; do
