@@ -89,10 +89,12 @@ impl Guard {
         if self.config.max_requests == 0 {
             return false;
         }
-        if !self.sources.contains_key(&ip) && self.sources.len() >= self.config.max_sources {
-            self.make_room(now);
-        }
         let config = self.config;
+        if !self.sources.contains_key(&ip) {
+            // A row is over when its window and its ban are.
+            let over = |e: &Entry| e.banned_until.is_none_or(|u| now >= u) && now.saturating_duration_since(e.window_start) >= config.window;
+            holdfast_sip::bounded::make_room(&mut self.sources, config.max_sources, over, |e| e.window_start);
+        }
         let entry = self.sources.entry(ip).or_insert(Entry { window_start: now, count: 0, banned_until: None, last_challenge: None });
         if entry.banned_until.is_some_and(|until| now >= until) {
             entry.banned_until = None;
@@ -128,21 +130,6 @@ impl Guard {
             self.counters.dropped += 1;
         }
         admit
-    }
-
-    /// Forgets sources whose window and ban are over; if none are, the oldest quarter of windows.
-    fn make_room(&mut self, now: Instant) {
-        let window = self.config.window;
-        self.sources.retain(|_, e| {
-            e.banned_until.is_some_and(|u| now < u) || now.saturating_duration_since(e.window_start) < window
-        });
-        if self.sources.len() < self.config.max_sources {
-            return;
-        }
-        let mut starts: Vec<Instant> = self.sources.values().map(|e| e.window_start).collect();
-        let index = starts.len() / 4;
-        let (_, &mut cutoff, _) = starts.select_nth_unstable(index);
-        self.sources.retain(|_, e| e.window_start > cutoff);
     }
 }
 

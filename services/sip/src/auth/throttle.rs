@@ -81,8 +81,10 @@ impl FailureThrottle {
 
     pub fn record_failure(&mut self, ip: IpAddr, now: Instant) {
         let key = source_key(ip);
-        if !self.sources.contains_key(&key) && self.sources.len() >= self.config.max_sources {
-            self.make_room(now);
+        if !self.sources.contains_key(&key) {
+            let mut sources = std::mem::take(&mut self.sources);
+            crate::bounded::make_room(&mut sources, self.config.max_sources, |s| self.expired(s, now), |s| s.last_failure);
+            self.sources = sources;
         }
         let fresh = Source {
             failures: 0,
@@ -131,20 +133,6 @@ impl FailureThrottle {
         let over = over.map_or(0, |o| o.min(16));
         (failures > self.config.free_failures)
             .then(|| (self.config.base_delay * 2u32.pow(over)).min(self.config.max_delay))
-    }
-
-    /// Drops the forgotten sources, and if that is not enough the oldest quarter.
-    fn make_room(&mut self, now: Instant) {
-        let mut sources = std::mem::take(&mut self.sources);
-        sources.retain(|_, s| !self.expired(s, now));
-        self.sources = sources;
-        if self.sources.len() < self.config.max_sources {
-            return;
-        }
-        let mut times: Vec<Instant> = self.sources.values().map(|s| s.last_failure).collect();
-        let index = times.len() / 4;
-        let (_, &mut cutoff, _) = times.select_nth_unstable(index);
-        self.sources.retain(|_, s| s.last_failure > cutoff);
     }
 }
 
