@@ -388,18 +388,16 @@ fn plan_ports(traffic: plan::Traffic, json: bool, config: Option<&Path>) -> Resu
     println!("rule of thumb:    {} ports (one per 15/10/5 users for light/moderate/heavy use)", p.rule_of_thumb_ports);
     println!("spans:            {} E1 (30 B-channels each) or {} T1 (23 each)", p.e1_spans, p.t1_spans);
     let path = config.unwrap_or(Path::new(APPLIANCE_CONFIG));
-    let table = match std::fs::read_to_string(path) {
-        Ok(text) => text.parse::<toml::Table>().with_context(|| format!("parsing {}", path.display()))?,
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
         Err(e) => {
             println!("configured:       not checked ({}: {e})", path.display());
             return Ok(());
         }
     };
-    let spans = plan::configured_spans(&table);
-    let channels: u32 = spans.iter().map(|(_, b)| b).sum();
-    let kinds: Vec<&str> = spans.iter().map(|(k, _)| *k).collect();
+    let (kind, channels) = plan::configured_span(&text, &path.display().to_string())?;
     let verdict = if channels >= p.erlang_b_ports { "enough" } else { "NOT enough" };
-    println!("configured:       {} span(s) [{}] in {}: {channels} B-channels, {verdict}", spans.len(), kinds.join(", "), path.display());
+    println!("configured:       one {kind} span in {}: {channels} B-channels, {verdict}", path.display());
     Ok(())
 }
 

@@ -1,8 +1,11 @@
 //! `sbactl plan`: sizing the PSTN side for a branch. Erlang B gives the ports (B-channels) that
 //! carry the offered traffic at a blocking probability; the seeds' planning guidance gives a
 //! rule of thumb by usage (one port per 15, 10 or 5 users for one, two, three or more PSTN calls
-//! per user in the busy hour). Both are shown so the admin sees where the rule is generous or
+//! per user in the busy hour; between two and three, which the seeds leave open, the heavier
+//! rule). Both are shown so the admin sees where the rule is generous or
 //! short, with the E1/T1 spans the Erlang B figure takes and whether sba.toml's span does.
+use holdfast_runtime::config::ConfigError;
+use sba_gateway::q931::Layout;
 use serde::Serialize;
 
 /// B-channels of one ISDN PRI span: 30 on an E1 (30B+D), 23 on a T1 (23B+D).
@@ -111,19 +114,14 @@ pub fn plan(t: Traffic) -> Result<Plan, PlanError> {
     })
 }
 
-/// The spans sba.toml gives sba-gateway: its `[gateway]` span (`spantype` e1 or t1), or each
-/// entry of a `spans` list there. (kind, B-channels) per span.
-pub fn configured_spans(config: &toml::Table) -> Vec<(&'static str, u32)> {
-    let Some(gateway) = config.get("gateway").and_then(|g| g.as_table()) else { return Vec::new() };
-    let kind = |t: &toml::Table| match t.get("spantype").and_then(|s| s.as_str()) {
-        Some("e1") => Some(("E1", E1_BCHANNELS)),
-        Some("t1") => Some(("T1", T1_BCHANNELS)),
-        _ => None,
-    };
-    match gateway.get("spans").and_then(|s| s.as_array()) {
-        Some(spans) => spans.iter().filter_map(|s| s.as_table().and_then(kind)).collect(),
-        None => kind(gateway).into_iter().collect(),
-    }
+/// The span sba-gateway runs on `config` (sba.toml), read by its own parser: one span per
+/// gateway, `[gateway].spantype` (T1 unless set, also without a `[gateway]` table): (kind,
+/// B-channels).
+pub fn configured_span(text: &str, file: &str) -> Result<(&'static str, u32), ConfigError> {
+    Ok(match sba_gateway::config::parse(text, file)?.layout() {
+        Layout::E1 => ("E1", E1_BCHANNELS),
+        Layout::T1 => ("T1", T1_BCHANNELS),
+    })
 }
 
 #[cfg(test)]
@@ -198,11 +196,13 @@ mod tests {
     }
 
     #[test]
-    fn spans_are_read_from_the_gateway_section() {
-        let one: toml::Table = "[gateway]\nspan = 1\nspantype = \"e1\"\n".parse().unwrap();
-        assert_eq!(configured_spans(&one), vec![("E1", 30)]);
-        let two: toml::Table = "[gateway]\nspans = [{ spantype = \"t1\" }, { spantype = \"t1\" }]\n".parse().unwrap();
-        assert_eq!(configured_spans(&two), vec![("T1", 23), ("T1", 23)]);
-        assert!(configured_spans(&toml::Table::new()).is_empty());
+    fn the_span_is_read_as_sba_gateway_reads_it() {
+        assert_eq!(configured_span("[gateway]\nspan = 1\nspantype = \"e1\"\n", "t").ok(), Some(("E1", 30)));
+        // The gateway's default span is a T1, with or without a [gateway] table.
+        assert_eq!(configured_span("[gateway]\nsimulated = true\n", "t").ok(), Some(("T1", 23)));
+        assert_eq!(configured_span("[registrar]\n", "t").ok(), Some(("T1", 23)));
+        assert!(configured_span("[gateway]\nspantype = \"j1\"\n", "t").is_err());
+        assert_eq!(Layout::E1.bchannels().count(), E1_BCHANNELS as usize);
+        assert_eq!(Layout::T1.bchannels().count(), T1_BCHANNELS as usize);
     }
 }
