@@ -3,16 +3,14 @@
 #![forbid(unsafe_code)]
 mod auth;
 mod central;
-mod config;
-mod directory;
 mod proxy;
 mod registrar;
-mod routing;
 mod server;
 mod trust;
 mod wan;
 
 use anyhow::{Context, Result};
+use sba_registrar::{config, directory, routing};
 use clap::Parser;
 use config::Config;
 use holdfast_runtime::{init_logging, Notifier};
