@@ -89,22 +89,25 @@ async fn run(gateway: Gateway) -> Result<()> {
         let _ = std::fs::remove_file(&gateway.exchange_control);
         result
     } else {
-        let span = open_span(&gateway, layout, &notifier).await;
+        let info = span_info(&gateway);
+        let span = open_span(&gateway, layout, &notifier, &info).await;
         let (handle, task) = trunk::spawn(span, pri);
-        tokio::spawn(status::run(handle.status_source(), gateway.status_file.clone(), span_info(&gateway)));
+        tokio::spawn(status::run(handle.status_source(), gateway.status_file.clone(), info));
         notifier.notify(&format!("STATUS=DAHDI {layout:?} span {}", gateway.span));
         serve(edge, handle, task).await
     }
 }
 
 fn span_info(gateway: &Gateway) -> status::SpanInfo {
-    status::SpanInfo { span: gateway.span, layout: gateway.layout(), simulated: gateway.simulated }
+    let started = holdfast_runtime::unix_ms() / 1000;
+    status::SpanInfo { span: gateway.span, layout: gateway.layout(), simulated: gateway.simulated, started }
 }
 
 /// Configures and opens the DAHDI span, waiting for it while it is missing (no card, its driver
 /// not loaded yet) or unusable: the service is READY meanwhile, and mediation finds the trunk
-/// unavailable, since its OPTIONS go unanswered until the span is there.
-async fn open_span(gateway: &Gateway, layout: Layout, notifier: &Notifier) -> DahdiSpan {
+/// unavailable, since its OPTIONS go unanswered until the span is there. The status file says
+/// why at every try.
+async fn open_span(gateway: &Gateway, layout: Layout, notifier: &Notifier, info: &status::SpanInfo) -> DahdiSpan {
     let config = DahdiSpanConfig {
         spanno: gateway.span,
         layout,
@@ -124,6 +127,7 @@ async fn open_span(gateway: &Gateway, layout: Layout, notifier: &Notifier) -> Da
             }
             Err(e) => {
                 let reason = e.to_string();
+                status::waiting(&gateway.status_file, info, &reason);
                 // Said once per reason, not at every retry.
                 if waiting.as_ref() != Some(&reason) {
                     let status = format!("DAHDI span {} unavailable ({reason}); looking again every {}s", gateway.span, SPAN_RETRY.as_secs());

@@ -146,4 +146,7 @@ pub struct GatewayStatus {
     pub alarm_bits: u32,
     pub bchannels: u32,
     pub bchannels_in_use: u32,
+    /// Why the DAHDI span is not open yet (no card, its driver not loaded): sba-gateway is
+    /// looking for it again every second. None once the span is open.
+    pub waiting_for_span: Option<String>,
 }

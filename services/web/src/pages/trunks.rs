@@ -29,7 +29,11 @@ pub fn trunks(s: &Snapshots) -> String {
 
 pub fn span(s: &Snapshots) -> String {
     let Some(g) = &s.gateway else { return missing("sba-gateway") };
-    let state = if g.in_service { "<span class=\"good\">in service</span>" } else { "<span class=\"bad\">out of service</span>" };
+    let state = match (&g.waiting_for_span, g.in_service) {
+        (Some(why), _) => format!("<span id=\"span-state\" class=\"bad\">waiting for span</span> ({}; looked for every second)", esc(why)),
+        (None, true) => "<span id=\"span-state\" class=\"good\">in service</span>".into(),
+        (None, false) => "<span id=\"span-state\" class=\"bad\">out of service</span>".into(),
+    };
     let alarm_class = if g.alarm_bits == 0 { "good" } else { "bad" };
     let simulated = if g.simulated { " (simulated: no card, its far end runs inside sba-gateway)" } else { "" };
     let used = g.bchannels_in_use.min(g.bchannels);
