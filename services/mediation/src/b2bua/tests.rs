@@ -951,7 +951,7 @@ fn a_mandatory_trunk_answering_plain_is_hung_up_and_the_caller_gets_488() {
 
 #[test]
 fn a_carrier_may_transfer_only_when_its_trunk_allows_refer() {
-    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
     let mut rig = Rig::new(&mut media, &[]);
     rig.b2bua.plan.trunks.iter_mut().for_each(|t| t.allow_refer = false);
     let (_, b, b_ok) = answered_call(&mut rig);
@@ -964,7 +964,7 @@ fn a_carrier_may_transfer_only_when_its_trunk_allows_refer() {
 
 #[test]
 fn requests_from_neither_the_registrar_nor_a_trunk_are_refused_without_a_record() {
-    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
     let mut rig = Rig::new(&mut media, &[]);
     let mut invite = branch_invite("3012", "2125550100");
     invite.headers.set(HeaderName::Via, "SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-stranger");
