@@ -9,7 +9,7 @@ pub enum StoreError {
     },
     #[error("cannot open database {}: {source}", path.display())]
     Open { path: PathBuf, source: sqlx::Error },
-    #[error("cannot lock {} for the migrations: {source}", path.display())]
+    #[error("cannot create or lock {} (the services open the database one at a time): {source}", path.display())]
     Lock { path: PathBuf, source: std::io::Error },
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),

@@ -49,27 +49,19 @@ impl Store {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
+        // The appliance's services start together and share this database. A fresh database's
+        // first connection switches it to WAL, upgrading a read lock to an exclusive one, which
+        // SQLite refuses at once (no busy wait) when another process is doing the same; and sqlx
+        // takes no lock around SQLite migrations. So the first connection and the migrations
+        // happen under a lock file, one process at a time.
+        let lock = lock_for_setup(path).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.clone())
             .await
             .map_err(open_error)?;
-        // The appliance's services start together and share this database; sqlx takes no lock
-        // around SQLite migrations, so two of them would apply the same one twice.
-        let mut lock_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-        lock_name.push(".migrate-lock");
-        let lock_path = path.with_file_name(lock_name);
-        let lock_error = |source| StoreError::Lock { path: lock_path.clone(), source };
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(lock_error)?;
-        lock.lock().map_err(lock_error)?;
-        let migrated = MIGRATOR.run(&pool).await;
+        MIGRATOR.run(&pool).await?;
         drop(lock);
-        migrated?;
         log::info!("opened database {}", path.display());
         Ok(Store {
             pool,
@@ -112,6 +104,26 @@ impl Store {
     }
 }
 
+/// Takes the lock file beside `path` that serializes the services' first connection and
+/// migrations; it is released when the returned file is dropped.
+async fn lock_for_setup(path: &Path) -> Result<std::fs::File, StoreError> {
+    let mut lock_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    lock_name.push(".migrate-lock");
+    let lock_path = path.with_file_name(lock_name);
+    let lock_error = |source| StoreError::Lock { path: lock_path.clone(), source };
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(lock_error)?;
+    // Waiting for another process's migrations blocks, so not on the async runtime's thread.
+    tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
+        .await
+        .map_err(|e| lock_error(std::io::Error::other(e)))?
+        .map_err(lock_error)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,5 +153,26 @@ mod tests {
         drop(pooled);
         store.close().await;
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// The services start together on a fresh disk: each one's first connection must not find
+    /// the database locked by another's switch to WAL.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn services_starting_together_all_open_a_fresh_database() {
+        let root =
+            std::env::temp_dir().join(format!("holdfast-store-first-open-{}", std::process::id()));
+        for round in 0..40 {
+            let path = root.join(round.to_string()).join("db");
+            let mut opens = tokio::task::JoinSet::new();
+            for _ in 0..4 {
+                let path = path.clone();
+                opens.spawn(async move { Store::open(&path).await });
+            }
+            while let Some(opened) = opens.join_next().await {
+                let store = opened.unwrap().unwrap_or_else(|e| panic!("round {round}: {e}"));
+                store.close().await;
+            }
+        }
+        let _ = std::fs::remove_dir_all(root);
     }
 }
