@@ -36,7 +36,7 @@ pub struct Kamailio {
     pub domain: String,
     db: PathBuf,
     log: PathBuf,
-    process: Option<KillOnDrop>,
+    process: Running,
 }
 
 impl Kamailio {
@@ -53,7 +53,6 @@ impl Kamailio {
         let db = dir.join("kamailio.sqlite");
         let log = dir.join("kamailio.log");
         let run_dir = dir.join("kamailio-run");
-        std::fs::create_dir_all(&run_dir).expect("kamailio runtime dir");
         let _ = std::fs::remove_file(&db);
         sqlite(&db, &setup_sql(domain, users));
         let cfg = dir.join("kamailio.cfg");
@@ -64,31 +63,12 @@ impl Kamailio {
             text = with_tls(&text, tls_addr, &tls_cfg);
         }
         std::fs::write(&cfg, text).expect("write kamailio.cfg");
-        let log_file = std::fs::File::create(&log).expect("kamailio log");
-        let child = topo
-            .central
-            .command("kamailio")
-            .arg("-f")
-            .arg(&cfg)
-            .args(["-DD", "-E", "-m", "32", "-M", "8", "-Y"])
-            .arg(&run_dir)
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().expect("log fd"))
-            .stderr(log_file)
-            .spawn()
-            .expect("start kamailio (apt-get install kamailio kamailio-sqlite-modules kamailio-tls-modules)");
-        let mut k = Kamailio { addr, tls_addr, domain: domain.to_string(), db, log, process: Some(KillOnDrop(child)) };
+        let mut cmd = topo.central.command("kamailio");
+        let process = Running::spawn(&mut cmd, &cfg, &run_dir, &log);
         let probe = topo.central.udp_socket(SocketAddr::from((CENTRAL, 0))).expect("socket in central");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if options_status(&probe, addr, Duration::from_millis(200)) == Some(200) {
-                return k;
-            }
-            if let Some(Ok(Some(status))) = k.process.as_mut().map(|p| p.0.try_wait()) {
-                panic!("kamailio exited ({status}):\n{}", k.log_text());
-            }
-        }
-        panic!("kamailio did not answer OPTIONS within 10 s:\n{}", k.log_text());
+        let mut k = Kamailio { addr, tls_addr, domain: domain.to_string(), db, log, process };
+        k.process.wait_answering(&probe, addr, &k.log);
+        k
     }
 
     /// The bindings in the `location` table: (AOR, contact URI).
@@ -142,10 +122,48 @@ impl Kamailio {
     }
 }
 
-impl Drop for Kamailio {
+/// A kamailio process: stopped with SIGTERM when dropped, so the main process takes its
+/// children down (KillOnDrop is the fallback).
+pub(crate) struct Running(Option<KillOnDrop>);
+
+impl Running {
+    /// Starts `cmd` (kamailio, in the namespace it enters) on config `cfg`, in the foreground,
+    /// its runtime files in `run_dir`, everything it logs into `log`.
+    pub(crate) fn spawn(cmd: &mut Command, cfg: &Path, run_dir: &Path, log: &Path) -> Running {
+        std::fs::create_dir_all(run_dir).expect("kamailio runtime dir");
+        let log_file = std::fs::File::create(log).expect("kamailio log");
+        let child = cmd
+            .arg("-f")
+            .arg(cfg)
+            .args(["-DD", "-E", "-m", "32", "-M", "8", "-Y"])
+            .arg(run_dir)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("log fd"))
+            .stderr(log_file)
+            .spawn()
+            .expect("start kamailio (apt-get install kamailio kamailio-sqlite-modules kamailio-tls-modules)");
+        Running(Some(KillOnDrop(child)))
+    }
+
+    /// Waits (at most 10 s) until it answers an OPTIONS from `probe` on `addr`; panics with
+    /// its `log` if it exits or stays silent.
+    pub(crate) fn wait_answering(&mut self, probe: &UdpSocket, addr: SocketAddr, log: &Path) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if options_status(probe, addr, Duration::from_millis(200)) == Some(200) {
+                return;
+            }
+            if let Some(Ok(Some(status))) = self.0.as_mut().map(|p| p.0.try_wait()) {
+                panic!("kamailio exited ({status}):\n{}", std::fs::read_to_string(log).unwrap_or_default());
+            }
+        }
+        panic!("kamailio did not answer OPTIONS on {addr} within 10 s:\n{}", std::fs::read_to_string(log).unwrap_or_default());
+    }
+}
+
+impl Drop for Running {
     fn drop(&mut self) {
-        let Some(mut process) = self.process.take() else { return };
-        // SIGTERM lets the main process take its children down; KillOnDrop is the fallback.
+        let Some(mut process) = self.0.take() else { return };
         let _ = Command::new("kill").args(["-TERM", &process.0.id().to_string()]).status();
         let deadline = Instant::now() + Duration::from_secs(3);
         while Instant::now() < deadline {
@@ -253,7 +271,7 @@ fn with_tls(config: &str, tls_addr: SocketAddr, tls_cfg: &Path) -> String {
 
 /// The tls module's own file: one profile for connections in, one for connections out, each
 /// presenting `tls.cert` and requiring a peer certificate from `tls.ca`.
-fn tls_config(tls: &KamailioTls) -> String {
+pub(crate) fn tls_config(tls: &KamailioTls) -> String {
     let profile = format!(
         "method = TLSv1.2+\ncertificate = {}\nprivate_key = {}\nca_list = {}\nverify_certificate = yes\nrequire_certificate = yes\n",
         tls.cert.display(),

@@ -4,10 +4,12 @@
 pub mod audio;
 pub mod bins;
 pub mod branch;
+pub mod carrier;
 pub mod kamailio;
 pub mod local;
 pub mod netns;
 pub mod phones;
+pub mod pki;
 pub mod registrar;
 pub mod scratch;
 pub mod sip_client;

@@ -43,13 +43,8 @@ fn branch_survives_the_wan() {
     // 1. Normal mode: phones register through the SBA to Kamailio.
     let registrar = sba.addr;
     let phone = |user: &'static str, password: &'static str, i: u8| PhoneConfig {
-        user,
-        password,
-        domain: DOMAIN,
-        addr: phone_at(i),
-        registrar,
-        expires: 60,
         refresh: Duration::from_secs(2),
+        ..PhoneConfig::new(user, password, DOMAIN, phone_at(i), registrar)
     };
     let alice = Answerer::phone(&topo.phones, &scratch.path, &phone("alice", "alice-pw", 1), 300);
     let bob = Answerer::phone(&topo.phones, &scratch.path, &phone("bob", "bob-pw", 2), 300);

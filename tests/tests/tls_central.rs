@@ -5,11 +5,11 @@
 //! site's requests back through the Path all go over TLS; the WAN is cut (survival) and restored
 //! (failback over a new TLS connection). A central certificate for another name is refused, with
 //! a log line naming the peer and the reason, and nothing reaches it.
-use holdfast_tests::bins::bin;
 use holdfast_tests::branch::Sba;
 use holdfast_tests::kamailio::{Kamailio, KamailioTls};
 use holdfast_tests::netns::{Topology, CENTRAL, SBA_LAN, SBA_WAN};
 use holdfast_tests::phones::{call, Answerer, Baresip, Event, Phone, PhoneConfig};
+use holdfast_tests::pki::Pki;
 use holdfast_tests::scratch::Scratch;
 use holdfast_tests::sip_client::{register_authorization, Ua};
 use holdfast_tests::tls_client::TlsUa;
@@ -27,51 +27,12 @@ fn phone_at(i: u8) -> SocketAddr {
     SocketAddr::from((Topology::phone_ip(i), 5060))
 }
 
-/// A test CA and the certificates it signs (openssl, EC P-256).
-struct Pki {
-    dir: PathBuf,
-    ca: PathBuf,
-}
-
-impl Pki {
-    fn new(dir: &Path) -> Pki {
-        let dir = dir.join("pki");
-        std::fs::create_dir_all(&dir).expect("pki dir");
-        let pki = Pki { ca: dir.join("ca.pem"), dir };
-        pki.openssl(&["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=Holdfast test CA", "-days", "30"]);
-        pki
-    }
-
-    /// A certificate for `names` (subjectAltName entries such as "DNS:x" or "IP:10.0.0.1"):
-    /// (certificate, key).
-    fn issue(&self, label: &str, names: &str) -> (PathBuf, PathBuf) {
-        let (key, csr, cert, ext) = (format!("{label}.key"), format!("{label}.csr"), format!("{label}.pem"), format!("{label}.ext"));
-        self.openssl(&["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", &key, "-out", &csr, "-subj", &format!("/CN={label}")]);
-        std::fs::write(self.dir.join(&ext), format!("subjectAltName={names}\n")).expect("write ext");
-        self.openssl(&["x509", "-req", "-in", &csr, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", &cert, "-days", "30", "-extfile", &ext]);
-        (self.dir.join(cert), self.dir.join(key))
-    }
-
-    fn openssl(&self, args: &[&str]) {
-        let out = std::process::Command::new("openssl").current_dir(&self.dir).args(args).output().expect("openssl (apt-get install openssl)");
-        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-}
-
 /// The branch's appliance certificate from the test CA, installed as `sbactl tls install` does,
 /// in a directory of its own: it names the branch's LAN address (phones check it) and WAN
 /// address (Kamailio checks it, in and out).
 fn install_branch_certificate(pki: &Pki, scratch: &Scratch) -> PathBuf {
-    let (cert, key) = pki.issue("sba", &format!("DNS:sba.branch.example,IP:{SBA_LAN},IP:{SBA_WAN}"));
     let dir = scratch.path.join("sba-tls");
-    let out = std::process::Command::new(bin("sbactl"))
-        .args(["tls", "install"])
-        .args([&cert, &key])
-        .arg("--dir")
-        .arg(&dir)
-        .output()
-        .expect("sbactl");
-    assert!(out.status.success(), "sbactl tls install: {}", String::from_utf8_lossy(&out.stderr));
+    pki.install_appliance("sba", &format!("DNS:sba.branch.example,IP:{SBA_LAN},IP:{SBA_WAN}"), &dir);
     dir
 }
 
@@ -100,7 +61,7 @@ fn of<'a>(rows: &'a [(String, String)], user: &str) -> Option<&'a str> {
 fn the_central_site_over_tls_through_a_cut_and_a_failback() {
     let scratch = Scratch::new("tls-central");
     let topo = Topology::new();
-    let pki = Pki::new(&scratch.path);
+    let pki = Pki::new(&scratch.path, "pki");
     let (cert, key) = pki.issue("central", &format!("DNS:{CENTRAL_NAME},IP:{CENTRAL}"));
     let users = [("alice", "alice-pw"), ("carol", "carol-pw"), ("dora", "dora-pw"), ("erin", "erin-pw")];
     let kam = Kamailio::start_with(&topo, &scratch.path, DOMAIN, &users, Some(&KamailioTls { cert: &cert, key: &key, ca: &pki.ca }));
@@ -108,15 +69,7 @@ fn the_central_site_over_tls_through_a_cut_and_a_failback() {
     let [registrar_keys, central_keys] = tls_keys(&tls_dir, &pki.ca, CENTRAL_NAME);
     let central_port = kam.tls_addr.expect("Kamailio listens for TLS").port();
     let sba = Sba::start_with(&topo, &scratch, DOMAIN, central_port, [&registrar_keys, &central_keys, ""]);
-    let phone = |user: &'static str, password: &'static str, i: u8, registrar: SocketAddr| PhoneConfig {
-        user,
-        password,
-        domain: DOMAIN,
-        addr: phone_at(i),
-        registrar,
-        expires: 60,
-        refresh: Duration::from_secs(30),
-    };
+    let phone = |user, password, i, registrar| PhoneConfig::new(user, password, DOMAIN, phone_at(i), registrar);
 
     // 1. Pass-through over TLS: baresip registers over TLS, a sipp phone over UDP; both
     // REGISTERs reach Kamailio on its TLS socket, with a Path naming the branch's TLS listener.
@@ -201,7 +154,7 @@ fn the_central_site_over_tls_through_a_cut_and_a_failback() {
 fn a_central_certificate_for_another_name_is_refused() {
     let scratch = Scratch::new("tls-central-name");
     let topo = Topology::new();
-    let pki = Pki::new(&scratch.path);
+    let pki = Pki::new(&scratch.path, "pki");
     // Kamailio presents a certificate from the right CA, for another name.
     let (cert, key) = pki.issue("impostor", "DNS:other.example");
     let kam = Kamailio::start_with(&topo, &scratch.path, DOMAIN, &[("alice", "alice-pw")], Some(&KamailioTls { cert: &cert, key: &key, ca: &pki.ca }));

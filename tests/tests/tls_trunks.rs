@@ -1,44 +1,112 @@
-//! sba-mediation's trunks over TLS, against openssl s_server as the carriers' TLS ends: a
-//! trunk whose certificate carries its `tls_name` and chains to its `tls_ca` receives the
-//! health check's OPTIONS inside TLS; a trunk presenting a certificate for another name (from
-//! the same CA) is refused, with a log line that names the trunk, the expected name and the
-//! reason, and receives no SIP. The mediation's own TLS listener presents the appliance
-//! certificate `sbactl tls show` prints.
+//! sba-mediation's trunks over TLS. A call goes out over a TLS trunk to Kamailio with its tls
+//! module as the carrier's edge, which asks for a client certificate (mutual TLS: the branch
+//! shows its `sbactl tls install`ed appliance certificate), and on to the carrier's switch
+//! (sipp); the BYE follows over TLS. The route's first trunk is hijacked: an attacker at
+//! 127.0.0.2 presents a certificate for that carrier's name from its own CA; it is refused with
+//! a log line naming the trunk, the expected name and the reason, receives no SIP, and the
+//! health checks take it out of the hunt, so the call completes on the next trunk.
+//! Against openssl s_server: a trunk whose certificate carries its `tls_name` and chains to its
+//! `tls_ca` receives the health check's OPTIONS inside TLS; one presenting a certificate for
+//! another name from the same CA is refused. The mediation's own TLS listener presents the
+//! appliance certificate `sbactl tls show` prints.
 use holdfast_tests::bins::bin;
+use holdfast_tests::carrier::Carrier;
+use holdfast_tests::kamailio::KamailioTls;
 use holdfast_tests::netns::KillOnDrop;
-use holdfast_tests::scratch::{free_port, Scratch};
-use std::path::Path;
+use holdfast_tests::pki::Pki;
+use holdfast_tests::scratch::{free_port, wait_bound_udp, Scratch};
+use holdfast_tests::sipp::Sipp;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(15);
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl").current_dir(dir).args(args).output().expect("openssl (apt-get install openssl)");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// A carrier's certificate for `name` from the test's CA (ca.pem), as `<file>.pem`/`<file>.key`.
-fn carrier_cert(dir: &Path, file: &str, name: &str) {
-    let (key, csr, cert, ext) = (format!("{file}.key"), format!("{file}.csr"), format!("{file}.pem"), format!("{file}.ext"));
-    openssl(dir, &["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", &key, "-out", &csr, "-subj", &format!("/CN={name}")]);
-    std::fs::write(dir.join(&ext), format!("subjectAltName=DNS:{name}\n")).unwrap();
-    openssl(dir, &["x509", "-req", "-in", &csr, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", &cert, "-days", "2", "-extfile", &ext]);
-}
-
-/// openssl s_server on `port` with `<file>.pem`, what it receives written to `<file>.out`.
-fn carrier(dir: &Path, file: &str, port: u16) -> KillOnDrop {
-    let out = std::fs::File::create(dir.join(format!("{file}.out"))).unwrap();
+/// openssl s_server on `addr` presenting `cert`, what it receives written to `out`.
+fn tls_server(cert: &(PathBuf, PathBuf), addr: SocketAddr, out: &Path) -> KillOnDrop {
     let child = Command::new("openssl")
-        .current_dir(dir)
-        .args(["s_server", "-quiet", "-accept", &format!("127.0.0.1:{port}"), "-cert", &format!("{file}.pem"), "-key", &format!("{file}.key")])
+        .args(["s_server", "-quiet", "-accept", &addr.to_string(), "-cert"])
+        .arg(&cert.0)
+        .arg("-key")
+        .arg(&cert.1)
         // s_server ends a connection at EOF on its input: keep it open.
         .stdin(Stdio::piped())
-        .stdout(out)
+        .stdout(std::fs::File::create(out).expect("s_server output"))
         .stderr(Stdio::null())
         .spawn()
         .expect("openssl s_server");
     KillOnDrop(child)
+}
+
+/// A `[[mediation.trunks]]` block for a carrier reached over TLS.
+fn tls_trunk(name: &str, addr: SocketAddr, tls_name: &str, ca: &Path) -> String {
+    format!(
+        "[[mediation.trunks]]\nname = \"{name}\"\nkind = \"carrier\"\naddress = \"{addr}\"\ntransport = \"tls\"\n\
+         tls_name = \"{tls_name}\"\ntls_ca = \"{}\"\n\n",
+        ca.display()
+    )
+}
+
+/// sba-mediation on loopback: SIP on `sip_port`, TLS on `tls_port` with the certificate in
+/// `dir/tls`, the branch's calls from `branch_port`, health checks every 200 ms; `more` goes
+/// at the end of [mediation], `tables` after it.
+struct Mediation {
+    dir: PathBuf,
+    addr: SocketAddr,
+    _process: KillOnDrop,
+}
+
+impl Mediation {
+    fn start(dir: &Path, sip_port: u16, tls_port: u16, branch_port: u16, more: &str, tables: &str) -> Mediation {
+        // An even RTP port range of its own per test process.
+        let media = 42000 + (std::process::id() % 500) as u16 * 40;
+        let config = dir.join("sba.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[mediation]\nlisten = \"127.0.0.1:{sip_port}\"\nregistrar = \"127.0.0.1:{branch_port}\"\n\
+                 tls_listen = \"127.0.0.1:{tls_port}\"\ntls_dir = \"{}\"\ndb = \"{}\"\noptions_interval_ms = 200\n\
+                 media_ports = [{media}, {}]\n{more}\n{tables}",
+                dir.join("tls").display(),
+                dir.join("sba.db").display(),
+                media + 39,
+            ),
+        )
+        .expect("write config");
+        let process = Command::new(bin("sba-mediation"))
+            .arg("--config")
+            .arg(&config)
+            .env("HOLDFAST_LOG_STDERR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("sba-mediation.log")).expect("log"))
+            .spawn()
+            .expect("start sba-mediation");
+        let addr = SocketAddr::from(([127, 0, 0, 1], sip_port));
+        let m = Mediation { dir: dir.to_path_buf(), addr, _process: KillOnDrop(process) };
+        wait_until("sba-mediation's status file", || m.status().is_some(), || m.log());
+        m
+    }
+
+    fn log(&self) -> String {
+        read(&self.dir.join("sba-mediation.log"))
+    }
+
+    fn status(&self) -> Option<serde_json::Value> {
+        serde_json::from_str(&read(&self.dir.join("sba.db.mediation.json"))).ok()
+    }
+
+    /// Whether the health checks hold trunk `name` up.
+    fn trunk_up(&self, name: &str) -> Option<bool> {
+        let status = self.status()?;
+        let trunks = status["trunks"].as_array()?;
+        trunks.iter().find(|t| t["name"] == name).and_then(|t| t["up"].as_bool())
+    }
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
 }
 
 fn wait_until(what: &str, mut done: impl FnMut() -> bool, context: impl Fn() -> String) {
@@ -50,59 +118,113 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool, context: impl Fn() -> 
 }
 
 #[test]
+fn a_call_goes_out_over_a_mutual_tls_trunk_and_a_hijacked_trunk_is_refused() {
+    let scratch = Scratch::new("tls-carrier");
+    let dir = &scratch.path;
+    let carriers = Pki::new(dir, "carriers");
+    let enterprise = Pki::new(dir, "enterprise");
+    let attacker = Pki::new(dir, "attacker");
+    enterprise.install_appliance("sba", "DNS:sba.branch.example,IP:127.0.0.1", &dir.join("tls"));
+    let (edge_cert, edge_key) = carriers.issue("edge", "DNS:sip.carrier-a.example");
+
+    // Carrier A: Kamailio's TLS edge, asking for a client certificate from the enterprise's
+    // CA, relaying to its switch (sipp answering one call, echoing the media).
+    let switch = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut cmd = Sipp::new("call_answer.xml", switch)
+        .arg("-p")
+        .arg(switch.port().to_string())
+        .arg("-mp")
+        .arg(free_port().to_string())
+        .arg("-rtp_echo")
+        .arg("-trace_err")
+        .command(dir, 30);
+    let mut switch_sipp = KillOnDrop(cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("sipp (apt-get install sip-tester)"));
+    wait_bound_udp(switch, WAIT);
+    let tls = KamailioTls { cert: &edge_cert, key: &edge_key, ca: &enterprise.ca };
+    let edge = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let carrier = Carrier::start(dir, &tls, edge, SocketAddr::from(([127, 0, 0, 1], free_port())), switch);
+
+    // Carrier B's address is taken over: the attacker at 127.0.0.2 shows a certificate for
+    // carrier B's name, signed by its own CA.
+    let hijacked = SocketAddr::from(([127, 0, 0, 2], free_port()));
+    let attacker_out = dir.join("attacker.out");
+    let _attacker = tls_server(&attacker.issue("mallory", "DNS:sip.carrier-b.example"), hijacked, &attacker_out);
+
+    let (sip_port, tls_port, branch_port) = (free_port(), free_port(), free_port());
+    let tables = format!(
+        "[[mediation.rules]]\nname = \"national\"\npattern = '1?([2-9]\\d{{9}})'\nreplace = '+1$1'\n\n\
+         [[mediation.policies]]\nname = \"national\"\nusages = [\"local\", \"national\"]\n\n\
+         [[mediation.routes]]\nname = \"national\"\npattern = '\\+1\\d{{10}}'\nusage = \"national\"\ntrunks = [\"carrier-b\", \"carrier-a\"]\n\n{}{}",
+        tls_trunk("carrier-b", hijacked, "sip.carrier-b.example", &carriers.ca),
+        tls_trunk("carrier-a", edge, "sip.carrier-a.example", &carriers.ca),
+    );
+    let m = Mediation::start(dir, sip_port, tls_port, branch_port, "default_policy = \"national\"\n", &tables);
+
+    let refusal = format!("TLS to trunk carrier-b {hijacked} refused (expected name sip.carrier-b.example): invalid peer certificate");
+    wait_until("the hijacked trunk's refusal", || m.log().contains(&refusal), || m.log());
+    wait_until("carrier-b out of the hunt", || m.trunk_up("carrier-b") == Some(false), || format!("{:?}\n{}", m.status(), m.log()));
+    assert_eq!(m.trunk_up("carrier-a"), Some(true), "carrier A's edge answers the OPTIONS over TLS:\n{}\n{}", m.log(), carrier.log_text());
+
+    // The branch's call (sipp from the registrar's address): dialled 2125550100, +12125550100
+    // at the carrier's switch after its TLS edge; 1 s of talk, the caller's BYE.
+    let call = Sipp::new("call_uac.xml", m.addr)
+        .key("caller", "3012")
+        .key("domain", m.addr.to_string())
+        .arg("-s")
+        .arg("2125550100")
+        .arg("-d")
+        .arg("1000")
+        // The last -p wins: the call must come from the address configured as the registrar's.
+        .arg("-p")
+        .arg(branch_port.to_string())
+        .arg("-mp")
+        .arg(free_port().to_string())
+        .arg("-trace_err")
+        .run(dir, 20);
+    assert!(
+        call.status.success(),
+        "the call over the TLS trunk failed ({}):\n{}\n--- sba-mediation ---\n{}\n--- carrier ---\n{}",
+        call.status,
+        String::from_utf8_lossy(&call.stdout).lines().rev().take(20).collect::<Vec<_>>().join("\n"),
+        m.log(),
+        carrier.log_text()
+    );
+    wait_until("the switch's end of the call", || matches!(switch_sipp.0.try_wait(), Ok(Some(_))), || carrier.log_text());
+    let switch_done = switch_sipp.0.try_wait().ok().flatten();
+    assert!(switch_done.is_some_and(|s| s.success()), "the carrier's switch: {switch_done:?}\n{}", carrier.log_text());
+
+    // The carrier saw the INVITE over TLS with the branch's certificate verified, and the
+    // caller's BYE over TLS too.
+    let log = carrier.log_text();
+    assert!(log.contains("INVITE +12125550100 over tls from 127.0.0.1, client certificate CN=sba verified=1"), "{log}");
+    assert!(log.contains("in-dialog BYE over tls from 127.0.0.1"), "{log}");
+    // The attacker never saw a SIP message (no INVITE, no number, no SDP).
+    assert!(!read(&attacker_out).contains("SIP/2.0"), "the hijacked address received SIP: {}", read(&attacker_out));
+    let line = m.log().lines().find(|l| l.contains(&refusal)).unwrap_or_default().to_string();
+    assert!(line.contains("UnknownIssuer"), "the reason is named: {line}");
+}
+
+#[test]
 fn a_trunk_is_reached_over_tls_by_name_and_a_wrong_certificate_is_refused_and_logged() {
     let scratch = Scratch::new("tls-trunks");
     let dir = &scratch.path;
-    openssl(dir, &["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=Carrier CA", "-days", "2"]);
-    carrier_cert(dir, "good", "sip.carrier.example");
-    carrier_cert(dir, "bad", "other.example");
-    let (good_port, bad_port, sip_port, tls_port) = (free_port(), free_port(), free_port(), free_port());
-    let _good = carrier(dir, "good", good_port);
-    let _bad = carrier(dir, "bad", bad_port);
+    let carriers = Pki::new(dir, "carriers");
+    let (good, bad) = (SocketAddr::from(([127, 0, 0, 1], free_port())), SocketAddr::from(([127, 0, 0, 1], free_port())));
+    let (good_out, bad_out) = (dir.join("good.out"), dir.join("bad.out"));
+    let _good = tls_server(&carriers.issue("good", "DNS:sip.carrier.example"), good, &good_out);
+    let _bad = tls_server(&carriers.issue("bad", "DNS:other.example"), bad, &bad_out);
 
-    let ca = dir.join("ca.pem");
-    let config = dir.join("sba.toml");
-    let trunk = |name: &str, port: u16| {
-        format!(
-            "[[mediation.trunks]]\nname = \"{name}\"\nkind = \"carrier\"\naddress = \"127.0.0.1:{port}\"\ntransport = \"tls\"\n\
-             tls_name = \"sip.carrier.example\"\ntls_ca = \"{}\"\n\n",
-            ca.display()
-        )
-    };
-    std::fs::write(
-        &config,
-        format!(
-            "[mediation]\nlisten = \"127.0.0.1:{sip_port}\"\ntls_listen = \"127.0.0.1:{tls_port}\"\ntls_dir = \"{}\"\n\
-             db = \"{}\"\noptions_interval_ms = 200\nmedia_ports = [{}, {}]\n\n{}{}",
-            dir.join("tls").display(),
-            dir.join("sba.db").display(),
-            40000,
-            40099,
-            trunk("itsp", good_port),
-            trunk("impostor", bad_port),
-        ),
-    )
-    .unwrap();
-    let log = dir.join("sba-mediation.log");
-    let mediation = Command::new(bin("sba-mediation"))
-        .arg("--config")
-        .arg(&config)
-        .env("HOLDFAST_LOG_STDERR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("start sba-mediation");
-    let _mediation = KillOnDrop(mediation);
-    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+    let (sip_port, tls_port) = (free_port(), free_port());
+    let trunks = tls_trunk("itsp", good, "sip.carrier.example", &carriers.ca) + &tls_trunk("impostor", bad, "sip.carrier.example", &carriers.ca);
+    let m = Mediation::start(dir, sip_port, tls_port, free_port(), "", &trunks);
 
-    wait_until("the OPTIONS inside TLS at the trunk whose certificate verifies", || read("good.out").contains("OPTIONS sip:"), || read("sba-mediation.log"));
-    let expected = format!("TLS to trunk impostor 127.0.0.1:{bad_port} refused (expected name sip.carrier.example)");
-    wait_until("the refusal's log line", || read("sba-mediation.log").contains(&expected), || read("sba-mediation.log"));
-    let line = read("sba-mediation.log").lines().find(|l| l.contains(&expected)).unwrap_or_default().to_string();
+    wait_until("the OPTIONS inside TLS at the trunk whose certificate verifies", || read(&good_out).contains("OPTIONS sip:"), || m.log());
+    let expected = format!("TLS to trunk impostor {bad} refused (expected name sip.carrier.example)");
+    wait_until("the refusal's log line", || m.log().contains(&expected), || m.log());
+    let line = m.log().lines().find(|l| l.contains(&expected)).unwrap_or_default().to_string();
     assert!(line.contains("not valid for name") && line.contains("other.example"), "the reason is named: {line}");
-    assert!(!read("bad.out").contains("SIP/2.0"), "the impostor received SIP: {}", read("bad.out"));
-    assert!(read("good.out").contains("SIP/2.0/TLS"), "the OPTIONS says it travels over TLS: {}", read("good.out"));
+    assert!(!read(&bad_out).contains("SIP/2.0"), "the impostor received SIP: {}", read(&bad_out));
+    assert!(read(&good_out).contains("SIP/2.0/TLS"), "the OPTIONS says it travels over TLS: {}", read(&good_out));
 
     // The listener presents the appliance certificate.
     let script = format!("openssl s_client -connect 127.0.0.1:{tls_port} </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256");

@@ -40,6 +40,13 @@ pub struct PhoneConfig<'a> {
     pub refresh: Duration,
 }
 
+impl<'a> PhoneConfig<'a> {
+    /// `user` on `addr` registering at `registrar` for 60 s, again every 30 s.
+    pub fn new(user: &'a str, password: &'a str, domain: &'a str, addr: SocketAddr, registrar: SocketAddr) -> PhoneConfig<'a> {
+        PhoneConfig { user, password, domain, addr, registrar, expires: 60, refresh: Duration::from_secs(30) }
+    }
+}
+
 /// What a phone's console reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
