@@ -7,7 +7,7 @@ use crate::netns::{KillOnDrop, Netns};
 use holdfast_sip::message::{HeaderName, Message, Method, Request, Response, Uri};
 use holdfast_sip::wire::{StreamDecoder, StreamItem};
 use std::io::{Read, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::process::{ChildStdin, Stdio};
 use std::sync::mpsc;
@@ -27,11 +27,23 @@ impl TlsUa {
     /// A TLS connection from `ns` to `server`, whose certificate must chain to `ca` and name
     /// its IP address; `user`'s REGISTERs in `domain` go on it.
     pub fn connect(ns: &Netns, server: SocketAddr, ca: &Path, user: &str, domain: &str) -> TlsUa {
-        let mut child = ns
-            .command("openssl")
-            .args(["s_client", "-quiet", "-verify_return_error", "-verify_ip", &server.ip().to_string(), "-CAfile"])
+        TlsUa::open(ns, None, server, ca, user, domain)
+    }
+
+    /// `connect` from the address `from` (another host: 127.0.0.2 beside a loopback phone).
+    pub fn connect_from(ns: &Netns, from: IpAddr, server: SocketAddr, ca: &Path, user: &str, domain: &str) -> TlsUa {
+        TlsUa::open(ns, Some(from), server, ca, user, domain)
+    }
+
+    fn open(ns: &Netns, from: Option<IpAddr>, server: SocketAddr, ca: &Path, user: &str, domain: &str) -> TlsUa {
+        let mut cmd = ns.command("openssl");
+        cmd.args(["s_client", "-quiet", "-verify_return_error", "-verify_ip", &server.ip().to_string(), "-CAfile"])
             .arg(ca)
-            .args(["-connect", &server.to_string()])
+            .args(["-connect", &server.to_string()]);
+        if let Some(from) = from {
+            cmd.args(["-bind", &SocketAddr::new(from, 0).to_string()]);
+        }
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

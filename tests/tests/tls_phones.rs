@@ -3,11 +3,16 @@
 //! checking that certificate, and is called over its TLS flow; `sbactl tls install` puts a
 //! company CA's certificate in place while the call is up: new handshakes present it at once,
 //! the call (and the phone's TLS connection) goes on and ends normally. Plain SIP sent to the
-//! TLS port gets no answer.
+//! TLS port gets no answer. A second SIP stack, linphonec (its own TLS, mbedtls), registers over
+//! TLS with digest and calls the TLS baresip, while a stranger at 127.0.0.2 with its own TLS
+//! connection cannot move linphonec's binding without the password.
 use holdfast_tests::local::{LocalAppliance, DOMAIN, REGISTRAR};
-use holdfast_tests::phones::{Baresip, Event, Phone, PhoneConfig};
+use holdfast_tests::phones::{Baresip, Event, Linphonec, Phone, PhoneConfig};
 use holdfast_tests::scratch::Scratch;
+use holdfast_tests::sip_client::register_authorization;
+use holdfast_tests::tls_client::TlsUa;
 use std::io::Read;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -113,4 +118,42 @@ fn a_tls_phone_is_called_over_its_flow_and_a_new_certificate_needs_no_restart() 
     plain.stdout.take().unwrap().read_to_string(&mut answer).unwrap();
     let _ = plain.wait();
     assert!(!answer.contains("SIP/2.0"), "plain SIP answered on the TLS port: {answer}");
+}
+
+#[test]
+fn linphonec_registers_over_tls_with_digest_and_calls_while_a_stranger_cannot_take_its_binding() {
+    let scratch = Scratch::new("tls-linphonec");
+    let app = LocalAppliance::start(&scratch.path);
+    app.add_users(&[("3001", "pw-3001"), ("3004", "pw-3004")]);
+    let generated = scratch.path.join("var/tls/cert.pem");
+    let baresip = Baresip::start_tls(app.ns(), &scratch.path, &config("3001", "pw-3001", 5066, TLS), 120, &generated);
+    let mut linphonec = Linphonec::start_tls(app.ns(), &scratch.path, &config("3004", "pw-3004", 5068, TLS), &generated);
+    let deadline = Instant::now() + WAIT;
+    while app.binding("3001").is_none() || app.binding("3004").is_none() {
+        assert!(Instant::now() < deadline, "not registered:\n{}\n{}", linphonec.terminal().text(), app.log("sba-registrar"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let bound = app.binding("3004").unwrap();
+    assert_eq!(bound["transport"], "tls", "{bound}");
+    assert!(bound["user_agent"].as_str().unwrap_or_default().contains("Linphone"), "{bound}");
+
+    // A stranger on another host, over a TLS connection of its own, knows the user name only.
+    let stranger = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+    let mut mallory = TlsUa::connect_from(app.ns(), stranger, TLS.parse().unwrap(), &generated, "3004", DOMAIN);
+    let contact = "sip:3004@127.0.0.2:5099;transport=tls";
+    let challenge = mallory.register(contact, 600, None);
+    assert_eq!(challenge.status, 401, "{} {}", challenge.status, challenge.reason);
+    let guessed = register_authorization(&challenge, DOMAIN, "3004", "guessed", 1);
+    let refused = mallory.register(contact, 600, Some(&guessed));
+    assert!(matches!(refused.status, 401 | 403), "a guessed password: {} {}", refused.status, refused.reason);
+    assert_eq!(app.binding("3004").unwrap()["contact"], bound["contact"], "the stranger moved linphonec's binding");
+
+    // linphonec calls the TLS baresip through the registrar and hangs up.
+    linphonec.dial(&format!("sip:3001@{DOMAIN}"));
+    assert!(baresip.wait(Event::Connected, 0, WAIT), "linphonec's call did not reach baresip:\n{}\n{}", linphonec.terminal().text(), app.log("sba-registrar"));
+    assert!(linphonec.wait(Event::Connected, 0, WAIT), "{}", linphonec.terminal().text());
+    std::thread::sleep(Duration::from_secs(1));
+    linphonec.hang_up();
+    assert!(baresip.wait(Event::Ended, 0, WAIT), "linphonec's BYE did not reach baresip:\n{}", baresip.console());
+    assert_eq!(app.binding("3004").unwrap()["contact"], bound["contact"]);
 }

@@ -1,6 +1,6 @@
 //! linphonec 5.1 (Debian's linphone-cli) as a calling phone: its account written into its rc
-//! file, audio from and to WAV files, commands on its console. It takes no calls (its core
-//! stays in startup and answers INVITEs 503), so tests use it as a caller.
+//! file (UDP, or TLS checked against a CA file), audio from and to WAV files, commands on its
+//! console. Tests use it as a caller.
 use super::{Console, Event, Phone, PhoneConfig};
 use crate::netns::Netns;
 use std::path::{Path, PathBuf};
@@ -15,18 +15,42 @@ impl Linphonec {
     /// Starts linphonec in `ns`, SIP on `c.addr`'s port, registering `c.user` at `c.registrar`
     /// (also its outbound proxy).
     pub fn start(ns: &Netns, dir: &Path, c: &PhoneConfig) -> Linphonec {
+        Linphonec::start_with(ns, dir, c, None)
+    }
+
+    /// `start` over TLS: `c.registrar` is a TLS listener whose certificate chains to `ca`.
+    /// mbedtls 2.28 (its TLS) matches the host only against DNS names, and the appliance
+    /// certificate names its IP addresses as IP entries, so the name check is off; with the
+    /// appliance's own self-signed certificate as `ca`, the chain check alone pins that key.
+    pub fn start_tls(ns: &Netns, dir: &Path, c: &PhoneConfig, ca: &Path) -> Linphonec {
+        Linphonec::start_with(ns, dir, c, Some(ca))
+    }
+
+    fn start_with(ns: &Netns, dir: &Path, c: &PhoneConfig, tls_ca: Option<&Path>) -> Linphonec {
         let dir = dir.join(format!("linphonec-{}-{}", c.user, c.addr.port()));
-        std::fs::create_dir_all(&dir).expect("linphonec dir");
+        // Without its database directory its core never leaves startup: it opens no SIP socket
+        // of its own and answers INVITEs 503.
+        std::fs::create_dir_all(dir.join(".local/share/linphone")).expect("linphonec dir");
+        let (transport, sockets) = match tls_ca {
+            None => ("udp", format!("sip_port={}\n", c.addr.port())),
+            Some(ca) => (
+                "tls",
+                format!(
+                    "sip_port=-1\nsip_tcp_port=-1\nsip_tls_port={}\nroot_ca={}\nverify_server_certs=1\nverify_server_cn=0\n",
+                    c.addr.port(),
+                    ca.display()
+                ),
+            ),
+        };
         let rc = dir.join("linphonerc");
         std::fs::write(
             &rc,
             format!(
-                "[sip]\nsip_port={port}\nregister_only_when_network_is_up=0\nregister_only_when_upnp_is_ok=0\n\
+                "[sip]\n{sockets}register_only_when_network_is_up=0\nregister_only_when_upnp_is_ok=0\n\
                  default_proxy=0\n\
-                 [proxy_0]\nreg_proxy=<sip:{registrar};transport=udp>\nreg_route=<sip:{registrar};transport=udp;lr>\n\
+                 [proxy_0]\nreg_proxy=<sip:{registrar};transport={transport}>\nreg_route=<sip:{registrar};transport={transport};lr>\n\
                  reg_identity=sip:{user}@{domain}\nreg_expires={expires}\nreg_sendregister=1\npublish=0\n\
                  [auth_info_0]\nusername={user}\npasswd={password}\ndomain={domain}\n",
-                port = c.addr.port(),
                 registrar = c.registrar,
                 user = c.user,
                 domain = c.domain,
@@ -38,8 +62,6 @@ impl Linphonec {
         let mut cmd = Console::command(ns, "linphonec");
         cmd.env("HOME", &dir).arg("-c").arg(&rc);
         let mut console = Console::start(cmd, &dir.join("console.log"), "linphonec (apt-get install linphone-cli)");
-        // Without this its core opens no SIP socket (and so never registers).
-        console.send(&format!("ports sip {}", c.addr.port()));
         console.send("soundcard use files");
         Linphonec { dir, calls: 0, console }
     }

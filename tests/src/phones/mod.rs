@@ -8,9 +8,11 @@
 //! - twinkle 1.10 (`twinkle.rs`, `twinkle-console`): its registrar and outbound proxy settings
 //!   take no `sip:` prefix; one instance per HOME (a lock file), its profile and system settings
 //!   in `$HOME/.twinkle`; ALSA's `null` device for sound, so it sends and hears only silence.
-//! - linphonec 5.1 (`linphonec.rs`): opens no SIP socket until `ports sip N` is given on its
-//!   console, and its core stays in its startup state, where it answers incoming INVITEs 503:
-//!   it is used as a caller only. `soundcard use files` with `play`/`record` give it audio.
+//! - linphonec 5.1 (`linphonec.rs`): its core leaves its startup state only when its database
+//!   directory ($HOME/.local/share/linphone) exists; without it, it opens no SIP socket of its
+//!   own and answers incoming INVITEs 503. It is used as a caller only. Over TLS (mbedtls) it
+//!   matches the server's name against DNS names only. `soundcard use files` with
+//!   `play`/`record` give it audio.
 mod baresip;
 mod console;
 mod linphonec;
