@@ -125,7 +125,7 @@ pub fn client_config(extra_ca: Option<&Path>) -> Result<Arc<ClientConfig>, TlsEr
 /// aws-lc-rs provider has; aws-lc-rs needs cmake and a C toolchain the offline image build
 /// does not carry. Browsers and phones negotiate X25519 with it.
 #[allow(deprecated)]
-pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 

@@ -77,7 +77,7 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 
 fn main() -> Result<(), Error> {
     let args = Args::parse();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = holdfast_tls::provider();
     let mut roots = RootCertStore::empty();
     let pem = std::fs::read(&args.ca)?;
     for cert in rustls_pemfile_certs(&pem)? {
