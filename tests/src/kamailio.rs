@@ -378,6 +378,9 @@ request_route {{
         sl_send_reply("484", "Address Incomplete");
         exit;
     }}
+    if (is_method("INVITE")) {{
+        xlog("L_INFO", "INVITE to $rU over $pr from $si\n");
+    }}
     if (!lookup("location")) {{
         xlog("L_INFO", "$rm to unknown $rU\n");
         sl_send_reply("404", "Not Found");

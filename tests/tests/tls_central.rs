@@ -63,7 +63,7 @@ fn the_central_site_over_tls_through_a_cut_and_a_failback() {
     let topo = Topology::new();
     let pki = Pki::new(&scratch.path, "pki");
     let (cert, key) = pki.issue("central", &format!("DNS:{CENTRAL_NAME},IP:{CENTRAL}"));
-    let users = [("alice", "alice-pw"), ("carol", "carol-pw"), ("dora", "dora-pw"), ("erin", "erin-pw")];
+    let users = [("alice", "alice-pw"), ("carol", "carol-pw"), ("dora", "dora-pw"), ("erin", "erin-pw"), ("hq", "hq-pw")];
     let kam = Kamailio::start_with(&topo, &scratch.path, DOMAIN, &users, Some(&KamailioTls { cert: &cert, key: &key, ca: &pki.ca }));
     let tls_dir = install_branch_certificate(&pki, &scratch);
     let [registrar_keys, central_keys] = tls_keys(&tls_dir, &pki.ca, CENTRAL_NAME);
@@ -110,13 +110,26 @@ fn the_central_site_over_tls_through_a_cut_and_a_failback() {
     assert!(out.status.success(), "the central site's call to carol failed:\n{}\n{}", sba.log(), kam.log_text());
     assert_eq!(carol.count(Event::Connected), connected + 1, "{}", carol.console());
 
+    // A call from the branch to a central-site user (registered at Kamailio itself): the branch
+    // sends it over TLS to the centre, which finds hq; carol hangs up.
+    let hq_config = PhoneConfig::new("hq", "hq-pw", DOMAIN, SocketAddr::from((CENTRAL, 5072)), kam.addr);
+    let hq = Answerer::phone(&topo.central, &scratch.path, &hq_config, 300);
+    assert!(hq.wait_registrations(0, WAIT), "hq not registered at Kamailio:\n{}", hq.log());
+    let (answered, hung_up) = (hq.answered(), hq.hung_up());
+    carol.dial(&format!("sip:hq@{DOMAIN}"));
+    wait_until(|| hq.answered() > answered, WAIT, || format!("carol's call to the centre:\n{}\n{}\n{}", carol.console(), sba.log(), kam.log_text()));
+    assert!(carol.wait(Event::Connected, connected + 1, WAIT), "{}", carol.console());
+    carol.hang_up();
+    wait_until(|| hq.hung_up() > hung_up, WAIT, || format!("carol's BYE did not reach hq:\n{}\n{}", sba.log(), kam.log_text()));
+    assert!(kam.log_text().contains(&format!("INVITE to hq over tls from {SBA_WAN}")), "{}", kam.log_text());
+
     // 2. The cut: the TLS probes go unanswered, survival; the branch's phones call each other.
     topo.cut_wan();
     sba.wait_mode("survival", Duration::from_secs(5)).unwrap_or_else(|| panic!("no survival after the cut:\n{}", sba.log()));
     let answered = alice.answered();
     carol.dial(&format!("sip:alice@{DOMAIN}"));
     wait_until(|| alice.answered() > answered, WAIT, || format!("carol's call in survival:\n{}\n{}", carol.console(), sba.log()));
-    assert!(carol.wait(Event::Connected, connected + 1, WAIT), "{}", carol.console());
+    assert!(carol.wait(Event::Connected, connected + 2, WAIT), "{}", carol.console());
     let hung_up = alice.hung_up();
     carol.hang_up();
     wait_until(|| alice.hung_up() > hung_up, WAIT, || format!("carol's BYE did not reach alice:\n{}", sba.log()));
