@@ -1,8 +1,9 @@
 //! Kamailio 5.6 as a carrier's SIP-over-TLS edge on loopback, the far end of a TLS trunk: it
 //! accepts TLS only with a client certificate from the given CA (mutual TLS, as carriers ask
 //! of their customers), answers OPTIONS, logs for each INVITE the transport and the client
-//! certificate it came with, and relays calls to the carrier's switch (a sipp over UDP).
-//! In-dialog requests follow its Record-Route (two entries where the transport changes).
+//! certificate it came with, and relays calls to the carrier's switch (a sipp over UDP). Calls
+//! from the switch (UDP) go to the customer's TLS listener. In-dialog requests follow its
+//! Record-Route (two entries where the transport changes).
 use crate::kamailio::{tls_config, KamailioTls, Running};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -10,23 +11,26 @@ use std::path::{Path, PathBuf};
 pub struct Carrier {
     /// Where it listens for TLS (the trunk's address).
     pub tls_addr: SocketAddr,
+    /// Where it listens for UDP, towards its switch.
+    pub udp_addr: SocketAddr,
     log: PathBuf,
     _process: Running,
 }
 
 impl Carrier {
     /// Starts it on loopback: TLS on `tls_addr`, UDP on `udp_addr` (its side towards the
-    /// switch), calls relayed to `switch`; files under `dir`.
-    pub fn start(dir: &Path, tls: &KamailioTls, tls_addr: SocketAddr, udp_addr: SocketAddr, switch: SocketAddr) -> Carrier {
+    /// switch), customers' calls relayed to `switch`, the switch's calls to `customer` over TLS;
+    /// files under `dir`.
+    pub fn start(dir: &Path, tls: &KamailioTls, tls_addr: SocketAddr, udp_addr: SocketAddr, switch: SocketAddr, customer: SocketAddr) -> Carrier {
         let dir = dir.join("carrier");
         std::fs::create_dir_all(&dir).expect("carrier dir");
         let (cfg, tls_cfg, log) = (dir.join("kamailio.cfg"), dir.join("kamailio-tls.cfg"), dir.join("kamailio.log"));
         std::fs::write(&tls_cfg, tls_config(tls)).expect("write kamailio-tls.cfg");
-        std::fs::write(&cfg, config(tls_addr, udp_addr, switch, &tls_cfg)).expect("write kamailio.cfg");
+        std::fs::write(&cfg, config(tls_addr, udp_addr, switch, customer, &tls_cfg)).expect("write kamailio.cfg");
         let mut process = Running::spawn(&mut std::process::Command::new("kamailio"), &cfg, &dir.join("run"), &log);
         let probe = UdpSocket::bind("127.0.0.1:0").expect("probe socket");
         process.wait_answering(&probe, udp_addr, &log);
-        Carrier { tls_addr, log, _process: process }
+        Carrier { tls_addr, udp_addr, log, _process: process }
     }
 
     /// Everything it logged so far.
@@ -35,7 +39,7 @@ impl Carrier {
     }
 }
 
-fn config(tls_addr: SocketAddr, udp_addr: SocketAddr, switch: SocketAddr, tls_cfg: &Path) -> String {
+fn config(tls_addr: SocketAddr, udp_addr: SocketAddr, switch: SocketAddr, customer: SocketAddr, tls_cfg: &Path) -> String {
     format!(
         r#"#!KAMAILIO
 # A carrier's TLS edge for the Holdfast TLS trunk test (written by tests/src/carrier.rs).
@@ -94,6 +98,16 @@ request_route {{
     }}
     if (!is_method("INVITE")) {{
         sl_send_reply("405", "Method Not Allowed");
+        exit;
+    }}
+    # The switch's side is UDP: its calls go to the customer over TLS.
+    if ($pr == "udp") {{
+        xlog("L_INFO", "INVITE $rU from the switch to the customer over tls\n");
+        record_route();
+        $du = "sip:{customer};transport=tls";
+        if (!t_relay()) {{
+            sl_reply_error();
+        }}
         exit;
     }}
     # Customers come in over TLS with a certificate the tls module verified.

@@ -1,10 +1,12 @@
 //! sba-mediation's trunks over TLS. A call goes out over a TLS trunk to Kamailio with its tls
 //! module as the carrier's edge, which asks for a client certificate (mutual TLS: the branch
 //! shows its `sbactl tls install`ed appliance certificate), and on to the carrier's switch
-//! (sipp); the BYE follows over TLS. The route's first trunk is hijacked: an attacker at
-//! 127.0.0.2 presents a certificate for that carrier's name from its own CA; it is refused with
-//! a log line naming the trunk, the expected name and the reason, receives no SIP, and the
-//! health checks take it out of the hunt, so the call completes on the next trunk.
+//! (sipp); the BYE follows over TLS. A call from the carrier's switch comes in over TLS the
+//! other way (the edge checks the mediation's certificate) to the branch's DID. The route's
+//! first trunk is hijacked: an attacker at 127.0.0.2 presents a certificate for that carrier's
+//! name from its own CA; it is refused with a log line naming the trunk, the expected name and
+//! the reason, receives no SIP, and the health checks take it out of the hunt, so the call
+//! completes on the next trunk.
 //! Against openssl s_server: a trunk whose certificate carries its `tls_name` and chains to its
 //! `tls_ca` receives the health check's OPTIONS inside TLS; one presenting a certificate for
 //! another name from the same CA is refused. The mediation's own TLS listener presents the
@@ -118,7 +120,7 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool, context: impl Fn() -> 
 }
 
 #[test]
-fn a_call_goes_out_over_a_mutual_tls_trunk_and_a_hijacked_trunk_is_refused() {
+fn calls_go_out_and_come_in_over_a_mutual_tls_trunk_and_a_hijacked_trunk_is_refused() {
     let scratch = Scratch::new("tls-carrier");
     let dir = &scratch.path;
     let carriers = Pki::new(dir, "carriers");
@@ -141,8 +143,10 @@ fn a_call_goes_out_over_a_mutual_tls_trunk_and_a_hijacked_trunk_is_refused() {
     let mut switch_sipp = KillOnDrop(cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("sipp (apt-get install sip-tester)"));
     wait_bound_udp(switch, WAIT);
     let tls = KamailioTls { cert: &edge_cert, key: &edge_key, ca: &enterprise.ca };
+    let (sip_port, tls_port, branch_port) = (free_port(), free_port(), free_port());
     let edge = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let carrier = Carrier::start(dir, &tls, edge, SocketAddr::from(([127, 0, 0, 1], free_port())), switch);
+    let ours = SocketAddr::from(([127, 0, 0, 1], tls_port));
+    let carrier = Carrier::start(dir, &tls, edge, SocketAddr::from(([127, 0, 0, 1], free_port())), switch, ours);
 
     // Carrier B's address is taken over: the attacker at 127.0.0.2 shows a certificate for
     // carrier B's name, signed by its own CA.
@@ -150,11 +154,11 @@ fn a_call_goes_out_over_a_mutual_tls_trunk_and_a_hijacked_trunk_is_refused() {
     let attacker_out = dir.join("attacker.out");
     let _attacker = tls_server(&attacker.issue("mallory", "DNS:sip.carrier-b.example"), hijacked, &attacker_out);
 
-    let (sip_port, tls_port, branch_port) = (free_port(), free_port(), free_port());
     let tables = format!(
         "[[mediation.rules]]\nname = \"national\"\npattern = '1?([2-9]\\d{{9}})'\nreplace = '+1$1'\n\n\
          [[mediation.policies]]\nname = \"national\"\nusages = [\"local\", \"national\"]\n\n\
-         [[mediation.routes]]\nname = \"national\"\npattern = '\\+1\\d{{10}}'\nusage = \"national\"\ntrunks = [\"carrier-b\", \"carrier-a\"]\n\n{}{}",
+         [[mediation.routes]]\nname = \"national\"\npattern = '\\+1\\d{{10}}'\nusage = \"national\"\ntrunks = [\"carrier-b\", \"carrier-a\"]\n\n\
+         [[mediation.inbound]]\npattern = '\\+15559873(\\d{{3}})'\nuser = '3$1'\n\n{}{}",
         tls_trunk("carrier-b", hijacked, "sip.carrier-b.example", &carriers.ca),
         tls_trunk("carrier-a", edge, "sip.carrier-a.example", &carriers.ca),
     );
@@ -202,6 +206,37 @@ fn a_call_goes_out_over_a_mutual_tls_trunk_and_a_hijacked_trunk_is_refused() {
     assert!(!read(&attacker_out).contains("SIP/2.0"), "the hijacked address received SIP: {}", read(&attacker_out));
     let line = m.log().lines().find(|l| l.contains(&refusal)).unwrap_or_default().to_string();
     assert!(line.contains("UnknownIssuer"), "the reason is named: {line}");
+
+    // A call in: the carrier's switch calls the branch's DID; its edge brings it to the
+    // mediation's TLS listener (checking the appliance certificate by the enterprise CA), the
+    // mediation to the branch (a sipp answering at the registrar's address); the switch hangs up.
+    let branch = SocketAddr::from(([127, 0, 0, 1], branch_port));
+    let mut cmd = Sipp::new("call_answer.xml", m.addr).arg("-p").arg(branch_port.to_string()).arg("-mp").arg(free_port().to_string()).arg("-trace_err").command(dir, 30);
+    let mut answering = KillOnDrop(cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("sipp"));
+    wait_bound_udp(branch, WAIT);
+    let inbound = Sipp::new("call_uac.xml", carrier.udp_addr)
+        .key("caller", "+12125550123")
+        .key("domain", carrier.udp_addr.to_string())
+        .arg("-s")
+        .arg("+15559873001")
+        .arg("-d")
+        .arg("1000")
+        .arg("-mp")
+        .arg(free_port().to_string())
+        .arg("-trace_err")
+        .run(dir, 20);
+    assert!(
+        inbound.status.success(),
+        "the call in over the TLS trunk failed ({}):\n{}\n--- sba-mediation ---\n{}\n--- carrier ---\n{}",
+        inbound.status,
+        String::from_utf8_lossy(&inbound.stdout).lines().rev().take(20).collect::<Vec<_>>().join("\n"),
+        m.log(),
+        carrier.log_text()
+    );
+    wait_until("the branch's end of the call in", || matches!(answering.0.try_wait(), Ok(Some(_))), || m.log());
+    let answered = answering.0.try_wait().ok().flatten();
+    assert!(answered.is_some_and(|s| s.success()), "the branch's answer: {answered:?}\n{}", m.log());
+    assert!(carrier.log_text().contains("INVITE +15559873001 from the switch to the customer over tls"), "{}", carrier.log_text());
 }
 
 #[test]
