@@ -4,7 +4,7 @@
 //! certificate it came with, and relays calls to the carrier's switch (a sipp over UDP). Calls
 //! from the switch (UDP) go to the customer's TLS listener. In-dialog requests follow its
 //! Record-Route (two entries where the transport changes).
-use crate::kamailio::{tls_config, KamailioTls, Running};
+use crate::kamailio::{tls_config, KamailioTls, Running, RELAY, WITHIN_DIALOGS};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 
@@ -75,28 +75,7 @@ request_route {{
         sl_send_reply("200", "Carrier up");
         exit;
     }}
-    if (has_totag()) {{
-        if (loose_route()) {{
-            xlog("L_INFO", "in-dialog $rm over $pr from $si\n");
-            t_relay();
-            exit;
-        }}
-        if (is_method("ACK") && t_check_trans()) {{
-            t_relay();
-            exit;
-        }}
-        if (!is_method("ACK")) {{
-            sl_send_reply("404", "Not here");
-        }}
-        exit;
-    }}
-    if (is_method("CANCEL")) {{
-        if (t_check_trans()) {{
-            t_relay();
-        }}
-        exit;
-    }}
-    if (!is_method("INVITE")) {{
+{WITHIN_DIALOGS}    if (!is_method("INVITE")) {{
         sl_send_reply("405", "Method Not Allowed");
         exit;
     }}
@@ -105,10 +84,7 @@ request_route {{
         xlog("L_INFO", "INVITE $rU from the switch to the customer over tls\n");
         record_route();
         $du = "sip:{customer};transport=tls";
-        if (!t_relay()) {{
-            sl_reply_error();
-        }}
-        exit;
+        route(RELAY);
     }}
     # Customers come in over TLS with a certificate the tls module verified.
     if ($pr != "tls" || $tls_peer_verified != 1) {{
@@ -119,12 +95,9 @@ request_route {{
     xlog("L_INFO", "INVITE $rU over $pr from $si, client certificate CN=$tls_peer_subject_cn verified=$tls_peer_verified\n");
     record_route();
     $du = "sip:{switch}";
-    if (!t_relay()) {{
-        sl_reply_error();
-    }}
-    exit;
+    route(RELAY);
 }}
-"#,
+{RELAY}"#,
         tls_cfg = tls_cfg.display()
     )
 }

@@ -339,26 +339,7 @@ request_route {{
         sl_send_reply("200", "Keepalive");
         exit;
     }}
-    if (has_totag()) {{
-        if (loose_route()) {{
-            route(RELAY);
-        }}
-        if (is_method("ACK") && t_check_trans()) {{
-            t_relay();
-            exit;
-        }}
-        if (!is_method("ACK")) {{
-            sl_send_reply("404", "Not here");
-        }}
-        exit;
-    }}
-    if (is_method("CANCEL")) {{
-        if (t_check_trans()) {{
-            route(RELAY);
-        }}
-        exit;
-    }}
-    t_check_trans();
+{WITHIN_DIALOGS}    t_check_trans();
     remove_hf("Route");
     if (is_method("INVITE|SUBSCRIBE|REFER")) {{
         record_route();
@@ -389,12 +370,41 @@ request_route {{
     route(RELAY);
 }}
 
-route[RELAY] {{
-    if (!t_relay()) {{
-        sl_reply_error();
-    }}
-    exit;
-}}
-"#
+{RELAY}"#
     )
 }
+
+/// The part of a request_route every Kamailio role here shares: in-dialog requests follow their
+/// Route (logged with their transport), an ACK goes with its transaction, anything else in a
+/// dialog gets 404; a CANCEL goes with its INVITE's transaction.
+pub(crate) const WITHIN_DIALOGS: &str = r#"    if (has_totag()) {
+        if (loose_route()) {
+            xlog("L_INFO", "in-dialog $rm over $pr from $si\n");
+            route(RELAY);
+        }
+        if (is_method("ACK") && t_check_trans()) {
+            t_relay();
+            exit;
+        }
+        if (!is_method("ACK")) {
+            sl_send_reply("404", "Not here");
+        }
+        exit;
+    }
+    if (is_method("CANCEL")) {
+        if (t_check_trans()) {
+            route(RELAY);
+        }
+        exit;
+    }
+"#;
+
+/// Relays statefully, or answers the error.
+pub(crate) const RELAY: &str = r#"
+route[RELAY] {
+    if (!t_relay()) {
+        sl_reply_error();
+    }
+    exit;
+}
+"#;

@@ -107,6 +107,43 @@ impl Mediation {
     }
 }
 
+/// sipp answering one call on 127.0.0.1:`port`, echoing its media, beside the test.
+fn answerer(dir: &Path, port: u16) -> KillOnDrop {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut cmd = Sipp::new("call_answer.xml", addr).arg("-p").arg(port.to_string()).arg("-mp").arg(free_port().to_string()).arg("-rtp_echo").arg("-trace_err").command(dir, 30);
+    let sipp = KillOnDrop(cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("sipp (apt-get install sip-tester)"));
+    wait_bound_udp(addr, WAIT);
+    sipp
+}
+
+/// Waits until an `answerer` has ended its call; panics unless it went well.
+fn answered(sipp: &mut KillOnDrop, what: &str, logs: impl Fn() -> String) {
+    wait_until(what, || matches!(sipp.0.try_wait(), Ok(Some(_))), &logs);
+    let status = sipp.0.try_wait().ok().flatten();
+    assert!(status.is_some_and(|s| s.success()), "{what}: {status:?}\n{}", logs());
+}
+
+/// One call by sipp from 127.0.0.1:`port` through `target` to `number`: 1 s of talk, then the
+/// caller's BYE; panics with `logs` unless it went well.
+fn call(dir: &Path, target: SocketAddr, caller: &str, number: &str, port: u16, what: &str, logs: impl Fn() -> String) {
+    let out = Sipp::new("call_uac.xml", target)
+        .key("caller", caller)
+        .key("domain", target.to_string())
+        .arg("-s")
+        .arg(number)
+        .arg("-d")
+        .arg("1000")
+        // The last -p wins.
+        .arg("-p")
+        .arg(port.to_string())
+        .arg("-mp")
+        .arg(free_port().to_string())
+        .arg("-trace_err")
+        .run(dir, 20);
+    let tail = String::from_utf8_lossy(&out.stdout).lines().rev().take(20).collect::<Vec<_>>().join("\n");
+    assert!(out.status.success(), "{what} failed ({}):\n{tail}\n{}", out.status, logs());
+}
+
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
@@ -132,16 +169,7 @@ fn calls_go_out_and_come_in_over_a_mutual_tls_trunk_and_a_hijacked_trunk_is_refu
     // Carrier A: Kamailio's TLS edge, asking for a client certificate from the enterprise's
     // CA, relaying to its switch (sipp answering one call, echoing the media).
     let switch = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let mut cmd = Sipp::new("call_answer.xml", switch)
-        .arg("-p")
-        .arg(switch.port().to_string())
-        .arg("-mp")
-        .arg(free_port().to_string())
-        .arg("-rtp_echo")
-        .arg("-trace_err")
-        .command(dir, 30);
-    let mut switch_sipp = KillOnDrop(cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("sipp (apt-get install sip-tester)"));
-    wait_bound_udp(switch, WAIT);
+    let mut switch_sipp = answerer(dir, switch.port());
     let tls = KamailioTls { cert: &edge_cert, key: &edge_key, ca: &enterprise.ca };
     let (sip_port, tls_port, branch_port) = (free_port(), free_port(), free_port());
     let edge = SocketAddr::from(([127, 0, 0, 1], free_port()));
@@ -171,31 +199,9 @@ fn calls_go_out_and_come_in_over_a_mutual_tls_trunk_and_a_hijacked_trunk_is_refu
 
     // The branch's call (sipp from the registrar's address): dialled 2125550100, +12125550100
     // at the carrier's switch after its TLS edge; 1 s of talk, the caller's BYE.
-    let call = Sipp::new("call_uac.xml", m.addr)
-        .key("caller", "3012")
-        .key("domain", m.addr.to_string())
-        .arg("-s")
-        .arg("2125550100")
-        .arg("-d")
-        .arg("1000")
-        // The last -p wins: the call must come from the address configured as the registrar's.
-        .arg("-p")
-        .arg(branch_port.to_string())
-        .arg("-mp")
-        .arg(free_port().to_string())
-        .arg("-trace_err")
-        .run(dir, 20);
-    assert!(
-        call.status.success(),
-        "the call over the TLS trunk failed ({}):\n{}\n--- sba-mediation ---\n{}\n--- carrier ---\n{}",
-        call.status,
-        String::from_utf8_lossy(&call.stdout).lines().rev().take(20).collect::<Vec<_>>().join("\n"),
-        m.log(),
-        carrier.log_text()
-    );
-    wait_until("the switch's end of the call", || matches!(switch_sipp.0.try_wait(), Ok(Some(_))), || carrier.log_text());
-    let switch_done = switch_sipp.0.try_wait().ok().flatten();
-    assert!(switch_done.is_some_and(|s| s.success()), "the carrier's switch: {switch_done:?}\n{}", carrier.log_text());
+    let logs = || format!("--- sba-mediation ---\n{}\n--- carrier ---\n{}", m.log(), carrier.log_text());
+    call(dir, m.addr, "3012", "2125550100", branch_port, "the call out over the TLS trunk", logs);
+    answered(&mut switch_sipp, "the carrier's switch", logs);
 
     // The carrier saw the INVITE over TLS with the branch's certificate verified, and the
     // caller's BYE over TLS too.
@@ -210,32 +216,9 @@ fn calls_go_out_and_come_in_over_a_mutual_tls_trunk_and_a_hijacked_trunk_is_refu
     // A call in: the carrier's switch calls the branch's DID; its edge brings it to the
     // mediation's TLS listener (checking the appliance certificate by the enterprise CA), the
     // mediation to the branch (a sipp answering at the registrar's address); the switch hangs up.
-    let branch = SocketAddr::from(([127, 0, 0, 1], branch_port));
-    let mut cmd = Sipp::new("call_answer.xml", m.addr).arg("-p").arg(branch_port.to_string()).arg("-mp").arg(free_port().to_string()).arg("-trace_err").command(dir, 30);
-    let mut answering = KillOnDrop(cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("sipp"));
-    wait_bound_udp(branch, WAIT);
-    let inbound = Sipp::new("call_uac.xml", carrier.udp_addr)
-        .key("caller", "+12125550123")
-        .key("domain", carrier.udp_addr.to_string())
-        .arg("-s")
-        .arg("+15559873001")
-        .arg("-d")
-        .arg("1000")
-        .arg("-mp")
-        .arg(free_port().to_string())
-        .arg("-trace_err")
-        .run(dir, 20);
-    assert!(
-        inbound.status.success(),
-        "the call in over the TLS trunk failed ({}):\n{}\n--- sba-mediation ---\n{}\n--- carrier ---\n{}",
-        inbound.status,
-        String::from_utf8_lossy(&inbound.stdout).lines().rev().take(20).collect::<Vec<_>>().join("\n"),
-        m.log(),
-        carrier.log_text()
-    );
-    wait_until("the branch's end of the call in", || matches!(answering.0.try_wait(), Ok(Some(_))), || m.log());
-    let answered = answering.0.try_wait().ok().flatten();
-    assert!(answered.is_some_and(|s| s.success()), "the branch's answer: {answered:?}\n{}", m.log());
+    let mut branch = answerer(dir, branch_port);
+    call(dir, carrier.udp_addr, "+12125550123", "+15559873001", free_port(), "the call in over the TLS trunk", logs);
+    answered(&mut branch, "the branch's answer", logs);
     assert!(carrier.log_text().contains("INVITE +15559873001 from the switch to the customer over tls"), "{}", carrier.log_text());
 }
 
