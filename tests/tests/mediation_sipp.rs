@@ -22,17 +22,17 @@ struct Mediation {
 
 impl Mediation {
     fn start(scratch: &Scratch) -> Mediation {
-        Mediation::configured(scratch, 600_000, "", None)
+        Mediation::configured(scratch, 600_000, "", None, "")
     }
 
     /// With OPTIONS health checks every `options_ms`.
     fn with_probes(scratch: &Scratch, options_ms: u64) -> Mediation {
-        Mediation::configured(scratch, options_ms, "", None)
+        Mediation::configured(scratch, options_ms, "", None, "")
     }
 
-    /// `carrier_a` is added to carrier-a's trunk table; `ports` are this mediation's port and
-    /// the registrar's, when the test chose them.
-    fn configured(scratch: &Scratch, options_ms: u64, carrier_a: &str, ports: Option<(u16, u16)>) -> Mediation {
+    /// `carrier_a` is added to carrier-a's trunk table and `keys` to `[mediation]`; `ports` are
+    /// this mediation's port and the registrar's, when the test chose them.
+    fn configured(scratch: &Scratch, options_ms: u64, carrier_a: &str, ports: Option<(u16, u16)>, keys: &str) -> Mediation {
         let (port, branch_port) = ports.unwrap_or_else(|| (free_port(), free_port()));
         let (pa, pb) = (free_port(), free_port());
         // An even RTP port range of its own per test process.
@@ -47,6 +47,7 @@ db = "{db}"
 media_ports = [{media}, {media_end}]
 options_interval_ms = {options_ms}
 default_policy = "national"
+{keys}
 
 [[mediation.rules]]
 name = "international"
@@ -379,6 +380,50 @@ fn an_invite_from_a_stranger_is_refused_without_a_record() {
     assert_ne!(rows[0][0], "stranger@test");
 }
 
+/// max_calls = 1: while the branch's call to carrier-a is up, a second call from the branch gets
+/// 503 with Retry-After, counted in the status file and without a record; the first call goes on.
+#[test]
+fn a_call_beyond_max_calls_gets_503_with_retry_after_and_no_record() {
+    let scratch = Scratch::new("mediation-max-calls");
+    let m = Mediation::configured(&scratch, 600_000, "", None, "max_calls = 1");
+    let _a = carrier(&scratch, "call_answer.xml", m.carrier_a);
+    let branch = Branch::new(&m);
+    let uri = format!("sip:2125550100@{};user=phone", m.addr);
+    let mut invite = branch.request(Method::INVITE, &uri, 1, "<sip:2125550100@branch.test>", "first");
+    invite.headers.add(HeaderName::ContentType, "application/sdp");
+    let port = branch.rtp.local_addr().unwrap().port();
+    invite.body = format!("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\n").into_bytes();
+    branch.send(&invite);
+    let ok = branch.response(200);
+    assert_eq!(ok.status, 200, "{ok:?}");
+    let to = ok.headers.get(&HeaderName::To).unwrap().to_string();
+    let contact = ok.headers.get(&HeaderName::Contact).unwrap().trim_matches(['<', '>']).to_string();
+    branch.send(&branch.request(Method::ACK, &contact, 1, &to, "ack"));
+
+    let mut second = branch.request(Method::INVITE, &uri, 1, "<sip:2125550100@branch.test>", "second");
+    second.headers.set(HeaderName::CallId, "second-call@test");
+    branch.send(&second);
+    let refused = branch.response(200);
+    assert_eq!(refused.status, 503, "{refused:?}");
+    assert_eq!(refused.headers.get(&HeaderName::parse("Retry-After")), Some("10"));
+    let mut ack = branch.request(Method::ACK, &uri, 1, refused.headers.get(&HeaderName::To).unwrap(), "second");
+    ack.headers.set(HeaderName::CallId, "second-call@test");
+    branch.send(&ack);
+    m.wait_status("the refusal counted", |s| s["refused"]["max_calls"] == 1 && s["calls"].as_array().is_some_and(|c| c.len() == 1));
+
+    branch.send(&branch.request(Method::BYE, &contact, 2, &to, "bye"));
+    let bye_ok = loop {
+        let r = branch.response(200);
+        if r.cseq().is_ok_and(|c| c.method == Method::BYE) {
+            break r;
+        }
+    };
+    assert_eq!(bye_ok.status, 200);
+    let rows = m.cdrs();
+    assert_eq!(rows.len(), 1, "only the first call is recorded: {rows:?}");
+    assert_eq!(rows[0][0], "audio-call@test");
+}
+
 /// The branch side played by the test itself, so that it can send RTP and compare what comes
 /// back: an INVITE from the registrar's address, the answer's SDP, RTP through the relay to the
 /// carrier (sipp echoing it), BYE.
@@ -625,6 +670,7 @@ fn a_sip_trunk_registers_with_digest() {
         600_000,
         "registration = { user = \"branch7\", password = \"s3cret\", domain = \"carrier.test\" }",
         None,
+        "",
     );
     let out = Command::new("sipp")
         .current_dir(&scratch.path)
@@ -652,7 +698,7 @@ fn a_branch_phone_calls_the_pstn_through_registrar_and_mediation() {
     let scratch = Scratch::new("mediation-e2e");
     let mediation_port = free_port();
     let reg = Registrar::start(&scratch, &format!("auth = false\n[survival]\nmediation = \"127.0.0.1:{mediation_port}\""), &[]);
-    let m = Mediation::configured(&scratch, 600_000, "", Some((mediation_port, reg.addr.port())));
+    let m = Mediation::configured(&scratch, 600_000, "", Some((mediation_port, reg.addr.port())), "");
     let _a = carrier(&scratch, "mediation_503.xml", m.carrier_a);
     let _b = carrier(&scratch, "call_answer.xml", m.carrier_b);
     let out = Sipp::new("call_uac.xml", reg.addr)
@@ -685,7 +731,7 @@ fn a_named_user_calls_the_pstn_with_its_directory_number_or_none() {
          [[directory]]\nsite = \"branch\"\nuser = \"alice\"\ne164 = \"+15559870500\"\n"
     );
     let reg = Registrar::start(&scratch, &config, &[]);
-    let m = Mediation::configured(&scratch, 600_000, "", Some((mediation_port, reg.addr.port())));
+    let m = Mediation::configured(&scratch, 600_000, "", Some((mediation_port, reg.addr.port())), "");
     for caller in ["alice", "bob"] {
         // A carrier sipp takes one call.
         let _a = carrier(&scratch, "mediation_503.xml", m.carrier_a);

@@ -51,6 +51,8 @@ struct Mediation {
     media_timeout_secs: u64,
     /// SRTP on the branch phones' leg (each trunk has its own `srtp`).
     srtp: SrtpPolicy,
+    /// Calls in progress at most (both directions); beyond: 503 with Retry-After.
+    max_calls: u32,
     /// Call records older than this many days are deleted, and beyond this many rows the oldest.
     cdr_keep_days: u32,
     cdr_keep_rows: u32,
@@ -80,6 +82,10 @@ impl Default for Mediation {
             no_answer_secs: 60,
             media_timeout_secs: 60,
             srtp: SrtpPolicy::default(),
+            // A Survivable Branch Appliance's branch, 1,000 users, at heavy PSTN use: one port
+            // per 5 users (Planning for PSTN connectivity, gateway size). The default
+            // media_ports relay 250 calls (two port pairs each).
+            max_calls: 200,
             cdr_keep_days: 90,
             cdr_keep_rows: 500_000,
             default_policy: None,
@@ -233,6 +239,7 @@ pub struct Config {
     pub media_timeout: Duration,
     /// SRTP on the branch phones' leg.
     pub srtp: SrtpPolicy,
+    pub max_calls: usize,
     /// How long and how many call records are kept.
     pub cdr_keep: Duration,
     pub cdr_keep_rows: u32,
@@ -417,6 +424,7 @@ impl Config {
             no_answer: Duration::from_secs(m.no_answer_secs.max(1)),
             media_timeout: Duration::from_secs(m.media_timeout_secs.max(5)),
             srtp: m.srtp,
+            max_calls: m.max_calls as usize,
             cdr_keep: Duration::from_secs(u64::from(m.cdr_keep_days.max(1)) * 86_400),
             cdr_keep_rows: m.cdr_keep_rows.max(1),
             plan: Plan {

@@ -93,7 +93,7 @@ impl Server {
         let registrations = Registrations::new(registering, local, Ids::from_os(), now);
         let media_timeout = config.media_timeout;
         let cdr_keep = (config.cdr_keep, config.cdr_keep_rows);
-        let b2b = B2buaConfig { local, registrar: config.registrar, no_answer: config.no_answer, srtp: config.srtp };
+        let b2b = B2buaConfig { local, registrar: config.registrar, no_answer: config.no_answer, srtp: config.srtp, max_calls: config.max_calls };
         let b2bua = B2bua::new(b2b, config.plan, RelayMedia::new(relay), WallClock::read(), Ids::from_os());
         let txns = Transactions::new(TimerConfig::default());
         let status = StatusFile::beside(&config.db);

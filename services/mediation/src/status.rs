@@ -54,7 +54,11 @@ impl StatusFile {
             rtp: b2bua.media().counters(&b2bua.media_sessions()),
             cdrs: CdrCounters { records: stats.records, commits: stats.commits, lost: stats.lost },
             commit: cdrs.commit_times(),
-            refused: [("not_a_peer".to_string(), b2bua.strangers())].into_iter().filter(|(_, n)| *n > 0).collect(),
+            refused: [("not_a_peer", b2bua.strangers()), ("max_calls", b2bua.over_capacity())]
+                .into_iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(reason, n)| (reason.to_string(), n))
+                .collect(),
         };
         match serde_json::to_vec(&status) {
             Ok(bytes) => holdfast_status::write_atomic(&self.path, &bytes),

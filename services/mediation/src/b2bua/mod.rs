@@ -57,7 +57,12 @@ pub struct B2buaConfig {
     pub no_answer: Duration,
     /// SRTP on the branch phones' leg (a trunk's is the trunk's).
     pub srtp: SrtpPolicy,
+    /// Calls in progress at most; a new INVITE beyond is refused 503 with Retry-After.
+    pub max_calls: usize,
 }
+
+/// What a caller refused for capacity is told to wait, in seconds.
+const RETRY_AFTER_SECS: &str = "10";
 
 /// What the event loop must do besides draining the transaction table.
 #[derive(Debug, Clone, PartialEq)]
@@ -327,6 +332,8 @@ pub struct B2bua<M: Media> {
     outputs: VecDeque<Output>,
     /// Requests from neither the registrar nor a trunk, refused 403 without a call record.
     strangers: u64,
+    /// INVITEs refused 503 because `max_calls` calls were in progress, without a call record.
+    over_capacity: u64,
     /// The wall clock, for call records.
     clock: WallClock,
     ids: Ids,
@@ -348,6 +355,7 @@ impl<M: Media> B2bua<M> {
             next_call: 0,
             outputs: VecDeque::new(),
             strangers: 0,
+            over_capacity: 0,
             clock,
             ids,
         }
@@ -360,6 +368,11 @@ impl<M: Media> B2bua<M> {
     /// Requests refused because they came from neither the registrar nor a trunk.
     pub fn strangers(&self) -> u64 {
         self.strangers
+    }
+
+    /// INVITEs refused because `max_calls` calls were in progress.
+    pub fn over_capacity(&self) -> u64 {
+        self.over_capacity
     }
 
     /// Calls in progress.
@@ -432,6 +445,18 @@ impl<M: Media> B2bua<M> {
             // §8.2.2.2): the call exists or existed, a stray answer harms nobody.
             let again = self.calls.get(&key).and_then(|c| Some(c.unacked()?.response().clone()));
             return respond(txns, id, again.unwrap_or_else(|| invite.response(482)), now);
+        }
+        if self.calls.len() >= self.config.max_calls {
+            // Refused before anything is kept for it: no call, no record, no media ports.
+            self.over_capacity += 1;
+            if self.over_capacity.is_power_of_two() {
+                log::warn!("INVITE from {source} refused: {} calls in progress (max_calls; {} refused so far)", self.calls.len(), self.over_capacity);
+            }
+            let mut r = invite.response(503);
+            r.reason = "Service Unavailable (calls in progress at the limit)".into();
+            r.headers.add(HeaderName::parse("Retry-After"), RETRY_AFTER_SECS);
+            r.headers.add(HeaderName::Reason, reason::q850(cause::SWITCHING_EQUIPMENT_CONGESTION, None));
+            return respond(txns, id, r, now);
         }
         let dialled = user_of(&invite.uri).unwrap_or_default();
         let caller = invite.from_header().ok().and_then(|f| user_of(&f.uri)).unwrap_or_default();

@@ -59,6 +59,7 @@ impl<'m> Rig<'m> {
             registrar: REGISTRAR.parse().unwrap(),
             no_answer: Duration::from_secs(30),
             srtp: SrtpPolicy::Optional,
+            max_calls: config.max_calls,
         };
         let mut b2bua = B2bua::new(b2b, config.plan, media, WallClock::new(now, Duration::from_millis(1_000_000)), Ids::seeded(1));
         for d in dead {
@@ -976,4 +977,35 @@ fn requests_from_neither_the_registrar_nor_a_trunk_are_refused_without_a_record(
     // The branch's own call goes through.
     rig.invite_from_branch("3012", "2125550100");
     assert_eq!(rig.requests_to("127.0.0.1:5080", &Method::INVITE).len(), 1);
+}
+
+#[test]
+fn an_invite_beyond_max_calls_is_refused_503_with_retry_after_and_nothing_kept() {
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut rig = Rig::new(&mut media, &[]);
+    rig.b2bua.config.max_calls = 2;
+    rig.invite_from_branch("3012", "2125550100");
+    rig.invite_from_branch("3012", "2125550101");
+    assert_eq!(rig.b2bua.len(), 2);
+    rig.invite_from_branch("3012", "2125550102");
+    let refused = rig.responses().into_iter().find(|r| r.status >= 200).expect("a final answer");
+    assert_eq!(refused.status, 503);
+    assert_eq!(refused.headers.get(&HeaderName::parse("Retry-After")), Some("10"));
+    assert!(refused.headers.get(&HeaderName::Reason).unwrap().starts_with("Q.850;cause=42"));
+    assert_eq!(rig.requests_to("127.0.0.1:5080", &Method::INVITE).len(), 2, "the third call went nowhere");
+    assert_eq!((rig.b2bua.len(), rig.b2bua.recent.len(), rig.b2bua.over_capacity()), (2, 2, 1));
+    assert!(rig.cdrs.is_empty(), "a call record for a refused INVITE");
+    // A carrier's call is counted against the same limit.
+    let mut inbound = branch_invite("2125550199", "+15559873001");
+    inbound.headers.set(HeaderName::Via, "SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-did");
+    inbound.headers.set(HeaderName::CallId, "did-1");
+    rig.request(inbound, "127.0.0.1:5080");
+    assert_eq!(rig.responses().into_iter().filter(|r| r.status == 503).count(), 2);
+    assert_eq!(rig.b2bua.over_capacity(), 2);
+    // Once a call ends, the next one goes through.
+    let b = rig.requests_to("127.0.0.1:5080", &Method::INVITE).remove(0);
+    rig.answer(&b, 486, None);
+    assert_eq!(rig.b2bua.len(), 1);
+    rig.invite_from_branch("3012", "2125550103");
+    assert_eq!(rig.requests_to("127.0.0.1:5080", &Method::INVITE).len(), 3);
 }
