@@ -1,6 +1,7 @@
 //! sba-mediation against sipp on loopback: sipp plays the branch (from the registrar's address)
 //! and the carriers behind two trunks.
 use holdfast_tests::bins::bin;
+use holdfast_tests::netns::{Island, Netns, ISLAND};
 use holdfast_tests::registrar::{Registrar, DOMAIN};
 use holdfast_tests::scratch::{free_port, wait_bound_udp, Scratch};
 use holdfast_tests::sipp::Sipp;
@@ -12,6 +13,8 @@ use std::time::{Duration, Instant};
 
 struct Mediation {
     child: Child,
+    /// The namespace it runs in; None: this machine's.
+    ns: Option<Netns>,
     addr: SocketAddr,
     db: std::path::PathBuf,
     /// Where the branch's calls must come from.
@@ -33,6 +36,11 @@ impl Mediation {
     /// `carrier_a` is added to carrier-a's trunk table and `keys` to `[mediation]`; `ports` are
     /// this mediation's port and the registrar's, when the test chose them.
     fn configured(scratch: &Scratch, options_ms: u64, carrier_a: &str, ports: Option<(u16, u16)>, keys: &str) -> Mediation {
+        Mediation::configured_in(None, scratch, options_ms, carrier_a, ports, keys)
+    }
+
+    /// As `configured`, run in the namespace `ns`.
+    fn configured_in(ns: Option<&Netns>, scratch: &Scratch, options_ms: u64, carrier_a: &str, ports: Option<(u16, u16)>, keys: &str) -> Mediation {
         let (port, branch_port) = ports.unwrap_or_else(|| (free_port(), free_port()));
         let (pa, pb) = (free_port(), free_port());
         // An even RTP port range of its own per test process.
@@ -106,7 +114,11 @@ user = '$1'
         let path = scratch.file("sba.toml");
         std::fs::write(&path, config).expect("write config");
         let log = std::fs::File::create(scratch.file("mediation.log")).expect("log");
-        let child = Command::new(bin("sba-mediation"))
+        let mut command = match ns {
+            Some(ns) => ns.command(&bin("sba-mediation").to_string_lossy()),
+            None => Command::new(bin("sba-mediation")),
+        };
+        let child = command
             .arg("--config")
             .arg(&path)
             .env("HOLDFAST_LOG_STDERR", "1")
@@ -115,9 +127,10 @@ user = '$1'
             .spawn()
             .expect("start sba-mediation");
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        wait_for_udp(addr);
+        wait_for_udp(ns, addr);
         Mediation {
             child,
+            ns: ns.map(|n| Netns { name: n.name.clone() }),
             addr,
             db,
             branch_port,
@@ -187,9 +200,19 @@ impl Drop for Mediation {
     }
 }
 
+/// A UDP socket bound to `addr` in `ns`, or on this machine.
+fn udp_socket(ns: Option<&Netns>, addr: &str) -> UdpSocket {
+    let addr: SocketAddr = addr.parse().unwrap();
+    match ns {
+        Some(ns) => ns.udp_socket(addr),
+        None => UdpSocket::bind(addr),
+    }
+    .unwrap_or_else(|e| panic!("binding {addr}: {e}"))
+}
+
 /// Waits until something answers OPTIONS on `addr` (at most 10 s).
-fn wait_for_udp(addr: SocketAddr) {
-    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+fn wait_for_udp(ns: Option<&Netns>, addr: SocketAddr) {
+    let sock = udp_socket(ns, "127.0.0.1:0");
     sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
     let local = sock.local_addr().unwrap();
     for i in 0..50 {
@@ -424,6 +447,35 @@ fn a_call_beyond_max_calls_gets_503_with_retry_after_and_no_record() {
     assert_eq!(rows[0][0], "audio-call@test");
 }
 
+/// `media_ip = "auto"`, as the appliance's sba.toml ships it: in a namespace whose default route
+/// leaves from 192.0.2.1 (its only address besides loopback), the offer to a trunk names that
+/// address, not 127.0.0.1.
+#[test]
+fn auto_media_ip_is_the_default_route_s_address() {
+    let scratch = Scratch::new("mediation-media-ip");
+    let island = Island::new();
+    let m = Mediation::configured_in(Some(&island.ns), &scratch, 600_000, "", None, "media_ip = \"auto\"");
+    let carrier = udp_socket(Some(&island.ns), &m.carrier_a.to_string());
+    carrier.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let branch = Branch::new(&m);
+    let uri = format!("sip:2125550100@{};user=phone", m.addr);
+    let mut invite = branch.request(Method::INVITE, &uri, 1, "<sip:2125550100@branch.test>", "auto");
+    invite.headers.add(HeaderName::ContentType, "application/sdp");
+    invite.body = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n".to_vec();
+    branch.send(&invite);
+    let mut buf = vec![0u8; 65536];
+    let offer = loop {
+        let (n, _) = carrier.recv_from(&mut buf).expect("the INVITE at the carrier");
+        match wire::parse(&buf[..n]) {
+            Ok(Message::Request(r)) if r.method == Method::INVITE => break String::from_utf8_lossy(&r.body).to_string(),
+            _ => continue,
+        }
+    };
+    assert!(offer.contains(&format!("c=IN IP4 {ISLAND}\r\n")), "the relay's address is not the island's: {offer}");
+    let log = std::fs::read_to_string(scratch.file("mediation.log")).unwrap();
+    assert!(log.contains(&format!("media_ip \"auto\": {ISLAND}")), "{log}");
+}
+
 /// The branch side played by the test itself, so that it can send RTP and compare what comes
 /// back: an INVITE from the registrar's address, the answer's SDP, RTP through the relay to the
 /// carrier (sipp echoing it), BYE.
@@ -435,9 +487,9 @@ struct Branch {
 
 impl Branch {
     fn new(m: &Mediation) -> Branch {
-        let sip = UdpSocket::bind(("127.0.0.1", m.branch_port)).expect("bind the registrar's port");
+        let sip = udp_socket(m.ns.as_ref(), &format!("127.0.0.1:{}", m.branch_port));
         sip.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let rtp = udp_socket(m.ns.as_ref(), "127.0.0.1:0");
         rtp.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         Branch { sip, rtp, mediation: m.addr }
     }

@@ -41,7 +41,8 @@ struct Mediation {
     /// sba-registrar: inbound calls for branch users go there.
     registrar: SocketAddr,
     db: Option<PathBuf>,
-    media_ip: Spanned<IpAddr>,
+    /// An address, or "auto": the default route's source address, looked up at start.
+    media_ip: Spanned<String>,
     media_ports: Spanned<[u16; 2]>,
     options_interval_ms: u64,
     dead_after: u32,
@@ -75,7 +76,7 @@ impl Default for Mediation {
             advertise: None,
             registrar: SocketAddr::from(([127, 0, 0, 1], 5060)),
             db: None,
-            media_ip: Spanned::new(0..0, IpAddr::from([127, 0, 0, 1])),
+            media_ip: Spanned::new(0..0, "127.0.0.1".into()),
             media_ports: Spanned::new(0..0, [30000, 30999]),
             options_interval_ms: 5000,
             dead_after: 2,
@@ -230,7 +231,9 @@ pub struct Config {
     pub registrar: SocketAddr,
     /// The SQLite database for CDRs: `[mediation].db`, else `[registrar].db`, else ./var/sba.db.
     pub db: PathBuf,
-    pub media_ip: IpAddr,
+    /// The relay's address in SDP; None ("auto"): the default route's source address, looked
+    /// up at start (media_ip.rs).
+    pub media_ip: Option<IpAddr>,
     pub media_ports: std::ops::RangeInclusive<u16>,
     /// OPTIONS to each trunk this often; `dead_after` unanswered in a row mark it dead.
     pub options_interval: Duration,
@@ -283,10 +286,16 @@ impl Config {
             let why = "a wildcard address needs `advertise` (the address peers reach us at)".to_string();
             return Err(at(m.listen.span(), "mediation.listen".into(), why));
         }
-        if m.media_ip.get_ref().is_unspecified() {
-            let why = "the relay's address goes into SDP: name a concrete address".to_string();
-            return Err(at(m.media_ip.span(), "mediation.media_ip".into(), why));
-        }
+        let media_ip = match m.media_ip.get_ref().as_str() {
+            "auto" => None,
+            text => match text.parse::<IpAddr>() {
+                Ok(ip) if !ip.is_unspecified() => Some(ip),
+                _ => {
+                    let why = "the relay's address goes into SDP: a concrete address, or \"auto\" (the default route's)".to_string();
+                    return Err(at(m.media_ip.span(), "mediation.media_ip".into(), why));
+                }
+            },
+        };
         let [first, last] = *m.media_ports.get_ref();
         if first == 0 || first > last || first % 2 == 1 {
             let why = "[first, last] with an even first port above 0, first <= last".to_string();
@@ -417,7 +426,7 @@ impl Config {
             tls_trunks,
             registrar: m.registrar,
             db,
-            media_ip: *m.media_ip.get_ref(),
+            media_ip,
             media_ports: first..=last,
             options_interval: Duration::from_millis(m.options_interval_ms.max(100)),
             dead_after: m.dead_after.max(1),

@@ -10,6 +10,7 @@ pub mod numbers;
 pub mod routing;
 pub mod b2bua;
 pub mod health;
+pub mod media_ip;
 pub mod relay_media;
 pub mod server;
 pub mod status;

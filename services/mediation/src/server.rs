@@ -30,12 +30,16 @@ pub enum ServerError {
     Store(#[from] holdfast_store::StoreError),
     #[error("TLS: {0}")]
     Tls(#[from] holdfast_tls::TlsError),
+    #[error("media_ip \"auto\": no default route within {}s ({0}); set media_ip to the branch LAN address", ROUTE_WAIT.as_secs())]
+    MediaIp(std::io::Error),
     #[error("the SIP transport stopped")]
     TransportStopped,
     #[error("installing the signal handlers: {0}")]
     Signals(std::io::Error),
 }
 
+/// How long `media_ip = "auto"` waits at start for a default route (systemd's start timeout is 30 s).
+const ROUTE_WAIT: Duration = Duration::from_secs(20);
 /// How often the status snapshot is rewritten.
 const STATUS_EVERY: Duration = Duration::from_secs(1);
 /// How often answered calls are checked for media.
@@ -79,7 +83,15 @@ impl Server {
             .map_err(|source| ServerError::Transport { addr: config.listen, source })?;
         // Via and Contact carry the address peers reach us at, with the port bound.
         let local = std::net::SocketAddr::new(config.advertise, transport.local_addr().port());
-        let relay = Relay::start(RelayConfig { bind_ip: config.media_ip, ports: config.media_ports.clone() })?;
+        let media_ip = match config.media_ip {
+            Some(ip) => ip,
+            None => {
+                let ip = crate::media_ip::default_route_source(ROUTE_WAIT).await.map_err(ServerError::MediaIp)?;
+                log::info!("media_ip \"auto\": {ip} (the default route's source address)");
+                ip
+            }
+        };
+        let relay = Relay::start(RelayConfig { bind_ip: media_ip, ports: config.media_ports.clone() })?;
         let store = Store::open(&config.db).await?;
         let cdrs = store.cdr_writer().await?;
         let now = Instant::now();

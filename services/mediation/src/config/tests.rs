@@ -69,6 +69,10 @@ fn errors_name_key_and_line() {
     assert!(Config::parse(&format!("{MIN}listen = \"0.0.0.0:5070\"\nadvertise = \"192.0.2.1\"\n"), "t").is_ok());
     let e = err(&format!("{MIN}media_ip = \"0.0.0.0\"\n"));
     assert!(e.contains("line 5") && e.contains("media_ip"), "{e}");
+    let e = err(&format!("{MIN}media_ip = \"\"\n"));
+    assert!(e.contains("line 5") && e.contains("auto"), "{e}");
+    assert_eq!(Config::parse(&format!("{MIN}media_ip = \"auto\"\n"), "t").unwrap().media_ip, None);
+    assert_eq!(Config::parse(MIN, "t").unwrap().media_ip, Some(IpAddr::from([127, 0, 0, 1])));
     let e = err(&format!("{MIN}media_ports = [30001, 30100]\n"));
     assert!(e.contains("line 5") && e.contains("media_ports"), "{e}");
     let e = err(&format!(
