@@ -30,7 +30,7 @@ pub enum ServerError {
     Store(#[from] holdfast_store::StoreError),
     #[error("TLS: {0}")]
     Tls(#[from] holdfast_tls::TlsError),
-    #[error("media_ip \"auto\": no default route within {}s ({0}); set media_ip to the branch LAN address", ROUTE_WAIT.as_secs())]
+    #[error("media_ip \"auto\": no default route within {wait}s ({0}); set media_ip to the branch LAN address", wait = ROUTE_WAIT.as_secs())]
     MediaIp(std::io::Error),
     #[error("the SIP transport stopped")]
     TransportStopped,
