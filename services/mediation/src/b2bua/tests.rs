@@ -981,7 +981,7 @@ fn requests_from_neither_the_registrar_nor_a_trunk_are_refused_without_a_record(
 
 #[test]
 fn an_invite_beyond_max_calls_is_refused_503_with_retry_after_and_nothing_kept() {
-    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![] };
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
     let mut rig = Rig::new(&mut media, &[]);
     rig.b2bua.config.max_calls = 2;
     rig.invite_from_branch("3012", "2125550100");
