@@ -6,7 +6,8 @@
 //! first trunk is hijacked: an attacker at 127.0.0.2 presents a certificate for that carrier's
 //! name from its own CA; it is refused with a log line naming the trunk, the expected name and
 //! the reason, receives no SIP, and the health checks take it out of the hunt, so the call
-//! completes on the next trunk.
+//! completes on the next trunk; its INVITE over plain UDP from that address is refused (a TLS
+//! trunk is only believed over TLS).
 //! Against openssl s_server: a trunk whose certificate carries its `tls_name` and chains to its
 //! `tls_ca` receives the health check's OPTIONS inside TLS; one presenting a certificate for
 //! another name from the same CA is refused. The mediation's own TLS listener presents the
@@ -18,7 +19,7 @@ use holdfast_tests::netns::KillOnDrop;
 use holdfast_tests::pki::Pki;
 use holdfast_tests::scratch::{free_port, wait_bound_udp, Scratch};
 use holdfast_tests::sipp::Sipp;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -220,6 +221,33 @@ fn calls_go_out_and_come_in_over_a_mutual_tls_trunk_and_a_hijacked_trunk_is_refu
     call(dir, carrier.udp_addr, "+12125550123", "+15559873001", free_port(), "the call in over the TLS trunk", logs);
     answered(&mut branch, "the branch's answer", logs);
     assert!(carrier.log_text().contains("INVITE +15559873001 from the switch to the customer over tls"), "{}", carrier.log_text());
+
+    // The attacker, at carrier B's address, calls the branch's DID over plain UDP as carrier B
+    // would: a TLS trunk's address over UDP (a source forged at will) is no trunk.
+    assert_eq!(plain_invite_from(SocketAddr::from(([127, 0, 0, 2], 0)), m.addr, "+15559873001"), 403, "{}", m.log());
+    let refused = || m.status().and_then(|s| s["refused"]["not_a_peer"].as_u64());
+    wait_until("the refusal counted", || refused() == Some(1), || format!("{:?}", m.status()));
+}
+
+/// An INVITE without SDP over UDP from `from` to `to` for `number`; its final status.
+fn plain_invite_from(from: SocketAddr, to: SocketAddr, number: &str) -> u16 {
+    let sock = UdpSocket::bind(from).expect("bind");
+    sock.set_read_timeout(Some(WAIT)).expect("timeout");
+    let local = sock.local_addr().expect("addr");
+    let invite = format!(
+        "INVITE sip:{number}@{to} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-plain-1;rport\r\n\
+         From: <sip:+12125550123@{local}>;tag=plain1\r\nTo: <sip:{number}@{to}>\r\nCall-ID: plain-1@{local}\r\n\
+         CSeq: 1 INVITE\r\nContact: <sip:caller@{local}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    sock.send_to(invite.as_bytes(), to).expect("send");
+    let mut buf = [0u8; 4096];
+    loop {
+        let (len, _) = sock.recv_from(&mut buf).expect("no final answer to the plain INVITE");
+        let status = std::str::from_utf8(&buf[..len]).ok().and_then(|t| t.split(' ').nth(1)).and_then(|c| c.parse().ok()).unwrap_or(0);
+        if status >= 200 {
+            return status;
+        }
+    }
 }
 
 #[test]

@@ -230,10 +230,18 @@ impl Plan {
     /// The trunk a request from `source` comes from, if any: the trunk at that very address
     /// first (several trunks may share a host), else one that accepts its IP.
     pub fn trunk_from(&self, source: SocketAddr) -> Option<&Trunk> {
-        self.trunks
-            .iter()
-            .find(|t| t.address == source)
-            .or_else(|| self.trunks.iter().find(|t| t.accepts_from(source.ip())))
+        self.trunk_among(source, |_| true)
+    }
+
+    /// `trunk_from` for a request that came over `transport`: a TLS trunk's requests come over
+    /// TLS, and its address over UDP (a source forged at will) or plain TCP is no trunk.
+    pub fn trunk_over(&self, source: SocketAddr, transport: Protocol) -> Option<&Trunk> {
+        self.trunk_among(source, |t| t.transport != Protocol::Tls || transport == Protocol::Tls)
+    }
+
+    fn trunk_among(&self, source: SocketAddr, admits: impl Fn(&Trunk) -> bool) -> Option<&Trunk> {
+        let mut candidates = self.trunks.iter().filter(|t| admits(t));
+        candidates.clone().find(|t| t.address == source).or_else(|| candidates.find(|t| t.accepts_from(source.ip())))
     }
 
     pub fn policy_of(&self, user: &str) -> Option<&Policy> {

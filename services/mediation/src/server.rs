@@ -105,7 +105,8 @@ impl Server {
         let registrations = Registrations::new(registering, local, Ids::from_os(), now);
         let media_timeout = config.media_timeout;
         let cdr_keep = (config.cdr_keep, config.cdr_keep_rows);
-        let b2b = B2buaConfig { local, registrar: config.registrar, no_answer: config.no_answer, srtp: config.srtp, max_calls: config.max_calls };
+        let tls_local = transport.tls_addr().map(|tls| std::net::SocketAddr::new(config.advertise, tls.port()));
+        let b2b = B2buaConfig { local, tls_local, registrar: config.registrar, no_answer: config.no_answer, srtp: config.srtp, max_calls: config.max_calls };
         let b2bua = B2bua::new(b2b, config.plan, RelayMedia::new(relay), WallClock::read(), Ids::from_os());
         let txns = Transactions::new(TimerConfig::default());
         let status = StatusFile::beside(&config.db);

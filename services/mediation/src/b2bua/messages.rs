@@ -18,18 +18,19 @@ pub fn user_of(uri: &Uri) -> Option<String> {
 /// A fresh INVITE for `target` carrying A's offer, its audio pointed at `relay` (the relay's
 /// B-side port) unless the trunk bypasses media. Only the session description and what a
 /// callee needs to see cross; A's Via, Route, Record-Route and Call-ID stay on A's side.
-pub fn invite_to_b(a: &Request, target: &Target, local: SocketAddr, relay: Option<SocketAddr>, keys: &[Crypto], ids: &mut Ids) -> Request {
+/// `contact` is ours on B's leg (`B2buaConfig::contact`).
+pub fn invite_to_b(a: &Request, target: &Target, local: SocketAddr, contact: &str, relay: Option<SocketAddr>, keys: &[Crypto], ids: &mut Ids) -> Request {
     let hops = a.headers.get(&HeaderName::MaxForwards).and_then(|v| v.trim().parse::<u32>().ok()).unwrap_or(70);
     let body = match relay {
         Some(port) if !a.body.is_empty() => relay_sdp::offer(&a.body, Some(port), keys, false),
         _ => a.body.clone(),
     };
-    new_invite(target, local, hops.saturating_sub(1).min(70), body, ids)
+    new_invite(target, local, contact, hops.saturating_sub(1).min(70), body, ids)
 }
 
 /// An INVITE opening a new dialog towards `target` (its own Call-ID, tag and CSeq), offering
-/// `body` (none: a late offer) and a session timer.
-pub fn new_invite(target: &Target, local: SocketAddr, max_forwards: u32, body: Vec<u8>, ids: &mut Ids) -> Request {
+/// `body` (none: a late offer) and a session timer; `contact` is ours on that leg.
+pub fn new_invite(target: &Target, local: SocketAddr, contact: &str, max_forwards: u32, body: Vec<u8>, ids: &mut Ids) -> Request {
     let host = target.dest;
     let called = escape_user(&target.called);
     let uri = Uri::parse(&format!("sip:{called}@{host};user=phone"))
@@ -50,7 +51,7 @@ pub fn new_invite(target: &Target, local: SocketAddr, max_forwards: u32, body: V
     h.add(HeaderName::To, format!("<sip:{called}@{host};user=phone>"));
     h.add(HeaderName::CallId, ids.call_id(local.ip()));
     h.add(HeaderName::CSeq, "1 INVITE");
-    h.add(HeaderName::Contact, format!("<sip:mediation@{local}>"));
+    h.add(HeaderName::Contact, contact);
     h.add(HeaderName::Allow, ALLOW);
     h.add(HeaderName::Supported, "timer");
     h.add(HeaderName::SessionExpires, super::timers::SESSION_EXPIRES.to_string());
@@ -69,7 +70,7 @@ pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, REFER";
 
 /// A response to A's INVITE with our To tag (the same on every response: one dialog on A's
 /// side whichever trunk answers) and, for 18x/2xx, our Contact.
-pub fn answer_to_a(invite: &Request, a_tag: &str, status: u16, local: SocketAddr) -> Response {
+pub fn answer_to_a(invite: &Request, a_tag: &str, status: u16, contact: &str) -> Response {
     let mut r = invite.response(status);
     if status > 100 {
         if let Some(to) = invite.headers.get(&HeaderName::To) {
@@ -81,7 +82,7 @@ pub fn answer_to_a(invite: &Request, a_tag: &str, status: u16, local: SocketAddr
         for rr in invite.headers.get_all(&HeaderName::RecordRoute) {
             r.headers.add(HeaderName::RecordRoute, rr);
         }
-        r.headers.add(HeaderName::Contact, format!("<sip:mediation@{local}>"));
+        r.headers.add(HeaderName::Contact, contact);
     }
     r
 }
@@ -112,8 +113,8 @@ mod tests {
             bypass: false,
             srtp: crate::b2bua::SrtpPolicy::Optional,
         };
-        let local = "127.0.0.1:5070".parse().unwrap();
-        let b = invite_to_b(&a, &target, local, Some("127.0.0.1:30002".parse().unwrap()), &[], &mut Ids::seeded(1));
+        let (local, contact) = ("127.0.0.1:5070".parse().unwrap(), "<sip:mediation@127.0.0.1:5070>");
+        let b = invite_to_b(&a, &target, local, contact, Some("127.0.0.1:30002".parse().unwrap()), &[], &mut Ids::seeded(1));
         assert_eq!(b.uri.to_string(), "sip:12125550100@127.0.0.1:5080;user=phone");
         assert_ne!(b.call_id().unwrap(), "a-call");
         assert_eq!(b.cseq().unwrap().seq, 1);
@@ -125,9 +126,9 @@ mod tests {
         let sdp = String::from_utf8(b.body.clone()).unwrap();
         assert!(sdp.contains("m=audio 30002 ") && sdp.contains("c=IN IP4 127.0.0.1"), "{sdp}");
 
-        let ringing = answer_to_a(&a, "t1", 180, local);
+        let ringing = answer_to_a(&a, "t1", 180, contact);
         assert_eq!(ringing.to_header().unwrap().tag(), Some("t1"));
-        assert_eq!(answer_to_a(&a, "t1", 503, local).to_header().unwrap().tag(), Some("t1"));
-        assert!(answer_to_a(&a, "t1", 503, local).headers.get(&HeaderName::Contact).is_none());
+        assert_eq!(answer_to_a(&a, "t1", 503, contact).to_header().unwrap().tag(), Some("t1"));
+        assert!(answer_to_a(&a, "t1", 503, contact).headers.get(&HeaderName::Contact).is_none());
     }
 }

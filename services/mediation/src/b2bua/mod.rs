@@ -51,6 +51,8 @@ pub trait Media {
 pub struct B2buaConfig {
     /// Our SIP address (Via, Contact).
     pub local: SocketAddr,
+    /// Our TLS listener as peers reach it, for the Contact of a leg over TLS; None: none.
+    pub tls_local: Option<SocketAddr>,
     /// Where calls for branch users go.
     pub registrar: SocketAddr,
     /// Ringing this long ends the call: the callee does not answer.
@@ -59,6 +61,17 @@ pub struct B2buaConfig {
     pub srtp: SrtpPolicy,
     /// Calls in progress at most; a new INVITE beyond is refused 503 with Retry-After.
     pub max_calls: usize,
+}
+
+impl B2buaConfig {
+    /// Our Contact on a leg over `transport`: a TLS leg names the TLS listener, so the far
+    /// end's requests in the dialog come back over TLS.
+    pub fn contact(&self, transport: Protocol) -> String {
+        match (transport, self.tls_local) {
+            (Protocol::Tls, Some(tls)) => format!("<sip:mediation@{tls};transport=tls>"),
+            _ => format!("<sip:mediation@{}>", self.local),
+        }
+    }
 }
 
 /// What a caller refused for capacity is told to wait, in seconds.
@@ -405,7 +418,7 @@ impl<M: Media> B2bua<M> {
     pub fn on_request(&mut self, txns: &mut Transactions, id: TxId, request: Request, source: SocketAddr, transport: Protocol, now: Instant) {
         // Our peers are the registrar (the branch's calls) and the trunks; an OPTIONS probe
         // starts nothing and is answered to anyone.
-        let peer = match self.plan.trunk_from(source) {
+        let peer = match self.plan.trunk_over(source, transport) {
             _ if source == self.config.registrar => Some(Peer::Branch),
             Some(trunk) => Some(Peer::Trunk(trunk.name.clone())),
             None => None,
@@ -700,7 +713,7 @@ impl<M: Media> B2bua<M> {
                 Some(_) if !call.invite.body.is_empty() => srtp::offer(target.srtp, &mut self.ids),
                 _ => Vec::new(),
             };
-            let invite = invite_to_b(&call.invite, &target, self.config.local, relay_b, &keys, &mut self.ids);
+            let invite = invite_to_b(&call.invite, &target, self.config.local, &self.config.contact(target.transport), relay_b, &keys, &mut self.ids);
             setup.tried.one_more(&mut call.cdr.failovers);
             match txns.send_request(invite.clone(), target.dest, target.transport, now) {
                 Ok(client) => {
@@ -727,7 +740,7 @@ impl<M: Media> B2bua<M> {
         let Some(call) = self.calls.get_mut(&key) else { return };
         let cancelled = call.cancelled();
         let status = if cancelled { 487 } else { status };
-        let mut r = answer_to_a(&call.invite, &call.a_tag, status, self.config.local);
+        let mut r = answer_to_a(&call.invite, &call.a_tag, status, &self.config.contact(call.source_transport));
         r.reason = if cancelled { "Request Terminated".into() } else { reason.to_string() };
         let cause = cause::for_sip_status(status);
         r.headers.add(HeaderName::Reason, reason::q850(cause, Some(&r.reason)));
@@ -820,7 +833,7 @@ impl<M: Media> B2bua<M> {
                 }
                 let body = self.b_sdp(key, &r);
                 let Some(call) = self.calls.get_mut(&key) else { return };
-                let mut out = answer_to_a(&call.invite, &call.a_tag, r.status, self.config.local);
+                let mut out = answer_to_a(&call.invite, &call.a_tag, r.status, &self.config.contact(call.source_transport));
                 out.reason = r.reason.clone();
                 set_body(&mut out, body);
                 respond(txns, call.server, out, now);
@@ -832,7 +845,7 @@ impl<M: Media> B2bua<M> {
                     let trunk = &attempt.target.hop;
                     let why = if attempt.no_answer { format!("trunk {trunk}: no answer") } else { format!("trunk {trunk}: {status} {phrase}") };
                     let status = if cancelled { 487 } else { status };
-                    let mut out = answer_to_a(&call.invite, &call.a_tag, status, self.config.local);
+                    let mut out = answer_to_a(&call.invite, &call.a_tag, status, &self.config.contact(call.source_transport));
                     out.reason = if cancelled { "Request Terminated".into() } else { phrase };
                     out.headers.add(HeaderName::Reason, reason::q850(cause, Some(&out.reason)));
                     respond(txns, call.server, out, now);
@@ -927,7 +940,7 @@ impl<M: Media> B2bua<M> {
             send_in_dialog(txns, &mut self.by_client, key, bye, &b, now);
             if unkeyed && !cancelled {
                 log::info!("call {}: trunk {} answered without SRTP (srtp = mandatory)", call.cdr.call_id, attempt.target.hop);
-                let mut out = answer_to_a(&call.invite, &call.a_tag, 488, local);
+                let mut out = answer_to_a(&call.invite, &call.a_tag, 488, &self.config.contact(call.source_transport));
                 out.reason = "Not Acceptable Here".into();
                 respond(txns, call.server, out, now);
                 call.cdr.status = 488;
@@ -943,7 +956,7 @@ impl<M: Media> B2bua<M> {
         call.a_dialog = Dialog::as_uas(&call.invite, &call.a_tag, call.source, call.source_transport);
         call.cdr.answered_at = Some(wall);
         call.cdr.status = r.status;
-        let mut out = answer_to_a(&call.invite, &call.a_tag, r.status, local);
+        let mut out = answer_to_a(&call.invite, &call.a_tag, r.status, &self.config.contact(call.source_transport));
         set_body(&mut out, body);
         call.b_timer = timers::b_timer(&r.headers, now);
         call.a_timer = timers::a_timer(&call.invite.headers, now);
@@ -1021,7 +1034,7 @@ impl<M: Media> B2bua<M> {
                     if let Some(a) = &setup.attempt {
                         cancel(txns, a.client, now);
                     }
-                    let mut r = answer_to_a(&call.invite, &call.a_tag, 487, local);
+                    let mut r = answer_to_a(&call.invite, &call.a_tag, 487, &self.config.contact(call.source_transport));
                     r.headers.add(HeaderName::Reason, reason::q850(cause::for_sip_status(487), Some("Request Terminated")));
                     respond(txns, call.server, r, now);
                     call.cdr.status = 487;

@@ -64,7 +64,7 @@ impl<M: Media> B2bua<M> {
         };
         let Some(dialog) = other else { return respond(txns, id, request.response(491), now) };
         let mut out = dialog.request(request.method.clone(), local, &mut self.ids);
-        out.headers.add(HeaderName::Contact, format!("<sip:mediation@{local}>"));
+        out.headers.add(HeaderName::Contact, self.config.contact(dialog.transport));
         if !body.is_empty() {
             out.headers.add(HeaderName::ContentType, "application/sdp");
             out.body = body;
@@ -108,7 +108,11 @@ impl<M: Media> B2bua<M> {
         let mut out = relayed.request.response(response.status);
         out.reason = response.reason.clone();
         if (200..300).contains(&response.status) {
-            out.headers.add(HeaderName::Contact, format!("<sip:mediation@{local}>"));
+            let call = self.calls.get(&key);
+            let requester = call.and_then(|c| if relayed.from == Side::A { c.a_dialog.as_ref() } else { c.b_dialog.as_ref() });
+            if let Some(d) = requester {
+                out.headers.add(HeaderName::Contact, self.config.contact(d.transport));
+            }
         }
         if !body.is_empty() {
             out.headers.add(HeaderName::ContentType, "application/sdp");

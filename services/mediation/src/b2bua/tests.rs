@@ -56,6 +56,7 @@ impl<'m> Rig<'m> {
         let now = Instant::now();
         let b2b = B2buaConfig {
             local: config.listen,
+            tls_local: None,
             registrar: REGISTRAR.parse().unwrap(),
             no_answer: Duration::from_secs(30),
             srtp: SrtpPolicy::Optional,
@@ -1008,4 +1009,19 @@ fn an_invite_beyond_max_calls_is_refused_503_with_retry_after_and_nothing_kept()
     assert_eq!(rig.b2bua.len(), 1);
     rig.invite_from_branch("3012", "2125550103");
     assert_eq!(rig.requests_to("127.0.0.1:5080", &Method::INVITE).len(), 3);
+}
+
+#[test]
+fn a_tls_leg_names_the_tls_listener_in_our_contact() {
+    let config = B2buaConfig {
+        local: "192.0.2.1:5070".parse().unwrap(),
+        tls_local: Some("192.0.2.1:5071".parse().unwrap()),
+        registrar: REGISTRAR.parse().unwrap(),
+        no_answer: Duration::from_secs(30),
+        srtp: SrtpPolicy::Optional,
+        max_calls: 200,
+    };
+    assert_eq!(config.contact(Protocol::Tls), "<sip:mediation@192.0.2.1:5071;transport=tls>");
+    assert_eq!(config.contact(Protocol::Udp), "<sip:mediation@192.0.2.1:5070>");
+    assert_eq!(B2buaConfig { tls_local: None, ..config }.contact(Protocol::Tls), "<sip:mediation@192.0.2.1:5070>");
 }

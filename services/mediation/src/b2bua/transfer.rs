@@ -132,7 +132,7 @@ impl<M: Media> B2bua<M> {
         let (referrer, event_id) = (t.referrer, t.event_id);
         let Some(d) = call.dialog(referrer).as_mut() else { return };
         let mut n = d.request(Method::parse("NOTIFY"), local, &mut self.ids);
-        n.headers.add(HeaderName::Contact, format!("<sip:mediation@{local}>"));
+        n.headers.add(HeaderName::Contact, self.config.contact(d.transport));
         n.headers.add(HeaderName::Event, format!("refer;id={event_id}"));
         let state = if last { "terminated;reason=noresource" } else { "active;expires=60" };
         n.headers.add(HeaderName::Other("Subscription-State".into()), state);
@@ -157,7 +157,7 @@ impl<M: Media> B2bua<M> {
                 t.last_failure.get_or_insert((503, "Service Unavailable".into(), format!("trunk {} dead", target.hop)));
                 continue;
             }
-            let invite = new_invite(&target, local, 70, offer.clone(), &mut self.ids);
+            let invite = new_invite(&target, local, &self.config.contact(target.transport), 70, offer.clone(), &mut self.ids);
             t.tried.one_more(&mut t.cdr.failovers);
             match txns.send_request(invite.clone(), target.dest, target.transport, now) {
                 Ok(client) => {
@@ -293,7 +293,7 @@ impl<M: Media> B2bua<M> {
         if call.relayed.is_none() {
             if let Some(d) = call.dialog(transferee).as_mut() {
                 let mut reinvite = d.request(Method::INVITE, local, &mut self.ids);
-                reinvite.headers.add(HeaderName::Contact, format!("<sip:mediation@{local}>"));
+                reinvite.headers.add(HeaderName::Contact, self.config.contact(d.transport));
                 if !offer.is_empty() {
                     reinvite.headers.add(HeaderName::ContentType, "application/sdp");
                     reinvite.body = offer;

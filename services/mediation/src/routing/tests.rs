@@ -179,6 +179,22 @@ fn inbound_dids_reach_users_and_pbx_ranges_the_pbx() {
 }
 
 #[test]
+fn a_tls_trunks_address_over_udp_or_tcp_is_no_trunk() {
+    let text = format!(
+        "{PLAN}\n[[mediation.trunks]]\nname = \"secure\"\nkind = \"carrier\"\naddress = \"192.0.2.30:5061\"\n\
+         transport = \"tls\"\ntls_name = \"sip.carrier.example\"\n"
+    );
+    let p = Config::parse(&text, "t.toml").unwrap_or_else(|e| panic!("{e}")).plan;
+    let over = |source: &str, transport| p.trunk_over(source.parse().unwrap(), transport).map(|t| t.name.clone());
+    assert_eq!(over("192.0.2.30:40000", Protocol::Tls).as_deref(), Some("secure"));
+    assert_eq!(over("192.0.2.30:5061", Protocol::Udp), None);
+    assert_eq!(over("192.0.2.30:40000", Protocol::Tcp), None);
+    // Other trunks keep every transport.
+    assert_eq!(over("192.0.2.11:5060", Protocol::Udp).as_deref(), Some("itsp"));
+    assert_eq!(over("192.0.2.20:5060", Protocol::Tcp).as_deref(), Some("pbx"));
+}
+
+#[test]
 fn calls_are_accepted_only_from_a_trunks_addresses() {
     let p = plan();
     let from = |a: &str| p.trunk_from(a.parse().unwrap()).map(|t| t.name.clone());
