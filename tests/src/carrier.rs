@@ -4,7 +4,7 @@
 //! certificate it came with, and relays calls to the carrier's switch (a sipp over UDP). Calls
 //! from the switch (UDP) go to the customer's TLS listener. In-dialog requests follow its
 //! Record-Route (two entries where the transport changes).
-use crate::kamailio::{tls_config, KamailioTls, Running, RELAY, WITHIN_DIALOGS};
+use crate::kamailio::{tls_config, KamailioTls, Running, PROXY_MODULES, RELAY, WITHIN_DIALOGS};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 
@@ -54,16 +54,7 @@ auto_aliases=no
 
 loadmodule "kex.so"
 loadmodule "tls.so"
-loadmodule "corex.so"
-loadmodule "tm.so"
-loadmodule "sl.so"
-loadmodule "rr.so"
-loadmodule "pv.so"
-loadmodule "maxfwd.so"
-loadmodule "textops.so"
-loadmodule "siputils.so"
-loadmodule "xlog.so"
-
+{PROXY_MODULES}
 modparam("tls", "config", "{tls_cfg}")
 
 request_route {{

@@ -299,16 +299,7 @@ alias="{domain}"
 auto_aliases=no
 
 loadmodule "kex.so"
-loadmodule "corex.so"
-loadmodule "tm.so"
-loadmodule "sl.so"
-loadmodule "rr.so"
-loadmodule "pv.so"
-loadmodule "maxfwd.so"
-loadmodule "textops.so"
-loadmodule "siputils.so"
-loadmodule "xlog.so"
-loadmodule "db_sqlite.so"
+{PROXY_MODULES}loadmodule "db_sqlite.so"
 loadmodule "usrloc.so"
 loadmodule "registrar.so"
 loadmodule "path.so"
@@ -397,6 +388,18 @@ pub(crate) const WITHIN_DIALOGS: &str = r#"    if (has_totag()) {
         }
         exit;
     }
+"#;
+
+/// The modules every Kamailio role here loads after kex (and the tls module, where it has one).
+pub(crate) const PROXY_MODULES: &str = r#"loadmodule "corex.so"
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "rr.so"
+loadmodule "pv.so"
+loadmodule "maxfwd.so"
+loadmodule "textops.so"
+loadmodule "siputils.so"
+loadmodule "xlog.so"
 "#;
 
 /// Relays statefully, or answers the error.
