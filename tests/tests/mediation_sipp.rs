@@ -248,6 +248,24 @@ fn carrier(scratch: &Scratch, scenario: &str, addr: SocketAddr) -> Peer {
     Peer(child)
 }
 
+/// What a sipp started with `scenario` (its name starting so; "" for the only one) logged with
+/// -trace_msg in `scratch`.
+fn messages_log(scratch: &Scratch, scenario: &str) -> String {
+    std::fs::read_dir(&scratch.path)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|name| name.starts_with(scenario) && name.ends_with("_messages.log"))
+        .map(|name| std::fs::read_to_string(scratch.file(&name)).unwrap())
+        .unwrap_or_else(|| panic!("no -trace_msg log of {scenario:?} in {}", scratch.path.display()))
+}
+
+/// The first INVITE a sipp logged (-trace_msg), its head only.
+fn first_invite(log: &str) -> &str {
+    let invite = &log[log.find("INVITE sip:").unwrap_or_else(|| panic!("no INVITE in\n{log}"))..];
+    &invite[..invite.find("\r\n\r\n").or_else(|| invite.find("\n\n")).unwrap_or(invite.len())]
+}
+
 /// A process this test started, killed and reaped when dropped.
 struct Peer(Child);
 
@@ -610,12 +628,7 @@ fn echo_call(name: &str, pt: u8, late: bool) -> Vec<(Vec<u8>, Vec<u8>, u8)> {
     assert_eq!((rows[0][11].as_str(), rows[0][12].as_str(), rows[0][15].as_str()), ("carrier-a", "0", "BYE from caller"));
     if late {
         // The answer reached the carrier in our ACK, pointed at the relay, not at the branch.
-        let log = std::fs::read_dir(&scratch.path)
-            .unwrap()
-            .flatten()
-            .find(|e| e.file_name().to_string_lossy().ends_with("_messages.log"))
-            .map(|e| std::fs::read_to_string(e.path()).unwrap())
-            .expect("the carrier's message log");
+        let log = messages_log(&scratch, "");
         let ack = log.split("ACK sip:").nth(1).expect("the carrier got an ACK");
         let ack = &ack[..ack.find("-----").unwrap_or(ack.len())];
         let port = ack.lines().find_map(|l| l.trim().strip_prefix("m=audio ")).expect("SDP in the ACK");
@@ -898,4 +911,69 @@ fn sigterm_ends_the_calls_in_progress_and_stores_their_records() {
     assert!(log.contains("call records: 1 stored"), "{log}");
     // The phone got our BYE in its pause: its scenario fails, as it should.
     assert!(!phone.finished_ok(5));
+}
+
+#[test]
+fn a_withheld_branch_caller_reaches_the_carrier_anonymous_with_its_asserted_number() {
+    let scratch = Scratch::new("mediation-privacy-out");
+    let mediation_port = free_port();
+    let config = format!(
+        "auth = false\n[survival]\nmediation = \"127.0.0.1:{mediation_port}\"\n\
+         [[directory]]\nsite = \"branch\"\nuser = \"alice\"\ne164 = \"+15559870500\"\n"
+    );
+    let reg = Registrar::start(&scratch, &config, &[]);
+    let m = Mediation::configured(&scratch, 600_000, "", Some((mediation_port, reg.addr.port())), "");
+    let mut carrier_a = carrier(&scratch, "privacy_uas.xml", m.carrier_a);
+    // alice asks for privacy and asserts a number of her own choosing (sba-registrar replaces it).
+    let out = Sipp::new("privacy_uac.xml", reg.addr)
+        .key("from", &format!("<sip:alice@{DOMAIN}>"))
+        .key("asserted", &format!("<sip:+15550000000@{DOMAIN}>"))
+        .key("domain", DOMAIN)
+        .arg("-s")
+        .arg("2125550100")
+        .arg("-mp")
+        .arg(free_port().to_string())
+        .arg("-trace_err")
+        .run(&scratch.path, 20);
+    assert_ok(&out, "alice (withheld) -> registrar -> mediation -> carrier-a (busy)", &scratch);
+    assert!(carrier_a.finished_ok(10), "carrier-a took no call");
+    let log = messages_log(&scratch, "privacy_uas");
+    let invite = first_invite(&log);
+    let header = |name: &str| invite.lines().find_map(|l| l.trim().strip_prefix(name)).map(str::trim).unwrap_or_default();
+    assert!(header("From:").contains("<sip:anonymous@anonymous.invalid>"), "{invite}");
+    assert_eq!(header("Privacy:"), "id", "{invite}");
+    assert!(header("P-Asserted-Identity:").starts_with("<sip:+15559870500@"), "{invite}");
+    assert!(!invite.contains("15550000000"), "the phone's own assertion crossed:\n{invite}");
+    let rows = m.cdrs();
+    // caller(5), caller_sent(9)
+    assert_eq!((rows[0][5].as_str(), rows[0][9].as_str()), ("+15559870500", "anonymous"), "{rows:?}");
+}
+
+#[test]
+fn a_withheld_pstn_caller_reaches_the_phone_anonymous_without_its_number() {
+    let scratch = Scratch::new("mediation-privacy-in");
+    let m = Mediation::start(&scratch);
+    // The registrar's place is taken by a sipp that takes the call as the branch phone would.
+    let mut phone = carrier(&scratch, "privacy_uas.xml", format!("127.0.0.1:{}", m.branch_port).parse().unwrap());
+    // carrier-a withholds the caller as sba-gateway does for a restricted presentation.
+    let out = Sipp::new("privacy_uac.xml", m.addr)
+        .key("from", "\"Anonymous\" <sip:anonymous@anonymous.invalid>")
+        .key("asserted", "<sip:+12125550123@127.0.0.1>")
+        .key("domain", &m.addr.to_string())
+        .arg("-s")
+        .arg("+15559873012")
+        .arg("-p")
+        .arg(m.carrier_a.port().to_string())
+        .arg("-mp")
+        .arg(free_port().to_string())
+        .arg("-trace_err")
+        .run(&scratch.path, 20);
+    assert_ok(&out, "withheld DID call from carrier-a (busy)", &scratch);
+    assert!(phone.finished_ok(10), "the phone took no call");
+    let log = messages_log(&scratch, "privacy_uas");
+    let invite = first_invite(&log);
+    assert!(invite.contains("<sip:anonymous@anonymous.invalid>") && invite.contains("Privacy: id"), "{invite}");
+    assert!(!invite.contains("2125550123"), "the withheld number reached the phone:\n{invite}");
+    let rows = m.cdrs();
+    assert_eq!((rows[0][5].as_str(), rows[0][9].as_str()), ("+12125550123", "anonymous"), "{rows:?}");
 }

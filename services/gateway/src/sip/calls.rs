@@ -127,17 +127,9 @@ fn digits_of(uri: &Uri) -> Option<String> {
     dialable(number.strip_prefix('+').unwrap_or(&number)).then_some(number)
 }
 
-/// Whether the caller asked for its identity to be withheld (RFC 3323 `Privacy: id`, or an
-/// anonymous From).
-fn withheld(request: &Request) -> bool {
-    let privacy = HeaderName::parse("Privacy");
-    let asked = request.headers.get_all(&privacy).flat_map(|v| v.split(';')).any(|p| matches!(p.trim().to_ascii_lowercase().as_str(), "id" | "user" | "header"));
-    asked || request.from_header().is_ok_and(|f| f.uri.as_sip().and_then(|s| s.user.as_deref()) == Some("anonymous"))
-}
-
 /// The caller's number: the asserted identity from mediation (RFC 3325) before From.
 fn calling_number(request: &Request) -> Option<String> {
-    let asserted = request.headers.get(&HeaderName::parse("P-Asserted-Identity"));
+    let asserted = request.headers.get(&HeaderName::PAssertedIdentity);
     let asserted = asserted.and_then(|v| NameAddr::parse(v.split(',').next()?).ok()).and_then(|n| digits_of(&n.uri));
     asserted.or_else(|| request.from_header().ok().and_then(|f| digits_of(&f.uri)))
 }
@@ -394,7 +386,7 @@ impl Calls {
             return self.refuse(tx, &request, 484, cause::INVALID_NUMBER_FORMAT, now);
         };
         let calling = calling_number(&request);
-        let withheld = withheld(&request);
+        let withheld = holdfast_telephony::privacy::withheld(&request);
         let tag = self.ids.tag();
         // Without From, To or a Contact no dialog can be formed (RFC 3261 §8.1.1.8).
         let Some(dialog) = Dialog::as_uas(&request, &tag, source.addr, source.transport) else {

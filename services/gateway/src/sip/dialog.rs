@@ -43,10 +43,10 @@ pub fn invite(local: SocketAddr, mediation: SocketAddr, called: &str, caller: Ca
             r.headers.add(HeaderName::From, format!("<sip:{}@{local}>;tag={tag}", escape_user(number)))
         }
         (number, _) => {
-            r.headers.add(HeaderName::From, format!("\"Anonymous\" <sip:anonymous@anonymous.invalid>;tag={tag}"));
+            r.headers.add(HeaderName::From, holdfast_telephony::privacy::anonymous_from(&tag));
             if let Some(number) = number {
-                r.headers.add(HeaderName::parse("P-Asserted-Identity"), format!("<sip:{}@{local}>", escape_user(number)));
-                r.headers.add(HeaderName::parse("Privacy"), "id");
+                r.headers.add(HeaderName::PAssertedIdentity, format!("<sip:{}@{local}>", escape_user(number)));
+                r.headers.add(HeaderName::Privacy, "id");
             }
         }
     }

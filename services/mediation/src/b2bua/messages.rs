@@ -1,8 +1,9 @@
 //! The messages the B2BUA builds: the B side's INVITE (a new dialog: own Call-ID, tag, CSeq)
 //! and the responses the A side gets.
-use super::{relay_sdp, Target};
+use super::{relay_sdp, Hop, Target};
 use holdfast_sip::message::{escape_user, HeaderName, Request, Response, Uri};
 use holdfast_sip::Ids;
+use holdfast_telephony::privacy;
 use holdfast_telephony::sdp::Crypto;
 use std::net::SocketAddr;
 
@@ -40,12 +41,19 @@ pub fn new_invite(target: &Target, local: SocketAddr, contact: &str, max_forward
     let h = &mut r.headers;
     h.add(HeaderName::Via, format!("SIP/2.0/{} {local};branch={};rport", target.transport, ids.branch()));
     h.add(HeaderName::MaxForwards, max_forwards.to_string());
-    match &target.calling {
-        Some(number) => h.add(HeaderName::From, format!("<sip:{}@{local};user=phone>;tag={}", escape_user(number), ids.tag())),
-        // No number to show: anonymous, and the network asked to withhold the identity (RFC 3323).
-        None => {
-            h.add(HeaderName::From, format!("\"Anonymous\" <sip:{ANONYMOUS}@anonymous.invalid>;tag={}", ids.tag()));
+    let tag = ids.tag();
+    match (&target.calling, target.withheld) {
+        (Some(number), false) => h.add(HeaderName::From, format!("<sip:{}@{local};user=phone>;tag={tag}", escape_user(number))),
+        // No number to show, or the caller withheld it: anonymous, and the network is asked to
+        // withhold the identity (RFC 3323). A trunk is in our trust domain and gets the number
+        // in P-Asserted-Identity (RFC 3325 §9.1: the gateway's SETUP, a carrier's billing and
+        // emergency calls); a phone does not.
+        (number, _) => {
+            h.add(HeaderName::From, privacy::anonymous_from(&tag));
             h.add(HeaderName::Privacy, "id");
+            if let (Some(number), Hop::Trunk(_)) = (number, &target.hop) {
+                h.add(HeaderName::PAssertedIdentity, format!("<sip:{}@{local};user=phone>", escape_user(number)));
+            }
         }
     }
     h.add(HeaderName::To, format!("<sip:{called}@{host};user=phone>"));
@@ -61,9 +69,6 @@ pub fn new_invite(target: &Target, local: SocketAddr, contact: &str, max_forward
     }
     r
 }
-
-/// The user part a call without a calling number goes out from (RFC 3323 §4.1.1.3).
-pub const ANONYMOUS: &str = "anonymous";
 
 /// The methods we take, for Allow.
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, REFER";
@@ -110,6 +115,7 @@ mod tests {
             transport: Protocol::Udp,
             called: "12125550100".into(),
             calling: Some("+15559873012".into()),
+            withheld: false,
             bypass: false,
             srtp: crate::b2bua::SrtpPolicy::Optional,
         };

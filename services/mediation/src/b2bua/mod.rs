@@ -27,7 +27,7 @@ use holdfast_runtime::WallClock;
 use holdfast_sip::Ids;
 use holdfast_telephony::ack_wait::AckWait;
 use holdfast_telephony::dialog::Dialog;
-use holdfast_telephony::{cause, reason};
+use holdfast_telephony::{cause, privacy, reason};
 use failover::{Failure, Tried};
 use messages::{answer_to_a, invite_to_b, user_of};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -145,8 +145,21 @@ struct Target {
     called: String,
     /// None: no number to show (From anonymous, Privacy: id).
     calling: Option<String>,
+    /// The caller asked to withhold its number (RFC 3323): From anonymous, the number only in
+    /// P-Asserted-Identity towards a trunk.
+    withheld: bool,
     bypass: bool,
     srtp: SrtpPolicy,
+}
+
+impl Target {
+    /// The caller as its From shows it: the number, or anonymous.
+    fn caller_sent(&self) -> String {
+        match &self.calling {
+            Some(number) if !self.withheld => number.clone(),
+            _ => privacy::ANONYMOUS.into(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -472,7 +485,12 @@ impl<M: Media> B2bua<M> {
             return respond(txns, id, r, now);
         }
         let dialled = user_of(&invite.uri).unwrap_or_default();
-        let caller = invite.from_header().ok().and_then(|f| user_of(&f.uri)).unwrap_or_default();
+        let withheld = privacy::withheld(&invite);
+        let mut caller = invite.from_header().ok().and_then(|f| user_of(&f.uri)).unwrap_or_default();
+        if let (Peer::Trunk(_), true) = (&peer, caller == privacy::ANONYMOUS) {
+            // A trunk (our trust domain) names a withheld caller in P-Asserted-Identity.
+            caller = asserted_number(&invite).unwrap_or(caller);
+        }
         let mut cdr = Cdr {
             call_id: invite.call_id().unwrap_or_default().to_string(),
             setup_at: self.wall(now),
@@ -521,6 +539,9 @@ impl<M: Media> B2bua<M> {
             Ok(t) => t,
             Err(refusal) => return self.refuse(txns, id, &invite, &refusal, cdr, "refused", now),
         };
+        for t in &mut targets {
+            t.withheld = withheld;
+        }
         // A call from the branch is its caller's; a DID call is the called user's.
         let branch_user = match targets.first() {
             _ if direction == Direction::Outbound => Some(caller.clone()),
@@ -643,6 +664,7 @@ impl<M: Media> B2bua<M> {
                     transport: t.transport,
                     called: leg.called.clone(),
                     calling: leg.calling.clone(),
+                    withheld: false,
                     bypass: t.media_bypass,
                     srtp: t.srtp,
                 })
@@ -661,6 +683,7 @@ impl<M: Media> B2bua<M> {
                     transport: Protocol::Udp,
                     called: user,
                     calling: self.plan.calling_number(caller),
+                    withheld: false,
                     bypass: false,
                     srtp: self.config.srtp,
                 }])
@@ -675,6 +698,7 @@ impl<M: Media> B2bua<M> {
                     transport: t.transport,
                     called: leg.called,
                     calling: leg.calling,
+                    withheld: false,
                     bypass: t.media_bypass,
                     srtp: t.srtp,
                 }])
@@ -719,7 +743,7 @@ impl<M: Media> B2bua<M> {
                 Ok(client) => {
                     call.cdr.trunk = target.hop.to_string();
                     call.cdr.callee_sent = target.called.clone();
-                    call.cdr.caller_sent = target.calling.clone().unwrap_or_else(|| messages::ANONYMOUS.into());
+                    call.cdr.caller_sent = target.caller_sent();
                     self.by_client.insert(client, key);
                     let mut attempt = Attempt::new(client, invite, target, now + self.config.no_answer);
                     attempt.keys = keys;
@@ -1178,8 +1202,8 @@ fn send_in_dialog(txns: &mut Transactions, by_client: &mut HashMap<TxId, u64>, k
 }
 
 
-/// The caller's number sba-registrar asserted (P-Asserted-Identity, RFC 3325; only a request
-/// from it gets here), when it is a number.
+/// The caller's number a peer asserted (P-Asserted-Identity, RFC 3325: sba-registrar, or a
+/// trunk; only a peer's request gets here), when it is a number.
 fn asserted_number(invite: &Request) -> Option<String> {
     let identity = NameAddr::parse(invite.headers.get(&HeaderName::PAssertedIdentity)?).ok()?;
     let number = user_of(&identity.uri)?;

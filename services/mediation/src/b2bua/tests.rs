@@ -1025,3 +1025,48 @@ fn a_tls_leg_names_the_tls_listener_in_our_contact() {
     assert_eq!(config.contact(Protocol::Udp), "<sip:mediation@192.0.2.1:5070>");
     assert_eq!(B2buaConfig { tls_local: None, ..config }.contact(Protocol::Tls), "<sip:mediation@192.0.2.1:5070>");
 }
+
+#[test]
+fn a_withheld_caller_goes_anonymous_with_privacy_id_both_ways_and_its_number_only_to_trunks() {
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
+    let mut rig = Rig::new(&mut media, &[]);
+    // A branch phone withholds its number: the carrier gets an anonymous From, Privacy: id and
+    // the number sba-registrar asserted in P-Asserted-Identity (RFC 3325 §9.1).
+    let mut invite = branch_invite("3012", "2125550100");
+    invite.headers.add(HeaderName::Privacy, "id");
+    invite.headers.add(HeaderName::PAssertedIdentity, "<sip:+15559873012@127.0.0.1;user=phone>");
+    rig.request(invite, REGISTRAR);
+    let out = rig.requests_to("127.0.0.1:5080", &Method::INVITE).remove(0);
+    assert_eq!(out.from_header().unwrap().uri.to_string(), "sip:anonymous@anonymous.invalid");
+    assert_eq!(out.headers.get(&HeaderName::Privacy), Some("id"));
+    assert_eq!(out.headers.get(&HeaderName::PAssertedIdentity), Some("<sip:+15559873012@127.0.0.1:5070;user=phone>"));
+    rig.answer(&out, 486, None);
+    assert_eq!((rig.cdrs[0].caller.as_str(), rig.cdrs[0].caller_sent.as_str()), ("+15559873012", "anonymous"));
+
+    // The PSTN withholds a caller (the gateway's anonymous From, the number asserted): the branch
+    // phone sees anonymous and Privacy: id, and the number nowhere; the record keeps it.
+    let mut inbound = branch_invite("anonymous", "+15559873001");
+    inbound.headers.set(HeaderName::From, "\"Anonymous\" <sip:anonymous@anonymous.invalid>;tag=pstn");
+    inbound.headers.add(HeaderName::Privacy, "id");
+    inbound.headers.add(HeaderName::PAssertedIdentity, "<sip:+12125550123@127.0.0.1:5080>");
+    inbound.headers.set(HeaderName::Via, "SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-withheld");
+    inbound.headers.set(HeaderName::CallId, "did-withheld");
+    rig.request(inbound, "127.0.0.1:5080");
+    let to_phone = rig.requests_to(REGISTRAR, &Method::INVITE).remove(0);
+    assert_eq!(to_phone.from_header().unwrap().uri.to_string(), "sip:anonymous@anonymous.invalid");
+    assert_eq!(to_phone.headers.get(&HeaderName::Privacy), Some("id"));
+    let wire = String::from_utf8(to_phone.to_bytes().unwrap()).unwrap();
+    assert!(!wire.contains("2125550123"), "the withheld number reached the phone:\n{wire}");
+    rig.answer(&to_phone, 486, None);
+    assert_eq!((rig.cdrs[1].caller.as_str(), rig.cdrs[1].caller_sent.as_str()), ("+12125550123", "anonymous"));
+
+    // A carrier that names the caller in From but asks for privacy: withheld all the same.
+    let mut inbound = branch_invite("+12125550124", "+15559873001");
+    inbound.headers.add(HeaderName::Privacy, "id");
+    inbound.headers.set(HeaderName::Via, "SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-named");
+    inbound.headers.set(HeaderName::CallId, "did-named");
+    rig.request(inbound, "127.0.0.1:5080");
+    let to_phone = rig.requests_to(REGISTRAR, &Method::INVITE).remove(1);
+    let wire = String::from_utf8(to_phone.to_bytes().unwrap()).unwrap();
+    assert!(!wire.contains("2125550124") && wire.contains("Privacy: id"), "{wire}");
+}

@@ -164,7 +164,7 @@ impl<M: Media> B2bua<M> {
                     t.cdr.call_id = invite.call_id().unwrap_or_default().to_string();
                     t.cdr.trunk = target.hop.to_string();
                     t.cdr.callee_sent = target.called.clone();
-                    t.cdr.caller_sent = target.calling.clone().unwrap_or_else(|| super::messages::ANONYMOUS.into());
+                    t.cdr.caller_sent = target.caller_sent();
                     self.by_client.insert(client, key);
                     t.attempt = Some(Attempt::new(client, invite, target, now + self.config.no_answer));
                     return;
