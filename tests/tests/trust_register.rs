@@ -4,11 +4,12 @@
 //! to put a Path of its own in front of her, to remove her binding or all of them (`Contact: *`),
 //! is refused, and her binding stays as it was; her own unchanged refresh is served. For bob,
 //! whose HA1 is on the box, such a change is challenged and succeeds only with his password.
+//! A password proves one user only: bob's answers no challenge for alice's AOR.
 use holdfast_sip::message::HeaderName;
 use holdfast_tests::branch::status_of;
 use holdfast_tests::registrar::{Registrar, DOMAIN};
 use holdfast_tests::scratch::Scratch;
-use holdfast_tests::sip_client::{final_response, Ua};
+use holdfast_tests::sip_client::{final_response, register_authorization, Ua};
 use holdfast_tests::stub_central::StubCentral;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
@@ -104,4 +105,60 @@ fn survival_registers_that_change_bindings_need_evidence() {
         assert!(Instant::now() < deadline, "refusals not counted: {:?}", status_of(&reg.db));
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+#[test]
+fn in_survival_a_password_changes_only_its_own_aor() {
+    let scratch = Scratch::new("trust-register-scope");
+    let central = StubCentral::start();
+    let reg = Registrar::start(
+        &scratch,
+        &format!("\n[central]\nproxies = [\"{}\"]\nbranch_expires = 60\n", central.addr),
+        &[("alice", "pw-alice"), ("bob", "pw-bob")],
+    );
+    wait_mode(&reg, "pass-through");
+    let mut alice = Ua::new(reg.addr, "alice", DOMAIN);
+    let ok = alice.request(600, None);
+    assert_eq!(ok.status, 200, "{}", ok.reason);
+    central.cut();
+    wait_mode(&reg, "survival");
+    let aor = format!("sip:alice@{DOMAIN}");
+    let alice_bindings = || reg.registrations().into_iter().filter(|b| b["aor"] == aor).collect::<Vec<_>>();
+    let before = alice_bindings();
+    assert_eq!(before.len(), 1);
+
+    // 127.0.0.2 knows bob's password and tries to move alice's binding, then to remove them all.
+    let sock = UdpSocket::bind("127.0.0.2:0").expect("bind 127.0.0.2");
+    let mut attacker = Ua::with_socket(sock, reg.addr, "alice", DOMAIN);
+    for (what, expires, contact) in [("a contact of its own", 600, None), ("Contact: *", 0, Some("*"))] {
+        let challenge = attacker.request(expires, None);
+        assert_eq!(challenge.status, 401, "{what}: {} {}", challenge.status, challenge.reason);
+        let as_bob = register_authorization(&challenge, DOMAIN, "bob", "pw-bob", 1);
+        let mut forged = attacker.register(expires, Some(&as_bob));
+        if let Some(contact) = contact {
+            forged.headers.set(HeaderName::Contact, contact);
+        }
+        attacker.send(&forged.to_bytes().expect("a writable REGISTER"));
+        let r = attacker.recv();
+        assert_eq!(r.status, 403, "{what} for alice, authenticated as bob: {} {}", r.status, r.reason);
+    }
+    let after = alice_bindings();
+    assert_eq!(after.len(), 1, "{after:?}");
+    for key in ["contact", "source", "transport"] {
+        assert_eq!(after[0][key], before[0][key], "{key} changed");
+    }
+
+    // alice herself, with her password, still moves her own binding.
+    let moved = |ua: &mut Ua, authorization: Option<&str>| {
+        let mut r = ua.register(600, authorization);
+        r.headers.set(HeaderName::Contact, "<sip:alice@127.0.0.1:5097>");
+        ua.send(&r.to_bytes().expect("a writable REGISTER"));
+        ua.recv()
+    };
+    let challenge = moved(&mut alice, None);
+    assert_eq!(challenge.status, 401, "{}", challenge.reason);
+    let mine = alice.answer(&challenge, "pw-alice", 1);
+    let ok = moved(&mut alice, Some(&mine));
+    assert_eq!(ok.status, 200, "{}", ok.reason);
+    assert!(ok.headers.get_all(&HeaderName::Contact).any(|c| c.contains("127.0.0.1:5097")));
 }
