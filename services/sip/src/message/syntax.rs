@@ -172,7 +172,10 @@ pub(crate) fn write_escaped(f: &mut impl std::fmt::Write, s: &str, allowed: fn(u
 /// Any CR or LF, or a NUL other than the quoted-pair `\NUL` inside a quoted string, which RFC
 /// 3261 §25.1 allows (RFC 4475's intmeth carries one in a display name).
 pub(crate) fn breaks_line(text: &[u8]) -> bool {
-    if !text.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0) {
+    // Every header of every message passes here, parsed and again written: a fold with no early
+    // exit is vectorized (a third of an `any` over the three bytes, which cost a call ~2.5% of
+    // its instructions). CR, LF and NUL are all below 0x0E; a TAB takes the exact walk below.
+    if !text.iter().fold(false, |low, &b| low | (b < 0x0e)) {
         return false;
     }
     let (mut quoted, mut escaped) = (false, false);
