@@ -465,7 +465,7 @@ fn a_call_beyond_max_calls_gets_503_with_retry_after_and_no_record() {
     assert_eq!(rows[0][0], "audio-call@test");
 }
 
-/// `media_ip = "auto"`, as the appliance's sba.toml ships it: in a namespace whose default route
+/// `media_ip = "auto"`: in a namespace whose default route
 /// leaves from 192.0.2.1 (its only address besides loopback), the offer to a trunk names that
 /// address, not 127.0.0.1.
 #[test]
