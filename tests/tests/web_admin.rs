@@ -4,7 +4,9 @@
 //! registrar sends numbers in survival, and sba-web reading their database and status files; headless
 //! Chromium logs in and watches a phone appear once it registers, the mode turn to survival
 //! when the WAN is cut and back after, and downloads the call records; /metrics, parsed as the
-//! Prometheus text format, moves with what the test does. A screenshot of each page goes to
+//! Prometheus text format, moves with what the test does. During the call a stranger beside the
+//! PSTN side (127.0.0.2) is refused by sba-mediation and sba-gateway and its RTP spray dropped;
+//! the page and /metrics count it, and the call goes on. A screenshot of each page goes to
 //! target/test-output/web_admin/.
 use holdfast_tests::bins::{bin, repo};
 use holdfast_tests::branch::Sba;
@@ -14,12 +16,58 @@ use holdfast_tests::phones::{call, Answerer, PhoneConfig};
 use holdfast_tests::scratch::Scratch;
 use holdfast_tests::web::{sample, Web, ADMIN_PASSWORD};
 use holdfast_tests::webdriver::{Browser, CHROMEDRIVER, CHROMIUM};
-use std::net::SocketAddr;
+use holdfast_sip::message::Message;
+use holdfast_sip::wire;
+use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const DOMAIN: &str = "central.example";
+
+/// sba-gateway, in the PSTN namespace beside sba-mediation.
+const GATEWAY: &str = "127.0.0.1:5080";
+/// sba-mediation's relay ports (on its media_ip, 127.0.0.1 in the PSTN namespace): a small
+/// range, so that a spray covers every port a call can have.
+const MEDIA_PORTS: std::ops::RangeInclusive<u16> = 40000..=40019;
+
+/// An INVITE for a PSTN number from `sock` to `to`; the final status it got.
+fn stranger_invite(sock: &UdpSocket, to: SocketAddr) -> Option<u16> {
+    let local = sock.local_addr().expect("addr");
+    let invite = format!(
+        "INVITE sip:+4930999999@{to} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-stranger-{port}\r\n\
+         From: <sip:mallory@{local}>;tag=m\r\nTo: <sip:+4930999999@{to}>\r\nCall-ID: stranger-{port}@test\r\n\
+         CSeq: 1 INVITE\r\nContact: <sip:mallory@{local}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        port = to.port()
+    );
+    sock.send_to(invite.as_bytes(), to).expect("send");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut buf = vec![0u8; 65536];
+    while Instant::now() < deadline {
+        let Ok((n, _)) = sock.recv_from(&mut buf) else { continue };
+        if let Ok(Message::Response(r)) = wire::parse(&buf[..n]) {
+            if r.status >= 200 {
+                return Some(r.status);
+            }
+        }
+    }
+    None
+}
+
+/// Ten G.711 packets to each port of `ports` on 127.0.0.1.
+fn spray_rtp(sock: &UdpSocket, ports: std::ops::RangeInclusive<u16>) {
+    for port in ports {
+        for seq in 0u16..10 {
+            let mut packet = vec![0x80, 0x00];
+            packet.extend_from_slice(&seq.to_be_bytes());
+            packet.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+            packet.extend_from_slice(&0x5eed_u32.to_be_bytes());
+            packet.resize(12 + 160, 0xff);
+            // A closed port answers with ICMP, which a later send reports: not our concern.
+            let _ = sock.send_to(&packet, (std::net::Ipv4Addr::LOCALHOST, port));
+        }
+    }
+}
 
 /// A service of the appliance started in namespace `ns` on the test's config.
 fn start_in(ns: &Netns, service: &str, config: &Path, dir: &Path) -> KillOnDrop {
@@ -50,10 +98,12 @@ fn the_admin_page_follows_the_branch() {
     // sba-mediation where the registrar sends numbers in survival ([survival].mediation, the PSTN
     // side's address), its one trunk sba-gateway beside it, which takes SIP from it alone.
     let extra = format!(
-        "[mediation]\nlisten = \"{PSTN}:5060\"\nregistrar = \"{SBA_PSTN}:5060\"\n\n\
+        "[mediation]\nlisten = \"{PSTN}:5060\"\nregistrar = \"{SBA_PSTN}:5060\"\nmedia_ports = [{}, {}]\n\n\
          [[mediation.routes]]\nname = \"world\"\npattern = '\\+\\d{{6,15}}'\nusage = \"national\"\ntrunks = [\"pstn\"]\n\n\
-         [[mediation.trunks]]\nname = \"pstn\"\nkind = \"gateway\"\naddress = \"127.0.0.1:5080\"\ntransport = \"udp\"\n\n\
+         [[mediation.trunks]]\nname = \"pstn\"\nkind = \"gateway\"\naddress = \"{GATEWAY}\"\ntransport = \"udp\"\n\n\
          [gateway]\nsimulated = true\nmediation = \"{PSTN}:5060\"\nstatus_file = \"{}.gateway.json\"\nexchange_control = \"{}\"\n",
+        MEDIA_PORTS.start(),
+        MEDIA_PORTS.end(),
         db.display(),
         scratch.file("pstn.sock").display()
     );
@@ -135,18 +185,39 @@ fn the_admin_page_follows_the_branch() {
     // answers. The calls page shows it while it lasts, the metrics and the records after.
     b.goto(&format!("{}/calls", web.base));
     let from = SocketAddr::from((Topology::phone_ip(1), 5070));
-    let pstn_call = call(&topo.phones, from, sba.addr, "alice", "+4930123456", DOMAIN, Duration::from_secs(5)).spawn(&scratch.path, 30);
+    let pstn_call = call(&topo.phones, from, sba.addr, "alice", "+4930123456", DOMAIN, Duration::from_secs(8)).spawn(&scratch.path, 30);
     b.wait("the call on the calls page", Duration::from_secs(10), |b| b.text("#active").starts_with("1 call"));
     b.screenshot(&shots.join("calls.png"));
+
+    // While it lasts, a host beside the PSTN side (127.0.0.2) tries sba-mediation and
+    // sba-gateway directly (neither takes SIP from it: 403) and sprays RTP at every port of the
+    // relay's range (dropped: not the call's parties). The call goes on; the refusals count.
+    let stranger = topo.pstn.udp_socket(SocketAddr::from(([127, 0, 0, 2], 0))).expect("127.0.0.2 in the PSTN namespace");
+    stranger.set_read_timeout(Some(Duration::from_millis(500))).expect("timeout");
+    assert_eq!(stranger_invite(&stranger, SocketAddr::from((PSTN, 5060))), Some(403), "sba-mediation took a stranger's INVITE");
+    assert_eq!(stranger_invite(&stranger, GATEWAY.parse().expect("address")), Some(403), "sba-gateway took a stranger's INVITE");
+    spray_rtp(&stranger, MEDIA_PORTS);
+    b.wait("the foreign RTP counted on the calls page", Duration::from_secs(10), |b| b.text("#rtp-dropped-foreign").parse().unwrap_or(0) > 0);
+    b.screenshot(&shots.join("calls-attacked.png"));
     let mut pstn_call = pstn_call;
-    assert!(pstn_call.0.wait().expect("sipp ran").success(), "the PSTN call failed:\n{}", sba.log());
+    assert!(pstn_call.0.wait().expect("sipp ran").success(), "the PSTN call failed under attack:\n{}", sba.log());
     b.wait("the call's record in /metrics", Duration::from_secs(10), |_| {
         sample(&web.metrics(), "sba_calls_total", &[("result", "answered")]) == Some(1.0)
     });
+    let m = web.metrics();
+    assert!(sample(&m, "sba_rtp_packets_dropped_foreign_total", &[]).unwrap_or(0.0) > 0.0, "the spray was not counted");
+    for service in ["sba-mediation", "sba-gateway"] {
+        let refused = sample(&m, "sba_requests_refused_total", &[("service", service), ("reason", "not_a_peer")]);
+        assert!(refused.unwrap_or(0.0) >= 1.0, "{service}'s refusal not in /metrics: {refused:?}");
+    }
     // The exchange's tone reached the relay. It counts as dropped: the phone's media address is
     // in the phones' namespace, which the PSTN side of this topology cannot reach.
     assert!(sample(&web.metrics(), "sba_rtp_packets_dropped_total", &[]).unwrap_or(0.0) > 0.0, "no RTP at the relay");
     b.goto(&format!("{}/", web.base));
+    for service in ["sba-mediation", "sba-gateway"] {
+        let row = format!("#refused tr[data-service=\"{service}\"][data-reason=\"not_a_peer\"] .count");
+        b.wait("the refusals on the overview", Duration::from_secs(10), |b| b.text(&row).parse().unwrap_or(0) >= 1);
+    }
     topo.restore_wan();
     b.wait("pass-through again", Duration::from_secs(15), |b| b.text("#mode") == "pass-through");
     b.screenshot(&shots.join("overview-failback.png"));

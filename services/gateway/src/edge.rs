@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -57,6 +58,18 @@ pub struct Edge {
     incoming: mpsc::Receiver<Incoming>,
     rtp: HashMap<u8, Arc<UdpSocket>>,
     rtp_rx: mpsc::Receiver<(u8, Vec<u8>, SocketAddr)>,
+    strangers: Strangers,
+}
+
+/// How many SIP messages the call layer refused for not coming from mediation, read by the
+/// status task beside the loop.
+#[derive(Clone, Default)]
+pub struct Strangers(Arc<AtomicU64>);
+
+impl Strangers {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 impl Edge {
@@ -70,16 +83,20 @@ impl Edge {
             rtp.insert(channel, socket);
         }
         info!("SIP on {} (UDP and TCP), mediation at {}", transport.local_addr(), config.mediation);
-        Ok(Edge { config, transport, incoming, rtp, rtp_rx })
+        Ok(Edge { config, transport, incoming, rtp, rtp_rx, strangers: Strangers::default() })
     }
 
     pub fn sip_addr(&self) -> SocketAddr {
         self.transport.local_addr()
     }
 
+    pub fn strangers(&self) -> Strangers {
+        self.strangers.clone()
+    }
+
     /// Runs until the trunk stops or `shutdown` completes.
     pub async fn run(self, mut trunk: TrunkHandle, shutdown: impl Future<Output = ()>) -> Result<(), EdgeError> {
-        let Edge { config, transport, incoming, rtp, rtp_rx } = self;
+        let Edge { config, transport, incoming, rtp, rtp_rx, strangers } = self;
         let mut rtp_addrs = HashMap::new();
         for (channel, socket) in &rtp {
             rtp_addrs.insert(*channel, socket.local_addr().map_err(EdgeError::Rtp)?);
@@ -89,7 +106,7 @@ impl Edge {
             holdfast_sip::Ids::from_os(),
         );
         let mut inputs = EdgeInputs { pri: trunk.take_events(), rtp: rtp_rx };
-        let mut gateway = Gateway { calls, trunk, law: config.law, rtp, streams: HashMap::new() };
+        let mut gateway = Gateway { calls, trunk, law: config.law, rtp, streams: HashMap::new(), strangers };
         let mut driver = Driver::new(transport, incoming);
         match driver.run(&mut gateway, &mut inputs, shutdown).await {
             Ok(_) => Ok(()),
@@ -137,6 +154,7 @@ struct Gateway {
     rtp: HashMap<u8, Arc<UdpSocket>>,
     /// The RTP coming in for each B-channel in a call: its peer and codec.
     streams: HashMap<u8, (SocketAddr, Codec)>,
+    strangers: Strangers,
 }
 
 impl Core for Gateway {
@@ -153,6 +171,7 @@ impl Core for Gateway {
 
     fn on_message(&mut self, Incoming { msg, source }: Incoming, now: Instant) {
         self.calls.on_message(msg, source, now);
+        self.strangers.0.store(self.calls.strangers(), Ordering::Relaxed);
     }
 
     fn on_input(&mut self, input: EdgeInput, now: Instant) -> Result<(), EdgeError> {

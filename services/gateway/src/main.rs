@@ -81,7 +81,7 @@ async fn run(gateway: Gateway) -> Result<()> {
         info!("simulated PSTN exchange: `sbactl pstn call NUMBER` through {}", gateway.exchange_control.display());
         let exchange = tokio::spawn(exchange::driver::run(far, gateway.law(), Some(control)));
         let (handle, task) = trunk::spawn(ours, pri);
-        tokio::spawn(status::run(handle.status_source(), gateway.status_file.clone(), span_info(&gateway)));
+        tokio::spawn(status::run(handle.status_source(), edge.strangers(), gateway.status_file.clone(), span_info(&gateway)));
         notifier.ready(&format!("simulated {layout:?} span {}", gateway.span));
         let result = serve(edge, handle, task).await;
         exchange.abort();
@@ -92,7 +92,7 @@ async fn run(gateway: Gateway) -> Result<()> {
         let info = span_info(&gateway);
         let span = open_span(&gateway, layout, &notifier, &info).await;
         let (handle, task) = trunk::spawn(span, pri);
-        tokio::spawn(status::run(handle.status_source(), gateway.status_file.clone(), info));
+        tokio::spawn(status::run(handle.status_source(), edge.strangers(), gateway.status_file.clone(), info));
         notifier.notify(&format!("STATUS=DAHDI {layout:?} span {}", gateway.span));
         serve(edge, handle, task).await
     }

@@ -1,12 +1,15 @@
 //! sba-gateway's status snapshot (`[gateway].status_file`) for sba-web and its metrics: the
 //! span's alarms and service state and the B-channels in use, asked of the trunk task every
-//! second and written atomically; while the DAHDI span is missing, why it is.
+//! second and written atomically, with the SIP refused for not coming from mediation; while the
+//! DAHDI span is missing, why it is.
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use holdfast_status::snapshot::GatewayStatus;
 
 use crate::alarms::Alarms;
+use crate::edge::Strangers;
 use crate::q931::Layout;
 use crate::trunk::StatusSource;
 
@@ -22,7 +25,7 @@ pub struct SpanInfo {
 }
 
 impl SpanInfo {
-    fn snapshot(&self, in_service: bool, alarms: Alarms, free: Option<usize>, waiting_for_span: Option<String>) -> GatewayStatus {
+    fn snapshot(&self, in_service: bool, alarms: Alarms, free: Option<usize>, strangers: u64, waiting_for_span: Option<String>) -> GatewayStatus {
         let bchannels = self.layout.bchannels().count() as u32;
         let free = free.map_or(bchannels, |f| u32::try_from(f).unwrap_or(bchannels));
         GatewayStatus {
@@ -42,24 +45,26 @@ impl SpanInfo {
             alarm_bits: alarms.0,
             bchannels,
             bchannels_in_use: bchannels.saturating_sub(free),
+            // The reason sba-mediation names the same refusal by.
+            refused: (strangers > 0).then(|| ("not_a_peer".to_string(), strangers)).into_iter().collect::<BTreeMap<_, _>>(),
             waiting_for_span,
         }
     }
 }
 
 /// Writes the snapshot until the trunk stops.
-pub async fn run(trunk: StatusSource, path: PathBuf, info: SpanInfo) {
+pub async fn run(trunk: StatusSource, strangers: Strangers, path: PathBuf, info: SpanInfo) {
     let mut tick = tokio::time::interval(EVERY);
     loop {
         tick.tick().await;
         let Ok(s) = trunk.status().await else { return };
-        write(&path, &info.snapshot(s.in_service, s.alarms, Some(s.free_channels), None));
+        write(&path, &info.snapshot(s.in_service, s.alarms, Some(s.free_channels), strangers.get(), None));
     }
 }
 
 /// One snapshot while the span cannot be opened, for `reason`: out of service, not open.
 pub fn waiting(path: &Path, info: &SpanInfo, reason: &str) {
-    write(path, &info.snapshot(false, Alarms::NOTOPEN, None, Some(reason.to_string())));
+    write(path, &info.snapshot(false, Alarms::NOTOPEN, None, 0, Some(reason.to_string())));
 }
 
 fn write(path: &Path, status: &GatewayStatus) {

@@ -146,6 +146,8 @@ pub struct GatewayStatus {
     pub alarm_bits: u32,
     pub bchannels: u32,
     pub bchannels_in_use: u32,
+    /// SIP refused, by reason (not_a_peer: from anyone but sba-mediation).
+    pub refused: BTreeMap<String, u64>,
     /// Why the DAHDI span is not open yet (no card, its driver not loaded): sba-gateway is
     /// looking for it again every second. None once the span is open.
     pub waiting_for_span: Option<String>,

@@ -119,15 +119,13 @@ pub fn render(s: &Snapshots, registrations: Option<usize>, upload: Option<Upload
         m.family("sba_span_bchannels_in_use", "gauge", "B-channels carrying or setting up a call.");
         m.sample("sba_span_bchannels_in_use", &labels, f64::from(g.bchannels_in_use));
     }
-    let refused: Vec<(&str, &String, &u64)> = [("sba-registrar", s.registrar.as_ref().map(|r| &r.refused)), ("sba-mediation", s.mediation.as_ref().map(|m| &m.refused))]
-        .into_iter()
-        .filter_map(|(svc, r)| r.map(|r| (svc, r)))
-        .flat_map(|(svc, r)| r.iter().map(move |(reason, n)| (svc, reason, n)))
-        .collect();
-    if s.registrar.is_some() || s.mediation.is_some() {
+    let refused = s.refused();
+    if !refused.is_empty() {
         m.family("sba_requests_refused_total", "counter", "SIP requests refused by the trust rules, by service and reason.");
-        for (svc, reason, n) in refused {
-            m.sample("sba_requests_refused_total", &[("service", svc), ("reason", reason)], *n as f64);
+        for (svc, counts) in refused {
+            for (reason, n) in counts {
+                m.sample("sba_requests_refused_total", &[("service", svc), ("reason", reason)], *n as f64);
+            }
         }
     }
     let commits = [("sba-registrar", s.registrar.as_ref().map(|r| &r.commit)), ("sba-mediation", s.mediation.as_ref().map(|m| &m.commit))];
@@ -153,7 +151,7 @@ pub fn render(s: &Snapshots, registrations: Option<usize>, upload: Option<Upload
 #[cfg(test)]
 mod tests {
     use super::*;
-    use holdfast_status::snapshot::{RegistrarStatus, TrunkState, MediationStatus};
+    use holdfast_status::snapshot::{GatewayStatus, MediationStatus, RegistrarStatus, TrunkState};
 
     #[test]
     fn families_and_labels_are_well_formed() {
@@ -167,5 +165,17 @@ mod tests {
         assert!(text.contains("sba_trunk_up{trunk=\"odd\\\"name\\\\\",kind=\"carrier\"} 1\n"), "{text}");
         assert!(text.contains("sba_sqlite_commit_seconds_bucket{service=\"sba-registrar\",le=\"+Inf\"} 0\n"));
         assert!(!text.contains("sba_span_"), "no gateway snapshot, no span families");
+    }
+
+    #[test]
+    fn refusals_by_service_and_reason() {
+        let mut gateway = GatewayStatus::default();
+        gateway.refused.insert("not_a_peer".into(), 4);
+        let mut registrar = RegistrarStatus::default();
+        registrar.refused.insert("caller_not_registered".into(), 2);
+        let text = render(&Snapshots { registrar: Some(registrar), mediation: None, gateway: Some(gateway) }, None, None);
+        assert!(text.contains("sba_requests_refused_total{service=\"sba-gateway\",reason=\"not_a_peer\"} 4\n"), "{text}");
+        assert!(text.contains("sba_requests_refused_total{service=\"sba-registrar\",reason=\"caller_not_registered\"} 2\n"), "{text}");
+        assert_eq!(text.matches("# TYPE sba_requests_refused_total counter").count(), 1, "{text}");
     }
 }

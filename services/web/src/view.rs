@@ -4,6 +4,7 @@
 use crate::config::Config;
 use holdfast_status::snapshot::{GatewayStatus, MediationStatus, RegistrarStatus};
 use holdfast_store::{Binding, Store};
+use std::collections::BTreeMap;
 
 /// A snapshot older than this means its service has stopped writing (it writes every 1-5 s).
 pub const STALE_MS: u64 = 15_000;
@@ -21,6 +22,18 @@ impl Snapshots {
             mediation: holdfast_status::read(&holdfast_status::beside(&config.db, ".mediation.json")),
             gateway: holdfast_status::read(&config.gateway_status),
         }
+    }
+
+    /// Each service with a snapshot and the requests it refused, by reason.
+    pub fn refused(&self) -> Vec<(&'static str, &BTreeMap<String, u64>)> {
+        [
+            ("sba-registrar", self.registrar.as_ref().map(|r| &r.refused)),
+            ("sba-mediation", self.mediation.as_ref().map(|m| &m.refused)),
+            ("sba-gateway", self.gateway.as_ref().map(|g| &g.refused)),
+        ]
+        .into_iter()
+        .filter_map(|(service, counts)| Some((service, counts?)))
+        .collect()
     }
 }
 

@@ -31,11 +31,25 @@ pub fn calls(s: &Snapshots) -> String {
     out.push_str("</tbody></table><h2>Calls ended since sba-mediation started</h2>");
     if m.calls_total.is_empty() {
         out.push_str("<p>None yet.</p>");
-        return out;
+    } else {
+        out.push_str("<table><tbody>");
+        for (result, n) in &m.calls_total {
+            let _ = write!(out, "<tr><th>{}</th><td>{n}</td></tr>", esc(result));
+        }
+        out.push_str("</tbody></table>");
     }
-    out.push_str("<table><tbody>");
-    for (result, n) in &m.calls_total {
-        let _ = write!(out, "<tr><th>{}</th><td>{n}</td></tr>", esc(result));
+    let r = &m.rtp;
+    let rows = [
+        ("relayed", "relayed", r.relayed),
+        ("dropped", "dropped (any reason)", r.dropped),
+        ("dropped-foreign", "of those, from a stranger's address", r.dropped_foreign),
+        ("lost", "lost on the way (sequence gaps)", r.lost),
+        ("srtp-auth-failed", "SRTP failing authentication", r.srtp_auth_failed),
+        ("srtp-replayed", "SRTP replayed", r.srtp_replayed),
+    ];
+    out.push_str("<h2>RTP through the relay (packets)</h2><table id=\"rtp\"><tbody>");
+    for (id, label, n) in rows {
+        let _ = write!(out, "<tr><th>{label}</th><td id=\"rtp-{id}\">{n}</td></tr>");
     }
     out.push_str("</tbody></table>");
     out

@@ -1,4 +1,5 @@
-//! The overview: mode and WAN state (with the probes' round trips drawn), the services.
+//! The overview: mode and WAN state (with the probes' round trips drawn), the services, what
+//! their trust rules refused.
 use super::{ago, esc, missing, utc};
 use crate::view::{fresh, Snapshots};
 use holdfast_status::snapshot::ProbeSample;
@@ -58,6 +59,25 @@ pub fn overview(s: &Snapshots, registrations: usize) -> String {
             Some((pid, at)) => write!(out, "<tr><td>{name}</td><td class=\"bad\">silent</td><td>{pid}</td><td>{} ago</td></tr>", ago(at)),
             None => write!(out, "<tr><td>{name}</td><td class=\"bad\">no status</td><td></td><td></td></tr>"),
         };
+    }
+    out.push_str("</tbody></table>");
+    out.push_str(&refused(s));
+    out
+}
+
+/// Requests the services refused, by reason: someone on the network is trying something.
+fn refused(s: &Snapshots) -> String {
+    let rows: Vec<(&str, &String, &u64)> =
+        s.refused().into_iter().flat_map(|(svc, counts)| counts.iter().filter(|(_, n)| **n > 0).map(move |(r, n)| (svc, r, n))).collect();
+    let mut out = String::from("<h2>Refused requests</h2>");
+    if rows.is_empty() {
+        out.push_str("<p id=\"refused-none\">None since the services started.</p>");
+        return out;
+    }
+    out.push_str("<table id=\"refused\"><thead><tr><th>service</th><th>reason</th><th>requests</th></tr></thead><tbody>");
+    for (svc, reason, n) in rows {
+        let reason = esc(reason);
+        let _ = write!(out, "<tr data-service=\"{svc}\" data-reason=\"{reason}\"><td>{svc}</td><td>{reason}</td><td class=\"count\">{n}</td></tr>");
     }
     out.push_str("</tbody></table>");
     out
