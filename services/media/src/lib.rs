@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod g711;
+pub mod loss;
 pub mod packet;
 pub mod port_pool;
 pub mod relay;

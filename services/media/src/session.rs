@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::g711::{PT_PCMA, PT_PCMU};
+use crate::loss::SequenceGaps;
 use crate::packet::{classify, PacketKind, Rewrite};
 use crate::srtp::{LegCrypto, LegKeys, Refusal};
 
@@ -119,6 +120,8 @@ pub struct LegStats {
     pub dropped: u64,
     /// Of those, the ones from an address the leg does not take (strict source).
     pub foreign: u64,
+    /// RTP the far end sent that never arrived (gaps in the sequence numbers it took).
+    pub lost: u64,
     /// The source RTP is latched to, once the first packet came.
     pub latched_rtp: Option<SocketAddr>,
 }
@@ -167,6 +170,7 @@ struct Leg {
     latched_rtp: Option<SocketAddr>,
     latched_rtcp: Option<SocketAddr>,
     crypto: Option<LegCrypto>,
+    gaps: SequenceGaps,
     stats: LegStats,
 }
 
@@ -339,6 +343,10 @@ impl Session {
             }
         }
         self.last_activity = now;
+        if let (PacketKind::Rtp { .. }, [_, _, s0, s1, _, _, _, _, i0, i1, i2, i3, ..]) = (kind, datagram) {
+            leg.gaps.record(u32::from_be_bytes([*i0, *i1, *i2, *i3]), u16::from_be_bytes([*s0, *s1]));
+            leg.stats.lost = leg.gaps.lost();
+        }
         let from = self.legs[side.index()].remote;
         let to_leg = &self.legs[side.other().index()];
         let route = match kind {
@@ -518,6 +526,23 @@ mod tests {
         s.set_remote(Side::B, media(5000, PT_PCMU, Some(101)));
         assert_eq!(rewrite(&mut s, Side::A, 0, 4000), Rewrite::Unchanged);
         assert_eq!(rewrite(&mut s, Side::A, 101, 4000), Rewrite::Unchanged);
+    }
+
+    #[test]
+    fn counts_the_gaps_in_what_a_leg_took_not_in_what_strangers_sent() {
+        let now = Instant::now();
+        let mut s = Session::new(now);
+        s.set_remote(Side::A, RemoteMedia::at(addr(4000)));
+        s.set_remote(Side::B, RemoteMedia::at(addr(5000)));
+        let numbered = |seq: u16| RtpPacketBuilder::new().payload_type(0).ssrc(9).sequence(Seq::from(seq)).payload(&[0xFF; 160]).build().unwrap();
+        for seq in [1, 2, 3, 6, 7] {
+            s.route(Side::A, Channel::Rtp, &numbered(seq), addr(4000), now);
+        }
+        // A stranger's numbers do not fill the gap, nor open new ones.
+        s.route(Side::A, Channel::Rtp, &numbered(4), SocketAddr::from(([127, 0, 0, 2], 4000)), now);
+        s.route(Side::A, Channel::Rtp, &numbered(900), SocketAddr::from(([127, 0, 0, 2], 4000)), now);
+        let st = s.stats(now);
+        assert_eq!((st.a.lost, st.a.foreign, st.b.lost), (2, 2, 0));
     }
 
     #[test]

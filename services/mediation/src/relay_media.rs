@@ -40,6 +40,7 @@ fn add(total: &mut RtpCounters, stats: &SessionStats) {
         total.srtp_auth_failed += leg.srtp_auth_failed;
         total.srtp_replayed += leg.srtp_replayed;
         total.dropped_foreign += leg.foreign;
+        total.lost += leg.lost;
     }
 }
 
