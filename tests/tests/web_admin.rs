@@ -145,6 +145,19 @@ fn the_admin_page_follows_the_branch() {
     b.click("#login");
     b.wait("the overview in pass-through", Duration::from_secs(10), |b| b.text("#mode") == "pass-through");
     b.screenshot(&shots.join("overview.png"));
+    // The session cookie is out of the pages' scripts' reach (HttpOnly), sent over HTTPS only
+    // (Secure), and not on requests other sites start (SameSite=Strict; the login form's cookie
+    // is made the same way and its header shows it).
+    let seen = b.run_async("arguments[arguments.length - 1](document.cookie)");
+    assert!(!seen.as_str().unwrap_or_default().contains("sba_session"), "a script reads the session cookie: {seen}");
+    let jar = scratch.path.join("admin-cookies");
+    assert_eq!(web.login_from("127.0.0.1", ADMIN_PASSWORD, &jar), 303);
+    let jar = std::fs::read_to_string(&jar).expect("cookie jar");
+    let session = jar.lines().find(|l| l.contains("\tsba_session\t")).unwrap_or_else(|| panic!("no session cookie:\n{jar}"));
+    assert!(session.starts_with("#HttpOnly_") && session.split('\t').nth(3) == Some("TRUE"), "not HttpOnly and Secure: {session}");
+    let headers = std::process::Command::new("curl").args(["-sk", "-o", "/dev/null", "-D", "-"]).arg(format!("{}/login", web.base)).output().expect("curl");
+    let headers = String::from_utf8_lossy(&headers.stdout).to_lowercase();
+    assert!(headers.contains("set-cookie: sba_login=") && headers.contains("samesite=strict"), "{headers}");
 
     // A phone registers through the SBA to Kamailio: it appears on the registrations page.
     b.goto(&format!("{}/registrations", web.base));
@@ -162,6 +175,14 @@ fn the_admin_page_follows_the_branch() {
     let row = format!("tr[data-aor=\"sip:alice@{DOMAIN}\"]");
     b.wait("alice on the registrations page", Duration::from_secs(10), |b| b.find(&row).is_some());
     b.screenshot(&shots.join("registrations.png"));
+    // The search: by any part of the AOR, contact, address or user agent, in any case.
+    b.goto(&format!("{}/registrations?q=nobody", web.base));
+    b.wait("an empty search", Duration::from_secs(10), |b| b.text("#count").starts_with("0 of 1 "));
+    b.goto(&format!("{}/registrations", web.base));
+    b.type_into("#q", "ALICE@");
+    b.click(".search button");
+    b.wait("alice found", Duration::from_secs(10), |b| b.text("#count").starts_with("1 of 1 ") && b.find(&row).is_some());
+    b.screenshot(&shots.join("registrations-search.png"));
     let m = web.metrics();
     assert_eq!(sample(&m, "sba_registrations", &[]), Some(1.0));
     // The registrar rewrites its snapshot every 5 s: its histograms follow within that.
@@ -188,6 +209,10 @@ fn the_admin_page_follows_the_branch() {
     let pstn_call = call(&topo.phones, from, sba.addr, "alice", "+4930123456", DOMAIN, Duration::from_secs(8)).spawn(&scratch.path, 30);
     b.wait("the call on the calls page", Duration::from_secs(10), |b| b.text("#active").starts_with("1 call"));
     b.screenshot(&shots.join("calls.png"));
+    b.wait("the call and its B-channel in /metrics", Duration::from_secs(10), |_| {
+        let m = web.metrics();
+        sample(&m, "sba_calls_active", &[]) == Some(1.0) && sample(&m, "sba_span_bchannels_in_use", &[("span", "1")]) == Some(1.0)
+    });
 
     // While it lasts, a host beside the PSTN side (127.0.0.2) tries sba-mediation and
     // sba-gateway directly (neither takes SIP from it: 403) and sprays RTP at every port of the
@@ -204,7 +229,13 @@ fn the_admin_page_follows_the_branch() {
     b.wait("the call's record in /metrics", Duration::from_secs(10), |_| {
         sample(&web.metrics(), "sba_calls_total", &[("result", "answered")]) == Some(1.0)
     });
+    b.wait("the call gone from /metrics", Duration::from_secs(10), |_| {
+        let m = web.metrics();
+        sample(&m, "sba_calls_active", &[]) == Some(0.0) && sample(&m, "sba_span_bchannels_in_use", &[("span", "1")]) == Some(0.0)
+    });
     let m = web.metrics();
+    assert!(sample(&m, "sba_sqlite_commit_seconds", &[("service", "sba-mediation")]).unwrap_or(0.0) >= 1.0, "the call record's commit");
+    assert_eq!(sample(&m, "sba_trunk_up", &[("trunk", "pstn"), ("kind", "gateway")]), Some(1.0));
     assert!(sample(&m, "sba_rtp_packets_dropped_foreign_total", &[]).unwrap_or(0.0) > 0.0, "the spray was not counted");
     for service in ["sba-mediation", "sba-gateway"] {
         let refused = sample(&m, "sba_requests_refused_total", &[("service", service), ("reason", "not_a_peer")]);
