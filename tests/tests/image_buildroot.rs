@@ -406,6 +406,7 @@ fn boards_differ_only_in_their_board_files() -> Result<()> {
         ensure!(pc_kernel.contains(wanted), "the pc board's kernel lacks {wanted}");
     }
     ensure!(qemu.kernel_options()?.contains("CONFIG_FW_CFG_SYSFS=y"), "the qemu board cannot read the tests' fw_cfg scripts");
+    ensure!(qemu.kernel_options()?.contains("CONFIG_PVH=y"), "the qemu board's vmlinux has no PVH entry for image/qemu to boot");
     let grub = read(&tree().join("board/sba/pc/grub.cfg"))?;
     ensure!(grub.contains("console=ttyS0,115200"), "the pc board has no serial console");
     Ok(())
