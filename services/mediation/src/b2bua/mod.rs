@@ -17,7 +17,7 @@ mod transfer;
 use crate::routing::{Inbound, Plan, Refusal};
 use holdfast_media::srtp::LegKeys;
 use holdfast_media::{RemoteMedia, Side};
-use holdfast_telephony::sdp::Crypto;
+use holdfast_telephony::sdp::{Crypto, SessionDescription};
 pub use srtp::SrtpPolicy;
 use holdfast_sip::message::{HeaderName, Method, NameAddr, Request, Response};
 use holdfast_sip::transaction::{Event, Transactions, TxEvent, TxId};
@@ -553,12 +553,15 @@ impl<M: Media> B2bua<M> {
         for t in &mut targets {
             t.bypass &= srtp::takes(&a_offer, t.srtp);
         }
-        let learn_from = relay_sdp::originator_ip(&invite);
-        let a_media = relay_sdp::remote(&invite.body).map(|m| RemoteMedia { learn_from, ..m });
-        let a_formats = relay_sdp::formats(&invite.body);
+        // A's description is the relay's business only: read once, when a target takes the relay.
+        let through_relay = targets.iter().any(|t| !t.bypass);
+        let a_sd = through_relay.then(|| SessionDescription::parse(&invite.body).ok()).flatten();
+        let a_sd = a_sd.filter(|sd| sd.audio(None).is_ok());
+        let a_media = a_sd.as_ref().and_then(relay_sdp::media).map(|m| RemoteMedia { learn_from: relay_sdp::originator_ip(&invite), ..m });
+        let a_formats = a_sd.as_ref().map(SessionDescription::audio_formats).unwrap_or_default();
         // A late offer (no SDP) gets the relay as well: B's offer will be pointed at it.
-        let relayed = relay_sdp::has_audio(&invite.body) || invite.body.is_empty();
-        let media = if relayed && targets.iter().any(|t| !t.bypass) {
+        let relayed = a_sd.is_some() || invite.body.is_empty();
+        let media = if relayed && through_relay {
             match self.media.allocate() {
                 Ok(m) => Some(m),
                 Err(e) => {
@@ -892,46 +895,40 @@ impl<M: Media> B2bua<M> {
         }
         call.set_sdp(Side::B, &r.body);
         let bypass = call.attempt().is_some_and(|a| a.target.bypass);
-        let learn_from = relay_sdp::answerer_ip(r);
-        let b_media = relay_sdp::remote(&r.body).map(|m| RemoteMedia { learn_from, ..m });
-        match (call.media, bypass) {
-            (Some(_), false) if !relay_sdp::has_audio(&r.body) => None,
-            (Some((id, a_port, _)), false) if call.invite.body.is_empty() => {
-                if let Some(remote) = b_media {
-                    self.media.set_remote(id, Side::B, remote);
-                }
-                // B's offer: its SRTP answered in the ACK with a key of ours; A is offered plain.
-                let policy = call.attempt().map_or(SrtpPolicy::Off, |a| a.target.srtp);
-                if let (Some(srtp::Offered::Srtp(theirs)), None) = (srtp::offered(&r.body, policy), &call.srtp[ix(Side::B)].keys) {
-                    let (ours, keys) = srtp::answer(&theirs, &mut self.ids);
-                    self.media.set_crypto(id, Side::B, Some(keys.clone()));
-                    call.srtp[ix(Side::B)] = srtp::LegSrtp::new(ours, keys);
-                }
-                if let State::Setup(setup) = &mut call.state {
-                    setup.b_offered = Some(relay_sdp::formats(&r.body));
-                }
-                Some(relay_sdp::offer(&r.body, Some(a_port), &[], false))
-            }
-            (Some((id, a_port, _)), false) => {
-                if let Some(remote) = b_media {
-                    self.media.set_remote(id, Side::B, remote);
-                }
-                let offered = call.attempt().map(|a| a.keys.clone()).unwrap_or_default();
-                if let Some((ours, keys)) = srtp::answered(&offered, &r.body) {
-                    if call.srtp[ix(Side::B)].keys.as_ref() != Some(&keys) {
-                        self.media.set_crypto(id, Side::B, Some(keys.clone()));
-                        call.srtp[ix(Side::B)] = srtp::LegSrtp::new(ours, keys);
-                    }
-                }
-                let (for_a, a_pt) = relay_sdp::answer(&r.body, &call.a_formats, a_port, call.srtp[ix(Side::A)].lines());
-                if let Some(a) = call.a_media.as_mut() {
-                    a.audio_pt = a_pt;
-                    self.media.set_remote(id, Side::A, *a);
-                }
-                Some(for_a)
-            }
-            _ => Some(r.body.clone()),
+        // Without the relay (none, or media bypass) the description goes to A as it came.
+        let Some((id, a_port, _)) = call.media.filter(|_| !bypass) else { return Some(r.body.clone()) };
+        let sd = SessionDescription::parse(&r.body).ok().filter(|sd| sd.audio(None).is_ok())?;
+        if let Some(remote) = relay_sdp::media(&sd) {
+            self.media.set_remote(id, Side::B, RemoteMedia { learn_from: relay_sdp::answerer_ip(r), ..remote });
         }
+        if call.invite.body.is_empty() {
+            // B's offer: its SRTP answered in the ACK with a key of ours; A is offered plain.
+            let policy = call.attempt().map_or(SrtpPolicy::Off, |a| a.target.srtp);
+            if let (Some(srtp::Offered::Srtp(theirs)), None) = (srtp::offered(&r.body, policy), &call.srtp[ix(Side::B)].keys) {
+                let (ours, keys) = srtp::answer(&theirs, &mut self.ids);
+                self.media.set_crypto(id, Side::B, Some(keys.clone()));
+                call.srtp[ix(Side::B)] = srtp::LegSrtp::new(ours, keys);
+            }
+            if let State::Setup(setup) = &mut call.state {
+                setup.b_offered = Some(sd.audio_formats());
+            }
+            return Some(relay_sdp::offer(&r.body, Some(a_port), &[], false));
+        }
+        // B's keys, where we offered ours (nothing to read otherwise).
+        let offered = call.attempt().map(|a| a.keys.clone()).unwrap_or_default();
+        let answered = if offered.is_empty() { None } else { srtp::answered(&offered, &r.body) };
+        if let Some((ours, keys)) = answered {
+            if call.srtp[ix(Side::B)].keys.as_ref() != Some(&keys) {
+                self.media.set_crypto(id, Side::B, Some(keys.clone()));
+                call.srtp[ix(Side::B)] = srtp::LegSrtp::new(ours, keys);
+            }
+        }
+        let (for_a, a_pt) = relay_sdp::answer(&r.body, &call.a_formats, a_port, call.srtp[ix(Side::A)].lines());
+        if let Some(a) = call.a_media.as_mut() {
+            a.audio_pt = a_pt;
+            self.media.set_remote(id, Side::A, *a);
+        }
+        Some(for_a)
     }
 
     fn b_answered(&mut self, txns: &mut Transactions, key: u64, r: Response, now: Instant) {

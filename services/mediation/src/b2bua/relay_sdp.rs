@@ -10,7 +10,12 @@ use std::net::{IpAddr, SocketAddr};
 /// The audio stream a body describes, for the relay; None without one, or while it is held by
 /// the address 0.0.0.0 or disabled (the relay keeps what it had).
 pub(super) fn remote(body: &[u8]) -> Option<RemoteMedia> {
-    SessionDescription::parse(body).ok()?.audio(None).ok()?.remote_media()
+    media(&SessionDescription::parse(body).ok()?)
+}
+
+/// `remote` of a description already read.
+pub(super) fn media(sd: &SessionDescription) -> Option<RemoteMedia> {
+    sd.audio(None).ok()?.remote_media()
 }
 
 /// The IP a call's originator sent its INVITE from, as the first proxy saw it: the bottom Via's
@@ -29,16 +34,6 @@ pub(super) fn originator_ip(invite: &Request) -> Option<IpAddr> {
 pub(super) fn answerer_ip(response: &Response) -> Option<IpAddr> {
     let contact = response.headers.get(&HeaderName::Contact)?.split(',').next()?;
     NameAddr::parse(contact.trim()).ok()?.uri.as_sip()?.host.ip()
-}
-
-/// Whether a body describes an audio stream the relay could carry.
-pub(super) fn has_audio(body: &[u8]) -> bool {
-    SessionDescription::parse(body).is_ok_and(|sd| sd.audio(None).is_ok())
-}
-
-/// The audio formats a body offers, most preferred first.
-pub(super) fn formats(body: &[u8]) -> Vec<u8> {
-    SessionDescription::parse(body).map(|sd| sd.audio_formats()).unwrap_or_default()
 }
 
 /// An offer for the other side: both G.711 laws listed, pointed at `relay` (the relay's port
