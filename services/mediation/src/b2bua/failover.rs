@@ -8,21 +8,79 @@
 //! cause 18, no user responding), any other 3xx, 4xx or 6xx, a 5xx whose Reason carries a callee's
 //! cause, and ringing for `no_answer_secs` (we cancel it: 480, cause 19). Trying the next trunk
 //! then would ring the same person again.
-use holdfast_sip::message::{reason_phrase, Response};
+use super::{Attempt, Target};
+use holdfast_sip::message::{reason_phrase, Request, Response};
+use holdfast_sip::transaction::{Transactions, TxId};
+use holdfast_store::Cdr;
+use holdfast_telephony::sdp::Crypto;
 use holdfast_telephony::{cause, reason};
+use std::collections::{HashSet, VecDeque};
+use std::time::Instant;
 
-/// The trunks a call (or a transfer) tried, for its record: each trunk tried after the first is
-/// one failover; a dead trunk skipped was not tried and counts for nothing.
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Tried(u32);
+/// The trunk hunt of a call or of a transfer: the targets not tried yet, the one being called,
+/// how many were tried, and the last trunk failure, which the caller hears when none is left.
+#[derive(Debug)]
+pub(super) struct Hunt {
+    targets: VecDeque<Target>,
+    pub(super) attempt: Option<Attempt>,
+    /// Trunks tried, for the record: each after the first is one failover; a dead trunk
+    /// skipped was not tried and counts for nothing.
+    tried: u32,
+    last_failure: Option<(u16, String, String)>,
+}
 
-impl Tried {
-    /// A trunk is tried now (its INVITE sent, or failing to go).
-    pub(super) fn one_more(&mut self, failovers: &mut u32) {
-        if self.0 > 0 {
-            *failovers += 1;
+impl Hunt {
+    pub(super) fn new(targets: Vec<Target>) -> Hunt {
+        Hunt { targets: targets.into(), attempt: None, tried: 0, last_failure: None }
+    }
+
+    /// Calls the next live target with the INVITE `invite` makes for it (and the SRTP keys it
+    /// offers): a dead trunk is skipped, so is one whose INVITE cannot be sent. The record
+    /// names the trunk and the numbers sent. When no target is left: the failure to answer.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn call_next(
+        &mut self,
+        txns: &mut Transactions,
+        dead: &HashSet<String>,
+        cdr: &mut Cdr,
+        ring_until: Instant,
+        now: Instant,
+        mut invite: impl FnMut(&Target) -> (Request, Vec<Crypto>),
+    ) -> Result<TxId, (u16, String, String)> {
+        while let Some(target) = self.targets.pop_front() {
+            if target.hop.is_in(dead) {
+                log::info!("call {}: trunk {} is dead, skipped", cdr.call_id, target.hop);
+                self.last_failure.get_or_insert((503, "Service Unavailable".into(), format!("trunk {} dead", target.hop)));
+                continue;
+            }
+            let (request, keys) = invite(&target);
+            if self.tried > 0 {
+                cdr.failovers += 1;
+            }
+            self.tried += 1;
+            match txns.send_request(request.clone(), target.dest, target.transport, now) {
+                Ok(client) => {
+                    cdr.trunk = target.hop.to_string();
+                    cdr.callee_sent = target.called.clone();
+                    cdr.caller_sent = target.caller_sent();
+                    let mut attempt = Attempt::new(client, request, target, ring_until);
+                    attempt.keys = keys;
+                    self.attempt = Some(attempt);
+                    return Ok(client);
+                }
+                Err(e) => log::warn!("call {}: INVITE to {} not sent: {e}", cdr.call_id, target.hop),
+            }
         }
-        self.0 += 1;
+        self.attempt = None;
+        Err(self.last_failure.clone().unwrap_or((503, "Service Unavailable".into(), "no trunk available".into())))
+    }
+
+    /// The attempt's trunk failed (`Failure::Trunk`, no response, a transport error): it is
+    /// given up and its failure kept for the caller.
+    pub(super) fn trunk_failed(&mut self, status: u16, reason: &str) -> Option<Attempt> {
+        let attempt = self.attempt.take()?;
+        self.last_failure = Some((status, reason.to_string(), format!("trunk {}: {status} {reason}", attempt.target.hop)));
+        Some(attempt)
     }
 }
 

@@ -28,7 +28,7 @@ use holdfast_sip::Ids;
 use holdfast_telephony::ack_wait::AckWait;
 use holdfast_telephony::dialog::Dialog;
 use holdfast_telephony::{cause, privacy, reason};
-use failover::{Failure, Tried};
+use failover::{Failure, Hunt};
 use messages::{answer_to_a, invite_to_b, user_of};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -219,17 +219,12 @@ enum State {
 }
 
 struct Setup {
-    /// The targets not tried yet.
-    targets: VecDeque<Target>,
-    /// The target being called.
-    attempt: Option<Attempt>,
+    /// B's targets, the one being called and those not tried yet.
+    hunt: Hunt,
     /// A gave up (CANCEL, or BYE in the early dialog) while B was being called.
     cancelled: bool,
-    /// The last failure seen on a trunk, answered to A when no trunk is left.
-    last_failure: Option<(u16, String, String)>,
     /// Late offer through the relay: the formats B offered, which A's answer is fitted to.
     b_offered: Option<Vec<u8>>,
-    tried: Tried,
 }
 
 struct Answered {
@@ -285,14 +280,14 @@ impl<Id> Call<Id> {
     /// B's INVITE in progress.
     fn attempt(&self) -> Option<&Attempt> {
         match &self.state {
-            State::Setup(s) => s.attempt.as_ref(),
+            State::Setup(s) => s.hunt.attempt.as_ref(),
             State::Answered(_) => None,
         }
     }
 
     fn attempt_mut(&mut self) -> Option<&mut Attempt> {
         match &mut self.state {
-            State::Setup(s) => s.attempt.as_mut(),
+            State::Setup(s) => s.hunt.attempt.as_mut(),
             State::Answered(_) => None,
         }
     }
@@ -615,14 +610,7 @@ impl<M: Media> B2bua<M> {
                 srtp: [a_srtp, srtp::LegSrtp::default()],
                 a_media,
                 a_formats,
-                state: State::Setup(Setup {
-                    targets: targets.into(),
-                    attempt: None,
-                    cancelled: false,
-                    last_failure: None,
-                    b_offered: None,
-                    tried: Tried::default(),
-                }),
+                state: State::Setup(Setup { hunt: Hunt::new(targets), cancelled: false, b_offered: None }),
                 cdr,
             },
         );
@@ -728,38 +716,22 @@ impl<M: Media> B2bua<M> {
     fn next_target(&mut self, txns: &mut Transactions, key: u64, now: Instant) {
         let Some(call) = self.calls.get_mut(&key) else { return };
         let State::Setup(setup) = &mut call.state else { return };
-        while let Some(target) = setup.targets.pop_front() {
-            if target.hop.is_in(&self.dead) {
-                log::info!("call {}: trunk {} is dead, skipped", call.cdr.call_id, target.hop);
-                setup.last_failure.get_or_insert((503, "Service Unavailable".into(), format!("trunk {} dead", target.hop)));
-                continue;
-            }
-            let relay_b = call.media.filter(|_| !target.bypass).map(|(_, _, b)| b);
+        let (a, media, config, ids) = (&call.invite, call.media, &self.config, &mut self.ids);
+        let called = setup.hunt.call_next(txns, &self.dead, &mut call.cdr, now + config.no_answer, now, |target| {
+            let relay_b = media.filter(|_| !target.bypass).map(|(_, _, b)| b);
             // A late offer (no SDP from A) is B's to make: no keys of ours then.
             let keys = match relay_b {
-                Some(_) if !call.invite.body.is_empty() => srtp::offer(target.srtp, &mut self.ids),
+                Some(_) if !a.body.is_empty() => srtp::offer(target.srtp, ids),
                 _ => Vec::new(),
             };
-            let invite = invite_to_b(&call.invite, &target, self.config.local, &self.config.contact(target.transport), relay_b, &keys, &mut self.ids);
-            setup.tried.one_more(&mut call.cdr.failovers);
-            match txns.send_request(invite.clone(), target.dest, target.transport, now) {
-                Ok(client) => {
-                    call.cdr.trunk = target.hop.to_string();
-                    call.cdr.callee_sent = target.called.clone();
-                    call.cdr.caller_sent = target.caller_sent();
-                    self.by_client.insert(client, key);
-                    let mut attempt = Attempt::new(client, invite, target, now + self.config.no_answer);
-                    attempt.keys = keys;
-                    setup.attempt = Some(attempt);
-                    return;
-                }
-                Err(e) => log::warn!("call {}: INVITE to {} not sent: {e}", call.cdr.call_id, target.hop),
+            (invite_to_b(a, target, config.local, &config.contact(target.transport), relay_b, &keys, ids), keys)
+        });
+        match called {
+            Ok(client) => {
+                self.by_client.insert(client, key);
             }
+            Err((status, reason, why)) => self.fail_a(txns, key, status, &reason, &why, now),
         }
-        setup.attempt = None;
-        let (status, reason, cause) =
-            setup.last_failure.clone().unwrap_or((503, "Service Unavailable".into(), "no trunk available".into()));
-        self.fail_a(txns, key, status, &reason, &cause, now);
     }
 
     /// Answers A's INVITE with a failure and ends the call.
@@ -843,7 +815,7 @@ impl<M: Media> B2bua<M> {
             }
         }
         let Some(call) = self.calls.get_mut(&key) else { return };
-        let State::Setup(Setup { attempt: Some(attempt), cancelled, .. }) = &mut call.state else { return };
+        let State::Setup(Setup { hunt: Hunt { attempt: Some(attempt), .. }, cancelled, .. }) = &mut call.state else { return };
         let cancelled = *cancelled;
         match r.status {
             100 => {
@@ -937,7 +909,7 @@ impl<M: Media> B2bua<M> {
         let local = self.config.local;
         let Some(call) = self.calls.get_mut(&key) else { return };
         let State::Setup(setup) = &mut call.state else { return };
-        let Some(attempt) = setup.attempt.take() else { return };
+        let Some(attempt) = setup.hunt.attempt.take() else { return };
         let (cancelled, b_offered) = (setup.cancelled, setup.b_offered.take());
         let Some(b) = Dialog::as_uac(&attempt.invite, &r, attempt.target.dest, attempt.target.transport) else {
             log::warn!("call {}: 2xx without a usable To/Contact", call.cdr.call_id);
@@ -994,10 +966,9 @@ impl<M: Media> B2bua<M> {
     fn b_failed(&mut self, txns: &mut Transactions, key: u64, status: u16, reason: &str, what: &str, now: Instant) {
         let Some(call) = self.calls.get_mut(&key) else { return };
         let State::Setup(setup) = &mut call.state else { return };
-        let Some(attempt) = setup.attempt.take() else { return };
+        let Some(attempt) = setup.hunt.trunk_failed(status, reason) else { return };
         log::info!("call {}: trunk {} {what} ({status}), trying the next", call.cdr.call_id, attempt.target.hop);
         self.by_client.remove(&attempt.client);
-        setup.last_failure = Some((status, reason.to_string(), format!("trunk {}: {status} {reason}", attempt.target.hop)));
         if setup.cancelled {
             return self.fail_a(txns, key, 487, "Request Terminated", "cancelled by caller", now);
         }
@@ -1017,7 +988,7 @@ impl<M: Media> B2bua<M> {
         let Some(call) = self.calls.get_mut(&key) else { return false };
         let State::Setup(setup) = &mut call.state else { return false };
         setup.cancelled = true;
-        match setup.attempt.as_mut() {
+        match setup.hunt.attempt.as_mut() {
             Some(a) if a.provisional => cancel(txns, a.client, now),
             Some(a) => a.cancel_when_provisional = true,
             None => {}
@@ -1052,7 +1023,7 @@ impl<M: Media> B2bua<M> {
                 // A BYE in the early dialog (the caller gave up while B rang): B is cancelled,
                 // A's INVITE answered 487.
                 if let State::Setup(setup) = &call.state {
-                    if let Some(a) = &setup.attempt {
+                    if let Some(a) = &setup.hunt.attempt {
                         cancel(txns, a.client, now);
                     }
                     let mut r = answer_to_a(&call.invite, &call.a_tag, 487, &self.config.contact(call.source_transport));
@@ -1124,7 +1095,7 @@ impl<M: Media> B2bua<M> {
             match &mut call.state {
                 State::Answered(_) => self.bye_both(txns, key, cause::TEMPORARY_FAILURE, "mediation stopped", now),
                 State::Setup(setup) => {
-                    if let Some(a) = setup.attempt.take() {
+                    if let Some(a) = setup.hunt.attempt.take() {
                         cancel(txns, a.client, now);
                         self.by_client.remove(&a.client);
                     }
@@ -1151,7 +1122,7 @@ impl<M: Media> B2bua<M> {
         for call in self.calls.values_mut() {
             let transfer = call.transfer.as_mut().and_then(|t| t.attempt_mut());
             let attempt = match &mut call.state {
-                State::Setup(s) => s.attempt.as_mut(),
+                State::Setup(s) => s.hunt.attempt.as_mut(),
                 State::Answered(_) => None,
             };
             for a in [attempt, transfer].into_iter().flatten() {

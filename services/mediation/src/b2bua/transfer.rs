@@ -7,15 +7,14 @@
 //! towards it and the referrer's dialog ends. The transfer has its own call record.
 use super::messages::{new_invite, user_of};
 use super::session::Relayed;
-use super::failover::{self, Failure, Tried};
-use super::{cancel, relay_sdp, respond, send_in_dialog, timers, Attempt, B2bua, Direction, Media, Output, Target};
+use super::failover::{self, Failure, Hunt};
+use super::{cancel, relay_sdp, respond, send_in_dialog, timers, Attempt, B2bua, Direction, Media, Output};
 use holdfast_media::Side;
 use holdfast_sip::message::{HeaderName, Method, NameAddr, Request, Response, Uri};
 use holdfast_sip::transaction::{Transactions, TxEvent, TxId};
 use holdfast_store::Cdr;
 use holdfast_telephony::dialog::Dialog;
 use holdfast_telephony::{cause, reason};
-use std::collections::VecDeque;
 use std::time::Instant;
 
 #[derive(Debug)]
@@ -25,20 +24,17 @@ pub(super) struct Transfer {
     event_id: u32,
     /// False when the REFER said `Refer-Sub: false` (RFC 4488): no NOTIFYs.
     notify: bool,
-    targets: VecDeque<Target>,
-    attempt: Option<Attempt>,
-    tried: Tried,
-    last_failure: Option<(u16, String, String)>,
+    hunt: Hunt,
     cdr: Cdr,
 }
 
 impl Transfer {
     pub(super) fn attempt(&self) -> Option<&Attempt> {
-        self.attempt.as_ref()
+        self.hunt.attempt.as_ref()
     }
 
     pub(super) fn attempt_mut(&mut self) -> Option<&mut Attempt> {
-        self.attempt.as_mut()
+        self.hunt.attempt.as_mut()
     }
 }
 
@@ -117,7 +113,7 @@ impl<M: Media> B2bua<M> {
         respond(txns, id, accepted, now);
         let event_id = refer.cseq().map(|c| c.seq).unwrap_or(1);
         if let Some(call) = self.calls.get_mut(&key) {
-            call.transfer = Some(Transfer { referrer, event_id, notify, targets: targets.into(), attempt: None, tried: Tried::default(), last_failure: None, cdr });
+            call.transfer = Some(Transfer { referrer, event_id, notify, hunt: Hunt::new(targets), cdr });
         }
         self.notify(txns, key, "SIP/2.0 100 Trying", false, now);
         self.transfer_next(txns, key, now);
@@ -152,29 +148,18 @@ impl<M: Media> B2bua<M> {
         // The transferee's last SDP, sendrecv again (the referrer usually held it first).
         // The target is offered plain RTP; its leg's keys (the referrer's) go when it answers.
         let offer = relay_sdp::offer(&call.sdp[super::ix(transferee)], relay, &[], true);
-        while let Some(target) = t.targets.pop_front() {
-            if target.hop.is_in(&self.dead) {
-                t.last_failure.get_or_insert((503, "Service Unavailable".into(), format!("trunk {} dead", target.hop)));
-                continue;
+        let (config, ids) = (&self.config, &mut self.ids);
+        let called = t.hunt.call_next(txns, &self.dead, &mut t.cdr, now + config.no_answer, now, |target| {
+            (new_invite(target, local, &config.contact(target.transport), 70, offer.clone(), ids), Vec::new())
+        });
+        match called {
+            Ok(client) => {
+                // The transfer's record is its own call's.
+                t.cdr.call_id = t.hunt.attempt.as_ref().and_then(|a| a.invite.call_id().ok()).unwrap_or_default().to_string();
+                self.by_client.insert(client, key);
             }
-            let invite = new_invite(&target, local, &self.config.contact(target.transport), 70, offer.clone(), &mut self.ids);
-            t.tried.one_more(&mut t.cdr.failovers);
-            match txns.send_request(invite.clone(), target.dest, target.transport, now) {
-                Ok(client) => {
-                    t.cdr.call_id = invite.call_id().unwrap_or_default().to_string();
-                    t.cdr.trunk = target.hop.to_string();
-                    t.cdr.callee_sent = target.called.clone();
-                    t.cdr.caller_sent = target.caller_sent();
-                    self.by_client.insert(client, key);
-                    t.attempt = Some(Attempt::new(client, invite, target, now + self.config.no_answer));
-                    return;
-                }
-                Err(e) => log::warn!("call {}: transfer INVITE to {} not sent: {e}", call.cdr.call_id, target.hop),
-            }
+            Err((status, reason, why)) => self.transfer_failed(txns, key, status, &reason, None, &why, now),
         }
-        t.attempt = None;
-        let (status, reason, why) = t.last_failure.clone().unwrap_or((503, "Service Unavailable".into(), "no trunk available".into()));
-        self.transfer_failed(txns, key, status, &reason, None, &why, now);
     }
 
     /// An event of the transfer's INVITE.
@@ -190,14 +175,14 @@ impl<M: Media> B2bua<M> {
     fn transfer_response(&mut self, txns: &mut Transactions, key: u64, mut r: Response, now: Instant) {
         failover::callee_cause(&mut r);
         if r.status == 422 {
-            let retried = self.calls.get_mut(&key).and_then(|c| c.transfer.as_mut()?.attempt.as_mut()).and_then(|a| a.retry_422(txns, &r, now, &mut self.ids));
+            let retried = self.calls.get_mut(&key).and_then(|c| c.transfer.as_mut()?.hunt.attempt.as_mut()).and_then(|a| a.retry_422(txns, &r, now, &mut self.ids));
             if let Some((old, new)) = retried {
                 self.by_client.remove(&old);
                 self.by_client.insert(new, key);
                 return;
             }
         }
-        let Some(attempt) = self.calls.get_mut(&key).and_then(|c| c.transfer.as_mut()?.attempt.as_mut()) else { return };
+        let Some(attempt) = self.calls.get_mut(&key).and_then(|c| c.transfer.as_mut()?.hunt.attempt.as_mut()) else { return };
         match r.status {
             100..=199 => attempt.provisional(txns, now),
             200..=299 => self.transfer_answered(txns, key, r, now),
@@ -215,9 +200,8 @@ impl<M: Media> B2bua<M> {
     /// The target's trunk failed: the next one.
     fn transfer_trunk_failed(&mut self, txns: &mut Transactions, key: u64, status: u16, reason: &str, what: &str, now: Instant) {
         let Some(t) = self.calls.get_mut(&key).and_then(|c| c.transfer.as_mut()) else { return };
-        let Some(attempt) = t.attempt.take() else { return };
+        let Some(attempt) = t.hunt.trunk_failed(status, reason) else { return };
         self.by_client.remove(&attempt.client);
-        t.last_failure = Some((status, reason.to_string(), format!("trunk {}: {status} {reason}", attempt.target.hop)));
         log::info!("transfer {}: trunk {} {what} ({status}), trying the next", t.cdr.call_id, attempt.target.hop);
         self.transfer_next(txns, key, now);
     }
@@ -230,7 +214,7 @@ impl<M: Media> B2bua<M> {
         let wall = self.wall(now);
         let Some(call) = self.calls.get_mut(&key) else { return };
         let Some(mut t) = call.transfer.take() else { return };
-        if let Some(a) = t.attempt.take() {
+        if let Some(a) = t.hunt.attempt.take() {
             self.by_client.remove(&a.client);
         }
         t.cdr.status = status;
@@ -250,7 +234,7 @@ impl<M: Media> B2bua<M> {
     fn transfer_answered(&mut self, txns: &mut Transactions, key: u64, r: Response, now: Instant) {
         let local = self.config.local;
         let wall = self.wall(now);
-        let Some(attempt) = self.calls.get_mut(&key).and_then(|c| c.transfer.as_mut()?.attempt.take()) else { return };
+        let Some(attempt) = self.calls.get_mut(&key).and_then(|c| c.transfer.as_mut()?.hunt.attempt.take()) else { return };
         let Some(target) = Dialog::as_uac(&attempt.invite, &r, attempt.target.dest, attempt.target.transport) else {
             log::warn!("transfer: 2xx without a usable To/Contact");
             return self.transfer_failed(txns, key, 502, "Bad Gateway", None, "target's 2xx unusable", now);
@@ -341,7 +325,7 @@ impl<M: Media> B2bua<M> {
 
     /// The call ended with its transfer in progress: the target is cancelled, the record kept.
     pub(super) fn abandon_transfer(&mut self, txns: &mut Transactions, mut t: Transfer, wall: i64, now: Instant) {
-        if let Some(a) = t.attempt.take() {
+        if let Some(a) = t.hunt.attempt.take() {
             cancel(txns, a.client, now);
             self.by_client.remove(&a.client);
         }
