@@ -14,14 +14,13 @@ use holdfast_tests::kamailio::Kamailio;
 use holdfast_tests::netns::{KillOnDrop, Netns, Topology, PSTN, SBA_PSTN};
 use holdfast_tests::phones::{call, Answerer, PhoneConfig};
 use holdfast_tests::scratch::Scratch;
+use holdfast_tests::sip_client::final_response;
 use holdfast_tests::web::{sample, Web, ADMIN_PASSWORD};
 use holdfast_tests::webdriver::{Browser, CHROMEDRIVER, CHROMIUM};
-use holdfast_sip::message::Message;
-use holdfast_sip::wire;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const DOMAIN: &str = "central.example";
 
@@ -32,7 +31,7 @@ const GATEWAY: &str = "127.0.0.1:5080";
 const MEDIA_PORTS: std::ops::RangeInclusive<u16> = 40000..=40019;
 
 /// An INVITE for a PSTN number from `sock` to `to`; the final status it got.
-fn stranger_invite(sock: &UdpSocket, to: SocketAddr) -> Option<u16> {
+fn stranger_invite(sock: &UdpSocket, to: SocketAddr) -> u16 {
     let local = sock.local_addr().expect("addr");
     let invite = format!(
         "INVITE sip:+4930999999@{to} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-stranger-{port}\r\n\
@@ -41,17 +40,7 @@ fn stranger_invite(sock: &UdpSocket, to: SocketAddr) -> Option<u16> {
         port = to.port()
     );
     sock.send_to(invite.as_bytes(), to).expect("send");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut buf = vec![0u8; 65536];
-    while Instant::now() < deadline {
-        let Ok((n, _)) = sock.recv_from(&mut buf) else { continue };
-        if let Ok(Message::Response(r)) = wire::parse(&buf[..n]) {
-            if r.status >= 200 {
-                return Some(r.status);
-            }
-        }
-    }
-    None
+    final_response(sock).status
 }
 
 /// Ten G.711 packets to each port of `ports` on 127.0.0.1.
@@ -218,9 +207,9 @@ fn the_admin_page_follows_the_branch() {
     // sba-gateway directly (neither takes SIP from it: 403) and sprays RTP at every port of the
     // relay's range (dropped: not the call's parties). The call goes on; the refusals count.
     let stranger = topo.pstn.udp_socket(SocketAddr::from(([127, 0, 0, 2], 0))).expect("127.0.0.2 in the PSTN namespace");
-    stranger.set_read_timeout(Some(Duration::from_millis(500))).expect("timeout");
-    assert_eq!(stranger_invite(&stranger, SocketAddr::from((PSTN, 5060))), Some(403), "sba-mediation took a stranger's INVITE");
-    assert_eq!(stranger_invite(&stranger, GATEWAY.parse().expect("address")), Some(403), "sba-gateway took a stranger's INVITE");
+    stranger.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    assert_eq!(stranger_invite(&stranger, SocketAddr::from((PSTN, 5060))), 403, "sba-mediation took a stranger's INVITE");
+    assert_eq!(stranger_invite(&stranger, GATEWAY.parse().expect("address")), 403, "sba-gateway took a stranger's INVITE");
     spray_rtp(&stranger, MEDIA_PORTS);
     b.wait("the foreign RTP counted on the calls page", Duration::from_secs(10), |b| b.text("#rtp-dropped-foreign").parse().unwrap_or(0) > 0);
     b.screenshot(&shots.join("calls-attacked.png"));
