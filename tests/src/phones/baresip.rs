@@ -3,6 +3,8 @@
 use super::{Console, Event, Phone, PhoneConfig};
 use crate::netns::Netns;
 use holdfast_sip::transport::Protocol;
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -15,8 +17,25 @@ pub enum BaresipAudio {
     Tone(u32),
 }
 
+/// The RTP ports of phones (`start*`) and of carriers (`start_srtp_carrier`): apart, so a test
+/// watching the wire tells the two legs of a call through the relay by port.
+pub const PHONE_RTP_PORTS: RangeInclusive<u16> = 20000..=20999;
+pub const CARRIER_RTP_PORTS: RangeInclusive<u16> = 22000..=22999;
+
+/// Where a baresip runs and who it is.
+struct Launch<'a> {
+    dir: PathBuf,
+    addr: SocketAddr,
+    aor: String,
+    /// Its line in the accounts file.
+    account: String,
+    rtp_ports: RangeInclusive<u16>,
+    /// More config lines.
+    extra: &'a str,
+}
+
 pub struct Baresip {
-    pub addr: std::net::SocketAddr,
+    pub addr: SocketAddr,
     pub dir: PathBuf,
     aor: String,
     console: Console,
@@ -65,7 +84,30 @@ impl Baresip {
         extra: &str,
         account_params: &str,
     ) -> Baresip {
+        let regint = c.refresh.as_secs().max(1);
+        let aor = format!("sip:{}@{}", c.user, c.domain);
+        let account = format!(
+            "<{aor}>;auth_pass={};outbound=\"sip:{};transport={}\";regint={regint};answermode=auto{account_params}\n",
+            c.password,
+            c.registrar,
+            transport.as_str().to_ascii_lowercase()
+        );
         let dir = dir.join(format!("baresip-{}-{}", c.user, c.addr.port()));
+        Baresip::launch(ns, Launch { dir, addr: c.addr, aor, account, rtp_ports: PHONE_RTP_PORTS, extra }, lifetime_s, audio)
+    }
+
+    /// A carrier's SIP peer for trunk tests: baresip on `addr`, registering nowhere, answering
+    /// every call to `number` (baresip finds the account by the Request-URI's user) with SRTP
+    /// required (`mediaenc=srtp-mand`), its RTP from `CARRIER_RTP_PORTS`.
+    pub fn start_srtp_carrier(ns: &Netns, dir: &Path, addr: SocketAddr, number: &str, lifetime_s: u32, audio: BaresipAudio) -> Baresip {
+        let aor = format!("sip:{number}@{addr}");
+        let account = format!("<{aor}>;regint=0;answermode=auto;mediaenc=srtp-mand\n");
+        let dir = dir.join(format!("baresip-carrier-{}", addr.port()));
+        Baresip::launch(ns, Launch { dir, addr, aor, account, rtp_ports: CARRIER_RTP_PORTS, extra: "module srtp.so\n" }, lifetime_s, audio)
+    }
+
+    fn launch(ns: &Netns, l: Launch, lifetime_s: u32, audio: BaresipAudio) -> Baresip {
+        let Launch { dir, addr, aor, account, rtp_ports, extra } = l;
         std::fs::create_dir_all(&dir).expect("baresip dir");
         let audio_config = match audio {
             BaresipAudio::Echo => "module aubridge.so\naudio_source aubridge,holdfast\naudio_player aubridge,holdfast\n\
@@ -80,27 +122,17 @@ impl Baresip {
             ),
         };
         let config = format!(
-            "sip_listen {}\nmodule_path /usr/lib/baresip/modules\nmodule stdio.so\nmodule g711.so\n{audio_config}\
-             module_app account.so\nmodule_app menu.so\nrtp_ports 20000-20999\n{extra}",
-            c.addr
+            "sip_listen {addr}\nmodule_path /usr/lib/baresip/modules\nmodule stdio.so\nmodule g711.so\n{audio_config}\
+             module_app account.so\nmodule_app menu.so\nrtp_ports {}-{}\n{extra}",
+            rtp_ports.start(),
+            rtp_ports.end()
         );
         std::fs::write(dir.join("config"), config).expect("baresip config");
-        let regint = c.refresh.as_secs().max(1);
-        let aor = format!("sip:{}@{}", c.user, c.domain);
-        std::fs::write(
-            dir.join("accounts"),
-            format!(
-                "<{aor}>;auth_pass={};outbound=\"sip:{};transport={}\";regint={regint};answermode=auto{account_params}\n",
-                c.password,
-                c.registrar,
-                transport.as_str().to_ascii_lowercase()
-            ),
-        )
-        .expect("baresip accounts");
+        std::fs::write(dir.join("accounts"), account).expect("baresip accounts");
         let mut cmd = Console::command(ns, "baresip");
         cmd.arg("-f").arg(&dir).args(["-t", &lifetime_s.to_string()]);
         let console = Console::start(cmd, &dir.join("console.log"), "baresip (apt-get install baresip)");
-        Baresip { addr: c.addr, dir, aor, console }
+        Baresip { addr, dir, aor, console }
     }
 
     /// A console command such as `/dial sip:bob@example` or `/hangup`.

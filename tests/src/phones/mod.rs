@@ -19,7 +19,7 @@ mod linphonec;
 mod sipp;
 mod twinkle;
 
-pub use baresip::{Baresip, BaresipAudio};
+pub use baresip::{Baresip, BaresipAudio, CARRIER_RTP_PORTS, PHONE_RTP_PORTS};
 pub use console::Console;
 pub use linphonec::Linphonec;
 pub use sipp::{call, Answerer, NsSipp};
