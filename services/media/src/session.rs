@@ -237,7 +237,11 @@ impl Session {
 
     /// Sets (or changes, on re-INVITE) a leg's SRTP keys; none: the leg is plain RTP.
     pub fn set_crypto(&mut self, side: Side, keys: Option<LegKeys>) {
-        self.legs[side.index()].crypto = keys.map(LegCrypto::new);
+        let leg = &mut self.legs[side.index()];
+        leg.crypto = match (leg.crypto.take(), keys) {
+            (Some(old), Some(keys)) => Some(old.rekeyed(keys)),
+            (_, keys) => keys.map(LegCrypto::new),
+        };
     }
 
     /// Decides what happens to `datagram`, received on `side`/`channel`

@@ -274,6 +274,18 @@ impl LegCrypto {
         }
     }
 
+    /// The leg re-keyed (RFC 4568 §7.1.4: a mid-call offer or answer with a new key): a
+    /// direction whose key is unchanged keeps its contexts (rollover counters, replay
+    /// windows), a direction with a new key starts afresh.
+    pub fn rekeyed(self, keys: LegKeys) -> LegCrypto {
+        let keep = |d: Direction, key: MasterKey, replay_protected| if d.key == key { d } else { Direction::new(key, replay_protected) };
+        LegCrypto {
+            suite_in: keys.inbound.suite,
+            inbound: keep(self.inbound, keys.inbound, true),
+            outbound: keep(self.outbound, keys.outbound, false),
+        }
+    }
+
     /// A packet the far end sent, authenticated and decrypted.
     pub fn unprotect(&mut self, kind: PacketKind, packet: &[u8]) -> Result<Bytes, Refusal> {
         match kind {

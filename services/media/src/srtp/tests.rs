@@ -82,6 +82,29 @@ fn a_replayed_index_is_refused() {
 }
 
 #[test]
+fn a_rekey_starts_afresh_only_the_direction_whose_key_changed() {
+    for suite in Suite::ALL {
+        let (mut phone, relay) = pair(suite);
+        let (phone_key, relay_key) = (phone.outbound.key.clone(), relay.outbound.key.clone());
+        let mut relay = relay;
+        let first = phone.protect(RTP, &rtp(7, 100)).unwrap();
+        assert!(relay.unprotect(RTP, &first).is_ok());
+        // The same keys again (a re-INVITE that keeps them): the replay window is kept.
+        relay = relay.rekeyed(LegKeys { inbound: phone_key, outbound: relay_key.clone() });
+        assert_eq!(relay.unprotect(RTP, &first), Err(Refusal::Replay), "{suite}");
+        // The phone's new key: its packets under the old one no longer pass, the new ones do,
+        // and what the relay sends it stays under the relay's unchanged key.
+        let new_key = MasterKey::random(suite);
+        let old = phone.protect(RTP, &rtp(7, 101)).unwrap();
+        relay = relay.rekeyed(LegKeys { inbound: new_key.clone(), outbound: relay_key.clone() });
+        assert_eq!(relay.unprotect(RTP, &old), Err(Refusal::Auth), "{suite}");
+        let mut phone = LegCrypto::new(LegKeys { inbound: relay_key, outbound: new_key });
+        assert!(relay.unprotect(RTP, &phone.protect(RTP, &rtp(7, 102)).unwrap()).is_ok(), "{suite}");
+        assert!(phone.unprotect(RTP, &relay.protect(RTP, &rtp(9, 5)).unwrap()).is_ok(), "{suite}");
+    }
+}
+
+#[test]
 fn unencrypted_or_short_srtcp_is_refused_without_a_panic() {
     for suite in Suite::ALL {
         let (mut phone, mut relay) = pair(suite);
