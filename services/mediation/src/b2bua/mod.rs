@@ -917,15 +917,19 @@ impl<M: Media> B2bua<M> {
         };
         let seq = attempt.invite.cseq().map(|c| c.seq).unwrap_or(1);
         let ack = Output::Send { request: b.ack(seq, local, &mut self.ids), dest: b.dest, transport: b.transport };
-        let late_ack = if call.invite.body.is_empty() && !r.body.is_empty() && !cancelled {
+        // A leg that must have SRTP whose callee answered without a key we can use (to our
+        // offer, or in its own offer after a late one): there is no media to have, the call
+        // ends as unacceptable (after an offer in its 2xx, the ACK goes out before the BYE).
+        let unkeyed = attempt.target.srtp == SrtpPolicy::Mandatory
+            && !attempt.target.bypass
+            && call.media.is_some()
+            && call.srtp[ix(Side::B)].keys.is_none();
+        let late_ack = if call.invite.body.is_empty() && !r.body.is_empty() && !cancelled && !unkeyed {
             Some((ack, b_offered))
         } else {
             self.outputs.push_back(ack);
             None
         };
-        // We offered SRTP only (the leg is mandatory) and the callee answered without a key
-        // of ours: there is no media to have, the call ends as unacceptable.
-        let unkeyed = !attempt.keys.is_empty() && call.srtp[ix(Side::B)].keys.is_none() && call.media.is_some();
         if cancelled || unkeyed {
             // The callee answered as the caller hung up: end the B dialog at once.
             let mut b = b;

@@ -1,6 +1,8 @@
 //! Mid-call offers (re-INVITE and UPDATE: hold, resume, codec changes) relayed from one dialog
 //! to the other, the SDP pointed at the relay both ways as at call setup.
+use super::srtp::{LegSrtp, Rekey};
 use super::{relay_sdp, respond, send_in_dialog, B2bua, Media, Output};
+use holdfast_media::srtp::LegKeys;
 use holdfast_media::Side;
 use holdfast_sip::message::{HeaderName, Method, Request, Response};
 use holdfast_sip::transaction::{Transactions, TxEvent, TxId};
@@ -17,6 +19,9 @@ pub(super) struct Relayed {
     /// Our client transaction on the other side, and its CSeq.
     pub(super) client: TxId,
     pub(super) seq: u32,
+    /// The offerer's SRTP as its offer makes it (a new key, RFC 4568 §7.1.4): taken when the
+    /// offer is accepted (2xx), dropped when it is not.
+    pub(super) rekey: Option<(LegSrtp, LegKeys)>,
 }
 
 impl Relayed {
@@ -38,9 +43,6 @@ impl<M: Media> B2bua<M> {
         if let Some(remote) = relay_sdp::remote(body) {
             self.media.set_remote(id, from, remote);
         }
-        if let Some(keys) = call.srtp[super::ix(from)].rekeyed(body) {
-            self.media.set_crypto(id, from, Some(keys));
-        }
         let port = match from {
             Side::A => b_port,
             Side::B => a_port,
@@ -55,6 +57,17 @@ impl<M: Media> B2bua<M> {
             // RFC 3261 §14.2: one offer at a time.
             return respond(txns, id, request.response(491), now);
         }
+        let Some(call) = self.calls.get_mut(&key) else { return };
+        let mut leg = call.srtp[super::ix(from)].clone();
+        let reoffer = if request.body.is_empty() { Rekey::Unchanged } else { leg.reoffered(&request.body, &mut self.ids) };
+        let rekey = match reoffer {
+            Rekey::Unchanged => None,
+            Rekey::Rekeyed(keys) => Some((leg, keys)),
+            Rekey::Refused => {
+                log::info!("call {}: a mid-call offer without a key its SRTP leg can use, refused 488", call.cdr.call_id);
+                return respond(txns, id, request.response(488), now);
+            }
+        };
         let body = self.mid_call_sdp(key, from, &request.body);
         let local = self.config.local;
         let Some(call) = self.calls.get_mut(&key) else { return };
@@ -74,7 +87,7 @@ impl<M: Media> B2bua<M> {
         match txns.send_request(out, dest, transport, now) {
             Ok(client) => {
                 self.by_client.insert(client, key);
-                call.relayed = Some(Relayed { server: Some(id), from, request, client, seq });
+                call.relayed = Some(Relayed { server: Some(id), from, request, client, seq, rekey });
             }
             Err(e) => {
                 log::debug!("mid-call {} not relayed: {e}", request.method);
@@ -104,6 +117,13 @@ impl<M: Media> B2bua<M> {
                 self.outputs.push_back(Output::Send { request: d.ack(relayed.seq, local, &mut self.ids), dest: d.dest, transport: d.transport });
             }
         }
+        if (200..300).contains(&response.status) {
+            self.rekey(key, relayed.from, relayed.rekey);
+            let leg = self.calls.get_mut(&key).map(|c| c.srtp[super::ix(answerer)].reanswered(&response.body));
+            if let Some(Rekey::Rekeyed(keys)) = leg {
+                self.rekey_relay(key, answerer, keys);
+            }
+        }
         let body = self.mid_call_sdp(key, answerer, &response.body);
         let mut out = relayed.request.response(response.status);
         out.reason = response.reason.clone();
@@ -124,6 +144,19 @@ impl<M: Media> B2bua<M> {
         // A 481 or 408 to a mid-call request ends the dialog (RFC 5057): end the call.
         if matches!(response.status, 408 | 481) {
             self.hang_up(txns, key, relayed.from, now);
+        }
+    }
+
+    /// Side `side` of call `key` takes the SRTP its accepted offer made.
+    fn rekey(&mut self, key: u64, side: Side, rekey: Option<(LegSrtp, LegKeys)>) {
+        let (Some(call), Some((leg, keys))) = (self.calls.get_mut(&key), rekey) else { return };
+        call.srtp[super::ix(side)] = leg;
+        self.rekey_relay(key, side, keys);
+    }
+
+    fn rekey_relay(&mut self, key: u64, side: Side, keys: LegKeys) {
+        if let Some((id, ..)) = self.calls.get(&key).and_then(|c| c.media) {
+            self.media.set_crypto(id, side, Some(keys));
         }
     }
 

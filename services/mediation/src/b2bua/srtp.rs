@@ -90,6 +90,16 @@ pub(super) fn answered(ours: &[Crypto], body: &[u8]) -> Option<(Crypto, LegKeys)
     keys
 }
 
+/// What a mid-call description does to a leg's keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Rekey {
+    Unchanged,
+    /// The relay's side for the leg takes these keys.
+    Rekeyed(LegKeys),
+    /// An offer the leg's SRTP cannot take: answered 488, nothing changes.
+    Refused,
+}
+
 /// A leg's SRTP in a call through the relay: the key we gave it (written into every
 /// description that goes to it) and its keys as the relay has them.
 #[derive(Debug, Clone, Default)]
@@ -103,17 +113,41 @@ impl LegSrtp {
         LegSrtp { ours: Some(ours), keys: Some(keys) }
     }
 
-    /// A mid-call description from the leg: the keys the relay needs when it sent a new key of
-    /// ours (None: nothing changes; a leg keeps SRTP though a re-offer leaves the keys out,
-    /// its packets must still authenticate).
-    pub(super) fn rekeyed(&mut self, body: &[u8]) -> Option<LegKeys> {
-        let ours = self.ours.as_ref()?;
-        let (_, keys) = answered(std::slice::from_ref(ours), body)?;
-        if self.keys.as_ref() == Some(&keys) {
-            return None;
+    /// A mid-call offer from the leg (RFC 4568 §7.1.4). On an SRTP leg: its key under our tag
+    /// and suite becomes its inbound key; a usable line of another tag or suite gets a fresh
+    /// key of ours under its tag; an offer with no usable key is refused (488) and the call
+    /// keeps the keys it has. A plain leg's offers change nothing.
+    pub(super) fn reoffered(&mut self, body: &[u8], ids: &mut Ids) -> Rekey {
+        let Some(ours) = self.ours.clone() else { return Rekey::Unchanged };
+        if let Some((_, keys)) = answered(std::slice::from_ref(&ours), body) {
+            return self.set(ours, keys);
         }
-        self.keys = Some(keys.clone());
-        Some(keys)
+        match offered(body, SrtpPolicy::Mandatory) {
+            Some(Offered::Srtp(theirs)) => {
+                let (ours, keys) = answer(&theirs, ids);
+                self.set(ours, keys)
+            }
+            _ => Rekey::Refused,
+        }
+    }
+
+    /// A mid-call answer from the leg to an offer that carried our key: its key under our tag
+    /// and suite becomes its inbound key; an answer without one changes nothing (the leg's
+    /// packets must still authenticate under the keys it has).
+    pub(super) fn reanswered(&mut self, body: &[u8]) -> Rekey {
+        let Some(ours) = self.ours.clone() else { return Rekey::Unchanged };
+        match answered(std::slice::from_ref(&ours), body) {
+            Some((_, keys)) => self.set(ours, keys),
+            None => Rekey::Unchanged,
+        }
+    }
+
+    fn set(&mut self, ours: Crypto, keys: LegKeys) -> Rekey {
+        if self.ours.as_ref() == Some(&ours) && self.keys.as_ref() == Some(&keys) {
+            return Rekey::Unchanged;
+        }
+        *self = LegSrtp::new(ours, keys.clone());
+        Rekey::Rekeyed(keys)
     }
 
     /// The key lines for a description going to this leg.
@@ -185,11 +219,26 @@ mod tests {
         assert_eq!(answered(&offered_b, &body("RTP/SAVP", &format!("a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:{KEY}\r\n"))), None);
         assert_eq!(answered(&offered_b, &body("RTP/AVP", "")), None);
         // Mid-call: the same key again changes nothing; a new key of the leg's re-keys it.
-        let mut leg = LegSrtp::new(mine, keys);
-        assert_eq!(leg.rekeyed(&reply), None);
-        let other = MasterKey::random(Suite::AesCm128HmacSha1_32).to_base64();
-        let rekey = body("RTP/SAVP", &format!("a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:{}\r\n", other.as_str()));
-        assert!(leg.rekeyed(&rekey).is_some());
-        assert_eq!(leg.rekeyed(&body("RTP/AVP", "")), None);
+        let mut leg = LegSrtp::new(mine.clone(), keys);
+        assert_eq!(leg.reanswered(&reply), Rekey::Unchanged);
+        assert_eq!(leg.reoffered(&reply, &mut ids), Rekey::Unchanged);
+        let other = MasterKey::random(Suite::AesCm128HmacSha1_32);
+        let rekey = body("RTP/SAVP", &format!("a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:{}\r\n", other.to_base64().as_str()));
+        assert_eq!(leg.reanswered(&rekey), Rekey::Rekeyed(LegKeys { inbound: other.clone(), outbound: mine.key.clone() }));
+        assert_eq!(leg.lines(), [mine.clone()]);
+        // An answer without our tag changes nothing; a re-offer without a usable key is refused.
+        assert_eq!(leg.reanswered(&body("RTP/AVP", "")), Rekey::Unchanged);
+        assert_eq!(leg.reoffered(&body("RTP/AVP", ""), &mut ids), Rekey::Refused);
+        assert_eq!(leg.reoffered(&body("RTP/SAVP", &format!("a=crypto:1 AES_192_CM_HMAC_SHA1_80 inline:{KEY}\r\n")), &mut ids), Rekey::Refused);
+        assert_eq!(leg.keys.as_ref().map(|k| &k.inbound), Some(&other));
+        // A re-offer under another tag and suite: a fresh key of ours for it, under its tag.
+        let switch = body("RTP/SAVP", &format!("a=crypto:4 AES_CM_128_HMAC_SHA1_80 inline:{KEY}\r\n"));
+        let Rekey::Rekeyed(keys) = leg.reoffered(&switch, &mut ids) else { panic!() };
+        let now_ours = leg.lines()[0].clone();
+        assert_eq!((now_ours.tag, now_ours.suite()), (4, Suite::AesCm128HmacSha1_80));
+        assert_ne!(now_ours.key, mine.key);
+        assert_eq!(keys, LegKeys { inbound: MasterKey::from_base64(Suite::AesCm128HmacSha1_80, KEY).unwrap(), outbound: now_ours.key });
+        // A plain leg: nothing to re-key, nothing refused.
+        assert_eq!(LegSrtp::default().reoffered(&body("RTP/AVP", ""), &mut ids), Rekey::Unchanged);
     }
 }

@@ -1070,3 +1070,133 @@ fn a_withheld_caller_goes_anonymous_with_privacy_id_both_ways_and_its_number_onl
     let wire = String::from_utf8(to_phone.to_bytes().unwrap()).unwrap();
     assert!(!wire.contains("2125550124") && wire.contains("Privacy: id"), "{wire}");
 }
+
+/// A call from 3012 offering SRTP (tag 7, KEY_A) over a mandatory trunk that answered with tag 2
+/// and KEY_B, acknowledged: our 200 to the caller and the key of ours in it.
+fn srtp_call(rig: &mut Rig) -> (Response, holdfast_telephony::sdp::Crypto) {
+    rig.b2bua.plan.trunks[0].srtp = SrtpPolicy::Mandatory;
+    rig.invite_from_branch_offering("3012", "2125550100", &savp(SDP_A, &format!("a=crypto:7 AES_CM_128_HMAC_SHA1_80 inline:{KEY_A}")));
+    let invite = rig.requests_to("127.0.0.1:5080", &Method::INVITE).remove(0);
+    rig.answer(&invite, 200, Some(&savp(SDP_B, &format!("a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:{KEY_B}"))));
+    let ok = rig.responses().into_iter().find(|r| r.status == 200).unwrap();
+    rig.b2bua.on_ack(&from_caller(Method::ACK, 1, "a-2125550100", &ok, "z9hG4bK-ack"));
+    let ours = holdfast_telephony::sdp::SessionDescription::parse(&ok.body).unwrap().media[0].crypto().next().unwrap().clone();
+    (ok, ours)
+}
+
+/// A re-INVITE from the caller in the call `ok` answered, offering `sdp`; our answer to it, once
+/// the carrier answered the relayed offer with `status` (its key unchanged).
+fn re_invite(rig: &mut Rig, ok: &Response, seq: u32, sdp: &str, status: u16) -> Response {
+    let mut reinvite = from_caller(Method::INVITE, seq, "a-2125550100", ok, &format!("z9hG4bK-re{seq}"));
+    reinvite.headers.add(HeaderName::Contact, "<sip:3012@192.0.2.9:5062>");
+    reinvite.headers.add(HeaderName::ContentType, "application/sdp");
+    reinvite.body = sdp.as_bytes().to_vec();
+    let relayed = rig.requests_to("127.0.0.1:5082", &Method::INVITE).len();
+    rig.request(reinvite, REGISTRAR);
+    let to_b = rig.requests_to("127.0.0.1:5082", &Method::INVITE);
+    if to_b.len() > relayed {
+        let offer = String::from_utf8(to_b[relayed].body.clone()).unwrap();
+        assert!(!offer.contains(KEY_A) && offer.contains("a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:"), "B is offered its own leg's key: {offer}");
+        rig.answer(&to_b[relayed], status, (status == 200).then(|| savp(SDP_B, &format!("a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:{KEY_B}"))).as_deref());
+    }
+    rig.responses().into_iter().rfind(|r| r.cseq().unwrap().seq == seq && r.status >= 200).expect("an answer to the re-INVITE")
+}
+
+#[test]
+fn a_re_invite_with_a_new_key_re_keys_its_leg_once_accepted_and_one_without_a_usable_key_is_refused_488() {
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
+    let mut rig = Rig::new(&mut media, &[]);
+    let (ok, ours_a) = srtp_call(&mut rig);
+    assert_eq!(rig.b2bua.media.crypto.len(), 2);
+
+    // RFC 4568 §7.1.4: the caller offers a new key under the same tag. Our answer keeps our key;
+    // the relay takes the caller's new key once the carrier accepted the relayed offer.
+    let new_key = MasterKey::random(Suite::AesCm128HmacSha1_80);
+    let rekey = savp(SDP_A, &format!("a=crypto:7 AES_CM_128_HMAC_SHA1_80 inline:{}", new_key.to_base64().as_str()));
+    let answer = re_invite(&mut rig, &ok, 2, &rekey, 200);
+    let body = String::from_utf8(answer.body.clone()).unwrap();
+    assert_eq!(answer.status, 200);
+    assert!(body.contains(&format!("a=crypto:7 AES_CM_128_HMAC_SHA1_80 inline:{}", ours_a.key.to_base64().as_str())), "{body}");
+    assert_eq!(rig.b2bua.media.crypto.last(), Some(&(Side::A, Some(LegKeys { inbound: new_key.clone(), outbound: ours_a.key.clone() }))));
+
+    // A plain re-offer, or one whose only key the relay cannot use, on the SRTP leg: 488, nothing
+    // relayed, nothing re-keyed; the call goes on.
+    for (seq, sdp) in [(3, SDP_A.to_string()), (4, savp(SDP_A, &format!("a=crypto:1 AES_256_CM_HMAC_SHA1_80 inline:{KEY_A}{KEY_B}")))] {
+        assert_eq!(re_invite(&mut rig, &ok, seq, &sdp, 200).status, 488);
+    }
+    assert_eq!(rig.requests_to("127.0.0.1:5082", &Method::INVITE).len(), 1);
+    assert_eq!(rig.b2bua.media.crypto.len(), 3);
+
+    // A re-offer of another suite under another tag: a fresh key of ours for it, under its tag.
+    let switch = savp(SDP_A, &format!("a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:{KEY_A}"));
+    let answer = re_invite(&mut rig, &ok, 5, &switch, 200);
+    let crypto = holdfast_telephony::sdp::SessionDescription::parse(&answer.body).unwrap().media[0].crypto().cloned().collect::<Vec<_>>();
+    assert_eq!(crypto.len(), 1);
+    assert_eq!((crypto[0].tag, crypto[0].suite()), (1, Suite::AesCm128HmacSha1_32));
+    assert_ne!(crypto[0].key, ours_a.key);
+    let switched = LegKeys { inbound: key(Suite::AesCm128HmacSha1_32, KEY_A), outbound: crypto[0].key.clone() };
+    assert_eq!(rig.b2bua.media.crypto.last(), Some(&(Side::A, Some(switched))));
+
+    // The carrier refuses a re-offer with a new key: the old keys stay.
+    let refused = savp(SDP_A, &format!("a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:{KEY_B}"));
+    assert_eq!(re_invite(&mut rig, &ok, 6, &refused, 488).status, 488);
+    assert_eq!(rig.b2bua.media.crypto.len(), 4);
+    assert_eq!(rig.b2bua.len(), 1, "the call goes on");
+}
+
+/// An INVITE from the branch without a body (a late offer).
+fn late_invite(rig: &mut Rig) {
+    let mut invite = branch_invite("3012", "2125550100");
+    invite.headers.remove_all(&HeaderName::ContentType);
+    invite.body.clear();
+    let Ok(Inbound::Request { id, request }) = rig.txns.on_request(invite, Protocol::Udp, rig.now) else { panic!() };
+    rig.b2bua.on_request(&mut rig.txns, id, request, REGISTRAR.parse().unwrap(), Protocol::Udp, rig.now);
+    rig.pump();
+}
+
+#[test]
+fn a_late_offer_under_srtp_mandatory_is_refused_by_the_phones_leg_and_keyed_or_hung_up_on_the_trunk_s() {
+    // The phones' leg must have SRTP: a late offer would leave the key to the caller's ACK,
+    // after the call is answered; it is refused 488 and no trunk is tried.
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
+    let mut rig = Rig::new(&mut media, &[]);
+    rig.b2bua.config.srtp = SrtpPolicy::Mandatory;
+    late_invite(&mut rig);
+    assert!(rig.requests_to("127.0.0.1:5080", &Method::INVITE).is_empty());
+    assert_eq!(rig.cdrs[0].status, 488);
+
+    // The trunk must have SRTP and offers it in its 2xx: answered in its ACK with a key of ours,
+    // the caller offered plain RTP by the relay.
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
+    let mut rig = Rig::new(&mut media, &[]);
+    rig.b2bua.plan.trunks[0].srtp = SrtpPolicy::Mandatory;
+    late_invite(&mut rig);
+    let b = rig.requests_to("127.0.0.1:5080", &Method::INVITE).remove(0);
+    assert!(b.body.is_empty());
+    rig.answer(&b, 200, Some(&savp(SDP_B, &format!("a=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:{KEY_B}"))));
+    let ok = rig.responses().into_iter().find(|r| r.status == 200).unwrap();
+    let offer = String::from_utf8(ok.body.clone()).unwrap();
+    assert!(offer.contains("m=audio 30000 RTP/AVP ") && !offer.contains("a=crypto"), "{offer}");
+    let mut ack = from_caller(Method::ACK, 1, "a-2125550100", &ok, "z9hG4bK-lateack");
+    ack.body = SDP_A.as_bytes().to_vec();
+    rig.b2bua.on_ack(&ack);
+    rig.pump();
+    let answer = String::from_utf8(rig.acks[0].0.body.clone()).unwrap();
+    assert!(answer.contains("m=audio 30002 RTP/SAVP ") && answer.contains("a=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:"), "{answer}");
+    assert!(!answer.contains(KEY_B), "{answer}");
+    let ours = holdfast_telephony::sdp::SessionDescription::parse(answer.as_bytes()).unwrap().media[0].crypto().next().unwrap().clone();
+    assert_eq!(rig.b2bua.media.crypto, [(Side::B, Some(LegKeys { inbound: key(Suite::AesCm128HmacSha1_80, KEY_B), outbound: ours.key }))]);
+
+    // The trunk must have SRTP and offers plain RTP in its 2xx: ACK, then BYE; the caller gets 488.
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
+    let mut rig = Rig::new(&mut media, &[]);
+    rig.b2bua.plan.trunks[0].srtp = SrtpPolicy::Mandatory;
+    late_invite(&mut rig);
+    let b = rig.requests_to("127.0.0.1:5080", &Method::INVITE).remove(0);
+    rig.answer(&b, 200, Some(SDP_B));
+    assert_eq!(rig.acks.len(), 1, "the carrier's 2xx is acknowledged");
+    assert_eq!(rig.requests_to("127.0.0.1:5082", &Method::BYE).len(), 1);
+    assert!(rig.responses().iter().any(|r| r.status == 488) && !rig.responses().iter().any(|r| r.status == 200));
+    assert_eq!(rig.cdrs[0].status, 488);
+    assert!(rig.b2bua.media.crypto.is_empty());
+}

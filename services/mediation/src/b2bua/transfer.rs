@@ -286,7 +286,7 @@ impl<M: Media> B2bua<M> {
                 match txns.send_request(reinvite.clone(), d.dest, d.transport, now) {
                     Ok(client) => {
                         self.by_client.insert(client, key);
-                        call.relayed = Some(Relayed { server: None, from: referrer, request: reinvite, client, seq });
+                        call.relayed = Some(Relayed { server: None, from: referrer, request: reinvite, client, seq, rekey: None });
                     }
                     Err(e) => log::warn!("call {}: transferee not re-INVITEd: {e}", call.cdr.call_id),
                 }
