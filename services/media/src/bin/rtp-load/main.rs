@@ -48,9 +48,9 @@ struct Args {
     /// transcodes (rtp-relay-bench --transcode).
     #[arg(long, default_value_t = 0)]
     b_payload_type: u8,
-    /// SRTP on both legs (rtp-relay-bench --srtp-key with the same key): AES_CM_128_HMAC_SHA1_80
-    /// key and salt in base64.
-    #[arg(long, conflicts_with_all = ["rtpengine", "direct"])]
+    /// SRTP on both legs (rtp-relay-bench --srtp-key with the same key; rtpengine: SDES, both
+    /// sides keyed with it): AES_CM_128_HMAC_SHA1_80 key and salt in base64.
+    #[arg(long, conflicts_with = "direct")]
     srtp_key: Option<String>,
     #[arg(long, default_value_t = 10)]
     seconds: u64,
@@ -84,7 +84,7 @@ fn main() -> anyhow::Result<()> {
             let mut ng = ng::NgClient::connect(server)?;
             let n = args.calls.context("--calls is needed with --rtpengine")?;
             let calls = (0..n)
-                .map(|i| ng.allocate(&format!("bench-{i}"), args.side_a, args.side_b))
+                .map(|i| ng.allocate(&format!("bench-{i}"), args.side_a, args.side_b, args.srtp_key.as_deref()))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             rtpengine = Some((ng, n));
             calls

@@ -41,21 +41,29 @@ impl NgClient {
     }
 
     /// Offer (caller's SDP) then answer (callee's SDP). Returns the relay
-    /// ports facing the caller and the callee.
-    pub fn allocate(&mut self, call_id: &str, caller: SocketAddr, callee: SocketAddr) -> anyhow::Result<(u16, u16)> {
+    /// ports facing the caller and the callee. With `srtp_key` (SDES, RFC 4568), both
+    /// sides send RTP/SAVP under that AES_CM_128_HMAC_SHA1_80 key: the caller offers it,
+    /// the callee answers it under the tag rtpengine gave that suite in its own offer,
+    /// and rtpengine decrypts what each sends and encrypts it again for the other.
+    pub fn allocate(&mut self, call_id: &str, caller: SocketAddr, callee: SocketAddr, srtp_key: Option<&str>) -> anyhow::Result<(u16, u16)> {
+        let crypto = |tag: &str| srtp_key.map(|key| format!("a=crypto:{tag} {SUITE} inline:{key}\r\n")).unwrap_or_default();
         let offer = self.request(vec![
             ("command", Value::str("offer")),
             ("call-id", Value::str(call_id)),
             ("from-tag", Value::str("caller")),
-            ("sdp", Value::str(&sdp(caller))),
+            ("sdp", Value::str(&sdp(caller, &crypto("1")))),
         ])?;
         let to_callee = media_port(&offer)?;
+        let tag = match srtp_key {
+            Some(_) => crypto_tag(&offer)?,
+            None => String::new(),
+        };
         let answer = self.request(vec![
             ("command", Value::str("answer")),
             ("call-id", Value::str(call_id)),
             ("from-tag", Value::str("caller")),
             ("to-tag", Value::str("callee")),
-            ("sdp", Value::str(&sdp(callee))),
+            ("sdp", Value::str(&sdp(callee, &crypto(&tag)))),
         ])?;
         Ok((media_port(&answer)?, to_callee))
     }
@@ -70,12 +78,29 @@ impl NgClient {
     }
 }
 
-fn sdp(at: SocketAddr) -> String {
+const SUITE: &str = "AES_CM_128_HMAC_SHA1_80";
+
+/// A description of one PCMU stream at `at`; RTP/SAVP with a `crypto` line, RTP/AVP without.
+fn sdp(at: SocketAddr, crypto: &str) -> String {
     format!(
-        "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=bench\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n",
+        "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=bench\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} {profile} 0\r\na=rtpmap:0 PCMU/8000\r\n{crypto}a=sendrecv\r\n",
         ip = at.ip(),
-        port = at.port()
+        port = at.port(),
+        profile = if crypto.is_empty() { "RTP/AVP" } else { "RTP/SAVP" }
     )
+}
+
+/// The tag of the AES_CM_128_HMAC_SHA1_80 key in rtpengine's offer.
+fn crypto_tag(reply: &Value) -> anyhow::Result<String> {
+    let sdp = reply.get("sdp").and_then(Value::as_text).ok_or(anyhow!("reply without SDP"))?;
+    sdp.lines()
+        .filter_map(|l| l.strip_prefix("a=crypto:"))
+        .find_map(|rest| {
+            let mut f = rest.split(' ');
+            let tag = f.next()?;
+            (f.next()? == SUITE).then(|| tag.to_string())
+        })
+        .ok_or(anyhow!("rtpengine offered no {SUITE} key: {sdp:?}"))
 }
 
 fn media_port(reply: &Value) -> anyhow::Result<u16> {
