@@ -27,9 +27,10 @@ pub struct Target {
     /// Payload type the B side sends (0 PCMU, or 8 PCMA to make a
     /// transcoding relay convert both ways).
     pub b_payload_type: u8,
-    /// SRTP on both legs: every stream is sent encrypted under this key (the relay's inbound
-    /// key on every leg). What comes back is read from its header, which SRTP leaves in clear.
-    pub srtp: Option<MasterKey>,
+    /// SRTP on both legs: the A side's streams are sent encrypted under the first key, the B
+    /// side's under the second (the relay's inbound keys). What comes back is read from its
+    /// header, which SRTP leaves in clear.
+    pub srtp: Option<(MasterKey, MasterKey)>,
 }
 
 pub struct Outcome {
@@ -110,8 +111,9 @@ pub fn run(
     let mut packet = [0xFFu8; HEADER + PAYLOAD];
     // One context a stream (its SSRC): the sender side of each leg's SRTP.
     let mut crypto: Vec<LegCrypto> = match &target.srtp {
-        Some(key) => (0..streams)
-            .map(|_| LegCrypto::new(LegKeys { inbound: MasterKey::random(key.suite()), outbound: key.clone() }))
+        Some((a, b)) => (0..streams)
+            .map(|stream| if stream < target.calls.len() { a } else { b })
+            .map(|key| LegCrypto::new(LegKeys { inbound: MasterKey::random(key.suite()), outbound: key.clone() }))
             .collect(),
         None => Vec::new(),
     };

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use holdfast_media::srtp::{MasterKey, Suite};
+use holdfast_media::srtp::MasterKey;
 use nix::sys::socket::{setsockopt, sockopt};
 
 #[derive(Parser)]
@@ -48,8 +48,9 @@ struct Args {
     /// transcodes (rtp-relay-bench --transcode).
     #[arg(long, default_value_t = 0)]
     b_payload_type: u8,
-    /// SRTP on both legs (rtp-relay-bench --srtp-key with the same key; rtpengine: SDES, both
-    /// sides keyed with it): AES_CM_128_HMAC_SHA1_80 key and salt in base64.
+    /// SRTP on both legs (rtp-relay-bench --srtp-key with the same key): AES_CM_128_HMAC_SHA1_80
+    /// key and salt in base64. With rtpengine, keyed by SDES: the caller's side sends under it
+    /// as AES_CM_128_HMAC_SHA1_80, the callee's as AES_CM_128_HMAC_SHA1_32 (see ng.rs).
     #[arg(long, conflicts_with = "direct")]
     srtp_key: Option<String>,
     #[arg(long, default_value_t = 10)]
@@ -106,7 +107,10 @@ fn main() -> anyhow::Result<()> {
         srtp: args
             .srtp_key
             .as_deref()
-            .map(|k| MasterKey::from_base64(Suite::AesCm128HmacSha1_80, k))
+            .map(|k| {
+                let b = if args.rtpengine.is_some() { ng::CALLEE_SUITE } else { ng::CALLER_SUITE };
+                Ok::<_, holdfast_media::srtp::KeyError>((MasterKey::from_base64(ng::CALLER_SUITE, k)?, MasterKey::from_base64(b, k)?))
+            })
             .transpose()
             .map_err(|e| anyhow::anyhow!("--srtp-key: {e}"))?,
     };

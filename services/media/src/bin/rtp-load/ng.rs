@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context};
 
 use crate::bencode::{decode, Value};
+use holdfast_media::srtp::Suite;
 
 pub struct NgClient {
     socket: UdpSocket,
@@ -42,20 +43,22 @@ impl NgClient {
 
     /// Offer (caller's SDP) then answer (callee's SDP). Returns the relay
     /// ports facing the caller and the callee. With `srtp_key` (SDES, RFC 4568), both
-    /// sides send RTP/SAVP under that AES_CM_128_HMAC_SHA1_80 key: the caller offers it,
-    /// the callee answers it under the tag rtpengine gave that suite in its own offer,
-    /// and rtpengine decrypts what each sends and encrypts it again for the other.
+    /// sides send RTP/SAVP under that key: the caller offers it as `CALLER_SUITE`, the
+    /// callee answers it as `CALLEE_SUITE`, under the tag rtpengine's offer gave that suite.
+    /// The suites differ so that rtpengine decrypts what each side sends and encrypts it
+    /// again for the other, as Holdfast's relay does: where both sides' crypto parameters
+    /// are alike, rtpengine forwards SRTP untouched (its crypto_params_cmp).
     pub fn allocate(&mut self, call_id: &str, caller: SocketAddr, callee: SocketAddr, srtp_key: Option<&str>) -> anyhow::Result<(u16, u16)> {
-        let crypto = |tag: &str| srtp_key.map(|key| format!("a=crypto:{tag} {SUITE} inline:{key}\r\n")).unwrap_or_default();
+        let crypto = |tag: &str, suite: Suite| srtp_key.map(|key| format!("a=crypto:{tag} {suite} inline:{key}\r\n")).unwrap_or_default();
         let offer = self.request(vec![
             ("command", Value::str("offer")),
             ("call-id", Value::str(call_id)),
             ("from-tag", Value::str("caller")),
-            ("sdp", Value::str(&sdp(caller, &crypto("1")))),
+            ("sdp", Value::str(&sdp(caller, &crypto("1", CALLER_SUITE)))),
         ])?;
         let to_callee = media_port(&offer)?;
         let tag = match srtp_key {
-            Some(_) => crypto_tag(&offer)?,
+            Some(_) => crypto_tag(&offer, CALLEE_SUITE)?,
             None => String::new(),
         };
         let answer = self.request(vec![
@@ -63,7 +66,7 @@ impl NgClient {
             ("call-id", Value::str(call_id)),
             ("from-tag", Value::str("caller")),
             ("to-tag", Value::str("callee")),
-            ("sdp", Value::str(&sdp(callee, &crypto(&tag)))),
+            ("sdp", Value::str(&sdp(callee, &crypto(&tag, CALLEE_SUITE)))),
         ])?;
         Ok((media_port(&answer)?, to_callee))
     }
@@ -78,7 +81,8 @@ impl NgClient {
     }
 }
 
-const SUITE: &str = "AES_CM_128_HMAC_SHA1_80";
+pub const CALLER_SUITE: Suite = Suite::AesCm128HmacSha1_80;
+pub const CALLEE_SUITE: Suite = Suite::AesCm128HmacSha1_32;
 
 /// A description of one PCMU stream at `at`; RTP/SAVP with a `crypto` line, RTP/AVP without.
 fn sdp(at: SocketAddr, crypto: &str) -> String {
@@ -90,17 +94,17 @@ fn sdp(at: SocketAddr, crypto: &str) -> String {
     )
 }
 
-/// The tag of the AES_CM_128_HMAC_SHA1_80 key in rtpengine's offer.
-fn crypto_tag(reply: &Value) -> anyhow::Result<String> {
+/// The tag of `suite`'s key in rtpengine's offer.
+fn crypto_tag(reply: &Value, suite: Suite) -> anyhow::Result<String> {
     let sdp = reply.get("sdp").and_then(Value::as_text).ok_or(anyhow!("reply without SDP"))?;
     sdp.lines()
         .filter_map(|l| l.strip_prefix("a=crypto:"))
         .find_map(|rest| {
             let mut f = rest.split(' ');
             let tag = f.next()?;
-            (f.next()? == SUITE).then(|| tag.to_string())
+            (f.next()? == suite.name()).then(|| tag.to_string())
         })
-        .ok_or(anyhow!("rtpengine offered no {SUITE} key: {sdp:?}"))
+        .ok_or(anyhow!("rtpengine offered no {suite} key: {sdp:?}"))
 }
 
 fn media_port(reply: &Value) -> anyhow::Result<u16> {
