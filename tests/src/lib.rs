@@ -18,5 +18,6 @@ pub mod sipp;
 pub mod stub_central;
 pub mod tls_client;
 pub mod vm;
+pub mod wait;
 pub mod web;
 pub mod webdriver;

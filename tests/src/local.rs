@@ -24,6 +24,12 @@ pub struct LocalAppliance {
 }
 
 impl LocalAppliance {
+    /// sba-mediation's RTP counters as its status snapshot (rewritten every second) has them.
+    pub fn rtp_counters(&self) -> serde_json::Value {
+        let text = std::fs::read(self.dir.join("var/sba.db.mediation.json")).unwrap_or_default();
+        serde_json::from_slice::<serde_json::Value>(&text).map(|v| v["rtp"].clone()).unwrap_or_default()
+    }
+
     /// Starts the three services in `dir` and waits until the registrar answers and the
     /// gateway's simulated span is in service.
     pub fn start(dir: &Path) -> LocalAppliance {

@@ -10,10 +10,11 @@ use holdfast_tests::branch::Sba;
 use holdfast_tests::kamailio::Kamailio;
 use holdfast_tests::netns::{KillOnDrop, Topology, CENTRAL};
 use holdfast_tests::scratch::Scratch;
+use holdfast_tests::wait::wait_until;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const DOMAIN: &str = "central.example";
 const RECEIVER_PORT: u16 = 8443;
@@ -57,13 +58,6 @@ fn received(path: &Path) -> Vec<String> {
         .collect()
 }
 
-fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !f() {
-        assert!(Instant::now() < deadline, "{what} within {within:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 #[test]
 fn call_records_go_home_once_each_through_a_cut_and_kill_9() {

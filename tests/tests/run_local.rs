@@ -9,7 +9,8 @@ use holdfast_tests::audio;
 use holdfast_tests::local::{LocalAppliance, DOMAIN};
 use holdfast_tests::phones::{Baresip, BaresipAudio, Event, Linphonec, Phone, PhoneConfig};
 use holdfast_tests::scratch::Scratch;
-use std::time::{Duration, Instant};
+use holdfast_tests::wait::wait_until;
+use std::time::Duration;
 
 /// What each end sends: baresip a 440 Hz sine, linphonec a 600 Hz one; the exchange's tone is 1 kHz.
 const BARESIP_HZ: u32 = 440;
@@ -19,13 +20,6 @@ const EXCHANGE_HZ: f64 = 1000.0;
 const TALK: Duration = Duration::from_secs(3);
 const WAIT: Duration = Duration::from_secs(15);
 
-fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 fn registered(app: &LocalAppliance, user: &str) -> bool {
     let out = app.sbactl(&["registrations", "--json"]);

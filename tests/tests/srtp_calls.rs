@@ -14,6 +14,7 @@ use holdfast_tests::audio;
 use holdfast_tests::local::{LocalAppliance, DOMAIN, REGISTRAR};
 use holdfast_tests::phones::{Baresip, BaresipAudio, Event, Phone, PhoneConfig};
 use holdfast_tests::scratch::Scratch;
+use holdfast_tests::wait::wait_until;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -74,19 +75,7 @@ fn config(user: &'static str, port: u16) -> PhoneConfig<'static> {
     }
 }
 
-fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
-/// sba-mediation's RTP counters as its status snapshot (rewritten every second) has them.
-fn rtp_counters(app: &LocalAppliance) -> serde_json::Value {
-    let text = std::fs::read(app.dir.join("var/sba.db.mediation.json")).unwrap_or_default();
-    serde_json::from_slice::<serde_json::Value>(&text).map(|v| v["rtp"].clone()).unwrap_or_default()
-}
 
 #[test]
 fn an_srtp_phone_reaches_the_pstn_while_replayed_and_forged_packets_are_dropped_and_counted() {
@@ -129,14 +118,14 @@ fn an_srtp_phone_reaches_the_pstn_while_replayed_and_forged_packets_are_dropped_
 
     let deadline = Instant::now() + WAIT;
     loop {
-        let rtp = rtp_counters(&app);
+        let rtp = app.rtp_counters();
         if rtp["srtp_replayed"].as_u64() >= Some(ATTACKS) && rtp["srtp_auth_failed"].as_u64() >= Some(ATTACKS) {
             break;
         }
         assert!(Instant::now() < deadline, "the replays and forgeries were not counted: {rtp}");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let rtp = rtp_counters(&app);
+    let rtp = app.rtp_counters();
     // The stranger's packets too: dropped, whatever the reason the relay gives.
     assert!(rtp["dropped"].as_u64() >= Some(3 * ATTACKS), "{rtp}");
 

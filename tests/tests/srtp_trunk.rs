@@ -17,6 +17,7 @@ use holdfast_tests::audio;
 use holdfast_tests::local::{LocalAppliance, DOMAIN, REGISTRAR};
 use holdfast_tests::phones::{Baresip, BaresipAudio, Event, Phone, PhoneConfig, CARRIER_RTP_PORTS, PHONE_RTP_PORTS};
 use holdfast_tests::scratch::Scratch;
+use holdfast_tests::wait::wait_until;
 use holdfast_sip::transport::Protocol;
 use std::ops::RangeInclusive;
 use std::process::Stdio;
@@ -161,19 +162,7 @@ fn with_tone(packets: &[&Seen], hz: u32) -> usize {
     packets.iter().filter(|s| s.tone_share(hz) > 0.25).count()
 }
 
-fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
-/// sba-mediation's RTP counters as its status snapshot (rewritten every second) has them.
-fn rtp_counters(app: &LocalAppliance) -> serde_json::Value {
-    let text = std::fs::read(app.dir.join("var/sba.db.mediation.json")).unwrap_or_default();
-    serde_json::from_slice::<serde_json::Value>(&text).map(|v| v["rtp"].clone()).unwrap_or_default()
-}
 
 /// The embedded default with a carrier trunk that requires SRTP, and a route to it for the
 /// carrier's numbers (+1 212, national usage, ahead of the national route to the gateway).
@@ -282,14 +271,14 @@ fn a_call_over_an_srtp_trunk_talks_both_ways_is_encrypted_on_the_wire_and_shrugs
     // Every attack packet dropped; the SRTP ones counted as what they were.
     let deadline = Instant::now() + WAIT;
     loop {
-        let rtp = rtp_counters(&app);
+        let rtp = app.rtp_counters();
         if rtp["srtp_replayed"].as_u64() >= Some(ATTACKS) && rtp["srtp_auth_failed"].as_u64() >= Some(2 * ATTACKS) {
             break;
         }
         assert!(Instant::now() < deadline, "the replays, forgeries and wrong-key packets were not counted: {rtp}");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let rtp = rtp_counters(&app);
+    let rtp = app.rtp_counters();
     eprintln!("sba-mediation's RTP counters: {rtp}");
     assert!(rtp["dropped"].as_u64() >= Some(4 * ATTACKS), "{rtp}");
 
