@@ -90,6 +90,11 @@ impl LocalAppliance {
         );
     }
 
+    /// sba-web on its embedded default, as image/run-local starts it (HTTP on 127.0.0.1:8080).
+    pub fn start_web(&mut self) {
+        self.spawn("sba-web", None);
+    }
+
     /// kill -9 of the registrar, and a new one on the same database.
     pub fn restart_registrar(&mut self) {
         self.services.retain(|(name, _)| *name != "sba-registrar");

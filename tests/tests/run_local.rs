@@ -30,7 +30,7 @@ fn registered(app: &LocalAppliance, user: &str) -> bool {
 #[test]
 fn run_local_places_every_kind_of_call_with_audio_both_ways() {
     let scratch = Scratch::new("run-local");
-    let app = LocalAppliance::start(&scratch.path);
+    let mut app = LocalAppliance::start(&scratch.path);
     app.add_users(&[("3001", "secret-3001"), ("3002", "secret-3002")]);
     let registrar = LocalAppliance::registrar_addr();
     let config = |user, password, port: u16| PhoneConfig {
@@ -87,4 +87,22 @@ fn run_local_places_every_kind_of_call_with_audio_both_ways() {
     let heard = baresip.heard().expect("baresip kept no audio of the DID call");
     assert!(audio::seconds_of(&heard, EXCHANGE_HZ) >= 0.5, "baresip did not hear the exchange's tone: {}", heard.display());
     assert!(audio::seconds_of(&heard, f64::from(BARESIP_HZ)) >= 1.0, "baresip did not hear its echo: {}", heard.display());
+
+    // The admin page at the address run-local prints: /metrics counts both phones and the calls.
+    app.start_web();
+    let get = |path: &str| {
+        let url = format!("http://127.0.0.1:8080{path}");
+        let out = app.ns().output("curl", &["-s", "--max-time", "5", "-w", "\n%{http_code}", &url]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    wait_until("sba-web on http://127.0.0.1:8080", WAIT, || get("/metrics").ends_with("\n200"));
+    let value = |metrics: &str, name: &str| {
+        metrics.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+    };
+    let metrics = get("/metrics");
+    assert_eq!(value(&metrics, "sba_registrations"), Some(2.0), "{metrics}");
+    // sba-mediation rewrites its status snapshot every second: the last call leaves it then.
+    wait_until("no call in progress on /metrics", WAIT, || value(&get("/metrics"), "sba_calls_active") == Some(0.0));
+    let page = get("/");
+    assert!(page.ends_with("\n200") || page.ends_with("\n303"), "GET /: {page}\n{}", app.log("sba-web"));
 }
