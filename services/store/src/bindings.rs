@@ -112,6 +112,16 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
+    /// How many bindings are still valid at `now` (unix seconds), counted in SQLite: a
+    /// /metrics scrape must not read every row of a large branch.
+    pub async fn count_bindings(&self, now: i64) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM bindings WHERE expires_at > ?")
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// Every stored binding, expired or not, ordered by AOR and contact.
     pub async fn list_bindings(&self) -> Result<Vec<Binding>, StoreError> {
         let rows = sqlx::query(concat!(

@@ -127,6 +127,7 @@ async fn load_returns_live_bindings_and_drops_expired_ones() {
         ])
         .await
         .unwrap();
+    assert_eq!(store.count_bindings(NOW).await.unwrap(), 1);
     drop(writer);
     store.close().await;
 

@@ -180,7 +180,7 @@ async fn config(State(app): State<Shared>, Extension(csrf): Extension<Csrf>, hea
 }
 
 async fn metrics_text(State(app): State<Shared>) -> Response {
-    let regs = view::registrations(&app.store).await.ok().map(|r| r.len());
+    let regs = view::registration_count(&app.store).await.ok();
     let upload = app.upload.as_ref().map(|c| c.snapshot());
     let body = metrics::render(&Snapshots::read(&app.config), regs, upload);
     ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()

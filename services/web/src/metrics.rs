@@ -51,7 +51,7 @@ fn escape_label(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
-pub fn render(s: &Snapshots, registrations: Option<usize>, upload: Option<UploadCounters>) -> String {
+pub fn render(s: &Snapshots, registrations: Option<u64>, upload: Option<UploadCounters>) -> String {
     let mut m = Metrics { out: String::with_capacity(8192) };
     if let Some(n) = registrations {
         m.family("sba_registrations", "gauge", "Registered contacts (unexpired bindings) in the store.");

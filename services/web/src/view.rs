@@ -44,9 +44,18 @@ pub fn fresh(written_at_ms: u64) -> bool {
 
 /// Bindings that have not expired, by AOR.
 pub async fn registrations(store: &Store) -> Result<Vec<Binding>, holdfast_store::StoreError> {
-    let now = i64::try_from(holdfast_runtime::unix_ms() / 1000).unwrap_or(i64::MAX);
     let mut bindings = store.list_bindings().await?;
+    let now = unix_now();
     bindings.retain(|b| b.expires_at > now);
     bindings.sort_by(|a, b| a.aor.cmp(&b.aor).then(a.contact.cmp(&b.contact)));
     Ok(bindings)
+}
+
+/// How many phones are registered now (for /metrics: counted by the store, no rows read).
+pub async fn registration_count(store: &Store) -> Result<u64, holdfast_store::StoreError> {
+    store.count_bindings(unix_now()).await
+}
+
+fn unix_now() -> i64 {
+    i64::try_from(holdfast_runtime::unix_ms() / 1000).unwrap_or(i64::MAX)
 }
