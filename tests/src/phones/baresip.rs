@@ -113,12 +113,13 @@ impl Baresip {
             BaresipAudio::Echo => "module aubridge.so\naudio_source aubridge,holdfast\naudio_player aubridge,holdfast\n\
                                   audio_alert aubridge,holdfast\n"
                 .to_string(),
-            // ausine makes 48 kHz stereo only; sndfile writes what is sent and heard per call.
+            // ausine makes 48 kHz stereo only; sndfile writes what is sent and heard per call,
+            // into baresip's working directory (`dir`): sndfile cuts its file names at 128 bytes,
+            // and a fresh clone's scratch path left "…-dec" without its ".wav".
             BaresipAudio::Tone(hz) => format!(
                 "module ausine.so\nmodule aubridge.so\nmodule sndfile.so\naudio_source ausine,{hz}\n\
                  ausrc_srate 48000\nausrc_channels 2\naudio_player aubridge,nowhere\naudio_alert aubridge,nowhere\n\
-                 snd_path {}\n",
-                dir.display()
+                 snd_path .\n"
             ),
         };
         let config = format!(
@@ -130,7 +131,7 @@ impl Baresip {
         std::fs::write(dir.join("config"), config).expect("baresip config");
         std::fs::write(dir.join("accounts"), account).expect("baresip accounts");
         let mut cmd = Console::command(ns, "baresip");
-        cmd.arg("-f").arg(&dir).args(["-t", &lifetime_s.to_string()]);
+        cmd.current_dir(&dir).args(["-f", ".", "-t", &lifetime_s.to_string()]);
         let console = Console::start(cmd, &dir.join("console.log"), "baresip (apt-get install baresip)");
         Baresip { addr, dir, aor, console }
     }
