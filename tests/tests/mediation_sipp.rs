@@ -429,12 +429,7 @@ fn a_call_beyond_max_calls_gets_503_with_retry_after_and_no_record() {
     let m = Mediation::configured(&scratch, 600_000, "", None, "max_calls = 1");
     let _a = carrier(&scratch, "call_answer.xml", m.carrier_a);
     let branch = Branch::new(&m);
-    let uri = format!("sip:2125550100@{};user=phone", m.addr);
-    let mut invite = branch.request(Method::INVITE, &uri, 1, "<sip:2125550100@branch.test>", "first");
-    invite.headers.add(HeaderName::ContentType, "application/sdp");
-    let port = branch.rtp.local_addr().unwrap().port();
-    invite.body = format!("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\n").into_bytes();
-    branch.send(&invite);
+    let uri = branch.call_to_pstn("first");
     let ok = branch.response(200);
     assert_eq!(ok.status, 200, "{ok:?}");
     let to = ok.headers.get(&HeaderName::To).unwrap().to_string();
@@ -476,11 +471,7 @@ fn auto_media_ip_is_the_default_route_s_address() {
     let carrier = udp_socket(Some(&island.ns), &m.carrier_a.to_string());
     carrier.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let branch = Branch::new(&m);
-    let uri = format!("sip:2125550100@{};user=phone", m.addr);
-    let mut invite = branch.request(Method::INVITE, &uri, 1, "<sip:2125550100@branch.test>", "auto");
-    invite.headers.add(HeaderName::ContentType, "application/sdp");
-    invite.body = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n".to_vec();
-    branch.send(&invite);
+    branch.call_to_pstn("auto");
     let mut buf = vec![0u8; 65536];
     let offer = loop {
         let (n, _) = carrier.recv_from(&mut buf).expect("the INVITE at the carrier");
@@ -523,6 +514,18 @@ impl Branch {
         r.headers.add(HeaderName::Contact, format!("<sip:3012@{local}>"));
         r.headers.add(HeaderName::MaxForwards, "70");
         r
+    }
+
+    /// Sends an INVITE for a PSTN number with an offer of the branch's RTP socket (PCMU);
+    /// returns its Request-URI.
+    fn call_to_pstn(&self, tag: &str) -> String {
+        let uri = format!("sip:2125550100@{};user=phone", self.mediation);
+        let mut invite = self.request(Method::INVITE, &uri, 1, "<sip:2125550100@branch.test>", tag);
+        invite.headers.add(HeaderName::ContentType, "application/sdp");
+        let port = self.rtp.local_addr().unwrap().port();
+        invite.body = format!("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\n").into_bytes();
+        self.send(&invite);
+        uri
     }
 
     fn send(&self, r: &Request) {
