@@ -106,8 +106,13 @@ impl Web {
         let (status, ctype, body) = self.get("/metrics");
         assert_eq!(status, 200, "/metrics: {body}");
         assert!(ctype.starts_with("text/plain; version=0.0.4"), "{ctype}");
-        prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).expect("the Prometheus text format")
+        parse(&body)
     }
+}
+
+/// A /metrics body, parsed as the Prometheus text format.
+pub fn parse(body: &str) -> prometheus_parse::Scrape {
+    prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).expect("the Prometheus text format")
 }
 
 /// The value of `name` whose labels include `labels` (None when absent).
