@@ -2,13 +2,16 @@
 """The central site's call record receiver for tests/tests/cdr_upload.rs: HTTPS (its own test
 CA), POST of JSON batches; each record stored once by its id (a batch posted again is
 acknowledged, its known records counted as re-posts, not stored again). Appends what it stores
-to RECORDS (one JSON line per record) and keeps a count of re-posted records in REPOSTS."""
+to RECORDS (one JSON line per record) and keeps a count of re-posted records in REPOSTS. It
+answers each POST DELAY seconds after storing it (a slow central site: the test can kill the
+uploader between the two)."""
 import json
 import ssl
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-host, port, cert, key, records_path, reposts_path = sys.argv[1:7]
+host, port, cert, key, records_path, reposts_path, delay = sys.argv[1:8]
 seen = set()
 reposts = 0
 
@@ -29,6 +32,7 @@ class Handler(BaseHTTPRequestHandler):
                 new += 1
         with open(reposts_path, "w") as f:
             f.write(str(reposts))
+        time.sleep(float(delay))
         body = json.dumps({"stored": new}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
