@@ -50,6 +50,7 @@ fn main() {
         Trial::test("tone_zone_matches_the_number_plan", || run(tone_zone_matches_the_number_plan)),
         Trial::test("readme_states_the_default_span", || run(readme_states_the_default_span)),
         Trial::test("units_start_only_what_the_image_has", || run(units_start_only_what_the_image_has)),
+        Trial::test("resolved_and_timesyncd_start_after_the_services", || run(resolved_and_timesyncd_start_after_the_services)),
         needs_tool("units_pass_systemd_analyze_verify", "systemd-analyze", units_pass_systemd_analyze_verify),
         Trial::test("firewall_lets_in_only_the_services", || run(firewall_lets_in_only_the_services)),
         needs_tool("firewall_rules_load", "iptables-legacy-restore", firewall_rules_load),
@@ -566,6 +567,23 @@ fn units_start_only_what_the_image_has() -> Result<()> {
     Ok(())
 }
 
+/// Started at boot, systemd-resolved and systemd-timesyncd order themselves before sysinit.target, so
+/// every service would wait for them: the image starts them once the services are up.
+fn resolved_and_timesyncd_start_after_the_services() -> Result<()> {
+    let preset = read(&tree().join("board/sba/common/rootfs-overlay/usr/lib/systemd/system-preset/50-sba.preset"))?;
+    let unit = read(&tree().join("board/sba/common/rootfs-overlay/etc/systemd/system/sba-after-ready.service"))?;
+    let value = |key: &str| unit.lines().find_map(|l| l.strip_prefix(key)).map(str::split_whitespace).into_iter().flatten().collect::<Vec<_>>();
+    for daemon in ["systemd-resolved.service", "systemd-timesyncd.service"] {
+        ensure!(preset.lines().any(|l| l.trim() == format!("disable {daemon}")), "50-sba.preset still starts {daemon} at boot");
+        ensure!(value("ExecStart=").contains(&daemon), "sba-after-ready.service does not start {daemon}");
+    }
+    for service in ["sba-registrar.service", "sba-mediation.service", "sba-gateway.service"] {
+        ensure!(value("After=").contains(&service), "sba-after-ready.service does not wait for {service}");
+    }
+    ensure!(value("WantedBy=") == ["multi-user.target"], "sba-after-ready.service is not started at boot");
+    Ok(())
+}
+
 /// Every overlay of the qemu defconfig (the fullest image), as one root.
 fn overlay_root(what: &str) -> Result<PathBuf> {
     let root = scratch(what);
@@ -753,6 +771,8 @@ fn post_build_accepts_a_complete_target_and_refuses_an_incomplete_one() -> Resul
     let info = read(&target.join("etc/sba/build-info"))?;
     ensure!(info.contains("source="), "no build-info written: {info}");
     ensure!(!target.join("usr/share/dahdi").exists(), "post-build.sh left the Astribank firmware in the rootfs");
+    let masked = target.join("etc/systemd/system/sys-kernel-tracing.mount");
+    ensure!(fs::read_link(&masked).is_ok_and(|l| l == Path::new("/dev/null")), "post-build.sh did not mask {}", masked.display());
 
     fs::remove_file(target.join("lib/modules/6.1.175/dahdi/dahdi.ko"))?;
     let out = post_build(&target)?;
