@@ -771,8 +771,10 @@ fn post_build_accepts_a_complete_target_and_refuses_an_incomplete_one() -> Resul
     let info = read(&target.join("etc/sba/build-info"))?;
     ensure!(info.contains("source="), "no build-info written: {info}");
     ensure!(!target.join("usr/share/dahdi").exists(), "post-build.sh left the Astribank firmware in the rootfs");
-    let masked = target.join("etc/systemd/system/sys-kernel-tracing.mount");
-    ensure!(fs::read_link(&masked).is_ok_and(|l| l == Path::new("/dev/null")), "post-build.sh did not mask {}", masked.display());
+    for unit in ["sys-kernel-tracing.mount", "systemd-network-generator.service"] {
+        let masked = target.join("etc/systemd/system").join(unit);
+        ensure!(fs::read_link(&masked).is_ok_and(|l| l == Path::new("/dev/null")), "post-build.sh did not mask {unit}");
+    }
 
     fs::remove_file(target.join("lib/modules/6.1.175/dahdi/dahdi.ko"))?;
     let out = post_build(&target)?;

@@ -18,11 +18,12 @@ find "$target/lib/modules" -name 'dahdi.ko*' | grep -q . || die "the DAHDI kerne
 rm -rf "$target/usr/share/dahdi"
 
 # Units for what this kernel and appliance lack (FUSE, configfs, DRM modules, debug and trace file
-# systems, huge pages, POSIX message queues): each is an exec at boot, most of a second under TCG.
-# The Debian VM image masks the same (image/build.sh).
+# systems, huge pages, POSIX message queues, network configuration from the kernel command line, which
+# systemd-networkd's Also= enables whatever a preset says): each is an exec at boot, most of a second
+# under TCG. The Debian VM image masks the same (image/build.sh).
 for unit in modprobe@configfs.service modprobe@drm.service modprobe@fuse.service dev-hugepages.mount \
     dev-mqueue.mount sys-kernel-debug.mount sys-kernel-tracing.mount sys-kernel-config.mount \
-    sys-fs-fuse-connections.mount; do
+    sys-fs-fuse-connections.mount systemd-network-generator.service; do
     ln -sfn /dev/null "$target/etc/systemd/system/$unit"
 done
 
