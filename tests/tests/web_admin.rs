@@ -4,10 +4,11 @@
 //! registrar sends numbers in survival, and sba-web reading their database and status files; headless
 //! Chromium logs in and watches a phone appear once it registers, the mode turn to survival
 //! when the WAN is cut and back after, and downloads the call records; /metrics, parsed as the
-//! Prometheus text format, moves with what the test does. During the call a stranger beside the
-//! PSTN side (127.0.0.2) is refused by sba-mediation and sba-gateway and its RTP spray dropped;
-//! the page and /metrics count it, and the call goes on. A screenshot of each page goes to
-//! target/test-output/web_admin/.
+//! Prometheus text format, moves with what the test does. A second address (127.0.0.2) guessing
+//! the password is slowed down, and holding 64 silent connections does not lock the admin out.
+//! During the call a stranger beside the PSTN side (127.0.0.2) is refused by sba-mediation and
+//! sba-gateway and its RTP spray dropped; the page and /metrics count it, and the call goes on.
+//! A screenshot of each page goes to target/test-output/web_admin/.
 use holdfast_tests::bins::{bin, repo};
 use holdfast_tests::branch::Sba;
 use holdfast_tests::kamailio::Kamailio;
@@ -56,6 +57,22 @@ fn spray_rtp(sock: &UdpSocket, ports: std::ops::RangeInclusive<u16>) {
             let _ = sock.send_to(&packet, (std::net::Ipv4Addr::LOCALHOST, port));
         }
     }
+}
+
+/// `count` TCP connections from `from` to `to`, opened and held silent until dropped.
+fn hold_connections(from: &str, to: SocketAddr, count: usize) -> KillOnDrop {
+    let script = format!(
+        "import socket, time\nsocket.setdefaulttimeout(5)\n\
+         held = [socket.create_connection(('{}', {}), source_address=('{from}', 0)) for _ in range({count})]\n\
+         print('held', flush=True)\ntime.sleep(60)\n",
+        to.ip(),
+        to.port()
+    );
+    let mut child = std::process::Command::new("python3").args(["-c", &script]).stdout(Stdio::piped()).spawn().expect("python3");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().expect("stdout")), &mut line).expect("read");
+    assert_eq!(line.trim(), "held", "{count} connections from {from} not opened");
+    KillOnDrop(child)
 }
 
 /// A service of the appliance started in namespace `ns` on the test's config.
@@ -121,6 +138,14 @@ fn the_admin_page_follows_the_branch() {
     assert_eq!(statuses[5], 429, "{statuses:?}");
     let log = web.log();
     assert!(log.contains("web login from 127.0.0.2 refused"), "{log}");
+
+    // One address holds at most a quarter of sba-web's 64 connections: 127.0.0.2 opening all
+    // 64 and sending nothing on them leaves room for the admin.
+    let held = hold_connections("127.0.0.2", web.addr, 64);
+    let (status, _, _) = web.get("/metrics");
+    assert_eq!(status, 200, "the admin was turned away while 127.0.0.2 held connections");
+    assert!(web.log().contains("16 connections open from this address; 127.0.0.2"), "{}", web.log());
+    drop(held);
 
     // Without a session every page sends the browser to log in; a wrong password is refused.
     let b = Browser::start(&scratch.path);

@@ -6,6 +6,7 @@ mod auth;
 mod cdr_upload;
 mod config;
 mod config_check;
+mod connections;
 mod http;
 mod metrics;
 mod pages;

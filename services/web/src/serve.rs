@@ -1,27 +1,31 @@
 //! Accepting connections: HTTPS with the appliance certificate (or plain HTTP on loopback),
-//! HTTP/1.1, a bounded number of connections, and time limits on the TLS handshake and on
-//! request headers so a slow client holds nothing for long.
+//! HTTP/1.1, a bounded number of connections (and of those from one address), and time limits
+//! on the TLS handshake and on request headers so a slow client holds nothing for long.
+use crate::connections::Connections;
 use crate::http::Peer;
 use axum::{Extension, Router};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 const MAX_CONNECTIONS: usize = 64;
+/// A quarter of them: an admin's browser opens a handful, a scraper one.
+const MAX_PER_ADDRESS: usize = 16;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, app: Router) -> std::io::Result<()> {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let connections = Connections::new(MAX_CONNECTIONS, MAX_PER_ADDRESS);
     loop {
         let (tcp, peer) = listener.accept().await?;
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            log::warn!("web: {MAX_CONNECTIONS} connections open; {peer} turned away");
-            continue;
+        let slot = match connections.take(peer.ip()) {
+            Ok(slot) => slot,
+            Err(refused) => {
+                log::warn!("web: {refused}; {peer} turned away");
+                continue;
+            }
         };
         let service = TowerToHyperService::new(app.clone().layer(Extension(Peer(peer.ip()))));
         let tls = tls.clone();
