@@ -1,7 +1,9 @@
 //! Benchmark side of Holdfast's relay: allocates `--calls` sessions whose A
 //! legs face the load generator's A socket and B legs its B socket, writes
-//! the ports ("A-port B-port" per call) to `--ports-out`, then relays until
-//! killed. tests/bench/media pins it to one core.
+//! the ports ("A-port B-port" per call, with SRTP also the keys the relay
+//! encrypts with towards A and towards B, so the generator can check what it
+//! hears) to `--ports-out`, then relays until killed. tests/bench/media pins it
+//! to one core.
 #![forbid(unsafe_code)]
 
 use std::io::Write;
@@ -64,13 +66,15 @@ fn main() -> anyhow::Result<()> {
         };
         relay.set_remote(alloc.id, Side::A, leg(args.remote_a, PT_PCMU))?;
         relay.set_remote(alloc.id, Side::B, leg(args.remote_b, PT_PCMA))?;
+        lines.push_str(&format!("{} {}", alloc.a.rtp.port(), alloc.b.rtp.port()));
         if let Some(key) = &srtp {
             for side in [Side::A, Side::B] {
                 let keys = LegKeys { inbound: key.clone(), outbound: MasterKey::random(key.suite()) };
+                lines.push_str(&format!(" {}", keys.outbound.to_base64().as_str()));
                 relay.set_crypto(alloc.id, side, Some(keys))?;
             }
         }
-        lines.push_str(&format!("{} {}\n", alloc.a.rtp.port(), alloc.b.rtp.port()));
+        lines.push('\n');
     }
     // Written then renamed, so the script never reads half a file.
     let tmp = args.ports_out.with_extension("tmp");

@@ -19,6 +19,8 @@ const PTIME: Duration = Duration::from_millis(20);
 const PAYLOAD: usize = 160;
 const HEADER: usize = 12;
 const BATCH: usize = 64;
+/// One packet of a stream in this many (by sequence number) is decrypted and checked.
+const CHECK_EVERY: u16 = 50;
 
 /// Relay ports per call: where the A side and the B side send.
 pub struct Target {
@@ -31,6 +33,10 @@ pub struct Target {
     /// side's under the second (the relay's inbound keys). What comes back is read from its
     /// header, which SRTP leaves in clear.
     pub srtp: Option<(MasterKey, MasterKey)>,
+    /// Per call, the keys the relay encrypts with towards the A side and the B side: one
+    /// packet in `CHECK_EVERY` of each stream is decrypted under them, so a relay that
+    /// forwarded SRTP untouched, or sent it plain, shows as `srtp_bad`.
+    pub heard: Vec<(MasterKey, MasterKey)>,
 }
 
 pub struct Outcome {
@@ -45,6 +51,10 @@ pub struct Outcome {
     /// CPU time the relay process used during the window.
     pub relay_cpu: Duration,
     pub window: Duration,
+    /// Sampled SRTP packets that decrypted under the relay's key to what was sent, and those
+    /// that did not.
+    pub srtp_ok: u64,
+    pub srtp_bad: u64,
 }
 
 fn realtime_ns() -> u64 {
@@ -74,6 +84,8 @@ struct Tally {
     received: u64,
     rewritten: u64,
     delays_ns: Vec<u64>,
+    srtp_ok: u64,
+    srtp_bad: u64,
 }
 
 /// Runs the load: `warmup`, then the measured `duration`, then a short drain.
@@ -107,7 +119,17 @@ pub fn run(
         received: 0,
         rewritten: 0,
         delays_ns: Vec::with_capacity((duration.as_secs_f64() / PTIME.as_secs_f64()) as usize * streams + 1),
+        srtp_ok: 0,
+        srtp_bad: 0,
     };
+    // What each stream's receiver hears it under: A's streams go to B, B's to A.
+    let mut checks: Vec<LegCrypto> = (0..streams)
+        .filter_map(|stream| {
+            let (to_a, to_b) = target.heard.get(stream % target.calls.len())?;
+            let key = if stream < target.calls.len() { to_b } else { to_a };
+            Some(LegCrypto::new(LegKeys { inbound: key.clone(), outbound: MasterKey::random(key.suite()) }))
+        })
+        .collect();
     let mut packet = [0xFFu8; HEADER + PAYLOAD];
     // One context a stream (its SSRC): the sender side of each leg's SRTP.
     let mut crypto: Vec<LegCrypto> = match &target.srtp {
@@ -156,8 +178,8 @@ pub fn run(
             }
         }
         // Side A hears what B sent, and B what A sent (always PCMU).
-        receive(side_a, target.b_payload_type, &window, &mut tally)?;
-        receive(side_b, 0, &window, &mut tally)?;
+        receive(side_a, target.b_payload_type, &window, &mut checks, &mut tally)?;
+        receive(side_b, 0, &window, &mut checks, &mut tally)?;
         std::thread::sleep(Duration::from_micros(50));
     }
     tally.delays_ns.sort_unstable();
@@ -169,6 +191,8 @@ pub fn run(
         delays_ns: tally.delays_ns,
         relay_cpu: cpu,
         window: duration,
+        srtp_ok: tally.srtp_ok,
+        srtp_bad: tally.srtp_bad,
     })
 }
 
@@ -181,8 +205,8 @@ fn write_packet(packet: &mut [u8; HEADER + PAYLOAD], payload_type: u8, stream: u
 }
 
 /// Drains one socket without blocking, recording the delays of packets sent
-/// inside the window.
-fn receive(socket: &UdpSocket, sent_payload_type: u8, window: &Window, tally: &mut Tally) -> anyhow::Result<()> {
+/// inside the window (and checking a sample of them under `checks`, by SSRC).
+fn receive(socket: &UdpSocket, sent_payload_type: u8, window: &Window, checks: &mut [LegCrypto], tally: &mut Tally) -> anyhow::Result<()> {
     let mut bufs = [[0u8; 256]; BATCH];
     let mut headers = MultiHeaders::<SockaddrIn>::preallocate(BATCH, Some(nix::cmsg_space!(TimeSpec)));
     loop {
@@ -220,6 +244,15 @@ fn receive(socket: &UdpSocket, sent_payload_type: u8, window: &Window, tally: &m
                 tally.received += 1;
                 tally.rewritten += u64::from(buf[1] & 0x7F != sent_payload_type);
                 tally.delays_ns.push(arrived_ns.saturating_sub(sent_ns));
+            }
+            let sequence = u16::from_be_bytes([buf[2], buf[3]]);
+            let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
+            if let (0, Some(check)) = (sequence % CHECK_EVERY, checks.get_mut(ssrc as usize)) {
+                let payload_type = buf[1] & 0x7F;
+                match check.unprotect(PacketKind::Rtp { payload_type }, &buf[..len]) {
+                    Ok(plain) if plain.get(HEADER..).is_some_and(|p| p.len() == PAYLOAD && p.iter().all(|&b| b == 0xFF)) => tally.srtp_ok += 1,
+                    _ => tally.srtp_bad += 1,
+                }
             }
         }
         if count < BATCH {

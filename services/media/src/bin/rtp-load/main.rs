@@ -73,14 +73,22 @@ fn main() -> anyhow::Result<()> {
     let side_a = socket(args.side_a)?;
     let side_b = socket(args.side_b)?;
     let mut rtpengine = None;
-    let calls: Vec<(u16, u16)> = match (&args.ports, args.rtpengine) {
-        (Some(path), _) => std::fs::read_to_string(path)?
-            .lines()
-            .filter_map(|l| {
-                let (a, b) = l.split_once(' ')?;
-                Some((a.parse().ok()?, b.parse().ok()?))
-            })
-            .collect(),
+    let (calls, heard): (Vec<(u16, u16)>, Vec<(MasterKey, MasterKey)>) = match (&args.ports, args.rtpengine) {
+        (Some(path), _) => {
+            let lines = std::fs::read_to_string(path)?;
+            let mut calls = Vec::new();
+            let mut heard = Vec::new();
+            for line in lines.lines() {
+                let f: Vec<&str> = line.split(' ').collect();
+                let port = |i: usize| f.get(i).and_then(|p| p.parse().ok()).context("ports file: A-port B-port per line");
+                calls.push((port(0)?, port(1)?));
+                if let [_, _, a, b] = f[..] {
+                    let key = |k| MasterKey::from_base64(ng::CALLER_SUITE, k).map_err(|e| anyhow::anyhow!("ports file key: {e}"));
+                    heard.push((key(a)?, key(b)?));
+                }
+            }
+            (calls, heard)
+        }
         (None, Some(server)) => {
             let mut ng = ng::NgClient::connect(server)?;
             let n = args.calls.context("--calls is needed with --rtpengine")?;
@@ -88,14 +96,19 @@ fn main() -> anyhow::Result<()> {
                 .map(|i| ng.allocate(&format!("bench-{i}"), args.side_a, args.side_b, args.srtp_key.as_deref()))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             rtpengine = Some((ng, n));
-            calls
+            let ports = calls.iter().map(|c| c.ports).collect();
+            (ports, calls.into_iter().filter_map(|c| c.heard).collect())
         }
         (None, None) if args.direct => {
             let n = args.calls.context("--calls is needed with --direct")?;
-            vec![(args.side_b.port(), args.side_a.port()); n]
+            (vec![(args.side_b.port(), args.side_a.port()); n], Vec::new())
         }
         (None, None) => anyhow::bail!("give --ports, --rtpengine or --direct"),
     };
+    anyhow::ensure!(
+        args.srtp_key.is_none() || heard.len() == calls.len(),
+        "--srtp-key: the relay's keys towards the generator are missing (ports file or rtpengine's SDP)"
+    );
     let tick = Duration::from_secs(1)
         / nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)?
             .and_then(|t| u32::try_from(t).ok())
@@ -104,6 +117,7 @@ fn main() -> anyhow::Result<()> {
         relay_ip: if args.direct { args.side_b.ip() } else { args.relay_ip },
         calls,
         b_payload_type: args.b_payload_type,
+        heard,
         srtp: args
             .srtp_key
             .as_deref()
@@ -136,7 +150,7 @@ fn main() -> anyhow::Result<()> {
     let loss = if o.sent == 0 { 1.0 } else { 1.0 - o.received as f64 / o.sent as f64 };
     let cpu_per_packet = o.relay_cpu.as_secs_f64() * 1e6 / o.received.max(1) as f64;
     println!(
-        "calls={} sent={} received={} rewritten={} loss={:.5} p50_us={:.0} p99_us={:.0} max_us={:.0} pps={:.0} relay_cpu_s={:.2} cpu_us_per_pkt={:.2}",
+        "calls={} sent={} received={} rewritten={} loss={:.5} p50_us={:.0} p99_us={:.0} max_us={:.0} pps={:.0} relay_cpu_s={:.2} cpu_us_per_pkt={:.2} srtp_ok={} srtp_bad={}",
         target.calls.len(),
         o.sent,
         o.received,
@@ -148,6 +162,8 @@ fn main() -> anyhow::Result<()> {
         o.received as f64 / o.window.as_secs_f64(),
         o.relay_cpu.as_secs_f64(),
         cpu_per_packet,
+        o.srtp_ok,
+        o.srtp_bad,
     );
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context};
 
 use crate::bencode::{decode, Value};
-use holdfast_media::srtp::Suite;
+use holdfast_media::srtp::{MasterKey, Suite};
 
 pub struct NgClient {
     socket: UdpSocket,
@@ -41,14 +41,15 @@ impl NgClient {
         }
     }
 
-    /// Offer (caller's SDP) then answer (callee's SDP). Returns the relay
-    /// ports facing the caller and the callee. With `srtp_key` (SDES, RFC 4568), both
-    /// sides send RTP/SAVP under that key: the caller offers it as `CALLER_SUITE`, the
-    /// callee answers it as `CALLEE_SUITE`, under the tag rtpengine's offer gave that suite.
-    /// The suites differ so that rtpengine decrypts what each side sends and encrypts it
-    /// again for the other, as Holdfast's relay does: where both sides' crypto parameters
-    /// are alike, rtpengine forwards SRTP untouched (its crypto_params_cmp).
-    pub fn allocate(&mut self, call_id: &str, caller: SocketAddr, callee: SocketAddr, srtp_key: Option<&str>) -> anyhow::Result<(u16, u16)> {
+    /// Offer (caller's SDP) then answer (callee's SDP). Returns the relay ports facing the
+    /// caller and the callee. With `srtp_key` (SDES, RFC 4568), both sides send RTP/SAVP under
+    /// that key: the caller offers it as `CALLER_SUITE`, the callee answers it as
+    /// `CALLEE_SUITE`, under the tag rtpengine's offer gave that suite. The suites differ so that
+    /// rtpengine decrypts what each side sends and encrypts it again for the other, as
+    /// Holdfast's relay does: where both sides' crypto parameters are alike, rtpengine forwards
+    /// SRTP untouched (its crypto_params_cmp). Also the keys rtpengine encrypts with towards
+    /// the caller (in its answer) and the callee (in its offer), so what they hear is checked.
+    pub fn allocate(&mut self, call_id: &str, caller: SocketAddr, callee: SocketAddr, srtp_key: Option<&str>) -> anyhow::Result<Allocated> {
         let crypto = |tag: &str, suite: Suite| srtp_key.map(|key| format!("a=crypto:{tag} {suite} inline:{key}\r\n")).unwrap_or_default();
         let offer = self.request(vec![
             ("command", Value::str("offer")),
@@ -57,18 +58,26 @@ impl NgClient {
             ("sdp", Value::str(&sdp(caller, &crypto("1", CALLER_SUITE)))),
         ])?;
         let to_callee = media_port(&offer)?;
-        let tag = match srtp_key {
-            Some(_) => crypto_tag(&offer, CALLEE_SUITE)?,
-            None => String::new(),
+        let for_callee = match srtp_key {
+            Some(_) => Some(crypto_line(&offer, CALLEE_SUITE)?),
+            None => None,
         };
+        let tag = for_callee.as_ref().map(|(tag, _)| tag.as_str()).unwrap_or_default();
         let answer = self.request(vec![
             ("command", Value::str("answer")),
             ("call-id", Value::str(call_id)),
             ("from-tag", Value::str("caller")),
             ("to-tag", Value::str("callee")),
-            ("sdp", Value::str(&sdp(callee, &crypto(&tag, CALLEE_SUITE)))),
+            ("sdp", Value::str(&sdp(callee, &crypto(tag, CALLEE_SUITE)))),
         ])?;
-        Ok((media_port(&answer)?, to_callee))
+        let heard = match for_callee {
+            Some((_, callee_hears)) => {
+                let (_, caller_hears) = crypto_line(&answer, CALLER_SUITE)?;
+                Some((caller_hears, callee_hears))
+            }
+            None => None,
+        };
+        Ok(Allocated { ports: (media_port(&answer)?, to_callee), heard })
     }
 
     pub fn delete(&mut self, call_id: &str) -> anyhow::Result<()> {
@@ -79,6 +88,13 @@ impl NgClient {
         ])
         .map(drop)
     }
+}
+
+/// One call's relay ports (facing the caller, facing the callee) and, with SRTP, the keys
+/// rtpengine encrypts with towards each.
+pub struct Allocated {
+    pub ports: (u16, u16),
+    pub heard: Option<(MasterKey, MasterKey)>,
 }
 
 pub const CALLER_SUITE: Suite = Suite::AesCm128HmacSha1_80;
@@ -94,17 +110,19 @@ fn sdp(at: SocketAddr, crypto: &str) -> String {
     )
 }
 
-/// The tag of `suite`'s key in rtpengine's offer.
-fn crypto_tag(reply: &Value, suite: Suite) -> anyhow::Result<String> {
+/// The tag and key of `suite`'s a=crypto line in a description rtpengine wrote.
+fn crypto_line(reply: &Value, suite: Suite) -> anyhow::Result<(String, MasterKey)> {
     let sdp = reply.get("sdp").and_then(Value::as_text).ok_or(anyhow!("reply without SDP"))?;
     sdp.lines()
         .filter_map(|l| l.strip_prefix("a=crypto:"))
         .find_map(|rest| {
             let mut f = rest.split(' ');
             let tag = f.next()?;
-            (f.next()? == suite.name()).then(|| tag.to_string())
+            (f.next()? == suite.name()).then_some(())?;
+            let key = f.next()?.strip_prefix("inline:")?.split('|').next()?;
+            Some((tag.to_string(), MasterKey::from_base64(suite, key).ok()?))
         })
-        .ok_or(anyhow!("rtpengine offered no {suite} key: {sdp:?}"))
+        .ok_or(anyhow!("rtpengine gave no usable {suite} key: {sdp:?}"))
 }
 
 fn media_port(reply: &Value) -> anyhow::Result<u16> {
