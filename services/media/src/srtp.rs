@@ -4,8 +4,9 @@
 //!
 //! The ciphers are webrtc-srtp's (webrtc-rs): pure Rust over the RustCrypto AES, HMAC-SHA1 and
 //! GCM (no OpenSSL or C libsrtp to build into the image, no unsafe of ours), maintained, and it
-//! covers the three SDES suites the appliance speaks: AES_CM_128_HMAC_SHA1_80 and _32 (RFC 4568)
-//! and AEAD_AES_128_GCM (RFC 7714). Two of its behaviours are guarded here:
+//! covers the SDES suites the appliance speaks: AES_CM_128_HMAC_SHA1_80 and _32 (RFC 4568),
+//! AES_256_CM_HMAC_SHA1_80 and _32 (RFC 6188) and AEAD_AES_128_GCM and AEAD_AES_256_GCM
+//! (RFC 7714). Two of its behaviours are guarded here:
 //! - it makes per-SSRC state before a packet has authenticated, so made-up SSRCs would grow it:
 //!   each SSRC gets a context of its own, kept only once a packet of it authenticated, at most
 //!   `MAX_SSRCS` a direction (the oldest goes);
@@ -44,10 +45,21 @@ pub enum Suite {
     AesCm128HmacSha1_80,
     AesCm128HmacSha1_32,
     AeadAes128Gcm,
+    AesCm256HmacSha1_80,
+    AesCm256HmacSha1_32,
+    AeadAes256Gcm,
 }
 
 impl Suite {
-    pub const ALL: [Suite; 3] = [Suite::AesCm128HmacSha1_80, Suite::AesCm128HmacSha1_32, Suite::AeadAes128Gcm];
+    /// The 128-bit suites first: every SDES peer has them (RFC 4568's mandatory one leads).
+    pub const ALL: [Suite; 6] = [
+        Suite::AesCm128HmacSha1_80,
+        Suite::AesCm128HmacSha1_32,
+        Suite::AeadAes128Gcm,
+        Suite::AesCm256HmacSha1_80,
+        Suite::AesCm256HmacSha1_32,
+        Suite::AeadAes256Gcm,
+    ];
 
     /// The name in an SDP a=crypto line.
     pub fn name(self) -> &'static str {
@@ -55,6 +67,9 @@ impl Suite {
             Suite::AesCm128HmacSha1_80 => "AES_CM_128_HMAC_SHA1_80",
             Suite::AesCm128HmacSha1_32 => "AES_CM_128_HMAC_SHA1_32",
             Suite::AeadAes128Gcm => "AEAD_AES_128_GCM",
+            Suite::AesCm256HmacSha1_80 => "AES_256_CM_HMAC_SHA1_80",
+            Suite::AesCm256HmacSha1_32 => "AES_256_CM_HMAC_SHA1_32",
+            Suite::AeadAes256Gcm => "AEAD_AES_256_GCM",
         }
     }
 
@@ -67,6 +82,9 @@ impl Suite {
             Suite::AesCm128HmacSha1_80 => ProtectionProfile::Aes128CmHmacSha1_80,
             Suite::AesCm128HmacSha1_32 => ProtectionProfile::Aes128CmHmacSha1_32,
             Suite::AeadAes128Gcm => ProtectionProfile::AeadAes128Gcm,
+            Suite::AesCm256HmacSha1_80 => ProtectionProfile::Aes256CmHmacSha1_80,
+            Suite::AesCm256HmacSha1_32 => ProtectionProfile::Aes256CmHmacSha1_32,
+            Suite::AeadAes256Gcm => ProtectionProfile::AeadAes256Gcm,
         }
     }
 

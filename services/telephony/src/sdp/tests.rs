@@ -157,9 +157,11 @@ fn broken_descriptions_are_errors() {
     assert_eq!(avp_audio(&[0xff, 0xfe]), Err(SdpError::NotText));
 }
 
-/// An SDES offer as baresip's srtp module writes one, with a suite it does not know first.
+/// An SDES offer as baresip's srtp module writes one (AES_256_CM_HMAC_SHA1_80 first), with a
+/// suite the appliance does not know ahead of it.
 const SAVP: &str = "v=0\r\no=- 1 2 IN IP4 192.0.2.5\r\ns=-\r\nc=IN IP4 192.0.2.5\r\nt=0 0\r\n\
-    m=audio 40000 RTP/SAVP 0\r\na=crypto:1 AES_256_CM_HMAC_SHA1_80 inline:mJ3qVMn0yHTpsJpLfCWdDyE1GmLbsZ/CVAZGiohRaLd5iNcgr/Gt/CkJnEIfnw==\r\n\
+    m=audio 40000 RTP/SAVP 0\r\na=crypto:9 AES_192_CM_HMAC_SHA1_80 inline:NzB4d1BINUAvLEw6UzF3WSJ+PSdFcGdUJShpX1Zj\r\n\
+    a=crypto:1 AES_256_CM_HMAC_SHA1_80 inline:mJ3qVMn0yHTpsJpLfCWdDyE1GmLbsZ/CVAZGiohRaLd5iNcgr/Gt/CkJnEIfnw==\r\n\
     a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20\r\n\
     a=crypto:3 AES_CM_128_HMAC_SHA1_32 inline:NzB4d1BINUAvLEw6UzF3WSJ+PSdFcGdUJShpX1Zj\r\n\
     a=crypto:4 AEAD_AES_128_GCM inline:Bd6ZmFXtWv+9wDh7hO5O1vTP1XKhQKIuJxhXwA==\r\na=sendrecv\r\n";
@@ -169,11 +171,12 @@ fn sdes_keys_are_read_in_the_offerer_s_order_and_written_back() {
     let d = sd(SAVP);
     let audio = d.audio(Some(&Profile::Savp)).unwrap();
     let suites: Vec<Suite> = audio.media.crypto().map(|c| c.suite()).collect();
-    assert_eq!(suites, [Suite::AesCm128HmacSha1_80, Suite::AesCm128HmacSha1_32, Suite::AeadAes128Gcm]);
-    assert_eq!(audio.media.crypto().map(|c| c.tag).collect::<Vec<_>>(), [2, 3, 4]);
+    assert_eq!(suites, [Suite::AesCm256HmacSha1_80, Suite::AesCm128HmacSha1_80, Suite::AesCm128HmacSha1_32, Suite::AeadAes128Gcm]);
+    assert_eq!(audio.media.crypto().map(|c| c.tag).collect::<Vec<_>>(), [1, 2, 3, 4]);
     // Written back: the lifetime is not kept (the relay re-keys per call), the rest is.
     let text = d.to_string();
-    assert!(text.contains("a=crypto:1 AES_256_CM_HMAC_SHA1_80 inline:mJ3qVMn0"));
+    assert!(text.contains("a=crypto:9 AES_192_CM_HMAC_SHA1_80 inline:NzB4d1BI"));
+    assert!(text.contains("a=crypto:1 AES_256_CM_HMAC_SHA1_80 inline:mJ3qVMn0yHTpsJpLfCWdDyE1GmLbsZ/CVAZGiohRaLd5iNcgr/Gt/CkJnEIfnw==\r\n"));
     assert!(text.contains("a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n"));
     assert_eq!(sd(&text), d);
     // No key is ever in a Debug print (logs).
