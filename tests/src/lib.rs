@@ -21,3 +21,4 @@ pub mod vm;
 pub mod wait;
 pub mod web;
 pub mod webdriver;
+pub mod wire;

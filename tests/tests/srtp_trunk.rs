@@ -12,12 +12,12 @@
 //! attacker replays the carrier's packets, sends forgeries and packets under a key not the
 //! call's, all from the carrier's own address, and 127.0.0.2 sends to the relay's trunk port:
 //! all dropped, the SRTP ones counted, and the audio goes on in both directions afterwards.
-use holdfast_media::g711;
 use holdfast_tests::audio;
 use holdfast_tests::local::{LocalAppliance, DOMAIN, REGISTRAR};
 use holdfast_tests::phones::{Baresip, BaresipAudio, Event, Phone, PhoneConfig, CARRIER_RTP_PORTS, PHONE_RTP_PORTS};
 use holdfast_tests::scratch::Scratch;
 use holdfast_tests::wait::wait_until;
+use holdfast_tests::wire::{self, flow, with_tone};
 use holdfast_sip::transport::Protocol;
 use std::ops::RangeInclusive;
 use std::process::Stdio;
@@ -34,8 +34,6 @@ const WAIT: Duration = Duration::from_secs(15);
 const ATTACKS: u64 = 50;
 /// How long the capture goes on after the attack (the call keeps talking).
 const HOLD_S: u32 = 3;
-/// G.711 at 20 ms: the payload of one packet, before any auth tag.
-const FRAME: usize = 160;
 
 /// The watcher on the namespace's loopback (AF_PACKET): writes every UDP packet between the
 /// phones' or carriers' RTP ports and the relay's (one line: seconds since start, source port,
@@ -104,65 +102,6 @@ while time.monotonic() - start < 30 and (ended is None or time.monotonic() - end
         genuine = (packet, ihl, seq, socket.inet_ntoa(bytes(packet[16:20])), dport)
 log.close()
 "#;
-
-/// One RTP packet the watcher saw.
-struct Seen {
-    at: f64,
-    from: u16,
-    to: u16,
-    udp: Vec<u8>,
-}
-
-impl Seen {
-    fn parse(line: &str) -> Option<Seen> {
-        let mut f = line.split(' ');
-        let (at, from, to, hex) = (f.next()?.parse().ok()?, f.next()?.parse().ok()?, f.next()?.parse().ok()?, f.next()?);
-        let udp = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect::<Option<Vec<u8>>>()?;
-        Some(Seen { at, from, to, udp })
-    }
-
-    /// The payload type and payload of an RTP packet of G.711 (RFC 3550 header: version 2, CSRCs
-    /// and extension skipped); None for RTCP and anything else.
-    fn g711(&self) -> Option<(u8, &[u8])> {
-        let b = &self.udp;
-        if b.len() < 12 || b[0] >> 6 != 2 || !matches!(b[1] & 0x7F, 0 | 8) {
-            return None;
-        }
-        let mut at = 12 + 4 * usize::from(b[0] & 0x0F);
-        if b[0] & 0x10 != 0 {
-            let words = u16::from_be_bytes([*b.get(at + 2)?, *b.get(at + 3)?]);
-            at += 4 + 4 * usize::from(words);
-        }
-        Some((b[1] & 0x7F, b.get(at..)?))
-    }
-
-    /// The share of the first 20 ms of the payload's energy, read as G.711 audio, that lies at
-    /// `hz` (a clean tone about 0.5; noise, such as ciphertext, about 1/160).
-    fn tone_share(&self, hz: u32) -> f64 {
-        let Some((pt, payload)) = self.g711() else { return 0.0 };
-        let Some(frame) = payload.get(..FRAME) else { return 0.0 };
-        let samples: Vec<i16> =
-            frame.iter().map(|&c| if pt == 0 { g711::ulaw_to_linear(c) } else { g711::alaw_to_linear(c) }).collect();
-        let power = samples.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / samples.len() as f64;
-        let level = audio::level(&samples, audio::RATE, f64::from(hz));
-        if power > 0.0 {
-            level * level / power
-        } else {
-            0.0
-        }
-    }
-}
-
-/// The RTP packets from ports in `from` to ports in `to`.
-fn flow<'a>(seen: &'a [Seen], from: &RangeInclusive<u16>, to: &RangeInclusive<u16>) -> Vec<&'a Seen> {
-    seen.iter().filter(|s| from.contains(&s.from) && to.contains(&s.to) && s.g711().is_some()).collect()
-}
-
-fn with_tone(packets: &[&Seen], hz: u32) -> usize {
-    packets.iter().filter(|s| s.tone_share(hz) > 0.25).count()
-}
-
-
 
 /// The embedded default with a carrier trunk that requires SRTP, and a route to it for the
 /// carrier's numbers (+1 212, national usage, ahead of the national route to the gateway).
@@ -236,8 +175,7 @@ fn a_call_over_an_srtp_trunk_talks_both_ways_is_encrypted_on_the_wire_and_shrugs
     assert!(audio::seconds_of(&phone_heard, f64::from(CARRIER_HZ)) >= secs, "the phone did not hear the carrier: {}", phone_heard.display());
 
     // The wire: the phone leg's G.711 holds the tones, the trunk leg's holds nothing of them.
-    let text = std::fs::read_to_string(&capture).expect("the watcher's capture");
-    let seen: Vec<Seen> = text.lines().filter_map(Seen::parse).collect();
+    let seen = wire::read(&capture);
     let phone_out = flow(&seen, &PHONE_RTP_PORTS, &RELAY_PORTS);
     let phone_in = flow(&seen, &RELAY_PORTS, &PHONE_RTP_PORTS);
     let trunk_in = flow(&seen, &CARRIER_RTP_PORTS, &RELAY_PORTS);
@@ -259,12 +197,9 @@ fn a_call_over_an_srtp_trunk_talks_both_ways_is_encrypted_on_the_wire_and_shrugs
     assert!(with_tone(&phone_out, PHONE_HZ) >= 100 && with_tone(&phone_in, CARRIER_HZ) >= 100, "{summary}");
     assert!(trunk_in.len() >= 100 && trunk_out.len() >= 100, "{summary}");
     assert_eq!((with_tone(&trunk_in, CARRIER_HZ), with_tone(&trunk_out, PHONE_HZ)), (0, 0), "{summary}");
-    for s in trunk_in.iter().chain(&trunk_out) {
-        let payload = s.g711().map_or(0, |(_, p)| p.len());
-        assert!(payload >= FRAME + 4, "a trunk packet without an auth tag ({payload} octets of payload): {summary}");
-    }
+    assert!(wire::all_tagged(&trunk_in) && wire::all_tagged(&trunk_out), "a trunk packet without an auth tag: {summary}");
     // The call talked on after the attack, both ways, on both legs (50 packets a second).
-    let after = |packets: &[&Seen]| packets.iter().filter(|s| s.at > attack_ended).count();
+    let after = |packets: &[&wire::Seen]| packets.iter().filter(|s| s.at > attack_ended).count();
     let least = 40 * (HOLD_S as usize - 1);
     assert!([&phone_out, &phone_in, &trunk_in, &trunk_out].iter().all(|f| after(f) >= least), "too few packets after the attack: {summary}");
 
@@ -288,4 +223,75 @@ fn a_call_over_an_srtp_trunk_talks_both_ways_is_encrypted_on_the_wire_and_shrugs
     for (what, text) in [("cdrs", cdrs), ("sba-mediation", app.log("sba-mediation"))] {
         assert!(!text.contains("inline:"), "a key in {what}:\n{text}");
     }
+}
+
+#[test]
+fn a_phone_over_tls_with_srtp_calls_the_srtp_carrier_and_both_hear_each_other_through_ciphertext_only() {
+    // Issue 12's first test: baresip registers and calls over TLS with `mediaenc=srtp-mand`,
+    // through sba-registrar and sba-mediation, to a carrier (SRTP too): both legs of the relay are
+    // SRTP, each with keys of its own, and what each end heard is checked after its decryption.
+    let scratch = Scratch::new("srtp-tls");
+    let mediation = scratch.file("mediation.toml");
+    std::fs::write(&mediation, config()).unwrap();
+    let app = LocalAppliance::start_configured(&scratch.path, &[("sba-mediation", &mediation)]);
+    app.add_users(&[("3001", "pw-3001")]);
+    let generated = scratch.path.join("var/tls/cert.pem");
+    assert!(generated.exists(), "the embedded default generated no certificate: {}", app.log("sba-registrar"));
+    let phone_config = PhoneConfig {
+        user: "3001",
+        password: "pw-3001",
+        domain: DOMAIN,
+        addr: "127.0.0.1:5066".parse().unwrap(),
+        registrar: "127.0.0.1:5061".parse().unwrap(),
+        expires: 600,
+        refresh: Duration::from_secs(600),
+    };
+    let mut phone = Baresip::start_tls_srtp(app.ns(), &scratch.path, &phone_config, 120, &generated, BaresipAudio::Tone(PHONE_HZ));
+    let carrier =
+        Baresip::start_srtp_carrier(app.ns(), &scratch.path, CARRIER.parse().unwrap(), CARRIER_NUMBER, 120, BaresipAudio::Tone(CARRIER_HZ));
+    wait_until("the phone registered over TLS", WAIT, || app.binding("3001").is_some_and(|b| b["transport"] == "tls"));
+
+    let capture = scratch.file("wire.txt");
+    let stop = scratch.file("wire.stop");
+    let mut watcher = app
+        .ns()
+        .command("python3")
+        .args(["-c", wire::WATCHER])
+        .args([&capture, &stop])
+        .args(["20000-20999", "22000-22999"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 (apt-get install python3)");
+    wait_until("the watcher is up", WAIT, || capture.exists());
+    phone.dial("2125550100");
+    assert!(
+        phone.wait(Event::Connected, 0, WAIT),
+        "the TLS SRTP call did not connect:\n{}\n{}\n{}",
+        phone.console(),
+        carrier.console(),
+        app.log("sba-mediation")
+    );
+    std::thread::sleep(Duration::from_secs(u64::from(HOLD_S)));
+    phone.hang_up();
+    assert!(carrier.wait(Event::Ended, 0, WAIT), "{}", carrier.console());
+    std::fs::write(&stop, "").unwrap();
+    assert!(watcher.wait().expect("watcher").success(), "the watcher failed");
+
+    let secs = f64::from(HOLD_S) - 1.0;
+    let carrier_heard = carrier.heard().expect("the carrier's baresip kept no audio of the call");
+    let phone_heard = phone.heard().expect("the phone's baresip kept no audio of the call");
+    assert!(audio::seconds_of(&carrier_heard, f64::from(PHONE_HZ)) >= secs, "the carrier did not hear the phone: {}", carrier_heard.display());
+    assert!(audio::seconds_of(&phone_heard, f64::from(CARRIER_HZ)) >= secs, "the phone did not hear the carrier: {}", phone_heard.display());
+    let seen = wire::read(&capture);
+    let legs = [
+        flow(&seen, &PHONE_RTP_PORTS, &RELAY_PORTS),
+        flow(&seen, &RELAY_PORTS, &PHONE_RTP_PORTS),
+        flow(&seen, &CARRIER_RTP_PORTS, &RELAY_PORTS),
+        flow(&seen, &RELAY_PORTS, &CARRIER_RTP_PORTS),
+    ];
+    let summary: Vec<(usize, usize, usize)> = legs.iter().map(|l| (l.len(), with_tone(l, PHONE_HZ), with_tone(l, CARRIER_HZ))).collect();
+    eprintln!("on the wire (packets, with {PHONE_HZ} Hz, with {CARRIER_HZ} Hz): phone->relay, relay->phone, carrier->relay, relay->carrier {summary:?}");
+    assert!(summary.iter().all(|&(n, a, b)| n >= 100 && a == 0 && b == 0), "{summary:?}");
+    assert!(legs.iter().all(|l| wire::all_tagged(l)), "a packet without an auth tag: {summary:?}");
 }

@@ -184,7 +184,7 @@ impl Server {
             }
             // The ACK for our 2xx ends A's part of the handshake; nothing to relay (B was
             // acknowledged when it answered).
-            Ok(Inbound::Ack(ack)) => self.b2bua.on_ack(&ack),
+            Ok(Inbound::Ack(ack)) => self.b2bua.on_ack(&mut self.txns, &ack, now),
             Ok(Inbound::Absorbed) => {}
             Err(e) => log::debug!("request from {} refused by the transaction layer: {e}", source.addr),
         }

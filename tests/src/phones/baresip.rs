@@ -74,6 +74,13 @@ impl Baresip {
         Baresip::start_configured(ns, dir, c, lifetime_s, BaresipAudio::Echo, Protocol::Tls, &extra, "")
     }
 
+    /// `start_tls` with SRTP required on every call (`mediaenc=srtp-mand`) and the audio given.
+    pub fn start_tls_srtp(ns: &Netns, dir: &Path, c: &PhoneConfig, lifetime_s: u32, ca: &Path, audio: BaresipAudio) -> Baresip {
+        let extra = format!("sip_cafile {}\nmodule srtp.so\n", ca.display());
+        Baresip::start_configured(ns, dir, c, lifetime_s, audio, Protocol::Tls, &extra, ";mediaenc=srtp-mand")
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn start_configured(
         ns: &Netns,
         dir: &Path,
@@ -100,10 +107,28 @@ impl Baresip {
     /// every call to `number` (baresip finds the account by the Request-URI's user) with SRTP
     /// required (`mediaenc=srtp-mand`), its RTP from `CARRIER_RTP_PORTS`.
     pub fn start_srtp_carrier(ns: &Netns, dir: &Path, addr: SocketAddr, number: &str, lifetime_s: u32, audio: BaresipAudio) -> Baresip {
+        Baresip::start_carrier(ns, dir, addr, number, lifetime_s, audio, true, CARRIER_RTP_PORTS)
+    }
+
+    /// `start_srtp_carrier`, with SRTP required or plain RTP only, its RTP from `rtp_ports`
+    /// (a second carrier's apart from the first's).
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_carrier(
+        ns: &Netns,
+        dir: &Path,
+        addr: SocketAddr,
+        number: &str,
+        lifetime_s: u32,
+        audio: BaresipAudio,
+        srtp: bool,
+        rtp_ports: RangeInclusive<u16>,
+    ) -> Baresip {
         let aor = format!("sip:{number}@{addr}");
-        let account = format!("<{aor}>;regint=0;answermode=auto;mediaenc=srtp-mand\n");
+        let mediaenc = if srtp { ";mediaenc=srtp-mand" } else { "" };
+        let account = format!("<{aor}>;regint=0;answermode=auto{mediaenc}\n");
         let dir = dir.join(format!("baresip-carrier-{}", addr.port()));
-        Baresip::launch(ns, Launch { dir, addr, aor, account, rtp_ports: CARRIER_RTP_PORTS, extra: "module srtp.so\n" }, lifetime_s, audio)
+        let extra = if srtp { "module srtp.so\n" } else { "" };
+        Baresip::launch(ns, Launch { dir, addr, aor, account, rtp_ports, extra }, lifetime_s, audio)
     }
 
     fn launch(ns: &Netns, l: Launch, lifetime_s: u32, audio: BaresipAudio) -> Baresip {

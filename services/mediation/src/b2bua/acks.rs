@@ -1,16 +1,20 @@
 //! ACKs outside transactions, both ways (RFC 3261 §13.2.2.4, §13.3.1.4): A's ACK for our 2xx
 //! (which `AckWait` sends again until it comes), and ours again for a 2xx B sent again.
-use super::{relay_sdp, Answered, B2bua, Media, Output, State};
+use super::srtp::OfferAnswer;
+use super::{ix, relay_sdp, Answered, B2bua, Media, Output, State};
 use holdfast_media::Side;
 use holdfast_sip::message::{HeaderName, Method, Request, Response};
 use holdfast_sip::transaction::Transactions;
 use holdfast_telephony::ack_wait::AckDue;
+use holdfast_telephony::cause;
 use std::time::Instant;
 
 impl<M: Media> B2bua<M> {
     /// An ACK outside any transaction: for the 2xx of one of our A dialogs, it stops the
-    /// retransmissions; after a late offer it carries A's answer, which B's ACK takes on.
-    pub fn on_ack(&mut self, ack: &Request) {
+    /// retransmissions; after a late offer it carries A's answer, which B's ACK takes on. A
+    /// mandatory SRTP leg that answers our keys with none of them has no media: the call ends
+    /// (B acknowledged first, then BYE both ways).
+    pub fn on_ack(&mut self, txns: &mut Transactions, ack: &Request, now: Instant) {
         let tag = ack.to_header().ok().and_then(|t| t.tag().map(str::to_string)).unwrap_or_default();
         let call_id = ack.call_id().unwrap_or_default().to_string();
         let Some(&(key, Side::A)) = self.by_dialog.get(&(call_id, tag)) else { return };
@@ -19,17 +23,22 @@ impl<M: Media> B2bua<M> {
         call.set_sdp(Side::A, &ack.body);
         let State::Answered(Answered { late_ack, .. }) = &mut call.state else { return };
         let Some((Output::Send { mut request, dest, transport }, b_offered)) = late_ack.take() else { return };
+        let a_keys = call.srtp[ix(Side::A)].answer_to_offer(&ack.body);
         if !ack.body.is_empty() {
             request.headers.add(HeaderName::ContentType, "application/sdp");
             request.body = match (call.media, b_offered) {
                 (Some((id, _, b_port)), Some(offered)) => {
-                    // Through the relay: A's media noted, its answer in a law B offered (the
-                    // relay transcodes), pointed at the relay's B port.
-                    if let Some(a) = relay_sdp::remote(&ack.body) {
+                    // Through the relay: A's keys, then its media (nothing reaches A before
+                    // it is keyed), its answer in a law B offered (the relay transcodes),
+                    // pointed at the relay's B port.
+                    if let OfferAnswer::Keyed(keys) = &a_keys {
+                        self.media.set_crypto(id, Side::A, Some(keys.clone()));
+                    }
+                    if let Some(a) = relay_sdp::remote(&ack.body).filter(|_| a_keys != OfferAnswer::Unkeyed) {
                         self.media.set_remote(id, Side::A, a);
                     }
-                    let (for_b, b_pt) = relay_sdp::answer(&ack.body, &offered, b_port, call.srtp[super::ix(Side::B)].lines());
-                    if let Some(mut b) = relay_sdp::remote(&call.sdp[super::ix(Side::B)]) {
+                    let (for_b, b_pt) = relay_sdp::answer(&ack.body, &offered, b_port, call.srtp[ix(Side::B)].lines());
+                    if let Some(mut b) = relay_sdp::remote(&call.sdp[ix(Side::B)]) {
                         b.audio_pt = b_pt;
                         self.media.set_remote(id, Side::B, b);
                     }
@@ -39,6 +48,10 @@ impl<M: Media> B2bua<M> {
             };
         }
         self.outputs.push_back(Output::Send { request, dest, transport });
+        if a_keys == OfferAnswer::Unkeyed {
+            log::info!("call {}: the caller answered our SRTP offer without a key of ours (srtp = mandatory)", call.cdr.call_id);
+            self.bye_both(txns, key, cause::for_sip_status(488), "caller answered without SRTP (srtp = mandatory)", now);
+        }
     }
 
     /// A response no transaction claims: a 2xx to an INVITE of ours retransmitted because our

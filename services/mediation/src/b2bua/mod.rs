@@ -573,11 +573,11 @@ impl<M: Media> B2bua<M> {
         if let (Some((mid, ..)), Some(remote)) = (media, a_media) {
             self.media.set_remote(mid, Side::A, remote);
         }
-        let mut a_srtp = srtp::LegSrtp::default();
+        let mut a_srtp = srtp::LegSrtp::plain(a_policy);
         if let (Some((mid, ..)), srtp::Offered::Srtp(theirs)) = (media, &a_offer) {
             let (ours, keys) = srtp::answer(theirs, &mut self.ids);
             self.media.set_crypto(mid, Side::A, Some(keys.clone()));
-            a_srtp = srtp::LegSrtp::new(ours, keys);
+            a_srtp = srtp::LegSrtp::new(a_policy, ours, keys);
         }
         let key = self.next_call;
         self.next_call += 1;
@@ -607,7 +607,7 @@ impl<M: Media> B2bua<M> {
                 branch_user,
                 callee_side: Side::B,
                 transfer: None,
-                srtp: [a_srtp, srtp::LegSrtp::default()],
+                srtp: [a_srtp, srtp::LegSrtp::plain(SrtpPolicy::Off)],
                 a_media,
                 a_formats,
                 state: State::Setup(Setup { hunt: Hunt::new(targets), cancelled: false, b_offered: None }),
@@ -873,18 +873,20 @@ impl<M: Media> B2bua<M> {
         if let Some(remote) = relay_sdp::media(&sd) {
             self.media.set_remote(id, Side::B, RemoteMedia { learn_from: relay_sdp::answerer_ip(r), ..remote });
         }
+        let policy = call.attempt().map_or(SrtpPolicy::Off, |a| a.target.srtp);
         if call.invite.body.is_empty() {
-            // B's offer: its SRTP answered in the ACK with a key of ours; A is offered plain.
-            let policy = call.attempt().map_or(SrtpPolicy::Off, |a| a.target.srtp);
+            // B's offer: its SRTP answered in the ACK with a key of ours. A is offered plain,
+            // or SRTP with keys of ours when its leg is mandatory (answered in its ACK).
             if let (Some(srtp::Offered::Srtp(theirs)), None) = (srtp::offered(&r.body, policy), &call.srtp[ix(Side::B)].keys) {
                 let (ours, keys) = srtp::answer(&theirs, &mut self.ids);
                 self.media.set_crypto(id, Side::B, Some(keys.clone()));
-                call.srtp[ix(Side::B)] = srtp::LegSrtp::new(ours, keys);
+                call.srtp[ix(Side::B)] = srtp::LegSrtp::new(policy, ours, keys);
             }
             if let State::Setup(setup) = &mut call.state {
                 setup.b_offered = Some(sd.audio_formats());
             }
-            return Some(relay_sdp::offer(&r.body, Some(a_port), &[], false));
+            let for_a = call.srtp[ix(Side::A)].offer(&mut self.ids);
+            return Some(relay_sdp::offer(&r.body, Some(a_port), &for_a, false));
         }
         // B's keys, where we offered ours (nothing to read otherwise).
         let offered = call.attempt().map(|a| a.keys.clone()).unwrap_or_default();
@@ -892,7 +894,7 @@ impl<M: Media> B2bua<M> {
         if let Some((ours, keys)) = answered {
             if call.srtp[ix(Side::B)].keys.as_ref() != Some(&keys) {
                 self.media.set_crypto(id, Side::B, Some(keys.clone()));
-                call.srtp[ix(Side::B)] = srtp::LegSrtp::new(ours, keys);
+                call.srtp[ix(Side::B)] = srtp::LegSrtp::new(policy, ours, keys);
             }
         }
         let (for_a, a_pt) = relay_sdp::answer(&r.body, &call.a_formats, a_port, call.srtp[ix(Side::A)].lines());
@@ -950,6 +952,9 @@ impl<M: Media> B2bua<M> {
         }
         self.by_dialog.insert((b.call_id.clone(), b.local_tag.clone()), (key, Side::B));
         call.b_dialog = Some(b);
+        if call.srtp[ix(Side::B)].keys.is_none() {
+            call.srtp[ix(Side::B)] = srtp::LegSrtp::plain(attempt.target.srtp);
+        }
         call.a_dialog = Dialog::as_uas(&call.invite, &call.a_tag, call.source, call.source_transport);
         call.cdr.answered_at = Some(wall);
         call.cdr.status = r.status;

@@ -29,12 +29,18 @@ pub(super) enum Offered {
     Plain,
     /// RTP/SAVP, with the first of its keys the relay can use (the offerer's preference).
     Srtp(Crypto),
+    /// No description (a late offer) from a mandatory leg: it is offered SRTP with keys of
+    /// ours in our 2xx, when the far end's offer comes, and answers in its ACK.
+    Late,
 }
 
-/// The offer a leg made in `body` (none: a late offer), or None when its policy refuses it
+/// The offer a leg made in `body` (empty: a late offer), or None when its policy refuses it
 /// (488): plain to a mandatory leg, SRTP to one that is off, RTP/SAVP with no key the relay
 /// can use, or a mandatory leg's description that cannot be read.
 pub(super) fn offered(body: &[u8], policy: SrtpPolicy) -> Option<Offered> {
+    if body.is_empty() && policy == SrtpPolicy::Mandatory {
+        return Some(Offered::Late);
+    }
     let audio = SessionDescription::parse(body).ok().and_then(|sd| {
         let media = sd.audio(None).ok()?.media;
         Some((media.is_secure(), media.crypto().next().cloned()))
@@ -47,7 +53,8 @@ pub(super) fn offered(body: &[u8], policy: SrtpPolicy) -> Option<Offered> {
     }
 }
 
-/// Whether a leg under `policy` takes `offer` as it is (media bypass, SDP end to end).
+/// Whether a leg under `policy` takes `offer` as it is (media bypass, SDP end to end). A late
+/// offer under mandatory needs the relay: the keys in the far end's offer are not the leg's.
 pub(super) fn takes(offer: &Offered, policy: SrtpPolicy) -> bool {
     matches!(
         (offer, policy),
@@ -100,33 +107,81 @@ pub(super) enum Rekey {
     Refused,
 }
 
-/// A leg's SRTP in a call through the relay: the key we gave it (written into every
-/// description that goes to it) and its keys as the relay has them.
-#[derive(Debug, Clone, Default)]
+/// How a leg answered keys of ours it was offered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum OfferAnswer {
+    /// It was offered none.
+    NotOffered,
+    /// It answered one of them with a key of its own: the relay's side for it takes these.
+    Keyed(LegKeys),
+    /// It answered plain, or with nothing we offered: a mandatory leg without media.
+    Unkeyed,
+}
+
+/// A leg's SRTP in a call through the relay: its policy, the key we gave it (written into
+/// every description that goes to it) and its keys as the relay has them.
+#[derive(Debug, Clone)]
 pub(super) struct LegSrtp {
+    policy: SrtpPolicy,
     pub(super) ours: Option<Crypto>,
     pub(super) keys: Option<LegKeys>,
+    /// Keys of ours offered to the leg in our 2xx after its late offer, until its ACK answers.
+    offered: Vec<Crypto>,
 }
 
 impl LegSrtp {
-    pub(super) fn new(ours: Crypto, keys: LegKeys) -> LegSrtp {
-        LegSrtp { ours: Some(ours), keys: Some(keys) }
+    /// A leg without SRTP (yet), under `policy`.
+    pub(super) fn plain(policy: SrtpPolicy) -> LegSrtp {
+        LegSrtp { policy, ours: None, keys: None, offered: Vec::new() }
+    }
+
+    pub(super) fn new(policy: SrtpPolicy, ours: Crypto, keys: LegKeys) -> LegSrtp {
+        LegSrtp { policy, ours: Some(ours), keys: Some(keys), offered: Vec::new() }
+    }
+
+    /// The keys for our offer to the leg after its late offer: a fresh key a suite for a
+    /// mandatory leg (the same ones again if a provisional response offered them already),
+    /// none otherwise.
+    pub(super) fn offer(&mut self, ids: &mut Ids) -> Vec<Crypto> {
+        if self.offered.is_empty() {
+            self.offered = offer(self.policy, ids);
+        }
+        self.offered.clone()
+    }
+
+    /// The leg's answer (in its ACK) to the keys `offer` gave it.
+    pub(super) fn answer_to_offer(&mut self, body: &[u8]) -> OfferAnswer {
+        if self.offered.is_empty() {
+            return OfferAnswer::NotOffered;
+        }
+        let offered = std::mem::take(&mut self.offered);
+        match answered(&offered, body) {
+            Some((ours, keys)) => {
+                *self = LegSrtp::new(self.policy, ours, keys.clone());
+                OfferAnswer::Keyed(keys)
+            }
+            None => OfferAnswer::Unkeyed,
+        }
     }
 
     /// A mid-call offer from the leg (RFC 4568 §7.1.4). On an SRTP leg: its key under our tag
     /// and suite becomes its inbound key; a usable line of another tag or suite gets a fresh
     /// key of ours under its tag; an offer with no usable key is refused (488) and the call
-    /// keeps the keys it has. A plain leg's offers change nothing.
+    /// keeps the keys it has. A plain leg whose policy allows SRTP that now offers it is
+    /// answered with a key of ours, and its side of the relay turns SRTP once the other side
+    /// accepts (an "off" leg's SRTP offer is refused); its plain offers change nothing.
     pub(super) fn reoffered(&mut self, body: &[u8], ids: &mut Ids) -> Rekey {
-        let Some(ours) = self.ours.clone() else { return Rekey::Unchanged };
-        if let Some((_, keys)) = answered(std::slice::from_ref(&ours), body) {
-            return self.set(ours, keys);
+        if let Some(ours) = self.ours.clone() {
+            if let Some((_, keys)) = answered(std::slice::from_ref(&ours), body) {
+                return self.set(ours, keys);
+            }
         }
-        match offered(body, SrtpPolicy::Mandatory) {
-            Some(Offered::Srtp(theirs)) => {
+        match (offered(body, self.policy), &self.ours) {
+            (Some(Offered::Srtp(theirs)), _) => {
                 let (ours, keys) = answer(&theirs, ids);
                 self.set(ours, keys)
             }
+            (Some(Offered::Plain), None) => Rekey::Unchanged,
             _ => Rekey::Refused,
         }
     }
@@ -146,7 +201,7 @@ impl LegSrtp {
         if self.ours.as_ref() == Some(&ours) && self.keys.as_ref() == Some(&keys) {
             return Rekey::Unchanged;
         }
-        *self = LegSrtp::new(ours, keys.clone());
+        *self = LegSrtp::new(self.policy, ours, keys.clone());
         Rekey::Rekeyed(keys)
     }
 
@@ -184,7 +239,8 @@ mod tests {
         assert_eq!(offered(&best_effort, Off), Some(Offered::Plain));
         assert_eq!(offered(&unknown_suite, Optional), None);
         assert_eq!(offered(&bad_key, Mandatory), None);
-        assert_eq!(offered(b"", Mandatory), None);
+        assert_eq!(offered(b"", Mandatory), Some(Offered::Late));
+        assert!(!takes(&Offered::Late, Mandatory) && !takes(&Offered::Late, Optional));
         assert_eq!(offered(b"", Optional), Some(Offered::Plain));
         assert!(takes(&Offered::Plain, Optional) && !takes(&Offered::Plain, Mandatory));
         assert!(takes(&Offered::Srtp(c.clone()), Mandatory) && !takes(&Offered::Srtp(c), Off));
@@ -204,11 +260,7 @@ mod tests {
         assert_eq!((&keys.inbound, &keys.outbound), (&theirs.key, &ours.key));
         assert!(offer(SrtpPolicy::Optional, &mut ids).is_empty());
         let offered_b = offer(SrtpPolicy::Mandatory, &mut ids);
-        assert_eq!(offered_b.iter().map(|c| (c.tag, c.suite())).collect::<Vec<_>>(), [
-            (1, Suite::AesCm128HmacSha1_80),
-            (2, Suite::AesCm128HmacSha1_32),
-            (3, Suite::AeadAes128Gcm)
-        ]);
+        assert_eq!(offered_b.iter().map(|c| (c.tag, c.suite())).collect::<Vec<_>>(), (1..).zip(Suite::ALL).collect::<Vec<_>>());
         assert!(offered_b.iter().all(|c| c.key != ours.key));
         // The carrier answers with tag 2 and its own key.
         let reply = body("RTP/SAVP", &format!("a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:{KEY}\r\n"));
@@ -219,7 +271,7 @@ mod tests {
         assert_eq!(answered(&offered_b, &body("RTP/SAVP", &format!("a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:{KEY}\r\n"))), None);
         assert_eq!(answered(&offered_b, &body("RTP/AVP", "")), None);
         // Mid-call: the same key again changes nothing; a new key of the leg's re-keys it.
-        let mut leg = LegSrtp::new(mine.clone(), keys);
+        let mut leg = LegSrtp::new(SrtpPolicy::Mandatory, mine.clone(), keys);
         assert_eq!(leg.reanswered(&reply), Rekey::Unchanged);
         assert_eq!(leg.reoffered(&reply, &mut ids), Rekey::Unchanged);
         let other = MasterKey::random(Suite::AesCm128HmacSha1_32);
@@ -238,7 +290,25 @@ mod tests {
         assert_eq!((now_ours.tag, now_ours.suite()), (4, Suite::AesCm128HmacSha1_80));
         assert_ne!(now_ours.key, mine.key);
         assert_eq!(keys, LegKeys { inbound: MasterKey::from_base64(Suite::AesCm128HmacSha1_80, KEY).unwrap(), outbound: now_ours.key });
-        // A plain leg: nothing to re-key, nothing refused.
-        assert_eq!(LegSrtp::default().reoffered(&body("RTP/AVP", ""), &mut ids), Rekey::Unchanged);
+        // A plain leg: its plain offers change nothing; an SRTP one is answered with a key of
+        // ours unless its policy is off.
+        assert_eq!(LegSrtp::plain(SrtpPolicy::Optional).reoffered(&body("RTP/AVP", ""), &mut ids), Rekey::Unchanged);
+        let mut plain = LegSrtp::plain(SrtpPolicy::Optional);
+        let Rekey::Rekeyed(keys) = plain.reoffered(&switch, &mut ids) else { panic!() };
+        assert_eq!((plain.lines()[0].tag, &keys.outbound), (4, &plain.lines()[0].key));
+        assert_eq!(LegSrtp::plain(SrtpPolicy::Off).reoffered(&switch, &mut ids), Rekey::Refused);
+        // A late offer's leg: our keys for it once (kept for the 2xx after a provisional), then
+        // its ACK's answer picks one; a mandatory leg answering plain is unkeyed.
+        let mut late = LegSrtp::plain(SrtpPolicy::Mandatory);
+        let for_it = late.offer(&mut ids);
+        assert_eq!((for_it.len(), late.offer(&mut ids)), (Suite::ALL.len(), for_it.clone()));
+        let reply = body("RTP/SAVP", &format!("a=crypto:3 AEAD_AES_128_GCM inline:{}\r\n", MasterKey::random(Suite::AeadAes128Gcm).to_base64().as_str()));
+        let OfferAnswer::Keyed(keys) = late.answer_to_offer(&reply) else { panic!() };
+        assert_eq!((late.lines(), &keys.outbound), (std::slice::from_ref(&for_it[2]), &for_it[2].key));
+        let mut late = LegSrtp::plain(SrtpPolicy::Mandatory);
+        late.offer(&mut ids);
+        assert_eq!(late.answer_to_offer(&body("RTP/AVP", "")), OfferAnswer::Unkeyed);
+        assert_eq!(LegSrtp::plain(SrtpPolicy::Optional).offer(&mut ids), []);
+        assert_eq!(LegSrtp::plain(SrtpPolicy::Optional).answer_to_offer(&body("RTP/AVP", "")), OfferAnswer::NotOffered);
     }
 }

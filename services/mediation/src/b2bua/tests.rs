@@ -464,7 +464,7 @@ fn our_2xx_is_retransmitted_until_the_ack_and_a_call_never_acked_ends() {
     rig.answer(&b[0], 200, Some(SDP_B));
     let ok = rig.responses().into_iter().find(|r| r.status == 200).unwrap();
     let ack = from_caller(Method::ACK, 1, "a-2125550100", &ok, "z9hG4bK-ack");
-    rig.b2bua.on_ack(&ack);
+    rig.b2bua.on_ack(&mut rig.txns, &ack, rig.now);
     rig.b2bua.handle_timeout(&mut rig.txns, rig.now + Duration::from_secs(40));
     rig.pump();
     assert!(rig.retransmitted.is_empty());
@@ -495,7 +495,7 @@ fn late_offer_goes_through_the_relay_the_answer_in_the_caller_s_ack_too() {
     // The caller answers A-law, which the carrier did not offer: the carrier hears µ-law.
     let mut ack = from_caller(Method::ACK, 1, "late", &ok, "z9hG4bK-lateack");
     ack.body = SDP_A.replace("RTP/AVP 0", "RTP/AVP 8").into_bytes();
-    rig.b2bua.on_ack(&ack);
+    rig.b2bua.on_ack(&mut rig.txns, &ack, rig.now);
     rig.pump();
     assert_eq!(rig.acks.len(), 1);
     let answer = String::from_utf8(rig.acks[0].0.body.clone()).unwrap();
@@ -587,7 +587,7 @@ fn session_timers_refresh_b_and_reap_a_caller_that_stopped_refreshing() {
     assert_eq!(ok.headers.get(&HeaderName::SessionExpires), Some("90;refresher=uac"));
     assert_eq!(ok.headers.get(&HeaderName::Require), Some("timer"));
     let ack = from_caller(Method::ACK, 1, "st", &ok, "z9hG4bK-stack");
-    rig.b2bua.on_ack(&ack);
+    rig.b2bua.on_ack(&mut rig.txns, &ack, rig.now);
 
     // At 50 s (half of 100) we refresh B with an UPDATE.
     let t = rig.now + Duration::from_secs(50);
@@ -639,7 +639,7 @@ fn answered_call(rig: &mut Rig) -> (Response, Request, Response) {
     let b = rig.requests_to("127.0.0.1:5080", &Method::INVITE).remove(0);
     let b_ok = rig.answer(&b, 200, Some(SDP_B));
     let ok = rig.responses().into_iter().find(|r| r.status == 200).unwrap();
-    rig.b2bua.on_ack(&from_caller(Method::ACK, 1, "a-2125550100", &ok, "z9hG4bK-ack"));
+    rig.b2bua.on_ack(&mut rig.txns, &from_caller(Method::ACK, 1, "a-2125550100", &ok, "z9hG4bK-ack"), rig.now);
     (ok, b, b_ok)
 }
 
@@ -886,6 +886,8 @@ fn an_invite_retransmitted_after_our_2xx_places_no_second_call() {
 }
 
 const KEY_A: &str = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
+/// AES_256_CM key and salt (RFC 6188: 46 octets).
+const KEY_256: &str = "mJ3qVMn0yHTpsJpLfCWdDyE1GmLbsZ/CVAZGiohRaLd5iNcgr/Gt/CkJnEIfnw==";
 const KEY_B: &str = "NzB4d1BINUAvLEw6UzF3WSJ+PSdFcGdUJShpX1Zj";
 
 fn savp(sdp: &str, crypto: &str) -> String {
@@ -918,7 +920,7 @@ fn srtp_ends_at_the_relay_with_fresh_keys_of_ours_on_each_leg() {
     let invite = rig.requests_to("127.0.0.1:5080", &Method::INVITE).remove(0);
     let offer = String::from_utf8(invite.body.clone()).unwrap();
     assert!(offer.contains("m=audio 30002 RTP/SAVP ") && !offer.contains(KEY_A), "{offer}");
-    assert_eq!(offer.matches("a=crypto:").count(), 3, "one key a suite: {offer}");
+    assert_eq!(offer.matches("a=crypto:").count(), Suite::ALL.len(), "one key a suite: {offer}");
     let ours_b = holdfast_telephony::sdp::SessionDescription::parse(offer.as_bytes()).unwrap().media[0].crypto().nth(1).unwrap().clone();
     rig.answer(&invite, 200, Some(&savp(SDP_B, &format!("a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:{KEY_B}"))));
     let ok = rig.responses().into_iter().find(|r| r.status == 200).expect("200 relayed");
@@ -1079,7 +1081,7 @@ fn srtp_call(rig: &mut Rig) -> (Response, holdfast_telephony::sdp::Crypto) {
     let invite = rig.requests_to("127.0.0.1:5080", &Method::INVITE).remove(0);
     rig.answer(&invite, 200, Some(&savp(SDP_B, &format!("a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:{KEY_B}"))));
     let ok = rig.responses().into_iter().find(|r| r.status == 200).unwrap();
-    rig.b2bua.on_ack(&from_caller(Method::ACK, 1, "a-2125550100", &ok, "z9hG4bK-ack"));
+    rig.b2bua.on_ack(&mut rig.txns, &from_caller(Method::ACK, 1, "a-2125550100", &ok, "z9hG4bK-ack"), rig.now);
     let ours = holdfast_telephony::sdp::SessionDescription::parse(&ok.body).unwrap().media[0].crypto().next().unwrap().clone();
     (ok, ours)
 }
@@ -1121,7 +1123,7 @@ fn a_re_invite_with_a_new_key_re_keys_its_leg_once_accepted_and_one_without_a_us
 
     // A plain re-offer, or one whose only key the relay cannot use, on the SRTP leg: 488, nothing
     // relayed, nothing re-keyed; the call goes on.
-    for (seq, sdp) in [(3, SDP_A.to_string()), (4, savp(SDP_A, &format!("a=crypto:1 AES_256_CM_HMAC_SHA1_80 inline:{KEY_A}{KEY_B}")))] {
+    for (seq, sdp) in [(3, SDP_A.to_string()), (4, savp(SDP_A, &format!("a=crypto:1 AES_192_CM_HMAC_SHA1_80 inline:{KEY_A}{KEY_B}")))] {
         assert_eq!(re_invite(&mut rig, &ok, seq, &sdp, 200).status, 488);
     }
     assert_eq!(rig.requests_to("127.0.0.1:5082", &Method::INVITE).len(), 1);
@@ -1154,17 +1156,68 @@ fn late_invite(rig: &mut Rig) {
     rig.pump();
 }
 
+/// The crypto lines of a description, in order.
+fn crypto_of(body: &[u8]) -> Vec<holdfast_telephony::sdp::Crypto> {
+    holdfast_telephony::sdp::SessionDescription::parse(body).unwrap().media[0].crypto().cloned().collect()
+}
+
 #[test]
-fn a_late_offer_under_srtp_mandatory_is_refused_by_the_phones_leg_and_keyed_or_hung_up_on_the_trunk_s() {
-    // The phones' leg must have SRTP: a late offer would leave the key to the caller's ACK,
-    // after the call is answered; it is refused 488 and no trunk is tried.
+fn a_late_offer_from_a_mandatory_phones_leg_gets_our_srtp_offer_in_the_2xx_and_is_keyed_by_its_ack() {
+    // The phones' leg must have SRTP and the phone sent no offer: the carrier (optional) makes
+    // the offer, plain; the phone is offered RTP/SAVP with a fresh key a suite, on the relay.
     let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
     let mut rig = Rig::new(&mut media, &[]);
     rig.b2bua.config.srtp = SrtpPolicy::Mandatory;
     late_invite(&mut rig);
-    assert!(rig.requests_to("127.0.0.1:5080", &Method::INVITE).is_empty());
-    assert_eq!(rig.cdrs[0].status, 488);
+    let b = rig.requests_to("127.0.0.1:5080", &Method::INVITE).remove(0);
+    assert!(b.body.is_empty(), "the late offer goes on as one");
+    rig.answer(&b, 200, Some(SDP_B));
+    let ok = rig.responses().into_iter().find(|r| r.status == 200).unwrap();
+    let offer = String::from_utf8(ok.body.clone()).unwrap();
+    assert!(offer.contains("m=audio 30000 RTP/SAVP ") && !offer.contains("198.51.100.7"), "{offer}");
+    let ours = crypto_of(&ok.body);
+    assert_eq!(ours.iter().map(|c| (c.tag, c.suite())).collect::<Vec<_>>(), (1..).zip(Suite::ALL).collect::<Vec<_>>());
+    // Until the phone answers, the relay has neither its keys nor its address.
+    assert!(rig.b2bua.media.crypto.is_empty() && !rig.b2bua.media.remotes.iter().any(|(s, _)| *s == Side::A));
+    let mut ack = from_caller(Method::ACK, 1, "a-2125550100", &ok, "z9hG4bK-lateack");
+    ack.body = savp(SDP_A, &format!("a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:{KEY_A}")).into_bytes();
+    rig.b2bua.on_ack(&mut rig.txns, &ack, rig.now);
+    rig.pump();
+    let for_b = String::from_utf8(rig.acks[0].0.body.clone()).unwrap();
+    assert!(for_b.contains("m=audio 30002 RTP/AVP ") && !for_b.contains("a=crypto"), "the carrier's leg stays plain: {for_b}");
+    assert_eq!(rig.b2bua.media.crypto, [(Side::A, Some(LegKeys { inbound: key(Suite::AesCm128HmacSha1_32, KEY_A), outbound: ours[1].key.clone() }))]);
+    assert!(rig.b2bua.media.remotes.contains(&(Side::A, "192.0.2.9:4000".parse().unwrap())));
+    assert_eq!(rig.b2bua.len(), 1);
+    // From then on the phone's leg is SRTP: a plain re-offer from it is refused.
+    let mut reinvite = from_caller(Method::INVITE, 2, "a-2125550100", &ok, "z9hG4bK-late-re");
+    reinvite.headers.add(HeaderName::ContentType, "application/sdp");
+    reinvite.body = SDP_A.as_bytes().to_vec();
+    rig.request(reinvite, REGISTRAR);
+    assert!(rig.responses().iter().any(|r| r.cseq().unwrap().seq == 2 && r.status == 488));
 
+    // The phone answers plain (or with no key we offered): the carrier is acknowledged, then
+    // both are hung up; no packet ever had the phone's address.
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
+    let mut rig = Rig::new(&mut media, &[]);
+    rig.b2bua.config.srtp = SrtpPolicy::Mandatory;
+    late_invite(&mut rig);
+    let b = rig.requests_to("127.0.0.1:5080", &Method::INVITE).remove(0);
+    rig.answer(&b, 200, Some(SDP_B));
+    let ok = rig.responses().into_iter().find(|r| r.status == 200).unwrap();
+    let mut ack = from_caller(Method::ACK, 1, "a-2125550100", &ok, "z9hG4bK-lateack");
+    ack.body = SDP_A.as_bytes().to_vec();
+    rig.b2bua.on_ack(&mut rig.txns, &ack, rig.now);
+    rig.pump();
+    assert_eq!(rig.acks.len(), 1, "the carrier's 2xx is acknowledged");
+    assert_eq!(rig.requests_to("127.0.0.1:5082", &Method::BYE).len(), 1);
+    assert_eq!(rig.requests_to(REGISTRAR, &Method::BYE).len(), 1);
+    assert!(rig.b2bua.is_empty());
+    assert_eq!(rig.cdrs[0].end_cause, "caller answered without SRTP (srtp = mandatory)");
+    assert!(rig.b2bua.media.crypto.is_empty() && !rig.b2bua.media.remotes.iter().any(|(s, _)| *s == Side::A));
+}
+
+#[test]
+fn a_late_offer_to_a_mandatory_trunk_is_keyed_by_our_ack_or_hung_up() {
     // The trunk must have SRTP and offers it in its 2xx: answered in its ACK with a key of ours,
     // the caller offered plain RTP by the relay.
     let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
@@ -1179,7 +1232,7 @@ fn a_late_offer_under_srtp_mandatory_is_refused_by_the_phones_leg_and_keyed_or_h
     assert!(offer.contains("m=audio 30000 RTP/AVP ") && !offer.contains("a=crypto"), "{offer}");
     let mut ack = from_caller(Method::ACK, 1, "a-2125550100", &ok, "z9hG4bK-lateack");
     ack.body = SDP_A.as_bytes().to_vec();
-    rig.b2bua.on_ack(&ack);
+    rig.b2bua.on_ack(&mut rig.txns, &ack, rig.now);
     rig.pump();
     let answer = String::from_utf8(rig.acks[0].0.body.clone()).unwrap();
     assert!(answer.contains("m=audio 30002 RTP/SAVP ") && answer.contains("a=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:"), "{answer}");
@@ -1198,5 +1251,88 @@ fn a_late_offer_under_srtp_mandatory_is_refused_by_the_phones_leg_and_keyed_or_h
     assert_eq!(rig.requests_to("127.0.0.1:5082", &Method::BYE).len(), 1);
     assert!(rig.responses().iter().any(|r| r.status == 488) && !rig.responses().iter().any(|r| r.status == 200));
     assert_eq!(rig.cdrs[0].status, 488);
+    assert!(rig.b2bua.media.crypto.is_empty());
+}
+
+#[test]
+fn a_plain_leg_re_offering_srtp_is_answered_with_a_key_of_ours_and_turns_srtp_once_accepted() {
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
+    let mut rig = Rig::new(&mut media, &[]);
+    let (ok, _, _) = answered_call(&mut rig);
+    assert!(rig.b2bua.media.crypto.is_empty());
+    let reinvite = |seq: u32, sdp: String| {
+        let mut r = from_caller(Method::INVITE, seq, "a-2125550100", &ok, &format!("z9hG4bK-up{seq}"));
+        r.headers.add(HeaderName::Contact, "<sip:3012@192.0.2.9:5062>");
+        r.headers.add(HeaderName::ContentType, "application/sdp");
+        r.body = sdp.into_bytes();
+        r
+    };
+    rig.request(reinvite(2, savp(SDP_A, &format!("a=crypto:5 AES_256_CM_HMAC_SHA1_80 inline:{KEY_256}"))), REGISTRAR);
+    // The carrier's leg stays plain: it is offered RTP/AVP on the relay, nothing keyed yet.
+    let to_b = rig.requests_to("127.0.0.1:5082", &Method::INVITE);
+    let offer = String::from_utf8(to_b[0].body.clone()).unwrap();
+    assert!(offer.contains("m=audio 30002 RTP/AVP ") && !offer.contains("a=crypto"), "{offer}");
+    assert!(rig.b2bua.media.crypto.is_empty());
+    rig.answer(&to_b[0], 200, Some(SDP_B));
+    let answer = rig.responses().into_iter().rfind(|r| r.cseq().unwrap().seq == 2 && r.status == 200).unwrap();
+    let text = String::from_utf8(answer.body.clone()).unwrap();
+    assert!(text.contains("m=audio 30000 RTP/SAVP ") && !text.contains(KEY_256), "{text}");
+    let ours = crypto_of(&answer.body);
+    assert_eq!((ours.len(), ours[0].tag, ours[0].suite()), (1, 5, Suite::AesCm256HmacSha1_80));
+    assert_eq!(rig.b2bua.media.crypto, [(Side::A, Some(LegKeys { inbound: key(Suite::AesCm256HmacSha1_80, KEY_256), outbound: ours[0].key.clone() }))]);
+    // From then on the leg is SRTP: a plain re-offer is refused and the keys stay.
+    rig.request(reinvite(3, SDP_A.to_string()), REGISTRAR);
+    assert!(rig.responses().iter().any(|r| r.cseq().unwrap().seq == 3 && r.status == 488));
+    assert_eq!(rig.b2bua.media.crypto.len(), 1);
+
+    // A leg whose policy is off: its SRTP re-offer is refused 488, nothing relayed.
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
+    let mut rig = Rig::new(&mut media, &[]);
+    rig.b2bua.config.srtp = SrtpPolicy::Off;
+    let (ok, _, _) = answered_call(&mut rig);
+    let mut r = from_caller(Method::INVITE, 2, "a-2125550100", &ok, "z9hG4bK-off2");
+    r.headers.add(HeaderName::ContentType, "application/sdp");
+    r.body = savp(SDP_A, &format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{KEY_A}")).into_bytes();
+    rig.request(r, REGISTRAR);
+    assert!(rig.responses().iter().any(|r| r.cseq().unwrap().seq == 2 && r.status == 488));
+    assert!(rig.requests_to("127.0.0.1:5082", &Method::INVITE).is_empty());
+    assert!(rig.b2bua.media.crypto.is_empty());
+}
+
+#[test]
+fn a_transfer_target_on_a_mandatory_trunk_is_offered_srtp_and_the_transferee_stays_plain() {
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
+    let mut rig = Rig::new(&mut media, &[]);
+    let (ok, b, _) = answered_call(&mut rig);
+    // The phone (plain) transfers the carrier (plain) to a number whose trunk must have SRTP.
+    rig.b2bua.plan.trunks[0].srtp = SrtpPolicy::Mandatory;
+    rig.request(refer(from_caller(Method::parse("REFER"), 2, "a-2125550100", &ok, "z9hG4bK-refer"), "2125550199"), REGISTRAR);
+    let c = rig.requests_to("127.0.0.1:5080", &Method::INVITE).remove(1);
+    let offer = String::from_utf8(c.body.clone()).unwrap();
+    assert!(offer.contains("m=audio 30000 RTP/SAVP ") && !offer.contains("198.51.100.7"), "{offer}");
+    let ours = crypto_of(&c.body);
+    assert_eq!(ours.len(), Suite::ALL.len());
+    rig.answer(&c, 200, Some(&savp(SDP_C, &format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{KEY_B}"))));
+    // The target's keys on the referrer's side of the relay; the transferee re-offered plain.
+    assert_eq!(rig.b2bua.media.crypto, [(Side::A, Some(LegKeys { inbound: key(Suite::AesCm128HmacSha1_80, KEY_B), outbound: ours[0].key.clone() }))]);
+    let reinvite = rig.requests_to("127.0.0.1:5082", &Method::INVITE);
+    assert_eq!(reinvite[0].call_id().unwrap(), b.call_id().unwrap());
+    let reoffer = String::from_utf8(reinvite[0].body.clone()).unwrap();
+    assert!(reoffer.contains("m=audio 30002 RTP/AVP ") && !reoffer.contains("a=crypto"), "{reoffer}");
+    assert_eq!(rig.cdrs[0].end_cause, "transferred to 2125550199 by 3012");
+
+    // A target that answers such an offer plain is hung up; the transfer fails 488 and the
+    // call goes on as it was.
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
+    let mut rig = Rig::new(&mut media, &[]);
+    let (ok, _, _) = answered_call(&mut rig);
+    rig.b2bua.plan.trunks[0].srtp = SrtpPolicy::Mandatory;
+    rig.request(refer(from_caller(Method::parse("REFER"), 2, "a-2125550100", &ok, "z9hG4bK-refer"), "2125550199"), REGISTRAR);
+    let c = rig.requests_to("127.0.0.1:5080", &Method::INVITE).remove(1);
+    rig.answer(&c, 200, Some(SDP_C));
+    assert_eq!(rig.requests_to("127.0.0.1:5082", &Method::BYE).len(), 1, "the target is hung up");
+    assert!(rig.requests_to(REGISTRAR, &Method::BYE).is_empty(), "the referrer stays");
+    assert_eq!(notifies(&rig, REGISTRAR).last().unwrap().0, "SIP/2.0 488 Not Acceptable Here");
+    assert_eq!(rig.b2bua.len(), 1);
     assert!(rig.b2bua.media.crypto.is_empty());
 }

@@ -8,7 +8,7 @@
 use super::messages::{new_invite, user_of};
 use super::session::Relayed;
 use super::failover::{self, Failure, Hunt};
-use super::{cancel, relay_sdp, respond, send_in_dialog, timers, Attempt, B2bua, Direction, Media, Output};
+use super::{cancel, relay_sdp, respond, send_in_dialog, srtp, timers, Attempt, B2bua, Direction, Media, Output, SrtpPolicy};
 use holdfast_media::Side;
 use holdfast_sip::message::{HeaderName, Method, NameAddr, Request, Response, Uri};
 use holdfast_sip::transaction::{Transactions, TxEvent, TxId};
@@ -145,12 +145,16 @@ impl<M: Media> B2bua<M> {
         let Some(t) = call.transfer.as_mut() else { return };
         let transferee = t.referrer.other();
         let relay = call.media.map(|(_, a, b)| if t.referrer == Side::A { a } else { b });
-        // The transferee's last SDP, sendrecv again (the referrer usually held it first).
-        // The target is offered plain RTP; its leg's keys (the referrer's) go when it answers.
-        let offer = relay_sdp::offer(&call.sdp[super::ix(transferee)], relay, &[], true);
+        // The transferee's last SDP, sendrecv again (the referrer usually held it first). Through
+        // the relay the target is offered SRTP with fresh keys of ours when its leg is
+        // mandatory, plain RTP otherwise; its leg's keys (in the referrer's place) go to the
+        // relay when it answers.
+        let transferee_sdp = &call.sdp[super::ix(transferee)];
         let (config, ids) = (&self.config, &mut self.ids);
         let called = t.hunt.call_next(txns, &self.dead, &mut t.cdr, now + config.no_answer, now, |target| {
-            (new_invite(target, local, &config.contact(target.transport), 70, offer.clone(), ids), Vec::new())
+            let keys = if relay.is_some() { srtp::offer(target.srtp, ids) } else { Vec::new() };
+            let offer = relay_sdp::offer(transferee_sdp, relay, &keys, true);
+            (new_invite(target, local, &config.contact(target.transport), 70, offer, ids), keys)
         });
         match called {
             Ok(client) => {
@@ -241,6 +245,16 @@ impl<M: Media> B2bua<M> {
         };
         let seq = attempt.invite.cseq().map(|c| c.seq).unwrap_or(1);
         self.outputs.push_back(Output::Send { request: target.ack(seq, local, &mut self.ids), dest: target.dest, transport: target.transport });
+        let keyed = srtp::answered(&attempt.keys, &r.body);
+        let relayed = self.calls.get(&key).is_some_and(|c| c.media.is_some());
+        if attempt.target.srtp == SrtpPolicy::Mandatory && relayed && keyed.is_none() {
+            // A target whose leg must have SRTP answered without a key of ours: no media to
+            // have; the target is hung up and the call goes on as it was.
+            let mut target = target;
+            let bye = target.request(Method::BYE, local, &mut self.ids);
+            send_in_dialog(txns, &mut self.by_client, key, bye, &target, now);
+            return self.transfer_failed(txns, key, 488, "Not Acceptable Here", None, "target answered without SRTP (srtp = mandatory)", now);
+        }
         self.notify(txns, key, &format!("SIP/2.0 {} {}", r.status, r.reason), true, now);
         let Some(call) = self.calls.get_mut(&key) else { return };
         let Some(t) = call.transfer.take() else { return };
@@ -264,11 +278,16 @@ impl<M: Media> B2bua<M> {
         // the target's answer (on its own relay port, or end to end when media bypasses).
         let offer = match call.media {
             Some((id, a_port, b_port)) => {
+                // Keys before the address: nothing goes to the target unencrypted.
+                let leg = match keyed {
+                    Some((ours, keys)) => srtp::LegSrtp::new(attempt.target.srtp, ours, keys),
+                    None => srtp::LegSrtp::plain(attempt.target.srtp),
+                };
+                self.media.set_crypto(id, referrer, leg.keys.clone());
+                call.srtp[super::ix(referrer)] = leg;
                 if let Some(remote) = relay_sdp::remote(&r.body) {
                     self.media.set_remote(id, referrer, remote);
                 }
-                self.media.set_crypto(id, referrer, None);
-                call.srtp[super::ix(referrer)] = Default::default();
                 let port = if transferee == Side::A { a_port } else { b_port };
                 relay_sdp::offer(&r.body, Some(port), call.srtp[super::ix(transferee)].lines(), true)
             }
