@@ -148,15 +148,7 @@ fn call_records_of_real_calls_go_home_once_each_through_a_cut_and_kill_9() {
     let mut web = start_web();
 
     // Extension 3001 registers through the SBA; it answers every call.
-    let phone = PhoneConfig {
-        user: "3001",
-        password: "pw-3001",
-        domain: DOMAIN,
-        addr: SocketAddr::from((Topology::phone_ip(1), 5060)),
-        registrar: sba.addr,
-        expires: 60,
-        refresh: Duration::from_secs(2),
-    };
+    let phone = PhoneConfig::new("3001", "pw-3001", DOMAIN, SocketAddr::from((Topology::phone_ip(1), 5060)), sba.addr);
     let phone = Answerer::phone(&topo.phones, &scratch.path, &phone, 300);
     assert!(phone.wait_registrations(0, Duration::from_secs(10)), "3001 not registered:\n{}", phone.log());
     // A PSTN caller dials 3001's DID; the exchange hangs up a second after the answer.
