@@ -5,6 +5,10 @@ use super::{Console, Event, Phone, PhoneConfig};
 use crate::netns::Netns;
 use std::path::{Path, PathBuf};
 
+/// Where linphonec sends its RTP from and listens (outside the baresips' ranges, so a capture
+/// tells the legs apart).
+pub const LINPHONEC_RTP_PORT: u16 = 21100;
+
 pub struct Linphonec {
     pub dir: PathBuf,
     calls: usize,
@@ -15,7 +19,16 @@ impl Linphonec {
     /// Starts linphonec in `ns`, SIP on `c.addr`'s port, registering `c.user` at `c.registrar`
     /// (also its outbound proxy).
     pub fn start(ns: &Netns, dir: &Path, c: &PhoneConfig) -> Linphonec {
-        Linphonec::start_with(ns, dir, c, None)
+        Linphonec::start_with(ns, dir, c, None, "")
+    }
+
+    /// `start` (UDP) as a phone that requires SRTP (SDES, libsrtp2: `media_encryption=srtp`,
+    /// mandatory) with AES_256_CM_HMAC_SHA1_80 alone (RFC 6188), and makes late offers
+    /// (`sdp_200_ack`: its INVITE carries no SDP, it answers the offer in the 2xx in its ACK);
+    /// its RTP on `LINPHONEC_RTP_PORT` as always.
+    pub fn start_srtp_late_offer(ns: &Netns, dir: &Path, c: &PhoneConfig) -> Linphonec {
+        let sip = "sdp_200_ack=1\nmedia_encryption=srtp\nmedia_encryption_mandatory=1\nsrtp_crypto_suites=AES_256_CM_HMAC_SHA1_80\n";
+        Linphonec::start_with(ns, dir, c, None, sip)
     }
 
     /// `start` over TLS: `c.registrar` is a TLS listener whose certificate chains to `ca`.
@@ -23,10 +36,11 @@ impl Linphonec {
     /// certificate names its IP addresses as IP entries, so the name check is off; with the
     /// appliance's own self-signed certificate as `ca`, the chain check alone pins that key.
     pub fn start_tls(ns: &Netns, dir: &Path, c: &PhoneConfig, ca: &Path) -> Linphonec {
-        Linphonec::start_with(ns, dir, c, Some(ca))
+        Linphonec::start_with(ns, dir, c, Some(ca), "")
     }
 
-    fn start_with(ns: &Netns, dir: &Path, c: &PhoneConfig, tls_ca: Option<&Path>) -> Linphonec {
+    /// `sip`: more lines of its [sip] section.
+    fn start_with(ns: &Netns, dir: &Path, c: &PhoneConfig, tls_ca: Option<&Path>, sip: &str) -> Linphonec {
         let dir = dir.join(format!("linphonec-{}-{}", c.user, c.addr.port()));
         // Without its database directory its core never leaves startup: it opens no SIP socket
         // of its own and answers INVITEs 503.
@@ -47,7 +61,8 @@ impl Linphonec {
             &rc,
             format!(
                 "[sip]\n{sockets}register_only_when_network_is_up=0\nregister_only_when_upnp_is_ok=0\n\
-                 default_proxy=0\n\
+                 default_proxy=0\n{sip}\
+                 [rtp]\naudio_rtp_port={LINPHONEC_RTP_PORT}\n\
                  [proxy_0]\nreg_proxy=<sip:{registrar};transport={transport}>\nreg_route=<sip:{registrar};transport={transport};lr>\n\
                  reg_identity=sip:{user}@{domain}\nreg_expires={expires}\nreg_sendregister=1\npublish=0\n\
                  [auth_info_0]\nusername={user}\npasswd={password}\ndomain={domain}\n",

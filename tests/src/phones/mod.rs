@@ -21,7 +21,7 @@ mod twinkle;
 
 pub use baresip::{Baresip, BaresipAudio, CARRIER_RTP_PORTS, PHONE_RTP_PORTS};
 pub use console::Console;
-pub use linphonec::Linphonec;
+pub use linphonec::{Linphonec, LINPHONEC_RTP_PORT};
 pub use sipp::{call, Answerer, NsSipp};
 pub use twinkle::Twinkle;
 
