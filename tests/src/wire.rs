@@ -3,9 +3,13 @@
 //! test reads them back: SIP as text, RTP as G.711 whose tones can be looked for, so a test can
 //! show which leg of a call carried audio in the clear and which only ciphertext.
 use crate::audio;
+use crate::netns::Netns;
+use crate::wait::wait_until;
 use holdfast_media::g711;
 use std::ops::RangeInclusive;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::Duration;
 
 /// G.711 at 20 ms: the payload of one packet, before any SRTP auth tag.
 pub const FRAME: usize = 160;
@@ -40,6 +44,39 @@ while time.monotonic() - start < 30 and not os.path.exists(stop):
         log.write("%.3f %d %d %s\n" % (time.monotonic() - start, sport, dport, ip[ihl + 8:ihl + length].hex()))
 log.close()
 "#;
+
+/// `WATCHER` running in a test's namespace until `stop`.
+pub struct Watcher {
+    child: Child,
+    capture: PathBuf,
+    stop: PathBuf,
+}
+
+impl Watcher {
+    /// Starts it in `ns` on the port `ranges` ("LOW-HIGH"), its files in `dir`; returns once it
+    /// watches. Left running (a test that failed first), it stops by itself after 30 s.
+    pub fn start(ns: &Netns, dir: &Path, ranges: &[&str]) -> Watcher {
+        let (capture, stop) = (dir.join("wire.txt"), dir.join("wire.stop"));
+        let child = ns
+            .command("python3")
+            .args(["-c", WATCHER])
+            .args([&capture, &stop])
+            .args(ranges)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3 (apt-get install python3)");
+        wait_until("the watcher is up", Duration::from_secs(15), || capture.exists());
+        Watcher { child, capture, stop }
+    }
+
+    /// Stops it; what it saw.
+    pub fn stop(mut self) -> Vec<Seen> {
+        std::fs::write(&self.stop, "").expect("the watcher's stop file");
+        assert!(self.child.wait().expect("the watcher").success(), "the watcher failed");
+        read(&self.capture)
+    }
+}
 
 /// One UDP datagram the watcher saw.
 pub struct Seen {

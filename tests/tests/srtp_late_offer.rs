@@ -19,7 +19,6 @@ use holdfast_tests::scratch::Scratch;
 use holdfast_tests::wait::wait_until;
 use holdfast_tests::wire::{self, flow, with_tone};
 use std::ops::RangeInclusive;
-use std::process::Stdio;
 use std::time::Duration;
 
 const PHONE_HZ: u32 = 440;
@@ -44,15 +43,7 @@ fn a_late_offer_from_a_phone_that_must_have_srtp_is_answered_with_our_srtp_offer
     std::fs::write(&mediation, config).unwrap();
     let app = LocalAppliance::start_configured(&scratch.path, &[("sba-mediation", &mediation)]);
     app.add_users(&[("3001", "pw-3001")]);
-    let config = PhoneConfig {
-        user: "3001",
-        password: "pw-3001",
-        domain: DOMAIN,
-        addr: format!("127.0.0.1:{PHONE_SIP}").parse().unwrap(),
-        registrar: REGISTRAR.parse().unwrap(),
-        expires: 600,
-        refresh: Duration::from_secs(600),
-    };
+    let config = PhoneConfig::new("3001", "pw-3001", DOMAIN, format!("127.0.0.1:{PHONE_SIP}").parse().unwrap(), REGISTRAR.parse().unwrap());
     let mut phone = Linphonec::start_srtp_late_offer(app.ns(), &scratch.path, &config);
     let carrier =
         Baresip::start_carrier(app.ns(), &scratch.path, CARRIER.parse().unwrap(), "+12125550100", 120, BaresipAudio::Tone(CARRIER_HZ), false, CARRIER_RTP_PORTS);
@@ -60,24 +51,10 @@ fn a_late_offer_from_a_phone_that_must_have_srtp_is_answered_with_our_srtp_offer
     let tone = scratch.file("tone.wav");
     audio::write_tone(&tone, f64::from(PHONE_HZ), 10);
 
-    let capture = scratch.file("wire.txt");
-    let stop = scratch.file("wire.stop");
-    let mut watcher = app
-        .ns()
-        .command("python3")
-        .args(["-c", wire::WATCHER])
-        .args([&capture, &stop])
-        .args([format!("{PHONE_SIP}-{PHONE_SIP}"), format!("{LINPHONEC_RTP_PORT}-{LINPHONEC_RTP_PORT}"), "5070-5070".into()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 (apt-get install python3)");
-    wait_until("the watcher is up", WAIT, || capture.exists());
+    let watcher = wire::Watcher::start(app.ns(), &scratch.path, &[&format!("{PHONE_SIP}-{PHONE_SIP}"), &format!("{LINPHONEC_RTP_PORT}-{LINPHONEC_RTP_PORT}"), "5070-5070"]);
     phone.dial(&format!("sip:2125550100@{DOMAIN}"));
     if !phone.wait(Event::Connected, 0, WAIT) {
-        std::fs::write(&stop, "").unwrap();
-        let _ = watcher.wait();
-        let sip: Vec<String> = wire::read(&capture).iter().filter(|s| s.udp.first() != Some(&0x80)).map(wire::Seen::text).collect();
+        let sip: Vec<String> = watcher.stop().iter().filter(|s| s.udp.first() != Some(&0x80)).map(wire::Seen::text).collect();
         panic!(
             "the late-offer SRTP call did not connect:\n{}\n{}\nSIP at the phone:\n{}",
             phone.terminal().text(),
@@ -90,12 +67,9 @@ fn a_late_offer_from_a_phone_that_must_have_srtp_is_answered_with_our_srtp_offer
     phone.hang_up();
     assert!(phone.wait(Event::Ended, 0, WAIT), "{}", phone.terminal().text());
     assert!(carrier.wait(Event::Ended, 0, WAIT), "{}", carrier.console());
-    std::fs::write(&stop, "").unwrap();
-    let watched = watcher.wait().expect("watcher");
-    assert!(watched.success(), "the watcher failed");
+    let seen = watcher.stop();
 
     // The signalling: no SDP in the INVITE; our SRTP offer in the 2xx; the phone's SRTP answer in its ACK.
-    let seen = wire::read(&capture);
     let sip = |from_phone: bool, start: &str| {
         seen.iter()
             .filter(|s| (s.from == PHONE_SIP) == from_phone && (s.from == PHONE_SIP || s.to == PHONE_SIP))

@@ -14,7 +14,6 @@ use holdfast_tests::scratch::Scratch;
 use holdfast_tests::wait::wait_until;
 use holdfast_tests::wire::{self, flow, with_tone};
 use std::ops::RangeInclusive;
-use std::process::Stdio;
 use std::time::Duration;
 
 const PHONE_HZ: u32 = 440;
@@ -33,38 +32,17 @@ fn a_plain_carrier_leg_re_offering_srtp_mid_call_is_answered_srtp_and_the_relay_
     std::fs::write(&mediation, format!("{default}\n[[mediation.trunks]]\nname = \"carrier\"\nkind = \"carrier\"\naddress = \"{CARRIER}\"\n")).unwrap();
     let app = LocalAppliance::start_configured(&scratch.path, &[("sba-mediation", &mediation)]);
     app.add_users(&[("3001", "pw-3001")]);
-    let phone_config = PhoneConfig {
-        user: "3001",
-        password: "pw-3001",
-        domain: DOMAIN,
-        addr: "127.0.0.1:5066".parse().unwrap(),
-        registrar: REGISTRAR.parse().unwrap(),
-        expires: 600,
-        refresh: Duration::from_secs(600),
-    };
+    let phone_config = PhoneConfig::new("3001", "pw-3001", DOMAIN, "127.0.0.1:5066".parse().unwrap(), REGISTRAR.parse().unwrap());
     let phone = Baresip::start_with(app.ns(), &scratch.path, &phone_config, 120, BaresipAudio::Tone(PHONE_HZ), holdfast_sip::transport::Protocol::Udp);
     wait_until("the phone registered", WAIT, || app.binding("3001").is_some());
 
-    let capture = scratch.file("wire.txt");
-    let stop = scratch.file("wire.stop");
-    let mut watcher = app
-        .ns()
-        .command("python3")
-        .args(["-c", wire::WATCHER])
-        .args([&capture, &stop])
-        .args(["15090-15090", "20000-20999"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 (apt-get install python3)");
-    wait_until("the watcher is up", WAIT, || capture.exists());
+    let watcher = wire::Watcher::start(app.ns(), &scratch.path, &["15090-15090", "20000-20999"]);
     let carrier = NsSipp::new(app.ns(), "srtp_reoffer_carrier.xml", CARRIER.parse().unwrap(), "127.0.0.1:5070".parse().unwrap())
         .key("caller", "+12125550100")
         .key("did", "+15559873001")
         .key("key", KEY)
         .run(&scratch.path, 30);
-    std::fs::write(&stop, "").unwrap();
-    assert!(watcher.wait().expect("watcher").success(), "the watcher failed");
+    let seen = watcher.stop();
     assert!(
         carrier.status.success(),
         "the carrier's scenario failed (no RTP/SAVP answer with our key?):\n{}{}\n{}\n{}",
@@ -76,7 +54,6 @@ fn a_plain_carrier_leg_re_offering_srtp_mid_call_is_answered_srtp_and_the_relay_
     assert!(phone.wait(Event::Ended, 0, WAIT), "{}", phone.console());
 
     // The re-INVITE went about 2 s into the call: split what the relay sent the carrier there.
-    let seen = wire::read(&capture);
     let to_carrier = flow(&seen, &RELAY_PORTS, &CARRIER_MEDIA);
     let from_phone = flow(&seen, &PHONE_RTP_PORTS, &RELAY_PORTS);
     let first = to_carrier.first().map_or(0.0, |s| s.at);

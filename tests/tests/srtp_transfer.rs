@@ -17,7 +17,6 @@ use holdfast_tests::scratch::Scratch;
 use holdfast_tests::wait::wait_until;
 use holdfast_tests::wire::{self, flow, with_tone};
 use std::ops::RangeInclusive;
-use std::process::Stdio;
 use std::time::Duration;
 
 const PHONE_HZ: u32 = 440;
@@ -58,34 +57,14 @@ fn an_srtp_phone_transfers_a_plain_carrier_to_an_srtp_one_and_media_flows_encryp
     std::fs::write(&mediation, config()).unwrap();
     let app = LocalAppliance::start_configured(&scratch.path, &[("sba-mediation", &mediation)]);
     app.add_users(&[("3001", "pw-3001")]);
-    let phone_config = PhoneConfig {
-        user: "3001",
-        password: "pw-3001",
-        domain: DOMAIN,
-        addr: "127.0.0.1:5066".parse().unwrap(),
-        registrar: REGISTRAR.parse().unwrap(),
-        expires: 600,
-        refresh: Duration::from_secs(600),
-    };
+    let phone_config = PhoneConfig::new("3001", "pw-3001", DOMAIN, "127.0.0.1:5066".parse().unwrap(), REGISTRAR.parse().unwrap());
     let mut phone = Baresip::start_srtp(app.ns(), &scratch.path, &phone_config, 120, BaresipAudio::Tone(PHONE_HZ));
     let tone = |hz| BaresipAudio::Tone(hz);
     let mut plain = Baresip::start_carrier(app.ns(), &scratch.path, PLAIN.parse().unwrap(), "+12125550100", 120, tone(PLAIN_HZ), false, PLAIN_RTP);
     let secure = Baresip::start_carrier(app.ns(), &scratch.path, SECURE.parse().unwrap(), "+13125550100", 120, tone(SECURE_HZ), true, SECURE_RTP);
     wait_until("the phone registered", WAIT, || app.binding("3001").is_some());
 
-    let capture = scratch.file("wire.txt");
-    let stop = scratch.file("wire.stop");
-    let mut watcher = app
-        .ns()
-        .command("python3")
-        .args(["-c", wire::WATCHER])
-        .args([&capture, &stop])
-        .args(["20000-20999", "22000-22999", "30000-30999"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 (apt-get install python3)");
-    wait_until("the watcher is up", WAIT, || capture.exists());
+    let watcher = wire::Watcher::start(app.ns(), &scratch.path, &["20000-20999", "22000-22999", "30000-30999"]);
 
     let logs = |plain: &Baresip, secure: &Baresip, phone: &Baresip| {
         format!("phone:\n{}\nplain:\n{}\nsecure:\n{}\n{}", phone.console(), plain.console(), secure.console(), app.log("sba-mediation"))
@@ -100,8 +79,7 @@ fn an_srtp_phone_transfers_a_plain_carrier_to_an_srtp_one_and_media_flows_encryp
     std::thread::sleep(Duration::from_secs(TALK_S));
     plain.hang_up();
     assert!(secure.wait(Event::Ended, 0, WAIT), "{}", logs(&plain, &secure, &phone));
-    std::fs::write(&stop, "").unwrap();
-    assert!(watcher.wait().expect("watcher").success(), "the watcher failed");
+    let seen = watcher.stop();
 
     // Each carrier heard the other: across the plain leg and the SRTP leg, both ways.
     let secs = TALK_S as f64 - 1.0;
@@ -112,7 +90,6 @@ fn an_srtp_phone_transfers_a_plain_carrier_to_an_srtp_one_and_media_flows_encryp
     assert!(audio::seconds_of(&plain_heard, f64::from(PHONE_HZ)) >= 0.5, "the plain carrier did not hear the phone first: {}", plain_heard.display());
 
     // The wire: plain G.711 with the tones on the plain carrier's leg only.
-    let seen = wire::read(&capture);
     let (plain_out, plain_in) = (flow(&seen, &PLAIN_RTP, &RELAY_PORTS), flow(&seen, &RELAY_PORTS, &PLAIN_RTP));
     let (secure_out, secure_in) = (flow(&seen, &SECURE_RTP, &RELAY_PORTS), flow(&seen, &RELAY_PORTS, &SECURE_RTP));
     let (phone_out, phone_in) = (flow(&seen, &PHONE_RTP_PORTS, &RELAY_PORTS), flow(&seen, &RELAY_PORTS, &PHONE_RTP_PORTS));

@@ -123,15 +123,7 @@ fn a_call_over_an_srtp_trunk_talks_both_ways_is_encrypted_on_the_wire_and_shrugs
     std::fs::write(&mediation, config()).unwrap();
     let app = LocalAppliance::start_configured(&scratch.path, &[("sba-mediation", &mediation)]);
     app.add_users(&[("3001", "pw-3001")]);
-    let phone_config = PhoneConfig {
-        user: "3001",
-        password: "pw-3001",
-        domain: DOMAIN,
-        addr: "127.0.0.1:5066".parse().unwrap(),
-        registrar: REGISTRAR.parse().unwrap(),
-        expires: 600,
-        refresh: Duration::from_secs(600),
-    };
+    let phone_config = PhoneConfig::new("3001", "pw-3001", DOMAIN, "127.0.0.1:5066".parse().unwrap(), REGISTRAR.parse().unwrap());
     let mut phone = Baresip::start_with(app.ns(), &scratch.path, &phone_config, 120, BaresipAudio::Tone(PHONE_HZ), Protocol::Udp);
     let carrier =
         Baresip::start_srtp_carrier(app.ns(), &scratch.path, CARRIER.parse().unwrap(), CARRIER_NUMBER, 120, BaresipAudio::Tone(CARRIER_HZ));
@@ -237,33 +229,13 @@ fn a_phone_over_tls_with_srtp_calls_the_srtp_carrier_and_both_hear_each_other_th
     app.add_users(&[("3001", "pw-3001")]);
     let generated = scratch.path.join("var/tls/cert.pem");
     assert!(generated.exists(), "the embedded default generated no certificate: {}", app.log("sba-registrar"));
-    let phone_config = PhoneConfig {
-        user: "3001",
-        password: "pw-3001",
-        domain: DOMAIN,
-        addr: "127.0.0.1:5066".parse().unwrap(),
-        registrar: "127.0.0.1:5061".parse().unwrap(),
-        expires: 600,
-        refresh: Duration::from_secs(600),
-    };
+    let phone_config = PhoneConfig::new("3001", "pw-3001", DOMAIN, "127.0.0.1:5066".parse().unwrap(), "127.0.0.1:5061".parse().unwrap());
     let mut phone = Baresip::start_tls_srtp(app.ns(), &scratch.path, &phone_config, 120, &generated, BaresipAudio::Tone(PHONE_HZ));
     let carrier =
         Baresip::start_srtp_carrier(app.ns(), &scratch.path, CARRIER.parse().unwrap(), CARRIER_NUMBER, 120, BaresipAudio::Tone(CARRIER_HZ));
     wait_until("the phone registered over TLS", WAIT, || app.binding("3001").is_some_and(|b| b["transport"] == "tls"));
 
-    let capture = scratch.file("wire.txt");
-    let stop = scratch.file("wire.stop");
-    let mut watcher = app
-        .ns()
-        .command("python3")
-        .args(["-c", wire::WATCHER])
-        .args([&capture, &stop])
-        .args(["20000-20999", "22000-22999"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 (apt-get install python3)");
-    wait_until("the watcher is up", WAIT, || capture.exists());
+    let watcher = wire::Watcher::start(app.ns(), &scratch.path, &["20000-20999", "22000-22999"]);
     phone.dial("2125550100");
     assert!(
         phone.wait(Event::Connected, 0, WAIT),
@@ -275,15 +247,13 @@ fn a_phone_over_tls_with_srtp_calls_the_srtp_carrier_and_both_hear_each_other_th
     std::thread::sleep(Duration::from_secs(u64::from(HOLD_S)));
     phone.hang_up();
     assert!(carrier.wait(Event::Ended, 0, WAIT), "{}", carrier.console());
-    std::fs::write(&stop, "").unwrap();
-    assert!(watcher.wait().expect("watcher").success(), "the watcher failed");
+    let seen = watcher.stop();
 
     let secs = f64::from(HOLD_S) - 1.0;
     let carrier_heard = carrier.heard().expect("the carrier's baresip kept no audio of the call");
     let phone_heard = phone.heard().expect("the phone's baresip kept no audio of the call");
     assert!(audio::seconds_of(&carrier_heard, f64::from(PHONE_HZ)) >= secs, "the carrier did not hear the phone: {}", carrier_heard.display());
     assert!(audio::seconds_of(&phone_heard, f64::from(CARRIER_HZ)) >= secs, "the phone did not hear the carrier: {}", phone_heard.display());
-    let seen = wire::read(&capture);
     let legs = [
         flow(&seen, &PHONE_RTP_PORTS, &RELAY_PORTS),
         flow(&seen, &RELAY_PORTS, &PHONE_RTP_PORTS),
