@@ -151,3 +151,36 @@ pub fn with_tone(packets: &[&Seen], hz: u32) -> usize {
 pub fn all_tagged(packets: &[&Seen]) -> bool {
     packets.iter().all(|s| s.g711().is_some_and(|(_, p)| p.len() >= FRAME + 4))
 }
+
+impl Seen {
+    /// RTCP (payload types 200-204), plain or SRTCP: the header and sender SSRC are in clear.
+    pub fn is_rtcp(&self) -> bool {
+        self.udp.len() >= 8 && self.udp[0] >> 6 == 2 && (200..=204).contains(&self.udp[1])
+    }
+
+    /// The RTCP sender's SSRC.
+    pub fn rtcp_ssrc(&self) -> Option<u32> {
+        self.is_rtcp().then(|| u32::from_be_bytes([self.udp[4], self.udp[5], self.udp[6], self.udp[7]]))
+    }
+
+    /// RTCP in the clear: its packets' lengths add up to the datagram.
+    pub fn is_plain_rtcp(&self) -> bool {
+        let mut at = 0;
+        while at + 4 <= self.udp.len() && self.udp[at] >> 6 == 2 {
+            at += 4 + 4 * usize::from(u16::from_be_bytes([self.udp[at + 2], self.udp[at + 3]]));
+        }
+        self.is_rtcp() && at == self.udp.len()
+    }
+
+    /// SRTCP with HMAC-SHA1 (RFC 3711 §3.4): one packet's length, then the E flag set with the
+    /// index, and the 80-bit tag.
+    pub fn is_srtcp(&self) -> bool {
+        let first = 4 + 4 * usize::from(u16::from_be_bytes([self.udp[2], self.udp[3]]));
+        self.is_rtcp() && self.udp.len() == first + 4 + 10 && self.udp[first] & 0x80 != 0
+    }
+}
+
+/// The RTCP datagrams from ports in `from` to ports in `to`.
+pub fn rtcp<'a>(seen: &'a [Seen], from: &RangeInclusive<u16>, to: &RangeInclusive<u16>) -> Vec<&'a Seen> {
+    seen.iter().filter(|s| from.contains(&s.from) && to.contains(&s.to) && s.is_rtcp()).collect()
+}

@@ -9,7 +9,8 @@
 //! What it shows: the two carriers hear each other (each recording holds the other's tone), so
 //! media flows across the SRTP and plain legs; on the wire (a capture on the namespace's
 //! loopback) the plain carrier's leg carries both tones as G.711, while the phone's leg and the
-//! SRTP carrier's carry none of them and every packet has its auth tag.
+//! SRTP carrier's carry none of them and every packet has its auth tag; RTCP goes as SRTCP to
+//! the SRTP carrier, and an SRTP end's SRTCP reaches the plain carrier decrypted.
 use holdfast_tests::audio;
 use holdfast_tests::local::{LocalAppliance, DOMAIN, REGISTRAR};
 use holdfast_tests::phones::{Baresip, BaresipAudio, Event, Phone, PhoneConfig, PHONE_RTP_PORTS};
@@ -121,6 +122,26 @@ fn an_srtp_phone_transfers_a_plain_carrier_to_an_srtp_one_and_media_flows_encryp
     for leg in [&secure_out, &secure_in, &phone_out, &phone_in] {
         assert!(wire::all_tagged(leg), "an SRTP leg's packet without an auth tag: {summary}");
     }
+
+    // RTCP as SRTCP (libre sends an RTCP APP packet as each call starts): the relay sends the SRTP
+    // carrier only SRTCP, and the plain carrier plain RTCP, some of it from an SRTP end's SSRC
+    // (decrypted SRTCP).
+    let to_secure = wire::rtcp(&seen, &RELAY_PORTS, &SECURE_RTP);
+    let to_plain = wire::rtcp(&seen, &RELAY_PORTS, &PLAIN_RTP);
+    let srtp_ends: Vec<u32> =
+        [wire::rtcp(&seen, &SECURE_RTP, &RELAY_PORTS), wire::rtcp(&seen, &PHONE_RTP_PORTS, &RELAY_PORTS)].concat().iter().filter(|s| s.is_srtcp()).filter_map(|s| s.rtcp_ssrc()).collect();
+    let rtcp_summary = format!(
+        "relay->secure {} ({} SRTCP), relay->plain {} ({} plain, {} from an SRTP end), SRTP ends' SRTCP SSRCs {srtp_ends:x?}",
+        to_secure.len(),
+        to_secure.iter().filter(|s| s.is_srtcp()).count(),
+        to_plain.len(),
+        to_plain.iter().filter(|s| s.is_plain_rtcp()).count(),
+        to_plain.iter().filter(|s| s.rtcp_ssrc().is_some_and(|x| srtp_ends.contains(&x))).count()
+    );
+    eprintln!("RTCP: {rtcp_summary}");
+    assert!(!to_secure.is_empty() && to_secure.iter().all(|s| s.is_srtcp()), "{rtcp_summary}");
+    assert!(to_plain.iter().all(|s| s.is_plain_rtcp()), "{rtcp_summary}");
+    assert!(to_plain.iter().any(|s| s.rtcp_ssrc().is_some_and(|x| srtp_ends.contains(&x))), "no decrypted SRTCP reached the plain leg: {rtcp_summary}");
 
     // Two records: the phone's call, ended by the transfer, and the transfer's own.
     let cdrs = String::from_utf8_lossy(&app.sbactl(&["cdr", "--csv"]).stdout).into_owned();
