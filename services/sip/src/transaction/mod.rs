@@ -8,6 +8,7 @@ mod derived_request;
 mod error;
 mod event;
 mod key;
+mod retransmit;
 mod server_invite;
 mod server_non_invite;
 mod table;

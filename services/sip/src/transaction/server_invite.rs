@@ -1,11 +1,11 @@
 //! The INVITE server transaction (RFC 3261 §17.2.1, Figure 7).
-use super::timer::{Timer, TimerConfig, TimerTable};
+use super::retransmit::{polled_through_core, Backoff, Retransmit};
+use super::timer::{Timer, TimerConfig};
 use super::{TxError, TxEvent};
 use crate::message::{HeaderName, Method, Request, Response};
 use crate::transport::Protocol;
-use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServerInviteState {
@@ -29,16 +29,10 @@ impl ServerInviteState {
 #[derive(Debug)]
 pub struct ServerInvite {
     state: ServerInviteState,
-    reliable: bool,
-    config: TimerConfig,
-    timers: TimerTable,
     /// What a retransmitted INVITE gets: the 100 (Trying), the latest provisional, then the final
     /// response.
     last_response: Arc<Response>,
-    /// The interval Timer G was last armed with.
-    retransmit_interval: Duration,
-    transmits: VecDeque<Arc<Response>>,
-    events: VecDeque<TxEvent>,
+    core: Retransmit<Response>,
 }
 
 impl ServerInvite {
@@ -51,18 +45,9 @@ impl ServerInvite {
         if let Some(ts) = invite.headers.get(&HeaderName::Timestamp) {
             trying.headers.add(HeaderName::Timestamp, ts);
         }
-        let mut timers = TimerTable::default();
-        timers.set(Timer::Trying, now + config.trying_after());
-        ServerInvite {
-            state: ServerInviteState::Proceeding,
-            reliable: transport.is_reliable(),
-            config,
-            timers,
-            last_response: Arc::new(trying),
-            retransmit_interval: config.t1(),
-            transmits: VecDeque::with_capacity(2),
-            events: VecDeque::new(),
-        }
+        let mut core = Retransmit::new(transport, config);
+        core.set(Timer::Trying, now + config.trying_after());
+        ServerInvite { state: ServerInviteState::Proceeding, last_response: Arc::new(trying), core }
     }
 
     pub fn state(&self) -> ServerInviteState {
@@ -74,21 +59,17 @@ impl ServerInvite {
     pub fn on_request(&mut self, request: &Request, now: Instant) {
         if request.method == Method::ACK {
             if self.state == ServerInviteState::Completed {
-                self.timers.stop(Timer::G);
-                self.timers.stop(Timer::H);
-                let wait = self.config.wait_t4(self.reliable);
-                if wait.is_zero() {
-                    self.terminate();
-                } else {
-                    self.state = ServerInviteState::Confirmed;
-                    self.timers.set(Timer::I, now + wait);
-                }
+                let wait = self.core.config().wait_t4(self.core.reliable());
+                self.state = match self.core.complete(&[Timer::G, Timer::H], Timer::I, wait, now) {
+                    true => ServerInviteState::Confirmed,
+                    false => ServerInviteState::Terminated,
+                };
             }
             return;
         }
         if matches!(self.state, ServerInviteState::Proceeding | ServerInviteState::Completed) {
-            self.timers.stop(Timer::Trying);
-            self.transmits.push_back(Arc::clone(&self.last_response));
+            self.core.stop(Timer::Trying);
+            self.core.send(Arc::clone(&self.last_response));
         }
     }
 
@@ -98,24 +79,23 @@ impl ServerInvite {
         if self.state != ServerInviteState::Proceeding {
             return Err(TxError::ResponseInState(self.state.name()));
         }
-        self.timers.stop(Timer::Trying);
+        self.core.stop(Timer::Trying);
         match response.status {
             100..=199 => {
                 self.last_response = Arc::new(response);
-                self.transmits.push_back(Arc::clone(&self.last_response));
+                self.core.send(Arc::clone(&self.last_response));
             }
             200..=299 => {
-                self.transmits.push_back(Arc::new(response));
+                self.core.send(Arc::new(response));
                 self.terminate();
             }
             300..=699 => {
                 self.last_response = Arc::new(response);
-                self.transmits.push_back(Arc::clone(&self.last_response));
+                self.core.send(Arc::clone(&self.last_response));
                 self.state = ServerInviteState::Completed;
-                if !self.reliable {
-                    self.timers.set(Timer::G, now + self.retransmit_interval);
-                }
-                self.timers.set(Timer::H, now + self.config.transaction_timeout());
+                self.core.arm(Timer::G, now);
+                let timeout = self.core.config().transaction_timeout();
+                self.core.set(Timer::H, now + timeout);
             }
             status => return Err(TxError::BadStatus(status)),
         }
@@ -124,45 +104,30 @@ impl ServerInvite {
 
     pub fn on_transport_error(&mut self) {
         if self.state != ServerInviteState::Terminated {
-            self.events.push_back(TxEvent::TransportError);
-            self.terminate();
+            self.state = ServerInviteState::Terminated;
+            self.core.transport_error();
         }
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(timer) = self.timers.pop_expired(now) {
+        while let Some(timer) = self.core.pop_expired(now) {
             match timer {
-                Timer::G => {
-                    self.transmits.push_back(Arc::clone(&self.last_response));
-                    self.retransmit_interval = (self.retransmit_interval * 2).min(self.config.t2());
-                    self.timers.set(Timer::G, now + self.retransmit_interval);
-                }
+                Timer::G => self.core.retransmit(Timer::G, &self.last_response, Backoff::DoubleToT2, now),
                 Timer::H => {
-                    self.events.push_back(TxEvent::AckTimedOut);
+                    self.core.emit(TxEvent::AckTimedOut);
                     self.terminate();
                 }
                 Timer::I => self.terminate(),
-                Timer::Trying => self.transmits.push_back(Arc::clone(&self.last_response)),
+                Timer::Trying => self.core.send(Arc::clone(&self.last_response)),
                 _ => {}
             }
         }
     }
 
-    pub fn next_timeout(&self) -> Option<Instant> {
-        self.timers.next_timeout()
-    }
-
-    pub fn poll_transmit(&mut self) -> Option<Arc<Response>> {
-        self.transmits.pop_front()
-    }
-
-    pub fn poll_event(&mut self) -> Option<TxEvent> {
-        self.events.pop_front()
-    }
+    polled_through_core!(Response);
 
     fn terminate(&mut self) {
         self.state = ServerInviteState::Terminated;
-        self.timers.stop_all();
-        self.events.push_back(TxEvent::Terminated);
+        self.core.terminate();
     }
 }

@@ -1,9 +1,9 @@
 //! The non-INVITE server transaction (RFC 3261 §17.2.2, Figure 8).
-use super::timer::{Timer, TimerConfig, TimerTable};
+use super::retransmit::{polled_through_core, Retransmit};
+use super::timer::{Timer, TimerConfig};
 use super::{TxError, TxEvent};
 use crate::message::Response;
 use crate::transport::Protocol;
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -32,24 +32,16 @@ impl ServerNonInviteState {
 #[derive(Debug)]
 pub struct ServerNonInvite {
     state: ServerNonInviteState,
-    reliable: bool,
-    config: TimerConfig,
-    timers: TimerTable,
     last_response: Option<Arc<Response>>,
-    transmits: VecDeque<Arc<Response>>,
-    events: VecDeque<TxEvent>,
+    core: Retransmit<Response>,
 }
 
 impl ServerNonInvite {
     pub fn new(transport: Protocol, config: TimerConfig) -> Self {
         ServerNonInvite {
             state: ServerNonInviteState::Trying,
-            reliable: transport.is_reliable(),
-            config,
-            timers: TimerTable::default(),
             last_response: None,
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
+            core: Retransmit::new(transport, config),
         }
     }
 
@@ -63,7 +55,7 @@ impl ServerNonInvite {
         if let (ServerNonInviteState::Proceeding | ServerNonInviteState::Completed, Some(response)) =
             (self.state, &self.last_response)
         {
-            self.transmits.push_back(Arc::clone(response));
+            self.core.send(Arc::clone(response));
         }
     }
 
@@ -74,54 +66,45 @@ impl ServerNonInvite {
         match response.status {
             100..=199 => self.state = ServerNonInviteState::Proceeding,
             200..=699 => {
-                let wait = self.config.timer_j(self.reliable);
-                if wait.is_zero() {
-                    self.transmits.push_back(Arc::new(response));
-                    self.terminate();
-                    return Ok(());
+                let response = Arc::new(response);
+                self.core.send(Arc::clone(&response));
+                let wait = self.core.config().timer_j(self.core.reliable());
+                if self.core.complete(&[], Timer::J, wait, now) {
+                    self.state = ServerNonInviteState::Completed;
+                    self.last_response = Some(response);
+                } else {
+                    self.ended();
                 }
-                self.state = ServerNonInviteState::Completed;
-                self.timers.set(Timer::J, now + wait);
+                return Ok(());
             }
             status => return Err(TxError::BadStatus(status)),
         }
         let response = Arc::new(response);
-        self.transmits.push_back(Arc::clone(&response));
+        self.core.send(Arc::clone(&response));
         self.last_response = Some(response);
         Ok(())
     }
 
     pub fn on_transport_error(&mut self) {
         if self.state != ServerNonInviteState::Terminated {
-            self.events.push_back(TxEvent::TransportError);
-            self.terminate();
+            self.ended();
+            self.core.transport_error();
         }
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(timer) = self.timers.pop_expired(now) {
+        while let Some(timer) = self.core.pop_expired(now) {
             if timer == Timer::J {
-                self.terminate();
+                self.ended();
+                self.core.terminate();
             }
         }
     }
 
-    pub fn next_timeout(&self) -> Option<Instant> {
-        self.timers.next_timeout()
-    }
+    polled_through_core!(Response);
 
-    pub fn poll_transmit(&mut self) -> Option<Arc<Response>> {
-        self.transmits.pop_front()
-    }
-
-    pub fn poll_event(&mut self) -> Option<TxEvent> {
-        self.events.pop_front()
-    }
-
-    fn terminate(&mut self) {
+    fn ended(&mut self) {
         self.state = ServerNonInviteState::Terminated;
-        self.timers.stop_all();
         self.last_response = None;
-        self.events.push_back(TxEvent::Terminated);
     }
 }
