@@ -1,9 +1,9 @@
 //! The [gateway] section of the appliance's TOML file. Errors name the key and the line.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use holdfast_runtime::config::{self, ConfigError};
+use holdfast_runtime::config::{ConfigError, Loaded, Source};
 use serde::Deserialize;
 
 use crate::dahdi::Law;
@@ -186,39 +186,22 @@ impl Gateway {
     }
 }
 
-pub fn load(path: &Path) -> Result<Gateway, ConfigError> {
-    let (text, file) = config::read(path)?;
-    parse(&text, &file)
-}
+impl Loaded for Gateway {
+    const DEFAULT: &'static str = DEFAULT;
 
-pub fn parse(text: &str, file: &str) -> Result<Gateway, ConfigError> {
-    let parsed: File = toml::from_str(text).map_err(|e| config::located(text, file, &e))?;
-    let g = parsed.gateway;
-    if g.span < 1 {
-        return Err(ConfigError::Key {
-            file: file.to_owned(),
-            line: config::line_of(text, "gateway", "span").unwrap_or(0),
-            key: "gateway.span".to_owned(),
-            message: format!("{} is not a DAHDI span number (1 and up)", g.span),
-        });
+    fn from_source(source: &Source) -> Result<Gateway, ConfigError> {
+        let g = source.sections::<File>()?.gateway;
+        if g.span < 1 {
+            return Err(source.key_error("gateway", "span", format!("{} is not a DAHDI span number (1 and up)", g.span)));
+        }
+        if let Some((key, message)) = g.line_fault() {
+            return Err(source.key_error("gateway", key, message));
+        }
+        if let Err(e) = DialPlan::parse(&g.dial_plan) {
+            return Err(source.key_error("gateway", "dial_plan", e.to_string()));
+        }
+        Ok(g)
     }
-    if let Some((key, message)) = g.line_fault() {
-        return Err(ConfigError::Key {
-            file: file.to_owned(),
-            line: config::line_of(text, "gateway", key).unwrap_or(0),
-            key: format!("gateway.{key}"),
-            message,
-        });
-    }
-    if let Err(e) = DialPlan::parse(&g.dial_plan) {
-        return Err(ConfigError::Key {
-            file: file.to_owned(),
-            line: config::line_of(text, "gateway", "dial_plan").unwrap_or(0),
-            key: "gateway.dial_plan".to_owned(),
-            message: e.to_string(),
-        });
-    }
-    Ok(g)
 }
 
 #[cfg(test)]
@@ -227,7 +210,7 @@ mod tests {
 
     #[test]
     fn embedded_default_is_a_simulated_t1_user_side() {
-        let g = parse(DEFAULT, "default").unwrap();
+        let g = Gateway::parse(DEFAULT, "default").unwrap();
         assert!(g.simulated);
         assert_eq!(g.side(), Side::User);
         assert_eq!(g.layout(), Layout::T1);
@@ -236,8 +219,8 @@ mod tests {
 
     #[test]
     fn a_missing_table_and_an_empty_one_mean_the_same() {
-        let empty = parse("", "empty").unwrap();
-        assert_eq!(empty, parse("[gateway]\n", "table").unwrap());
+        let empty = Gateway::parse("", "empty").unwrap();
+        assert_eq!(empty, Gateway::parse("[gateway]\n", "table").unwrap());
         assert_eq!(empty, Gateway::default());
         assert!(!empty.simulated, "without a word about it, the gateway drives DAHDI");
     }
@@ -245,42 +228,42 @@ mod tests {
     #[test]
     fn the_appliance_sba_toml_parses() {
         let text = include_str!("../../../image/overlay/etc/sba/sba.toml");
-        let g = parse(text, "image/overlay/etc/sba/sba.toml").unwrap();
+        let g = Gateway::parse(text, "image/overlay/etc/sba/sba.toml").unwrap();
         assert!(!g.simulated, "the appliance drives DAHDI");
     }
 
     #[test]
     fn other_sections_are_accepted_and_e1_defaults_to_alaw() {
         let text = "[registrar]\nlisten = \"0.0.0.0:5060\"\n\n[gateway]\nspan = 2\nside = \"network\"\nspantype = \"e1\"\n";
-        let g = parse(text, "t").unwrap();
+        let g = Gateway::parse(text, "t").unwrap();
         assert_eq!((g.span, g.side(), g.layout(), g.law(), g.simulated), (2, Side::Network, Layout::E1, Law::Alaw, false));
     }
 
     #[test]
     fn errors_name_the_key_and_the_line() {
         let text = "[gateway]\nspan = 1\nside = \"both\"\nspantype = \"t1\"\n";
-        match parse(text, "sba.toml") {
+        match Gateway::parse(text, "sba.toml") {
             Err(ConfigError::Key { line, key, .. }) => assert_eq!((line, key.as_str()), (3, "gateway.side")),
             other => panic!("{other:?}"),
         }
         let text = "[gateway]\nspan = 0\nside = \"user\"\nspantype = \"t1\"\n";
-        match parse(text, "sba.toml") {
+        match Gateway::parse(text, "sba.toml") {
             Err(ConfigError::Key { line, key, .. }) => assert_eq!((line, key.as_str()), (2, "gateway.span")),
             other => panic!("{other:?}"),
         }
-        let err = parse("[gateway]\nspan = 1\nside = \"user\"\nspantype = \"t1\"\nbogus = 1\n", "sba.toml").unwrap_err();
+        let err = Gateway::parse("[gateway]\nspan = 1\nside = \"user\"\nspantype = \"t1\"\nbogus = 1\n", "sba.toml").unwrap_err();
         assert!(err.to_string().contains("bogus"), "{err}");
     }
 
     #[test]
     fn line_defaults_follow_the_span_type_and_the_side() {
-        let g = parse("[gateway]\nspan = 1\nside = \"user\"\nspantype = \"e1\"\n", "t").unwrap();
+        let g = Gateway::parse("[gateway]\nspan = 1\nside = \"user\"\nspantype = \"e1\"\n", "t").unwrap();
         assert_eq!(g.line(), Line { framing: Framing::Ccs, coding: Coding::Hdb3, crc4: true, lbo: 0, timing: 1 });
-        let g = parse("[gateway]\nspan = 1\nside = \"network\"\nspantype = \"t1\"\n", "t").unwrap();
+        let g = Gateway::parse("[gateway]\nspan = 1\nside = \"network\"\nspantype = \"t1\"\n", "t").unwrap();
         assert_eq!(g.line(), Line { framing: Framing::Esf, coding: Coding::B8zs, crc4: false, lbo: 0, timing: 0 });
         let text = "[gateway]\nspan = 1\nside = \"user\"\nspantype = \"t1\"\nframing = \"d4\"\ncoding = \"ami\"\nlbo = 2\ntiming = 2\n";
-        assert_eq!(parse(text, "t").unwrap().line(), Line { framing: Framing::D4, coding: Coding::Ami, crc4: false, lbo: 2, timing: 2 });
-        let g = parse("[gateway]\nspan = 1\nside = \"user\"\nspantype = \"e1\"\ncrc4 = false\n", "t").unwrap();
+        assert_eq!(Gateway::parse(text, "t").unwrap().line(), Line { framing: Framing::D4, coding: Coding::Ami, crc4: false, lbo: 2, timing: 2 });
+        let g = Gateway::parse("[gateway]\nspan = 1\nside = \"user\"\nspantype = \"e1\"\ncrc4 = false\n", "t").unwrap();
         assert!(!g.line().crc4);
     }
 
@@ -295,7 +278,7 @@ mod tests {
             ("spantype = \"t1\"\nlbo = 8", "gateway.lbo"),
         ] {
             let text = format!("[gateway]\nspan = 1\nside = \"user\"\n{extra}\n");
-            match parse(&text, "sba.toml") {
+            match Gateway::parse(&text, "sba.toml") {
                 Err(ConfigError::Key { line, key: k, .. }) => assert_eq!((line, k.as_str()), (5, key), "{extra}"),
                 other => panic!("{extra}: {other:?}"),
             }
@@ -304,11 +287,11 @@ mod tests {
 
     #[test]
     fn dial_plan_is_checked_and_empty_by_default() {
-        assert!(parse(DEFAULT, "default").unwrap().dial_plan().is_empty());
+        assert!(Gateway::parse(DEFAULT, "default").unwrap().dial_plan().is_empty());
         let text = "[gateway]\nspan = 1\nside = \"user\"\nspantype = \"t1\"\ndial_plan = [\"2XXX\", \"0Z.\"]\n";
-        assert_eq!(parse(text, "t").unwrap().dial_plan().check("2000"), crate::q931::dialplan::Completeness::Complete);
+        assert_eq!(Gateway::parse(text, "t").unwrap().dial_plan().check("2000"), crate::q931::dialplan::Completeness::Complete);
         let text = "[gateway]\nspan = 1\nside = \"user\"\nspantype = \"t1\"\ndial_plan = [\"2X.X\"]\n";
-        match parse(text, "sba.toml") {
+        match Gateway::parse(text, "sba.toml") {
             Err(ConfigError::Key { line, key, .. }) => assert_eq!((line, key.as_str()), (5, "gateway.dial_plan")),
             other => panic!("{other:?}"),
         }
@@ -316,13 +299,13 @@ mod tests {
 
     #[test]
     fn sip_addresses_default_to_loopback_and_bad_ones_name_key_and_line() {
-        let g = parse(DEFAULT, "default").unwrap();
+        let g = Gateway::parse(DEFAULT, "default").unwrap();
         assert_eq!((g.listen.to_string().as_str(), g.mediation.to_string().as_str()), ("127.0.0.1:5080", "127.0.0.1:5070"));
         let text = "[gateway]\nspan = 1\nside = \"user\"\nspantype = \"t1\"\nlisten = \"[::1]:5090\"\nmediation = \"10.0.0.5:5060\"\n";
-        let g = parse(text, "sba.toml").unwrap();
+        let g = Gateway::parse(text, "sba.toml").unwrap();
         assert_eq!((g.listen, g.mediation), ("[::1]:5090".parse().unwrap(), "10.0.0.5:5060".parse().unwrap()));
         let text = "[gateway]\nspan = 1\nside = \"user\"\nspantype = \"t1\"\nmediation = \"mediation.local\"\n";
-        match parse(text, "sba.toml") {
+        match Gateway::parse(text, "sba.toml") {
             Err(ConfigError::Key { line, key, .. }) => assert_eq!((line, key.as_str()), (5, "gateway.mediation")),
             other => panic!("{other:?}"),
         }

@@ -12,8 +12,9 @@ use log::info;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::task::JoinHandle;
 
+use holdfast_runtime::config::Loaded;
 use holdfast_runtime::Notifier;
-use sba_gateway::config::{self, Gateway};
+use sba_gateway::config::Gateway;
 use sba_gateway::edge::{Edge, EdgeConfig};
 use sba_gateway::exchange;
 use sba_gateway::pri::Pri;
@@ -34,10 +35,7 @@ struct Args {
 fn main() -> Result<()> {
     let args = Args::parse();
     holdfast_runtime::init_logging("sba-gateway");
-    let gateway = match &args.config {
-        Some(path) => config::load(path)?,
-        None => config::parse(config::DEFAULT, "embedded default")?,
-    };
+    let gateway = Gateway::load_or_embedded(args.config.as_deref())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -5,12 +5,12 @@ use crate::numbers::{DialPlan, Rule};
 use crate::routing::{route_pattern, AddressRange, InboundRule, InboundTarget, Plan, Policy, Registration, Route, Trunk, TrunkKind};
 use holdfast_sip::transport::Protocol;
 use holdfast_tls::rustls::pki_types::ServerName;
-use holdfast_runtime::config::{self, ConfigError};
+use holdfast_runtime::config::{ConfigError, Loaded, Source};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 use toml::Spanned;
 
@@ -249,26 +249,13 @@ pub struct Config {
     pub plan: Plan,
 }
 
-impl Config {
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let (text, file) = config::read(path)?;
-        Config::parse(&text, &file)
-    }
+impl Loaded for Config {
+    const DEFAULT: &'static str = DEFAULT;
 
-    pub fn embedded() -> Config {
-        // The embedded default is tested to parse (see tests).
-        Config::parse(DEFAULT, "embedded default").unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
-        let parsed: File = toml::from_str(text).map_err(|e| config::located(text, file, &e))?;
+    fn from_source(source: &Source) -> Result<Config, ConfigError> {
+        let parsed: File = source.sections()?;
         let m = parsed.mediation;
-        let at = |span: Range<usize>, key: String, message: String| ConfigError::Key {
-            file: file.to_string(),
-            line: config::line_at(text, span.start),
-            key,
-            message,
-        };
+        let at = |span: Range<usize>, key: String, message: String| source.span_error(span, key, message);
         let rules = |entries: &[RuleEntry], key: &str| -> Result<Vec<Rule>, ConfigError> {
             entries
                 .iter()

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 use anyhow::{Context, Result};
 use clap::Parser;
+use holdfast_runtime::config::Loaded;
 use holdfast_runtime::{init_logging, Notifier};
 use sba_mediation::config::Config;
 use sba_mediation::server::Server;
@@ -23,10 +24,7 @@ fn main() -> Result<()> {
     init_logging("sba-mediation");
     holdfast_runtime::raise_open_files_limit();
     let cli = Cli::parse();
-    let config = match &cli.config {
-        Some(path) => Config::load(path)?,
-        None => Config::embedded(),
-    };
+    let config = Config::load_or_embedded(cli.config.as_deref())?;
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

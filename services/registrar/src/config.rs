@@ -1,12 +1,12 @@
 //! The appliance's TOML configuration, as far as the registrar reads it. Errors name the key and
 //! the line, so whoever edits /etc/sba/sba.toml on a branch box can find the mistake.
 use crate::directory::is_dialable;
-use holdfast_runtime::config::{self, ConfigError};
+use holdfast_runtime::config::{ConfigError, Loaded, Source};
 use holdfast_sip::transport::Protocol;
 use holdfast_tls::rustls::pki_types::ServerName;
 use serde::Deserialize;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 pub const DEFAULT: &str = include_str!("default.toml");
 
@@ -232,37 +232,26 @@ pub struct Config {
     pub directory: Vec<DirectoryEntry>,
 }
 
-impl Config {
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let (text, file) = config::read(path)?;
-        Config::parse(&text, &file)
-    }
+impl Loaded for Config {
+    const DEFAULT: &'static str = DEFAULT;
 
-    pub fn embedded() -> Config {
-        // The embedded default is tested to parse (see tests below).
-        Config::parse(DEFAULT, "embedded default").unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
-        let parsed: File = toml::from_str(text).map_err(|e| config::located(text, file, &e))?;
+    fn from_source(source: &Source) -> Result<Config, ConfigError> {
+        let parsed: File = source.sections()?;
         let config = Config {
             registrar: parsed.registrar,
             central: parsed.central,
             survival: parsed.survival,
             directory: parsed.directory,
         };
-        config.validate(text, file)?;
+        config.validate(source)?;
         Ok(config)
     }
+}
 
-    fn validate(&self, text: &str, file: &str) -> Result<(), ConfigError> {
+impl Config {
+    fn validate(&self, source: &Source) -> Result<(), ConfigError> {
         let r = &self.registrar;
-        let key_err = |key: &str, message: String| ConfigError::Key {
-            file: file.to_string(),
-            line: config::line_of(text, "registrar", key).unwrap_or(0),
-            key: format!("registrar.{key}"),
-            message,
-        };
+        let key_err = |key: &str, message: String| source.key_error("registrar", key, message);
         if r.min_expires == 0 {
             return Err(key_err("min_expires", "must be at least 1 second".into()));
         }
@@ -299,38 +288,32 @@ impl Config {
                 return Err(key_err(&format!("limits.{key}"), "must be at least 1".into()));
             }
         }
-        let in_section = |section: &str, key: &str, message: String| ConfigError::Key {
-            file: file.to_string(),
-            line: config::line_of(text, section, key).unwrap_or(0),
-            key: format!("{section}.{key}"),
-            message,
-        };
         if let Some(c) = &self.central {
             if c.proxies.is_empty() {
-                return Err(in_section("central", "proxies", "list at least one central proxy".into()));
+                return Err(source.key_error("central", "proxies", "list at least one central proxy"));
             }
             if c.branch_expires < r.min_expires {
-                return Err(in_section("central", "branch_expires", format!("below min_expires {}", r.min_expires)));
+                return Err(source.key_error("central", "branch_expires", format!("below min_expires {}", r.min_expires)));
             }
             if c.keepalive_interval_ms == 0 || c.keepalive_timeout_ms == 0 {
-                return Err(in_section("central", "keepalive_interval_ms", "intervals must be above zero".into()));
+                return Err(source.key_error("central", "keepalive_interval_ms", "intervals must be above zero"));
             }
             if c.down_after == 0 || c.up_after == 0 {
-                return Err(in_section("central", "down_after", "down_after and up_after must be at least 1".into()));
+                return Err(source.key_error("central", "down_after", "down_after and up_after must be at least 1"));
             }
             if c.transport == CentralTransport::Tls {
                 if r.tls_listen.is_none() {
-                    let why = "\"tls\" needs registrar.tls_listen: the Path given to the central site names it".into();
-                    return Err(in_section("central", "transport", why));
+                    let why = "\"tls\" needs registrar.tls_listen: the Path given to the central site names it";
+                    return Err(source.key_error("central", "transport", why));
                 }
                 if let Err(e) = c.proxies.iter().try_for_each(|p| c.tls_name_of(*p).map(drop)) {
-                    return Err(in_section("central", "tls_name", e));
+                    return Err(source.key_error("central", "tls_name", e));
                 }
             }
         }
         if let Some(v) = &self.survival.voicemail {
             if !is_dialable(v) {
-                return Err(in_section("survival", "voicemail", format!("{v:?} is not a phone number")));
+                return Err(source.key_error("survival", "voicemail", format!("{v:?} is not a phone number")));
             }
         }
         for d in &self.directory {
@@ -347,10 +330,7 @@ impl Config {
                 _ => Some("set first and last (a block of extensions) or user (one user), not both"),
             };
             if let Some(fault) = fault {
-                return Err(ConfigError::Other {
-                    file: file.to_string(),
-                    message: format!("[[directory]] of site {:?}: {fault}", d.site),
-                });
+                return Err(source.error(format!("[[directory]] of site {:?}: {fault}", d.site)));
             }
         }
         Ok(())

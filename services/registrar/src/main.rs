@@ -13,6 +13,7 @@ use anyhow::{Context, Result};
 use sba_registrar::{config, directory, routing};
 use clap::Parser;
 use config::Config;
+use holdfast_runtime::config::Loaded;
 use holdfast_runtime::{init_logging, Notifier};
 use holdfast_sip::auth::Algorithm;
 use holdfast_sip::transaction::{TimerConfig, Transactions};
@@ -49,10 +50,7 @@ fn main() -> Result<()> {
     init_logging("sba-registrar");
     holdfast_runtime::raise_open_files_limit();
     let cli = Cli::parse();
-    let mut config = match &cli.config {
-        Some(path) => Config::load(path)?,
-        None => Config::embedded(),
-    };
+    let mut config = Config::load_or_embedded(cli.config.as_deref())?;
     if let Some(listen) = cli.listen {
         config.registrar.listen = listen;
     }

@@ -1,6 +1,7 @@
 //! `sbactl number test NUMBER --user NAME`: what sba-mediation would do with a dialled number,
 //! decided by the same code from the same [mediation] configuration.
 use anyhow::Result;
+use holdfast_runtime::config::Loaded;
 use sba_mediation::config::Config;
 use sba_mediation::routing::Plan;
 use std::path::Path;
@@ -9,11 +10,7 @@ use std::path::Path;
 /// embedded default.
 pub fn load(config: Option<&Path>) -> Result<Config> {
     let appliance = Path::new(crate::APPLIANCE_CONFIG);
-    Ok(match config {
-        Some(path) => Config::load(path)?,
-        None if appliance.exists() => Config::load(appliance)?,
-        None => Config::embedded(),
-    })
+    Ok(Config::load_or_embedded(config.or(appliance.exists().then_some(appliance)))?)
 }
 
 /// Prints the decision; false when the call would be refused.

@@ -4,7 +4,8 @@
 //! per user in the busy hour; between two and three, which the seeds leave open, the heavier
 //! rule). Both are shown so the admin sees where the rule is generous or
 //! short, with the E1/T1 spans the Erlang B figure takes and whether sba.toml's span does.
-use holdfast_runtime::config::ConfigError;
+use holdfast_runtime::config::{ConfigError, Loaded};
+use sba_gateway::config::Gateway;
 use sba_gateway::q931::Layout;
 use serde::Serialize;
 
@@ -118,7 +119,7 @@ pub fn plan(t: Traffic) -> Result<Plan, PlanError> {
 /// gateway, `[gateway].spantype` (T1 unless set, also without a `[gateway]` table): (kind,
 /// B-channels).
 pub fn configured_span(text: &str, file: &str) -> Result<(&'static str, u32), ConfigError> {
-    Ok(match sba_gateway::config::parse(text, file)?.layout() {
+    Ok(match Gateway::parse(text, file)?.layout() {
         Layout::E1 => ("E1", E1_BCHANNELS),
         Layout::T1 => ("T1", T1_BCHANNELS),
     })

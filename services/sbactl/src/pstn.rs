@@ -1,6 +1,8 @@
 //! `sbactl pstn call NUMBER`: asks sba-gateway's simulated exchange (its control socket) to call
 //! the branch, as a PSTN caller would.
 use anyhow::{bail, Context, Result};
+use holdfast_runtime::config::Loaded;
+use sba_gateway::config::Gateway;
 use sba_gateway::exchange::control::CallRequest;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -10,11 +12,7 @@ use std::time::Duration;
 pub fn call(config: Option<&Path>, number: &str, from: &str, hangup_after: Option<u64>) -> Result<()> {
     let request = CallRequest::new(number, from, hangup_after.map(Duration::from_secs))?;
     let appliance = Path::new(crate::APPLIANCE_CONFIG);
-    let gateway = match config {
-        Some(path) => sba_gateway::config::load(path)?,
-        None if appliance.exists() => sba_gateway::config::load(appliance)?,
-        None => sba_gateway::config::parse(sba_gateway::config::DEFAULT, "sba-gateway's embedded default")?,
-    };
+    let gateway = Gateway::load_or_embedded(config.or(appliance.exists().then_some(appliance)))?;
     let socket = &gateway.exchange_control;
     let mut stream = UnixStream::connect(socket).with_context(|| {
         format!("connecting to {} (is sba-gateway running a simulated span?)", socket.display())

@@ -2,6 +2,7 @@
 //! sba-mediation's and sba-gateway's own parsers, sba-web's sections, and TOML syntax for the
 //! whole file), so an admin sees a mistake, with its key and line, before a service restarts on
 //! it. The result is kept until the file changes.
+use holdfast_runtime::config::Loaded;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -39,7 +40,7 @@ pub fn check(file: &Path, last: Option<Check>) -> Check {
                     }
                 }
                 if table.contains_key("gateway") {
-                    if let Err(e) = sba_gateway::config::parse(&text, &name) {
+                    if let Err(e) = sba_gateway::config::Gateway::parse(&text, &name) {
                         errors.push(("sba-gateway", e.to_string()));
                     }
                 }

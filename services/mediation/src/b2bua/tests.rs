@@ -2,6 +2,7 @@
 //! side, and the call records.
 use super::{B2bua, B2buaConfig, Cdr, Duration, HeaderName, Instant, Media, Method, Output, Protocol, RemoteMedia, Request, Response, Side, SocketAddr, Transactions};
 use crate::config::Config;
+use holdfast_runtime::config::Loaded;
 use holdfast_runtime::WallClock;
 use holdfast_sip::message::Uri;
 use holdfast_sip::transaction::{Inbound, TimerConfig, Transmit};

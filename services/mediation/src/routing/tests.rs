@@ -1,5 +1,6 @@
 use super::*;
 use crate::config::Config;
+use holdfast_runtime::config::Loaded;
 
 const PLAN: &str = r#"
 [mediation]
