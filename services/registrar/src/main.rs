@@ -217,5 +217,6 @@ fn tls_setup(c: &config::Registrar, listen: SocketAddr, central: Option<&config:
         server: live.server_config(&[])?,
         client: peer_client_config(&PeerTrust::verified(None))?,
         peers,
+        callers: Vec::new(),
     })
 }

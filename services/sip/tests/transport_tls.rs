@@ -69,6 +69,7 @@ async fn bind(pki: &Pki, names: &[&str], peers: Vec<TlsPeer>) -> (TransportHandl
         server: pki.server(names),
         client: pki.client(),
         peers,
+        callers: Vec::new(),
     };
     Transport::bind_with_tls("127.0.0.1:0".parse().unwrap(), Some(setup)).await.expect("bind")
 }

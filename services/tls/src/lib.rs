@@ -12,11 +12,15 @@
 //! central site's call record receiver): the Mozilla roots plus an optional private CA;
 //! `peer_client_config` the same for SIP peers (central proxies, trunks), by CA bundle, with
 //! the appliance certificate as client certificate (mutual TLS) where asked.
+//! `caller_server_config` is mutual TLS the other way: a peer connecting in shows a client
+//! certificate from its CA for its name.
 #![forbid(unsafe_code)]
+mod callers;
 mod install;
 mod live;
 mod peer;
 
+pub use callers::{caller_server_config, CallerTrust};
 pub use install::CertInfo;
 pub use live::LiveCert;
 pub use peer::{peer_client_config, PeerTrust};

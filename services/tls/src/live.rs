@@ -4,6 +4,7 @@
 //! they use, go on untouched.
 use crate::{provider, ApplianceCert, TlsError, CERT_FILE, KEY_FILE};
 use rustls::client::ResolvesClientCert;
+use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::{ServerConfig, SignatureScheme};
@@ -95,6 +96,16 @@ impl LiveCert {
             .with_no_client_auth()
             .with_cert_resolver(self.clone());
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Ok(Arc::new(config))
+    }
+
+    /// A server configuration presenting the current certificate whose clients must pass
+    /// `verifier` (see `caller_server_config`).
+    pub(crate) fn server_config_verifying(self: &Arc<Self>, verifier: Arc<dyn ClientCertVerifier>) -> Result<Arc<ServerConfig>, TlsError> {
+        let config = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()?
+            .with_client_cert_verifier(verifier)
+            .with_cert_resolver(self.clone());
         Ok(Arc::new(config))
     }
 }

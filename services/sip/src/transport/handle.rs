@@ -56,8 +56,8 @@ impl Transport {
         let shared = Arc::new(Shared::new(local, udp, tx, state, limits));
         tokio::spawn(udp::serve(shared.clone()));
         tokio::spawn(tcp::accept(shared.clone(), listener));
-        if let (Some(listener), Some(setup)) = (tls_listener, tls) {
-            tokio::spawn(tls::accept(shared.clone(), listener, setup.server));
+        if let (Some(listener), Some(setup), Some(state)) = (tls_listener, tls, shared.tls.clone()) {
+            tokio::spawn(tls::accept(shared.clone(), listener, setup.server, state));
         }
         Ok((TransportHandle { shared }, rx))
     }

@@ -15,7 +15,7 @@ mod udp;
 pub use handle::{Transport, TransportHandle};
 pub use route::{Destination, ResponseRoute};
 pub use stamp::stamp_via;
-pub use tls::{TlsPeer, TlsSetup};
+pub use tls::{server_name_text, TlsCaller, TlsPeer, TlsSetup};
 pub use tokio_rustls::rustls;
 
 use crate::message::{HeaderError, Message};

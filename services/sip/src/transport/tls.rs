@@ -4,6 +4,9 @@
 //! without waiting: a handshake over the WAN takes round trips, and a dead WAN would hold the
 //! sender for the whole connect timeout, so messages queue on the new connection while it is
 //! being made and are dropped with it if it fails (the transactions then time out).
+//! A peer that connects in from a configured caller's address (a carrier's edge) must show
+//! that caller's client certificate: its handshake is made with the caller's own server
+//! configuration, and a refusal is logged like one going out.
 use super::connections::Connection;
 use super::shared::{canonical, Shared};
 use super::tcp::{self, ACCEPT_BACKOFF};
@@ -11,7 +14,7 @@ use super::{stream, Protocol};
 use log::{debug, warn};
 use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
@@ -37,6 +40,18 @@ pub struct TlsPeer {
     pub client: Arc<ClientConfig>,
 }
 
+/// A peer that connects in from `ip` (any port) and must prove itself by a client certificate.
+#[derive(Debug, Clone)]
+pub struct TlsCaller {
+    pub ip: IpAddr,
+    /// Who it is in log lines: "trunk itsp".
+    pub label: String,
+    /// The name its certificate must carry, for log lines (`server` checks it).
+    pub name: String,
+    /// The appliance certificate, and the client certificate this caller must show.
+    pub server: Arc<ServerConfig>,
+}
+
 /// TLS for a transport: the server side and the trust for connections it makes.
 #[derive(Debug, Clone)]
 pub struct TlsSetup {
@@ -48,6 +63,8 @@ pub struct TlsSetup {
     /// its Contact): its certificate must carry its IP address and chain to `client`'s roots.
     pub client: Arc<ClientConfig>,
     pub peers: Vec<TlsPeer>,
+    /// Peers connecting in from these addresses get their own server side (one per address).
+    pub callers: Vec<TlsCaller>,
 }
 
 /// What the socket tasks keep of a `TlsSetup`.
@@ -56,7 +73,8 @@ pub(crate) struct TlsState {
     pub(crate) local: Option<SocketAddr>,
     client: Arc<ClientConfig>,
     peers: HashMap<SocketAddr, TlsPeer>,
-    /// The last refusal logged for each destination, and when.
+    callers: HashMap<IpAddr, TlsCaller>,
+    /// The last refusal logged for each destination (a caller: its IP, port 0), and when.
     refused: Mutex<HashMap<SocketAddr, (Instant, String)>>,
 }
 
@@ -66,6 +84,7 @@ impl TlsState {
             local,
             client: setup.client.clone(),
             peers: setup.peers.iter().map(|p| (canonical(p.addr), p.clone())).collect(),
+            callers: setup.callers.iter().map(|c| (c.ip.to_canonical(), c.clone())).collect(),
             refused: Mutex::new(HashMap::new()),
         }
     }
@@ -83,18 +102,25 @@ impl TlsState {
         }
     }
 
-    fn log_refusal(&self, peer: &TlsPeer, name: &str, reason: &str) {
+    /// The caller `peer` connects in as, if its address is one.
+    fn caller(&self, peer: SocketAddr) -> Option<&TlsCaller> {
+        self.callers.get(&peer.ip().to_canonical())
+    }
+
+    /// `what`: "to trunk x 1.2.3.4:5061" or "from trunk x 1.2.3.4:40000"; `key`: whose
+    /// refusals are counted as the same.
+    fn log_refusal(&self, key: SocketAddr, what: &str, name: &str, reason: &str) {
         let now = Instant::now();
         let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
-        let fresh = match refused.get(&peer.addr) {
+        let fresh = match refused.get(&key) {
             Some((at, last)) => last != reason || now.duration_since(*at) >= REFUSAL_LOG_EVERY,
             None => true,
         };
         if fresh {
-            warn!("TLS to {} {} refused (expected name {name}): {reason}", peer.label, peer.addr);
-            refused.insert(peer.addr, (now, reason.to_string()));
+            warn!("TLS {what} refused (expected name {name}): {reason}");
+            refused.insert(key, (now, reason.to_string()));
         } else {
-            debug!("TLS to {} {} refused again: {reason}", peer.label, peer.addr);
+            debug!("TLS {what} refused again: {reason}");
         }
     }
 
@@ -106,8 +132,7 @@ impl TlsState {
     }
 }
 
-pub(crate) async fn accept(shared: Arc<Shared>, listener: TcpListener, server: Arc<ServerConfig>) {
-    let acceptor = TlsAcceptor::from(server);
+pub(crate) async fn accept(shared: Arc<Shared>, listener: TcpListener, server: Arc<ServerConfig>, tls: Arc<TlsState>) {
     let local = listener.local_addr().ok();
     loop {
         let accepted = tokio::select! {
@@ -118,7 +143,7 @@ pub(crate) async fn accept(shared: Arc<Shared>, listener: TcpListener, server: A
             Ok((stream, peer)) if shared.admits(peer) => {
                 tcp::no_delay(&stream, peer);
                 let (connection, outgoing) = shared.connections().insert(canonical(peer), Protocol::Tls);
-                let handshake = handshake_in(acceptor.clone(), stream, peer);
+                let handshake = handshake_in(tls.clone(), server.clone(), stream, peer);
                 tokio::spawn(stream::run(shared.clone(), connection, outgoing, handshake));
             }
             Ok(_) => {}
@@ -131,14 +156,20 @@ pub(crate) async fn accept(shared: Arc<Shared>, listener: TcpListener, server: A
 }
 
 async fn handshake_in(
-    acceptor: TlsAcceptor,
+    tls: Arc<TlsState>,
+    server: Arc<ServerConfig>,
     stream: TcpStream,
     peer: SocketAddr,
 ) -> io::Result<tokio_rustls::server::TlsStream<TcpStream>> {
+    let caller = tls.caller(peer);
+    let acceptor = TlsAcceptor::from(caller.map_or(server, |c| c.server.clone()));
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-        Ok(Ok(tls)) => Ok(tls),
+        Ok(Ok(stream)) => Ok(stream),
         Ok(Err(e)) => {
-            debug!("TLS handshake with {peer} failed: {e}");
+            match caller {
+                Some(c) => tls.log_refusal(SocketAddr::new(c.ip, 0), &format!("from {} {peer}", c.label), &c.name, &e.to_string()),
+                None => debug!("TLS handshake with {peer} failed: {e}"),
+            }
             Err(e)
         }
         Err(_) => {
@@ -175,13 +206,14 @@ async fn handshake_out(
             Ok(stream)
         }
         Err(e) => {
-            tls.log_refusal(&peer, &name, &e.to_string());
+            tls.log_refusal(peer.addr, &format!("to {} {}", peer.label, peer.addr), &name, &e.to_string());
             Err(e)
         }
     }
 }
 
-fn server_name_text(name: &ServerName<'_>) -> String {
+/// A certificate name as log lines write it.
+pub fn server_name_text(name: &ServerName<'_>) -> String {
     match name {
         ServerName::DnsName(dns) => dns.as_ref().to_string(),
         ServerName::IpAddress(ip) => std::net::IpAddr::from(*ip).to_string(),
