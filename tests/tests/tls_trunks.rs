@@ -7,18 +7,24 @@
 //! name from its own CA; it is refused with a log line naming the trunk, the expected name and
 //! the reason, receives no SIP, and the health checks take it out of the hunt, so the call
 //! completes on the next trunk; its INVITE over plain UDP from that address is refused (a TLS
-//! trunk is only believed over TLS).
+//! trunk is only believed over TLS), and so is its TLS connection in to the mediation: a
+//! carrier connecting in must show its client certificate, from the trunk's `tls_ca` for its
+//! `tls_name` (the attacker's, from its own CA, and none at all are refused at the handshake,
+//! with a log line; the real carrier's edge shows its own and its call completes).
+//! A TCP trunk (Kamailio's edge over TCP): our Contact says transport=tcp, so the carrier's
+//! in-dialog requests (its switch's BYE) come back over TCP.
 //! Against openssl s_server: a trunk whose certificate carries its `tls_name` and chains to its
 //! `tls_ca` receives the health check's OPTIONS inside TLS; one presenting a certificate for
 //! another name from the same CA is refused. The mediation's own TLS listener presents the
 //! appliance certificate `sbactl tls show` prints.
 use holdfast_tests::bins::bin;
-use holdfast_tests::carrier::Carrier;
+use holdfast_tests::carrier::{Carrier, Edge};
 use holdfast_tests::kamailio::KamailioTls;
 use holdfast_tests::netns::KillOnDrop;
 use holdfast_tests::pki::Pki;
 use holdfast_tests::scratch::{free_port, wait_bound_udp, Scratch};
 use holdfast_tests::sipp::Sipp;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -181,7 +187,8 @@ fn calls_go_out_and_come_in_over_a_mutual_tls_trunk_and_a_hijacked_trunk_is_refu
     // carrier B's name, signed by its own CA.
     let hijacked = SocketAddr::from(([127, 0, 0, 2], free_port()));
     let attacker_out = dir.join("attacker.out");
-    let _attacker = tls_server(&attacker.issue("mallory", "DNS:sip.carrier-b.example"), hijacked, &attacker_out);
+    let mallory = attacker.issue("mallory", "DNS:sip.carrier-b.example");
+    let _attacker = tls_server(&mallory, hijacked, &attacker_out);
 
     let tables = format!(
         "[[mediation.rules]]\nname = \"national\"\npattern = '1?([2-9]\\d{{9}})'\nreplace = '+1$1'\n\n\
@@ -222,6 +229,21 @@ fn calls_go_out_and_come_in_over_a_mutual_tls_trunk_and_a_hijacked_trunk_is_refu
     answered(&mut branch, "the branch's answer", logs);
     assert!(carrier.log_text().contains("INVITE +15559873001 from the switch to the customer over tls"), "{}", carrier.log_text());
 
+    // The attacker, at carrier B's address, connects in over TLS as carrier B would, showing
+    // its certificate for carrier B's name from its own CA, then none: both refused at the
+    // handshake, logged with the trunk and the reason; no INVITE reaches the branch.
+    let ours = SocketAddr::from(([127, 0, 0, 1], tls_port));
+    let answer = tls_invite_from("127.0.0.2", ours, Some(&mallory), "+15559873001");
+    assert!(!answer.contains("SIP/2.0"), "the attacker's INVITE over TLS was answered: {answer}");
+    let refused_line = |reason: &'static str| {
+        let log = m.log();
+        log.lines().any(|l| l.contains("TLS from trunk carrier-b 127.0.0.2:") && l.contains("refused (expected name sip.carrier-b.example)") && l.contains(reason))
+    };
+    wait_until("the refusal of the attacker's client certificate", || refused_line("UnknownIssuer"), || m.log());
+    let answer = tls_invite_from("127.0.0.2", ours, None, "+15559873001");
+    assert!(!answer.contains("SIP/2.0"), "an INVITE over TLS without a client certificate was answered: {answer}");
+    wait_until("the refusal of a connection without a client certificate", || refused_line("no certificates"), || m.log());
+
     // The attacker, at carrier B's address, calls the branch's DID over plain UDP as carrier B
     // would: a TLS trunk's address over UDP (a source forged at will) is no trunk.
     assert_eq!(plain_invite_from(SocketAddr::from(([127, 0, 0, 2], 0)), m.addr, "+15559873001"), 403, "{}", m.log());
@@ -229,13 +251,47 @@ fn calls_go_out_and_come_in_over_a_mutual_tls_trunk_and_a_hijacked_trunk_is_refu
     wait_until("the refusal counted", || refused() == Some(1), || format!("{:?}", m.status()));
 }
 
+/// An INVITE without SDP over TLS (openssl s_client, showing `cert` when given) from `ip` to
+/// `to` for `number`; what came back once the connection closed (or after 10 s).
+fn tls_invite_from(ip: &str, to: SocketAddr, cert: Option<&(PathBuf, PathBuf)>, number: &str) -> String {
+    let mut cmd = Command::new("openssl");
+    cmd.args(["s_client", "-quiet", "-bind", &format!("{ip}:0"), "-connect", &to.to_string()]);
+    if let Some((cert, key)) = cert {
+        cmd.arg("-cert").arg(cert).arg("-key").arg(key);
+    }
+    let mut client = KillOnDrop(cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("openssl s_client"));
+    let invite = format!(
+        "INVITE sip:{number}@{to} SIP/2.0\r\nVia: SIP/2.0/TLS {ip}:5061;branch=z9hG4bK-tls-in-1;rport\r\n\
+         From: <sip:+12125550123@{ip}>;tag=tlsin1\r\nTo: <sip:{number}@{to}>\r\nCall-ID: tls-in-1@{ip}\r\n\
+         CSeq: 1 INVITE\r\nContact: <sip:caller@{ip};transport=tls>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    // The refusal closes the connection: s_client's output ends.
+    let mut stdin = client.0.stdin.take().expect("stdin");
+    let _ = stdin.write_all(invite.as_bytes());
+    let mut stdout = client.0.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = stdout.read_to_end(&mut out);
+        let _ = tx.send(out);
+    });
+    let out = rx.recv_timeout(Duration::from_secs(10)).unwrap_or_default();
+    drop(stdin);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// An INVITE without SDP over UDP from `from` to `to` for `number`; its final status.
 fn plain_invite_from(from: SocketAddr, to: SocketAddr, number: &str) -> u16 {
+    invite_from(from, to, "sip", number)
+}
+
+/// `plain_invite_from` with a Request-URI of `scheme` ("sip", "sips").
+fn invite_from(from: SocketAddr, to: SocketAddr, scheme: &str, number: &str) -> u16 {
     let sock = UdpSocket::bind(from).expect("bind");
     sock.set_read_timeout(Some(WAIT)).expect("timeout");
     let local = sock.local_addr().expect("addr");
     let invite = format!(
-        "INVITE sip:{number}@{to} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-plain-1;rport\r\n\
+        "INVITE {scheme}:{number}@{to} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-plain-1;rport\r\n\
          From: <sip:+12125550123@{local}>;tag=plain1\r\nTo: <sip:{number}@{to}>\r\nCall-ID: plain-1@{local}\r\n\
          CSeq: 1 INVITE\r\nContact: <sip:caller@{local}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
     );
@@ -280,4 +336,49 @@ fn a_trunk_is_reached_over_tls_by_name_and_a_wrong_certificate_is_refused_and_lo
     let shown = String::from_utf8_lossy(&shown.stdout).to_string();
     let fingerprint = shown.lines().find_map(|l| l.strip_prefix("SHA-256:")).map(str::trim).unwrap_or_else(|| panic!("{shown}"));
     assert_eq!(presented, fingerprint, "{shown}");
+}
+
+#[test]
+fn a_tcp_trunk_names_tcp_in_our_contact_so_the_carrier_s_bye_comes_back_over_tcp() {
+    let scratch = Scratch::new("tcp-carrier");
+    let dir = &scratch.path;
+    // Carrier A: Kamailio's edge over TCP, relaying to its switch (sipp answering one call).
+    let switch = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut switch_sipp = answerer(dir, switch.port());
+    let (sip_port, tls_port, branch_port) = (free_port(), free_port(), free_port());
+    let edge = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let ours = SocketAddr::from(([127, 0, 0, 1], sip_port));
+    let carrier = Carrier::start_edge(dir, Edge::Tcp, edge, SocketAddr::from(([127, 0, 0, 1], free_port())), switch, ours);
+    let tables = format!(
+        "[[mediation.rules]]\nname = \"national\"\npattern = '1?([2-9]\\d{{9}})'\nreplace = '+1$1'\n\n\
+         [[mediation.policies]]\nname = \"national\"\nusages = [\"local\", \"national\"]\n\n\
+         [[mediation.routes]]\nname = \"national\"\npattern = '\\+1\\d{{10}}'\nusage = \"national\"\ntrunks = [\"carrier-a\"]\n\n\
+         [[mediation.inbound]]\npattern = '\\+15559873(\\d{{3}})'\nuser = '3$1'\n\n\
+         [[mediation.trunks]]\nname = \"carrier-a\"\nkind = \"carrier\"\naddress = \"{edge}\"\ntransport = \"tcp\"\n"
+    );
+    let m = Mediation::start(dir, sip_port, tls_port, branch_port, "default_policy = \"national\"\n", &tables);
+    let logs = || format!("--- sba-mediation ---\n{}\n--- carrier ---\n{}", m.log(), carrier.log_text());
+    wait_until("carrier-a up", || m.trunk_up("carrier-a") == Some(true), logs);
+
+    // Out: the branch's call reaches the switch over the TCP trunk; the caller's BYE follows.
+    call(dir, m.addr, "3012", "2125550100", branch_port, "the call out over the TCP trunk", logs);
+    answered(&mut switch_sipp, "the carrier's switch", logs);
+    let log = carrier.log_text();
+    assert!(log.contains("INVITE +12125550100 over tcp from 127.0.0.1"), "{log}");
+    assert!(log.contains("in-dialog BYE over tcp from 127.0.0.1"), "{log}");
+
+    // A sips: call (TLS on every hop, RFC 5630) has no TLS trunk on its route: 416, and
+    // nothing reaches the carrier.
+    let invites = carrier.log_text().matches("INVITE +1").count();
+    assert_eq!(invite_from(SocketAddr::from(([127, 0, 0, 1], branch_port)), m.addr, "sips", "2125550101"), 416, "{}", m.log());
+    assert_eq!(carrier.log_text().matches("INVITE +1").count(), invites, "{}", carrier.log_text());
+
+    // In: the switch calls the DID, the edge brings it over TCP, the branch answers and the
+    // switch hangs up: its BYE goes to our Contact, over TCP because the Contact says so.
+    let mut branch = answerer(dir, branch_port);
+    call(dir, carrier.udp_addr, "+12125550123", "+15559873001", free_port(), "the call in over the TCP trunk", logs);
+    answered(&mut branch, "the branch's answer", logs);
+    let log = carrier.log_text();
+    assert!(log.contains("INVITE +15559873001 from the switch to the customer over tcp"), "{log}");
+    assert!(log.contains(&format!("sent BYE to 127.0.0.1:{sip_port} proto 2")), "the carrier's BYE went to our Contact over TCP:\n{log}");
 }

@@ -34,9 +34,10 @@ pub fn invite_to_b(a: &Request, target: &Target, local: SocketAddr, contact: &st
 pub fn new_invite(target: &Target, local: SocketAddr, contact: &str, max_forwards: u32, body: Vec<u8>, ids: &mut Ids) -> Request {
     let host = target.dest;
     let called = escape_user(&target.called);
-    let uri = Uri::parse(&format!("sip:{called}@{host};user=phone"))
-        .or_else(|_| Uri::parse(&format!("sip:{host}")))
-        .unwrap_or_else(|_| Uri::Other(format!("sip:{host}")));
+    let scheme = if target.sips { "sips" } else { "sip" };
+    let uri = Uri::parse(&format!("{scheme}:{called}@{host};user=phone"))
+        .or_else(|_| Uri::parse(&format!("{scheme}:{host}")))
+        .unwrap_or_else(|_| Uri::Other(format!("{scheme}:{host}")));
     let mut r = Request::new(holdfast_sip::message::Method::INVITE, uri);
     let h = &mut r.headers;
     h.add(HeaderName::Via, format!("SIP/2.0/{} {local};branch={};rport", target.transport, ids.branch()));
@@ -56,7 +57,7 @@ pub fn new_invite(target: &Target, local: SocketAddr, contact: &str, max_forward
             }
         }
     }
-    h.add(HeaderName::To, format!("<sip:{called}@{host};user=phone>"));
+    h.add(HeaderName::To, format!("<{scheme}:{called}@{host};user=phone>"));
     h.add(HeaderName::CallId, ids.call_id(local.ip()));
     h.add(HeaderName::CSeq, "1 INVITE");
     h.add(HeaderName::Contact, contact);
@@ -116,6 +117,7 @@ mod tests {
             called: "12125550100".into(),
             calling: Some("+15559873012".into()),
             withheld: false,
+            sips: false,
             bypass: false,
             srtp: crate::b2bua::SrtpPolicy::Optional,
         };

@@ -19,7 +19,7 @@ use holdfast_media::srtp::LegKeys;
 use holdfast_media::{RemoteMedia, Side};
 use holdfast_telephony::sdp::{Crypto, SessionDescription};
 pub use srtp::SrtpPolicy;
-use holdfast_sip::message::{HeaderName, Method, NameAddr, Request, Response};
+use holdfast_sip::message::{HeaderName, Method, NameAddr, Request, Response, Uri};
 use holdfast_sip::transaction::{Event, Transactions, TxEvent, TxId};
 use holdfast_sip::transport::Protocol;
 use holdfast_store::Cdr;
@@ -64,12 +64,22 @@ pub struct B2buaConfig {
 }
 
 impl B2buaConfig {
-    /// Our Contact on a leg over `transport`: a TLS leg names the TLS listener, so the far
-    /// end's requests in the dialog come back over TLS.
+    /// Our Contact on a leg over `transport`, naming it, so the far end's requests in the
+    /// dialog come back over the same transport: a TLS leg names the TLS listener, a TCP leg
+    /// says transport=tcp (without it a UDP peer's default, RFC 3263 §4.1).
     pub fn contact(&self, transport: Protocol) -> String {
         match (transport, self.tls_local) {
             (Protocol::Tls, Some(tls)) => format!("<sip:mediation@{tls};transport=tls>"),
+            (Protocol::Tcp, _) => format!("<sip:mediation@{};transport=tcp>", self.local),
             _ => format!("<sip:mediation@{}>", self.local),
+        }
+    }
+
+    /// Our Contact towards `target`: a sips: dialog's is sips: (RFC 3261 §8.1.1.8).
+    fn contact_to(&self, target: &Target) -> String {
+        match self.tls_local {
+            Some(tls) if target.sips => format!("<sips:mediation@{tls}>"),
+            _ => self.contact(target.transport),
         }
     }
 }
@@ -86,6 +96,24 @@ pub enum Output {
     Respond(Response),
     /// A call ended: store its record.
     Cdr(Cdr),
+}
+
+/// A sips: Request-URI asks that every hop be TLS (RFC 3261 §26.2.2, RFC 5630 §3): only
+/// the TLS targets are tried, with sips: Request-URIs; none left is 416 (Unsupported URI
+/// Scheme: the URI cannot be honoured from here; RFC 5630 §3.1.3 bars sending it on as sip:).
+fn sips_only_over_tls(uri: &Uri, targets: &mut Vec<Target>) -> Result<(), Refusal> {
+    if !matches!(uri, Uri::Sip(sip) if sip.secure) {
+        return Ok(());
+    }
+    let before = targets.len();
+    targets.retain(|t| t.transport == Protocol::Tls);
+    if targets.is_empty() && before > 0 {
+        return Err(Refusal { status: 416, reason: "Unsupported URI Scheme (sips: and no TLS hop)".into(), route: None });
+    }
+    for t in targets.iter_mut() {
+        t.sips = true;
+    }
+    Ok(())
 }
 
 /// Where the B side of a call goes.
@@ -148,6 +176,8 @@ struct Target {
     /// The caller asked to withhold its number (RFC 3323): From anonymous, the number only in
     /// P-Asserted-Identity towards a trunk.
     withheld: bool,
+    /// A's Request-URI was sips: (RFC 5630: TLS on every hop): B's is too, over TLS only.
+    sips: bool,
     bypass: bool,
     srtp: SrtpPolicy,
 }
@@ -537,6 +567,10 @@ impl<M: Media> B2bua<M> {
         for t in &mut targets {
             t.withheld = withheld;
         }
+        if let Err(refusal) = sips_only_over_tls(&invite.uri, &mut targets) {
+            log::info!("call {}: {}", cdr.call_id, refusal.reason);
+            return self.refuse(txns, id, &invite, &refusal, cdr, "refused", now);
+        }
         // A call from the branch is its caller's; a DID call is the called user's.
         let branch_user = match targets.first() {
             _ if direction == Direction::Outbound => Some(caller.clone()),
@@ -656,6 +690,7 @@ impl<M: Media> B2bua<M> {
                     called: leg.called.clone(),
                     calling: leg.calling.clone(),
                     withheld: false,
+                    sips: false,
                     bypass: t.media_bypass,
                     srtp: t.srtp,
                 })
@@ -675,6 +710,7 @@ impl<M: Media> B2bua<M> {
                     called: user,
                     calling: self.plan.calling_number(caller),
                     withheld: false,
+                    sips: false,
                     bypass: false,
                     srtp: self.config.srtp,
                 }])
@@ -690,6 +726,7 @@ impl<M: Media> B2bua<M> {
                     called: leg.called,
                     calling: leg.calling,
                     withheld: false,
+                    sips: false,
                     bypass: t.media_bypass,
                     srtp: t.srtp,
                 }])
@@ -724,7 +761,7 @@ impl<M: Media> B2bua<M> {
                 Some(_) if !a.body.is_empty() => srtp::offer(target.srtp, ids),
                 _ => Vec::new(),
             };
-            (invite_to_b(a, target, config.local, &config.contact(target.transport), relay_b, &keys, ids), keys)
+            (invite_to_b(a, target, config.local, &config.contact_to(target), relay_b, &keys, ids), keys)
         });
         match called {
             Ok(client) => {

@@ -1015,7 +1015,7 @@ fn an_invite_beyond_max_calls_is_refused_503_with_retry_after_and_nothing_kept()
 }
 
 #[test]
-fn a_tls_leg_names_the_tls_listener_in_our_contact() {
+fn a_tls_or_tcp_leg_names_its_transport_in_our_contact() {
     let config = B2buaConfig {
         local: "192.0.2.1:5070".parse().unwrap(),
         tls_local: Some("192.0.2.1:5071".parse().unwrap()),
@@ -1025,6 +1025,7 @@ fn a_tls_leg_names_the_tls_listener_in_our_contact() {
         max_calls: 200,
     };
     assert_eq!(config.contact(Protocol::Tls), "<sip:mediation@192.0.2.1:5071;transport=tls>");
+    assert_eq!(config.contact(Protocol::Tcp), "<sip:mediation@192.0.2.1:5070;transport=tcp>");
     assert_eq!(config.contact(Protocol::Udp), "<sip:mediation@192.0.2.1:5070>");
     assert_eq!(B2buaConfig { tls_local: None, ..config }.contact(Protocol::Tls), "<sip:mediation@192.0.2.1:5070>");
 }
@@ -1336,4 +1337,47 @@ fn a_transfer_target_on_a_mandatory_trunk_is_offered_srtp_and_the_transferee_sta
     assert_eq!(notifies(&rig, REGISTRAR).last().unwrap().0, "SIP/2.0 488 Not Acceptable Here");
     assert_eq!(rig.b2bua.len(), 1);
     assert!(rig.b2bua.media.crypto.is_empty());
+}
+
+#[test]
+fn a_sips_request_uri_is_refused_416_when_no_trunk_of_its_route_is_tls() {
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
+    let mut rig = Rig::new(&mut media, &[]);
+    let mut r = branch_invite("3012", "2125550100");
+    r.uri = Uri::parse("sips:2125550100@127.0.0.1:5070;user=phone").unwrap();
+    let Ok(Inbound::Request { id, request }) = rig.txns.on_request(r, Protocol::Udp, rig.now) else { panic!() };
+    rig.b2bua.on_request(&mut rig.txns, id, request, REGISTRAR.parse().unwrap(), Protocol::Udp, rig.now);
+    rig.pump();
+    let r = rig.responses().into_iter().find(|r| r.status >= 200).unwrap();
+    assert_eq!(r.status, 416, "{r:?}");
+    // Nothing left for the UDP carriers: the number never crossed a plain hop.
+    assert!(rig.sent.iter().all(|t| !matches!(t, Transmit::Request { .. })), "{:?}", rig.sent);
+    assert_eq!(rig.cdrs.len(), 1);
+}
+
+#[test]
+fn a_sips_request_uri_goes_on_as_sips_to_the_tls_trunks_only() {
+    let target = |name: &str, transport| super::Target {
+        hop: super::Hop::Trunk(name.into()),
+        dest: "192.0.2.7:5061".parse().unwrap(),
+        transport,
+        called: "+12125550100".into(),
+        calling: None,
+        withheld: false,
+        sips: false,
+        bypass: false,
+        srtp: SrtpPolicy::Off,
+    };
+    let sips = Uri::parse("sips:2125550100@192.0.2.1").unwrap();
+    let mut targets = vec![target("udp", Protocol::Udp), target("tls", Protocol::Tls), target("tcp", Protocol::Tcp)];
+    super::sips_only_over_tls(&sips, &mut targets).unwrap();
+    assert_eq!(targets.iter().map(|t| (t.hop.to_string(), t.sips)).collect::<Vec<_>>(), [("tls".to_string(), true)]);
+    let mut ids = Ids::seeded(1);
+    let b = super::messages::new_invite(&targets[0], "192.0.2.1:5070".parse().unwrap(), "<sips:mediation@192.0.2.1:5071>", 70, vec![], &mut ids);
+    assert_eq!(b.uri.to_string(), "sips:+12125550100@192.0.2.7:5061;user=phone");
+    // A sip: Request-URI keeps every target as it was.
+    let mut targets = vec![target("udp", Protocol::Udp), target("tls", Protocol::Tls)];
+    super::sips_only_over_tls(&Uri::parse("sip:2125550100@192.0.2.1").unwrap(), &mut targets).unwrap();
+    assert_eq!(targets.len(), 2);
+    assert!(targets.iter().all(|t| !t.sips));
 }
