@@ -6,6 +6,11 @@
 //! TLS port gets no answer. A second SIP stack, linphonec (its own TLS, mbedtls), registers over
 //! TLS with digest and calls the TLS baresip, while a stranger at 127.0.0.2 with its own TLS
 //! connection cannot move linphonec's binding without the password.
+//! RFC 5626 outbound: baresip (`sipnat=outbound`) registers over TLS with an instance and
+//! reg-id; new connections to its listening port are then dropped (nftables), so requests can
+//! reach it only over its own connection: a call to it and the caller's BYE arrive, its own
+//! call out is answered and the callee's BYE comes back to it (both BYEs following the flow
+//! token in our Record-Route), and not one connection to its port was attempted.
 use holdfast_tests::local::{LocalAppliance, DOMAIN, REGISTRAR};
 use holdfast_tests::phones::{Baresip, Event, Linphonec, Phone, PhoneConfig};
 use holdfast_tests::scratch::Scratch;
@@ -156,4 +161,69 @@ fn linphonec_registers_over_tls_with_digest_and_calls_while_a_stranger_cannot_ta
     linphonec.hang_up();
     assert!(baresip.wait(Event::Ended, 0, WAIT), "linphonec's BYE did not reach baresip:\n{}", baresip.console());
     assert_eq!(app.binding("3004").unwrap()["contact"], bound["contact"]);
+}
+
+/// Drops new TCP connections to `port` in `app`'s namespace, counting them; the count so far.
+struct NoNewConnections<'a> {
+    app: &'a LocalAppliance,
+}
+
+impl<'a> NoNewConnections<'a> {
+    fn to(app: &'a LocalAppliance, port: u16) -> NoNewConnections<'a> {
+        let rules = format!(
+            "table inet holdfast_flow_test {{\n chain input {{\n type filter hook input priority 0;\n \
+             tcp dport {port} tcp flags & (syn | ack) == syn counter drop\n }}\n}}\n"
+        );
+        let out = app.ns().command("sh").args(["-c", &format!("printf '%s' '{rules}' | nft -f -")]).output().expect("nft (apt-get install nftables)");
+        assert!(out.status.success(), "nft: {}", String::from_utf8_lossy(&out.stderr));
+        NoNewConnections { app }
+    }
+
+    fn attempts(&self) -> u64 {
+        let out = self.app.ns().command("nft").args(["list", "table", "inet", "holdfast_flow_test"]).output().expect("nft");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let count = text.split_once("counter packets ").and_then(|(_, rest)| rest.split(' ').next()).and_then(|n| n.parse().ok());
+        count.unwrap_or_else(|| panic!("no counter in: {text}"))
+    }
+}
+
+#[test]
+fn an_outbound_tls_phone_is_reached_only_over_its_own_connection_both_ways() {
+    let scratch = Scratch::new("tls-outbound");
+    let app = LocalAppliance::start(&scratch.path);
+    app.add_users(&[("3001", "pw-3001"), ("3002", "pw-3002")]);
+    let generated = scratch.path.join("var/tls/cert.pem");
+    // baresip listens for TLS on its SIP port + 1.
+    let mut phone = Baresip::start_tls_outbound(app.ns(), &scratch.path, &config("3001", "pw-3001", 5066, TLS), 120, &generated);
+    let mut other = Baresip::start(app.ns(), &scratch.path, &config("3002", "pw-3002", 5064, REGISTRAR), 120);
+    let deadline = Instant::now() + WAIT;
+    while app.binding("3001").is_none() || app.binding("3002").is_none() {
+        assert!(Instant::now() < deadline, "not registered:\n{}\n{}", phone.console(), app.log("sba-registrar"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let bound = app.binding("3001").unwrap();
+    assert_eq!(bound["transport"], "tls", "{bound}");
+    assert_eq!(bound["reg_id"], 1, "baresip asked for outbound: {bound}");
+    assert!(bound["instance"].is_string(), "{bound}");
+
+    let blocked = NoNewConnections::to(&app, 5067);
+    // Called: the INVITE and the caller's BYE reach the phone over its own connection.
+    other.dial(&format!("sip:3001@{DOMAIN}"));
+    assert!(phone.wait(Event::Connected, 0, WAIT), "the phone was not reached over its flow:\n{}\n{}", other.console(), app.log("sba-registrar"));
+    assert!(other.wait(Event::Connected, 0, WAIT), "{}", other.console());
+    // baresip reports a BYE from the far end as its session closed "by peer" (libre's
+    // ECONNRESET); its "terminated" line after it came late or not at all in these runs.
+    let bye = "sip:3002@branch.local: session closed: Connection reset by peer";
+    other.hang_up();
+    assert!(phone.wait_for(bye, 0, WAIT), "the caller's BYE did not reach the phone over its flow:\n{}\n{}", phone.console(), app.log("sba-registrar"));
+
+    // Calling: the callee's BYE comes back over the phone's connection too.
+    phone.dial(&format!("sip:3002@{DOMAIN}"));
+    assert!(other.wait(Event::Connected, 1, WAIT), "the phone's call did not reach 3002:\n{}\n{}", phone.console(), app.log("sba-registrar"));
+    assert!(phone.wait(Event::Connected, 1, WAIT), "{}", phone.console());
+    other.hang_up();
+    assert!(phone.wait_for(bye, 1, WAIT), "the callee's BYE did not come back over the phone's flow:\n{}\n{}", phone.console(), app.log("sba-registrar"));
+
+    assert_eq!(blocked.attempts(), 0, "a connection to the phone's own port was attempted:\n{}", app.log("sba-registrar"));
+    assert_eq!(app.binding("3001").unwrap()["source"], bound["source"], "the phone kept its one TLS connection");
 }

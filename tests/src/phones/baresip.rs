@@ -74,6 +74,13 @@ impl Baresip {
         Baresip::start_configured(ns, dir, c, lifetime_s, BaresipAudio::Echo, Protocol::Tls, &extra, "")
     }
 
+    /// `start_tls` asking for RFC 5626 outbound (`sipnat=outbound`: `+sip.instance`, `reg-id`,
+    /// `Supported: outbound`, keepalives on its flow).
+    pub fn start_tls_outbound(ns: &Netns, dir: &Path, c: &PhoneConfig, lifetime_s: u32, ca: &Path) -> Baresip {
+        let extra = format!("sip_cafile {}\n", ca.display());
+        Baresip::start_configured(ns, dir, c, lifetime_s, BaresipAudio::Echo, Protocol::Tls, &extra, ";sipnat=outbound")
+    }
+
     /// `start_tls` with SRTP required on every call (`mediaenc=srtp-mand`) and the audio given.
     pub fn start_tls_srtp(ns: &Netns, dir: &Path, c: &PhoneConfig, lifetime_s: u32, ca: &Path, audio: BaresipAudio) -> Baresip {
         let extra = format!("sip_cafile {}\nmodule srtp.so\n", ca.display());
@@ -147,9 +154,12 @@ impl Baresip {
                  snd_path .\n"
             ),
         };
+        // RFC 5626 outbound needs the instance's UUID (uuid.so keeps one in `dir`) before the
+        // accounts are read.
+        let uuid = if account.contains("sipnat=outbound") { "module uuid.so\n" } else { "" };
         let config = format!(
             "sip_listen {addr}\nmodule_path /usr/lib/baresip/modules\nmodule stdio.so\nmodule g711.so\n{audio_config}\
-             module_app account.so\nmodule_app menu.so\nrtp_ports {}-{}\n{extra}",
+             {uuid}module_app account.so\nmodule_app menu.so\nrtp_ports {}-{}\n{extra}",
             rtp_ports.start(),
             rtp_ports.end()
         );

@@ -51,10 +51,11 @@ fn record_routes(req: &Request) -> bool {
 
 /// The copy of `req` sent towards `target`: Request-URI, Route set, Max-Forwards, Record-Route
 /// and our Via with `branch`. `inbound` is where the request came in; when the target is reached
-/// from another of our addresses or over another transport, both go into Record-Route (RFC
-/// 5658), so each side of the dialog reaches us where it can, over the transport it came by (a
-/// phone over TLS keeps its in-dialog requests on TLS). Each Record-Route carries `stamp`'s tag
-/// of the dialog, which its in-dialog requests show to be relayed.
+/// from another of our addresses or over another transport, or a side is a phone's flow, both
+/// go into Record-Route (RFC 5658), so each side of the dialog reaches us where it can, over
+/// the transport it came by (a phone over TLS keeps its in-dialog requests on TLS), and each
+/// flow's entry names its flow. Each Record-Route carries `stamp`'s tag of the dialog (and of
+/// its flow), which its in-dialog requests show to be relayed.
 pub fn branch_request(req: &Request, target: &Target, inbound: Side, branch: &str, stamp: &RouteStamp) -> Request {
     let mut out = req.clone();
     out.uri = target.uri.clone();
@@ -63,7 +64,7 @@ pub fn branch_request(req: &Request, target: &Target, inbound: Side, branch: &st
     if record_routes(req) {
         let call_id = req.call_id().unwrap_or_default();
         let from_tag = req.from_header().ok().and_then(|f| f.tag().map(str::to_string)).unwrap_or_default();
-        let rr = |side: Side| stamp.record_route(&uri_of(side), call_id, &from_tag);
+        let rr = |side: Side| stamp.record_route(&uri_of(side), call_id, &from_tag, side.flow);
         out.headers.push_front(Header::new(HeaderName::RecordRoute, rr(inbound)));
         if target.side() != inbound {
             out.headers.push_front(Header::new(HeaderName::RecordRoute, rr(target.side())));

@@ -4,11 +4,15 @@ use holdfast_sip::message::Uri;
 use holdfast_sip::transport::Protocol;
 use std::net::SocketAddr;
 
-/// Where one side of a hop reaches us: our address and port, over which transport.
+/// Where one side of a hop reaches us: our address and port, over which transport, and the
+/// phone's own connection on that side, when it is one (its flow, RFC 5626): the Record-Route
+/// naming this side then carries it as a flow token, so that requests of the dialog towards
+/// the phone go back over that connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Side {
     pub addr: SocketAddr,
     pub transport: Protocol,
+    pub flow: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -23,12 +27,14 @@ pub struct Target {
     /// The caller's PSTN number, asserted to sba-mediation (P-Asserted-Identity, RFC 3325):
     /// only towards the PSTN, and only a number the directory gives the caller.
     pub asserted: Option<String>,
+    /// The phone's own connection this target is reached over (RFC 5626 §5.3), if it is one.
+    pub flow: Option<SocketAddr>,
 }
 
 impl Target {
     /// Our side of the hop towards the target.
     pub fn side(&self) -> Side {
-        Side { addr: self.local, transport: self.transport }
+        Side { addr: self.local, transport: self.transport, flow: self.flow }
     }
 }
 

@@ -7,6 +7,7 @@ use crate::routing::{Destination, Router};
 use holdfast_sip::driver::Outbound;
 use holdfast_sip::message::{Host, HeaderName, Method, NameAddr, Request, Response, Uri};
 use holdfast_sip::transaction::TxId;
+use crate::trust::flow_of;
 use holdfast_sip::transport::{Protocol, Source};
 use holdfast_store::Binding;
 use std::net::SocketAddr;
@@ -68,15 +69,20 @@ impl Server {
     }
 
     /// A request of a dialog this proxy record-routed: past our Route entries to the next one,
-    /// or to its Request-URI, the dialog's remote target (RFC 3261 §16.12).
+    /// or to its Request-URI, the dialog's remote target (RFC 3261 §16.12), or to the phone's
+    /// flow our last entry names (430 Flow Failed when that connection is gone, RFC 5626 §5.3).
     fn in_dialog(&mut self, id: TxId, mut request: Request, inbound: Side, now: Instant) {
-        self.strip_our_routes(&mut request);
+        let ours = self.strip_our_routes(&mut request);
         if let Some(r) = self.loop_or_hops(&request) {
             return self.respond(id, r);
         }
-        match self.next_hop(&request) {
-            Some(t) => self.proxy.forward(&mut self.txns, id, request, inbound, vec![t], None, now),
-            None => self.respond(id, refuse(&request, 404, "Not Found (next hop is not an address)")),
+        match self.next_hop(&request, ours) {
+            Ok(Some(t)) => self.proxy.forward(&mut self.txns, id, request, inbound, vec![t], None, now),
+            Ok(None) => self.respond(id, refuse(&request, 404, "Not Found (next hop is not an address)")),
+            Err(flow) => {
+                log::info!("{} for the flow {flow}: its connection is gone", request.method);
+                self.respond(id, refuse(&request, 430, "Flow Failed"))
+            }
         }
     }
 
@@ -92,13 +98,31 @@ impl Server {
         }
     }
 
-    /// Where an in-dialog request goes after our Route entries: the next Route (loose routing,
-    /// the Request-URI stays), else its Request-URI.
-    fn next_hop(&mut self, request: &Request) -> Option<Target> {
-        match request.headers.get(&HeaderName::Route).and_then(|r| NameAddr::parse(r).ok()) {
-            Some(next) => self.target_at(next.uri, request.uri.clone()),
-            None => self.target_at(request.uri.clone(), request.uri.clone()),
+    /// Where an in-dialog request goes after our Route entries (`ours`, the last of them): the
+    /// next Route (loose routing, the Request-URI stays), else the phone's flow our entry
+    /// names while it is open (Err when it is gone), else its Request-URI.
+    fn next_hop(&mut self, request: &Request, ours: Option<Uri>) -> Result<Option<Target>, SocketAddr> {
+        if let Some(next) = request.headers.get(&HeaderName::Route).and_then(|r| NameAddr::parse(r).ok()) {
+            return Ok(self.target_at(next.uri, request.uri.clone()));
         }
+        let flow = ours.filter(|u| self.trust.stamp.proves(u, request)).and_then(|u| {
+            let transport = u.as_sip()?.params.value("transport").and_then(Protocol::from_param)?;
+            Some((flow_of(&u)?, transport))
+        });
+        let Some((flow, transport)) = flow else { return Ok(self.target_at(request.uri.clone(), request.uri.clone())) };
+        if !self.transport.has_connection(flow, transport) {
+            return Err(flow);
+        }
+        let local = self.addresses.facing(flow.ip(), transport);
+        Ok(Some(Target { uri: request.uri.clone(), dest: flow, transport, route: Vec::new(), local, asserted: None, flow: Some(flow) }))
+    }
+
+    /// The phone's own connection a request came in on (RFC 5626 flow): a TCP or TLS
+    /// connection from a host other than the central site's proxies (a proxy is reached by its
+    /// Record-Route, not by the connection it happened to use).
+    pub(super) fn phone_flow(&self, source: &Source) -> Option<SocketAddr> {
+        let central = self.central.as_ref().is_some_and(|c| c.proxies.iter().any(|p| p.ip() == source.addr.ip()));
+        (source.transport.is_reliable() && source.conn.is_some() && !central).then_some(source.addr)
     }
 
     /// The registered contact a Request-URI names: among the bindings of the To AOR first, else
@@ -180,8 +204,8 @@ impl Server {
             self.counters.unproven_acks += 1;
             return log::debug!("ACK for {} proves no dialog of ours: dropped", ack.uri);
         }
-        self.strip_our_routes(&mut ack);
-        let Some(target) = self.next_hop(&ack) else {
+        let ours = self.strip_our_routes(&mut ack);
+        let Ok(Some(target)) = self.next_hop(&ack, ours) else {
             return log::debug!("ACK for {} has nowhere to go", ack.uri);
         };
         let request = self.proxy.ack_request(&ack, inbound, &target);
@@ -189,14 +213,17 @@ impl Server {
     }
 
     /// Removes the Route entries naming us from the top (one, or two after a double
-    /// Record-Route, or an outbound proxy setting).
-    fn strip_our_routes(&mut self, request: &mut Request) {
+    /// Record-Route, or an outbound proxy setting); the last one removed.
+    fn strip_our_routes(&mut self, request: &mut Request) -> Option<Uri> {
+        let mut last = None;
         while let Some(top) = request.headers.get(&HeaderName::Route).and_then(|r| NameAddr::parse(r).ok()) {
             if !top.uri.socket_addr().is_some_and(|a| self.addresses.is_ours(a)) {
                 break;
             }
             request.headers.remove_first(&HeaderName::Route);
+            last = Some(top.uri);
         }
+        last
     }
 
     /// Whether a Request-URI names this branch: its domain, or one of its addresses.
@@ -215,7 +242,7 @@ impl Server {
     fn target_at(&mut self, next: Uri, request_uri: Uri) -> Option<Target> {
         let (dest, transport) = hop_of(&next)?;
         let local = self.addresses.facing(dest.ip(), transport);
-        Some(Target { uri: request_uri, dest, transport, route: Vec::new(), local, asserted: None })
+        Some(Target { uri: request_uri, dest, transport, route: Vec::new(), local, asserted: None, flow: None })
     }
 
     /// A registered contact, reached over the flow it registered from while it is open, else at
@@ -228,16 +255,19 @@ impl Server {
             Some(source) => (source, transport),
             None => contact?,
         };
-        let (dest, transport) = binding_hop(flow, contact, self.transport.has_connection(flow.0, flow.1));
+        let open = self.transport.has_connection(flow.0, flow.1);
+        let (dest, transport) = binding_hop(flow, contact, open);
         let local = self.addresses.facing(dest.ip(), transport);
-        Some(Target { uri, dest, transport, route: b.path.clone(), local, asserted: None })
+        // Over its own open connection, the phone's side of the dialog is that flow.
+        let flow = (transport.is_reliable() && open && (dest, transport) == flow).then_some(dest);
+        Some(Target { uri, dest, transport, route: b.path.clone(), local, asserted: None, flow })
     }
 
     fn central_target(&mut self, request_uri: Uri) -> Option<Target> {
         let dest = self.central_proxy()?;
         let transport = self.central_transport();
         let local = self.addresses.facing(dest.ip(), transport);
-        Some(Target { uri: request_uri, dest, transport, route: Vec::new(), local, asserted: None })
+        Some(Target { uri: request_uri, dest, transport, route: Vec::new(), local, asserted: None, flow: None })
     }
 
     /// sba-mediation, with the number in the Request-URI and the caller's own number, which the
@@ -249,7 +279,7 @@ impl Server {
         let local = self.addresses.facing(dest.ip(), Protocol::Udp);
         let caller = request.from_header().ok().and_then(|f| user_of(&f.uri).map(str::to_string));
         let asserted = caller.and_then(|user| self.directory.e164_of(&user).map(|(_, e164)| e164));
-        Some(Target { uri, dest, transport: Protocol::Udp, route: Vec::new(), local, asserted })
+        Some(Target { uri, dest, transport: Protocol::Udp, route: Vec::new(), local, asserted, flow: None })
     }
 
     /// The central proxy to use now: the first one the WAN monitor sees answering.
@@ -270,7 +300,7 @@ impl Server {
     /// over the transport we reach it by.
     pub(super) fn path_towards(&mut self, central: SocketAddr) -> String {
         let transport = self.central_transport();
-        route_value(Side { addr: self.addresses.facing(central.ip(), transport), transport })
+        route_value(Side { addr: self.addresses.facing(central.ip(), transport), transport, flow: None })
     }
 
 }

@@ -146,7 +146,11 @@ impl Server {
             r.headers.add(HeaderName::parse("Retry-After"), "5");
             return self.outbox.push_back(Outbound::Response(r));
         }
-        let inbound = Side { addr: self.addresses.facing(source.addr.ip(), source.transport), transport: source.transport };
+        let inbound = Side {
+            addr: self.addresses.facing(source.addr.ip(), source.transport),
+            transport: source.transport,
+            flow: self.phone_flow(&source),
+        };
         match self.txns.on_request(request, source.transport, now) {
             Ok(Inbound::Request { id, request }) => self.on_request(id, request, source, inbound, now),
             Ok(Inbound::Cancel { id, request, invite }) => {

@@ -18,7 +18,7 @@ mod route;
 
 pub use guard::{Admit, Evidence, Guard, GuardConfig};
 pub use register::{survival_register, SurvivalRegister};
-pub use route::RouteStamp;
+pub use route::{flow_of, RouteStamp};
 
 use crate::registrar::aor_of;
 use holdfast_sip::message::{HeaderName, NameAddr, Request};

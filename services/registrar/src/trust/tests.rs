@@ -68,7 +68,7 @@ fn in_dialog_requests_prove_themselves_with_our_record_route() {
     let t = trust(true);
     let us = addr("10.0.0.1:5060");
     let is_ours = |a: SocketAddr| a == us;
-    let rr = t.stamp.record_route(&format!("sip:{us}"), "call-1", "a");
+    let rr = t.stamp.record_route(&format!("sip:{us}"), "call-1", "a", None);
     // The caller's BYE (its tag in From), the callee's (the caller's tag in To).
     let mut bye = request(Method::BYE, "<sip:alice@branch.test>;tag=a", "<sip:2125550100@branch.test>;tag=b");
     bye.headers.add(HeaderName::Route, rr.clone());
@@ -99,6 +99,32 @@ fn in_dialog_requests_prove_themselves_with_our_record_route() {
     let mut no_route = bye.clone();
     no_route.headers.remove_all(&HeaderName::Route);
     assert!(!t.proves_dialog(&no_route, is_ours));
+}
+
+#[test]
+fn a_flow_token_in_our_record_route_is_proven_with_its_dialog_and_cannot_be_moved() {
+    let t = trust(true);
+    let us = addr("10.0.0.1:5061");
+    let is_ours = |a: SocketAddr| a == us;
+    let phone = addr("[2001:db8::5]:40312");
+    let rr = t.stamp.record_route(&format!("sip:{us};transport=tls"), "call-1", "a", Some(phone));
+    assert!(rr.starts_with("<sip:f") && rr.contains("@10.0.0.1:5061;transport=tls;lr;ob;hfd="), "{rr}");
+    let mut bye = request(Method::BYE, "<sip:2125550100@branch.test>;tag=b", "<sip:alice@branch.test>;tag=a");
+    bye.headers.add(HeaderName::Route, rr.clone());
+    assert!(t.proves_dialog(&bye, is_ours));
+    let route = holdfast_sip::message::NameAddr::parse(&rr).unwrap().uri;
+    assert_eq!(super::flow_of(&route), Some(phone));
+    // Another phone's connection in the same dialog's entry: the tag no longer holds.
+    let other = t.stamp.record_route(&format!("sip:{us};transport=tls"), "call-9", "z", Some(addr("10.0.1.9:40000")));
+    let (token, _) = other.trim_start_matches("<sip:").split_once('@').unwrap();
+    let (mine, _) = rr.trim_start_matches("<sip:").split_once('@').unwrap();
+    let mut moved = bye.clone();
+    moved.headers.set(HeaderName::Route, rr.replace(mine, token));
+    assert!(!t.proves_dialog(&moved, is_ours));
+    // Nor without it: the tag was made over the token.
+    let mut dropped = bye.clone();
+    dropped.headers.set(HeaderName::Route, rr.replace(&format!("{mine}@"), ""));
+    assert!(!t.proves_dialog(&dropped, is_ours));
 }
 
 fn register(contacts: &[&str], expires: Option<&str>, path: &[&str]) -> Request {
