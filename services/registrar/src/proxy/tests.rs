@@ -305,24 +305,10 @@ fn only_our_asserted_identity_goes_on_and_only_towards_the_pstn() {
 
 #[test]
 fn a_phone_over_tls_gets_a_record_route_of_each_transport() {
-    let now = Instant::now();
-    let mut txns = Transactions::new(TimerConfig::default());
-    let mut over_tls = invite();
-    over_tls.headers.set(HeaderName::Via, "SIP/2.0/TLS 10.0.0.7:50112;branch=z9hG4bK-caller-1");
-    let Ok(holdfast_sip::transaction::Inbound::Request { id, request }) = txns.on_request(over_tls, Protocol::Tls, now) else {
-        panic!("expected a new server transaction")
-    };
-    let mut p = proxy();
     let tls_side = Side { addr: "10.0.0.1:5061".parse().unwrap(), transport: Protocol::Tls, flow: None };
     // The callee over UDP on the same address: the transports differ, so both sides are named
     // (RFC 5658), the phone's with transport=tls so that its in-dialog requests stay on TLS.
-    p.forward(&mut txns, id, request, tls_side, vec![target("10.0.0.21")], None, now);
-    let sent = std::iter::from_fn(|| txns.poll_transmit())
-        .find_map(|t| match t {
-            Transmit::Request { request, .. } => Some(request),
-            _ => None,
-        })
-        .unwrap();
+    let sent = forwarded_from_tls(tls_side, target("10.0.0.21"));
     let tls_rr = stamp().record_route("sip:10.0.0.1:5061;transport=tls", "call-1", "a1", None);
     assert_eq!(sent.headers.get_all(&HeaderName::RecordRoute).collect::<Vec<_>>(), [rr("10.0.0.1:5060"), tls_rr]);
     assert!(sent.headers.get(&HeaderName::Via).unwrap().starts_with("SIP/2.0/UDP 10.0.0.1:5060;"));
@@ -333,6 +319,21 @@ fn a_phone_over_tls_gets_a_record_route_of_each_transport() {
 
 #[test]
 fn a_phone_on_its_own_connection_is_named_by_a_flow_token_on_its_side_even_on_one_address() {
+    let caller: SocketAddr = "10.0.0.7:50112".parse().unwrap();
+    let callee: SocketAddr = "10.0.0.21:40999".parse().unwrap();
+    let us: SocketAddr = "10.0.0.1:5061".parse().unwrap();
+    let inbound = Side { addr: us, transport: Protocol::Tls, flow: Some(caller) };
+    // Both phones on TLS connections to the same address of ours: one entry for each flow.
+    let to = Target { dest: callee, transport: Protocol::Tls, local: us, flow: Some(callee), ..target("10.0.0.21") };
+    let sent = forwarded_from_tls(inbound, to);
+    let uri = "sip:10.0.0.1:5061;transport=tls";
+    let expected = [stamp().record_route(uri, "call-1", "a1", Some(callee)), stamp().record_route(uri, "call-1", "a1", Some(caller))];
+    assert_eq!(sent.headers.get_all(&HeaderName::RecordRoute).collect::<Vec<_>>(), expected);
+    assert!(expected.iter().all(|rr| rr.contains(";ob;")), "{expected:?}");
+}
+
+/// What the proxy sends to `to` for an INVITE that came in over TLS on `inbound`.
+fn forwarded_from_tls(inbound: Side, to: Target) -> Request {
     let now = Instant::now();
     let mut txns = Transactions::new(TimerConfig::default());
     let mut over_tls = invite();
@@ -341,21 +342,11 @@ fn a_phone_on_its_own_connection_is_named_by_a_flow_token_on_its_side_even_on_on
         panic!("expected a new server transaction")
     };
     let mut p = proxy();
-    let caller: SocketAddr = "10.0.0.7:50112".parse().unwrap();
-    let callee: SocketAddr = "10.0.0.21:40999".parse().unwrap();
-    let us: SocketAddr = "10.0.0.1:5061".parse().unwrap();
-    let inbound = Side { addr: us, transport: Protocol::Tls, flow: Some(caller) };
-    // Both phones on TLS connections to the same address of ours: one entry for each flow.
-    let to = Target { dest: callee, transport: Protocol::Tls, local: us, flow: Some(callee), ..target("10.0.0.21") };
     p.forward(&mut txns, id, request, inbound, vec![to], None, now);
-    let sent = std::iter::from_fn(|| txns.poll_transmit())
+    std::iter::from_fn(|| txns.poll_transmit())
         .find_map(|t| match t {
             Transmit::Request { request, .. } => Some(request),
             _ => None,
         })
-        .unwrap();
-    let uri = "sip:10.0.0.1:5061;transport=tls";
-    let expected = [stamp().record_route(uri, "call-1", "a1", Some(callee)), stamp().record_route(uri, "call-1", "a1", Some(caller))];
-    assert_eq!(sent.headers.get_all(&HeaderName::RecordRoute).collect::<Vec<_>>(), expected);
-    assert!(expected.iter().all(|rr| rr.contains(";ob;")), "{expected:?}");
+        .unwrap()
 }
