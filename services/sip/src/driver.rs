@@ -5,7 +5,8 @@
 //! time (`next_timeout`), is told it (`handle_timeout`), is handed what arrives (`on_message`,
 //! `on_input`) and, after each turn, is drained of what it wants sent (`poll_transmit`) and of
 //! work that must be awaited (`settle`). The core does no I/O and reads no clock; the driver
-//! knows no protocol. Periodic duties (a status snapshot, a sweep, the watchdog) are timers of
+//! knows no protocol (a core without SIP, the gateway's simulated exchange, runs on a driver
+//! `without_sip`). Periodic duties (a status snapshot, a sweep, the watchdog) are timers of
 //! the core like any other: [`Periodic`] keeps them.
 use crate::message::{Message, Request, Response};
 use crate::transaction::Transmit;
@@ -120,21 +121,81 @@ pub enum DriveError<E> {
     Core(E),
 }
 
-/// The SIP transport and what it receives, ready to run a core.
-pub struct Driver {
+/// Where a core's SIP comes from and goes.
+pub trait Link {
+    /// `None`: the transport has stopped.
+    fn recv(&mut self) -> impl Future<Output = Option<Incoming>>;
+    /// One that is already there.
+    fn try_recv(&mut self) -> Option<Incoming>;
+    fn send(&self, out: &Outbound) -> impl Future<Output = Result<(), TransportError>>;
+}
+
+/// The SIP transport and what it receives.
+pub struct Sip {
     transport: TransportHandle,
     incoming: mpsc::Receiver<Incoming>,
 }
 
-impl Driver {
+impl Link for Sip {
+    fn recv(&mut self) -> impl Future<Output = Option<Incoming>> {
+        self.incoming.recv()
+    }
+
+    fn try_recv(&mut self) -> Option<Incoming> {
+        self.incoming.try_recv().ok()
+    }
+
+    async fn send(&self, out: &Outbound) -> Result<(), TransportError> {
+        match out {
+            Outbound::Transaction(t) => self.transport.transmit(t).await,
+            Outbound::Request { request, dest, transport } => {
+                // The transport takes a Message; the request is cloned once, as the old loops did.
+                self.transport.send_to(&Message::Request(request.clone()), *dest, *transport).await
+            }
+            Outbound::Response(r) => self.transport.send_response(r).await,
+        }
+    }
+}
+
+/// No SIP: a core with inputs and time only (sba-gateway's simulated PSTN exchange).
+pub struct NoSip;
+
+impl Link for NoSip {
+    fn recv(&mut self) -> impl Future<Output = Option<Incoming>> {
+        std::future::pending()
+    }
+
+    fn try_recv(&mut self) -> Option<Incoming> {
+        None
+    }
+
+    async fn send(&self, _out: &Outbound) -> Result<(), TransportError> {
+        Err(TransportError::Unsupported("none: this driver has no SIP transport".into()))
+    }
+}
+
+/// A core's link and the loop that runs it.
+pub struct Driver<L = Sip> {
+    link: L,
+}
+
+impl Driver<Sip> {
     pub fn new(transport: TransportHandle, incoming: mpsc::Receiver<Incoming>) -> Driver {
-        Driver { transport, incoming }
+        Driver { link: Sip { transport, incoming } }
     }
 
     pub fn transport(&self) -> &TransportHandle {
-        &self.transport
+        &self.link.transport
     }
+}
 
+impl Driver<NoSip> {
+    pub fn without_sip() -> Driver<NoSip> {
+        Driver { link: NoSip }
+    }
+}
+
+impl<L: Link> Driver<L> {
     /// Runs `core` until `shutdown` completes, the inputs end, the transport stops or the core
     /// fails.
     pub async fn run<C: Core, I: Inputs<Item = C::Input>>(
@@ -148,11 +209,11 @@ impl Driver {
             let timer = core.next_timeout();
             tokio::select! {
                 _ = &mut shutdown => return Ok(Stopped::Shutdown),
-                msg = self.incoming.recv() => {
+                msg = self.link.recv() => {
                     let Some(msg) = msg else { return Err(DriveError::TransportStopped) };
                     core.on_message(msg, Instant::now());
                     for _ in 1..C::BURST {
-                        let Ok(msg) = self.incoming.try_recv() else { break };
+                        let Some(msg) = self.link.try_recv() else { break };
                         core.on_message(msg, Instant::now());
                     }
                 }
@@ -177,7 +238,7 @@ impl Driver {
             let mut busy = false;
             while let Some(out) = core.poll_transmit(now) {
                 busy = true;
-                if let Err(e) = self.send(&out).await {
+                if let Err(e) = self.link.send(&out).await {
                     core.on_send_error(out, e, now);
                 }
             }
@@ -188,17 +249,6 @@ impl Driver {
         }
         log::warn!("the event loop's output did not settle in {ROUNDS} rounds");
         Ok(())
-    }
-
-    async fn send(&self, out: &Outbound) -> Result<(), TransportError> {
-        match out {
-            Outbound::Transaction(t) => self.transport.transmit(t).await,
-            Outbound::Request { request, dest, transport } => {
-                // The transport takes a Message; the request is cloned once, as the old loops did.
-                self.transport.send_to(&Message::Request(request.clone()), *dest, *transport).await
-            }
-            Outbound::Response(r) => self.transport.send_response(r).await,
-        }
     }
 }
 

@@ -1,18 +1,23 @@
-//! Runs the simulated exchange over the far end's trunk, with tokio time, and serves its
-//! control socket (`sbactl pstn call`).
+//! Runs the simulated exchange over the far end's trunk on holdfast-sip's `Driver` (a core with
+//! no SIP: the far trunk's PRI events, the audio it hears and the control socket's requests are
+//! its inputs, its trunk actions the work the driver awaits), and serves the control socket
+//! (`sbactl pstn call`).
 
+use std::collections::VecDeque;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use holdfast_sip::driver::{Core, DriveError, Driver, Inputs, Outbound};
+use holdfast_sip::transport::{Incoming, TransportError};
 use log::{debug, info, warn};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::sleep_until;
 
 use super::control::{CallRequest, MAX_LINE};
 use super::{Action, Exchange};
 use crate::dahdi::Law;
+use crate::pri::PriEvent;
 use crate::q931::{CallError, Outgoing};
 use crate::span::AudioSink;
 use crate::trunk::{TrunkError, TrunkHandle};
@@ -53,36 +58,107 @@ pub fn bind_control(path: &Path) -> std::io::Result<UnixListener> {
 
 /// Runs until the far trunk stops.
 pub async fn run(mut trunk: TrunkHandle, law: Law, control: Option<UnixListener>) -> Result<(), TrunkError> {
-    let mut exchange = Exchange::new(law);
-    let (heard_tx, mut heard_rx) = mpsc::channel(HEARD_QUEUE);
-    let (request_tx, mut request_rx) = mpsc::channel::<Request>(REQUEST_QUEUE);
-    loop {
-        while let Some(action) = exchange.poll_action() {
-            apply(&trunk, action, &heard_tx).await?;
-        }
-        let deadline = exchange.next_timeout().map(tokio::time::Instant::from_std);
+    let (heard_tx, heard_rx) = mpsc::channel(HEARD_QUEUE);
+    let (request_tx, request_rx) = mpsc::channel::<Request>(REQUEST_QUEUE);
+    if let Some(listener) = control {
+        tokio::spawn(accept_clients(listener, request_tx));
+    }
+    let mut inputs = FarInputs { pri: trunk.take_events(), heard: heard_rx, requests: request_rx };
+    let mut far = FarEnd { exchange: Exchange::new(law), trunk, heard: heard_tx, requests: VecDeque::new() };
+    match Driver::without_sip().run(&mut far, &mut inputs, std::future::pending()).await {
+        Ok(_) => Ok(()),
+        Err(DriveError::Core(e)) => Err(e),
+        // A driver without SIP has no transport to stop.
+        Err(DriveError::TransportStopped) => Ok(()),
+    }
+}
+
+/// What reaches the exchange's loop.
+enum FarInput {
+    Pri(PriEvent),
+    Heard { channel: u8, samples: Vec<u8> },
+    Request(Request),
+}
+
+struct FarInputs {
+    pri: mpsc::UnboundedReceiver<PriEvent>,
+    heard: mpsc::Receiver<(u8, Vec<u8>)>,
+    requests: mpsc::Receiver<Request>,
+}
+
+impl Inputs for FarInputs {
+    type Item = FarInput;
+
+    /// `None` once the far trunk has stopped.
+    async fn recv(&mut self) -> Option<FarInput> {
         tokio::select! {
-            event = trunk.recv() => match event {
-                None => return Ok(()),
-                Some(event) => exchange.on_event(&event, Instant::now()),
-            },
-            Some((channel, samples)) = heard_rx.recv() => exchange.heard(channel, &samples),
-            Some((request, reply)) = request_rx.recv() => {
-                let answer = place(&trunk, &mut exchange, &request).await?;
-                info!("simulated PSTN: {answer}");
-                // The client may have gone; the call goes on regardless.
-                let _ = reply.send(answer);
-            }
-            accepted = accept(control.as_ref()) => match accepted {
-                Ok(stream) => {
-                    tokio::spawn(serve_client(stream, request_tx.clone()));
-                }
-                Err(e) => warn!("simulated PSTN control socket: {e}"),
-            },
-            _ = async { if let Some(d) = deadline { sleep_until(d).await } }, if deadline.is_some() => {
-                exchange.handle_timeout(Instant::now());
-            }
+            event = self.pri.recv() => event.map(FarInput::Pri),
+            Some((channel, samples)) = self.heard.recv() => Some(FarInput::Heard { channel, samples }),
+            Some(request) = self.requests.recv() => Some(FarInput::Request(request)),
         }
+    }
+
+    fn try_recv(&mut self) -> Option<FarInput> {
+        match self.pri.try_recv() {
+            Ok(event) => Some(FarInput::Pri(event)),
+            Err(_) => self.heard.try_recv().ok().map(|(channel, samples)| FarInput::Heard { channel, samples }),
+        }
+    }
+}
+
+/// The exchange with what it drives: the far trunk, and where the audio it hears goes.
+struct FarEnd {
+    exchange: Exchange,
+    trunk: TrunkHandle,
+    heard: mpsc::Sender<(u8, Vec<u8>)>,
+    /// Control requests to place, with the control client waiting for the answer.
+    requests: VecDeque<Request>,
+}
+
+impl Core for FarEnd {
+    type Input = FarInput;
+    type Error = TrunkError;
+
+    fn next_timeout(&mut self) -> Option<Instant> {
+        self.exchange.next_timeout()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.exchange.handle_timeout(now);
+    }
+
+    /// The exchange speaks PRI only: its driver has no SIP transport.
+    fn on_message(&mut self, _incoming: Incoming, _now: Instant) {}
+
+    fn on_input(&mut self, input: FarInput, now: Instant) -> Result<(), TrunkError> {
+        match input {
+            FarInput::Pri(event) => self.exchange.on_event(&event, now),
+            FarInput::Heard { channel, samples } => self.exchange.heard(channel, &samples),
+            FarInput::Request(request) => self.requests.push_back(request),
+        }
+        Ok(())
+    }
+
+    fn poll_transmit(&mut self, _now: Instant) -> Option<Outbound> {
+        None
+    }
+
+    fn on_send_error(&mut self, _failed: Outbound, _error: TransportError, _now: Instant) {}
+
+    async fn settle(&mut self, _now: Instant) -> Result<bool, TrunkError> {
+        let mut busy = false;
+        while let Some(action) = self.exchange.poll_action() {
+            busy = true;
+            apply(&self.trunk, action, &self.heard).await?;
+        }
+        while let Some((request, reply)) = self.requests.pop_front() {
+            busy = true;
+            let answer = place(&self.trunk, &mut self.exchange, &request).await?;
+            info!("simulated PSTN: {answer}");
+            // The client may have gone; the call goes on regardless.
+            let _ = reply.send(answer);
+        }
+        Ok(busy)
     }
 }
 
@@ -127,11 +203,18 @@ async fn apply(trunk: &TrunkHandle, action: Action, heard: &mpsc::Sender<(u8, Ve
     }
 }
 
-/// The next control client; never, without a control socket.
-async fn accept(control: Option<&UnixListener>) -> std::io::Result<UnixStream> {
-    match control {
-        Some(listener) => Ok(listener.accept().await?.0),
-        None => std::future::pending().await,
+/// Serves each control client on a task of its own, until the exchange stops.
+async fn accept_clients(listener: UnixListener, to_loop: mpsc::Sender<Request>) {
+    loop {
+        tokio::select! {
+            _ = to_loop.closed() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    tokio::spawn(serve_client(stream, to_loop.clone()));
+                }
+                Err(e) => warn!("simulated PSTN control socket: {e}"),
+            },
+        }
     }
 }
 
