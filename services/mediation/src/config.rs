@@ -41,7 +41,8 @@ struct Mediation {
     /// sba-registrar: inbound calls for branch users go there.
     registrar: SocketAddr,
     db: Option<PathBuf>,
-    /// An address, or "auto": the default route's source address, looked up at start.
+    /// An address, or "auto": the default route's source address, else the LAN interface's,
+    /// looked up at start.
     media_ip: Spanned<String>,
     media_ports: Spanned<[u16; 2]>,
     options_interval_ms: u64,
@@ -231,8 +232,8 @@ pub struct Config {
     pub registrar: SocketAddr,
     /// The SQLite database for CDRs: `[mediation].db`, else `[registrar].db`, else ./var/sba.db.
     pub db: PathBuf,
-    /// The relay's address in SDP; None ("auto"): the default route's source address, looked
-    /// up at start (media_ip.rs).
+    /// The relay's address in SDP; None ("auto"): the default route's source address, else the
+    /// LAN interface's, looked up at start (media_ip.rs).
     pub media_ip: Option<IpAddr>,
     pub media_ports: std::ops::RangeInclusive<u16>,
     /// OPTIONS to each trunk this often; `dead_after` unanswered in a row mark it dead.
@@ -278,7 +279,7 @@ impl Loaded for Config {
             text => match text.parse::<IpAddr>() {
                 Ok(ip) if !ip.is_unspecified() => Some(ip),
                 _ => {
-                    let why = "the relay's address goes into SDP: a concrete address, or \"auto\" (the default route's)".to_string();
+                    let why = "the relay's address goes into SDP: a concrete address, or \"auto\" (the LAN's, looked up at start)".to_string();
                     return Err(at(m.media_ip.span(), "mediation.media_ip".into(), why));
                 }
             },

@@ -30,7 +30,7 @@ pub enum ServerError {
     Store(#[from] holdfast_store::StoreError),
     #[error("TLS: {0}")]
     Tls(#[from] holdfast_tls::TlsError),
-    #[error("media_ip \"auto\": no default route within {wait}s ({0}); set media_ip to the branch LAN address", wait = ROUTE_WAIT.as_secs())]
+    #[error("media_ip \"auto\": neither a default route nor an interface that is up with an IPv4 address within {wait}s ({0}); set media_ip to the branch LAN address", wait = ROUTE_WAIT.as_secs())]
     MediaIp(std::io::Error),
     #[error("the SIP transport stopped")]
     TransportStopped,
@@ -38,7 +38,7 @@ pub enum ServerError {
     Signals(std::io::Error),
 }
 
-/// How long `media_ip = "auto"` waits at start for a default route (systemd's start timeout is 30 s).
+/// How long `media_ip = "auto"` waits at start for an address (systemd's start timeout is 30 s).
 const ROUTE_WAIT: Duration = Duration::from_secs(20);
 /// How often the status snapshot is rewritten.
 const STATUS_EVERY: Duration = Duration::from_secs(1);
@@ -86,9 +86,9 @@ impl Server {
         let media_ip = match config.media_ip {
             Some(ip) => ip,
             None => {
-                let ip = crate::media_ip::default_route_source(ROUTE_WAIT).await.map_err(ServerError::MediaIp)?;
-                log::info!("media_ip \"auto\": {ip} (the default route's source address)");
-                ip
+                let found = crate::media_ip::auto(ROUTE_WAIT).await.map_err(ServerError::MediaIp)?;
+                log::info!("media_ip \"auto\": {found}");
+                found.ip()
             }
         };
         let relay = Relay::start(RelayConfig { bind_ip: media_ip, ports: config.media_ports.clone() })?;

@@ -18,6 +18,8 @@ fn the_appliance_config_parses_beside_the_other_sections() {
     let text = include_str!("../../../../image/overlay/etc/sba/sba.toml");
     let c = Config::parse(text, "sba.toml").unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.db, PathBuf::from("/var/lib/sba/sba.db"));
+    // The appliance never puts loopback into SDP: the LAN's address, looked up at start.
+    assert_eq!(c.media_ip, None);
     // Only local and national calls without a policy of its own.
     assert_eq!(c.plan.policy_of("anyone").unwrap().usages, ["local", "national"]);
 }
