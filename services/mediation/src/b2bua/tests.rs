@@ -679,6 +679,8 @@ fn a_branch_phone_transfers_the_carrier_to_a_number() {
     let c = invites[1].clone();
     assert_eq!(c.uri.to_string(), "sip:12125550199@127.0.0.1:5080;user=phone");
     assert_ne!(c.call_id().unwrap(), b.call_id().unwrap());
+    // The caller did not withhold: the target sees the branch user's number.
+    assert!(c.headers.get(&HeaderName::Privacy).is_none() && c.from_header().unwrap().uri.to_string() != "sip:anonymous@anonymous.invalid");
     let offer = String::from_utf8(c.body.clone()).unwrap();
     assert!(offer.contains("m=audio 30000 ") && offer.contains("c=IN IP4 127.0.0.1") && !offer.contains("198.51.100.7"), "{offer}");
 
@@ -720,6 +722,28 @@ fn a_branch_phone_transfers_the_carrier_to_a_number() {
     drop(rig);
     assert!(media.remotes.contains(&(Side::A, "203.0.113.5:7000".parse().unwrap())), "the target on the referrer's side");
     let _ = b_ok;
+}
+
+#[test]
+fn a_withheld_caller_stays_withheld_through_a_transfer() {
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
+    let mut rig = Rig::new(&mut media, &[]);
+    let mut invite = branch_invite("3012", "2125550100");
+    invite.headers.add(HeaderName::Privacy, "id");
+    rig.request(invite, REGISTRAR);
+    let b = rig.requests_to("127.0.0.1:5080", &Method::INVITE).remove(0);
+    rig.answer(&b, 200, Some(SDP_B));
+    let ok = rig.responses().into_iter().find(|r| r.status == 200).unwrap();
+    let ack = from_caller(Method::ACK, 1, "a-2125550100", &ok, "z9hG4bK-ack");
+    rig.b2bua.on_ack(&mut rig.txns, &ack, rig.now);
+    // The withheld caller transfers the carrier's party to another number: the target sees
+    // anonymous and Privacy: id, as the first callee did; the number only asserted to the trunk.
+    rig.request(refer(from_caller(Method::parse("REFER"), 2, "a-2125550100", &ok, "z9hG4bK-refer"), "2125550199"), REGISTRAR);
+    let c = rig.requests_to("127.0.0.1:5080", &Method::INVITE).remove(1);
+    assert_eq!(c.uri.to_string(), "sip:12125550199@127.0.0.1:5080;user=phone");
+    assert_eq!(c.from_header().unwrap().uri.to_string(), "sip:anonymous@anonymous.invalid");
+    assert_eq!(c.headers.get(&HeaderName::Privacy), Some("id"));
+    assert!(!c.headers.get(&HeaderName::From).unwrap().contains("3012"), "{c:?}");
 }
 
 #[test]

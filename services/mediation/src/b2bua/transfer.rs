@@ -14,7 +14,7 @@ use holdfast_sip::message::{HeaderName, Method, NameAddr, Request, Response, Uri
 use holdfast_sip::transaction::{Transactions, TxEvent, TxId};
 use holdfast_store::Cdr;
 use holdfast_telephony::dialog::Dialog;
-use holdfast_telephony::{cause, reason};
+use holdfast_telephony::{cause, privacy, reason};
 use std::time::Instant;
 
 #[derive(Debug)]
@@ -88,6 +88,9 @@ impl<M: Media> B2bua<M> {
             return respond(txns, id, refer.response(488), now);
         }
         let by = refer.from_header().ok().and_then(|f| user_of(&f.uri)).unwrap_or_default();
+        // A withheld call stays withheld: the target will talk to whoever hid their identity in
+        // it, so the transfer shows no number either (a trunk still gets it asserted).
+        let withheld = privacy::withheld(&call.invite) || privacy::withheld(&refer);
         let mut cdr = Cdr {
             call_id: call.cdr.call_id.clone(),
             direction: Direction::Outbound.as_str().into(),
@@ -98,13 +101,16 @@ impl<M: Media> B2bua<M> {
             transfer_of: Some(call.cdr.call_id.clone()),
             ..Cdr::default()
         };
-        let targets = match self.outbound_targets(&user, &user, &number, &mut cdr) {
+        let mut targets = match self.outbound_targets(&user, &user, &number, &mut cdr) {
             Ok(t) => t,
             Err(refusal) => {
                 log::info!("call {}: transfer to {number} refused: {}", cdr.call_id, refusal.reason);
                 return self.refuse(txns, id, &refer, &refusal, cdr, "transfer refused", now);
             }
         };
+        for t in &mut targets {
+            t.withheld = withheld;
+        }
         let notify = !refer.headers.get(&HeaderName::Other("Refer-Sub".into())).is_some_and(|v| v.trim().eq_ignore_ascii_case("false"));
         let mut accepted = refer.response(202);
         if !notify {
