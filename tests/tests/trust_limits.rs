@@ -1,11 +1,14 @@
 //! Limits on what the network can make sba-registrar hold, each attacked from 127.0.0.2 (or from
 //! 127.0.0.1 on a port of the attacker's: on loopback, what a UDP packet with the phone's forged
 //! address looks like to the registrar) while the phone at 127.0.0.1 (sipp, or a small UA)
-//! keeps registering: the per-source guard, the digest failure throttle, TCP connections per
-//! source and their idle timeout, live transactions.
+//! keeps registering: the per-source guard (also against floods forged with a registered phone's
+//! IP or its exact address, sent through SO_REUSEPORT), the digest failure throttle, TCP
+//! connections per source and their idle timeout, live transactions.
 use holdfast_tests::branch::status_of;
 use holdfast_tests::registrar::{Registrar, DOMAIN};
 use holdfast_tests::scratch::Scratch;
+use holdfast_sip::message::{Message, Method};
+use holdfast_sip::wire;
 use holdfast_tests::sip_client::{final_response, Ua};
 use holdfast_tests::sipp::Sipp;
 use std::io::{Read, Write};
@@ -135,6 +138,170 @@ fn digest_failures_count_only_from_the_address_the_challenge_went_to() {
     phone_registers(&scratch, &reg, "alice", "pw-alice");
 }
 
+
+/// A device at 127.0.0.2 that holds alice's password tries to make her address of record hold
+/// 1,000 contacts (100 REGISTERs of 10): the registrar keeps `max_contacts` (10) and refuses the
+/// rest 403, counted, while bob's phone at 127.0.0.1 registers all the same.
+#[test]
+fn one_thousand_contacts_for_one_aor_stop_at_the_cap() {
+    let scratch = Scratch::new("trust-limits-contacts");
+    let reg = Registrar::start(&scratch, SIPP_AUTH, &[("alice", "pw-alice"), ("bob", "pw-bob")]);
+    let mut device = Ua::with_socket(UdpSocket::bind("127.0.0.2:0").expect("bind 127.0.0.2"), reg.addr, "alice", DOMAIN);
+    let challenge = device.request(600, None);
+    assert_eq!(challenge.status, 401);
+    let mut statuses = Vec::new();
+    for batch in 0..100u32 {
+        let answer = device.answer(&challenge, "pw-alice", batch + 1);
+        let mut req = device.register(600, Some(&answer));
+        req.headers.remove_all(&holdfast_sip::message::HeaderName::Contact);
+        for n in 0..10 {
+            req.headers.add(holdfast_sip::message::HeaderName::Contact, format!("<sip:alice-{batch}-{n}@192.0.2.{}:5060>", n + 1));
+        }
+        device.send(&req.to_bytes().expect("a writable request"));
+        statuses.push(device.recv().status);
+    }
+    assert_eq!(statuses[0], 200, "the first ten contacts fit");
+    assert!(statuses[1..].iter().all(|s| *s == 403), "beyond the cap: {statuses:?}");
+    wait_refused(&reg, "max_contacts", 99);
+    let held = reg.registrations().iter().filter(|b| b["aor"] == format!("sip:alice@{DOMAIN}")).count();
+    assert_eq!(held, 10, "alice's address of record holds {held} contacts");
+
+    let mut bob = Ua::new(reg.addr, "bob", DOMAIN);
+    let challenge = bob.request(600, None);
+    let ok = bob.request(600, Some(&bob.answer(&challenge, "pw-bob", 1)));
+    assert_eq!(ok.status, 200, "bob could not register: {}", ok.reason);
+}
+
+/// A UDP socket on `addr` that another such socket may share (SO_REUSEPORT): on loopback, the
+/// way a test sends from a phone's exact address and port, as a forger on its LAN would.
+fn shared_port_socket(addr: SocketAddr) -> UdpSocket {
+    use nix::sys::socket::{bind, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn};
+    use std::os::fd::AsRawFd;
+    let SocketAddr::V4(v4) = addr else { panic!("IPv4 only: {addr}") };
+    let fd = socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None).expect("socket");
+    setsockopt(&fd, sockopt::ReusePort, &true).expect("SO_REUSEPORT");
+    bind(fd.as_raw_fd(), &SockaddrIn::from(v4)).expect("bind");
+    let sock = UdpSocket::from(fd);
+    sock.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+    sock
+}
+
+/// An INVITE from `from` to `to` through the registrar, as sent from `local`.
+fn invite(from: &str, to: &str, local: SocketAddr, call_id: &str) -> String {
+    format!(
+        "INVITE sip:{to}@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-{call_id};rport\r\nFrom: <sip:{from}@{DOMAIN}>;tag=t-{call_id}\r\nTo: <sip:{to}@{DOMAIN}>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:{from}@{local}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+/// `count` INVITEs from alice to bob sent from `sock`, 25 at a time (a burst of hundreds of
+/// datagrams overflows the registrar's socket buffer on loopback, and the guard would see fewer).
+fn invite_flood(sock: &UdpSocket, to: SocketAddr, prefix: &str, count: u32) {
+    let local = sock.local_addr().expect("local");
+    for n in 0..count {
+        sock.send_to(invite("alice", "bob", local, &format!("{prefix}-{n}")).as_bytes(), to).expect("send");
+        if n % 25 == 24 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// The next final response on `sock` to a request of `call_id` (others' are skipped).
+fn final_for(sock: &UdpSocket, call_id: &str) -> holdfast_sip::message::Response {
+    loop {
+        let r = final_response(sock);
+        if r.call_id().is_ok_and(|c| c == call_id) {
+            return r;
+        }
+    }
+}
+
+/// Alice's call to bob from her registered address, INVITE resent every 500 ms as a phone does
+/// (Timer A) for up to 10 s, until bob has it; the Call-IDs of the INVITEs bob got before it.
+fn alice_calls_bob(alice: &UdpSocket, bob: &UdpSocket, to: SocketAddr, call_id: &str) -> std::collections::HashSet<String> {
+    let bytes = invite("alice", "bob", alice.local_addr().expect("local"), call_id);
+    bob.set_read_timeout(Some(Duration::from_millis(500))).expect("timeout");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = std::collections::HashSet::new();
+    let mut buf = vec![0u8; 65536];
+    loop {
+        alice.send_to(bytes.as_bytes(), to).expect("send");
+        let resend_at = Instant::now() + Duration::from_millis(500);
+        while Instant::now() < resend_at {
+            let Ok((n, _)) = bob.recv_from(&mut buf) else { break };
+            if let Ok(Message::Request(r)) = wire::parse(&buf[..n]) {
+                if r.method == Method::INVITE {
+                    let id = r.call_id().expect("Call-ID").to_string();
+                    if id == call_id {
+                        return seen;
+                    }
+                    seen.insert(id);
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "alice's call never reached bob ({} other INVITEs did)", seen.len());
+    }
+}
+
+/// A flood forged with a registered phone's IP (another port) is counted against that IP and
+/// banned; one forged with its exact address and port is held to that address's own budget and
+/// shed only while it lasts. Either way the registrar relays a bounded share of it, and the phone
+/// keeps registering and calling from its own address.
+#[test]
+fn a_flood_forged_with_a_registered_phone_s_address_is_bounded_while_the_phone_registers_and_calls() {
+    let scratch = Scratch::new("trust-limits-forged-phone");
+    let reg = Registrar::start(
+        &scratch,
+        &format!("{SIPP_AUTH}[registrar.limits]\nrequests_per_source = 50\nban_secs = 60\n"),
+        &[("alice", "pw-alice"), ("bob", "pw-bob")],
+    );
+    let mut alice = Ua::with_socket(shared_port_socket("127.0.0.1:0".parse().expect("addr")), reg.addr, "alice", DOMAIN);
+    let mut bob = Ua::new(reg.addr, "bob", DOMAIN);
+    for (ua, password) in [(&mut alice, "pw-alice"), (&mut bob, "pw-bob")] {
+        let challenge = ua.request(600, None);
+        let ok = ua.request(600, Some(&ua.answer(&challenge, password, 1)));
+        assert_eq!(ok.status, 200, "{} could not register: {}", ua.user, ok.reason);
+    }
+
+    // From the phone's IP, another port: 400 INVITEs posing as alice. They count against
+    // 127.0.0.1, which is banned after 50 (two windows at most: 100).
+    let forger = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    invite_flood(&forger, reg.addr, "forged-ip", 400);
+    wait_refused(&reg, "source_bans", 1);
+    let relayed = alice_calls_bob(&alice.sock, &bob.sock, reg.addr, "alice-call-1");
+    let forged = relayed.iter().filter(|id| id.starts_with("forged-ip-")).count();
+    assert!(forged <= 100, "{forged} of 400 forged INVITEs relayed to bob");
+    wait_refused(&reg, "banned_source_requests", 1);
+
+    // From alice's exact address and port: 400 more. Her address has its own budget (50 a
+    // binding and 50 more a window) and sheds beyond it until the window ends, no longer.
+    let exact = shared_port_socket(alice.local());
+    invite_flood(&exact, reg.addr, "forged-exact", 400);
+    drop(exact);
+    wait_refused(&reg, "source_bans", 2);
+    // The phone refreshes: its REGISTER is challenged at its address, its answer proves it.
+    let challenge = final_for_request(&mut alice, None);
+    assert_eq!(challenge.status, 401, "{}", challenge.reason);
+    let answer = alice.answer(&challenge, "pw-alice", 1);
+    let ok = final_for_request(&mut alice, Some(&answer));
+    assert_eq!(ok.status, 200, "alice could not refresh: {}", ok.reason);
+    let relayed = alice_calls_bob(&alice.sock, &bob.sock, reg.addr, "alice-call-2");
+    let forged = relayed.iter().filter(|id| id.starts_with("forged-exact-")).count();
+    assert!(forged <= 200, "{forged} of 400 INVITEs forged with alice's address relayed to bob");
+}
+
+/// Sends `ua`'s next REGISTER (with `authorization`) and returns its final response, skipping
+/// answers to anything else sent from its address.
+fn final_for_request(ua: &mut Ua, authorization: Option<&str>) -> holdfast_sip::message::Response {
+    let req = ua.register(600, authorization);
+    ua.send(&req.to_bytes().expect("a writable request"));
+    let cseq = req.cseq().expect("CSeq").seq;
+    loop {
+        let r = final_for(&ua.sock, &ua.call_id);
+        if r.cseq().is_ok_and(|c| c.seq == cseq) {
+            return r;
+        }
+    }
+}
 
 /// A TCP connection to `to` from `local` (std cannot bind before connecting).
 fn tcp_from(local: Ipv4Addr, to: SocketAddr) -> std::io::Result<TcpStream> {

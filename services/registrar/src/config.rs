@@ -73,7 +73,8 @@ pub struct Limits {
     /// Live SIP transactions; a new request beyond them gets a stateless 503.
     pub max_transactions: usize,
     /// Requests one address may send in 2 s before it is banned (Kamailio's pike); 0: off.
-    /// Configured peers are never counted, nor UDP addresses holding a binding.
+    /// Configured peers are never counted; a UDP address bindings were registered from has this
+    /// many per binding and one more, and sheds instead of being banned (trust/guard.rs).
     pub requests_per_source: u32,
     pub ban_secs: u32,
     pub tcp_connections: usize,

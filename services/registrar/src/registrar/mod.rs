@@ -52,13 +52,15 @@ pub struct Registrar {
     bindings: HashMap<String, Vec<Binding>>,
     /// Bindings by the IP address they were registered from (the per-source guard asks).
     sources: HashMap<IpAddr, usize>,
+    /// UDP bindings by the address (IP and port) they were registered from.
+    udp_addresses: HashMap<SocketAddr, usize>,
     /// REGISTERs refused for holding more than `max_contacts`.
     capped: u64,
 }
 
 impl Registrar {
     pub fn new(limits: Limits, loaded: Vec<Binding>) -> Registrar {
-        let mut r = Registrar { limits, bindings: HashMap::new(), sources: HashMap::new(), capped: 0 };
+        let mut r = Registrar { limits, bindings: HashMap::new(), sources: HashMap::new(), udp_addresses: HashMap::new(), capped: 0 };
         let mut by_aor: HashMap<String, Vec<Binding>> = HashMap::new();
         for b in loaded {
             by_aor.entry(b.aor.clone()).or_default().push(b);
@@ -83,21 +85,26 @@ impl Registrar {
         before
     }
 
-    fn index(&mut self, bindings: &[Binding], add: bool) {
-        for ip in bindings.iter().filter_map(source_ip) {
-            if add {
-                *self.sources.entry(ip).or_default() += 1;
-            } else {
-                self.forget_source(ip);
-            }
-        }
+    /// How many bindings were registered over UDP from `addr` (expired ones count until the
+    /// next sweep): the per-source guard gives that address a budget of its own.
+    pub fn udp_bindings_from(&self, addr: SocketAddr) -> usize {
+        self.udp_addresses.get(&canonical(addr)).copied().unwrap_or(0)
     }
 
-    fn forget_source(&mut self, ip: IpAddr) {
-        if let Some(n) = self.sources.get_mut(&ip) {
-            *n -= 1;
-            if *n == 0 {
-                self.sources.remove(&ip);
+    fn index(&mut self, bindings: &[Binding], add: bool) {
+        for b in bindings {
+            let Some(addr) = source_addr(b) else { continue };
+            let udp = b.transport.eq_ignore_ascii_case("udp");
+            if add {
+                *self.sources.entry(addr.ip()).or_default() += 1;
+                if udp {
+                    *self.udp_addresses.entry(addr).or_default() += 1;
+                }
+            } else {
+                forget(&mut self.sources, addr.ip());
+                if udp {
+                    forget(&mut self.udp_addresses, addr);
+                }
             }
         }
     }
@@ -190,22 +197,14 @@ impl Registrar {
     /// Drops bindings whose time is up; the returned changes clear them from the store.
     pub fn expire(&mut self, now: u64) -> Vec<Change> {
         let mut gone = Vec::new();
-        let mut gone_sources = Vec::new();
         self.bindings.retain(|_, list| {
-            list.retain(|b| {
-                let keep = alive(b, now);
-                if !keep {
-                    gone_sources.extend(source_ip(b));
-                    gone.push(Change::Remove { aor: b.aor.clone(), contact: b.contact.clone() });
-                }
-                keep
-            });
+            let (kept, expired): (Vec<Binding>, Vec<Binding>) = std::mem::take(list).into_iter().partition(|b| alive(b, now));
+            *list = kept;
+            gone.extend(expired);
             !list.is_empty()
         });
-        for ip in gone_sources {
-            self.forget_source(ip);
-        }
-        gone
+        self.index(&gone, false);
+        gone.into_iter().map(|b| Change::Remove { aor: b.aor, contact: b.contact }).collect()
     }
 
     /// The new binding list of `aor` and the changes that lead to it, or None for a query, or the
@@ -390,6 +389,20 @@ fn out_of_order(req: &Request) -> Response {
 #[cfg(test)]
 mod tests;
 
-fn source_ip(b: &Binding) -> Option<IpAddr> {
-    b.source.parse::<SocketAddr>().ok().map(|a| a.ip().to_canonical())
+fn source_addr(b: &Binding) -> Option<SocketAddr> {
+    b.source.parse::<SocketAddr>().ok().map(canonical)
+}
+
+fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
+}
+
+/// One binding fewer under `key`.
+fn forget<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: K) {
+    if let Some(n) = counts.get_mut(&key) {
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(&key);
+        }
+    }
 }

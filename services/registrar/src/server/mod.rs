@@ -20,7 +20,7 @@ use crate::directory::Directory;
 use crate::proxy::{Proxy, Side};
 use crate::registrar::{Registrar, Undo};
 use crate::routing::Mode;
-use crate::trust::{Admit, Evidence, Flows, Guard, Trust, TrustCounters};
+use crate::trust::{Admit, Counted, Evidence, Flows, Guard, Trust, TrustCounters};
 use crate::wan::{WanMonitor, WanState};
 use holdfast_runtime::Notifier;
 use holdfast_sip::driver::{Core, Driver, Outbound, Periodic};
@@ -175,16 +175,18 @@ impl Server {
         self.txns.len() >= cap
     }
 
-    /// The per-source guard's say on a request (peers and our own addresses are not counted, nor
-    /// UDP sources holding a binding: their address may be forged); a banned source's REGISTER
-    /// may be answered with a challenge bound to its address.
+    /// The per-source guard's say on a request (peers and our own addresses are not counted; a
+    /// UDP address bindings were registered from has a budget of its own, since a flood may forge
+    /// it); a banned source's REGISTER may be answered with a challenge bound to its address.
     fn admit(&mut self, request: &Request, source: &Source, now: Instant) -> bool {
         let ip = source.addr.ip();
         let udp = source.transport == Protocol::Udp;
-        if self.trust.is_peer(ip) || self.addresses.is_ours(source.addr) || (udp && self.registrar.holds_source(ip)) {
+        if self.trust.is_peer(ip) || self.addresses.is_ours(source.addr) {
             return true;
         }
-        if !self.guard.count(ip, now) {
+        let bindings = if udp { self.registrar.udp_bindings_from(source.addr) } else { 0 };
+        let counted = if bindings > 0 { Counted::Registered { addr: source.addr, bindings } } else { Counted::Ip(ip) };
+        if !self.guard.count(counted, now) {
             return true;
         }
         let evidence = if !udp {
@@ -194,7 +196,7 @@ impl Server {
         } else {
             Evidence::None
         };
-        match self.guard.banned(ip, evidence, request.method == Method::REGISTER, now) {
+        match self.guard.banned(counted, evidence, request.method == Method::REGISTER, now) {
             Admit::Pass => true,
             Admit::Drop => false,
             Admit::Challenge => {

@@ -1,15 +1,18 @@
 //! The per-source guard, Kamailio's pike as the anchor: a source that sends more than
 //! `max_requests` in a `window` is banned for `ban_for`, and its requests are dropped unheard.
 //! Over UDP a source address is one forged header away, so a ban must not be a weapon against
-//! the phone whose address is forged. The caller counts no configured peer and no UDP address
-//! holding a binding here (a device the central site or our digest let register: a flood forged
-//! with its address is met by the other limits instead); a banned UDP source still gets through
-//! with credentials answering a challenge sent to that address, and its REGISTER without them
-//! gets at most one stateless challenge per `challenge_every`, enough for a real phone to prove
-//! itself and too few to reflect a flood. Over TCP the handshake proves the address: a banned
-//! TCP source is dropped outright.
+//! the phone whose address is forged. The caller counts no configured peer here. A UDP address
+//! (IP and port) that bindings were registered from has a budget of its own, `max_requests` per
+//! binding and one more, and is never banned: beyond its budget its requests are shed for the
+//! rest of the window only, so a flood forged with a phone's exact address costs a bounded amount
+//! of work and silences that phone no longer than it lasts. Everything else from that IP (a flood
+//! forged with the phone's IP from another port) is counted against the IP as any stranger's.
+//! A banned or shedding UDP source still gets through with credentials answering a challenge
+//! sent to that address, and its REGISTER without them gets at most one stateless challenge per
+//! `challenge_every`, enough for a real phone to prove itself and too few to reflect a flood.
+//! Over TCP the handshake proves the address: a banned TCP source is dropped outright.
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +51,25 @@ pub enum Evidence {
     None,
 }
 
+/// Whom a request is counted against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    /// The source's IP address.
+    Ip(IpAddr),
+    /// The UDP address that `bindings` live bindings were registered from.
+    Registered { addr: SocketAddr, bindings: usize },
+}
+
+impl Counted {
+    /// The table's key: an IP as the address with port 0.
+    fn key(self) -> SocketAddr {
+        match self {
+            Counted::Ip(ip) => SocketAddr::new(ip, 0),
+            Counted::Registered { addr, .. } => addr,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admit {
     Pass,
@@ -58,7 +80,7 @@ pub enum Admit {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GuardCounters {
-    /// Times a source was banned.
+    /// Times a source was banned (or a registered address went over its budget in a window).
     pub bans: u64,
     /// Requests dropped from banned sources.
     pub dropped: u64,
@@ -75,7 +97,7 @@ struct Entry {
 #[derive(Debug)]
 pub struct Guard {
     config: GuardConfig,
-    sources: HashMap<IpAddr, Entry>,
+    sources: HashMap<SocketAddr, Entry>,
     pub counters: GuardCounters,
 }
 
@@ -84,18 +106,27 @@ impl Guard {
         Guard { config, sources: HashMap::new(), counters: GuardCounters::default() }
     }
 
-    /// Counts a request from `ip`; whether `ip` is banned (then ask `banned` what to do).
-    pub fn count(&mut self, ip: IpAddr, now: Instant) -> bool {
+    /// Counts a request against `counted`; whether that source is banned or over its budget
+    /// (then ask `banned` what to do).
+    pub fn count(&mut self, counted: Counted, now: Instant) -> bool {
         if self.config.max_requests == 0 {
             return false;
         }
         let config = self.config;
-        if !self.sources.contains_key(&ip) {
+        let (max_requests, ban_for) = match counted {
+            Counted::Ip(_) => (config.max_requests, config.ban_for),
+            Counted::Registered { bindings, .. } => {
+                let per = u32::try_from(bindings).unwrap_or(u32::MAX).saturating_add(1);
+                (config.max_requests.saturating_mul(per), config.window)
+            }
+        };
+        let key = counted.key();
+        if !self.sources.contains_key(&key) {
             // A row is over when its window and its ban are.
             let over = |e: &Entry| e.banned_until.is_none_or(|u| now >= u) && now.saturating_duration_since(e.window_start) >= config.window;
             holdfast_sip::bounded::make_room(&mut self.sources, config.max_sources, over, |e| e.window_start);
         }
-        let entry = self.sources.entry(ip).or_insert(Entry { window_start: now, count: 0, banned_until: None, last_challenge: None });
+        let entry = self.sources.entry(key).or_insert(Entry { window_start: now, count: 0, banned_until: None, last_challenge: None });
         if entry.banned_until.is_some_and(|until| now >= until) {
             entry.banned_until = None;
         }
@@ -104,20 +135,31 @@ impl Guard {
             entry.count = 0;
         }
         entry.count = entry.count.saturating_add(1);
-        if entry.banned_until.is_none() && entry.count > config.max_requests {
-            log::warn!("{ip} sent over {} requests in {:?}: banned for {:?}", config.max_requests, config.window, config.ban_for);
-            entry.banned_until = Some(now + config.ban_for);
+        if entry.banned_until.is_none() && entry.count > max_requests {
+            match counted {
+                Counted::Ip(ip) => log::warn!("{ip} sent over {max_requests} requests in {:?}: banned for {ban_for:?}", config.window),
+                Counted::Registered { addr, bindings } => log::warn!(
+                    "{addr} (where {bindings} bindings were registered from) sent over {max_requests} requests in {:?}: \
+                     its requests without proof of the address are dropped until the window ends",
+                    config.window
+                ),
+            }
+            // A registered address sheds until its window ends: the next window starts it over.
+            entry.banned_until = Some(match counted {
+                Counted::Ip(_) => now + ban_for,
+                Counted::Registered { .. } => entry.window_start + ban_for,
+            });
             self.counters.bans += 1;
         }
         entry.banned_until.is_some()
     }
 
-    /// What to do with a request from the banned `ip`, given what it shows about its address.
-    pub fn banned(&mut self, ip: IpAddr, evidence: Evidence, register: bool, now: Instant) -> Admit {
+    /// What to do with a request from the banned `counted`, given what it shows about its address.
+    pub fn banned(&mut self, counted: Counted, evidence: Evidence, register: bool, now: Instant) -> Admit {
         let admit = match evidence {
             Evidence::Connection => Admit::Drop,
             Evidence::Nonce => Admit::Pass,
-            Evidence::None if register => match self.sources.get_mut(&ip) {
+            Evidence::None if register => match self.sources.get_mut(&counted.key()) {
                 Some(e) if e.last_challenge.is_none_or(|at| now.saturating_duration_since(at) >= self.config.challenge_every) => {
                     e.last_challenge = Some(now);
                     Admit::Challenge
@@ -141,8 +183,8 @@ mod tests {
         GuardConfig { max_requests: 5, max_sources: 8, ..GuardConfig::default() }
     }
 
-    const ATTACKER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
-    const PHONE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1));
+    const ATTACKER: Counted = Counted::Ip(IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2)));
+    const PHONE: Counted = Counted::Ip(IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1)));
 
     #[test]
     fn a_source_over_the_rate_is_banned_for_a_while_and_others_are_not() {
@@ -191,11 +233,29 @@ mod tests {
     }
 
     #[test]
+    fn a_registered_address_has_a_budget_per_binding_and_sheds_only_until_its_window_ends() {
+        let mut g = Guard::new(config());
+        let t0 = Instant::now();
+        let phone = Counted::Registered { addr: "127.0.0.1:5062".parse().unwrap(), bindings: 2 };
+        // 5 a binding and 5 more: 15 in the window.
+        assert!((0..15).all(|_| !g.count(phone, t0)));
+        assert!(g.count(phone, t0 + Duration::from_millis(10)), "over its budget");
+        assert_eq!(g.banned(phone, Evidence::Nonce, false, t0), Admit::Pass, "the phone's own answer to a challenge");
+        assert_eq!(g.banned(phone, Evidence::None, false, t0), Admit::Drop);
+        // The IP is counted apart: another port of the phone's IP has the IP's budget.
+        assert!((0..5).all(|_| !g.count(PHONE, t0)));
+        assert!(g.count(PHONE, t0), "the sixth from another port of that IP bans the IP");
+        assert!(g.count(phone, t0 + Duration::from_millis(1999)), "shed for the rest of the window");
+        assert!(!g.count(phone, t0 + Duration::from_secs(2)), "not banned beyond it");
+        assert!(g.count(PHONE, t0 + Duration::from_secs(2)), "the IP is banned for ban_for");
+    }
+
+    #[test]
     fn the_table_is_bounded() {
         let mut g = Guard::new(config());
         let t0 = Instant::now();
         for i in 0..1000u32 {
-            g.count(IpAddr::V4(i.into()), t0 + Duration::from_millis(i.into()));
+            g.count(Counted::Ip(IpAddr::V4(i.into())), t0 + Duration::from_millis(i.into()));
         }
         assert!(g.sources.len() <= 8);
     }

@@ -16,7 +16,7 @@ mod guard;
 mod register;
 mod route;
 
-pub use guard::{Admit, Evidence, Guard, GuardConfig};
+pub use guard::{Admit, Counted, Evidence, Guard, GuardConfig};
 pub use register::{survival_register, SurvivalRegister};
 pub use route::{flow_of, RouteStamp};
 
