@@ -971,12 +971,21 @@ fn a_withheld_branch_caller_reaches_the_carrier_anonymous_with_its_asserted_numb
 fn a_withheld_pstn_caller_reaches_the_phone_anonymous_without_its_number() {
     let scratch = Scratch::new("mediation-privacy-in");
     let m = Mediation::start(&scratch);
-    // The registrar's place is taken by a sipp that takes the call as the branch phone would.
-    let mut phone = carrier(&scratch, "privacy_uas.xml", format!("127.0.0.1:{}", m.branch_port).parse().unwrap());
     // carrier-a withholds the caller as sba-gateway does for a restricted presentation.
+    let invite = did_call_to_the_phone(&scratch, &m, "\"Anonymous\" <sip:anonymous@anonymous.invalid>", "<sip:+12125550123@127.0.0.1>");
+    assert!(invite.contains("<sip:anonymous@anonymous.invalid>") && invite.contains("Privacy: id"), "{invite}");
+    assert!(!invite.contains("2125550123"), "the withheld number reached the phone:\n{invite}");
+    let rows = m.cdrs();
+    assert_eq!((rows[0][5].as_str(), rows[0][9].as_str()), ("+12125550123", "anonymous"), "{rows:?}");
+}
+
+/// A DID call from carrier-a (sipp) with `from` and P-Asserted-Identity `asserted`, taken by a
+/// sipp in the registrar's place that answers busy; the INVITE that reached it.
+fn did_call_to_the_phone(scratch: &Scratch, m: &Mediation, from: &str, asserted: &str) -> String {
+    let mut phone = carrier(scratch, "privacy_uas.xml", format!("127.0.0.1:{}", m.branch_port).parse().unwrap());
     let out = Sipp::new("privacy_uac.xml", m.addr)
-        .key("from", "\"Anonymous\" <sip:anonymous@anonymous.invalid>")
-        .key("asserted", "<sip:+12125550123@127.0.0.1>")
+        .key("from", from)
+        .key("asserted", asserted)
         .key("domain", &m.addr.to_string())
         .arg("-s")
         .arg("+15559873012")
@@ -986,12 +995,19 @@ fn a_withheld_pstn_caller_reaches_the_phone_anonymous_without_its_number() {
         .arg(free_port().to_string())
         .arg("-trace_err")
         .run(&scratch.path, 20);
-    assert_ok(&out, "withheld DID call from carrier-a (busy)", &scratch);
+    assert_ok(&out, &format!("DID call from carrier-a from {from} (busy)"), scratch);
     assert!(phone.finished_ok(10), "the phone took no call");
-    let log = messages_log(&scratch, "privacy_uas");
-    let invite = first_invite(&log);
-    assert!(invite.contains("<sip:anonymous@anonymous.invalid>") && invite.contains("Privacy: id"), "{invite}");
-    assert!(!invite.contains("2125550123"), "the withheld number reached the phone:\n{invite}");
-    let rows = m.cdrs();
-    assert_eq!((rows[0][5].as_str(), rows[0][9].as_str()), ("+12125550123", "anonymous"), "{rows:?}");
+    first_invite(&messages_log(scratch, "privacy_uas")).to_string()
+}
+
+/// A PSTN caller whose number carries `%0D%0A` and a header of its own (a carrier passing on
+/// what it was given): what mediation writes towards the phone holds no such header; the number
+/// is re-escaped, never written raw.
+#[test]
+fn cr_lf_in_a_caller_s_user_part_never_reaches_the_phone_s_wire() {
+    let scratch = Scratch::new("mediation-injection");
+    let m = Mediation::start(&scratch);
+    let forged = "<sip:+12125550123%0D%0AX-Injected:%20yes@127.0.0.1>";
+    let invite = did_call_to_the_phone(&scratch, &m, forged, forged);
+    assert!(!invite.lines().any(|l| l.trim_start().to_ascii_lowercase().starts_with("x-injected")), "a header was injected:\n{invite}");
 }
