@@ -185,7 +185,13 @@ impl Server {
             return true;
         }
         let bindings = if udp { self.registrar.udp_bindings_from(source.addr) } else { 0 };
-        let counted = if bindings > 0 { Counted::Registered { addr: source.addr, bindings } } else { Counted::Ip(ip) };
+        let counted = if bindings > 0 {
+            Counted::Registered { addr: source.addr, bindings }
+        } else if udp && self.registrar.holds_source(ip) {
+            Counted::PhoneIp(ip)
+        } else {
+            Counted::Ip(ip)
+        };
         if !self.guard.count(counted, now) {
             return true;
         }

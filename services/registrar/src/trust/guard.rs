@@ -6,7 +6,8 @@
 //! binding and one more, and is never banned: beyond its budget its requests are shed for the
 //! rest of the window only, so a flood forged with a phone's exact address costs a bounded amount
 //! of work and silences that phone no longer than it lasts. Everything else from that IP (a flood
-//! forged with the phone's IP from another port) is counted against the IP as any stranger's.
+//! forged with the phone's IP from another port, or the phone calling from a second port) has the
+//! IP's budget, also shed rather than banned; an IP that holds no binding is banned `ban_for`.
 //! A banned or shedding UDP source still gets through with credentials answering a challenge
 //! sent to that address, and its REGISTER without them gets at most one stateless challenge per
 //! `challenge_every`, enough for a real phone to prove itself and too few to reflect a flood.
@@ -54,8 +55,10 @@ pub enum Evidence {
 /// Whom a request is counted against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Counted {
-    /// The source's IP address.
+    /// The IP address of a source that holds no binding.
     Ip(IpAddr),
+    /// The IP address of a registered phone, from a port no binding was registered from.
+    PhoneIp(IpAddr),
     /// The UDP address that `bindings` live bindings were registered from.
     Registered { addr: SocketAddr, bindings: usize },
 }
@@ -64,7 +67,7 @@ impl Counted {
     /// The table's key: an IP as the address with port 0.
     fn key(self) -> SocketAddr {
         match self {
-            Counted::Ip(ip) => SocketAddr::new(ip, 0),
+            Counted::Ip(ip) | Counted::PhoneIp(ip) => SocketAddr::new(ip, 0),
             Counted::Registered { addr, .. } => addr,
         }
     }
@@ -115,6 +118,7 @@ impl Guard {
         let config = self.config;
         let (max_requests, ban_for) = match counted {
             Counted::Ip(_) => (config.max_requests, config.ban_for),
+            Counted::PhoneIp(_) => (config.max_requests, config.window),
             Counted::Registered { bindings, .. } => {
                 let per = u32::try_from(bindings).unwrap_or(u32::MAX).saturating_add(1);
                 (config.max_requests.saturating_mul(per), config.window)
@@ -138,16 +142,21 @@ impl Guard {
         if entry.banned_until.is_none() && entry.count > max_requests {
             match counted {
                 Counted::Ip(ip) => log::warn!("{ip} sent over {max_requests} requests in {:?}: banned for {ban_for:?}", config.window),
+                Counted::PhoneIp(ip) => log::warn!(
+                    "{ip} (a registered phone's IP) sent over {max_requests} requests in {:?} from ports no binding was \
+                     registered from: those without proof of the address are dropped until the window ends",
+                    config.window
+                ),
                 Counted::Registered { addr, bindings } => log::warn!(
                     "{addr} (where {bindings} bindings were registered from) sent over {max_requests} requests in {:?}: \
                      its requests without proof of the address are dropped until the window ends",
                     config.window
                 ),
             }
-            // A registered address sheds until its window ends: the next window starts it over.
+            // A phone's address or IP sheds until its window ends: the next window starts it over.
             entry.banned_until = Some(match counted {
                 Counted::Ip(_) => now + ban_for,
-                Counted::Registered { .. } => entry.window_start + ban_for,
+                Counted::PhoneIp(_) | Counted::Registered { .. } => entry.window_start + ban_for,
             });
             self.counters.bans += 1;
         }
@@ -242,12 +251,14 @@ mod tests {
         assert!(g.count(phone, t0 + Duration::from_millis(10)), "over its budget");
         assert_eq!(g.banned(phone, Evidence::Nonce, false, t0), Admit::Pass, "the phone's own answer to a challenge");
         assert_eq!(g.banned(phone, Evidence::None, false, t0), Admit::Drop);
-        // The IP is counted apart: another port of the phone's IP has the IP's budget.
-        assert!((0..5).all(|_| !g.count(PHONE, t0)));
-        assert!(g.count(PHONE, t0), "the sixth from another port of that IP bans the IP");
+        // The IP is counted apart: another port of the phone's IP has the IP's budget, and sheds
+        // to its window's end as well.
+        let other_ports = Counted::PhoneIp(IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1)));
+        assert!((0..5).all(|_| !g.count(other_ports, t0)));
+        assert!(g.count(other_ports, t0), "the sixth from another port of that IP");
         assert!(g.count(phone, t0 + Duration::from_millis(1999)), "shed for the rest of the window");
         assert!(!g.count(phone, t0 + Duration::from_secs(2)), "not banned beyond it");
-        assert!(g.count(PHONE, t0 + Duration::from_secs(2)), "the IP is banned for ban_for");
+        assert!(!g.count(other_ports, t0 + Duration::from_secs(2)), "nor is the phone's IP");
     }
 
     #[test]
