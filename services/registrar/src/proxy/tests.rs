@@ -345,7 +345,7 @@ fn forwarded_from_tls(inbound: Side, to: Target) -> Request {
     p.forward(&mut txns, id, request, inbound, vec![to], None, now);
     std::iter::from_fn(|| txns.poll_transmit())
         .find_map(|t| match t {
-            Transmit::Request { request, .. } => Some(request),
+            Transmit::Request { request, .. } => Some(std::sync::Arc::unwrap_or_clone(request)),
             _ => None,
         })
         .unwrap()
