@@ -209,8 +209,16 @@ impl Vm {
         self.started
     }
 
-    /// Everything the test script wrote to the second serial port so far.
+    /// The complete lines the test script wrote to the second serial port so far: a line counts
+    /// once its newline has arrived, because a TCG guest's UART delivers a line in pieces and a
+    /// marker can be read before the rest of its line.
     pub fn output(&self) -> String {
+        let mut out = self.serial2_so_far();
+        out.truncate(out.rfind('\n').map_or(0, |end| end + 1));
+        out
+    }
+
+    fn serial2_so_far(&self) -> String {
         read_lossy(&self.serial2).replace('\r', "")
     }
 
@@ -244,7 +252,7 @@ impl Vm {
             self.dir.display(),
             tail(&read_lossy(&self.dir.join("qemu.log")), 10),
             tail(&self.console(), 30),
-            tail(&self.output(), 60)
+            tail(&self.serial2_so_far(), 60)
         )
     }
 
