@@ -1,5 +1,6 @@
 //! SIP over TLS on the embedded default (image/run-local: sba-registrar's TLS listener on
-//! 127.0.0.1:5061 with the certificate it generated under var/tls): baresip registers over TLS,
+//! 127.0.0.1:5061 and sba-mediation's on 127.0.0.1:5071, both with the one certificate generated
+//! under var/tls, and both answering SIP over it): baresip registers over TLS,
 //! checking that certificate, and is called over its TLS flow; `sbactl tls install` puts a
 //! company CA's certificate in place while the call is up: new handshakes present it at once,
 //! the call (and the phone's TLS connection) goes on and ends normally. Plain SIP sent to the
@@ -12,6 +13,7 @@
 //! call out is answered and the callee's BYE comes back to it (both BYEs following the flow
 //! token in our Record-Route), and not one connection to its port was attempted.
 use holdfast_tests::local::{LocalAppliance, DOMAIN, REGISTRAR};
+use holdfast_tests::no_new_connections::NoNewConnections;
 use holdfast_tests::phones::{Baresip, Event, Linphonec, Phone, PhoneConfig};
 use holdfast_tests::scratch::Scratch;
 use holdfast_tests::sip_client::register_authorization;
@@ -23,6 +25,8 @@ use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(15);
 const TLS: &str = "127.0.0.1:5061";
+/// sba-mediation's TLS listener in the embedded default (trunks and PBXs connecting in).
+const MEDIATION_TLS: &str = "127.0.0.1:5071";
 
 fn config<'a>(user: &'a str, password: &'a str, port: u16, registrar: &str) -> PhoneConfig<'a> {
     PhoneConfig {
@@ -36,10 +40,10 @@ fn config<'a>(user: &'a str, password: &'a str, port: u16, registrar: &str) -> P
     }
 }
 
-/// The SHA-256 fingerprint of the certificate a TLS handshake with the registrar presents now,
-/// as openssl (a second TLS stack) sees it: "AB:CD:...".
-fn presented(app: &LocalAppliance) -> String {
-    let script = format!("openssl s_client -connect {TLS} </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256");
+/// The SHA-256 fingerprint of the certificate a TLS handshake with `addr` presents now, as
+/// openssl (a second TLS stack) sees it: "AB:CD:...".
+fn presented(app: &LocalAppliance, addr: &str) -> String {
+    let script = format!("openssl s_client -connect {addr} </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256");
     let out = app.ns().command("sh").args(["-c", &script]).output().expect("openssl (apt-get install openssl)");
     let text = String::from_utf8_lossy(&out.stdout);
     text.trim().rsplit('=').next().unwrap_or_default().to_string()
@@ -86,7 +90,14 @@ fn a_tls_phone_is_called_over_its_flow_and_a_new_certificate_needs_no_restart() 
     assert_eq!(bound["transport"], "tls", "{bound}");
     assert!(bound["contact"].as_str().unwrap_or_default().contains("transport=tls"), "{bound}");
     let old = shown(&app, &tls_dir);
-    assert_eq!(presented(&app), old, "the registrar presents the certificate sbactl shows");
+    assert_eq!(presented(&app, TLS), old, "the registrar presents the certificate sbactl shows");
+
+    // sba-mediation listens for TLS too, with the same certificate: a handshake checked against
+    // it (by the CA file and the address), and SIP answered over it.
+    assert_eq!(presented(&app, MEDIATION_TLS), old, "sba-mediation presents the certificate sbactl shows");
+    let mut pbx = TlsUa::connect(app.ns(), MEDIATION_TLS.parse().unwrap(), &generated, "pbx", DOMAIN);
+    let answer = pbx.options(&format!("sip:{MEDIATION_TLS}"));
+    assert_eq!(answer.status, 200, "OPTIONS over TLS to sba-mediation: {} {}\n{}", answer.status, answer.reason, app.log("sba-mediation"));
 
     caller.dial(&format!("sip:3001@{DOMAIN}"));
     assert!(tls_phone.wait(Event::Connected, 0, WAIT), "the TLS phone was not reached:\n{}", caller.console());
@@ -99,8 +110,8 @@ fn a_tls_phone_is_called_over_its_flow_and_a_new_certificate_needs_no_restart() 
     let new = shown(&app, &tls_dir);
     assert_ne!(new, old);
     let deadline = Instant::now() + WAIT;
-    while presented(&app) != new {
-        assert!(Instant::now() < deadline, "new handshakes still present the old certificate: {}", app.log("sba-registrar"));
+    while presented(&app, TLS) != new || presented(&app, MEDIATION_TLS) != new {
+        assert!(Instant::now() < deadline, "new handshakes still present the old certificate: {}\n{}", app.log("sba-registrar"), app.log("sba-mediation"));
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(app.log("sba-registrar").contains("new appliance certificate"), "{}", app.log("sba-registrar"));
@@ -163,30 +174,6 @@ fn linphonec_registers_over_tls_with_digest_and_calls_while_a_stranger_cannot_ta
     assert_eq!(app.binding("3004").unwrap()["contact"], bound["contact"]);
 }
 
-/// Drops new TCP connections to `port` in `app`'s namespace, counting them; the count so far.
-struct NoNewConnections<'a> {
-    app: &'a LocalAppliance,
-}
-
-impl<'a> NoNewConnections<'a> {
-    fn to(app: &'a LocalAppliance, port: u16) -> NoNewConnections<'a> {
-        let rules = format!(
-            "table inet holdfast_flow_test {{\n chain input {{\n type filter hook input priority 0;\n \
-             tcp dport {port} tcp flags & (syn | ack) == syn counter drop\n }}\n}}\n"
-        );
-        let out = app.ns().command("sh").args(["-c", &format!("printf '%s' '{rules}' | nft -f -")]).output().expect("nft (apt-get install nftables)");
-        assert!(out.status.success(), "nft: {}", String::from_utf8_lossy(&out.stderr));
-        NoNewConnections { app }
-    }
-
-    fn attempts(&self) -> u64 {
-        let out = self.app.ns().command("nft").args(["list", "table", "inet", "holdfast_flow_test"]).output().expect("nft");
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        let count = text.split_once("counter packets ").and_then(|(_, rest)| rest.split(' ').next()).and_then(|n| n.parse().ok());
-        count.unwrap_or_else(|| panic!("no counter in: {text}"))
-    }
-}
-
 #[test]
 fn an_outbound_tls_phone_is_reached_only_over_its_own_connection_both_ways() {
     let scratch = Scratch::new("tls-outbound");
@@ -206,7 +193,7 @@ fn an_outbound_tls_phone_is_reached_only_over_its_own_connection_both_ways() {
     assert_eq!(bound["reg_id"], 1, "baresip asked for outbound: {bound}");
     assert!(bound["instance"].is_string(), "{bound}");
 
-    let blocked = NoNewConnections::to(&app, 5067);
+    let blocked = NoNewConnections::to(app.ns(), 5067);
     // Called: the INVITE and the caller's BYE reach the phone over its own connection.
     other.dial(&format!("sip:3001@{DOMAIN}"));
     assert!(phone.wait(Event::Connected, 0, WAIT), "the phone was not reached over its flow:\n{}\n{}", other.console(), app.log("sba-registrar"));

@@ -22,6 +22,7 @@ use holdfast_tests::carrier::{Carrier, Edge};
 use holdfast_tests::kamailio::KamailioTls;
 use holdfast_tests::netns::KillOnDrop;
 use holdfast_tests::pki::Pki;
+use holdfast_tests::ports::media_ports;
 use holdfast_tests::scratch::{free_port, wait_bound_udp, Scratch};
 use holdfast_tests::sipp::Sipp;
 use std::io::{Read, Write};
@@ -68,18 +69,18 @@ struct Mediation {
 
 impl Mediation {
     fn start(dir: &Path, sip_port: u16, tls_port: u16, branch_port: u16, more: &str, tables: &str) -> Mediation {
-        // An even RTP port range of its own per test process.
-        let media = 42000 + (std::process::id() % 500) as u16 * 40;
+        let media = media_ports();
         let config = dir.join("sba.toml");
         std::fs::write(
             &config,
             format!(
                 "[mediation]\nlisten = \"127.0.0.1:{sip_port}\"\nregistrar = \"127.0.0.1:{branch_port}\"\n\
                  tls_listen = \"127.0.0.1:{tls_port}\"\ntls_dir = \"{}\"\ndb = \"{}\"\noptions_interval_ms = 200\n\
-                 media_ports = [{media}, {}]\n{more}\n{tables}",
+                 media_ports = [{}, {}]\n{more}\n{tables}",
                 dir.join("tls").display(),
                 dir.join("sba.db").display(),
-                media + 39,
+                media.start(),
+                media.end(),
             ),
         )
         .expect("write config");
