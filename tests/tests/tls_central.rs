@@ -8,6 +8,7 @@
 use holdfast_tests::branch::Sba;
 use holdfast_tests::kamailio::{Kamailio, KamailioTls};
 use holdfast_tests::netns::{Topology, CENTRAL, SBA_LAN, SBA_WAN};
+use holdfast_tests::no_new_connections::NoNewConnections;
 use holdfast_tests::phones::{call, Answerer, Baresip, Event, Phone, PhoneConfig};
 use holdfast_tests::pki::Pki;
 use holdfast_tests::scratch::Scratch;
@@ -184,4 +185,57 @@ fn a_central_certificate_for_another_name_is_refused() {
     assert_eq!(alice.request(60, None).status, 403);
     assert!(kam.location().is_empty(), "{:?}", kam.location());
     assert!(!kam.log_text().contains("registered sip:"), "{}", kam.log_text());
+}
+
+/// RFC 5626 toward the central site: an outbound phone (baresip, `reg-id`) registers over TLS
+/// through the branch; the Path the branch adds names the phone's connection (a flow token,
+/// `ob`), Kamailio keeps it, and the centre's call to the phone follows it: with new connections
+/// to the phone's port dropped, the call still arrives, over the phone's own connection. Once
+/// that connection is gone (the phone stopped), the centre's next call gets 430 Flow Failed
+/// from the branch instead of a connection to wherever the Contact points.
+#[test]
+fn the_centre_reaches_an_outbound_tls_phone_over_its_flow_and_gets_430_once_it_is_gone() {
+    let scratch = Scratch::new("tls-central-flow");
+    let topo = Topology::new();
+    let pki = Pki::new(&scratch.path, "pki");
+    let (cert, key) = pki.issue("central", &format!("DNS:{CENTRAL_NAME},IP:{CENTRAL}"));
+    let users = [("carol", "carol-pw"), ("hq", "hq-pw")];
+    let kam = Kamailio::start_with(&topo, &scratch.path, DOMAIN, &users, Some(&KamailioTls { cert: &cert, key: &key, ca: &pki.ca }));
+    let tls_dir = install_branch_certificate(&pki, &scratch);
+    let [registrar_keys, central_keys] = tls_keys(&tls_dir, &pki.ca, CENTRAL_NAME);
+    let central_port = kam.tls_addr.expect("Kamailio listens for TLS").port();
+    let sba = Sba::start_with(&topo, &scratch, DOMAIN, central_port, [&registrar_keys, &central_keys, ""]);
+    let tls_registrar = SocketAddr::from((SBA_LAN, 5061));
+    let config = PhoneConfig::new("carol", "carol-pw", DOMAIN, phone_at(3), tls_registrar);
+    let carol = Baresip::start_tls_outbound(&topo.phones, &scratch.path, &config, 300, &pki.ca);
+    wait_until(
+        || of(&kam.location(), "carol").is_some(),
+        WAIT,
+        || format!("carol not registered at Kamailio through the branch:\n{}\n{}\n{}", carol.console(), sba.log(), kam.log_text()),
+    );
+    let path = of(&kam.paths(), "carol").unwrap_or_default().to_string();
+    assert!(path.starts_with("<sip:f") && path.contains(&format!("@{SBA_WAN}:5061;transport=tls;lr;ob;hfp=")), "carol's Path: {path}");
+
+    // baresip listens for TLS on its SIP port + 1: shut it, so only carol's own connection is left.
+    let blocked = NoNewConnections::to(&topo.phones, phone_at(3).port() + 1);
+    let out = call(&topo.central, SocketAddr::from((CENTRAL, 5070)), kam.addr, "hq", "carol", DOMAIN, HOLD).run(&scratch.path, 20);
+    assert!(out.status.success(), "the centre's call to carol failed:\n{}\n{}\n{}", carol.console(), sba.log(), kam.log_text());
+    assert_eq!(carol.count(Event::Connected), 1, "{}", carol.console());
+    assert_eq!(blocked.attempts(), 0, "a connection to carol's port was attempted:\n{}", sba.log());
+
+    // carol stops: her connection closes; the centre's next call along her Path gets 430.
+    let cached = sba.registrations();
+    let source = cached.iter().find(|b| b["aor"] == format!("sip:carol@{DOMAIN}")).map(|b| b["source"].as_str().unwrap_or_default().to_string());
+    let source = source.unwrap_or_else(|| panic!("carol not cached: {cached:?}"));
+    drop(carol);
+    let out = call(&topo.central, SocketAddr::from((CENTRAL, 5070)), kam.addr, "hq", "carol", DOMAIN, HOLD).run(&scratch.path, 20);
+    assert!(!out.status.success(), "a call to carol's closed flow went through:\n{}", sba.log());
+    // The branch's line for its 430: "INVITE for the flow ADDR: its connection is gone".
+    let flow_failed = format!("INVITE for the flow {source}:");
+    wait_until(
+        || sba.log().lines().any(|l| l.contains(&flow_failed) && l.contains("its connection is gone")),
+        WAIT,
+        || format!("no 430 for carol's closed flow:\n{}\n{}", sba.log(), kam.log_text()),
+    );
+    assert_eq!(blocked.attempts(), 0, "a connection to carol's port was attempted:\n{}", sba.log());
 }

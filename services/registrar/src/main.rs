@@ -22,7 +22,7 @@ use holdfast_sip::transport::{Protocol, TcpLimits, TlsPeer, TlsSetup, Transport}
 use holdfast_tls::{peer_client_config, ApplianceCert, LiveCert, PeerTrust};
 use holdfast_store::Store;
 use directory::Directory;
-use proxy::{Proxy, ProxyConfig};
+use proxy::{PathStamp, Proxy, ProxyConfig};
 use registrar::{Limits, Registrar};
 use wan::{WanConfig, WanMonitor, WanState};
 use std::net::SocketAddr;
@@ -157,6 +157,7 @@ async fn run(config: Config) -> Result<()> {
         notifier,
         users_version,
         proxy,
+        path: PathStamp::new(&route_key),
         addresses,
         domain: c.domain.clone(),
         site: c.site.clone(),

@@ -75,12 +75,18 @@ impl B2buaConfig {
         }
     }
 
-    /// Our Contact towards `target`: a sips: dialog's is sips: (RFC 3261 §8.1.1.8).
-    fn contact_to(&self, target: &Target) -> String {
+    /// Our Contact on a leg over `transport` of a sips: call or not: a sips: dialog's is sips:
+    /// (RFC 3261 §8.1.1.8 and §12.1.1), and every leg of a sips: call is over TLS.
+    pub fn contact_of(&self, transport: Protocol, sips: bool) -> String {
         match self.tls_local {
-            Some(tls) if target.sips => format!("<sips:mediation@{tls}>"),
-            _ => self.contact(target.transport),
+            Some(tls) if sips && transport == Protocol::Tls => format!("<sips:mediation@{tls}>"),
+            _ => self.contact(transport),
         }
+    }
+
+    /// Our Contact towards `target`.
+    fn contact_to(&self, target: &Target) -> String {
+        self.contact_of(target.transport, target.sips)
     }
 }
 
@@ -299,6 +305,11 @@ struct Call<Id> {
 }
 
 impl<Id> Call<Id> {
+    /// A's Request-URI was sips: (so is B's, `sips_only_over_tls`): a sips: call.
+    fn sips(&self) -> bool {
+        matches!(&self.invite.uri, Uri::Sip(sip) if sip.secure)
+    }
+
     fn is_answered(&self) -> bool {
         matches!(self.state, State::Answered(_))
     }
@@ -776,7 +787,7 @@ impl<M: Media> B2bua<M> {
         let Some(call) = self.calls.get_mut(&key) else { return };
         let cancelled = call.cancelled();
         let status = if cancelled { 487 } else { status };
-        let mut r = answer_to_a(&call.invite, &call.a_tag, status, &self.config.contact(call.source_transport));
+        let mut r = answer_to_a(&call.invite, &call.a_tag, status, &self.config.contact_of(call.source_transport, call.sips()));
         r.reason = if cancelled { "Request Terminated".into() } else { reason.to_string() };
         let cause = cause::for_sip_status(status);
         r.headers.add(HeaderName::Reason, reason::q850(cause, Some(&r.reason)));
@@ -869,7 +880,7 @@ impl<M: Media> B2bua<M> {
                 }
                 let body = self.b_sdp(key, &r);
                 let Some(call) = self.calls.get_mut(&key) else { return };
-                let mut out = answer_to_a(&call.invite, &call.a_tag, r.status, &self.config.contact(call.source_transport));
+                let mut out = answer_to_a(&call.invite, &call.a_tag, r.status, &self.config.contact_of(call.source_transport, call.sips()));
                 out.reason = r.reason.clone();
                 set_body(&mut out, body);
                 respond(txns, call.server, out, now);
@@ -881,7 +892,7 @@ impl<M: Media> B2bua<M> {
                     let trunk = &attempt.target.hop;
                     let why = if attempt.no_answer { format!("trunk {trunk}: no answer") } else { format!("trunk {trunk}: {status} {phrase}") };
                     let status = if cancelled { 487 } else { status };
-                    let mut out = answer_to_a(&call.invite, &call.a_tag, status, &self.config.contact(call.source_transport));
+                    let mut out = answer_to_a(&call.invite, &call.a_tag, status, &self.config.contact_of(call.source_transport, call.sips()));
                     out.reason = if cancelled { "Request Terminated".into() } else { phrase };
                     out.headers.add(HeaderName::Reason, reason::q850(cause, Some(&out.reason)));
                     respond(txns, call.server, out, now);
@@ -976,7 +987,7 @@ impl<M: Media> B2bua<M> {
             send_in_dialog(txns, &mut self.by_client, key, bye, &b, now);
             if unkeyed && !cancelled {
                 log::info!("call {}: trunk {} answered without SRTP (srtp = mandatory)", call.cdr.call_id, attempt.target.hop);
-                let mut out = answer_to_a(&call.invite, &call.a_tag, 488, &self.config.contact(call.source_transport));
+                let mut out = answer_to_a(&call.invite, &call.a_tag, 488, &self.config.contact_of(call.source_transport, call.sips()));
                 out.reason = "Not Acceptable Here".into();
                 respond(txns, call.server, out, now);
                 call.cdr.status = 488;
@@ -995,7 +1006,7 @@ impl<M: Media> B2bua<M> {
         call.a_dialog = Dialog::as_uas(&call.invite, &call.a_tag, call.source, call.source_transport);
         call.cdr.answered_at = Some(wall);
         call.cdr.status = r.status;
-        let mut out = answer_to_a(&call.invite, &call.a_tag, r.status, &self.config.contact(call.source_transport));
+        let mut out = answer_to_a(&call.invite, &call.a_tag, r.status, &self.config.contact_of(call.source_transport, call.sips()));
         set_body(&mut out, body);
         call.b_timer = timers::b_timer(&r.headers, now);
         call.a_timer = timers::a_timer(&call.invite.headers, now);
@@ -1072,7 +1083,7 @@ impl<M: Media> B2bua<M> {
                     if let Some(a) = &setup.hunt.attempt {
                         cancel(txns, a.client, now);
                     }
-                    let mut r = answer_to_a(&call.invite, &call.a_tag, 487, &self.config.contact(call.source_transport));
+                    let mut r = answer_to_a(&call.invite, &call.a_tag, 487, &self.config.contact_of(call.source_transport, call.sips()));
                     r.headers.add(HeaderName::Reason, reason::q850(cause::for_sip_status(487), Some("Request Terminated")));
                     respond(txns, call.server, r, now);
                     call.cdr.status = 487;

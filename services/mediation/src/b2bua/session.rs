@@ -71,13 +71,14 @@ impl<M: Media> B2bua<M> {
         let body = self.mid_call_sdp(key, from, &request.body);
         let local = self.config.local;
         let Some(call) = self.calls.get_mut(&key) else { return };
+        let sips = call.sips();
         let other = match from {
             Side::A => call.b_dialog.as_mut(),
             Side::B => call.a_dialog.as_mut(),
         };
         let Some(dialog) = other else { return respond(txns, id, request.response(491), now) };
         let mut out = dialog.request(request.method.clone(), local, &mut self.ids);
-        out.headers.add(HeaderName::Contact, self.config.contact(dialog.transport));
+        out.headers.add(HeaderName::Contact, self.config.contact_of(dialog.transport, sips));
         if !body.is_empty() {
             out.headers.add(HeaderName::ContentType, "application/sdp");
             out.body = body;
@@ -131,7 +132,7 @@ impl<M: Media> B2bua<M> {
             let call = self.calls.get(&key);
             let requester = call.and_then(|c| if relayed.from == Side::A { c.a_dialog.as_ref() } else { c.b_dialog.as_ref() });
             if let Some(d) = requester {
-                out.headers.add(HeaderName::Contact, self.config.contact(d.transport));
+                out.headers.add(HeaderName::Contact, self.config.contact_of(d.transport, call.is_some_and(|c| c.sips())));
             }
         }
         if !body.is_empty() {

@@ -1052,6 +1052,10 @@ fn a_tls_or_tcp_leg_names_its_transport_in_our_contact() {
     assert_eq!(config.contact(Protocol::Tcp), "<sip:mediation@192.0.2.1:5070;transport=tcp>");
     assert_eq!(config.contact(Protocol::Udp), "<sip:mediation@192.0.2.1:5070>");
     assert_eq!(B2buaConfig { tls_local: None, ..config }.contact(Protocol::Tls), "<sip:mediation@192.0.2.1:5070>");
+    // A sips: call's Contact is sips: on its TLS legs (RFC 3261 §12.1.1), and only there.
+    assert_eq!(config.contact_of(Protocol::Tls, true), "<sips:mediation@192.0.2.1:5071>");
+    assert_eq!(config.contact_of(Protocol::Tls, false), config.contact(Protocol::Tls));
+    assert_eq!(config.contact_of(Protocol::Udp, true), config.contact(Protocol::Udp));
 }
 
 #[test]

@@ -64,7 +64,18 @@ pub fn branch_request(req: &Request, target: &Target, inbound: Side, branch: &st
     if record_routes(req) {
         let call_id = req.call_id().unwrap_or_default();
         let from_tag = req.from_header().ok().and_then(|f| f.tag().map(str::to_string)).unwrap_or_default();
-        let rr = |side: Side| stamp.record_route(&uri_of(side), call_id, &from_tag, side.flow);
+        let secure = [&req.uri, &target.uri].iter().any(|u| matches!(u, Uri::Sip(sip) if sip.secure));
+        let rr = |side: Side| {
+            let entry = stamp.record_route(&route_uri(side), call_id, &from_tag, side.flow);
+            // A sips: request's entries (sips: as it came, or as it goes on to a sips: contact)
+            // are sips: (RFC 3261 §16.6 item 4) on the sides it travels over TLS, so the
+            // dialog's requests keep asking for TLS on every hop.
+            if secure && side.transport == Protocol::Tls {
+                entry.replacen("<sip:", "<sips:", 1)
+            } else {
+                entry
+            }
+        };
         out.headers.push_front(Header::new(HeaderName::RecordRoute, rr(inbound)));
         if target.side() != inbound {
             out.headers.push_front(Header::new(HeaderName::RecordRoute, rr(target.side())));
@@ -88,12 +99,12 @@ pub fn branch_request(req: &Request, target: &Target, inbound: Side, branch: &st
 /// `<sip:addr;lr>` (`;transport=tcp|tls` beside UDP): a loose-routing Route or Path entry
 /// naming us on `side`.
 pub fn route_value(side: Side) -> String {
-    format!("<{};lr>", uri_of(side))
+    format!("<{};lr>", route_uri(side))
 }
 
 /// The URI naming us on `side`: over TCP or TLS the transport is named, else a next hop would
 /// send over UDP (RFC 3263 §4.1).
-fn uri_of(side: Side) -> String {
+pub fn route_uri(side: Side) -> String {
     match side.transport {
         Protocol::Udp => format!("sip:{}", side.addr),
         other => format!("sip:{};transport={}", side.addr, other.param()),

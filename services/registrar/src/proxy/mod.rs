@@ -6,9 +6,11 @@
 //! drive the no-answer timer.
 mod best;
 mod forward;
+mod path;
 mod target;
 
-pub use forward::{is_loop, route_value, sent_by};
+pub use forward::{is_loop, route_uri, route_value, sent_by};
+pub use path::PathStamp;
 pub use target::{binding_hop, Side, Target};
 
 use crate::trust::RouteStamp;

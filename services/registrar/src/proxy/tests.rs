@@ -332,11 +332,38 @@ fn a_phone_on_its_own_connection_is_named_by_a_flow_token_on_its_side_even_on_on
     assert!(expected.iter().all(|rr| rr.contains(";ob;")), "{expected:?}");
 }
 
+#[test]
+fn a_sips_request_is_record_routed_with_sips_on_its_tls_sides_and_the_entries_still_prove_the_dialog() {
+    let us: SocketAddr = "10.0.0.1:5061".parse().unwrap();
+    let (caller, callee): (SocketAddr, SocketAddr) = ("10.0.0.7:50112".parse().unwrap(), "10.0.0.21:40999".parse().unwrap());
+    let inbound = Side { addr: us, transport: Protocol::Tls, flow: Some(caller) };
+    let to = Target { dest: callee, transport: Protocol::Tls, local: us, flow: Some(callee), ..target("10.0.0.21") };
+    let sent = forwarded_from_tls_to("sips:bob@branch.test", inbound, to);
+    let entries: Vec<&str> = sent.headers.get_all(&HeaderName::RecordRoute).collect();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    for entry in &entries {
+        assert!(entry.starts_with("<sips:f"), "{entry}");
+        let uri = holdfast_sip::message::NameAddr::parse(entry).unwrap().uri;
+        assert!(stamp().proves(&uri, &sent), "{entry} no longer proves its dialog");
+    }
+    // Its UDP side (a callee over UDP) stays sip:, the TLS side is sips:.
+    let tls_side = Side { addr: us, transport: Protocol::Tls, flow: None };
+    let sent = forwarded_from_tls_to("sips:bob@branch.test", tls_side, target("10.0.0.21"));
+    let tls_rr = stamp().record_route("sip:10.0.0.1:5061;transport=tls", "call-1", "a1", None).replacen("<sip:", "<sips:", 1);
+    assert_eq!(sent.headers.get_all(&HeaderName::RecordRoute).collect::<Vec<_>>(), [rr("10.0.0.1:5060"), tls_rr]);
+}
+
 /// What the proxy sends to `to` for an INVITE that came in over TLS on `inbound`.
 fn forwarded_from_tls(inbound: Side, to: Target) -> Request {
+    forwarded_from_tls_to("sip:bob@branch.test", inbound, to)
+}
+
+/// `forwarded_from_tls` for an INVITE to `uri`.
+fn forwarded_from_tls_to(uri: &str, inbound: Side, to: Target) -> Request {
     let now = Instant::now();
     let mut txns = Transactions::new(TimerConfig::default());
     let mut over_tls = invite();
+    over_tls.uri = Uri::parse(uri).unwrap();
     over_tls.headers.set(HeaderName::Via, "SIP/2.0/TLS 10.0.0.7:50112;branch=z9hG4bK-caller-1");
     let Ok(holdfast_sip::transaction::Inbound::Request { id, request }) = txns.on_request(over_tls, Protocol::Tls, now) else {
         panic!("expected a new server transaction")

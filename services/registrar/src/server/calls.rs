@@ -1,7 +1,7 @@
 //! Requests that are not REGISTERs for us: where they go (the routing decision, the Route set,
 //! the dialog's remote target) and handing them to the proxy.
 use super::{refuse, Server};
-use crate::proxy::{binding_hop, route_value, Side, Target};
+use crate::proxy::{binding_hop, route_uri, route_value, Side, Target};
 use crate::registrar::{aor_of, binding_key, contact_key};
 use crate::routing::{Destination, Router};
 use holdfast_sip::driver::Outbound;
@@ -21,6 +21,8 @@ impl Server {
         if self.trust.proves_dialog(&request, |a| self.addresses.is_ours(a)) {
             return self.in_dialog(id, request, inbound, now);
         }
+        // The central site's request for an outbound phone, along the Path that names its flow.
+        let path_flow = self.path_flow(&request);
         // An initial request, or one that claims a dialog without proving it: our own Route
         // entries come off, and so does any Route preloaded by the sender (as Kamailio's
         // default script does), so nobody steers us to a next hop of their choosing.
@@ -57,6 +59,12 @@ impl Server {
             self.counters.refused_callers += 1;
             return self.respond(id, refuse(&request, 403, why));
         }
+        if let Some((flow, transport)) = path_flow {
+            return match self.flow_target(request.uri.clone(), flow, transport) {
+                Ok(t) => self.proxy.forward(&mut self.txns, id, request, inbound, vec![t], None, now),
+                Err(flow) => self.flow_failed(id, &request, flow),
+            };
+        }
         // An address for a Request-URI reaches only a contact registered here (the central
         // site's calls to a phone, after its Path): no relaying to hosts of the caller's choice.
         if !self.addressed_to_us(&request.uri) && request.uri.socket_addr().is_some() {
@@ -79,11 +87,32 @@ impl Server {
         match self.next_hop(&request, ours) {
             Ok(Some(t)) => self.proxy.forward(&mut self.txns, id, request, inbound, vec![t], None, now),
             Ok(None) => self.respond(id, refuse(&request, 404, "Not Found (next hop is not an address)")),
-            Err(flow) => {
-                log::info!("{} for the flow {flow}: its connection is gone", request.method);
-                self.respond(id, refuse(&request, 430, "Flow Failed"))
-            }
+            Err(flow) => self.flow_failed(id, &request, flow),
         }
+    }
+
+    fn flow_failed(&mut self, id: TxId, request: &Request, flow: SocketAddr) {
+        log::info!("{} for the flow {flow}: its connection is gone", request.method);
+        self.respond(id, refuse(request, 430, "Flow Failed"))
+    }
+
+    /// The flow the top Route names when it is our Path entry for an outbound phone, with the
+    /// entry's transport.
+    fn path_flow(&self, request: &Request) -> Option<(SocketAddr, Protocol)> {
+        let top = NameAddr::parse(request.headers.get(&HeaderName::Route)?).ok()?.uri;
+        if !top.socket_addr().is_some_and(|a| self.addresses.is_ours(a)) {
+            return None;
+        }
+        Some((self.path.flow(&top)?, hop_of(&top)?.1))
+    }
+
+    /// A target over the phone's own connection `flow` (RFC 5626 §5.3); Err while it is gone.
+    fn flow_target(&mut self, uri: Uri, flow: SocketAddr, transport: Protocol) -> Result<Target, SocketAddr> {
+        if !self.transport.has_connection(flow, transport) {
+            return Err(flow);
+        }
+        let local = self.addresses.facing(flow.ip(), transport);
+        Ok(Target { uri, dest: flow, transport, route: Vec::new(), local, asserted: None, flow: Some(flow) })
     }
 
     /// 482 for a request looping through us, 483 when its Max-Forwards ran out (400 if unreadable).
@@ -105,16 +134,9 @@ impl Server {
         if let Some(next) = request.headers.get(&HeaderName::Route).and_then(|r| NameAddr::parse(r).ok()) {
             return Ok(self.target_at(next.uri, request.uri.clone()));
         }
-        let flow = ours.filter(|u| self.trust.stamp.proves(u, request)).and_then(|u| {
-            let transport = u.as_sip()?.params.value("transport").and_then(Protocol::from_param)?;
-            Some((flow_of(&u)?, transport))
-        });
+        let flow = ours.filter(|u| self.trust.stamp.proves(u, request)).and_then(|u| Some((flow_of(&u)?, hop_of(&u)?.1)));
         let Some((flow, transport)) = flow else { return Ok(self.target_at(request.uri.clone(), request.uri.clone())) };
-        if !self.transport.has_connection(flow, transport) {
-            return Err(flow);
-        }
-        let local = self.addresses.facing(flow.ip(), transport);
-        Ok(Some(Target { uri: request.uri.clone(), dest: flow, transport, route: Vec::new(), local, asserted: None, flow: Some(flow) }))
+        self.flow_target(request.uri.clone(), flow, transport).map(Some)
     }
 
     /// The phone's own connection a request came in on (RFC 5626 flow): a TCP or TLS
@@ -123,6 +145,16 @@ impl Server {
     pub(super) fn phone_flow(&self, source: &Source) -> Option<SocketAddr> {
         let central = self.central.as_ref().is_some_and(|c| c.proxies.iter().any(|p| p.ip() == source.addr.ip()));
         (source.transport.is_reliable() && source.conn.is_some() && !central).then_some(source.addr)
+    }
+
+    /// The phone's own connection a REGISTER came in on (`phone_flow`) when the phone asked
+    /// for outbound (RFC 5626 §4.2: a Contact with `reg-id`): our Path names that flow.
+    pub(super) fn outbound_flow(&self, register: &Request, source: &Source) -> Option<SocketAddr> {
+        let outbound = register
+            .headers
+            .get_all(&HeaderName::Contact)
+            .any(|c| NameAddr::parse(c).is_ok_and(|c| c.params.value("reg-id").is_some()));
+        outbound.then(|| self.phone_flow(source)).flatten()
     }
 
     /// The registered contact a Request-URI names: among the bindings of the To AOR first, else
@@ -175,7 +207,8 @@ impl Server {
             router.route(user.as_deref(), ours, mode, |aor| registrar.lookup(aor, unix).into_iter().cloned().collect());
         match destination {
             Destination::Local(bindings) => {
-                let targets: Vec<Target> = bindings.iter().filter_map(|b| self.binding_target(b)).collect();
+                let mut targets: Vec<Target> = bindings.iter().filter_map(|b| self.binding_target(b)).collect();
+                self.sips_over_tls_only(request, &mut targets)?;
                 let fallback = match (mode, &self.survival.voicemail, request.method == Method::INVITE) {
                     (crate::routing::Mode::Survival, Some(vm), true) => self.pstn_target(&vm.clone(), request),
                     _ => None,
@@ -183,7 +216,11 @@ impl Server {
                 Ok((targets, fallback))
             }
             Destination::Central => match self.central_target(request.uri.clone()) {
-                Some(t) => Ok((vec![t], None)),
+                Some(t) => {
+                    let mut targets = vec![t];
+                    self.sips_over_tls_only(request, &mut targets)?;
+                    Ok((targets, None))
+                }
                 None => Err(refuse(request, 503, "Service Unavailable (no central site)")),
             },
             Destination::Pstn(number) => match self.pstn_target(&number, request) {
@@ -195,6 +232,24 @@ impl Server {
             },
             Destination::Refuse(status, reason) => Err(refuse(request, status, reason)),
         }
+    }
+
+    /// A sips: Request-URI asks for TLS on every hop, to the phone too (RFC 3261 §26.2.2, RFC
+    /// 5630 §3.1.3: no last-hop exception): only the targets reached over TLS are kept. None
+    /// left of some is 480 with warn-code 380 (RFC 5630 §5.3); the caller must not retry as sip:.
+    /// (sba-mediation checks the PSTN side's own hops: its trunks.)
+    fn sips_over_tls_only(&self, request: &Request, targets: &mut Vec<Target>) -> Result<(), Response> {
+        if !matches!(&request.uri, Uri::Sip(sip) if sip.secure) {
+            return Ok(());
+        }
+        let before = targets.len();
+        targets.retain(|t| t.transport == Protocol::Tls);
+        if targets.is_empty() && before > 0 {
+            let mut r = refuse(request, 480, "Temporarily Unavailable (no TLS hop to the callee)");
+            r.headers.add(HeaderName::Warning, format!("380 {} \"SIPS Not Allowed\"", self.domain));
+            return Err(r);
+        }
+        Ok(())
     }
 
     /// An ACK for a 2xx: no transaction, sent on where its Route or Request-URI says when it
@@ -297,10 +352,15 @@ impl Server {
     }
 
     /// The Path entry that brings the central site's requests for a phone back through us,
-    /// over the transport we reach it by.
-    pub(super) fn path_towards(&mut self, central: SocketAddr) -> String {
+    /// over the transport we reach it by; with the phone's `flow` for an outbound phone on its
+    /// own connection (`PathStamp`).
+    pub(super) fn path_towards(&mut self, central: SocketAddr, flow: Option<SocketAddr>) -> String {
         let transport = self.central_transport();
-        route_value(Side { addr: self.addresses.facing(central.ip(), transport), transport, flow: None })
+        let side = Side { addr: self.addresses.facing(central.ip(), transport), transport, flow: None };
+        match flow {
+            Some(flow) => self.path.entry(&route_uri(side), flow),
+            None => route_value(side),
+        }
     }
 
 }

@@ -74,6 +74,8 @@ pub struct Server {
     /// The store's users_version the loaded users belong to.
     pub users_version: i64,
     pub proxy: Proxy,
+    /// Signs the flow tokens in the Path of outbound phones' REGISTERs to the central site.
+    pub path: crate::proxy::PathStamp,
     pub addresses: Addresses,
     pub domain: String,
     pub site: String,

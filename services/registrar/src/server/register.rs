@@ -167,7 +167,7 @@ impl Server {
             return self.respond(id, req.response(483));
         }
         out.headers.set(HeaderName::MaxForwards, (hops - 1).min(70).to_string());
-        let path = self.path_towards(central);
+        let path = self.path_towards(central, self.outbound_flow(&req, &source));
         out.headers.push_front(Header::new(HeaderName::Path, path));
         if !out.headers.get_all(&HeaderName::Supported).any(|s| s.trim().eq_ignore_ascii_case("path")) {
             out.headers.add(HeaderName::Supported, "path");
