@@ -161,6 +161,18 @@ fn the_central_site_over_tls_through_a_cut_and_a_failback() {
     let erin = Answerer::phone(&topo.phones, &scratch.path, &phone("erin", "erin-pw", 7, sba.addr), 120);
     assert!(erin.wait_registrations(0, WAIT), "erin never registered after failback:\n{}", erin.log());
     assert_eq!(of(&kam.sockets(), "erin"), Some(format!("tls:{CENTRAL}:5061").as_str()), "{:?}", kam.sockets());
+    // The centre reaches carol over TLS again, through the branch, with the WAN back (the caller
+    // on a port whose media ports are not hq's).
+    let out = call(&topo.central, SocketAddr::from((CENTRAL, 5076)), kam.addr, "hq", "carol", DOMAIN, HOLD).run(&scratch.path, 20);
+    assert!(
+        out.status.success(),
+        "the centre's call to carol after the failback failed:\n{}{}\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        sba.log(),
+        kam.log_text()
+    );
+    assert!(carol.wait(Event::Connected, connected + 3, WAIT), "{}", carol.console());
     assert!(!sba.log().contains("refused (expected name"), "{}", sba.log());
 }
 
