@@ -46,6 +46,18 @@ fn tls_keys(tls_dir: &Path, ca: &Path, tls_name: &str) -> [String; 2] {
     ]
 }
 
+/// Kamailio as the central site over TLS (its certificate from `pki` for CENTRAL_NAME and its
+/// address, asking for ours), and the branch reaching it over TLS, checked by that name.
+fn central_over_tls<'a>(topo: &'a Topology, scratch: &Scratch, pki: &Pki, users: &[(&str, &str)]) -> (Kamailio, Sba<'a>) {
+    let (cert, key) = pki.issue("central", &format!("DNS:{CENTRAL_NAME},IP:{CENTRAL}"));
+    let kam = Kamailio::start_with(topo, &scratch.path, DOMAIN, users, Some(&KamailioTls { cert: &cert, key: &key, ca: &pki.ca }));
+    let tls_dir = install_branch_certificate(pki, scratch);
+    let [registrar_keys, central_keys] = tls_keys(&tls_dir, &pki.ca, CENTRAL_NAME);
+    let central_port = kam.tls_addr.expect("Kamailio listens for TLS").port();
+    let sba = Sba::start_with(topo, scratch, DOMAIN, central_port, [&registrar_keys, &central_keys, ""]);
+    (kam, sba)
+}
+
 fn wait_until(mut f: impl FnMut() -> bool, within: Duration, what: impl Fn() -> String) {
     let deadline = Instant::now() + within;
     while !f() {
@@ -63,13 +75,8 @@ fn the_central_site_over_tls_through_a_cut_and_a_failback() {
     let scratch = Scratch::new("tls-central");
     let topo = Topology::new();
     let pki = Pki::new(&scratch.path, "pki");
-    let (cert, key) = pki.issue("central", &format!("DNS:{CENTRAL_NAME},IP:{CENTRAL}"));
     let users = [("alice", "alice-pw"), ("carol", "carol-pw"), ("dora", "dora-pw"), ("erin", "erin-pw"), ("hq", "hq-pw")];
-    let kam = Kamailio::start_with(&topo, &scratch.path, DOMAIN, &users, Some(&KamailioTls { cert: &cert, key: &key, ca: &pki.ca }));
-    let tls_dir = install_branch_certificate(&pki, &scratch);
-    let [registrar_keys, central_keys] = tls_keys(&tls_dir, &pki.ca, CENTRAL_NAME);
-    let central_port = kam.tls_addr.expect("Kamailio listens for TLS").port();
-    let sba = Sba::start_with(&topo, &scratch, DOMAIN, central_port, [&registrar_keys, &central_keys, ""]);
+    let (kam, sba) = central_over_tls(&topo, &scratch, &pki, &users);
     let phone = |user, password, i, registrar| PhoneConfig::new(user, password, DOMAIN, phone_at(i), registrar);
 
     // 1. Pass-through over TLS: baresip registers over TLS, a sipp phone over UDP; both
@@ -210,13 +217,8 @@ fn the_centre_reaches_an_outbound_tls_phone_over_its_flow_and_gets_430_once_it_i
     let scratch = Scratch::new("tls-central-flow");
     let topo = Topology::new();
     let pki = Pki::new(&scratch.path, "pki");
-    let (cert, key) = pki.issue("central", &format!("DNS:{CENTRAL_NAME},IP:{CENTRAL}"));
     let users = [("carol", "carol-pw"), ("hq", "hq-pw")];
-    let kam = Kamailio::start_with(&topo, &scratch.path, DOMAIN, &users, Some(&KamailioTls { cert: &cert, key: &key, ca: &pki.ca }));
-    let tls_dir = install_branch_certificate(&pki, &scratch);
-    let [registrar_keys, central_keys] = tls_keys(&tls_dir, &pki.ca, CENTRAL_NAME);
-    let central_port = kam.tls_addr.expect("Kamailio listens for TLS").port();
-    let sba = Sba::start_with(&topo, &scratch, DOMAIN, central_port, [&registrar_keys, &central_keys, ""]);
+    let (kam, sba) = central_over_tls(&topo, &scratch, &pki, &users);
     let tls_registrar = SocketAddr::from((SBA_LAN, 5061));
     let config = PhoneConfig::new("carol", "carol-pw", DOMAIN, phone_at(3), tls_registrar);
     let carol = Baresip::start_tls_outbound(&topo.phones, &scratch.path, &config, 300, &pki.ca);
