@@ -32,8 +32,9 @@ while [ $# -gt 0 ]; do
 done
 
 # dbus: systemd-logind needs it, and without logind the ACPI power button (qemu system_powerdown,
-# a hypervisor's shutdown) is ignored.
-packages=(systemd systemd-sysv udev dbus linux-image-amd64 initramfs-tools kmod iproute2 nftables procps
+# a hypervisor's shutdown) is ignored. iptables: the firewall (sba-firewall.service loads
+# overlay/etc/sba/firewall*.rules with iptables-legacy-restore, as on the buildroot image).
+packages=(systemd systemd-sysv udev dbus linux-image-amd64 initramfs-tools kmod iproute2 iptables procps
     usr-is-merged)
 case "$variant" in
     base) ;;
@@ -109,10 +110,16 @@ rm -rf "$out"
 mkdir -p "$out"
 root="$out/rootfs"
 
-# The initramfs only has to find an ext4 root on virtio-blk: a short module list keeps it small.
-setup_hook='mkdir -p "$1/etc/initramfs-tools/conf.d" "$1/usr/share/initramfs-tools/modules.d"
-printf "MODULES=list\nCOMPRESS=gzip\n" > "$1/etc/initramfs-tools/conf.d/sba"
-printf "virtio_pci\nvirtio_blk\next4\n" > "$1/usr/share/initramfs-tools/modules.d/sba"'
+# The initramfs only has to find an ext4 root on virtio-blk: a short module list keeps it small, and
+# it runs without udev (dpkg leaves out udev's initramfs hook and scripts) and without looking for a
+# hibernation image: udevd and a coldplug of every device took 3-4 s of TCG before the root was even
+# looked for, and the list's modules are all the root needs (modprobe loads them; devtmpfs makes
+# /dev/vda).
+setup_hook='mkdir -p "$1/etc/initramfs-tools/conf.d" "$1/usr/share/initramfs-tools/modules.d" "$1/etc/dpkg/dpkg.cfg.d"
+printf "MODULES=list\nCOMPRESS=gzip\nRESUME=none\n" > "$1/etc/initramfs-tools/conf.d/sba"
+printf "virtio_pci\nvirtio_blk\next4\n" > "$1/usr/share/initramfs-tools/modules.d/sba"
+printf "path-exclude=/usr/share/initramfs-tools/hooks/udev\npath-exclude=/usr/share/initramfs-tools/scripts/*/udev\n" \
+    > "$1/etc/dpkg/dpkg.cfg.d/sba-initramfs"'
 
 # apt satisfies init-system-helpers' "usrmerge | usr-is-merged" with usrmerge, a perl script: with
 # usr-is-merged there, usrmerge goes, and with it 50 MB of perl (dpkg refuses if anything else needs
@@ -170,7 +177,7 @@ rm -f "$out/vmlinux.xz"
 # XEN_ELFNOTE_PHYS32_ENTRY (18): the PVH entry point qemu needs to boot an uncompressed kernel.
 notes=$(readelf -n "$out/vmlinux")
 grep -Eq '\(0x00000012\)|PHYS32_ENTRY' <<< "$notes" || die "kernel $kver has no PVH entry (CONFIG_PVH)"
-# Only $modules and netfilter (nftables, a firewall's) stay, with the modules they depend on: about
+# Only $modules and netfilter (the firewall's xtables) stay, with the modules they depend on: about
 # 390 MiB less, and nothing for udev to load that a VM does not use.
 moddir=/lib/modules/$kver/kernel
 netfilter=$(cd "$root$moddir" && find net/netfilter net/ipv4/netfilter net/ipv6/netfilter -name '*.ko*' \
@@ -195,16 +202,30 @@ for unit in getty-static.service getty@tty1.service e2scrub_reap.service e2scrub
     modprobe@configfs.service dev-hugepages.mount dev-mqueue.mount sys-kernel-debug.mount sys-kernel-tracing.mount \
     sys-kernel-config.mount sys-fs-fuse-connections.mount systemd-update-utmp.service \
     systemd-update-utmp-runlevel.service systemd-network-generator.service proc-sys-fs-binfmt_misc.automount \
-    systemd-binfmt.service; do
+    systemd-binfmt.service kmod-static-nodes.service; do
     ln -sf /dev/null "$root/etc/systemd/system/$unit"
 done
+# udev's coldplug skips the 63 virtual consoles and their vcs devices of Debian's kernel (a third of
+# the VM's 265 devices; nothing here opens them, no getty runs on them) and the CPU and memory block
+# devices (their events load nothing a VM uses). Of the tty class it takes the serial ports (getty,
+# the test hook's ttyS1) and /dev/tty, console, ptmx.
+mkdir -p "$root/etc/systemd/system/systemd-udev-trigger.service.d"
+printf '%s\n' '[Service]' 'ExecStart=' \
+    'ExecStart=-udevadm trigger --type=all --action=add --prioritized-subsystem=module,block,tpmrm,net,input --subsystem-nomatch=tty --subsystem-nomatch=vc --subsystem-nomatch=cpu --subsystem-nomatch=memory' \
+    'ExecStart=-udevadm trigger --type=devices --action=add --subsystem-match=tty --sysname-match=ttyS* --sysname-match=tty --sysname-match=console --sysname-match=ptmx' \
+    > "$root/etc/systemd/system/systemd-udev-trigger.service.d/sba-coldplug.conf"
 # The appliance's network manager, as on buildroot's image: DHCP on every wired port
 # (80-sba-dhcp.network) unless a site's (or a test's) .network file says otherwise.
 chroot "$root" systemctl enable --quiet systemd-networkd.service
 # udev's hardware database names vendors and models; nothing here needs that (22 MB).
 rm -rf "$root/usr/lib/udev/hwdb.d" "$root/usr/lib/udev/hwdb.bin"
 echo sba > "$root/etc/hostname"
-printf '/dev/vda / ext4 rw,errors=remount-ro 0 1\n' > "$root/etc/fstab"
+# No fstab: the kernel mounts the root read-write (image/qemu's command line) and the filesystem's
+# own default on errors is remount-ro (mkfs -e below), so systemd-remount-fs has nothing to do and
+# is skipped.
+rm -f "$root/etc/fstab"
+# An empty /etc/modules (Debian's modules-load.d/modules.conf) still runs systemd-modules-load.
+rm -f "$root/etc/modules-load.d/modules.conf"
 # A test VM: root logs in on the serial console without a password.
 chroot "$root" passwd -d root >/dev/null
 rm -rf "$root/var/lib/apt/lists/"* "$root/var/cache/apt/"*.bin "$root/usr/share/doc" "$root/usr/share/man" \
@@ -217,7 +238,7 @@ touch "$root/etc/.updated" "$root/var/.updated"
 # Room for the journal (48 MiB cap), the SQLite database and ext4's own metadata.
 used_mib=$(du -sm "$root" | cut -f1)
 size_mib=$(( used_mib + used_mib / 4 + 128 ))
-mkfs.ext4 -q -F -L sba-root -d "$root" "$out/rootfs.ext4" "${size_mib}M" >&2 || die "mkfs.ext4 failed"
+mkfs.ext4 -q -F -L sba-root -e remount-ro -d "$root" "$out/rootfs.ext4" "${size_mib}M" >&2 || die "mkfs.ext4 failed"
 qemu-img convert -f raw -O qcow2 "$out/rootfs.ext4" "$out/rootfs.qcow2" || die "qemu-img convert failed"
 rm -rf "$root"
 echo "$inputs" > "$out/inputs.sha256"

@@ -82,23 +82,28 @@ pub fn image(variant: Variant) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// A shell function for guest scripts: `static_addr MAC CIDR` gives the NIC with that MAC the
-/// address through systemd-networkd (the appliance's network manager, which would otherwise run DHCP
-/// on it and drop foreign addresses), kept across carrier loss (a cable pulled through QMP), waits
-/// until the address is there (at most 60 s: it fails otherwise) and prints the NIC's name.
+/// A shell function for guest scripts: `static_addr MAC CIDR [CIDR...]` gives the NIC with that MAC
+/// the addresses through systemd-networkd (the appliance's network manager, which would otherwise run
+/// DHCP on it and drop foreign addresses), kept across carrier loss (a cable pulled through QMP), waits
+/// until the first address is there (at most 60 s: it fails otherwise) and prints the NIC's name.
 pub const STATIC_ADDR_SH: &str = r#"static_addr() {
     mkdir -p /run/systemd/network
-    printf '[Match]\nMACAddress=%s\n\n[Network]\nAddress=%s\nConfigureWithoutCarrier=yes\nIgnoreCarrierLoss=yes\n' "$1" "$2" \
-        > "/run/systemd/network/10-test-$(echo "$1" | tr -d :).network"
+    mac=$1
+    shift
+    {
+        printf '[Match]\nMACAddress=%s\n\n[Network]\n' "$mac"
+        for cidr; do printf 'Address=%s\n' "$cidr"; done
+        printf 'ConfigureWithoutCarrier=yes\nIgnoreCarrierLoss=yes\n'
+    } > "/run/systemd/network/10-test-$(echo "$mac" | tr -d :).network"
     # networkd reads the file when it starts, if it has not yet.
     networkctl reload 2>/dev/null
     i=0
-    until ip addr show | grep -q " inet ${2%/*}/"; do
+    until ip addr show | grep -q " inet ${1%/*}/"; do
         [ $i -lt 600 ] || return 1
         sleep 0.1
         i=$((i+1))
     done
-    for d in /sys/class/net/*; do [ "$(cat "$d/address")" = "$1" ] && basename "$d"; done
+    for d in /sys/class/net/*; do [ "$(cat "$d/address")" = "$mac" ] && basename "$d"; done
     return 0
 }"#;
 

@@ -48,6 +48,13 @@ for u in $units; do
         "$(systemctl show -p ActiveState -p SubState -p Type -p NRestarts -p StatusText "$u" | tr '\n' ' ')"
 done
 echo "READY-ALL boot=$boot uptime=$(cut -d' ' -f1 /proc/uptime) pending=[$pending]"
+# The boot as a whole: "running", not "degraded" (a failed unit, e.g. a DAHDI setup with no card).
+echo "SYSTEM $(timeout 90 systemctl is-system-running --wait) failed=[$(systemctl list-units --failed --plain --no-legend | cut -d' ' -f1 | tr '\n' ' ')]"
+# The units' sandboxing in force: seccomp filter mode (2) and no new privileges, per service.
+for u in $present; do
+    pid=$(systemctl show -p MainPID --value "$u")
+    echo "SANDBOX $u $(grep -E '^(Seccomp|NoNewPrivs):' "/proc/$pid/status" | tr -s '\t\n' '  ')"
+done
 free -m | awk '/^Mem:/ {{print "MEM used_mib=" $3 " total_mib=" $2}}'
 for u in $present; do journalctl -b -u "$u" --no-pager -o cat | sed "s/^/JOURNAL $u /"; done
 echo "JOURNAL-END boot=$boot"
@@ -90,9 +97,20 @@ fn image_boots_services_ready_and_a_phone_registers() -> Result<()> {
         }
         bail!("services not READY: {ready}\n{}", report.join("\n"));
     }
-    vm.wait_for("USER-ADDED", Duration::from_secs(60))?;
     let units: Vec<&str> = out.lines().filter(|l| l.starts_with("UNIT ")).collect();
     ensure!(units.len() == 3, "no unit report\n{}", vm.diagnostics());
+    // Finding 3 and 4 of issue 16, on the booted image: nothing failed, the sandboxing is applied.
+    let system = out.lines().find(|l| l.starts_with("SYSTEM ")).context("no system state report")?;
+    ensure!(system.starts_with("SYSTEM running "), "the system did not boot cleanly: {system}");
+    for line in units.iter().filter(|l| l.contains("present=yes")) {
+        let unit = line.split_whitespace().nth(1).unwrap_or_default();
+        let sandbox = out.lines().find(|l| l.starts_with(&format!("SANDBOX {unit} "))).with_context(|| format!("no sandbox report for {unit}"))?;
+        ensure!(
+            sandbox.contains("NoNewPrivs: 1") && sandbox.contains("Seccomp: 2"),
+            "{unit} runs without its seccomp filter or with new privileges allowed: {sandbox}"
+        );
+    }
+    vm.wait_for("USER-ADDED", Duration::from_secs(60))?;
     for line in &units {
         if line.contains("present=yes") {
             ensure!(

@@ -623,27 +623,31 @@ fn units_pass_systemd_analyze_verify() -> Result<()> {
     Ok(())
 }
 
+/// The firewall is the shared overlay's: both images carry it (image_firewall boots it).
 fn firewall_dir() -> PathBuf {
-    tree().join("board/sba/common/rootfs-overlay/etc/sba")
+    repo().join("image/overlay/etc/sba")
 }
 
 /// The firewall drops by default and lets in, from the site's networks only, exactly the ports
 /// sba.toml's services listen on: SIP over UDP and TCP, SIP over TLS, the RTP range, the web page.
+/// Both images install iptables and start the firewall at boot.
 fn firewall_lets_in_only_the_services() -> Result<()> {
     let config = sba_toml()?;
-    let listen = config.get("registrar").and_then(|r| r.get("listen")).and_then(|l| l.as_str()).context("no registrar.listen")?;
-    let sip: u16 = listen.rsplit(':').next().unwrap_or("").parse().with_context(|| format!("registrar.listen {listen}"))?;
+    let port = |section: &str, key: &str| -> Result<u16> {
+        let listen = config.get(section).and_then(|s| s.get(key)).and_then(|l| l.as_str()).with_context(|| format!("no {section}.{key}"))?;
+        listen.rsplit(':').next().unwrap_or("").parse().with_context(|| format!("{section}.{key} {listen}"))
+    };
+    let sip = port("registrar", "listen")?;
     let media = config.get("mediation").and_then(|m| m.get("media_ports")).and_then(|p| p.as_array()).context("no mediation.media_ports")?;
     let (first, last) = (media[0].as_integer().context("media_ports")?, media[1].as_integer().context("media_ports")?);
-    let web = config.get("web").and_then(|w| w.get("listen")).and_then(|l| l.as_str()).context("no web.listen")?;
-    let web: u16 = web.rsplit(':').next().unwrap_or("").parse().with_context(|| format!("web.listen {web}"))?;
     let wanted: BTreeSet<String> = [
         format!("-p udp -m udp --dport {sip}"),
         format!("-p tcp -m tcp --dport {sip}"),
-        // SIP over TLS (RFC 3261's 5061), the registrar's TLS listener.
-        "-p tcp -m tcp --dport 5061".to_string(),
+        // SIP over TLS: the phones' (the registrar's) and the trunks' and PBXs' (sba-mediation's).
+        format!("-p tcp -m tcp --dport {}", port("registrar", "tls_listen")?),
+        format!("-p tcp -m tcp --dport {}", port("mediation", "tls_listen")?),
         format!("-p udp -m udp --dport {first}:{last}"),
-        format!("-p tcp -m tcp --dport {web}"),
+        format!("-p tcp -m tcp --dport {}", port("web", "listen")?),
     ]
     .into();
     for (file, sites) in [("firewall4.rules", ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"].as_slice()), ("firewall6.rules", ["fc00::/7", "fe80::/10"].as_slice())] {
@@ -677,8 +681,16 @@ fn firewall_lets_in_only_the_services() -> Result<()> {
             ensure!(fragment.lines().any(|l| l.trim() == option), "{file} uses -m {module}; the kernel fragment lacks {option}");
         }
     }
-    let unit = read(&tree().join("board/sba/common/rootfs-overlay/etc/systemd/system/sba-firewall.service"))?;
+    let units = repo().join("image/overlay/etc/systemd/system");
+    let unit = read(&units.join("sba-firewall.service"))?;
     ensure!(unit.contains("Before=network-pre.target") && unit.contains("DefaultDependencies=no"), "the firewall is not up before the network");
+    // A firewall that is silently skipped leaves the appliance open: no condition, a failure shows.
+    ensure!(!unit.lines().any(|l| l.starts_with("Condition")), "sba-firewall.service is skipped on a condition");
+    let wants = units.join("multi-user.target.wants/sba-firewall.service");
+    ensure!(fs::read_link(&wants).is_ok(), "the firewall is not enabled ({} missing)", wants.display());
+    let build = read(&repo().join("image/build.sh"))?;
+    let packages = build.lines().find(|l| l.starts_with("packages=(")).context("image/build.sh has no packages=(...)")?;
+    ensure!(packages.split(['(', ' ']).any(|p| p == "iptables"), "the Debian VM image does not install iptables: {packages}");
     Ok(())
 }
 
