@@ -106,13 +106,18 @@ log.close()
 /// The embedded default with a carrier trunk that requires SRTP, and a route to it for the
 /// carrier's numbers (+1 212, national usage, ahead of the national route to the gateway).
 fn config() -> String {
+    config_with("")
+}
+
+/// `config()` with `keys` more in the carrier's trunk.
+fn config_with(keys: &str) -> String {
     let default = include_str!("../../services/mediation/src/default.toml");
     let national = "[[mediation.routes]]\nname = \"national\"\n";
     assert!(default.contains(national), "the embedded default has no national route");
     let route = format!(
         "[[mediation.routes]]\nname = \"carrier\"\npattern = '\\+1212\\d{{7}}'\nusage = \"national\"\ntrunks = [\"carrier\"]\n\n{national}"
     );
-    let trunk = format!("\n[[mediation.trunks]]\nname = \"carrier\"\nkind = \"carrier\"\naddress = \"{CARRIER}\"\nsrtp = \"mandatory\"\n");
+    let trunk = format!("\n[[mediation.trunks]]\nname = \"carrier\"\nkind = \"carrier\"\naddress = \"{CARRIER}\"\nsrtp = \"mandatory\"\n{keys}");
     default.replacen(national, &route, 1) + &trunk
 }
 
@@ -235,25 +240,7 @@ fn a_phone_over_tls_with_srtp_calls_the_srtp_carrier_and_both_hear_each_other_th
         Baresip::start_srtp_carrier(app.ns(), &scratch.path, CARRIER.parse().unwrap(), CARRIER_NUMBER, 120, BaresipAudio::Tone(CARRIER_HZ));
     wait_until("the phone registered over TLS", WAIT, || app.binding("3001").is_some_and(|b| b["transport"] == "tls"));
 
-    let watcher = wire::Watcher::start(app.ns(), &scratch.path, &["20000-20999", "22000-22999"]);
-    phone.dial("2125550100");
-    assert!(
-        phone.wait(Event::Connected, 0, WAIT),
-        "the TLS SRTP call did not connect:\n{}\n{}\n{}",
-        phone.console(),
-        carrier.console(),
-        app.log("sba-mediation")
-    );
-    std::thread::sleep(Duration::from_secs(u64::from(HOLD_S)));
-    phone.hang_up();
-    assert!(carrier.wait(Event::Ended, 0, WAIT), "{}", carrier.console());
-    let seen = watcher.stop();
-
-    let secs = f64::from(HOLD_S) - 1.0;
-    let carrier_heard = carrier.heard().expect("the carrier's baresip kept no audio of the call");
-    let phone_heard = phone.heard().expect("the phone's baresip kept no audio of the call");
-    assert!(audio::seconds_of(&carrier_heard, f64::from(PHONE_HZ)) >= secs, "the carrier did not hear the phone: {}", carrier_heard.display());
-    assert!(audio::seconds_of(&phone_heard, f64::from(CARRIER_HZ)) >= secs, "the phone did not hear the carrier: {}", phone_heard.display());
+    let seen = call_the_carrier(&app, &scratch, &mut phone, &carrier, &["20000-20999", "22000-22999"], "TLS SRTP");
     let legs = [
         flow(&seen, &PHONE_RTP_PORTS, &RELAY_PORTS),
         flow(&seen, &RELAY_PORTS, &PHONE_RTP_PORTS),
@@ -264,4 +251,72 @@ fn a_phone_over_tls_with_srtp_calls_the_srtp_carrier_and_both_hear_each_other_th
     eprintln!("on the wire (packets, with {PHONE_HZ} Hz, with {CARRIER_HZ} Hz): phone->relay, relay->phone, carrier->relay, relay->carrier {summary:?}");
     assert!(summary.iter().all(|&(n, a, b)| n >= 100 && a == 0 && b == 0), "{summary:?}");
     assert!(legs.iter().all(|l| wire::all_tagged(l)), "a packet without an auth tag: {summary:?}");
+}
+
+#[test]
+fn a_trunk_offered_aes_128_gcm_alone_talks_through_it_with_a_real_peer() {
+    a_trunk_offered_one_gcm_suite_talks_through_it("AEAD_AES_128_GCM");
+}
+
+#[test]
+fn a_trunk_offered_aes_256_gcm_alone_talks_through_it_with_a_real_peer() {
+    a_trunk_offered_one_gcm_suite_talks_through_it("AEAD_AES_256_GCM");
+}
+
+/// A GCM `suite` (RFC 7714) end to end: the trunk's `srtp_suites` lists it alone, so the
+/// carrier's baresip (libre's SRTP, which takes the first suite it knows of an offer) answers
+/// it; the relay's GCM meets libre's both ways, heard after decryption at the carrier.
+fn a_trunk_offered_one_gcm_suite_talks_through_it(suite: &str) {
+    let scratch = Scratch::new(&format!("srtp-{}", suite.to_ascii_lowercase()));
+    let mediation = scratch.file("mediation.toml");
+    std::fs::write(&mediation, config_with(&format!("srtp_suites = [\"{suite}\"]\n"))).unwrap();
+    let app = LocalAppliance::start_configured(&scratch.path, &[("sba-mediation", &mediation)]);
+    app.add_users(&[("3001", "pw-3001")]);
+    let phone_config = PhoneConfig::new("3001", "pw-3001", DOMAIN, "127.0.0.1:5066".parse().unwrap(), REGISTRAR.parse().unwrap());
+    let mut phone = Baresip::start_with(app.ns(), &scratch.path, &phone_config, 120, BaresipAudio::Tone(PHONE_HZ), Protocol::Udp);
+    let carrier =
+        Baresip::start_srtp_carrier(app.ns(), &scratch.path, CARRIER.parse().unwrap(), CARRIER_NUMBER, 120, BaresipAudio::Tone(CARRIER_HZ));
+    wait_until("the phone registered", WAIT, || app.binding("3001").is_some());
+
+    let seen = call_the_carrier(&app, &scratch, &mut phone, &carrier, &["20000-20999", "22000-22999", "5090-5090"], suite);
+
+    // Our offer had the one suite; the carrier answered it.
+    let sip: Vec<String> = seen.iter().filter(|s| s.from == 5090 || s.to == 5090).map(wire::Seen::text).collect();
+    let offer = sip.iter().find(|t| t.starts_with("INVITE ") && t.contains("m=audio")).expect("our INVITE to the carrier");
+    assert_eq!(offer.matches("a=crypto:").count(), 1, "{offer}");
+    assert!(offer.contains(&format!(" {suite} inline:")), "{offer}");
+    let answer = sip.iter().find(|t| t.starts_with("SIP/2.0 200") && t.contains("m=audio")).expect("the carrier's 2xx");
+    assert!(answer.contains("RTP/SAVP") && answer.contains(&format!(" {suite} inline:")), "the carrier did not answer {suite}: {answer}");
+
+    let trunk = [flow(&seen, &CARRIER_RTP_PORTS, &RELAY_PORTS), flow(&seen, &RELAY_PORTS, &CARRIER_RTP_PORTS)];
+    let summary: Vec<(usize, usize, usize)> = trunk.iter().map(|l| (l.len(), with_tone(l, PHONE_HZ), with_tone(l, CARRIER_HZ))).collect();
+    eprintln!("{suite} trunk leg on the wire (packets, with {PHONE_HZ} Hz, with {CARRIER_HZ} Hz): carrier->relay, relay->carrier {summary:?}");
+    assert!(summary.iter().all(|&(n, a, b)| n >= 100 && a == 0 && b == 0), "{summary:?}");
+    // G.711's 160 octets and GCM's 16-octet tag.
+    let gcm_sized = trunk.iter().all(|l| l.iter().all(|s| s.g711().is_some_and(|(_, p)| p.len() == 160 + 16)));
+    assert!(gcm_sized, "a trunk packet that is not 160 octets and GCM's tag: {summary:?}");
+}
+
+/// The phone calls the carrier and they talk for HOLD_S seconds, the wire watched on `ranges`;
+/// each must have heard the other (after its own decryption). What the watcher saw.
+fn call_the_carrier(app: &LocalAppliance, scratch: &Scratch, phone: &mut Baresip, carrier: &Baresip, ranges: &[&str], what: &str) -> Vec<wire::Seen> {
+    let watcher = wire::Watcher::start(app.ns(), &scratch.path, ranges);
+    phone.dial("2125550100");
+    assert!(
+        phone.wait(Event::Connected, 0, WAIT),
+        "the {what} call did not connect:\n{}\n{}\n{}",
+        phone.console(),
+        carrier.console(),
+        app.log("sba-mediation")
+    );
+    std::thread::sleep(Duration::from_secs(u64::from(HOLD_S)));
+    phone.hang_up();
+    assert!(carrier.wait(Event::Ended, 0, WAIT), "{}", carrier.console());
+    let seen = watcher.stop();
+    let secs = f64::from(HOLD_S) - 1.0;
+    let carrier_heard = carrier.heard().expect("the carrier's baresip kept no audio of the call");
+    let phone_heard = phone.heard().expect("the phone's baresip kept no audio of the call");
+    assert!(audio::seconds_of(&carrier_heard, f64::from(PHONE_HZ)) >= secs, "the carrier did not hear the phone: {}", carrier_heard.display());
+    assert!(audio::seconds_of(&phone_heard, f64::from(CARRIER_HZ)) >= secs, "the phone did not hear the carrier: {}", phone_heard.display());
+    seen
 }

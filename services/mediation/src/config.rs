@@ -3,6 +3,7 @@
 use crate::b2bua::SrtpPolicy;
 use crate::numbers::{DialPlan, Rule};
 use crate::routing::{route_pattern, AddressRange, InboundRule, InboundTarget, Plan, Policy, Registration, Route, Trunk, TrunkKind};
+use holdfast_media::srtp::Suite;
 use holdfast_sip::transport::Protocol;
 use holdfast_tls::rustls::pki_types::ServerName;
 use holdfast_runtime::config::{ConfigError, Loaded, Source};
@@ -161,6 +162,9 @@ struct TrunkEntry {
     media_bypass: bool,
     #[serde(default)]
     srtp: SrtpPolicy,
+    /// The SDES suites offered to the trunk, most preferred first (RFC 4568/6188/7714 names).
+    #[serde(default)]
+    srtp_suites: Vec<Spanned<String>>,
     /// OPTIONS health checks; off for a peer that does not answer OPTIONS.
     #[serde(default = "yes")]
     options: bool,
@@ -297,6 +301,17 @@ impl Loaded for Config {
             if !names.insert(t.name.get_ref().clone()) {
                 return Err(at(t.name.span(), format!("mediation.trunks[{i}].name"), "duplicate trunk name".into()));
             }
+            let mut srtp_suites = Vec::new();
+            for name in &t.srtp_suites {
+                let suite = Suite::from_name(name.get_ref()).ok_or_else(|| {
+                    let known: Vec<&str> = Suite::ALL.iter().map(|s| s.name()).collect();
+                    at(name.span(), format!("mediation.trunks[{i}].srtp_suites"), format!("unknown suite (one of {})", known.join(", ")))
+                })?;
+                srtp_suites.push(suite);
+            }
+            if srtp_suites.is_empty() {
+                srtp_suites = Suite::ALL.to_vec();
+            }
             if matches!(t.transport, TransportEntry::Tls) {
                 let name = t.tls_name.as_ref().map_or_else(|| t.address.ip().to_string(), |n| n.get_ref().clone());
                 let server_name = ServerName::try_from(name).map_err(|e| {
@@ -334,6 +349,7 @@ impl Loaded for Config {
                 calling: rules(&t.calling, &format!("mediation.trunks[{i}].calling"))?,
                 media_bypass: t.media_bypass,
                 srtp: t.srtp,
+                srtp_suites,
                 options: t.options,
                 registration,
                 inbound_from: t

@@ -4,6 +4,7 @@
 //! Inbound, DIDs map to branch users and the IP-PBX's number ranges go to the PBX.
 use crate::b2bua::SrtpPolicy;
 use crate::numbers::{anchored, DialPlan, Normalized, NumberError, Rule};
+use holdfast_media::srtp::Suite;
 use holdfast_sip::transport::Protocol;
 use regex::Regex;
 use std::collections::HashMap;
@@ -58,6 +59,8 @@ pub struct Trunk {
     pub media_bypass: bool,
     /// SRTP on this trunk's leg.
     pub srtp: SrtpPolicy,
+    /// The SDES suites we offer this trunk, most preferred first (`srtp_suites`; default all).
+    pub srtp_suites: Vec<Suite>,
     /// Kept under OPTIONS health checks.
     pub options: bool,
     pub registration: Option<Registration>,
@@ -223,6 +226,11 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The SDES suites offered to trunk `name`, most preferred first; all of them elsewhere.
+    pub fn srtp_suites(&self, name: Option<&str>) -> &[Suite] {
+        name.and_then(|n| self.trunk(n)).map_or(&Suite::ALL[..], |t| &t.srtp_suites[..])
+    }
+
     pub fn trunk(&self, name: &str) -> Option<&Trunk> {
         self.trunks.iter().find(|t| t.name == name)
     }

@@ -764,12 +764,12 @@ impl<M: Media> B2bua<M> {
     fn next_target(&mut self, txns: &mut Transactions, key: u64, now: Instant) {
         let Some(call) = self.calls.get_mut(&key) else { return };
         let State::Setup(setup) = &mut call.state else { return };
-        let (a, media, config, ids) = (&call.invite, call.media, &self.config, &mut self.ids);
+        let (a, media, config, ids, plan) = (&call.invite, call.media, &self.config, &mut self.ids, &self.plan);
         let called = setup.hunt.call_next(txns, &self.dead, &mut call.cdr, now + config.no_answer, now, |target| {
             let relay_b = media.filter(|_| !target.bypass).map(|(_, _, b)| b);
             // A late offer (no SDP from A) is B's to make: no keys of ours then.
             let keys = match relay_b {
-                Some(_) if !a.body.is_empty() => srtp::offer(target.srtp, ids),
+                Some(_) if !a.body.is_empty() => srtp::offer(target.srtp, plan.srtp_suites(target.hop.trunk()), ids),
                 _ => Vec::new(),
             };
             (invite_to_b(a, target, config.local, &config.contact_to(target), relay_b, &keys, ids), keys)

@@ -74,12 +74,13 @@ pub(super) fn answer(theirs: &Crypto, ids: &mut Ids) -> (Crypto, LegKeys) {
     (ours, keys)
 }
 
-/// The keys we offer a leg: one a suite, fresh, for a mandatory leg; none otherwise.
-pub(super) fn offer(policy: SrtpPolicy, ids: &mut Ids) -> Vec<Crypto> {
+/// The keys we offer a leg: one of each of `suites` (in order), fresh, for a mandatory leg;
+/// none otherwise.
+pub(super) fn offer(policy: SrtpPolicy, suites: &[Suite], ids: &mut Ids) -> Vec<Crypto> {
     if policy != SrtpPolicy::Mandatory {
         return Vec::new();
     }
-    (1..).zip(Suite::ALL).map(|(tag, suite)| Crypto { tag, key: fresh(suite, ids) }).collect()
+    (1..).zip(suites).map(|(tag, &suite)| Crypto { tag, key: fresh(suite, ids) }).collect()
 }
 
 /// The leg's keys from its answer to `ours` (the key it sent under a tag and suite we offered,
@@ -144,7 +145,7 @@ impl LegSrtp {
     /// none otherwise.
     pub(super) fn offer(&mut self, ids: &mut Ids) -> Vec<Crypto> {
         if self.offered.is_empty() {
-            self.offered = offer(self.policy, ids);
+            self.offered = offer(self.policy, &Suite::ALL, ids);
         }
         self.offered.clone()
     }
@@ -258,8 +259,12 @@ mod tests {
         assert_eq!((ours.tag, ours.suite()), (9, theirs.suite()));
         assert_ne!(ours.key, theirs.key);
         assert_eq!((&keys.inbound, &keys.outbound), (&theirs.key, &ours.key));
-        assert!(offer(SrtpPolicy::Optional, &mut ids).is_empty());
-        let offered_b = offer(SrtpPolicy::Mandatory, &mut ids);
+        assert!(offer(SrtpPolicy::Optional, &Suite::ALL, &mut ids).is_empty());
+        // A trunk's own list, in its order.
+        let gcm_first = [Suite::AeadAes256Gcm, Suite::AesCm128HmacSha1_80];
+        let listed = offer(SrtpPolicy::Mandatory, &gcm_first, &mut ids);
+        assert_eq!(listed.iter().map(|c| (c.tag, c.suite())).collect::<Vec<_>>(), [(1, gcm_first[0]), (2, gcm_first[1])]);
+        let offered_b = offer(SrtpPolicy::Mandatory, &Suite::ALL, &mut ids);
         assert_eq!(offered_b.iter().map(|c| (c.tag, c.suite())).collect::<Vec<_>>(), (1..).zip(Suite::ALL).collect::<Vec<_>>());
         assert!(offered_b.iter().all(|c| c.key != ours.key));
         // The carrier answers with tag 2 and its own key.

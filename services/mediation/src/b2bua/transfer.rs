@@ -156,9 +156,9 @@ impl<M: Media> B2bua<M> {
         // mandatory, plain RTP otherwise; its leg's keys (in the referrer's place) go to the
         // relay when it answers.
         let transferee_sdp = &call.sdp[super::ix(transferee)];
-        let (config, ids) = (&self.config, &mut self.ids);
+        let (config, ids, plan) = (&self.config, &mut self.ids, &self.plan);
         let called = t.hunt.call_next(txns, &self.dead, &mut t.cdr, now + config.no_answer, now, |target| {
-            let keys = if relay.is_some() { srtp::offer(target.srtp, ids) } else { Vec::new() };
+            let keys = if relay.is_some() { srtp::offer(target.srtp, plan.srtp_suites(target.hop.trunk()), ids) } else { Vec::new() };
             let offer = relay_sdp::offer(transferee_sdp, relay, &keys, true);
             (new_invite(target, local, &config.contact(target.transport), 70, offer, ids), keys)
         });

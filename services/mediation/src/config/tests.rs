@@ -114,6 +114,20 @@ fn unlisted_users_get_local_and_national_only_unless_a_default_is_named() {
 }
 
 #[test]
+fn a_trunks_srtp_suites_are_offered_in_its_order_and_an_unknown_one_is_an_error() {
+    let trunk = |extra: &str| format!("{MIN}[[mediation.trunks]]\nname = \"itsp\"\nkind = \"carrier\"\naddress = \"192.0.2.7:5060\"\n{extra}");
+    let c = Config::parse(&trunk("srtp_suites = [\"AEAD_AES_128_GCM\", \"AES_CM_128_HMAC_SHA1_80\"]\n"), "t").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.plan.srtp_suites(Some("itsp")), [Suite::AeadAes128Gcm, Suite::AesCm128HmacSha1_80]);
+    let c = Config::parse(&trunk(""), "t").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.plan.srtp_suites(Some("itsp")), Suite::ALL);
+    assert_eq!(c.plan.srtp_suites(None), Suite::ALL);
+    match Config::parse(&trunk("srtp_suites = [\"AES_192_CM_HMAC_SHA1_80\"]\n"), "t") {
+        Err(ConfigError::Key { key, .. }) => assert_eq!(key, "mediation.trunks[0].srtp_suites"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn a_tls_trunk_is_checked_by_its_name_and_a_bad_name_is_an_error() {
     let trunk = |extra: &str| format!("{MIN}[[mediation.trunks]]\nname = \"itsp\"\nkind = \"carrier\"\naddress = \"192.0.2.7:5061\"\ntransport = \"tls\"\n{extra}");
     let c = Config::parse(&trunk("tls_name = \"sip.itsp.example\"\n"), "t").unwrap_or_else(|e| panic!("{e}"));
