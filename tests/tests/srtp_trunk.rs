@@ -124,15 +124,7 @@ fn config_with(keys: &str) -> String {
 #[test]
 fn a_call_over_an_srtp_trunk_talks_both_ways_is_encrypted_on_the_wire_and_shrugs_off_replays_and_wrong_keys() {
     let scratch = Scratch::new("srtp-trunk");
-    let mediation = scratch.file("mediation.toml");
-    std::fs::write(&mediation, config()).unwrap();
-    let app = LocalAppliance::start_configured(&scratch.path, &[("sba-mediation", &mediation)]);
-    app.add_users(&[("3001", "pw-3001")]);
-    let phone_config = PhoneConfig::new("3001", "pw-3001", DOMAIN, "127.0.0.1:5066".parse().unwrap(), REGISTRAR.parse().unwrap());
-    let mut phone = Baresip::start_with(app.ns(), &scratch.path, &phone_config, 120, BaresipAudio::Tone(PHONE_HZ), Protocol::Udp);
-    let carrier =
-        Baresip::start_srtp_carrier(app.ns(), &scratch.path, CARRIER.parse().unwrap(), CARRIER_NUMBER, 120, BaresipAudio::Tone(CARRIER_HZ));
-    wait_until("the phone registered", WAIT, || app.binding("3001").is_some());
+    let (app, mut phone, carrier) = plain_phone_and_carrier(&scratch, &config());
 
     let capture = scratch.file("wire.txt");
     let watcher = app
@@ -268,15 +260,7 @@ fn a_trunk_offered_aes_256_gcm_alone_talks_through_it_with_a_real_peer() {
 /// it; the relay's GCM meets libre's both ways, heard after decryption at the carrier.
 fn a_trunk_offered_one_gcm_suite_talks_through_it(suite: &str) {
     let scratch = Scratch::new(&format!("srtp-{}", suite.to_ascii_lowercase()));
-    let mediation = scratch.file("mediation.toml");
-    std::fs::write(&mediation, config_with(&format!("srtp_suites = [\"{suite}\"]\n"))).unwrap();
-    let app = LocalAppliance::start_configured(&scratch.path, &[("sba-mediation", &mediation)]);
-    app.add_users(&[("3001", "pw-3001")]);
-    let phone_config = PhoneConfig::new("3001", "pw-3001", DOMAIN, "127.0.0.1:5066".parse().unwrap(), REGISTRAR.parse().unwrap());
-    let mut phone = Baresip::start_with(app.ns(), &scratch.path, &phone_config, 120, BaresipAudio::Tone(PHONE_HZ), Protocol::Udp);
-    let carrier =
-        Baresip::start_srtp_carrier(app.ns(), &scratch.path, CARRIER.parse().unwrap(), CARRIER_NUMBER, 120, BaresipAudio::Tone(CARRIER_HZ));
-    wait_until("the phone registered", WAIT, || app.binding("3001").is_some());
+    let (app, mut phone, carrier) = plain_phone_and_carrier(&scratch, &config_with(&format!("srtp_suites = [\"{suite}\"]\n")));
 
     let seen = call_the_carrier(&app, &scratch, &mut phone, &carrier, &["20000-20999", "22000-22999", "5090-5090"], suite);
 
@@ -319,4 +303,19 @@ fn call_the_carrier(app: &LocalAppliance, scratch: &Scratch, phone: &mut Baresip
     assert!(audio::seconds_of(&carrier_heard, f64::from(PHONE_HZ)) >= secs, "the carrier did not hear the phone: {}", carrier_heard.display());
     assert!(audio::seconds_of(&phone_heard, f64::from(CARRIER_HZ)) >= secs, "the phone did not hear the carrier: {}", phone_heard.display());
     seen
+}
+
+/// sba-mediation on `config` with the rest of the embedded default, a plain phone (3001, baresip
+/// over UDP, its tone) registered, and the SRTP carrier (baresip, its tone).
+fn plain_phone_and_carrier(scratch: &Scratch, config: &str) -> (LocalAppliance, Baresip, Baresip) {
+    let mediation = scratch.file("mediation.toml");
+    std::fs::write(&mediation, config).unwrap();
+    let app = LocalAppliance::start_configured(&scratch.path, &[("sba-mediation", &mediation)]);
+    app.add_users(&[("3001", "pw-3001")]);
+    let phone_config = PhoneConfig::new("3001", "pw-3001", DOMAIN, "127.0.0.1:5066".parse().unwrap(), REGISTRAR.parse().unwrap());
+    let phone = Baresip::start_with(app.ns(), &scratch.path, &phone_config, 120, BaresipAudio::Tone(PHONE_HZ), Protocol::Udp);
+    let carrier =
+        Baresip::start_srtp_carrier(app.ns(), &scratch.path, CARRIER.parse().unwrap(), CARRIER_NUMBER, 120, BaresipAudio::Tone(CARRIER_HZ));
+    wait_until("the phone registered", WAIT, || app.binding("3001").is_some());
+    (app, phone, carrier)
 }
