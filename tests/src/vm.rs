@@ -107,6 +107,19 @@ pub const STATIC_ADDR_SH: &str = r#"static_addr() {
     return 0
 }"#;
 
+/// A shell function for guest scripts: `wait_active SECONDS UNIT...` waits at most SECONDS for every
+/// UNIT to be active and leaves those that are not in `$pending` (empty when all are).
+pub const WAIT_ACTIVE_SH: &str = r#"wait_active() {
+    deadline=$(( $(date +%s) + $1 ))
+    shift
+    pending="$*"
+    while [ -n "$pending" ] && [ "$(date +%s)" -lt "$deadline" ]; do
+        pending=""
+        for u; do [ "$(systemctl is-active "$u")" = active ] || pending="$pending $u"; done
+        [ -n "$pending" ] && sleep 0.2
+    done
+}"#;
+
 /// The registrar's domain and database in the configuration the images ship (image/overlay).
 pub fn appliance_registrar() -> Result<(String, String)> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../image/overlay/etc/sba/sba.toml");

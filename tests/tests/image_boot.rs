@@ -7,7 +7,7 @@ use anyhow::{bail, ensure, Context, Result};
 use holdfast_tests::bins::scenario;
 use holdfast_tests::netns::Netns;
 use holdfast_tests::phones::{call, Answerer, PhoneConfig};
-use holdfast_tests::vm::{appliance_registrar, TestNet, Variant, Vm, VmConfig, STATIC_ADDR_SH};
+use holdfast_tests::vm::{appliance_registrar, TestNet, Variant, Vm, VmConfig, STATIC_ADDR_SH, WAIT_ACTIVE_SH};
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -32,17 +32,12 @@ boot=$(( $(cat /var/lib/sba-test/boots 2>/dev/null || echo 0) + 1 ))
 echo $boot > /var/lib/sba-test/boots
 sync
 {STATIC_ADDR_SH}
+{WAIT_ACTIVE_SH}
 iface=$(static_addr {GUEST_MAC} {GUEST}/24) && echo "NET-UP $iface"
 units="sba-registrar sba-mediation sba-gateway"
 present=""
 for u in $units; do [ -x "/usr/bin/$u" ] && present="$present $u"; done
-pending="$present"
-deadline=$(( $(date +%s) + 150 ))
-while [ -n "$pending" ] && [ "$(date +%s)" -lt "$deadline" ]; do
-    pending=""
-    for u in $present; do [ "$(systemctl is-active "$u")" = active ] || pending="$pending $u"; done
-    [ -n "$pending" ] && sleep 0.2
-done
+wait_active 150 $present
 for u in $units; do
     echo "UNIT $u present=$([ -x "/usr/bin/$u" ] && echo yes || echo no)" \
         "$(systemctl show -p ActiveState -p SubState -p Type -p NRestarts -p StatusText "$u" | tr '\n' ' ')"

@@ -8,7 +8,7 @@
 use anyhow::{ensure, Context, Result};
 use holdfast_tests::netns::Netns;
 use holdfast_tests::sip_probe::wait_ready_from;
-use holdfast_tests::vm::{TestNet, Variant, Vm, VmConfig, STATIC_ADDR_SH};
+use holdfast_tests::vm::{TestNet, Variant, Vm, VmConfig, STATIC_ADDR_SH, WAIT_ACTIVE_SH};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitStatus;
 use std::time::Duration;
@@ -30,6 +30,7 @@ fn guest_script() -> String {
         r#"#!/bin/sh
 set -u
 {STATIC_ADDR_SH}
+{WAIT_ACTIVE_SH}
 iface=$(static_addr {GUEST_MAC} {SITE_GUEST}/24 {OUTSIDE_GUEST}/24) && echo "NET-UP $iface"
 i=0
 until ip -4 addr show | grep -q " inet {OUTSIDE_GUEST}/"; do [ $i -lt 300 ] || break; sleep 0.1; i=$((i+1)); done
@@ -39,13 +40,7 @@ systemd-run --quiet --unit=fw-probe --socket-property=ListenStream={UNLISTED_POR
 echo "PROBE fw-probe.socket=$(systemctl is-active fw-probe.socket) $(systemctl show -p Listen fw-probe.socket)"
 present=""
 for u in sba-registrar sba-web; do [ -x "/usr/bin/$u" ] && present="$present $u"; done
-pending="$present"
-deadline=$(( $(date +%s) + 150 ))
-while [ -n "$pending" ] && [ "$(date +%s)" -lt "$deadline" ]; do
-    pending=""
-    for u in $present; do [ "$(systemctl is-active "$u")" = active ] || pending="$pending $u"; done
-    [ -n "$pending" ] && sleep 0.2
-done
+wait_active 150 $present
 echo "FIREWALL $(systemctl is-active sba-firewall) $(iptables-legacy -S INPUT | head -n1) | $(ip6tables-legacy -S INPUT | head -n1)"
 echo "READY-ALL services=[$present] pending=[$pending]"
 "#
