@@ -1,11 +1,10 @@
 //! Holdfast PSTN gateway: DAHDI spans, ISDN PRI signalling (Q.921/Q.931), TDM towards SIP/RTP.
-// Unsafe code is the DAHDI binding's alone (its ioctls): denied everywhere else.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 pub mod alarms;
 pub mod config;
-#[allow(unsafe_code)]
-pub mod dahdi;
+/// The DAHDI binding (holdfast-dahdi, the crate with the ioctls' unsafe code).
+pub use holdfast_dahdi as dahdi;
 pub mod edge;
 pub mod exchange;
 pub mod pri;

@@ -7,9 +7,9 @@ use std::os::raw::c_int;
 use nix::fcntl::{open, OFlag};
 use nix::sys::stat::Mode;
 
-use super::ioctl;
-use super::structs::{ChanConfig, LineConfig, Params, SpanInfo};
-use super::DahdiError;
+use crate::ioctl;
+use crate::structs::{ChanConfig, LineConfig, Params, SpanInfo};
+use crate::DahdiError;
 
 const CTL_DEVICE: &str = "/dev/dahdi/ctl";
 

@@ -9,10 +9,10 @@ use nix::sys::stat::Mode;
 use tokio::io::unix::AsyncFd;
 use tokio::io::{Interest, Ready};
 
-use super::event::Event;
-use super::ioctl;
-use super::structs::{BufferInfo, Params, SpanInfo};
-use super::DahdiError;
+use crate::event::Event;
+use crate::ioctl;
+use crate::structs::{BufferInfo, Params, SpanInfo};
+use crate::DahdiError;
 
 const CHANNEL_DEVICE: &str = "/dev/dahdi/channel";
 

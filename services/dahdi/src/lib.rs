@@ -1,4 +1,6 @@
-//! Binding to the kernel's DAHDI interface (include/dahdi/user.h) through nix.
+//! Binding to the kernel's DAHDI interface (include/dahdi/user.h) through nix: the one crate of
+//! Holdfast with unsafe code (each ioctl is a call into the kernel with a pointer), kept here so
+//! that every other crate forbids it.
 
 mod channel;
 mod ctl;

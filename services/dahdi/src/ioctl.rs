@@ -4,7 +4,7 @@
 
 use std::os::raw::c_int;
 
-use super::structs::{BufferInfo, ChanConfig, LineConfig, Params, SpanInfo};
+use crate::structs::{BufferInfo, ChanConfig, LineConfig, Params, SpanInfo};
 
 const DAHDI_CODE: u8 = 0xDA;
 
