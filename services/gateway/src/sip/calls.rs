@@ -20,7 +20,7 @@ use holdfast_telephony::dialog::Dialog;
 use holdfast_telephony::reason;
 use holdfast_telephony::sdp::{self, Profile, SessionDescription};
 
-use super::dialog;
+use super::requests;
 use super::ALLOW;
 use crate::dahdi::Law;
 use crate::pri::PriEvent;
@@ -487,8 +487,8 @@ impl Calls {
         let withheld = calling.as_ref().is_some_and(restricted);
         let calling = calling.as_ref().and_then(sip_number);
         let (local, mediation) = (self.config.local, self.config.mediation);
-        let caller = dialog::Caller { number: calling.as_deref(), withheld };
-        let invite = dialog::invite(local, mediation, &called, caller, offer, &mut self.ids);
+        let caller = requests::Caller { number: calling.as_deref(), withheld };
+        let invite = requests::invite(local, mediation, &called, caller, offer, &mut self.ids);
         let call_id = invite.call_id().unwrap_or_default().to_owned();
         info!("{call} on B-channel {channel}: INVITE {called} to mediation ({call_id})");
         let tx = match self.txns.send_request(invite.clone(), mediation, Protocol::Udp, now) {
@@ -542,7 +542,7 @@ impl Calls {
         let (Some(channel), Some((remote, pt))) = (leg.channel, leg.remote_audio) else { return };
         let Some(local_rtp) = self.config.rtp.get(&channel) else { return };
         let Some(mut ok) = Self::leg_response(leg, 200) else { return };
-        ok.headers.add(HeaderName::Contact, dialog::contact(self.config.local));
+        ok.headers.add(HeaderName::Contact, requests::contact(self.config.local));
         ok.headers.add(HeaderName::ContentType, "application/sdp");
         ok.body = SessionDescription::g711(ORIGIN, leg.session, *local_rtp, &[pt]).to_bytes();
         leg.confirmed = true;
@@ -655,7 +655,7 @@ impl Calls {
             }
         }
         if let (true, true, Some(d)) = (bye, leg.confirmed, leg.dialog.as_mut()) {
-            let request = dialog::bye(d, c, self.config.local, &mut self.ids);
+            let request = requests::bye(d, c, self.config.local, &mut self.ids);
             if let Err(e) = self.txns.send_request(request, d.dest, d.transport, now) {
                 warn!("{}: BYE not sent: {e}", leg.call_id);
             }

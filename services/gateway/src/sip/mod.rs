@@ -4,7 +4,7 @@
 //! directions, as a SIP status and a Reason header.
 
 mod calls;
-mod dialog;
+mod requests;
 
 pub use calls::{Action, Calls, LegId, SipConfig};
 pub use holdfast_sip::driver::Outbound;
