@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use holdfast_runtime::config::{ConfigError, Loaded, Source};
+use holdfast_status::snapshot::GatewayStatus;
 use serde::Deserialize;
 
 use crate::dahdi::Law;
@@ -100,8 +101,8 @@ impl Default for Gateway {
             listen: SocketAddr::from(([127, 0, 0, 1], 5080)),
             mediation: SocketAddr::from(([127, 0, 0, 1], 5070)),
             dial_plan: Vec::new(),
-            // `<db>.gateway.json` beside the services' default database, where sba-web looks.
-            status_file: std::path::PathBuf::from("./var/sba.db.gateway.json"),
+            // Beside the services' default database, where sba-web looks.
+            status_file: holdfast_status::path_of::<GatewayStatus>(std::path::Path::new(holdfast_runtime::DEFAULT_DB)),
         }
     }
 }

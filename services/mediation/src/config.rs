@@ -1,6 +1,6 @@
 //! The `[mediation]` section of /etc/sba/sba.toml (the other sections belong to the other
 //! services and are skipped). Errors name the key and the line, as the registrar's do.
-use crate::b2bua::SrtpPolicy;
+use crate::srtp_policy::SrtpPolicy;
 use crate::numbers::{DialPlan, Rule};
 use crate::routing::{route_pattern, AddressRange, InboundRule, InboundTarget, Plan, Policy, Registration, Route, Trunk, TrunkKind};
 use holdfast_media::srtp::Suite;
@@ -421,7 +421,7 @@ impl Loaded for Config {
         let db = m
             .db
             .or(parsed.registrar.db)
-            .unwrap_or_else(|| PathBuf::from(holdfast_store::DEFAULT_PATH));
+            .unwrap_or_else(|| PathBuf::from(holdfast_runtime::DEFAULT_DB));
         Ok(Config {
             listen,
             advertise,

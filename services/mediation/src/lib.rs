@@ -8,6 +8,7 @@
 pub mod config;
 pub mod numbers;
 pub mod routing;
+pub mod srtp_policy;
 pub mod b2bua;
 pub mod health;
 pub mod media_ip;

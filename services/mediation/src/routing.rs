@@ -2,7 +2,7 @@
 //! routes pair a number pattern and a usage with an ordered list of trunks (M:N: one Mediation
 //! Server, many gateways, carrier SBCs and IP-PBXs), trunks translate numbers on the way out.
 //! Inbound, DIDs map to branch users and the IP-PBX's number ranges go to the PBX.
-use crate::b2bua::SrtpPolicy;
+use crate::srtp_policy::SrtpPolicy;
 use crate::numbers::{anchored, DialPlan, Normalized, NumberError, Rule};
 use holdfast_media::srtp::Suite;
 use holdfast_sip::transport::Protocol;

@@ -1,6 +1,6 @@
 //! The appliance's TOML configuration, as far as the registrar reads it. Errors name the key and
 //! the line, so whoever edits /etc/sba/sba.toml on a branch box can find the mistake.
-use crate::directory::is_dialable;
+use crate::directory::{is_dialable, DirectoryEntry};
 use holdfast_runtime::config::{ConfigError, Loaded, Source};
 use holdfast_sip::transport::Protocol;
 use holdfast_tls::rustls::pki_types::ServerName;
@@ -103,7 +103,7 @@ impl Default for Registrar {
     fn default() -> Registrar {
         Registrar {
             listen: SocketAddr::from(([127, 0, 0, 1], 5060)),
-            db: PathBuf::from(holdfast_store::DEFAULT_PATH),
+            db: PathBuf::from(holdfast_runtime::DEFAULT_DB),
             domain: "branch.local".to_string(),
             site: "branch".to_string(),
             auth: true,
@@ -210,19 +210,6 @@ impl Default for Survival {
     fn default() -> Survival {
         Survival { mediation: None, voicemail: None, no_answer_secs: 20 }
     }
-}
-
-/// One `[[directory]]` entry of a site: a block of extensions and the E.164 numbers they have
-/// from the PSTN (`first`, `last`: extension `first + n` is `e164 + n`), or one user known by
-/// name and the number it has (`user`): its DID, and its calling number on the PSTN.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DirectoryEntry {
-    pub site: String,
-    pub first: Option<String>,
-    pub last: Option<String>,
-    pub user: Option<String>,
-    pub e164: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -2,7 +2,20 @@
 //! their E.164 numbers, so a call to a central-site user can still go out over the PSTN while
 //! the WAN is down, a DID call from the PSTN finds its branch extension, and a branch user's
 //! PSTN call carries the user's own number.
-use crate::config::DirectoryEntry;
+use serde::Deserialize;
+
+/// One `[[directory]]` entry of a site: a block of extensions and the E.164 numbers they have
+/// from the PSTN (`first`, `last`: extension `first + n` is `e164 + n`), or one user known by
+/// name and the number it has (`user`): its DID, and its calling number on the PSTN.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryEntry {
+    pub site: String,
+    pub first: Option<String>,
+    pub last: Option<String>,
+    pub user: Option<String>,
+    pub e164: String,
+}
 
 #[derive(Debug, Clone)]
 struct Block {

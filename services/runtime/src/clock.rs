@@ -8,6 +8,11 @@ pub fn unix_now() -> Duration {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO)
 }
 
+/// `unix_now` in whole seconds, as the store keeps its times (SQLite integers).
+pub fn unix_secs() -> i64 {
+    i64::try_from(unix_now().as_secs()).unwrap_or(i64::MAX)
+}
+
 /// `unix_now` in milliseconds: the time base of the status snapshots.
 pub fn unix_ms() -> u64 {
     u64::try_from(unix_now().as_millis()).unwrap_or(u64::MAX)

@@ -195,7 +195,7 @@ fn default_db() -> PathBuf {
         .ok()
         .and_then(|t| t.parse::<toml::Table>().ok())
         .and_then(|t| t.get("registrar")?.get("db")?.as_str().map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(holdfast_store::DEFAULT_PATH))
+        .unwrap_or_else(|| PathBuf::from(holdfast_runtime::DEFAULT_DB))
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -408,7 +408,7 @@ fn valid_user(name: &str) -> bool {
 }
 
 async fn registrations(store: &Store, json: bool) -> Result<()> {
-    let now = i64::try_from(holdfast_runtime::unix_now().as_secs())?;
+    let now = holdfast_runtime::unix_secs();
     let mut bindings = store.list_bindings().await.context("listing bindings")?;
     bindings.retain(|b| b.expires_at > now);
     if json {

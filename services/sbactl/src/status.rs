@@ -9,7 +9,7 @@ use std::path::Path;
 const TIMES: [&str; 2] = ["since", "started"];
 
 pub fn show(db: &Path, json: bool) -> Result<()> {
-    let path = holdfast_status::beside(db, ".status.json");
+    let path = holdfast_status::path_of::<holdfast_status::snapshot::RegistrarStatus>(db);
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("reading {} (is sba-registrar running on this database?)", path.display()))?;
     let mut v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
@@ -22,7 +22,7 @@ pub fn show(db: &Path, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
-    let now = i64::try_from(holdfast_runtime::unix_now().as_secs())?;
+    let now = holdfast_runtime::unix_secs();
     let when = |key: &str| v[key].as_i64().map_or("?".to_string(), |secs| format!("{} ({})", iso(secs * 1000), ago(now - secs)));
     println!("mode:      {}", v["mode"].as_str().unwrap_or("?"));
     println!("wan:       {} since {}", v["wan"].as_str().unwrap_or("?"), when("since"));

@@ -24,6 +24,29 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) {
     }
 }
 
+/// A service's snapshot and the name of its file beside the database.
+pub trait Snapshot {
+    /// Appended to the database's file name: `sba.db` -> `sba.db.status.json`.
+    const SUFFIX: &'static str;
+}
+
+impl Snapshot for snapshot::RegistrarStatus {
+    const SUFFIX: &'static str = ".status.json";
+}
+
+impl Snapshot for snapshot::MediationStatus {
+    const SUFFIX: &'static str = ".mediation.json";
+}
+
+impl Snapshot for snapshot::GatewayStatus {
+    const SUFFIX: &'static str = ".gateway.json";
+}
+
+/// Where the snapshot `T` of the services on database `db` is.
+pub fn path_of<T: Snapshot>(db: &Path) -> PathBuf {
+    beside(db, T::SUFFIX)
+}
+
 /// `<db>` with `suffix` appended to its file name: `sba.db` -> `sba.db.status.json`.
 pub fn beside(db: &Path, suffix: &str) -> PathBuf {
     let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();

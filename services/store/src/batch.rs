@@ -4,8 +4,7 @@
 //! Either way a commit of hundreds of REGISTERs costs a handful of statement executions.
 use std::sync::OnceLock;
 
-use crate::bindings::{Binding, PATH_SEPARATOR};
-use crate::writer::BindingOp;
+use crate::bindings::{Binding, BindingOp, PATH_SEPARATOR};
 
 const COLUMNS: &str = "aor, contact, instance, reg_id, call_id, cseq, q, expires_at, path, source, \
     transport, user_agent, updated_at, origin";

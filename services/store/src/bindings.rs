@@ -33,6 +33,23 @@ impl Origin {
     }
 }
 
+/// One change to the bindings table.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BindingOp {
+    Upsert(Binding),
+    Delete {
+        aor: String,
+        contact: String,
+    },
+    DeleteAor {
+        aor: String,
+    },
+    /// Deletes every binding with `expires_at <= now` (unix seconds).
+    Expire {
+        now: i64,
+    },
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Binding {
     /// `sip:user@domain`

@@ -19,15 +19,11 @@ mod users;
 mod writer;
 
 pub use admin::verify_admin_password;
-pub use bindings::{Binding, Origin};
+pub use bindings::{Binding, BindingOp, Origin};
 pub use cdr::{Cdr, StoredCdr};
 pub use cdr_writer::{CdrWriter, CdrWriterStats, CdrWriterStopped};
 pub use error::StoreError;
 pub use ha1::HashAlgorithm;
 pub use store::Store;
 pub use users::{Secret, UserName, UserRecord};
-pub use writer::{BindingOp, BindingWriter, WriterStats};
-
-/// The database when no configuration names one: under the working directory, as a laptop run
-/// (image/run-local) keeps it. The appliance's sba.toml names /var/lib/sba/sba.db.
-pub const DEFAULT_PATH: &str = "./var/sba.db";
+pub use writer::{BindingWriter, WriterStats};

@@ -136,7 +136,7 @@ impl Store {
         domain: &str,
         users: &[(String, Secret)],
     ) -> Result<(), StoreError> {
-        let created_at = i64::try_from(holdfast_runtime::unix_now().as_secs()).unwrap_or(i64::MAX);
+        let created_at = holdfast_runtime::unix_secs();
         let mut tx = self.pool.begin().await?;
         for (name, secret) in users {
             let (md5, sha256) = match secret {

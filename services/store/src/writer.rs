@@ -10,26 +10,9 @@ use tokio::sync::{mpsc, oneshot};
 use holdfast_status::{Histogram, HistogramSnapshot};
 
 use crate::batch;
-use crate::bindings::Binding;
+use crate::bindings::BindingOp;
 use crate::error::StoreError;
 use crate::store::Store;
-
-/// One change to the bindings table.
-#[derive(Debug, Clone, PartialEq)]
-pub enum BindingOp {
-    Upsert(Binding),
-    Delete {
-        aor: String,
-        contact: String,
-    },
-    DeleteAor {
-        aor: String,
-    },
-    /// Deletes every binding with `expires_at <= now` (unix seconds).
-    Expire {
-        now: i64,
-    },
-}
 
 /// Requests waiting for the writer; beyond this `apply` waits to enqueue and `apply_then` is
 /// refused (`StoreError::Busy`).

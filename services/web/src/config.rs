@@ -108,11 +108,11 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         message,
     };
     let registrar = f.registrar.unwrap_or(Registrar { db: None, site: None });
-    let db = registrar.db.unwrap_or_else(|| PathBuf::from(holdfast_store::DEFAULT_PATH));
+    let db = registrar.db.unwrap_or_else(|| PathBuf::from(holdfast_runtime::DEFAULT_DB));
     let gateway_status = f
         .gateway
         .and_then(|g| g.status_file)
-        .unwrap_or_else(|| holdfast_status::beside(&db, ".gateway.json"));
+        .unwrap_or_else(|| holdfast_status::path_of::<holdfast_status::snapshot::GatewayStatus>(&db));
     let web = match f.web {
         Some(w) => w,
         None => toml::from_str::<Web>("").map_err(|e| config::located(text, file, &e))?,
@@ -125,7 +125,7 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
     }
     let mut cdr = f.cdr;
     if let Some(c) = &mut cdr {
-        if let Err(e) = crate::cdr_upload::Endpoint::parse(&c.upload) {
+        if let Err(e) = crate::cdr_upload::client::Endpoint::parse(&c.upload) {
             return Err(key_error("cdr", "upload", e.to_string()));
         }
         if c.batch == 0 || c.batch > 10_000 {

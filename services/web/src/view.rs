@@ -18,8 +18,8 @@ pub struct Snapshots {
 impl Snapshots {
     pub fn read(config: &Config) -> Snapshots {
         Snapshots {
-            registrar: holdfast_status::read(&holdfast_status::beside(&config.db, ".status.json")),
-            mediation: holdfast_status::read(&holdfast_status::beside(&config.db, ".mediation.json")),
+            registrar: holdfast_status::read(&holdfast_status::path_of::<RegistrarStatus>(&config.db)),
+            mediation: holdfast_status::read(&holdfast_status::path_of::<MediationStatus>(&config.db)),
             gateway: holdfast_status::read(&config.gateway_status),
         }
     }
@@ -45,7 +45,7 @@ pub fn fresh(written_at_ms: u64) -> bool {
 /// Bindings that have not expired, by AOR.
 pub async fn registrations(store: &Store) -> Result<Vec<Binding>, holdfast_store::StoreError> {
     let mut bindings = store.list_bindings().await?;
-    let now = unix_now();
+    let now = holdfast_runtime::unix_secs();
     bindings.retain(|b| b.expires_at > now);
     bindings.sort_by(|a, b| a.aor.cmp(&b.aor).then(a.contact.cmp(&b.contact)));
     Ok(bindings)
@@ -53,9 +53,5 @@ pub async fn registrations(store: &Store) -> Result<Vec<Binding>, holdfast_store
 
 /// How many phones are registered now (for /metrics: counted by the store, no rows read).
 pub async fn registration_count(store: &Store) -> Result<u64, holdfast_store::StoreError> {
-    store.count_bindings(unix_now()).await
-}
-
-fn unix_now() -> i64 {
-    i64::try_from(holdfast_runtime::unix_ms() / 1000).unwrap_or(i64::MAX)
+    store.count_bindings(holdfast_runtime::unix_secs()).await
 }

@@ -119,7 +119,7 @@ mod tests {
             withheld: false,
             sips: false,
             bypass: false,
-            srtp: crate::b2bua::SrtpPolicy::Optional,
+            srtp: crate::srtp_policy::SrtpPolicy::Optional,
         };
         let (local, contact) = ("127.0.0.1:5070".parse().unwrap(), "<sip:mediation@127.0.0.1:5070>");
         let b = invite_to_b(&a, &target, local, contact, Some("127.0.0.1:30002".parse().unwrap()), &[], &mut Ids::seeded(1));

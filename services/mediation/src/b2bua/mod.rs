@@ -15,10 +15,10 @@ mod timers;
 mod transfer;
 
 use crate::routing::{Inbound, Plan, Refusal};
+use crate::srtp_policy::SrtpPolicy;
 use holdfast_media::srtp::LegKeys;
 use holdfast_media::{RemoteMedia, Side};
 use holdfast_telephony::sdp::{Crypto, SessionDescription};
-pub use srtp::SrtpPolicy;
 use holdfast_sip::message::{HeaderName, Method, NameAddr, Request, Response, Uri};
 use holdfast_sip::transaction::{Event, Transactions, TxEvent, TxId};
 use holdfast_sip::transport::Protocol;

@@ -7,21 +7,7 @@
 use holdfast_media::srtp::{LegKeys, MasterKey, Suite};
 use holdfast_sip::Ids;
 use holdfast_telephony::sdp::{Crypto, SessionDescription};
-use serde::Deserialize;
-
-/// `srtp = "mandatory" | "optional" | "off"` for a leg.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SrtpPolicy {
-    /// RTP/SAVP only: a plain offer from the leg is answered 488, our offers to it are SRTP.
-    Mandatory,
-    /// Either: an SRTP offer is answered with SRTP, a plain one plain; our offers are plain
-    /// RTP/AVP (what every peer takes).
-    #[default]
-    Optional,
-    /// Plain RTP only: an RTP/SAVP offer is answered 488.
-    Off,
-}
+use crate::srtp_policy::SrtpPolicy;
 
 /// What a leg offered, as its policy takes it.
 #[derive(Debug, Clone, PartialEq, Eq)]

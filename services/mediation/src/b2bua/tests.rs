@@ -8,7 +8,7 @@ use holdfast_sip::message::Uri;
 use holdfast_sip::transaction::{Inbound, TimerConfig, Transmit};
 use holdfast_sip::Ids;
 use holdfast_media::srtp::{LegKeys, MasterKey, Suite};
-use super::SrtpPolicy;
+use crate::srtp_policy::SrtpPolicy;
 
 struct FakeMedia {
     remotes: Vec<(Side, SocketAddr)>,

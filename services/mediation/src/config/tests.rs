@@ -32,7 +32,7 @@ fn a_missing_table_and_an_empty_one_mean_the_same() {
     assert_eq!(shown(""), shown("[registrar]\n[mediation]\n"));
     let c = Config::parse("", "empty").unwrap();
     assert_eq!((c.listen, c.registrar), ("127.0.0.1:5070".parse().unwrap(), "127.0.0.1:5060".parse().unwrap()));
-    assert_eq!((c.no_answer, c.db), (Duration::from_secs(60), PathBuf::from(holdfast_store::DEFAULT_PATH)));
+    assert_eq!((c.no_answer, c.db), (Duration::from_secs(60), PathBuf::from(holdfast_runtime::DEFAULT_DB)));
 }
 
 #[test]

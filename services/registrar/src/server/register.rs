@@ -6,7 +6,6 @@ use crate::registrar::{aor_of, contact_key, Change, Decision};
 use crate::routing::Mode;
 use crate::trust::{survival_register, SurvivalRegister};
 use holdfast_sip::message::{Header, HeaderName, Method, NameAddr, Request, Response};
-use std::hash::{Hash, Hasher};
 use holdfast_sip::transaction::{Event, TxEvent, TxId};
 use holdfast_sip::transport::Source;
 use holdfast_store::{BindingOp, Origin};
@@ -68,7 +67,7 @@ impl Server {
         let Check::Refuse(r) = self.auth.as_mut()?.check(req, user, domain, source.addr.ip(), now) else {
             return None;
         };
-        (r.status == 401).then(|| with_derived_tag(req, r))
+        (r.status == 401).then_some(r)
     }
 
     /// A stateless 401 for a banned source's REGISTER, its nonce bound to `ip`: how a real phone
@@ -77,7 +76,7 @@ impl Server {
         let aor = aor_of(&req.to_header().ok()?.uri)?;
         let (_, domain) = split_aor(&aor);
         let auth = self.auth.as_ref().filter(|a| a.has_domain(domain))?;
-        Some(with_derived_tag(req, auth.challenge(req, domain, ip, false, now)))
+        Some(auth.challenge(req, domain, ip, false, now))
     }
 
     /// The branch's own registrar: local credentials, local bindings.
@@ -264,18 +263,6 @@ impl Server {
         }
         out
     }
-}
-
-/// A response sent without a transaction gets a To tag derived from the request, so that a
-/// retransmission gets the same one (RFC 3261 §8.2.7).
-fn with_derived_tag(req: &Request, mut r: Response) -> Response {
-    if let Some(to) = req.headers.get(&HeaderName::To).filter(|to| r.headers.get(&HeaderName::To) != Some(*to)) {
-        let mut hash = std::hash::DefaultHasher::new();
-        (req.headers.get(&HeaderName::CallId), req.headers.get(&HeaderName::CSeq), req.headers.get(&HeaderName::Via))
-            .hash(&mut hash);
-        r.headers.set(HeaderName::To, format!("{to};tag={:016x}", hash.finish()));
-    }
-    r
 }
 
 fn split_aor(aor: &str) -> (&str, &str) {

@@ -30,7 +30,7 @@ impl StatusFile {
     /// `<db>.status.json`.
     pub fn beside(db: &Path, now: u64) -> StatusFile {
         StatusFile {
-            path: holdfast_status::beside(db, ".status.json"),
+            path: holdfast_status::path_of::<RegistrarStatus>(db),
             started: now,
             since: now,
             pending: VecDeque::new(),

@@ -3,8 +3,6 @@
 use md5::Md5;
 use sha2::{Digest, Sha256};
 
-use super::params::Qop;
-
 /// The hash function of a digest exchange; the `-sess` variants are carried separately.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Algorithm {
@@ -99,6 +97,20 @@ pub fn ha1(alg: Algorithm, username: &str, realm: &str, password: &str) -> Strin
     )
     .as_str()
     .to_owned()
+}
+
+/// The quality of protection; only `auth` is supported (`auth-int` needs the body hash).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Qop {
+    Auth,
+}
+
+impl Qop {
+    pub fn token(self) -> &'static str {
+        match self {
+            Qop::Auth => "auth",
+        }
+    }
 }
 
 /// The inputs of a response computation besides HA1.

@@ -14,9 +14,9 @@ mod server;
 mod throttle;
 
 pub use client::DigestClient;
-pub use digest::{ha1, Algorithm};
+pub use digest::{ha1, Algorithm, Qop};
 pub(crate) use digest::constant_time_eq;
 pub use error::AuthError;
-pub use params::{parse_digest, Challenge, Credentials, DigestParams, Qop};
+pub use params::{parse_digest, Challenge, Credentials, DigestParams};
 pub use server::{AuthOk, DigestConfig, DigestServer};
 pub use throttle::{FailureThrottle, ThrottleConfig, Verdict};

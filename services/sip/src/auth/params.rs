@@ -1,6 +1,6 @@
 //! Digest header values (`WWW-Authenticate`, `Authorization`, `Proxy-Authenticate`,
 //! `Proxy-Authorization`): `Digest k=v, k="quoted, with commas"` in and out.
-use super::digest::Algorithm;
+use super::digest::{Algorithm, Qop};
 use super::error::AuthError;
 use std::borrow::Cow;
 
@@ -135,20 +135,6 @@ impl<'a> Cursor<'a> {
             }
         }
         Err(AuthError::Malformed("unterminated quoted string"))
-    }
-}
-
-/// The quality of protection; only `auth` is supported (`auth-int` needs the body hash).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Qop {
-    Auth,
-}
-
-impl Qop {
-    pub fn token(self) -> &'static str {
-        match self {
-            Qop::Auth => "auth",
-        }
     }
 }
 

@@ -3,11 +3,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::digest::{constant_time_eq, hash_joined, response, Algorithm, ResponseInput};
+use super::digest::{constant_time_eq, hash_joined, response, Algorithm, Qop, ResponseInput};
 use super::error::AuthError;
 use super::nonce::{NonceId, NonceMinter};
 use super::nonce_counts::{NcVerdict, NonceCounts};
-use super::params::{Challenge, Credentials, Qop};
+use super::params::{Challenge, Credentials};
 
 #[derive(Debug, Clone)]
 pub struct DigestConfig {

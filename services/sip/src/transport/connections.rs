@@ -4,7 +4,6 @@
 //! Each connection has a bounded queue of messages to send and one task that writes them, so a
 //! sender never waits on a peer: a peer that stops reading fills its queue and sending to it
 //! fails at once, rather than holding up the loop that sends.
-use super::shared::canonical;
 use super::{ConnId, Protocol, TcpLimits};
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -78,7 +77,7 @@ impl Connections {
         self.by_id.len()
     }
 
-    /// A new connection with `peer` (canonical, see `shared::canonical`), and the receiving end
+    /// A new connection with `peer` (canonical, see `canonical`), and the receiving end
     /// of its send queue for its writer.
     pub(crate) fn insert(&mut self, peer: SocketAddr, protocol: Protocol) -> (Arc<Connection>, mpsc::Receiver<Bytes>) {
         let id = ConnId(self.next_id);
@@ -126,4 +125,10 @@ impl Connections {
             }
         }
     }
+}
+
+/// Peers of a dual-stack socket show up as ::ffff:a.b.c.d; everything above the sockets sees
+/// them, and keys them, as plain IPv4.
+pub(crate) fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }

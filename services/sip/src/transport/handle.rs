@@ -4,7 +4,7 @@ use super::route::{response_route, Destination};
 use super::shared::Shared;
 use super::tls::{self, TlsSetup, TlsState};
 use super::{tcp, udp, ConnId, Incoming, Protocol, TcpLimits, TcpStats, TransportError};
-use crate::message::{Message, Response};
+use crate::message::{Message, Request, Response};
 use crate::transaction::Transmit;
 use bytes::Bytes;
 use log::debug;
@@ -51,15 +51,15 @@ impl Transport {
             None => None,
         };
         let tls_local = tls_listener.as_ref().map(TcpListener::local_addr).transpose()?;
-        let state = tls.as_ref().map(|t| TlsState::new(t, tls_local));
+        let state = tls.as_ref().map(|t| Arc::new(TlsState::new(t, tls_local)));
         let (tx, rx) = mpsc::channel(INCOMING_QUEUE);
-        let shared = Arc::new(Shared::new(local, udp, tx, state, limits));
+        let shared = Arc::new(Shared::new(local, udp, tx, limits));
         tokio::spawn(udp::serve(shared.clone()));
         tokio::spawn(tcp::accept(shared.clone(), listener));
-        if let (Some(listener), Some(setup), Some(state)) = (tls_listener, tls, shared.tls.clone()) {
+        if let (Some(listener), Some(setup), Some(state)) = (tls_listener, tls, state.clone()) {
             tokio::spawn(tls::accept(shared.clone(), listener, setup.server, state));
         }
-        Ok((TransportHandle { shared }, rx))
+        Ok((TransportHandle { shared, tls: state }, rx))
     }
 }
 
@@ -80,6 +80,7 @@ async fn bind_both(addr: SocketAddr) -> io::Result<(tokio::net::UdpSocket, TcpLi
 #[derive(Debug, Clone)]
 pub struct TransportHandle {
     shared: Arc<Shared>,
+    tls: Option<Arc<TlsState>>,
 }
 
 impl TransportHandle {
@@ -90,7 +91,7 @@ impl TransportHandle {
 
     /// The TLS listener's address, when there is one.
     pub fn tls_addr(&self) -> Option<SocketAddr> {
-        self.shared.tls.as_ref().and_then(|t| t.local)
+        self.tls.as_ref().and_then(|t| t.local)
     }
 
     /// Our listening address for `transport`: what a Via, Path or Record-Route names so that
@@ -171,6 +172,11 @@ impl TransportHandle {
         self.send_bytes(msg.to_bytes()?, dest, transport).await
     }
 
+    /// Sends a request outside any transaction (an ACK for a 2xx, a probe) to `dest`.
+    pub async fn send_request(&self, request: &Request, dest: SocketAddr, transport: Protocol) -> Result<(), TransportError> {
+        self.send_bytes(request.to_bytes()?, dest, transport).await
+    }
+
     /// Sends what the transaction layer produced (`Transactions::poll_transmit`); on an error
     /// the caller reports `Transactions::on_transport_error(transmit.id())`.
     pub async fn transmit(&self, transmit: &Transmit) -> Result<(), TransportError> {
@@ -198,7 +204,7 @@ impl TransportHandle {
         let open = self.shared.connections().find(transport, dest);
         match (open, transport) {
             (Some(connection), _) => Ok(connection),
-            (None, Protocol::Tls) => match &self.shared.tls {
+            (None, Protocol::Tls) => match &self.tls {
                 Some(tls) => Ok(tls::connect(&self.shared, tls, dest)),
                 None => Err(TransportError::Unsupported("TLS (not configured)".to_string())),
             },

@@ -1,14 +1,13 @@
 //! State the socket tasks and the handles share, and the hand-over of received messages.
-use super::connections::Connections;
+use super::connections::{canonical, Connections};
 use super::route::{response_route, Destination};
 use super::stamp::stamp_via;
-use super::tls::TlsState;
 use super::{Incoming, Source, TcpLimits};
 use crate::message::Message;
 use log::debug;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
@@ -18,7 +17,6 @@ pub(crate) struct Shared {
     pub(crate) udp: UdpSocket,
     connections: Mutex<Connections>,
     pub(crate) incoming: mpsc::Sender<Incoming>,
-    pub(crate) tls: Option<Arc<TlsState>>,
     pub(crate) limits: TcpLimits,
     pub(crate) counters: StreamCounters,
 }
@@ -35,7 +33,6 @@ impl Shared {
         local: SocketAddr,
         udp: UdpSocket,
         incoming: mpsc::Sender<Incoming>,
-        tls: Option<TlsState>,
         limits: TcpLimits,
     ) -> Self {
         Shared {
@@ -43,7 +40,6 @@ impl Shared {
             udp,
             connections: Mutex::new(Connections::default()),
             incoming,
-            tls: tls.map(Arc::new),
             limits,
             counters: StreamCounters::default(),
         }
@@ -109,10 +105,4 @@ impl Shared {
             }
         }
     }
-}
-
-/// Peers of a dual-stack socket show up as ::ffff:a.b.c.d; everything above the sockets sees
-/// them, and keys them, as plain IPv4.
-pub(crate) fn canonical(addr: SocketAddr) -> SocketAddr {
-    SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }

@@ -1,6 +1,7 @@
 //! TCP: the listener and outgoing connections; `stream` runs each connection.
 use super::connections::Connection;
-use super::shared::{canonical, Shared};
+use super::connections::canonical;
+use super::shared::Shared;
 use super::{stream, Protocol};
 use log::{debug, warn};
 use std::io;

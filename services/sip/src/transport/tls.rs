@@ -7,8 +7,8 @@
 //! A peer that connects in from a configured caller's address (a carrier's edge) must show
 //! that caller's client certificate: its handshake is made with the caller's own server
 //! configuration, and a refusal is logged like one going out.
-use super::connections::Connection;
-use super::shared::{canonical, Shared};
+use super::connections::{canonical, Connection};
+use super::shared::Shared;
 use super::tcp::{self, ACCEPT_BACKOFF};
 use super::{stream, Protocol};
 use log::{debug, warn};

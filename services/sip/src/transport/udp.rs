@@ -1,6 +1,7 @@
 //! The UDP socket: large kernel buffers (a REGISTER burst must queue, not drop) and one task
 //! reading datagrams into one reused buffer.
-use super::shared::{canonical, Shared};
+use super::connections::canonical;
+use super::shared::Shared;
 use super::{Protocol, Source};
 use crate::wire;
 use log::{debug, warn};

@@ -7,10 +7,10 @@
 //! them for good (`<site>:<row id>`): a batch posted again after a crash between the central
 //! site's 200 and our fsync is recognised there and not stored twice.
 mod backoff;
-mod client;
+pub mod client;
 mod position;
 
-pub use client::Endpoint;
+use client::Endpoint;
 
 use crate::config::CdrUpload;
 use backoff::Backoff;
@@ -125,7 +125,7 @@ impl Uploader {
 
     /// The registrar says the central site is unreachable: posting now would only time out.
     fn wan_down(&self) -> bool {
-        holdfast_status::read::<RegistrarStatus>(&holdfast_status::beside(&self.db, ".status.json")).is_some_and(|s| s.wan == "down")
+        holdfast_status::read::<RegistrarStatus>(&holdfast_status::path_of::<RegistrarStatus>(&self.db)).is_some_and(|s| s.wan == "down")
     }
 
     /// The batch's idempotency key and its JSON.

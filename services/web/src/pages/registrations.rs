@@ -12,7 +12,7 @@ pub fn registrations(bindings: &[Binding], query: &str) -> String {
                 .any(|f| f.to_lowercase().contains(&q))
     };
     let shown: Vec<&Binding> = bindings.iter().filter(|b| matches(b)).collect();
-    let now = i64::try_from(holdfast_runtime::unix_ms() / 1000).unwrap_or(i64::MAX);
+    let now = holdfast_runtime::unix_secs();
     let mut out = format!(
         "<form class=\"search\" method=\"get\" action=\"/registrations\"><input type=\"search\" name=\"q\" id=\"q\" \
          value=\"{}\" placeholder=\"user, contact, address, phone model\" autocomplete=\"off\"><button type=\"submit\">Search</button></form>\
