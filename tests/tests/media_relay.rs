@@ -50,7 +50,7 @@ fn nothing_arrives(s: &UdpSocket) -> bool {
 
 /// A session whose legs' SDP name the two phones.
 fn call(relay: &Relay, a: &UdpSocket, b: &UdpSocket, media: impl Fn(SocketAddr) -> RemoteMedia) -> Allocation {
-    let alloc = relay.allocate().unwrap();
+    let alloc = relay.allocate(Instant::now()).unwrap();
     relay.set_remote(alloc.id, Side::A, media(a.local_addr().unwrap())).unwrap();
     relay.set_remote(alloc.id, Side::B, media(b.local_addr().unwrap())).unwrap();
     alloc
@@ -74,7 +74,7 @@ fn payload_bytes_arrive_unchanged_both_ways() {
         b.send_to(&reply, alloc.b.rtp).unwrap();
         assert_eq!(recv(&a), (reply, alloc.a.rtp), "B->A packet {seq}");
     }
-    let stats = relay.stats(alloc.id).unwrap();
+    let stats = relay.stats(alloc.id, Instant::now()).unwrap();
     assert_eq!((stats.a.packets, stats.a.forwarded, stats.a.dropped), (20, 20, 0));
     assert_eq!((stats.b.packets, stats.b.forwarded, stats.b.dropped), (20, 20, 0));
     assert_eq!(stats.a.bytes, 20 * 172);
@@ -96,7 +96,7 @@ fn latches_to_the_real_source() {
     // Once latched, another source cannot inject media.
     intruder.send_to(&rtp(PT_PCMU, 3, &[0x99; 160]), alloc.b.rtp).unwrap();
     assert!(nothing_arrives(&a));
-    let stats = relay.stats(alloc.id).unwrap();
+    let stats = relay.stats(alloc.id, Instant::now()).unwrap();
     assert_eq!(stats.b.latched_rtp, Some(b_real.local_addr().unwrap()));
     assert_eq!(stats.b.dropped, 1);
 }
@@ -105,7 +105,7 @@ fn latches_to_the_real_source() {
 fn transcodes_ulaw_and_alaw_by_the_g711_tables() {
     let relay = relay(42_200, 8);
     let (a, b) = (phone(), phone());
-    let alloc = relay.allocate().unwrap();
+    let alloc = relay.allocate(Instant::now()).unwrap();
     let leg = |s: &UdpSocket, pt| RemoteMedia {
         audio_pt: Some(pt),
         telephone_event_pt: Some(101),
@@ -133,7 +133,7 @@ fn transcodes_ulaw_and_alaw_by_the_g711_tables() {
 fn dtmf_events_pass_unchanged() {
     let relay = relay(42_300, 8);
     let (a, b) = (phone(), phone());
-    let alloc = relay.allocate().unwrap();
+    let alloc = relay.allocate(Instant::now()).unwrap();
     let leg = |s: &UdpSocket, pt, ev| RemoteMedia {
         audio_pt: Some(pt),
         telephone_event_pt: Some(ev),
@@ -160,7 +160,7 @@ fn dtmf_events_pass_unchanged() {
 fn rtcp_passes_on_its_port_and_muxed() {
     let relay = relay(42_400, 8);
     let (a, a_rtcp, b, b_rtcp) = (phone(), phone(), phone(), phone());
-    let alloc = relay.allocate().unwrap();
+    let alloc = relay.allocate(Instant::now()).unwrap();
     relay
         .set_remote(alloc.id, Side::A, RemoteMedia { rtcp: Some(a_rtcp.local_addr().unwrap()), ..RemoteMedia::at(a.local_addr().unwrap()) })
         .unwrap();
@@ -185,33 +185,33 @@ fn rtcp_passes_on_its_port_and_muxed() {
         .unwrap();
     a_rtcp.send_to(&sr, alloc.a.rtcp).unwrap();
     assert_eq!(recv(&b), (sr, alloc.b.rtp));
-    assert_eq!(relay.stats(alloc.id).unwrap().a.rtcp_packets, 3);
+    assert_eq!(relay.stats(alloc.id, Instant::now()).unwrap().a.rtcp_packets, 3);
 }
 
 #[test]
 fn port_pool_exhaustion_is_a_clear_error_and_release_refills() {
     // Three pairs: one session (two legs) fits, the second cannot.
     let relay = relay(42_500, 3);
-    let first = relay.allocate().unwrap();
-    let err = relay.allocate().unwrap_err();
+    let first = relay.allocate(Instant::now()).unwrap();
+    let err = relay.allocate(Instant::now()).unwrap_err();
     assert!(matches!(err, RelayError::PortsExhausted { start: 42_500, end: 42_505 }), "{err:?}");
     assert_eq!(err.to_string(), "no free RTP/RTCP port pair left in 42500-42505");
     assert_eq!(relay.available_pairs(), 1, "a failed allocation gives its first pair back");
-    relay.release(first.id).unwrap();
+    relay.release(first.id, Instant::now()).unwrap();
     assert_eq!(relay.available_pairs(), 3);
-    assert!(matches!(relay.stats(first.id), Err(RelayError::UnknownSession(_))));
+    assert!(matches!(relay.stats(first.id, Instant::now()), Err(RelayError::UnknownSession(_))));
     // A released pair keeps its sockets for the next call: its ports stay the relay's.
     assert!(UdpSocket::bind(first.a.rtp).is_err(), "a released pair stays bound");
-    let again = relay.allocate().unwrap();
+    let again = relay.allocate(Instant::now()).unwrap();
     assert_ne!(again.id, first.id);
-    assert!(matches!(relay.allocate(), Err(RelayError::PortsExhausted { .. })));
+    assert!(matches!(relay.allocate(Instant::now()), Err(RelayError::PortsExhausted { .. })));
     // A pair another process holds before the relay ever binds it is skipped.
     let squatter = UdpSocket::bind("127.0.0.1:42510").expect("a free port for the squatter");
     let relay = self::relay(42_510, 3);
-    let alloc = relay.allocate().unwrap();
+    let alloc = relay.allocate(Instant::now()).unwrap();
     let used = [alloc.a.rtp, alloc.b.rtp];
     assert!(!used.contains(&squatter.local_addr().unwrap()), "{used:?}");
-    assert!(matches!(relay.allocate(), Err(RelayError::PortsExhausted { .. })));
+    assert!(matches!(relay.allocate(Instant::now()), Err(RelayError::PortsExhausted { .. })));
 }
 
 #[test]
@@ -247,7 +247,7 @@ fn idle_sessions_are_reported_for_reaping() {
     }
     let idle = relay.idle_sessions(Duration::from_millis(300), Instant::now());
     assert_eq!(idle, vec![quiet.id]);
-    assert!(relay.stats(quiet.id).unwrap().idle >= Duration::from_millis(300));
+    assert!(relay.stats(quiet.id, Instant::now()).unwrap().idle >= Duration::from_millis(300));
 }
 
 #[test]
@@ -263,7 +263,7 @@ fn garbage_is_dropped_and_counted() {
     let real = rtp(PT_PCMU, 1, &[0x7F; 160]);
     a.send_to(&real, alloc.a.rtp).unwrap();
     assert_eq!(recv(&b).0, real, "the relay survives and still forwards");
-    let stats = relay.stats(alloc.id).unwrap();
+    let stats = relay.stats(alloc.id, Instant::now()).unwrap();
     assert_eq!((stats.a.packets, stats.a.dropped, stats.a.forwarded), (11, 10, 1));
 }
 
@@ -288,7 +288,7 @@ fn a_third_address_sending_first_gets_nothing_through() {
     let from_b = rtp(PT_PCMU, 2, &[0x22; 160]);
     b.send_to(&from_b, alloc.b.rtp).unwrap();
     assert_eq!(recv(&a).0, from_b, "A's first packet is B's");
-    let stats = relay.stats(alloc.id).unwrap();
+    let stats = relay.stats(alloc.id, Instant::now()).unwrap();
     assert_eq!((stats.a.foreign, stats.b.foreign), (2, 2));
     assert_eq!((stats.a.latched_rtp, stats.b.latched_rtp), (Some(a.local_addr().unwrap()), Some(b.local_addr().unwrap())));
     assert!(nothing_arrives(&attacker), "the attacker captured media");
@@ -301,8 +301,8 @@ fn ports_are_not_handed_out_in_order() {
     let relay = relay(42_800, 40);
     let ports: Vec<u16> = (0..10)
         .map(|_| {
-            let alloc = relay.allocate().unwrap();
-            relay.release(alloc.id).unwrap();
+            let alloc = relay.allocate(Instant::now()).unwrap();
+            relay.release(alloc.id, Instant::now()).unwrap();
             alloc.a.rtp.port()
         })
         .collect();

@@ -165,8 +165,9 @@ impl Relay {
         })
     }
 
-    /// Allocates a call's two legs, each an RTP/RTCP socket pair.
-    pub fn allocate(&self) -> Result<Allocation, RelayError> {
+    /// Allocates a call's two legs, each an RTP/RTCP socket pair, at `now` (the caller's clock,
+    /// as every time this API is told).
+    pub fn allocate(&self, now: Instant) -> Result<Allocation, RelayError> {
         let (a_port, a_tokens) = self.take_pair()?;
         let (b_port, b_tokens) = match self.take_pair() {
             Ok(pair) => pair,
@@ -192,7 +193,7 @@ impl Relay {
         }
         state.sessions[index] = Some(Slot {
             generation,
-            session: Session::new(Instant::now()),
+            session: Session::new(now),
             sockets: tokens,
             rtp_ports: [a_port, b_port],
         });
@@ -269,10 +270,10 @@ impl Relay {
         Ok(())
     }
 
-    /// The session's counters.
-    pub fn stats(&self, id: SessionId) -> Result<SessionStats, RelayError> {
+    /// The session's counters at `now`.
+    pub fn stats(&self, id: SessionId, now: Instant) -> Result<SessionStats, RelayError> {
         let mut state = self.shared.lock();
-        Ok(state.slot_mut(id)?.session.stats(Instant::now()))
+        Ok(state.slot_mut(id)?.session.stats(now))
     }
 
     /// Sessions that received nothing for `idle_for` or longer at `now`: dead calls for the
@@ -295,9 +296,9 @@ impl Relay {
 
     /// Ends a session: its sockets go idle and its pairs back to the pool (sockets and all), and
     /// its final counters come back.
-    pub fn release(&self, id: SessionId) -> Result<SessionStats, RelayError> {
+    pub fn release(&self, id: SessionId, now: Instant) -> Result<SessionStats, RelayError> {
         let mut state = self.shared.lock();
-        let stats = state.slot_mut(id)?.session.stats(Instant::now());
+        let stats = state.slot_mut(id)?.session.stats(now);
         let Some(slot) = state.sessions.get_mut(id.index as usize).and_then(Option::take) else {
             return Err(RelayError::UnknownSession(id));
         };

@@ -18,10 +18,10 @@ impl RelayMedia {
     }
 
     /// RTP relayed and dropped since the start: calls that ended, and `live` in progress.
-    pub fn counters(&self, live: &[SessionId]) -> RtpCounters {
+    pub fn counters(&self, live: &[SessionId], now: Instant) -> RtpCounters {
         let mut total = self.released;
         for id in live {
-            if let Ok(stats) = self.relay.stats(*id) {
+            if let Ok(stats) = self.relay.stats(*id, now) {
                 add(&mut total, &stats);
             }
         }
@@ -47,8 +47,8 @@ fn add(total: &mut RtpCounters, stats: &SessionStats) {
 impl Media for RelayMedia {
     type Id = SessionId;
 
-    fn allocate(&mut self) -> Result<(SessionId, SocketAddr, SocketAddr), String> {
-        let a = self.relay.allocate().map_err(|e| e.to_string())?;
+    fn allocate(&mut self, now: Instant) -> Result<(SessionId, SocketAddr, SocketAddr), String> {
+        let a = self.relay.allocate(now).map_err(|e| e.to_string())?;
         Ok((a.id, a.a.rtp, a.b.rtp))
     }
 
@@ -64,8 +64,8 @@ impl Media for RelayMedia {
         }
     }
 
-    fn release(&mut self, id: SessionId) {
-        match self.relay.release(id) {
+    fn release(&mut self, id: SessionId, now: Instant) {
+        match self.relay.release(id, now) {
             Ok(stats) => {
                 log::debug!("media session {id:?} released: {stats:?}");
                 self.count(&stats);

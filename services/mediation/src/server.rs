@@ -231,7 +231,7 @@ impl Core for Server {
         for tick in self.ticks.expired(now) {
             match tick {
                 Tick::Reap => self.b2bua.reap_idle(&mut self.txns, self.media_timeout, now),
-                Tick::Status => self.status.write(&self.b2bua, &self.health, &self.cdrs),
+                Tick::Status => self.status.write(&self.b2bua, &self.health, &self.cdrs, now),
                 Tick::Watchdog => self.notifier.notify("WATCHDOG=1"),
                 Tick::Prune => self.prune_due = true,
             }

@@ -8,6 +8,7 @@ use holdfast_status::snapshot::{CdrCounters, MediationStatus, TrunkState};
 use holdfast_store::{Cdr, CdrWriter};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 pub struct StatusFile {
     path: PathBuf,
@@ -18,7 +19,7 @@ pub struct StatusFile {
 impl StatusFile {
     pub fn beside(db: &Path) -> StatusFile {
         StatusFile {
-            path: holdfast_status::beside(db, ".mediation.json"),
+            path: holdfast_status::path_of::<MediationStatus>(db),
             started: holdfast_runtime::unix_ms() / 1000,
             calls_total: BTreeMap::new(),
         }
@@ -29,7 +30,7 @@ impl StatusFile {
         *self.calls_total.entry(result(cdr).to_string()).or_default() += 1;
     }
 
-    pub fn write(&self, b2bua: &B2bua<RelayMedia>, health: &Health, cdrs: &CdrWriter) {
+    pub fn write(&self, b2bua: &B2bua<RelayMedia>, health: &Health, cdrs: &CdrWriter, now: Instant) {
         let trunks = b2bua
             .plan()
             .trunks
@@ -51,7 +52,7 @@ impl StatusFile {
             calls: b2bua.active_calls(),
             calls_total: self.calls_total.clone(),
             trunks,
-            rtp: b2bua.media().counters(&b2bua.media_sessions()),
+            rtp: b2bua.media().counters(&b2bua.media_sessions(), now),
             cdrs: CdrCounters { records: stats.records, commits: stats.commits, lost: stats.lost },
             commit: cdrs.commit_times(),
             refused: [("not_a_peer", b2bua.strangers()), ("max_calls", b2bua.over_capacity())]

@@ -59,7 +59,7 @@ fn main() -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("--srtp-key: {e}"))?;
     let mut lines = String::new();
     for _ in 0..args.calls {
-        let alloc = relay.allocate()?;
+        let alloc = relay.allocate(std::time::Instant::now())?;
         let leg = |at, law| RemoteMedia {
             audio_pt: args.transcode.then_some(law),
             ..RemoteMedia::at(at)

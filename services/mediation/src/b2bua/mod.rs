@@ -38,11 +38,11 @@ use std::time::{Duration, Instant};
 pub trait Media {
     type Id: Copy + std::fmt::Debug + PartialEq;
     /// A session: its id, the port the A side sends to, the port the B side sends to.
-    fn allocate(&mut self) -> Result<(Self::Id, SocketAddr, SocketAddr), String>;
+    fn allocate(&mut self, now: Instant) -> Result<(Self::Id, SocketAddr, SocketAddr), String>;
     fn set_remote(&mut self, id: Self::Id, side: Side, remote: RemoteMedia);
     /// A leg's SRTP keys; none: plain RTP.
     fn set_crypto(&mut self, id: Self::Id, side: Side, keys: Option<LegKeys>);
-    fn release(&mut self, id: Self::Id);
+    fn release(&mut self, id: Self::Id, now: Instant);
     /// Sessions that received no packet for `idle_for` at `now`: calls whose ends are gone.
     fn idle(&self, idle_for: Duration, now: Instant) -> Vec<Self::Id>;
 }
@@ -602,7 +602,7 @@ impl<M: Media> B2bua<M> {
         // A late offer (no SDP) gets the relay as well: B's offer will be pointed at it.
         let relayed = a_sd.is_some() || invite.body.is_empty();
         let media = if relayed && through_relay {
-            match self.media.allocate() {
+            match self.media.allocate(now) {
                 Ok(m) => Some(m),
                 Err(e) => {
                     log::warn!("no media ports for call {}: {e}", cdr.call_id);
@@ -815,7 +815,7 @@ impl<M: Media> B2bua<M> {
             self.by_client.remove(&a.client);
         }
         if let Some((id, ..)) = call.media {
-            self.media.release(id);
+            self.media.release(id, now);
         }
         call.cdr.ended_at = ended_at;
         self.outputs.push_back(Output::Cdr(call.cdr));

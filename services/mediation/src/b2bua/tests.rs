@@ -19,7 +19,7 @@ struct FakeMedia {
 
 impl Media for &mut FakeMedia {
     type Id = u32;
-    fn allocate(&mut self) -> Result<(u32, SocketAddr, SocketAddr), String> {
+    fn allocate(&mut self, _: Instant) -> Result<(u32, SocketAddr, SocketAddr), String> {
         Ok((1, "127.0.0.1:30000".parse().unwrap(), "127.0.0.1:30002".parse().unwrap()))
     }
     fn set_remote(&mut self, _: u32, side: Side, remote: RemoteMedia) {
@@ -28,7 +28,7 @@ impl Media for &mut FakeMedia {
     fn set_crypto(&mut self, _: u32, side: Side, keys: Option<LegKeys>) {
         self.crypto.push((side, keys));
     }
-    fn release(&mut self, _: u32) {
+    fn release(&mut self, _: u32, _: Instant) {
         self.released += 1;
     }
     fn idle(&self, _: Duration, _: Instant) -> Vec<u32> {
