@@ -8,7 +8,7 @@
 //! knows no protocol (a core without SIP, the gateway's simulated exchange, runs on a driver
 //! `without_sip`). Periodic duties (a status snapshot, a sweep, the watchdog) are timers of
 //! the core like any other: [`Periodic`] keeps them.
-use crate::message::{Message, Request, Response};
+use crate::message::{Request, Response};
 use crate::transaction::Transmit;
 use crate::transport::{Incoming, Protocol, TransportError, TransportHandle};
 use std::future::Future;
@@ -148,10 +148,7 @@ impl Link for Sip {
     async fn send(&self, out: &Outbound) -> Result<(), TransportError> {
         match out {
             Outbound::Transaction(t) => self.transport.transmit(t).await,
-            Outbound::Request { request, dest, transport } => {
-                // The transport takes a Message; the request is cloned once, as the old loops did.
-                self.transport.send_to(&Message::Request(request.clone()), *dest, *transport).await
-            }
+            Outbound::Request { request, dest, transport } => self.transport.send_request(request, *dest, *transport).await,
             Outbound::Response(r) => self.transport.send_response(r).await,
         }
     }
