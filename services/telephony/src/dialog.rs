@@ -123,18 +123,19 @@ fn next_hop(route: &[String], target: &Uri) -> Option<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use holdfast_sip::message::Header;
+    use holdfast_sip::message::{sample, Header};
 
     fn invite() -> Request {
-        let mut r = Request::new(Method::INVITE, Uri::parse("sip:+12125550100@127.0.0.1:5070;user=phone").unwrap());
-        r.headers.add(HeaderName::Via, "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-1");
-        r.headers.add(HeaderName::RecordRoute, "<sip:127.0.0.1:5060;lr>");
-        r.headers.add(HeaderName::From, "<sip:3012@branch.local>;tag=a1");
-        r.headers.add(HeaderName::To, "<sip:+12125550100@branch.local>");
-        r.headers.add(HeaderName::CallId, "call-a");
-        r.headers.add(HeaderName::CSeq, "7 INVITE");
-        r.headers.add(HeaderName::Contact, "<sip:3012@192.0.2.50:5062>");
-        r
+        sample::request(
+            "INVITE sip:+12125550100@127.0.0.1:5070;user=phone
+             Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-1
+             Record-Route: <sip:127.0.0.1:5060;lr>
+             From: <sip:3012@branch.local>;tag=a1
+             To: <sip:+12125550100@branch.local>
+             Call-ID: call-a
+             CSeq: 7 INVITE
+             Contact: <sip:3012@192.0.2.50:5062>",
+        )
     }
 
     #[test]

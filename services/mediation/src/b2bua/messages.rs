@@ -96,20 +96,28 @@ pub fn answer_to_a(invite: &Request, a_tag: &str, status: u16, contact: &str) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use holdfast_sip::message::Method;
+    use holdfast_sip::message::sample;
     use holdfast_sip::transport::Protocol;
     use crate::b2bua::Hop;
 
     #[test]
     fn the_b_invite_is_a_new_dialog_with_the_trunk_numbers() {
-        let mut a = Request::new(Method::INVITE, Uri::parse("sip:2125550100@127.0.0.1:5070").unwrap());
-        a.headers.add(HeaderName::Via, "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-x");
-        a.headers.add(HeaderName::From, "<sip:3012@branch.local>;tag=a");
-        a.headers.add(HeaderName::To, "<sip:2125550100@branch.local>");
-        a.headers.add(HeaderName::CallId, "a-call");
-        a.headers.add(HeaderName::CSeq, "5 INVITE");
-        a.headers.add(HeaderName::MaxForwards, "69");
-        a.body = b"v=0\r\no=- 1 1 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n".to_vec();
+        let a = sample::request(
+            "INVITE sip:2125550100@127.0.0.1:5070
+             Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-x
+             From: <sip:3012@branch.local>;tag=a
+             To: <sip:2125550100@branch.local>
+             Call-ID: a-call
+             CSeq: 5 INVITE
+             Max-Forwards: 69
+
+             v=0
+             o=- 1 1 IN IP4 192.0.2.9
+             s=-
+             c=IN IP4 192.0.2.9
+             t=0 0
+             m=audio 4000 RTP/AVP 0",
+        );
         let target = Target {
             hop: Hop::Trunk("carrier-a".into()),
             dest: "127.0.0.1:5080".parse().unwrap(),

@@ -4,7 +4,7 @@ use super::{B2bua, B2buaConfig, Cdr, Duration, HeaderName, Instant, Media, Metho
 use crate::config::Config;
 use holdfast_runtime::config::Loaded;
 use holdfast_runtime::WallClock;
-use holdfast_sip::message::Uri;
+use holdfast_sip::message::{sample, Uri};
 use holdfast_sip::transaction::{Inbound, TimerConfig, Transmit};
 use holdfast_sip::Ids;
 use holdfast_media::srtp::{LegKeys, MasterKey, Suite};
@@ -159,15 +159,15 @@ impl<'m> Rig<'m> {
 
 /// An INVITE from the branch (as the registrar relays it) for `number`, by `from_user`.
 fn branch_invite(from_user: &str, number: &str) -> Request {
-    let mut r = Request::new(Method::INVITE, Uri::parse(&format!("sip:{number}@127.0.0.1:5070;user=phone")).unwrap());
-    r.headers.add(HeaderName::Via, format!("SIP/2.0/UDP {REGISTRAR};branch=z9hG4bK-{number}"));
-    r.headers.add(HeaderName::RecordRoute, format!("<sip:{REGISTRAR};lr>"));
-    r.headers.add(HeaderName::From, format!("<sip:{from_user}@branch.local>;tag=caller"));
-    r.headers.add(HeaderName::To, format!("<sip:{number}@branch.local>"));
-    r.headers.add(HeaderName::CallId, format!("a-{number}"));
-    r.headers.add(HeaderName::CSeq, "1 INVITE");
-    r.headers.add(HeaderName::Contact, format!("<sip:{from_user}@192.0.2.9:5062>"));
-    r.headers.add(HeaderName::ContentType, "application/sdp");
+    let mut r = sample::request(&format!("INVITE sip:{number}@127.0.0.1:5070;user=phone
+         Via: SIP/2.0/UDP {REGISTRAR};branch=z9hG4bK-{number}
+         Record-Route: <sip:{REGISTRAR};lr>
+         From: <sip:{from_user}@branch.local>;tag=caller
+         To: <sip:{number}@branch.local>
+         Call-ID: a-{number}
+         CSeq: 1 INVITE
+         Contact: <sip:{from_user}@192.0.2.9:5062>
+         Content-Type: application/sdp"));
     r.body = SDP_A.as_bytes().to_vec();
     r
 }
@@ -476,13 +476,13 @@ fn our_2xx_is_retransmitted_until_the_ack_and_a_call_never_acked_ends() {
 fn late_offer_goes_through_the_relay_the_answer_in_the_caller_s_ack_too() {
     let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
     let mut rig = Rig::new(&mut media, &[]);
-    let mut invite = Request::new(Method::INVITE, Uri::parse("sip:2125550100@127.0.0.1:5070;user=phone").unwrap());
-    invite.headers.add(HeaderName::Via, format!("SIP/2.0/UDP {REGISTRAR};branch=z9hG4bK-late"));
-    invite.headers.add(HeaderName::From, "<sip:3012@branch.local>;tag=caller");
-    invite.headers.add(HeaderName::To, "<sip:2125550100@branch.local>");
-    invite.headers.add(HeaderName::CallId, "late");
-    invite.headers.add(HeaderName::CSeq, "1 INVITE");
-    invite.headers.add(HeaderName::Contact, "<sip:3012@192.0.2.9:5062>");
+    let invite = sample::request(&format!("INVITE sip:2125550100@127.0.0.1:5070;user=phone
+         Via: SIP/2.0/UDP {REGISTRAR};branch=z9hG4bK-late
+         From: <sip:3012@branch.local>;tag=caller
+         To: <sip:2125550100@branch.local>
+         Call-ID: late
+         CSeq: 1 INVITE
+         Contact: <sip:3012@192.0.2.9:5062>"));
     let Ok(Inbound::Request { id, request }) = rig.txns.on_request(invite, Protocol::Udp, rig.now) else { panic!() };
     rig.b2bua.on_request(&mut rig.txns, id, request, REGISTRAR.parse().unwrap(), Protocol::Udp, rig.now);
     rig.pump();
@@ -569,14 +569,14 @@ fn session_timers_refresh_b_and_reap_a_caller_that_stopped_refreshing() {
     let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
     let mut rig = Rig::new(&mut media, &[]);
     // The caller asks for a 90 s session; the carrier answers 100 s, refresher us.
-    let mut invite = Request::new(Method::INVITE, Uri::parse("sip:2125550100@127.0.0.1:5070;user=phone").unwrap());
-    invite.headers.add(HeaderName::Via, format!("SIP/2.0/UDP {REGISTRAR};branch=z9hG4bK-st"));
-    invite.headers.add(HeaderName::From, "<sip:3012@branch.local>;tag=caller");
-    invite.headers.add(HeaderName::To, "<sip:2125550100@branch.local>");
-    invite.headers.add(HeaderName::CallId, "st");
-    invite.headers.add(HeaderName::CSeq, "1 INVITE");
-    invite.headers.add(HeaderName::Contact, "<sip:3012@192.0.2.9:5062>");
-    invite.headers.add(HeaderName::SessionExpires, "90");
+    let mut invite = sample::request(&format!("INVITE sip:2125550100@127.0.0.1:5070;user=phone
+         Via: SIP/2.0/UDP {REGISTRAR};branch=z9hG4bK-st
+         From: <sip:3012@branch.local>;tag=caller
+         To: <sip:2125550100@branch.local>
+         Call-ID: st
+         CSeq: 1 INVITE
+         Contact: <sip:3012@192.0.2.9:5062>
+         Session-Expires: 90"));
     invite.body = SDP_A.as_bytes().to_vec();
     let Ok(Inbound::Request { id, request }) = rig.txns.on_request(invite, Protocol::Udp, rig.now) else { panic!() };
     rig.b2bua.on_request(&mut rig.txns, id, request, REGISTRAR.parse().unwrap(), Protocol::Udp, rig.now);
@@ -820,13 +820,13 @@ fn the_carrier_transfers_the_branch_phone_and_hangs_up_before_the_target_answers
 fn session_intervals_below_min_se_are_refused_422_and_a_carrier_s_422_is_retried() {
     let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
     let mut rig = Rig::new(&mut media, &[]);
-    let mut invite = Request::new(Method::INVITE, Uri::parse("sip:2125550100@127.0.0.1:5070;user=phone").unwrap());
-    invite.headers.add(HeaderName::Via, format!("SIP/2.0/UDP {REGISTRAR};branch=z9hG4bK-se"));
-    invite.headers.add(HeaderName::From, "<sip:3012@branch.local>;tag=caller");
-    invite.headers.add(HeaderName::To, "<sip:2125550100@branch.local>");
-    invite.headers.add(HeaderName::CallId, "se");
-    invite.headers.add(HeaderName::CSeq, "1 INVITE");
-    invite.headers.add(HeaderName::SessionExpires, "60");
+    let mut invite = sample::request(&format!("INVITE sip:2125550100@127.0.0.1:5070;user=phone
+         Via: SIP/2.0/UDP {REGISTRAR};branch=z9hG4bK-se
+         From: <sip:3012@branch.local>;tag=caller
+         To: <sip:2125550100@branch.local>
+         Call-ID: se
+         CSeq: 1 INVITE
+         Session-Expires: 60"));
     invite.body = SDP_A.as_bytes().to_vec();
     rig.request(invite, REGISTRAR);
     let r = rig.responses().into_iter().find(|r| r.status >= 200).unwrap();

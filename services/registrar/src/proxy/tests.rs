@@ -1,5 +1,5 @@
 use super::*;
-use holdfast_sip::message::Uri;
+use holdfast_sip::message::{sample, Uri};
 use holdfast_sip::transaction::{TimerConfig, Transmit};
 use holdfast_sip::transport::Protocol;
 
@@ -28,15 +28,16 @@ fn rr(addr: &str) -> String {
 }
 
 fn invite() -> Request {
-    let mut r = Request::new(Method::INVITE, Uri::parse("sip:bob@branch.test").unwrap());
-    r.headers.add(HeaderName::Via, "SIP/2.0/UDP 10.0.0.7:5060;branch=z9hG4bK-caller-1");
-    r.headers.add(HeaderName::MaxForwards, "70");
-    r.headers.add(HeaderName::From, "<sip:alice@branch.test>;tag=a1");
-    r.headers.add(HeaderName::To, "<sip:bob@branch.test>");
-    r.headers.add(HeaderName::CallId, "call-1");
-    r.headers.add(HeaderName::CSeq, "1 INVITE");
-    r.headers.add(HeaderName::Contact, "<sip:alice@10.0.0.7>");
-    r
+    sample::request(
+        "INVITE sip:bob@branch.test
+         Via: SIP/2.0/UDP 10.0.0.7:5060;branch=z9hG4bK-caller-1
+         Max-Forwards: 70
+         From: <sip:alice@branch.test>;tag=a1
+         To: <sip:bob@branch.test>
+         Call-ID: call-1
+         CSeq: 1 INVITE
+         Contact: <sip:alice@10.0.0.7>",
+    )
 }
 
 fn target(host: &str) -> Target {

@@ -11,6 +11,8 @@ mod method;
 pub(crate) mod name_addr;
 mod params;
 mod reason;
+#[cfg(any(test, feature = "sample"))]
+pub mod sample;
 pub(crate) mod syntax;
 pub(crate) mod uri;
 pub(crate) mod via;
