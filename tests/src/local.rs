@@ -4,6 +4,7 @@
 //! own, inside a namespace of their own so that those fixed ports meet nothing else here.
 use crate::bins::bin;
 use crate::netns::{KillOnDrop, Island, Netns};
+use crate::phones::PhoneConfig;
 use crate::sip_probe::wait_ready_from;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -58,6 +59,20 @@ impl LocalAppliance {
 
     pub fn registrar_addr() -> SocketAddr {
         REGISTRAR.parse().expect("registrar address")
+    }
+
+    /// A phone at 127.0.0.1:`port` registering as `user` here for `expires` seconds, again
+    /// only when they are over.
+    pub fn phone<'a>(user: &'a str, password: &'a str, port: u16, expires: u32) -> PhoneConfig<'a> {
+        PhoneConfig {
+            user,
+            password,
+            domain: DOMAIN,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            registrar: Self::registrar_addr(),
+            expires,
+            refresh: Duration::from_secs(expires.into()),
+        }
     }
 
     fn spawn(&mut self, name: &'static str, config: Option<&Path>) {

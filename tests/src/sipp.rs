@@ -29,6 +29,11 @@ impl<'a> Sipp<'a> {
         self
     }
 
+    /// Digest credentials (sipp's -au/-ap).
+    pub fn credentials(self, user: &str, password: &str) -> Self {
+        self.arg("-au").arg(user).arg("-ap").arg(password)
+    }
+
     /// `calls` calls at `rate` per second.
     pub fn calls(mut self, calls: u32, rate: u32) -> Self {
         self.calls = calls;

@@ -197,10 +197,7 @@ fn image_boot_forwards_sip_adds_users_and_powers_off_on_sigint() -> Result<()> {
             .key("domain", domain.clone())
             .arg("-s")
             .arg(USER)
-            .arg("-au")
-            .arg(USER)
-            .arg("-ap")
-            .arg(PASSWORD)
+            .credentials(USER, PASSWORD)
             .arg("-t")
             .arg(transport)
             .run(&scratch.path, 30);

@@ -10,15 +10,7 @@ const WAIT: Duration = Duration::from_secs(15);
 const TALK: Duration = Duration::from_secs(1);
 
 fn config<'a>(user: &'a str, password: &'a str, port: u16) -> PhoneConfig<'a> {
-    PhoneConfig {
-        user,
-        password,
-        domain: DOMAIN,
-        addr: format!("127.0.0.1:{port}").parse().unwrap(),
-        registrar: LocalAppliance::registrar_addr(),
-        expires: 600,
-        refresh: Duration::from_secs(600),
-    }
+    LocalAppliance::phone(user, password, port, 600)
 }
 
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {

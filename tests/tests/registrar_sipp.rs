@@ -11,10 +11,7 @@ fn run(scratch: &Scratch, reg: &Registrar, scenario: &str, user: &str, password:
     let out = Sipp::new(scenario, reg.addr)
         .key("user", user)
         .key("domain", DOMAIN)
-        .arg("-au")
-        .arg(user)
-        .arg("-ap")
-        .arg(password)
+        .credentials(user, password)
         .arg("-trace_err")
         .run(&scratch.path, 30);
     let errors = std::fs::read_dir(&scratch.path)

@@ -11,15 +11,7 @@ use std::time::{Duration, Instant};
 const WAIT: Duration = Duration::from_secs(15);
 
 fn config<'a>(user: &'a str, password: &'a str, port: u16) -> PhoneConfig<'a> {
-    PhoneConfig {
-        user,
-        password,
-        domain: DOMAIN,
-        addr: format!("127.0.0.1:{port}").parse().unwrap(),
-        registrar: LocalAppliance::registrar_addr(),
-        expires: 3600,
-        refresh: Duration::from_secs(3600),
-    }
+    LocalAppliance::phone(user, password, port, 3600)
 }
 
 /// `caller` calls 3001, which answers; the caller hangs up.

@@ -23,10 +23,7 @@ fn phone_registers(scratch: &Scratch, reg: &Registrar, user: &str, password: &st
     let out = Sipp::new("register.xml", reg.addr)
         .key("user", user)
         .key("domain", DOMAIN)
-        .arg("-au")
-        .arg(user)
-        .arg("-ap")
-        .arg(password)
+        .credentials(user, password)
         .run(&scratch.path, 30);
     assert!(
         out.status.success(),
