@@ -1,6 +1,5 @@
-//! A SIP user agent over TLS for tests that need one TLS connection in their own hands (a
-//! REGISTER with a new Contact on the very flow the central site authenticated, and the same
-//! from another connection): openssl s_client (a second TLS stack) makes the connection and
+//! A SIP user agent over TLS for tests that need one TLS connection in their own hands
+//! (REGISTERs on the very flow the central site authenticated, and from another connection): openssl s_client (a second TLS stack) makes the connection and
 //! checks the server's certificate by the CA and the address; messages are written to it and
 //! read back through holdfast-sip's stream framing.
 use crate::netns::{KillOnDrop, Netns};

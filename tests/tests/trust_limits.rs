@@ -7,7 +7,8 @@
 use holdfast_tests::branch::status_of;
 use holdfast_tests::registrar::{Registrar, DOMAIN};
 use holdfast_tests::scratch::Scratch;
-use holdfast_sip::message::{Message, Method};
+use holdfast_sip::auth::DigestClient;
+use holdfast_sip::message::{HeaderName, Message, Method};
 use holdfast_sip::wire;
 use holdfast_tests::sip_client::{final_response, Ua};
 use holdfast_tests::sipp::Sipp;
@@ -185,8 +186,14 @@ fn shared_port_socket(addr: SocketAddr) -> UdpSocket {
 
 /// An INVITE from `from` to `to` through the registrar, as sent from `local`.
 fn invite(from: &str, to: &str, local: SocketAddr, call_id: &str) -> String {
+    invite_with(from, to, local, call_id, 1, None)
+}
+
+/// `invite` with CSeq `cseq` (a branch of its own) and a Proxy-Authorization.
+fn invite_with(from: &str, to: &str, local: SocketAddr, call_id: &str, cseq: u32, credentials: Option<&str>) -> String {
+    let credentials = credentials.map(|c| format!("Proxy-Authorization: {c}\r\n")).unwrap_or_default();
     format!(
-        "INVITE sip:{to}@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-{call_id};rport\r\nFrom: <sip:{from}@{DOMAIN}>;tag=t-{call_id}\r\nTo: <sip:{to}@{DOMAIN}>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:{from}@{local}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        "INVITE sip:{to}@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-{call_id}-{cseq};rport\r\nFrom: <sip:{from}@{DOMAIN}>;tag=t-{call_id}\r\nTo: <sip:{to}@{DOMAIN}>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} INVITE\r\n{credentials}Contact: <sip:{from}@{local}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
     )
 }
 
@@ -379,4 +386,152 @@ fn live_transactions_are_capped_with_a_reserve_for_the_branchs_phones() {
     let challenge = phone.request(600, None);
     let ok = phone.request(600, Some(&phone.answer(&challenge, "pw-alice", 1)));
     assert_eq!(ok.status, 200, "{}", ok.reason);
+}
+
+/// A flood forged with alice's exact address and port goes on while she calls and registers.
+/// Over its budget her address must prove itself: each new request from it is challenged (407,
+/// 401) there, bound to the address. The forger never sees a challenge (they reach alice), alice
+/// answers hers, and her call reaches bob during the flood (her answer taken off on the way); the
+/// forged INVITEs bob gets stay within the address's budget.
+#[test]
+fn a_phone_calls_and_registers_during_a_flood_forged_with_its_exact_address() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let scratch = Scratch::new("trust-limits-forged-during");
+    let reg = Registrar::start(
+        &scratch,
+        &format!("{SIPP_AUTH}[registrar.limits]\nrequests_per_source = 50\nban_secs = 60\n"),
+        &[("alice", "pw-alice"), ("bob", "pw-bob")],
+    );
+    // alice's socket is connected to the registrar: the kernel hands her its answers rather than
+    // to the forger's socket on the same address, as the network would hand them to the phone.
+    let alice_sock = shared_port_socket("127.0.0.1:0".parse().expect("addr"));
+    alice_sock.connect(reg.addr).expect("connect");
+    let mut alice = Ua::with_socket(alice_sock, reg.addr, "alice", DOMAIN);
+    let mut bob = Ua::new(reg.addr, "bob", DOMAIN);
+    for (ua, password) in [(&mut alice, "pw-alice"), (&mut bob, "pw-bob")] {
+        let challenge = ua.request(600, None);
+        let ok = ua.request(600, Some(&ua.answer(&challenge, password, 1)));
+        assert_eq!(ok.status, 200, "{} could not register: {}", ua.user, ok.reason);
+    }
+
+    // About 400 INVITEs a second posing as alice from her address: eight times its budget (50 a
+    // binding and 50 more in 2 s), for as long as the test takes (30 s at most).
+    let forger = shared_port_socket(alice.local());
+    forger.set_read_timeout(Some(Duration::from_millis(1))).expect("timeout");
+    let stop = Arc::new(AtomicBool::new(false));
+    let flooding = {
+        let (stop, to, local) = (Arc::clone(&stop), reg.addr, alice.local());
+        std::thread::spawn(move || {
+            let (started, mut sent, mut heard) = (Instant::now(), 0u32, 0u32);
+            let mut buf = vec![0u8; 65536];
+            while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(30) {
+                forger.send_to(invite("alice", "bob", local, &format!("forged-{sent}")).as_bytes(), to).expect("send");
+                sent += 1;
+                if sent % 4 == 0 {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                heard += u32::from(forger.recv_from(&mut buf).is_ok());
+            }
+            (sent, heard, started.elapsed())
+        })
+    };
+    wait_refused(&reg, "source_bans", 1);
+    wait_refused(&reg, "banned_source_challenges", 1);
+
+    // alice calls while her address sheds (beyond its budget: most of each window); a call
+    // placed in the budget's part of a window goes through unasked, so she calls again.
+    alice.sock.set_read_timeout(Some(Duration::from_millis(50))).expect("timeout");
+    bob.sock.set_read_timeout(Some(Duration::from_millis(50))).expect("timeout");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let local = alice.local();
+    let mut forged_challenges = 0;
+    let (call_id, challenge) = 'calls: {
+        for attempt in 0..20 {
+            let call_id = format!("alice-during-{attempt}");
+            alice.send(invite_with("alice", "bob", local, &call_id, 1, None).as_bytes());
+            while let Some(r) = next_response(&alice.sock) {
+                if r.call_id().is_ok_and(|c| c == call_id) {
+                    if r.status == 407 {
+                        break 'calls (call_id, r);
+                    }
+                    break;
+                }
+                forged_challenges += u32::from(r.status == 407);
+                assert!(Instant::now() < deadline, "no answer to alice's INVITE {call_id}");
+            }
+            assert!(Instant::now() < deadline, "alice's INVITEs were never challenged at her address");
+        }
+        panic!("20 of alice's INVITEs, none challenged at her address");
+    };
+    assert!(forged_challenges > 0, "no forged INVITE's challenge reached alice's address");
+    let offered: Vec<&str> = challenge.headers.get_all(&HeaderName::ProxyAuthenticate).collect();
+    let chosen = DigestClient::preferred_challenge(&offered).expect("a digest challenge");
+    let credentials = DigestClient::authorize(chosen, "INVITE", &format!("sip:bob@{DOMAIN}"), "alice", "pw-alice", "cn", 1)
+        .expect("an answerable challenge");
+    let proven = invite_with("alice", "bob", local, &call_id, 2, Some(&credentials));
+    let mut forged_at_bob = std::collections::HashSet::new();
+    let at_bob = 'call: loop {
+        alice.send(proven.as_bytes());
+        let resend_at = Instant::now() + Duration::from_millis(500);
+        while Instant::now() < resend_at {
+            let Some(r) = next_request(&bob.sock) else { continue };
+            let id = r.call_id().expect("Call-ID").to_string();
+            if id == call_id {
+                break 'call r;
+            }
+            forged_at_bob.insert(id);
+        }
+        assert!(Instant::now() < deadline, "alice's proven INVITE never reached bob");
+    };
+    assert_eq!(at_bob.headers.count(&HeaderName::ProxyAuthorization), 0, "alice's answer to our challenge went on to bob");
+
+    // Her refresh, during the flood as well: challenged at her address, answered, stored.
+    alice.sock.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+    let challenge = final_for_request(&mut alice, None);
+    assert_eq!(challenge.status, 401, "{}", challenge.reason);
+    let answer = alice.answer(&challenge, "pw-alice", 1);
+    let ok = final_for_request(&mut alice, Some(&answer));
+    assert_eq!(ok.status, 200, "alice could not refresh during the flood: {}", ok.reason);
+
+    stop.store(true, Ordering::Relaxed);
+    let (sent, heard, lasted) = flooding.join().expect("the flood");
+    assert_eq!(heard, 0, "the forger heard the registrar's answers");
+    while let Some(r) = next_request(&bob.sock) {
+        forged_at_bob.insert(r.call_id().expect("Call-ID").to_string());
+    }
+    let windows = lasted.as_secs() / 2 + 2;
+    let relayed = forged_at_bob.iter().filter(|id| id.starts_with("forged-")).count() as u64;
+    assert!(relayed <= 100 * windows, "{relayed} of {sent} forged INVITEs reached bob in {lasted:?}");
+    eprintln!("{sent} forged INVITEs in {lasted:?}: {relayed} reached bob; alice called and registered");
+}
+
+/// The next response on `sock` (anything else skipped); None once its read timeout passes.
+fn next_response(sock: &UdpSocket) -> Option<holdfast_sip::message::Response> {
+    loop {
+        if let Message::Response(r) = next_message(sock)? {
+            return Some(r);
+        }
+    }
+}
+
+/// The next INVITE on `sock` (anything else skipped); None once its read timeout passes.
+fn next_request(sock: &UdpSocket) -> Option<holdfast_sip::message::Request> {
+    loop {
+        match next_message(sock)? {
+            Message::Request(r) if r.method == Method::INVITE => return Some(r),
+            _ => {}
+        }
+    }
+}
+
+/// The next SIP message on `sock` (unparsable datagrams skipped); None once its read timeout passes.
+fn next_message(sock: &UdpSocket) -> Option<Message> {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let (n, _) = sock.recv_from(&mut buf).ok()?;
+        if let Ok(m) = wire::parse(&buf[..n]) {
+            return Some(m);
+        }
+    }
 }

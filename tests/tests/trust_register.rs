@@ -4,14 +4,18 @@
 //! to put a Path of its own in front of her, to remove her binding or all of them (`Contact: *`),
 //! is refused, and her binding stays as it was; her own unchanged refresh is served. For bob,
 //! whose HA1 is on the box, such a change is challenged and succeeds only with his password.
-//! A password proves one user only: bob's answers no challenge for alice's AOR.
-use holdfast_sip::message::HeaderName;
+//! A password proves one user only: bob's answers no challenge for alice's AOR. Over TCP the
+//! connection the central site authenticated a registration on vouches for that binding as it
+//! stands (a refresh), never for a change, and no other connection is it.
 use holdfast_tests::branch::status_of;
 use holdfast_tests::registrar::{Registrar, DOMAIN};
 use holdfast_tests::scratch::Scratch;
 use holdfast_tests::sip_client::{final_response, register_authorization, Ua};
 use holdfast_tests::stub_central::StubCentral;
-use std::net::UdpSocket;
+use holdfast_sip::message::{HeaderName, Message, Method, Request, Response, Uri};
+use holdfast_sip::wire::{StreamDecoder, StreamItem};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 fn wait_mode(reg: &Registrar, want: &str) {
@@ -161,4 +165,107 @@ fn in_survival_a_password_changes_only_its_own_aor() {
     let ok = moved(&mut alice, Some(&mine));
     assert_eq!(ok.status, 200, "{}", ok.reason);
     assert!(ok.headers.get_all(&HeaderName::Contact).any(|c| c.contains("127.0.0.1:5097")));
+}
+
+/// A phone's own TCP connection: REGISTERs for `user` on it, read back through holdfast-sip's
+/// stream framing.
+struct TcpPhone {
+    stream: TcpStream,
+    decoder: StreamDecoder,
+    user: &'static str,
+    cseq: u32,
+}
+
+impl TcpPhone {
+    /// A connection to `to` from `local` (std cannot bind before connecting).
+    fn connect(local: Ipv4Addr, to: SocketAddr, user: &'static str) -> TcpPhone {
+        use nix::sys::socket::{bind, connect, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
+        use std::os::fd::AsRawFd;
+        let SocketAddr::V4(to) = to else { panic!("IPv4 only") };
+        let fd = socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).expect("socket");
+        bind(fd.as_raw_fd(), &SockaddrIn::from(SocketAddrV4::new(local, 0))).expect("bind");
+        connect(fd.as_raw_fd(), &SockaddrIn::from(to)).expect("connect");
+        let stream = TcpStream::from(fd);
+        stream.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+        TcpPhone { stream, decoder: StreamDecoder::new(), user, cseq: 0 }
+    }
+
+    /// A REGISTER binding `contact` (a Contact value, or `*`) for `expires`; its final response.
+    fn register(&mut self, contact: &str, expires: u32) -> Response {
+        self.cseq += 1;
+        let local = self.stream.local_addr().expect("local");
+        let mut r = Request::new(Method::REGISTER, Uri::parse(&format!("sip:{DOMAIN}")).expect("uri"));
+        let h = &mut r.headers;
+        h.add(HeaderName::Via, format!("SIP/2.0/TCP {local};branch=z9hG4bK-tcp-{}-{}", local.port(), self.cseq));
+        h.add(HeaderName::From, format!("<sip:{}@{DOMAIN}>;tag=tcp{}", self.user, local.port()));
+        h.add(HeaderName::To, format!("<sip:{}@{DOMAIN}>", self.user));
+        // One Call-ID for the phone, whichever connection it is on.
+        h.add(HeaderName::CallId, format!("{}-tcp@test", self.user));
+        h.add(HeaderName::CSeq, format!("{} REGISTER", self.cseq));
+        h.add(HeaderName::Contact, contact.to_string());
+        h.add(HeaderName::MaxForwards, "70");
+        h.add(HeaderName::Expires, expires.to_string());
+        self.stream.write_all(&r.to_bytes().expect("a writable REGISTER")).expect("write");
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            for item in self.decoder.by_ref() {
+                if let Ok(StreamItem::Message(Message::Response(r))) = item {
+                    if r.status >= 200 {
+                        return r;
+                    }
+                }
+            }
+            let n = self.stream.read(&mut buf).expect("an answer over TCP");
+            assert!(n > 0, "the registrar closed the connection");
+            self.decoder.push(&buf[..n]);
+        }
+    }
+}
+
+#[test]
+fn a_tcp_flow_refreshes_its_binding_but_changes_nothing_while_the_wan_is_down() {
+    let scratch = Scratch::new("trust-register-tcp-flow");
+    let central = StubCentral::start();
+    // alice's password is not on the box: only the central site could check it.
+    let reg = Registrar::start(&scratch, &format!("\n[central]\nproxies = [\"{}\"]\nbranch_expires = 60\n", central.addr), &[]);
+    wait_mode(&reg, "pass-through");
+    let mut alice = TcpPhone::connect(Ipv4Addr::LOCALHOST, reg.addr, "alice");
+    let contact = "<sip:alice@127.0.0.1:5066;transport=tcp>";
+    let ok = alice.register(contact, 600);
+    assert_eq!(ok.status, 200, "alice over TCP through the branch: {}", ok.reason);
+    let aor = format!("sip:alice@{DOMAIN}");
+    let bindings = || reg.registrations().into_iter().filter(|b| b["aor"] == aor).collect::<Vec<_>>();
+    let before = bindings();
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!(before[0]["transport"], "tcp", "{before:?}");
+    central.cut();
+    wait_mode(&reg, "survival");
+
+    // On her own connection, the one the central site authenticated: a refresh is served...
+    let refreshed = alice.register(contact, 600);
+    assert_eq!(refreshed.status, 200, "alice's refresh on her flow: {}", refreshed.reason);
+    // ...a change is not: moved, another contact added, removed, all removed.
+    for (what, contact, expires) in [
+        ("moved", "<sip:alice@127.0.0.1:5067;transport=tcp>", 600),
+        ("another contact", "<sip:alice@127.0.0.2:5099;transport=tcp>", 600),
+        ("removed", contact, 0),
+        ("Contact: *", "*", 0),
+    ] {
+        let r = alice.register(contact, expires);
+        assert_eq!(r.status, 403, "{what} on alice's flow: {} {}", r.status, r.reason);
+    }
+    // 127.0.0.2 on a TCP connection of its own: neither her refresh nor a move.
+    let mut mallory = TcpPhone::connect(Ipv4Addr::new(127, 0, 0, 2), reg.addr, "alice");
+    for (what, contact) in [("alice's refresh", contact), ("a move", "<sip:alice@127.0.0.2:5099;transport=tcp>")] {
+        let r = mallory.register(contact, 600);
+        assert_eq!(r.status, 403, "{what} from another connection: {} {}", r.status, r.reason);
+    }
+    let after = bindings();
+    assert_eq!(after.len(), 1, "{after:?}");
+    for key in ["contact", "source", "transport", "path"] {
+        assert_eq!(after[0][key], before[0][key], "{key} changed");
+    }
+    // And she goes on refreshing on her flow.
+    let again = alice.register(contact, 600);
+    assert_eq!(again.status, 200, "alice's refresh after the attack: {}", again.reason);
 }

@@ -87,7 +87,7 @@ impl Authenticator {
         match self.throttle.check(source, now) {
             Verdict::Blocked(_) => return Check::Refuse(refuse(req, 403, "Forbidden (too many failed attempts)")),
             Verdict::Delay(d) => {
-                let challenge = self.challenge(req, domain, source, false, now);
+                let challenge = self.challenge(req, domain, source, false, false, now);
                 return Check::RefuseLater(challenge, d);
             }
             Verdict::Allowed => {}
@@ -104,7 +104,7 @@ impl Authenticator {
             .filter_map(|v| Credentials::parse(v).ok())
             .find(|c| c.realm.eq_ignore_ascii_case(server.realm()));
         let Some(credentials) = credentials else {
-            return Check::Refuse(self.challenge(req, domain, source, false, now));
+            return Check::Refuse(self.challenge(req, domain, source, false, false, now));
         };
         // What the phone really sent as its digest username (not the To user): a phone set up
         // with the wrong one is found by its log line.
@@ -127,20 +127,20 @@ impl Authenticator {
                 self.throttle.record_failure(source, now);
                 Check::Refuse(refuse(req, 403, "Forbidden (credentials of another user)"))
             }
-            Err(AuthError::Stale) => Check::Refuse(self.challenge(req, domain, source, true, now)),
+            Err(AuthError::Stale) => Check::Refuse(self.challenge(req, domain, source, true, false, now)),
             Err(AuthError::UnknownUser) => {
                 log::info!("REGISTER for {user}@{domain} from {source}: digest username {username} is no user of {domain}");
                 self.throttle.record_failure(source, now);
-                Check::Refuse(self.challenge(req, domain, source, false, now))
+                Check::Refuse(self.challenge(req, domain, source, false, false, now))
             }
             Err(AuthError::BadCredentials) => {
                 log::info!("REGISTER for {user}@{domain} from {source}: wrong password for digest username {username}");
                 self.throttle.record_failure(source, now);
-                Check::Refuse(self.challenge(req, domain, source, false, now))
+                Check::Refuse(self.challenge(req, domain, source, false, false, now))
             }
             Err(e) => {
                 log::debug!("REGISTER for {user}@{domain} from {source}: {e}; challenging again");
-                Check::Refuse(self.challenge(req, domain, source, false, now))
+                Check::Refuse(self.challenge(req, domain, source, false, false, now))
             }
         }
     }
@@ -151,21 +151,45 @@ impl Authenticator {
         self.users.get(domain).and(self.servers.get(domain))
     }
 
-    /// Whether `req` carries credentials answering a challenge we sent to `source`: proof that
-    /// its sender receives packets there (the password is not checked).
+    /// Whether `req` carries credentials answering a challenge we sent to `source` (its
+    /// Authorization, or a Proxy-Authorization): proof that its sender receives packets there
+    /// (the password is not checked).
     pub fn proves_address(&self, req: &Request, source: IpAddr) -> bool {
         let peer = address_bytes(source);
-        req.headers.get_all(&HeaderName::Authorization).filter_map(|v| Credentials::parse(v).ok()).any(|c| {
-            self.servers.get(&c.realm.to_ascii_lowercase()).is_some_and(|s| s.issued_to(&c.nonce, &peer))
-        })
+        [HeaderName::Authorization, HeaderName::ProxyAuthorization]
+            .iter()
+            .flat_map(|name| req.headers.get_all(name))
+            .any(|v| self.answers_us(v, &peer))
     }
 
-    /// A 401 for `req` whose nonce is bound to `source`.
-    pub fn challenge(&self, req: &Request, domain: &str, source: IpAddr, stale: bool, now: Instant) -> Response {
-        let mut r = req.response(401);
+    /// Removes the Proxy-Authorization values answering a challenge we sent to `source`: they
+    /// proved the address here and mean nothing to the next hop (another proxy of the same
+    /// realm would take them for its own and fail them).
+    pub fn remove_our_answers(&self, req: &mut Request, source: IpAddr) {
+        let peer = address_bytes(source);
+        let values: Vec<String> = req.headers.get_all(&HeaderName::ProxyAuthorization).map(str::to_string).collect();
+        if values.iter().any(|v| self.answers_us(v, &peer)) {
+            req.headers.remove_all(&HeaderName::ProxyAuthorization);
+            for v in values.into_iter().filter(|v| !self.answers_us(v, &peer)) {
+                req.headers.add(HeaderName::ProxyAuthorization, v);
+            }
+        }
+    }
+
+    /// Whether a credentials value carries a nonce one of our realms issued to `peer`.
+    fn answers_us(&self, value: &str, peer: &[u8]) -> bool {
+        Credentials::parse(value)
+            .is_ok_and(|c| self.servers.get(&c.realm.to_ascii_lowercase()).is_some_and(|s| s.issued_to(&c.nonce, peer)))
+    }
+
+    /// A challenge for `req` whose nonce is bound to `source`: 401 (WWW-Authenticate), or with
+    /// `proxy` 407 (Proxy-Authenticate) for a request that is not a REGISTER.
+    pub fn challenge(&self, req: &Request, domain: &str, source: IpAddr, stale: bool, proxy: bool, now: Instant) -> Response {
+        let (status, header) = if proxy { (407, HeaderName::ProxyAuthenticate) } else { (401, HeaderName::WwwAuthenticate) };
+        let mut r = req.response(status);
         if let Some(server) = self.server(domain) {
             for value in server.challenge_to(self.clock.system_time(now), stale, &address_bytes(source)) {
-                r.headers.add(HeaderName::WwwAuthenticate, value);
+                r.headers.add(header.clone(), value);
             }
         }
         r
@@ -205,7 +229,53 @@ fn store_alg(alg: Algorithm) -> HashAlgorithm {
 
 #[cfg(test)]
 mod tests {
-    use super::shown;
+    use super::*;
+    use holdfast_sip::auth::DigestClient;
+    use holdfast_sip::message::{Method, Uri};
+
+    fn authenticator() -> Authenticator {
+        let mut a = Authenticator::new(vec![Algorithm::Md5], Duration::from_secs(300), [3; 32], WallClock::read());
+        let user = UserRecord { name: "alice".into(), domain: "branch.test".into(), ha1_md5: "0".repeat(32), ha1_sha256: String::new() };
+        a.set_users(vec![user]);
+        a
+    }
+
+    fn invite() -> Request {
+        let mut r = Request::new(Method::INVITE, Uri::parse("sip:bob@branch.test").unwrap());
+        r.headers.add(HeaderName::Via, "SIP/2.0/UDP 10.0.0.10:5060;branch=z9hG4bK1");
+        r.headers.add(HeaderName::From, "<sip:alice@branch.test>;tag=a");
+        r.headers.add(HeaderName::To, "<sip:bob@branch.test>");
+        r.headers.add(HeaderName::CallId, "c1");
+        r.headers.add(HeaderName::CSeq, "1 INVITE");
+        r
+    }
+
+    /// A 407 bound to the phone's address, answered: the answer proves that address, no other,
+    /// and comes off before the INVITE goes on (a foreign realm's answer stays).
+    #[test]
+    fn an_answered_proxy_challenge_proves_the_address_it_went_to_and_comes_off() {
+        let a = authenticator();
+        let phone: IpAddr = "10.0.0.10".parse().unwrap();
+        let challenge = a.challenge(&invite(), "branch.test", phone, false, true, Instant::now());
+        assert_eq!(challenge.status, 407);
+        let offered: Vec<&str> = challenge.headers.get_all(&HeaderName::ProxyAuthenticate).collect();
+        assert_eq!(offered.len(), 1, "{challenge:?}");
+        assert!(challenge.headers.get(&HeaderName::WwwAuthenticate).is_none());
+        let answer = DigestClient::authorize(offered[0], "INVITE", "sip:bob@branch.test", "alice", "pw", "cn", 1).unwrap();
+        let foreign = "Digest username=\"alice\", realm=\"central.test\", nonce=\"n\", uri=\"sip:bob@branch.test\", response=\"00\"";
+        let mut answered = invite();
+        answered.headers.add(HeaderName::ProxyAuthorization, answer);
+        answered.headers.add(HeaderName::ProxyAuthorization, foreign);
+        assert!(a.proves_address(&answered, phone));
+        assert!(!a.proves_address(&answered, "10.0.0.66".parse().unwrap()), "bound to the phone's address");
+        assert!(!a.proves_address(&invite(), phone), "no credentials, no proof");
+        let mut elsewhere = answered.clone();
+        a.remove_our_answers(&mut elsewhere, "10.0.0.66".parse().unwrap());
+        assert_eq!(elsewhere.headers.count(&HeaderName::ProxyAuthorization), 2, "not ours from there: left alone");
+        a.remove_our_answers(&mut answered, phone);
+        let left: Vec<&str> = answered.headers.get_all(&HeaderName::ProxyAuthorization).collect();
+        assert_eq!(left, vec![foreign]);
+    }
 
     #[test]
     fn names_are_logged_quoted_escaped_and_cut() {

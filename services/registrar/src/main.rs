@@ -170,7 +170,6 @@ async fn run(config: Config) -> Result<()> {
         relays: HashMap::new(),
         outbox: Default::default(),
         trust,
-        flows: trust::Flows::new(c.max_contacts),
         counters: trust::TrustCounters::default(),
         guard: trust::Guard::new(trust::GuardConfig {
             max_requests: c.limits.requests_per_source,

@@ -48,6 +48,9 @@ impl Server {
             // A REGISTER for another domain: this is not its registrar.
             return self.respond(id, refuse(&request, 403, "Forbidden (not a registrar for this domain)"));
         }
+        if let Some(auth) = &self.auth {
+            auth.remove_our_answers(&mut request, source.addr.ip());
+        }
         if let Some(r) = self.loop_or_hops(&request) {
             return self.respond(id, r);
         }

@@ -20,7 +20,7 @@ use crate::directory::Directory;
 use crate::proxy::{Proxy, Side};
 use crate::registrar::{Registrar, Undo};
 use crate::routing::Mode;
-use crate::trust::{Admit, Counted, Evidence, Flows, Guard, Trust, TrustCounters};
+use crate::trust::{Admit, Ask, Counted, Evidence, Guard, Trust, TrustCounters};
 use crate::wan::{WanMonitor, WanState};
 use holdfast_runtime::Notifier;
 use holdfast_sip::driver::{Core, Driver, Outbound, Periodic};
@@ -92,8 +92,6 @@ pub struct Server {
     /// probes), waiting for the driver.
     pub outbox: VecDeque<Outbound>,
     pub trust: Trust,
-    /// TCP connections the central site authenticated registrations on.
-    pub flows: Flows,
     pub counters: TrustCounters,
     /// The per-source request rate guard.
     pub guard: Guard,
@@ -179,7 +177,8 @@ impl Server {
 
     /// The per-source guard's say on a request (peers and our own addresses are not counted; a
     /// UDP address bindings were registered from has a budget of its own, since a flood may forge
-    /// it); a banned source's REGISTER may be answered with a challenge bound to its address.
+    /// it). A banned or shedding source's request passes on what it proves about its address, and
+    /// one proving nothing may be answered with a challenge bound to the address.
     fn admit(&mut self, request: &Request, source: &Source, now: Instant) -> bool {
         let ip = source.addr.ip();
         let udp = source.transport == Protocol::Udp;
@@ -201,10 +200,19 @@ impl Server {
             Evidence::Connection
         } else if self.auth.as_ref().is_some_and(|a| a.proves_address(request, ip)) {
             Evidence::Nonce
+        } else if self.txns.matches(request) {
+            Evidence::Transaction
+        } else if self.trust.proves_dialog(request, |a| self.addresses.is_ours(a)) {
+            Evidence::Dialog
         } else {
             Evidence::None
         };
-        match self.guard.banned(counted, evidence, request.method == Method::REGISTER, now) {
+        let ask = match request.method {
+            Method::REGISTER => Ask::Register,
+            Method::ACK | Method::CANCEL => Ask::Nothing,
+            _ => Ask::Request,
+        };
+        match self.guard.banned(counted, evidence, ask, now) {
             Admit::Pass => true,
             Admit::Drop => false,
             Admit::Challenge => {
@@ -311,8 +319,6 @@ impl Server {
 
     fn sweep(&mut self) {
         let now = unix_now();
-        let registrar = &self.registrar;
-        self.flows.retain(|aor| !registrar.lookup(aor, now).is_empty());
         let gone = self.registrar.expire(now);
         if gone.is_empty() {
             return;

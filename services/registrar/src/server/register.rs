@@ -70,13 +70,16 @@ impl Server {
         (r.status == 401).then_some(r)
     }
 
-    /// A stateless 401 for a banned source's REGISTER, its nonce bound to `ip`: how a real phone
-    /// behind a flood forged with its address proves the address is its own.
+    /// A stateless challenge for a banned or shedding source's request, its nonce bound to
+    /// `ip` (401 for a REGISTER, in its To domain; 407 for another request, in its From domain):
+    /// how a real phone behind a flood forged with its address proves the address is its own.
     pub(super) fn bound_challenge(&self, req: &Request, ip: IpAddr, now: Instant) -> Option<Response> {
-        let aor = aor_of(&req.to_header().ok()?.uri)?;
+        let register = req.method == Method::REGISTER;
+        let party = if register { req.to_header() } else { req.from_header() };
+        let aor = aor_of(&party.ok()?.uri)?;
         let (_, domain) = split_aor(&aor);
         let auth = self.auth.as_ref().filter(|a| a.has_domain(domain))?;
-        Some(auth.challenge(req, domain, ip, false, now))
+        Some(auth.challenge(req, domain, ip, false, !register, now))
     }
 
     /// The branch's own registrar: local credentials, local bindings.
@@ -88,16 +91,15 @@ impl Server {
     }
 
     /// WAN down: the branch answers from its cache, and believes a REGISTER only on evidence
-    /// (`trust::survival_register`): an unchanged refresh, the flow the central site
-    /// authenticated, or the user's password when its HA1 is on the box.
+    /// (`trust::survival_register`): an unchanged refresh from the binding's own address or
+    /// connection, or the user's password when its HA1 is on the box.
     pub(super) fn register_in_survival(&mut self, id: TxId, req: Request, aor: &str, source: Source, now: Instant) {
         let unix = super::unix_now();
         let (user, domain) = split_aor(aor);
         let has_ha1 = self.auth.as_ref().is_some_and(|a| a.has_user(user, domain));
-        let on_flow = self.flows.holds(aor, source.conn);
         let live = self.registrar.lookup(aor, unix);
-        match survival_register(&req, &source, &live, has_ha1, on_flow) {
-            SurvivalRegister::Refresh | SurvivalRegister::Flow => {
+        match survival_register(&req, &source, &live, has_ha1) {
+            SurvivalRegister::Refresh => {
                 let capped = self.cap_expiry(&req);
                 self.decide(id, &capped, aor, source, Origin::Central);
             }
@@ -214,11 +216,6 @@ impl Server {
     /// Caches what the central site granted for the phone's contacts, then tells the phone a
     /// shorter expiry (so it comes back soon) once the cache is on disk.
     fn cache_central_grant(&mut self, relay: Relay, mut ok: Response) {
-        if let Some(conn) = relay.source.conn {
-            // The central site authenticated this AOR on this connection: the flow's proof for
-            // its refreshes while the WAN is down.
-            self.flows.granted(&relay.aor, conn);
-        }
         let granted = granted_expiries(&relay.request, &ok);
         let mut cached = relay.request.clone();
         cached.headers.remove_all(&HeaderName::Contact);

@@ -85,6 +85,7 @@ impl Server {
         refused.extend([
             ("source_bans".to_string(), guard.bans),
             ("banned_source_requests".to_string(), guard.dropped),
+            ("banned_source_challenges".to_string(), guard.challenged),
             ("tcp_connections_over_limit".to_string(), tcp.refused),
             ("tcp_idle_closed".to_string(), tcp.idle_closed),
         ]);

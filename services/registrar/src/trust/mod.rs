@@ -9,22 +9,20 @@
 //!   the tag of our Record-Route for its dialog (`route`), as Kamailio's default script relays
 //!   only what `loose_route` proves; anything else, To tag or not, is an initial request and
 //!   meets the caller check. An ACK that proves nothing is dropped.
-//! - A **REGISTER while the WAN is down** needs evidence for any change (`register`).
-//! - TCP connections the central site authenticated an AOR on are remembered (`Flows`): the
-//!   flow itself is the evidence while the WAN is down (RFC 5626).
+//! - A **REGISTER while the WAN is down** needs evidence for any change (`register`); the
+//!   binding's own address or connection vouches only for a refresh of it as it stands.
 mod guard;
 mod register;
 mod route;
 
-pub use guard::{Admit, Counted, Evidence, Guard, GuardConfig};
+pub use guard::{Admit, Ask, Counted, Evidence, Guard, GuardConfig};
 pub use register::{survival_register, SurvivalRegister};
 pub use route::{flow_of, RouteStamp};
 
 use crate::registrar::aor_of;
 use holdfast_sip::message::{HeaderName, NameAddr, Request};
-use holdfast_sip::transport::ConnId;
 use holdfast_store::Binding;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
 /// What the trust rules turned away, for `sbactl status` (its `refused` map).
@@ -119,39 +117,6 @@ impl Trust {
             return false;
         };
         top.uri.socket_addr().is_some_and(is_ours) && self.stamp.proves(&top.uri, request)
-    }
-}
-
-/// The TCP connections on which the central site granted an AOR's registration, the newest
-/// last, at most `per_aor` of them (a phone that reconnects replaces its old flow).
-#[derive(Debug)]
-pub struct Flows {
-    per_aor: usize,
-    by_aor: HashMap<String, Vec<ConnId>>,
-}
-
-impl Flows {
-    pub fn new(per_aor: usize) -> Flows {
-        Flows { per_aor: per_aor.max(1), by_aor: HashMap::new() }
-    }
-
-    /// The central site granted `aor` on connection `conn`.
-    pub fn granted(&mut self, aor: &str, conn: ConnId) {
-        let flows = self.by_aor.entry(aor.to_string()).or_default();
-        flows.retain(|c| *c != conn);
-        if flows.len() == self.per_aor {
-            flows.remove(0);
-        }
-        flows.push(conn);
-    }
-
-    pub fn holds(&self, aor: &str, conn: Option<ConnId>) -> bool {
-        conn.is_some_and(|c| self.by_aor.get(aor).is_some_and(|f| f.contains(&c)))
-    }
-
-    /// Forgets the AORs for which `bound` says there is no binding left.
-    pub fn retain(&mut self, bound: impl Fn(&str) -> bool) {
-        self.by_aor.retain(|aor, _| bound(aor));
     }
 }
 

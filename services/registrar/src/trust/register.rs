@@ -1,9 +1,11 @@
 //! The evidence a REGISTER needs while the WAN is down. Over UDP a source address is one forged
 //! header away, so it proves nothing by itself: a REGISTER may refresh a binding exactly as it
 //! is (the same contact, instance, reg-id, Path, source address and port, transport), which
-//! gains an attacker nothing; anything that adds, moves or removes a binding needs the user's
-//! password (digest against the HA1 on the box), or must come over the very TCP connection the
-//! central site authenticated the registration on (RFC 5626: the flow is the proof).
+//! gains an attacker nothing. Over TCP or TLS that is a refresh on the connection the binding
+//! was registered (and the central site authenticated it) on, or one from the very same address
+//! (the handshake proves it): the RFC 5626 flow vouches for the binding as it stands, never for
+//! a change. Anything that adds, moves or removes a binding needs the user's password (digest
+//! against the HA1 on the box), and without an HA1 it is refused.
 use crate::registrar::{binding_key, contact_key, unquote_instance};
 use holdfast_sip::message::{HeaderName, NameAddr, Request};
 use holdfast_sip::transport::Source;
@@ -14,8 +16,6 @@ use holdfast_store::Binding;
 pub enum SurvivalRegister {
     /// Every contact refreshes its binding unchanged: serve it from the cache.
     Refresh,
-    /// It came on the TCP connection the central site authenticated this AOR on.
-    Flow,
     /// A change (or a query): the user must prove the password.
     Challenge,
     /// A change, and nothing on the box can check a password for this user.
@@ -23,12 +23,8 @@ pub enum SurvivalRegister {
 }
 
 /// Decides a REGISTER for an AOR whose live bindings are `live`, from `source`; `has_ha1`: the
-/// user's credentials are on the box; `on_flow`: `source` is a connection the central site
-/// authenticated this AOR on.
-pub fn survival_register(req: &Request, source: &Source, live: &[&Binding], has_ha1: bool, on_flow: bool) -> SurvivalRegister {
-    if on_flow {
-        return SurvivalRegister::Flow;
-    }
+/// user's credentials are on the box.
+pub fn survival_register(req: &Request, source: &Source, live: &[&Binding], has_ha1: bool) -> SurvivalRegister {
     if refreshes_unchanged(req, source, live) {
         return SurvivalRegister::Refresh;
     }

@@ -1,6 +1,6 @@
 use super::*;
 use holdfast_sip::message::{Method, Uri};
-use holdfast_sip::transport::{Protocol, Source};
+use holdfast_sip::transport::{ConnId, Protocol, Source};
 use holdfast_store::Origin;
 
 const AOR: &str = "sip:alice@branch.test";
@@ -154,11 +154,11 @@ fn survival_registers_refresh_unchanged_or_prove_themselves() {
     outbound.instance = Some("urn:uuid:1".into());
     outbound.reg_id = Some(1);
     let live = [&with_path, &outbound];
-    let decide = |r: &Request, s: &Source, ha1: bool| survival_register(r, s, &live, ha1, false);
+    let decide = |r: &Request, s: &Source, ha1: bool| survival_register(r, s, &live, ha1);
 
     let same = register(&["<sip:alice@10.0.0.10>"], Some("120"), &["<sip:10.0.0.2;lr>"]);
     assert_eq!(decide(&same, &udp(PHONE), false), Refresh);
-    let tcp = Source { addr: addr("10.0.0.11:40000"), transport: Protocol::Tcp, conn: None };
+    let tcp = Source { addr: addr("10.0.0.11:40000"), transport: Protocol::Tcp, conn: Some(ConnId::from_raw(7)) };
     let same_flow = register(&["<sip:alice@10.0.0.11;transport=tcp>;+sip.instance=\"<urn:uuid:1>\";reg-id=1"], None, &[]);
     assert_eq!(decide(&same_flow, &tcp, false), Refresh);
 
@@ -180,24 +180,36 @@ fn survival_registers_refresh_unchanged_or_prove_themselves() {
         assert!(matches!(decide(req, source, false), Refuse(_)), "{what} without credentials");
         assert_eq!(decide(req, source, true), Challenge, "{what} with the HA1 on the box");
     }
-    let unknown = survival_register(&same, &udp(PHONE), &[], false, false);
+    let unknown = survival_register(&same, &udp(PHONE), &[], false);
     assert_eq!(unknown, Refuse("Forbidden (unknown device during WAN outage)"));
-    // On the connection the central site authenticated: the flow is the proof.
-    assert_eq!(survival_register(&register(&["*"], Some("0"), &[]), &tcp, &live, false, true), Flow);
 }
 
+/// The connection a TCP or TLS binding was registered on (the one the central site
+/// authenticated) vouches for that binding as it stands, nothing more (RFC 5626 flow): a change
+/// on it is challenged when the HA1 is on the box and refused without one.
 #[test]
-fn flows_are_kept_per_aor_newest_last_and_forgotten_with_the_bindings() {
-    let c = ConnId::from_raw;
-    let mut flows = Flows::new(2);
-    flows.granted(AOR, c(1));
-    assert!(flows.holds(AOR, Some(c(1))));
-    assert!(!flows.holds(AOR, None));
-    assert!(!flows.holds("sip:bob@branch.test", Some(c(1))));
-    flows.granted(AOR, c(2));
-    flows.granted(AOR, c(3));
-    assert!(!flows.holds(AOR, Some(c(1))), "the oldest flow gives way");
-    assert!(flows.holds(AOR, Some(c(2))) && flows.holds(AOR, Some(c(3))));
-    flows.retain(|_| false);
-    assert!(!flows.holds(AOR, Some(c(3))));
+fn a_flow_refreshes_its_binding_and_changes_nothing() {
+    use SurvivalRegister::*;
+    let mut bound = binding("sip:alice@10.0.0.11;transport=tls", "10.0.0.11:40000", "tls");
+    bound.instance = Some("urn:uuid:1".into());
+    bound.reg_id = Some(1);
+    let live = [&bound];
+    let flow = Source { addr: addr("10.0.0.11:40000"), transport: Protocol::Tls, conn: Some(ConnId::from_raw(7)) };
+    let contact = "<sip:alice@10.0.0.11;transport=tls>;+sip.instance=\"<urn:uuid:1>\";reg-id=1";
+    assert_eq!(survival_register(&register(&[contact], Some("600"), &[]), &flow, &live, false), Refresh);
+    let changes = [
+        ("moved", register(&["<sip:alice@10.0.0.11:5063;transport=tls>"], None, &[])),
+        ("a contact added", register(&[contact, "<sip:alice@10.0.0.11:5099;transport=tls>"], None, &[])),
+        ("Contact: *", register(&["*"], Some("0"), &[])),
+        ("unregistered", register(&[contact], Some("0"), &[])),
+        ("a Path added", register(&[contact], None, &["<sip:10.0.0.66;lr>"])),
+        ("a query", register(&[], None, &[])),
+    ];
+    for (what, req) in &changes {
+        assert!(matches!(survival_register(req, &flow, &live, false), Refuse(_)), "{what} on the flow without an HA1");
+        assert_eq!(survival_register(req, &flow, &live, true), Challenge, "{what} on the flow with the HA1 on the box");
+    }
+    // The same refresh on another connection, from another address: not the flow.
+    let other = Source { addr: addr("10.0.0.66:40001"), transport: Protocol::Tls, conn: Some(ConnId::from_raw(8)) };
+    assert!(matches!(survival_register(&register(&[contact], None, &[]), &other, &live, false), Refuse(_)));
 }
