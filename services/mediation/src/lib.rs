@@ -17,3 +17,4 @@ pub mod server;
 pub mod status;
 pub mod registration;
 pub mod tls;
+pub mod trust;

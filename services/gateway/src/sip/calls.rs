@@ -21,6 +21,7 @@ use holdfast_telephony::reason;
 use holdfast_telephony::sdp::{self, Profile, SessionDescription};
 
 use super::requests;
+use super::trust::{self, Admission};
 use super::ALLOW;
 use crate::dahdi::Law;
 use crate::pri::PriEvent;
@@ -225,18 +226,14 @@ impl Calls {
     }
 
     pub fn on_message(&mut self, msg: Message, source: Source, now: Instant) {
-        // Only mediation's address may place PSTN calls or touch the calls in progress.
-        // OPTIONS (a health probe) is answered to anyone: it starts nothing.
-        let probe = matches!(&msg, Message::Request(r) if r.method == Method::OPTIONS);
-        if source.addr.ip() != self.config.mediation.ip() && !probe {
+        let admission = trust::admit(&msg, source.addr, self.config.mediation);
+        if admission != Admission::Serve {
             self.strangers += 1;
             if self.strangers.is_power_of_two() {
                 info!("SIP from {} refused: only mediation ({}) is served ({} so far)", source.addr, self.config.mediation, self.strangers);
             }
-            if let Message::Request(request) = msg {
-                if request.method != Method::ACK {
-                    self.outbound.push_back(Outbound::Response(request.response(403)));
-                }
+            if let (Admission::Refuse, Message::Request(request)) = (admission, msg) {
+                self.outbound.push_back(Outbound::Response(request.response(403)));
             }
             return;
         }

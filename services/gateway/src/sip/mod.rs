@@ -5,6 +5,7 @@
 
 mod calls;
 mod requests;
+mod trust;
 
 pub use calls::{Action, Calls, LegId, SipConfig};
 pub use holdfast_sip::driver::Outbound;

@@ -16,6 +16,7 @@ mod transfer;
 
 use crate::routing::{Inbound, Plan, Refusal};
 use crate::srtp_policy::SrtpPolicy;
+use crate::trust::{self, Admission, Peer};
 use holdfast_media::srtp::LegKeys;
 use holdfast_media::{RemoteMedia, Side};
 use holdfast_telephony::sdp::{Crypto, SessionDescription};
@@ -239,13 +240,6 @@ impl Attempt {
     }
 }
 
-/// Who sent a request: the branch (the registrar's socket) or a trunk, by name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Peer {
-    Branch,
-    Trunk(String),
-}
-
 /// A call's state, each carrying what the call has in it and nothing else.
 enum State {
     /// B is being called, target after target.
@@ -465,21 +459,22 @@ impl<M: Media> B2bua<M> {
 
     /// A new request from the transport, in server transaction `id`.
     pub fn on_request(&mut self, txns: &mut Transactions, id: TxId, request: Request, source: SocketAddr, transport: Protocol, now: Instant) {
-        // Our peers are the registrar (the branch's calls) and the trunks; an OPTIONS probe
-        // starts nothing and is answered to anyone.
-        let peer = match self.plan.trunk_over(source, transport) {
-            _ if source == self.config.registrar => Some(Peer::Branch),
-            Some(trunk) => Some(Peer::Trunk(trunk.name.clone())),
-            None => None,
-        };
-        let Some(peer) = peer.or((request.method == Method::OPTIONS).then_some(Peer::Branch)) else {
-            self.strangers += 1;
-            if self.strangers.is_power_of_two() {
-                log::info!("{} from {source} refused: not the registrar or a trunk ({} so far)", request.method, self.strangers);
+        let peer = match trust::admit(&self.plan, self.config.registrar, &request.method, source, transport) {
+            Admission::Serve(peer) => peer,
+            Admission::Probe => {
+                let mut r = request.response(200);
+                r.headers.add(HeaderName::Allow, messages::ALLOW);
+                return respond(txns, id, r, now);
             }
-            let mut r = request.response(403);
-            r.reason = "Forbidden (not a trunk or the branch)".into();
-            return respond(txns, id, r, now);
+            Admission::Refuse => {
+                self.strangers += 1;
+                if self.strangers.is_power_of_two() {
+                    log::info!("{} from {source} refused: not the registrar or a trunk ({} so far)", request.method, self.strangers);
+                }
+                let mut r = request.response(403);
+                r.reason = "Forbidden (not a trunk or the branch)".into();
+                return respond(txns, id, r, now);
+            }
         };
         let in_dialog = request.to_header().is_ok_and(|to| to.tag().is_some());
         if in_dialog {
@@ -508,7 +503,7 @@ impl<M: Media> B2bua<M> {
             let again = self.calls.get(&key).and_then(|c| Some(c.unacked()?.response().clone()));
             return respond(txns, id, again.unwrap_or_else(|| invite.response(482)), now);
         }
-        if self.calls.len() >= self.config.max_calls {
+        if !trust::has_room(self.calls.len(), self.config.max_calls) {
             // Refused before anything is kept for it: no call, no record, no media ports.
             self.over_capacity += 1;
             if self.over_capacity.is_power_of_two() {

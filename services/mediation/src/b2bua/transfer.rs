@@ -66,23 +66,20 @@ impl<M: Media> B2bua<M> {
                 return respond(txns, id, r, now);
             }
         };
-        // A transfer places a call under the branch user's voice policy: from a trunk's side
-        // only when that trunk is trusted to (allow_refer).
+        // A transfer places a call under the branch user's voice policy (crate::trust).
         let trunk = match referrer {
             // The registrar first, as on_request decides: a trunk may share its IP.
             Side::A if call.source == self.config.registrar => None,
             Side::A => self.plan.trunk_from(call.source),
             Side::B => self.plan.trunks.iter().find(|t| t.name == call.cdr.trunk),
         };
-        if let Some(trunk) = trunk.filter(|t| !t.allow_refer) {
-            let mut r = refer.response(403);
-            r.reason = format!("Forbidden (trunk {} may not transfer)", trunk.name);
-            return respond(txns, id, r, now);
-        }
-        let Some(user) = call.branch_user.clone() else {
-            let mut r = refer.response(403);
-            r.reason = "Forbidden (no branch user to answer for the transfer)".into();
-            return respond(txns, id, r, now);
+        let user = match crate::trust::may_transfer(trunk, call.branch_user.as_deref()) {
+            Ok(user) => user.to_string(),
+            Err(reason) => {
+                let mut r = refer.response(403);
+                r.reason = reason;
+                return respond(txns, id, r, now);
+            }
         };
         if call.sdp[super::ix(referrer.other())].is_empty() {
             return respond(txns, id, refer.response(488), now);
