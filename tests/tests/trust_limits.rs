@@ -209,16 +209,6 @@ fn invite_flood(sock: &UdpSocket, to: SocketAddr, prefix: &str, count: u32) {
     }
 }
 
-/// The next final response on `sock` to a request of `call_id` (others' are skipped).
-fn final_for(sock: &UdpSocket, call_id: &str) -> holdfast_sip::message::Response {
-    loop {
-        let r = final_response(sock);
-        if r.call_id().is_ok_and(|c| c == call_id) {
-            return r;
-        }
-    }
-}
-
 /// Alice's call to bob from her registered address, INVITE resent every 500 ms as a phone does
 /// (Timer A) for up to 10 s, until bob has it; the Call-IDs of the INVITEs bob got before it.
 fn alice_calls_bob(alice: &UdpSocket, bob: &UdpSocket, to: SocketAddr, call_id: &str) -> std::collections::HashSet<String> {
@@ -293,18 +283,33 @@ fn a_flood_forged_with_a_registered_phone_s_address_is_bounded_while_the_phone_r
     assert!(forged <= 200, "{forged} of 400 INVITEs forged with alice's address relayed to bob");
 }
 
-/// Sends `ua`'s next REGISTER (with `authorization`) and returns its final response, skipping
-/// answers to anything else sent from its address.
+/// Sends `ua`'s next REGISTER (with `authorization`), resent every 500 ms as a phone does (Timer
+/// E) for up to 15 s, and returns its final response, skipping answers to anything else sent from
+/// its address: the challenges to a flood forged with that address fill the phone's socket, and
+/// an answer that arrives while it is full is lost, as it would be at a real phone.
 fn final_for_request(ua: &mut Ua, authorization: Option<&str>) -> holdfast_sip::message::Response {
     let req = ua.register(600, authorization);
-    ua.send(&req.to_bytes().expect("a writable request"));
+    let bytes = req.to_bytes().expect("a writable request");
     let cseq = req.cseq().expect("CSeq").seq;
-    loop {
-        let r = final_for(&ua.sock, &ua.call_id);
-        if r.cseq().is_ok_and(|c| c.seq == cseq) {
-            return r;
+    ua.sock.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
+    let mut buf = vec![0u8; 65536];
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut resend = Instant::now();
+    while Instant::now() < deadline {
+        if Instant::now() >= resend {
+            ua.send(&bytes);
+            resend = Instant::now() + Duration::from_millis(500);
+        }
+        let Ok((n, _)) = ua.sock.recv_from(&mut buf) else { continue };
+        if let Ok(Message::Response(r)) = wire::parse(&buf[..n]) {
+            let ours = r.call_id().is_ok_and(|c| c == ua.call_id) && r.cseq().is_ok_and(|c| c.seq == cseq);
+            if ours && r.status >= 200 {
+                ua.sock.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+                return r;
+            }
         }
     }
+    panic!("no final response to {}'s REGISTER in 15 s", ua.user);
 }
 
 /// A TCP connection to `to` from `local` (std cannot bind before connecting).
