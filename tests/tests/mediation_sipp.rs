@@ -537,8 +537,7 @@ impl Branch {
         let uri = format!("sip:2125550100@{};user=phone", self.mediation);
         let mut invite = self.request(Method::INVITE, &uri, 1, "<sip:2125550100@branch.test>", tag);
         invite.headers.add(HeaderName::ContentType, "application/sdp");
-        let port = self.rtp.local_addr().unwrap().port();
-        invite.body = format!("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\n").into_bytes();
+        invite.body = pcmu_offer(self.rtp.local_addr().unwrap().port());
         self.send(&invite);
         uri
     }
@@ -560,6 +559,11 @@ impl Branch {
         }
         panic!("no response >= {min}");
     }
+}
+
+/// An offer of PCMU alone on 127.0.0.1:`port`.
+fn pcmu_offer(port: u16) -> Vec<u8> {
+    format!("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\n").into_bytes()
 }
 
 /// The audio port in an SDP body.
@@ -1010,4 +1014,141 @@ fn cr_lf_in_a_caller_s_user_part_never_reaches_the_phone_s_wire() {
     let forged = "<sip:+12125550123%0D%0AX-Injected:%20yes@127.0.0.1>";
     let invite = did_call_to_the_phone(&scratch, &m, forged, forged);
     assert!(!invite.lines().any(|l| l.trim_start().to_ascii_lowercase().starts_with("x-injected")), "a header was injected:\n{invite}");
+}
+
+/// A second trunk, an IP-PBX on 127.0.0.2: a configured peer that is no party to the calls
+/// between the branch and the carriers.
+const PBX_TRUNK: &str = "[[mediation.trunks]]\nname = \"pbx\"\nkind = \"pbx\"\naddress = \"127.0.0.2:5060\"\noptions = false\n";
+
+/// The next request with `method` on `sock` (anything else skipped; 10 s at most per message).
+fn next_request(sock: &UdpSocket, method: &Method) -> Request {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let (n, _) = sock.recv_from(&mut buf).unwrap_or_else(|e| panic!("no {method} came: {e}"));
+        if let Ok(Message::Request(r)) = wire::parse(&buf[..n]) {
+            if &r.method == method {
+                return r;
+            }
+        }
+    }
+}
+
+/// The requests that arrive on `sock` before the next final response, and that response.
+fn requests_until_final(sock: &UdpSocket) -> (Vec<Request>, Response) {
+    let mut buf = vec![0u8; 65536];
+    let mut requests = Vec::new();
+    loop {
+        let (n, _) = sock.recv_from(&mut buf).expect("a final response");
+        match wire::parse(&buf[..n]) {
+            Ok(Message::Response(r)) if r.status >= 200 => return (requests, r),
+            Ok(Message::Request(r)) => requests.push(r),
+            _ => {}
+        }
+    }
+}
+
+/// A request in a dialog sent from `via` (where its answer goes): From and To as the sender
+/// of that side writes them.
+fn in_dialog_request(method: Method, via: SocketAddr, from: &str, to: &str, call_id: &str, seq: u32, branch: &str) -> Request {
+    let mut r = Request::new(method.clone(), Uri::parse("sip:mediation@127.0.0.1").unwrap());
+    r.headers.add(HeaderName::Via, format!("SIP/2.0/UDP {via};branch=z9hG4bK-{branch}"));
+    r.headers.add(HeaderName::From, from.to_string());
+    r.headers.add(HeaderName::To, to.to_string());
+    r.headers.add(HeaderName::CallId, call_id.to_string());
+    r.headers.add(HeaderName::CSeq, format!("{seq} {method}"));
+    r.headers.add(HeaderName::MaxForwards, "70");
+    r
+}
+
+/// Whether RTP crosses the relay both ways between `a` (which sends to `relay_a`) and `b` (to
+/// `relay_b`): a packet each way within 10 s.
+fn audio_crosses(a: &UdpSocket, relay_a: SocketAddr, b: &UdpSocket, relay_b: SocketAddr) -> bool {
+    let mut buf = [0u8; 2048];
+    let mut one_way = |from: &UdpSocket, to: SocketAddr, at: &UdpSocket| {
+        at.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        (0..50u16).any(|seq| {
+            from.send_to(&rtp_packet(seq, 0, &[0x55; 160]), to).unwrap();
+            at.recv_from(&mut buf).is_ok()
+        })
+    };
+    one_way(a, relay_a, b) && one_way(b, relay_b, a)
+}
+
+/// Call-ID and tags are no secret from whoever saw a call. During an answered call from the
+/// branch to carrier-a (the test plays both ends), the IP-PBX trunk on 127.0.0.2 forges a BYE
+/// for the phone's leg and a re-INVITE for the carrier's leg (its offer naming the forger's RTP
+/// port), and carrier-a itself a BYE for the phone's leg, all with the right Call-IDs and tags:
+/// each is refused 403 and counted, neither end hears of it, and the call's audio and its real
+/// BYE go on.
+#[test]
+fn in_dialog_requests_forged_by_another_peer_are_refused_and_the_call_goes_on() {
+    let scratch = Scratch::new("mediation-forged-dialog");
+    let m = Mediation::configured(&scratch, 600_000, "", None, PBX_TRUNK);
+    let carrier = udp_socket(None, &m.carrier_a.to_string());
+    carrier.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let carrier_rtp = udp_socket(None, "127.0.0.1:0");
+    let branch = Branch::new(&m);
+    branch.call_to_pstn("inv");
+    let b_invite = next_request(&carrier, &Method::INVITE);
+    let mut b_ok = b_invite.response(200);
+    b_ok.headers.add(HeaderName::Contact, format!("<sip:carrier@{}>", m.carrier_a));
+    b_ok.headers.add(HeaderName::ContentType, "application/sdp");
+    b_ok.body = pcmu_offer(carrier_rtp.local_addr().unwrap().port());
+    carrier.send_to(&Message::Response(b_ok.clone()).to_bytes().unwrap(), m.addr).unwrap();
+    next_request(&carrier, &Method::ACK);
+    let ok = branch.response(200);
+    assert_eq!(ok.status, 200, "{ok:?}");
+    let a_to = ok.headers.get(&HeaderName::To).unwrap().to_string();
+    let contact = ok.headers.get(&HeaderName::Contact).unwrap().trim_matches(['<', '>']).to_string();
+    branch.send(&branch.request(Method::ACK, &contact, 1, &a_to, "ack"));
+    let (relay_a, relay_b) = (sdp_audio(&ok.body), sdp_audio(&b_invite.body));
+    assert!(audio_crosses(&branch.rtp, relay_a, &carrier_rtp, relay_b), "no audio before the forgeries");
+
+    // The carrier's leg as carrier-a writes it, the phone's as the branch does.
+    let (b_from, b_to) = (b_ok.headers.get(&HeaderName::To).unwrap(), b_invite.headers.get(&HeaderName::From).unwrap());
+    let b_call = b_invite.call_id().unwrap();
+    let a_from = "<sip:3012@branch.test>;tag=branch";
+    let pbx = udp_socket(None, "127.0.0.2:0");
+    pbx.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let pbx_rtp = udp_socket(None, "127.0.0.2:0");
+    let pbx_addr = pbx.local_addr().unwrap();
+    let mut hijack = in_dialog_request(Method::INVITE, pbx_addr, b_from, b_to, b_call, 2, "hijack");
+    hijack.headers.add(HeaderName::Contact, format!("<sip:carrier@{pbx_addr}>"));
+    hijack.headers.add(HeaderName::ContentType, "application/sdp");
+    hijack.body = pcmu_offer(pbx_rtp.local_addr().unwrap().port());
+    let forgeries = [
+        (&pbx, in_dialog_request(Method::BYE, pbx_addr, a_from, &a_to, "audio-call@test", 2, "pbx-bye")),
+        (&pbx, hijack),
+        (&carrier, in_dialog_request(Method::BYE, m.carrier_a, a_from, &a_to, "audio-call@test", 3, "carrier-bye")),
+    ];
+    for (forger, request) in forgeries {
+        forger.send_to(&Message::Request(request.clone()).to_bytes().unwrap(), m.addr).unwrap();
+        let (_, answer) = requests_until_final(forger);
+        assert_eq!((answer.status, answer.reason.as_str()), (403, "Forbidden (not this dialog's peer)"), "{request:?}");
+    }
+    m.wait_status("the forgeries counted, the call up", |s| {
+        s["refused"]["not_the_dialog_peer"] == 3 && s["calls"].as_array().is_some_and(|c| c.len() == 1)
+    });
+    assert!(audio_crosses(&branch.rtp, relay_a, &carrier_rtp, relay_b), "the call's audio stopped after the forgeries");
+    pbx_rtp.set_nonblocking(true).unwrap();
+    assert!(pbx_rtp.recv_from(&mut [0u8; 2048]).is_err(), "the forged offer drew the call's audio");
+
+    // carrier-a's own BYE: the first request the phone's side hears of since the call began.
+    let bye = in_dialog_request(Method::BYE, m.carrier_a, b_from, b_to, b_call, 2, "real-bye");
+    carrier.send_to(&Message::Request(bye).to_bytes().unwrap(), m.addr).unwrap();
+    let (heard, answer) = requests_until_final(&carrier);
+    assert!(heard.is_empty(), "a forgery reached carrier-a: {heard:?}");
+    assert_eq!(answer.status, 200);
+    let mut buf = vec![0u8; 65536];
+    let first = loop {
+        let (n, _) = branch.sip.recv_from(&mut buf).expect("the BYE at the phone's side");
+        if let Ok(Message::Request(r)) = wire::parse(&buf[..n]) {
+            break r;
+        }
+    };
+    assert_eq!(first.method, Method::BYE, "a forgery reached the phone's side: {first:?}");
+    branch.sip.send_to(&Message::Response(first.response(200)).to_bytes().unwrap(), m.addr).unwrap();
+    let rows = m.cdrs();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!((rows[0][11].as_str(), rows[0][15].as_str()), ("carrier-a", "BYE from callee"));
 }

@@ -177,14 +177,14 @@ impl Server {
                 self.b2bua.on_request(&mut self.txns, id, request, source.addr, source.transport, now)
             }
             Ok(Inbound::Cancel { id, request, invite }) => {
-                let known = invite.is_some_and(|inv| self.b2bua.on_cancel(&mut self.txns, inv, now));
-                if let Err(e) = self.txns.send_response(id, request.response(if known { 200 } else { 481 }), now) {
+                let status = invite.map_or(481, |inv| self.b2bua.on_cancel(&mut self.txns, inv, source.addr, source.transport, now));
+                if let Err(e) = self.txns.send_response(id, request.response(status), now) {
                     log::debug!("CANCEL answer not sent: {e}");
                 }
             }
             // The ACK for our 2xx ends A's part of the handshake; nothing to relay (B was
             // acknowledged when it answered).
-            Ok(Inbound::Ack(ack)) => self.b2bua.on_ack(&mut self.txns, &ack, now),
+            Ok(Inbound::Ack(ack)) => self.b2bua.on_ack(&mut self.txns, &ack, source.addr, source.transport, now),
             Ok(Inbound::Absorbed) => {}
             Err(e) => log::debug!("request from {} refused by the transaction layer: {e}", source.addr),
         }

@@ -55,7 +55,11 @@ impl StatusFile {
             rtp: b2bua.media().counters(&b2bua.media_sessions(), now),
             cdrs: CdrCounters { records: stats.records, commits: stats.commits, lost: stats.lost },
             commit: cdrs.commit_times(),
-            refused: [("not_a_peer", b2bua.strangers()), ("max_calls", b2bua.over_capacity())]
+            refused: [
+                ("not_a_peer", b2bua.strangers()),
+                ("max_calls", b2bua.over_capacity()),
+                ("not_the_dialog_peer", b2bua.foreign_in_dialog()),
+            ]
                 .into_iter()
                 .filter(|(_, n)| *n > 0)
                 .map(|(reason, n)| (reason.to_string(), n))

@@ -1,12 +1,14 @@
 //! ACKs outside transactions, both ways (RFC 3261 §13.2.2.4, §13.3.1.4): A's ACK for our 2xx
 //! (which `AckWait` sends again until it comes), and ours again for a 2xx B sent again.
 use super::srtp::OfferAnswer;
-use super::{ix, relay_sdp, Answered, B2bua, Media, Output, State};
+use super::{ix, relay_sdp, Answered, B2bua, Leg, Media, Named, Output, State};
 use holdfast_media::Side;
 use holdfast_sip::message::{HeaderName, Method, Request, Response};
 use holdfast_sip::transaction::Transactions;
+use holdfast_sip::transport::Protocol;
 use holdfast_telephony::ack_wait::AckDue;
 use holdfast_telephony::cause;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 impl<M: Media> B2bua<M> {
@@ -14,10 +16,9 @@ impl<M: Media> B2bua<M> {
     /// retransmissions; after a late offer it carries A's answer, which B's ACK takes on. A
     /// mandatory SRTP leg that answers our keys with none of them has no media: the call ends
     /// (B acknowledged first, then BYE both ways).
-    pub fn on_ack(&mut self, txns: &mut Transactions, ack: &Request, now: Instant) {
-        let tag = ack.to_header().ok().and_then(|t| t.tag().map(str::to_string)).unwrap_or_default();
-        let call_id = ack.call_id().unwrap_or_default().to_string();
-        let Some(&(key, Side::A)) = self.by_dialog.get(&(call_id, tag)) else { return };
+    /// An ACK from another than A's peer is dropped (`trust::speaks_for`).
+    pub fn on_ack(&mut self, txns: &mut Transactions, ack: &Request, source: SocketAddr, transport: Protocol, now: Instant) {
+        let Named::Leg(key, Side::A) = self.named_leg(ack, source, transport) else { return };
         let Some(call) = self.calls.get_mut(&key) else { return };
         call.acked();
         call.set_sdp(Side::A, &ack.body);
@@ -63,7 +64,7 @@ impl<M: Media> B2bua<M> {
         }
         let tag = r.from_header().ok().and_then(|f| f.tag().map(str::to_string)).unwrap_or_default();
         let call_id = r.call_id().unwrap_or_default().to_string();
-        let Some(&(key, side)) = self.by_dialog.get(&(call_id, tag)) else { return };
+        let Some(&Leg { call: key, side, .. }) = self.by_dialog.get(&(call_id, tag)) else { return };
         let Some(call) = self.calls.get(&key) else { return };
         let Some(d) = (if side == Side::A { call.a_dialog.as_ref() } else { call.b_dialog.as_ref() }) else { return };
         let seq = r.cseq().map(|c| c.seq).unwrap_or(1);

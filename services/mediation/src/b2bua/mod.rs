@@ -133,6 +133,14 @@ enum Hop {
 }
 
 impl Hop {
+    /// The peer that alone may send in the dialog of this hop (`trust::speaks_for`).
+    fn peer(&self) -> Peer {
+        match self {
+            Hop::Trunk(name) => Peer::Trunk(name.clone()),
+            Hop::Registrar => Peer::Branch,
+        }
+    }
+
     fn trunk(&self) -> Option<&str> {
         match self {
             Hop::Trunk(name) => Some(name),
@@ -369,6 +377,25 @@ fn ix(side: Side) -> usize {
     }
 }
 
+/// A dialog of ours as a request in it finds it: the call, its side, and the peer that alone may
+/// send in it.
+#[derive(Debug, Clone)]
+struct Leg {
+    call: u64,
+    side: Side,
+    peer: Peer,
+}
+
+/// What a request in a dialog names.
+enum Named {
+    /// No dialog of ours (481).
+    Unknown,
+    /// A dialog of ours, from another than its peer (refused, counted).
+    Foreign,
+    /// A dialog of ours, from its peer: the call and its side.
+    Leg(u64, Side),
+}
+
 pub struct B2bua<M: Media> {
     config: B2buaConfig,
     plan: Plan,
@@ -376,8 +403,8 @@ pub struct B2bua<M: Media> {
     calls: HashMap<u64, Call<M::Id>>,
     by_server: HashMap<TxId, u64>,
     by_client: HashMap<TxId, u64>,
-    /// (Call-ID, our tag) -> call and the side it names.
-    by_dialog: HashMap<(String, String), (u64, Side)>,
+    /// (Call-ID, our tag) -> the leg it names.
+    by_dialog: HashMap<(String, String), Leg>,
     dead: HashSet<String>,
     /// The INVITEs that set up calls in the last 64*T1 (Call-ID, From tag, CSeq), oldest first:
     /// a retransmission that arrives after our 2xx ended its transaction must not place the
@@ -390,6 +417,9 @@ pub struct B2bua<M: Media> {
     strangers: u64,
     /// INVITEs refused 503 because `max_calls` calls were in progress, without a call record.
     over_capacity: u64,
+    /// Requests in a dialog of ours (ACKs and CANCELs too) from another than its leg's peer,
+    /// refused (ACKs dropped).
+    foreign_in_dialog: u64,
     /// The wall clock, for call records.
     clock: WallClock,
     ids: Ids,
@@ -412,6 +442,7 @@ impl<M: Media> B2bua<M> {
             outputs: VecDeque::new(),
             strangers: 0,
             over_capacity: 0,
+            foreign_in_dialog: 0,
             clock,
             ids,
         }
@@ -429,6 +460,11 @@ impl<M: Media> B2bua<M> {
     /// INVITEs refused because `max_calls` calls were in progress.
     pub fn over_capacity(&self) -> u64 {
         self.over_capacity
+    }
+
+    /// Requests in a dialog of ours refused because they came from another than its leg's peer.
+    pub fn foreign_in_dialog(&self) -> u64 {
+        self.foreign_in_dialog
     }
 
     /// Calls in progress.
@@ -478,7 +514,7 @@ impl<M: Media> B2bua<M> {
         };
         let in_dialog = request.to_header().is_ok_and(|to| to.tag().is_some());
         if in_dialog {
-            return self.in_dialog(txns, id, request, now);
+            return self.in_dialog(txns, id, request, source, transport, now);
         }
         match request.method {
             Method::INVITE => self.on_invite(txns, id, request, peer, source, transport, now),
@@ -538,7 +574,7 @@ impl<M: Media> B2bua<M> {
             Peer::Branch => self.config.srtp,
             Peer::Trunk(name) => self.plan.trunks.iter().find(|t| &t.name == name).map_or(SrtpPolicy::Off, |t| t.srtp),
         };
-        let targets = match peer {
+        let targets = match &peer {
             Peer::Branch => {
                 // sba-registrar asserts the caller's own number (RFC 3325); without one the
                 // caller is its From user, a number or a name.
@@ -554,7 +590,7 @@ impl<M: Media> B2bua<M> {
                 }
                 let dialled = cdr.callee_dialled.clone();
                 cdr.trunk = from.clone();
-                self.inbound_targets(&from, &dialled, &caller, &mut cdr)
+                self.inbound_targets(from, &dialled, &caller, &mut cdr)
             }
         };
         // SRTP: what A offered must be what its leg's policy takes (RFC 3264 §6: 488 otherwise).
@@ -626,7 +662,7 @@ impl<M: Media> B2bua<M> {
         let a_tag = self.ids.tag();
         let call_id = cdr.call_id.clone();
         let sdp = [invite.body.clone(), Vec::new()];
-        self.by_dialog.insert((call_id, a_tag.clone()), (key, Side::A));
+        self.by_dialog.insert((call_id, a_tag.clone()), Leg { call: key, side: Side::A, peer });
         self.by_server.insert(id, key);
         self.calls.insert(
             key,
@@ -993,7 +1029,7 @@ impl<M: Media> B2bua<M> {
             call.cdr.end_cause = "cancelled by caller".into();
             return self.end(txns, key, now);
         }
-        self.by_dialog.insert((b.call_id.clone(), b.local_tag.clone()), (key, Side::B));
+        self.by_dialog.insert((b.call_id.clone(), b.local_tag.clone()), Leg { call: key, side: Side::B, peer: attempt.target.hop.peer() });
         call.b_dialog = Some(b);
         if call.srtp[ix(Side::B)].keys.is_none() {
             call.srtp[ix(Side::B)] = srtp::LegSrtp::plain(attempt.target.srtp);
@@ -1034,26 +1070,58 @@ impl<M: Media> B2bua<M> {
         }
     }
 
-    /// A CANCEL from A for server transaction `invite`; false when no call has it.
-    pub fn on_cancel(&mut self, txns: &mut Transactions, invite: TxId, now: Instant) -> bool {
-        let Some(&key) = self.by_server.get(&invite) else { return false };
-        let Some(call) = self.calls.get_mut(&key) else { return false };
-        let State::Setup(setup) = &mut call.state else { return false };
+    /// A CANCEL from `source` over `transport` for server transaction `invite`: the status to
+    /// answer it with (481 when no call has it, 403 when another than A's peer sent it).
+    pub fn on_cancel(&mut self, txns: &mut Transactions, invite: TxId, source: SocketAddr, transport: Protocol, now: Instant) -> u16 {
+        let Some(&key) = self.by_server.get(&invite) else { return 481 };
+        let Some(call) = self.calls.get(&key) else { return 481 };
+        let a = (call.invite.call_id().unwrap_or_default().to_string(), call.a_tag.clone());
+        let Some(leg) = self.by_dialog.get(&a) else { return 481 };
+        if !trust::speaks_for(&self.plan, self.config.registrar, &leg.peer, source, transport) {
+            self.refuse_foreign(&Method::CANCEL, source);
+            return 403;
+        }
+        let Some(call) = self.calls.get_mut(&key) else { return 481 };
+        let State::Setup(setup) = &mut call.state else { return 481 };
         setup.cancelled = true;
         match setup.hunt.attempt.as_mut() {
             Some(a) if a.provisional => cancel(txns, a.client, now),
             Some(a) => a.cancel_when_provisional = true,
             None => {}
         }
-        true
+        200
     }
 
-    /// BYE and other requests inside a dialog of ours.
-    fn in_dialog(&mut self, txns: &mut Transactions, id: TxId, request: Request, now: Instant) {
+    /// The leg a request in a dialog names by its Call-ID and our tag (its To's), if its sender
+    /// is that leg's peer; another's is counted.
+    fn named_leg(&mut self, request: &Request, source: SocketAddr, transport: Protocol) -> Named {
         let tag = request.to_header().ok().and_then(|t| t.tag().map(str::to_string)).unwrap_or_default();
         let call_id = request.call_id().unwrap_or_default().to_string();
-        let Some(&(key, side)) = self.by_dialog.get(&(call_id, tag)) else {
-            return respond(txns, id, request.response(481), now);
+        let Some(leg) = self.by_dialog.get(&(call_id, tag)) else { return Named::Unknown };
+        if trust::speaks_for(&self.plan, self.config.registrar, &leg.peer, source, transport) {
+            return Named::Leg(leg.call, leg.side);
+        }
+        self.refuse_foreign(&request.method, source);
+        Named::Foreign
+    }
+
+    fn refuse_foreign(&mut self, method: &Method, source: SocketAddr) {
+        self.foreign_in_dialog += 1;
+        if self.foreign_in_dialog.is_power_of_two() {
+            log::info!("{method} from {source} refused: not the peer of the dialog it names ({} so far)", self.foreign_in_dialog);
+        }
+    }
+
+    /// BYE and other requests inside a dialog of ours, from `source` over `transport`.
+    fn in_dialog(&mut self, txns: &mut Transactions, id: TxId, request: Request, source: SocketAddr, transport: Protocol, now: Instant) {
+        let (key, side) = match self.named_leg(&request, source, transport) {
+            Named::Leg(key, side) => (key, side),
+            Named::Unknown => return respond(txns, id, request.response(481), now),
+            Named::Foreign => {
+                let mut r = request.response(403);
+                r.reason = "Forbidden (not this dialog's peer)".into();
+                return respond(txns, id, r, now);
+            }
         };
         match request.method {
             Method::BYE if self.referrer_leaves(key, side) => respond(txns, id, request.response(200), now),

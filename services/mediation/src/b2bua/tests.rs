@@ -137,6 +137,11 @@ impl<'m> Rig<'m> {
         self.pump();
     }
 
+    /// An ACK (outside transactions) from the registrar.
+    fn ack(&mut self, ack: &Request) {
+        self.b2bua.on_ack(&mut self.txns, ack, REGISTRAR.parse().unwrap(), Protocol::Udp, self.now);
+    }
+
     fn answer_with(&mut self, req: &Request, status: u16, sdp: Option<&str>, reason: Option<&str>) -> Response {
         let mut r = req.response(status);
         if let Some(reason) = reason {
@@ -306,7 +311,7 @@ fn cancel_from_the_caller_cancels_the_trunk() {
     let mut cancel = holdfast_sip::transaction::cancel_for(&invite).unwrap();
     cancel.headers.set(HeaderName::Via, invite.headers.get(&HeaderName::Via).unwrap());
     let Ok(Inbound::Cancel { id, invite: Some(server), .. }) = rig.txns.on_request(cancel, Protocol::Udp, rig.now) else { panic!() };
-    assert!(rig.b2bua.on_cancel(&mut rig.txns, server, rig.now));
+    assert_eq!(rig.b2bua.on_cancel(&mut rig.txns, server, REGISTRAR.parse().unwrap(), Protocol::Udp, rig.now), 200);
     rig.txns.send_response(id, Response::new(200), rig.now).ok();
     rig.pump();
     let cancels = rig.requests_to("127.0.0.1:5080", &Method::CANCEL);
@@ -465,7 +470,7 @@ fn our_2xx_is_retransmitted_until_the_ack_and_a_call_never_acked_ends() {
     rig.answer(&b[0], 200, Some(SDP_B));
     let ok = rig.responses().into_iter().find(|r| r.status == 200).unwrap();
     let ack = from_caller(Method::ACK, 1, "a-2125550100", &ok, "z9hG4bK-ack");
-    rig.b2bua.on_ack(&mut rig.txns, &ack, rig.now);
+    rig.ack(&ack);
     rig.b2bua.handle_timeout(&mut rig.txns, rig.now + Duration::from_secs(40));
     rig.pump();
     assert!(rig.retransmitted.is_empty());
@@ -496,7 +501,7 @@ fn late_offer_goes_through_the_relay_the_answer_in_the_caller_s_ack_too() {
     // The caller answers A-law, which the carrier did not offer: the carrier hears µ-law.
     let mut ack = from_caller(Method::ACK, 1, "late", &ok, "z9hG4bK-lateack");
     ack.body = SDP_A.replace("RTP/AVP 0", "RTP/AVP 8").into_bytes();
-    rig.b2bua.on_ack(&mut rig.txns, &ack, rig.now);
+    rig.ack(&ack);
     rig.pump();
     assert_eq!(rig.acks.len(), 1);
     let answer = String::from_utf8(rig.acks[0].0.body.clone()).unwrap();
@@ -588,7 +593,7 @@ fn session_timers_refresh_b_and_reap_a_caller_that_stopped_refreshing() {
     assert_eq!(ok.headers.get(&HeaderName::SessionExpires), Some("90;refresher=uac"));
     assert_eq!(ok.headers.get(&HeaderName::Require), Some("timer"));
     let ack = from_caller(Method::ACK, 1, "st", &ok, "z9hG4bK-stack");
-    rig.b2bua.on_ack(&mut rig.txns, &ack, rig.now);
+    rig.ack(&ack);
 
     // At 50 s (half of 100) we refresh B with an UPDATE.
     let t = rig.now + Duration::from_secs(50);
@@ -640,7 +645,7 @@ fn answered_call(rig: &mut Rig) -> (Response, Request, Response) {
     let b = rig.requests_to("127.0.0.1:5080", &Method::INVITE).remove(0);
     let b_ok = rig.answer(&b, 200, Some(SDP_B));
     let ok = rig.responses().into_iter().find(|r| r.status == 200).unwrap();
-    rig.b2bua.on_ack(&mut rig.txns, &from_caller(Method::ACK, 1, "a-2125550100", &ok, "z9hG4bK-ack"), rig.now);
+    rig.ack(&from_caller(Method::ACK, 1, "a-2125550100", &ok, "z9hG4bK-ack"));
     (ok, b, b_ok)
 }
 
@@ -735,7 +740,7 @@ fn a_withheld_caller_stays_withheld_through_a_transfer() {
     rig.answer(&b, 200, Some(SDP_B));
     let ok = rig.responses().into_iter().find(|r| r.status == 200).unwrap();
     let ack = from_caller(Method::ACK, 1, "a-2125550100", &ok, "z9hG4bK-ack");
-    rig.b2bua.on_ack(&mut rig.txns, &ack, rig.now);
+    rig.ack(&ack);
     // The withheld caller transfers the carrier's party to another number: the target sees
     // anonymous and Privacy: id, as the first callee did; the number only asserted to the trunk.
     rig.request(refer(from_caller(Method::parse("REFER"), 2, "a-2125550100", &ok, "z9hG4bK-refer"), "2125550199"), REGISTRAR);
@@ -787,11 +792,11 @@ fn the_carrier_transfers_the_branch_phone_and_hangs_up_before_the_target_answers
     let (ok, b, b_ok) = answered_call(&mut rig);
     let mut r = refer(from_callee(Method::parse("REFER"), 1, &b, &b_ok, "z9hG4bK-crefer"), "2125550199");
     r.headers.add(HeaderName::Other("Refer-Sub".into()), "false");
-    rig.request(r, "127.0.0.1:5082");
+    rig.request(r, "127.0.0.1:5080");
     let accepted = rig.responses().into_iter().find(|r| r.cseq().unwrap().method.as_str() == "REFER").unwrap();
     assert_eq!(accepted.status, 202);
     assert_eq!(accepted.headers.get(&HeaderName::Other("Refer-Sub".into())), Some("false"));
-    rig.request(from_callee(Method::BYE, 2, &b, &b_ok, "z9hG4bK-cbye"), "127.0.0.1:5082");
+    rig.request(from_callee(Method::BYE, 2, &b, &b_ok, "z9hG4bK-cbye"), "127.0.0.1:5080");
     assert!(rig.requests_to(REGISTRAR, &Method::BYE).is_empty(), "the phone stays for the target");
     assert_eq!(rig.b2bua.len(), 1);
 
@@ -1111,7 +1116,7 @@ fn srtp_call(rig: &mut Rig) -> (Response, holdfast_telephony::sdp::Crypto) {
     let invite = rig.requests_to("127.0.0.1:5080", &Method::INVITE).remove(0);
     rig.answer(&invite, 200, Some(&savp(SDP_B, &format!("a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:{KEY_B}"))));
     let ok = rig.responses().into_iter().find(|r| r.status == 200).unwrap();
-    rig.b2bua.on_ack(&mut rig.txns, &from_caller(Method::ACK, 1, "a-2125550100", &ok, "z9hG4bK-ack"), rig.now);
+    rig.ack(&from_caller(Method::ACK, 1, "a-2125550100", &ok, "z9hG4bK-ack"));
     let ours = holdfast_telephony::sdp::SessionDescription::parse(&ok.body).unwrap().media[0].crypto().next().unwrap().clone();
     (ok, ours)
 }
@@ -1211,7 +1216,7 @@ fn a_late_offer_from_a_mandatory_phones_leg_gets_our_srtp_offer_in_the_2xx_and_i
     assert!(rig.b2bua.media.crypto.is_empty() && !rig.b2bua.media.remotes.iter().any(|(s, _)| *s == Side::A));
     let mut ack = from_caller(Method::ACK, 1, "a-2125550100", &ok, "z9hG4bK-lateack");
     ack.body = savp(SDP_A, &format!("a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:{KEY_A}")).into_bytes();
-    rig.b2bua.on_ack(&mut rig.txns, &ack, rig.now);
+    rig.ack(&ack);
     rig.pump();
     let for_b = String::from_utf8(rig.acks[0].0.body.clone()).unwrap();
     assert!(for_b.contains("m=audio 30002 RTP/AVP ") && !for_b.contains("a=crypto"), "the carrier's leg stays plain: {for_b}");
@@ -1236,7 +1241,7 @@ fn a_late_offer_from_a_mandatory_phones_leg_gets_our_srtp_offer_in_the_2xx_and_i
     let ok = rig.responses().into_iter().find(|r| r.status == 200).unwrap();
     let mut ack = from_caller(Method::ACK, 1, "a-2125550100", &ok, "z9hG4bK-lateack");
     ack.body = SDP_A.as_bytes().to_vec();
-    rig.b2bua.on_ack(&mut rig.txns, &ack, rig.now);
+    rig.ack(&ack);
     rig.pump();
     assert_eq!(rig.acks.len(), 1, "the carrier's 2xx is acknowledged");
     assert_eq!(rig.requests_to("127.0.0.1:5082", &Method::BYE).len(), 1);
@@ -1262,7 +1267,7 @@ fn a_late_offer_to_a_mandatory_trunk_is_keyed_by_our_ack_or_hung_up() {
     assert!(offer.contains("m=audio 30000 RTP/AVP ") && !offer.contains("a=crypto"), "{offer}");
     let mut ack = from_caller(Method::ACK, 1, "a-2125550100", &ok, "z9hG4bK-lateack");
     ack.body = SDP_A.as_bytes().to_vec();
-    rig.b2bua.on_ack(&mut rig.txns, &ack, rig.now);
+    rig.ack(&ack);
     rig.pump();
     let answer = String::from_utf8(rig.acks[0].0.body.clone()).unwrap();
     assert!(answer.contains("m=audio 30002 RTP/SAVP ") && answer.contains("a=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:"), "{answer}");
@@ -1408,4 +1413,83 @@ fn a_sips_request_uri_goes_on_as_sips_to_the_tls_trunks_only() {
     super::sips_only_over_tls(&Uri::parse("sip:2125550100@192.0.2.1").unwrap(), &mut targets).unwrap();
     assert_eq!(targets.len(), 2);
     assert!(targets.iter().all(|t| !t.sips));
+}
+
+/// Call-ID and tags are no secret from whoever saw a call: a request in a dialog is served only
+/// from that leg's peer (`trust::speaks_for`); another peer's is refused 403 (an ACK dropped),
+/// counted, and reaches neither side, while the call's own peers go on.
+#[test]
+fn requests_in_a_dialog_from_another_than_its_leg_s_peer_are_refused_and_reach_no_one() {
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
+    let mut rig = Rig::new(&mut media, &[]);
+    rig.invite_from_branch("3012", "2125550100");
+    let b = rig.requests_to("127.0.0.1:5080", &Method::INVITE).remove(0);
+    let b_ok = rig.answer(&b, 200, Some(SDP_B));
+    let ok = rig.responses().into_iter().find(|r| r.status == 200).unwrap();
+
+    // The phone's ACK from the call's own trunk is no ACK: our 2xx still waits for the phone's.
+    let ack = from_caller(Method::ACK, 1, "a-2125550100", &ok, "z9hG4bK-ack");
+    rig.b2bua.on_ack(&mut rig.txns, &ack, "127.0.0.1:5080".parse().unwrap(), Protocol::Udp, rig.now);
+    rig.b2bua.handle_timeout(&mut rig.txns, rig.now + Duration::from_millis(500));
+    rig.pump();
+    assert_eq!(rig.retransmitted.len(), 1, "a forged ACK stopped our 2xx");
+    rig.ack(&ack);
+
+    let mut hijack = from_callee(Method::INVITE, 1, &b, &b_ok, "z9hG4bK-f2");
+    hijack.headers.add(HeaderName::Contact, "<sip:x@127.0.0.1:5082>");
+    hijack.headers.add(HeaderName::ContentType, "application/sdp");
+    hijack.body = SDP_C.as_bytes().to_vec();
+    let forged = [
+        // The phone's leg from the call's own trunk and from another trunk.
+        (from_caller(Method::BYE, 2, "a-2125550100", &ok, "z9hG4bK-f1"), "127.0.0.1:5080"),
+        (from_caller(Method::parse("INFO"), 2, "a-2125550100", &ok, "z9hG4bK-f5"), "127.0.0.1:5084"),
+        // The carrier's leg from the branch and from another trunk.
+        (hijack, REGISTRAR),
+        (from_callee(Method::BYE, 1, &b, &b_ok, "z9hG4bK-f3"), "127.0.0.1:5082"),
+        (refer(from_callee(Method::parse("REFER"), 1, &b, &b_ok, "z9hG4bK-f4"), "2125550199"), "127.0.0.1:5084"),
+    ];
+    let sent = rig.sent.len();
+    for (request, source) in forged {
+        rig.request(request, source);
+    }
+    let answers: Vec<(u16, String)> = rig.sent[sent..]
+        .iter()
+        .map(|t| match t {
+            Transmit::Response { response, .. } => (response.status, response.reason.clone()),
+            other => panic!("a forged request reached a side: {other:?}"),
+        })
+        .collect();
+    assert_eq!(answers, vec![(403, "Forbidden (not this dialog's peer)".to_string()); 5]);
+    assert_eq!((rig.b2bua.foreign_in_dialog(), rig.b2bua.strangers(), rig.b2bua.len()), (6, 0, 1));
+    assert!(rig.cdrs.is_empty());
+
+    // The peers' own requests are served: the carrier's hold, then the phone's BYE.
+    let mut hold = from_callee(Method::INVITE, 1, &b, &b_ok, "z9hG4bK-hold");
+    hold.headers.add(HeaderName::Contact, "<sip:carrier@127.0.0.1:5082>");
+    rig.request(hold, "127.0.0.1:5080");
+    assert_eq!(rig.requests_to(REGISTRAR, &Method::INVITE).len(), 1, "the carrier's re-INVITE reaches the phone");
+    rig.request(from_caller(Method::BYE, 2, "a-2125550100", &ok, "z9hG4bK-bye"), REGISTRAR);
+    assert_eq!(rig.requests_to("127.0.0.1:5082", &Method::BYE).len(), 1);
+    assert_eq!(rig.cdrs[0].end_cause, "BYE from caller");
+    drop(rig);
+    assert!(media.remotes.iter().all(|(_, rtp)| rtp.port() != 7000), "the forged offer reached the relay");
+}
+
+/// A CANCEL of the phone's INVITE from a trunk is refused 403 and cancels nothing.
+#[test]
+fn a_cancel_from_another_than_the_caller_s_peer_is_refused_and_the_call_goes_on() {
+    let mut media = FakeMedia { remotes: vec![], released: 0, idle: vec![], crypto: vec![] };
+    let mut rig = Rig::new(&mut media, &[]);
+    let invite = rig.invite_from_branch("3012", "2125550100");
+    let b = rig.requests_to("127.0.0.1:5080", &Method::INVITE).remove(0);
+    rig.answer(&b, 180, None);
+    let mut cancel = holdfast_sip::transaction::cancel_for(&invite).unwrap();
+    cancel.headers.set(HeaderName::Via, invite.headers.get(&HeaderName::Via).unwrap());
+    let Ok(Inbound::Cancel { invite: Some(server), .. }) = rig.txns.on_request(cancel, Protocol::Udp, rig.now) else { panic!() };
+    let status = rig.b2bua.on_cancel(&mut rig.txns, server, "127.0.0.1:5080".parse().unwrap(), Protocol::Udp, rig.now);
+    rig.pump();
+    assert_eq!((status, rig.b2bua.foreign_in_dialog()), (403, 1));
+    assert!(rig.requests_to("127.0.0.1:5080", &Method::CANCEL).is_empty(), "the trunk was cancelled");
+    rig.answer(&b, 200, Some(SDP_B));
+    assert!(rig.responses().iter().any(|r| r.status == 200 && r.cseq().unwrap().method == Method::INVITE), "the call is answered");
 }

@@ -8,7 +8,7 @@
 use super::messages::{new_invite, user_of};
 use super::session::Relayed;
 use super::failover::{self, Failure, Hunt};
-use super::{cancel, relay_sdp, respond, send_in_dialog, srtp, timers, Attempt, B2bua, Direction, Media, Output, SrtpPolicy};
+use super::{cancel, relay_sdp, respond, send_in_dialog, srtp, timers, Attempt, B2bua, Direction, Leg, Media, Output, SrtpPolicy};
 use holdfast_media::Side;
 use holdfast_sip::message::{HeaderName, Method, NameAddr, Request, Response, Uri};
 use holdfast_sip::transaction::{Transactions, TxEvent, TxId};
@@ -269,7 +269,8 @@ impl<M: Media> B2bua<M> {
             send_in_dialog(txns, &mut self.by_client, key, bye, &d, now);
             self.by_dialog.remove(&(d.call_id, d.local_tag));
         }
-        self.by_dialog.insert((target.call_id.clone(), target.local_tag.clone()), (key, referrer));
+        let leg = Leg { call: key, side: referrer, peer: attempt.target.hop.peer() };
+        self.by_dialog.insert((target.call_id.clone(), target.local_tag.clone()), leg);
         *call.dialog(referrer) = Some(target);
         *call.timer(referrer) = timers::b_timer(&r.headers, now);
         call.callee_side = referrer;

@@ -13,8 +13,12 @@
 //! - A transfer (REFER) places a call under a branch user's voice policy: from the branch's side
 //!   always, from a trunk's side only when that trunk has `allow_refer`, and only where the call
 //!   has a branch user to answer for it.
-//! - An in-dialog request is a peer's and names a dialog of ours by its Call-ID and our tag; a
-//!   tag is random, so a peer cannot end or steer another peer's call without seeing it.
+//! - A request in a dialog (BYE, re-INVITE, UPDATE, INFO, REFER, the ACK of our 2xx, a CANCEL of
+//!   the INVITE) acts on one leg of a call, and only that leg's peer may send it: the registrar's
+//!   socket for a branch leg, that trunk's addresses (over TLS for a TLS trunk) for a trunk leg.
+//!   Call-ID and tags are no secret from whoever saw the call (a carrier sees its own leg's, a
+//!   LAN host may sniff the phone's): another peer's request, or a stranger's, is refused (403;
+//!   an ACK dropped), counted, and reaches no one.
 use crate::routing::{Plan, Trunk};
 use holdfast_sip::message::Method;
 use holdfast_sip::transport::Protocol;
@@ -54,6 +58,12 @@ pub fn admit(plan: &Plan, registrar: SocketAddr, method: &Method, source: Socket
         None if *method == Method::OPTIONS => Admission::Probe,
         None => Admission::Refuse,
     }
+}
+
+/// Whether a request in a dialog of a call's leg whose peer is `leg` (any method, the ACK of
+/// our 2xx, a CANCEL of its INVITE) from `source` over `transport` is that peer's.
+pub fn speaks_for(plan: &Plan, registrar: SocketAddr, leg: &Peer, source: SocketAddr, transport: Protocol) -> bool {
+    peer_of(plan, registrar, source, transport).as_ref() == Some(leg)
 }
 
 /// Whether a new call fits beside the `in_progress` ones.

@@ -79,6 +79,33 @@ fn strangers_are_refused_and_only_their_options_answered() {
     assert_eq!(admit_from("198.51.100.7:5061", Protocol::Udp, Method::OPTIONS), Admission::Probe, "a TLS trunk's forged address");
 }
 
+fn speaks_for_from(leg: &Peer, source: &str, transport: Protocol) -> bool {
+    speaks_for(&plan(), REGISTRAR.parse().unwrap(), leg, source.parse().unwrap(), transport)
+}
+
+#[test]
+fn a_branch_leg_hears_the_registrar_s_socket_only() {
+    assert!(speaks_for_from(&Peer::Branch, REGISTRAR, Protocol::Udp));
+    for other in ["127.0.0.1:5061", "127.0.0.1:5080", "192.0.2.10:5060", "203.0.113.66:5060"] {
+        assert!(!speaks_for_from(&Peer::Branch, other, Protocol::Udp), "{other}: a trunk or a stranger posing as the branch");
+    }
+}
+
+#[test]
+fn a_trunk_leg_hears_that_trunk_only() {
+    let carrier = Peer::Trunk("carrier".into());
+    assert!(speaks_for_from(&carrier, "192.0.2.10:5060", Protocol::Udp));
+    assert!(speaks_for_from(&carrier, "192.0.2.11:5070", Protocol::Udp), "its inbound_from");
+    for other in [REGISTRAR, "10.1.0.5:5060", "127.0.0.1:5080", "203.0.113.66:5060"] {
+        assert!(!speaks_for_from(&carrier, other, Protocol::Udp), "{other}: the branch, another trunk or a stranger");
+    }
+    let pbx = Peer::Trunk("pbx".into());
+    assert!(speaks_for_from(&pbx, "10.1.9.9:5060", Protocol::Tcp), "anywhere in the IP-PBX's range");
+    let secure = Peer::Trunk("secure".into());
+    assert!(speaks_for_from(&secure, "198.51.100.7:40001", Protocol::Tls));
+    assert!(!speaks_for_from(&secure, "198.51.100.7:5061", Protocol::Udp), "a TLS trunk's address over UDP is anyone's");
+}
+
 #[test]
 fn calls_fit_below_max_calls() {
     assert!(has_room(0, 1));
