@@ -62,6 +62,14 @@ impl Profile {
             Profile::Other(s) => s,
         }
     }
+
+    /// Whether `body` may hold an SRTP stream: false when it holds no "RTP/SAVP" (the secure
+    /// profiles are that, or that with F, matched exactly), so a caller that only needs SRTP's
+    /// streams skips the parse (a plain call's description is read once, not for each check).
+    pub fn may_hold_secure(body: &[u8]) -> bool {
+        const SECURE: &[u8] = b"RTP/SAVP";
+        body.iter().enumerate().any(|(i, &b)| b == b'/' && body[..i].ends_with(&SECURE[..3]) && body[i..].starts_with(&SECURE[3..]))
+    }
 }
 
 /// The direction attribute (RFC 3264 §5.1); none written means sendrecv.

@@ -6,7 +6,7 @@
 //! Keys live in the call's memory only: nothing here is logged or reaches a call record.
 use holdfast_media::srtp::{LegKeys, MasterKey, Suite};
 use holdfast_sip::Ids;
-use holdfast_telephony::sdp::{Crypto, SessionDescription};
+use holdfast_telephony::sdp::{Crypto, Profile, SessionDescription};
 use crate::srtp_policy::SrtpPolicy;
 
 /// What a leg offered, as its policy takes it.
@@ -26,6 +26,9 @@ pub(super) enum Offered {
 pub(super) fn offered(body: &[u8], policy: SrtpPolicy) -> Option<Offered> {
     if body.is_empty() && policy == SrtpPolicy::Mandatory {
         return Some(Offered::Late);
+    }
+    if !Profile::may_hold_secure(body) {
+        return (policy != SrtpPolicy::Mandatory).then_some(Offered::Plain);
     }
     let audio = SessionDescription::parse(body).ok().and_then(|sd| {
         let media = sd.audio(None).ok()?.media;
@@ -72,6 +75,9 @@ pub(super) fn offer(policy: SrtpPolicy, suites: &[Suite], ids: &mut Ids) -> Vec<
 /// The leg's keys from its answer to `ours` (the key it sent under a tag and suite we offered,
 /// and ours of that tag); None when it answered plain or with nothing we offered.
 pub(super) fn answered(ours: &[Crypto], body: &[u8]) -> Option<(Crypto, LegKeys)> {
+    if !Profile::may_hold_secure(body) {
+        return None;
+    }
     let sd = SessionDescription::parse(body).ok()?;
     let media = sd.audio(None).ok()?.media;
     if !media.is_secure() {

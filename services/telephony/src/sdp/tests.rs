@@ -148,6 +148,25 @@ fn media_level_connection_wins_and_the_profile_picks_the_stream() {
 }
 
 #[test]
+fn only_a_description_naming_a_secure_profile_may_hold_srtp() {
+    for (text, secure) in [
+        ("v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 7000 RTP/SAVP 0\r\n", true),
+        ("v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 7000 RTP/SAVPF 0\r\n", true),
+        ("v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 7000 RTP/AVP 0\r\n", false),
+        ("v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 7000 rtp/savp 0\r\n", false),
+        ("v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 7000 UDP/TLS/RTP/SAVPF 0\r\n", false),
+    ] {
+        let parsed = sd(text).audio(None).unwrap().media.is_secure();
+        assert_eq!(parsed, secure, "{text}");
+        // The byte test never says no where the parse says yes.
+        assert!(Profile::may_hold_secure(text.as_bytes()) || !parsed, "{text}");
+    }
+    assert!(!Profile::may_hold_secure(b""));
+    assert!(!Profile::may_hold_secure(b"RTP/SAV"));
+    assert!(Profile::may_hold_secure(b"RTP/SAVP"));
+}
+
+#[test]
 fn broken_descriptions_are_errors() {
     assert_eq!(avp_audio(b"v=0\r\nm=video 1 RTP/AVP 96\r\n"), Err(SdpError::NoAudio));
     assert_eq!(avp_audio(b"v=0\r\nm=audio 1 RTP/AVP 0\r\n"), Err(SdpError::NoConnection));
