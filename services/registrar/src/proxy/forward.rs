@@ -45,8 +45,7 @@ pub fn sent_by(via: &Via) -> Option<SocketAddr> {
 
 /// Initial requests that make a dialog keep us on its route (§16.6 item 4).
 fn record_routes(req: &Request) -> bool {
-    let initial = req.to_header().map(|to| to.tag().is_none()).unwrap_or(false);
-    initial && matches!(req.method.as_str(), "INVITE" | "SUBSCRIBE" | "REFER")
+    matches!(req.method.as_str(), "INVITE" | "SUBSCRIBE" | "REFER") && req.to_header().is_ok_and(|to| to.tag().is_none())
 }
 
 /// The copy of `req` sent towards `target`: Request-URI, Route set, Max-Forwards, Record-Route

@@ -130,14 +130,16 @@ impl Server {
         }
     }
 
-    /// Where an in-dialog request goes after our Route entries (`ours`, the last of them): the
-    /// next Route (loose routing, the Request-URI stays), else the phone's flow our entry
-    /// names while it is open (Err when it is gone), else its Request-URI.
-    fn next_hop(&mut self, request: &Request, ours: Option<Uri>) -> Result<Option<Target>, SocketAddr> {
+    /// Where an in-dialog request goes after our Route entries (`ours`, the last of them, and
+    /// whether it was the top one, which `proves_dialog` proved before they came off): the next
+    /// Route (loose routing, the Request-URI stays), else the phone's flow our entry names while
+    /// it is open (Err when it is gone), else its Request-URI.
+    fn next_hop(&mut self, request: &Request, ours: Option<(Uri, bool)>) -> Result<Option<Target>, SocketAddr> {
         if let Some(next) = request.headers.get(&HeaderName::Route).and_then(|r| NameAddr::parse(r).ok()) {
             return Ok(self.target_at(next.uri, request.uri.clone()));
         }
-        let flow = ours.filter(|u| self.trust.stamp.proves(u, request)).and_then(|u| Some((flow_of(&u)?, hop_of(&u)?.1)));
+        let proven = ours.filter(|(u, top)| *top || self.trust.stamp.proves(u, request));
+        let flow = proven.and_then(|(u, _)| Some((flow_of(&u)?, hop_of(&u)?.1)));
         let Some((flow, transport)) = flow else { return Ok(self.target_at(request.uri.clone(), request.uri.clone())) };
         self.flow_target(request.uri.clone(), flow, transport).map(Some)
     }
@@ -271,15 +273,16 @@ impl Server {
     }
 
     /// Removes the Route entries naming us from the top (one, or two after a double
-    /// Record-Route, or an outbound proxy setting); the last one removed.
-    fn strip_our_routes(&mut self, request: &mut Request) -> Option<Uri> {
+    /// Record-Route, or an outbound proxy setting); the last one removed, and whether it was
+    /// the top one.
+    fn strip_our_routes(&mut self, request: &mut Request) -> Option<(Uri, bool)> {
         let mut last = None;
         while let Some(top) = request.headers.get(&HeaderName::Route).and_then(|r| NameAddr::parse(r).ok()) {
             if !top.uri.socket_addr().is_some_and(|a| self.addresses.is_ours(a)) {
                 break;
             }
             request.headers.remove_first(&HeaderName::Route);
-            last = Some(top.uri);
+            last = Some((top.uri, last.is_none()));
         }
         last
     }
