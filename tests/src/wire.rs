@@ -14,32 +14,51 @@ use std::time::Duration;
 /// G.711 at 20 ms: the payload of one packet, before any SRTP auth tag.
 pub const FRAME: usize = 160;
 
+/// Python for a test's sniffer on the namespace's loopback (AF_PACKET): `sniffer(timeout)`
+/// opens it, `next_udp(sniff)` is the next IPv4 UDP datagram arriving there, as (IP packet,
+/// IP header length, source port, destination port, UDP length), None on a timeout or anything
+/// else. `script` puts it ahead of a script's own lines.
+const SNIFF: &str = r#"
+import os, socket, struct, sys, time
+def sniffer(timeout):
+    sniff = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+    sniff.bind(("lo", 0))
+    sniff.settimeout(timeout)
+    return sniff
+def next_udp(sniff):
+    try:
+        frame, (_, _, kind, _, _) = sniff.recvfrom(65535)
+    except socket.timeout:
+        return None
+    ip = frame[14:]
+    if kind == socket.PACKET_OUTGOING or len(ip) < 28 or ip[0] >> 4 != 4 or ip[9] != 17:
+        return None
+    ihl = (ip[0] & 15) * 4
+    sport, dport, length = struct.unpack("!HHH", ip[ihl:ihl + 6])
+    return ip, ihl, sport, dport, length
+"#;
+
+/// `body` (python) after `SNIFF`: a script for `python3 -c`.
+pub fn script(body: &str) -> String {
+    format!("{SNIFF}{body}")
+}
+
 /// The watcher: argv[1] is the output file, argv[2] a file whose existence stops it (30 s at
 /// most), the rest port ranges "LOW-HIGH"; every UDP datagram on lo with either port in one of
 /// them is written as a line: seconds since start, source port, destination port, payload in hex.
-pub const WATCHER: &str = r#"
-import os, socket, struct, sys, time
+const WATCHER: &str = r#"
 out, stop = sys.argv[1], sys.argv[2]
 ranges = [tuple(int(p) for p in r.split("-")) for r in sys.argv[3:]]
 watched = lambda port: any(lo <= port <= hi for lo, hi in ranges)
-sniff = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
-sniff.bind(("lo", 0))
-sniff.settimeout(0.05)
+sniff = sniffer(0.05)
 log = open(out, "w")
 start = time.monotonic()
 print("watching", flush=True)
 while time.monotonic() - start < 30 and not os.path.exists(stop):
-    try:
-        frame, (_, _, kind, _, _) = sniff.recvfrom(65535)
-    except socket.timeout:
+    got = next_udp(sniff)
+    if got is None:
         continue
-    if kind == socket.PACKET_OUTGOING:
-        continue
-    ip = frame[14:]
-    if len(ip) < 28 or ip[0] >> 4 != 4 or ip[9] != 17:
-        continue
-    ihl = (ip[0] & 15) * 4
-    sport, dport, length = struct.unpack("!HHH", ip[ihl:ihl + 6])
+    ip, ihl, sport, dport, length = got
     if watched(sport) or watched(dport):
         log.write("%.3f %d %d %s\n" % (time.monotonic() - start, sport, dport, ip[ihl + 8:ihl + length].hex()))
 log.close()
@@ -59,7 +78,7 @@ impl Watcher {
         let (capture, stop) = (dir.join("wire.txt"), dir.join("wire.stop"));
         let child = ns
             .command("python3")
-            .args(["-c", WATCHER])
+            .args(["-c", &script(WATCHER)])
             .args([&capture, &stop])
             .args(ranges)
             .stdout(Stdio::null())

@@ -35,9 +35,9 @@ const ATTACKS: u64 = 50;
 /// How long the capture goes on after the attack (the call keeps talking).
 const HOLD_S: u32 = 3;
 
-/// The watcher on the namespace's loopback (AF_PACKET): writes every UDP packet between the
-/// phones' or carriers' RTP ports and the relay's (one line: seconds since start, source port,
-/// destination port, the UDP payload in hex) to argv[3]. From the carrier's first RTP packet
+/// The watcher on the namespace's loopback (`wire::script`'s sniffer): writes every UDP packet
+/// between the phones' or carriers' RTP ports and the relay's (one line: seconds since start,
+/// source port, destination port, the UDP payload in hex) to argv[3]. From the carrier's first RTP packet
 /// to the relay on, it attacks in rounds 20 ms apart, `n` rounds, each: the packet again as it
 /// was, a copy with its sequence number ahead and its last octet (the tag) changed, and one
 /// with a sequence number further ahead, random payload and an HMAC-SHA1 tag under a random
@@ -45,12 +45,10 @@ const HOLD_S: u32 = 3;
 /// and the genuine bytes from 127.0.0.2. It stops `hold` seconds after the last round (30 s at
 /// most) and prints when the attack ended.
 const WATCHER: &str = r#"
-import hashlib, hmac, os, socket, struct, sys, time
+import hashlib, hmac
 n, hold, out = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
 PHONE, CARRIER, RELAY = range(20000, 21000), range(22000, 23000), range(30000, 31000)
-sniff = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
-sniff.bind(("lo", 0))
-sniff.settimeout(0.005)
+sniff = sniffer(0.005)
 raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
 stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 stranger.bind(("127.0.0.2", 0))
@@ -80,17 +78,10 @@ while time.monotonic() - start < 30 and (ended is None or time.monotonic() - end
         if rounds == n:
             ended = time.monotonic()
             print("attacked %.3f" % (ended - start), flush=True)
-    try:
-        frame, (_, _, kind, _, _) = sniff.recvfrom(65535)
-    except socket.timeout:
+    got = next_udp(sniff)
+    if got is None:
         continue
-    if kind == socket.PACKET_OUTGOING:
-        continue
-    ip = frame[14:]
-    if len(ip) < 28 or ip[0] >> 4 != 4 or ip[9] != 17:
-        continue
-    ihl = (ip[0] & 15) * 4
-    sport, dport, length = struct.unpack("!HHH", ip[ihl:ihl + 6])
+    ip, ihl, sport, dport, length = got
     payload = ip[ihl + 8:ihl + length]
     if not ((sport in PHONE or sport in CARRIER) and dport in RELAY or sport in RELAY and (dport in PHONE or dport in CARRIER)):
         continue
@@ -130,7 +121,7 @@ fn a_call_over_an_srtp_trunk_talks_both_ways_is_encrypted_on_the_wire_and_shrugs
     let watcher = app
         .ns()
         .command("python3")
-        .args(["-c", WATCHER, &ATTACKS.to_string(), &HOLD_S.to_string()])
+        .args(["-c", &wire::script(WATCHER), &ATTACKS.to_string(), &HOLD_S.to_string()])
         .arg(&capture)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
