@@ -33,6 +33,13 @@ fn phone_registers(scratch: &Scratch, reg: &Registrar, user: &str, password: &st
     );
 }
 
+/// `ua` registers for 600 s with its password: the challenge, then its answer, 200.
+fn registers(ua: &mut Ua, password: &str) {
+    let challenge = ua.request(600, None);
+    let ok = ua.request(600, Some(&ua.answer(&challenge, password, 1)));
+    assert_eq!(ok.status, 200, "{} could not register: {}", ua.user, ok.reason);
+}
+
 /// `refused[key]` in `sbactl status --json`, once it is at least `at_least` (within 15 s).
 fn wait_refused(reg: &Registrar, key: &str, at_least: u64) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -165,9 +172,7 @@ fn one_thousand_contacts_for_one_aor_stop_at_the_cap() {
     assert_eq!(held, 10, "alice's address of record holds {held} contacts");
 
     let mut bob = Ua::new(reg.addr, "bob", DOMAIN);
-    let challenge = bob.request(600, None);
-    let ok = bob.request(600, Some(&bob.answer(&challenge, "pw-bob", 1)));
-    assert_eq!(ok.status, 200, "bob could not register: {}", ok.reason);
+    registers(&mut bob, "pw-bob");
 }
 
 /// A UDP socket on `addr` that another such socket may share (SO_REUSEPORT): on loopback, the
@@ -250,11 +255,8 @@ fn a_flood_forged_with_a_registered_phone_s_address_is_bounded_while_the_phone_r
     );
     let mut alice = Ua::with_socket(shared_port_socket("127.0.0.1:0".parse().expect("addr")), reg.addr, "alice", DOMAIN);
     let mut bob = Ua::new(reg.addr, "bob", DOMAIN);
-    for (ua, password) in [(&mut alice, "pw-alice"), (&mut bob, "pw-bob")] {
-        let challenge = ua.request(600, None);
-        let ok = ua.request(600, Some(&ua.answer(&challenge, password, 1)));
-        assert_eq!(ok.status, 200, "{} could not register: {}", ua.user, ok.reason);
-    }
+    registers(&mut alice, "pw-alice");
+    registers(&mut bob, "pw-bob");
 
     // From the phone's IP, another port: 400 INVITEs posing as alice. They count against
     // 127.0.0.1, which is banned after 50 (two windows at most: 100).
@@ -362,9 +364,7 @@ fn live_transactions_are_capped_with_a_reserve_for_the_branchs_phones() {
     let scratch = Scratch::new("trust-limits-txns");
     let reg = Registrar::start(&scratch, "[registrar.limits]\nmax_transactions = 50\nrequests_per_source = 1000\n", &[("alice", "pw-alice")]);
     let mut phone = Ua::new(reg.addr, "alice", DOMAIN);
-    let challenge = phone.request(600, None);
-    let ok = phone.request(600, Some(&phone.answer(&challenge, "pw-alice", 1)));
-    assert_eq!(ok.status, 200, "{}", ok.reason);
+    registers(&mut phone, "pw-alice");
 
     // Each OPTIONS holds a transaction for 32 s (Timer J): 200 of them from a stranger, ten at
     // a time (a burst of 200 datagrams overflows a socket buffer on loopback).
@@ -388,9 +388,7 @@ fn live_transactions_are_capped_with_a_reserve_for_the_branchs_phones() {
     wait_refused(&reg, "max_transactions", refused as u64);
 
     // The phone's refresh still goes through.
-    let challenge = phone.request(600, None);
-    let ok = phone.request(600, Some(&phone.answer(&challenge, "pw-alice", 1)));
-    assert_eq!(ok.status, 200, "{}", ok.reason);
+    registers(&mut phone, "pw-alice");
 }
 
 /// A flood forged with alice's exact address and port goes on while she calls and registers.
@@ -414,11 +412,8 @@ fn a_phone_calls_and_registers_during_a_flood_forged_with_its_exact_address() {
     alice_sock.connect(reg.addr).expect("connect");
     let mut alice = Ua::with_socket(alice_sock, reg.addr, "alice", DOMAIN);
     let mut bob = Ua::new(reg.addr, "bob", DOMAIN);
-    for (ua, password) in [(&mut alice, "pw-alice"), (&mut bob, "pw-bob")] {
-        let challenge = ua.request(600, None);
-        let ok = ua.request(600, Some(&ua.answer(&challenge, password, 1)));
-        assert_eq!(ok.status, 200, "{} could not register: {}", ua.user, ok.reason);
-    }
+    registers(&mut alice, "pw-alice");
+    registers(&mut bob, "pw-bob");
 
     // About 400 INVITEs a second posing as alice from her address: eight times its budget (50 a
     // binding and 50 more in 2 s), for as long as the test takes (30 s at most).
