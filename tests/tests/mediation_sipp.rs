@@ -1074,8 +1074,9 @@ fn audio_crosses(a: &UdpSocket, relay_a: SocketAddr, b: &UdpSocket, relay_b: Soc
     one_way(a, relay_a, b) && one_way(b, relay_b, a)
 }
 
-/// Call-ID and tags are no secret from whoever saw a call. During an answered call from the
-/// branch to carrier-a (the test plays both ends), the IP-PBX trunk on 127.0.0.2 forges a BYE
+/// Call-ID and tags are no secret from whoever saw a call. A stranger on 127.0.0.3 that saw the
+/// INVITE to carrier-a answers it 486 first: dropped (counted), carrier-a's 200 answers the call.
+/// During the call (the test plays both ends), the IP-PBX trunk on 127.0.0.2 forges a BYE
 /// for the phone's leg and a re-INVITE for the carrier's leg (its offer naming the forger's RTP
 /// port), and carrier-a itself a BYE for the phone's leg, all with the right Call-IDs and tags:
 /// each is refused 403 and counted, neither end hears of it, and the call's audio and its real
@@ -1090,6 +1091,9 @@ fn in_dialog_requests_forged_by_another_peer_are_refused_and_the_call_goes_on() 
     let branch = Branch::new(&m);
     branch.call_to_pstn("inv");
     let b_invite = next_request(&carrier, &Method::INVITE);
+    let stranger = udp_socket(None, "127.0.0.3:0");
+    stranger.send_to(&Message::Response(b_invite.response(486)).to_bytes().unwrap(), m.addr).unwrap();
+    m.wait_status("the stranger's answer counted", |s| s["refused"]["not_a_peer"] == 1);
     let mut b_ok = b_invite.response(200);
     b_ok.headers.add(HeaderName::Contact, format!("<sip:carrier@{}>", m.carrier_a));
     b_ok.headers.add(HeaderName::ContentType, "application/sdp");
@@ -1127,7 +1131,7 @@ fn in_dialog_requests_forged_by_another_peer_are_refused_and_the_call_goes_on() 
         assert_eq!((answer.status, answer.reason.as_str()), (403, "Forbidden (not this dialog's peer)"), "{request:?}");
     }
     m.wait_status("the forgeries counted, the call up", |s| {
-        s["refused"]["not_the_dialog_peer"] == 3 && s["calls"].as_array().is_some_and(|c| c.len() == 1)
+        s["refused"]["not_the_dialog_peer"] == 3 && s["refused"]["not_a_peer"] == 1 && s["calls"].as_array().is_some_and(|c| c.len() == 1)
     });
     assert!(audio_crosses(&branch.rtp, relay_a, &carrier_rtp, relay_b), "the call's audio stopped after the forgeries");
     pbx_rtp.set_nonblocking(true).unwrap();

@@ -165,6 +165,9 @@ impl Server {
         let request: Request = match msg {
             Message::Request(r) => r,
             Message::Response(r) => {
+                if !self.b2bua.hears_response(source.addr, source.transport) {
+                    return;
+                }
                 // Unmatched: a retransmitted 2xx (our ACK was lost), or a late probe answer.
                 if let Some(stray) = self.txns.on_response(r, now) {
                     self.b2bua.on_stray_response(&stray);

@@ -413,7 +413,8 @@ pub struct B2bua<M: Media> {
     recent_order: VecDeque<(Instant, (String, String, u32))>,
     next_call: u64,
     outputs: VecDeque<Output>,
-    /// Requests from neither the registrar nor a trunk, refused 403 without a call record.
+    /// Requests from neither the registrar nor a trunk, refused 403 without a call record, and
+    /// their responses, dropped.
     strangers: u64,
     /// INVITEs refused 503 because `max_calls` calls were in progress, without a call record.
     over_capacity: u64,
@@ -452,7 +453,8 @@ impl<M: Media> B2bua<M> {
         &self.plan
     }
 
-    /// Requests refused because they came from neither the registrar nor a trunk.
+    /// Requests refused (and responses dropped) because they came from neither the registrar nor
+    /// a trunk.
     pub fn strangers(&self) -> u64 {
         self.strangers
     }
@@ -491,6 +493,19 @@ impl<M: Media> B2bua<M> {
 
     fn wall(&self, now: Instant) -> i64 {
         self.clock.unix_ms(now)
+    }
+
+    /// Whether a response from `source` over `transport` goes on to the transactions: a
+    /// stranger's is dropped and counted with the requests refused as `not_a_peer`.
+    pub fn hears_response(&mut self, source: SocketAddr, transport: Protocol) -> bool {
+        if trust::hears_response(&self.plan, self.config.registrar, source, transport) {
+            return true;
+        }
+        self.strangers += 1;
+        if self.strangers.is_power_of_two() {
+            log::info!("a response from {source} dropped: not the registrar or a trunk ({} refused so far)", self.strangers);
+        }
+        false
     }
 
     /// A new request from the transport, in server transaction `id`.

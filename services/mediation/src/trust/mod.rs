@@ -7,7 +7,8 @@
 //!   trunk with `transport = "tls"` only over TLS, since its address over UDP or plain TCP is one
 //!   forged header away (its TLS client certificate is checked at the handshake, `tls.rs`).
 //! - Anyone else gets 403 with no call record, counted; an OPTIONS is answered to anyone (a
-//!   health probe starts nothing).
+//!   health probe starts nothing). A response is heard from a peer only: our requests go to
+//!   peers, and a stranger's answer (forged with a sniffed branch) is dropped, counted.
 //! - A new call fits only while fewer than `max_calls` are in progress (503 beyond it, nothing
 //!   kept for it).
 //! - A transfer (REFER) places a call under a branch user's voice policy: from the branch's side
@@ -58,6 +59,11 @@ pub fn admit(plan: &Plan, registrar: SocketAddr, method: &Method, source: Socket
         None if *method == Method::OPTIONS => Admission::Probe,
         None => Admission::Refuse,
     }
+}
+
+/// Whether a response from `source` over `transport` is heard: a peer's only.
+pub fn hears_response(plan: &Plan, registrar: SocketAddr, source: SocketAddr, transport: Protocol) -> bool {
+    peer_of(plan, registrar, source, transport).is_some()
 }
 
 /// Whether a request in a dialog of a call's leg whose peer is `leg` (any method, the ACK of

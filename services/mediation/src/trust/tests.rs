@@ -107,6 +107,17 @@ fn a_trunk_leg_hears_that_trunk_only() {
 }
 
 #[test]
+fn responses_are_heard_from_peers_only() {
+    let hears = |source: &str, transport| hears_response(&plan(), REGISTRAR.parse().unwrap(), source.parse().unwrap(), transport);
+    assert!(hears(REGISTRAR, Protocol::Udp));
+    assert!(hears("192.0.2.10:5060", Protocol::Udp));
+    assert!(hears("10.1.3.4:5060", Protocol::Udp), "the IP-PBX's range");
+    assert!(hears("198.51.100.7:40001", Protocol::Tls));
+    assert!(!hears("203.0.113.66:5060", Protocol::Udp), "a stranger");
+    assert!(!hears("198.51.100.7:5061", Protocol::Udp), "a TLS trunk's address over UDP");
+}
+
+#[test]
 fn calls_fit_below_max_calls() {
     assert!(has_room(0, 1));
     assert!(has_room(199, 200));
