@@ -50,7 +50,7 @@ impl Dialog {
     /// route set is the Record-Route reversed. `fallback` is where the INVITE went.
     pub fn as_uac(invite: &Request, answer: &Response, fallback: SocketAddr, transport: Protocol) -> Option<Dialog> {
         let local = invite.headers.get(&HeaderName::From)?.to_string();
-        let local_tag = NameAddr::parse(&local).ok()?.tag()?.to_string();
+        let local_tag = NameAddr::tag_of(&local).ok()??.to_string();
         let remote = answer.headers.get(&HeaderName::To)?.to_string();
         let target = contact_uri(&answer.headers).unwrap_or_else(|| invite.uri.clone());
         let mut route: Vec<String> = answer.headers.get_all(&HeaderName::RecordRoute).map(str::to_string).collect();
@@ -72,10 +72,10 @@ impl Dialog {
     /// Whether an in-dialog request from the peer is of this dialog by its full id (RFC 3261
     /// §12.2.2): the Call-ID, our tag in To and the peer's in From, not the Call-ID alone.
     pub fn owns(&self, request: &Request) -> bool {
-        let remote_tag = NameAddr::parse(&self.remote).ok().and_then(|n| n.tag().map(str::to_owned));
+        let remote_tag = NameAddr::tag_of(&self.remote).ok().flatten();
         request.call_id().is_ok_and(|c| c == self.call_id)
-            && request.to_header().is_ok_and(|t| t.tag() == Some(self.local_tag.as_str()))
-            && request.from_header().is_ok_and(|f| f.tag().map(str::to_owned) == remote_tag && remote_tag.is_some())
+            && request.to_tag().is_ok_and(|t| t == Some(self.local_tag.as_str()))
+            && request.from_tag().is_ok_and(|f| f == remote_tag && remote_tag.is_some())
     }
 
     /// A new request in this dialog with the next CSeq, sent by `via` (our address).

@@ -45,7 +45,7 @@ pub fn sent_by(via: &Via) -> Option<SocketAddr> {
 
 /// Initial requests that make a dialog keep us on its route (§16.6 item 4).
 fn record_routes(req: &Request) -> bool {
-    matches!(req.method.as_str(), "INVITE" | "SUBSCRIBE" | "REFER") && req.to_header().is_ok_and(|to| to.tag().is_none())
+    matches!(req.method.as_str(), "INVITE" | "SUBSCRIBE" | "REFER") && req.to_tag().is_ok_and(|tag| tag.is_none())
 }
 
 /// The copy of `req` sent towards `target`: Request-URI, Route set, Max-Forwards, Record-Route
@@ -62,10 +62,10 @@ pub fn branch_request(req: &Request, target: &Target, inbound: Side, branch: &st
     out.headers.set(HeaderName::MaxForwards, hops.saturating_sub(1).min(70).to_string());
     if record_routes(req) {
         let call_id = req.call_id().unwrap_or_default();
-        let from_tag = req.from_header().ok().and_then(|f| f.tag().map(str::to_string)).unwrap_or_default();
+        let from_tag = req.from_tag().ok().flatten().unwrap_or_default();
         let secure = [&req.uri, &target.uri].iter().any(|u| matches!(u, Uri::Sip(sip) if sip.secure));
         let rr = |side: Side| {
-            let entry = stamp.record_route(&route_uri(side), call_id, &from_tag, side.flow);
+            let entry = stamp.record_route(&route_uri(side), call_id, from_tag, side.flow);
             // A sips: request's entries (sips: as it came, or as it goes on to a sips: contact)
             // are sips: (RFC 3261 §16.6 item 4) on the sides it travels over TLS, so the
             // dialog's requests keep asking for TLS on every hop.

@@ -18,8 +18,8 @@ pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, REFER,
 
 impl Server {
     pub(super) fn on_request(&mut self, id: TxId, mut request: Request, source: Source, inbound: Side, now: Instant) {
-        if self.trust.proves_dialog(&request, |a| self.addresses.is_ours(a)) {
-            return self.in_dialog(id, request, inbound, now);
+        if let Some(top) = self.trust.proven_route(&request, |a| self.addresses.is_ours(a)) {
+            return self.in_dialog(id, request, top, inbound, now);
         }
         // The central site's request for an outbound phone, along the Path that names its flow.
         let path_flow = self.path_flow(&request);
@@ -79,11 +79,12 @@ impl Server {
         self.route_initial(id, request, inbound, now);
     }
 
-    /// A request of a dialog this proxy record-routed: past our Route entries to the next one,
-    /// or to its Request-URI, the dialog's remote target (RFC 3261 §16.12), or to the phone's
-    /// flow our last entry names (430 Flow Failed when that connection is gone, RFC 5626 §5.3).
-    fn in_dialog(&mut self, id: TxId, mut request: Request, inbound: Side, now: Instant) {
-        let ours = self.strip_our_routes(&mut request);
+    /// A request of a dialog this proxy record-routed (`top`, its top Route, proved it): past
+    /// our Route entries to the next one, or to its Request-URI, the dialog's remote target (RFC
+    /// 3261 §16.12), or to the phone's flow our last entry names (430 Flow Failed when that
+    /// connection is gone, RFC 5626 §5.3).
+    fn in_dialog(&mut self, id: TxId, mut request: Request, top: Uri, inbound: Side, now: Instant) {
+        let ours = self.strip_our_routes(&mut request, top);
         if let Some(r) = self.loop_or_hops(&request) {
             return self.respond(id, r);
         }
@@ -131,15 +132,15 @@ impl Server {
     }
 
     /// Where an in-dialog request goes after our Route entries (`ours`, the last of them, and
-    /// whether it was the top one, which `proves_dialog` proved before they came off): the next
+    /// whether it was the top one, which `proven_route` proved before they came off): the next
     /// Route (loose routing, the Request-URI stays), else the phone's flow our entry names while
     /// it is open (Err when it is gone), else its Request-URI.
-    fn next_hop(&mut self, request: &Request, ours: Option<(Uri, bool)>) -> Result<Option<Target>, SocketAddr> {
+    fn next_hop(&mut self, request: &Request, (ours, top): (Uri, bool)) -> Result<Option<Target>, SocketAddr> {
         if let Some(next) = request.headers.get(&HeaderName::Route).and_then(|r| NameAddr::parse(r).ok()) {
             return Ok(self.target_at(next.uri, request.uri.clone()));
         }
-        let proven = ours.filter(|(u, top)| *top || self.trust.stamp.proves(u, request));
-        let flow = proven.and_then(|(u, _)| Some((flow_of(&u)?, hop_of(&u)?.1)));
+        let proven = (top || self.trust.stamp.proves(&ours, request)).then_some(ours);
+        let flow = proven.and_then(|u| Some((flow_of(&u)?, hop_of(&u)?.1)));
         let Some((flow, transport)) = flow else { return Ok(self.target_at(request.uri.clone(), request.uri.clone())) };
         self.flow_target(request.uri.clone(), flow, transport).map(Some)
     }
@@ -260,11 +261,11 @@ impl Server {
     /// An ACK for a 2xx: no transaction, sent on where its Route or Request-URI says when it
     /// proves its dialog, dropped otherwise (no task of its own: it joins the loop's queue).
     pub(super) fn forward_ack(&mut self, mut ack: Request, inbound: Side) {
-        if !self.trust.proves_dialog(&ack, |a| self.addresses.is_ours(a)) {
+        let Some(top) = self.trust.proven_route(&ack, |a| self.addresses.is_ours(a)) else {
             self.counters.unproven_acks += 1;
             return log::debug!("ACK for {} proves no dialog of ours: dropped", ack.uri);
-        }
-        let ours = self.strip_our_routes(&mut ack);
+        };
+        let ours = self.strip_our_routes(&mut ack, top);
         let Ok(Some(target)) = self.next_hop(&ack, ours) else {
             return log::debug!("ACK for {} has nowhere to go", ack.uri);
         };
@@ -272,17 +273,18 @@ impl Server {
         self.outbox.push_back(Outbound::Request { request, dest: target.dest, transport: target.transport });
     }
 
-    /// Removes the Route entries naming us from the top (one, or two after a double
-    /// Record-Route, or an outbound proxy setting); the last one removed, and whether it was
-    /// the top one.
-    fn strip_our_routes(&mut self, request: &mut Request) -> Option<(Uri, bool)> {
-        let mut last = None;
-        while let Some(top) = request.headers.get(&HeaderName::Route).and_then(|r| NameAddr::parse(r).ok()) {
-            if !top.uri.socket_addr().is_some_and(|a| self.addresses.is_ours(a)) {
+    /// Removes the Route entries naming us from the top: `top` (the top one, read already), and
+    /// a second after a double Record-Route or an outbound proxy setting; the last one removed,
+    /// and whether it was `top`.
+    fn strip_our_routes(&mut self, request: &mut Request, top: Uri) -> (Uri, bool) {
+        request.headers.remove_first(&HeaderName::Route);
+        let mut last = (top, true);
+        while let Some(next) = request.headers.get(&HeaderName::Route).and_then(|r| NameAddr::parse(r).ok()) {
+            if !next.uri.socket_addr().is_some_and(|a| self.addresses.is_ours(a)) {
                 break;
             }
             request.headers.remove_first(&HeaderName::Route);
-            last = Some((top.uri, last.is_none()));
+            last = (next.uri, false);
         }
         last
     }

@@ -20,7 +20,7 @@ pub use register::{survival_register, SurvivalRegister};
 pub use route::{flow_of, RouteStamp};
 
 use crate::registrar::aor_of;
-use holdfast_sip::message::{HeaderName, NameAddr, Request};
+use holdfast_sip::message::{HeaderName, NameAddr, Request, Uri};
 use holdfast_store::Binding;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -110,13 +110,16 @@ impl Trust {
     /// Whether `request` proves it belongs to a dialog this proxy record-routed: a To tag, and a
     /// top Route naming one of our addresses (`is_ours`) with the dialog's tag.
     pub fn proves_dialog(&self, request: &Request, is_ours: impl Fn(SocketAddr) -> bool) -> bool {
-        if !request.to_header().is_ok_and(|to| to.tag().is_some()) {
-            return false;
+        self.proven_route(request, is_ours).is_some()
+    }
+
+    /// The top Route's URI when `proves_dialog`.
+    pub fn proven_route(&self, request: &Request, is_ours: impl Fn(SocketAddr) -> bool) -> Option<Uri> {
+        if !request.to_tag().is_ok_and(|tag| tag.is_some()) {
+            return None;
         }
-        let Some(top) = request.headers.get(&HeaderName::Route).and_then(|r| NameAddr::parse(r).ok()) else {
-            return false;
-        };
-        top.uri.socket_addr().is_some_and(is_ours) && self.stamp.proves(&top.uri, request)
+        let top = NameAddr::parse(request.headers.get(&HeaderName::Route)?).ok()?.uri;
+        (top.socket_addr().is_some_and(is_ours) && self.stamp.proves(&top, request)).then_some(top)
     }
 }
 

@@ -9,7 +9,7 @@
 //! a token nobody can forge or move to another dialog, which sends the dialog's requests to
 //! the phone over the phone's connection, not to a Contact it may not listen on.
 use holdfast_sip::keyed::KeyedHash;
-use holdfast_sip::message::{HeaderError, NameAddr, Request, Uri};
+use holdfast_sip::message::{HeaderError, Request, Uri};
 use std::net::SocketAddr;
 
 /// The Record-Route URI parameter holding the tag.
@@ -44,16 +44,14 @@ impl RouteStamp {
         let Some(sip) = route.as_sip() else { return false };
         let Some(tag) = sip.params.value(PARAM) else { return false };
         let Ok(call_id) = request.call_id() else { return false };
-        let tagged = |header: Result<NameAddr, HeaderError>| {
-            header.is_ok_and(|h| {
-                h.tag().is_some_and(|t| match &sip.user {
-                    Some(token) => self.key.verify_hex(&[call_id.as_bytes(), t.as_bytes(), token.as_bytes()], tag),
-                    None => self.key.verify_hex(&[call_id.as_bytes(), t.as_bytes()], tag),
-                })
+        let tagged = |header: Result<Option<&str>, HeaderError>| {
+            header.ok().flatten().is_some_and(|t| match &sip.user {
+                Some(token) => self.key.verify_hex(&[call_id.as_bytes(), t.as_bytes(), token.as_bytes()], tag),
+                None => self.key.verify_hex(&[call_id.as_bytes(), t.as_bytes()], tag),
             })
         };
-        // The To header is read only when the From's tag is not the one.
-        tagged(request.from_header()) || tagged(request.to_header())
+        // The To tag is read only when the From's is not the one.
+        tagged(request.from_tag()) || tagged(request.to_tag())
     }
 }
 

@@ -159,6 +159,14 @@ macro_rules! common_accessors {
             pub fn to_header(&self) -> Result<NameAddr, HeaderError> {
                 NameAddr::parse(self.headers.get(&HeaderName::To).ok_or(HeaderError::Missing("To"))?)
             }
+            /// The From tag (`NameAddr::tag_of`).
+            pub fn from_tag(&self) -> Result<Option<&str>, HeaderError> {
+                NameAddr::tag_of(self.headers.get(&HeaderName::From).ok_or(HeaderError::Missing("From"))?)
+            }
+            /// The To tag (`NameAddr::tag_of`).
+            pub fn to_tag(&self) -> Result<Option<&str>, HeaderError> {
+                NameAddr::tag_of(self.headers.get(&HeaderName::To).ok_or(HeaderError::Missing("To"))?)
+            }
         }
     };
 }

@@ -38,6 +38,24 @@ impl NameAddr {
     }
 }
 
+impl NameAddr {
+    /// The tag parameter of the address `value`, as `parse(value)?.tag()` reads it, without
+    /// copying the URI and parameters out: dialog matching reads the From and To tags of every
+    /// in-dialog request. `scan` is what can fail in `parse` (what it lets through unquotes and
+    /// unescapes), so the same values are refused.
+    pub fn tag_of(value: &str) -> Result<Option<&str>, HeaderError> {
+        let raw = RawNameAddr::scan(value)?;
+        let mut tag = None;
+        scan_header_params(raw.params, |name, value| {
+            if tag.is_none() && name.eq_ignore_ascii_case("tag") {
+                tag = Some(value);
+            }
+        })
+        .map_err(bad)?;
+        Ok(tag.flatten())
+    }
+}
+
 fn bad(why: &str) -> HeaderError {
     HeaderError::malformed("address", why)
 }
@@ -145,6 +163,27 @@ mod tests {
         assert_eq!(n.display.as_deref(), Some("token1~` token2'+_ token3*%!.-"));
         let n = NameAddr::parse("Jürgen Groß <sip:j@example.com>").unwrap();
         assert_eq!(n.display.as_deref(), Some("Jürgen Groß"));
+    }
+
+    #[test]
+    fn tag_of_reads_what_parse_reads() {
+        for value in [
+            "<sip:a@example.com>;tag=1",
+            "\"A \\\"B\\\"\" <sip:a@example.com;tag=uri-param>;TAG=2;tag=3",
+            "sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n",
+            "<sip:a@example.com>;tag",
+            "<sip:a@example.com>;x=\"tag=4\"",
+            "<sip:%61@example.com>",
+            "<sip:%6@example.com>;tag=5",
+            "Bell, Alexander <sip:a.g.bell@example.com>;tag=43",
+            "\"Joe\" <sip:joe@example.org>;;;;",
+            "<sip:joe@example.org",
+            "",
+        ] {
+            let parsed = NameAddr::parse(value).map(|n| n.tag().map(str::to_owned));
+            assert_eq!(NameAddr::tag_of(value).map(|t| t.map(str::to_owned)).ok(), parsed.ok(), "{value}");
+        }
+        assert_eq!(NameAddr::tag_of("<sip:a@example.com;tag=u>;TAG=2;tag=3").unwrap(), Some("2"));
     }
 
     #[test]
