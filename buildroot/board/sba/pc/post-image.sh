@@ -4,5 +4,6 @@
 set -euo pipefail
 
 board=$(dirname "${BASH_SOURCE[0]}")
+"$board/../common/rootfs-room.sh" "$BINARIES_DIR/rootfs.ext2"
 cp "$board/grub.cfg" "$BINARIES_DIR/efi-part/EFI/BOOT/grub.cfg"
 support/scripts/genimage.sh -c "$board/genimage.cfg"

@@ -11,3 +11,4 @@ for f in "$BUILD_DIR"/linux-*/vmlinux; do
 done
 [ -n "$kernel" ] || { echo "post-image.sh: no vmlinux under $BUILD_DIR/linux-*" >&2; exit 1; }
 objcopy -R .comment -S "$kernel" "$BINARIES_DIR/vmlinux"
+"$(dirname "${BASH_SOURCE[0]}")/../common/rootfs-room.sh" "$BINARIES_DIR/rootfs.ext2"
