@@ -1,6 +1,7 @@
 //! sba-registrar started by a test on a loopback port with its own config and database.
 use crate::bins::{bin, spawn_registrar};
-use crate::scratch::{free_port, Scratch};
+use crate::ports::free_port;
+use crate::scratch::Scratch;
 use crate::sip_probe::wait_ready;
 use std::net::SocketAddr;
 use std::path::PathBuf;

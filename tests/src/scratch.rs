@@ -1,5 +1,5 @@
-//! Per-test scratch directories, free loopback ports, and waiting for a port to be bound.
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+//! Per-test scratch directories, and waiting for a port to be bound.
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// A fresh directory under target/test-scratch, removed when dropped unless the test failed.
@@ -28,18 +28,6 @@ impl Drop for Scratch {
             let _ = std::fs::remove_dir_all(&self.path);
         }
     }
-}
-
-/// A port free for both UDP and TCP on 127.0.0.1 right now.
-pub fn free_port() -> u16 {
-    for _ in 0..100 {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
-        let port = udp.local_addr().expect("addr").port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port pair found")
 }
 
 /// Waits until a process has bound UDP `addr` (a peer the test started, before it is sent

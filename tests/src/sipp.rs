@@ -1,6 +1,6 @@
 //! sipp (Debian's sip-tester) run by a test against a server, bounded in calls and time.
 use crate::bins::scenario;
-use crate::scratch::free_port;
+use crate::ports::free_port;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Output};

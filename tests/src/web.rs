@@ -3,7 +3,7 @@
 //! /metrics through curl, parsed by a real Prometheus text-format parser.
 use crate::bins::bin;
 use crate::netns::KillOnDrop;
-use crate::scratch::free_port;
+use crate::ports::free_port;
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};

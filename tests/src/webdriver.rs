@@ -4,7 +4,7 @@
 //! find, type, click, text, run a script, screenshot), JSON over HTTP/1.1 on loopback, so the
 //! tests crate carries no second HTTP stack and no browser-automation framework for six calls.
 use crate::netns::KillOnDrop;
-use crate::scratch::free_port;
+use crate::ports::free_port;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;

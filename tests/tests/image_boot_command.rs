@@ -6,11 +6,12 @@
 //! cleanly (ACPI) and image/boot exits 0 with qemu gone.
 use anyhow::{bail, ensure, Context, Result};
 use holdfast_tests::bins::repo;
+use holdfast_tests::ports::free_port;
 use holdfast_tests::scratch::Scratch;
 use holdfast_tests::sipp::Sipp;
 use holdfast_tests::vm::appliance_registrar;
 use std::io::{BufRead, BufReader, Read};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
@@ -19,25 +20,6 @@ use std::time::{Duration, Instant};
 
 const USER: &str = "alice";
 const PASSWORD: &str = "alice-secret";
-
-/// A port free on 127.0.0.1 for both UDP and TCP.
-fn sip_port() -> Result<u16> {
-    for _ in 0..50 {
-        let tcp = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-        let port = tcp.local_addr()?.port();
-        // The forward takes N and N+1 (SIP over TLS).
-        if UdpSocket::bind((Ipv4Addr::LOCALHOST, port)).is_ok() && TcpListener::bind((Ipv4Addr::LOCALHOST, port + 1)).is_ok() {
-            return Ok(port);
-        }
-    }
-    bail!("no free port pair on 127.0.0.1")
-}
-
-/// A TCP port free on 127.0.0.1 (the web page's forwards: image/boot's defaults, 8443 and 8080, may
-/// be taken by another test on the machine).
-fn tcp_port() -> Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
-}
 
 /// kill -SIG PID
 fn signal(pid: u32, sig: &str) -> Result<()> {
@@ -82,8 +64,9 @@ struct Boot {
 impl Boot {
     fn start(port: u16) -> Result<Boot> {
         let mut cmd = Command::new(boot_script());
+        // Not image/boot's default web forwards (8443, 8080): another test on the machine may hold them.
         cmd.args(["--sip-port", &port.to_string(), "--fresh"])
-            .args(["--web-port", &tcp_port()?.to_string(), "--http-port", &tcp_port()?.to_string()])
+            .args(["--web-port", &free_port().to_string(), "--http-port", &free_port().to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -163,7 +146,8 @@ impl Drop for Boot {
 #[test]
 fn image_boot_forwards_sip_adds_users_and_powers_off_on_sigint() -> Result<()> {
     let (domain, _) = appliance_registrar()?;
-    let port = sip_port()?;
+    // The forward takes `port` and `port + 1` (SIP over TLS): free_port's neighbours are its own.
+    let port = free_port();
     let mut boot = Boot::start(port)?;
     let ready = boot.wait_for("SIP ready at", Duration::from_secs(1500))?;
     ensure!(ready == format!("SIP ready at 127.0.0.1:{port}"), "unexpected ready line: {ready}");

@@ -5,11 +5,17 @@ use std::time::{Duration, Instant};
 
 use holdfast_media::g711::{ALAW_TO_ULAW, PT_PCMA, PT_PCMU, ULAW_TO_ALAW};
 use holdfast_media::{Allocation, Relay, RelayConfig, RelayError, RemoteMedia, Side};
+use holdfast_tests::ports::media_ports;
 use rtp_rs::{RtpPacketBuilder, RtpReader, Seq};
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
-fn relay(first_port: u16, pairs: u16) -> Relay {
+/// A relay on `pairs` port pairs from a block of the test's own.
+fn relay(pairs: u16) -> Relay {
+    relay_at(*media_ports().start(), pairs)
+}
+
+fn relay_at(first_port: u16, pairs: u16) -> Relay {
     Relay::start(RelayConfig {
         bind_ip: LOCALHOST,
         ports: first_port..=first_port + 2 * pairs - 1,
@@ -58,7 +64,7 @@ fn call(relay: &Relay, a: &UdpSocket, b: &UdpSocket, media: impl Fn(SocketAddr) 
 
 #[test]
 fn payload_bytes_arrive_unchanged_both_ways() {
-    let relay = relay(42_000, 8);
+    let relay = relay(8);
     let (a, b) = (phone(), phone());
     let alloc = call(&relay, &a, &b, RemoteMedia::at);
     assert_eq!(alloc.a.rtp.port() % 2, 0);
@@ -82,7 +88,7 @@ fn payload_bytes_arrive_unchanged_both_ways() {
 
 #[test]
 fn latches_to_the_real_source() {
-    let relay = relay(42_100, 8);
+    let relay = relay(8);
     let (a, b_sdp, b_real, intruder) = (phone(), phone(), phone(), phone());
     // B's SDP names one port, but its NAT sends from another.
     let alloc = call(&relay, &a, &b_sdp, RemoteMedia::at);
@@ -103,7 +109,7 @@ fn latches_to_the_real_source() {
 
 #[test]
 fn transcodes_ulaw_and_alaw_by_the_g711_tables() {
-    let relay = relay(42_200, 8);
+    let relay = relay(8);
     let (a, b) = (phone(), phone());
     let alloc = relay.allocate(Instant::now()).unwrap();
     let leg = |s: &UdpSocket, pt| RemoteMedia {
@@ -131,7 +137,7 @@ fn transcodes_ulaw_and_alaw_by_the_g711_tables() {
 
 #[test]
 fn dtmf_events_pass_unchanged() {
-    let relay = relay(42_300, 8);
+    let relay = relay(8);
     let (a, b) = (phone(), phone());
     let alloc = relay.allocate(Instant::now()).unwrap();
     let leg = |s: &UdpSocket, pt, ev| RemoteMedia {
@@ -158,7 +164,7 @@ fn dtmf_events_pass_unchanged() {
 
 #[test]
 fn rtcp_passes_on_its_port_and_muxed() {
-    let relay = relay(42_400, 8);
+    let relay = relay(8);
     let (a, a_rtcp, b, b_rtcp) = (phone(), phone(), phone(), phone());
     let alloc = relay.allocate(Instant::now()).unwrap();
     relay
@@ -191,11 +197,12 @@ fn rtcp_passes_on_its_port_and_muxed() {
 #[test]
 fn port_pool_exhaustion_is_a_clear_error_and_release_refills() {
     // Three pairs: one session (two legs) fits, the second cannot.
-    let relay = relay(42_500, 3);
+    let block = *media_ports().start();
+    let relay = relay_at(block, 3);
     let first = relay.allocate(Instant::now()).unwrap();
     let err = relay.allocate(Instant::now()).unwrap_err();
-    assert!(matches!(err, RelayError::PortsExhausted { start: 42_500, end: 42_505 }), "{err:?}");
-    assert_eq!(err.to_string(), "no free RTP/RTCP port pair left in 42500-42505");
+    assert!(matches!(err, RelayError::PortsExhausted { start, end } if (start, end) == (block, block + 5)), "{err:?}");
+    assert_eq!(err.to_string(), format!("no free RTP/RTCP port pair left in {block}-{}", block + 5));
     assert_eq!(relay.available_pairs(), 1, "a failed allocation gives its first pair back");
     relay.release(first.id, Instant::now()).unwrap();
     assert_eq!(relay.available_pairs(), 3);
@@ -206,8 +213,8 @@ fn port_pool_exhaustion_is_a_clear_error_and_release_refills() {
     assert_ne!(again.id, first.id);
     assert!(matches!(relay.allocate(Instant::now()), Err(RelayError::PortsExhausted { .. })));
     // A pair another process holds before the relay ever binds it is skipped.
-    let squatter = UdpSocket::bind("127.0.0.1:42510").expect("a free port for the squatter");
-    let relay = self::relay(42_510, 3);
+    let squatter = UdpSocket::bind((LOCALHOST, block + 10)).expect("a free port for the squatter");
+    let relay = relay_at(block + 10, 3);
     let alloc = relay.allocate(Instant::now()).unwrap();
     let used = [alloc.a.rtp, alloc.b.rtp];
     assert!(!used.contains(&squatter.local_addr().unwrap()), "{used:?}");
@@ -216,9 +223,10 @@ fn port_pool_exhaustion_is_a_clear_error_and_release_refills() {
 
 #[test]
 fn relays_over_ipv6() {
+    let first = *media_ports().start();
     let relay = Relay::start(RelayConfig {
         bind_ip: IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ports: 42_700..=42_715,
+        ports: first..=first + 15,
     })
     .unwrap();
     let phone6 = || {
@@ -236,7 +244,7 @@ fn relays_over_ipv6() {
 
 #[test]
 fn idle_sessions_are_reported_for_reaping() {
-    let relay = relay(42_600, 8);
+    let relay = relay(8);
     let (a, b) = (phone(), phone());
     let quiet = call(&relay, &a, &b, RemoteMedia::at);
     let busy = call(&relay, &a, &b, RemoteMedia::at);
@@ -252,7 +260,7 @@ fn idle_sessions_are_reported_for_reaping() {
 
 #[test]
 fn garbage_is_dropped_and_counted() {
-    let relay = relay(42_800, 8);
+    let relay = relay(8);
     let (a, b) = (phone(), phone());
     let alloc = call(&relay, &a, &b, RemoteMedia::at);
     let junk: [&[u8]; 5] = [b"", b"\x80", b"hello world, not RTP", &[0x80, 0x00, 0x00], &[0xBF; 40]];
@@ -273,7 +281,7 @@ fn garbage_is_dropped_and_counted() {
 /// counted and the attacker hears nothing.
 #[test]
 fn a_third_address_sending_first_gets_nothing_through() {
-    let relay = relay(42_700, 8);
+    let relay = relay(8);
     let (a, b) = (phone(), phone());
     let attacker = UdpSocket::bind("127.0.0.2:0").expect("127.0.0.2 is loopback");
     attacker.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
@@ -298,7 +306,8 @@ fn a_third_address_sending_first_gets_nothing_through() {
 /// order.
 #[test]
 fn ports_are_not_handed_out_in_order() {
-    let relay = relay(42_800, 40);
+    let first = *media_ports().start();
+    let relay = relay_at(first, 20);
     let ports: Vec<u16> = (0..10)
         .map(|_| {
             let alloc = relay.allocate(Instant::now()).unwrap();
@@ -306,6 +315,6 @@ fn ports_are_not_handed_out_in_order() {
             alloc.a.rtp.port()
         })
         .collect();
-    let sequential: Vec<u16> = (0..10).map(|i| 42_800 + 4 * i).collect();
+    let sequential: Vec<u16> = (0..10).map(|i| first + 4 * i).collect();
     assert_ne!(ports, sequential, "{ports:?}");
 }

@@ -2,8 +2,9 @@
 //! and the carriers behind two trunks.
 use holdfast_tests::bins::bin;
 use holdfast_tests::netns::{Island, Netns, ISLAND};
+use holdfast_tests::ports::{free_port, media_ports};
 use holdfast_tests::registrar::{Registrar, DOMAIN};
-use holdfast_tests::scratch::{free_port, wait_bound_udp, Scratch};
+use holdfast_tests::scratch::{wait_bound_udp, Scratch};
 use holdfast_tests::sipp::Sipp;
 use holdfast_sip::message::{HeaderName, Message, Method, Request, Response, Uri};
 use holdfast_sip::wire;
@@ -43,8 +44,7 @@ impl Mediation {
     fn configured_in(ns: Option<&Netns>, scratch: &Scratch, options_ms: u64, carrier_a: &str, ports: Option<(u16, u16)>, keys: &str) -> Mediation {
         let (port, branch_port) = ports.unwrap_or_else(|| (free_port(), free_port()));
         let (pa, pb) = (free_port(), free_port());
-        // An even RTP port range of its own per test process.
-        let media = 40000 + (std::process::id() % 500) as u16 * 40;
+        let (media, media_end) = media_ports().into_inner();
         let db = scratch.file("sba.db");
         let config = format!(
             r#"
@@ -109,7 +109,6 @@ pattern = '\+1555987(3\d{{3}})'
 user = '$1'
 "#,
             db = db.display(),
-            media_end = media + 39,
         );
         let path = scratch.file("sba.toml");
         std::fs::write(&path, config).expect("write config");

@@ -1,6 +1,7 @@
 //! baresip, a real SIP phone, registers with its password and shows in `sbactl registrations`.
+use holdfast_tests::ports::free_port;
 use holdfast_tests::registrar::{Registrar, DOMAIN};
-use holdfast_tests::scratch::{free_port, Scratch};
+use holdfast_tests::scratch::Scratch;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 

@@ -6,8 +6,9 @@
 //! the page clean again once the mistake is undone. Screenshots: target/test-output/web_config/.
 use holdfast_tests::bins::{bin, repo};
 use holdfast_tests::netns::KillOnDrop;
+use holdfast_tests::ports::free_port;
 use holdfast_tests::registrar::Registrar;
-use holdfast_tests::scratch::{free_port, Scratch};
+use holdfast_tests::scratch::Scratch;
 use holdfast_tests::web::{sample, Web, ADMIN_PASSWORD};
 use holdfast_tests::webdriver::{Browser, CHROMEDRIVER, CHROMIUM};
 use std::path::Path;
