@@ -30,7 +30,7 @@ const SINGLE: Area = Area { ports: 10000..=14999, block: 100 };
 /// `free_port`'s ports are this far apart and the ones between go with it, for what a peer binds
 /// beside its port: a TLS listener or baresip's on N + 1, sipp's second media socket on N + 2.
 const STRIDE: u16 = 4;
-const _: () = assert!(SINGLE.block % STRIDE == 0 && *SINGLE.ports.start() % STRIDE == 0);
+const _: () = assert!(SINGLE.block.is_multiple_of(STRIDE) && SINGLE.ports.start().is_multiple_of(STRIDE));
 
 /// The locks this process holds (kept until it exits).
 static HELD: Mutex<Vec<File>> = Mutex::new(Vec::new());
