@@ -79,8 +79,9 @@ impl Area {
         for i in (0..blocks).map(|i| (first + i) % blocks) {
             let start = self.ports.start() + i * self.block;
             let range = start..=start + self.block - 1;
-            let lock = File::options().create(true).truncate(false).write(true).open(locks.join(format!("{start}.lock")));
-            let Ok(lock) = lock else { continue };
+            let path = locks.join(format!("{start}.lock"));
+            let lock = File::options().create(true).truncate(false).write(true).open(&path);
+            let lock = lock.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             if lock.try_lock().is_ok() && usable(&range) {
                 HELD.lock().unwrap_or_else(PoisonError::into_inner).push(lock);
                 return range;
