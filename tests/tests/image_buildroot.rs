@@ -757,6 +757,7 @@ fn complete_target(what: &str) -> Result<PathBuf> {
     for file in ["usr/bin/sba-registrar", "usr/bin/sba-mediation", "usr/bin/sba-gateway", "usr/bin/sba-web", "usr/bin/sbactl", "lib/modules/6.1.175/dahdi/dahdi.ko"] {
         stand_in(&target, file)?;
     }
+    fs::create_dir_all(target.join("var"))?;
     Ok(target)
 }
 
@@ -779,14 +780,28 @@ fn post_build_accepts_a_complete_target_and_refuses_an_incomplete_one() -> Resul
     let target = complete_target("target")?;
     // What dahdi-linux installs for the Astribank's loaders (dahdi-tools, not in the image).
     stand_in(&target, "usr/share/dahdi/FPGA_1141.hex")?;
+    // systemd's udev rules: those for hardware a branch box lacks go, those it uses stay.
+    let (gone, kept) = (["60-evdev", "70-joystick", "78-sound-card"], ["50-udev-default", "80-drivers", "80-net-setup-link", "99-systemd"]);
+    for rules in gone.iter().chain(&kept) {
+        stand_in(&target, &format!("usr/lib/udev/rules.d/{rules}.rules"))?;
+    }
     let out = post_build(&target)?;
     ensure!(out.status.success(), "post-build.sh refused a complete target: {}", String::from_utf8_lossy(&out.stderr));
     let info = read(&target.join("etc/sba/build-info"))?;
     ensure!(info.contains("source="), "no build-info written: {info}");
     ensure!(!target.join("usr/share/dahdi").exists(), "post-build.sh left the Astribank firmware in the rootfs");
-    for unit in ["sys-kernel-tracing.mount", "systemd-network-generator.service"] {
+    for unit in ["sys-kernel-tracing.mount", "systemd-network-generator.service", "systemd-tmpfiles-setup-dev.service", "systemd-udev-load-credentials.service"] {
         let masked = target.join("etc/systemd/system").join(unit);
         ensure!(fs::read_link(&masked).is_ok_and(|l| l == Path::new("/dev/null")), "post-build.sh did not mask {unit}");
+    }
+    for rules in gone {
+        ensure!(!target.join(format!("usr/lib/udev/rules.d/{rules}.rules")).exists(), "post-build.sh left {rules}.rules");
+    }
+    for rules in kept {
+        ensure!(target.join(format!("usr/lib/udev/rules.d/{rules}.rules")).exists(), "post-build.sh removed {rules}.rules");
+    }
+    for stamp in ["etc/.updated", "var/.updated"] {
+        ensure!(target.join(stamp).exists(), "post-build.sh did not mark the image up to date ({stamp})");
     }
 
     fs::remove_file(target.join("lib/modules/6.1.175/dahdi/dahdi.ko"))?;

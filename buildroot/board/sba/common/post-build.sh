@@ -21,10 +21,29 @@ rm -rf "$target/usr/share/dahdi"
 # systems, huge pages, POSIX message queues, network configuration from the kernel command line, which
 # systemd-networkd's Also= enables whatever a preset says): each is an exec at boot, most of a second
 # under TCG. The Debian VM image masks the same (image/build.sh).
+# The same for what has nothing to do here: tmpfiles' /dev lines only set the modes of devices the
+# appliance lacks (sound, KVM, FUSE, TUN), no udev rules come as credentials, and networkd keeps no
+# state worth a disk write.
 for unit in modprobe@configfs.service modprobe@drm.service modprobe@fuse.service dev-hugepages.mount \
     dev-mqueue.mount sys-kernel-debug.mount sys-kernel-tracing.mount sys-kernel-config.mount \
-    sys-fs-fuse-connections.mount systemd-network-generator.service; do
+    sys-fs-fuse-connections.mount systemd-network-generator.service \
+    systemd-tmpfiles-setup-dev-early.service systemd-tmpfiles-setup-dev.service \
+    systemd-udev-load-credentials.service systemd-networkd-persistent-storage.service; do
     ln -sfn /dev/null "$target/etc/systemd/system/$unit"
+done
+# The image is up to date: without these stamps its first boot runs the journal catalog update and
+# systemd-update-done (ConditionNeedsUpdate=).
+touch "$target/etc/.updated" "$target/var/.updated"
+
+# udev rules for hardware a branch box has not (input devices, sound, cameras, video, optical drives,
+# MTD flash, tape, InfiniBand, btrfs, FIDO keys, sensors): every coldplugged device runs through
+# each, seconds of a TCG boot. Kept: device modes, block and network naming, module loading
+# (80-drivers: a DAHDI card's driver), seats and the power button (logind), systemd's device units.
+for rules in 60-autosuspend 60-cdrom_id 60-dmi-id 60-drm 60-evdev 60-fido-id 60-infiniband 60-input-id \
+    60-persistent-alsa 60-persistent-input 60-persistent-storage-mtd 60-persistent-storage-tape \
+    60-persistent-v4l 60-sensor 60-serial 64-btrfs 70-camera 70-joystick 70-memory 70-mouse \
+    70-touchpad 75-probe_mtd 78-sound-card 90-iocost; do
+    rm -f "$target/usr/lib/udev/rules.d/$rules.rules"
 done
 
 # A unit whose condition fails is skipped at boot: say which, testing each condition as systemd does
