@@ -194,7 +194,8 @@ cp -a --no-preserve=ownership "$here/vm/." "$root/"
 # Release builds carry debug info (the workspace profile): the image gets them stripped.
 for b in "${binaries[@]}"; do install -m 0755 -s "$b" "$root/usr/bin/"; done
 # What a VM without consoles, LVM, FUSE, loop devices, utmp or debug file systems does not need: they
-# only slow the boot (the modules these modprobe@ units load are gone anyway).
+# only slow the boot (the modules these modprobe@ units load are gone anyway; tmpfiles' /dev lines set
+# the modes of static nodes, kmod's masked here).
 # kamailio.service (central) would take port 5060 with Debian's sample config.
 for unit in getty-static.service getty@tty1.service e2scrub_reap.service e2scrub_all.timer apt-daily.timer \
     apt-daily-upgrade.timer dpkg-db-backup.timer fstrim.timer systemd-pstore.service kamailio.service \
@@ -202,7 +203,7 @@ for unit in getty-static.service getty@tty1.service e2scrub_reap.service e2scrub
     modprobe@configfs.service dev-hugepages.mount dev-mqueue.mount sys-kernel-debug.mount sys-kernel-tracing.mount \
     sys-kernel-config.mount sys-fs-fuse-connections.mount systemd-update-utmp.service \
     systemd-update-utmp-runlevel.service systemd-network-generator.service proc-sys-fs-binfmt_misc.automount \
-    systemd-binfmt.service kmod-static-nodes.service; do
+    systemd-binfmt.service kmod-static-nodes.service systemd-tmpfiles-setup-dev.service; do
     ln -sf /dev/null "$root/etc/systemd/system/$unit"
 done
 # udev's coldplug skips the 63 virtual consoles and their vcs devices of Debian's kernel (a third of

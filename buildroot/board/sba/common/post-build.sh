@@ -35,17 +35,6 @@ done
 # systemd-update-done (ConditionNeedsUpdate=).
 touch "$target/etc/.updated" "$target/var/.updated"
 
-# udev rules for hardware a branch box has not (input devices, sound, cameras, video, optical drives,
-# MTD flash, tape, InfiniBand, btrfs, FIDO keys, sensors): every coldplugged device runs through
-# each, seconds of a TCG boot. Kept: device modes, block and network naming, module loading
-# (80-drivers: a DAHDI card's driver), seats and the power button (logind), systemd's device units.
-for rules in 60-autosuspend 60-cdrom_id 60-dmi-id 60-drm 60-evdev 60-fido-id 60-infiniband 60-input-id \
-    60-persistent-alsa 60-persistent-input 60-persistent-storage-mtd 60-persistent-storage-tape \
-    60-persistent-v4l 60-sensor 60-serial 64-btrfs 70-camera 70-joystick 70-memory 70-mouse \
-    70-touchpad 75-probe_mtd 78-sound-card 90-iocost; do
-    rm -f "$target/usr/lib/udev/rules.d/$rules.rules"
-done
-
 # A unit whose condition fails is skipped at boot: say which, testing each condition as systemd does
 # (a path that must exist, a file that must be executable). Negated and triggering ones are not checked.
 for unit in "$target"/etc/systemd/system/*.service; do
