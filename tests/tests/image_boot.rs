@@ -46,10 +46,12 @@ echo "READY-ALL boot=$boot uptime=$(cut -d' ' -f1 /proc/uptime) pending=[$pendin
 # The boot as a whole: "running", not "degraded" (a failed unit, e.g. a DAHDI setup with no card).
 # No timeout(1) here (buildroot's busybox has none): the test's own deadline bounds the wait.
 echo "SYSTEM $(systemctl is-system-running --wait) failed=[$(systemctl list-units --failed --plain --no-legend | cut -d' ' -f1 | tr '\n' ' ')]"
-# The units' sandboxing in force: seccomp filter mode (2) and no new privileges, per service.
+# The units' sandboxing in force: seccomp filter mode (2), no new privileges and the service's own
+# /proc (its mount options), per service.
 for u in $present; do
     pid=$(systemctl show -p MainPID --value "$u")
-    echo "SANDBOX $u $(grep -E '^(Seccomp|NoNewPrivs):' "/proc/$pid/status" | tr -s '\t\n' '  ')"
+    echo "SANDBOX $u $(grep -E '^(Seccomp|NoNewPrivs):' "/proc/$pid/status" | tr -s '\t\n' '  ')" \
+        "proc=$(awk '$5 == "/proc" {{print $NF}}' "/proc/$pid/mountinfo" | tr '\n' ' ')"
 done
 free -m | awk '/^Mem:/ {{print "MEM used_mib=" $3 " total_mib=" $2}}'
 for u in $present; do journalctl -b -u "$u" --no-pager -o cat | sed "s/^/JOURNAL $u /"; done
@@ -104,6 +106,10 @@ fn image_boots_services_ready_and_a_phone_registers() -> Result<()> {
         ensure!(
             sandbox.contains("NoNewPrivs: 1") && sandbox.contains("Seccomp: 2"),
             "{unit} runs without its seccomp filter or with new privileges allowed: {sandbox}"
+        );
+        ensure!(
+            sandbox.contains("hidepid=invisible") && sandbox.contains("subset=pid"),
+            "{unit} sees other processes or the kernel's settings in its /proc: {sandbox}"
         );
     }
     vm.wait_for("USER-ADDED", Duration::from_secs(60))?;

@@ -536,7 +536,7 @@ fn units_start_only_what_the_image_has() -> Result<()> {
             unit.lines().any(|l| l.starts_with(&format!("ExecStart={bin} --config /etc/sba/sba.toml"))),
             "{service}.service does not run {bin} --config /etc/sba/sba.toml"
         );
-        for key in ["Type=notify", "Restart=on-failure", "StateDirectory=sba", "ProtectSystem=strict", "NoNewPrivileges=yes", "PrivateTmp=yes", "AmbientCapabilities=CAP_NET_BIND_SERVICE"] {
+        for key in ["Type=notify", "Restart=on-failure", "StateDirectory=sba", "ProtectSystem=strict", "NoNewPrivileges=yes", "PrivateTmp=yes", "ProtectProc=invisible", "ProcSubset=pid", "AmbientCapabilities=CAP_NET_BIND_SERVICE"] {
             ensure!(has(key), "{service}.service lacks {key}");
         }
         ensure!(unit.lines().any(|l| l.starts_with("WatchdogSec=")), "{service}.service has no watchdog");
